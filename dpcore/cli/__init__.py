@@ -1,0 +1,55 @@
+"""Command-line interface: ``python -m dpcore <command>``; each command lives in its own module."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any, Optional, Sequence
+
+from dpcore.errors import UserInputError
+
+# Each module defines ``register(subparsers)``, which adds its commands and sets ``handler``
+# (a function taking the parsed args and returning an exit status) as a parser default.
+COMMAND_MODULES = (
+    "dpcore.cli.accounting_commands",
+)
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user mistake on the command line: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad flags as one line naming the flag, without the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m dpcore", description="DP Explorer's library from the command line.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def print_json(obj: Any) -> None:
+    """One JSON object on one line (infinite ε is written as null)."""
+    print(json.dumps(obj, allow_nan=False, default=str), flush=True)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.handler(args) or 0)
+    except (CliError, UserInputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
