@@ -1,0 +1,351 @@
+"""Privacy accounting for DP-SGD on top of dp_accounting: ε, per-epoch ε curves, noise calibration.
+
+Two sampling schemes are accounted for, and a number is only valid for the scheme the trainer used:
+
+* ``poisson``: every step draws each example independently with probability q = batch_size / n.
+  The DP event is ``SelfComposedDpEvent(PoissonSampledDpEvent(q, GaussianDpEvent(σ)), steps)``
+  with steps = ceil(epochs * n / batch_size). This is the figure usually quoted for DP-SGD.
+* ``shuffle``: fixed-size batches from a shuffled epoch. No amplification by sampling is claimed:
+  each example is in exactly one step per epoch, so the event is
+  ``SelfComposedDpEvent(GaussianDpEvent(σ), epochs)``, a conservative bound.
+
+Results are cached because sliders ask the same questions again and again. PLD answers come in
+two precisions: the precise grid (value discretisation 1e-4, the reference setting) and a coarser
+interactive grid (1e-3). Both use pessimistic discretisation, so both are valid upper bounds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Callable, Optional, Tuple
+
+import dp_accounting
+import numpy as np
+from dp_accounting.pld import privacy_loss_distribution
+from dp_accounting.rdp import rdp_privacy_accountant
+
+from dpcore.config import ACCOUNTANTS, MAX_NOISE, SAMPLINGS
+from dpcore.errors import UserInputError
+
+if TYPE_CHECKING:
+    from dpcore.config import DPConfig
+
+PRECISE_PLD_INTERVAL = 1e-4
+INTERACTIVE_PLD_INTERVAL = 1e-3
+RDP_ORDERS = tuple(float(order) for order in rdp_privacy_accountant.DEFAULT_RDP_ORDERS)
+
+MIN_CALIBRATED_NOISE = 0.05
+CALIBRATION_RELATIVE_TOLERANCE = 1e-3
+
+SAMPLING_NOTES = {
+    "poisson": "Poisson sampling (amplified): valid only when every batch is drawn by independent "
+               "Poisson sampling of each example with probability q = batch size / n.",
+    "shuffle": "Shuffled fixed-size batches (no amplification): each example is used once per epoch, "
+               "so only the noise of those steps is counted; a conservative bound.",
+}
+
+
+class AccountingError(UserInputError):
+    """An accounting query with a value outside what the accountant can answer."""
+
+
+@dataclass(frozen=True)
+class EpsilonReport:
+    """An ε together with what it was computed for, so no number travels without its assumptions."""
+
+    epsilon: float
+    delta: float
+    accountant: str
+    sampling: str
+    steps: int
+    sampling_probability: float
+    interactive: bool
+
+    @property
+    def approximate(self) -> bool:
+        """True for the coarse interactive PLD grid (still an upper bound, slightly loose)."""
+        return self.interactive and self.accountant == "pld"
+
+    @property
+    def note(self) -> str:
+        return SAMPLING_NOTES[self.sampling]
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The smallest noise multiplier found whose ε does not exceed the target."""
+
+    noise_multiplier: float
+    epsilon: float
+    target_epsilon: float
+
+
+# -- steps ---------------------------------------------------------------------------------
+
+
+def dp_steps(*, n: int, batch_size: int, epochs: int, sampling: str) -> int:
+    """Number of noisy steps the trainer takes; the accountant composes exactly this many."""
+    return epoch_end_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling)[-1]
+
+
+def epoch_end_steps(*, n: int, batch_size: int, epochs: int, sampling: str) -> Tuple[int, ...]:
+    """Cumulative step count at the end of each epoch (Poisson: ceil(e * n / batch_size))."""
+    _check_counts(n=n, batch_size=batch_size, epochs=epochs)
+    _check_choice("sampling", sampling, SAMPLINGS)
+    if sampling == "poisson":
+        return tuple(-(-e * n // batch_size) for e in range(1, epochs + 1))
+    per_epoch = -(-n // batch_size)
+    return tuple(e * per_epoch for e in range(1, epochs + 1))
+
+
+# -- ε ---------------------------------------------------------------------------------------
+
+
+def epsilon(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
+            accountant: str = "rdp", sampling: str = "poisson", interactive: bool = False) -> float:
+    """ε after ``epochs`` epochs of DP-SGD; ``interactive`` uses the coarse PLD grid (an upper bound)."""
+    return epsilon_report(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs,
+                          delta=delta, accountant=accountant, sampling=sampling,
+                          interactive=interactive).epsilon
+
+
+def epsilon_report(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
+                   accountant: str = "rdp", sampling: str = "poisson",
+                   interactive: bool = False) -> EpsilonReport:
+    """ε with the steps, q and the sampling assumption it rests on."""
+    _check_query(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs,
+                 delta=delta, accountant=accountant, sampling=sampling)
+    value = _epsilon_cached(int(n), int(batch_size), float(noise_multiplier), int(epochs), float(delta),
+                            accountant, sampling, _grid(accountant, interactive))
+    return EpsilonReport(
+        epsilon=value, delta=float(delta), accountant=accountant, sampling=sampling,
+        steps=dp_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling),
+        sampling_probability=_sampling_probability(n, batch_size, sampling),
+        interactive=interactive and accountant == "pld",
+    )
+
+
+def epsilon_per_epoch(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
+                      accountant: str = "rdp", sampling: str = "poisson",
+                      interactive: bool = False) -> Tuple[float, ...]:
+    """ε spent after each epoch, computed in one pass over the epochs."""
+    _check_query(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs,
+                 delta=delta, accountant=accountant, sampling=sampling)
+    return _curve_cached(int(n), int(batch_size), float(noise_multiplier), int(epochs), float(delta),
+                         accountant, sampling, _grid(accountant, interactive))
+
+
+def epsilon_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> float:
+    """ε of a whole run of ``config`` on ``n`` training examples; ∞ for a non-private baseline."""
+    if not config.private:
+        return math.inf
+    return epsilon(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
+                   epochs=config.epochs, delta=config.delta, accountant=config.accountant,
+                   sampling=config.sampling, interactive=interactive)
+
+
+def epsilon_curve_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> Tuple[float, ...]:
+    """ε after each epoch of ``config`` on ``n`` examples; all ∞ for a non-private baseline."""
+    if not config.private:
+        return (math.inf,) * config.epochs
+    return epsilon_per_epoch(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
+                             epochs=config.epochs, delta=config.delta, accountant=config.accountant,
+                             sampling=config.sampling, interactive=interactive)
+
+
+# -- calibration -------------------------------------------------------------------------------
+
+
+def calibrate_noise(*, target_epsilon: float, n: int, batch_size: int, epochs: int, delta: float,
+                    accountant: str = "rdp", sampling: str = "poisson",
+                    interactive: bool = False) -> Calibration:
+    """Smallest noise multiplier (to 0.1% relative) whose ε is at most ``target_epsilon``; never above it."""
+    if isinstance(target_epsilon, bool) or not isinstance(target_epsilon, (int, float)) \
+            or not math.isfinite(target_epsilon) or target_epsilon <= 0:
+        raise AccountingError("target_epsilon", f"{target_epsilon!r} is not a positive finite number",
+                              allowed="a number > 0")
+    _check_query(n=n, batch_size=batch_size, noise_multiplier=1.0, epochs=epochs, delta=delta,
+                 accountant=accountant, sampling=sampling)
+
+    def eps_at(sigma: float) -> float:
+        return epsilon(n=n, batch_size=batch_size, noise_multiplier=sigma, epochs=epochs, delta=delta,
+                       accountant=accountant, sampling=sampling, interactive=interactive)
+
+    low, high = _bracket(eps_at, float(target_epsilon), start=_starting_noise(
+        target_epsilon=float(target_epsilon), n=n, batch_size=batch_size, epochs=epochs, delta=delta,
+        accountant=accountant, sampling=sampling), factor=1.25 if accountant == "pld" else 2.0)
+    if low is None:
+        return Calibration(noise_multiplier=high, epsilon=eps_at(high), target_epsilon=float(target_epsilon))
+    high_eps = eps_at(high)
+    # Invariant: eps(low) > target >= eps(high). Bisect geometrically, keep the feasible end.
+    while high / low > 1.0 + CALIBRATION_RELATIVE_TOLERANCE:
+        middle = math.sqrt(low * high)
+        middle_eps = eps_at(middle)
+        if middle_eps <= target_epsilon:
+            high, high_eps = middle, middle_eps
+        else:
+            low = middle
+    return Calibration(noise_multiplier=high, epsilon=high_eps, target_epsilon=float(target_epsilon))
+
+
+def _starting_noise(*, target_epsilon: float, n: int, batch_size: int, epochs: int, delta: float,
+                    accountant: str, sampling: str) -> float:
+    """A first guess near the answer: the cheap RDP calibration when PLD is asked for (PLD is tighter)."""
+    if accountant != "pld":
+        return 1.0
+    try:
+        return calibrate_noise(target_epsilon=target_epsilon, n=n, batch_size=batch_size, epochs=epochs,
+                               delta=delta, accountant="rdp", sampling=sampling).noise_multiplier
+    except AccountingError:
+        return MAX_NOISE
+
+
+def _bracket(eps_at: Callable[[float], float], target: float, *, start: float,
+             factor: float) -> Tuple[Optional[float], float]:
+    """(low, high) with eps(low) > target >= eps(high), stepping by ``factor`` from ``start``.
+
+    low is None when the smallest noise multiplier searched already meets the target.
+    """
+    high = min(max(start, MIN_CALIBRATED_NOISE), MAX_NOISE)
+    if eps_at(high) > target:
+        low = high
+        while True:
+            if low >= MAX_NOISE:
+                raise AccountingError(
+                    "target_epsilon",
+                    f"ε = {target:g} cannot be reached with a noise multiplier up to {MAX_NOISE:g} "
+                    f"(it gives ε = {eps_at(MAX_NOISE):.4g})",
+                    allowed="a larger target ε, fewer epochs or a smaller batch size",
+                )
+            high = min(low * factor, MAX_NOISE)
+            if eps_at(high) <= target:
+                return low, high
+            low = high
+    low = high
+    while True:
+        if low <= MIN_CALIBRATED_NOISE:
+            return None, MIN_CALIBRATED_NOISE
+        candidate = max(low / factor, MIN_CALIBRATED_NOISE)
+        if eps_at(candidate) > target:
+            return candidate, low
+        low = candidate
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+def _grid(accountant: str, interactive: bool) -> float:
+    if accountant != "pld":
+        return 0.0
+    return INTERACTIVE_PLD_INTERVAL if interactive else PRECISE_PLD_INTERVAL
+
+
+def _sampling_probability(n: int, batch_size: int, sampling: str) -> float:
+    return batch_size / n if sampling == "poisson" else 1.0
+
+
+def _step_event(n: int, batch_size: int, noise_multiplier: float, sampling: str) -> dp_accounting.DpEvent:
+    gaussian = dp_accounting.GaussianDpEvent(noise_multiplier)
+    if sampling == "poisson":
+        return dp_accounting.PoissonSampledDpEvent(batch_size / n, gaussian)
+    return gaussian
+
+
+def _counted_units(n: int, batch_size: int, epochs: int, sampling: str) -> Tuple[int, ...]:
+    """Cumulative count of step events per epoch: Poisson steps, or (shuffle) one Gaussian per epoch."""
+    if sampling == "poisson":
+        return epoch_end_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling)
+    return tuple(range(1, epochs + 1))
+
+
+@lru_cache(maxsize=4096)
+def _epsilon_cached(n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
+                    accountant: str, sampling: str, grid: float) -> float:
+    count = _counted_units(n, batch_size, epochs, sampling)[-1]
+    if accountant == "rdp":
+        rdp = _rdp_per_unit(_sampling_probability(n, batch_size, sampling), noise_multiplier)
+        return _rdp_to_epsilon(rdp * count, delta)
+    composed = _pld_per_unit(_sampling_probability(n, batch_size, sampling), noise_multiplier, grid)
+    return _pld_epsilon(composed.self_compose(count), delta)
+
+
+@lru_cache(maxsize=512)
+def _curve_cached(n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
+                  accountant: str, sampling: str, grid: float) -> Tuple[float, ...]:
+    counts = _counted_units(n, batch_size, epochs, sampling)
+    q = _sampling_probability(n, batch_size, sampling)
+    if accountant == "rdp":
+        rdp = _rdp_per_unit(q, noise_multiplier)
+        return tuple(_rdp_to_epsilon(rdp * count, delta) for count in counts)
+    unit = _pld_per_unit(q, noise_multiplier, grid)
+    blocks: dict[int, privacy_loss_distribution.PrivacyLossDistribution] = {}
+    curve = []
+    composed = None
+    previous = 0
+    for count in counts:
+        block_size = count - previous
+        previous = count
+        if block_size not in blocks:
+            blocks[block_size] = unit.self_compose(block_size)
+        composed = blocks[block_size] if composed is None else composed.compose(blocks[block_size])
+        curve.append(_pld_epsilon(composed, delta))
+    return tuple(curve)
+
+
+@lru_cache(maxsize=1024)
+def _rdp_per_unit(q: float, noise_multiplier: float) -> np.ndarray:
+    """RDP of one step event at RDP_ORDERS, from dp_accounting's own accountant."""
+    accountant = rdp_privacy_accountant.RdpAccountant(orders=RDP_ORDERS)
+    gaussian = dp_accounting.GaussianDpEvent(noise_multiplier)
+    accountant.compose(gaussian if q >= 1.0 else dp_accounting.PoissonSampledDpEvent(q, gaussian))
+    rdp = np.array(accountant._rdp, dtype=np.float64)  # RDP composes additively over steps.
+    rdp.setflags(write=False)
+    return rdp
+
+
+def _rdp_to_epsilon(rdp: np.ndarray, delta: float) -> float:
+    value, _ = rdp_privacy_accountant.compute_epsilon(RDP_ORDERS, rdp, delta)
+    return float(value)
+
+
+@lru_cache(maxsize=256)
+def _pld_per_unit(q: float, noise_multiplier: float, grid: float) -> privacy_loss_distribution.PrivacyLossDistribution:
+    return privacy_loss_distribution.from_gaussian_mechanism(
+        noise_multiplier, sampling_prob=q, value_discretization_interval=grid, pessimistic_estimate=True)
+
+
+def _pld_epsilon(pld: privacy_loss_distribution.PrivacyLossDistribution, delta: float) -> float:
+    return float(pld.get_epsilon_for_delta(delta))
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise AccountingError(name, f"{value!r} is not known", allowed=", ".join(allowed))
+
+
+def _check_int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise AccountingError(name, f"{value!r} is not a whole number >= {low}", allowed=f"whole numbers >= {low}")
+
+
+def _check_counts(*, n: int, batch_size: int, epochs: int) -> None:
+    _check_int("n", n, 1)
+    _check_int("batch_size", batch_size, 1)
+    _check_int("epochs", epochs, 1)
+    if batch_size > n:
+        raise AccountingError("batch_size", f"{batch_size} is larger than n = {n}", allowed=f"1 to {n}")
+
+
+def _check_query(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
+                 accountant: str, sampling: str) -> None:
+    _check_counts(n=n, batch_size=batch_size, epochs=epochs)
+    _check_choice("accountant", accountant, ACCOUNTANTS)
+    _check_choice("sampling", sampling, SAMPLINGS)
+    if isinstance(noise_multiplier, bool) or not isinstance(noise_multiplier, (int, float)) \
+            or not math.isfinite(noise_multiplier) or not 0 < noise_multiplier <= MAX_NOISE:
+        raise AccountingError("noise_multiplier", f"{noise_multiplier!r} is out of range",
+                              allowed=f"a number in (0, {MAX_NOISE:g}]")
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not math.isfinite(delta) \
+            or not 0 < delta < 1:
+        raise AccountingError("delta", f"{delta!r} is out of range", allowed="a number in (0, 1)")
