@@ -1,0 +1,126 @@
+"""DPConfig: validation names the field, round trips keep every value, unknown keys are refused."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION, load_config_file
+from dpcore.errors import ConfigError
+
+
+def test_defaults_are_valid_and_private():
+    config = DPConfig()
+    assert config.private and config.dataset == "digits"
+
+
+@pytest.mark.parametrize("field, value", [
+    ("noise_multiplier", 0.0), ("noise_multiplier", -1.0), ("noise_multiplier", math.nan),
+    ("l2_norm_clip", 0.0), ("l2_norm_clip", math.inf), ("batch_size", 0), ("batch_size", 3.5),
+    ("batch_size", True), ("epochs", 0), ("epochs", "5"), ("delta", 0.0), ("delta", 1.0),
+    ("learning_rate", -0.1), ("momentum", 1.0), ("dataset", "imagenet"), ("model", "resnet"),
+    ("optimizer", "rmsprop"), ("accountant", "moments"), ("sampling", "uniform"),
+    ("activation", "gelu"), ("seed", -1), ("max_train_examples", 1), ("private", "yes"),
+])
+def test_bad_values_raise_config_error_naming_the_field(field, value):
+    with pytest.raises(ConfigError) as info:
+        DPConfig(**{field: value})
+    assert info.value.field == field
+    assert str(info.value).startswith(f"{field}:")
+    assert "allowed" in str(info.value)
+
+
+def test_zero_noise_is_allowed_only_for_the_non_private_baseline():
+    baseline = DPConfig(private=False, noise_multiplier=0.0)
+    assert not baseline.private
+    assert DPConfig().as_baseline().private is False
+
+
+def test_dataset_size_checks_batch_and_delta():
+    config = DPConfig(batch_size=64, delta=1e-5)
+    config.check_dataset_size(1437)
+    with pytest.raises(ConfigError, match="batch_size"):
+        DPConfig(batch_size=2000).check_dataset_size(1437)
+    with pytest.raises(ConfigError, match="delta"):
+        DPConfig(delta=1e-3).check_dataset_size(1437)
+    DPConfig(delta=1e-3, private=False).check_dataset_size(1437)
+
+
+def test_csv_needs_path_and_label_and_others_refuse_them():
+    with pytest.raises(ConfigError, match="csv_path"):
+        DPConfig(dataset="csv")
+    with pytest.raises(ConfigError, match="csv_label"):
+        DPConfig(dataset="csv", csv_path="data.csv")
+    with pytest.raises(ConfigError, match="csv_path"):
+        DPConfig(csv_path="data.csv")
+    assert DPConfig(dataset="csv", csv_path="a.csv", csv_label="y").csv_label == "y"
+
+
+configs = st.builds(
+    DPConfig,
+    dataset=st.sampled_from(["digits", "fashion_mnist", "mnist"]),
+    model=st.sampled_from(["logreg", "mlp", "cnn", "lenet5"]),
+    optimizer=st.sampled_from(["sgd", "momentum", "adam"]),
+    learning_rate=st.floats(min_value=1e-5, max_value=10, allow_nan=False),
+    noise_multiplier=st.floats(min_value=0.01, max_value=100, allow_nan=False),
+    l2_norm_clip=st.floats(min_value=0.01, max_value=100, allow_nan=False),
+    batch_size=st.integers(min_value=1, max_value=10_000),
+    epochs=st.integers(min_value=1, max_value=200),
+    delta=st.floats(min_value=1e-12, max_value=0.5, allow_nan=False),
+    accountant=st.sampled_from(["rdp", "pld"]),
+    sampling=st.sampled_from(["poisson", "shuffle"]),
+    seed=st.integers(min_value=0, max_value=2**31 - 1),
+    max_train_examples=st.one_of(st.none(), st.integers(min_value=2, max_value=100_000)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(configs)
+def test_json_and_yaml_round_trips_are_exact(config):
+    assert DPConfig.from_json(config.to_json()) == config
+    assert DPConfig.from_yaml(config.to_yaml()) == config
+    assert DPConfig.from_text(config.to_yaml(), filename="x.yml") == config
+
+
+def test_serialised_form_carries_the_schema_version():
+    data = json.loads(DPConfig().to_json())
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert set(data) == set(FIELD_NAMES) | {"schema_version"}
+
+
+def test_unknown_keys_and_versions_are_refused():
+    with pytest.raises(ConfigError, match="noise_multipler: unknown config key"):
+        DPConfig.from_dict({"noise_multipler": 1.0})
+    with pytest.raises(ConfigError, match="schema_version"):
+        DPConfig.from_dict({"schema_version": 99})
+    with pytest.raises(ConfigError, match="unknown config key"):
+        DPConfig().replace(epoch=3)
+
+
+@pytest.mark.parametrize("text, filename, message", [
+    ("{not json", "c.json", "not valid JSON"),
+    ("a: [1, 2", "c.yaml", "not valid YAML"),
+    ("- 1\n- 2\n", "c.yaml", "expected a mapping"),
+    ("!!python/object:os.system {}", "c.yaml", "not valid YAML"),
+    ("epochs: 3", "c.txt", "allowed: .json, .yaml or .yml"),
+])
+def test_bad_files_give_clear_errors(text, filename, message):
+    with pytest.raises(ConfigError, match=message):
+        DPConfig.from_text(text, filename=filename)
+
+
+def test_yaml_values_of_the_wrong_type_name_the_field():
+    with pytest.raises(ConfigError, match="batch_size: 'big' is not a whole number"):
+        DPConfig.from_yaml("batch_size: big\n")
+
+
+def test_load_config_file_reports_a_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config_file(str(tmp_path / "missing.json"))
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"epochs": 3, "noise_multiplier": 0.8}))
+    assert load_config_file(str(path)) == DPConfig(epochs=3, noise_multiplier=0.8)
