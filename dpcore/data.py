@@ -1,0 +1,469 @@
+"""Dataset registry: digits (bundled), Fashion-MNIST, MNIST and a user's CSV, as arrays plus metadata.
+
+Images come back as float32 arrays of shape (n, height, width, 1) scaled to [0, 1]; tabular data as
+float32 arrays of shape (n, features); labels as int32 class indices. Arrays are read-only and cached
+per process, so loading the same dataset twice costs nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import io
+import os
+import struct
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional
+
+import numpy as np
+
+from dpcore.errors import DatasetError
+
+if TYPE_CHECKING:
+    from dpcore.config import DPConfig
+
+BUILTIN_DATASETS = ("digits", "fashion_mnist", "mnist")
+
+# Where Debian's dataset-fashion-mnist package puts the IDX files; DPEXPLORER_FASHION_MNIST_DIR
+# (if set) is searched first.
+FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+
+# Limits for a user's CSV file: beyond these a file is refused with a message, never half-read.
+MAX_CSV_BYTES = 50 * 1024 * 1024
+MIN_CSV_ROWS = 10
+MAX_CLASSES = 50
+MAX_CATEGORIES = 50
+CSV_TEST_FRACTION = 0.2
+SPLIT_SEED = 0  # fixed, so n_train and the test set do not change between runs
+
+CSV_MISSING_POLICY = (
+    "rows without a label are dropped; a missing numeric value becomes the training mean "
+    "(0 after standardisation); a missing or unseen category becomes all zeros in its one-hot "
+    "columns; columns with no values at all are ignored"
+)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is, without its pixels: sizes, shapes, classes and where it comes from."""
+
+    name: str
+    title: str
+    n_train: int
+    n_test: int
+    input_shape: tuple[int, ...]
+    num_classes: int
+    source: str
+    class_names: tuple[str, ...] = ()
+    feature_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A loaded dataset: its info and read-only train and test arrays."""
+
+    info: DatasetInfo
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+_DIGITS = DatasetInfo(
+    name="digits", title="Digits (8x8, scikit-learn)", n_train=1437, n_test=360,
+    input_shape=(8, 8, 1), num_classes=10, class_names=tuple(str(i) for i in range(10)),
+    source="scikit-learn's bundled copy of the UCI handwritten digits; stratified 80/20 split (seed 0)",
+)
+_FASHION = DatasetInfo(
+    name="fashion_mnist", title="Fashion-MNIST (28x28)", n_train=60000, n_test=10000,
+    input_shape=(28, 28, 1), num_classes=10,
+    class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot"),
+    source="Zalando Fashion-MNIST IDX files (Debian package dataset-fashion-mnist) or the Keras loader",
+)
+_MNIST = DatasetInfo(
+    name="mnist", title="MNIST (28x28)", n_train=60000, n_test=10000, input_shape=(28, 28, 1),
+    num_classes=10, class_names=tuple(str(i) for i in range(10)),
+    source="MNIST through the Keras loader (downloaded once, then cached in ~/.keras/datasets)",
+)
+_BUILTIN_INFO = {info.name: info for info in (_DIGITS, _FASHION, _MNIST)}
+
+
+# -- public API ----------------------------------------------------------------------------
+
+
+def dataset_info(name: str, *, csv_path: Optional[str] = None, csv_label: Optional[str] = None) -> DatasetInfo:
+    """Metadata of a dataset; built-ins answer without loading, a CSV is read (and cached)."""
+    if name in _BUILTIN_INFO:
+        return _BUILTIN_INFO[name]
+    if name == "csv":
+        if not csv_path or not csv_label:
+            raise DatasetError("csv_path", "a CSV dataset needs a file path and a label column",
+                               allowed="csv_path and csv_label both set")
+        return _load_csv(csv_path, csv_label).info
+    raise DatasetError("dataset", f"{name!r} is not a known dataset",
+                       allowed=", ".join(BUILTIN_DATASETS + ("csv",)))
+
+
+def train_size(config: "DPConfig") -> int:
+    """The n the accountant must use: the training set size after ``max_train_examples``."""
+    info = dataset_info(config.dataset, csv_path=config.csv_path, csv_label=config.csv_label)
+    return _subset_size(info.n_train, config.max_train_examples)
+
+
+def load(config: "DPConfig") -> Dataset:
+    """Load the dataset ``config`` names, subset to ``max_train_examples``; raises DatasetError."""
+    if config.dataset == "csv":
+        full = _load_csv(config.csv_path or "", config.csv_label or "")
+    elif config.dataset in _LOADERS:
+        full = _load_builtin(config.dataset)
+    else:
+        raise DatasetError("dataset", f"{config.dataset!r} is not a known dataset",
+                           allowed=", ".join(BUILTIN_DATASETS + ("csv",)))
+    return subset(full, config.max_train_examples)
+
+
+def subset(dataset: Dataset, max_train_examples: Optional[int]) -> Dataset:
+    """The first ``max_train_examples`` of a fixed (seed 0) permutation of the training set."""
+    n = _subset_size(dataset.info.n_train, max_train_examples)
+    if n == dataset.info.n_train:
+        return dataset
+    order = np.random.default_rng(SPLIT_SEED).permutation(dataset.info.n_train)[:n]
+    order.sort()
+    info = _replace_info(dataset.info, n_train=n)
+    return Dataset(info=info, x_train=_frozen(dataset.x_train[order]), y_train=_frozen(dataset.y_train[order]),
+                   x_test=dataset.x_test, y_test=dataset.y_test)
+
+
+# -- built-in datasets ---------------------------------------------------------------------
+
+
+def _subset_size(n_train: int, max_train_examples: Optional[int]) -> int:
+    return n_train if max_train_examples is None else min(n_train, int(max_train_examples))
+
+
+def _replace_info(info: DatasetInfo, **changes: object) -> DatasetInfo:
+    import dataclasses
+
+    return dataclasses.replace(info, **changes)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    array.flags.writeable = False
+    return array
+
+
+def _images(x: np.ndarray, scale: float) -> np.ndarray:
+    return _frozen((x.astype(np.float32) / scale)[..., np.newaxis])
+
+
+def _labels(y: np.ndarray) -> np.ndarray:
+    return _frozen(np.asarray(y, dtype=np.int32).reshape(-1))
+
+
+@functools.lru_cache(maxsize=None)
+def _load_builtin(name: str) -> Dataset:
+    x_train, y_train, x_test, y_test = _LOADERS[name]()
+    info = _BUILTIN_INFO[name]
+    return Dataset(info=info, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+def _digits_arrays() -> tuple[np.ndarray, ...]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        bunch.images, bunch.target, test_size=CSV_TEST_FRACTION, stratify=bunch.target,
+        random_state=SPLIT_SEED,
+    )
+    return _images(x_train, 16.0), _labels(y_train), _images(x_test, 16.0), _labels(y_test)
+
+
+def _fashion_mnist_arrays() -> tuple[np.ndarray, ...]:
+    directories = [os.environ.get("DPEXPLORER_FASHION_MNIST_DIR", ""), *FASHION_MNIST_DIRS]
+    for directory in filter(None, directories):
+        if all(os.path.isfile(os.path.join(directory, f)) for f in IDX_FILES.values()):
+            return _idx_arrays(directory)
+    try:
+        (x_train, y_train), (x_test, y_test) = _keras_load("fashion_mnist")
+    except Exception as exc:  # noqa: BLE001 - any download or cache failure gets one clear message
+        raise DatasetError(
+            "dataset",
+            f"Fashion-MNIST is not installed and could not be downloaded ({type(exc).__name__}: {exc})",
+            allowed="install it with `apt-get install dataset-fashion-mnist` (files in "
+            f"{FASHION_MNIST_DIRS[0]}), set DPEXPLORER_FASHION_MNIST_DIR to a folder holding the four "
+            "IDX .gz files, or connect to the internet once so Keras can cache it",
+        ) from None
+    return _images(x_train, 255.0), _labels(y_train), _images(x_test, 255.0), _labels(y_test)
+
+
+def _idx_arrays(directory: str) -> tuple[np.ndarray, ...]:
+    arrays = {key: read_idx(os.path.join(directory, filename)) for key, filename in IDX_FILES.items()}
+    return (_images(arrays["x_train"], 255.0), _labels(arrays["y_train"]),
+            _images(arrays["x_test"], 255.0), _labels(arrays["y_test"]))
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Read an (optionally gzipped) IDX file of unsigned bytes, the format of (Fashion-)MNIST."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise DatasetError("dataset", f"cannot read {path}: {exc}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DatasetError("dataset", f"{path} is not an IDX file of unsigned bytes")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetError("dataset", f"{path} ends inside its IDX header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    if len(raw) - header != int(np.prod(shape)):
+        raise DatasetError("dataset", f"{path} holds {len(raw) - header} bytes of data, expected {int(np.prod(shape))}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _keras_load(name: str) -> tuple:
+    """Keras's own loader; its download progress goes to stderr so that stdout stays machine-readable."""
+    import tensorflow as tf
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return getattr(tf.keras.datasets, name).load_data()
+
+
+def _mnist_arrays() -> tuple[np.ndarray, ...]:
+    try:
+        (x_train, y_train), (x_test, y_test) = _keras_load("mnist")
+    except Exception as exc:  # noqa: BLE001 - any download or cache failure gets one clear message
+        raise DatasetError(
+            "dataset",
+            f"MNIST could not be downloaded ({type(exc).__name__}: {exc})",
+            allowed="connect to the internet once so Keras can cache it in ~/.keras/datasets/mnist.npz, "
+            "or copy mnist.npz there; offline, use digits or fashion_mnist",
+        ) from None
+    return _images(x_train, 255.0), _labels(y_train), _images(x_test, 255.0), _labels(y_test)
+
+
+_LOADERS: dict[str, Callable[[], tuple[np.ndarray, ...]]] = {
+    "digits": _digits_arrays,
+    "fashion_mnist": _fashion_mnist_arrays,
+    "mnist": _mnist_arrays,
+}
+
+
+# -- CSV -------------------------------------------------------------------------------------
+
+
+def _load_csv(path: str, label: str) -> Dataset:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        raise DatasetError("csv_path", f"file {path!r} does not exist") from None
+    except OSError as exc:
+        raise DatasetError("csv_path", f"cannot read {path!r}: {exc}") from None
+    if not os.path.isfile(path):
+        raise DatasetError("csv_path", f"{path!r} is not a file")
+    if stat.st_size > MAX_CSV_BYTES:
+        raise DatasetError("csv_path", f"{path!r} is {stat.st_size / 2**20:.1f} MiB, too large",
+                           allowed=f"files up to {MAX_CSV_BYTES // 2**20} MiB")
+    return _load_csv_cached(os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_csv_cached(path: str, label: str, mtime_ns: int, size: int) -> Dataset:
+    with open(path, "rb") as handle:
+        raw = handle.read(MAX_CSV_BYTES + 1)
+    return parse_csv(raw, label=label, name=os.path.basename(path))
+
+
+def parse_csv(raw: bytes, *, label: str, name: str = "data.csv") -> Dataset:
+    """Turn CSV bytes into a Dataset: split 80/20, fit the preprocessing on the training rows only."""
+    import pandas as pd
+
+    text = _decode_text(raw)
+    if not text.strip():
+        raise DatasetError("csv_path", f"{name} is empty", allowed="a CSV file with a header row and data rows")
+    try:
+        frame = pd.read_csv(io.StringIO(text), skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetError("csv_path", f"{name} is not a readable CSV file: {first}") from None
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    if all(_looks_numeric(c) for c in columns):
+        raise DatasetError("csv_path", f"{name} has no header row (its first row is all numbers)",
+                           allowed="a first row of column names")
+    if label not in columns:
+        raise DatasetError("csv_label", f"{label!r} is not a column of {name}", allowed=_column_list(columns))
+    if len(columns) < 2:
+        raise DatasetError("csv_path", f"{name} has only the label column",
+                           allowed="a label column and at least one feature column")
+    frame = frame[frame[label].notna()].reset_index(drop=True)
+    if len(frame) < MIN_CSV_ROWS:
+        raise DatasetError("csv_path", f"{name} has {len(frame)} rows with a label",
+                           allowed=f"at least {MIN_CSV_ROWS} rows")
+
+    y_all, class_names = _encode_labels(frame[label], label)
+    features = frame.drop(columns=[label])
+    features = features.loc[:, features.notna().any(axis=0)]
+    if features.shape[1] == 0:
+        raise DatasetError("csv_path", f"{name} has no feature column with values",
+                           allowed="at least one column besides the label")
+    train_rows, test_rows = _split(y_all)
+    encoder = _fit_encoder(features.iloc[train_rows])
+    x_train = encoder(features.iloc[train_rows])
+    x_test = encoder(features.iloc[test_rows])
+    info = DatasetInfo(
+        name="csv", title=name, n_train=len(train_rows), n_test=len(test_rows),
+        input_shape=(x_train.shape[1],), num_classes=len(class_names),
+        source=f"CSV file {name}, label column {label!r}; 80/20 split (seed 0); numeric features "
+        f"standardised, text features one-hot encoded; missing values: {CSV_MISSING_POLICY}",
+        class_names=class_names, feature_names=encoder.names,
+    )
+    return Dataset(info=info, x_train=_frozen(x_train), y_train=_labels(y_all[train_rows]),
+                   x_test=_frozen(x_test), y_test=_labels(y_all[test_rows]))
+
+
+def _decode_text(raw: bytes) -> str:
+    if len(raw) > MAX_CSV_BYTES:
+        raise DatasetError("csv_path", "the file is too large", allowed=f"files up to {MAX_CSV_BYTES // 2**20} MiB")
+    if b"\x00" in raw[:65536]:
+        raise DatasetError("csv_path", "the file is binary, not a text CSV file", allowed="a comma-separated text file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    sample = text[:65536]
+    control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t")
+    if sample and control > 0.01 * len(sample):
+        raise DatasetError("csv_path", "the file is binary, not a text CSV file", allowed="a comma-separated text file")
+    return text
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _column_list(columns: list[str]) -> str:
+    shown = ", ".join(repr(c) for c in columns[:20])
+    return shown + (f" and {len(columns) - 20} more" if len(columns) > 20 else "")
+
+
+def _encode_labels(column: "object", label: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    import pandas as pd
+
+    series: pd.Series = column  # type: ignore[assignment]
+    if pd.api.types.is_float_dtype(series) and (series % 1 == 0).all():
+        series = series.astype(np.int64)
+    values = series.astype(str).str.strip()
+    class_names = tuple(sorted(values.unique(), key=_class_sort_key))
+    if len(class_names) < 2:
+        raise DatasetError("csv_label", f"column {label!r} has only one class ({class_names[0]!r})",
+                           allowed="a label column with at least two classes")
+    if len(class_names) > MAX_CLASSES:
+        kind = "numbers" if pd.api.types.is_numeric_dtype(column) else "text values"  # type: ignore[arg-type]
+        raise DatasetError("csv_label", f"column {label!r} has {len(class_names)} distinct {kind}; "
+                           "too many classes for a classifier",
+                           allowed=f"a label column with 2 to {MAX_CLASSES} classes")
+    index = {name: i for i, name in enumerate(class_names)}
+    return values.map(index).to_numpy(dtype=np.int32), class_names
+
+
+def _class_sort_key(name: str) -> tuple[int, float, str]:
+    return (0, float(name), "") if _looks_numeric(name) else (1, 0.0, name)
+
+
+def _split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(y))
+    counts = np.bincount(y)
+    n_test = int(np.ceil(CSV_TEST_FRACTION * len(y)))
+    stratify = y if counts.min() >= 2 and n_test >= len(counts) else None
+    train_rows, test_rows = train_test_split(rows, test_size=n_test, stratify=stratify, random_state=SPLIT_SEED)
+    return np.sort(train_rows), np.sort(test_rows)
+
+
+@dataclass(frozen=True)
+class _Encoder:
+    """Preprocessing fitted on training rows: standardise numbers, one-hot encode text."""
+
+    numeric: tuple[tuple[str, float, float], ...]
+    categorical: tuple[tuple[str, tuple[str, ...]], ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c for c, _, _ in self.numeric) + tuple(
+            f"{c}={v}" for c, values in self.categorical for v in values
+        )
+
+    def __call__(self, frame: "object") -> np.ndarray:
+        import pandas as pd
+
+        df: pd.DataFrame = frame  # type: ignore[assignment]
+        parts = []
+        for column, mean, std in self.numeric:
+            values = _numeric(df[column]).fillna(mean).to_numpy(dtype=np.float64)
+            parts.append(((values - mean) / std)[:, None])
+        for column, categories in self.categorical:
+            text = _text(df[column])
+            parts.append(np.stack([(text == c).to_numpy() for c in categories], axis=1).astype(np.float64))
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def _numeric(series: "object") -> "object":
+    import pandas as pd
+
+    values = pd.to_numeric(series, errors="coerce")  # type: ignore[arg-type]
+    return values.replace([np.inf, -np.inf], np.nan).astype(np.float64)
+
+
+def _text(series: "object") -> "object":
+    import pandas as pd
+
+    s: pd.Series = series  # type: ignore[assignment]
+    return s.where(s.isna(), s.astype(str).str.strip())
+
+
+def _fit_encoder(train: "object") -> _Encoder:
+    import pandas as pd
+
+    df: pd.DataFrame = train  # type: ignore[assignment]
+    numeric, categorical = [], []
+    for column in df.columns:
+        series = df[column]
+        present = series.dropna()
+        if present.empty:
+            continue
+        as_number = _numeric(present)
+        if pd.api.types.is_bool_dtype(series) or as_number.notna().all():
+            values = as_number.to_numpy(dtype=np.float64)
+            values = values[np.isfinite(values)]
+            mean = float(values.mean()) if values.size else 0.0
+            std = float(values.std()) if values.size else 0.0
+            numeric.append((column, mean, std if std > 0 else 1.0))
+        else:
+            categories = tuple(sorted(_text(present).unique()))
+            if len(categories) > MAX_CATEGORIES:
+                raise DatasetError("csv_path", f"column {column!r} has {len(categories)} distinct text values, "
+                                   "too many to one-hot encode",
+                                   allowed=f"at most {MAX_CATEGORIES} categories per text column; "
+                                   "drop the column or make it numeric")
+            categorical.append((column, categories))
+    if not numeric and not categorical:
+        raise DatasetError("csv_path", "no feature column has values in the training rows",
+                           allowed="at least one column besides the label")
+    return _Encoder(numeric=tuple(numeric), categorical=tuple(categorical))

@@ -1,0 +1,152 @@
+"""Model registry: logreg, mlp, cnn and lenet5, each a Keras Sequential model with a logits output.
+
+The recipes follow the sources the app cites: mlp is the DP-Adam MLP (Dense 128 + dropout), cnn the
+TensorFlow Privacy tutorial CNN, lenet5 MindArmour's LeNet-5. Initialisers are seeded from the config,
+so the same seed builds the same weights without touching global random state.
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from dpcore.errors import ConfigError  # noqa: E402
+
+if TYPE_CHECKING:
+    from dpcore.config import DPConfig
+
+MODEL_NAMES = ("logreg", "mlp", "cnn", "lenet5")
+MODEL_TITLES = {
+    "logreg": "Logistic regression",
+    "mlp": "MLP (Dense 128 + dropout)",
+    "cnn": "CNN (TensorFlow Privacy tutorial)",
+    "lenet5": "LeNet-5 (MindArmour)",
+}
+# The convolutional recipes were designed for 28x28 (MNIST-sized) images and need at least that.
+MIN_IMAGE_SIDE = 28
+MLP_DROPOUT = 0.3
+LENET_SIDE = 32
+
+
+def supported_models(input_shape: tuple[int, ...]) -> tuple[str, ...]:
+    """Models that accept inputs of ``input_shape`` (one example, without the batch axis)."""
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) == 3 and min(shape[0], shape[1]) >= MIN_IMAGE_SIDE:
+        return MODEL_NAMES
+    return ("logreg", "mlp")
+
+
+def check_pair(model: str, input_shape: tuple[int, ...]) -> None:
+    """Raise ConfigError naming ``model`` if it cannot take inputs of ``input_shape``."""
+    if model not in MODEL_NAMES:
+        raise ConfigError("model", f"{model!r} is not a known model", allowed=", ".join(MODEL_NAMES))
+    allowed = supported_models(input_shape)
+    if model not in allowed:
+        shape = "x".join(str(d) for d in input_shape)
+        reason = (f"needs images of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}" if model in ("cnn", "lenet5")
+                  else "does not fit")
+        raise ConfigError("model", f"{model!r} cannot train on inputs of shape {shape}: it {reason}",
+                          allowed=", ".join(allowed) + " for this dataset")
+
+
+def valid_pairs() -> dict[str, tuple[str, ...]]:
+    """For each built-in dataset the models it can train (a CSV file takes logreg and mlp)."""
+    from dpcore import data
+
+    pairs = {name: supported_models(data.dataset_info(name).input_shape) for name in data.BUILTIN_DATASETS}
+    pairs["csv"] = ("logreg", "mlp")
+    return pairs
+
+
+def build(config: "DPConfig", *, input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Model:
+    """A fresh model for ``config`` (its model, activation and seed) that outputs logits."""
+    check_pair(config.model, input_shape)
+    if num_classes < 2:
+        raise ConfigError("dataset", f"{num_classes} class(es)", allowed="at least 2 classes")
+    layers = _BUILDERS[config.model](_Seeds(config.seed), config.activation, int(num_classes))
+    model = tf.keras.Sequential([tf.keras.Input(shape=tuple(input_shape)), *layers], name=config.model)
+    return model
+
+
+class _Seeds:
+    """Distinct initialiser seeds for successive layers, all derived from one run seed."""
+
+    def __init__(self, seed: int) -> None:
+        self._base = int(seed) * 1000
+        self._count = 0
+
+    def next(self) -> int:
+        self._count += 1
+        return self._base + self._count
+
+    def glorot(self) -> tf.keras.initializers.Initializer:
+        return tf.keras.initializers.GlorotUniform(seed=self.next())
+
+    def truncated(self, stddev: float) -> tf.keras.initializers.Initializer:
+        return tf.keras.initializers.TruncatedNormal(stddev=stddev, seed=self.next())
+
+
+def _dense(seeds: _Seeds, units: int, activation: str | None = None) -> tf.keras.layers.Layer:
+    return tf.keras.layers.Dense(units, activation=activation, kernel_initializer=seeds.glorot())
+
+
+def _logreg(seeds: _Seeds, activation: str, classes: int) -> list[tf.keras.layers.Layer]:
+    return [tf.keras.layers.Flatten(), _dense(seeds, classes)]
+
+
+def _mlp(seeds: _Seeds, activation: str, classes: int) -> list[tf.keras.layers.Layer]:
+    return [
+        tf.keras.layers.Flatten(),
+        _dense(seeds, 128, activation),
+        tf.keras.layers.Dropout(MLP_DROPOUT),
+        _dense(seeds, classes),
+    ]
+
+
+def _cnn(seeds: _Seeds, activation: str, classes: int) -> list[tf.keras.layers.Layer]:
+    return [
+        tf.keras.layers.Conv2D(16, 8, strides=2, padding="same", activation=activation,
+                               kernel_initializer=seeds.glorot()),
+        tf.keras.layers.MaxPool2D(2, 1),
+        tf.keras.layers.Conv2D(32, 4, strides=2, padding="valid", activation=activation,
+                               kernel_initializer=seeds.glorot()),
+        tf.keras.layers.MaxPool2D(2, 1),
+        tf.keras.layers.Flatten(),
+        _dense(seeds, 32, activation),
+        _dense(seeds, classes),
+    ]
+
+
+def _lenet5(seeds: _Seeds, activation: str, classes: int) -> list[tf.keras.layers.Layer]:
+    # MindArmour resizes MNIST to 32x32 (bilinear) and uses bias-free convolutions and
+    # TruncatedNormal(0.05) weights; the resize is part of the model here so any image size works.
+    def conv(filters: int) -> tf.keras.layers.Layer:
+        return tf.keras.layers.Conv2D(filters, 5, padding="valid", use_bias=False, activation=activation,
+                                      kernel_initializer=seeds.truncated(0.05))
+
+    def dense(units: int, act: str | None) -> tf.keras.layers.Layer:
+        return tf.keras.layers.Dense(units, activation=act, kernel_initializer=seeds.truncated(0.05),
+                                     bias_initializer=seeds.truncated(0.05))
+
+    return [
+        tf.keras.layers.Resizing(LENET_SIDE, LENET_SIDE, interpolation="bilinear"),
+        conv(6),
+        tf.keras.layers.MaxPool2D(2, 2),
+        conv(16),
+        tf.keras.layers.MaxPool2D(2, 2),
+        tf.keras.layers.Flatten(),
+        dense(120, activation),
+        dense(84, activation),
+        dense(classes, None),
+    ]
+
+
+_BUILDERS: dict[str, Callable[[_Seeds, str, int], list[tf.keras.layers.Layer]]] = {
+    "logreg": _logreg,
+    "mlp": _mlp,
+    "cnn": _cnn,
+    "lenet5": _lenet5,
+}

@@ -1,0 +1,113 @@
+"""The DP-SGD privatisation step as pure functions of (model weights, batch, DP parameters, seed).
+
+``privatize`` returns the gradient DP-SGD applies: every example's gradient clipped to l2_norm_clip,
+summed, plus Gaussian noise of std noise_multiplier * l2_norm_clip, divided by ``normalizer`` (the
+expected batch size under Poisson sampling, never the drawn size). Randomness (noise, dropout) comes
+from ``seed`` only, so the same inputs give the same gradient.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from dpcore import per_example  # noqa: E402
+from dpcore.per_example import LossFn  # noqa: E402
+
+# Streams derived from one step seed, so dropout and noise never share random numbers.
+_DROPOUT_STREAM = 1
+_NOISE_STREAM = 2
+
+
+def per_example_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Cross-entropy of each example (integer labels, logits), shape (batch,)."""
+    return tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+
+
+@dataclass(frozen=True)
+class StepGradient:
+    """A batch's update direction and, for metrics, the per-example losses and logits it saw."""
+
+    gradients: tuple[tf.Tensor, ...]
+    losses: tf.Tensor
+    logits: tf.Tensor
+
+
+def privatize(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
+              l2_norm_clip: float, noise_multiplier: float, normalizer: float | tf.Tensor,
+              seed: tf.Tensor, training: bool = True) -> list[tf.Tensor]:
+    """Clipped, noised, normalised gradient of ``loss_fn`` on (x, y), one tensor per trainable variable."""
+    return list(dp_gradient(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, noise_multiplier=noise_multiplier,
+                            normalizer=normalizer, seed=seed, training=training).gradients)
+
+
+def dp_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
+                l2_norm_clip: float, noise_multiplier: float, normalizer: float | tf.Tensor,
+                seed: tf.Tensor, training: bool = True) -> StepGradient:
+    """``privatize`` plus the per-example losses and logits, so a trainer needs no extra forward pass."""
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    clipped = clipped_sum(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip,
+                          seed=tf.random.experimental.stateless_fold_in(seed, _DROPOUT_STREAM),
+                          training=training)
+    noised = add_noise(clipped.gradients, stddev=noise_multiplier * l2_norm_clip,
+                       seed=tf.random.experimental.stateless_fold_in(seed, _NOISE_STREAM))
+    scale = tf.cast(normalizer, tf.float32)
+    return StepGradient(gradients=tuple(g / scale for g in noised), losses=clipped.losses, logits=clipped.logits)
+
+
+def clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
+                l2_norm_clip: float, seed: tf.Tensor, training: bool = True) -> StepGradient:
+    """Sum over the batch of each example's gradient clipped to ``l2_norm_clip`` (no noise yet)."""
+    variables = list(model.trainable_variables)
+    if per_example.supports_fast_path(model):
+        with tf.GradientTape() as tape:
+            recorded = per_example.forward(model, x, training=training, seed=seed)
+            losses = loss_fn(y, recorded.logits)
+        outputs = [tap.outputs for tap in recorded.taps]
+        output_grads = tape.gradient(losses, outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        norms = tf.sqrt(per_example.squared_norms(recorded.taps, output_grads))
+        factors = clip_factors(norms, l2_norm_clip)
+        by_variable = per_example.weighted_gradients(recorded.taps, output_grads, factors)
+        sums = tuple(by_variable[id(v)] for v in variables)
+        return StepGradient(gradients=sums, losses=losses, logits=recorded.logits)
+    each = per_example.per_example_gradients(model, loss_fn, x, y, training=training, seed=seed,
+                                             variables=variables)
+    squares = [tf.reduce_sum(tf.reshape(tf.square(g), [tf.shape(g)[0], -1]), axis=1) for g in each.gradients]
+    factors = clip_factors(tf.sqrt(tf.add_n(squares)), l2_norm_clip)
+    sums = tuple(tf.tensordot(factors, g, axes=1) for g in each.gradients)
+    return StepGradient(gradients=sums, losses=each.losses, logits=each.logits)
+
+
+def clip_factors(norms: tf.Tensor, l2_norm_clip: float) -> tf.Tensor:
+    """min(1, C / ||g_i||) per example: the scale that brings each gradient within the clip norm."""
+    clip = tf.cast(l2_norm_clip, norms.dtype)
+    return clip / tf.maximum(norms, clip)
+
+
+def add_noise(gradients: tuple[tf.Tensor, ...], *, stddev: float, seed: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """Add independent N(0, stddev^2) noise to every coordinate; variable j uses stream j of ``seed``."""
+    if isinstance(stddev, (int, float)) and stddev == 0:
+        return tuple(gradients)
+    return tuple(
+        g + tf.random.stateless_normal(tf.shape(g), seed=tf.random.experimental.stateless_fold_in(seed, j),
+                                       stddev=stddev, dtype=g.dtype)
+        for j, g in enumerate(gradients)
+    )
+
+
+def baseline_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
+                      seed: tf.Tensor, training: bool = True,
+                      variables: Optional[list[tf.Variable]] = None) -> StepGradient:
+    """Non-private gradient of the mean loss (no clipping, no noise), with the same seeded dropout."""
+    variables = list(model.trainable_variables) if variables is None else variables
+    seed = tf.random.experimental.stateless_fold_in(tf.cast(tf.convert_to_tensor(seed), tf.int64), _DROPOUT_STREAM)
+    with tf.GradientTape() as tape:
+        logits = per_example.forward(model, x, training=training, seed=seed).logits
+        losses = loss_fn(y, logits)
+        mean = tf.reduce_mean(losses)
+    grads = tape.gradient(mean, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return StepGradient(gradients=tuple(grads), losses=losses, logits=logits)

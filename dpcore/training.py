@@ -1,0 +1,282 @@
+"""The DP-SGD training loop: sampling that matches the accountant, privatised steps, metrics, cancel.
+
+``train(config)`` loads the data, builds the model and takes exactly ``accounting.dp_steps`` steps,
+ending epochs at ``accounting.epoch_end_steps``, so that the ε reported after each epoch (from
+``accounting.epsilon_curve_for_config``) is the ε of what was done. Poisson sampling draws each
+example independently with probability q = batch_size / n and normalises by the expected batch
+size; shuffle sampling takes fixed-size batches from a shuffled epoch. A non-private baseline
+(``config.private`` False) takes the plain gradient of the mean loss and reports ε = ∞.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from dpcore import accounting, data, models, privatize  # noqa: E402
+
+if TYPE_CHECKING:
+    from dpcore.config import DPConfig
+
+EVAL_BATCH = 1000
+PROGRESS_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """Metrics after one epoch; train loss/accuracy are running means over that epoch's batches."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    epsilon: float
+    seconds: float
+    examples: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is within its steps, for progress bars between epochs."""
+
+    step: int
+    total_steps: int
+    epoch: int
+    fraction: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The outcome of one run: status, error message if failed, and per-epoch metrics."""
+
+    status: str
+    error: Optional[str]
+    config: "DPConfig"
+    epochs: tuple[EpochMetrics, ...]
+    examples_per_second: float
+    seconds: float
+    n_train: int
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.epochs[-1].test_accuracy if self.epochs else math.nan
+
+    @property
+    def epsilon(self) -> float:
+        if not self.config.private:
+            return math.inf
+        return self.epochs[-1].epsilon if self.epochs else 0.0
+
+
+# -- sampling ------------------------------------------------------------------------------------
+
+
+def batch_indices(*, n: int, batch_size: int, epochs: int, sampling: str, seed: int) -> Iterator[np.ndarray]:
+    """The index arrays of every step, exactly ``accounting.dp_steps`` of them, in order.
+
+    Poisson: each example is in a step's batch independently with probability q = batch_size / n;
+    the batch size is drawn from Binomial(n, q) and its members uniformly without replacement,
+    which is the same distribution. Shuffle: each epoch is a fresh permutation cut into batches of
+    ``batch_size`` (the last one may be smaller).
+    """
+    rng = np.random.default_rng(seed)
+    if sampling == "poisson":
+        q = batch_size / n
+        steps = accounting.dp_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling)
+        for _ in range(steps):
+            size = int(rng.binomial(n, q))
+            yield np.sort(rng.choice(n, size=size, replace=False)).astype(np.int32)
+    elif sampling == "shuffle":
+        for _ in range(epochs):
+            order = rng.permutation(n).astype(np.int32)
+            for start in range(0, n, batch_size):
+                yield order[start:start + batch_size]
+    else:
+        raise ValueError(f"unknown sampling {sampling!r}")
+
+
+def make_optimizer(config: "DPConfig") -> tf.keras.optimizers.legacy.Optimizer:
+    """The base optimizer that applies the privatised gradient: SGD, momentum (DP-Momentum) or Adam (DP-Adam)."""
+    if config.optimizer == "sgd":
+        return tf.keras.optimizers.legacy.SGD(learning_rate=config.learning_rate)
+    if config.optimizer == "momentum":
+        return tf.keras.optimizers.legacy.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
+    if config.optimizer == "adam":
+        return tf.keras.optimizers.legacy.Adam(learning_rate=config.learning_rate)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}")
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+def train(config: "DPConfig", *, on_epoch: Optional[Callable[[EpochMetrics], None]] = None,
+          on_progress: Optional[Callable[[Progress], None]] = None,
+          stop_event: Optional[threading.Event] = None) -> TrainResult:
+    """Train ``config`` to the end, or until ``stop_event`` is set; never raises for a failed run."""
+    started = time.perf_counter()
+    run = _Run(config)
+    try:
+        run.execute(on_epoch=on_epoch, on_progress=on_progress, stop_event=stop_event)
+        status, error = ("cancelled" if run.cancelled else "completed"), None
+    except Exception as exc:  # noqa: BLE001 - a failed run is a result, with its message
+        status, error = "failed", _describe(exc)
+    return TrainResult(
+        status=status, error=error, config=config, epochs=tuple(run.epochs),
+        examples_per_second=run.examples_per_second(), seconds=time.perf_counter() - started,
+        n_train=run.n_train,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, (ValueError, MemoryError)) or not text:
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+class _Run:
+    """The state of one training run; ``execute`` fills ``epochs`` as it goes."""
+
+    def __init__(self, config: "DPConfig") -> None:
+        self.config = config
+        self.epochs: list[EpochMetrics] = []
+        self.cancelled = False
+        self.n_train = 0
+        # Throughput counts steps after the first, whose time is mostly graph tracing.
+        self._timed_examples = 0
+        self._timed_seconds = 0.0
+
+    def examples_per_second(self) -> float:
+        return self._timed_examples / self._timed_seconds if self._timed_seconds > 0 else 0.0
+
+    def execute(self, *, on_epoch: Optional[Callable[[EpochMetrics], None]],
+                on_progress: Optional[Callable[[Progress], None]],
+                stop_event: Optional[threading.Event]) -> None:
+        config = self.config
+        dataset = data.load(config)
+        n = self.n_train = int(dataset.x_train.shape[0])
+        config.check_dataset_size(n)
+        models.check_pair(config.model, dataset.info.input_shape)
+        ends = accounting.epoch_end_steps(n=n, batch_size=config.batch_size, epochs=config.epochs,
+                                          sampling=config.sampling)
+        epsilons = accounting.epsilon_curve_for_config(config, n=n)
+        model = models.build(config, input_shape=dataset.info.input_shape, num_classes=dataset.info.num_classes)
+        step = _StepFunction(config, model, dataset)
+
+        total = ends[-1]
+        batches = batch_indices(n=n, batch_size=config.batch_size, epochs=config.epochs,
+                                sampling=config.sampling, seed=config.seed)
+        done = 0
+        last_progress = time.perf_counter()
+        for epoch, end in enumerate(ends, start=1):
+            epoch_started = time.perf_counter()
+            loss_sum, correct, seen = 0.0, 0, 0
+            while done < end:
+                if stop_event is not None and stop_event.is_set():
+                    self.cancelled = True
+                    return
+                indices = next(batches)
+                t0 = time.perf_counter()
+                batch_loss, batch_correct = step(indices, done)
+                if done > 0:
+                    self._timed_seconds += time.perf_counter() - t0
+                    self._timed_examples += len(indices)
+                loss_sum += batch_loss
+                correct += batch_correct
+                seen += len(indices)
+                done += 1
+                now = time.perf_counter()
+                if on_progress is not None and now - last_progress >= PROGRESS_INTERVAL_S:
+                    last_progress = now
+                    on_progress(Progress(step=done, total_steps=total, epoch=epoch, fraction=done / total))
+            test_loss, test_accuracy = step.evaluate()
+            metrics = EpochMetrics(
+                epoch=epoch,
+                train_loss=loss_sum / seen if seen else math.nan,
+                train_accuracy=correct / seen if seen else math.nan,
+                test_loss=test_loss, test_accuracy=test_accuracy,
+                epsilon=epsilons[epoch - 1] if config.private else math.inf,
+                seconds=time.perf_counter() - epoch_started, examples=seen,
+            )
+            self.epochs.append(metrics)
+            if on_progress is not None:
+                on_progress(Progress(step=done, total_steps=total, epoch=epoch, fraction=done / total))
+            if on_epoch is not None:
+                on_epoch(metrics)
+
+
+class _StepFunction:
+    """One compiled training step (gather, gradient, update) and a compiled evaluation pass."""
+
+    def __init__(self, config: "DPConfig", model: tf.keras.Model, dataset: data.Dataset) -> None:
+        self.config = config
+        self.model = model
+        self.optimizer = make_optimizer(config)
+        self.variables = list(model.trainable_variables)
+        self.x_train = tf.constant(dataset.x_train)
+        self.y_train = tf.constant(dataset.y_train)
+        self.x_test = dataset.x_test
+        self.y_test = dataset.y_test
+        self.seed = tf.constant(config.seed, tf.int64)
+        self.normalizer = float(config.batch_size)
+        spec = tf.TensorSpec(shape=[None], dtype=tf.int32)
+        self._train_step = tf.function(self._step, input_signature=[spec, tf.TensorSpec([], tf.int64)])
+        shape = [None, *dataset.x_test.shape[1:]]
+        self._eval_step = tf.function(self._evaluate_batch, input_signature=[
+            tf.TensorSpec(shape, tf.float32), tf.TensorSpec([None], tf.int32)])
+
+    def __call__(self, indices: np.ndarray, step_number: int) -> tuple[float, int]:
+        """Run one step on the examples at ``indices``; returns (sum of losses, correct predictions)."""
+        if len(indices) == 0 and not self.config.private:
+            return 0.0, 0  # the mean of an empty batch is undefined; a baseline skips it
+        loss_sum, correct = self._train_step(tf.constant(indices), tf.constant(step_number, tf.int64))
+        return float(loss_sum), int(correct)
+
+    def _step(self, indices: tf.Tensor, step_number: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x = tf.gather(self.x_train, indices)
+        y = tf.gather(self.y_train, indices)
+        seed = tf.stack([self.seed, step_number])
+        config = self.config
+        if config.private:
+            # Poisson: the expected batch size q*n, never the drawn size; shuffle: the batch's size.
+            normalizer = self.normalizer if config.sampling == "poisson" else tf.cast(tf.size(indices), tf.float32)
+            result = privatize.dp_gradient(
+                self.model, privatize.per_example_loss, x, y, l2_norm_clip=config.l2_norm_clip,
+                noise_multiplier=config.noise_multiplier, normalizer=normalizer, seed=seed,
+            )
+        else:
+            result = privatize.baseline_gradient(self.model, privatize.per_example_loss, x, y, seed=seed,
+                                                 variables=self.variables)
+        self.optimizer.apply_gradients(zip(result.gradients, self.variables))
+        return tf.reduce_sum(result.losses), _correct(result.logits, y)
+
+    def _evaluate_batch(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        logits = self.model(x, training=False)
+        return tf.reduce_sum(privatize.per_example_loss(y, logits)), _correct(logits, y)
+
+    def evaluate(self) -> tuple[float, float]:
+        """Mean test loss and test accuracy of the current weights."""
+        count = len(self.y_test)
+        if count == 0:
+            return math.nan, math.nan
+        loss_sum, correct = 0.0, 0
+        for start in range(0, count, EVAL_BATCH):
+            batch_loss, batch_correct = self._eval_step(self.x_test[start:start + EVAL_BATCH],
+                                                        self.y_test[start:start + EVAL_BATCH])
+            loss_sum += float(batch_loss)
+            correct += int(batch_correct)
+        return loss_sum / count, correct / count
+
+
+def _correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    predictions = tf.argmax(logits, axis=1, output_type=tf.int32)
+    return tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.int32))
