@@ -1,0 +1,272 @@
+"""RunStore: round trips of runs and epochs, infinite ε, CSV, schema versions, dead-process runs, concurrency."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from dpcore.config import DPConfig
+from dpcore.store import (
+    CSV_COLUMNS,
+    SCHEMA_VERSION,
+    RunStore,
+    StoreError,
+    UnknownRunError,
+    default_store_path,
+    process_alive,
+    process_token,
+)
+from dpcore.training import EpochMetrics, TrainResult
+
+CONFIG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=3, max_train_examples=128)
+
+
+def _epoch(epoch: int, *, epsilon: float = 1.5, test_loss: float = 0.9) -> EpochMetrics:
+    return EpochMetrics(
+        epoch=epoch, train_loss=1.0 / epoch, train_accuracy=0.5 + epoch / 100, test_loss=test_loss,
+        test_accuracy=0.4 + epoch / 100, epsilon=epsilon * epoch, seconds=0.25, examples=128,
+    )
+
+
+def _result(config: DPConfig, epochs: tuple[EpochMetrics, ...], *, status: str = "completed",
+            error: str | None = None) -> TrainResult:
+    return TrainResult(status=status, error=error, config=config, epochs=epochs,
+                       examples_per_second=512.0, seconds=0.75, n_train=128)
+
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    return RunStore(tmp_path / "runs.sqlite3")
+
+
+def _raw(store: RunStore) -> sqlite3.Connection:
+    return sqlite3.connect(store.path)
+
+
+def test_new_run_round_trips_config_owner_and_name(store):
+    run_id = store.create_run(CONFIG, owner="session-a", name="first try")
+    run = store.get_run(run_id)
+    assert run.id == run_id
+    assert run.config == CONFIG
+    assert (run.owner, run.name, run.label, run.status) == ("session-a", "first try", "first try", "queued")
+    assert run.epochs == () and run.test_accuracy is None and run.epsilon is None
+    assert run.started is None and run.finished is None
+
+
+def test_epochs_committed_one_by_one_round_trip(store):
+    run_id = store.create_run(CONFIG)
+    store.set_status(run_id, "running")
+    first, second = _epoch(1), _epoch(2)
+    store.record_epoch(run_id, first)
+    assert store.get_run(run_id).epochs == (first,)
+    store.record_epoch(run_id, second)
+    run = store.get_run(run_id)
+    assert run.status == "running" and run.started is not None
+    assert run.epochs == (first, second)
+    assert run.test_accuracy == second.test_accuracy
+    assert run.epsilon == second.epsilon
+
+
+def test_infinite_epsilon_and_nan_loss_round_trip(store):
+    baseline = CONFIG.as_baseline()
+    run_id = store.create_run(baseline)
+    store.record_epoch(run_id, _epoch(1, epsilon=math.inf, test_loss=math.nan))
+    run = store.get_run(run_id)
+    assert run.config.private is False
+    assert run.epsilon == math.inf
+    assert math.isnan(run.epochs[0].test_loss)
+    assert _raw(store).execute("SELECT epsilon FROM epoch_metrics").fetchone() == (None,)
+
+
+def test_finish_run_stores_outcome_and_fills_missing_epochs_once(store):
+    run_id = store.create_run(CONFIG)
+    epochs = (_epoch(1), _epoch(2), _epoch(3))
+    store.record_epoch(run_id, epochs[0])
+    store.finish_run(run_id, _result(CONFIG, epochs))
+    run = store.get_run(run_id)
+    assert run.status == "completed" and run.error is None
+    assert run.epochs == epochs
+    assert (run.examples_per_second, run.seconds, run.n_train) == (512.0, 0.75, 128)
+    assert run.finished is not None
+
+
+def test_failed_run_keeps_its_message(store):
+    run_id = store.create_run(CONFIG)
+    store.finish_run(run_id, _result(CONFIG, (), status="failed", error="csv_path: no such file"))
+    run = store.get_run(run_id)
+    assert (run.status, run.error, run.epochs) == ("failed", "csv_path: no such file", ())
+
+
+def test_set_status_rejects_unknown_status_and_unknown_run(store):
+    run_id = store.create_run(CONFIG)
+    with pytest.raises(ValueError, match="unknown run status"):
+        store.set_status(run_id, "paused")
+    with pytest.raises(UnknownRunError):
+        store.set_status(run_id + 1, "cancelled")
+    with pytest.raises(UnknownRunError):
+        store.record_epoch(run_id + 1, _epoch(1))
+
+
+def test_list_runs_filters_by_owner_in_creation_order(store):
+    a1 = store.create_run(CONFIG, owner="a")
+    b1 = store.create_run(CONFIG.replace(noise_multiplier=2.0), owner="b")
+    a2 = store.create_run(CONFIG, owner="a")
+    store.record_epoch(b1, _epoch(1))
+    store.record_epoch(a2, _epoch(1))
+    store.record_epoch(a2, _epoch(2))
+    assert [r.id for r in store.list_runs()] == [a1, b1, a2]
+    mine = store.list_runs(owner="a")
+    assert [r.id for r in mine] == [a1, a2]
+    assert [len(r.epochs) for r in mine] == [0, 2]
+    assert [r.config.noise_multiplier for r in store.list_runs(owner="b")] == [2.0]
+    assert store.list_runs(owner="nobody") == []
+
+
+def test_rename_and_delete_run(store):
+    keep = store.create_run(CONFIG)
+    gone = store.create_run(CONFIG)
+    store.record_epoch(gone, _epoch(1))
+    store.rename_run(keep, "  tuned clip  ")
+    assert store.get_run(keep).name == "tuned clip"
+    store.delete_run(gone)
+    with pytest.raises(UnknownRunError):
+        store.get_run(gone)
+    assert _raw(store).execute("SELECT COUNT(*) FROM epoch_metrics").fetchone() == (0,)
+    assert [r.id for r in store.list_runs()] == [keep]
+    with pytest.raises(UnknownRunError):
+        store.delete_run(gone)
+    with pytest.raises(UnknownRunError):
+        store.rename_run(gone, "x")
+
+
+def test_csv_export_has_one_row_per_run(store):
+    private = store.create_run(CONFIG, name="dp")
+    store.finish_run(private, _result(CONFIG, (_epoch(1), _epoch(2))))
+    baseline = store.create_run(CONFIG.as_baseline())
+    store.finish_run(baseline, _result(CONFIG.as_baseline(), (_epoch(1, epsilon=math.inf),)))
+    failed = store.create_run(CONFIG)
+    store.set_status(failed, "failed", error='bad "file", line 2')
+
+    rows = list(csv.DictReader(io.StringIO(store.to_csv())))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [int(r["id"]) for r in rows] == [private, baseline, failed]
+    assert rows[0]["name"] == "dp" and rows[0]["status"] == "completed"
+    assert float(rows[0]["epsilon"]) == _epoch(2).epsilon
+    assert float(rows[0]["test_accuracy"]) == _epoch(2).test_accuracy
+    assert (rows[0]["noise_multiplier"], rows[0]["batch_size"], rows[0]["private"]) == ("1.1", "32", "True")
+    assert rows[1]["epsilon"] == "inf" and rows[1]["private"] == "False"
+    assert rows[2]["error"] == 'bad "file", line 2' and rows[2]["test_accuracy"] == ""
+
+
+def test_store_file_is_wal_and_versioned(store):
+    assert store.schema_version() == SCHEMA_VERSION
+    assert _raw(store).execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_reopening_keeps_runs(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    run_id = RunStore(path).create_run(CONFIG, name="kept")
+    assert RunStore(path).get_run(run_id).name == "kept"
+
+
+def test_store_from_a_newer_version_is_refused(tmp_path):
+    path = tmp_path / "future.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="schema version"):
+        RunStore(path)
+
+
+def test_garbage_file_is_a_store_error(tmp_path):
+    path = tmp_path / "not-a-db.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot use"):
+        RunStore(path)
+
+
+def test_default_path_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DPEXPLORER_STORE", str(tmp_path / "env.sqlite3"))
+    assert default_store_path() == tmp_path / "env.sqlite3"
+    monkeypatch.delenv("DPEXPLORER_STORE")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_store_path() == tmp_path / "xdg" / "dp-explorer" / "runs.sqlite3"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_store_path() == tmp_path / "home" / ".local" / "share" / "dp-explorer" / "runs.sqlite3"
+    monkeypatch.setenv("DPEXPLORER_STORE", str(tmp_path / "made" / "here.sqlite3"))
+    assert RunStore().path == tmp_path / "made" / "here.sqlite3"
+    assert (tmp_path / "made" / "here.sqlite3").exists()
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_mark_interrupted_only_touches_runs_of_dead_processes(store):
+    dead_running = store.create_run(CONFIG)
+    store.set_status(dead_running, "running")
+    store.record_epoch(dead_running, _epoch(1))
+    dead_queued = store.create_run(CONFIG)
+    alive_running = store.create_run(CONFIG)
+    store.set_status(alive_running, "running")
+    finished = store.create_run(CONFIG)
+    store.set_status(finished, "completed")
+    dead = f"{process_token().split(':')[0]}:{_dead_pid()}:"
+    with _raw(store) as conn:
+        conn.execute("UPDATE runs SET process = ? WHERE id IN (?, ?, ?)", (dead, dead_running, dead_queued, finished))
+
+    assert store.mark_interrupted() == 2
+    assert store.get_run(dead_running).status == "interrupted"
+    assert store.get_run(dead_running).epochs == (_epoch(1),)
+    assert store.get_run(dead_running).error
+    assert store.get_run(dead_queued).status == "interrupted"
+    assert store.get_run(alive_running).status == "running"
+    assert store.get_run(finished).status == "completed"
+    assert store.mark_interrupted() == 0
+
+
+def test_process_tokens_tell_a_reused_pid_apart():
+    me = process_token()
+    assert process_alive(me)
+    host, pid, start = me.split(":")
+    if start:  # /proc is readable: a different start time is a different process
+        assert not process_alive(f"{host}:{pid}:{int(start) + 1}")
+    assert not process_alive(f"{host}:{_dead_pid()}:")
+    assert not process_alive("")
+    assert process_alive(f"some-other-host-{host}:{os.getpid()}:1")
+
+
+def test_concurrent_writers_lose_nothing(store):
+    errors: list[BaseException] = []
+
+    def write(owner: str) -> None:
+        try:
+            for _ in range(15):
+                run_id = store.create_run(CONFIG, owner=owner)
+                for epoch in (1, 2):
+                    store.record_epoch(run_id, _epoch(epoch))
+                store.finish_run(run_id, _result(CONFIG, (_epoch(1), _epoch(2))))
+                store.list_runs(owner=owner)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    runs = store.list_runs()
+    assert len(runs) == 60
+    assert all(r.status == "completed" and len(r.epochs) == 2 for r in runs)
+    assert len({r.id for r in runs}) == 60
