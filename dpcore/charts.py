@@ -1,0 +1,138 @@
+"""Plotly figure builders for every chart in the app; pure functions of their data, no Streamlit."""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Optional, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dpcore.comparison import ComparisonView
+from dpcore.teaching import ClippingExample, CountExample
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), height=340, template="plotly_white",
+               legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
+
+
+def _fig(title: str, x: str, y: str) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title=dict(text=title, x=0.0, y=0.97), xaxis_title=x, yaxis_title=y, **_LAYOUT)
+    return fig
+
+
+def epsilon_vs_epochs(series: Mapping[str, Sequence[float]], *, current_epochs: int,
+                      delta: float) -> go.Figure:
+    """ε after each epoch, one line per accountant/sampling label, the chosen epoch count marked."""
+    fig = _fig(f"ε after each epoch (δ = {delta:.0e})", "epoch", "ε")
+    for i, (label, values) in enumerate(series.items()):
+        xs = list(range(1, len(values) + 1))
+        fig.add_trace(go.Scatter(x=xs, y=list(values), mode="lines+markers", name=label,
+                                 line=dict(color=COLORS[i % len(COLORS)]), marker=dict(size=5),
+                                 hovertemplate="epoch %{x}<br>ε %{y:.3f}<extra>" + label + "</extra>"))
+    fig.add_vline(x=current_epochs, line=dict(color="#888", dash="dot"))
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def epsilon_vs_noise(noises: Sequence[float], series: Mapping[str, Sequence[float]], *,
+                     current_noise: float, current_epsilon: Optional[float], delta: float) -> go.Figure:
+    """Final ε against the noise multiplier, one line per label, the current setting as a dot."""
+    fig = _fig(f"ε against noise multiplier (δ = {delta:.0e})", "noise multiplier σ", "ε (log scale)")
+    for i, (label, values) in enumerate(series.items()):
+        fig.add_trace(go.Scatter(x=list(noises), y=list(values), mode="lines", name=label,
+                                 line=dict(color=COLORS[i % len(COLORS)]),
+                                 hovertemplate="σ %{x:.2f}<br>ε %{y:.3f}<extra>" + label + "</extra>"))
+    if current_epsilon is not None and math.isfinite(current_epsilon):
+        fig.add_trace(go.Scatter(x=[current_noise], y=[current_epsilon], mode="markers", name="current",
+                                 marker=dict(size=11, color="black", symbol="x"),
+                                 hovertemplate="σ %{x:.2f}<br>ε %{y:.3f}<extra>current</extra>"))
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def training_progress(epochs: Sequence[int], accuracies: Sequence[float], epsilons: Sequence[float], *,
+                      epochs_total: int, private: bool) -> go.Figure:
+    """Two panels: test accuracy per epoch, and ε spent so far (or a note that a baseline spends ∞)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("test accuracy", "ε spent" if private
+                                                        else "ε spent: ∞ (non-private)"))
+    fig.add_trace(go.Scatter(x=list(epochs), y=list(accuracies), mode="lines+markers", name="test accuracy",
+                             line=dict(color=COLORS[0])), row=1, col=1)
+    if private:
+        fig.add_trace(go.Scatter(x=list(epochs), y=list(epsilons), mode="lines+markers", name="ε",
+                                 line=dict(color=COLORS[1])), row=1, col=2)
+    fig.update_xaxes(title_text="epoch", range=[0.5, max(epochs_total, 1) + 0.5], dtick=_dtick(epochs_total))
+    fig.update_yaxes(range=[0, 1.02], row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_layout(**{**_LAYOUT, "height": 300, "showlegend": False, "margin": dict(l=10, r=10, t=40, b=10)})
+    return fig
+
+
+def _dtick(total: int) -> int:
+    return max(1, math.ceil(total / 10))
+
+
+def accuracy_vs_epsilon(view: ComparisonView) -> go.Figure:
+    """Each run's per-epoch (ε, accuracy) as a curve, final points large, frontier and baselines drawn."""
+    fig = _fig("test accuracy against ε", "ε (lower is more private)", "test accuracy")
+    for i, curve in enumerate(view.curves):
+        color = COLORS[i % len(COLORS)]
+        hover = (f"<b>{curve.label}</b> ({curve.status})<br>{curve.summary}<br>"
+                 "epoch %{customdata}: ε %{x:.3f}, accuracy %{y:.3f}<extra></extra>")
+        sizes = [6] * (len(curve.epsilons) - 1) + [14]
+        fig.add_trace(go.Scatter(
+            x=list(curve.epsilons), y=list(curve.accuracies), mode="lines+markers", name=curve.label,
+            customdata=list(range(1, len(curve.epsilons) + 1)), hovertemplate=hover,
+            line=dict(color=color, width=1.5), marker=dict(size=sizes, color=color,
+                                                          line=dict(width=1, color="white")),
+        ))
+    if view.frontier:
+        fig.add_trace(go.Scatter(
+            x=[p.epsilon for p in view.frontier], y=[p.accuracy for p in view.frontier],
+            mode="lines", name="Pareto frontier", line=dict(color="black", dash="dash", width=2, shape="hv"),
+            hoverinfo="skip",
+        ))
+    for i, base in enumerate(view.baselines):
+        fig.add_hline(y=base.accuracy, line=dict(color="#555", dash="dot"),
+                      annotation_text=f"{base.label}: non-private (ε = ∞) {base.accuracy:.3f}",
+                      annotation_position="bottom right" if i % 2 else "top right")
+    fig.update_layout(height=440)
+    fig.update_xaxes(rangemode="tozero")
+    return fig
+
+
+def count_mechanism(example: CountExample) -> go.Figure:
+    """The two output densities of a noisy count on neighbouring datasets."""
+    fig = _fig(f"noise σ = {example.sigma:g}: ε = {example.epsilon:.2f} at δ = {example.delta:.0e}",
+               "released count", "probability density")
+    fig.add_trace(go.Scatter(x=list(example.xs), y=list(example.density_without), mode="lines",
+                             name=f"without you (true count {example.count})", fill="tozeroy",
+                             line=dict(color=COLORS[0])))
+    fig.add_trace(go.Scatter(x=list(example.xs), y=list(example.density_with), mode="lines",
+                             name=f"with you (true count {example.count + 1})", fill="tozeroy",
+                             line=dict(color=COLORS[1])))
+    return fig
+
+
+def clipping(example: ClippingExample) -> go.Figure:
+    """Per-example gradient norms before and after clipping, the clip norm as a line."""
+    xs = list(range(1, len(example.before) + 1))
+    fig = _fig(f"per-example gradient norms, clipped to C = {example.clip:g}", "example", "gradient norm")
+    fig.add_trace(go.Bar(x=xs, y=list(example.before), name="before clipping", marker_color="#c7c7c7"))
+    fig.add_trace(go.Bar(x=xs, y=list(example.after), name="after clipping", marker_color=COLORS[0]))
+    fig.add_hline(y=example.clip, line=dict(color=COLORS[1], dash="dash"),
+                  annotation_text=f"C = {example.clip:g}", annotation_position="top left")
+    fig.update_layout(barmode="overlay")
+    return fig
+
+
+def error_vs_epsilon(epsilons: Sequence[float], errors: Mapping[str, Sequence[float]]) -> go.Figure:
+    """The error a private average pays at each ε, one line per dataset size."""
+    fig = _fig("error of a private average against ε", "ε", "expected absolute error (log scale)")
+    for i, (label, values) in enumerate(errors.items()):
+        fig.add_trace(go.Scatter(x=list(epsilons), y=list(values), mode="lines", name=label,
+                                 line=dict(color=COLORS[i % len(COLORS)])))
+    fig.update_yaxes(type="log")
+    fig.update_xaxes(type="log")
+    return fig
+

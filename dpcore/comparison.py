@@ -1,0 +1,113 @@
+"""Stored runs turned into what the Compare page shows: curves, a frontier, a table, a filter."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Optional, Sequence
+
+from dpcore.config import DPConfig
+from dpcore.pareto import Point, pareto_frontier
+from dpcore.store import RunRecord
+
+ALL = "all"
+
+
+def config_summary(config: DPConfig) -> str:
+    """A short one-line description of a config for hover text and tables."""
+    if not config.private:
+        return (f"{config.dataset}/{config.model}, {config.optimizer} lr {config.learning_rate:g}, "
+                f"batch {config.batch_size}, {config.epochs} epochs, non-private (ε = ∞)")
+    return (f"{config.dataset}/{config.model}, {config.optimizer} lr {config.learning_rate:g}, "
+            f"σ {config.noise_multiplier:g}, clip {config.l2_norm_clip:g}, batch {config.batch_size}, "
+            f"{config.epochs} epochs, {config.accountant.upper()}/{config.sampling}, δ {config.delta:.0e}")
+
+
+@dataclass(frozen=True)
+class RunCurve:
+    """One private run's accuracy against ε after each finished epoch."""
+
+    run_id: int
+    label: str
+    summary: str
+    status: str
+    epsilons: tuple[float, ...]
+    accuracies: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A non-private run's final accuracy: a reference line at ε = ∞."""
+
+    run_id: int
+    label: str
+    summary: str
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class ComparisonView:
+    """Everything the accuracy-vs-ε chart needs."""
+
+    curves: tuple[RunCurve, ...]
+    baselines: tuple[Baseline, ...]
+    frontier: tuple[Point, ...]
+
+
+def filter_runs(runs: Sequence[RunRecord], *, dataset: str = ALL, model: str = ALL) -> list[RunRecord]:
+    """The runs on ``dataset`` with ``model`` (``"all"`` matches any)."""
+    return [r for r in runs
+            if (dataset == ALL or r.config.dataset == dataset) and (model == ALL or r.config.model == model)]
+
+
+def build_view(runs: Sequence[RunRecord]) -> ComparisonView:
+    """Curves for private runs with at least one epoch, baselines for finished non-private runs."""
+    curves: list[RunCurve] = []
+    baselines: list[Baseline] = []
+    for run in runs:
+        points = [(m.epsilon, m.test_accuracy) for m in run.epochs
+                  if m.test_accuracy is not None and math.isfinite(m.test_accuracy)]
+        if not points:
+            continue
+        if not run.config.private:
+            baselines.append(Baseline(run.id, run.label, config_summary(run.config), points[-1][1]))
+            continue
+        finite = [(e, a) for e, a in points if math.isfinite(e)]
+        if finite:
+            curves.append(RunCurve(run.id, run.label, config_summary(run.config), run.status,
+                                   tuple(e for e, _ in finite), tuple(a for _, a in finite)))
+    frontier = pareto_frontier(Point(c.epsilons[-1], c.accuracies[-1], c.run_id) for c in curves)
+    return ComparisonView(tuple(curves), tuple(baselines), frontier)
+
+
+def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """One plain row per run for a sortable table (ε = ∞ for baselines, None while unknown)."""
+    rows = []
+    for run in runs:
+        c = run.config
+        rows.append({
+            "id": run.id,
+            "name": run.label,
+            "status": run.status,
+            "created": datetime.fromtimestamp(run.created, tz=timezone.utc).strftime("%Y-%m-%d %H:%M"),
+            "dataset": c.dataset,
+            "model": c.model,
+            "optimizer": c.optimizer,
+            "private": c.private,
+            "noise": c.noise_multiplier if c.private else None,
+            "clip": c.l2_norm_clip if c.private else None,
+            "batch": c.batch_size,
+            "epochs": f"{len(run.epochs)}/{c.epochs}",
+            "accountant": f"{c.accountant.upper()}/{c.sampling}" if c.private else "non-private",
+            "test accuracy": run.test_accuracy,
+            "ε": _epsilon_cell(run),
+            "δ": c.delta if c.private else None,
+            "error": run.error or "",
+        })
+    return rows
+
+
+def _epsilon_cell(run: RunRecord) -> Optional[float]:
+    if not run.config.private:
+        return math.inf
+    return run.epsilon

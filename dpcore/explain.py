@@ -1,0 +1,109 @@
+"""Plain-language readings of ε and warnings for risky settings, shared by the app and the CLI."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dpcore.config import DPConfig
+
+# Batches smaller than this make every noisy step mostly noise (noise std is σ·C/B per example).
+TINY_BATCH = 16
+# Beyond this ε a guarantee says little in practice.
+HIGH_EPSILON = 10.0
+
+
+@dataclass(frozen=True)
+class Warning:
+    """One risk in the current settings: the field it concerns, how serious, and why."""
+
+    field: str
+    level: str  # "error": the guarantee or the run is invalid; "warning": allowed but risky
+    message: str
+
+
+def strength(epsilon: float) -> str:
+    """A one-word strength label for ε: strong, moderate, weak, very weak or none."""
+    if math.isinf(epsilon):
+        return "none"
+    if epsilon <= 1.0:
+        return "strong"
+    if epsilon <= 3.0:
+        return "moderate"
+    if epsilon <= HIGH_EPSILON:
+        return "weak"
+    return "very weak"
+
+
+def attacker_confidence(epsilon: float) -> float:
+    """The most an attacker who starts 50/50 on 'was this record used?' can end up believing (δ aside)."""
+    if math.isinf(epsilon) or epsilon > 700:
+        return 1.0
+    return math.exp(epsilon) / (1.0 + math.exp(epsilon))
+
+
+def epsilon_reading(epsilon: float, delta: float) -> str:
+    """One sentence that says what (ε, δ) promises to one person whose record is in the data."""
+    if math.isinf(epsilon):
+        return ("ε = ∞: no privacy guarantee at all; the model may reveal whether any record "
+                "was in the training data.")
+    factor = math.exp(epsilon) if epsilon < 700 else math.inf
+    factor_text = f"{factor:.3g}" if math.isfinite(factor) else "an astronomically large factor"
+    confidence = attacker_confidence(epsilon)
+    return (
+        f"{strength(epsilon).capitalize()} privacy: adding or removing any one person's record "
+        f"changes the chance of any training outcome by at most ×{factor_text} "
+        f"(with a {delta:.1e} chance of failing), so an attacker who starts 50/50 on whether a "
+        f"record was used can end at most {_percent(confidence)} sure."
+    )
+
+
+def accounting_note(accountant: str, sampling: str) -> str:
+    """What the ε shown assumes: which accountant, which sampling, and when it is valid."""
+    name = {"rdp": "RDP (Rényi DP) accountant", "pld": "PLD (privacy loss distribution) accountant"}.get(
+        accountant, accountant)
+    if sampling == "poisson":
+        return (f"{name}, Poisson sampling: this ε is only valid when every batch is really drawn "
+                "by Poisson sampling (each example joins each batch independently with "
+                "probability batch size / n), which is how DP Explorer trains with this setting.")
+    return (f"{name}, shuffle sampling: a conservative bound with no amplification by sampling "
+            "(every step is counted as if it saw the whole dataset); shuffled fixed-size batches "
+            "are not covered by the smaller Poisson figure.")
+
+
+def risk_warnings(config: DPConfig, *, n: int, epsilon: float) -> tuple[Warning, ...]:
+    """Everything risky about ``config`` on a training set of ``n`` examples with this ε."""
+    found: list[Warning] = []
+    if not config.private:
+        found.append(Warning("private", "warning",
+                             "Non-private baseline: no clipping, no noise, ε = ∞ (no guarantee)."))
+        return tuple(found)
+    if n > 0 and config.delta >= 1.0 / n:
+        found.append(Warning(
+            "delta", "error",
+            f"δ = {config.delta:.2g} is not below 1/n = {1.0 / n:.2g}: a mechanism that publishes one "
+            "random person's record outright meets this δ. Choose δ well below 1/n (e.g. 1/(10n)).",
+        ))
+    if config.batch_size > n:
+        found.append(Warning(
+            "batch_size", "error",
+            f"Batch size {config.batch_size} is larger than the training set ({n} examples).",
+        ))
+    elif config.batch_size < TINY_BATCH:
+        found.append(Warning(
+            "batch_size", "warning",
+            f"Batch size {config.batch_size} is tiny: the noise added to each step (σ·C/B per "
+            "example) swamps the averaged gradient, so training will be slow and noisy.",
+        ))
+    if math.isfinite(epsilon) and epsilon > HIGH_EPSILON:
+        found.append(Warning(
+            "noise_multiplier", "warning",
+            f"ε = {epsilon:.3g} is beyond ~{HIGH_EPSILON:g}: the guarantee says little in practice. "
+            "Raise the noise multiplier or train for fewer epochs.",
+        ))
+    return tuple(found)
+
+
+def _percent(p: float) -> str:
+    if p >= 0.9995:
+        return "over 99.9%"
+    return f"{p:.1%}" if p > 0.99 else f"{p:.0%}"

@@ -1,0 +1,73 @@
+"""Stored runs become curves, baselines, a frontier and table rows for the Compare page."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from dpcore import charts
+from dpcore.comparison import ALL, build_view, config_summary, filter_runs, run_rows
+from dpcore.config import DPConfig
+from dpcore.store import RunStore
+from dpcore.training import EpochMetrics
+
+
+def _metrics(epoch: int, accuracy: float, epsilon: float) -> EpochMetrics:
+    return EpochMetrics(epoch=epoch, train_loss=1.0, train_accuracy=accuracy, test_loss=1.0,
+                        test_accuracy=accuracy, epsilon=epsilon, seconds=0.1, examples=100)
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> RunStore:
+    store = RunStore(tmp_path / "runs.sqlite3")
+    runs = [
+        (DPConfig(noise_multiplier=2.0), [(1, 0.50, 0.4), (2, 0.60, 0.6)]),
+        (DPConfig(noise_multiplier=1.0), [(1, 0.65, 1.0), (2, 0.80, 1.5)]),
+        (DPConfig(noise_multiplier=0.8), [(1, 0.70, 2.0), (2, 0.75, 3.0)]),
+        (DPConfig(private=False), [(1, 0.90, math.inf), (2, 0.95, math.inf)]),
+        (DPConfig(dataset="fashion_mnist", model="cnn"), []),
+    ]
+    for config, epochs in runs:
+        run_id = store.create_run(config, owner="me")
+        for epoch, acc, eps in epochs:
+            store.record_epoch(run_id, _metrics(epoch, acc, eps))
+    return store
+
+
+def test_view_has_curves_baselines_and_frontier(store: RunStore) -> None:
+    view = build_view(store.list_runs())
+    assert len(view.curves) == 3
+    assert [b.accuracy for b in view.baselines] == [0.95]
+    assert all(len(c.epsilons) == 2 for c in view.curves)
+    # Final points: (0.6, 0.60), (1.5, 0.80), (3.0, 0.75): the last is dominated.
+    assert [(p.epsilon, p.accuracy) for p in view.frontier] == [(0.6, 0.60), (1.5, 0.80)]
+
+
+def test_filter_by_dataset_and_model(store: RunStore) -> None:
+    runs = store.list_runs()
+    assert len(filter_runs(runs)) == 5
+    assert len(filter_runs(runs, dataset="fashion_mnist")) == 1
+    assert len(filter_runs(runs, dataset=ALL, model="mlp")) == 4
+    assert filter_runs(runs, dataset="digits", model="cnn") == []
+
+
+def test_rows_label_baselines_as_infinite_epsilon(store: RunStore) -> None:
+    rows = {row["id"]: row for row in run_rows(store.list_runs())}
+    baseline = next(r for r in rows.values() if not r["private"])
+    assert baseline["ε"] == math.inf and baseline["accountant"] == "non-private"
+    pending = next(r for r in rows.values() if r["dataset"] == "fashion_mnist")
+    assert pending["ε"] is None and pending["epochs"] == "0/10"
+
+
+def test_summary_says_non_private_for_a_baseline() -> None:
+    assert "non-private (ε = ∞)" in config_summary(DPConfig(private=False))
+    assert "RDP/poisson" in config_summary(DPConfig())
+
+
+def test_chart_has_one_trace_per_run_plus_frontier_and_a_baseline_line(store: RunStore) -> None:
+    fig = charts.accuracy_vs_epsilon(build_view(store.list_runs()))
+    names = [t.name for t in fig.data]
+    assert names.count("Pareto frontier") == 1 and len(names) == 4
+    assert any("non-private (ε = ∞)" in a.text for a in fig.layout.annotations)
+    assert "run" in fig.data[0].hovertemplate and "σ" in fig.data[0].hovertemplate

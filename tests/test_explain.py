@@ -1,0 +1,56 @@
+"""Plain-language ε readings and risk warnings."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from dpcore import explain
+from dpcore.config import DPConfig
+
+
+@pytest.mark.parametrize("eps, label", [(0.5, "strong"), (1.0, "strong"), (2.0, "moderate"),
+                                        (8.0, "weak"), (12.0, "very weak"), (math.inf, "none")])
+def test_strength(eps: float, label: str) -> None:
+    assert explain.strength(eps) == label
+
+
+def test_attacker_confidence_is_logistic_in_epsilon() -> None:
+    assert explain.attacker_confidence(0.0) == pytest.approx(0.5)
+    assert explain.attacker_confidence(1.0) == pytest.approx(math.e / (1 + math.e))
+    assert explain.attacker_confidence(math.inf) == 1.0
+
+
+def test_reading_mentions_factor_delta_and_confidence() -> None:
+    text = explain.epsilon_reading(1.0, 1e-5)
+    assert "×2.72" in text and "1.0e-05" in text and "73%" in text and text.startswith("Strong")
+
+
+def test_reading_for_infinity_says_no_guarantee() -> None:
+    assert "no privacy guarantee" in explain.epsilon_reading(math.inf, 1e-5)
+
+
+def test_accounting_note_is_explicit_about_sampling() -> None:
+    assert "only valid when every batch is really drawn by Poisson" in explain.accounting_note("rdp", "poisson")
+    assert "no amplification" in explain.accounting_note("pld", "shuffle")
+    assert "PLD" in explain.accounting_note("pld", "shuffle")
+
+
+def _fields(config: DPConfig, n: int, eps: float) -> set[tuple[str, str]]:
+    return {(w.field, w.level) for w in explain.risk_warnings(config, n=n, epsilon=eps)}
+
+
+def test_safe_settings_have_no_warnings() -> None:
+    assert _fields(DPConfig(batch_size=64, delta=1e-5), 1437, 2.0) == set()
+
+
+def test_each_risk_is_flagged() -> None:
+    assert ("delta", "error") in _fields(DPConfig(delta=1e-3), 1437, 1.0)
+    assert ("batch_size", "error") in _fields(DPConfig(batch_size=2000), 1437, 1.0)
+    assert ("batch_size", "warning") in _fields(DPConfig(batch_size=4), 1437, 1.0)
+    assert ("noise_multiplier", "warning") in _fields(DPConfig(), 1437, 25.0)
+
+
+def test_baseline_is_labelled_non_private() -> None:
+    warnings = explain.risk_warnings(DPConfig(private=False), n=1437, epsilon=math.inf)
+    assert len(warnings) == 1 and "ε = ∞" in warnings[0].message

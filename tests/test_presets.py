@@ -1,0 +1,39 @@
+"""The recipe presets carry the sources' hyperparameters and only valid model/dataset pairs."""
+from __future__ import annotations
+
+import pytest
+
+from dpcore import presets
+from dpcore.data import dataset_info
+from dpcore.errors import ConfigError
+from dpcore.models import supported_models
+
+
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("tutorial_cnn", dict(batch_size=250, l2_norm_clip=1.5, noise_multiplier=1.2, learning_rate=0.25,
+                              epochs=4, optimizer="sgd", model="cnn", dataset="fashion_mnist")),
+        ("dp_adam_mlp", dict(batch_size=256, l2_norm_clip=1.0, noise_multiplier=1.1, learning_rate=0.001,
+                             epochs=15, optimizer="adam", model="mlp")),
+        ("lenet5", dict(batch_size=256, l2_norm_clip=1.0, noise_multiplier=1.0, learning_rate=0.01,
+                        momentum=0.9, epochs=10, optimizer="momentum", model="lenet5",
+                        dataset="fashion_mnist")),
+    ],
+)
+def test_preset_hyperparameters(key: str, expected: dict) -> None:
+    config = presets.get_preset(key).config
+    for field, value in expected.items():
+        assert getattr(config, field) == value, field
+
+
+@pytest.mark.parametrize("preset", presets.PRESETS, ids=lambda p: p.key)
+def test_preset_model_fits_its_dataset(preset: presets.Preset) -> None:
+    info = dataset_info(preset.config.dataset)
+    assert preset.config.model in supported_models(info.input_shape)
+    preset.config.check_dataset_size(info.n_train)
+
+
+def test_unknown_preset_names_the_allowed_ones() -> None:
+    with pytest.raises(ConfigError, match="preset: 'nope'.*tutorial_cnn, dp_adam_mlp, lenet5"):
+        presets.get_preset("nope")

@@ -1,0 +1,75 @@
+"""Share links: a config survives the round trip through query parameters; bad links name the field."""
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dpcore import share
+from dpcore.config import DPConfig
+from dpcore.errors import ConfigError
+
+
+def test_round_trip_of_every_field() -> None:
+    config = DPConfig(dataset="fashion_mnist", model="cnn", optimizer="momentum", learning_rate=0.25,
+                      momentum=0.5, noise_multiplier=1.23456789, l2_norm_clip=1.5, batch_size=250, epochs=4,
+                      delta=1e-6, accountant="pld", sampling="shuffle", private=False, seed=7,
+                      max_train_examples=5000)
+    assert share.decode(share.encode(config)) == config
+
+
+@settings(max_examples=50, deadline=None)
+@given(noise=st.floats(0.01, 999.0), clip=st.floats(0.001, 1e5), batch=st.integers(1, 10**6),
+       delta=st.floats(1e-12, 0.5, exclude_max=True))
+def test_round_trip_keeps_floats_exact(noise: float, clip: float, batch: int, delta: float) -> None:
+    config = DPConfig(noise_multiplier=noise, l2_norm_clip=clip, batch_size=batch, delta=delta)
+    assert share.decode(share.encode(config)) == config
+
+
+def test_share_url_replaces_the_query_and_keeps_the_path() -> None:
+    url = share.share_url("http://host:8501/app/?old=1#x", DPConfig(batch_size=32))
+    parts = urlsplit(url)
+    assert parts.path == "/app/" and parts.fragment == ""
+    params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    assert share.is_shared(params) and "old" not in params
+    assert share.decode(params).batch_size == 32
+
+
+def test_missing_fields_take_defaults_and_lists_use_the_last_value() -> None:
+    assert share.decode({"dpx": "1", "epochs": ["3", "5"]}) == DPConfig(epochs=5)
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"dpx": "1", "batch_size": "ten"}, "batch_size"),
+        ({"dpx": "1", "noise_multiplier": "nan"}, "noise_multiplier"),
+        ({"dpx": "1", "private": "maybe"}, "private"),
+        ({"dpx": "1", "epochs": "0"}, "epochs"),
+        ({"dpx": "1", "colour": "red"}, "colour"),
+        ({"dpx": "9"}, "schema_version"),
+    ],
+)
+def test_bad_links_name_the_field(params: dict, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        share.decode(params)
+    assert info.value.field == field
+
+
+def test_streamlit_params_are_ignored() -> None:
+    assert share.decode({"dpx": "1", "embed": "true"}) == DPConfig()
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://localhost:8501/export", "http://localhost:8501/"),
+        ("http://localhost:8501/", "http://localhost:8501/"),
+        ("https://h.example/base/train/", "https://h.example/base/"),
+        ("https://h.example/base", "https://h.example/base/"),
+    ],
+)
+def test_base_of_drops_the_page(url: str, expected: str) -> None:
+    assert share.base_of(url, ("explore", "train", "export")) == expected

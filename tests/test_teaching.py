@@ -1,0 +1,74 @@
+"""The Gaussian-mechanism teaching math against known values and its own definitions."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from dpcore import teaching
+from dpcore.errors import UserInputError
+
+
+def test_delta_of_epsilon_matches_the_analytic_formula() -> None:
+    # Balle & Wang: sigma = 1, sensitivity 1, eps = 1.
+    expected = teaching.normal_cdf(0.5 - 1.0) - math.e * teaching.normal_cdf(-0.5 - 1.0)
+    assert teaching.gaussian_delta(1.0, sigma=1.0) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0, 5.0])
+def test_epsilon_inverts_delta(sigma: float) -> None:
+    eps = teaching.gaussian_epsilon(1e-5, sigma=sigma)
+    assert teaching.gaussian_delta(eps, sigma=sigma) == pytest.approx(1e-5, rel=1e-6)
+
+
+def test_epsilon_falls_as_noise_grows() -> None:
+    values = [teaching.gaussian_epsilon(1e-5, sigma=s) for s in (0.5, 1, 2, 4, 8)]
+    assert values == sorted(values, reverse=True)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.0])
+def test_epsilon_agrees_with_dp_accounting(sigma: float) -> None:
+    import dp_accounting
+    from dp_accounting.pld import pld_privacy_accountant
+
+    accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=1e-4)
+    accountant.compose(dp_accounting.GaussianDpEvent(sigma))
+    reference = accountant.get_epsilon(1e-5)
+    assert teaching.gaussian_epsilon(1e-5, sigma=sigma) == pytest.approx(reference, rel=1e-2)
+
+
+def test_sigma_meets_the_target() -> None:
+    sigma = teaching.gaussian_sigma(1.0, 1e-5)
+    assert teaching.gaussian_epsilon(1e-5, sigma=sigma) <= 1.0 + 1e-9
+    assert teaching.gaussian_epsilon(1e-5, sigma=sigma * 0.99) > 1.0
+
+
+def test_count_example_densities_are_the_two_neighbours() -> None:
+    ex = teaching.count_example(count=40, sigma=2.0, delta=1e-5)
+    peak_without = ex.xs[max(range(len(ex.xs)), key=ex.density_without.__getitem__)]
+    peak_with = ex.xs[max(range(len(ex.xs)), key=ex.density_with.__getitem__)]
+    assert peak_without == pytest.approx(40, abs=0.1) and peak_with == pytest.approx(41, abs=0.1)
+    assert ex.epsilon == pytest.approx(teaching.gaussian_epsilon(1e-5, sigma=2.0))
+
+
+def test_clipping_caps_every_norm_and_keeps_small_ones() -> None:
+    ex = teaching.clipping_example(clip=1.5)
+    assert max(ex.after) <= 1.5
+    assert all(a == b for a, b in zip(ex.after, ex.before) if b <= 1.5)
+    assert ex.before[ex.outlier_index] > 10 and ex.after[ex.outlier_index] == 1.5
+
+
+def test_private_mean_error_scales_like_one_over_n_epsilon() -> None:
+    base = teaching.private_mean_error(epsilon=1.0, delta=1e-5, n=1000)
+    assert teaching.private_mean_error(epsilon=1.0, delta=1e-5, n=10_000) == pytest.approx(base / 10, rel=1e-3)
+    assert teaching.private_mean_error(epsilon=0.5, delta=1e-5, n=1000) > 1.8 * base
+
+
+@pytest.mark.parametrize("call", [
+    lambda: teaching.gaussian_delta(1.0, sigma=0.0),
+    lambda: teaching.gaussian_epsilon(1.5, sigma=1.0),
+    lambda: teaching.private_mean_error(epsilon=1.0, delta=1e-5, n=0),
+])
+def test_bad_inputs_are_user_errors(call) -> None:
+    with pytest.raises(UserInputError):
+        call()
