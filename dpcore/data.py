@@ -27,7 +27,8 @@ BUILTIN_DATASETS = ("digits", "fashion_mnist", "mnist")
 
 # Where Debian's dataset-fashion-mnist package puts the IDX files; DPEXPLORER_FASHION_MNIST_DIR
 # (if set) is searched first.
-FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
+DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_DIRS = (DEBIAN_FASHION_MNIST_DIR,)
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
     "y_train": "train-labels-idx1-ubyte.gz",
@@ -200,7 +201,7 @@ def _fashion_mnist_arrays() -> tuple[np.ndarray, ...]:
             "dataset",
             f"Fashion-MNIST is not installed and could not be downloaded ({type(exc).__name__}: {exc})",
             allowed="install it with `apt-get install dataset-fashion-mnist` (files in "
-            f"{FASHION_MNIST_DIRS[0]}), set DPEXPLORER_FASHION_MNIST_DIR to a folder holding the four "
+            f"{DEBIAN_FASHION_MNIST_DIR}), set DPEXPLORER_FASHION_MNIST_DIR to a folder holding the four "
             "IDX .gz files, or connect to the internet once so Keras can cache it",
         ) from None
     return _images(x_train, 255.0), _labels(y_train), _images(x_test, 255.0), _labels(y_test)
