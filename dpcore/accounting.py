@@ -177,16 +177,42 @@ def calibrate_noise(*, target_epsilon: float, n: int, batch_size: int, epochs: i
         accountant=accountant, sampling=sampling), factor=1.25 if accountant == "pld" else 2.0)
     if low is None:
         return Calibration(noise_multiplier=high, epsilon=eps_at(high), target_epsilon=float(target_epsilon))
-    high_eps = eps_at(high)
-    # Invariant: eps(low) > target >= eps(high). Bisect geometrically, keep the feasible end.
-    while high / low > 1.0 + CALIBRATION_RELATIVE_TOLERANCE:
-        middle = math.sqrt(low * high)
-        middle_eps = eps_at(middle)
-        if middle_eps <= target_epsilon:
-            high, high_eps = middle, middle_eps
-        else:
-            low = middle
+    high, high_eps = _refine(eps_at, float(target_epsilon), low=low, high=high)
     return Calibration(noise_multiplier=high, epsilon=high_eps, target_epsilon=float(target_epsilon))
+
+
+def _refine(eps_at: Callable[[float], float], target: float, *, low: float, high: float) -> Tuple[float, float]:
+    """Shrink [low, high] to 0.1% keeping eps(low) > target >= eps(high); returns (high, eps(high)).
+
+    Steps by the Illinois variant of regula falsi on log ε against log σ (nearly straight there), so a
+    few accountant calls suffice; every step keeps the bracket, so the result never exceeds the target.
+    """
+    log_target = math.log(target)
+    f_low = math.log(eps_at(low)) - log_target
+    high_eps = eps_at(high)
+    f_high = math.log(high_eps) - log_target if high_eps > 0 else -math.inf
+    last_side = 0
+    margin = math.log1p(CALIBRATION_RELATIVE_TOLERANCE) / 2.0
+    while high / low > 1.0 + CALIBRATION_RELATIVE_TOLERANCE:
+        log_low, log_high = math.log(low), math.log(high)
+        if math.isfinite(f_high):
+            guess = (log_low * f_high - log_high * f_low) / (f_high - f_low)
+        else:
+            guess = (log_low + log_high) / 2.0
+        middle = math.exp(min(max(guess, log_low + margin), log_high - margin))
+        middle_eps = eps_at(middle)
+        f_middle = math.log(middle_eps) - log_target if middle_eps > 0 else -math.inf
+        if f_middle <= 0:
+            high, high_eps, f_high = middle, middle_eps, f_middle
+            if last_side == -1:
+                f_low /= 2.0
+            last_side = -1
+        else:
+            low, f_low = middle, f_middle
+            if last_side == 1 and math.isfinite(f_high):
+                f_high /= 2.0
+            last_side = 1
+    return high, high_eps
 
 
 def _starting_noise(*, target_epsilon: float, n: int, batch_size: int, epochs: int, delta: float,
