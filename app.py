@@ -1,0 +1,31 @@
+"""DP Explorer: a Streamlit app for the privacy-utility trade-off of DP-SGD. Run: streamlit run app.py"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# The pages import the app's shared state module from this folder, wherever the app is started from.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import app_state  # noqa: E402
+
+st.set_page_config(page_title="DP Explorer", page_icon=":material/shield_lock:", layout="wide")
+
+app_state.init_session()
+
+PAGES = [
+    st.Page("pages/explore.py", title="Explore", icon=":material/tune:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/scatter_plot:", url_path="compare"),
+    st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+]
+
+page = st.navigation(PAGES)
+st.sidebar.title("DP Explorer")
+app_state.sidebar()
+app_state.show_notices()
+page.run()

@@ -1,0 +1,116 @@
+"""Session state shared by the app's pages: the current config, the owner id, the job runner and store."""
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Optional
+
+import streamlit as st
+
+from dpcore import accounting, data, share
+from dpcore.config import DPConfig
+from dpcore.errors import UserInputError
+from dpcore.jobs import JobRunner, get_runner
+from dpcore.store import RunStore
+
+CONFIG_KEY = "dpx_config"
+OWNER_KEY = "dpx_owner"
+# Explore's widget keys: dropped whenever the config is replaced, so the widgets re-read it.
+WIDGET_PREFIX = "w_"
+PAGE_PATHS = ("explore", "train", "compare", "export", "learn")
+
+
+@st.cache_resource
+def runner() -> JobRunner:
+    """The process-wide job runner (one per server, shared by all browser sessions)."""
+    return get_runner()
+
+
+def store() -> RunStore:
+    """The run store the runner writes to."""
+    return runner().store
+
+
+def init_session() -> None:
+    """Give this browser session an owner id and a config, restoring one from a share link."""
+    if OWNER_KEY not in st.session_state:
+        st.session_state[OWNER_KEY] = uuid.uuid4().hex[:12]
+    if CONFIG_KEY not in st.session_state:
+        st.session_state[CONFIG_KEY] = DPConfig()
+    params = st.query_params.to_dict()
+    if share.is_shared(params):
+        try:
+            set_config(share.decode(params))
+            st.session_state["dpx_notice"] = "Config restored from the share link."
+        except UserInputError as exc:
+            st.session_state["dpx_share_error"] = f"The share link holds a bad config: {exc}"
+        st.query_params.clear()
+
+
+def owner() -> str:
+    """This browser session's owner id (runs it starts carry it)."""
+    return st.session_state[OWNER_KEY]
+
+
+def config() -> DPConfig:
+    """The current config (the one the Explore page's widgets show)."""
+    return st.session_state[CONFIG_KEY]
+
+
+def set_config(new: DPConfig) -> None:
+    """Replace the current config; Explore's widgets pick it up on their next render."""
+    st.session_state[CONFIG_KEY] = new
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(WIDGET_PREFIX)]:
+        del st.session_state[key]
+
+
+def show_notices() -> None:
+    """Messages queued by callbacks and link restores, shown once."""
+    notice = st.session_state.pop("dpx_notice", None)
+    if notice:
+        st.toast(notice)
+        st.success(notice)
+    problem = st.session_state.pop("dpx_share_error", None)
+    if problem:
+        st.error(problem)
+
+
+def train_size(cfg: DPConfig) -> Optional[int]:
+    """n for the accountant, or None (with the error shown) when the dataset cannot say."""
+    try:
+        return data.train_size(cfg)
+    except UserInputError as exc:
+        st.error(str(exc))
+        return None
+
+
+def projected_epsilon(cfg: DPConfig, n: int) -> float:
+    """ε for ``cfg`` on n examples (coarse PLD grid, an upper bound, so it stays interactive)."""
+    if not cfg.private:
+        return math.inf
+    return accounting.epsilon_for_config(cfg, n=n, interactive=True)
+
+
+def format_epsilon(value: Optional[float]) -> str:
+    """ε for display: ∞ for a baseline, a dash when unknown."""
+    if value is None:
+        return "—"
+    if math.isinf(value):
+        return "∞"
+    return f"{value:.3f}" if value < 100 else f"{value:.4g}"
+
+
+def sidebar() -> None:
+    """The shared sidebar: the current config at a glance and this session's running jobs."""
+    cfg = config()
+    with st.sidebar:
+        st.markdown("**Current config**")
+        st.caption(
+            f"{cfg.dataset} · {cfg.model} · {cfg.optimizer} (lr {cfg.learning_rate:g})  \n"
+            f"σ {cfg.noise_multiplier:g} · C {cfg.l2_norm_clip:g} · batch {cfg.batch_size} · "
+            f"{cfg.epochs} epochs  \n{cfg.accountant.upper()} accountant · {cfg.sampling} sampling · "
+            f"δ {cfg.delta:.0e}"
+        )
+        active = [j for j in runner().list_jobs(owner=owner()) if not j.done]
+        if active:
+            st.caption(f"{len(active)} run(s) of yours queued or training.")

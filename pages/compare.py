@@ -1,0 +1,107 @@
+"""Compare: accuracy against ε for every stored run, the Pareto frontier, baselines, and a run table."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import app_state
+from dpcore import charts
+from dpcore.comparison import ALL, build_view, filter_runs, run_rows
+from dpcore.errors import UserInputError
+from dpcore.store import ACTIVE_STATUSES
+
+ss = st.session_state
+store = app_state.store()
+
+st.title("Compare")
+st.caption("Every stored run as accuracy against ε after each epoch. Up and to the left is better: "
+           "more accurate and more private. The dashed line is the Pareto frontier of final points; "
+           "dotted horizontal lines are non-private baselines (ε = ∞, no privacy).")
+
+if "compare_goto_explore" in ss:
+    del ss["compare_goto_explore"]
+    st.switch_page("pages/explore.py")
+
+
+def load_into_explore(run_id: int) -> None:
+    run = store.get_run(run_id)
+    app_state.set_config(run.config)
+    ss["dpx_notice"] = f"Loaded the config of {run.label} into Explore."
+    ss["compare_goto_explore"] = True
+
+
+def rename(run_id: int) -> None:
+    try:
+        store.rename_run(run_id, ss.get("compare_new_name", ""))
+        ss["dpx_notice"] = f"Run {run_id} renamed."
+    except UserInputError as exc:
+        ss["compare_error"] = str(exc)
+
+
+def delete(run_ids: list[int]) -> None:
+    busy = [i for i in run_ids if store.get_run(i).status in ACTIVE_STATUSES]
+    if busy:
+        ss["compare_error"] = (f"run: {', '.join(map(str, busy))} still queued or training; cancel "
+                               "on the Train page first (allowed: finished runs)")
+        return
+    for run_id in run_ids:
+        try:
+            store.delete_run(run_id)
+        except UserInputError as exc:
+            ss["compare_error"] = str(exc)
+    ss["compare_selected"] = []
+    ss["dpx_notice"] = f"Deleted {len(run_ids)} run(s)."
+
+
+runs = store.list_runs()
+if "compare_error" in ss:
+    st.error(ss.pop("compare_error"))
+if not runs:
+    st.info("No runs stored yet. Start a few on the Train page (try two noise multipliers and a "
+            "non-private baseline) and they appear here.")
+    st.stop()
+
+left, right, _ = st.columns([1, 1, 2])
+datasets = [ALL] + sorted({r.config.dataset for r in runs})
+dataset = left.selectbox("Dataset", datasets, key="compare_dataset")
+models = [ALL] + sorted({r.config.model for r in runs if dataset in (ALL, r.config.dataset)})
+model = right.selectbox("Model", models, key="compare_model")
+shown = filter_runs(runs, dataset=dataset, model=model)
+
+if "compare_selected" in ss:
+    ss["compare_selected"] = [i for i in ss["compare_selected"] if any(r.id == i for r in shown)]
+labels = {r.id: f"{r.id}: {r.label} ({'non-private' if not r.config.private else r.config.model})" for r in shown}
+selected = st.multiselect("Choose runs (none chosen: chart all shown)", [r.id for r in shown],
+                          format_func=labels.get, key="compare_selected")
+charted = [r for r in shown if r.id in selected] if selected else shown
+view = build_view(charted)
+if view.curves or view.baselines:
+    st.plotly_chart(charts.accuracy_vs_epsilon(view), width="stretch", key="compare_chart")
+else:
+    st.info("None of these runs has finished an epoch yet.")
+
+st.markdown("**Runs** (click a column header to sort)")
+st.dataframe(
+    pd.DataFrame(run_rows(shown)), hide_index=True, width="stretch", key="compare_table",
+    column_config={
+        "test accuracy": st.column_config.NumberColumn(format="%.3f"),
+        "ε": st.column_config.NumberColumn(format="%.3f", help="inf for non-private baselines (ε = ∞)"),
+        "δ": st.column_config.NumberColumn(format="%.0e"),
+    },
+)
+
+actions = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+if len(selected) == 1:
+    run_id = selected[0]
+    actions[0].text_input("New name", key="compare_new_name", placeholder=f"name for run {run_id}")
+    actions[1].button("Rename", key="compare_rename", on_click=rename, args=(run_id,), width="stretch")
+    actions[2].button("Load into Explore", key="compare_load", on_click=load_into_explore, args=(run_id,),
+                      width="stretch", help="Make this run's config the current one.")
+if selected:
+    actions[3].button(f"Delete {len(selected)} run(s)", key="compare_delete", on_click=delete,
+                      args=(selected,), width="stretch")
+else:
+    st.caption("Select one run to rename it or load its config into Explore; select any to delete.")
+
+st.download_button("Download CSV of all runs", store.to_csv(), file_name="dp-explorer-runs.csv",
+                   mime="text/csv", key="compare_csv", on_click="ignore")

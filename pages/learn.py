@@ -1,0 +1,126 @@
+"""Learn: a short workshop page on what ε and δ promise, why clipping, noise and sampling, and the cost."""
+from __future__ import annotations
+
+import streamlit as st
+
+import app_state
+from dpcore import accounting, charts, explain, teaching
+from dpcore.comparison import build_view
+
+st.title("Learn")
+st.caption("Differential privacy for DP-SGD in five short steps. Every chart below is live.")
+
+# -- 1 ----------------------------------------------------------------------------------------
+st.header("1. What ε and δ promise")
+st.markdown(
+    "Differential privacy is a promise to **each person** in the data: whatever comes out of "
+    "training would have been almost as likely **without their record**. ε measures *almost*: "
+    "the chance of any outcome changes by at most a factor e^ε. δ is a tiny chance that the "
+    "promise fails outright, so it must be far smaller than one over the number of people.\n\n"
+    "The simplest private algorithm releases a **count** (say, how many people in a dataset "
+    "have a condition) plus Gaussian noise. Below, the blue curve is what the released count "
+    "looks like if you are *not* in the data, the red curve if you *are*. When the curves "
+    "overlap, nobody can tell from the output whether you took part."
+)
+left, right = st.columns([1, 2], gap="large")
+with left:
+    sigma = st.slider("Noise σ on the count", min_value=0.2, max_value=8.0, value=2.0, step=0.1,
+                      key="learn_sigma")
+    count = st.number_input("True count without you", min_value=0, max_value=10_000, value=40, step=1,
+                            key="learn_count")
+    delta = st.select_slider("δ", options=(1e-3, 1e-4, 1e-5, 1e-6, 1e-7), value=1e-5,
+                             format_func=lambda d: f"{d:.0e}", key="learn_delta")
+example = teaching.count_example(count=int(count), sigma=float(sigma), delta=float(delta))
+with left:
+    st.metric("ε of this noisy count", app_state.format_epsilon(example.epsilon))
+    st.caption(explain.epsilon_reading(example.epsilon, float(delta)))
+right.plotly_chart(charts.count_mechanism(example), width="stretch", key="learn_count_chart")
+st.info("Less noise: the curves move apart and ε grows. More noise: they overlap and ε shrinks, "
+        "but the count you publish gets less accurate. That is the whole trade-off in one picture.")
+
+# -- 2 ----------------------------------------------------------------------------------------
+st.header("2. Why DP-SGD clips and adds noise")
+st.markdown(
+    "Training looks at gradients, one per example. A single unusual person can have a huge "
+    "gradient and pull the model towards them, which is exactly what an attacker can detect. "
+    "DP-SGD therefore **clips** every example's gradient to at most a norm C, so nobody can "
+    "move the sum by more than C, and then adds Gaussian **noise** with standard deviation σ·C "
+    "to the sum, just like the count above (σ is the noise multiplier). Clipping bounds one "
+    "person's influence; the noise hides what is left."
+)
+left, right = st.columns([1, 2], gap="large")
+clip = left.slider("Clip norm C", min_value=0.25, max_value=6.0, value=1.5, step=0.25, key="learn_clip")
+clipped = teaching.clipping_example(clip=float(clip))
+left.caption(f"The outlier (example {clipped.outlier_index + 1}) had norm {clipped.before[clipped.outlier_index]:.1f}; "
+             f"after clipping it counts no more than anyone else: {clipped.after[clipped.outlier_index]:.2f}. "
+             "A small C bounds influence tightly but also shrinks honest gradients, so the same "
+             "noise drowns more signal.")
+right.plotly_chart(charts.clipping(clipped), width="stretch", key="learn_clip_chart")
+
+# -- 3 ----------------------------------------------------------------------------------------
+st.header("3. Why sampling matters: Poisson vs shuffle")
+st.markdown(
+    "With **Poisson sampling** every step includes each example independently with a small "
+    "probability q = batch size / n. Most steps do not see you at all, and that uncertainty "
+    "*amplifies* privacy: the ε is much smaller. The figure is only honest when batches really "
+    "are drawn that way, which DP Explorer's trainer does when you choose Poisson. The common "
+    "shortcut of **shuffling** the data into fixed batches does not come with that guarantee, so "
+    "DP Explorer counts it conservatively: each epoch as one full-noise release of everyone."
+)
+cfg = app_state.config()
+n = app_state.train_size(cfg)
+if n is not None and cfg.private and cfg.batch_size <= n:
+    series = {
+        f"{s}, {cfg.accountant.upper()}": accounting.epsilon_per_epoch(
+            n=n, batch_size=cfg.batch_size, noise_multiplier=cfg.noise_multiplier, epochs=cfg.epochs,
+            delta=cfg.delta, accountant=cfg.accountant, sampling=s, interactive=True)
+        for s in ("poisson", "shuffle")
+    }
+    st.caption(f"Your current Explore settings: {cfg.dataset}, n = {n:,}, batch {cfg.batch_size}, "
+               f"σ {cfg.noise_multiplier:g}, {cfg.epochs} epochs.")
+    st.plotly_chart(charts.epsilon_vs_epochs(series, current_epochs=cfg.epochs, delta=cfg.delta),
+                    width="stretch", key="learn_sampling_chart")
+else:
+    st.info("Pick a private config with a batch size no larger than the dataset on the Explore page "
+            "to see this comparison for your own settings.")
+
+# -- 4 ----------------------------------------------------------------------------------------
+st.header("4. What accuracy costs as ε falls")
+st.markdown(
+    "Privacy is paid for in accuracy. In the simplest case, a private average of n values "
+    "between 0 and 1, the error grows like 1 / (n·ε): halve ε and the error doubles; ten times "
+    "more people and it shrinks tenfold. Training behaves the same way in spirit: larger "
+    "datasets buy privacy more cheaply."
+)
+
+
+@st.cache_data(show_spinner=False)
+def mean_errors(epsilons: tuple[float, ...], sizes: tuple[int, ...]) -> dict[str, tuple[float, ...]]:
+    """The private-average error curve for each dataset size (pure, so cached)."""
+    return {f"n = {size:,}": tuple(teaching.private_mean_error(epsilon=e, delta=1e-5, n=size) for e in epsilons)
+            for size in sizes}
+
+
+epsilons = tuple(round(0.05 * (20 / 0.05) ** (i / 39), 4) for i in range(40))
+errors = mean_errors(epsilons, (100, 1_000, 10_000))
+st.plotly_chart(charts.error_vs_epsilon(epsilons, errors), width="stretch", key="learn_error_chart")
+
+view = build_view(app_state.store().list_runs())
+if view.curves:
+    st.markdown("And here are the runs trained in this app so far: accuracy against ε.")
+    st.plotly_chart(charts.accuracy_vs_epsilon(view), width="stretch", key="learn_runs_chart")
+else:
+    st.caption("Train a few runs with different noise multipliers on the Train page and their "
+               "accuracy-vs-ε curve appears here and on the Compare page.")
+
+# -- 5 ----------------------------------------------------------------------------------------
+st.header("5. Reading an ε")
+st.markdown(
+    "- **ε ≤ 1**: strong; an attacker learns very little about any one person.\n"
+    "- **1 < ε ≤ 3**: moderate; the usual target for DP-SGD on real tasks.\n"
+    "- **3 < ε ≤ 10**: weak but still bounded; say so when you report it.\n"
+    "- **ε > 10**: very little protection in practice.\n\n"
+    "Always report ε together with δ, the accountant, and how batches were sampled."
+)
+st.caption(f"For example, at ε = 1 an attacker who starts 50/50 on whether your record was used "
+           f"can end at most {explain.attacker_confidence(1.0):.0%} sure.")

@@ -1,0 +1,140 @@
+"""Train: launch the current config (or its non-private baseline) in the background and watch it."""
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+import app_state
+from dpcore import charts
+from dpcore.availability import dataset_problem
+from dpcore.comparison import config_summary
+from dpcore.errors import UserInputError
+from dpcore.jobs import JobSnapshot
+
+ss = st.session_state
+POLL_SECONDS = 1.0
+
+st.title("Train")
+st.caption("Runs train in the background on this server; you can keep exploring while they run. "
+           "Every finished epoch is saved, with its test accuracy and the ε spent so far.")
+
+cfg = app_state.config()
+runner = app_state.runner()
+n = app_state.train_size(cfg)
+
+st.markdown(f"**Current config:** {config_summary(cfg)}")
+problem = dataset_problem(cfg.dataset)
+if problem:
+    st.warning(problem)
+
+
+def submit(private: bool) -> None:
+    """Queue the current config (or its baseline); mistakes are shown, naming the field."""
+    run_cfg = cfg if private else cfg.as_baseline()
+    try:
+        if n is None:
+            return
+        run_cfg.check_dataset_size(n)
+        name = ss.get("train_name", "").strip()
+        if not private:
+            name = f"{name} (non-private)" if name else "non-private baseline"
+        job_id = runner.submit(run_cfg, owner=app_state.owner(), name=name)
+    except UserInputError as exc:
+        ss["train_error"] = str(exc)
+        return
+    ss["train_selected"] = job_id
+    ss["dpx_notice"] = f"Run {job_id} queued" + ("" if private else " (non-private baseline, ε = ∞)") + "."
+
+
+st.text_input("Run name (optional)", key="train_name", placeholder="e.g. sigma 1.1, batch 64")
+left, right, _ = st.columns([1, 1, 2])
+left.button("Start training", type="primary", key="train_start", on_click=submit, args=(True,),
+            disabled=n is None, width="stretch")
+right.button("Train non-private baseline", key="train_baseline", on_click=submit, args=(False,),
+             disabled=n is None, width="stretch",
+             help="The same config without clipping or noise: no privacy (ε = ∞), for comparison.")
+if "train_error" in ss:
+    st.error(ss.pop("train_error"))
+
+
+def _eta(job: JobSnapshot) -> str:
+    if job.eta_seconds is None or not math.isfinite(job.eta_seconds):
+        return "estimating…"
+    seconds = int(round(job.eta_seconds))
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _progress_text(job: JobSnapshot) -> str:
+    if job.state == "queued":
+        return "Queued: waiting for a free worker"
+    if job.state == "running":
+        return f"Epoch {job.epoch}/{job.epochs_total} · {job.progress:.0%} · ETA {_eta(job)}"
+    return f"{job.state.capitalize()} · {len(job.metrics)}/{job.epochs_total} epochs"
+
+
+def _job_label(job: JobSnapshot) -> str:
+    return f"Run {job.id}" + (f": {job.name}" if job.name else "") + f" ({job.state})"
+
+
+def show_job(job: JobSnapshot) -> None:
+    """One run: progress, live per-epoch charts, cancel, and its error if it failed."""
+    st.progress(job.progress if job.state != "queued" else 0.0, text=_progress_text(job))
+    private = job.config.private
+    last = job.latest
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Test accuracy", f"{last.test_accuracy:.3f}" if last else "—")
+    c2.metric("ε spent", app_state.format_epsilon(last.epsilon) if last else ("∞" if not private else "—"),
+              help=("Non-private baseline: no guarantee (ε = ∞)." if not private else
+                    f"{job.config.accountant.upper()} accountant, {job.config.sampling} sampling, "
+                    f"δ = {job.config.delta:.1e}."))
+    c3.metric("Epoch", f"{job.epoch}/{job.epochs_total}")
+    if not job.done:
+        st.button("Cancel", key=f"cancel_{job.id}", on_click=runner.cancel, args=(job.id,))
+    if job.state == "failed":
+        st.error(f"Run {job.id} failed: {job.error}")
+    elif job.state == "cancelled":
+        st.warning(f"Run {job.id} was cancelled; its finished epochs are kept.")
+    elif job.state == "interrupted":
+        st.warning(f"Run {job.id} was interrupted (the server stopped); its finished epochs are kept.")
+    if job.metrics:
+        st.plotly_chart(
+            charts.training_progress([m.epoch for m in job.metrics], [m.test_accuracy for m in job.metrics],
+                                     [m.epsilon for m in job.metrics], epochs_total=job.epochs_total,
+                                     private=private),
+            width="stretch", key=f"train_chart_{job.id}")
+    elif job.state in ("queued", "running"):
+        st.caption("The charts appear when the first epoch ends.")
+
+
+def runs_panel(polling: bool) -> None:
+    """This session's runs, refreshed while any of them is queued or training."""
+    jobs = runner.list_jobs(owner=app_state.owner())
+    if not jobs:
+        st.info("No runs yet. Start one above; it trains in the background.")
+        return
+    by_id = {job.id: job for job in jobs}
+    ids = [job.id for job in reversed(jobs)]
+    if ss.get("train_selected") not in by_id:
+        ss["train_selected"] = ids[0]
+    st.selectbox("Run", ids, key="train_selected", format_func=lambda i: _job_label(by_id[i]))
+    show_job(by_id[ss["train_selected"]])
+
+    st.markdown("**Your runs**")
+    st.dataframe(
+        [{"id": j.id, "name": j.name, "state": j.state, "epoch": f"{j.epoch}/{j.epochs_total}",
+          "test accuracy": j.latest.test_accuracy if j.latest else None,
+          "ε": (math.inf if not j.config.private else (j.latest.epsilon if j.latest else None)),
+          "private": j.config.private, "error": j.error or ""} for j in reversed(jobs)],
+        hide_index=True, width="stretch", key="train_runs_table",
+        column_config={"test accuracy": st.column_config.NumberColumn(format="%.3f"),
+                       "ε": st.column_config.NumberColumn(format="%.3f")},
+    )
+    active = any(not job.done for job in jobs)
+    if polling and not active:
+        st.rerun()  # the last run ended: rerun the page so this panel stops polling
+
+
+st.divider()
+polling = any(not job.done for job in runner.list_jobs(owner=app_state.owner()))
+st.fragment(run_every=POLL_SECONDS if polling else None)(runs_panel)(polling)

@@ -1,0 +1,119 @@
+"""AppTest: the Explore page renders, its controls stay in sync, and every change updates ε."""
+from __future__ import annotations
+
+import math
+
+from dpcore import accounting
+from dpcore.config import DPConfig
+
+
+def _eps(at) -> str:
+    return next(m.value for m in at.metric if m.label == "Projected ε")
+
+
+def test_renders_with_all_controls(app) -> None:
+    at = app.run()
+    assert not at.exception
+    assert [s.label for s in at.slider] == ["Noise multiplier", "Clip norm", "Batch size", "Epochs"]
+    for field in ("noise_multiplier", "l2_norm_clip", "batch_size", "epochs"):
+        assert at.number_input(key=f"w_{field}_exact").value == at.slider(key=f"w_{field}_slider").value
+    labels = {w.label for w in [*at.number_input, *at.selectbox, *at.radio]}
+    assert {"Learning rate", "δ (delta)", "Dataset", "Model", "Optimizer", "Accountant", "Sampling"} <= labels
+    expected = accounting.epsilon_for_config(DPConfig(), n=1437)
+    assert float(_eps(at)) == round(expected, 3)
+    assert at.metric[1].label == "δ" and at.metric[1].value == "1.0e-05"
+    assert any("Poisson sampling" in c.value and "RDP" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_slider_change_updates_epsilon_and_number(app) -> None:
+    at = app.run()
+    before = _eps(at)
+    at.slider(key="w_noise_multiplier_slider").set_value(2.0).run()
+    assert _eps(at) != before
+    assert at.number_input(key="w_noise_multiplier_exact").value == 2.0
+    assert float(_eps(at)) == round(accounting.epsilon_for_config(DPConfig(noise_multiplier=2.0), n=1437), 3)
+
+
+def test_precise_number_beyond_the_slider_range(app) -> None:
+    at = app.run()
+    at.number_input(key="w_noise_multiplier_exact").set_value(20.5).run()
+    assert at.slider(key="w_noise_multiplier_slider").value == 10.0
+    assert float(_eps(at)) == round(accounting.epsilon_for_config(DPConfig(noise_multiplier=20.5), n=1437), 3)
+
+
+def test_every_control_changes_epsilon_or_is_kept(app) -> None:
+    at = app.run()
+    seen = {_eps(at)}
+    at.slider(key="w_epochs_slider").set_value(30).run()
+    seen.add(_eps(at))
+    at.slider(key="w_batch_size_slider").set_value(128).run()
+    seen.add(_eps(at))
+    at.radio(key="w_accountant").set_value("pld").run()
+    seen.add(_eps(at))
+    at.radio(key="w_sampling").set_value("shuffle").run()
+    seen.add(_eps(at))
+    assert len(seen) == 5
+    assert not at.exception
+    assert any("Approximate" in c.value for c in at.caption)
+    assert any("no amplification" in c.value for c in at.caption)
+    assert at.session_state["dpx_config"] == DPConfig(epochs=30, batch_size=128, accountant="pld",
+                                                      sampling="shuffle")
+
+
+def test_preset_sets_every_control(app) -> None:
+    at = app.run()
+    at.button(key="preset_lenet5").click().run()
+    assert not at.exception
+    assert at.selectbox(key="w_dataset").value == "fashion_mnist"
+    assert at.selectbox(key="w_model").value == "lenet5"
+    assert at.selectbox(key="w_optimizer").value == "momentum"
+    assert at.slider(key="w_batch_size_slider").value == 256
+    assert at.number_input(key="w_learning_rate").value == 0.01
+    assert float(_eps(at)) == round(accounting.epsilon(n=60000, batch_size=256, noise_multiplier=1.0,
+                                                       epochs=10, delta=1e-5), 3)
+
+
+def test_only_models_that_fit_the_dataset_are_offered(app) -> None:
+    at = app.run()
+    assert set(at.selectbox(key="w_model").options) == {"Logistic regression", "MLP (Dense 128 + dropout)"}
+    at.button(key="preset_tutorial_cnn").click().run()
+    assert at.selectbox(key="w_model").value == "cnn"
+    at.selectbox(key="w_dataset").set_value("digits").run()
+    assert at.selectbox(key="w_model").value == "mlp"
+    assert not at.exception
+
+
+def test_risky_settings_are_warned(app) -> None:
+    at = app.run()
+    at.number_input(key="w_delta").set_value(0.01).run()
+    assert any("not below 1/n" in e.value for e in at.error)
+    at.number_input(key="w_delta").set_value(1e-5).run()
+    at.number_input(key="w_batch_size_exact").set_value(4).run()
+    assert any("tiny" in w.value for w in at.warning)
+    at.number_input(key="w_batch_size_exact").set_value(5000).run()
+    assert any("larger than the training set" in e.value for e in at.error)
+    assert not at.exception
+
+
+def test_calibrate_and_apply(app) -> None:
+    at = app.run()
+    at.number_input(key="calibrate_target").set_value(2.0).run()
+    at.button(key="calibrate_run").click().run()
+    assert at.success, "calibration result"
+    at.button(key="calibrate_apply").click().run()
+    assert not at.exception
+    eps = float(_eps(at))
+    assert eps <= 2.0 and eps > 1.9
+    sigma = at.number_input(key="w_noise_multiplier_exact").value
+    assert math.isclose(at.session_state["dpx_config"].noise_multiplier, sigma)
+
+
+def test_overlay_draws_both_accountants(app) -> None:
+    at = app.run()
+    at.toggle(key="explore_overlay").set_value(True).run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    import json
+    names = [t["name"] for t in json.loads(charts[0].proto.spec)["data"]]
+    assert names == ["RDP, poisson", "PLD, poisson"]
