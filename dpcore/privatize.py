@@ -63,6 +63,29 @@ def clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tens
                 l2_norm_clip: float, seed: tf.Tensor, training: bool = True) -> StepGradient:
     """Sum over the batch of each example's gradient clipped to ``l2_norm_clip`` (no noise yet)."""
     variables = list(model.trainable_variables)
+    x = tf.convert_to_tensor(x)
+
+    def compute() -> tuple:
+        result = _clipped_sum(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, seed=seed, training=training,
+                              variables=variables)
+        return result.gradients, result.losses, result.logits
+
+    def empty() -> tuple:
+        # Some kernels (oneDNN convolutions) mis-shape empty batches; an empty sum is zero anyway.
+        classes = model.output_shape[-1]
+        return (tuple(tf.zeros_like(v) for v in variables), tf.zeros([0], tf.float32),
+                tf.zeros([0, classes], tf.float32))
+
+    if x.shape[0] is not None:
+        gradients, losses, logits = compute() if x.shape[0] > 0 else empty()
+    else:
+        gradients, losses, logits = tf.cond(tf.shape(x)[0] > 0, compute, empty)
+    return StepGradient(gradients=tuple(gradients), losses=losses, logits=logits)
+
+
+def _clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
+                 l2_norm_clip: float, seed: tf.Tensor, training: bool,
+                 variables: list[tf.Variable]) -> StepGradient:
     if per_example.supports_fast_path(model):
         with tf.GradientTape() as tape:
             recorded = per_example.forward(model, x, training=training, seed=seed)

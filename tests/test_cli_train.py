@@ -1,0 +1,90 @@
+"""``python -m dpcore train``: JSON lines per epoch, a summary, clean Ctrl-C, exit 2 on bad configs."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+from dpcore import accounting
+from dpcore.cli import main
+from dpcore.config import DPConfig
+
+TINY = DPConfig(dataset="digits", model="mlp", max_train_examples=200, batch_size=20, epochs=2,
+                learning_rate=0.5, delta=1e-3)
+
+
+def write_config(tmp_path, config: DPConfig, name: str = "run.json") -> str:
+    path = tmp_path / name
+    path.write_text(config.to_yaml() if name.endswith((".yaml", ".yml")) else config.to_json())
+    return str(path)
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("name", ["run.json", "run.yaml"])
+def test_json_output_has_one_object_per_epoch_and_a_summary(tmp_path, capsys, name):
+    assert main(["train", "--config", write_config(tmp_path, TINY, name), "--json"]) == 0
+    objects = json_lines(capsys.readouterr().out)
+    epochs, summary = objects[:-1], objects[-1]
+    assert [o["epoch"] for o in epochs] == [1, 2]
+    expected = accounting.epsilon_curve_for_config(TINY, n=200)
+    assert [o["epsilon"] for o in epochs] == pytest.approx(list(expected))
+    assert all(0 <= o["test_accuracy"] <= 1 for o in epochs)
+    assert summary["event"] == "summary" and summary["status"] == "completed"
+    assert summary["test_accuracy"] == epochs[-1]["test_accuracy"]
+    assert summary["epsilon"] == pytest.approx(expected[-1]) and summary["examples_per_second"] > 0
+
+
+def test_baseline_epsilon_is_null_in_json_and_infinity_in_text(tmp_path, capsys):
+    path = write_config(tmp_path, TINY.replace(private=False, epochs=1))
+    assert main(["train", "--config", path, "--json"]) == 0
+    objects = json_lines(capsys.readouterr().out)
+    assert objects[0]["epsilon"] is None and objects[-1]["epsilon"] is None and objects[-1]["private"] is False
+    assert main(["train", "--config", path]) == 0
+    text = capsys.readouterr().out
+    assert "epoch 1/1" in text and "∞ (non-private)" in text and text.splitlines()[-1].startswith("completed")
+
+
+@pytest.mark.parametrize("content,expected", [
+    ('{"dataset": "digits", "batch_size": 0}', "batch_size"),
+    ('{"dataset": "digits", "model": "cnn"}', "model: 'cnn' cannot train"),
+    ('{"dataset": "digits", "batch_size": 5000}', "batch_size: 5000 is larger"),
+    ('{"dataset": "digits", "colour": "red"}', "unknown config key"),
+    ("{not json", "not valid JSON"),
+])
+def test_bad_configs_exit_2_with_the_message(tmp_path, capsys, content, expected):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    assert main(["train", "--config", str(path), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert expected in captured.err and captured.err.startswith("error: ")
+
+
+def test_missing_config_file_exits_2(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path / "nope.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_cleanly_with_a_cancelled_summary(tmp_path):
+    path = write_config(tmp_path, TINY.replace(max_train_examples=None, epochs=200, batch_size=16, delta=1e-4))
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen([sys.executable, "-m", "dpcore", "train", "--config", path, "--json"],
+                               cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    first = process.stdout.readline()
+    assert json.loads(first)["epoch"] == 1
+    process.send_signal(signal.SIGINT)
+    rest, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    summary = json_lines(rest)[-1]
+    assert summary["status"] == "cancelled" and 1 <= summary["epochs_completed"] < 200
+    assert math.isfinite(summary["epsilon"]) and "Traceback" not in err

@@ -1,0 +1,147 @@
+"""dpcore.privatize: the clip/noise/normalise step, against TensorFlow Privacy as an oracle."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_privacy.privacy.optimizers.dp_optimizer_keras import DPKerasSGDOptimizer
+
+from dpcore import models, per_example, privatize
+from dpcore.config import DPConfig
+
+loss_fn = privatize.per_example_loss
+
+
+def batch(shape: tuple[int, ...], size: int = 8, seed: int = 0) -> tuple[tf.Tensor, tf.Tensor]:
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.random((size, *shape), dtype=np.float32))
+    y = tf.constant(rng.integers(0, 10, size), tf.int32)
+    return x, y
+
+
+def tfp_gradient(model: tf.keras.Model, x: tf.Tensor, y: tf.Tensor, *, clip: float) -> list[tf.Tensor]:
+    """What DPKerasSGDOptimizer (one microbatch per example, no noise) computes for this batch."""
+    optimizer = DPKerasSGDOptimizer(l2_norm_clip=clip, noise_multiplier=0.0,
+                                    num_microbatches=int(x.shape[0]), learning_rate=1.0)
+    pairs = optimizer._compute_gradients(lambda: loss_fn(y, model(x, training=False)),
+                                         model.trainable_variables, tape=tf.GradientTape())
+    return [g for g, _ in pairs]
+
+
+def ours(model: tf.keras.Model, x: tf.Tensor, y: tf.Tensor, *, clip: float, noise: float = 0.0,
+         normalizer: float | None = None, seed: tuple[int, int] = (1, 2), training: bool = False) -> list[tf.Tensor]:
+    return privatize.privatize(model, loss_fn, x, y, l2_norm_clip=clip, noise_multiplier=noise,
+                               normalizer=float(x.shape[0]) if normalizer is None else normalizer,
+                               seed=seed, training=training)
+
+
+def assert_close(actual: list[tf.Tensor], expected: list[tf.Tensor], atol: float = 1e-5) -> None:
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(a.numpy(), e.numpy(), atol=atol, rtol=0)
+
+
+def gram_path_model() -> tf.keras.Model:
+    """A conv layer with few positions and wide kernels, where the Gram-matrix norm is cheaper."""
+    return tf.keras.Sequential([
+        tf.keras.Input((6, 6, 8)),
+        tf.keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=tf.keras.initializers.GlorotUniform(1)),
+        tf.keras.layers.Conv2D(48, 3, padding="same", dilation_rate=2, kernel_initializer=tf.keras.initializers.GlorotUniform(2)),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(10, kernel_initializer=tf.keras.initializers.GlorotUniform(3)),
+    ])
+
+
+def sequence_dense_model() -> tf.keras.Model:
+    """Dense applied at every position of a sequence (rank-3 input)."""
+    return tf.keras.Sequential([
+        tf.keras.Input((5, 4)),
+        tf.keras.layers.Dense(6, activation="tanh", kernel_initializer=tf.keras.initializers.GlorotUniform(4)),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(10, kernel_initializer=tf.keras.initializers.GlorotUniform(5)),
+    ])
+
+
+def generic_model() -> tf.keras.Model:
+    """LayerNormalization has no per-example rule here, so this model takes the vectorised path."""
+    return tf.keras.Sequential([
+        tf.keras.Input((12,)),
+        tf.keras.layers.Dense(16, activation="relu", kernel_initializer=tf.keras.initializers.GlorotUniform(6)),
+        tf.keras.layers.LayerNormalization(),
+        tf.keras.layers.Dense(10, kernel_initializer=tf.keras.initializers.GlorotUniform(7)),
+    ])
+
+
+@pytest.mark.parametrize("name,shape", [("logreg", (8, 8, 1)), ("mlp", (8, 8, 1)), ("cnn", (28, 28, 1)),
+                                        ("lenet5", (28, 28, 1))])
+@pytest.mark.parametrize("clip", [0.01, 1.0])
+def test_noise_free_gradient_equals_tensorflow_privacy(name, shape, clip):
+    model = models.build(DPConfig(model=name, activation="tanh"), input_shape=shape, num_classes=10)
+    x, y = batch(shape)
+    assert per_example.supports_fast_path(model)
+    assert_close(ours(model, x, y, clip=clip), tfp_gradient(model, x, y, clip=clip))
+
+
+@pytest.mark.parametrize("make,shape", [(gram_path_model, (6, 6, 8)), (sequence_dense_model, (5, 4)),
+                                        (generic_model, (12,))])
+def test_other_layer_shapes_and_the_generic_path_equal_tensorflow_privacy(make, shape):
+    model = make()
+    x, y = batch(shape, seed=3)
+    assert per_example.supports_fast_path(model) == (make is not generic_model)
+    assert_close(ours(model, x, y, clip=0.05), tfp_gradient(model, x, y, clip=0.05))
+
+
+def test_fast_and_generic_paths_agree_with_dropout_off():
+    model = models.build(DPConfig(model="mlp"), input_shape=(8, 8, 1), num_classes=10)
+    x, y = batch((8, 8, 1), size=5)
+    fast = privatize.clipped_sum(model, loss_fn, x, y, l2_norm_clip=0.1, seed=tf.constant([0, 0], tf.int64),
+                                 training=False)
+    each = per_example.per_example_gradients(model, loss_fn, x, y, training=False,
+                                             seed=tf.constant([0, 0], tf.int64))
+    norms = tf.sqrt(tf.add_n([tf.reduce_sum(tf.reshape(g * g, [5, -1]), axis=1) for g in each.gradients]))
+    factors = privatize.clip_factors(norms, 0.1)
+    assert_close(list(fast.gradients), [tf.tensordot(factors, g, axes=1) for g in each.gradients])
+    np.testing.assert_allclose(fast.losses.numpy(), each.losses.numpy(), rtol=1e-5)
+
+
+def test_noise_std_is_noise_multiplier_times_clip_over_normalizer():
+    model = models.build(DPConfig(model="mlp"), input_shape=(8, 8, 1), num_classes=10)
+    x, y = batch((8, 8, 1), size=6)
+    clean = ours(model, x, y, clip=0.5, normalizer=40.0)
+    noisy = ours(model, x, y, clip=0.5, noise=2.0, normalizer=40.0)
+    deviations = np.concatenate([(n - c).numpy().ravel() for n, c in zip(noisy, clean)])
+    assert deviations.size > 8000
+    assert abs(deviations.mean()) < 0.05 * 2.0 * 0.5 / 40.0
+    assert deviations.std() == pytest.approx(2.0 * 0.5 / 40.0, rel=0.03)
+
+
+def test_one_huge_gradient_moves_the_update_by_at_most_its_clip():
+    model = models.build(DPConfig(model="cnn"), input_shape=(28, 28, 1), num_classes=10)
+    x, y = batch((28, 28, 1), size=8, seed=5)
+    outlier = tf.concat([x[:1] * 1e4, x[1:]], axis=0)
+    clip, normalizer = 0.3, 8.0
+    with_outlier = ours(model, outlier, y, clip=clip, normalizer=normalizer)
+    without = ours(model, x[1:], y[1:], clip=clip, normalizer=normalizer)
+    shift = np.sqrt(sum(float(tf.reduce_sum((a - b) ** 2)) for a, b in zip(with_outlier, without)))
+    assert 0.5 * clip / normalizer < shift <= clip / normalizer * (1 + 1e-4)
+    unclipped = privatize.baseline_gradient(model, loss_fn, outlier[:1], y[:1], seed=[0, 0], training=False)
+    assert np.sqrt(sum(float(tf.reduce_sum(g * g)) for g in unclipped.gradients)) > 100 * clip
+
+
+def test_same_seed_same_gradient_other_seed_other_noise_and_dropout():
+    model = models.build(DPConfig(model="mlp"), input_shape=(8, 8, 1), num_classes=10)
+    x, y = batch((8, 8, 1))
+    first = ours(model, x, y, clip=1.0, noise=1.0, seed=(7, 1), training=True)
+    again = ours(model, x, y, clip=1.0, noise=1.0, seed=(7, 1), training=True)
+    other = ours(model, x, y, clip=1.0, noise=1.0, seed=(7, 2), training=True)
+    assert_close(first, again, atol=0)
+    assert not np.allclose(first[0].numpy(), other[0].numpy())
+
+
+def test_an_empty_batch_gives_pure_noise_of_the_right_shape():
+    model = models.build(DPConfig(model="cnn"), input_shape=(28, 28, 1), num_classes=10)
+    x, y = batch((28, 28, 1), size=0)
+    grads = ours(model, x, y, clip=1.0, noise=1.0, normalizer=4.0)
+    assert [g.shape for g in grads] == [v.shape for v in model.trainable_variables]
+    assert all(np.isfinite(g.numpy()).all() for g in grads)
+    assert float(tf.math.reduce_std(grads[0])) == pytest.approx(0.25, rel=0.2)

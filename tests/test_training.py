@@ -1,0 +1,145 @@
+"""dpcore.training: sampling that matches the accountant, results, callbacks, cancel, baseline."""
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+from dpcore import accounting, training
+from dpcore.config import DPConfig
+
+TINY = dict(dataset="digits", model="mlp", max_train_examples=200, batch_size=20, epochs=2,
+            learning_rate=0.5, delta=1e-3)
+
+
+def tiny(**changes: object) -> DPConfig:
+    return DPConfig(**{**TINY, **changes})
+
+
+@pytest.mark.parametrize("sampling", ["poisson", "shuffle"])
+def test_batches_are_exactly_the_accounted_steps(sampling):
+    n, batch_size, epochs = 203, 20, 3
+    batches = list(training.batch_indices(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling, seed=1))
+    assert len(batches) == accounting.dp_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling)
+    assert all(b.dtype == np.int32 and len(set(b.tolist())) == len(b) for b in batches)
+    assert all(0 <= b.min() and b.max() < n for b in batches if len(b))
+    if sampling == "shuffle":
+        per_epoch = len(batches) // epochs
+        for e in range(epochs):
+            epoch = np.concatenate(batches[e * per_epoch:(e + 1) * per_epoch])
+            assert sorted(epoch.tolist()) == list(range(n))
+        assert {len(b) for b in batches} == {20, 3}
+
+
+def test_poisson_batches_include_each_example_with_probability_q():
+    n, batch_size = 500, 25
+    batches = list(training.batch_indices(n=n, batch_size=batch_size, epochs=40, sampling="poisson", seed=0))
+    sizes = np.array([len(b) for b in batches])
+    assert len(set(sizes.tolist())) > 5  # sizes vary: nothing pads or truncates a drawn batch
+    assert sizes.mean() == pytest.approx(batch_size, rel=0.03)
+    q = batch_size / n
+    assert sizes.var() == pytest.approx(n * q * (1 - q), rel=0.15)
+    counts = np.bincount(np.concatenate(batches), minlength=n) / len(batches)
+    assert counts.mean() == pytest.approx(q, rel=0.03) and counts.min() > 0.02
+
+
+def test_a_private_run_reports_the_accountants_epsilon_per_epoch():
+    config = tiny()
+    seen, progress = [], []
+    result = training.train(config, on_epoch=seen.append, on_progress=progress.append)
+    assert result.status == "completed" and result.error is None
+    assert result.n_train == 200 and result.config == config
+    assert [m.epoch for m in result.epochs] == [1, 2] and list(result.epochs) == seen
+    expected = accounting.epsilon_curve_for_config(config, n=200)
+    assert [m.epsilon for m in result.epochs] == pytest.approx(list(expected))
+    assert result.epsilon == pytest.approx(expected[-1]) and result.epsilon < 100
+    ends = accounting.epoch_end_steps(n=200, batch_size=20, epochs=2, sampling="poisson")
+    assert [p.step for p in progress if p.step in ends][-2:] == list(ends)
+    assert progress[-1].fraction == 1.0 and progress[-1].total_steps == ends[-1]
+    for m in result.epochs:
+        assert 0 <= m.train_accuracy <= 1 and 0 <= m.test_accuracy <= 1
+        assert m.train_loss > 0 and m.test_loss > 0 and m.seconds > 0
+        assert 100 < m.examples < 300
+    assert result.examples_per_second > 0 and result.seconds > 0
+    assert result.test_accuracy == result.epochs[-1].test_accuracy
+
+
+def test_same_seed_same_result_other_seed_other_result():
+    first, again, other = training.train(tiny()), training.train(tiny()), training.train(tiny(seed=1))
+    keys = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "epsilon", "examples")
+    pick = lambda r: [tuple(getattr(m, k) for k in keys) for m in r.epochs]  # noqa: E731
+    assert pick(first) == pick(again)
+    assert pick(first) != pick(other)
+
+
+def test_dp_training_learns_digits():
+    result = training.train(DPConfig(dataset="digits", model="mlp", activation="tanh", epochs=3, batch_size=64,
+                                     learning_rate=0.5, noise_multiplier=1.0, delta=1e-4))
+    assert result.status == "completed"
+    assert result.test_accuracy > 0.6
+
+
+def test_baseline_has_infinite_epsilon_and_learns():
+    result = training.train(tiny(private=False, learning_rate=0.2, sampling="shuffle", epochs=3))
+    assert result.status == "completed"
+    assert all(math.isinf(m.epsilon) for m in result.epochs) and math.isinf(result.epsilon)
+    assert [m.examples for m in result.epochs] == [200, 200, 200]
+    assert result.epochs[-1].train_loss < result.epochs[0].train_loss
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_dp_momentum_and_dp_adam_run(optimizer):
+    result = training.train(tiny(optimizer=optimizer, learning_rate=0.05 if optimizer == "momentum" else 0.01,
+                                 model="logreg", epochs=1))
+    assert result.status == "completed" and len(result.epochs) == 1
+
+
+def test_a_csv_dataset_trains():
+    config = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
+                      model="logreg", batch_size=16, epochs=2, delta=1e-3, sampling="shuffle")
+    result = training.train(config)
+    assert result.status == "completed" and result.n_train == 192
+
+
+def test_stop_event_cancels_and_keeps_finished_epochs():
+    stop = threading.Event()
+    result = training.train(tiny(epochs=5), on_epoch=lambda m: stop.set(), stop_event=stop)
+    assert result.status == "cancelled" and len(result.epochs) == 1
+
+
+def test_stop_event_cancels_within_one_step(monkeypatch):
+    stop = threading.Event()
+    calls = []
+
+    def on_progress(progress: training.Progress) -> None:
+        calls.append(progress.step)
+        stop.set()
+
+    monkeypatch.setattr(training, "PROGRESS_INTERVAL_S", 0.0)  # report after every step
+    result = training.train(tiny(epochs=3), on_progress=on_progress, stop_event=stop)
+    assert result.status == "cancelled" and result.epochs == ()
+    assert calls == [1]
+
+
+def test_a_stop_event_set_before_training_cancels_at_once():
+    stop = threading.Event()
+    stop.set()
+    result = training.train(tiny(), stop_event=stop)
+    assert result.status == "cancelled" and result.epochs == () and math.isnan(result.test_accuracy)
+
+
+def test_failures_become_a_failed_result_with_the_message():
+    result = training.train(DPConfig(dataset="digits", model="cnn"))
+    assert result.status == "failed" and "model" in result.error and "28x28" in result.error
+    too_big = training.train(tiny(batch_size=300))
+    assert too_big.status == "failed" and too_big.error.startswith("batch_size:")
+
+    def broken(metrics: training.EpochMetrics) -> None:
+        raise RuntimeError("listener went away")
+
+    crashed = training.train(tiny(), on_epoch=broken)
+    assert crashed.status == "failed" and "listener went away" in crashed.error
+    assert len(crashed.epochs) == 1
