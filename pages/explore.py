@@ -16,7 +16,8 @@ from dpcore.models import MODEL_TITLES, supported_models
 
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
-DATASETS = ("digits", "fashion_mnist", "mnist")
+DATASETS = ("digits", "fashion_mnist", "mnist", "csv")
+CSV_TITLE = "Your CSV file (tabular)"
 NOISE_GRID = tuple(round(0.3 * (20.0 / 0.3) ** (i / 23), 4) for i in range(24))
 
 
@@ -62,6 +63,8 @@ def apply_noise(value: float) -> None:
 
 def on_dataset_change() -> None:
     """Keep the model valid for the new dataset's input shape."""
+    if ss[f"{P}dataset"] == "csv":
+        return  # the model list follows once the file is known
     allowed = supported_models(dataset_info(ss[f"{P}dataset"]).input_shape)
     if ss.get(f"{P}model") not in allowed:
         ss[f"{P}model"] = _fallback_model(allowed)
@@ -122,10 +125,24 @@ with controls:
                                help="The small chance the ε promise may fail; keep it well below 1/n.")
 
     left, right = st.columns(2)
-    _seed(f"{P}dataset", cfg.dataset if cfg.dataset in DATASETS else "digits")
+    _seed(f"{P}dataset", cfg.dataset)
     dataset = left.selectbox("Dataset", DATASETS, key=f"{P}dataset", on_change=on_dataset_change,
-                             format_func=lambda name: dataset_info(name).title)
-    model_options = supported_models(dataset_info(dataset).input_shape)
+                             format_func=lambda name: CSV_TITLE if name == "csv" else dataset_info(name).title)
+    csv_path = csv_label = None
+    if dataset == "csv":
+        _seed(f"{P}csv_path", cfg.csv_path or "")
+        _seed(f"{P}csv_label", cfg.csv_label or "")
+        csv_path = st.text_input("CSV file path (on the server)", key=f"{P}csv_path").strip() or None
+        csv_label = st.text_input("Label column", key=f"{P}csv_label").strip() or None
+        if not csv_path or not csv_label:
+            st.info("Enter the path of a CSV file on this server and the name of its label column.")
+            st.stop()
+    try:
+        info = dataset_info(dataset, csv_path=csv_path, csv_label=csv_label)
+    except UserInputError as exc:
+        st.error(str(exc))
+        st.stop()
+    model_options = supported_models(info.input_shape)
     _seed(f"{P}model", cfg.model if cfg.model in model_options else _fallback_model(model_options))
     if ss[f"{P}model"] not in model_options:
         ss[f"{P}model"] = _fallback_model(model_options)
@@ -171,6 +188,7 @@ try:
         l2_norm_clip=float(clip), batch_size=int(batch), epochs=int(epochs), delta=float(delta),
         accountant=accountant, sampling=sampling, seed=int(seed),
         max_train_examples=int(max_train) if max_train and max_train >= 2 else None,
+        csv_path=csv_path, csv_label=csv_label,
     )
 except UserInputError as exc:
     results.error(str(exc))
@@ -184,80 +202,77 @@ with results:
     n = app_state.train_size(new_cfg)
     if n is None:
         st.stop()
-    eps = None
     try:
         report = accounting.epsilon_report(
             n=n, batch_size=new_cfg.batch_size, noise_multiplier=new_cfg.noise_multiplier,
             epochs=new_cfg.epochs, delta=new_cfg.delta, accountant=new_cfg.accountant,
             sampling=new_cfg.sampling, interactive=True)
-        eps = report.epsilon
     except UserInputError as exc:
-        report = None
-        error_text = str(exc)
-
+        st.metric("Projected ε", "—")
+        st.error(str(exc))
+        st.stop()
+    eps = report.epsilon
+    steps = accounting.dp_steps(n=n, batch_size=new_cfg.batch_size, epochs=new_cfg.epochs,
+                                sampling=new_cfg.sampling)
     m1, m2, m3 = st.columns(3)
     m1.metric("Projected ε", app_state.format_epsilon(eps),
               help="Privacy budget spent by the whole run, for the accountant and sampling below.")
     m2.metric("δ", f"{new_cfg.delta:.1e}")
-    m3.metric("Noisy steps", f"{accounting.dp_steps(n=n, batch_size=min(new_cfg.batch_size, n), epochs=new_cfg.epochs, sampling=new_cfg.sampling):,}",
-              help=f"Training set n = {n:,}; sampling rate q = {min(new_cfg.batch_size / n, 1):.4g}.")
-    if report is None:
-        st.error(error_text)
-    else:
-        st.markdown(explain.epsilon_reading(eps, new_cfg.delta))
-        st.caption(explain.accounting_note(new_cfg.accountant, new_cfg.sampling))
-        if report.approximate:
-            st.caption("Approximate: the interactive PLD uses a coarse grid (1e-3) with pessimistic "
-                       "rounding, so this ε is a slightly loose upper bound; training reports the "
-                       "precise grid.")
-    for warning in explain.risk_warnings(new_cfg, n=n, epsilon=eps if eps is not None else math.nan):
+    m3.metric("Noisy steps", f"{steps:,}",
+              help=f"Training set n = {n:,}; sampling rate q = {report.sampling_probability:.4g}.")
+    st.markdown(explain.epsilon_reading(eps, new_cfg.delta))
+    st.caption(explain.accounting_note(new_cfg.accountant, new_cfg.sampling))
+    if report.approximate:
+        st.caption("Approximate: the interactive PLD uses a coarse grid (1e-3) with pessimistic "
+                   "rounding, so this ε is a slightly loose upper bound; training reports the "
+                   "precise grid.")
+    for warning in explain.risk_warnings(new_cfg, n=n, epsilon=eps):
         (st.error if warning.level == "error" else st.warning)(warning.message)
 
-if report is not None:
-    with results:
-        overlay = st.toggle("Overlay RDP and PLD", key="explore_overlay",
-                            help="Both accountants for the current sampling; PLD is the tighter one.")
-        accountants = ("rdp", "pld") if overlay else (new_cfg.accountant,)
-        label = {"rdp": "RDP", "pld": "PLD"}
-        per_epoch = {
-            f"{label[a]}, {new_cfg.sampling}": accounting.epsilon_per_epoch(
-                n=n, batch_size=new_cfg.batch_size, noise_multiplier=new_cfg.noise_multiplier,
-                epochs=new_cfg.epochs, delta=new_cfg.delta, accountant=a, sampling=new_cfg.sampling,
-                interactive=True)
-            for a in accountants
-        }
-        tab_epochs, tab_noise = st.tabs(["ε vs epochs", "ε vs noise multiplier"])
-        tab_epochs.plotly_chart(charts.epsilon_vs_epochs(per_epoch, current_epochs=new_cfg.epochs,
-                                                         delta=new_cfg.delta),
-                                width="stretch", key="chart_eps_epochs")
-        sweep = {f"{label[a]}, {new_cfg.sampling}": noise_sweep(n, new_cfg.batch_size, new_cfg.epochs,
-                                                                 new_cfg.delta, a, new_cfg.sampling)
-                 for a in accountants}
-        tab_noise.plotly_chart(charts.epsilon_vs_noise(NOISE_GRID, sweep, current_noise=new_cfg.noise_multiplier,
-                                                       current_epsilon=eps, delta=new_cfg.delta),
-                               width="stretch", key="chart_eps_noise")
+with results:
+    overlay = st.toggle("Overlay RDP and PLD", key="explore_overlay",
+                        help="Both accountants for the current sampling; PLD is the tighter one.")
+    accountants = ("rdp", "pld") if overlay else (new_cfg.accountant,)
+    label = {"rdp": "RDP", "pld": "PLD"}
+    per_epoch = {
+        f"{label[a]}, {new_cfg.sampling}": accounting.epsilon_per_epoch(
+            n=n, batch_size=new_cfg.batch_size, noise_multiplier=new_cfg.noise_multiplier,
+            epochs=new_cfg.epochs, delta=new_cfg.delta, accountant=a, sampling=new_cfg.sampling,
+            interactive=True)
+        for a in accountants
+    }
+    tab_epochs, tab_noise = st.tabs(["ε vs epochs", "ε vs noise multiplier"])
+    tab_epochs.plotly_chart(charts.epsilon_vs_epochs(per_epoch, current_epochs=new_cfg.epochs,
+                                                     delta=new_cfg.delta),
+                            width="stretch", key="chart_eps_epochs")
+    sweep = {f"{label[a]}, {new_cfg.sampling}": noise_sweep(n, new_cfg.batch_size, new_cfg.epochs,
+                                                             new_cfg.delta, a, new_cfg.sampling)
+             for a in accountants}
+    tab_noise.plotly_chart(charts.epsilon_vs_noise(NOISE_GRID, sweep, current_noise=new_cfg.noise_multiplier,
+                                                   current_epsilon=eps, delta=new_cfg.delta),
+                           width="stretch", key="chart_eps_noise")
 
-        st.subheader("Calibrate")
-        st.caption("Type the ε you can afford; get the smallest noise multiplier that meets it "
-                   "for the other settings.")
-        left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
-        target = left.number_input("Target ε", min_value=0.01, max_value=1000.0, value=1.0, step=0.1,
-                                   format="%.3f", key="calibrate_target")
-        if mid.button("Calibrate", key="calibrate_run"):
-            try:
-                found = accounting.calibrate_noise(
-                    target_epsilon=float(target), n=n, batch_size=new_cfg.batch_size, epochs=new_cfg.epochs,
-                    delta=new_cfg.delta, accountant=new_cfg.accountant, sampling=new_cfg.sampling,
-                    interactive=True)
-                ss["calibration"] = (float(target), found.noise_multiplier, found.epsilon)
-            except UserInputError as exc:
-                ss["calibration"] = None
-                st.error(str(exc))
-        found = ss.get("calibration")
-        if found and found[0] == float(target):
-            # Round up, never down: a smaller σ would overshoot the target ε.
-            sigma = math.ceil(found[1] * 10_000) / 10_000
-            right.button(f"Apply σ = {sigma:.4f}", key="calibrate_apply", type="primary",
-                         on_click=apply_noise, args=(sigma,))
-            st.success(f"Noise multiplier {found[1]:.4f} gives ε = {found[2]:.4f} ≤ {found[0]:g} "
-                       f"({new_cfg.accountant.upper()}, {new_cfg.sampling}).")
+    st.subheader("Calibrate")
+    st.caption("Type the ε you can afford; get the smallest noise multiplier that meets it "
+               "for the other settings.")
+    left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
+    target = left.number_input("Target ε", min_value=0.01, max_value=1000.0, value=1.0, step=0.1,
+                               format="%.3f", key="calibrate_target")
+    if mid.button("Calibrate", key="calibrate_run"):
+        try:
+            found = accounting.calibrate_noise(
+                target_epsilon=float(target), n=n, batch_size=new_cfg.batch_size, epochs=new_cfg.epochs,
+                delta=new_cfg.delta, accountant=new_cfg.accountant, sampling=new_cfg.sampling,
+                interactive=True)
+            ss["calibration"] = (float(target), found.noise_multiplier, found.epsilon)
+        except UserInputError as exc:
+            ss["calibration"] = None
+            st.error(str(exc))
+    found = ss.get("calibration")
+    if found and found[0] == float(target):
+        # Round up, never down: a smaller σ would overshoot the target ε.
+        sigma = math.ceil(found[1] * 10_000) / 10_000
+        right.button(f"Apply σ = {sigma:.4f}", key="calibrate_apply", type="primary",
+                     on_click=apply_noise, args=(sigma,))
+        st.success(f"Noise multiplier {found[1]:.4f} gives ε = {found[2]:.4f} ≤ {found[0]:g} "
+                   f"({new_cfg.accountant.upper()}, {new_cfg.sampling}).")

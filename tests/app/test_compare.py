@@ -1,0 +1,92 @@
+"""AppTest: the Compare page charts stored runs, filters, renames, deletes and loads a config into Explore."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+
+from dpcore.config import DPConfig
+from dpcore.store import RunStore
+from dpcore.training import EpochMetrics
+
+
+def _metrics(epoch: int, accuracy: float, epsilon: float) -> EpochMetrics:
+    return EpochMetrics(epoch=epoch, train_loss=1.0, train_accuracy=accuracy, test_loss=1.0,
+                        test_accuracy=accuracy, epsilon=epsilon, seconds=0.1, examples=100)
+
+
+@pytest.fixture()
+def runs() -> dict[str, int]:
+    """Three stored runs (two private, one baseline) in the app's store; removed afterwards."""
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    ids = {}
+    for name, config, points in [
+        ("noisy", DPConfig(noise_multiplier=2.0, batch_size=128), [(1, 0.5, 0.4), (2, 0.6, 0.7)]),
+        ("fashion", DPConfig(dataset="fashion_mnist", model="cnn", noise_multiplier=0.9),
+         [(1, 0.7, 0.8), (2, 0.8, 1.2)]),
+        ("plain", DPConfig(private=False), [(1, 0.9, math.inf)]),
+    ]:
+        run_id = store.create_run(config, owner="someone", name=name)
+        for epoch, acc, eps in points:
+            store.record_epoch(run_id, _metrics(epoch, acc, eps))
+        store.set_status(run_id, "completed")
+        ids[name] = run_id
+    yield ids
+    for run_id in ids.values():
+        try:
+            store.delete_run(run_id)
+        except LookupError:
+            pass
+
+
+def _open(app):
+    app.run()
+    app.switch_page("pages/compare.py").run()
+    assert not app.exception
+    return app
+
+
+def _trace_names(at) -> list[str]:
+    return [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+
+
+def test_chart_table_and_baseline(app, runs) -> None:
+    at = _open(app)
+    names = _trace_names(at)
+    assert "noisy" in names and "fashion" in names and "Pareto frontier" in names
+    layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    assert any("plain: non-private (ε = ∞)" in a["text"] for a in layout["annotations"])
+    table = at.dataframe[0].value
+    assert set(runs.values()) <= set(table["id"])
+    assert at.get("download_button")
+
+
+def test_filter_by_dataset(app, runs) -> None:
+    at = _open(app)
+    at.selectbox(key="compare_dataset").set_value("fashion_mnist").run()
+    assert list(at.dataframe[0].value["id"]) == [runs["fashion"]]
+    assert "noisy" not in _trace_names(at)
+
+
+def test_rename_and_delete(app, runs) -> None:
+    at = _open(app)
+    at.multiselect(key="compare_selected").set_value([runs["noisy"]]).run()
+    assert _trace_names(at)[0] == "noisy" and "fashion" not in _trace_names(at)
+    at.text_input(key="compare_new_name").set_value("renamed").run()
+    at.button(key="compare_rename").click().run()
+    assert "renamed" in _trace_names(at)
+    at.button(key="compare_delete").click().run()
+    assert not at.exception
+    assert runs["noisy"] not in set(at.dataframe[0].value["id"])
+
+
+def test_load_into_explore(app, runs) -> None:
+    at = _open(app)
+    at.multiselect(key="compare_selected").set_value([runs["fashion"]]).run()
+    at.button(key="compare_load").click().run()
+    assert not at.exception
+    assert at.session_state["dpx_config"] == DPConfig(dataset="fashion_mnist", model="cnn", noise_multiplier=0.9)
+    assert at.selectbox(key="w_model").value == "cnn"  # now on Explore, showing the loaded config
+    assert at.number_input(key="w_noise_multiplier_exact").value == 0.9

@@ -1,0 +1,69 @@
+"""AppTest: the Export page shows JSON/YAML/script, restores uploads with clear errors, and makes a share link."""
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from dpcore import share
+from dpcore.config import DPConfig
+
+CONFIG = DPConfig(noise_multiplier=1.7, batch_size=100, epochs=3)
+
+
+def _open(app, config: DPConfig = CONFIG):
+    app.session_state["dpx_config"] = config
+    app.run()
+    app.switch_page("pages/export.py").run()
+    assert not app.exception
+    return app
+
+
+def test_formats_and_downloads(app) -> None:
+    at = _open(app)
+    codes = {c.language: c.value for c in at.code}
+    assert DPConfig.from_json(codes["json"]) == CONFIG
+    assert DPConfig.from_yaml(codes["yaml"]) == CONFIG
+    assert "1.7" in codes["python"] and "tensorflow_privacy" in codes["python"]
+    assert [b.label for b in at.get("download_button")] == ["Download JSON", "Download YAML",
+                                                            "Download Python script"]
+
+
+def test_share_link_encodes_the_config(app) -> None:
+    at = _open(app)
+    link = next(c.value for c in at.code if c.value.startswith("http"))
+    params = {k: v[-1] for k, v in parse_qs(urlsplit(link).query).items()}
+    assert share.decode(params) == CONFIG
+
+
+def test_share_link_restores_the_config(app) -> None:
+    app.query_params.update(share.encode(CONFIG))
+    at = app.run()
+    assert not at.exception
+    assert at.session_state["dpx_config"] == CONFIG
+    assert at.number_input(key="w_noise_multiplier_exact").value == 1.7
+    assert any("restored" in s.value for s in at.success)
+
+
+def test_bad_share_link_is_a_message(app) -> None:
+    app.query_params.update({"dpx": "1", "batch_size": "lots"})
+    at = app.run()
+    assert not at.exception
+    assert any("batch_size" in e.value for e in at.error)
+    assert at.session_state["dpx_config"] == DPConfig()
+
+
+def test_upload_restores_a_config(app) -> None:
+    at = _open(app)
+    wanted = DPConfig(noise_multiplier=0.8, epochs=7)
+    at.get("file_uploader")[0].upload("mine.yaml", wanted.to_yaml().encode(), "application/x-yaml").run()
+    assert any("valid config" in s.value for s in at.success)
+    at.button(key="export_use_upload").click().run()
+    assert at.session_state["dpx_config"] == wanted
+
+
+def test_bad_upload_names_the_field(app) -> None:
+    at = _open(app)
+    at.get("file_uploader")[0].upload("bad.json", b'{"batch_size": -3}', "application/json").run()
+    assert not at.exception
+    assert any("batch_size" in e.value and "bad.json" in e.value for e in at.error)
+    at.get("file_uploader")[0].clear().upload("broken.json", b"{not json", "application/json").run()
+    assert any("not valid JSON" in e.value for e in at.error)
