@@ -92,7 +92,8 @@ def test_risky_settings_are_warned(app) -> None:
     at.number_input(key="w_batch_size_exact").set_value(4).run()
     assert any("tiny" in w.value for w in at.warning)
     at.number_input(key="w_batch_size_exact").set_value(5000).run()
-    assert any("larger than the training set" in e.value for e in at.error)
+    assert any(e.value.startswith("batch_size:") and "larger than" in e.value for e in at.error)
+    assert next(m.value for m in at.metric if m.label == "Projected ε") == "—"
     assert not at.exception
 
 
