@@ -115,11 +115,36 @@ def _layer_squared_norms(tap: Tap, g: tf.Tensor) -> tf.Tensor:
         g_sq = tf.reduce_sum(tf.square(g), axis=1)
         sq = tf.reduce_sum(tf.square(a), axis=1) * g_sq
         return sq + g_sq if layer.use_bias else sq
-    a3, g3 = _positions(layer, a, g)
-    sq = _positional_squared_norms(a3, g3)
+    if _is_single_channel_conv(layer, a):
+        sq = _single_channel_conv_squared_norms(layer, a, g)
+    else:
+        sq = _positional_squared_norms(*_positions(layer, a, g))
     if layer.use_bias:
-        sq = sq + tf.reduce_sum(tf.square(tf.reduce_sum(g3, axis=1)), axis=1)
+        sq = sq + tf.reduce_sum(tf.square(tf.reduce_sum(g, axis=list(range(1, g.shape.rank - 1)))), axis=1)
     return sq
+
+
+def _is_single_channel_conv(layer: tf.keras.layers.Layer, a: tf.Tensor) -> bool:
+    return _is_conv2d(layer) and a.shape[-1] == 1 and tuple(layer.dilation_rate) == (1, 1)
+
+
+def _single_channel_conv_squared_norms(layer: tf.keras.layers.Layer, a: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
+    """Per-example kernel gradients of a conv on one-channel images, all in one depthwise filter gradient.
+
+    With the batch moved into the channel axis, a depthwise convolution's filter gradient is every
+    example's own kernel gradient; on greyscale first layers this is far cheaper than extracting
+    patches (whose size is the kernel area times the output size).
+    """
+    batch = tf.shape(a)[0]
+    kh, kw = layer.kernel_size
+    _, oh, ow, channels = g.shape
+    images = tf.transpose(a, [3, 1, 2, 0])  # (1, height, width, batch)
+    grads = tf.reshape(tf.transpose(g, [1, 2, 0, 3]), [1, oh, ow, batch * channels])
+    kernels = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+        input=images, filter_sizes=tf.stack([kh, kw, batch, channels]), out_backprop=grads,
+        strides=[1, *layer.strides, 1], padding=layer.padding.upper(), data_format="NHWC",
+    )
+    return tf.reduce_sum(tf.square(kernels), axis=[0, 1, 3])
 
 
 def _positions(layer: tf.keras.layers.Layer, a: tf.Tensor, g: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -39,20 +39,24 @@ class StepGradient:
 
 def privatize(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
               l2_norm_clip: float, noise_multiplier: float, normalizer: float | tf.Tensor,
-              seed: tf.Tensor, training: bool = True) -> list[tf.Tensor]:
-    """Clipped, noised, normalised gradient of ``loss_fn`` on (x, y), one tensor per trainable variable."""
+              seed: tf.Tensor, training: bool = True, mask: Optional[tf.Tensor] = None) -> list[tf.Tensor]:
+    """Clipped, noised, normalised gradient of ``loss_fn`` on (x, y), one tensor per trainable variable.
+
+    ``mask`` (1 for a real example, 0 for a padding row) lets a caller pad batches to a few fixed
+    sizes; a padding row contributes nothing.
+    """
     return list(dp_gradient(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, noise_multiplier=noise_multiplier,
-                            normalizer=normalizer, seed=seed, training=training).gradients)
+                            normalizer=normalizer, seed=seed, training=training, mask=mask).gradients)
 
 
 def dp_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
                 l2_norm_clip: float, noise_multiplier: float, normalizer: float | tf.Tensor,
-                seed: tf.Tensor, training: bool = True) -> StepGradient:
+                seed: tf.Tensor, training: bool = True, mask: Optional[tf.Tensor] = None) -> StepGradient:
     """``privatize`` plus the per-example losses and logits, so a trainer needs no extra forward pass."""
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     clipped = clipped_sum(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip,
                           seed=tf.random.experimental.stateless_fold_in(seed, _DROPOUT_STREAM),
-                          training=training)
+                          training=training, mask=mask)
     noised = add_noise(clipped.gradients, stddev=noise_multiplier * l2_norm_clip,
                        seed=tf.random.experimental.stateless_fold_in(seed, _NOISE_STREAM))
     scale = tf.cast(normalizer, tf.float32)
@@ -60,14 +64,15 @@ def dp_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tens
 
 
 def clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
-                l2_norm_clip: float, seed: tf.Tensor, training: bool = True) -> StepGradient:
+                l2_norm_clip: float, seed: tf.Tensor, training: bool = True,
+                mask: Optional[tf.Tensor] = None) -> StepGradient:
     """Sum over the batch of each example's gradient clipped to ``l2_norm_clip`` (no noise yet)."""
     variables = list(model.trainable_variables)
     x = tf.convert_to_tensor(x)
 
     def compute() -> tuple:
         result = _clipped_sum(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, seed=seed, training=training,
-                              variables=variables)
+                              variables=variables, mask=mask)
         return result.gradients, result.losses, result.logits
 
     def empty() -> tuple:
@@ -85,7 +90,7 @@ def clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tens
 
 def _clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
                  l2_norm_clip: float, seed: tf.Tensor, training: bool,
-                 variables: list[tf.Variable]) -> StepGradient:
+                 variables: list[tf.Variable], mask: Optional[tf.Tensor]) -> StepGradient:
     if per_example.supports_fast_path(model):
         with tf.GradientTape() as tape:
             recorded = per_example.forward(model, x, training=training, seed=seed)
@@ -93,16 +98,20 @@ def _clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Ten
         outputs = [tap.outputs for tap in recorded.taps]
         output_grads = tape.gradient(losses, outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         norms = tf.sqrt(per_example.squared_norms(recorded.taps, output_grads))
-        factors = clip_factors(norms, l2_norm_clip)
+        factors = _masked(clip_factors(norms, l2_norm_clip), mask)
         by_variable = per_example.weighted_gradients(recorded.taps, output_grads, factors)
         sums = tuple(by_variable[id(v)] for v in variables)
         return StepGradient(gradients=sums, losses=losses, logits=recorded.logits)
     each = per_example.per_example_gradients(model, loss_fn, x, y, training=training, seed=seed,
                                              variables=variables)
     squares = [tf.reduce_sum(tf.reshape(tf.square(g), [tf.shape(g)[0], -1]), axis=1) for g in each.gradients]
-    factors = clip_factors(tf.sqrt(tf.add_n(squares)), l2_norm_clip)
+    factors = _masked(clip_factors(tf.sqrt(tf.add_n(squares)), l2_norm_clip), mask)
     sums = tuple(tf.tensordot(factors, g, axes=1) for g in each.gradients)
     return StepGradient(gradients=sums, losses=each.losses, logits=each.logits)
+
+
+def _masked(factors: tf.Tensor, mask: Optional[tf.Tensor]) -> tf.Tensor:
+    return factors if mask is None else factors * tf.cast(mask, factors.dtype)
 
 
 def clip_factors(norms: tf.Tensor, l2_norm_clip: float) -> tf.Tensor:
@@ -124,13 +133,18 @@ def add_noise(gradients: tuple[tf.Tensor, ...], *, stddev: float, seed: tf.Tenso
 
 def baseline_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
                       seed: tf.Tensor, training: bool = True,
-                      variables: Optional[list[tf.Variable]] = None) -> StepGradient:
+                      variables: Optional[list[tf.Variable]] = None,
+                      mask: Optional[tf.Tensor] = None) -> StepGradient:
     """Non-private gradient of the mean loss (no clipping, no noise), with the same seeded dropout."""
     variables = list(model.trainable_variables) if variables is None else variables
     seed = tf.random.experimental.stateless_fold_in(tf.cast(tf.convert_to_tensor(seed), tf.int64), _DROPOUT_STREAM)
     with tf.GradientTape() as tape:
         logits = per_example.forward(model, x, training=training, seed=seed).logits
         losses = loss_fn(y, logits)
-        mean = tf.reduce_mean(losses)
+        if mask is None:
+            mean = tf.reduce_mean(losses)
+        else:
+            weights = tf.cast(mask, losses.dtype)
+            mean = tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
     grads = tape.gradient(mean, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     return StepGradient(gradients=tuple(grads), losses=losses, logits=logits)

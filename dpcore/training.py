@@ -179,25 +179,24 @@ class _Run:
         last_progress = time.perf_counter()
         for epoch, end in enumerate(ends, start=1):
             epoch_started = time.perf_counter()
-            loss_sum, correct, seen = 0.0, 0, 0
+            seen = 0
             while done < end:
                 if stop_event is not None and stop_event.is_set():
                     self.cancelled = True
                     return
                 indices = next(batches)
                 t0 = time.perf_counter()
-                batch_loss, batch_correct = step(indices, done)
+                step(indices, done)
                 if done > 0:
                     self._timed_seconds += time.perf_counter() - t0
                     self._timed_examples += len(indices)
-                loss_sum += batch_loss
-                correct += batch_correct
                 seen += len(indices)
                 done += 1
                 now = time.perf_counter()
                 if on_progress is not None and now - last_progress >= PROGRESS_INTERVAL_S:
                     last_progress = now
                     on_progress(Progress(step=done, total_steps=total, epoch=epoch, fraction=done / total))
+            loss_sum, correct = step.take_train_totals()
             test_loss, test_accuracy = step.evaluate()
             metrics = EpochMetrics(
                 epoch=epoch,
@@ -228,36 +227,55 @@ class _StepFunction:
         self.y_test = dataset.y_test
         self.seed = tf.constant(config.seed, tf.int64)
         self.normalizer = float(config.batch_size)
-        spec = tf.TensorSpec(shape=[None], dtype=tf.int32)
-        self._train_step = tf.function(self._step, input_signature=[spec, tf.TensorSpec([], tf.int64)])
+        self._loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self._correct = tf.Variable(0, dtype=tf.int64, trainable=False)
+        # Poisson batches vary in size; padding them (masked) to a multiple of ``granularity`` keeps
+        # the number of distinct shapes, and so of kernel set-ups, small.
+        self.granularity = _bucket_granularity(config.batch_size) if config.sampling == "poisson" else 1
+        self._train_step = tf.function(self._step, input_signature=[
+            tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64)])
         shape = [None, *dataset.x_test.shape[1:]]
         self._eval_step = tf.function(self._evaluate_batch, input_signature=[
             tf.TensorSpec(shape, tf.float32), tf.TensorSpec([None], tf.int32)])
 
-    def __call__(self, indices: np.ndarray, step_number: int) -> tuple[float, int]:
-        """Run one step on the examples at ``indices``; returns (sum of losses, correct predictions)."""
-        if len(indices) == 0 and not self.config.private:
-            return 0.0, 0  # the mean of an empty batch is undefined; a baseline skips it
-        loss_sum, correct = self._train_step(tf.constant(indices), tf.constant(step_number, tf.int64))
-        return float(loss_sum), int(correct)
+    def __call__(self, indices: np.ndarray, step_number: int) -> None:
+        """Run one step on the examples at ``indices``, adding its loss and hits to the running totals."""
+        count = len(indices)
+        if count == 0 and not self.config.private:
+            return  # the mean of an empty batch is undefined; a baseline skips it
+        padded = -(-max(count, 1) // self.granularity) * self.granularity
+        if padded > count:
+            indices = np.concatenate([indices, np.zeros(padded - count, dtype=np.int32)])
+        self._train_step(tf.constant(indices), tf.constant(count, tf.int32), tf.constant(step_number, tf.int64))
 
-    def _step(self, indices: tf.Tensor, step_number: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def take_train_totals(self) -> tuple[float, int]:
+        """Sum of training losses and correct predictions since the last call, then reset them."""
+        totals = float(self._loss_sum.numpy()), int(self._correct.numpy())
+        self._loss_sum.assign(0.0)
+        self._correct.assign(0)
+        return totals
+
+    def _step(self, indices: tf.Tensor, count: tf.Tensor, step_number: tf.Tensor) -> None:
         x = tf.gather(self.x_train, indices)
         y = tf.gather(self.y_train, indices)
+        real = tf.range(tf.shape(indices)[0]) < count
+        mask = tf.cast(real, tf.float32)
         seed = tf.stack([self.seed, step_number])
         config = self.config
         if config.private:
             # Poisson: the expected batch size q*n, never the drawn size; shuffle: the batch's size.
-            normalizer = self.normalizer if config.sampling == "poisson" else tf.cast(tf.size(indices), tf.float32)
+            normalizer = self.normalizer if config.sampling == "poisson" else tf.cast(count, tf.float32)
             result = privatize.dp_gradient(
                 self.model, privatize.per_example_loss, x, y, l2_norm_clip=config.l2_norm_clip,
-                noise_multiplier=config.noise_multiplier, normalizer=normalizer, seed=seed,
+                noise_multiplier=config.noise_multiplier, normalizer=normalizer, seed=seed, mask=mask,
             )
         else:
             result = privatize.baseline_gradient(self.model, privatize.per_example_loss, x, y, seed=seed,
-                                                 variables=self.variables)
+                                                 variables=self.variables, mask=mask)
         self.optimizer.apply_gradients(zip(result.gradients, self.variables))
-        return tf.reduce_sum(result.losses), _correct(result.logits, y)
+        # Totals stay in the graph so that a step never waits for the host.
+        self._loss_sum.assign_add(tf.reduce_sum(tf.cast(result.losses * mask, tf.float64)))
+        self._correct.assign_add(tf.cast(_correct(result.logits, y, real), tf.int64))
 
     def _evaluate_batch(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         logits = self.model(x, training=False)
@@ -277,6 +295,13 @@ class _StepFunction:
         return loss_sum / count, correct / count
 
 
-def _correct(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    predictions = tf.argmax(logits, axis=1, output_type=tf.int32)
-    return tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.int32))
+def _bucket_granularity(batch_size: int) -> int:
+    """A power of two near the spread (about sqrt(batch_size)) of Poisson batch sizes, at least 8."""
+    return max(8, 2 ** round(math.log2(math.sqrt(batch_size))))
+
+
+def _correct(logits: tf.Tensor, labels: tf.Tensor, real: Optional[tf.Tensor] = None) -> tf.Tensor:
+    hits = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels)
+    if real is not None:
+        hits = tf.logical_and(hits, real)
+    return tf.reduce_sum(tf.cast(hits, tf.int32))

@@ -145,3 +145,18 @@ def test_an_empty_batch_gives_pure_noise_of_the_right_shape():
     assert [g.shape for g in grads] == [v.shape for v in model.trainable_variables]
     assert all(np.isfinite(g.numpy()).all() for g in grads)
     assert float(tf.math.reduce_std(grads[0])) == pytest.approx(0.25, rel=0.2)
+
+
+def test_masked_padding_rows_contribute_nothing():
+    model = models.build(DPConfig(model="cnn"), input_shape=(28, 28, 1), num_classes=10)
+    x, y = batch((28, 28, 1), size=6, seed=9)
+    padded_x = tf.concat([x, x[:2] * 50.0], axis=0)
+    padded_y = tf.concat([y, y[:2]], axis=0)
+    mask = tf.constant([1.0] * 6 + [0.0] * 2)
+    assert_close(privatize.privatize(model, loss_fn, padded_x, padded_y, l2_norm_clip=0.2, noise_multiplier=1.0,
+                                     normalizer=6.0, seed=(3, 4), training=False, mask=mask),
+                 ours(model, x, y, clip=0.2, noise=1.0, normalizer=6.0, seed=(3, 4)))
+    baseline_padded = privatize.baseline_gradient(model, loss_fn, padded_x, padded_y, seed=[0, 0], training=False,
+                                                  mask=mask)
+    baseline = privatize.baseline_gradient(model, loss_fn, x, y, seed=[0, 0], training=False)
+    assert_close(list(baseline_padded.gradients), list(baseline.gradients))
