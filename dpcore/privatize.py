@@ -121,14 +121,16 @@ def clip_factors(norms: tf.Tensor, l2_norm_clip: float) -> tf.Tensor:
 
 
 def add_noise(gradients: tuple[tf.Tensor, ...], *, stddev: float, seed: tf.Tensor) -> tuple[tf.Tensor, ...]:
-    """Add independent N(0, stddev^2) noise to every coordinate; variable j uses stream j of ``seed``."""
+    """Add independent N(0, stddev^2) noise to every coordinate, drawn as one vector from ``seed``.
+
+    One draw for all variables, split by size, is markedly faster than one draw per variable.
+    """
     if isinstance(stddev, (int, float)) and stddev == 0:
         return tuple(gradients)
-    return tuple(
-        g + tf.random.stateless_normal(tf.shape(g), seed=tf.random.experimental.stateless_fold_in(seed, j),
-                                       stddev=stddev, dtype=g.dtype)
-        for j, g in enumerate(gradients)
-    )
+    sizes = [g.shape.num_elements() for g in gradients]  # gradients are shaped like their variables
+    noise = tf.random.stateless_normal([sum(sizes)], seed=seed, stddev=stddev, dtype=gradients[0].dtype)
+    parts = tf.split(noise, sizes)
+    return tuple(g + tf.reshape(part, g.shape) for g, part in zip(gradients, parts))
 
 
 def baseline_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
