@@ -194,17 +194,12 @@ def _fashion_mnist_arrays() -> tuple[np.ndarray, ...]:
     for directory in filter(None, directories):
         if all(os.path.isfile(os.path.join(directory, f)) for f in IDX_FILES.values()):
             return _idx_arrays(directory)
-    try:
-        (x_train, y_train), (x_test, y_test) = _keras_load("fashion_mnist")
-    except Exception as exc:  # noqa: BLE001 - any download or cache failure gets one clear message
-        raise DatasetError(
-            "dataset",
-            f"Fashion-MNIST is not installed and could not be downloaded ({type(exc).__name__}: {exc})",
-            allowed="install it with `apt-get install dataset-fashion-mnist` (files in "
-            f"{DEBIAN_FASHION_MNIST_DIR}), set DPEXPLORER_FASHION_MNIST_DIR to a folder holding the four "
-            "IDX .gz files, or connect to the internet once so Keras can cache it",
-        ) from None
-    return _images(x_train, 255.0), _labels(y_train), _images(x_test, 255.0), _labels(y_test)
+    return _keras_arrays(
+        "fashion_mnist", problem="Fashion-MNIST is not installed and could not be downloaded",
+        allowed="install it with `apt-get install dataset-fashion-mnist` (files in "
+        f"{DEBIAN_FASHION_MNIST_DIR}), set DPEXPLORER_FASHION_MNIST_DIR to a folder holding the four "
+        "IDX .gz files, or connect to the internet once so Keras can cache it",
+    )
 
 
 def _idx_arrays(directory: str) -> tuple[np.ndarray, ...]:
@@ -233,25 +228,25 @@ def read_idx(path: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _keras_load(name: str) -> tuple:
-    """Keras's own loader; its download progress goes to stderr so that stdout stays machine-readable."""
-    import tensorflow as tf
+def _keras_arrays(name: str, *, problem: str, allowed: str) -> tuple[np.ndarray, ...]:
+    """A dataset through Keras's own loader (download once, then cache); a failure is a DatasetError."""
+    try:
+        import tensorflow as tf
 
-    with contextlib.redirect_stdout(sys.stderr):
-        return getattr(tf.keras.datasets, name).load_data()
+        # Keras reports download progress on stdout; keep stdout machine-readable for the CLI.
+        with contextlib.redirect_stdout(sys.stderr):
+            (x_train, y_train), (x_test, y_test) = getattr(tf.keras.datasets, name).load_data()
+    except Exception as exc:  # noqa: BLE001 - any download or cache failure gets one clear message
+        raise DatasetError("dataset", f"{problem} ({type(exc).__name__}: {exc})", allowed=allowed) from None
+    return _images(x_train, 255.0), _labels(y_train), _images(x_test, 255.0), _labels(y_test)
 
 
 def _mnist_arrays() -> tuple[np.ndarray, ...]:
-    try:
-        (x_train, y_train), (x_test, y_test) = _keras_load("mnist")
-    except Exception as exc:  # noqa: BLE001 - any download or cache failure gets one clear message
-        raise DatasetError(
-            "dataset",
-            f"MNIST could not be downloaded ({type(exc).__name__}: {exc})",
-            allowed="connect to the internet once so Keras can cache it in ~/.keras/datasets/mnist.npz, "
-            "or copy mnist.npz there; offline, use digits or fashion_mnist",
-        ) from None
-    return _images(x_train, 255.0), _labels(y_train), _images(x_test, 255.0), _labels(y_test)
+    return _keras_arrays(
+        "mnist", problem="MNIST could not be downloaded",
+        allowed="connect to the internet once so Keras can cache it in ~/.keras/datasets/mnist.npz, "
+        "or copy mnist.npz there; offline, use digits or fashion_mnist",
+    )
 
 
 _LOADERS: dict[str, Callable[[], tuple[np.ndarray, ...]]] = {

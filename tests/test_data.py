@@ -53,16 +53,20 @@ def test_fashion_mnist_reads_the_installed_idx_files():
 
 
 def test_fashion_mnist_says_how_to_get_it_when_missing(monkeypatch):
-    def offline(name: str) -> tuple:
+    import tensorflow as tf
+
+    def offline() -> None:
         raise OSError("network is unreachable")
 
+    # No IDX files, and the Keras download fails as it does offline.
     monkeypatch.setattr(data, "FASHION_MNIST_DIRS", ())
     monkeypatch.delenv("DPEXPLORER_FASHION_MNIST_DIR", raising=False)
-    monkeypatch.setattr(data, "_keras_load", offline)
+    monkeypatch.setattr(tf.keras.datasets.fashion_mnist, "load_data", offline)
     data._load_builtin.cache_clear()
     try:
-        with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist"):
+        with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist") as info:
             data.load(DPConfig(dataset="fashion_mnist"))
+        assert "network is unreachable" in str(info.value)
     finally:
         data._load_builtin.cache_clear()
 
