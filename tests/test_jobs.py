@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -15,8 +14,7 @@ from dpcore import jobs
 from dpcore.config import DPConfig
 from dpcore.jobs import JobRunner, JobSnapshot, get_runner
 from dpcore.store import RunStore, UnknownRunError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO_ROOT
 
 TINY = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=2, max_train_examples=128)
 # The full digits training set (1437 examples, 45 steps an epoch): long enough to cancel mid-run.

@@ -1,0 +1,130 @@
+"""``python -m dpcore sweep|runs``: a real grid through the runner into the store, listings, one-line errors."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dpcore.cli import main
+from dpcore.cli.runs_commands import parse_grid
+from dpcore.config import DPConfig
+from dpcore.store import RunStore
+from tests.conftest import REPO_ROOT
+
+BASE = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=1, max_train_examples=128)
+
+
+@pytest.fixture
+def base_file(tmp_path):
+    path = tmp_path / "base.json"
+    path.write_text(BASE.to_json(), encoding="utf-8")
+    return path
+
+
+@pytest.mark.timeout(150)
+def test_sweep_trains_the_grid_stores_it_and_runs_lists_it(base_file, tmp_path, capsys):
+    store_path = tmp_path / "runs.sqlite3"
+    status = main(["sweep", "--config", str(base_file), "--grid", "noise_multiplier=0.8,4",
+                   "--grid", "epochs=1,2", "--store", str(store_path), "--workers", "2"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+
+    runs = RunStore(store_path).list_runs()
+    settings = [(r.config.noise_multiplier, r.config.epochs) for r in runs]
+    assert settings == [(0.8, 1), (0.8, 2), (4.0, 1), (4.0, 2)]
+    assert all(r.status == "completed" and len(r.epochs) == r.config.epochs for r in runs)
+    assert all(r.owner == "cli" and r.config.replace(noise_multiplier=1.1, epochs=1) == BASE for r in runs)
+    assert runs[2].epsilon < runs[0].epsilon  # more noise, less ε
+    lines = out.strip().splitlines()
+    assert lines[1].split()[:5] == ["id", "config", "status", "accuracy", "epsilon"]
+    assert "noise_multiplier=4.0 epochs=2" in lines[-1] and "completed" in lines[-1]
+    assert f"{runs[3].epsilon:.3f}" in lines[-1]
+
+    assert main(["runs", "--store", str(store_path), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [item["id"] for item in listed] == [r.id for r in runs]
+    assert [item["epsilon"] for item in listed] == [r.epsilon for r in runs]
+    assert listed[1]["config"]["epochs"] == 2 and len(listed[1]["epochs"]) == 2
+
+    assert main(["runs", "--store", str(store_path)]) == 0
+    table = capsys.readouterr().out.strip().splitlines()
+    assert table[0].split()[:4] == ["id", "name", "created", "status"]
+    assert [line.split()[0] for line in table[1:]] == [str(r.id) for r in runs]
+
+    assert main(["runs", "--store", str(store_path), "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["noise_multiplier"] for row in rows] == ["0.8", "0.8", "4.0", "4.0"]
+
+
+@pytest.mark.timeout(120)
+def test_sweep_with_a_failing_run_exits_1_and_reports_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DPEXPLORER_STORE", str(tmp_path / "env.sqlite3"))
+    base = tmp_path / "csv.yaml"
+    base.write_text(DPConfig(dataset="csv", csv_path=str(tmp_path / "gone.csv"), csv_label="y",
+                             model="logreg").to_yaml(), encoding="utf-8")
+    assert main(["sweep", "--config", str(base), "--grid", "private=true"]) == 1
+    out = capsys.readouterr().out
+    assert "failed" in out and "gone.csv" in out
+    record = RunStore(tmp_path / "env.sqlite3").list_runs()
+    assert [(r.status, r.config.private) for r in record] == [("failed", True)]
+    assert "does not exist" in record[0].error
+
+
+def test_runs_on_an_empty_store_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DPEXPLORER_STORE", str(tmp_path / "empty.sqlite3"))
+    assert main(["runs"]) == 0
+    assert "no runs" in capsys.readouterr().out
+    assert main(["runs", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--grid", "epochs"], ["--grid", "FIELD=V1,V2"]),
+    (["--grid", "=1,2"], ["--grid", "FIELD=V1,V2"]),
+    (["--grid", "noise=1,2"], ["--grid", "unknown config field 'noise'"]),
+    (["--grid", "epochs=two"], ["--grid epochs", "not a whole number"]),
+    (["--grid", "private=maybe"], ["--grid private", "true or false"]),
+    (["--grid", "epochs=1,,2"], ["--grid", "empty value"]),
+    (["--grid", "epochs=0,1"], ["--grid epochs=0", "out of range"]),
+    (["--grid", "noise_multiplier=1", "--grid", "noise_multiplier=2"], ["given twice"]),
+    (["--grid", "dataset=csv"], ["--grid dataset=csv", "csv_path"]),
+    (["--config", "MISSING.json"], ["config", "does not exist"]),
+    (["--workers", "0"], ["--workers"]),
+])
+def test_sweep_mistakes_exit_2_with_one_line_and_train_nothing(argv, words, tmp_path, capsys):
+    store_path = tmp_path / "runs.sqlite3"
+    argv = [str(tmp_path / a) if a == "MISSING.json" else a for a in argv]
+    assert main(["sweep", *argv, "--store", str(store_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    for word in words:
+        assert word in err
+    assert not store_path.exists() or RunStore(store_path).list_runs() == []
+
+
+def test_grid_values_take_the_type_of_their_field():
+    grid = parse_grid(["private=false,TRUE", "max_train_examples=none,100", "learning_rate=1,0.5",
+                       "batch_size=16", "model=mlp,logreg"])
+    assert grid == {
+        "private": [False, True], "max_train_examples": [None, 100], "learning_rate": [1.0, 0.5],
+        "batch_size": [16], "model": ["mlp", "logreg"],
+    }
+    assert type(grid["learning_rate"][0]) is float and type(grid["batch_size"][0]) is int
+
+
+def test_module_entry_point_lists_runs_without_traceback(tmp_path):
+    store_path = tmp_path / "runs.sqlite3"
+    RunStore(store_path).create_run(BASE, name="queued one")
+    done = subprocess.run([sys.executable, "-m", "dpcore", "runs", "--store", str(store_path), "--json"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(done.stdout)
+    assert (run["name"], run["status"], run["test_accuracy"]) == ("queued one", "queued", None)
+    bad = subprocess.run([sys.executable, "-m", "dpcore", "sweep", "--grid", "nope"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: --grid")
