@@ -93,8 +93,9 @@ def accuracy_vs_epsilon(view: ComparisonView) -> go.Figure:
             hoverinfo="skip",
         ))
     for i, base in enumerate(view.baselines):
+        name = base.label if "non-private" in base.label else f"{base.label}, non-private"
         fig.add_hline(y=base.accuracy, line=dict(color="#555", dash="dot"),
-                      annotation_text=f"{base.label}: non-private (ε = ∞) {base.accuracy:.3f}",
+                      annotation_text=f"{name} (ε = ∞): accuracy {base.accuracy:.3f}",
                       annotation_position="bottom right" if i % 2 else "top right")
     fig.update_layout(height=440)
     fig.update_xaxes(rangemode="tozero")

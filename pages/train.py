@@ -74,7 +74,8 @@ def _progress_text(job: JobSnapshot) -> str:
 
 
 def _job_label(job: JobSnapshot) -> str:
-    return f"Run {job.id}" + (f": {job.name}" if job.name else "") + f" ({job.state})"
+    # No state here: a select box keeps the label it first showed, so a state would go stale.
+    return f"Run {job.id}" + (f": {job.name}" if job.name else "")
 
 
 def show_job(job: JobSnapshot) -> None:

@@ -69,5 +69,5 @@ def test_chart_has_one_trace_per_run_plus_frontier_and_a_baseline_line(store: Ru
     fig = charts.accuracy_vs_epsilon(build_view(store.list_runs()))
     names = [t.name for t in fig.data]
     assert names.count("Pareto frontier") == 1 and len(names) == 4
-    assert any("non-private (ε = ∞)" in a.text for a in fig.layout.annotations)
+    assert [a.text for a in fig.layout.annotations] == ["run 4, non-private (ε = ∞): accuracy 0.950"]
     assert "run" in fig.data[0].hovertemplate and "σ" in fig.data[0].hovertemplate

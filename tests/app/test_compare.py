@@ -57,7 +57,7 @@ def test_chart_table_and_baseline(app, runs) -> None:
     names = _trace_names(at)
     assert "noisy" in names and "fashion" in names and "Pareto frontier" in names
     layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
-    assert any("plain: non-private (ε = ∞)" in a["text"] for a in layout["annotations"])
+    assert any("plain, non-private (ε = ∞)" in a["text"] for a in layout["annotations"])
     table = at.dataframe[0].value
     assert set(runs.values()) <= set(table["id"])
     assert at.get("download_button")

@@ -1,0 +1,72 @@
+"""Start and stop a real `streamlit run app.py` on a free localhost port, for browser tests and benches."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping, Optional
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def streamlit_app(*, env: Optional[Mapping[str, str]] = None, log_path: Optional[Path] = None,
+                  startup_timeout: float = 90.0) -> Iterator[str]:
+    """Run the app as `streamlit run app.py` would; yields its URL and stops it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
+               "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+               "--browser.gatherUsageStats", "false"]
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with status {process.returncode} (log: {log_path})")
+            try:
+                with urllib.request.urlopen(url + "_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not answer on {url} within {startup_timeout:.0f} s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if log is not subprocess.DEVNULL:
+            log.close()
+
+
+# The JavaScript that reads the "Projected ε" metric's value.
+EPSILON_JS = """() => {
+  for (const metric of document.querySelectorAll('[data-testid="stMetric"]')) {
+    if (metric.innerText.includes('Projected ε')) {
+      return metric.querySelector('[data-testid="stMetricValue"]').innerText;
+    }
+  }
+  return null;
+}"""

@@ -1,0 +1,101 @@
+"""End to end in headless Chromium against a real `streamlit run app.py`: every page, as a person uses it."""
+from __future__ import annotations
+
+import json
+import shutil
+from urllib.parse import urlencode
+
+from bench.app_server import EPSILON_JS
+from conftest import REPO_ROOT, screenshot
+
+from dpcore import accounting, share
+from dpcore.config import DPConfig
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.get_by_text("Projected ε").first.wait_for()
+
+
+def _epsilon(page) -> str:
+    return page.evaluate(EPSILON_JS)
+
+
+def _go(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title, exact=True).wait_for()
+
+
+def _link(url: str, config: DPConfig) -> str:
+    return url + "?" + urlencode(share.encode(config))
+
+
+def test_moving_noise_multiplier_changes_projected_epsilon(page, app_url: str) -> None:
+    _open(page, app_url)
+    before = _epsilon(page)
+    assert before == f"{accounting.epsilon_for_config(DPConfig(), n=1437):.3f}"
+    slider = page.get_by_role("slider", name="Noise multiplier")
+    for _ in range(4):  # one step at a time, each waiting for the new ε, as a person reading it would
+        shown = _epsilon(page)
+        slider.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(f"(old) => ({EPSILON_JS})() !== old", arg=shown)
+    assert page.get_by_label("Noise multiplier (exact)").input_value() == "1.300"
+    expected = accounting.epsilon_for_config(DPConfig(noise_multiplier=1.3), n=1437)
+    page.wait_for_function(f"(want) => ({EPSILON_JS})() === want", arg=f"{expected:.3f}")
+    path = screenshot(page, "explore")
+    (REPO_ROOT / "assets").mkdir(exist_ok=True)
+    shutil.copyfile(path, REPO_ROOT / "assets" / "screenshot-explore.png")
+
+
+def test_tiny_training_run_completes_with_a_chart(page, app_url: str) -> None:
+    tiny = DPConfig(epochs=2, batch_size=32, max_train_examples=300, learning_rate=0.5)
+    _open(page, _link(app_url, tiny))
+    _go(page, "Train")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Completed · 2/2 epochs").wait_for(timeout=180_000)
+    main = page.locator('[data-testid="stMain"]')
+    main.locator(".js-plotly-plot").first.wait_for()
+    assert main.get_by_text("test accuracy").first.is_visible()
+    expected = accounting.epsilon_for_config(tiny, n=300)
+    assert main.get_by_text(f"{expected:.3f}").first.is_visible()
+    screenshot(page, "train")
+    page.get_by_role("button", name="Train non-private baseline").click()
+    main.get_by_text("ε spent: ∞ (non-private)").first.wait_for(timeout=180_000)
+    main.get_by_text("Completed · 2/2 epochs").first.wait_for()
+    assert main.locator('[data-testid="stMetricValue"]', has_text="∞").first.is_visible()
+    _go(page, "Compare")
+    main.locator(".js-plotly-plot").first.wait_for()
+    main.get_by_text("non-private baseline (ε = ∞)").first.wait_for()
+    screenshot(page, "compare")
+
+
+def test_export_json_download_parses(page, app_url: str) -> None:
+    config = DPConfig(noise_multiplier=1.7, batch_size=100, epochs=3, accountant="pld")
+    _open(page, _link(app_url, config))
+    _go(page, "Export")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download JSON").click()
+    download = info.value
+    assert download.suggested_filename == "dp-config.json"
+    with open(download.path(), encoding="utf-8") as handle:
+        text = handle.read()
+    json.loads(text)
+    assert DPConfig.from_json(text) == config
+    screenshot(page, "export")
+
+
+def test_share_link_restores_the_config(page, app_url: str) -> None:
+    config = DPConfig(noise_multiplier=2.35, batch_size=128, epochs=20, accountant="pld", sampling="shuffle")
+    _open(page, _link(app_url, config))
+    page.get_by_text("Config restored from the share link.").first.wait_for()
+    assert page.get_by_label("Noise multiplier (exact)").input_value() == "2.350"
+    assert page.get_by_label("Batch size (exact)").input_value() == "128"
+    assert page.get_by_label("Epochs (exact)").input_value() == "20"
+    assert page.get_by_role("radio", name="PLD").is_checked()
+    assert page.get_by_role("radio", name="shuffle").is_checked()
+    expected = accounting.epsilon_for_config(config, n=1437, interactive=True)
+    assert _epsilon(page) == f"{expected:.3f}"
+    _go(page, "Learn")
+    page.locator('[data-testid="stMain"] .js-plotly-plot').nth(2).wait_for()
+    screenshot(page, "learn")
