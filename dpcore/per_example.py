@@ -18,6 +18,7 @@ from typing import Callable, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -149,14 +150,28 @@ def _single_channel_conv_squared_norms(layer: tf.keras.layers.Layer, a: tf.Tenso
 
 def _positions(layer: tf.keras.layers.Layer, a: tf.Tensor, g: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Inputs and output gradients as (batch, positions, features) for a layer applied per position."""
-    batch = tf.shape(a)[0]
     if _is_conv2d(layer):
-        kh, kw = layer.kernel_size
-        sh, sw = layer.strides
-        dh, dw = layer.dilation_rate
-        a = tf.image.extract_patches(a, sizes=[1, kh, kw, 1], strides=[1, sh, sw, 1],
-                                     rates=[1, dh, dw, 1], padding=layer.padding.upper())
-    return (tf.reshape(a, [batch, -1, a.shape[-1]]), tf.reshape(g, [batch, -1, g.shape[-1]]))
+        a = _patches(layer, a, output_size=(g.shape[1], g.shape[2]))
+    return (tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]]), tf.reshape(g, [tf.shape(g)[0], -1, g.shape[-1]]))
+
+
+def _patches(layer: tf.keras.layers.Layer, a: tf.Tensor, *, output_size: tuple[int, int]) -> tf.Tensor:
+    """Each output position's receptive field, (batch, positions, kh*kw*channels) in kernel order.
+
+    One gather with a precomputed index is about twice as fast here as tf.image.extract_patches.
+    """
+    (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
+    oh, ow = output_size
+    if layer.padding == "same":
+        pad_h = max((oh - 1) * sh + (kh - 1) * dh + 1 - a.shape[1], 0)
+        pad_w = max((ow - 1) * sw + (kw - 1) * dw + 1 - a.shape[2], 0)
+        a = tf.pad(a, [[0, 0], [pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2], [0, 0]])
+    height, width, channels = a.shape[1], a.shape[2], a.shape[3]
+    rows = (np.arange(oh) * sh)[:, None, None, None] + (np.arange(kh) * dh)[None, None, :, None]
+    cols = (np.arange(ow) * sw)[None, :, None, None] + (np.arange(kw) * dw)[None, None, None, :]
+    index = (rows * width + cols).reshape(-1).astype(np.int32)  # (oh, ow, kh, kw) flattened
+    fields = tf.gather(tf.reshape(a, [-1, height * width, channels]), index, axis=1)
+    return tf.reshape(fields, [-1, oh * ow, kh * kw * channels])
 
 
 def _positional_squared_norms(a: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
