@@ -270,3 +270,24 @@ def test_concurrent_writers_lose_nothing(store):
     assert len(runs) == 60
     assert all(r.status == "completed" and len(r.epochs) == 2 for r in runs)
     assert len({r.id for r in runs}) == 60
+
+
+def test_an_older_file_is_migrated_in_place_and_keeps_its_runs(tmp_path, monkeypatch):
+    import dpcore.store as store_module
+
+    path = tmp_path / "runs.sqlite3"
+    old = RunStore(path)
+    run_id = old.create_run(CONFIG, name="from v1")
+    old.record_epoch(run_id, _epoch(1))
+
+    def add_notes(conn: sqlite3.Connection) -> None:
+        conn.execute("ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT ''")
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, add_notes))
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    upgraded = RunStore(path)
+    assert upgraded.schema_version() == SCHEMA_VERSION + 1
+    assert _raw(upgraded).execute("SELECT name, notes FROM runs").fetchall() == [("from v1", "")]
+    assert upgraded.get_run(run_id).epochs == (_epoch(1),)
+    RunStore(path)  # opening an up-to-date file again applies nothing twice
+    assert upgraded.schema_version() == SCHEMA_VERSION + 1
