@@ -129,6 +129,12 @@ class JobRunner:
     def __repr__(self) -> str:
         return f"JobRunner(store={self.store!r}, workers={self.workers})"
 
+    @property
+    def closed(self) -> bool:
+        """True after ``shutdown``: the runner takes no more jobs."""
+        with self._cond:
+            return self._closed
+
     # -- public API ----------------------------------------------------------------------
 
     def submit(self, config: DPConfig, *, owner: str = "", name: str = "") -> int:
@@ -314,12 +320,13 @@ def get_runner(store_path: Union[str, os.PathLike[str], None] = None, *,
     """The one runner of this process, created on first use; all browser sessions share it.
 
     ``workers`` defaults to $DPEXPLORER_WORKERS, else 1. Asking again with a different store
-    path is an error, since jobs already submitted live in the first one.
+    path is an error, since jobs already submitted live in the first one; a runner that was shut
+    down is replaced by a new one.
     """
     global _RUNNER
     with _RUNNER_LOCK:
         wanted = Path(store_path).expanduser() if store_path is not None else None
-        if _RUNNER is None:
+        if _RUNNER is None or _RUNNER.closed:
             if workers is None:
                 workers = _workers_from_env()
             _RUNNER = JobRunner(store=RunStore(store_path), workers=workers)

@@ -216,3 +216,10 @@ def test_get_runner_is_one_per_process(monkeypatch, tmp_path):
             get_runner(tmp_path / "other.sqlite3")
     finally:
         first.shutdown(wait=True)
+    assert first.closed
+    second = get_runner(tmp_path / "other.sqlite3", workers=1)
+    try:
+        assert second is not first and not second.closed
+        assert second.store.path == tmp_path / "other.sqlite3" and second.workers == 1
+    finally:
+        second.shutdown(wait=True)
