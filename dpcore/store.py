@@ -265,35 +265,46 @@ class RunStore:
 
     # -- connections ---------------------------------------------------------------------
 
-    @contextmanager
-    def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """One connection and one transaction; writers take the lock up front (BEGIN IMMEDIATE)."""
+    def _open(self) -> sqlite3.Connection:
+        """A new connection in autocommit mode (transactions are explicit) with foreign keys on."""
         try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {str(self.path)!r}: {exc}") from None
-        try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {str(self.path)!r}: {exc}") from None
+        return conn
+
+    @staticmethod
+    @contextmanager
+    def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """Commit on success, roll back on any exception; writers take the lock up front (BEGIN IMMEDIATE)."""
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One connection for one short transaction, closed afterwards."""
+        conn = self._open()
+        try:
+            with self._transaction(conn, write=write):
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         finally:
             conn.close()
 
     def _migrate(self) -> None:
-        """Switch the file to WAL and apply any missing migrations, each step in the same transaction."""
+        """Switch the file to WAL and apply any missing migrations in the transaction that bumps the version."""
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            conn = self._open()
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with self._transaction(conn, write=True):
                     version = conn.execute("PRAGMA user_version").fetchone()[0]
                     if version > SCHEMA_VERSION:
                         raise StoreError(
@@ -304,10 +315,6 @@ class RunStore:
                         MIGRATIONS[step](conn)
                     if version != SCHEMA_VERSION:
                         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
             finally:
                 conn.close()
         except sqlite3.DatabaseError as exc:

@@ -188,7 +188,7 @@ def test_store_from_a_newer_version_is_refused(tmp_path):
 def test_garbage_file_is_a_store_error(tmp_path):
     path = tmp_path / "not-a-db.sqlite3"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="cannot use"):
+    with pytest.raises(StoreError, match="not a database"):
         RunStore(path)
 
 
