@@ -26,6 +26,10 @@ PAGES = [
 
 page = st.navigation(PAGES)
 st.sidebar.title("DP Explorer")
-app_state.sidebar()
 app_state.show_notices()
-page.run()
+try:
+    page.run()
+except app_state.PageDone:
+    pass
+# After the page, so the summary shows the config the page has just settled on.
+app_state.sidebar()

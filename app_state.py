@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import Optional
+from typing import NoReturn, Optional
 
 import streamlit as st
 
@@ -18,6 +18,15 @@ OWNER_KEY = "dpx_owner"
 # Explore's widget keys: dropped whenever the config is replaced, so the widgets re-read it.
 WIDGET_PREFIX = "w_"
 PAGE_PATHS = ("explore", "train", "compare", "export", "learn")
+
+
+class PageDone(Exception):
+    """A page has shown all it can (say, after an error message); app.py catches it and goes on."""
+
+
+def finish_page() -> NoReturn:
+    """End the current page early; unlike st.stop(), the shared sidebar is still drawn."""
+    raise PageDone
 
 
 @st.cache_resource

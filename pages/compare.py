@@ -59,7 +59,7 @@ if "compare_error" in ss:
 if not runs:
     st.info("No runs stored yet. Start a few on the Train page (try two noise multipliers and a "
             "non-private baseline) and they appear here.")
-    st.stop()
+    app_state.finish_page()
 
 left, right, _ = st.columns([1, 1, 2])
 datasets = [ALL] + sorted({r.config.dataset for r in runs})

@@ -18,6 +18,7 @@ ss = st.session_state
 P = app_state.WIDGET_PREFIX
 DATASETS = ("digits", "fashion_mnist", "mnist", "csv")
 CSV_TITLE = "Your CSV file (tabular)"
+MODEL_LABELS = {"logreg": "Logistic regression", "mlp": "MLP", "cnn": "CNN", "lenet5": "LeNet-5"}
 NOISE_GRID = tuple(round(0.3 * (20.0 / 0.3) ** (i / 23), 4) for i in range(24))
 
 
@@ -136,18 +137,19 @@ with controls:
         csv_label = st.text_input("Label column", key=f"{P}csv_label").strip() or None
         if not csv_path or not csv_label:
             st.info("Enter the path of a CSV file on this server and the name of its label column.")
-            st.stop()
+            app_state.finish_page()
     try:
         info = dataset_info(dataset, csv_path=csv_path, csv_label=csv_label)
     except UserInputError as exc:
         st.error(str(exc))
-        st.stop()
+        app_state.finish_page()
     model_options = supported_models(info.input_shape)
     _seed(f"{P}model", cfg.model if cfg.model in model_options else _fallback_model(model_options))
     if ss[f"{P}model"] not in model_options:
         ss[f"{P}model"] = _fallback_model(model_options)
-    model = right.selectbox("Model", model_options, key=f"{P}model", format_func=MODEL_TITLES.get,
-                            help="Only models that fit this dataset's input shape are offered.")
+    model = right.selectbox("Model", model_options, key=f"{P}model", format_func=MODEL_LABELS.get,
+                            help="Only models that fit this dataset's input shape are offered: "
+                                 + "; ".join(MODEL_TITLES[m] for m in model_options) + ".")
 
     left, right = st.columns(2)
     _seed(f"{P}optimizer", cfg.optimizer)
@@ -192,7 +194,7 @@ try:
     )
 except UserInputError as exc:
     results.error(str(exc))
-    st.stop()
+    app_state.finish_page()
 ss[app_state.CONFIG_KEY] = new_cfg
 
 with results:
@@ -201,7 +203,7 @@ with results:
         st.warning(problem)
     n = app_state.train_size(new_cfg)
     if n is None:
-        st.stop()
+        app_state.finish_page()
     try:
         report = accounting.epsilon_report(
             n=n, batch_size=new_cfg.batch_size, noise_multiplier=new_cfg.noise_multiplier,
@@ -210,7 +212,7 @@ with results:
     except UserInputError as exc:
         st.metric("Projected ε", "—")
         st.error(str(exc))
-        st.stop()
+        app_state.finish_page()
     eps = report.epsilon
     steps = accounting.dp_steps(n=n, batch_size=new_cfg.batch_size, epochs=new_cfg.epochs,
                                 sampling=new_cfg.sampling)
@@ -224,8 +226,11 @@ with results:
     st.caption(explain.accounting_note(new_cfg.accountant, new_cfg.sampling))
     if report.approximate:
         st.caption("Approximate: the interactive PLD uses a coarse grid (1e-3) with pessimistic "
-                   "rounding, so this ε is a slightly loose upper bound; training reports the "
-                   "precise grid.")
+                   "rounding, so this ε is a slightly loose upper bound (within about 1%); training "
+                   "reports the precise grid.")
+        if st.button("Compute the precise PLD ε", key="explore_precise"):
+            precise = accounting.epsilon_for_config(new_cfg, n=n)
+            st.info(f"Precise PLD ε (grid 1e-4) = {precise:.4f}, against {eps:.4f} on the interactive grid.")
     for warning in explain.risk_warnings(new_cfg, n=n, epsilon=eps):
         (st.error if warning.level == "error" else st.warning)(warning.message)
 

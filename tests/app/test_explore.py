@@ -33,6 +33,7 @@ def test_slider_change_updates_epsilon_and_number(app) -> None:
     assert _eps(at) != before
     assert at.number_input(key="w_noise_multiplier_exact").value == 2.0
     assert float(_eps(at)) == round(accounting.epsilon_for_config(DPConfig(noise_multiplier=2.0), n=1437), 3)
+    assert "σ 2 ·" in at.sidebar.caption[0].value  # the shared sidebar shows the settled config
 
 
 def test_precise_number_beyond_the_slider_range(app) -> None:
@@ -56,6 +57,10 @@ def test_every_control_changes_epsilon_or_is_kept(app) -> None:
     assert len(seen) == 5
     assert not at.exception
     assert any("Approximate" in c.value for c in at.caption)
+    at.button(key="explore_precise").click().run()
+    precise = accounting.epsilon(n=1437, batch_size=128, noise_multiplier=1.1, epochs=30, delta=1e-5,
+                                 accountant="pld", sampling="shuffle")
+    assert any(f"Precise PLD ε (grid 1e-4) = {precise:.4f}" in i.value for i in at.info)
     assert any("no amplification" in c.value for c in at.caption)
     assert at.session_state["dpx_config"] == DPConfig(epochs=30, batch_size=128, accountant="pld",
                                                       sampling="shuffle")
@@ -76,7 +81,7 @@ def test_preset_sets_every_control(app) -> None:
 
 def test_only_models_that_fit_the_dataset_are_offered(app) -> None:
     at = app.run()
-    assert set(at.selectbox(key="w_model").options) == {"Logistic regression", "MLP (Dense 128 + dropout)"}
+    assert set(at.selectbox(key="w_model").options) == {"Logistic regression", "MLP"}
     at.button(key="preset_tutorial_cnn").click().run()
     assert at.selectbox(key="w_model").value == "cnn"
     at.selectbox(key="w_dataset").set_value("digits").run()
@@ -94,6 +99,7 @@ def test_risky_settings_are_warned(app) -> None:
     at.number_input(key="w_batch_size_exact").set_value(5000).run()
     assert any(e.value.startswith("batch_size:") and "larger than" in e.value for e in at.error)
     assert next(m.value for m in at.metric if m.label == "Projected ε") == "—"
+    assert "batch 5000" in at.sidebar.caption[0].value
     assert not at.exception
 
 
