@@ -28,32 +28,21 @@ stem = "dp-config" if source == "current" else f"dp-run-{source}"
 if not cfg.private:
     st.info("This is a non-private baseline (no clipping, no noise, ε = ∞).")
 
-json_text, yaml_text = cfg.to_json(), cfg.to_yaml()
-try:
-    script_text = cfg.to_script()
-except (ImportError, NotImplementedError) as exc:
-    script_text = None
-    script_problem = f"The script export is not available in this installation ({exc})."
+json_text, yaml_text, script_text = cfg.to_json(), cfg.to_yaml(), cfg.to_script()
 
 c1, c2, c3 = st.columns(3)
 c1.download_button("Download JSON", json_text, file_name=f"{stem}.json", mime="application/json",
                    key="download_json", width="stretch", on_click="ignore")
 c2.download_button("Download YAML", yaml_text, file_name=f"{stem}.yaml", mime="application/x-yaml",
                    key="download_yaml", width="stretch", on_click="ignore")
-if script_text is not None:
-    c3.download_button("Download Python script", script_text, file_name=f"{stem}.py",
-                       mime="text/x-python", key="download_script", width="stretch",
-                       on_click="ignore")
-else:
-    c3.warning(script_problem)
+c3.download_button("Download Python script", script_text, file_name=f"{stem}.py", mime="text/x-python",
+                   key="download_script", width="stretch", on_click="ignore")
 
 tab_json, tab_yaml, tab_script = st.tabs(["JSON", "YAML", "Python script"])
 tab_json.code(json_text, language="json")
 tab_yaml.code(yaml_text, language="yaml")
-if script_text is not None:
-    tab_script.caption("A standalone script using TensorFlow Privacy's public API; run it with "
-                       "`python " + f"{stem}.py`.")
-    tab_script.code(script_text, language="python")
+tab_script.caption(f"A standalone script using TensorFlow Privacy's public API; run it with `python {stem}.py`.")
+tab_script.code(script_text, language="python")
 
 st.subheader("Share link")
 link = share.share_url(share.base_of(st.context.url, app_state.PAGE_PATHS), cfg)

@@ -67,3 +67,23 @@ def test_bad_upload_names_the_field(app) -> None:
     assert any("batch_size" in e.value and "bad.json" in e.value for e in at.error)
     at.get("file_uploader")[0].clear().upload("broken.json", b"{not json", "application/json").run()
     assert any("not valid JSON" in e.value for e in at.error)
+
+
+def test_export_a_stored_run(app) -> None:
+    import os
+
+    from dpcore.store import RunStore
+
+    stored = DPConfig(noise_multiplier=3.1, epochs=2, optimizer="adam", learning_rate=0.01)
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    run_id = store.create_run(stored, name="kept")
+    try:
+        at = _open(app)
+        at.selectbox(key="export_source").set_value(str(run_id)).run()
+        codes = {c.language: c.value for c in at.code}
+        assert DPConfig.from_json(codes["json"]) == stored
+        assert [b.label for b in at.get("download_button")][0] == "Download JSON"
+        at.button(key="export_use_run").click().run()
+        assert at.session_state["dpx_config"] == stored
+    finally:
+        store.delete_run(run_id)
