@@ -41,7 +41,7 @@ def attacker_confidence(epsilon: float) -> float:
     return math.exp(epsilon) / (1.0 + math.exp(epsilon))
 
 
-def epsilon_reading(epsilon: float, delta: float) -> str:
+def epsilon_reading(epsilon: float, delta: float, *, outcome: str = "training outcome") -> str:
     """One sentence that says what (ε, δ) promises to one person whose record is in the data."""
     if math.isinf(epsilon):
         return ("ε = ∞: no privacy guarantee at all; the model may reveal whether any record "
@@ -51,7 +51,7 @@ def epsilon_reading(epsilon: float, delta: float) -> str:
     confidence = attacker_confidence(epsilon)
     return (
         f"{strength(epsilon).capitalize()} privacy: adding or removing any one person's record "
-        f"changes the chance of any training outcome by at most ×{factor_text} "
+        f"changes the chance of any {outcome} by at most ×{factor_text} "
         f"(with a {delta:.1e} chance of failing), so an attacker who starts 50/50 on whether a "
         f"record was used can end at most {_percent(confidence)} sure."
     )

@@ -33,7 +33,7 @@ with left:
 example = teaching.count_example(count=int(count), sigma=float(sigma), delta=float(delta))
 with left:
     st.metric("ε of this noisy count", app_state.format_epsilon(example.epsilon))
-    st.caption(explain.epsilon_reading(example.epsilon, float(delta)))
+    st.caption(explain.epsilon_reading(example.epsilon, float(delta), outcome="released count"))
 right.plotly_chart(charts.count_mechanism(example), width="stretch", key="learn_count_chart")
 st.info("Less noise: the curves move apart and ε grows. More noise: they overlap and ε shrinks, "
         "but the count you publish gets less accurate. That is the whole trade-off in one picture.")

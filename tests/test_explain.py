@@ -26,6 +26,10 @@ def test_reading_mentions_factor_delta_and_confidence() -> None:
     assert "×2.72" in text and "1.0e-05" in text and "73%" in text and text.startswith("Strong")
 
 
+def test_reading_names_the_outcome() -> None:
+    assert "any released count" in explain.epsilon_reading(2.0, 1e-5, outcome="released count")
+
+
 def test_reading_for_infinity_says_no_guarantee() -> None:
     assert "no privacy guarantee" in explain.epsilon_reading(math.inf, 1e-5)
 
