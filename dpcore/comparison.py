@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 
 from dpcore.config import DPConfig
 from dpcore.pareto import Point, pareto_frontier
-from dpcore.store import RunRecord
+from dpcore.store import ACTIVE_STATUSES, RunRecord
 
 ALL = "all"
 
@@ -58,6 +58,11 @@ def filter_runs(runs: Sequence[RunRecord], *, dataset: str = ALL, model: str = A
     """The runs on ``dataset`` with ``model`` (``"all"`` matches any)."""
     return [r for r in runs
             if (dataset == ALL or r.config.dataset == dataset) and (model == ALL or r.config.model == model)]
+
+
+def busy_runs(runs: Sequence[RunRecord]) -> list[int]:
+    """Ids of the runs still queued or training (not to be deleted under the trainer's feet)."""
+    return [r.id for r in runs if r.status in ACTIVE_STATUSES]
 
 
 def build_view(runs: Sequence[RunRecord]) -> ComparisonView:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 from dpcore.config import DPConfig
 
@@ -101,6 +102,24 @@ def risk_warnings(config: DPConfig, *, n: int, epsilon: float) -> tuple[Warning,
             "Raise the noise multiplier or train for fewer epochs.",
         ))
     return tuple(found)
+
+
+def duration_text(seconds: Optional[float]) -> str:
+    """A remaining time as "42s" or "3m 05s"; "estimating…" while unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "estimating…"
+    whole = max(0, int(round(seconds)))
+    return f"{whole // 60}m {whole % 60:02d}s" if whole >= 60 else f"{whole}s"
+
+
+def progress_text(*, state: str, epoch: int, epochs_total: int, fraction: float,
+                  eta_seconds: Optional[float], finished_epochs: int) -> str:
+    """The line above a run's progress bar: its state, epoch and time left."""
+    if state == "queued":
+        return "Queued: waiting for a free worker"
+    if state == "running":
+        return f"Epoch {epoch}/{epochs_total} · {fraction:.0%} · ETA {duration_text(eta_seconds)}"
+    return f"{state.capitalize()} · {finished_epochs}/{epochs_total} epochs"
 
 
 def _percent(p: float) -> str:

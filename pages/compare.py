@@ -6,9 +6,8 @@ import streamlit as st
 
 import app_state
 from dpcore import charts
-from dpcore.comparison import ALL, build_view, filter_runs, run_rows
+from dpcore.comparison import ALL, build_view, busy_runs, filter_runs, run_rows
 from dpcore.errors import UserInputError
-from dpcore.store import ACTIVE_STATUSES
 
 ss = st.session_state
 store = app_state.store()
@@ -24,6 +23,7 @@ if "compare_goto_explore" in ss:
 
 
 def load_into_explore(run_id: int) -> None:
+    """Make a stored run's config the current one and go to Explore."""
     run = store.get_run(run_id)
     app_state.set_config(run.config)
     ss["dpx_notice"] = f"Loaded the config of {run.label} into Explore."
@@ -31,6 +31,7 @@ def load_into_explore(run_id: int) -> None:
 
 
 def rename(run_id: int) -> None:
+    """Rename a run to what the name box holds."""
     try:
         store.rename_run(run_id, ss.get("compare_new_name", ""))
         ss["dpx_notice"] = f"Run {run_id} renamed."
@@ -39,7 +40,8 @@ def rename(run_id: int) -> None:
 
 
 def delete(run_ids: list[int]) -> None:
-    busy = [i for i in run_ids if store.get_run(i).status in ACTIVE_STATUSES]
+    """Delete the chosen runs, refusing (with a message) while any of them still trains."""
+    busy = busy_runs([store.get_run(i) for i in run_ids])
     if busy:
         ss["compare_error"] = (f"run: {', '.join(map(str, busy))} still queued or training; cancel "
                                "on the Train page first (allowed: finished runs)")

@@ -25,6 +25,13 @@ NOISE_GRID = tuple(round(0.3 * (20.0 / 0.3) ** (i / 23), 4) for i in range(24))
 # -- widget helpers ------------------------------------------------------------------------
 
 
+def make_private() -> None:
+    """Turn a loaded non-private baseline config back into a private one."""
+    cfg = app_state.config()
+    noise = cfg.noise_multiplier if cfg.noise_multiplier > 0 else DPConfig().noise_multiplier
+    app_state.set_config(cfg.replace(private=True, noise_multiplier=noise))
+
+
 def _seed(key: str, value: Any) -> None:
     """Give a widget its value from the config the first time it renders after a config change."""
     if key not in ss:
@@ -32,6 +39,7 @@ def _seed(key: str, value: Any) -> None:
 
 
 def _copy(source: str, target: str) -> Callable[[], None]:
+    """A widget callback copying one session-state key to another (slider -> number entry)."""
     def callback() -> None:
         ss[target] = ss[source]
     return callback
@@ -41,7 +49,7 @@ def paired(label: str, field: str, value: Any, *, lo: Any, hi: Any, step: Any, e
            exact_hi: Any, exact_step: Any, fmt: str, help: str) -> Any:
     """A slider and a precise number entry for one field, kept in sync; returns the exact value."""
     slider_key, number_key = f"{P}{field}_slider", f"{P}{field}_exact"
-    _seed(number_key, value)
+    _seed(number_key, min(max(value, exact_lo), exact_hi))
     ss[slider_key] = min(max(ss[number_key], lo), hi)
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     left.slider(label, min_value=lo, max_value=hi, step=step, key=slider_key, help=help,
@@ -52,12 +60,14 @@ def paired(label: str, field: str, value: Any, *, lo: Any, hi: Any, step: Any, e
 
 
 def apply_preset(key: str) -> None:
+    """Load a recipe preset into every control."""
     preset = presets.get_preset(key)
     app_state.set_config(preset.config)
     ss["dpx_notice"] = f"Preset applied: {preset.title} ({preset.description})"
 
 
 def apply_noise(value: float) -> None:
+    """Set the noise multiplier (from Calibrate), keeping everything else."""
     app_state.set_config(app_state.config().replace(noise_multiplier=value))
     ss["dpx_notice"] = f"Noise multiplier set to {value:.4g}."
 
@@ -190,7 +200,7 @@ try:
         l2_norm_clip=float(clip), batch_size=int(batch), epochs=int(epochs), delta=float(delta),
         accountant=accountant, sampling=sampling, seed=int(seed),
         max_train_examples=int(max_train) if max_train and max_train >= 2 else None,
-        csv_path=csv_path, csv_label=csv_label,
+        csv_path=csv_path, csv_label=csv_label, private=cfg.private,
     )
 except UserInputError as exc:
     results.error(str(exc))
@@ -203,6 +213,12 @@ with results:
         st.warning(problem)
     n = app_state.train_size(new_cfg)
     if n is None:
+        app_state.finish_page()
+    if not new_cfg.private:
+        st.metric("Projected ε", "∞")
+        st.warning("This config is a non-private baseline (no clipping, no noise), loaded from a run, "
+                   "a file or a link. " + explain.epsilon_reading(math.inf, new_cfg.delta))
+        st.button("Make it private", key="explore_make_private", on_click=make_private, type="primary")
         app_state.finish_page()
     try:
         report = accounting.epsilon_report(

@@ -13,6 +13,7 @@ st.caption("Take a config with you: as a file, as a runnable script, or as a lin
 
 
 def use_config(cfg: DPConfig, origin: str) -> None:
+    """Make ``cfg`` the current config and say where it came from."""
     app_state.set_config(cfg)
     st.session_state["dpx_notice"] = f"Config loaded from {origin}; the Explore page shows it."
 

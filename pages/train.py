@@ -6,7 +6,7 @@ import math
 import streamlit as st
 
 import app_state
-from dpcore import charts
+from dpcore import charts, explain
 from dpcore.availability import dataset_problem
 from dpcore.comparison import config_summary
 from dpcore.errors import UserInputError
@@ -58,19 +58,10 @@ if "train_error" in ss:
     st.error(ss.pop("train_error"))
 
 
-def _eta(job: JobSnapshot) -> str:
-    if job.eta_seconds is None or not math.isfinite(job.eta_seconds):
-        return "estimating…"
-    seconds = int(round(job.eta_seconds))
-    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
 def _progress_text(job: JobSnapshot) -> str:
-    if job.state == "queued":
-        return "Queued: waiting for a free worker"
-    if job.state == "running":
-        return f"Epoch {job.epoch}/{job.epochs_total} · {job.progress:.0%} · ETA {_eta(job)}"
-    return f"{job.state.capitalize()} · {len(job.metrics)}/{job.epochs_total} epochs"
+    return explain.progress_text(state=job.state, epoch=job.epoch, epochs_total=job.epochs_total,
+                                 fraction=job.progress, eta_seconds=job.eta_seconds,
+                                 finished_epochs=len(job.metrics))
 
 
 def _job_label(job: JobSnapshot) -> str:
@@ -90,6 +81,11 @@ def show_job(job: JobSnapshot) -> None:
                     f"{job.config.accountant.upper()} accountant, {job.config.sampling} sampling, "
                     f"δ = {job.config.delta:.1e}."))
     c3.metric("Epoch", f"{job.epoch}/{job.epochs_total}")
+    if private:
+        st.caption(f"ε for {job.config.accountant.upper()} accounting with {job.config.sampling} sampling "
+                   f"(what the trainer did), δ = {job.config.delta:.1e}.")
+    else:
+        st.caption("Non-private baseline: no clipping, no noise, no guarantee (ε = ∞).")
     if not job.done:
         st.button("Cancel", key=f"cancel_{job.id}", on_click=runner.cancel, args=(job.id,))
     if job.state == "failed":

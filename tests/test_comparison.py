@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dpcore import charts
-from dpcore.comparison import ALL, build_view, config_summary, filter_runs, run_rows
+from dpcore.comparison import ALL, build_view, busy_runs, config_summary, filter_runs, run_rows
 from dpcore.config import DPConfig
 from dpcore.store import RunStore
 from dpcore.training import EpochMetrics
@@ -71,3 +71,11 @@ def test_chart_has_one_trace_per_run_plus_frontier_and_a_baseline_line(store: Ru
     assert names.count("Pareto frontier") == 1 and len(names) == 4
     assert [a.text for a in fig.layout.annotations] == ["run 4, non-private (ε = ∞): accuracy 0.950"]
     assert "run" in fig.data[0].hovertemplate and "σ" in fig.data[0].hovertemplate
+
+
+def test_busy_runs_are_the_queued_and_running_ones(store: RunStore) -> None:
+    runs = store.list_runs()
+    store.set_status(runs[0].id, "running")
+    store.set_status(runs[1].id, "completed")
+    busy = busy_runs(store.list_runs())
+    assert runs[0].id in busy and runs[1].id not in busy

@@ -58,3 +58,13 @@ def test_each_risk_is_flagged() -> None:
 def test_baseline_is_labelled_non_private() -> None:
     warnings = explain.risk_warnings(DPConfig(private=False), n=1437, epsilon=math.inf)
     assert len(warnings) == 1 and "ε = ∞" in warnings[0].message
+
+
+def test_progress_lines() -> None:
+    assert explain.progress_text(state="queued", epoch=0, epochs_total=5, fraction=0.0, eta_seconds=None,
+                                 finished_epochs=0) == "Queued: waiting for a free worker"
+    assert explain.progress_text(state="running", epoch=2, epochs_total=5, fraction=0.42, eta_seconds=125.4,
+                                 finished_epochs=1) == "Epoch 2/5 · 42% · ETA 2m 05s"
+    assert explain.progress_text(state="failed", epoch=1, epochs_total=5, fraction=0.3, eta_seconds=None,
+                                 finished_epochs=1) == "Failed · 1/5 epochs"
+    assert explain.duration_text(None) == "estimating…" and explain.duration_text(42.4) == "42s"

@@ -124,3 +124,14 @@ def test_overlay_draws_both_accountants(app) -> None:
     import json
     names = [t["name"] for t in json.loads(charts[0].proto.spec)["data"]]
     assert names == ["RDP, poisson", "PLD, poisson"]
+
+
+def test_a_loaded_baseline_shows_infinity_and_can_be_made_private(app) -> None:
+    app.session_state["dpx_config"] = DPConfig(private=False, noise_multiplier=0.0, epochs=3)
+    at = app.run()
+    assert not at.exception
+    assert _eps(at) == "∞"
+    assert any("non-private baseline" in w.value for w in at.warning)
+    at.button(key="explore_make_private").click().run()
+    assert at.session_state["dpx_config"] == DPConfig(epochs=3)
+    assert float(_eps(at)) == round(accounting.epsilon_for_config(DPConfig(epochs=3), n=1437), 3)

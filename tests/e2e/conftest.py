@@ -15,9 +15,8 @@ from bench.app_server import CHROMIUM, CHROMIUM_ARGS, streamlit_app  # noqa: E40
 
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)",
-                allow_module_level=True)
+NO_BROWSER = not os.path.exists(CHROMIUM)
+NO_BROWSER_REASON = f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)"
 
 
 @pytest.fixture(scope="session")

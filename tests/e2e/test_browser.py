@@ -5,12 +5,15 @@ import json
 import shutil
 from urllib.parse import urlencode
 
+import pytest
+
 from bench.app_server import EPSILON_JS
-from conftest import REPO_ROOT, screenshot
+from conftest import NO_BROWSER, NO_BROWSER_REASON, REPO_ROOT, screenshot
 
 from dpcore import accounting, share
 from dpcore.config import DPConfig
 
+pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
 
 def _open(page, url: str) -> None:
     page.goto(url)
