@@ -3,12 +3,15 @@
 Trains the TensorFlow Privacy tutorial CNN and the DP-Adam MLP (batch 250) on Fashion-MNIST with
   keras  - non-private ``model.fit`` (the reference speed),
   tfp    - stock ``DPKerasSGDOptimizer`` with one microbatch per example (on a small slice: it is slow),
-  dpcore - ``dpcore.training.train`` with DP-SGD and Poisson sampling,
-and prints examples/s, peak memory and the ratios. Each measurement runs in its own process so that
-its peak resident memory is its own. The first epoch (or step) of each, which traces the graph, is
-not timed, and each reports the best of a few timed windows, since the machine may be shared.
+  dpcore - ``dpcore.training.train``: DP-SGD, Poisson sampling, per-example clipping and noise,
+and prints examples/s, peak memory and the ratios.
 
-    python bench/training_throughput.py [--examples 60000] [--stock-examples 1000] [--repeats 3] [--json]
+Each method runs in its own worker process (so its peak resident memory is its own), warmed up
+first so that graph tracing is not timed. The workers then take turns, one timed window each per
+round, and each method's best window counts: on a shared machine, load from elsewhere then hits all
+three alike instead of whichever happened to run during a busy minute.
+
+    python bench/training_throughput.py [--examples 60000] [--stock-examples N] [--rounds 3] [--json]
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Callable
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH_SIZE = 250
@@ -27,49 +31,28 @@ L2_NORM_CLIP = 1.5
 NOISE_MULTIPLIER = 1.2
 METHODS = ("keras", "tfp", "dpcore")
 MODELS = ("cnn", "mlp")
+# Stock TF Privacy is slow, so it trains on a slice: enough batches for a window of a few seconds.
+STOCK_EXAMPLES = {"cnn": 500, "mlp": 5000}
 
 
-def _config(model: str, examples: int, epochs: int):
+def _config(model: str, examples: int):
     from dpcore.config import DPConfig
 
     return DPConfig(dataset="fashion_mnist", model=model, optimizer="sgd", learning_rate=LEARNING_RATE,
                     l2_norm_clip=L2_NORM_CLIP, noise_multiplier=NOISE_MULTIPLIER, batch_size=BATCH_SIZE,
-                    epochs=epochs, delta=1e-5, sampling="poisson", max_train_examples=examples)
+                    epochs=1, delta=1e-5, sampling="poisson", max_train_examples=examples)
 
 
-class _Timer:
-    """Keras callback recording the wall time of every epoch and every training batch."""
-
-    def __init__(self) -> None:
-        import tensorflow as tf
-
-        outer = self
-
-        class Callback(tf.keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                outer.epoch_started = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                outer.epochs.append(time.perf_counter() - outer.epoch_started)
-
-            def on_train_batch_begin(self, batch, logs=None):
-                outer.batch_started = time.perf_counter()
-
-            def on_train_batch_end(self, batch, logs=None):
-                outer.batches.append(time.perf_counter() - outer.batch_started)
-
-        self.callback = Callback()
-        self.epochs: list[float] = []
-        self.batches: list[float] = []
-        self.epoch_started = self.batch_started = 0.0
+# -- worker side -------------------------------------------------------------------------------------
 
 
-def _keras_fit(model_name: str, examples: int, epochs: int, private: bool) -> _Timer:
+def _keras_window(model_name: str, examples: int, private: bool) -> Callable[[], float]:
+    """A function that trains one pass over ``examples`` with Keras fit and returns examples/s."""
     import tensorflow as tf
 
     from dpcore import data, models
 
-    config = _config(model_name, examples, epochs)
+    config = _config(model_name, examples)
     dataset = data.load(config)
     model = models.build(config, input_shape=dataset.info.input_shape, num_classes=dataset.info.num_classes)
     if private:
@@ -77,86 +60,139 @@ def _keras_fit(model_name: str, examples: int, epochs: int, private: bool) -> _T
 
         optimizer = DPKerasSGDOptimizer(l2_norm_clip=L2_NORM_CLIP, noise_multiplier=NOISE_MULTIPLIER,
                                         num_microbatches=BATCH_SIZE, learning_rate=LEARNING_RATE)
-        model.compile(optimizer=optimizer, loss=tf.keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction=tf.keras.losses.Reduction.NONE))
+        loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                             reduction=tf.keras.losses.Reduction.NONE)
     else:
-        model.compile(optimizer=tf.keras.optimizers.legacy.SGD(learning_rate=LEARNING_RATE),
-                      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    timer = _Timer()
-    model.fit(dataset.x_train, dataset.y_train, batch_size=BATCH_SIZE, epochs=epochs, shuffle=True, verbose=0,
-              callbacks=[timer.callback])
-    return timer
+        optimizer = tf.keras.optimizers.legacy.SGD(learning_rate=LEARNING_RATE)
+        loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=optimizer, loss=loss)
+    # Full batches only (TF Privacy needs the batch to split into microbatches); the input pipeline is
+    # built once, in memory, so that a window times training, not converting arrays.
+    count = len(dataset.y_train) // BATCH_SIZE * BATCH_SIZE
+    batches = tf.data.Dataset.from_tensor_slices((dataset.x_train[:count], dataset.y_train[:count]))
+    batches = batches.batch(BATCH_SIZE).cache().prefetch(tf.data.AUTOTUNE)
+    model.fit(batches.take(1), epochs=1, verbose=0)  # traces the training step
+    model.fit(batches, epochs=1, verbose=0)  # fills the cache
+
+    def window() -> float:
+        started = time.perf_counter()
+        model.fit(batches, epochs=1, verbose=0)
+        return count / (time.perf_counter() - started)
+
+    return window
 
 
-def _measure(method: str, model_name: str, examples: int, stock_examples: int, repeats: int) -> dict:
-    """One measurement in this process: the best of ``repeats`` timed windows (the machine is shared)."""
+def _dpcore_window(model_name: str, examples: int) -> Callable[[], float]:
+    """A function that runs dpcore.training.train for one epoch and returns its examples/s."""
+    from dpcore import training
+
+    config = _config(model_name, examples)
+
+    def window() -> float:
+        # train() leaves its first step, which traces the graph, out of examples_per_second.
+        result = training.train(config)
+        if result.status != "completed":
+            raise SystemExit(f"dpcore run {result.status}: {result.error}")
+        return result.examples_per_second
+
+    return window
+
+
+def _worker(method: str, model_name: str, examples: int, stock_examples: int) -> int:
+    """Serve timed windows: each line "go" on stdin gets one examples/s figure on stdout."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, REPO_ROOT)
     if method == "keras":
-        # The first epoch traces the graph; each later epoch is one window.
-        timer = _keras_fit(model_name, examples, 1 + repeats, private=False)
-        rate = max(examples / seconds for seconds in timer.epochs[1:])
-        row = {"examples": examples, "windows": len(timer.epochs) - 1}
+        window = _keras_window(model_name, examples, private=False)
     elif method == "tfp":
-        # Too slow for whole epochs: every batch after the first (which traces) is one window.
-        timer = _keras_fit(model_name, stock_examples, 1, private=True)
-        rate = max(BATCH_SIZE / seconds for seconds in timer.batches[1:])
-        row = {"examples": stock_examples, "windows": len(timer.batches) - 1}
+        window = _keras_window(model_name, stock_examples, private=True)
     else:
-        from dpcore import training
+        window = _dpcore_window(model_name, examples)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        print(json.dumps({"examples_per_second": window()}), flush=True)
+    print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+    return 0
 
-        # Each run is one window; train() leaves its first (tracing) step out of examples_per_second.
-        rates = []
-        for _ in range(repeats):
-            result = training.train(_config(model_name, examples, 1))
-            if result.status != "completed":
-                raise SystemExit(f"dpcore run {result.status}: {result.error}")
-            rates.append(result.examples_per_second)
-        rate = max(rates)
-        row = {"examples": examples, "windows": repeats, "test_accuracy": result.test_accuracy,
-               "epsilon": result.epsilon}
-    row["examples_per_second"] = rate
-    row["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return row
+
+# -- driver side -------------------------------------------------------------------------------------
+
+
+class _Worker:
+    """A worker process for one method, driven one window at a time."""
+
+    def __init__(self, method: str, model_name: str, args: argparse.Namespace) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker", method, model_name,
+             "--examples", str(args.examples),
+             "--stock-examples", str(args.stock_examples or STOCK_EXAMPLES[model_name])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self._read()  # ready
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"benchmark worker exited with status {self.process.wait()}")
+        return json.loads(line)
+
+    def window(self) -> float:
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        return self._read()["examples_per_second"]
+
+    def finish(self) -> float:
+        self.process.stdin.write("done\n")
+        self.process.stdin.flush()
+        peak = self._read()["peak_rss_mib"]
+        self.process.wait()
+        return peak
+
+
+def _measure_model(model_name: str, args: argparse.Namespace) -> dict:
+    workers = {method: _Worker(method, model_name, args) for method in METHODS}
+    rates: dict[str, list[float]] = {method: [] for method in METHODS}
+    for _ in range(args.rounds):
+        for method, worker in workers.items():
+            rates[method].append(worker.window())
+    rows: dict = {}
+    for method, worker in workers.items():
+        rows[method] = {"examples_per_second": max(rates[method]), "windows": rates[method],
+                        "peak_rss_mib": worker.finish()}
+    best = {method: rows[method]["examples_per_second"] for method in METHODS}
+    rows["ratios"] = {
+        "dpcore_over_keras": best["dpcore"] / best["keras"],
+        "dpcore_over_tfp": best["dpcore"] / best["tfp"],
+        "keras_over_tfp": best["keras"] / best["tfp"],
+    }
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=60000, help="training examples for keras and dpcore")
-    parser.add_argument("--stock-examples", type=int, default=1000, help="training examples for stock TF Privacy")
-    parser.add_argument("--repeats", type=int, default=3, help="timed windows per measurement; the best counts")
+    parser.add_argument("--stock-examples", type=int, default=None,
+                        help="training examples for stock TF Privacy (default: 500 for cnn, 5000 for mlp)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed windows per method; the best counts")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    parser.add_argument("--measure", nargs=2, metavar=("METHOD", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=2, metavar=("METHOD", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.measure:
-        print(json.dumps(_measure(args.measure[0], args.measure[1], args.examples, args.stock_examples,
-                                  args.repeats)))
-        return 0
+    if args.worker:
+        return _worker(args.worker[0], args.worker[1], args.examples, args.stock_examples)
 
-    figures: dict[str, dict[str, dict]] = {}
+    figures = {}
     for model_name in args.models.split(","):
-        figures[model_name] = {}
-        for method in METHODS:
-            output = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--measure", method, model_name,
-                 "--examples", str(args.examples), "--stock-examples", str(args.stock_examples),
-                 "--repeats", str(args.repeats)],
-                check=True, capture_output=True, text=True,
-            ).stdout
-            figures[model_name][method] = json.loads(output.strip().splitlines()[-1])
-            print(f"  measured {model_name}/{method}", file=sys.stderr, flush=True)
-        rows = figures[model_name]
-        rows["ratios"] = {
-            "dpcore_over_keras": rows["dpcore"]["examples_per_second"] / rows["keras"]["examples_per_second"],
-            "dpcore_over_tfp": rows["dpcore"]["examples_per_second"] / rows["tfp"]["examples_per_second"],
-            "keras_over_tfp": rows["keras"]["examples_per_second"] / rows["tfp"]["examples_per_second"],
-        }
+        figures[model_name] = _measure_model(model_name, args)
+        print(f"  measured {model_name}", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
-    print(f"batch {BATCH_SIZE}, Fashion-MNIST; keras/dpcore on {args.examples} examples, "
-          f"stock TF Privacy on {args.stock_examples}")
+    stock = args.stock_examples or ", ".join(f"{STOCK_EXAMPLES[m]} ({m})" for m in figures)
+    print(f"batch {BATCH_SIZE}, Fashion-MNIST; keras and dpcore on {args.examples} examples, stock TF Privacy "
+          f"on {stock}; best of {args.rounds} interleaved windows")
     print(f"{'model':6} {'method':8} {'examples/s':>12} {'peak RSS MiB':>13}")
     for model_name, rows in figures.items():
         for method in METHODS:

@@ -160,3 +160,15 @@ def test_masked_padding_rows_contribute_nothing():
                                                   mask=mask)
     baseline = privatize.baseline_gradient(model, loss_fn, x, y, seed=[0, 0], training=False)
     assert_close(list(baseline_padded.gradients), list(baseline.gradients))
+
+
+def test_standard_normal_samples_are_gaussian():
+    from scipy import stats
+
+    samples = privatize.standard_normal(200_001, seed=tf.constant([5, 6], tf.int64)).numpy()
+    assert samples.shape == (200_001,) and samples.dtype == np.float32
+    assert abs(samples.mean()) < 0.01 and samples.std() == pytest.approx(1.0, abs=0.01)
+    assert stats.kstest(samples, "norm").pvalue > 0.01
+    assert np.mean(np.abs(samples) > 3) == pytest.approx(2 * stats.norm.sf(3), rel=0.15)
+    again = privatize.standard_normal(200_001, seed=tf.constant([5, 6], tf.int64)).numpy()
+    np.testing.assert_array_equal(samples, again)
