@@ -19,6 +19,7 @@ P = app_state.WIDGET_PREFIX
 DATASETS = ("digits", "fashion_mnist", "mnist", "csv")
 CSV_TITLE = "Your CSV file (tabular)"
 MODEL_LABELS = {"logreg": "Logistic regression", "mlp": "MLP", "cnn": "CNN", "lenet5": "LeNet-5"}
+NOISE_SLIDER_MIN = 0.1
 NOISE_GRID = tuple(round(0.3 * (20.0 / 0.3) ** (i / 23), 4) for i in range(24))
 
 
@@ -28,7 +29,8 @@ NOISE_GRID = tuple(round(0.3 * (20.0 / 0.3) ** (i / 23), 4) for i in range(24))
 def make_private() -> None:
     """Turn a loaded non-private baseline config back into a private one."""
     cfg = app_state.config()
-    noise = cfg.noise_multiplier if cfg.noise_multiplier > 0 else DPConfig().noise_multiplier
+    # A baseline may carry no noise (0, shown clamped to the entry's minimum): start from the default.
+    noise = cfg.noise_multiplier if cfg.noise_multiplier >= NOISE_SLIDER_MIN else DPConfig().noise_multiplier
     app_state.set_config(cfg.replace(private=True, noise_multiplier=noise))
 
 
@@ -112,7 +114,7 @@ for col, preset in zip(preset_cols[1:], presets.PRESETS):
 controls, results = st.columns([5, 6], gap="large")
 
 with controls:
-    noise = paired("Noise multiplier", "noise_multiplier", cfg.noise_multiplier, lo=0.1, hi=10.0, step=0.05,
+    noise = paired("Noise multiplier", "noise_multiplier", cfg.noise_multiplier, lo=NOISE_SLIDER_MIN, hi=10.0, step=0.05,
                    exact_lo=0.001, exact_hi=MAX_NOISE, exact_step=0.01, fmt="%.3f",
                    help="σ: the Gaussian noise added to each step's summed gradients, in units of the clip norm.")
     clip = paired("Clip norm", "l2_norm_clip", cfg.l2_norm_clip, lo=0.1, hi=10.0, step=0.1,
