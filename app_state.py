@@ -1,13 +1,12 @@
 """Session state shared by the app's pages: the current config, the owner id, the job runner and store."""
 from __future__ import annotations
 
-import math
 import uuid
 from typing import NoReturn, Optional
 
 import streamlit as st
 
-from dpcore import accounting, data, share
+from dpcore import data, share
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobRunner, get_runner
@@ -91,22 +90,6 @@ def train_size(cfg: DPConfig) -> Optional[int]:
     except UserInputError as exc:
         st.error(str(exc))
         return None
-
-
-def projected_epsilon(cfg: DPConfig, n: int) -> float:
-    """ε for ``cfg`` on n examples (coarse PLD grid, an upper bound, so it stays interactive)."""
-    if not cfg.private:
-        return math.inf
-    return accounting.epsilon_for_config(cfg, n=n, interactive=True)
-
-
-def format_epsilon(value: Optional[float]) -> str:
-    """ε for display: ∞ for a baseline, a dash when unknown."""
-    if value is None:
-        return "—"
-    if math.isinf(value):
-        return "∞"
-    return f"{value:.3f}" if value < 100 else f"{value:.4g}"
 
 
 def sidebar() -> None:

@@ -22,6 +22,15 @@ class Warning:
     message: str
 
 
+def format_epsilon(value: Optional[float]) -> str:
+    """ε for display: ∞ for a baseline, a dash while unknown, three decimals otherwise."""
+    if value is None:
+        return "—"
+    if math.isinf(value):
+        return "∞"
+    return f"{value:.3f}" if value < 100 else f"{value:.4g}"
+
+
 def strength(epsilon: float) -> str:
     """A one-word strength label for ε: strong, moderate, weak, very weak or none."""
     if math.isinf(epsilon):

@@ -114,8 +114,8 @@ for col, preset in zip(preset_cols[1:], presets.PRESETS):
 controls, results = st.columns([5, 6], gap="large")
 
 with controls:
-    noise = paired("Noise multiplier", "noise_multiplier", cfg.noise_multiplier, lo=NOISE_SLIDER_MIN, hi=10.0, step=0.05,
-                   exact_lo=0.001, exact_hi=MAX_NOISE, exact_step=0.01, fmt="%.3f",
+    noise = paired("Noise multiplier", "noise_multiplier", cfg.noise_multiplier, lo=NOISE_SLIDER_MIN, hi=10.0,
+                   step=0.05, exact_lo=0.001, exact_hi=MAX_NOISE, exact_step=0.01, fmt="%.3f",
                    help="σ: the Gaussian noise added to each step's summed gradients, in units of the clip norm.")
     clip = paired("Clip norm", "l2_norm_clip", cfg.l2_norm_clip, lo=0.1, hi=10.0, step=0.1,
                   exact_lo=0.001, exact_hi=MAX_CLIP, exact_step=0.1, fmt="%.3f",
@@ -235,7 +235,7 @@ with results:
     steps = accounting.dp_steps(n=n, batch_size=new_cfg.batch_size, epochs=new_cfg.epochs,
                                 sampling=new_cfg.sampling)
     m1, m2, m3 = st.columns(3)
-    m1.metric("Projected ε", app_state.format_epsilon(eps),
+    m1.metric("Projected ε", explain.format_epsilon(eps),
               help="Privacy budget spent by the whole run, for the accountant and sampling below.")
     m2.metric("δ", f"{new_cfg.delta:.1e}")
     m3.metric("Noisy steps", f"{steps:,}",

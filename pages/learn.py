@@ -32,7 +32,7 @@ with left:
                              format_func=lambda d: f"{d:.0e}", key="learn_delta")
 example = teaching.count_example(count=int(count), sigma=float(sigma), delta=float(delta))
 with left:
-    st.metric("ε of this noisy count", app_state.format_epsilon(example.epsilon))
+    st.metric("ε of this noisy count", explain.format_epsilon(example.epsilon))
     st.caption(explain.epsilon_reading(example.epsilon, float(delta), outcome="released count"))
 right.plotly_chart(charts.count_mechanism(example), width="stretch", key="learn_count_chart")
 st.info("Less noise: the curves move apart and ε grows. More noise: they overlap and ε shrinks, "
@@ -51,8 +51,9 @@ st.markdown(
 left, right = st.columns([1, 2], gap="large")
 clip = left.slider("Clip norm C", min_value=0.25, max_value=6.0, value=1.5, step=0.25, key="learn_clip")
 clipped = teaching.clipping_example(clip=float(clip))
-left.caption(f"The outlier (example {clipped.outlier_index + 1}) had norm {clipped.before[clipped.outlier_index]:.1f}; "
-             f"after clipping it counts no more than anyone else: {clipped.after[clipped.outlier_index]:.2f}. "
+outlier = clipped.outlier_index
+left.caption(f"The outlier (example {outlier + 1}) had norm {clipped.before[outlier]:.1f}; after clipping "
+             f"it counts no more than anyone else: {clipped.after[outlier]:.2f}. "
              "A small C bounds influence tightly but also shrinks honest gradients, so the same "
              "noise drowns more signal.")
 right.plotly_chart(charts.clipping(clipped), width="stretch", key="learn_clip_chart")

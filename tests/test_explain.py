@@ -68,3 +68,11 @@ def test_progress_lines() -> None:
     assert explain.progress_text(state="failed", epoch=1, epochs_total=5, fraction=0.3, eta_seconds=None,
                                  finished_epochs=1) == "Failed · 1/5 epochs"
     assert explain.duration_text(None) == "estimating…" and explain.duration_text(42.4) == "42s"
+
+
+def test_format_epsilon() -> None:
+    assert explain.format_epsilon(None) == "—"
+    assert explain.format_epsilon(math.inf) == "∞"
+    assert explain.format_epsilon(0.70374) == "0.704"
+    assert explain.format_epsilon(1234.6) == "1235"
+    assert explain.format_epsilon(123456.0) == "1.235e+05"
