@@ -1,7 +1,6 @@
-"""AppTest fixtures: one throwaway run store for the whole session (the job runner is process-wide)."""
+"""AppTest fixtures: one throwaway run store for these tests (the app's job runner is process-wide)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,16 +9,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = str(REPO_ROOT / "app.py")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("store") / "runs.sqlite3"
-    previous = os.environ.get("DPEXPLORER_STORE")
-    os.environ["DPEXPLORER_STORE"] = str(path)
-    yield path
-    if previous is None:
-        os.environ.pop("DPEXPLORER_STORE", None)
-    else:
-        os.environ["DPEXPLORER_STORE"] = previous
+@pytest.fixture(scope="session")
+def app_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The store file every app test shares: the runner, created once, keeps the path it first saw."""
+    return tmp_path_factory.mktemp("store") / "runs.sqlite3"
+
+
+@pytest.fixture(autouse=True)
+def _store_env(app_store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point DPEXPLORER_STORE at the shared test store for each app test (and only during it)."""
+    monkeypatch.setenv("DPEXPLORER_STORE", str(app_store))
+    return app_store
 
 
 @pytest.fixture()
