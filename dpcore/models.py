@@ -27,6 +27,12 @@ MODEL_TITLES = {
 }
 # The convolutional recipes were designed for 28x28 (MNIST-sized) images and need at least that.
 MIN_IMAGE_SIDE = 28
+INPUT_REQUIREMENTS = {
+    "logreg": "any input (images are flattened)",
+    "mlp": "any input (images are flattened)",
+    "cnn": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}",
+    "lenet5": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, resized to 32x32",
+}
 MLP_DROPOUT = 0.3
 LENET_SIDE = 32
 
@@ -46,10 +52,8 @@ def check_pair(model: str, input_shape: tuple[int, ...]) -> None:
     allowed = supported_models(input_shape)
     if model not in allowed:
         shape = "x".join(str(d) for d in input_shape)
-        reason = (f"needs images of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}" if model in ("cnn", "lenet5")
-                  else "does not fit")
-        raise ConfigError("model", f"{model!r} cannot train on inputs of shape {shape}: it {reason}",
-                          allowed=", ".join(allowed) + " for this dataset")
+        raise ConfigError("model", f"{model!r} cannot train on inputs of shape {shape}: it needs "
+                          f"{INPUT_REQUIREMENTS[model]}", allowed=", ".join(allowed) + " for this dataset")
 
 
 def valid_pairs() -> dict[str, tuple[str, ...]]:
