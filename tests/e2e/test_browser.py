@@ -18,6 +18,7 @@ pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
 def _open(page, url: str) -> None:
     page.goto(url)
     page.get_by_text("Projected ε").first.wait_for()
+    page.wait_for_function(f"() => ({EPSILON_JS})() !== null")
 
 
 def _epsilon(page) -> str:
@@ -56,17 +57,17 @@ def test_tiny_training_run_completes_with_a_chart(page, app_url: str) -> None:
     _open(page, _link(app_url, tiny))
     _go(page, "Train")
     page.get_by_role("button", name="Start training").click()
-    page.get_by_text("Completed · 2/2 epochs").wait_for(timeout=180_000)
+    page.get_by_text("Completed · 2/2 epochs").first.wait_for(timeout=180_000)
     main = page.locator('[data-testid="stMain"]')
     main.locator(".js-plotly-plot").first.wait_for()
-    assert main.get_by_text("test accuracy").first.is_visible()
+    main.get_by_text("test accuracy").first.wait_for()
     expected = accounting.epsilon_for_config(tiny, n=300)
-    assert main.get_by_text(f"{expected:.3f}").first.is_visible()
+    main.locator('[data-testid="stMetricValue"]', has_text=f"{expected:.3f}").first.wait_for()
     screenshot(page, "train")
     page.get_by_role("button", name="Train non-private baseline").click()
     main.get_by_text("ε spent: ∞ (non-private)").first.wait_for(timeout=180_000)
     main.get_by_text("Completed · 2/2 epochs").first.wait_for()
-    assert main.locator('[data-testid="stMetricValue"]', has_text="∞").first.is_visible()
+    main.locator('[data-testid="stMetricValue"]', has_text="∞").first.wait_for()
     _go(page, "Compare")
     main.locator(".js-plotly-plot").first.wait_for()
     main.get_by_text("non-private baseline (ε = ∞)").first.wait_for()
@@ -98,7 +99,7 @@ def test_share_link_restores_the_config(page, app_url: str) -> None:
     assert page.get_by_role("radio", name="PLD").is_checked()
     assert page.get_by_role("radio", name="shuffle").is_checked()
     expected = accounting.epsilon_for_config(config, n=1437, interactive=True)
-    assert _epsilon(page) == f"{expected:.3f}"
+    page.wait_for_function(f"(want) => ({EPSILON_JS})() === want", arg=f"{expected:.3f}")
     _go(page, "Learn")
     page.locator('[data-testid="stMain"] .js-plotly-plot').nth(2).wait_for()
     screenshot(page, "learn")
