@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -136,11 +137,29 @@ def train(config: "DPConfig", *, on_epoch: Optional[Callable[[EpochMetrics], Non
     )
 
 
+MAX_ERROR_CHARS = 500
+
+
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if isinstance(exc, (ValueError, MemoryError)) or not text:
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
+    """One readable line: a user error's own message, else the type and the telling line of its text.
+
+    TensorFlow wraps errors in tracebacks ("in user code:", "Graph execution error:"); the line that
+    says what went wrong is the original "SomeError: message" line or the first plain sentence.
+    """
+    lines = [line.strip() for line in str(exc).splitlines()]
+    raised = [line for line in lines if _RAISED_LINE.match(line)]
+    plain = [line for line in str(exc).splitlines()
+             if line.strip() and not line[0].isspace() and not line.rstrip().endswith(":")]
+    if raised:
+        text = raised[-1]
+    else:
+        text = plain[0].strip() if plain else next((line for line in lines if line), "")
+        if not isinstance(exc, ValueError) or not text:
+            text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 1] + "…"
+
+
+_RAISED_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): \S")
 
 
 class _Run:

@@ -143,3 +143,12 @@ def test_failures_become_a_failed_result_with_the_message():
     crashed = training.train(tiny(), on_epoch=broken)
     assert crashed.status == "failed" and "listener went away" in crashed.error
     assert len(crashed.epochs) == 1
+
+
+def test_an_error_deep_in_tensorflow_is_reported_as_one_line(monkeypatch):
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("kernel failed\n" + "graph details\n" * 200)
+
+    monkeypatch.setattr(training.privatize, "dp_gradient", explode)
+    result = training.train(tiny())
+    assert result.status == "failed" and result.error == "RuntimeError: kernel failed"
