@@ -9,8 +9,10 @@ import app_state
 from dpcore import charts, explain
 from dpcore.availability import dataset_problem
 from dpcore.comparison import config_summary
+from dpcore.data import dataset_info
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobSnapshot
+from dpcore.models import check_pair
 
 ss = st.session_state
 POLL_SECONDS = 1.0
@@ -36,6 +38,8 @@ def submit(private: bool) -> None:
         if n is None:
             return
         run_cfg.check_dataset_size(n)
+        info = dataset_info(run_cfg.dataset, csv_path=run_cfg.csv_path, csv_label=run_cfg.csv_label)
+        check_pair(run_cfg.model, info.input_shape)
         name = ss.get("train_name", "").strip()
         if not private:
             name = f"{name} (non-private)" if name else "non-private baseline"

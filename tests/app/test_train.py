@@ -100,3 +100,14 @@ def test_user_mistake_is_a_message_naming_the_field(app) -> None:
     at.button(key="train_start").click().run()
     assert not at.exception
     assert any(e.value.startswith("batch_size:") for e in at.error)
+
+
+def test_model_that_does_not_fit_the_dataset_is_refused(app) -> None:
+    # Straight to Train, as after uploading a file (Explore would offer only models that fit).
+    at = app.run()
+    at.session_state["dpx_config"] = DPConfig(dataset="digits", model="cnn")
+    at.switch_page("pages/train.py").run()
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    assert any(e.value.startswith("model:") for e in at.error)
+    assert get_runner().list_jobs(owner=at.session_state["dpx_owner"]) == []
