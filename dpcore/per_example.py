@@ -73,18 +73,8 @@ def forward(model: tf.keras.Model, x: tf.Tensor, *, training: bool, seed: tf.Ten
     taps = []
     h = x
     for index, layer in enumerate(model.layers):
-        if _is_dense(layer):
-            z = tf.tensordot(h, layer.kernel, [[h.shape.rank - 1], [0]]) if h.shape.rank > 2 \
-                else tf.matmul(h, layer.kernel)
-            if layer.use_bias:
-                z = z + layer.bias
-            taps.append(Tap(layer=layer, inputs=h, outputs=z))
-            h = layer.activation(z)
-        elif _is_conv2d(layer):
-            z = tf.nn.conv2d(h, layer.kernel, strides=layer.strides, padding=layer.padding.upper(),
-                             dilations=layer.dilation_rate)
-            if layer.use_bias:
-                z = z + layer.bias
+        if _has_rule(layer) and layer.trainable:
+            z = _pre_activation(layer, h)
             taps.append(Tap(layer=layer, inputs=h, outputs=z))
             h = layer.activation(z)
         elif isinstance(layer, tf.keras.layers.Dropout):
@@ -96,6 +86,18 @@ def forward(model: tf.keras.Model, x: tf.Tensor, *, training: bool, seed: tf.Ten
         else:
             h = layer(h, training=training)
     return Forward(logits=h, taps=tuple(taps))
+
+
+def _pre_activation(layer: tf.keras.layers.Layer, h: tf.Tensor) -> tf.Tensor:
+    """A Dense or Conv2D layer's output before its activation, computed from its variables."""
+    if _is_conv2d(layer):
+        z = tf.nn.conv2d(h, layer.kernel, strides=layer.strides, padding=layer.padding.upper(),
+                         dilations=layer.dilation_rate)
+    elif h.shape.rank > 2:
+        z = tf.tensordot(h, layer.kernel, [[h.shape.rank - 1], [0]])
+    else:
+        z = tf.matmul(h, layer.kernel)
+    return z + layer.bias if layer.use_bias else z
 
 
 # -- per-example norms ----------------------------------------------------------------------------

@@ -172,3 +172,11 @@ def test_standard_normal_samples_are_gaussian():
     assert np.mean(np.abs(samples) > 3) == pytest.approx(2 * stats.norm.sf(3), rel=0.15)
     again = privatize.standard_normal(200_001, seed=tf.constant([5, 6], tf.int64)).numpy()
     np.testing.assert_array_equal(samples, again)
+
+
+def test_a_frozen_layer_neither_counts_towards_norms_nor_gets_a_gradient():
+    model = sequence_dense_model()
+    model.layers[0].trainable = False
+    x, y = batch((5, 4), seed=4)
+    assert per_example.supports_fast_path(model) and len(model.trainable_variables) == 2
+    assert_close(ours(model, x, y, clip=0.05), tfp_gradient(model, x, y, clip=0.05))
