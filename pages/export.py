@@ -39,12 +39,6 @@ c2.download_button("Download YAML", yaml_text, file_name=f"{stem}.yaml", mime="a
 c3.download_button("Download Python script", script_text, file_name=f"{stem}.py", mime="text/x-python",
                    key="download_script", width="stretch", on_click="ignore")
 
-tab_json, tab_yaml, tab_script = st.tabs(["JSON", "YAML", "Python script"])
-tab_json.code(json_text, language="json")
-tab_yaml.code(yaml_text, language="yaml")
-tab_script.caption(f"A standalone script using TensorFlow Privacy's public API; run it with `python {stem}.py`.")
-tab_script.code(script_text, language="python")
-
 st.subheader("Share link")
 link = share.share_url(share.base_of(st.context.url, app_state.PAGE_PATHS), cfg)
 st.caption("Opening this link starts DP Explorer with this config on the Explore page.")
@@ -70,3 +64,10 @@ if upload is not None:
         st.code(uploaded.to_yaml(), language="yaml")
         st.button("Use the uploaded config", key="export_use_upload", type="primary", on_click=use_config,
                   args=(uploaded, upload.name))
+
+st.subheader("Preview")
+tab_json, tab_yaml, tab_script = st.tabs(["JSON", "YAML", "Python script"])
+tab_json.code(json_text, language="json")
+tab_yaml.code(yaml_text, language="yaml")
+tab_script.caption(f"A standalone script using TensorFlow Privacy's public API; run it with `python {stem}.py`.")
+tab_script.code(script_text, language="python")
