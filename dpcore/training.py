@@ -57,7 +57,12 @@ class Progress:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """The outcome of one run: status, error message if failed, and per-epoch metrics."""
+    """The outcome of one run: status, error message if failed, and per-epoch metrics.
+
+    ``examples_per_second`` is training throughput: examples over the time spent in training steps,
+    leaving out the first step (which traces the graph) and the per-epoch evaluation; ``seconds`` is
+    the wall time of the whole run, loading and evaluation included.
+    """
 
     status: str
     error: Optional[str]
