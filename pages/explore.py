@@ -88,13 +88,23 @@ def _fallback_model(allowed: tuple[str, ...]) -> str:
     return DPConfig().model if DPConfig().model in allowed else allowed[0]
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
 def noise_sweep(n: int, batch_size: int, epochs: int, delta: float, accountant: str,
                 sampling: str) -> tuple[float, ...]:
-    """ε at each noise multiplier of NOISE_GRID (cached: it changes only with the other knobs)."""
-    return tuple(accounting.epsilon(n=n, batch_size=batch_size, noise_multiplier=sigma, epochs=epochs,
-                                    delta=delta, accountant=accountant, sampling=sampling, interactive=True)
-                 for sigma in NOISE_GRID)
+    """ε at each noise multiplier of NOISE_GRID (cached point by point in dpcore.accounting).
+
+    A status line is updated between points: every Streamlit call is a point where a newer slider
+    change can interrupt this run, so a slow sweep (PLD) never holds up the next projected ε.
+    """
+    status = st.empty()
+    values = []
+    for i, sigma in enumerate(NOISE_GRID):
+        if i % 4 == 0:
+            status.caption(f"Computing ε for {len(NOISE_GRID)} noise multipliers… {i}/{len(NOISE_GRID)}")
+        values.append(accounting.epsilon(n=n, batch_size=batch_size, noise_multiplier=sigma, epochs=epochs,
+                                         delta=delta, accountant=accountant, sampling=sampling,
+                                         interactive=True))
+    status.empty()
+    return tuple(values)
 
 
 # -- page ----------------------------------------------------------------------------------
@@ -257,23 +267,28 @@ with results:
                         help="Both accountants for the current sampling; PLD is the tighter one.")
     accountants = ("rdp", "pld") if overlay else (new_cfg.accountant,)
     label = {"rdp": "RDP", "pld": "PLD"}
-    per_epoch = {
-        f"{label[a]}, {new_cfg.sampling}": accounting.epsilon_per_epoch(
-            n=n, batch_size=new_cfg.batch_size, noise_multiplier=new_cfg.noise_multiplier,
-            epochs=new_cfg.epochs, delta=new_cfg.delta, accountant=a, sampling=new_cfg.sampling,
-            interactive=True)
-        for a in accountants
-    }
-    tab_epochs, tab_noise = st.tabs(["ε vs epochs", "ε vs noise multiplier"])
-    tab_epochs.plotly_chart(charts.epsilon_vs_epochs(per_epoch, current_epochs=new_cfg.epochs,
-                                                     delta=new_cfg.delta),
-                            width="stretch", key="chart_eps_epochs")
-    sweep = {f"{label[a]}, {new_cfg.sampling}": noise_sweep(n, new_cfg.batch_size, new_cfg.epochs,
-                                                             new_cfg.delta, a, new_cfg.sampling)
-             for a in accountants}
-    tab_noise.plotly_chart(charts.epsilon_vs_noise(NOISE_GRID, sweep, current_noise=new_cfg.noise_multiplier,
-                                                   current_epsilon=eps, delta=new_cfg.delta),
-                           width="stretch", key="chart_eps_noise")
+    # Only the open tab is computed: the noise sweep costs many accountant queries.
+    tab_epochs, tab_noise = st.tabs(["ε vs epochs", "ε vs noise multiplier"], key="explore_tab",
+                                    on_change="rerun")
+    if tab_epochs.open:
+        per_epoch = {
+            f"{label[a]}, {new_cfg.sampling}": accounting.epsilon_per_epoch(
+                n=n, batch_size=new_cfg.batch_size, noise_multiplier=new_cfg.noise_multiplier,
+                epochs=new_cfg.epochs, delta=new_cfg.delta, accountant=a, sampling=new_cfg.sampling,
+                interactive=True)
+            for a in accountants
+        }
+        tab_epochs.plotly_chart(charts.epsilon_vs_epochs(per_epoch, current_epochs=new_cfg.epochs,
+                                                         delta=new_cfg.delta),
+                                width="stretch", key="chart_eps_epochs")
+    if tab_noise.open:
+        with tab_noise:
+            sweep = {f"{label[a]}, {new_cfg.sampling}": noise_sweep(n, new_cfg.batch_size, new_cfg.epochs,
+                                                                     new_cfg.delta, a, new_cfg.sampling)
+                     for a in accountants}
+            st.plotly_chart(charts.epsilon_vs_noise(NOISE_GRID, sweep, current_noise=new_cfg.noise_multiplier,
+                                                    current_epsilon=eps, delta=new_cfg.delta),
+                            width="stretch", key="chart_eps_noise")
 
     st.subheader("Calibrate")
     st.caption("Type the ε you can afford; get the smallest noise multiplier that meets it "

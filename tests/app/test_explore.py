@@ -23,7 +23,7 @@ def test_renders_with_all_controls(app) -> None:
     assert float(_eps(at)) == round(expected, 3)
     assert at.metric[1].label == "δ" and at.metric[1].value == "1.0e-05"
     assert any("Poisson sampling" in c.value and "RDP" in c.value for c in at.caption)
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 1  # only the open tab's chart is computed
 
 
 def test_slider_change_updates_epsilon_and_number(app) -> None:
@@ -135,3 +135,15 @@ def test_a_loaded_baseline_shows_infinity_and_can_be_made_private(app) -> None:
     at.button(key="explore_make_private").click().run()
     assert at.session_state["dpx_config"] == DPConfig(epochs=3)
     assert float(_eps(at)) == round(accounting.epsilon_for_config(DPConfig(epochs=3), n=1437), 3)
+
+
+def test_noise_tab_draws_the_sweep_with_the_current_point(app) -> None:
+    at = app.run()
+    at.session_state["explore_tab"] = "ε vs noise multiplier"
+    at.run()
+    assert not at.exception
+    import json
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    sweep, current = spec["data"]
+    assert current["name"] == "current" and current["x"] == [1.1]
+    assert sweep["y"] == sorted(sweep["y"], reverse=True)  # more noise, less ε
