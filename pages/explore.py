@@ -20,7 +20,7 @@ DATASETS = ("digits", "fashion_mnist", "mnist", "csv")
 CSV_TITLE = "Your CSV file (tabular)"
 MODEL_LABELS = {"logreg": "Logistic regression", "mlp": "MLP", "cnn": "CNN", "lenet5": "LeNet-5"}
 NOISE_SLIDER_MIN = 0.1
-NOISE_GRID = tuple(round(0.3 * (20.0 / 0.3) ** (i / 23), 4) for i in range(24))
+NOISE_GRID = tuple(round(0.4 * (16.0 / 0.4) ** (i / 15), 4) for i in range(16))  # geometric, 0.4 to 16
 
 
 # -- widget helpers ------------------------------------------------------------------------
