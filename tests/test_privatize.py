@@ -43,10 +43,11 @@ def assert_close(actual: list[tf.Tensor], expected: list[tf.Tensor], atol: float
 
 def gram_path_model() -> tf.keras.Model:
     """A conv layer with few positions and wide kernels, where the Gram-matrix norm is cheaper."""
+    glorot = tf.keras.initializers.GlorotUniform
     return tf.keras.Sequential([
         tf.keras.Input((6, 6, 8)),
-        tf.keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=tf.keras.initializers.GlorotUniform(1)),
-        tf.keras.layers.Conv2D(48, 3, padding="same", dilation_rate=2, kernel_initializer=tf.keras.initializers.GlorotUniform(2)),
+        tf.keras.layers.Conv2D(64, 3, activation="relu", kernel_initializer=glorot(1)),
+        tf.keras.layers.Conv2D(48, 3, padding="same", dilation_rate=2, kernel_initializer=glorot(2)),
         tf.keras.layers.Flatten(),
         tf.keras.layers.Dense(10, kernel_initializer=tf.keras.initializers.GlorotUniform(3)),
     ])
