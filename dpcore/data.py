@@ -289,7 +289,7 @@ def parse_csv(raw: bytes, *, label: str, name: str = "data.csv") -> Dataset:
     if not text.strip():
         raise DatasetError("csv_path", f"{name} is empty", allowed="a CSV file with a header row and data rows")
     try:
-        frame = pd.read_csv(io.StringIO(text), skipinitialspace=True)
+        frame = pd.read_csv(io.StringIO(text), sep=_delimiter(text), skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatasetError("csv_path", f"{name} is not a readable CSV file: {first}") from None
@@ -343,6 +343,14 @@ def _decode_text(raw: bytes) -> str:
     if sample and control > 0.01 * len(sample):
         raise DatasetError("csv_path", "the file is binary, not a text CSV file", allowed="a comma-separated text file")
     return text
+
+
+def _delimiter(text: str) -> str:
+    """Comma, unless the header row has none and semicolons or tabs instead (common CSV exports)."""
+    header = text.lstrip().split("\n", 1)[0]
+    if "," in header:
+        return ","
+    return max((";", "\t"), key=header.count) if (";" in header or "\t" in header) else ","
 
 
 def _looks_numeric(text: str) -> bool:

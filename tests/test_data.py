@@ -152,6 +152,14 @@ def test_csv_numeric_labels_and_boolean_features(tmp_path):
     assert dataset.info.num_classes == 3 and set(np.unique(dataset.y_train)) <= {0, 1, 2}
 
 
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_semicolon_and_tab_separated_files_are_read(tmp_path, separator):
+    rows = [separator.join(["size", "kind", "decision"])]
+    rows += [separator.join([str(i), "ab"[i % 2], str(i % 2)]) for i in range(30)]
+    dataset = data.load(csv_config(write(tmp_path, "\n".join(rows))))
+    assert dataset.info.feature_names == ("size", "kind=a", "kind=b")
+
+
 BAD_FILES = {
     "empty": ("", "empty"),
     "only a header": ("a,b,decision\n", "rows with a label"),
