@@ -6,7 +6,7 @@ import math
 import streamlit as st
 
 import app_state
-from dpcore import charts, explain
+from dpcore import accounting, charts, explain
 from dpcore.availability import dataset_problem
 from dpcore.comparison import config_summary
 from dpcore.data import dataset_info
@@ -26,6 +26,13 @@ runner = app_state.runner()
 n = app_state.train_size(cfg)
 
 st.markdown(f"**Current config:** {config_summary(cfg)}")
+if n is not None and cfg.private:
+    try:
+        projected = accounting.epsilon_for_config(cfg, n=n, interactive=True)
+        st.caption(f"Projected ε = {explain.format_epsilon(projected)} on n = {n:,} examples "
+                   f"({explain.accounting_note(cfg.accountant, cfg.sampling)})")
+    except UserInputError as exc:
+        st.error(str(exc))
 problem = dataset_problem(cfg.dataset)
 if problem:
     st.warning(problem)
