@@ -271,7 +271,13 @@ def _load_csv(path: str, label: str) -> Dataset:
     if stat.st_size > MAX_CSV_BYTES:
         raise DatasetError("csv_path", f"{path!r} is {stat.st_size / 2**20:.1f} MiB, too large",
                            allowed=f"files up to {MAX_CSV_BYTES // 2**20} MiB")
-    return _load_csv_cached(os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size)
+    try:
+        return _load_csv_cached(os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size)
+    except DatasetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a file nobody foresaw still gets a message, not a crash
+        raise DatasetError("csv_path", f"{os.path.basename(path)} could not be read as a CSV table "
+                           f"({type(exc).__name__}: {exc})") from None
 
 
 @functools.lru_cache(maxsize=8)
