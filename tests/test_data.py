@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import REPO_ROOT
 from dpcore import data
@@ -205,3 +207,21 @@ def test_csv_info_needs_path_and_label():
     with pytest.raises(DatasetError, match="csv_path"):
         data.dataset_info("csv")
     assert data.dataset_info("csv", csv_path=SAMPLE_CSV, csv_label="decision").num_classes == 2
+
+
+CELLS = st.one_of(st.sampled_from(["", "NA", "x", "y", "1", "2.5", "-3", "1e308", "inf", "nan", " z "]),
+                  st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=4))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(CELLS, CELLS, st.sampled_from(["yes", "no", "maybe", "", "1", "2"])),
+                min_size=0, max_size=40),
+       st.sampled_from([",", ";"]))
+def test_any_table_is_read_or_refused_with_a_dataset_error(rows, separator):
+    lines = [separator.join(["f1", "f2", "decision"])] + [separator.join(row) for row in rows]
+    try:
+        dataset = data.parse_csv("\n".join(lines).encode("utf-8"), label="decision")
+    except DatasetError:
+        return
+    assert np.isfinite(dataset.x_train).all() and np.isfinite(dataset.x_test).all()
+    assert dataset.info.num_classes >= 2 and len(dataset.y_train) == dataset.info.n_train
