@@ -20,7 +20,7 @@ from dpcore.config import DPConfig
 from dpcore.store import RunRecord, RunStore, UnknownRunError
 
 if TYPE_CHECKING:
-    from dpcore.training import EpochMetrics, Progress, TrainResult
+    from dpcore.results import EpochMetrics, Progress, TrainResult
 
 ENV_WORKERS = "DPEXPLORER_WORKERS"
 

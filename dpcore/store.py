@@ -35,7 +35,7 @@ from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 
 if TYPE_CHECKING:
-    from dpcore.training import EpochMetrics, TrainResult
+    from dpcore.results import EpochMetrics, TrainResult
 
 ENV_STORE = "DPEXPLORER_STORE"
 
@@ -232,7 +232,7 @@ def _epoch_row(run_id: int, m: "EpochMetrics") -> tuple[Any, ...]:
 
 
 def _epoch_from_row(row: sqlite3.Row) -> "EpochMetrics":
-    from dpcore.training import EpochMetrics
+    from dpcore.results import EpochMetrics
 
     return EpochMetrics(
         epoch=row["epoch"],

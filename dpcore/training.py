@@ -14,7 +14,6 @@ import os
 import re
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,64 +22,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dpcore import accounting, data, models, privatize  # noqa: E402
+from dpcore.results import EpochMetrics, Progress, TrainResult  # noqa: E402,F401 (re-exported)
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
 
 EVAL_BATCH = 1000
 PROGRESS_INTERVAL_S = 0.5
-
-
-@dataclass(frozen=True)
-class EpochMetrics:
-    """Metrics after one epoch; train loss/accuracy are running means over that epoch's batches."""
-
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    test_loss: float
-    test_accuracy: float
-    epsilon: float
-    seconds: float
-    examples: int
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a run is within its steps, for progress bars between epochs."""
-
-    step: int
-    total_steps: int
-    epoch: int
-    fraction: float
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """The outcome of one run: status, error message if failed, and per-epoch metrics.
-
-    ``examples_per_second`` is training throughput: examples over the time spent in training steps,
-    leaving out the first step (which traces the graph) and the per-epoch evaluation; ``seconds`` is
-    the wall time of the whole run, loading and evaluation included.
-    """
-
-    status: str
-    error: Optional[str]
-    config: "DPConfig"
-    epochs: tuple[EpochMetrics, ...]
-    examples_per_second: float
-    seconds: float
-    n_train: int
-
-    @property
-    def test_accuracy(self) -> float:
-        return self.epochs[-1].test_accuracy if self.epochs else math.nan
-
-    @property
-    def epsilon(self) -> float:
-        if not self.config.private:
-            return math.inf
-        return self.epochs[-1].epsilon if self.epochs else 0.0
 
 
 # -- sampling ------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from dpcore.store import (
     process_alive,
     process_token,
 )
-from dpcore.training import EpochMetrics, TrainResult
+from dpcore.results import EpochMetrics, TrainResult
 
 CONFIG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=3, max_train_examples=128)
 
