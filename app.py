@@ -11,6 +11,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import app_state  # noqa: E402
+from dpcore.errors import UserInputError  # noqa: E402
 
 st.set_page_config(page_title="DP Explorer", page_icon=":material/shield_lock:", layout="wide")
 
@@ -26,6 +27,11 @@ PAGES = [
 
 page = st.navigation(PAGES)
 st.sidebar.title("DP Explorer")
+try:
+    app_state.runner()
+except UserInputError as exc:  # e.g. a run store written by a newer DP Explorer, or an unwritable path
+    st.error(f"The run store cannot be used: {exc}")
+    st.stop()
 app_state.show_notices()
 try:
     page.run()

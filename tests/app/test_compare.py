@@ -9,7 +9,9 @@ import pytest
 
 from dpcore.config import DPConfig
 from dpcore.store import RunStore
-from dpcore.training import EpochMetrics
+from dpcore.results import EpochMetrics
+
+from apptest_support import app, store_env  # noqa: F401 - fixtures
 
 
 def _metrics(epoch: int, accuracy: float, epsilon: float) -> EpochMetrics:

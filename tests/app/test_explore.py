@@ -6,6 +6,8 @@ import math
 from dpcore import accounting
 from dpcore.config import DPConfig
 
+from apptest_support import app, store_env  # noqa: F401 - fixtures
+
 
 def _eps(at) -> str:
     return next(m.value for m in at.metric if m.label == "Projected ε")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dpcore import teaching
 
+from apptest_support import app, store_env  # noqa: F401 - fixtures
+
 
 def _open(app):
     app.run()

@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bench.app_server import EPSILON_JS
-from conftest import NO_BROWSER, NO_BROWSER_REASON, REPO_ROOT, screenshot
+from e2e_support import EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, REPO_ROOT, screenshot
+from e2e_support import app_url, browser, page  # noqa: F401 - fixtures
 
 from dpcore import accounting, share
 from dpcore.config import DPConfig

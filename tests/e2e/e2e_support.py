@@ -1,4 +1,8 @@
-"""Browser end-to-end fixtures: one real `streamlit run app.py` and one headless Chromium per session."""
+"""Fixtures and helpers for the browser tests, imported by the test module.
+
+They live here rather than in a conftest.py: the test modules one folder up import their shared
+settings with ``from conftest import ...``, which a second conftest module would shadow.
+"""
 from __future__ import annotations
 
 import os
@@ -9,14 +13,15 @@ from typing import Iterator
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT))
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
-from bench.app_server import CHROMIUM, CHROMIUM_ARGS, streamlit_app  # noqa: E402
+from bench.app_server import CHROMIUM, CHROMIUM_ARGS, EPSILON_JS, streamlit_app  # noqa: E402
 
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
-
 NO_BROWSER = not os.path.exists(CHROMIUM)
 NO_BROWSER_REASON = f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)"
+
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +34,8 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator["object"]:
+def browser() -> Iterator[object]:
+    """Debian's Chromium, headless, driven by the playwright package."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -49,7 +55,7 @@ def page(browser, tmp_path: Path):
 
 
 def screenshot(page, name: str) -> Path:
-    """Save a full-page screenshot as artifacts/screenshots/<name>.png."""
+    """Save a screenshot of the page as artifacts/screenshots/<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1400, "height": 1500})  # the app scrolls inside; show more of it
     page.wait_for_timeout(1200)  # let plotly finish drawing at the new size

@@ -1,0 +1,38 @@
+"""Fixtures for the AppTest tests, imported by each test module.
+
+They live here rather than in a conftest.py: the test modules one folder up import their shared
+settings with ``from conftest import ...``, which a second conftest module would shadow.
+"""
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APP = str(REPO_ROOT / "app.py")
+
+# One store for every app test in this process, made once at import: the app's job runner is
+# process-wide and keeps the path it first saw. (A session fixture imported into several modules
+# would be set up once per module, each with its own folder.)
+_STORE_DIR = Path(tempfile.mkdtemp(prefix="dpx-apptest-"))
+atexit.register(shutil.rmtree, _STORE_DIR, ignore_errors=True)
+APP_STORE = _STORE_DIR / "runs.sqlite3"
+
+
+@pytest.fixture(autouse=True)
+def store_env(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point DPEXPLORER_STORE at the shared test store for each app test (and only during it)."""
+    monkeypatch.setenv("DPEXPLORER_STORE", str(APP_STORE))
+    return APP_STORE
+
+
+@pytest.fixture()
+def app():
+    """A fresh AppTest of the whole app (navigation, sidebar, session init), not yet run."""
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(APP, default_timeout=60)
