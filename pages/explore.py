@@ -211,7 +211,7 @@ try:
         learning_rate=float(learning_rate), momentum=float(momentum), noise_multiplier=float(noise),
         l2_norm_clip=float(clip), batch_size=int(batch), epochs=int(epochs), delta=float(delta),
         accountant=accountant, sampling=sampling, seed=int(seed),
-        max_train_examples=int(max_train) if max_train and max_train >= 2 else None,
+        max_train_examples=int(max_train) if max_train else None,
         csv_path=csv_path, csv_label=csv_label, private=cfg.private,
     )
 except UserInputError as exc:

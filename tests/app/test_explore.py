@@ -149,3 +149,12 @@ def test_noise_tab_draws_the_sweep_with_the_current_point(app) -> None:
     sweep, current = spec["data"]
     assert current["name"] == "current" and current["x"] == [1.1]
     assert sweep["y"] == sorted(sweep["y"], reverse=True)  # more noise, less ε
+
+
+def test_bad_value_is_a_message_naming_the_field(app) -> None:
+    at = app.run()
+    at.number_input(key="w_max_train").set_value(1).run()
+    assert not at.exception
+    assert any(e.value.startswith("max_train_examples:") for e in at.error)
+    at.number_input(key="w_max_train").set_value(500).run()
+    assert float(_eps(at)) == round(accounting.epsilon_for_config(DPConfig(max_train_examples=500), n=500), 3)
