@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 from dpcore import accounting
 from dpcore.cli import main
 from dpcore.config import DPConfig

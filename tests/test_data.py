@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 from dpcore import data
 from dpcore.config import DPConfig
 from dpcore.errors import DatasetError

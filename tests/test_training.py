@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 from dpcore import accounting, training
 from dpcore.config import DPConfig
 

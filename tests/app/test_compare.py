@@ -11,7 +11,6 @@ from dpcore.config import DPConfig
 from dpcore.store import RunStore
 from dpcore.results import EpochMetrics
 
-from apptest_support import app, store_env  # noqa: F401 - fixtures
 
 
 def _metrics(epoch: int, accuracy: float, epsilon: float) -> EpochMetrics:

@@ -6,7 +6,6 @@ import math
 from dpcore import accounting
 from dpcore.config import DPConfig
 
-from apptest_support import app, store_env  # noqa: F401 - fixtures
 
 
 def _eps(at) -> str:

@@ -6,7 +6,6 @@ from urllib.parse import parse_qs, urlsplit
 from dpcore import share
 from dpcore.config import DPConfig
 
-from apptest_support import app, store_env  # noqa: F401 - fixtures
 
 CONFIG = DPConfig(noise_multiplier=1.7, batch_size=100, epochs=3)
 

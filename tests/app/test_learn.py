@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dpcore import teaching
 
-from apptest_support import app, store_env  # noqa: F401 - fixtures
 
 
 def _open(app):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from apptest_support import APP
+from tests.app.conftest import APP
 
 SCRIPT = f"""
 import json

@@ -9,7 +9,6 @@ from dpcore import accounting
 from dpcore.config import DPConfig
 from dpcore.jobs import get_runner
 
-from apptest_support import app, store_env  # noqa: F401 - fixtures
 
 TINY = DPConfig(epochs=2, batch_size=32, max_train_examples=200, learning_rate=0.5)
 LONG = DPConfig(epochs=500, batch_size=32)

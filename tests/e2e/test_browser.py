@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from urllib.parse import urlencode
 
 import pytest
 
-from e2e_support import EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, REPO_ROOT, screenshot
-from e2e_support import app_url, browser, page  # noqa: F401 - fixtures
+from tests.e2e.conftest import EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, screenshot
 
 from dpcore import accounting, share
 from dpcore.config import DPConfig
@@ -47,9 +45,7 @@ def test_moving_noise_multiplier_changes_projected_epsilon(page, app_url: str) -
     assert page.get_by_label("Noise multiplier (exact)").input_value() == "1.300"
     expected = accounting.epsilon_for_config(DPConfig(noise_multiplier=1.3), n=1437)
     page.wait_for_function(f"(want) => ({EPSILON_JS})() === want", arg=f"{expected:.3f}")
-    path = screenshot(page, "explore")
-    (REPO_ROOT / "assets").mkdir(exist_ok=True)
-    shutil.copyfile(path, REPO_ROOT / "assets" / "screenshot-explore.png")
+    screenshot(page, "explore")
 
 
 def test_tiny_training_run_completes_with_a_chart(page, app_url: str) -> None:

@@ -1,8 +1,4 @@
-"""Fixtures for the AppTest tests, imported by each test module.
-
-They live here rather than in a conftest.py: the test modules one folder up import their shared
-settings with ``from conftest import ...``, which a second conftest module would shadow.
-"""
+"""Fixtures for the AppTest tests: a shared run store for the app's process-wide job runner."""
 from __future__ import annotations
 
 import atexit

@@ -1,8 +1,4 @@
-"""Fixtures and helpers for the browser tests, imported by the test module.
-
-They live here rather than in a conftest.py: the test modules one folder up import their shared
-settings with ``from conftest import ...``, which a second conftest module would shadow.
-"""
+"""Fixtures and helpers for the browser tests: a real `streamlit run` server and headless Chromium."""
 from __future__ import annotations
 
 import os
