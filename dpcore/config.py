@@ -30,7 +30,13 @@ MAX_LEARNING_RATE = 100.0
 
 @dataclass(frozen=True)
 class DPConfig:
-    """One DP-SGD run. ``private=False`` is the non-private baseline: no clipping, no noise, ε = ∞."""
+    """One DP-SGD run. ``private=False`` is the non-private baseline: no clipping, no noise, ε = ∞.
+
+    ``seed`` makes a run reproducible: it fixes the initial weights, the sampled batches and the
+    noise. Anyone who knows it can recompute the noise, so ``secure_mode`` draws the sampling and
+    noise randomness from the operating system's secure source instead (``seed`` then fixes only
+    the initial weights), for models that will be released.
+    """
 
     dataset: str = "digits"
     model: str = "mlp"
@@ -47,6 +53,7 @@ class DPConfig:
     sampling: str = "poisson"
     private: bool = True
     seed: int = 0
+    secure_mode: bool = False
     max_train_examples: Optional[int] = None
     csv_path: Optional[str] = None
     csv_label: Optional[str] = None
@@ -203,8 +210,9 @@ def _validate(c: DPConfig) -> None:
     _choice("optimizer", c.optimizer, OPTIMIZERS)
     _choice("accountant", c.accountant, ACCOUNTANTS)
     _choice("sampling", c.sampling, SAMPLINGS)
-    if not isinstance(c.private, bool):
-        raise ConfigError("private", f"{c.private!r} is not true or false", allowed="true, false")
+    for name in ("private", "secure_mode"):
+        if not isinstance(getattr(c, name), bool):
+            raise ConfigError(name, f"{getattr(c, name)!r} is not true or false", allowed="true, false")
     _number("learning_rate", c.learning_rate, low=0.0, high=MAX_LEARNING_RATE, low_open=True)
     _number("momentum", c.momentum, low=0.0, high=1.0, high_open=True)
     if c.private:

@@ -76,8 +76,28 @@ def accounting_note(accountant: str, sampling: str) -> str:
                 "by Poisson sampling (each example joins each batch independently with "
                 "probability batch size / n), which is how DP Explorer trains with this setting.")
     return (f"{name}, shuffle sampling: a conservative bound with no amplification by sampling "
-            "(every step is counted as if it saw the whole dataset); shuffled fixed-size batches "
-            "are not covered by the smaller Poisson figure.")
+            "(each example is in exactly one step per epoch, and that step counts as a full Gaussian "
+            "release); shuffled fixed-size batches are not covered by the smaller Poisson figure.")
+
+
+def randomness_note(config: DPConfig) -> str:
+    """Whether the run's noise can be recomputed by someone who knows its seed, and what ε assumes."""
+    if not config.private:
+        return "Non-private baseline: no noise is added."
+    if config.secure_mode:
+        return ("Secure mode: batches and noise come from secret random seeds drawn from the operating "
+                "system, so the run cannot be repeated exactly. ε assumes ideal Gaussian noise; "
+                "floating-point sampling approximates it.")
+    return (f"Reproducible mode: batches and noise follow seed {config.seed}, so anyone who knows the "
+            "seed can recompute the noise and undo the privacy. Fine for teaching and tuning; turn on "
+            "secure mode (More settings on Explore) for a model you will release.")
+
+
+SELECTION_NOTE = (
+    "Each run's ε covers that run alone. Picking the best of several runs trained on the same private "
+    "data spends more privacy than any one of them shows; tune on public or held-out data, or budget "
+    "for the selection."
+)
 
 
 def risk_warnings(config: DPConfig, *, n: int, epsilon: float) -> tuple[Warning, ...]:

@@ -167,6 +167,7 @@ from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras
 
 # ---- The run's settings -------------------------------------------------------------------
 SEED = {seed}
+SECURE_MODE = {secure_mode}          # True: sampling and noise randomness the seed cannot reproduce
 EPOCHS = {epochs}
 BATCH_SIZE = {batch_size}          # expected batch size with Poisson sampling
 LEARNING_RATE = {learning_rate!r}
@@ -228,7 +229,10 @@ def poisson_batches(n, rng):
 
 
 def main():
-    tf.keras.utils.set_random_seed(SEED)
+    if not SECURE_MODE:
+        # Reproducible, for teaching and tuning: but anyone who knows SEED can recompute the noise,
+        # so never release a model trained this way as private.
+        tf.keras.utils.set_random_seed(SEED)
     (x_train, y_train), (x_test, y_test), num_classes = load_data()
     if MAX_TRAIN_EXAMPLES is not None and MAX_TRAIN_EXAMPLES < len(x_train):
         keep = np.random.default_rng(SEED).permutation(len(x_train))[:MAX_TRAIN_EXAMPLES]
@@ -242,7 +246,7 @@ def main():
     model.compile(optimizer=make_optimizer(), loss=loss, metrics=["accuracy"])
 
     if SAMPLING == "poisson":
-        rng = np.random.default_rng(SEED)
+        rng = np.random.default_rng(None if SECURE_MODE else SEED)  # None: fresh OS entropy
         for epoch in range(1, EPOCHS + 1):
             for batch in poisson_batches(n, rng):
                 model.train_on_batch(x_train[batch], y_train[batch])
@@ -270,7 +274,7 @@ if __name__ == "__main__":
 def render_script(config: "DPConfig") -> str:
     """The script text for ``config``; it imports nothing from DP Explorer."""
     header = _HEADER.format(
-        model=config.model, dataset=config.dataset, seed=config.seed, epochs=config.epochs,
+        model=config.model, dataset=config.dataset, seed=config.seed, secure_mode=config.secure_mode, epochs=config.epochs,
         batch_size=config.batch_size, learning_rate=config.learning_rate, momentum=config.momentum,
         l2_norm_clip=config.l2_norm_clip, noise_multiplier=config.noise_multiplier, delta=config.delta,
         accountant=config.accountant, sampling=config.sampling, private=config.private,

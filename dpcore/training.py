@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import secrets
 import threading
 import time
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
@@ -56,6 +57,16 @@ def batch_indices(*, n: int, batch_size: int, epochs: int, sampling: str, seed: 
                 yield order[start:start + batch_size]
     else:
         raise ValueError(f"unknown sampling {sampling!r}")
+
+
+def randomness_seed(config: "DPConfig") -> int:
+    """The seed of a run's sampling, dropout and noise: the config's seed, or in secure mode a secret one.
+
+    A known seed lets anyone recompute the noise (and the batches), which undoes the privacy of a
+    released model; secure mode takes 62 bits from the operating system's secure source and keeps
+    them nowhere.
+    """
+    return secrets.randbits(62) if config.secure_mode else config.seed
 
 
 def make_optimizer(config: "DPConfig") -> tf.keras.optimizers.legacy.Optimizer:
@@ -142,11 +153,12 @@ class _Run:
                                           sampling=config.sampling)
         epsilons = accounting.epsilon_curve_for_config(config, n=n)
         model = models.build(config, input_shape=dataset.info.input_shape, num_classes=dataset.info.num_classes)
-        step = _StepFunction(config, model, dataset)
+        seed = randomness_seed(config)
+        step = _StepFunction(config, model, dataset, seed=seed)
 
         total = ends[-1]
         batches = batch_indices(n=n, batch_size=config.batch_size, epochs=config.epochs,
-                                sampling=config.sampling, seed=config.seed)
+                                sampling=config.sampling, seed=seed)
         done = 0
         last_progress = time.perf_counter()
         for epoch, end in enumerate(ends, start=1):
@@ -188,7 +200,7 @@ class _Run:
 class _StepFunction:
     """One compiled training step (gather, gradient, update) and a compiled evaluation pass."""
 
-    def __init__(self, config: "DPConfig", model: tf.keras.Model, dataset: data.Dataset) -> None:
+    def __init__(self, config: "DPConfig", model: tf.keras.Model, dataset: data.Dataset, *, seed: int) -> None:
         self.config = config
         self.model = model
         self.optimizer = make_optimizer(config)
@@ -197,7 +209,7 @@ class _StepFunction:
         self.y_train = tf.constant(dataset.y_train)
         self.x_test = dataset.x_test
         self.y_test = dataset.y_test
-        self.seed = tf.constant(config.seed, tf.int64)
+        self.seed = tf.constant(seed, tf.int64)
         self.normalizer = float(config.batch_size)
         self._loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
         self._correct = tf.Variable(0, dtype=tf.int64, trainable=False)

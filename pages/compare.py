@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import app_state
-from dpcore import charts
+from dpcore import charts, explain
 from dpcore.comparison import ALL, build_view, busy_runs, filter_runs, run_rows
 from dpcore.errors import UserInputError
 
@@ -16,6 +16,7 @@ st.title("Compare")
 st.caption("Every stored run as accuracy against ε after each epoch. Up and to the left is better: "
            "more accurate and more private. The dashed line is the Pareto frontier of final points; "
            "dotted horizontal lines are non-private baselines (ε = ∞, no privacy).")
+st.caption(explain.SELECTION_NOTE)
 
 if "compare_goto_explore" in ss:
     del ss["compare_goto_explore"]

@@ -200,6 +200,12 @@ with controls:
         activation = left.selectbox("Activation", ("relu", "tanh"), key=f"{P}activation")
         _seed(f"{P}seed", cfg.seed)
         seed = right.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{P}seed")
+        _seed(f"{P}secure_mode", cfg.secure_mode)
+        secure_mode = st.checkbox(
+            "Secure mode (secret random seeds)", key=f"{P}secure_mode",
+            help="Draw batches and noise from the operating system's secure randomness instead of the "
+                 "seed. Runs are no longer repeatable, but nobody can recompute the noise from the "
+                 "config. Use it for models you will release.")
         _seed(f"{P}max_train", cfg.max_train_examples or 0)
         max_train = st.number_input("Use at most this many training examples (0 = all)", min_value=0,
                                     max_value=10**9, step=100, key=f"{P}max_train",
@@ -210,7 +216,7 @@ try:
         dataset=dataset, model=model, activation=activation, optimizer=optimizer,
         learning_rate=float(learning_rate), momentum=float(momentum), noise_multiplier=float(noise),
         l2_norm_clip=float(clip), batch_size=int(batch), epochs=int(epochs), delta=float(delta),
-        accountant=accountant, sampling=sampling, seed=int(seed),
+        accountant=accountant, sampling=sampling, seed=int(seed), secure_mode=bool(secure_mode),
         max_train_examples=int(max_train) if max_train else None,
         csv_path=csv_path, csv_label=csv_label, private=cfg.private,
     )

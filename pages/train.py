@@ -33,6 +33,7 @@ if n is not None and cfg.private:
                    f"({explain.accounting_note(cfg.accountant, cfg.sampling)})")
     except UserInputError as exc:
         st.error(str(exc))
+    st.caption(explain.randomness_note(cfg))
 problem = dataset_problem(cfg.dataset)
 if problem:
     st.warning(problem)

@@ -124,3 +124,10 @@ def test_load_config_file_reports_a_missing_file(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({"epochs": 3, "noise_multiplier": 0.8}))
     assert load_config_file(str(path)) == DPConfig(epochs=3, noise_multiplier=0.8)
+
+
+def test_secure_mode_is_a_boolean_that_round_trips():
+    config = DPConfig(secure_mode=True)
+    assert DPConfig.from_json(config.to_json()) == config
+    with pytest.raises(ConfigError, match="secure_mode"):
+        DPConfig(secure_mode="yes")

@@ -76,3 +76,11 @@ def test_format_epsilon() -> None:
     assert explain.format_epsilon(0.70374) == "0.704"
     assert explain.format_epsilon(1234.6) == "1235"
     assert explain.format_epsilon(123456.0) == "1.235e+05"
+
+
+def test_randomness_note_warns_about_known_seeds_and_names_secure_mode() -> None:
+    reproducible = explain.randomness_note(DPConfig(seed=7))
+    assert "seed 7" in reproducible and "secure mode" in reproducible
+    assert "secret" in explain.randomness_note(DPConfig(secure_mode=True))
+    assert "no noise" in explain.randomness_note(DPConfig(private=False))
+    assert "more privacy" in explain.SELECTION_NOTE

@@ -41,3 +41,10 @@ def test_exported_script_trains_and_reports_the_same_epsilon(tmp_path, sampling,
     expected = accounting.epsilon_for_config(config, n=120)
     assert reported == pytest.approx(expected, rel=1e-3)
     assert f"{sampling} sampling" in done.stdout
+
+
+def test_secure_mode_script_does_not_seed_the_noise():
+    seeded = DPConfig().to_script()
+    secure = DPConfig(secure_mode=True).to_script()
+    assert "SECURE_MODE = False" in seeded and "SECURE_MODE = True" in secure
+    assert "if not SECURE_MODE:\n" in secure and "default_rng(None if SECURE_MODE else SEED)" in secure

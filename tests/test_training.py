@@ -152,3 +152,13 @@ def test_an_error_deep_in_tensorflow_is_reported_as_one_line(monkeypatch):
     monkeypatch.setattr(training.privatize, "dp_gradient", explode)
     result = training.train(tiny())
     assert result.status == "failed" and result.error == "RuntimeError: kernel failed"
+
+
+def test_secure_mode_draws_secret_randomness_but_keeps_the_seeded_weights():
+    first, again = training.train(tiny(secure_mode=True)), training.train(tiny(secure_mode=True))
+    assert first.status == again.status == "completed"
+    assert [m.train_loss for m in first.epochs] != [m.train_loss for m in again.epochs]
+    assert [m.epsilon for m in first.epochs] == [m.epsilon for m in again.epochs]
+    assert training.randomness_seed(tiny()) == tiny().seed
+    secret = {training.randomness_seed(tiny(secure_mode=True)) for _ in range(5)}
+    assert len(secret) == 5

@@ -27,6 +27,15 @@ def test_renders_with_all_controls(app) -> None:
     assert len(at.get("plotly_chart")) == 1  # only the open tab's chart is computed
 
 
+def test_secure_mode_checkbox_sets_the_config(app) -> None:
+    at = app.run()
+    box = at.checkbox(key="w_secure_mode")
+    assert box.label.startswith("Secure mode") and box.value is False
+    box.check().run()
+    assert not at.exception
+    assert at.session_state["dpx_config"].secure_mode is True
+
+
 def test_slider_change_updates_epsilon_and_number(app) -> None:
     at = app.run()
     before = _eps(at)

@@ -44,6 +44,7 @@ def test_renders_with_buttons_and_no_runs(app) -> None:
     assert "σ 1.1" in at.markdown[0].value
     projected = accounting.epsilon_for_config(TINY, n=200)
     assert any(c.value.startswith(f"Projected ε = {projected:.3f} on n = 200") for c in at.caption)
+    assert any("Reproducible mode" in c.value and "secure mode" in c.value for c in at.caption)
 
 
 def test_tiny_run_completes_with_charts_and_epsilon(app) -> None:
