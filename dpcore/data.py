@@ -287,6 +287,24 @@ def _load_csv_cached(path: str, label: str, mtime_ns: int, size: int) -> Dataset
     return parse_csv(raw, label=label, name=os.path.basename(path))
 
 
+def csv_columns(raw: bytes, *, name: str = "data.csv") -> tuple[str, ...]:
+    """The header of CSV bytes, for choosing the label column; a file that cannot be a table is refused."""
+    import pandas as pd
+
+    text = _decode_text(raw)
+    if not text.strip():
+        raise DatasetError("csv_path", f"{name} is empty", allowed="a CSV file with a header row and data rows")
+    try:
+        header = pd.read_csv(io.StringIO(text), sep=_delimiter(text), skipinitialspace=True, nrows=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise DatasetError("csv_path", f"{name} is not a readable CSV file: {exc}") from None
+    columns = tuple(str(c) for c in header.columns)
+    if all(_looks_numeric(c) for c in columns):
+        raise DatasetError("csv_path", f"{name} has no header row (its first row is all numbers)",
+                           allowed="a first row of column names")
+    return columns
+
+
 def parse_csv(raw: bytes, *, label: str, name: str = "data.csv") -> Dataset:
     """Turn CSV bytes into a Dataset: split 80/20, fit the preprocessing on the training rows only."""
     import pandas as pd

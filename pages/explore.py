@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Callable
 
 import streamlit as st
 
 import app_state
-from dpcore import accounting, charts, explain, presets
+from dpcore import accounting, charts, explain, presets, uploads
 from dpcore.availability import dataset_problem
 from dpcore.config import MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
-from dpcore.data import dataset_info
-from dpcore.errors import UserInputError
+from dpcore.data import MAX_CSV_BYTES, csv_columns, dataset_info
+from dpcore.errors import DatasetError, UserInputError
 from dpcore.models import MODEL_TITLES, supported_models
 
 ss = st.session_state
@@ -81,6 +82,39 @@ def on_dataset_change() -> None:
     allowed = supported_models(dataset_info(ss[f"{P}dataset"]).input_shape)
     if ss.get(f"{P}model") not in allowed:
         ss[f"{P}model"] = _fallback_model(allowed)
+
+
+def keep_upload() -> None:
+    """Check and keep an uploaded CSV, then point the CSV path at the kept copy."""
+    upload = ss.get("explore_csv_upload")
+    if upload is None:
+        return
+    try:
+        path = uploads.save_csv(upload.getvalue(), name=upload.name)
+    except UserInputError as exc:
+        ss["explore_upload_error"] = str(exc)
+        return
+    ss.pop("explore_upload_error", None)
+    ss[f"{P}csv_path"] = str(path)
+    ss["dpx_notice"] = f"Uploaded {upload.name}: kept as {path.name}."
+
+
+def csv_header(path: str) -> tuple[str, ...]:
+    """The column names of the CSV file at ``path`` (cached by file identity); a bad file names csv_path."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        raise DatasetError("csv_path", f"file {path!r} does not exist or cannot be read") from None
+    return _csv_header(path, stat.st_mtime_ns, stat.st_size)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _csv_header(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
+    if size > MAX_CSV_BYTES:
+        raise DatasetError("csv_path", f"{os.path.basename(path)} is too large",
+                           allowed=f"files up to {MAX_CSV_BYTES // 2**20} MiB")
+    with open(path, "rb") as handle:
+        return csv_columns(handle.read(), name=os.path.basename(path))
 
 
 def _fallback_model(allowed: tuple[str, ...]) -> str:
@@ -153,13 +187,28 @@ with controls:
                              format_func=lambda name: CSV_TITLE if name == "csv" else dataset_info(name).title)
     csv_path = csv_label = None
     if dataset == "csv":
+        st.file_uploader("Upload a CSV file", type=["csv", "tsv", "txt"], key="explore_csv_upload",
+                         on_change=keep_upload, help="A table with a header row; one column is the label. "
+                         "It is kept on this server beside the run history so runs can train on it.")
+        if "explore_upload_error" in ss:
+            st.error(ss["explore_upload_error"])
         _seed(f"{P}csv_path", cfg.csv_path or "")
-        _seed(f"{P}csv_label", cfg.csv_label or "")
-        csv_path = st.text_input("CSV file path (on the server)", key=f"{P}csv_path").strip() or None
-        csv_label = st.text_input("Label column", key=f"{P}csv_label").strip() or None
-        if not csv_path or not csv_label:
-            st.info("Enter the path of a CSV file on this server and the name of its label column.")
+        csv_path = st.text_input("CSV file on the server", key=f"{P}csv_path",
+                                 help="Filled in by an upload, or type the path of a file on this server."
+                                 ).strip() or None
+        if not csv_path:
+            st.info("Upload a CSV file, or enter the path of one on this server.")
             app_state.finish_page()
+        try:
+            columns = csv_header(csv_path)
+        except UserInputError as exc:
+            st.error(str(exc))
+            app_state.finish_page()
+        _seed(f"{P}csv_label", cfg.csv_label if cfg.csv_label in columns else columns[-1])
+        if ss[f"{P}csv_label"] not in columns:
+            ss[f"{P}csv_label"] = columns[-1]
+        csv_label = st.selectbox("Label column", columns, key=f"{P}csv_label",
+                                 help="The column to predict; every other column is a feature.")
     try:
         info = dataset_info(dataset, csv_path=csv_path, csv_label=csv_label)
     except UserInputError as exc:

@@ -166,3 +166,25 @@ def test_bad_value_is_a_message_naming_the_field(app) -> None:
     assert any(e.value.startswith("max_train_examples:") for e in at.error)
     at.number_input(key="w_max_train").set_value(500).run()
     assert float(_eps(at)) == round(accounting.epsilon_for_config(DPConfig(max_train_examples=500), n=500), 3)
+
+
+def test_csv_dataset_offers_its_columns_and_projects_epsilon_for_its_size(app, tmp_path) -> None:
+    from dpcore import data
+    from tests.conftest import REPO_ROOT
+
+    at = app.run()
+    at.selectbox(key="w_dataset").set_value("csv").run()
+    assert not at.exception
+    assert any("Upload a CSV file" in i.value for i in at.info)
+    missing = str(tmp_path / "nope.csv")
+    at.text_input(key="w_csv_path").input(missing).run()
+    assert any(e.value.startswith("csv_path:") for e in at.error)
+    sample = str(REPO_ROOT / "assets" / "sample.csv")
+    at.text_input(key="w_csv_path").input(sample).run()
+    assert not at.exception and not at.error
+    label = at.selectbox(key="w_csv_label")
+    assert label.value == "decision" and "income_k" in label.options
+    config = at.session_state["dpx_config"]
+    assert (config.dataset, config.csv_path, config.csv_label) == ("csv", sample, "decision")
+    n = data.train_size(config)
+    assert float(_eps(at)) == round(accounting.epsilon_for_config(config, n=n), 3)

@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, screenshot
 
 from dpcore import accounting, share
@@ -99,3 +100,18 @@ def test_share_link_restores_the_config(page, app_url: str) -> None:
     _go(page, "Learn")
     page.locator('[data-testid="stMain"] .js-plotly-plot').nth(2).wait_for()
     screenshot(page, "learn")
+
+
+def test_uploading_a_csv_offers_its_label_column_and_projects_epsilon(page, app_url: str) -> None:
+    _open(page, app_url)
+    before = _epsilon(page)
+    page.locator('[data-testid="stSelectbox"]', has_text="Dataset").click()
+    page.get_by_role("option", name="Your CSV file (tabular)").click()
+    page.get_by_text("Upload a CSV file, or enter the path").first.wait_for()
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        str(REPO_ROOT / "assets" / "sample.csv"))
+    page.get_by_text("Uploaded sample.csv").first.wait_for()
+    page.get_by_text("Label column").first.wait_for()
+    page.locator('input[aria-label="CSV file on the server"][value*="/uploads/sample-"]').first.wait_for()
+    page.wait_for_function(f"(old) => ({EPSILON_JS})() !== null && ({EPSILON_JS})() !== old", arg=before)
+    screenshot(page, "explore-csv")
