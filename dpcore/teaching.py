@@ -5,6 +5,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from dp_accounting.pld import common, privacy_loss_mechanism
+
 from dpcore.errors import UserInputError
 
 
@@ -20,14 +22,11 @@ def normal_pdf(x: float, *, mean: float = 0.0, sigma: float = 1.0) -> float:
 
 
 def gaussian_delta(epsilon: float, *, sigma: float, sensitivity: float = 1.0) -> float:
-    """The exact δ at which the Gaussian mechanism with noise ``sigma`` is (ε, δ)-DP (Balle & Wang 2018)."""
+    """The exact δ at which the Gaussian mechanism with noise ``sigma`` is (ε, δ)-DP, from dp_accounting."""
     _positive("sigma", sigma)
     _positive("sensitivity", sensitivity)
-    a = sensitivity / (2.0 * sigma)
-    b = epsilon * sigma / sensitivity
-    tail = normal_cdf(-a - b)
-    second = math.exp(epsilon) * tail if tail > 0.0 else 0.0
-    return max(0.0, normal_cdf(a - b) - second)
+    loss = privacy_loss_mechanism.GaussianPrivacyLoss(sigma, sensitivity=sensitivity)
+    return max(0.0, float(loss.get_delta_for_epsilon(epsilon)))
 
 
 def gaussian_epsilon(delta: float, *, sigma: float, sensitivity: float = 1.0) -> float:
@@ -41,7 +40,7 @@ def gaussian_epsilon(delta: float, *, sigma: float, sensitivity: float = 1.0) ->
         high *= 2.0
         if high > 1e4:
             return math.inf
-    for _ in range(100):
+    while high - low > 1e-9 * high:
         mid = 0.5 * (low + high)
         if gaussian_delta(mid, sigma=sigma, sensitivity=sensitivity) > delta:
             low = mid
@@ -51,18 +50,13 @@ def gaussian_epsilon(delta: float, *, sigma: float, sensitivity: float = 1.0) ->
 
 
 def gaussian_sigma(epsilon: float, delta: float, *, sensitivity: float = 1.0) -> float:
-    """The smallest noise σ that makes the Gaussian mechanism (ε, δ)-DP."""
+    """The smallest noise σ that makes the Gaussian mechanism (ε, δ)-DP, from dp_accounting."""
     _positive("epsilon", epsilon)
-    low, high = 1e-6, 1.0
-    while gaussian_epsilon(delta, sigma=high, sensitivity=sensitivity) > epsilon:
-        high *= 2.0
-    for _ in range(80):
-        mid = 0.5 * (low + high)
-        if gaussian_epsilon(delta, sigma=mid, sensitivity=sensitivity) > epsilon:
-            low = mid
-        else:
-            high = mid
-    return high
+    if not 0.0 < delta < 1.0:
+        raise UserInputError("delta", f"{delta!r} is out of range", allowed="0 < delta < 1")
+    loss = privacy_loss_mechanism.GaussianPrivacyLoss.from_privacy_guarantee(
+        common.DifferentialPrivacyParameters(epsilon, delta), sensitivity=sensitivity)
+    return float(loss.standard_deviation)
 
 
 @dataclass(frozen=True)
