@@ -63,6 +63,8 @@ def test_rows_label_baselines_as_infinite_epsilon(store: RunStore) -> None:
 def test_summary_says_non_private_for_a_baseline() -> None:
     assert "non-private (ε = ∞)" in config_summary(DPConfig(private=False))
     assert "RDP/poisson" in config_summary(DPConfig())
+    assert "secure mode" in config_summary(DPConfig(secure_mode=True))
+    assert "secure" not in config_summary(DPConfig())
 
 
 def test_chart_has_one_trace_per_run_plus_frontier_and_a_baseline_line(store: RunStore) -> None:
