@@ -106,19 +106,19 @@ def _positive_int(flag: str) -> Callable[[str], int]:
 
 
 def _positive_float(flag: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = _float(flag, text, "a number > 0")
-        if value <= 0:
-            raise CliError(f"{flag}: {text} is not above 0 (allowed: a number > 0)")
-        return value
-    return parse
+    return _bounded_float(flag, lambda value: value > 0, "a number > 0")
 
 
 def _probability(flag: str) -> Callable[[str], float]:
+    return _bounded_float(flag, lambda value: 0 < value < 1, "a number in (0, 1)")
+
+
+def _bounded_float(flag: str, accept: Callable[[float], bool], allowed: str) -> Callable[[str], float]:
+    """An argparse type: a finite number that ``accept`` allows, else a one-line error naming ``flag``."""
     def parse(text: str) -> float:
-        value = _float(flag, text, "a number in (0, 1)")
-        if not 0 < value < 1:
-            raise CliError(f"{flag}: {text} is out of range (allowed: a number in (0, 1))")
+        value = _float(flag, text, allowed)
+        if not accept(value):
+            raise CliError(f"{flag}: {text} is out of range (allowed: {allowed})")
         return value
     return parse
 
