@@ -14,7 +14,7 @@ import os
 import struct
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,8 @@ IDX_FILES = {
 }
 
 # Limits for a user's CSV file: beyond these a file is refused with a message, never half-read.
+T = TypeVar("T")
+
 MAX_CSV_BYTES = 50 * 1024 * 1024
 MIN_CSV_ROWS = 10
 MAX_CLASSES = 50
@@ -260,6 +262,20 @@ _LOADERS: dict[str, Callable[[], tuple[np.ndarray, ...]]] = {
 
 
 def _load_csv(path: str, label: str) -> Dataset:
+    stat = _checked_csv_stat(path)
+    return _read_csv_file(lambda: _load_csv_cached(os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size),
+                          path)
+
+
+def csv_file_columns(path: str) -> tuple[str, ...]:
+    """The header of the CSV file at ``path``, with the same checks as loading it; cached per file version."""
+    stat = _checked_csv_stat(path)
+    return _read_csv_file(lambda: _csv_columns_cached(os.path.abspath(path), stat.st_mtime_ns, stat.st_size),
+                          path)
+
+
+def _checked_csv_stat(path: str) -> os.stat_result:
+    """The file's stat, after checking that it exists, is a file and is not too large."""
     try:
         stat = os.stat(path)
     except FileNotFoundError:
@@ -271,8 +287,13 @@ def _load_csv(path: str, label: str) -> Dataset:
     if stat.st_size > MAX_CSV_BYTES:
         raise DatasetError("csv_path", f"{path!r} is {stat.st_size / 2**20:.1f} MiB, too large",
                            allowed=f"files up to {MAX_CSV_BYTES // 2**20} MiB")
+    return stat
+
+
+def _read_csv_file(read: Callable[[], T], path: str) -> T:
+    """Run ``read``; anything other than a DatasetError becomes one naming csv_path, never a crash."""
     try:
-        return _load_csv_cached(os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size)
+        return read()
     except DatasetError:
         raise
     except Exception as exc:  # noqa: BLE001 - a file nobody foresaw still gets a message, not a crash
@@ -280,48 +301,50 @@ def _load_csv(path: str, label: str) -> Dataset:
                            f"({type(exc).__name__}: {exc})") from None
 
 
+def _file_bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(MAX_CSV_BYTES + 1)
+
+
 @functools.lru_cache(maxsize=8)
 def _load_csv_cached(path: str, label: str, mtime_ns: int, size: int) -> Dataset:
-    with open(path, "rb") as handle:
-        raw = handle.read(MAX_CSV_BYTES + 1)
-    return parse_csv(raw, label=label, name=os.path.basename(path))
+    return parse_csv(_file_bytes(path), label=label, name=os.path.basename(path))
+
+
+@functools.lru_cache(maxsize=16)
+def _csv_columns_cached(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
+    return csv_columns(_file_bytes(path), name=os.path.basename(path))
 
 
 def csv_columns(raw: bytes, *, name: str = "data.csv") -> tuple[str, ...]:
     """The header of CSV bytes, for choosing the label column; a file that cannot be a table is refused."""
+    return tuple(_read_table(raw, name=name, header_only=True).columns)
+
+
+def _read_table(raw: bytes, *, name: str, header_only: bool = False) -> "object":
+    """CSV bytes as a pandas frame with string column names; refuses empty, unreadable or headerless files."""
     import pandas as pd
 
     text = _decode_text(raw)
     if not text.strip():
         raise DatasetError("csv_path", f"{name} is empty", allowed="a CSV file with a header row and data rows")
     try:
-        header = pd.read_csv(io.StringIO(text), sep=_delimiter(text), skipinitialspace=True, nrows=0)
+        frame = pd.read_csv(io.StringIO(text), sep=_delimiter(text), skipinitialspace=True,
+                            nrows=0 if header_only else None)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise DatasetError("csv_path", f"{name} is not a readable CSV file: {exc}") from None
-    columns = tuple(str(c) for c in header.columns)
-    if all(_looks_numeric(c) for c in columns):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatasetError("csv_path", f"{name} is not a readable CSV file: {first}") from None
+    frame.columns = [str(c) for c in frame.columns]
+    if all(_looks_numeric(c) for c in frame.columns):
         raise DatasetError("csv_path", f"{name} has no header row (its first row is all numbers)",
                            allowed="a first row of column names")
-    return columns
+    return frame
 
 
 def parse_csv(raw: bytes, *, label: str, name: str = "data.csv") -> Dataset:
     """Turn CSV bytes into a Dataset: split 80/20, fit the preprocessing on the training rows only."""
-    import pandas as pd
-
-    text = _decode_text(raw)
-    if not text.strip():
-        raise DatasetError("csv_path", f"{name} is empty", allowed="a CSV file with a header row and data rows")
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=_delimiter(text), skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatasetError("csv_path", f"{name} is not a readable CSV file: {first}") from None
-    columns = [str(c) for c in frame.columns]
-    frame.columns = columns
-    if all(_looks_numeric(c) for c in columns):
-        raise DatasetError("csv_path", f"{name} has no header row (its first row is all numbers)",
-                           allowed="a first row of column names")
+    frame = _read_table(raw, name=name)
+    columns = list(frame.columns)
     if label not in columns:
         raise DatasetError("csv_label", f"{label!r} is not a column of {name}", allowed=_column_list(columns))
     if len(columns) < 2:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Callable
 
 import streamlit as st
@@ -11,8 +10,8 @@ import app_state
 from dpcore import accounting, charts, explain, presets, uploads
 from dpcore.availability import dataset_problem
 from dpcore.config import MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
-from dpcore.data import MAX_CSV_BYTES, csv_columns, dataset_info
-from dpcore.errors import DatasetError, UserInputError
+from dpcore.data import csv_file_columns, dataset_info
+from dpcore.errors import UserInputError
 from dpcore.models import MODEL_TITLES, supported_models
 
 ss = st.session_state
@@ -99,24 +98,6 @@ def keep_upload() -> None:
     ss["dpx_notice"] = f"Uploaded {upload.name}: kept as {path.name}."
 
 
-def csv_header(path: str) -> tuple[str, ...]:
-    """The column names of the CSV file at ``path`` (cached by file identity); a bad file names csv_path."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        raise DatasetError("csv_path", f"file {path!r} does not exist or cannot be read") from None
-    return _csv_header(path, stat.st_mtime_ns, stat.st_size)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _csv_header(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
-    if size > MAX_CSV_BYTES:
-        raise DatasetError("csv_path", f"{os.path.basename(path)} is too large",
-                           allowed=f"files up to {MAX_CSV_BYTES // 2**20} MiB")
-    with open(path, "rb") as handle:
-        return csv_columns(handle.read(), name=os.path.basename(path))
-
-
 def _fallback_model(allowed: tuple[str, ...]) -> str:
     """The default model where the dataset allows it, else the first model that fits."""
     return DPConfig().model if DPConfig().model in allowed else allowed[0]
@@ -200,7 +181,7 @@ with controls:
             st.info("Upload a CSV file, or enter the path of one on this server.")
             app_state.finish_page()
         try:
-            columns = csv_header(csv_path)
+            columns = csv_file_columns(csv_path)
         except UserInputError as exc:
             st.error(str(exc))
             app_state.finish_page()

@@ -38,3 +38,12 @@ def test_the_default_folder_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("DPEXPLORER_UPLOADS")
     monkeypatch.setenv("DPEXPLORER_STORE", str(tmp_path / "store" / "runs.sqlite3"))
     assert uploads.uploads_dir() == tmp_path / "store" / "uploads"
+
+
+def test_file_columns_apply_the_load_checks(tmp_path):
+    path = uploads.save_csv(SAMPLE, name="sample.csv", directory=tmp_path / "kept")
+    assert data.csv_file_columns(str(path)) == data.csv_columns(SAMPLE)
+    with pytest.raises(DatasetError, match="is not a file"):
+        data.csv_file_columns(str(tmp_path))
+    with pytest.raises(DatasetError, match="does not exist"):
+        data.csv_file_columns(str(tmp_path / "missing.csv"))
