@@ -50,7 +50,8 @@ def _keras_window(model_name: str, examples: int, private: bool) -> Callable[[],
     """A function that trains one pass over ``examples`` with Keras fit and returns examples/s."""
     import tensorflow as tf
 
-    from dpcore import data, models
+    from dpcore import data
+    from dpcore.dpsgd import models
 
     config = _config(model_name, examples)
     dataset = data.load(config)
@@ -84,7 +85,7 @@ def _keras_window(model_name: str, examples: int, private: bool) -> Callable[[],
 
 def _dpcore_window(model_name: str, examples: int) -> Callable[[], float]:
     """A function that runs dpcore.training.train for one epoch and returns its examples/s."""
-    from dpcore import training
+    from dpcore.dpsgd import training
 
     config = _config(model_name, examples)
 

@@ -148,12 +148,6 @@ class DPConfig:
             raise ConfigError("config", f"cannot read {filename!r}", allowed=".json, .yaml or .yml files")
         return cls.from_json(text) if text.lstrip().startswith("{") else cls.from_yaml(text)
 
-    def to_script(self) -> str:
-        """A standalone Python script that reproduces this run with TensorFlow Privacy's public API."""
-        from dpcore.script_export import render_script
-
-        return render_script(self)
-
 
 FIELD_NAMES = frozenset(f.name for f in fields(DPConfig))
 

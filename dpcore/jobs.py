@@ -247,7 +247,7 @@ class JobRunner:
         """Train one job; whatever goes wrong ends up as a failed job with its message."""
         result: Optional["TrainResult"] = None
         try:
-            from dpcore import training
+            from dpcore.dpsgd import training
 
             self.store.set_status(job.id, "running")
             result = training.train(

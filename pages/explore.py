@@ -12,7 +12,7 @@ from dpcore.availability import dataset_problem
 from dpcore.config import MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
 from dpcore.data import csv_file_columns, dataset_info
 from dpcore.errors import UserInputError
-from dpcore.models import MODEL_TITLES, supported_models
+from dpcore.dpsgd.models import MODEL_TITLES, supported_models
 
 ss = st.session_state
 P = app_state.WIDGET_PREFIX

@@ -5,6 +5,7 @@ import streamlit as st
 
 import app_state
 from dpcore import share
+from dpcore.script_export import render_script
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 
@@ -29,7 +30,7 @@ stem = "dp-config" if source == "current" else f"dp-run-{source}"
 if not cfg.private:
     st.info("This is a non-private baseline (no clipping, no noise, ε = ∞).")
 
-json_text, yaml_text, script_text = cfg.to_json(), cfg.to_yaml(), cfg.to_script()
+json_text, yaml_text, script_text = cfg.to_json(), cfg.to_yaml(), render_script(cfg)
 
 c1, c2, c3 = st.columns(3)
 c1.download_button("Download JSON", json_text, file_name=f"{stem}.json", mime="application/json",

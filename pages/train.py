@@ -12,7 +12,7 @@ from dpcore.comparison import config_summary
 from dpcore.data import dataset_info
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobSnapshot
-from dpcore.models import check_pair
+from dpcore.dpsgd.models import check_pair
 
 ss = st.session_state
 POLL_SECONDS = 1.0

@@ -10,7 +10,7 @@ from dpcore import charts
 from dpcore.comparison import ALL, build_view, busy_runs, config_summary, filter_runs, run_rows
 from dpcore.config import DPConfig
 from dpcore.store import RunStore
-from dpcore.training import EpochMetrics
+from dpcore.dpsgd.training import EpochMetrics
 
 
 def _metrics(epoch: int, accuracy: float, epsilon: float) -> EpochMetrics:

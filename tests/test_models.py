@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dpcore import models
+from dpcore.dpsgd import models
 from dpcore.config import DPConfig
 from dpcore.errors import ConfigError
 

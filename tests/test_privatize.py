@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_privacy.privacy.optimizers.dp_optimizer_keras import DPKerasSGDOptimizer
 
-from dpcore import models, per_example, privatize
+from dpcore.dpsgd import models, per_example, privatize
 from dpcore.config import DPConfig
 
 loss_fn = privatize.per_example_loss
@@ -30,9 +30,9 @@ def tfp_gradient(model: tf.keras.Model, x: tf.Tensor, y: tf.Tensor, *, clip: flo
 
 def ours(model: tf.keras.Model, x: tf.Tensor, y: tf.Tensor, *, clip: float, noise: float = 0.0,
          normalizer: float | None = None, seed: tuple[int, int] = (1, 2), training: bool = False) -> list[tf.Tensor]:
-    return privatize.privatize(model, loss_fn, x, y, l2_norm_clip=clip, noise_multiplier=noise,
-                               normalizer=float(x.shape[0]) if normalizer is None else normalizer,
-                               seed=seed, training=training)
+    return list(privatize.dp_gradient(model, loss_fn, x, y, l2_norm_clip=clip, noise_multiplier=noise,
+                                      normalizer=float(x.shape[0]) if normalizer is None else normalizer,
+                                      seed=seed, training=training).gradients)
 
 
 def assert_close(actual: list[tf.Tensor], expected: list[tf.Tensor], atol: float = 1e-5) -> None:
@@ -163,8 +163,9 @@ def test_masked_padding_rows_contribute_nothing():
     padded_x = tf.concat([x, x[:2] * 50.0], axis=0)
     padded_y = tf.concat([y, y[:2]], axis=0)
     mask = tf.constant([1.0] * 6 + [0.0] * 2)
-    assert_close(privatize.privatize(model, loss_fn, padded_x, padded_y, l2_norm_clip=0.2, noise_multiplier=1.0,
-                                     normalizer=6.0, seed=(3, 4), training=False, mask=mask),
+    assert_close(list(privatize.dp_gradient(model, loss_fn, padded_x, padded_y, l2_norm_clip=0.2,
+                                            noise_multiplier=1.0, normalizer=6.0, seed=(3, 4), training=False,
+                                            mask=mask).gradients),
                  ours(model, x, y, clip=0.2, noise=1.0, normalizer=6.0, seed=(3, 4)))
     baseline_padded = privatize.baseline_gradient(model, loss_fn, padded_x, padded_y, seed=[0, 0], training=False,
                                                   mask=mask)

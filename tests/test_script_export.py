@@ -1,4 +1,4 @@
-"""DPConfig.to_script(): valid Python for every dataset/model/optimizer, and it really trains."""
+"""script_export.render_script(): valid Python for every dataset/model/optimizer, and it really trains."""
 from __future__ import annotations
 
 import itertools
@@ -10,6 +10,7 @@ import pytest
 
 from dpcore import accounting
 from dpcore.config import DATASETS, MODELS, OPTIMIZERS, DPConfig
+from dpcore.script_export import render_script
 
 
 def _config(dataset: str, **changes) -> DPConfig:
@@ -20,7 +21,7 @@ def _config(dataset: str, **changes) -> DPConfig:
 @pytest.mark.parametrize("dataset, model, optimizer", list(itertools.product(DATASETS, MODELS, OPTIMIZERS)))
 def test_every_combination_compiles_and_carries_the_settings(dataset, model, optimizer):
     config = _config(dataset, model=model, optimizer=optimizer, noise_multiplier=0.77, l2_norm_clip=1.25)
-    script = config.to_script()
+    script = render_script(config)
     compile(script, f"{dataset}_{model}.py", "exec")
     assert "NOISE_MULTIPLIER = 0.77" in script and "L2_NORM_CLIP = 1.25" in script
     assert "dp_optimizer_keras" in script and "dpcore" not in script
@@ -31,7 +32,7 @@ def test_exported_script_trains_and_reports_the_same_epsilon(tmp_path, sampling,
     config = DPConfig(model="logreg", epochs=1, batch_size=30, max_train_examples=120, delta=1e-3,
                       sampling=sampling, accountant=accountant)
     path = tmp_path / "run.py"
-    path.write_text(config.to_script())
+    path.write_text(render_script(config))
     done = subprocess.run([sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300, stdin=subprocess.DEVNULL, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""})
     assert done.returncode == 0, done.stderr[-2000:]
@@ -44,7 +45,7 @@ def test_exported_script_trains_and_reports_the_same_epsilon(tmp_path, sampling,
 
 
 def test_secure_mode_script_does_not_seed_the_noise():
-    seeded = DPConfig().to_script()
-    secure = DPConfig(secure_mode=True).to_script()
+    seeded = render_script(DPConfig())
+    secure = render_script(DPConfig(secure_mode=True))
     assert "SECURE_MODE = False" in seeded and "SECURE_MODE = True" in secure
     assert "if not SECURE_MODE:\n" in secure and "default_rng(None if SECURE_MODE else SEED)" in secure

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-from dpcore import accounting, training
+from dpcore import accounting
+from dpcore.dpsgd import training
 from dpcore.config import DPConfig
 
 TINY = dict(dataset="digits", model="mlp", max_train_examples=200, batch_size=20, epochs=2,

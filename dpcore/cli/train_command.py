@@ -33,7 +33,8 @@ def _epsilon_text(value: float) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from dpcore import data, models, training
+    from dpcore import data
+    from dpcore.dpsgd import models, training
 
     config = load_config_file(args.config)
     # Mistakes in the config or the data are usage errors (exit 2), reported before training starts.

@@ -6,14 +6,12 @@ so the same seed builds the same weights without touching global random state.
 """
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Callable
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from dpcore.errors import ConfigError  # noqa: E402
+from dpcore.errors import ConfigError
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig

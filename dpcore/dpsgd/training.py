@@ -10,20 +10,19 @@ size; shuffle sampling takes fixed-size batches from a shuffled epoch. A non-pri
 from __future__ import annotations
 
 import math
-import os
 import re
 import secrets
 import threading
 import time
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
-from dpcore import accounting, data, models, privatize  # noqa: E402
-from dpcore.results import EpochMetrics, Progress, TrainResult  # noqa: E402,F401 (re-exported)
+from dpcore import accounting, data
+from dpcore.dpsgd import models, privatize
+from dpcore.results import EpochMetrics, Progress, TrainResult  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig

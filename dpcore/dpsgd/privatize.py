@@ -1,6 +1,6 @@
 """The DP-SGD privatisation step as pure functions of (model weights, batch, DP parameters, seed).
 
-``privatize`` returns the gradient DP-SGD applies: every example's gradient clipped to l2_norm_clip,
+``dp_gradient`` returns the gradient DP-SGD applies: every example's gradient clipped to l2_norm_clip,
 summed, plus Gaussian noise of std noise_multiplier * l2_norm_clip, divided by ``normalizer`` (the
 expected batch size under Poisson sampling, never the drawn size). Randomness (noise, dropout) comes
 from ``seed`` only, so the same inputs give the same gradient.
@@ -8,16 +8,14 @@ from ``seed`` only, so the same inputs give the same gradient.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Optional
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from dpcore import per_example  # noqa: E402
-from dpcore.per_example import LossFn  # noqa: E402
+from dpcore.dpsgd import per_example
+from dpcore.dpsgd.per_example import LossFn
 
 # Streams derived from one step seed, so dropout and noise never share random numbers.
 _DROPOUT_STREAM = 1
@@ -38,22 +36,15 @@ class StepGradient:
     logits: tf.Tensor
 
 
-def privatize(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
-              l2_norm_clip: float, noise_multiplier: float, normalizer: float | tf.Tensor,
-              seed: tf.Tensor, training: bool = True, mask: Optional[tf.Tensor] = None) -> list[tf.Tensor]:
-    """Clipped, noised, normalised gradient of ``loss_fn`` on (x, y), one tensor per trainable variable.
+def dp_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
+                l2_norm_clip: float, noise_multiplier: float, normalizer: float | tf.Tensor,
+                seed: tf.Tensor, training: bool = True, mask: Optional[tf.Tensor] = None) -> StepGradient:
+    """The gradient DP-SGD applies (clipped, summed, noised, normalised), with the per-example losses and
+    logits the batch produced, so a trainer needs no extra forward pass.
 
     ``mask`` (1 for a real example, 0 for a padding row) lets a caller pad batches to a few fixed
     sizes; a padding row contributes nothing.
     """
-    return list(dp_gradient(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, noise_multiplier=noise_multiplier,
-                            normalizer=normalizer, seed=seed, training=training, mask=mask).gradients)
-
-
-def dp_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
-                l2_norm_clip: float, noise_multiplier: float, normalizer: float | tf.Tensor,
-                seed: tf.Tensor, training: bool = True, mask: Optional[tf.Tensor] = None) -> StepGradient:
-    """``privatize`` plus the per-example losses and logits, so a trainer needs no extra forward pass."""
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     clipped = clipped_sum(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip,
                           seed=tf.random.experimental.stateless_fold_in(seed, _DROPOUT_STREAM),
@@ -72,7 +63,7 @@ def clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tens
     x = tf.convert_to_tensor(x)
 
     def compute() -> tuple:
-        result = _clipped_sum(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, seed=seed, training=training,
+        result = _clipped_sum_nonempty(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, seed=seed, training=training,
                               variables=variables, mask=mask)
         return result.gradients, result.losses, result.logits
 
@@ -89,7 +80,7 @@ def clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tens
     return StepGradient(gradients=tuple(gradients), losses=losses, logits=logits)
 
 
-def _clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
+def _clipped_sum_nonempty(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
                  l2_norm_clip: float, seed: tf.Tensor, training: bool,
                  variables: list[tf.Variable], mask: Optional[tf.Tensor]) -> StepGradient:
     if per_example.supports_fast_path(model):

@@ -12,14 +12,12 @@ Models with other trainable layers use a generic vectorised path (tf.vectorized_
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 

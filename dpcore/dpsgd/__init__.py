@@ -1,0 +1,7 @@
+"""The TensorFlow side of dpcore: models, per-example gradients, the privatisation step, the trainer.
+
+Everything outside this package reads configs, accounts, stores and explains without importing
+TensorFlow. Importing any module here sets TensorFlow's C++ log level once, before TensorFlow loads.
+"""
+import os
+
