@@ -154,6 +154,43 @@ def epsilon_curve_for_config(config: "DPConfig", *, n: int, interactive: bool = 
                              sampling=config.sampling, interactive=interactive)
 
 
+# -- DP events ---------------------------------------------------------------------------------
+
+
+def dp_event(*, n: int, batch_size: int, noise_multiplier: float, epochs: int,
+             sampling: str = "poisson") -> dp_accounting.DpEvent:
+    """The dp_accounting event of one whole run: the step event composed as often as ε counts it.
+
+    Other accountings (composing several runs, repeating a run to pick the best) start from this
+    event, so they rest on the same steps and sampling assumption as the single-run ε.
+    """
+    _check_run(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs, sampling=sampling)
+    return dp_accounting.SelfComposedDpEvent(_step_event(n, batch_size, noise_multiplier, sampling),
+                                             _counted_units(n, batch_size, epochs, sampling)[-1])
+
+
+def dp_event_for_config(config: "DPConfig", *, n: int) -> dp_accounting.DpEvent:
+    """The event of a whole run of ``config`` on ``n`` examples; NonPrivateDpEvent for a baseline."""
+    if not config.private:
+        return dp_accounting.NonPrivateDpEvent()
+    return dp_event(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
+                    epochs=config.epochs, sampling=config.sampling)
+
+
+def event_rdp(event: dp_accounting.DpEvent) -> np.ndarray:
+    """RDP of ``event`` at RDP_ORDERS, from dp_accounting's own accountant (∞ for a non-private event)."""
+    accountant = rdp_privacy_accountant.RdpAccountant(orders=RDP_ORDERS)
+    accountant.compose(event)
+    return accountant.rdp
+
+
+def epsilon_from_rdp(rdp: np.ndarray, *, delta: float) -> float:
+    """ε at ``delta`` of an RDP curve at RDP_ORDERS, by dp_accounting's RDP-to-(ε, δ) conversion."""
+    _check_delta(delta)
+    value, _ = rdp_privacy_accountant.compute_epsilon(RDP_ORDERS, rdp, delta)
+    return float(value)
+
+
 # -- calibration -------------------------------------------------------------------------------
 
 
@@ -291,7 +328,7 @@ def _epsilon_cached(n: int, batch_size: int, noise_multiplier: float, epochs: in
     count = _counted_units(n, batch_size, epochs, sampling)[-1]
     if accountant == "rdp":
         rdp = _rdp_per_unit(_sampling_probability(n, batch_size, sampling), noise_multiplier)
-        return _rdp_to_epsilon(rdp * count, delta)
+        return epsilon_from_rdp(rdp * count, delta=delta)
     composed = _pld_per_unit(_sampling_probability(n, batch_size, sampling), noise_multiplier, grid)
     return _pld_epsilon(composed.self_compose(count), delta)
 
@@ -303,7 +340,7 @@ def _curve_cached(n: int, batch_size: int, noise_multiplier: float, epochs: int,
     q = _sampling_probability(n, batch_size, sampling)
     if accountant == "rdp":
         rdp = _rdp_per_unit(q, noise_multiplier)
-        return tuple(_rdp_to_epsilon(rdp * count, delta) for count in counts)
+        return tuple(epsilon_from_rdp(rdp * count, delta=delta) for count in counts)
     unit = _pld_per_unit(q, noise_multiplier, grid)
     blocks: dict[int, privacy_loss_distribution.PrivacyLossDistribution] = {}
     curve = []
@@ -321,18 +358,11 @@ def _curve_cached(n: int, batch_size: int, noise_multiplier: float, epochs: int,
 
 @lru_cache(maxsize=1024)
 def _rdp_per_unit(q: float, noise_multiplier: float) -> np.ndarray:
-    """RDP of one step event at RDP_ORDERS, from dp_accounting's own accountant."""
-    accountant = rdp_privacy_accountant.RdpAccountant(orders=RDP_ORDERS)
+    """RDP of one step event at RDP_ORDERS (RDP composes additively over steps)."""
     gaussian = dp_accounting.GaussianDpEvent(noise_multiplier)
-    accountant.compose(gaussian if q >= 1.0 else dp_accounting.PoissonSampledDpEvent(q, gaussian))
-    rdp = np.array(accountant._rdp, dtype=np.float64)  # RDP composes additively over steps.
+    rdp = event_rdp(gaussian if q >= 1.0 else dp_accounting.PoissonSampledDpEvent(q, gaussian))
     rdp.setflags(write=False)
     return rdp
-
-
-def _rdp_to_epsilon(rdp: np.ndarray, delta: float) -> float:
-    value, _ = rdp_privacy_accountant.compute_epsilon(RDP_ORDERS, rdp, delta)
-    return float(value)
 
 
 @lru_cache(maxsize=256)
@@ -365,13 +395,21 @@ def _check_counts(*, n: int, batch_size: int, epochs: int) -> None:
 
 def _check_query(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
                  accountant: str, sampling: str) -> None:
-    _check_counts(n=n, batch_size=batch_size, epochs=epochs)
+    _check_run(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs, sampling=sampling)
     _check_choice("accountant", accountant, ACCOUNTANTS)
+    _check_delta(delta)
+
+
+def _check_run(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, sampling: str) -> None:
+    _check_counts(n=n, batch_size=batch_size, epochs=epochs)
     _check_choice("sampling", sampling, SAMPLINGS)
     if isinstance(noise_multiplier, bool) or not isinstance(noise_multiplier, (int, float)) \
             or not math.isfinite(noise_multiplier) or not 0 < noise_multiplier <= MAX_NOISE:
         raise AccountingError("noise_multiplier", f"{noise_multiplier!r} is out of range",
                               allowed=f"a number in (0, {MAX_NOISE:g}]")
+
+
+def _check_delta(delta: object) -> None:
     if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not math.isfinite(delta) \
             or not 0 < delta < 1:
         raise AccountingError("delta", f"{delta!r} is out of range", allowed="a number in (0, 1)")
