@@ -52,7 +52,8 @@ def _run_instrumented(tmp_path, configs: list[DPConfig]) -> list[tuple[str, list
     assert done.returncode == 0, done.stderr[-2000:]
     recorded = json.loads(record.read_text())
     outputs = done.stdout.split("### ")[1:]
-    return [(output, recorded[str(script)]) for output, script in zip(outputs, scripts, strict=True)]
+    assert len(outputs) == len(scripts), done.stdout
+    return [(output, recorded[str(script)]) for output, script in zip(outputs, scripts)]
 
 
 @pytest.mark.parametrize("sampling", SAMPLINGS)
