@@ -13,9 +13,22 @@ if TYPE_CHECKING:
     from dpcore.config import DPConfig
 
 
+# Training loss and accuracy are exact means over the private training batches, without noise, so
+# ε does not cover them (test loss and accuracy are computed on the held-out split). Wherever they
+# leave the library (CLI text, JSON, CSV) they carry this label and these names.
+TRAIN_METRICS_NOTE = ("Training loss and accuracy are computed on the private training batches without noise "
+                      "and are not covered by ε; test loss and accuracy on the held-out split.")
+TRAIN_LOSS_KEY = "train_loss_not_covered_by_epsilon"
+TRAIN_ACCURACY_KEY = "train_accuracy_not_covered_by_epsilon"
+
+
 @dataclass(frozen=True)
 class EpochMetrics:
-    """Metrics after one epoch; train loss/accuracy are running means over that epoch's batches."""
+    """Metrics after one epoch; train loss/accuracy are running means over that epoch's private batches.
+
+    The training figures are computed without noise and are not covered by ε (``TRAIN_METRICS_NOTE``);
+    the test figures are computed on the held-out split.
+    """
 
     epoch: int
     train_loss: float

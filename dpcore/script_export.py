@@ -1,7 +1,15 @@
-"""Render a DPConfig as a standalone, commented Python script that uses TensorFlow Privacy's public API."""
+"""Render a DPConfig as a standalone, commented Python script that uses TensorFlow Privacy's public API.
+
+The script does exactly what it accounts for, as dpcore's trainer does: Poisson sampling takes
+``accounting.dp_steps`` steps, each a fresh Poisson draw (an empty draw still takes a noise-only
+step), and divides the clipped, noised sum by the expected batch size; shuffle sampling takes
+epochs * ceil(n / batch_size) fixed-size batches. It prints the noisy steps it took next to its ε.
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from dpcore.errors import UserInputError
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
@@ -134,15 +142,9 @@ def build_model(input_shape, num_classes):
 }
 
 _OPTIMIZER = {
-    "sgd": "dp_optimizer_keras.DPKerasSGDOptimizer(learning_rate=LEARNING_RATE, **dp)",
-    "momentum": "dp_optimizer_keras.DPKerasSGDOptimizer(learning_rate=LEARNING_RATE, momentum=MOMENTUM, **dp)",
-    "adam": "dp_optimizer_keras.DPKerasAdamOptimizer(learning_rate=LEARNING_RATE, **dp)",
-}
-
-_PLAIN_OPTIMIZER = {
-    "sgd": "tf.keras.optimizers.SGD(learning_rate=LEARNING_RATE)",
-    "momentum": "tf.keras.optimizers.SGD(learning_rate=LEARNING_RATE, momentum=MOMENTUM)",
-    "adam": "tf.keras.optimizers.Adam(learning_rate=LEARNING_RATE)",
+    "sgd": "tf.keras.optimizers.legacy.SGD(learning_rate=LEARNING_RATE)",
+    "momentum": "tf.keras.optimizers.legacy.SGD(learning_rate=LEARNING_RATE, momentum=MOMENTUM)",
+    "adam": "tf.keras.optimizers.legacy.Adam(learning_rate=LEARNING_RATE)",
 }
 
 _HEADER = '''#!/usr/bin/env python3
@@ -157,13 +159,16 @@ How DP-SGD protects each training example:
   2. Gaussian noise with standard deviation NOISE_MULTIPLIER * L2_NORM_CLIP is added to the
      sum of the clipped gradients, hiding whether any one example was there;
   3. a privacy accountant adds up what every noisy step reveals, giving (epsilon, delta).
+
+The epsilon printed at the end is that of the steps this script took: it counts them as it goes
+and composes exactly that many in dp_accounting.
 """
 import math
 
 import numpy as np
 import tensorflow as tf
 import dp_accounting
-from tensorflow_privacy.privacy.optimizers import dp_optimizer_keras
+import tensorflow_privacy
 
 # ---- The run's settings -------------------------------------------------------------------
 SEED = {seed}
@@ -187,45 +192,100 @@ CSV_LABEL = {csv_label!r}
 _MAIN = '''
 
 def make_optimizer():
-    """The base optimizer, wrapped by TensorFlow Privacy when the run is private."""
-    if not PRIVATE:
-        return {plain}
-    # num_microbatches=None: every example is its own microbatch, i.e. per-example clipping.
-    dp = dict(l2_norm_clip=L2_NORM_CLIP, noise_multiplier=NOISE_MULTIPLIER, num_microbatches=None)
-    return {private_optimizer}
+    """The optimizer that applies each step's (privatised) gradient."""
+    return {optimizer}
 
 
-def privacy_spent(n):
-    """(epsilon, steps) for the sampling this script performed, from dp_accounting."""
-    if not PRIVATE:
-        return math.inf, 0
+def steps_after(epochs, n):
+    """Poisson sampling's step count after ``epochs`` epochs: ceil(epochs * n / BATCH_SIZE), in whole numbers."""
+    return (epochs * n + BATCH_SIZE - 1) // BATCH_SIZE
+
+
+def epoch_batches(epoch, n, rng):
+    """The index arrays of one epoch's steps, so that the run takes exactly the steps it accounts for.
+
+    Poisson: steps_after(EPOCHS, n) steps in all, epoch e ending after steps_after(e, n); each step
+    keeps every example independently with probability BATCH_SIZE / n, so a batch may be larger or
+    smaller than BATCH_SIZE, or empty. Shuffle: a fresh permutation cut into batches of BATCH_SIZE
+    (the last may be smaller).
+    """
     if SAMPLING == "poisson":
-        steps = math.ceil(EPOCHS * n / BATCH_SIZE)
+        for _ in range(steps_after(epoch, n) - steps_after(epoch - 1, n)):
+            yield np.flatnonzero(rng.random(n) < BATCH_SIZE / n)
+    else:
+        order = rng.permutation(n)
+        for start in range(0, n, BATCH_SIZE):
+            yield order[start:start + BATCH_SIZE]
+
+
+def make_train_step(model, example_shape):
+    """A compiled step on one batch: (x, y, normalizer) -> None.
+
+    Private: TensorFlow Privacy's GaussianSumQuery (the query inside its DPKeras optimizers) clips
+    every example's gradient to L2_NORM_CLIP and adds Gaussian noise of standard deviation
+    NOISE_MULTIPLIER * L2_NORM_CLIP to their sum; the noisy sum is divided by ``normalizer`` and
+    applied. Poisson sampling divides by the expected batch size BATCH_SIZE, never by the drawn
+    size (which depends on who was drawn), and an empty draw still takes a noise-only step: that
+    is the mechanism the accountant's Poisson-subsampled Gaussian describes. The DPKeras
+    optimizers divide by the drawn size and cannot take an empty batch, so the query is used directly.
+    Non-private baseline: the plain gradient of the batch's mean loss.
+    """
+    optimizer = make_optimizer()
+    variables = model.trainable_variables
+    # The loss stays per example (reduction NONE) so that each example's gradient can be clipped.
+    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, reduction=tf.keras.losses.Reduction.NONE)
+    query = tensorflow_privacy.GaussianSumQuery(
+        l2_norm_clip=L2_NORM_CLIP, stddev=NOISE_MULTIPLIER * L2_NORM_CLIP)
+    signature = [tf.TensorSpec([None, *example_shape], tf.float32), tf.TensorSpec([None], tf.int64),
+                 tf.TensorSpec([], tf.float32)]
+
+    @tf.function(input_signature=signature)
+    def private_step(x, y, normalizer):
+        with tf.GradientTape() as tape:
+            losses = loss_fn(y, model(x, training=True))
+        # One gradient per example: the Jacobian of the per-example losses (empty for an empty batch).
+        per_example = tape.jacobian(losses, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        global_state = query.initial_global_state()
+        params = query.derive_sample_params(global_state)
+        clipped_sum = query.initial_sample_state(variables)
+        for i in tf.range(tf.shape(y)[0]):
+            clipped_sum = query.accumulate_record(params, clipped_sum, [g[i] for g in per_example])
+        noisy_sum, _, _ = query.get_noised_result(clipped_sum, global_state)
+        optimizer.apply_gradients(zip([g / normalizer for g in noisy_sum], variables))
+
+    @tf.function(input_signature=signature)
+    def plain_step(x, y, normalizer):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(loss_fn(y, model(x, training=True)))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    return private_step if PRIVATE else plain_step
+
+
+def privacy_spent(n, noisy_steps, epochs):
+    """epsilon of ``noisy_steps`` steps over ``epochs`` epochs of the sampling used, from dp_accounting."""
+    if not PRIVATE:
+        return math.inf
+    if SAMPLING == "poisson":
         event = dp_accounting.SelfComposedDpEvent(
             dp_accounting.PoissonSampledDpEvent(BATCH_SIZE / n, dp_accounting.GaussianDpEvent(NOISE_MULTIPLIER)),
-            steps)
+            noisy_steps)
     else:
-        # Shuffled fixed-size batches: each example is in one step per epoch, and no
-        # amplification by sampling is claimed, so each epoch counts as one Gaussian release.
-        steps = EPOCHS * math.ceil(n / BATCH_SIZE)
-        event = dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(NOISE_MULTIPLIER), EPOCHS)
+        # Shuffled batches: each example is in one step per epoch, and no amplification by
+        # sampling is claimed, so each epoch counts as one Gaussian release.
+        event = dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(NOISE_MULTIPLIER), epochs)
     if ACCOUNTANT == "rdp":
         accountant = dp_accounting.rdp.RdpAccountant()
     else:
         accountant = dp_accounting.pld.PLDAccountant(value_discretization_interval=1e-4)
-    return accountant.compose(event).get_epsilon(DELTA), steps
+    return accountant.compose(event).get_epsilon(DELTA)
 
 
-def poisson_batches(n, rng):
-    """One epoch of Poisson sampling: each step keeps every example with probability BATCH_SIZE / n.
-
-    Batch sizes vary around BATCH_SIZE. TensorFlow Privacy's Keras optimizers average the clipped
-    gradients over the drawn batch, a common approximation of normalising by BATCH_SIZE.
-    """
-    for _ in range(math.ceil(n / BATCH_SIZE)):
-        chosen = np.flatnonzero(rng.random(n) < BATCH_SIZE / n)
-        if chosen.size:
-            yield chosen
+def held_out_accuracy(model, x, y):
+    """Share of held-out examples whose largest logit is the true class."""
+    logits = model.predict(x, batch_size=1000, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
 def main():
@@ -240,28 +300,24 @@ def main():
     n = len(x_train)
 
     model = build_model(x_train.shape[1:], num_classes)
-    # The loss must stay per example (reduction NONE) so the optimizer can clip each one.
-    loss = tf.keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, reduction=tf.keras.losses.Reduction.NONE)
-    model.compile(optimizer=make_optimizer(), loss=loss, metrics=["accuracy"])
+    train_step = make_train_step(model, x_train.shape[1:])
+    rng = np.random.default_rng(None if SECURE_MODE else SEED)  # None: fresh OS entropy
+    steps = 0  # with PRIVATE, every step adds noise
+    for epoch in range(1, EPOCHS + 1):
+        for batch in epoch_batches(epoch, n, rng):
+            if not PRIVATE and batch.size == 0:
+                continue  # the mean loss of an empty batch is undefined; the baseline skips it
+            normalizer = BATCH_SIZE if SAMPLING == "poisson" else batch.size
+            train_step(x_train[batch], y_train[batch], tf.constant(normalizer, tf.float32))
+            steps += 1
+        accuracy = held_out_accuracy(model, x_test, y_test)
+        print(f"epoch {{epoch}}: test accuracy {{accuracy:.4f}}")
 
-    if SAMPLING == "poisson":
-        rng = np.random.default_rng(None if SECURE_MODE else SEED)  # None: fresh OS entropy
-        for epoch in range(1, EPOCHS + 1):
-            for batch in poisson_batches(n, rng):
-                model.train_on_batch(x_train[batch], y_train[batch])
-            _, accuracy = model.evaluate(x_test, y_test, verbose=0)
-            print(f"epoch {{epoch}}: test accuracy {{accuracy:.4f}}")
-    else:
-        model.fit(x_train, y_train, epochs=EPOCHS, batch_size=BATCH_SIZE, shuffle=True,
-                  validation_data=(x_test, y_test), verbose=2)
-
-    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
-    epsilon, steps = privacy_spent(n)
     print(f"test accuracy: {{accuracy:.4f}}")
     if PRIVATE:
-        print(f"privacy: epsilon = {{epsilon:.4g}} at delta = {{DELTA:g}} "
-              f"({{ACCOUNTANT.upper()}}, {{SAMPLING}} sampling, {{steps}} steps, n = {{n}})")
+        epsilon = privacy_spent(n, steps, EPOCHS)
+        print(f"privacy: epsilon = {{epsilon:.4g}} at delta = {{DELTA:g}} after {{steps}} noisy steps "
+              f"({{ACCOUNTANT.upper()}}, {{SAMPLING}} sampling, n = {{n}})")
     else:
         print("privacy: none (non-private baseline, epsilon = infinity)")
 
@@ -281,5 +337,19 @@ def render_script(config: "DPConfig") -> str:
         max_train_examples=config.max_train_examples, activation=config.activation,
         csv_path=config.csv_path, csv_label=config.csv_label,
     )
-    main = _MAIN.format(plain=_PLAIN_OPTIMIZER[config.optimizer], private_optimizer=_OPTIMIZER[config.optimizer])
+    main = _MAIN.format(optimizer=_OPTIMIZER[config.optimizer])
     return header + _DATA[config.dataset] + _MODELS[config.model] + main
+
+
+EXPORT_FORMATS = ("json", "yaml", "script")
+
+
+def render_export(config: "DPConfig", *, export_format: str) -> str:
+    """``config`` as the Export page offers it: a JSON or YAML config file, or the standalone script."""
+    if export_format == "json":
+        return config.to_json()
+    if export_format == "yaml":
+        return config.to_yaml()
+    if export_format == "script":
+        return render_script(config)
+    raise UserInputError("format", f"{export_format!r} is not an export format", allowed=", ".join(EXPORT_FORMATS))

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, U
 
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
+from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY
 
 if TYPE_CHECKING:
     from dpcore.results import EpochMetrics, TrainResult
@@ -43,10 +44,11 @@ STATUSES = ("queued", "running", "completed", "cancelled", "failed", "interrupte
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("completed", "cancelled", "failed", "interrupted")
 
+# The last epoch's training loss and accuracy are named as not covered by ε (results.TRAIN_METRICS_NOTE).
 CSV_COLUMNS = (
     "id", "name", "created", "status", "dataset", "model", "optimizer", "noise_multiplier",
     "l2_norm_clip", "batch_size", "epochs", "sampling", "accountant", "private", "test_accuracy",
-    "epsilon", "delta", "examples_per_second", "seconds", "error",
+    "epsilon", "delta", TRAIN_LOSS_KEY, TRAIN_ACCURACY_KEY, "examples_per_second", "seconds", "error",
 )
 
 # How long a call waits for another writer's lock before giving up.
@@ -474,11 +476,13 @@ def csv_row(run: RunRecord) -> list[Any]:
     """The CSV cells of one run, in ``CSV_COLUMNS`` order."""
     c = run.config
     created = datetime.fromtimestamp(run.created, tz=timezone.utc).isoformat(timespec="seconds")
+    last = run.epochs[-1] if run.epochs else None
     return [
         run.id, run.name, created, run.status, c.dataset, c.model, c.optimizer, c.noise_multiplier,
         c.l2_norm_clip, c.batch_size, c.epochs, c.sampling, c.accountant, c.private,
-        _cell(run.test_accuracy), _cell(run.epsilon), c.delta, _cell(run.examples_per_second),
-        _cell(run.seconds), run.error or "",
+        _cell(run.test_accuracy), _cell(run.epsilon), c.delta,
+        _cell(None if last is None else last.train_loss), _cell(None if last is None else last.train_accuracy),
+        _cell(run.examples_per_second), _cell(run.seconds), run.error or "",
     ]
 
 

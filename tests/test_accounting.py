@@ -1,4 +1,4 @@
-"""Accounting: the shared reference vectors, monotonicity, curves, calibration, clear errors."""
+"""Accounting: the reference vectors in tests/data, monotonicity, curves, calibration, clear errors."""
 from __future__ import annotations
 
 import json
@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from dpcore import accounting
 from dpcore.config import DPConfig
-from tests.conftest import SHARED_DIR
+from tests.conftest import TEST_DATA_DIR
 
-VECTORS = json.loads((SHARED_DIR / "reference" / "accounting_vectors.json").read_text())["vectors"]
+VECTORS = json.loads((TEST_DATA_DIR / "accounting_vectors.json").read_text(encoding="utf-8"))["vectors"]
 
 
 def _query(vector):

@@ -12,6 +12,7 @@ import pytest
 from dpcore.cli import main
 from dpcore.cli.runs_commands import parse_grid
 from dpcore.config import DPConfig
+from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics, TrainResult
 from dpcore.store import RunStore
 from tests.conftest import REPO_ROOT
 
@@ -23,6 +24,32 @@ def base_file(tmp_path):
     path = tmp_path / "base.json"
     path.write_text(BASE.to_json(), encoding="utf-8")
     return path
+
+
+def test_runs_label_training_figures_as_not_covered_by_epsilon(tmp_path, capsys):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    run_id = store.create_run(BASE, name="labelled")
+    metrics = EpochMetrics(epoch=1, train_loss=0.25, train_accuracy=0.875, test_loss=0.5, test_accuracy=0.75,
+                           epsilon=2.0, seconds=1.0, examples=128)
+    store.record_epoch(run_id, metrics)
+    store.finish_run(run_id, TrainResult(status="completed", error=None, config=BASE, epochs=(metrics,),
+                                         examples_per_second=100.0, seconds=1.0, n_train=128))
+
+    assert main(["runs", "--store", str(store.path), "--json"]) == 0
+    (epoch,) = json.loads(capsys.readouterr().out)[0]["epochs"]
+    assert (epoch[TRAIN_LOSS_KEY], epoch[TRAIN_ACCURACY_KEY]) == (0.25, 0.875)
+    assert "not_covered_by_epsilon" in TRAIN_LOSS_KEY and "not_covered_by_epsilon" in TRAIN_ACCURACY_KEY
+    assert "train_loss" not in epoch and "train_accuracy" not in epoch
+    assert (epoch["test_accuracy"], epoch["epsilon"]) == (0.75, 2.0)
+
+    assert main(["runs", "--store", str(store.path)]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header[-2:] == ["test_accuracy", "epsilon"]
+
+    assert main(["runs", "--store", str(store.path), "--csv"]) == 0
+    (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert (row[TRAIN_LOSS_KEY], row[TRAIN_ACCURACY_KEY], row["test_accuracy"]) == ("0.25", "0.875", "0.75")
+    assert "train_loss" not in row and "train_accuracy" not in row
 
 
 @pytest.mark.timeout(150)
@@ -40,7 +67,7 @@ def test_sweep_trains_the_grid_stores_it_and_runs_lists_it(base_file, tmp_path, 
     assert all(r.owner == "cli" and r.config.replace(noise_multiplier=1.1, epochs=1) == BASE for r in runs)
     assert runs[2].epsilon < runs[0].epsilon  # more noise, less ε
     lines = out.strip().splitlines()
-    assert lines[1].split()[:5] == ["id", "config", "status", "accuracy", "epsilon"]
+    assert lines[1].split()[:5] == ["id", "config", "status", "test_accuracy", "epsilon"]
     assert "noise_multiplier=4.0 epochs=2" in lines[-1] and "completed" in lines[-1]
     assert f"{runs[3].epsilon:.3f}" in lines[-1]
 

@@ -14,6 +14,7 @@ from tests.conftest import REPO_ROOT
 from dpcore import accounting
 from dpcore.cli import main
 from dpcore.config import DPConfig
+from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, TRAIN_METRICS_NOTE
 
 TINY = DPConfig(dataset="digits", model="mlp", max_train_examples=200, batch_size=20, epochs=2,
                 learning_rate=0.5, delta=1e-3)
@@ -38,6 +39,9 @@ def test_json_output_has_one_object_per_epoch_and_a_summary(tmp_path, capsys, na
     expected = accounting.epsilon_curve_for_config(TINY, n=200)
     assert [o["epsilon"] for o in epochs] == pytest.approx(list(expected))
     assert all(0 <= o["test_accuracy"] <= 1 for o in epochs)
+    # Training figures come from the private batches without noise: their names say ε does not cover them.
+    assert all(0 <= o[TRAIN_ACCURACY_KEY] <= 1 and o[TRAIN_LOSS_KEY] > 0 for o in epochs)
+    assert not any("train_loss" in o or "train_accuracy" in o for o in epochs)
     assert summary["event"] == "summary" and summary["status"] == "completed"
     assert summary["test_accuracy"] == epochs[-1]["test_accuracy"]
     assert summary["epsilon"] == pytest.approx(expected[-1]) and summary["examples_per_second"] > 0
@@ -51,6 +55,9 @@ def test_baseline_epsilon_is_null_in_json_and_infinity_in_text(tmp_path, capsys)
     assert main(["train", "--config", path]) == 0
     text = capsys.readouterr().out
     assert "epoch 1/1" in text and "∞ (non-private)" in text and text.splitlines()[-1].startswith("completed")
+    assert text.splitlines()[0] == TRAIN_METRICS_NOTE
+    epoch_line = next(line for line in text.splitlines() if line.startswith("epoch 1/1"))
+    assert "test accuracy" in epoch_line and "private training batches (not covered by ε): loss" in epoch_line
 
 
 @pytest.mark.parametrize("content,expected", [

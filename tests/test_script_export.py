@@ -1,16 +1,22 @@
-"""script_export.render_script(): valid Python for every dataset/model/optimizer, and it really trains."""
+"""script_export: valid Python for every dataset/model/optimizer; the script takes the steps and normaliser it accounts for."""
 from __future__ import annotations
 
 import itertools
+import json
+import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from dpcore import accounting
-from dpcore.config import DATASETS, MODELS, OPTIMIZERS, DPConfig
-from dpcore.script_export import render_script
+from dpcore.config import ACCOUNTANTS, DATASETS, MODELS, OPTIMIZERS, SAMPLINGS, DPConfig
+from dpcore.errors import UserInputError
+from dpcore.script_export import render_export, render_script
+
+INSTRUMENT = Path(__file__).with_name("script_instrument.py")
 
 
 def _config(dataset: str, **changes) -> DPConfig:
@@ -24,24 +30,77 @@ def test_every_combination_compiles_and_carries_the_settings(dataset, model, opt
     script = render_script(config)
     compile(script, f"{dataset}_{model}.py", "exec")
     assert "NOISE_MULTIPLIER = 0.77" in script and "L2_NORM_CLIP = 1.25" in script
-    assert "dp_optimizer_keras" in script and "dpcore" not in script
+    assert "tensorflow_privacy.GaussianSumQuery(" in script and "dpcore" not in script
 
 
-@pytest.mark.parametrize("sampling, accountant", [("poisson", "rdp"), ("shuffle", "pld")])
-def test_exported_script_trains_and_reports_the_same_epsilon(tmp_path, sampling, accountant):
-    config = DPConfig(model="logreg", epochs=1, batch_size=30, max_train_examples=120, delta=1e-3,
-                      sampling=sampling, accountant=accountant)
-    path = tmp_path / "run.py"
-    path.write_text(render_script(config))
-    done = subprocess.run([sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, stdin=subprocess.DEVNULL, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""})
+# n = 45 is not a multiple of the batch size, so ceil(epochs * n / B) differs from epochs * ceil(n / B);
+# with B = 2 about one Poisson draw in eight is empty.
+TINY_N = 45
+BATCH_SIZE = {"poisson": 2, "shuffle": 10}
+
+
+def _run_instrumented(tmp_path, configs: list[DPConfig]) -> list[tuple[str, list[dict]]]:
+    """Run each config's exported script under tests/script_instrument.py: its output and recorded steps."""
+    scripts = []
+    for number, config in enumerate(configs):
+        scripts.append(tmp_path / f"run{number}.py")
+        scripts[-1].write_text(render_script(config))
+    record = tmp_path / "steps.json"
+    done = subprocess.run([sys.executable, str(INSTRUMENT), str(record), *map(str, scripts)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+                          env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""})
     assert done.returncode == 0, done.stderr[-2000:]
-    accuracy = float(re.search(r"test accuracy: ([0-9.]+)", done.stdout).group(1))
-    assert 0.0 <= accuracy <= 1.0
-    reported = float(re.search(r"epsilon = ([0-9.e+-]+)", done.stdout).group(1))
-    expected = accounting.epsilon_for_config(config, n=120)
-    assert reported == pytest.approx(expected, rel=1e-3)
-    assert f"{sampling} sampling" in done.stdout
+    recorded = json.loads(record.read_text())
+    outputs = done.stdout.split("### ")[1:]
+    assert len(outputs) == len(scripts), done.stdout
+    return [(output, recorded[str(script)]) for output, script in zip(outputs, scripts)]
+
+
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_exported_script_takes_exactly_the_steps_and_normaliser_it_accounts_for(tmp_path, sampling):
+    """One subprocess per sampling runs the script once per accountant; each run is checked on its own."""
+    configs = [DPConfig(model="logreg", epochs=2, batch_size=BATCH_SIZE[sampling], max_train_examples=TINY_N,
+                        delta=1e-3, l2_norm_clip=0.5, sampling=sampling, accountant=accountant)
+               for accountant in ACCOUNTANTS]
+    for config, (output, steps) in zip(configs, _run_instrumented(tmp_path, configs)):
+        _check_run(config, output, steps)
+
+
+def _check_run(config: DPConfig, output: str, steps: list[dict]) -> None:
+    sampling = config.sampling
+    expected_steps = accounting.dp_steps(n=TINY_N, batch_size=config.batch_size, epochs=config.epochs,
+                                         sampling=sampling)
+    assert len(steps) == expected_steps
+    drawn = [step["records"] for step in steps]
+    normalisers = [step["normalizer"] for step in steps]
+    assert all(step["normalizer_spread"] < 1e-5 for step in steps)
+    assert max(step["max_clipped_norm"] for step in steps) <= config.l2_norm_clip * (1 + 1e-5)
+    if sampling == "poisson":
+        # Fresh Poisson draws: sizes vary, an empty draw is still a (noise-only) step, and every
+        # step divides by the expected batch size, never the drawn one.
+        assert 0 in drawn and max(drawn) > config.batch_size
+        q = config.batch_size / TINY_N
+        assert abs(sum(drawn) - q * TINY_N * expected_steps) <= 5 * math.sqrt(expected_steps * TINY_N * q * (1 - q))
+        assert normalisers == pytest.approx([config.batch_size] * expected_steps, rel=1e-6)
+    else:
+        assert drawn == [10, 10, 10, 10, 5] * config.epochs
+        assert normalisers == pytest.approx(drawn, rel=1e-6)
+
+    printed = re.search(r"epsilon = ([0-9.e+-]+) at delta = \S+ after (\d+) noisy steps", output)
+    assert printed, output
+    assert int(printed.group(2)) == expected_steps
+    assert float(printed.group(1)) == pytest.approx(accounting.epsilon_for_config(config, n=TINY_N), rel=1e-3)
+    assert f"({config.accountant.upper()}, {sampling} sampling, n = {TINY_N})" in output
+    assert 0.0 <= float(re.search(r"test accuracy: ([0-9.]+)", output).group(1)) <= 1.0
+
+
+def test_export_formats_are_the_config_files_and_the_script():
+    config = DPConfig(noise_multiplier=0.9, epochs=3)
+    assert render_export(config, export_format="json") == config.to_json()
+    assert render_export(config, export_format="yaml") == config.to_yaml()
+    assert render_export(config, export_format="script") == render_script(config)
+    with pytest.raises(UserInputError, match="format: 'xml' is not an export format"):
+        render_export(config, export_format="xml")
 
 
 def test_secure_mode_script_does_not_seed_the_noise():

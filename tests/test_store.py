@@ -23,7 +23,7 @@ from dpcore.store import (
     process_alive,
     process_token,
 )
-from dpcore.results import EpochMetrics, TrainResult
+from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics, TrainResult
 
 CONFIG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=3, max_train_examples=128)
 
@@ -160,6 +160,11 @@ def test_csv_export_has_one_row_per_run(store):
     assert rows[0]["name"] == "dp" and rows[0]["status"] == "completed"
     assert float(rows[0]["epsilon"]) == _epoch(2).epsilon
     assert float(rows[0]["test_accuracy"]) == _epoch(2).test_accuracy
+    # The last epoch's training figures, named as computed on private batches and not covered by ε.
+    assert float(rows[0][TRAIN_LOSS_KEY]) == _epoch(2).train_loss
+    assert float(rows[0][TRAIN_ACCURACY_KEY]) == _epoch(2).train_accuracy
+    assert not {"train_loss", "train_accuracy"} & set(CSV_COLUMNS)
+    assert rows[2][TRAIN_LOSS_KEY] == "" and rows[2][TRAIN_ACCURACY_KEY] == ""
     assert (rows[0]["noise_multiplier"], rows[0]["batch_size"], rows[0]["private"]) == ("1.1", "32", "True")
     assert rows[1]["epsilon"] == "inf" and rows[1]["private"] == "False"
     assert rows[2]["error"] == 'bad "file", line 2' and rows[2]["test_accuracy"] == ""

@@ -4,15 +4,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 from typing import Any, Optional, Sequence
 
 from dpcore.errors import UserInputError
+from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics
 
 # Each module defines ``register(subparsers)``, which adds its commands and sets ``handler``
 # (a function taking the parsed args and returning an exit status) as a parser default.
 COMMAND_MODULES = (
     "dpcore.cli.accounting_commands",
+    "dpcore.cli.export_command",
     "dpcore.cli.runs_commands",
     "dpcore.cli.train_command",
 )
@@ -43,6 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
 def print_json(obj: Any) -> None:
     """One JSON object on one line (infinite ε is written as null)."""
     print(json.dumps(obj, allow_nan=False, default=str), flush=True)
+
+
+def epoch_json(metrics: EpochMetrics) -> dict[str, Any]:
+    """One epoch as JSON-safe data (NaN and ∞ as null); the training figures' names say ε does not cover them."""
+    def number(value: float) -> Optional[float]:
+        return float(value) if math.isfinite(value) else None
+
+    return {
+        "epoch": metrics.epoch, "test_loss": number(metrics.test_loss),
+        "test_accuracy": number(metrics.test_accuracy), "epsilon": number(metrics.epsilon),
+        TRAIN_LOSS_KEY: number(metrics.train_loss), TRAIN_ACCURACY_KEY: number(metrics.train_accuracy),
+        "seconds": number(metrics.seconds), "examples": metrics.examples,
+    }
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

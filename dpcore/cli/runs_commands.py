@@ -9,7 +9,7 @@ import typing
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from dpcore.cli import CliError, print_json
+from dpcore.cli import CliError, epoch_json, print_json
 from dpcore.config import FIELD_NAMES, DPConfig, load_config_file
 from dpcore.errors import UserInputError
 from dpcore.store import RunRecord, RunStore
@@ -156,7 +156,7 @@ def run_sweep(args: argparse.Namespace) -> int:
             job.error or "",
         ])
     print(f"{len(ids)} run(s) stored in {store.path}")
-    _print_table(["id", "config", "status", "accuracy", "epsilon", "error"], rows)
+    _print_table(["id", "config", "status", "test_accuracy", "epsilon", "error"], rows)
     return 0 if all(runner.get(i).state == "completed" for i in ids) else 1
 
 
@@ -206,25 +206,22 @@ def list_runs(args: argparse.Namespace) -> int:
         for r in records
     ]
     _print_table(["id", "name", "created", "status", "dataset", "model", "noise", "epochs",
-                  "accuracy", "epsilon"], rows)
+                  "test_accuracy", "epsilon"], rows)
     return 0
 
 
 def run_to_json(run: RunRecord) -> dict[str, Any]:
-    """A stored run as JSON-safe data; ε = ∞ (baseline) and NaN losses are written as null."""
+    """A stored run as JSON-safe data; ε = ∞ (baseline) and NaN losses are written as null.
+
+    Each epoch's training loss and accuracy are named ``*_not_covered_by_epsilon``: they are
+    computed on the private training batches without noise (``results.TRAIN_METRICS_NOTE``).
+    """
     return {
         "id": run.id, "name": run.name, "owner": run.owner, "created": _iso(run.created),
         "status": run.status, "error": run.error, "config": run.config.to_dict(),
         "test_accuracy": _finite(run.test_accuracy), "epsilon": _finite(run.epsilon),
         "examples_per_second": _finite(run.examples_per_second), "seconds": _finite(run.seconds),
-        "epochs": [
-            {
-                "epoch": m.epoch, "train_loss": _finite(m.train_loss), "train_accuracy": _finite(m.train_accuracy),
-                "test_loss": _finite(m.test_loss), "test_accuracy": _finite(m.test_accuracy),
-                "epsilon": _finite(m.epsilon), "seconds": _finite(m.seconds), "examples": m.examples,
-            }
-            for m in run.epochs
-        ],
+        "epochs": [epoch_json(m) for m in run.epochs],
     }
 
 

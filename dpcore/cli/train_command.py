@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import signal
 import threading
 from typing import Any, Optional
 
-from dpcore.cli import print_json
+from dpcore.cli import epoch_json, print_json
 from dpcore.config import load_config_file
+from dpcore.results import TRAIN_METRICS_NOTE
 
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
@@ -44,12 +44,15 @@ def _train(args: argparse.Namespace) -> int:
 
     def on_epoch(m: "training.EpochMetrics") -> None:
         if args.json:
-            row = {k: (_finite(v) if isinstance(v, float) else v) for k, v in dataclasses.asdict(m).items()}
-            print_json({"event": "epoch", **row})
+            print_json({"event": "epoch", **epoch_json(m)})
         else:
-            print(f"epoch {m.epoch}/{config.epochs}: train loss {m.train_loss:.4f}, train accuracy "
-                  f"{m.train_accuracy:.4f}, test loss {m.test_loss:.4f}, test accuracy {m.test_accuracy:.4f}, "
-                  f"ε {_epsilon_text(m.epsilon)}, {m.seconds:.1f} s", flush=True)
+            print(f"epoch {m.epoch}/{config.epochs}: test loss {m.test_loss:.4f}, test accuracy "
+                  f"{m.test_accuracy:.4f}, ε {_epsilon_text(m.epsilon)}; private training batches (not covered "
+                  f"by ε): loss "
+                  f"{m.train_loss:.4f}, accuracy {m.train_accuracy:.4f}; {m.seconds:.1f} s", flush=True)
+
+    if not args.json:
+        print(TRAIN_METRICS_NOTE, flush=True)
 
     stop = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
