@@ -13,6 +13,7 @@ from dpcore.errors import UserInputError
 # (a function taking the parsed args and returning an exit status) as a parser default.
 COMMAND_MODULES = (
     "dpcore.cli.accounting_commands",
+    "dpcore.cli.audit_command",
     "dpcore.cli.runs_commands",
     "dpcore.cli.train_command",
 )
