@@ -7,6 +7,7 @@ from typing import Mapping, Optional, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dpcore.audit import RocCurve, max_tpr
 from dpcore.comparison import ComparisonView
 from dpcore.teaching import ClippingExample, CountExample
 
@@ -137,3 +138,32 @@ def error_vs_epsilon(epsilons: Sequence[float], errors: Mapping[str, Sequence[fl
     fig.update_xaxes(type="log")
     return fig
 
+
+
+def privacy_region(*, epsilon: float, delta: float, curves: Mapping[str, RocCurve]) -> go.Figure:
+    """ROC space with the region (ε, δ)-DP allows shaded and attack curves drawn inside it.
+
+    Every membership test's (FPR, TPR) must satisfy TPR ≤ e^ε·FPR + δ and 1 − FPR ≤ e^ε·(1 − TPR) + δ,
+    and so must the reversed test, which bounds TPR from below too.
+    """
+    title = ("no privacy (ε = ∞): any attack is allowed" if math.isinf(epsilon)
+             else f"what (ε = {epsilon:.2g}, δ = {delta:.0e})-DP allows an attacker")
+    fig = _fig(title, "false-positive rate (non-members flagged)", "true-positive rate (members caught)")
+    fprs = [i / 400 for i in range(401)]
+    upper = [float(t) for t in max_tpr(fprs, epsilon=epsilon, delta=delta)]
+    lower = [1.0 - float(t) for t in max_tpr([1.0 - f for f in fprs], epsilon=epsilon, delta=delta)]
+    fig.add_trace(go.Scatter(x=fprs, y=lower, mode="lines", line=dict(color="#999", width=1),
+                             showlegend=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=fprs, y=upper, mode="lines", name="allowed region", fill="tonexty",
+                             fillcolor="rgba(44, 160, 44, 0.15)", line=dict(color=COLORS[2], width=2),
+                             hovertemplate="FPR %{x:.3f}: TPR at most %{y:.3f}<extra>allowed</extra>"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="guessing",
+                             line=dict(color="#555", dash="dot", width=1), hoverinfo="skip"))
+    for i, (label, curve) in enumerate(curves.items()):
+        fig.add_trace(go.Scatter(x=list(curve.fpr), y=list(curve.tpr), mode="lines", name=label,
+                                 line=dict(color=COLORS[(i + 3) % len(COLORS)], width=2),
+                                 hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<extra>" + label + "</extra>"))
+    fig.update_xaxes(range=[0, 1], constrain="domain")
+    fig.update_yaxes(range=[0, 1.02], scaleanchor="x", scaleratio=1)
+    fig.update_layout(height=420)
+    return fig

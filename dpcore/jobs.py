@@ -255,6 +255,7 @@ class JobRunner:
                 on_epoch=lambda metrics: self._on_epoch(job, metrics),
                 on_progress=lambda progress: self._on_progress(job, progress),
                 stop_event=job.stop,
+                on_weights=lambda weights: self.store.save_weights(job.id, weights),
             )
             self.store.finish_run(job.id, result)
             self._end(job, result.status, result.error, result.epochs)

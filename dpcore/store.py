@@ -1,11 +1,15 @@
 """Run history in SQLite: every run's config, status, per-epoch metrics and timings, kept on disk.
 
-Layout (schema version 1, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings older files up):
+Layout (schema version 2, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings older files up):
 
 - ``runs``: id, name, owner, created/started/finished (Unix seconds), config_json, status,
   error, n_train, examples_per_second, seconds, process (who runs it; see ``mark_interrupted``).
 - ``epoch_metrics``: one row per finished epoch, committed as the epoch ends, so a crash or a
   killed server loses at most the epoch in progress.
+- ``run_weights`` (version 2): the final model weights of a completed run (an ``.npz`` blob), so
+  that the model can be audited later exactly as it was trained.
+- ``audits`` (version 2): the latest empirical privacy audit of a run (``dpcore.audit``'s report
+  as JSON text; the store does not read inside it).
 
 Final metrics are the last epoch's row. An infinite ε (the non-private baseline, or an accountant
 that can promise nothing) is stored as NULL in ``epoch_metrics.epsilon`` and read back as
@@ -30,6 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Union
+
+import numpy as np
 
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
@@ -115,10 +121,23 @@ CREATE TABLE epoch_metrics (
 ) WITHOUT ROWID;
 """
 
+_SCHEMA_V2 = """
+CREATE TABLE run_weights (
+    run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    weights BLOB NOT NULL
+);
+CREATE TABLE audits (
+    run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    created REAL NOT NULL,
+    report_json TEXT NOT NULL
+);
+"""
+
 # MIGRATIONS[i] brings a file from schema version i to i + 1 inside one transaction. Append new
 # steps at the end; never edit a released one.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     lambda conn: _run_script(conn, _SCHEMA_V1),
+    lambda conn: _run_script(conn, _SCHEMA_V2),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -211,6 +230,18 @@ class RunRecord:
     def label(self) -> str:
         """The name if one was given, else ``run <id>``: what lists and legends show."""
         return self.name or f"run {self.id}"
+
+
+def _weights_blob(weights: Sequence[np.ndarray]) -> bytes:
+    """Model weights as an ``.npz`` archive (arrays arr_0, arr_1, ... in ``get_weights()`` order)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, *[np.asarray(w) for w in weights])
+    return buffer.getvalue()
+
+
+def _weights_from_blob(blob: bytes) -> list[np.ndarray]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+        return [archive[f"arr_{i}"] for i in range(len(archive.files))]
 
 
 def _float_or_none(value: Optional[float]) -> Optional[float]:
@@ -394,6 +425,22 @@ class RunStore:
                 [_epoch_row(run_id, m) for m in result.epochs],
             )
 
+    def save_weights(self, run_id: int, weights: Sequence[np.ndarray]) -> None:
+        """Keep a run's final model weights (replacing any kept before)."""
+        blob = _weights_blob(weights)
+        with self._connect(write=True) as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise UnknownRunError(run_id)
+            conn.execute("INSERT OR REPLACE INTO run_weights (run_id, weights) VALUES (?, ?)", (run_id, blob))
+
+    def save_audit(self, run_id: int, report_json: str) -> None:
+        """Keep a run's latest audit report (JSON text), replacing an earlier one."""
+        with self._connect(write=True) as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise UnknownRunError(run_id)
+            conn.execute("INSERT OR REPLACE INTO audits (run_id, created, report_json) VALUES (?, ?, ?)",
+                         (run_id, time.time(), report_json))
+
     def rename_run(self, run_id: int, name: str) -> None:
         """Give a run a display name ("" goes back to ``run <id>``)."""
         with self._connect(write=True) as conn:
@@ -461,6 +508,18 @@ class RunStore:
         for epoch_row in epoch_rows:
             by_run.setdefault(epoch_row["run_id"], []).append(epoch_row)
         return [_record(row, by_run.get(row["id"], [])) for row in rows]
+
+    def load_weights(self, run_id: int) -> Optional[list[np.ndarray]]:
+        """A run's kept model weights, or None when none were kept (older or unfinished runs)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT weights FROM run_weights WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else _weights_from_blob(row["weights"])
+
+    def get_audit(self, run_id: int) -> Optional[str]:
+        """The JSON text of a run's latest audit, or None when it was never audited."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT report_json FROM audits WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else str(row["report_json"])
 
     def to_csv(self, *, owner: Optional[str] = None) -> str:
         """The runs table as CSV text, one row per run (ε of a baseline is written as ``inf``)."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from dp_accounting.pld import common, privacy_loss_mechanism
 
+from dpcore.audit import RocCurve
 from dpcore.errors import UserInputError
 
 
@@ -111,6 +113,21 @@ def private_mean_error(*, epsilon: float, delta: float, n: int) -> float:
         raise UserInputError("n", f"{n!r} is too small", allowed="at least 1")
     sigma = gaussian_sigma(epsilon, delta, sensitivity=1.0 / n)
     return sigma * math.sqrt(2.0 / math.pi)
+
+
+def gaussian_attack_roc(*, epsilon: float, delta: float, points: int = 201) -> RocCurve:
+    """The strongest membership test against a Gaussian mechanism that is exactly (ε, δ)-DP.
+
+    With noise σ calibrated to (ε, δ) at sensitivity 1, the likelihood-ratio test reaches
+    TPR = Φ(Φ⁻¹(FPR) + 1/σ): it touches the boundary of what (ε, δ)-DP allows without crossing it.
+    """
+    shift = 1.0 / gaussian_sigma(epsilon, delta)
+    unit = NormalDist()
+    inner = [i / (points - 1) for i in range(1, points - 1)]
+    # Points spaced evenly in the normal quantile make the curve smooth near FPR 0 and 1.
+    fprs = [0.0] + [unit.cdf(-6.0 + 12.0 * u) for u in inner] + [1.0]
+    tprs = [0.0] + [unit.cdf(unit.inv_cdf(f) + shift) for f in fprs[1:-1]] + [1.0]
+    return RocCurve(fpr=tuple(fprs), tpr=tuple(tprs))
 
 
 def _positive(name: str, value: float) -> None:

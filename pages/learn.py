@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 import app_state
-from dpcore import accounting, charts, explain, teaching
+from dpcore import accounting, audit, charts, explain, teaching
 from dpcore.comparison import build_view
 
 st.title("Learn")
@@ -125,3 +125,33 @@ st.markdown(
 )
 st.caption(f"For example, at ε = 1 an attacker who starts 50/50 on whether your record was used "
            f"can end at most {explain.attacker_confidence(1.0):.0%} sure.")
+
+# -- 6 ----------------------------------------------------------------------------------------
+st.header("6. What an attacker can actually do")
+st.markdown(
+    "ε is a limit on every **membership-inference attack**: any test that looks at the trained "
+    "model and says *member* or *not a member* for a record. Plot the share of members it catches "
+    "(true-positive rate, TPR) against the share of non-members it wrongly flags (false-positive "
+    "rate, FPR). An (ε, δ)-DP training run confines every attack to the shaded region:\n\n"
+    "- **TPR ≤ e^ε · FPR + δ**: few false alarms mean few catches;\n"
+    "- **1 − FPR ≤ e^ε · (1 − TPR) + δ**, the mirror: catching nearly everyone costs many false alarms.\n\n"
+    "An **audit** runs real attacks on a trained model and reads the (TPR, FPR) they reach, with "
+    "confidence intervals so that a small sample cannot overclaim. Solving the two inequalities for ε "
+    "gives an **empirical lower bound** on ε. For a correctly accounted run that bound can never "
+    "exceed the ε the accountant promised; a bound far below it means the attacks are weaker than "
+    "the worst case ε allows, not that the run is more private."
+)
+left, right = st.columns([1, 2], gap="large")
+with left:
+    audit_epsilon = st.slider("ε", min_value=0.1, max_value=10.0, value=1.0, step=0.1, key="learn_audit_epsilon")
+    audit_delta = 1e-5
+    caught = float(audit.max_tpr(0.01, epsilon=audit_epsilon, delta=audit_delta))
+    st.metric("Members caught at 1% false alarms, at most", f"{caught:.1%}")
+    st.caption(f"At ε = {audit_epsilon:g} (δ = {audit_delta:.0e}) an attacker who wrongly accuses 1% of "
+               f"non-members can catch at most {caught:.1%} of the members. The purple curve is the best "
+               "possible attack on a Gaussian mechanism with exactly this (ε, δ): it touches the "
+               "boundary but never crosses it.")
+best_attack = teaching.gaussian_attack_roc(epsilon=audit_epsilon, delta=audit_delta)
+right.plotly_chart(charts.privacy_region(epsilon=audit_epsilon, delta=audit_delta,
+                                         curves={"best attack on a Gaussian mechanism": best_attack}),
+                   width="stretch", key="learn_audit_chart")

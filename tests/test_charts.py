@@ -1,6 +1,10 @@
 """The figure builders plot the data they are given, with the labels the app promises."""
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from dpcore import charts, teaching
 
 
@@ -31,3 +35,19 @@ def test_teaching_figures() -> None:
     assert len(count.data) == 2 and "ε =" in count.layout.title.text
     clip = charts.clipping(teaching.clipping_example(clip=1.0))
     assert max(clip.data[1].y) <= 1.0
+
+
+def test_privacy_region_shades_what_dp_allows_and_draws_the_curves() -> None:
+    from dpcore.audit import RocCurve, max_tpr
+
+    attack = RocCurve(fpr=(0.0, 0.2, 1.0), tpr=(0.0, 0.4, 1.0))
+    fig = charts.privacy_region(epsilon=1.0, delta=1e-5, curves={"loss threshold": attack})
+    names = [t.name for t in fig.data]
+    assert names[1:] == ["allowed region", "guessing", "loss threshold"]
+    upper = fig.data[1]
+    assert upper.fill == "tonexty" and list(upper.y) == [float(t) for t in max_tpr(list(upper.x), epsilon=1.0, delta=1e-5)]
+    lower = fig.data[0]  # the reversed test bounds TPR from below: the region is symmetric
+    assert lower.y[40] == pytest.approx(1.0 - upper.y[360]) and lower.x[40] == pytest.approx(1.0 - upper.x[360])
+    assert list(fig.data[-1].y) == [0.0, 0.4, 1.0]
+    baseline = charts.privacy_region(epsilon=math.inf, delta=1e-5, curves={})
+    assert set(baseline.data[1].y) == {1.0} and "ε = ∞" in baseline.layout.title.text

@@ -88,3 +88,12 @@ def test_same_seed_same_weights_other_seed_other_weights():
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
+
+
+def test_predict_logits_refuses_weights_of_another_model():
+    config = DPConfig(dataset="digits", model="logreg")
+    x = np.zeros((3, 8, 8, 1), np.float32)
+    weights = [np.zeros((64, 10), np.float32), np.arange(10, dtype=np.float32)]
+    assert (models.predict_logits(config, weights=weights, x=x, num_classes=10) == np.arange(10)).all()
+    with pytest.raises(ConfigError, match="do not fit"):
+        models.predict_logits(config.replace(model="mlp"), weights=weights, x=x, num_classes=10)

@@ -296,3 +296,53 @@ def test_an_older_file_is_migrated_in_place_and_keeps_its_runs(tmp_path, monkeyp
     assert upgraded.get_run(run_id).epochs == (_epoch(1),)
     RunStore(path)  # opening an up-to-date file again applies nothing twice
     assert upgraded.schema_version() == SCHEMA_VERSION + 1
+
+
+def test_weights_and_audits_round_trip_and_go_with_their_run(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "runs.sqlite3"
+    store = RunStore(path)
+    run_id = store.create_run(CONFIG)
+    assert store.load_weights(run_id) is None and store.get_audit(run_id) is None
+    weights = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array([0.5, -1.25], dtype=np.float32)]
+    store.save_weights(run_id, weights)
+    store.save_audit(run_id, '{"first": 1}')
+    store.save_audit(run_id, '{"second": 2}')  # the latest audit replaces the earlier one
+
+    reopened = RunStore(path)
+    loaded = reopened.load_weights(run_id)
+    assert [w.dtype for w in loaded] == [np.float32, np.float32]
+    assert all(np.array_equal(a, b) for a, b in zip(loaded, weights)) and len(loaded) == 2
+    assert reopened.get_audit(run_id) == '{"second": 2}'
+    with pytest.raises(UnknownRunError):
+        reopened.save_weights(run_id + 1, weights)
+    with pytest.raises(UnknownRunError):
+        reopened.save_audit(run_id + 1, "{}")
+
+    reopened.delete_run(run_id)
+    raw = _raw(reopened)
+    assert raw.execute("SELECT COUNT(*) FROM run_weights").fetchone() == (0,)
+    assert raw.execute("SELECT COUNT(*) FROM audits").fetchone() == (0,)
+
+
+def test_a_version_1_store_gains_the_weights_and_audit_tables(tmp_path):
+    import dpcore.store as store_module
+
+    path = tmp_path / "runs.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    store_module.MIGRATIONS[0](conn)  # the layout every store had before version 2
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO runs (name, created, config_json, status) VALUES ('old', 1.0, ?, 'completed')",
+                 (CONFIG.to_json(),))
+    conn.execute("COMMIT")
+    conn.close()
+
+    store = RunStore(path)
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    (old,) = store.list_runs()
+    assert old.name == "old" and old.config == CONFIG
+    assert store.load_weights(old.id) is None and store.get_audit(old.id) is None
+    store.save_audit(old.id, "{}")
+    assert store.get_audit(old.id) == "{}"

@@ -72,3 +72,15 @@ def test_private_mean_error_scales_like_one_over_n_epsilon() -> None:
 def test_bad_inputs_are_user_errors(call) -> None:
     with pytest.raises(UserInputError):
         call()
+
+
+@pytest.mark.parametrize("epsilon", [0.5, 2.0, 6.0])
+def test_best_gaussian_attack_touches_the_dp_boundary_without_crossing_it(epsilon: float) -> None:
+    from dpcore.audit import max_tpr
+
+    curve = teaching.gaussian_attack_roc(epsilon=epsilon, delta=1e-5)
+    assert (curve.fpr[0], curve.tpr[0], curve.fpr[-1], curve.tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert list(curve.fpr) == sorted(curve.fpr)
+    gaps = [b - t for t, b in zip(curve.tpr, max_tpr(list(curve.fpr), epsilon=epsilon, delta=1e-5))]
+    assert min(gaps) > -1e-9  # never outside what (ε, δ)-DP allows
+    assert min(gaps[1:-1]) < 0.01  # and tight: σ is calibrated to exactly this (ε, δ)

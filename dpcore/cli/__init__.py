@@ -16,6 +16,7 @@ from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics
 COMMAND_MODULES = (
     "dpcore.cli.accounting_commands",
     "dpcore.cli.export_command",
+    "dpcore.cli.audit_command",
     "dpcore.cli.runs_commands",
     "dpcore.cli.train_command",
 )

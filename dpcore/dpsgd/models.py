@@ -6,9 +6,9 @@ so the same seed builds the same weights without touching global random state.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
-
+import numpy as np
 import tensorflow as tf
 
 from dpcore.errors import ConfigError
@@ -71,6 +71,20 @@ def build(config: "DPConfig", *, input_shape: tuple[int, ...], num_classes: int)
     layers = _BUILDERS[config.model](_Seeds(config.seed), config.activation, int(num_classes))
     model = tf.keras.Sequential([tf.keras.Input(shape=tuple(input_shape)), *layers], name=config.model)
     return model
+
+
+def predict_logits(config: "DPConfig", *, weights: Sequence[np.ndarray], x: np.ndarray, num_classes: int,
+                   batch_size: int = 1000) -> np.ndarray:
+    """The logits (n, num_classes) of the model ``config`` describes with ``weights`` loaded, in inference mode."""
+    model = build(config, input_shape=tuple(x.shape[1:]), num_classes=num_classes)
+    expected = [tuple(w.shape) for w in model.get_weights()]
+    given = [tuple(np.shape(w)) for w in weights]
+    if given != expected:
+        raise ConfigError("model", f"the stored weights (shapes {given}) do not fit a {config.model!r} "
+                          f"model of this dataset (shapes {expected})", allowed="the weights of this run")
+    model.set_weights(list(weights))
+    parts = [model(x[start:start + batch_size], training=False).numpy() for start in range(0, len(x), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, num_classes), np.float32)
 
 
 class _Seeds:

@@ -84,13 +84,22 @@ def make_optimizer(config: "DPConfig") -> tf.keras.optimizers.legacy.Optimizer:
 
 def train(config: "DPConfig", *, on_epoch: Optional[Callable[[EpochMetrics], None]] = None,
           on_progress: Optional[Callable[[Progress], None]] = None,
-          stop_event: Optional[threading.Event] = None) -> TrainResult:
-    """Train ``config`` to the end, or until ``stop_event`` is set; never raises for a failed run."""
+          stop_event: Optional[threading.Event] = None,
+          on_weights: Optional[Callable[[list[np.ndarray]], None]] = None,
+          dataset: Optional[data.Dataset] = None) -> TrainResult:
+    """Train ``config`` to the end, or until ``stop_event`` is set; never raises for a failed run.
+
+    ``on_weights`` receives the final weights of a completed run (to keep the model with the run);
+    ``dataset`` replaces the one ``config`` names (the canary audit trains on a modified copy), and ε
+    is then accounted for its size.
+    """
     started = time.perf_counter()
-    run = _Run(config)
+    run = _Run(config, dataset=dataset)
     try:
         run.execute(on_epoch=on_epoch, on_progress=on_progress, stop_event=stop_event)
         status, error = ("cancelled" if run.cancelled else "completed"), None
+        if on_weights is not None and not run.cancelled:
+            on_weights(run.weights())
     except Exception as exc:  # noqa: BLE001 - a failed run is a result, with its message
         status, error = "failed", _describe(exc)
     return TrainResult(
@@ -128,8 +137,10 @@ _RAISED_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): \S")
 class _Run:
     """The state of one training run; ``execute`` fills ``epochs`` as it goes."""
 
-    def __init__(self, config: "DPConfig") -> None:
+    def __init__(self, config: "DPConfig", *, dataset: Optional[data.Dataset] = None) -> None:
         self.config = config
+        self.dataset = dataset
+        self.model: Optional[tf.keras.Model] = None
         self.epochs: list[EpochMetrics] = []
         self.cancelled = False
         self.n_train = 0
@@ -140,18 +151,25 @@ class _Run:
     def examples_per_second(self) -> float:
         return self._timed_examples / self._timed_seconds if self._timed_seconds > 0 else 0.0
 
+    def weights(self) -> list[np.ndarray]:
+        """The model's weights as numpy arrays, in ``model.get_weights()`` order."""
+        if self.model is None:
+            raise RuntimeError("the model's weights are known only after execute() has built it")
+        return [np.array(w) for w in self.model.get_weights()]
+
     def execute(self, *, on_epoch: Optional[Callable[[EpochMetrics], None]],
                 on_progress: Optional[Callable[[Progress], None]],
                 stop_event: Optional[threading.Event]) -> None:
         config = self.config
-        dataset = data.load(config)
+        dataset = self.dataset if self.dataset is not None else data.load(config)
         n = self.n_train = int(dataset.x_train.shape[0])
         config.check_dataset_size(n)
         models.check_pair(config.model, dataset.info.input_shape)
         ends = accounting.epoch_end_steps(n=n, batch_size=config.batch_size, epochs=config.epochs,
                                           sampling=config.sampling)
         epsilons = accounting.epsilon_curve_for_config(config, n=n)
-        model = models.build(config, input_shape=dataset.info.input_shape, num_classes=dataset.info.num_classes)
+        model = self.model = models.build(config, input_shape=dataset.info.input_shape,
+                                          num_classes=dataset.info.num_classes)
         seed = randomness_seed(config)
         step = _StepFunction(config, model, dataset, seed=seed)
 

@@ -1,5 +1,7 @@
-"""AppTest: the Learn page renders its live examples, and moving the noise moves ε."""
+"""AppTest: the Learn page renders its live examples; moving the noise moves ε, moving ε redraws the attack region."""
 from __future__ import annotations
+
+import math
 
 from dpcore import teaching
 
@@ -27,3 +29,33 @@ def test_less_noise_means_larger_epsilon(app) -> None:
     at.slider(key="learn_sigma").set_value(0.5).run()
     after = float(at.metric[0].value)
     assert after > before and after == round(teaching.gaussian_epsilon(1e-5, sigma=0.5), 3)
+
+
+def _region_chart(at) -> dict:
+    import json
+
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return next(spec for spec in specs if "DP allows an attacker" in spec["layout"]["title"]["text"])
+
+
+def test_audit_section_draws_the_region_the_slider_allows(app) -> None:
+    from dpcore import audit
+
+    at = _open(app)
+    assert "6. What an attacker can actually do" in [h.value for h in at.header]
+    metric = next(m for m in at.metric if m.label == "Members caught at 1% false alarms, at most")
+    assert metric.value == f"{float(audit.max_tpr(0.01, epsilon=1.0, delta=1e-5)):.1%}"
+    region = next(t for t in _region_chart(at)["data"] if t.get("name") == "allowed region")
+    at_10pct = region["y"][region["x"].index(0.1)]
+    assert abs(at_10pct - min(math.e * 0.1 + 1e-5, 1 - math.exp(-1.0) * (1 - 1e-5 - 0.1))) < 1e-9
+
+    at.slider(key="learn_audit_epsilon").set_value(3.0).run()
+    assert not at.exception
+    wider = next(t for t in _region_chart(at)["data"] if t.get("name") == "allowed region")
+    assert wider["y"][wider["x"].index(0.1)] > at_10pct
+    metric = next(m for m in at.metric if m.label == "Members caught at 1% false alarms, at most")
+    assert metric.value == f"{float(audit.max_tpr(0.01, epsilon=3.0, delta=1e-5)):.1%}"
+    # The best attack on a Gaussian mechanism with this (ε, δ) stays inside the region.
+    attack = next(t for t in _region_chart(at)["data"] if t.get("name") == "best attack on a Gaussian mechanism")
+    bound = audit.max_tpr(attack["x"], epsilon=3.0, delta=1e-5)
+    assert all(t <= b + 1e-9 for t, b in zip(attack["y"], bound))
