@@ -17,15 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from dpcore.config import DPConfig
-from dpcore.store import RunRecord, RunStore, UnknownRunError
+from dpcore.store import FINAL_STATUSES, RunRecord, RunStore, UnknownRunError
 
 if TYPE_CHECKING:
     from dpcore.results import EpochMetrics, Progress, TrainResult
 
 ENV_WORKERS = "DPEXPLORER_WORKERS"
-
-JOB_STATES = ("queued", "running", "completed", "cancelled", "failed", "interrupted")
-FINAL_STATES = frozenset({"completed", "cancelled", "failed", "interrupted"})
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ class JobSnapshot:
     @property
     def done(self) -> bool:
         """True once the job will change no more (completed, cancelled, failed or interrupted)."""
-        return self.state in FINAL_STATES
+        return self.state in FINAL_STATUSES
 
     @property
     def latest(self) -> Optional["EpochMetrics"]:
@@ -156,7 +153,7 @@ class JobRunner:
         """Cancel a queued job at once or ask a running one to stop; False if it had already ended."""
         with self._cond:
             job = self._jobs.get(job_id)
-            if job is None or job.state in FINAL_STATES:
+            if job is None or job.state in FINAL_STATUSES:
                 return False
             if job.state == "queued":
                 self._queue.remove(job)
@@ -195,7 +192,7 @@ class JobRunner:
             unknown = [i for i in ids if i not in self._jobs]
             if unknown:
                 raise UnknownRunError(unknown[0])
-            while not all(self._jobs[i].state in FINAL_STATES for i in ids):
+            while not all(self._jobs[i].state in FINAL_STATUSES for i in ids):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -288,7 +285,7 @@ class JobRunner:
     def _end(self, job: _Job, state: str, error: Optional[str],
              epochs: Optional[tuple["EpochMetrics", ...]]) -> None:
         with self._cond:
-            job.state = state if state in FINAL_STATES else "failed"
+            job.state = state if state in FINAL_STATUSES else "failed"
             job.error = error
             job.finished = time.time()
             job.eta_seconds = None if state != "completed" else 0.0

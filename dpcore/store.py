@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 
 ENV_STORE = "DPEXPLORER_STORE"
 
-STATUSES = ("queued", "running", "completed", "cancelled", "failed", "interrupted")
+# A run's states, for the store, the job runner and the pages alike.
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("completed", "cancelled", "failed", "interrupted")
+STATUSES = ACTIVE_STATUSES + FINAL_STATUSES
 
 CSV_COLUMNS = (
     "id", "name", "created", "status", "dataset", "model", "optimizer", "noise_multiplier",

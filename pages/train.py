@@ -12,6 +12,7 @@ from dpcore.comparison import config_summary
 from dpcore.data import dataset_info
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobSnapshot
+from dpcore.store import ACTIVE_STATUSES
 from dpcore.dpsgd.models import check_pair
 
 ss = st.session_state
@@ -112,7 +113,7 @@ def show_job(job: JobSnapshot) -> None:
                                      [m.epsilon for m in job.metrics], epochs_total=job.epochs_total,
                                      private=private),
             width="stretch", key=f"train_chart_{job.id}")
-    elif job.state in ("queued", "running"):
+    elif job.state in ACTIVE_STATUSES:
         st.caption("The charts appear when the first epoch ends.")
 
 
