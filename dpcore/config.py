@@ -13,12 +13,21 @@ from dpcore.errors import ConfigError
 
 SCHEMA_VERSION = 1
 
-DATASETS = ("digits", "fashion_mnist", "mnist", "csv")
-MODELS = ("logreg", "mlp", "cnn", "lenet5")
+# Each choice with the title the pages show for it; the choice lists are their keys.
+DATASET_TITLES = {"digits": "Digits (8x8, scikit-learn)", "fashion_mnist": "Fashion-MNIST (28x28)",
+                  "mnist": "MNIST (28x28)", "csv": "Your CSV file (tabular)"}
+MODEL_TITLES = {"logreg": "Logistic regression", "mlp": "MLP", "cnn": "CNN", "lenet5": "LeNet-5"}
+OPTIMIZER_TITLES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
+ACCOUNTANT_TITLES = {"rdp": "RDP", "pld": "PLD"}
+ACCOUNTANT_FULL_NAMES = {"rdp": "Rényi DP", "pld": "privacy loss distribution"}
+SAMPLING_TITLES = {"poisson": "Poisson", "shuffle": "shuffle"}
+
+DATASETS = tuple(DATASET_TITLES)
+MODELS = tuple(MODEL_TITLES)
 ACTIVATIONS = ("relu", "tanh")
-OPTIMIZERS = ("sgd", "momentum", "adam")
-ACCOUNTANTS = ("rdp", "pld")
-SAMPLINGS = ("poisson", "shuffle")
+OPTIMIZERS = tuple(OPTIMIZER_TITLES)
+ACCOUNTANTS = tuple(ACCOUNTANT_TITLES)
+SAMPLINGS = tuple(SAMPLING_TITLES)
 
 # Upper bounds keep a slider typo from launching a week-long run or an absurd accountant query.
 MAX_EPOCHS = 1000

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 import numpy as np
 
+from dpcore.config import DATASET_TITLES
 from dpcore.errors import DatasetError
 
 if TYPE_CHECKING:
@@ -80,19 +81,19 @@ class Dataset:
 
 
 _DIGITS = DatasetInfo(
-    name="digits", title="Digits (8x8, scikit-learn)", n_train=1437, n_test=360,
+    name="digits", title=DATASET_TITLES["digits"], n_train=1437, n_test=360,
     input_shape=(8, 8, 1), num_classes=10, class_names=tuple(str(i) for i in range(10)),
     source="scikit-learn's bundled copy of the UCI handwritten digits; stratified 80/20 split (seed 0)",
 )
 _FASHION = DatasetInfo(
-    name="fashion_mnist", title="Fashion-MNIST (28x28)", n_train=60000, n_test=10000,
+    name="fashion_mnist", title=DATASET_TITLES["fashion_mnist"], n_train=60000, n_test=10000,
     input_shape=(28, 28, 1), num_classes=10,
     class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                  "Sneaker", "Bag", "Ankle boot"),
     source="Zalando Fashion-MNIST IDX files (Debian package dataset-fashion-mnist) or the Keras loader",
 )
 _MNIST = DatasetInfo(
-    name="mnist", title="MNIST (28x28)", n_train=60000, n_test=10000, input_shape=(28, 28, 1),
+    name="mnist", title=DATASET_TITLES["mnist"], n_train=60000, n_test=10000, input_shape=(28, 28, 1),
     num_classes=10, class_names=tuple(str(i) for i in range(10)),
     source="MNIST through the Keras loader (downloaded once, then cached in ~/.keras/datasets)",
 )

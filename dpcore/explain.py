@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from dpcore.config import DPConfig
+from dpcore.config import ACCOUNTANT_FULL_NAMES, ACCOUNTANT_TITLES, DPConfig
 
 # Batches smaller than this make every noisy step mostly noise (noise std is σ·C/B per example).
 TINY_BATCH = 16
@@ -69,8 +69,7 @@ def epsilon_reading(epsilon: float, delta: float, *, outcome: str = "training ou
 
 def accounting_note(accountant: str, sampling: str) -> str:
     """What the ε shown assumes: which accountant, which sampling, and when it is valid."""
-    name = {"rdp": "RDP (Rényi DP) accountant", "pld": "PLD (privacy loss distribution) accountant"}.get(
-        accountant, accountant)
+    name = f"{ACCOUNTANT_TITLES[accountant]} ({ACCOUNTANT_FULL_NAMES[accountant]}) accountant"
     if sampling == "poisson":
         return (f"{name}, Poisson sampling: this ε is only valid when every batch is really drawn "
                 "by Poisson sampling (each example joins each batch independently with "

@@ -9,16 +9,15 @@ import streamlit as st
 import app_state
 from dpcore import accounting, charts, explain, presets, uploads
 from dpcore.availability import dataset_problem
-from dpcore.config import MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
+from dpcore.config import (ACCOUNTANT_TITLES, ACCOUNTANTS, ACTIVATIONS, DATASET_TITLES, DATASETS, MAX_BATCH_SIZE,
+                           MAX_CLIP, MAX_EPOCHS, MAX_NOISE, MODEL_TITLES, OPTIMIZER_TITLES, OPTIMIZERS,
+                           SAMPLING_TITLES, SAMPLINGS, DPConfig)
 from dpcore.data import csv_file_columns, dataset_info
 from dpcore.errors import UserInputError
-from dpcore.dpsgd.models import MODEL_TITLES, supported_models
+from dpcore.model_specs import model_description, supported_models
 
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
-DATASETS = ("digits", "fashion_mnist", "mnist", "csv")
-CSV_TITLE = "Your CSV file (tabular)"
-MODEL_LABELS = {"logreg": "Logistic regression", "mlp": "MLP", "cnn": "CNN", "lenet5": "LeNet-5"}
 NOISE_SLIDER_MIN = 0.1
 NOISE_GRID = tuple(round(0.4 * (16.0 / 0.4) ** (i / 15), 4) for i in range(16))  # geometric, 0.4 to 16
 
@@ -165,7 +164,7 @@ with controls:
     left, right = st.columns(2)
     _seed(f"{P}dataset", cfg.dataset)
     dataset = left.selectbox("Dataset", DATASETS, key=f"{P}dataset", on_change=on_dataset_change,
-                             format_func=lambda name: CSV_TITLE if name == "csv" else dataset_info(name).title)
+                             format_func=DATASET_TITLES.get)
     csv_path = csv_label = None
     if dataset == "csv":
         st.file_uploader("Upload a CSV file", type=["csv", "tsv", "txt"], key="explore_csv_upload",
@@ -199,14 +198,14 @@ with controls:
     _seed(f"{P}model", cfg.model if cfg.model in model_options else _fallback_model(model_options))
     if ss[f"{P}model"] not in model_options:
         ss[f"{P}model"] = _fallback_model(model_options)
-    model = right.selectbox("Model", model_options, key=f"{P}model", format_func=MODEL_LABELS.get,
+    model = right.selectbox("Model", model_options, key=f"{P}model", format_func=MODEL_TITLES.get,
                             help="Only models that fit this dataset's input shape are offered: "
-                                 + "; ".join(MODEL_TITLES[m] for m in model_options) + ".")
+                                 + "; ".join(model_description(m) for m in model_options) + ".")
 
     left, right = st.columns(2)
     _seed(f"{P}optimizer", cfg.optimizer)
-    optimizer = left.selectbox("Optimizer", ("sgd", "momentum", "adam"), key=f"{P}optimizer",
-                               format_func={"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}.get)
+    optimizer = left.selectbox("Optimizer", OPTIMIZERS, key=f"{P}optimizer",
+                               format_func=OPTIMIZER_TITLES.get)
     momentum = cfg.momentum
     if optimizer == "momentum":
         _seed(f"{P}momentum", cfg.momentum)
@@ -215,19 +214,19 @@ with controls:
 
     left, right = st.columns(2)
     _seed(f"{P}accountant", cfg.accountant)
-    accountant = left.radio("Accountant", ("rdp", "pld"), key=f"{P}accountant", horizontal=True,
-                            format_func=str.upper,
+    accountant = left.radio("Accountant", ACCOUNTANTS, key=f"{P}accountant", horizontal=True,
+                            format_func=ACCOUNTANT_TITLES.get,
                             help="RDP: Rényi DP, the classic DP-SGD accountant. PLD: privacy loss "
                                  "distributions, tighter.")
     _seed(f"{P}sampling", cfg.sampling)
-    sampling = right.radio("Sampling", ("poisson", "shuffle"), key=f"{P}sampling", horizontal=True,
-                           format_func={"poisson": "Poisson", "shuffle": "shuffle"}.get,
+    sampling = right.radio("Sampling", SAMPLINGS, key=f"{P}sampling", horizontal=True,
+                           format_func=SAMPLING_TITLES.get,
                            help="How batches are drawn; the trainer draws them exactly this way.")
 
     with st.expander("More settings"):
         left, right = st.columns(2)
         _seed(f"{P}activation", cfg.activation)
-        activation = left.selectbox("Activation", ("relu", "tanh"), key=f"{P}activation")
+        activation = left.selectbox("Activation", ACTIVATIONS, key=f"{P}activation")
         _seed(f"{P}seed", cfg.seed)
         seed = right.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{P}seed")
         _seed(f"{P}secure_mode", cfg.secure_mode)
@@ -302,13 +301,12 @@ with results:
     overlay = st.toggle("Overlay RDP and PLD", key="explore_overlay",
                         help="Both accountants for the current sampling; PLD is the tighter one.")
     accountants = ("rdp", "pld") if overlay else (new_cfg.accountant,)
-    label = {"rdp": "RDP", "pld": "PLD"}
     # Only the open tab is computed: the noise sweep costs many accountant queries.
     tab_epochs, tab_noise = st.tabs(["ε vs epochs", "ε vs noise multiplier"], key="explore_tab",
                                     on_change="rerun")
     if tab_epochs.open:
         per_epoch = {
-            f"{label[a]}, {new_cfg.sampling}": accounting.epsilon_per_epoch(
+            f"{ACCOUNTANT_TITLES[a]}, {new_cfg.sampling}": accounting.epsilon_per_epoch(
                 n=n, batch_size=new_cfg.batch_size, noise_multiplier=new_cfg.noise_multiplier,
                 epochs=new_cfg.epochs, delta=new_cfg.delta, accountant=a, sampling=new_cfg.sampling,
                 interactive=True)
@@ -319,7 +317,7 @@ with results:
                                 width="stretch", key="chart_eps_epochs")
     if tab_noise.open:
         with tab_noise:
-            sweep = {f"{label[a]}, {new_cfg.sampling}": noise_sweep(n, new_cfg.batch_size, new_cfg.epochs,
+            sweep = {f"{ACCOUNTANT_TITLES[a]}, {new_cfg.sampling}": noise_sweep(n, new_cfg.batch_size, new_cfg.epochs,
                                                                      new_cfg.delta, a, new_cfg.sampling)
                      for a in accountants}
             st.plotly_chart(charts.epsilon_vs_noise(NOISE_GRID, sweep, current_noise=new_cfg.noise_multiplier,

@@ -13,7 +13,7 @@ from dpcore.data import dataset_info
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobSnapshot
 from dpcore.store import ACTIVE_STATUSES
-from dpcore.dpsgd.models import check_pair
+from dpcore.model_specs import check_pair
 
 ss = st.session_state
 POLL_SECONDS = 1.0

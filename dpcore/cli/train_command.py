@@ -33,14 +33,14 @@ def _epsilon_text(value: float) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from dpcore import data
-    from dpcore.dpsgd import models, training
+    from dpcore import data, model_specs
+    from dpcore.dpsgd import training
 
     config = load_config_file(args.config)
     # Mistakes in the config or the data are usage errors (exit 2), reported before training starts.
     dataset = data.load(config)
     config.check_dataset_size(int(dataset.x_train.shape[0]))
-    models.check_pair(config.model, dataset.info.input_shape)
+    model_specs.check_pair(config.model, dataset.info.input_shape)
 
     def on_epoch(m: "training.EpochMetrics") -> None:
         if args.json:

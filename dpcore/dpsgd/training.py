@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 import numpy as np
 import tensorflow as tf
 
-from dpcore import accounting, data
+from dpcore import accounting, data, model_specs
 from dpcore.dpsgd import models, privatize
 from dpcore.results import EpochMetrics, Progress, TrainResult  # noqa: F401 (re-exported)
 
@@ -147,7 +147,7 @@ class _Run:
         dataset = data.load(config)
         n = self.n_train = int(dataset.x_train.shape[0])
         config.check_dataset_size(n)
-        models.check_pair(config.model, dataset.info.input_shape)
+        model_specs.check_pair(config.model, dataset.info.input_shape)
         ends = accounting.epoch_end_steps(n=n, batch_size=config.batch_size, epochs=config.epochs,
                                           sampling=config.sampling)
         epsilons = accounting.epsilon_curve_for_config(config, n=n)
