@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
@@ -159,6 +160,47 @@ class DPConfig:
 
 
 FIELD_NAMES = frozenset(f.name for f in fields(DPConfig))
+_FIELD_TYPES = typing.get_type_hints(DPConfig)
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+_NONE = ("", "none", "null")
+
+
+def parse_field(name: str, text: str) -> Any:
+    """One field's value from text (a link, a command-line flag), read as the field's type.
+
+    Booleans take true/yes/on/1 and false/no/off/0, optional fields take none, null or nothing;
+    the range of the value is checked later, by DPConfig itself.
+    """
+    if name not in FIELD_NAMES:
+        raise ConfigError(name, "unknown config key", allowed=", ".join(sorted(FIELD_NAMES)))
+    hint = _FIELD_TYPES[name]
+    optional = type(None) in typing.get_args(hint)
+    kind = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    text = text.strip()
+    lower = text.lower()
+    if optional and lower in _NONE:
+        return None
+    if kind is bool:
+        if lower in _TRUE:
+            return True
+        if lower in _FALSE:
+            return False
+        raise ConfigError(name, f"{text!r} is not true or false", allowed="true, false")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(name, f"{text!r} is not a whole number") from None
+    if kind is float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(name, f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ConfigError(name, f"{text!r} is not a finite number")
+        return value
+    return text
 
 
 def load_config_file(path: str) -> DPConfig:

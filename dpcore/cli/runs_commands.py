@@ -5,12 +5,11 @@ import argparse
 import itertools
 import math
 import sys
-import typing
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from dpcore.cli import CliError, print_json
-from dpcore.config import FIELD_NAMES, DPConfig, load_config_file
+from dpcore.config import FIELD_NAMES, DPConfig, load_config_file, parse_field
 from dpcore.errors import UserInputError
 from dpcore.store import RunRecord, RunStore
 
@@ -19,10 +18,6 @@ if TYPE_CHECKING:
 
 SWEEP_OWNER = "cli"
 POLL_SECONDS = 0.25
-
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
-_NONE = ("none", "null")
 
 
 def register(subparsers: Any) -> None:
@@ -60,9 +55,6 @@ def _positive_int(text: str) -> int:
 
 # -- grid parsing ----------------------------------------------------------------------
 
-_FIELD_TYPES = typing.get_type_hints(DPConfig)
-
-
 def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
     """``["noise_multiplier=0.5,1.0", "epochs=5"]`` -> field -> values, each parsed to the field's type."""
     grid: dict[str, list[Any]] = {}
@@ -78,34 +70,11 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
         texts = [t.strip() for t in values_text.split(",")]
         if not texts or any(not t for t in texts):
             raise CliError(f"--grid {spec!r}: empty value; expected {name}=V1,V2,...")
-        grid[name] = [_parse_value(name, text) for text in texts]
+        try:
+            grid[name] = [parse_field(name, text) for text in texts]
+        except UserInputError as exc:
+            raise CliError(f"--grid {exc}") from None
     return grid
-
-
-def _parse_value(name: str, text: str) -> Any:
-    """One grid value, read as the DPConfig field's type (``none`` for optional fields)."""
-    hint = _FIELD_TYPES[name]
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    kind = next((a for a in args if a is not type(None)), hint) if optional else hint
-    lower = text.lower()
-    if optional and lower in _NONE:
-        return None
-    try:
-        if kind is bool:
-            if lower in _TRUE:
-                return True
-            if lower in _FALSE:
-                return False
-            raise ValueError
-        if kind is int:
-            return int(text)
-        if kind is float:
-            return float(text)
-    except ValueError:
-        expected = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
-        raise CliError(f"--grid {name}: {text!r} is not {expected}") from None
-    return text
 
 
 def grid_configs(base: DPConfig, grid: dict[str, list[Any]]) -> list[tuple[dict[str, Any], DPConfig]]:
