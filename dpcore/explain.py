@@ -22,13 +22,20 @@ class Warning:
     message: str
 
 
-def format_epsilon(value: Optional[float]) -> str:
-    """ε for display: ∞ for a baseline, a dash while unknown, three decimals otherwise."""
+def format_epsilon(value: Optional[float], *, digits: Optional[int] = 3, infinity: str = "∞",
+                   unknown: str = "—") -> str:
+    """ε as text, the one format for the pages, the CLI and the run CSV.
+
+    ``infinity`` for a non-private baseline, ``unknown`` while not known, else ``digits`` decimals
+    (``digits`` + 1 significant digits from 100 up); ``digits=None`` writes the exact value, for files.
+    """
     if value is None:
-        return "—"
+        return unknown
     if math.isinf(value):
-        return "∞"
-    return f"{value:.3f}" if value < 100 else f"{value:.4g}"
+        return infinity
+    if digits is None:
+        return repr(float(value))
+    return f"{value:.{digits}f}" if value < 100 else f"{value:.{digits + 1}g}"
 
 
 def strength(epsilon: float) -> str:
@@ -126,7 +133,7 @@ def risk_warnings(config: DPConfig, *, n: int, epsilon: float) -> tuple[Warning,
     if math.isfinite(epsilon) and epsilon > HIGH_EPSILON:
         found.append(Warning(
             "noise_multiplier", "warning",
-            f"ε = {epsilon:.3g} is beyond ~{HIGH_EPSILON:g}: the guarantee says little in practice. "
+            f"ε = {format_epsilon(epsilon)} is beyond ~{HIGH_EPSILON:g}: the guarantee says little in practice. "
             "Raise the noise multiplier or train for fewer epochs.",
         ))
     return tuple(found)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, U
 
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
+from dpcore.explain import format_epsilon
 
 if TYPE_CHECKING:
     from dpcore.results import EpochMetrics, TrainResult
@@ -478,7 +479,7 @@ def csv_row(run: RunRecord) -> list[Any]:
     return [
         run.id, run.name, created, run.status, c.dataset, c.model, c.optimizer, c.noise_multiplier,
         c.l2_norm_clip, c.batch_size, c.epochs, c.sampling, c.accountant, c.private,
-        _cell(run.test_accuracy), _cell(run.epsilon), c.delta, _cell(run.examples_per_second),
+        _cell(run.test_accuracy), format_epsilon(run.epsilon, digits=None, infinity="inf", unknown=""), c.delta, _cell(run.examples_per_second),
         _cell(run.seconds), run.error or "",
     ]
 
@@ -486,8 +487,6 @@ def csv_row(run: RunRecord) -> list[Any]:
 def _cell(value: Optional[float]) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if math.isinf(value):
-        return "inf"
     return repr(float(value))
 
 

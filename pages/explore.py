@@ -262,7 +262,7 @@ with results:
     if n is None:
         app_state.finish_page()
     if not new_cfg.private:
-        st.metric("Projected ε", "∞")
+        st.metric("Projected ε", explain.format_epsilon(math.inf))
         st.warning("This config is a non-private baseline (no clipping, no noise), loaded from a run, "
                    "a file or a link. " + explain.epsilon_reading(math.inf, new_cfg.delta))
         st.button("Make it private", key="explore_make_private", on_click=make_private, type="primary")
@@ -293,7 +293,8 @@ with results:
                    "reports the precise grid.")
         if st.button("Compute the precise PLD ε", key="explore_precise"):
             precise = accounting.epsilon_for_config(new_cfg, n=n)
-            st.info(f"Precise PLD ε (grid 1e-4) = {precise:.4f}, against {eps:.4f} on the interactive grid.")
+            st.info(f"Precise PLD ε (grid 1e-4) = {explain.format_epsilon(precise, digits=4)}, against "
+                    f"{explain.format_epsilon(eps, digits=4)} on the interactive grid.")
     for warning in explain.risk_warnings(new_cfg, n=n, epsilon=eps):
         (st.error if warning.level == "error" else st.warning)(warning.message)
 
@@ -346,5 +347,5 @@ with results:
         sigma = math.ceil(found[1] * 10_000) / 10_000
         right.button(f"Apply σ = {sigma:.4f}", key="calibrate_apply", type="primary",
                      on_click=apply_noise, args=(sigma,))
-        st.success(f"Noise multiplier {found[1]:.4f} gives ε = {found[2]:.4f} ≤ {found[0]:g} "
+        st.success(f"Noise multiplier {found[1]:.4f} gives ε = {explain.format_epsilon(found[2], digits=4)} ≤ {found[0]:g} "
                    f"({new_cfg.accountant.upper()}, {new_cfg.sampling}).")

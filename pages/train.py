@@ -89,7 +89,7 @@ def show_job(job: JobSnapshot) -> None:
     last = job.latest
     c1, c2, c3 = st.columns(3)
     c1.metric("Test accuracy", f"{last.test_accuracy:.3f}" if last else "—")
-    c2.metric("ε spent", explain.format_epsilon(last.epsilon) if last else ("∞" if not private else "—"),
+    c2.metric("ε spent", explain.format_epsilon(last.epsilon if last else (None if private else math.inf)),
               help=("Non-private baseline: no guarantee (ε = ∞)." if not private else
                     f"{job.config.accountant.upper()} accountant, {job.config.sampling} sampling, "
                     f"δ = {job.config.delta:.1e}."))

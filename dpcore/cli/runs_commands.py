@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from dpcore.cli import CliError, print_json
 from dpcore.config import FIELD_NAMES, DPConfig, load_config_file, parse_field
 from dpcore.errors import UserInputError
+from dpcore.explain import format_epsilon
 from dpcore.store import RunRecord, RunStore
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def run_sweep(args: argparse.Namespace) -> int:
             " ".join(f"{k}={v}" for k, v in combo.items()) or "(base config)",
             job.state,
             "" if last is None else f"{last.test_accuracy:.4f}",
-            "" if last is None else _format_epsilon(last.epsilon),
+            "" if last is None else format_epsilon(last.epsilon),
             job.error or "",
         ])
     print(f"{len(ids)} run(s) stored in {store.path}")
@@ -170,7 +171,7 @@ def list_runs(args: argparse.Namespace) -> int:
             str(r.id), r.name, _iso(r.created), r.status, r.config.dataset, r.config.model,
             f"{r.config.noise_multiplier:g}" if r.config.private else "-", str(r.config.epochs),
             "" if r.test_accuracy is None else f"{r.test_accuracy:.4f}",
-            "" if r.epsilon is None else _format_epsilon(r.epsilon),
+            format_epsilon(r.epsilon, unknown=""),
         ]
         for r in records
     ]
@@ -202,10 +203,6 @@ def run_to_json(run: RunRecord) -> dict[str, Any]:
 
 def _finite(value: Optional[float]) -> Optional[float]:
     return value if value is not None and math.isfinite(value) else None
-
-
-def _format_epsilon(value: float) -> str:
-    return "inf" if math.isinf(value) else f"{value:.3f}"
 
 
 def _iso(timestamp: float) -> str:

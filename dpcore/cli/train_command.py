@@ -10,9 +10,11 @@ from typing import Any, Optional
 
 from dpcore.cli import print_json
 from dpcore.config import load_config_file
+from dpcore.explain import format_epsilon
 
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
+NON_PRIVATE_EPSILON = "∞ (non-private)"
 
 
 def register(subparsers: Any) -> None:
@@ -26,10 +28,6 @@ def register(subparsers: Any) -> None:
 def _finite(value: float) -> Optional[float]:
     """JSON has no infinity: an infinite ε (a non-private baseline) or a NaN is written as null."""
     return float(value) if math.isfinite(value) else None
-
-
-def _epsilon_text(value: float) -> str:
-    return "∞ (non-private)" if math.isinf(value) else f"{value:.4g}"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -49,7 +47,7 @@ def _train(args: argparse.Namespace) -> int:
         else:
             print(f"epoch {m.epoch}/{config.epochs}: train loss {m.train_loss:.4f}, train accuracy "
                   f"{m.train_accuracy:.4f}, test loss {m.test_loss:.4f}, test accuracy {m.test_accuracy:.4f}, "
-                  f"ε {_epsilon_text(m.epsilon)}, {m.seconds:.1f} s", flush=True)
+                  f"ε {format_epsilon(m.epsilon, infinity=NON_PRIVATE_EPSILON)}, {m.seconds:.1f} s", flush=True)
 
     stop = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
@@ -73,7 +71,7 @@ def _train(args: argparse.Namespace) -> int:
             "n_train": result.n_train, "epochs_completed": len(result.epochs),
         })
     else:
-        line = f"{result.status}: test accuracy {result.test_accuracy:.4f}, ε {_epsilon_text(result.epsilon)}"
+        line = f"{result.status}: test accuracy {result.test_accuracy:.4f}, ε {format_epsilon(result.epsilon, infinity=NON_PRIVATE_EPSILON)}"
         if config.private:
             line += f" at δ = {config.delta:g}"
         print(f"{line}; {result.examples_per_second:,.0f} examples/s, {result.seconds:.1f} s", flush=True)
