@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import NoReturn, Optional
+from typing import NoReturn, Optional, Sequence
 
+import pandas as pd
 import streamlit as st
 
 from dpcore import data, share
+from dpcore.comparison import run_rows
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobRunner, get_runner
-from dpcore.store import RunStore
+from dpcore.store import RunRecord, RunStore
 
 CONFIG_KEY = "dpx_config"
 OWNER_KEY = "dpx_owner"
@@ -90,6 +92,18 @@ def train_size(cfg: DPConfig) -> Optional[int]:
     except UserInputError as exc:
         st.error(str(exc))
         return None
+
+
+def run_table(runs: Sequence[RunRecord], *, key: str) -> None:
+    """The sortable table of runs that Train and Compare show (one row per run, from comparison.run_rows)."""
+    st.dataframe(
+        pd.DataFrame(run_rows(runs)), hide_index=True, width="stretch", key=key,
+        column_config={
+            "test accuracy": st.column_config.NumberColumn(format="%.3f"),
+            "ε": st.column_config.NumberColumn(format="%.3f", help="inf for non-private baselines (ε = ∞)"),
+            "δ": st.column_config.NumberColumn(format="%.0e"),
+        },
+    )
 
 
 def sidebar() -> None:

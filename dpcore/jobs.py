@@ -54,6 +54,12 @@ class JobSnapshot:
         """The last finished epoch's metrics, or None before the first epoch ends."""
         return self.metrics[-1] if self.metrics else None
 
+    def as_record(self) -> RunRecord:
+        """This job as its stored run reads (timings are left unknown), for the tables that list runs."""
+        return RunRecord(id=self.id, name=self.name, owner=self.owner, created=self.submitted, config=self.config,
+                         status=self.state, error=self.error, epochs=self.metrics, examples_per_second=None,
+                         seconds=None, started=self.started, finished=self.finished)
+
     @classmethod
     def from_record(cls, record: RunRecord) -> "JobSnapshot":
         """A snapshot of a stored run that no live runner holds (e.g. one from an earlier process)."""

@@ -1,12 +1,11 @@
 """Compare: accuracy against ε for every stored run, the Pareto frontier, baselines, and a run table."""
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 import app_state
 from dpcore import charts, explain
-from dpcore.comparison import ALL, build_view, busy_runs, filter_runs, run_rows
+from dpcore.comparison import ALL, build_view, busy_runs, filter_runs
 from dpcore.errors import UserInputError
 
 ss = st.session_state
@@ -84,14 +83,7 @@ else:
     st.info("None of these runs has finished an epoch yet.")
 
 st.markdown("**Runs** (click a column header to sort)")
-st.dataframe(
-    pd.DataFrame(run_rows(shown)), hide_index=True, width="stretch", key="compare_table",
-    column_config={
-        "test accuracy": st.column_config.NumberColumn(format="%.3f"),
-        "ε": st.column_config.NumberColumn(format="%.3f", help="inf for non-private baselines (ε = ∞)"),
-        "δ": st.column_config.NumberColumn(format="%.0e"),
-    },
-)
+app_state.run_table(shown, key="compare_table")
 
 actions = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
 if len(selected) == 1:

@@ -131,15 +131,7 @@ def runs_panel(polling: bool) -> None:
     show_job(by_id[ss["train_selected"]])
 
     st.markdown("**Your runs**")
-    st.dataframe(
-        [{"id": j.id, "name": j.name, "state": j.state, "epoch": f"{j.epoch}/{j.epochs_total}",
-          "test accuracy": j.latest.test_accuracy if j.latest else None,
-          "ε": (math.inf if not j.config.private else (j.latest.epsilon if j.latest else None)),
-          "private": j.config.private, "error": j.error or ""} for j in reversed(jobs)],
-        hide_index=True, width="stretch", key="train_runs_table",
-        column_config={"test accuracy": st.column_config.NumberColumn(format="%.3f"),
-                       "ε": st.column_config.NumberColumn(format="%.3f")},
-    )
+    app_state.run_table([job.as_record() for job in reversed(jobs)], key="train_runs_table")
     active = any(not job.done for job in jobs)
     if polling and not active:
         st.rerun()  # the last run ended: rerun the page so this panel stops polling

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 from typing import Any, Optional, Sequence
 
@@ -41,8 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def print_json(obj: Any) -> None:
-    """One JSON object on one line (infinite ε is written as null)."""
-    print(json.dumps(obj, allow_nan=False, default=str), flush=True)
+    """One JSON object on one line; JSON has no infinity, so ∞ (a baseline's ε) and NaN are written as null."""
+    print(json.dumps(_json_safe(obj), allow_nan=False, default=str), flush=True)
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _json_safe(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(value) for value in obj]
+    return obj
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

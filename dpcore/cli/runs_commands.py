@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
-import math
 import sys
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from dpcore.cli import CliError, print_json
 from dpcore.config import FIELD_NAMES, DPConfig, load_config_file, parse_field
 from dpcore.errors import UserInputError
 from dpcore.explain import format_epsilon
-from dpcore.store import RunRecord, RunStore
+from dpcore.store import RunRecord, RunStore, run_row
 
 if TYPE_CHECKING:
     from dpcore.jobs import JobRunner
@@ -168,12 +167,12 @@ def list_runs(args: argparse.Namespace) -> int:
         return 0
     rows = [
         [
-            str(r.id), r.name, _iso(r.created), r.status, r.config.dataset, r.config.model,
-            f"{r.config.noise_multiplier:g}" if r.config.private else "-", str(r.config.epochs),
-            "" if r.test_accuracy is None else f"{r.test_accuracy:.4f}",
-            format_epsilon(r.epsilon, unknown=""),
+            str(r["id"]), r["name"], r["created"], r["status"], r["dataset"], r["model"],
+            f"{r['noise_multiplier']:g}" if r["private"] else "-", str(r["epochs"]),
+            "" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
+            format_epsilon(r["epsilon"], unknown=""),
         ]
-        for r in records
+        for r in map(run_row, records)
     ]
     _print_table(["id", "name", "created", "status", "dataset", "model", "noise", "epochs",
                   "accuracy", "epsilon"], rows)
@@ -181,32 +180,17 @@ def list_runs(args: argparse.Namespace) -> int:
 
 
 def run_to_json(run: RunRecord) -> dict[str, Any]:
-    """A stored run as JSON-safe data; ε = ∞ (baseline) and NaN losses are written as null."""
+    """A stored run for ``print_json`` (which writes ε = ∞ of a baseline and NaN losses as null)."""
+    row = run_row(run)
     return {
-        "id": run.id, "name": run.name, "owner": run.owner, "created": _iso(run.created),
-        "status": run.status, "error": run.error, "config": run.config.to_dict(),
-        "test_accuracy": _finite(run.test_accuracy), "epsilon": _finite(run.epsilon),
-        "examples_per_second": _finite(run.examples_per_second), "seconds": _finite(run.seconds),
-        "epochs": [
-            {
-                "epoch": m.epoch, "train_loss": _finite(m.train_loss), "train_accuracy": _finite(m.train_accuracy),
-                "test_loss": _finite(m.test_loss), "test_accuracy": _finite(m.test_accuracy),
-                "epsilon": _finite(m.epsilon), "seconds": _finite(m.seconds), "examples": m.examples,
-            }
-            for m in run.epochs
-        ],
+        **{key: row[key] for key in ("id", "name", "owner", "created", "status", "error")},
+        "config": run.config.to_dict(),
+        **{key: row[key] for key in ("test_accuracy", "epsilon", "examples_per_second", "seconds")},
+        "epochs": [dataclasses.asdict(m) for m in run.epochs],
     }
 
 
 # -- formatting ------------------------------------------------------------------------
-
-
-def _finite(value: Optional[float]) -> Optional[float]:
-    return value if value is not None and math.isfinite(value) else None
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:

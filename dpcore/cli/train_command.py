@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import signal
 import threading
-from typing import Any, Optional
+from typing import Any
 
 from dpcore.cli import print_json
 from dpcore.config import load_config_file
@@ -25,11 +24,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=_train)
 
 
-def _finite(value: float) -> Optional[float]:
-    """JSON has no infinity: an infinite ε (a non-private baseline) or a NaN is written as null."""
-    return float(value) if math.isfinite(value) else None
-
-
 def _train(args: argparse.Namespace) -> int:
     from dpcore import data, model_specs
     from dpcore.dpsgd import training
@@ -42,8 +36,7 @@ def _train(args: argparse.Namespace) -> int:
 
     def on_epoch(m: "training.EpochMetrics") -> None:
         if args.json:
-            row = {k: (_finite(v) if isinstance(v, float) else v) for k, v in dataclasses.asdict(m).items()}
-            print_json({"event": "epoch", **row})
+            print_json({"event": "epoch", **dataclasses.asdict(m)})
         else:
             print(f"epoch {m.epoch}/{config.epochs}: train loss {m.train_loss:.4f}, train accuracy "
                   f"{m.train_accuracy:.4f}, test loss {m.test_loss:.4f}, test accuracy {m.test_accuracy:.4f}, "
@@ -65,7 +58,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.json:
         print_json({
             "event": "summary", "status": result.status, "error": result.error,
-            "test_accuracy": _finite(result.test_accuracy), "epsilon": _finite(result.epsilon),
+            "test_accuracy": result.test_accuracy, "epsilon": result.epsilon,
             "delta": config.delta if config.private else None, "private": config.private,
             "examples_per_second": result.examples_per_second, "seconds": result.seconds,
             "n_train": result.n_train, "epochs_completed": len(result.epochs),
