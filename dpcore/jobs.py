@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from dpcore.config import DPConfig
+from dpcore.errors import describe_exception
 from dpcore.store import FINAL_STATUSES, RunRecord, RunStore, UnknownRunError
 
 if TYPE_CHECKING:
@@ -262,7 +263,7 @@ class JobRunner:
             self.store.finish_run(job.id, result)
             self._end(job, result.status, result.error, result.epochs)
         except BaseException as exc:  # noqa: BLE001 - a worker must outlive any one run
-            message = _describe(exc)
+            message = describe_exception(exc)
             self._end(job, "failed", message, result.epochs if result is not None else None)
             try:
                 self.store.set_status(job.id, "failed", error=message)
@@ -302,14 +303,6 @@ class JobRunner:
             if state == "completed":
                 job.progress = 1.0
             self._cond.notify_all()
-
-
-def _describe(exc: BaseException) -> str:
-    """A one-line message for a run that raised: the error's own text, else its type."""
-    if isinstance(exc, MemoryError):
-        return "out of memory: " + (str(exc) or "the run needed more memory than is available")
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # -- the process-wide runner -----------------------------------------------------------
