@@ -1,4 +1,4 @@
-"""Shared pytest settings: quiet TensorFlow, and the paths of the shared reference files."""
+"""Shared pytest settings: quiet TensorFlow, and the repository root for tests that read its files."""
 from __future__ import annotations
 
 import os
@@ -7,4 +7,3 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DIR = Path(os.environ.get("DPEXPLORER_SHARED", REPO_ROOT.parent / "shared"))

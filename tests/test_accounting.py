@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from dpcore import accounting
 from dpcore.config import DPConfig
-from tests.conftest import SHARED_DIR
+from tests.conftest import REPO_ROOT
 
-VECTORS = json.loads((SHARED_DIR / "reference" / "accounting_vectors.json").read_text())["vectors"]
+VECTORS = json.loads((REPO_ROOT / "tests" / "data" / "accounting_vectors.json").read_text())["vectors"]
 
 
 def _query(vector):
