@@ -27,6 +27,7 @@ from dp_accounting.rdp import rdp_privacy_accountant
 
 from dpcore.config import ACCOUNTANTS, MAX_NOISE, SAMPLINGS
 from dpcore.errors import UserInputError
+from dpcore.explain import SAMPLING_NOTES
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
@@ -37,13 +38,6 @@ RDP_ORDERS = tuple(float(order) for order in rdp_privacy_accountant.DEFAULT_RDP_
 
 MIN_CALIBRATED_NOISE = 0.05
 CALIBRATION_RELATIVE_TOLERANCE = 1e-3
-
-SAMPLING_NOTES = {
-    "poisson": "Poisson sampling (amplified): valid only when every batch is drawn by independent "
-               "Poisson sampling of each example with probability q = batch size / n.",
-    "shuffle": "Shuffled fixed-size batches (no amplification): each example is used once per epoch, "
-               "so only the noise of those steps is counted; a conservative bound.",
-}
 
 
 class AccountingError(UserInputError):

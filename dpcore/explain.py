@@ -13,6 +13,17 @@ TINY_BATCH = 16
 HIGH_EPSILON = 10.0
 
 
+# What an ε assumes about how batches were drawn: the accountant's reports and the pages say this.
+SAMPLING_NOTES = {
+    "poisson": "Poisson sampling (amplified): this ε is only valid when every batch is really drawn by "
+               "Poisson sampling (each example joins each batch independently with probability "
+               "q = batch size / n), which is how DP Explorer trains with this setting.",
+    "shuffle": "Shuffled fixed-size batches (no amplification): a conservative bound; each example is in "
+               "exactly one step per epoch and that step counts as a full Gaussian release, so the "
+               "smaller Poisson figure does not cover it.",
+}
+
+
 @dataclass(frozen=True)
 class Warning:
     """One risk in the current settings: the field it concerns, how serious, and why."""
@@ -77,13 +88,7 @@ def epsilon_reading(epsilon: float, delta: float, *, outcome: str = "training ou
 def accounting_note(accountant: str, sampling: str) -> str:
     """What the ε shown assumes: which accountant, which sampling, and when it is valid."""
     name = f"{ACCOUNTANT_TITLES[accountant]} ({ACCOUNTANT_FULL_NAMES[accountant]}) accountant"
-    if sampling == "poisson":
-        return (f"{name}, Poisson sampling: this ε is only valid when every batch is really drawn "
-                "by Poisson sampling (each example joins each batch independently with "
-                "probability batch size / n), which is how DP Explorer trains with this setting.")
-    return (f"{name}, shuffle sampling: a conservative bound with no amplification by sampling "
-            "(each example is in exactly one step per epoch, and that step counts as a full Gaussian "
-            "release); shuffled fixed-size batches are not covered by the smaller Poisson figure.")
+    return f"{name}. {SAMPLING_NOTES[sampling]}"
 
 
 def randomness_note(config: DPConfig) -> str:
