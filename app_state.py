@@ -1,8 +1,12 @@
-"""Session state shared by the app's pages: the current config, the owner id, the job runner and store."""
+"""What the app's pages share, behind one API: the current config, notices, this session's runs, the store.
+
+Pages read and change shared state only through these functions; the session-state keys below are
+spelled nowhere else (tests may read them).
+"""
 from __future__ import annotations
 
 import uuid
-from typing import NoReturn, Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -11,11 +15,13 @@ from dpcore import data, share
 from dpcore.comparison import run_rows
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
-from dpcore.jobs import JobRunner, get_runner
+from dpcore.jobs import JobRunner, JobSnapshot, get_runner
 from dpcore.store import RunRecord, RunStore
 
 CONFIG_KEY = "dpx_config"
 OWNER_KEY = "dpx_owner"
+NOTICE_KEY = "dpx_notice"  # a success message for the next render, e.g. from a button callback
+ERROR_KEY = "dpx_error"  # a problem for the next render, e.g. a bad share link
 # Explore's widget keys: dropped whenever the config is replaced, so the widgets re-read it.
 WIDGET_PREFIX = "w_"
 PAGE_PATHS = ("explore", "train", "compare", "export", "learn")
@@ -30,9 +36,8 @@ def finish_page() -> NoReturn:
     raise PageDone
 
 
-@st.cache_resource
 def runner() -> JobRunner:
-    """The process-wide job runner (one per server, shared by all browser sessions)."""
+    """The process-wide job runner (``jobs.get_runner``: one per server, shared by all browser sessions)."""
     return get_runner()
 
 
@@ -51,9 +56,9 @@ def init_session() -> None:
     if share.is_shared(params):
         try:
             set_config(share.decode(params))
-            st.session_state["dpx_notice"] = "Config restored from the share link."
+            post_notice("Config restored from the share link.")
         except UserInputError as exc:
-            st.session_state["dpx_share_error"] = f"The share link holds a bad config: {exc}"
+            post_error(f"The share link holds a bad config: {exc}")
         st.query_params.clear()
 
 
@@ -67,22 +72,53 @@ def config() -> DPConfig:
     return st.session_state[CONFIG_KEY]
 
 
-def set_config(new: DPConfig) -> None:
-    """Replace the current config; Explore's widgets pick it up on their next render."""
+def set_config(new: DPConfig, *, reset_widgets: bool = True) -> None:
+    """Replace the current config; Explore's widgets pick it up on their next render.
+
+    ``reset_widgets=False`` is for the config Explore's widgets have just produced themselves.
+    """
     st.session_state[CONFIG_KEY] = new
-    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(WIDGET_PREFIX)]:
-        del st.session_state[key]
+    if reset_widgets:
+        for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(WIDGET_PREFIX)]:
+            del st.session_state[key]
+
+
+def update_config(**changes: Any) -> DPConfig:
+    """Change some fields of the current config (validated) and return the new one."""
+    new = config().replace(**changes)
+    set_config(new)
+    return new
+
+
+def post_notice(text: str) -> None:
+    """Say ``text`` once, as a success message and a toast, on the next render of any page."""
+    st.session_state[NOTICE_KEY] = text
+
+
+def post_error(text: str) -> None:
+    """Show ``text`` once, as an error, on the next render of any page."""
+    st.session_state[ERROR_KEY] = text
 
 
 def show_notices() -> None:
-    """Messages queued by callbacks and link restores, shown once."""
-    notice = st.session_state.pop("dpx_notice", None)
+    """Messages posted by callbacks and link restores, shown once."""
+    notice = st.session_state.pop(NOTICE_KEY, None)
     if notice:
         st.toast(notice)
         st.success(notice)
-    problem = st.session_state.pop("dpx_share_error", None)
+    problem = st.session_state.pop(ERROR_KEY, None)
     if problem:
         st.error(problem)
+
+
+def my_runs() -> list[JobSnapshot]:
+    """This session's runs (queued, training or ended), in submission order."""
+    return runner().list_jobs(owner=owner())
+
+
+def submit_run(cfg: DPConfig, *, name: str = "") -> int:
+    """Queue ``cfg`` for training as this session's run; returns its id."""
+    return runner().submit(cfg, owner=owner(), name=name)
 
 
 def train_size(cfg: DPConfig) -> Optional[int]:
@@ -117,6 +153,6 @@ def sidebar() -> None:
             f"{cfg.epochs} epochs  \n{cfg.accountant.upper()} accountant · {cfg.sampling} sampling · "
             f"δ {cfg.delta:.0e}"
         )
-        active = [j for j in runner().list_jobs(owner=owner()) if not j.done]
+        active = [j for j in my_runs() if not j.done]
         if active:
             st.caption(f"{len(active)} run(s) of yours queued or training.")

@@ -26,7 +26,7 @@ def load_into_explore(run_id: int) -> None:
     """Make a stored run's config the current one and go to Explore."""
     run = store.get_run(run_id)
     app_state.set_config(run.config)
-    ss["dpx_notice"] = f"Loaded the config of {run.label} into Explore."
+    app_state.post_notice(f"Loaded the config of {run.label} into Explore.")
     ss["compare_goto_explore"] = True
 
 
@@ -34,7 +34,7 @@ def rename(run_id: int) -> None:
     """Rename a run to what the name box holds."""
     try:
         store.rename_run(run_id, ss.get("compare_new_name", ""))
-        ss["dpx_notice"] = f"Run {run_id} renamed."
+        app_state.post_notice(f"Run {run_id} renamed.")
     except UserInputError as exc:
         ss["compare_error"] = str(exc)
 
@@ -52,7 +52,7 @@ def delete(run_ids: list[int]) -> None:
         except UserInputError as exc:
             ss["compare_error"] = str(exc)
     ss["compare_selected"] = []
-    ss["dpx_notice"] = f"Deleted {len(run_ids)} run(s)."
+    app_state.post_notice(f"Deleted {len(run_ids)} run(s).")
 
 
 runs = store.list_runs()

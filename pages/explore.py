@@ -30,7 +30,7 @@ def make_private() -> None:
     cfg = app_state.config()
     # A baseline may carry no noise (0, shown clamped to the entry's minimum): start from the default.
     noise = cfg.noise_multiplier if cfg.noise_multiplier >= NOISE_SLIDER_MIN else DPConfig().noise_multiplier
-    app_state.set_config(cfg.replace(private=True, noise_multiplier=noise))
+    app_state.update_config(private=True, noise_multiplier=noise)
 
 
 def _seed(key: str, value: Any) -> None:
@@ -64,13 +64,13 @@ def apply_preset(key: str) -> None:
     """Load a recipe preset into every control."""
     preset = presets.get_preset(key)
     app_state.set_config(preset.config)
-    ss["dpx_notice"] = f"Preset applied: {preset.title} ({preset.description})"
+    app_state.post_notice(f"Preset applied: {preset.title} ({preset.description})")
 
 
 def apply_noise(value: float) -> None:
     """Set the noise multiplier (from Calibrate), keeping everything else."""
-    app_state.set_config(app_state.config().replace(noise_multiplier=value))
-    ss["dpx_notice"] = f"Noise multiplier set to {value:.4g}."
+    app_state.update_config(noise_multiplier=value)
+    app_state.post_notice(f"Noise multiplier set to {value:.4g}.")
 
 
 def on_dataset_change() -> None:
@@ -94,7 +94,7 @@ def keep_upload() -> None:
         return
     ss.pop("explore_upload_error", None)
     ss[f"{P}csv_path"] = str(path)
-    ss["dpx_notice"] = f"Uploaded {upload.name}: kept as {path.name}."
+    app_state.post_notice(f"Uploaded {upload.name}: kept as {path.name}.")
 
 
 def _fallback_model(allowed: tuple[str, ...]) -> str:
@@ -252,7 +252,7 @@ try:
 except UserInputError as exc:
     results.error(str(exc))
     app_state.finish_page()
-ss[app_state.CONFIG_KEY] = new_cfg
+app_state.set_config(new_cfg, reset_widgets=False)
 
 with results:
     problem = dataset_problem(new_cfg.dataset)

@@ -52,12 +52,12 @@ def submit(private: bool) -> None:
         name = ss.get("train_name", "").strip()
         if not private:
             name = f"{name} (non-private)" if name else "non-private baseline"
-        job_id = runner.submit(run_cfg, owner=app_state.owner(), name=name)
+        job_id = app_state.submit_run(run_cfg, name=name)
     except UserInputError as exc:
         ss["train_error"] = str(exc)
         return
     ss["train_selected"] = job_id
-    ss["dpx_notice"] = f"Run {job_id} queued" + ("" if private else " (non-private baseline, ε = ∞)") + "."
+    app_state.post_notice(f"Run {job_id} queued" + ("" if private else " (non-private baseline, ε = ∞)") + ".")
 
 
 st.text_input("Run name (optional)", key="train_name", placeholder="e.g. sigma 1.1, batch 64")
@@ -119,7 +119,7 @@ def show_job(job: JobSnapshot) -> None:
 
 def runs_panel(polling: bool) -> None:
     """This session's runs, refreshed while any of them is queued or training."""
-    jobs = runner.list_jobs(owner=app_state.owner())
+    jobs = app_state.my_runs()
     if not jobs:
         st.info("No runs yet. Start one above; it trains in the background.")
         return
@@ -138,5 +138,5 @@ def runs_panel(polling: bool) -> None:
 
 
 st.divider()
-polling = any(not job.done for job in runner.list_jobs(owner=app_state.owner()))
+polling = any(not job.done for job in app_state.my_runs())
 st.fragment(run_every=POLL_SECONDS if polling else None)(runs_panel)(polling)
