@@ -134,9 +134,17 @@ def epsilon_for_config(config: "DPConfig", *, n: int, interactive: bool = False)
     """ε of a whole run of ``config`` on ``n`` training examples; ∞ for a non-private baseline."""
     if not config.private:
         return math.inf
-    return epsilon(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
-                   epochs=config.epochs, delta=config.delta, accountant=config.accountant,
-                   sampling=config.sampling, interactive=interactive)
+    return epsilon_report_for_config(config, n=n, interactive=interactive).epsilon
+
+
+def epsilon_report_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> EpsilonReport:
+    """``epsilon_report`` for a whole run of a private ``config`` on ``n`` training examples."""
+    if not config.private:
+        raise AccountingError("private", "a non-private baseline has no ε to report (ε = ∞)",
+                              allowed="a private config")
+    return epsilon_report(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
+                          epochs=config.epochs, delta=config.delta, accountant=config.accountant,
+                          sampling=config.sampling, interactive=interactive)
 
 
 def epsilon_curve_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> Tuple[float, ...]:
@@ -173,6 +181,14 @@ def calibrate_noise(*, target_epsilon: float, n: int, batch_size: int, epochs: i
         return Calibration(noise_multiplier=high, epsilon=eps_at(high), target_epsilon=float(target_epsilon))
     high, high_eps = _refine(eps_at, float(target_epsilon), low=low, high=high)
     return Calibration(noise_multiplier=high, epsilon=high_eps, target_epsilon=float(target_epsilon))
+
+
+def calibrate_noise_for_config(config: "DPConfig", *, target_epsilon: float, n: int,
+                               interactive: bool = False) -> Calibration:
+    """``calibrate_noise`` for ``config``'s other settings on ``n`` training examples."""
+    return calibrate_noise(target_epsilon=target_epsilon, n=n, batch_size=config.batch_size,
+                           epochs=config.epochs, delta=config.delta, accountant=config.accountant,
+                           sampling=config.sampling, interactive=interactive)
 
 
 def _refine(eps_at: Callable[[float], float], target: float, *, low: float, high: float) -> Tuple[float, float]:

@@ -106,6 +106,13 @@ def test_config_helpers_use_the_config_and_give_infinity_for_baselines():
     assert curve[-1] == accounting.epsilon_for_config(config, n=60000)
     assert accounting.epsilon_for_config(config.as_baseline(), n=60000) == math.inf
     assert accounting.epsilon_curve_for_config(config.as_baseline(), n=60000) == (math.inf,) * 4
+    report = accounting.epsilon_report_for_config(config.replace(accountant="pld"), n=60000, interactive=True)
+    assert report.approximate and report.steps == 960 and report.epsilon == accounting.epsilon(
+        n=60000, batch_size=250, noise_multiplier=1.2, epochs=4, delta=1e-5, accountant="pld", interactive=True)
+    with pytest.raises(accounting.AccountingError, match="private"):
+        accounting.epsilon_report_for_config(config.as_baseline(), n=60000)
+    found = accounting.calibrate_noise_for_config(config, target_epsilon=1.0, n=60000)
+    assert found == accounting.calibrate_noise(target_epsilon=1.0, n=60000, batch_size=250, epochs=4, delta=1e-5)
 
 
 @pytest.mark.parametrize("kwargs, field", [
