@@ -1,12 +1,11 @@
-"""Stored runs turned into what the Compare page shows: curves, a frontier, a table, a filter."""
+"""Stored runs turned into what the Compare page shows: curves, the Pareto frontier, a table, a filter."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Hashable, Iterable, Sequence
 
 from dpcore.config import ACCOUNTANT_TITLES, DPConfig
-from dpcore.pareto import Point, pareto_frontier
 from dpcore.store import ACTIVE_STATUSES, RunRecord, run_row
 
 ALL = "all"
@@ -21,6 +20,30 @@ def config_summary(config: DPConfig) -> str:
             f"σ {config.noise_multiplier:g}, clip {config.l2_norm_clip:g}, batch {config.batch_size}, "
             f"{config.epochs} epochs, {config.accountant.upper()}/{config.sampling}, δ {config.delta:.0e}"
             + (", secure mode" if config.secure_mode else ""))
+
+
+@dataclass(frozen=True)
+class Point:
+    """One finished run as a point: lower ε is better, higher accuracy is better."""
+
+    epsilon: float
+    accuracy: float
+    key: Hashable = None
+
+
+def pareto_frontier(points: Iterable[Point]) -> tuple[Point, ...]:
+    """The points no other point beats on both ε and accuracy, ordered by ε; infinite ε (baselines)
+    and NaN accuracy are left out."""
+    usable = [p for p in points
+              if math.isfinite(p.epsilon) and p.accuracy is not None and math.isfinite(p.accuracy)]
+    usable.sort(key=lambda p: (p.epsilon, -p.accuracy))
+    frontier: list[Point] = []
+    best = -math.inf
+    for point in usable:
+        if point.accuracy > best:
+            frontier.append(point)
+            best = point.accuracy
+    return tuple(frontier)
 
 
 @dataclass(frozen=True)
