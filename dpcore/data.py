@@ -14,6 +14,7 @@ import os
 import struct
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 import numpy as np
@@ -146,6 +147,27 @@ def subset(dataset: Dataset, max_train_examples: Optional[int]) -> Dataset:
                    x_test=dataset.x_test, y_test=dataset.y_test)
 
 
+def dataset_problem(name: str) -> Optional[str]:
+    """None when built-in dataset ``name`` is ready to load offline, else what is missing (without loading it)."""
+    if name == "fashion_mnist":
+        if _fashion_mnist_dir() is not None or _keras_cached("fashion-mnist"):
+            return None
+        return ("Fashion-MNIST is not installed on this machine: install the Debian package "
+                "dataset-fashion-mnist (files in /usr/share/datasets/fashion-mnist) or set "
+                "DPEXPLORER_FASHION_MNIST_DIR. ε can still be explored; training will fail.")
+    if name == "mnist":
+        if (Path.home() / ".keras" / "datasets" / "mnist.npz").is_file():
+            return None
+        return ("MNIST is not cached on this machine (~/.keras/datasets/mnist.npz): training needs "
+                "one download. ε can still be explored; offline, use digits or fashion_mnist.")
+    return None
+
+
+def _keras_cached(folder: str) -> bool:
+    path = Path.home() / ".keras" / "datasets" / folder
+    return path.is_dir() and any(path.iterdir())
+
+
 # -- built-in datasets ---------------------------------------------------------------------
 
 
@@ -192,11 +214,19 @@ def _digits_arrays() -> tuple[np.ndarray, ...]:
     return _images(x_train, 16.0), _labels(y_train), _images(x_test, 16.0), _labels(y_test)
 
 
-def _fashion_mnist_arrays() -> tuple[np.ndarray, ...]:
+def _fashion_mnist_dir() -> Optional[str]:
+    """The first folder holding the four IDX files: $DPEXPLORER_FASHION_MNIST_DIR, then Debian's."""
     directories = [os.environ.get("DPEXPLORER_FASHION_MNIST_DIR", ""), *FASHION_MNIST_DIRS]
     for directory in filter(None, directories):
         if all(os.path.isfile(os.path.join(directory, f)) for f in IDX_FILES.values()):
-            return _idx_arrays(directory)
+            return directory
+    return None
+
+
+def _fashion_mnist_arrays() -> tuple[np.ndarray, ...]:
+    directory = _fashion_mnist_dir()
+    if directory is not None:
+        return _idx_arrays(directory)
     return _keras_arrays(
         "fashion_mnist", problem="Fashion-MNIST is not installed and could not be downloaded",
         allowed="install it with `apt-get install dataset-fashion-mnist` (files in "

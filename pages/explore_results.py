@@ -7,7 +7,7 @@ import streamlit as st
 
 import app_state
 from dpcore import accounting, charts, explain
-from dpcore.availability import dataset_problem
+from dpcore.data import dataset_problem
 from dpcore.config import ACCOUNTANT_TITLES, ACCOUNTANTS, DPConfig
 from dpcore.errors import UserInputError
 from pages.explore_controls import NOISE_SLIDER_MIN

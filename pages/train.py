@@ -7,9 +7,8 @@ import streamlit as st
 
 import app_state
 from dpcore import accounting, charts, explain
-from dpcore.availability import dataset_problem
 from dpcore.comparison import config_summary
-from dpcore.data import dataset_info
+from dpcore.data import dataset_info, dataset_problem
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobSnapshot
 from dpcore.store import ACTIVE_STATUSES

@@ -1,7 +1,9 @@
 """dpcore.data: the built-in datasets, subsetting, and a user's CSV (good and bad files)."""
 from __future__ import annotations
 
+import gzip
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,3 +227,35 @@ def test_any_table_is_read_or_refused_with_a_dataset_error(rows, separator):
         return
     assert np.isfinite(dataset.x_train).all() and np.isfinite(dataset.x_test).all()
     assert dataset.info.num_classes >= 2 and len(dataset.y_train) == dataset.info.n_train
+
+
+# -- offline availability, checked without loading --------------------------------------------
+
+
+def test_digits_is_always_available() -> None:
+    assert data.dataset_problem("digits") is None
+
+
+def test_missing_fashion_mnist_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(data, "FASHION_MNIST_DIRS", (str(tmp_path / "none"),))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("DPEXPLORER_FASHION_MNIST_DIR", raising=False)
+    problem = data.dataset_problem("fashion_mnist")
+    assert problem is not None and "dataset-fashion-mnist" in problem
+
+
+def test_fashion_mnist_found_in_the_env_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in data.IDX_FILES.values():
+        with gzip.open(tmp_path / name, "wb") as handle:
+            handle.write(b"")
+    monkeypatch.setattr(data, "FASHION_MNIST_DIRS", ())
+    monkeypatch.setenv("DPEXPLORER_FASHION_MNIST_DIR", str(tmp_path))
+    assert data.dataset_problem("fashion_mnist") is None
+
+
+def test_mnist_needs_the_keras_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert "mnist.npz" in (data.dataset_problem("mnist") or "")
+    (tmp_path / ".keras" / "datasets").mkdir(parents=True)
+    (tmp_path / ".keras" / "datasets" / "mnist.npz").write_bytes(b"x")
+    assert data.dataset_problem("mnist") is None
