@@ -25,7 +25,7 @@ SAMPLING_NOTES = {
 
 
 @dataclass(frozen=True)
-class Warning:
+class RiskWarning:
     """One risk in the current settings: the field it concerns, how serious, and why."""
 
     field: str
@@ -111,32 +111,32 @@ SELECTION_NOTE = (
 )
 
 
-def risk_warnings(config: DPConfig, *, n: int, epsilon: float) -> tuple[Warning, ...]:
+def risk_warnings(config: DPConfig, *, n: int, epsilon: float) -> tuple[RiskWarning, ...]:
     """Everything risky about ``config`` on a training set of ``n`` examples with this ε."""
-    found: list[Warning] = []
+    found: list[RiskWarning] = []
     if not config.private:
-        found.append(Warning("private", "warning",
+        found.append(RiskWarning("private", "warning",
                              "Non-private baseline: no clipping, no noise, ε = ∞ (no guarantee)."))
         return tuple(found)
     if n > 0 and config.delta >= 1.0 / n:
-        found.append(Warning(
+        found.append(RiskWarning(
             "delta", "error",
             f"δ = {config.delta:.2g} is not below 1/n = {1.0 / n:.2g}: a mechanism that publishes one "
             "random person's record outright meets this δ. Choose δ well below 1/n (e.g. 1/(10n)).",
         ))
     if config.batch_size > n:
-        found.append(Warning(
+        found.append(RiskWarning(
             "batch_size", "error",
             f"Batch size {config.batch_size} is larger than the training set ({n} examples).",
         ))
     elif config.batch_size < TINY_BATCH:
-        found.append(Warning(
+        found.append(RiskWarning(
             "batch_size", "warning",
             f"Batch size {config.batch_size} is tiny: the noise added to each step (σ·C/B per "
             "example) swamps the averaged gradient, so training will be slow and noisy.",
         ))
     if math.isfinite(epsilon) and epsilon > HIGH_EPSILON:
-        found.append(Warning(
+        found.append(RiskWarning(
             "noise_multiplier", "warning",
             f"ε = {format_epsilon(epsilon)} is beyond ~{HIGH_EPSILON:g}: the guarantee says little in practice. "
             "Raise the noise multiplier or train for fewer epochs.",
