@@ -2,21 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import sys
 from typing import Any, Optional, Sequence
 
 from dpcore.errors import UserInputError
-
-# Each module defines ``register(subparsers)``, which adds its commands and sets ``handler``
-# (a function taking the parsed args and returning an exit status) as a parser default.
-COMMAND_MODULES = (
-    "dpcore.cli.accounting_commands",
-    "dpcore.cli.runs_commands",
-    "dpcore.cli.train_command",
-)
 
 EXIT_USAGE = 2
 
@@ -36,8 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m dpcore", description="DP Explorer's library from the command line.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    # Each command module's ``register(subparsers)`` adds its commands and sets ``handler`` (taking
+    # the parsed args, returning an exit status) as a parser default. Imported here, not at the top,
+    # because the modules import CliError and print_json from this one.
+    from dpcore.cli import accounting_commands, runs_commands, train_command
+
+    for module in (accounting_commands, runs_commands, train_command):
+        module.register(subparsers)
     return parser
 
 
