@@ -268,6 +268,12 @@ def _bracket(eps_at: Callable[[float], float], target: float, *, start: float,
         low = candidate
 
 
+def clear_caches() -> None:
+    """Forget every cached answer, so the next query is computed afresh (e.g. to time cold queries)."""
+    for cached in (_epsilon_cached, _curve_cached, _rdp_per_unit, _pld_per_unit):
+        cached.cache_clear()
+
+
 # -- internals ---------------------------------------------------------------------------------
 
 
@@ -335,7 +341,7 @@ def _rdp_per_unit(q: float, noise_multiplier: float) -> np.ndarray:
     accountant = rdp_privacy_accountant.RdpAccountant(orders=RDP_ORDERS)
     gaussian = dp_accounting.GaussianDpEvent(noise_multiplier)
     accountant.compose(gaussian if q >= 1.0 else dp_accounting.PoissonSampledDpEvent(q, gaussian))
-    rdp = np.array(accountant._rdp, dtype=np.float64)  # RDP composes additively over steps.
+    rdp = np.array(accountant.rdp, dtype=np.float64)  # RDP composes additively over steps.
     rdp.setflags(write=False)
     return rdp
 

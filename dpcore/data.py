@@ -168,6 +168,13 @@ def _keras_cached(folder: str) -> bool:
     return path.is_dir() and any(path.iterdir())
 
 
+def clear_cache() -> None:
+    """Forget the datasets loaded so far, so the next load reads the files again."""
+    _load_builtin.cache_clear()
+    _load_csv_cached.cache_clear()
+    _csv_columns_cached.cache_clear()
+
+
 # -- built-in datasets ---------------------------------------------------------------------
 
 

@@ -66,13 +66,13 @@ def test_fashion_mnist_says_how_to_get_it_when_missing(monkeypatch):
     monkeypatch.setattr(data, "FASHION_MNIST_DIRS", ())
     monkeypatch.delenv("DPEXPLORER_FASHION_MNIST_DIR", raising=False)
     monkeypatch.setattr(tf.keras.datasets.fashion_mnist, "load_data", offline)
-    data._load_builtin.cache_clear()
+    data.clear_cache()
     try:
         with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist") as info:
             data.load(DPConfig(dataset="fashion_mnist"))
         assert "network is unreachable" in str(info.value)
     finally:
-        data._load_builtin.cache_clear()
+        data.clear_cache()
 
 
 def test_idx_reader_rejects_a_file_that_is_not_idx(tmp_path):
@@ -138,15 +138,21 @@ def test_csv_missing_values_follow_the_stated_policy():
     assert "missing" in info.source
 
 
-def test_csv_encoder_uses_training_rows_only_and_zeros_unseen_categories():
-    import pandas as pd
-
-    train = pd.DataFrame({"x": [1.0, 2.0, 3.0], "colour": ["red", "blue", "red"]})
-    test = pd.DataFrame({"x": [100.0, np.nan], "colour": ["green", "blue"]})
-    encoder = data._fit_encoder(train)
-    encoded = encoder(test)
-    np.testing.assert_allclose(encoded[:, 0], [(100.0 - 2.0) / np.std([1.0, 2.0, 3.0]), 0.0], rtol=1e-6)
-    np.testing.assert_array_equal(encoded[:, 1:], [[0.0, 0.0], [1.0, 0.0]])
+def test_csv_encoding_is_fitted_on_training_rows_only_and_zeros_unseen_categories():
+    # Every fifth row has a colour of its own; those that land in the test rows were never seen.
+    rows = ["x,colour,y"] + [f"{i * i},{f'c{i}' if i % 5 == 0 else 'red' if i % 2 else 'blue'},{i % 2}"
+                             for i in range(50)]
+    dataset = data.parse_csv("\n".join(rows).encode(), label="y")
+    names = dataset.info.feature_names
+    rare_seen = [n for n in names if n.startswith("colour=c")]
+    unseen = 10 - len(rare_seen)
+    assert names[0] == "x" and 0 < unseen < 10
+    colours = dataset.x_test[:, 1:]
+    assert sum(1 for row in colours if not row.any()) == unseen  # an unseen colour is all zeros
+    # Standardised with the training rows' mean and spread, not the test rows'.
+    assert abs(dataset.x_train[:, 0].mean()) < 1e-5 and abs(dataset.x_train[:, 0].std() - 1) < 1e-5
+    every_row = np.concatenate([dataset.x_train[:, 0], dataset.x_test[:, 0]])
+    assert abs(every_row.mean()) > 1e-3  # fitted on every row, this mean would be 0
 
 
 def test_csv_numeric_labels_and_boolean_features(tmp_path):
