@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 import numpy as np
 
-from dpcore.config import DATASET_TITLES
+from dpcore.config import DATASET_TITLES, DATASETS
 from dpcore.errors import DatasetError
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
 
-BUILTIN_DATASETS = ("digits", "fashion_mnist", "mnist")
+BUILTIN_DATASETS = tuple(name for name in DATASETS if name != "csv")
 
 # Where Debian's dataset-fashion-mnist package puts the IDX files; DPEXPLORER_FASHION_MNIST_DIR
 # (if set) is searched first.
