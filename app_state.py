@@ -13,7 +13,7 @@ import streamlit as st
 
 from dpcore import data, share
 from dpcore.comparison import run_rows
-from dpcore.config import DPConfig
+from dpcore.config import ACCOUNTANT_TITLES, DPConfig
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobRunner, JobSnapshot, get_runner
 from dpcore.store import RunRecord, RunStore
@@ -150,7 +150,7 @@ def sidebar() -> None:
         st.caption(
             f"{cfg.dataset} · {cfg.model} · {cfg.optimizer} (lr {cfg.learning_rate:g})  \n"
             f"σ {cfg.noise_multiplier:g} · C {cfg.l2_norm_clip:g} · batch {cfg.batch_size} · "
-            f"{cfg.epochs} epochs  \n{cfg.accountant.upper()} accountant · {cfg.sampling} sampling · "
+            f"{cfg.epochs} epochs  \n{ACCOUNTANT_TITLES[cfg.accountant]} accountant · {cfg.sampling} sampling · "
             f"δ {cfg.delta:.0e}"
         )
         active = [j for j in my_runs() if not j.done]

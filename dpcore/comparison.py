@@ -18,7 +18,7 @@ def config_summary(config: DPConfig) -> str:
                 f"batch {config.batch_size}, {config.epochs} epochs, non-private (ε = ∞)")
     return (f"{config.dataset}/{config.model}, {config.optimizer} lr {config.learning_rate:g}, "
             f"σ {config.noise_multiplier:g}, clip {config.l2_norm_clip:g}, batch {config.batch_size}, "
-            f"{config.epochs} epochs, {config.accountant.upper()}/{config.sampling}, δ {config.delta:.0e}"
+            f"{config.epochs} epochs, {ACCOUNTANT_TITLES[config.accountant]}/{config.sampling}, δ {config.delta:.0e}"
             + (", secure mode" if config.secure_mode else ""))
 
 

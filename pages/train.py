@@ -8,6 +8,7 @@ import streamlit as st
 import app_state
 from dpcore import accounting, charts, explain
 from dpcore.comparison import config_summary
+from dpcore.config import ACCOUNTANT_TITLES
 from dpcore.data import dataset_info, dataset_problem
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobSnapshot
@@ -90,11 +91,11 @@ def show_job(job: JobSnapshot) -> None:
     c1.metric("Test accuracy", f"{last.test_accuracy:.3f}" if last else "—")
     c2.metric("ε spent", explain.format_epsilon(last.epsilon if last else (None if private else math.inf)),
               help=("Non-private baseline: no guarantee (ε = ∞)." if not private else
-                    f"{job.config.accountant.upper()} accountant, {job.config.sampling} sampling, "
+                    f"{ACCOUNTANT_TITLES[job.config.accountant]} accountant, {job.config.sampling} sampling, "
                     f"δ = {job.config.delta:.1e}."))
     c3.metric("Epoch", f"{job.epoch}/{job.epochs_total}")
     if private:
-        st.caption(f"ε for {job.config.accountant.upper()} accounting with {job.config.sampling} sampling "
+        st.caption(f"ε for {ACCOUNTANT_TITLES[job.config.accountant]} accounting with {job.config.sampling} sampling "
                    f"(what the trainer did), δ = {job.config.delta:.1e}.")
     else:
         st.caption("Non-private baseline: no clipping, no noise, no guarantee (ε = ∞).")
