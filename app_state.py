@@ -1,19 +1,27 @@
-"""Session state shared by the app's pages: the current config, the owner id, the job runner and store."""
+"""What the app's pages share, behind one API: the current config, notices, this session's runs, the store.
+
+Pages read and change shared state only through these functions; the session-state keys below are
+spelled nowhere else (tests may read them).
+"""
 from __future__ import annotations
 
 import uuid
-from typing import NoReturn, Optional
+from typing import Any, NoReturn, Optional, Sequence
 
+import pandas as pd
 import streamlit as st
 
 from dpcore import data, share
-from dpcore.config import DPConfig
+from dpcore.comparison import run_rows
+from dpcore.config import ACCOUNTANT_TITLES, DPConfig
 from dpcore.errors import UserInputError
-from dpcore.jobs import JobRunner, get_runner
-from dpcore.store import RunStore
+from dpcore.jobs import JobRunner, JobSnapshot, get_runner
+from dpcore.store import RunRecord, RunStore
 
 CONFIG_KEY = "dpx_config"
 OWNER_KEY = "dpx_owner"
+NOTICE_KEY = "dpx_notice"  # a success message for the next render, e.g. from a button callback
+ERROR_KEY = "dpx_error"  # a problem for the next render, e.g. a bad share link
 # Explore's widget keys: dropped whenever the config is replaced, so the widgets re-read it.
 WIDGET_PREFIX = "w_"
 PAGE_PATHS = ("explore", "train", "compare", "export", "learn")
@@ -28,9 +36,8 @@ def finish_page() -> NoReturn:
     raise PageDone
 
 
-@st.cache_resource
 def runner() -> JobRunner:
-    """The process-wide job runner (one per server, shared by all browser sessions)."""
+    """The process-wide job runner (``jobs.get_runner``: one per server, shared by all browser sessions)."""
     return get_runner()
 
 
@@ -49,9 +56,9 @@ def init_session() -> None:
     if share.is_shared(params):
         try:
             set_config(share.decode(params))
-            st.session_state["dpx_notice"] = "Config restored from the share link."
+            post_notice("Config restored from the share link.")
         except UserInputError as exc:
-            st.session_state["dpx_share_error"] = f"The share link holds a bad config: {exc}"
+            post_error(f"The share link holds a bad config: {exc}")
         st.query_params.clear()
 
 
@@ -65,22 +72,53 @@ def config() -> DPConfig:
     return st.session_state[CONFIG_KEY]
 
 
-def set_config(new: DPConfig) -> None:
-    """Replace the current config; Explore's widgets pick it up on their next render."""
+def set_config(new: DPConfig, *, reset_widgets: bool = True) -> None:
+    """Replace the current config; Explore's widgets pick it up on their next render.
+
+    ``reset_widgets=False`` is for the config Explore's widgets have just produced themselves.
+    """
     st.session_state[CONFIG_KEY] = new
-    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(WIDGET_PREFIX)]:
-        del st.session_state[key]
+    if reset_widgets:
+        for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(WIDGET_PREFIX)]:
+            del st.session_state[key]
+
+
+def update_config(**changes: Any) -> DPConfig:
+    """Change some fields of the current config (validated) and return the new one."""
+    new = config().replace(**changes)
+    set_config(new)
+    return new
+
+
+def post_notice(text: str) -> None:
+    """Say ``text`` once, as a success message and a toast, on the next render of any page."""
+    st.session_state[NOTICE_KEY] = text
+
+
+def post_error(text: str) -> None:
+    """Show ``text`` once, as an error, on the next render of any page."""
+    st.session_state[ERROR_KEY] = text
 
 
 def show_notices() -> None:
-    """Messages queued by callbacks and link restores, shown once."""
-    notice = st.session_state.pop("dpx_notice", None)
+    """Messages posted by callbacks and link restores, shown once."""
+    notice = st.session_state.pop(NOTICE_KEY, None)
     if notice:
         st.toast(notice)
         st.success(notice)
-    problem = st.session_state.pop("dpx_share_error", None)
+    problem = st.session_state.pop(ERROR_KEY, None)
     if problem:
         st.error(problem)
+
+
+def my_runs() -> list[JobSnapshot]:
+    """This session's runs (queued, training or ended), in submission order."""
+    return runner().list_jobs(owner=owner())
+
+
+def submit_run(cfg: DPConfig, *, name: str = "") -> int:
+    """Queue ``cfg`` for training as this session's run; returns its id."""
+    return runner().submit(cfg, owner=owner(), name=name)
 
 
 def train_size(cfg: DPConfig) -> Optional[int]:
@@ -92,6 +130,18 @@ def train_size(cfg: DPConfig) -> Optional[int]:
         return None
 
 
+def run_table(runs: Sequence[RunRecord], *, key: str) -> None:
+    """The sortable table of runs that Train and Compare show (one row per run, from comparison.run_rows)."""
+    st.dataframe(
+        pd.DataFrame(run_rows(runs)), hide_index=True, width="stretch", key=key,
+        column_config={
+            "test accuracy": st.column_config.NumberColumn(format="%.3f"),
+            "ε": st.column_config.NumberColumn(format="%.3f", help="inf for non-private baselines (ε = ∞)"),
+            "δ": st.column_config.NumberColumn(format="%.0e"),
+        },
+    )
+
+
 def sidebar() -> None:
     """The shared sidebar: the current config at a glance and this session's running jobs."""
     cfg = config()
@@ -100,9 +150,9 @@ def sidebar() -> None:
         st.caption(
             f"{cfg.dataset} · {cfg.model} · {cfg.optimizer} (lr {cfg.learning_rate:g})  \n"
             f"σ {cfg.noise_multiplier:g} · C {cfg.l2_norm_clip:g} · batch {cfg.batch_size} · "
-            f"{cfg.epochs} epochs  \n{cfg.accountant.upper()} accountant · {cfg.sampling} sampling · "
+            f"{cfg.epochs} epochs  \n{ACCOUNTANT_TITLES[cfg.accountant]} accountant · {cfg.sampling} sampling · "
             f"δ {cfg.delta:.0e}"
         )
-        active = [j for j in runner().list_jobs(owner=owner()) if not j.done]
+        active = [j for j in my_runs() if not j.done]
         if active:
             st.caption(f"{len(active)} run(s) of yours queued or training.")

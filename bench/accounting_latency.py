@@ -27,17 +27,11 @@ GRID = list(itertools.product((0.6, 0.8, 1.0, 1.2, 1.5, 2.0), (64, 128, 256, 512
 CALIBRATION_GRID = list(itertools.product((0.5, 1.0, 3.0, 8.0), (128, 256), (5, 30)))
 
 
-def _clear_caches() -> None:
-    for cached in (accounting._epsilon_cached, accounting._curve_cached, accounting._rdp_per_unit,
-                   accounting._pld_per_unit):
-        cached.cache_clear()
-
-
 def _timed(calls: Iterable[Callable[[], object]], *, cold: bool = False) -> list[float]:
     times = []
     for call in calls:
         if cold:
-            _clear_caches()
+            accounting.clear_caches()
         start = time.perf_counter()
         call()
         times.append((time.perf_counter() - start) * 1000.0)

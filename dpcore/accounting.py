@@ -27,6 +27,7 @@ from dp_accounting.rdp import rdp_privacy_accountant
 
 from dpcore.config import ACCOUNTANTS, MAX_NOISE, SAMPLINGS
 from dpcore.errors import UserInputError
+from dpcore.explain import SAMPLING_NOTES
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
@@ -37,13 +38,6 @@ RDP_ORDERS = tuple(float(order) for order in rdp_privacy_accountant.DEFAULT_RDP_
 
 MIN_CALIBRATED_NOISE = 0.05
 CALIBRATION_RELATIVE_TOLERANCE = 1e-3
-
-SAMPLING_NOTES = {
-    "poisson": "Poisson sampling (amplified): valid only when every batch is drawn by independent "
-               "Poisson sampling of each example with probability q = batch size / n.",
-    "shuffle": "Shuffled fixed-size batches (no amplification): each example is used once per epoch, "
-               "so only the noise of those steps is counted; a conservative bound.",
-}
 
 
 class AccountingError(UserInputError):
@@ -140,9 +134,17 @@ def epsilon_for_config(config: "DPConfig", *, n: int, interactive: bool = False)
     """ε of a whole run of ``config`` on ``n`` training examples; ∞ for a non-private baseline."""
     if not config.private:
         return math.inf
-    return epsilon(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
-                   epochs=config.epochs, delta=config.delta, accountant=config.accountant,
-                   sampling=config.sampling, interactive=interactive)
+    return epsilon_report_for_config(config, n=n, interactive=interactive).epsilon
+
+
+def epsilon_report_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> EpsilonReport:
+    """``epsilon_report`` for a whole run of a private ``config`` on ``n`` training examples."""
+    if not config.private:
+        raise AccountingError("private", "a non-private baseline has no ε to report (ε = ∞)",
+                              allowed="a private config")
+    return epsilon_report(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
+                          epochs=config.epochs, delta=config.delta, accountant=config.accountant,
+                          sampling=config.sampling, interactive=interactive)
 
 
 def epsilon_curve_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> Tuple[float, ...]:
@@ -216,6 +218,14 @@ def calibrate_noise(*, target_epsilon: float, n: int, batch_size: int, epochs: i
         return Calibration(noise_multiplier=high, epsilon=eps_at(high), target_epsilon=float(target_epsilon))
     high, high_eps = _refine(eps_at, float(target_epsilon), low=low, high=high)
     return Calibration(noise_multiplier=high, epsilon=high_eps, target_epsilon=float(target_epsilon))
+
+
+def calibrate_noise_for_config(config: "DPConfig", *, target_epsilon: float, n: int,
+                               interactive: bool = False) -> Calibration:
+    """``calibrate_noise`` for ``config``'s other settings on ``n`` training examples."""
+    return calibrate_noise(target_epsilon=target_epsilon, n=n, batch_size=config.batch_size,
+                           epochs=config.epochs, delta=config.delta, accountant=config.accountant,
+                           sampling=config.sampling, interactive=interactive)
 
 
 def _refine(eps_at: Callable[[float], float], target: float, *, low: float, high: float) -> Tuple[float, float]:
@@ -293,6 +303,12 @@ def _bracket(eps_at: Callable[[float], float], target: float, *, start: float,
         if eps_at(candidate) > target:
             return candidate, low
         low = candidate
+
+
+def clear_caches() -> None:
+    """Forget every cached answer, so the next query is computed afresh (e.g. to time cold queries)."""
+    for cached in (_epsilon_cached, _curve_cached, _rdp_per_unit, _pld_per_unit):
+        cached.cache_clear()
 
 
 # -- internals ---------------------------------------------------------------------------------

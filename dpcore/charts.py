@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from dpcore.audit import RocCurve, max_tpr
 from dpcore.comparison import ComparisonView
+from dpcore.explain import format_epsilon
 from dpcore.teaching import ClippingExample, CountExample
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
@@ -105,7 +106,7 @@ def accuracy_vs_epsilon(view: ComparisonView) -> go.Figure:
 
 def count_mechanism(example: CountExample) -> go.Figure:
     """The two output densities of a noisy count on neighbouring datasets."""
-    fig = _fig(f"noise σ = {example.sigma:g}: ε = {example.epsilon:.2f} at δ = {example.delta:.0e}",
+    fig = _fig(f"noise σ = {example.sigma:g}: ε = {format_epsilon(example.epsilon, digits=2)} at δ = {example.delta:.0e}",
                "released count", "probability density")
     fig.add_trace(go.Scatter(x=list(example.xs), y=list(example.density_without), mode="lines",
                              name=f"without you (true count {example.count})", fill="tozeroy",

@@ -1,14 +1,12 @@
-"""Stored runs turned into what the Compare page shows: curves, a frontier, a table, a filter."""
+"""Stored runs turned into what the Compare page shows: curves, the Pareto frontier, a table, a filter."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Optional, Sequence
+from typing import Any, Hashable, Iterable, Sequence
 
-from dpcore.config import DPConfig
-from dpcore.pareto import Point, pareto_frontier
-from dpcore.store import ACTIVE_STATUSES, RunRecord
+from dpcore.config import ACCOUNTANT_TITLES, DPConfig
+from dpcore.store import ACTIVE_STATUSES, RunRecord, run_row
 
 ALL = "all"
 
@@ -20,8 +18,32 @@ def config_summary(config: DPConfig) -> str:
                 f"batch {config.batch_size}, {config.epochs} epochs, non-private (ε = ∞)")
     return (f"{config.dataset}/{config.model}, {config.optimizer} lr {config.learning_rate:g}, "
             f"σ {config.noise_multiplier:g}, clip {config.l2_norm_clip:g}, batch {config.batch_size}, "
-            f"{config.epochs} epochs, {config.accountant.upper()}/{config.sampling}, δ {config.delta:.0e}"
+            f"{config.epochs} epochs, {ACCOUNTANT_TITLES[config.accountant]}/{config.sampling}, δ {config.delta:.0e}"
             + (", secure mode" if config.secure_mode else ""))
+
+
+@dataclass(frozen=True)
+class Point:
+    """One finished run as a point: lower ε is better, higher accuracy is better."""
+
+    epsilon: float
+    accuracy: float
+    key: Hashable = None
+
+
+def pareto_frontier(points: Iterable[Point]) -> tuple[Point, ...]:
+    """The points no other point beats on both ε and accuracy, ordered by ε; infinite ε (baselines)
+    and NaN accuracy are left out."""
+    usable = [p for p in points
+              if math.isfinite(p.epsilon) and p.accuracy is not None and math.isfinite(p.accuracy)]
+    usable.sort(key=lambda p: (p.epsilon, -p.accuracy))
+    frontier: list[Point] = []
+    best = -math.inf
+    for point in usable:
+        if point.accuracy > best:
+            frontier.append(point)
+            best = point.accuracy
+    return tuple(frontier)
 
 
 @dataclass(frozen=True)
@@ -87,33 +109,27 @@ def build_view(runs: Sequence[RunRecord]) -> ComparisonView:
 
 
 def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
-    """One plain row per run for a sortable table (ε = ∞ for baselines, None while unknown)."""
+    """One row per run for a sortable table, from ``store.run_row`` (ε = ∞ for baselines, None while unknown)."""
     rows = []
-    for run in runs:
-        c = run.config
+    for row in map(run_row, runs):
+        private = row["private"]
         rows.append({
-            "id": run.id,
-            "name": run.label,
-            "status": run.status,
-            "created": datetime.fromtimestamp(run.created, tz=timezone.utc).strftime("%Y-%m-%d %H:%M"),
-            "dataset": c.dataset,
-            "model": c.model,
-            "optimizer": c.optimizer,
-            "private": c.private,
-            "noise": c.noise_multiplier if c.private else None,
-            "clip": c.l2_norm_clip if c.private else None,
-            "batch": c.batch_size,
-            "epochs": f"{len(run.epochs)}/{c.epochs}",
-            "accountant": f"{c.accountant.upper()}/{c.sampling}" if c.private else "non-private",
-            "test accuracy": run.test_accuracy,
-            "ε": _epsilon_cell(run),
-            "δ": c.delta if c.private else None,
-            "error": run.error or "",
+            "id": row["id"],
+            "name": row["label"],
+            "status": row["status"],
+            "created": row["created"],
+            "dataset": row["dataset"],
+            "model": row["model"],
+            "optimizer": row["optimizer"],
+            "private": private,
+            "noise": row["noise_multiplier"] if private else None,
+            "clip": row["l2_norm_clip"] if private else None,
+            "batch": row["batch_size"],
+            "epochs": f"{row['epochs_done']}/{row['epochs']}",
+            "accountant": f"{ACCOUNTANT_TITLES[row['accountant']]}/{row['sampling']}" if private else "non-private",
+            "test accuracy": row["test_accuracy"],
+            "ε": row["epsilon"],
+            "δ": row["delta"] if private else None,
+            "error": row["error"] or "",
         })
     return rows
-
-
-def _epsilon_cell(run: RunRecord) -> Optional[float]:
-    if not run.config.private:
-        return math.inf
-    return run.epsilon

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
@@ -13,12 +14,21 @@ from dpcore.errors import ConfigError
 
 SCHEMA_VERSION = 1
 
-DATASETS = ("digits", "fashion_mnist", "mnist", "csv")
-MODELS = ("logreg", "mlp", "cnn", "lenet5")
+# Each choice with the title the pages show for it; the choice lists are their keys.
+DATASET_TITLES = {"digits": "Digits (8x8, scikit-learn)", "fashion_mnist": "Fashion-MNIST (28x28)",
+                  "mnist": "MNIST (28x28)", "csv": "Your CSV file (tabular)"}
+MODEL_TITLES = {"logreg": "Logistic regression", "mlp": "MLP", "cnn": "CNN", "lenet5": "LeNet-5"}
+OPTIMIZER_TITLES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
+ACCOUNTANT_TITLES = {"rdp": "RDP", "pld": "PLD"}
+ACCOUNTANT_FULL_NAMES = {"rdp": "Rényi DP", "pld": "privacy loss distribution"}
+SAMPLING_TITLES = {"poisson": "Poisson", "shuffle": "shuffle"}
+
+DATASETS = tuple(DATASET_TITLES)
+MODELS = tuple(MODEL_TITLES)
 ACTIVATIONS = ("relu", "tanh")
-OPTIMIZERS = ("sgd", "momentum", "adam")
-ACCOUNTANTS = ("rdp", "pld")
-SAMPLINGS = ("poisson", "shuffle")
+OPTIMIZERS = tuple(OPTIMIZER_TITLES)
+ACCOUNTANTS = tuple(ACCOUNTANT_TITLES)
+SAMPLINGS = tuple(SAMPLING_TITLES)
 
 # Upper bounds keep a slider typo from launching a week-long run or an absurd accountant query.
 MAX_EPOCHS = 1000
@@ -150,6 +160,47 @@ class DPConfig:
 
 
 FIELD_NAMES = frozenset(f.name for f in fields(DPConfig))
+_FIELD_TYPES = typing.get_type_hints(DPConfig)
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+_NONE = ("", "none", "null")
+
+
+def parse_field(name: str, text: str) -> Any:
+    """One field's value from text (a link, a command-line flag), read as the field's type.
+
+    Booleans take true/yes/on/1 and false/no/off/0, optional fields take none, null or nothing;
+    the range of the value is checked later, by DPConfig itself.
+    """
+    if name not in FIELD_NAMES:
+        raise ConfigError(name, "unknown config key", allowed=", ".join(sorted(FIELD_NAMES)))
+    hint = _FIELD_TYPES[name]
+    optional = type(None) in typing.get_args(hint)
+    kind = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    text = text.strip()
+    lower = text.lower()
+    if optional and lower in _NONE:
+        return None
+    if kind is bool:
+        if lower in _TRUE:
+            return True
+        if lower in _FALSE:
+            return False
+        raise ConfigError(name, f"{text!r} is not true or false", allowed="true, false")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(name, f"{text!r} is not a whole number") from None
+    if kind is float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(name, f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ConfigError(name, f"{text!r} is not a finite number")
+        return value
+    return text
 
 
 def load_config_file(path: str) -> DPConfig:

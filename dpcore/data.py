@@ -14,16 +14,18 @@ import os
 import struct
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 import numpy as np
 
+from dpcore.config import DATASET_TITLES, DATASETS
 from dpcore.errors import DatasetError
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
 
-BUILTIN_DATASETS = ("digits", "fashion_mnist", "mnist")
+BUILTIN_DATASETS = tuple(name for name in DATASETS if name != "csv")
 
 # Where Debian's dataset-fashion-mnist package puts the IDX files; DPEXPLORER_FASHION_MNIST_DIR
 # (if set) is searched first.
@@ -80,19 +82,19 @@ class Dataset:
 
 
 _DIGITS = DatasetInfo(
-    name="digits", title="Digits (8x8, scikit-learn)", n_train=1437, n_test=360,
+    name="digits", title=DATASET_TITLES["digits"], n_train=1437, n_test=360,
     input_shape=(8, 8, 1), num_classes=10, class_names=tuple(str(i) for i in range(10)),
     source="scikit-learn's bundled copy of the UCI handwritten digits; stratified 80/20 split (seed 0)",
 )
 _FASHION = DatasetInfo(
-    name="fashion_mnist", title="Fashion-MNIST (28x28)", n_train=60000, n_test=10000,
+    name="fashion_mnist", title=DATASET_TITLES["fashion_mnist"], n_train=60000, n_test=10000,
     input_shape=(28, 28, 1), num_classes=10,
     class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                  "Sneaker", "Bag", "Ankle boot"),
     source="Zalando Fashion-MNIST IDX files (Debian package dataset-fashion-mnist) or the Keras loader",
 )
 _MNIST = DatasetInfo(
-    name="mnist", title="MNIST (28x28)", n_train=60000, n_test=10000, input_shape=(28, 28, 1),
+    name="mnist", title=DATASET_TITLES["mnist"], n_train=60000, n_test=10000, input_shape=(28, 28, 1),
     num_classes=10, class_names=tuple(str(i) for i in range(10)),
     source="MNIST through the Keras loader (downloaded once, then cached in ~/.keras/datasets)",
 )
@@ -145,6 +147,34 @@ def subset(dataset: Dataset, max_train_examples: Optional[int]) -> Dataset:
                    x_test=dataset.x_test, y_test=dataset.y_test)
 
 
+def dataset_problem(name: str) -> Optional[str]:
+    """None when built-in dataset ``name`` is ready to load offline, else what is missing (without loading it)."""
+    if name == "fashion_mnist":
+        if _fashion_mnist_dir() is not None or _keras_cached("fashion-mnist"):
+            return None
+        return ("Fashion-MNIST is not installed on this machine: install the Debian package "
+                "dataset-fashion-mnist (files in /usr/share/datasets/fashion-mnist) or set "
+                "DPEXPLORER_FASHION_MNIST_DIR. ε can still be explored; training will fail.")
+    if name == "mnist":
+        if (Path.home() / ".keras" / "datasets" / "mnist.npz").is_file():
+            return None
+        return ("MNIST is not cached on this machine (~/.keras/datasets/mnist.npz): training needs "
+                "one download. ε can still be explored; offline, use digits or fashion_mnist.")
+    return None
+
+
+def _keras_cached(folder: str) -> bool:
+    path = Path.home() / ".keras" / "datasets" / folder
+    return path.is_dir() and any(path.iterdir())
+
+
+def clear_cache() -> None:
+    """Forget the datasets loaded so far, so the next load reads the files again."""
+    _load_builtin.cache_clear()
+    _load_csv_cached.cache_clear()
+    _csv_columns_cached.cache_clear()
+
+
 # -- built-in datasets ---------------------------------------------------------------------
 
 
@@ -191,11 +221,19 @@ def _digits_arrays() -> tuple[np.ndarray, ...]:
     return _images(x_train, 16.0), _labels(y_train), _images(x_test, 16.0), _labels(y_test)
 
 
-def _fashion_mnist_arrays() -> tuple[np.ndarray, ...]:
+def _fashion_mnist_dir() -> Optional[str]:
+    """The first folder holding the four IDX files: $DPEXPLORER_FASHION_MNIST_DIR, then Debian's."""
     directories = [os.environ.get("DPEXPLORER_FASHION_MNIST_DIR", ""), *FASHION_MNIST_DIRS]
     for directory in filter(None, directories):
         if all(os.path.isfile(os.path.join(directory, f)) for f in IDX_FILES.values()):
-            return _idx_arrays(directory)
+            return directory
+    return None
+
+
+def _fashion_mnist_arrays() -> tuple[np.ndarray, ...]:
+    directory = _fashion_mnist_dir()
+    if directory is not None:
+        return _idx_arrays(directory)
     return _keras_arrays(
         "fashion_mnist", problem="Fashion-MNIST is not installed and could not be downloaded",
         allowed="install it with `apt-get install dataset-fashion-mnist` (files in "

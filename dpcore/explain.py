@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from dpcore.config import DPConfig
+from dpcore.config import ACCOUNTANT_FULL_NAMES, ACCOUNTANT_TITLES, DPConfig
 
 # Batches smaller than this make every noisy step mostly noise (noise std is σ·C/B per example).
 TINY_BATCH = 16
@@ -13,8 +13,19 @@ TINY_BATCH = 16
 HIGH_EPSILON = 10.0
 
 
+# What an ε assumes about how batches were drawn: the accountant's reports and the pages say this.
+SAMPLING_NOTES = {
+    "poisson": "Poisson sampling (amplified): this ε is only valid when every batch is really drawn by "
+               "Poisson sampling (each example joins each batch independently with probability "
+               "q = batch size / n), which is how DP Explorer trains with this setting.",
+    "shuffle": "Shuffled fixed-size batches (no amplification): a conservative bound; each example is in "
+               "exactly one step per epoch and that step counts as a full Gaussian release, so the "
+               "smaller Poisson figure does not cover it.",
+}
+
+
 @dataclass(frozen=True)
-class Warning:
+class RiskWarning:
     """One risk in the current settings: the field it concerns, how serious, and why."""
 
     field: str
@@ -22,13 +33,20 @@ class Warning:
     message: str
 
 
-def format_epsilon(value: Optional[float]) -> str:
-    """ε for display: ∞ for a baseline, a dash while unknown, three decimals otherwise."""
+def format_epsilon(value: Optional[float], *, digits: Optional[int] = 3, infinity: str = "∞",
+                   unknown: str = "—") -> str:
+    """ε as text, the one format for the pages, the CLI and the run CSV.
+
+    ``infinity`` for a non-private baseline, ``unknown`` while not known, else ``digits`` decimals
+    (``digits`` + 1 significant digits from 100 up); ``digits=None`` writes the exact value, for files.
+    """
     if value is None:
-        return "—"
+        return unknown
     if math.isinf(value):
-        return "∞"
-    return f"{value:.3f}" if value < 100 else f"{value:.4g}"
+        return infinity
+    if digits is None:
+        return repr(float(value))
+    return f"{value:.{digits}f}" if value < 100 else f"{value:.{digits + 1}g}"
 
 
 def strength(epsilon: float) -> str:
@@ -69,15 +87,8 @@ def epsilon_reading(epsilon: float, delta: float, *, outcome: str = "training ou
 
 def accounting_note(accountant: str, sampling: str) -> str:
     """What the ε shown assumes: which accountant, which sampling, and when it is valid."""
-    name = {"rdp": "RDP (Rényi DP) accountant", "pld": "PLD (privacy loss distribution) accountant"}.get(
-        accountant, accountant)
-    if sampling == "poisson":
-        return (f"{name}, Poisson sampling: this ε is only valid when every batch is really drawn "
-                "by Poisson sampling (each example joins each batch independently with "
-                "probability batch size / n), which is how DP Explorer trains with this setting.")
-    return (f"{name}, shuffle sampling: a conservative bound with no amplification by sampling "
-            "(each example is in exactly one step per epoch, and that step counts as a full Gaussian "
-            "release); shuffled fixed-size batches are not covered by the smaller Poisson figure.")
+    name = f"{ACCOUNTANT_TITLES[accountant]} ({ACCOUNTANT_FULL_NAMES[accountant]}) accountant"
+    return f"{name}. {SAMPLING_NOTES[sampling]}"
 
 
 def randomness_note(config: DPConfig) -> str:
@@ -100,34 +111,34 @@ SELECTION_NOTE = (
 )
 
 
-def risk_warnings(config: DPConfig, *, n: int, epsilon: float) -> tuple[Warning, ...]:
+def risk_warnings(config: DPConfig, *, n: int, epsilon: float) -> tuple[RiskWarning, ...]:
     """Everything risky about ``config`` on a training set of ``n`` examples with this ε."""
-    found: list[Warning] = []
+    found: list[RiskWarning] = []
     if not config.private:
-        found.append(Warning("private", "warning",
+        found.append(RiskWarning("private", "warning",
                              "Non-private baseline: no clipping, no noise, ε = ∞ (no guarantee)."))
         return tuple(found)
     if n > 0 and config.delta >= 1.0 / n:
-        found.append(Warning(
+        found.append(RiskWarning(
             "delta", "error",
             f"δ = {config.delta:.2g} is not below 1/n = {1.0 / n:.2g}: a mechanism that publishes one "
             "random person's record outright meets this δ. Choose δ well below 1/n (e.g. 1/(10n)).",
         ))
     if config.batch_size > n:
-        found.append(Warning(
+        found.append(RiskWarning(
             "batch_size", "error",
             f"Batch size {config.batch_size} is larger than the training set ({n} examples).",
         ))
     elif config.batch_size < TINY_BATCH:
-        found.append(Warning(
+        found.append(RiskWarning(
             "batch_size", "warning",
             f"Batch size {config.batch_size} is tiny: the noise added to each step (σ·C/B per "
             "example) swamps the averaged gradient, so training will be slow and noisy.",
         ))
     if math.isfinite(epsilon) and epsilon > HIGH_EPSILON:
-        found.append(Warning(
+        found.append(RiskWarning(
             "noise_multiplier", "warning",
-            f"ε = {epsilon:.3g} is beyond ~{HIGH_EPSILON:g}: the guarantee says little in practice. "
+            f"ε = {format_epsilon(epsilon)} is beyond ~{HIGH_EPSILON:g}: the guarantee says little in practice. "
             "Raise the noise multiplier or train for fewer epochs.",
         ))
     return tuple(found)

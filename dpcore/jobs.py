@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from dpcore.config import DPConfig
-from dpcore.store import RunRecord, RunStore, UnknownRunError
+from dpcore.errors import describe_exception
+from dpcore.store import FINAL_STATUSES, RunRecord, RunStore, UnknownRunError
 
 if TYPE_CHECKING:
     from dpcore.results import EpochMetrics, Progress, TrainResult
 
 ENV_WORKERS = "DPEXPLORER_WORKERS"
-
-JOB_STATES = ("queued", "running", "completed", "cancelled", "failed", "interrupted")
-FINAL_STATES = frozenset({"completed", "cancelled", "failed", "interrupted"})
 
 
 @dataclass(frozen=True)
@@ -50,12 +48,18 @@ class JobSnapshot:
     @property
     def done(self) -> bool:
         """True once the job will change no more (completed, cancelled, failed or interrupted)."""
-        return self.state in FINAL_STATES
+        return self.state in FINAL_STATUSES
 
     @property
     def latest(self) -> Optional["EpochMetrics"]:
         """The last finished epoch's metrics, or None before the first epoch ends."""
         return self.metrics[-1] if self.metrics else None
+
+    def as_record(self) -> RunRecord:
+        """This job as its stored run reads (timings are left unknown), for the tables that list runs."""
+        return RunRecord(id=self.id, name=self.name, owner=self.owner, created=self.submitted, config=self.config,
+                         status=self.state, error=self.error, epochs=self.metrics, examples_per_second=None,
+                         seconds=None, started=self.started, finished=self.finished)
 
     @classmethod
     def from_record(cls, record: RunRecord) -> "JobSnapshot":
@@ -156,7 +160,7 @@ class JobRunner:
         """Cancel a queued job at once or ask a running one to stop; False if it had already ended."""
         with self._cond:
             job = self._jobs.get(job_id)
-            if job is None or job.state in FINAL_STATES:
+            if job is None or job.state in FINAL_STATUSES:
                 return False
             if job.state == "queued":
                 self._queue.remove(job)
@@ -195,7 +199,7 @@ class JobRunner:
             unknown = [i for i in ids if i not in self._jobs]
             if unknown:
                 raise UnknownRunError(unknown[0])
-            while not all(self._jobs[i].state in FINAL_STATES for i in ids):
+            while not all(self._jobs[i].state in FINAL_STATUSES for i in ids):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -260,7 +264,7 @@ class JobRunner:
             self.store.finish_run(job.id, result)
             self._end(job, result.status, result.error, result.epochs)
         except BaseException as exc:  # noqa: BLE001 - a worker must outlive any one run
-            message = _describe(exc)
+            message = describe_exception(exc)
             self._end(job, "failed", message, result.epochs if result is not None else None)
             try:
                 self.store.set_status(job.id, "failed", error=message)
@@ -289,7 +293,7 @@ class JobRunner:
     def _end(self, job: _Job, state: str, error: Optional[str],
              epochs: Optional[tuple["EpochMetrics", ...]]) -> None:
         with self._cond:
-            job.state = state if state in FINAL_STATES else "failed"
+            job.state = state if state in FINAL_STATUSES else "failed"
             job.error = error
             job.finished = time.time()
             job.eta_seconds = None if state != "completed" else 0.0
@@ -300,14 +304,6 @@ class JobRunner:
             if state == "completed":
                 job.progress = 1.0
             self._cond.notify_all()
-
-
-def _describe(exc: BaseException) -> str:
-    """A one-line message for a run that raised: the error's own text, else its type."""
-    if isinstance(exc, MemoryError):
-        return "out of memory: " + (str(exc) or "the run needed more memory than is available")
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 # -- the process-wide runner -----------------------------------------------------------

@@ -2,20 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Mapping, Optional, Union
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION
+from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION, parse_field
 from dpcore.errors import ConfigError
 
 # The parameter that marks a query string as a shared config (and carries the schema version).
 MARKER = "dpx"
 # Query parameters Streamlit itself reads; a link may carry them beside a config.
 _STREAMLIT_PARAMS = frozenset({"embed", "embed_options"})
-
-_TYPES: dict[str, Any] = {f.name: f.type for f in dataclasses.fields(DPConfig)}
-
 
 def encode(config: DPConfig) -> dict[str, str]:
     """Every field of ``config`` as a string, plus the marker; fields that are None are left out."""
@@ -48,7 +44,7 @@ def decode(params: Mapping[str, Union[str, list[str]]]) -> DPConfig:
             continue
         if name not in FIELD_NAMES:
             raise ConfigError(name, "unknown parameter in the link", allowed=", ".join(sorted(FIELD_NAMES)))
-        values[name] = _parse(name, _single(raw))
+        values[name] = parse_field(name, _single(raw))
     return DPConfig(**values)
 
 
@@ -62,34 +58,6 @@ def _single(raw: Union[str, list[str]]) -> str:
     if isinstance(raw, (list, tuple)):
         return str(raw[-1]) if raw else ""
     return str(raw)
-
-
-def _parse(name: str, text: str) -> Any:
-    kind = str(_TYPES[name])
-    text = text.strip()
-    if "Optional" in kind and text.lower() in ("", "none", "null"):
-        return None
-    if "bool" in kind:
-        lowered = text.lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-        raise ConfigError(name, f"{text!r} is not true or false", allowed="true, false")
-    if "int" in kind:
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(name, f"{text!r} is not a whole number") from None
-    if "float" in kind:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigError(name, f"{text!r} is not a number") from None
-        if not math.isfinite(value):
-            raise ConfigError(name, f"{text!r} is not a finite number")
-        return value
-    return text
 
 
 def base_of(url: Optional[str], page_paths: tuple[str, ...] = ()) -> str:

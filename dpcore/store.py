@@ -39,6 +39,7 @@ import numpy as np
 
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
+from dpcore.explain import format_epsilon
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY
 
 if TYPE_CHECKING:
@@ -46,9 +47,10 @@ if TYPE_CHECKING:
 
 ENV_STORE = "DPEXPLORER_STORE"
 
-STATUSES = ("queued", "running", "completed", "cancelled", "failed", "interrupted")
+# A run's states, for the store, the job runner and the pages alike.
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("completed", "cancelled", "failed", "interrupted")
+STATUSES = ACTIVE_STATUSES + FINAL_STATUSES
 
 # The last epoch's training loss and accuracy are named as not covered by ε (results.TRAIN_METRICS_NOTE).
 CSV_COLUMNS = (
@@ -531,26 +533,40 @@ class RunStore:
         return out.getvalue()
 
 
-def csv_row(run: RunRecord) -> list[Any]:
-    """The CSV cells of one run, in ``CSV_COLUMNS`` order."""
+def run_row(run: RunRecord) -> dict[str, Any]:
+    """One run as named plain values (ε = ∞ for a baseline, None while unknown; ``created`` in ISO 8601).
+
+    The one conversion of a stored run: the CSV, the Compare and Train tables and the CLI's listing
+    and JSON all start from it.
+    """
     c = run.config
-    created = datetime.fromtimestamp(run.created, tz=timezone.utc).isoformat(timespec="seconds")
     last = run.epochs[-1] if run.epochs else None
-    return [
-        run.id, run.name, created, run.status, c.dataset, c.model, c.optimizer, c.noise_multiplier,
-        c.l2_norm_clip, c.batch_size, c.epochs, c.sampling, c.accountant, c.private,
-        _cell(run.test_accuracy), _cell(run.epsilon), c.delta,
-        _cell(None if last is None else last.train_loss), _cell(None if last is None else last.train_accuracy),
-        _cell(run.examples_per_second), _cell(run.seconds), run.error or "",
-    ]
+    return {
+        "id": run.id, "name": run.name, "label": run.label, "owner": run.owner,
+        "created": datetime.fromtimestamp(run.created, tz=timezone.utc).isoformat(timespec="seconds"),
+        "status": run.status, "dataset": c.dataset, "model": c.model, "optimizer": c.optimizer,
+        "noise_multiplier": c.noise_multiplier, "l2_norm_clip": c.l2_norm_clip, "batch_size": c.batch_size,
+        "epochs": c.epochs, "epochs_done": len(run.epochs), "sampling": c.sampling, "accountant": c.accountant,
+        "private": c.private, "test_accuracy": run.test_accuracy,
+        "epsilon": run.epsilon if c.private else math.inf, "delta": c.delta,
+        TRAIN_LOSS_KEY: None if last is None else last.train_loss,
+        TRAIN_ACCURACY_KEY: None if last is None else last.train_accuracy,
+        "examples_per_second": run.examples_per_second, "seconds": run.seconds, "error": run.error,
+    }
 
 
-def _cell(value: Optional[float]) -> str:
+def csv_row(run: RunRecord) -> list[Any]:
+    """The CSV cells of one run, in ``CSV_COLUMNS`` order (ε of a baseline is ``inf``, unknowns are empty)."""
+    row = run_row(run)
+    return [_csv_cell(name, row[name]) for name in CSV_COLUMNS]
+
+
+def _csv_cell(name: str, value: Any) -> Any:
+    if name == "epsilon":
+        return format_epsilon(value, digits=None, infinity="inf", unknown="")
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if math.isinf(value):
-        return "inf"
-    return repr(float(value))
+    return repr(value) if isinstance(value, float) else value
 
 
 def _record(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row]) -> RunRecord:

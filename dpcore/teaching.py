@@ -12,11 +12,6 @@ from dpcore.audit import RocCurve
 from dpcore.errors import UserInputError
 
 
-def normal_cdf(x: float) -> float:
-    """Φ(x), the standard normal CDF, accurate in the tails."""
-    return 0.5 * math.erfc(-x / math.sqrt(2.0))
-
-
 def normal_pdf(x: float, *, mean: float = 0.0, sigma: float = 1.0) -> float:
     """The density of N(mean, sigma²) at x."""
     z = (x - mean) / sigma

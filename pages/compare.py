@@ -1,12 +1,11 @@
 """Compare: accuracy against ε for every stored run, the Pareto frontier, baselines, and a run table."""
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 import app_state
 from dpcore import charts, explain
-from dpcore.comparison import ALL, build_view, busy_runs, filter_runs, run_rows
+from dpcore.comparison import ALL, build_view, busy_runs, filter_runs
 from dpcore.errors import UserInputError
 
 ss = st.session_state
@@ -27,7 +26,7 @@ def load_into_explore(run_id: int) -> None:
     """Make a stored run's config the current one and go to Explore."""
     run = store.get_run(run_id)
     app_state.set_config(run.config)
-    ss["dpx_notice"] = f"Loaded the config of {run.label} into Explore."
+    app_state.post_notice(f"Loaded the config of {run.label} into Explore.")
     ss["compare_goto_explore"] = True
 
 
@@ -35,7 +34,7 @@ def rename(run_id: int) -> None:
     """Rename a run to what the name box holds."""
     try:
         store.rename_run(run_id, ss.get("compare_new_name", ""))
-        ss["dpx_notice"] = f"Run {run_id} renamed."
+        app_state.post_notice(f"Run {run_id} renamed.")
     except UserInputError as exc:
         ss["compare_error"] = str(exc)
 
@@ -53,7 +52,7 @@ def delete(run_ids: list[int]) -> None:
         except UserInputError as exc:
             ss["compare_error"] = str(exc)
     ss["compare_selected"] = []
-    ss["dpx_notice"] = f"Deleted {len(run_ids)} run(s)."
+    app_state.post_notice(f"Deleted {len(run_ids)} run(s).")
 
 
 runs = store.list_runs()
@@ -84,14 +83,7 @@ else:
     st.info("None of these runs has finished an epoch yet.")
 
 st.markdown("**Runs** (click a column header to sort)")
-st.dataframe(
-    pd.DataFrame(run_rows(shown)), hide_index=True, width="stretch", key="compare_table",
-    column_config={
-        "test accuracy": st.column_config.NumberColumn(format="%.3f"),
-        "ε": st.column_config.NumberColumn(format="%.3f", help="inf for non-private baselines (ε = ∞)"),
-        "δ": st.column_config.NumberColumn(format="%.0e"),
-    },
-)
+app_state.run_table(shown, key="compare_table")
 
 actions = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
 if len(selected) == 1:

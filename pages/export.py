@@ -16,7 +16,7 @@ st.caption("Take a config with you: as a file, as a runnable script, or as a lin
 def use_config(cfg: DPConfig, origin: str) -> None:
     """Make ``cfg`` the current config and say where it came from."""
     app_state.set_config(cfg)
-    st.session_state["dpx_notice"] = f"Config loaded from {origin}; the Explore page shows it."
+    app_state.post_notice(f"Config loaded from {origin}; the Explore page shows it.")
 
 
 runs = [r for r in app_state.store().list_runs()]

@@ -6,6 +6,7 @@ import streamlit as st
 import app_state
 from dpcore import accounting, audit, charts, explain, teaching
 from dpcore.comparison import build_view
+from dpcore.config import ACCOUNTANT_TITLES, SAMPLINGS
 
 st.title("Learn")
 st.caption("Differential privacy for DP-SGD in five short steps. Every chart below is live.")
@@ -72,10 +73,9 @@ cfg = app_state.config()
 n = app_state.train_size(cfg)
 if n is not None and cfg.private and cfg.batch_size <= n:
     series = {
-        f"{s}, {cfg.accountant.upper()}": accounting.epsilon_per_epoch(
-            n=n, batch_size=cfg.batch_size, noise_multiplier=cfg.noise_multiplier, epochs=cfg.epochs,
-            delta=cfg.delta, accountant=cfg.accountant, sampling=s, interactive=True)
-        for s in ("poisson", "shuffle")
+        f"{s}, {ACCOUNTANT_TITLES[cfg.accountant]}": accounting.epsilon_curve_for_config(
+            cfg.replace(sampling=s), n=n, interactive=True)
+        for s in SAMPLINGS
     }
     st.caption(f"Your current Explore settings: {cfg.dataset}, n = {n:,}, batch {cfg.batch_size}, "
                f"σ {cfg.noise_multiplier:g}, {cfg.epochs} epochs.")

@@ -7,12 +7,13 @@ import streamlit as st
 
 import app_state
 from dpcore import accounting, charts, explain
-from dpcore.availability import dataset_problem
 from dpcore.comparison import config_summary
-from dpcore.data import dataset_info
+from dpcore.config import ACCOUNTANT_TITLES
+from dpcore.data import dataset_info, dataset_problem
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobSnapshot
-from dpcore.dpsgd.models import check_pair
+from dpcore.store import ACTIVE_STATUSES
+from dpcore.model_specs import check_pair
 
 ss = st.session_state
 POLL_SECONDS = 1.0
@@ -51,12 +52,12 @@ def submit(private: bool) -> None:
         name = ss.get("train_name", "").strip()
         if not private:
             name = f"{name} (non-private)" if name else "non-private baseline"
-        job_id = runner.submit(run_cfg, owner=app_state.owner(), name=name)
+        job_id = app_state.submit_run(run_cfg, name=name)
     except UserInputError as exc:
         ss["train_error"] = str(exc)
         return
     ss["train_selected"] = job_id
-    ss["dpx_notice"] = f"Run {job_id} queued" + ("" if private else " (non-private baseline, ε = ∞)") + "."
+    app_state.post_notice(f"Run {job_id} queued" + ("" if private else " (non-private baseline, ε = ∞)") + ".")
 
 
 st.text_input("Run name (optional)", key="train_name", placeholder="e.g. sigma 1.1, batch 64")
@@ -88,13 +89,13 @@ def show_job(job: JobSnapshot) -> None:
     last = job.latest
     c1, c2, c3 = st.columns(3)
     c1.metric("Test accuracy", f"{last.test_accuracy:.3f}" if last else "—")
-    c2.metric("ε spent", explain.format_epsilon(last.epsilon) if last else ("∞" if not private else "—"),
+    c2.metric("ε spent", explain.format_epsilon(last.epsilon if last else (None if private else math.inf)),
               help=("Non-private baseline: no guarantee (ε = ∞)." if not private else
-                    f"{job.config.accountant.upper()} accountant, {job.config.sampling} sampling, "
+                    f"{ACCOUNTANT_TITLES[job.config.accountant]} accountant, {job.config.sampling} sampling, "
                     f"δ = {job.config.delta:.1e}."))
     c3.metric("Epoch", f"{job.epoch}/{job.epochs_total}")
     if private:
-        st.caption(f"ε for {job.config.accountant.upper()} accounting with {job.config.sampling} sampling "
+        st.caption(f"ε for {ACCOUNTANT_TITLES[job.config.accountant]} accounting with {job.config.sampling} sampling "
                    f"(what the trainer did), δ = {job.config.delta:.1e}.")
     else:
         st.caption("Non-private baseline: no clipping, no noise, no guarantee (ε = ∞).")
@@ -112,13 +113,13 @@ def show_job(job: JobSnapshot) -> None:
                                      [m.epsilon for m in job.metrics], epochs_total=job.epochs_total,
                                      private=private),
             width="stretch", key=f"train_chart_{job.id}")
-    elif job.state in ("queued", "running"):
+    elif job.state in ACTIVE_STATUSES:
         st.caption("The charts appear when the first epoch ends.")
 
 
 def runs_panel(polling: bool) -> None:
     """This session's runs, refreshed while any of them is queued or training."""
-    jobs = runner.list_jobs(owner=app_state.owner())
+    jobs = app_state.my_runs()
     if not jobs:
         st.info("No runs yet. Start one above; it trains in the background.")
         return
@@ -130,20 +131,12 @@ def runs_panel(polling: bool) -> None:
     show_job(by_id[ss["train_selected"]])
 
     st.markdown("**Your runs**")
-    st.dataframe(
-        [{"id": j.id, "name": j.name, "state": j.state, "epoch": f"{j.epoch}/{j.epochs_total}",
-          "test accuracy": j.latest.test_accuracy if j.latest else None,
-          "ε": (math.inf if not j.config.private else (j.latest.epsilon if j.latest else None)),
-          "private": j.config.private, "error": j.error or ""} for j in reversed(jobs)],
-        hide_index=True, width="stretch", key="train_runs_table",
-        column_config={"test accuracy": st.column_config.NumberColumn(format="%.3f"),
-                       "ε": st.column_config.NumberColumn(format="%.3f")},
-    )
+    app_state.run_table([job.as_record() for job in reversed(jobs)], key="train_runs_table")
     active = any(not job.done for job in jobs)
     if polling and not active:
         st.rerun()  # the last run ended: rerun the page so this panel stops polling
 
 
 st.divider()
-polling = any(not job.done for job in runner.list_jobs(owner=app_state.owner()))
+polling = any(not job.done for job in app_state.my_runs())
 st.fragment(run_every=POLL_SECONDS if polling else None)(runs_panel)(polling)

@@ -23,7 +23,7 @@ def test_epsilon_json_has_the_promised_keys(capsys):
 def test_epsilon_text_names_the_sampling_assumption(capsys):
     assert main(["epsilon", *TUTORIAL, "--noise-multiplier", "1.2", "--sampling", "shuffle"]) == 0
     out = capsys.readouterr().out
-    assert "8.60329" in out and "no amplification" in out
+    assert "ε = 8.603287 at" in out and "no amplification" in out
 
 
 def test_calibrate_json_meets_the_target(capsys):

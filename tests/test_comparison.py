@@ -7,10 +7,14 @@ from pathlib import Path
 import pytest
 
 from dpcore import charts
-from dpcore.comparison import ALL, build_view, busy_runs, config_summary, filter_runs, run_rows
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dpcore.comparison import (ALL, Point, build_view, busy_runs, config_summary, filter_runs, pareto_frontier,
+                               run_rows)
 from dpcore.config import DPConfig
 from dpcore.store import RunStore
-from dpcore.dpsgd.training import EpochMetrics
+from dpcore.results import EpochMetrics
 
 
 def _metrics(epoch: int, accuracy: float, epsilon: float) -> EpochMetrics:
@@ -81,3 +85,27 @@ def test_busy_runs_are_the_queued_and_running_ones(store: RunStore) -> None:
     store.set_status(runs[1].id, "completed")
     busy = busy_runs(store.list_runs())
     assert runs[0].id in busy and runs[1].id not in busy
+
+
+def test_frontier_keeps_only_undominated_points_in_epsilon_order() -> None:
+    points = [Point(1.0, 0.80, "a"), Point(2.0, 0.85, "b"), Point(1.5, 0.70, "c"), Point(3.0, 0.84, "d"),
+              Point(0.5, 0.60, "e"), Point(math.inf, 0.99, "baseline"), Point(1.0, 0.75, "a2")]
+    assert [p.key for p in pareto_frontier(points)] == ["e", "a", "b"]
+    assert pareto_frontier([]) == ()
+
+
+def _beaten(point: Point, others: list[Point]) -> bool:
+    """Whether another point has ε no larger and accuracy no smaller, and is better in one."""
+    return any(o.epsilon <= point.epsilon and o.accuracy >= point.accuracy
+               and (o.epsilon < point.epsilon or o.accuracy > point.accuracy) for o in others)
+
+
+@given(st.lists(st.tuples(st.floats(0.01, 50), st.floats(0, 1)), max_size=30))
+def test_frontier_is_exactly_the_unbeaten_set(raw: list[tuple[float, float]]) -> None:
+    points = [Point(e, a, i) for i, (e, a) in enumerate(raw)]
+    frontier = pareto_frontier(points)
+    assert not any(_beaten(p, points) for p in frontier)
+    # Every unbeaten point is on the frontier or ties one exactly.
+    for p in points:
+        if not _beaten(p, points):
+            assert any(q.epsilon == p.epsilon and q.accuracy == p.accuracy for q in frontier)

@@ -131,3 +131,17 @@ def test_secure_mode_is_a_boolean_that_round_trips():
     assert DPConfig.from_json(config.to_json()) == config
     with pytest.raises(ConfigError, match="secure_mode"):
         DPConfig(secure_mode="yes")
+
+
+def test_parse_field_reads_text_as_the_field_type():
+    from dpcore.config import parse_field
+
+    assert parse_field("private", "Yes") is True and parse_field("secure_mode", "off") is False
+    assert parse_field("max_train_examples", "none") is None and parse_field("max_train_examples", "100") == 100
+    assert parse_field("learning_rate", "1") == 1.0 and type(parse_field("learning_rate", "1")) is float
+    assert parse_field("model", " mlp ") == "mlp"
+    for name, text, words in [("epochs", "two", "not a whole number"), ("private", "maybe", "true or false"),
+                              ("delta", "nan", "not a finite number"), ("noise", "1", "unknown config key")]:
+        with pytest.raises(ConfigError, match=words) as info:
+            parse_field(name, text)
+        assert info.value.field == name

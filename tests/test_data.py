@@ -1,7 +1,9 @@
 """dpcore.data: the built-in datasets, subsetting, and a user's CSV (good and bad files)."""
 from __future__ import annotations
 
+import gzip
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,13 +66,13 @@ def test_fashion_mnist_says_how_to_get_it_when_missing(monkeypatch):
     monkeypatch.setattr(data, "FASHION_MNIST_DIRS", ())
     monkeypatch.delenv("DPEXPLORER_FASHION_MNIST_DIR", raising=False)
     monkeypatch.setattr(tf.keras.datasets.fashion_mnist, "load_data", offline)
-    data._load_builtin.cache_clear()
+    data.clear_cache()
     try:
         with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist") as info:
             data.load(DPConfig(dataset="fashion_mnist"))
         assert "network is unreachable" in str(info.value)
     finally:
-        data._load_builtin.cache_clear()
+        data.clear_cache()
 
 
 def test_idx_reader_rejects_a_file_that_is_not_idx(tmp_path):
@@ -136,15 +138,21 @@ def test_csv_missing_values_follow_the_stated_policy():
     assert "missing" in info.source
 
 
-def test_csv_encoder_uses_training_rows_only_and_zeros_unseen_categories():
-    import pandas as pd
-
-    train = pd.DataFrame({"x": [1.0, 2.0, 3.0], "colour": ["red", "blue", "red"]})
-    test = pd.DataFrame({"x": [100.0, np.nan], "colour": ["green", "blue"]})
-    encoder = data._fit_encoder(train)
-    encoded = encoder(test)
-    np.testing.assert_allclose(encoded[:, 0], [(100.0 - 2.0) / np.std([1.0, 2.0, 3.0]), 0.0], rtol=1e-6)
-    np.testing.assert_array_equal(encoded[:, 1:], [[0.0, 0.0], [1.0, 0.0]])
+def test_csv_encoding_is_fitted_on_training_rows_only_and_zeros_unseen_categories():
+    # Every fifth row has a colour of its own; those that land in the test rows were never seen.
+    rows = ["x,colour,y"] + [f"{i * i},{f'c{i}' if i % 5 == 0 else 'red' if i % 2 else 'blue'},{i % 2}"
+                             for i in range(50)]
+    dataset = data.parse_csv("\n".join(rows).encode(), label="y")
+    names = dataset.info.feature_names
+    rare_seen = [n for n in names if n.startswith("colour=c")]
+    unseen = 10 - len(rare_seen)
+    assert names[0] == "x" and 0 < unseen < 10
+    colours = dataset.x_test[:, 1:]
+    assert sum(1 for row in colours if not row.any()) == unseen  # an unseen colour is all zeros
+    # Standardised with the training rows' mean and spread, not the test rows'.
+    assert abs(dataset.x_train[:, 0].mean()) < 1e-5 and abs(dataset.x_train[:, 0].std() - 1) < 1e-5
+    every_row = np.concatenate([dataset.x_train[:, 0], dataset.x_test[:, 0]])
+    assert abs(every_row.mean()) > 1e-3  # fitted on every row, this mean would be 0
 
 
 def test_csv_numeric_labels_and_boolean_features(tmp_path):
@@ -225,3 +233,35 @@ def test_any_table_is_read_or_refused_with_a_dataset_error(rows, separator):
         return
     assert np.isfinite(dataset.x_train).all() and np.isfinite(dataset.x_test).all()
     assert dataset.info.num_classes >= 2 and len(dataset.y_train) == dataset.info.n_train
+
+
+# -- offline availability, checked without loading --------------------------------------------
+
+
+def test_digits_is_always_available() -> None:
+    assert data.dataset_problem("digits") is None
+
+
+def test_missing_fashion_mnist_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(data, "FASHION_MNIST_DIRS", (str(tmp_path / "none"),))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("DPEXPLORER_FASHION_MNIST_DIR", raising=False)
+    problem = data.dataset_problem("fashion_mnist")
+    assert problem is not None and "dataset-fashion-mnist" in problem
+
+
+def test_fashion_mnist_found_in_the_env_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in data.IDX_FILES.values():
+        with gzip.open(tmp_path / name, "wb") as handle:
+            handle.write(b"")
+    monkeypatch.setattr(data, "FASHION_MNIST_DIRS", ())
+    monkeypatch.setenv("DPEXPLORER_FASHION_MNIST_DIR", str(tmp_path))
+    assert data.dataset_problem("fashion_mnist") is None
+
+
+def test_mnist_needs_the_keras_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert "mnist.npz" in (data.dataset_problem("mnist") or "")
+    (tmp_path / ".keras" / "datasets").mkdir(parents=True)
+    (tmp_path / ".keras" / "datasets" / "mnist.npz").write_bytes(b"x")
+    assert data.dataset_problem("mnist") is None

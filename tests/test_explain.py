@@ -76,6 +76,10 @@ def test_format_epsilon() -> None:
     assert explain.format_epsilon(0.70374) == "0.704"
     assert explain.format_epsilon(1234.6) == "1235"
     assert explain.format_epsilon(123456.0) == "1.235e+05"
+    assert explain.format_epsilon(0.70374, digits=4) == "0.7037"
+    assert explain.format_epsilon(0.1 + 0.2, digits=None) == "0.30000000000000004"
+    assert explain.format_epsilon(math.inf, infinity="inf") == "inf"
+    assert explain.format_epsilon(None, unknown="") == ""
 
 
 def test_randomness_note_warns_about_known_seeds_and_names_secure_mode() -> None:

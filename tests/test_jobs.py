@@ -171,6 +171,10 @@ def test_get_reads_runs_this_runner_never_held(runner, store):
     assert isinstance(snapshot, JobSnapshot)
     assert (snapshot.state, snapshot.error, snapshot.owner, snapshot.name) == ("failed", "boom", "other", "older")
     assert snapshot.done and snapshot.eta_seconds is None
+    record = snapshot.as_record()
+    assert (record.id, record.status, record.error, record.owner, record.label) == (elsewhere, "failed", "boom",
+                                                                                  "other", "older")
+    assert record.config == store.get_run(elsewhere).config
     with pytest.raises(UnknownRunError):
         runner.get(elsewhere + 100)
     with pytest.raises(UnknownRunError):

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from dpcore.dpsgd import models
-from dpcore.config import DPConfig
+from dpcore.config import MODELS, DPConfig
 from dpcore.errors import ConfigError
 
 IMAGE = (28, 28, 1)
@@ -16,7 +16,7 @@ def build(model: str, shape: tuple[int, ...] = IMAGE, **changes: object) -> tf.k
     return models.build(DPConfig(model=model, **changes), input_shape=shape, num_classes=10)
 
 
-@pytest.mark.parametrize("name", models.MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_every_model_outputs_logits_for_mnist_sized_images(name):
     model = build(name)
     x = np.random.default_rng(0).random((3, *IMAGE), dtype=np.float32)
@@ -32,27 +32,12 @@ def test_flat_models_take_small_images_and_tabular_rows(name, shape):
     assert model(np.zeros((2, *shape), np.float32)).shape == (2, 10)
 
 
-def test_supported_models_and_valid_pairs():
-    assert models.supported_models((8, 8, 1)) == ("logreg", "mlp")
-    assert models.supported_models((11,)) == ("logreg", "mlp")
-    assert models.supported_models((28, 28, 1)) == ("logreg", "mlp", "cnn", "lenet5")
-    pairs = models.valid_pairs()
-    assert pairs["digits"] == ("logreg", "mlp")
-    assert "cnn" in pairs["fashion_mnist"] and "lenet5" in pairs["mnist"]
-    assert pairs["csv"] == ("logreg", "mlp")
-
-
 @pytest.mark.parametrize("name", ["cnn", "lenet5"])
 def test_convolutional_model_on_digits_is_a_config_error_naming_model(name):
     with pytest.raises(ConfigError) as info:
         build(name, (8, 8, 1))
     assert info.value.field == "model"
     assert "28x28" in str(info.value) and "logreg, mlp" in str(info.value)
-
-
-def test_unknown_model_is_a_config_error():
-    with pytest.raises(ConfigError, match="not a known model"):
-        models.check_pair("resnet", IMAGE)
 
 
 def test_cnn_is_the_tensorflow_privacy_tutorial_architecture():

@@ -6,7 +6,7 @@ import pytest
 from dpcore import presets
 from dpcore.data import dataset_info
 from dpcore.errors import ConfigError
-from dpcore.dpsgd.models import supported_models
+from dpcore.model_specs import supported_models
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from dpcore.store import (
     default_store_path,
     process_alive,
     process_token,
+    run_row,
 )
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics, TrainResult
 
@@ -168,6 +169,15 @@ def test_csv_export_has_one_row_per_run(store):
     assert (rows[0]["noise_multiplier"], rows[0]["batch_size"], rows[0]["private"]) == ("1.1", "32", "True")
     assert rows[1]["epsilon"] == "inf" and rows[1]["private"] == "False"
     assert rows[2]["error"] == 'bad "file", line 2' and rows[2]["test_accuracy"] == ""
+
+
+def test_run_row_gives_a_baseline_infinite_epsilon_before_its_first_epoch(store):
+    run_id = store.create_run(CONFIG.as_baseline(), name="base")
+    row = run_row(store.get_run(run_id))
+    assert (row["epsilon"], row["test_accuracy"], row["epochs_done"], row["epochs"]) == (math.inf, None, 0, 3)
+    assert (row["label"], row["status"], row["private"]) == ("base", "queued", False)
+    assert row["created"].endswith("+00:00")
+    assert run_row(store.get_run(store.create_run(CONFIG)))["epsilon"] is None
 
 
 def test_store_file_is_wal_and_versioned(store):

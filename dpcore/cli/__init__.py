@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import math
 import sys
@@ -10,16 +9,6 @@ from typing import Any, Optional, Sequence
 
 from dpcore.errors import UserInputError
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics
-
-# Each module defines ``register(subparsers)``, which adds its commands and sets ``handler``
-# (a function taking the parsed args and returning an exit status) as a parser default.
-COMMAND_MODULES = (
-    "dpcore.cli.accounting_commands",
-    "dpcore.cli.export_command",
-    "dpcore.cli.audit_command",
-    "dpcore.cli.runs_commands",
-    "dpcore.cli.train_command",
-)
 
 EXIT_USAGE = 2
 
@@ -39,26 +28,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m dpcore", description="DP Explorer's library from the command line.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    # Each command module's ``register(subparsers)`` adds its commands and sets ``handler`` (taking
+    # the parsed args, returning an exit status) as a parser default. Imported here, not at the top,
+    # because the modules import CliError and print_json from this one.
+    from dpcore.cli import accounting_commands, audit_command, export_command, runs_commands, train_command
+
+    for module in (accounting_commands, export_command, audit_command, runs_commands, train_command):
+        module.register(subparsers)
     return parser
 
 
 def print_json(obj: Any) -> None:
-    """One JSON object on one line (infinite ε is written as null)."""
-    print(json.dumps(obj, allow_nan=False, default=str), flush=True)
+    """One JSON object on one line; JSON has no infinity, so ∞ (a baseline's ε) and NaN are written as null."""
+    print(json.dumps(_json_safe(obj), allow_nan=False, default=str), flush=True)
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _json_safe(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(value) for value in obj]
+    return obj
 
 
 def epoch_json(metrics: EpochMetrics) -> dict[str, Any]:
-    """One epoch as JSON-safe data (NaN and ∞ as null); the training figures' names say ε does not cover them."""
-    def number(value: float) -> Optional[float]:
-        return float(value) if math.isfinite(value) else None
-
+    """One epoch for ``print_json``; the training figures' names say ε does not cover them."""
     return {
-        "epoch": metrics.epoch, "test_loss": number(metrics.test_loss),
-        "test_accuracy": number(metrics.test_accuracy), "epsilon": number(metrics.epsilon),
-        TRAIN_LOSS_KEY: number(metrics.train_loss), TRAIN_ACCURACY_KEY: number(metrics.train_accuracy),
-        "seconds": number(metrics.seconds), "examples": metrics.examples,
+        "epoch": metrics.epoch, "test_loss": metrics.test_loss, "test_accuracy": metrics.test_accuracy,
+        "epsilon": metrics.epsilon, TRAIN_LOSS_KEY: metrics.train_loss, TRAIN_ACCURACY_KEY: metrics.train_accuracy,
+        "seconds": metrics.seconds, "examples": metrics.examples,
     }
 
 

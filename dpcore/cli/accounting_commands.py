@@ -8,7 +8,8 @@ from typing import Any, Callable
 
 from dpcore import accounting
 from dpcore.cli import CliError, print_json
-from dpcore.config import ACCOUNTANTS, SAMPLINGS
+from dpcore.config import ACCOUNTANT_TITLES, ACCOUNTANTS, SAMPLINGS
+from dpcore.explain import format_epsilon
 
 
 def register(subparsers: Any) -> None:
@@ -53,8 +54,8 @@ def _epsilon(args: argparse.Namespace) -> int:
             "epochs": args.epochs, "note": report.note,
         })
     else:
-        print(f"ε = {report.epsilon:.6g} at δ = {report.delta:g} "
-              f"({report.accountant.upper()}, {report.steps} steps, q = {report.sampling_probability:.4g})")
+        print(f"ε = {format_epsilon(report.epsilon, digits=6)} at δ = {report.delta:g} "
+              f"({ACCOUNTANT_TITLES[report.accountant]}, {report.steps} steps, q = {report.sampling_probability:.4g})")
         print(report.note)
     return 0
 
@@ -72,8 +73,8 @@ def _calibrate(args: argparse.Namespace) -> int:
             "sampling": args.sampling, "steps": steps,
         })
     else:
-        print(f"noise multiplier {result.noise_multiplier:.4f} gives ε = {result.epsilon:.6g} "
-              f"<= {result.target_epsilon:g} at δ = {args.delta:g} ({args.accountant.upper()}, {args.sampling})")
+        print(f"noise multiplier {result.noise_multiplier:.4f} gives ε = {format_epsilon(result.epsilon, digits=6)} "
+              f"<= {result.target_epsilon:g} at δ = {args.delta:g} ({ACCOUNTANT_TITLES[args.accountant]}, {args.sampling})")
     return 0
 
 

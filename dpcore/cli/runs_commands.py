@@ -2,27 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
-import math
 import sys
-import typing
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from dpcore.cli import CliError, epoch_json, print_json
-from dpcore.config import FIELD_NAMES, DPConfig, load_config_file
+from dpcore.config import FIELD_NAMES, DPConfig, load_config_file, parse_field
 from dpcore.errors import UserInputError
-from dpcore.store import RunRecord, RunStore
+from dpcore.explain import format_epsilon
+from dpcore.store import RunRecord, RunStore, run_row
 
 if TYPE_CHECKING:
     from dpcore.jobs import JobRunner
 
 SWEEP_OWNER = "cli"
 POLL_SECONDS = 0.25
-
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
-_NONE = ("none", "null")
 
 
 def register(subparsers: Any) -> None:
@@ -60,9 +55,6 @@ def _positive_int(text: str) -> int:
 
 # -- grid parsing ----------------------------------------------------------------------
 
-_FIELD_TYPES = typing.get_type_hints(DPConfig)
-
-
 def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
     """``["noise_multiplier=0.5,1.0", "epochs=5"]`` -> field -> values, each parsed to the field's type."""
     grid: dict[str, list[Any]] = {}
@@ -78,34 +70,11 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
         texts = [t.strip() for t in values_text.split(",")]
         if not texts or any(not t for t in texts):
             raise CliError(f"--grid {spec!r}: empty value; expected {name}=V1,V2,...")
-        grid[name] = [_parse_value(name, text) for text in texts]
+        try:
+            grid[name] = [parse_field(name, text) for text in texts]
+        except UserInputError as exc:
+            raise CliError(f"--grid {exc}") from None
     return grid
-
-
-def _parse_value(name: str, text: str) -> Any:
-    """One grid value, read as the DPConfig field's type (``none`` for optional fields)."""
-    hint = _FIELD_TYPES[name]
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    kind = next((a for a in args if a is not type(None)), hint) if optional else hint
-    lower = text.lower()
-    if optional and lower in _NONE:
-        return None
-    try:
-        if kind is bool:
-            if lower in _TRUE:
-                return True
-            if lower in _FALSE:
-                return False
-            raise ValueError
-        if kind is int:
-            return int(text)
-        if kind is float:
-            return float(text)
-    except ValueError:
-        expected = {bool: "true or false", int: "a whole number", float: "a number"}[kind]
-        raise CliError(f"--grid {name}: {text!r} is not {expected}") from None
-    return text
 
 
 def grid_configs(base: DPConfig, grid: dict[str, list[Any]]) -> list[tuple[dict[str, Any], DPConfig]]:
@@ -152,7 +121,7 @@ def run_sweep(args: argparse.Namespace) -> int:
             " ".join(f"{k}={v}" for k, v in combo.items()) or "(base config)",
             job.state,
             "" if last is None else f"{last.test_accuracy:.4f}",
-            "" if last is None else _format_epsilon(last.epsilon),
+            "" if last is None else format_epsilon(last.epsilon),
             job.error or "",
         ])
     print(f"{len(ids)} run(s) stored in {store.path}")
@@ -198,12 +167,12 @@ def list_runs(args: argparse.Namespace) -> int:
         return 0
     rows = [
         [
-            str(r.id), r.name, _iso(r.created), r.status, r.config.dataset, r.config.model,
-            f"{r.config.noise_multiplier:g}" if r.config.private else "-", str(r.config.epochs),
-            "" if r.test_accuracy is None else f"{r.test_accuracy:.4f}",
-            "" if r.epsilon is None else _format_epsilon(r.epsilon),
+            str(r["id"]), r["name"], r["created"], r["status"], r["dataset"], r["model"],
+            f"{r['noise_multiplier']:g}" if r["private"] else "-", str(r["epochs"]),
+            "" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
+            format_epsilon(r["epsilon"], unknown=""),
         ]
-        for r in records
+        for r in map(run_row, records)
     ]
     _print_table(["id", "name", "created", "status", "dataset", "model", "noise", "epochs",
                   "test_accuracy", "epsilon"], rows)
@@ -211,33 +180,21 @@ def list_runs(args: argparse.Namespace) -> int:
 
 
 def run_to_json(run: RunRecord) -> dict[str, Any]:
-    """A stored run as JSON-safe data; ε = ∞ (baseline) and NaN losses are written as null.
+    """A stored run for ``print_json`` (which writes ε = ∞ of a baseline and NaN losses as null).
 
     Each epoch's training loss and accuracy are named ``*_not_covered_by_epsilon``: they are
     computed on the private training batches without noise (``results.TRAIN_METRICS_NOTE``).
     """
+    row = run_row(run)
     return {
-        "id": run.id, "name": run.name, "owner": run.owner, "created": _iso(run.created),
-        "status": run.status, "error": run.error, "config": run.config.to_dict(),
-        "test_accuracy": _finite(run.test_accuracy), "epsilon": _finite(run.epsilon),
-        "examples_per_second": _finite(run.examples_per_second), "seconds": _finite(run.seconds),
+        **{key: row[key] for key in ("id", "name", "owner", "created", "status", "error")},
+        "config": run.config.to_dict(),
+        **{key: row[key] for key in ("test_accuracy", "epsilon", "examples_per_second", "seconds")},
         "epochs": [epoch_json(m) for m in run.epochs],
     }
 
 
 # -- formatting ------------------------------------------------------------------------
-
-
-def _finite(value: Optional[float]) -> Optional[float]:
-    return value if value is not None and math.isfinite(value) else None
-
-
-def _format_epsilon(value: float) -> str:
-    return "inf" if math.isinf(value) else f"{value:.3f}"
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:

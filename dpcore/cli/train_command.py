@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import threading
-from typing import Any, Optional
+from typing import Any
 
 from dpcore.cli import epoch_json, print_json
 from dpcore.config import load_config_file
+from dpcore.explain import format_epsilon
 from dpcore.results import TRAIN_METRICS_NOTE
 
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
+NON_PRIVATE_EPSILON = "∞ (non-private)"
 
 
 def register(subparsers: Any) -> None:
@@ -23,31 +24,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=_train)
 
 
-def _finite(value: float) -> Optional[float]:
-    """JSON has no infinity: an infinite ε (a non-private baseline) or a NaN is written as null."""
-    return float(value) if math.isfinite(value) else None
-
-
-def _epsilon_text(value: float) -> str:
-    return "∞ (non-private)" if math.isinf(value) else f"{value:.4g}"
-
-
 def _train(args: argparse.Namespace) -> int:
-    from dpcore import data
-    from dpcore.dpsgd import models, training
+    from dpcore import data, model_specs
+    from dpcore.dpsgd import training
 
     config = load_config_file(args.config)
     # Mistakes in the config or the data are usage errors (exit 2), reported before training starts.
     dataset = data.load(config)
     config.check_dataset_size(int(dataset.x_train.shape[0]))
-    models.check_pair(config.model, dataset.info.input_shape)
+    model_specs.check_pair(config.model, dataset.info.input_shape)
 
     def on_epoch(m: "training.EpochMetrics") -> None:
         if args.json:
             print_json({"event": "epoch", **epoch_json(m)})
         else:
             print(f"epoch {m.epoch}/{config.epochs}: test loss {m.test_loss:.4f}, test accuracy "
-                  f"{m.test_accuracy:.4f}, ε {_epsilon_text(m.epsilon)}; private training batches (not covered "
+                  f"{m.test_accuracy:.4f}, ε {format_epsilon(m.epsilon, infinity=NON_PRIVATE_EPSILON)}; private training batches (not covered "
                   f"by ε): loss "
                   f"{m.train_loss:.4f}, accuracy {m.train_accuracy:.4f}; {m.seconds:.1f} s", flush=True)
 
@@ -70,13 +62,13 @@ def _train(args: argparse.Namespace) -> int:
     if args.json:
         print_json({
             "event": "summary", "status": result.status, "error": result.error,
-            "test_accuracy": _finite(result.test_accuracy), "epsilon": _finite(result.epsilon),
+            "test_accuracy": result.test_accuracy, "epsilon": result.epsilon,
             "delta": config.delta if config.private else None, "private": config.private,
             "examples_per_second": result.examples_per_second, "seconds": result.seconds,
             "n_train": result.n_train, "epochs_completed": len(result.epochs),
         })
     else:
-        line = f"{result.status}: test accuracy {result.test_accuracy:.4f}, ε {_epsilon_text(result.epsilon)}"
+        line = f"{result.status}: test accuracy {result.test_accuracy:.4f}, ε {format_epsilon(result.epsilon, infinity=NON_PRIVATE_EPSILON)}"
         if config.private:
             line += f" at δ = {config.delta:g}"
         print(f"{line}; {result.examples_per_second:,.0f} examples/s, {result.seconds:.1f} s", flush=True)

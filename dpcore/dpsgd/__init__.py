@@ -5,3 +5,4 @@ TensorFlow. Importing any module here sets TensorFlow's C++ log level once, befo
 """
 import os
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

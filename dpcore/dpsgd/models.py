@@ -1,4 +1,4 @@
-"""Model registry: logreg, mlp, cnn and lenet5, each a Keras Sequential model with a logits output.
+"""Model builders: logreg, mlp, cnn and lenet5, each a Keras Sequential model with a logits output.
 
 The recipes follow the sources the app cites: mlp is the DP-Adam MLP (Dense 128 + dropout), cnn the
 TensorFlow Privacy tutorial CNN, lenet5 MindArmour's LeNet-5. Initialisers are seeded from the config,
@@ -12,55 +12,13 @@ import numpy as np
 import tensorflow as tf
 
 from dpcore.errors import ConfigError
+from dpcore.model_specs import check_pair
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
 
-MODEL_NAMES = ("logreg", "mlp", "cnn", "lenet5")
-MODEL_TITLES = {
-    "logreg": "Logistic regression",
-    "mlp": "MLP (Dense 128 + dropout)",
-    "cnn": "CNN (TensorFlow Privacy tutorial)",
-    "lenet5": "LeNet-5 (MindArmour)",
-}
-# The convolutional recipes were designed for 28x28 (MNIST-sized) images and need at least that.
-MIN_IMAGE_SIDE = 28
-INPUT_REQUIREMENTS = {
-    "logreg": "any input (images are flattened)",
-    "mlp": "any input (images are flattened)",
-    "cnn": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}",
-    "lenet5": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, resized to 32x32",
-}
 MLP_DROPOUT = 0.3
 LENET_SIDE = 32
-
-
-def supported_models(input_shape: tuple[int, ...]) -> tuple[str, ...]:
-    """Models that accept inputs of ``input_shape`` (one example, without the batch axis)."""
-    shape = tuple(int(d) for d in input_shape)
-    if len(shape) == 3 and min(shape[0], shape[1]) >= MIN_IMAGE_SIDE:
-        return MODEL_NAMES
-    return ("logreg", "mlp")
-
-
-def check_pair(model: str, input_shape: tuple[int, ...]) -> None:
-    """Raise ConfigError naming ``model`` if it cannot take inputs of ``input_shape``."""
-    if model not in MODEL_NAMES:
-        raise ConfigError("model", f"{model!r} is not a known model", allowed=", ".join(MODEL_NAMES))
-    allowed = supported_models(input_shape)
-    if model not in allowed:
-        shape = "x".join(str(d) for d in input_shape)
-        raise ConfigError("model", f"{model!r} cannot train on inputs of shape {shape}: it needs "
-                          f"{INPUT_REQUIREMENTS[model]}", allowed=", ".join(allowed) + " for this dataset")
-
-
-def valid_pairs() -> dict[str, tuple[str, ...]]:
-    """For each built-in dataset the models it can train (a CSV file takes logreg and mlp)."""
-    from dpcore import data
-
-    pairs = {name: supported_models(data.dataset_info(name).input_shape) for name in data.BUILTIN_DATASETS}
-    pairs["csv"] = ("logreg", "mlp")
-    return pairs
 
 
 def build(config: "DPConfig", *, input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Model:

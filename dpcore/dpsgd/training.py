@@ -10,7 +10,6 @@ size; shuffle sampling takes fixed-size batches from a shuffled epoch. A non-pri
 from __future__ import annotations
 
 import math
-import re
 import secrets
 import threading
 import time
@@ -20,8 +19,9 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 import numpy as np
 import tensorflow as tf
 
-from dpcore import accounting, data
+from dpcore import accounting, data, model_specs
 from dpcore.dpsgd import models, privatize
+from dpcore.errors import describe_exception
 from dpcore.results import EpochMetrics, Progress, TrainResult  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
@@ -101,37 +101,12 @@ def train(config: "DPConfig", *, on_epoch: Optional[Callable[[EpochMetrics], Non
         if on_weights is not None and not run.cancelled:
             on_weights(run.weights())
     except Exception as exc:  # noqa: BLE001 - a failed run is a result, with its message
-        status, error = "failed", _describe(exc)
+        status, error = "failed", describe_exception(exc)
     return TrainResult(
         status=status, error=error, config=config, epochs=tuple(run.epochs),
         examples_per_second=run.examples_per_second(), seconds=time.perf_counter() - started,
         n_train=run.n_train,
     )
-
-
-MAX_ERROR_CHARS = 500
-
-
-def _describe(exc: BaseException) -> str:
-    """One readable line: a user error's own message, else the type and the telling line of its text.
-
-    TensorFlow wraps errors in tracebacks ("in user code:", "Graph execution error:"); the line that
-    says what went wrong is the original "SomeError: message" line or the first plain sentence.
-    """
-    lines = [line.strip() for line in str(exc).splitlines()]
-    raised = [line for line in lines if _RAISED_LINE.match(line)]
-    plain = [line for line in str(exc).splitlines()
-             if line.strip() and not line[0].isspace() and not line.rstrip().endswith(":")]
-    if raised:
-        text = raised[-1]
-    else:
-        text = plain[0].strip() if plain else next((line for line in lines if line), "")
-        if not isinstance(exc, ValueError) or not text:
-            text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 1] + "…"
-
-
-_RAISED_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): \S")
 
 
 class _Run:
@@ -164,7 +139,7 @@ class _Run:
         dataset = self.dataset if self.dataset is not None else data.load(config)
         n = self.n_train = int(dataset.x_train.shape[0])
         config.check_dataset_size(n)
-        models.check_pair(config.model, dataset.info.input_shape)
+        model_specs.check_pair(config.model, dataset.info.input_shape)
         ends = accounting.epoch_end_steps(n=n, batch_size=config.batch_size, epochs=config.epochs,
                                           sampling=config.sampling)
         epsilons = accounting.epsilon_curve_for_config(config, n=n)

@@ -5,8 +5,12 @@ import atexit
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import pytest
+
+from app_state import CONFIG_KEY
+from dpcore.config import DPConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = str(REPO_ROOT / "app.py")
@@ -24,6 +28,16 @@ def store_env(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point DPEXPLORER_STORE at the shared test store for each app test (and only during it)."""
     monkeypatch.setenv("DPEXPLORER_STORE", str(APP_STORE))
     return APP_STORE
+
+
+def open_page(app, page: str, config: Optional[DPConfig] = None):
+    """Run the app (with ``config`` as the current config, if given), switch to pages/<page>.py, check it rendered."""
+    if config is not None:
+        app.session_state[CONFIG_KEY] = config
+    app.run()
+    app.switch_page(f"pages/{page}.py").run()
+    assert not app.exception
+    return app
 
 
 @pytest.fixture()

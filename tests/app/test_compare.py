@@ -10,6 +10,8 @@ import pytest
 from dpcore.config import DPConfig
 from dpcore.store import RunStore
 from dpcore.results import EpochMetrics
+from app_state import CONFIG_KEY
+from tests.app.conftest import open_page
 
 
 
@@ -43,10 +45,7 @@ def runs() -> dict[str, int]:
 
 
 def _open(app):
-    app.run()
-    app.switch_page("pages/compare.py").run()
-    assert not app.exception
-    return app
+    return open_page(app, "compare")
 
 
 def _trace_names(at) -> list[str]:
@@ -88,6 +87,6 @@ def test_load_into_explore(app, runs) -> None:
     at.multiselect(key="compare_selected").set_value([runs["fashion"]]).run()
     at.button(key="compare_load").click().run()
     assert not at.exception
-    assert at.session_state["dpx_config"] == DPConfig(dataset="fashion_mnist", model="cnn", noise_multiplier=0.9)
+    assert at.session_state[CONFIG_KEY] == DPConfig(dataset="fashion_mnist", model="cnn", noise_multiplier=0.9)
     assert at.selectbox(key="w_model").value == "cnn"  # now on Explore, showing the loaded config
     assert at.number_input(key="w_noise_multiplier_exact").value == 0.9

@@ -5,6 +5,7 @@ import math
 
 from dpcore import accounting
 from dpcore.config import DPConfig
+from app_state import CONFIG_KEY
 
 
 
@@ -33,7 +34,7 @@ def test_secure_mode_checkbox_sets_the_config(app) -> None:
     assert box.label.startswith("Secure mode") and box.value is False
     box.check().run()
     assert not at.exception
-    assert at.session_state["dpx_config"].secure_mode is True
+    assert at.session_state[CONFIG_KEY].secure_mode is True
 
 
 def test_slider_change_updates_epsilon_and_number(app) -> None:
@@ -72,7 +73,7 @@ def test_every_control_changes_epsilon_or_is_kept(app) -> None:
                                  accountant="pld", sampling="shuffle")
     assert any(f"Precise PLD ε (grid 1e-4) = {precise:.4f}" in i.value for i in at.info)
     assert any("no amplification" in c.value for c in at.caption)
-    assert at.session_state["dpx_config"] == DPConfig(epochs=30, batch_size=128, accountant="pld",
+    assert at.session_state[CONFIG_KEY] == DPConfig(epochs=30, batch_size=128, accountant="pld",
                                                       sampling="shuffle")
 
 
@@ -123,7 +124,7 @@ def test_calibrate_and_apply(app) -> None:
     eps = float(_eps(at))
     assert eps <= 2.0 and eps > 1.9
     sigma = at.number_input(key="w_noise_multiplier_exact").value
-    assert math.isclose(at.session_state["dpx_config"].noise_multiplier, sigma)
+    assert math.isclose(at.session_state[CONFIG_KEY].noise_multiplier, sigma)
 
 
 def test_overlay_draws_both_accountants(app) -> None:
@@ -137,13 +138,13 @@ def test_overlay_draws_both_accountants(app) -> None:
 
 
 def test_a_loaded_baseline_shows_infinity_and_can_be_made_private(app) -> None:
-    app.session_state["dpx_config"] = DPConfig(private=False, noise_multiplier=0.0, epochs=3)
+    app.session_state[CONFIG_KEY] = DPConfig(private=False, noise_multiplier=0.0, epochs=3)
     at = app.run()
     assert not at.exception
     assert _eps(at) == "∞"
     assert any("non-private baseline" in w.value for w in at.warning)
     at.button(key="explore_make_private").click().run()
-    assert at.session_state["dpx_config"] == DPConfig(epochs=3)
+    assert at.session_state[CONFIG_KEY] == DPConfig(epochs=3)
     assert float(_eps(at)) == round(accounting.epsilon_for_config(DPConfig(epochs=3), n=1437), 3)
 
 
@@ -184,7 +185,7 @@ def test_csv_dataset_offers_its_columns_and_projects_epsilon_for_its_size(app, t
     assert not at.exception and not at.error
     label = at.selectbox(key="w_csv_label")
     assert label.value == "decision" and "income_k" in label.options
-    config = at.session_state["dpx_config"]
+    config = at.session_state[CONFIG_KEY]
     assert (config.dataset, config.csv_path, config.csv_label) == ("csv", sample, "decision")
     n = data.train_size(config)
     assert float(_eps(at)) == round(accounting.epsilon_for_config(config, n=n), 3)

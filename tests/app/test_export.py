@@ -5,17 +5,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from dpcore import share
 from dpcore.config import DPConfig
+from app_state import CONFIG_KEY
+from tests.app.conftest import open_page
 
 
 CONFIG = DPConfig(noise_multiplier=1.7, batch_size=100, epochs=3)
 
 
 def _open(app, config: DPConfig = CONFIG):
-    app.session_state["dpx_config"] = config
-    app.run()
-    app.switch_page("pages/export.py").run()
-    assert not app.exception
-    return app
+    return open_page(app, "export", config)
 
 
 def test_formats_and_downloads(app) -> None:
@@ -39,7 +37,7 @@ def test_share_link_restores_the_config(app) -> None:
     app.query_params.update(share.encode(CONFIG))
     at = app.run()
     assert not at.exception
-    assert at.session_state["dpx_config"] == CONFIG
+    assert at.session_state[CONFIG_KEY] == CONFIG
     assert at.number_input(key="w_noise_multiplier_exact").value == 1.7
     assert any("restored" in s.value for s in at.success)
 
@@ -49,7 +47,7 @@ def test_bad_share_link_is_a_message(app) -> None:
     at = app.run()
     assert not at.exception
     assert any("batch_size" in e.value for e in at.error)
-    assert at.session_state["dpx_config"] == DPConfig()
+    assert at.session_state[CONFIG_KEY] == DPConfig()
 
 
 def test_upload_restores_a_config(app) -> None:
@@ -58,7 +56,7 @@ def test_upload_restores_a_config(app) -> None:
     at.get("file_uploader")[0].upload("mine.yaml", wanted.to_yaml().encode(), "application/x-yaml").run()
     assert any("valid config" in s.value for s in at.success)
     at.button(key="export_use_upload").click().run()
-    assert at.session_state["dpx_config"] == wanted
+    assert at.session_state[CONFIG_KEY] == wanted
 
 
 def test_bad_upload_names_the_field(app) -> None:
@@ -85,6 +83,6 @@ def test_export_a_stored_run(app) -> None:
         assert DPConfig.from_json(codes["json"]) == stored
         assert [b.label for b in at.get("download_button")][0] == "Download JSON"
         at.button(key="export_use_run").click().run()
-        assert at.session_state["dpx_config"] == stored
+        assert at.session_state[CONFIG_KEY] == stored
     finally:
         store.delete_run(run_id)

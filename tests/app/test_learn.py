@@ -4,14 +4,12 @@ from __future__ import annotations
 import math
 
 from dpcore import teaching
+from tests.app.conftest import open_page
 
 
 
 def _open(app):
-    app.run()
-    app.switch_page("pages/learn.py").run()
-    assert not app.exception
-    return app
+    return open_page(app, "learn")
 
 
 def test_renders_every_section(app) -> None:

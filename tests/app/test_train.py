@@ -8,6 +8,8 @@ from pathlib import Path
 from dpcore import accounting
 from dpcore.config import DPConfig
 from dpcore.jobs import get_runner
+from app_state import CONFIG_KEY, OWNER_KEY
+from tests.app.conftest import open_page
 
 
 TINY = DPConfig(epochs=2, batch_size=32, max_train_examples=200, learning_rate=0.5)
@@ -15,11 +17,7 @@ LONG = DPConfig(epochs=500, batch_size=32)
 
 
 def _open_train(app, config: DPConfig):
-    app.session_state["dpx_config"] = config
-    app.run()
-    app.switch_page("pages/train.py").run()
-    assert not app.exception
-    return app
+    return open_page(app, "train", config)
 
 
 def _start(at, key: str = "train_start") -> int:
@@ -87,7 +85,7 @@ def test_failed_run_shows_its_error(app, tmp_path: Path) -> None:
     csv.write_text("x1,x2,y\n" + "".join(f"{rng.random():.3f},{rng.random():.3f},{i % 2}\n" for i in range(60)))
     at = _open_train(app, LONG)
     blocker = _start(at)  # keeps the single worker busy so the next run waits in the queue
-    at.session_state["dpx_config"] = DPConfig(dataset="csv", csv_path=str(csv), csv_label="y", batch_size=8,
+    at.session_state[CONFIG_KEY] = DPConfig(dataset="csv", csv_path=str(csv), csv_label="y", batch_size=8,
                                               epochs=1)
     at.run()
     doomed = _start(at)
@@ -109,9 +107,9 @@ def test_user_mistake_is_a_message_naming_the_field(app) -> None:
 def test_model_that_does_not_fit_the_dataset_is_refused(app) -> None:
     # Straight to Train, as after uploading a file (Explore would offer only models that fit).
     at = app.run()
-    at.session_state["dpx_config"] = DPConfig(dataset="digits", model="cnn")
+    at.session_state[CONFIG_KEY] = DPConfig(dataset="digits", model="cnn")
     at.switch_page("pages/train.py").run()
     at.button(key="train_start").click().run()
     assert not at.exception
     assert any(e.value.startswith("model:") for e in at.error)
-    assert get_runner().list_jobs(owner=at.session_state["dpx_owner"]) == []
+    assert get_runner().list_jobs(owner=at.session_state[OWNER_KEY]) == []

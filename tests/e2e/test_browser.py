@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import urlencode
 
 import pytest
@@ -61,6 +62,21 @@ def test_moving_noise_multiplier_changes_projected_epsilon(page, app_url: str) -
     expected = accounting.epsilon_for_config(DPConfig(noise_multiplier=1.3), n=1437)
     page.wait_for_function(f"(want) => ({EPSILON_JS})() === want", arg=f"{expected:.3f}")
     screenshot(page, "explore")
+
+
+def test_calibrate_finds_sigma_and_apply_updates_the_whole_page(page, app_url: str) -> None:
+    _open(page, app_url)
+    before = _epsilon(page)
+    target = page.get_by_label("Target ε")
+    target.fill("2.000")
+    target.press("Enter")
+    page.get_by_role("button", name="Calibrate", exact=True).click()
+    page.get_by_text("≤ 2 (RDP, poisson)").first.wait_for()
+    assert _epsilon(page) == before  # calibrating alone changes nothing outside its fragment
+    page.get_by_role("button", name=re.compile(r"^Apply σ = ")).click()
+    page.get_by_text("Noise multiplier set to").first.wait_for()
+    page.wait_for_function(f"(old) => ({EPSILON_JS})() !== old", arg=before)
+    assert 1.9 < float(_epsilon(page)) <= 2.0
 
 
 def test_tiny_training_run_completes_with_a_chart(page, app_url: str) -> None:

@@ -1,0 +1,51 @@
+"""What each model can train on and how it is described, without TensorFlow (pages import it freely).
+
+The builders themselves live in dpcore.dpsgd.models; the trainer, the CLI and the pages all check a
+model against a dataset's input shape here, so the rule is stated once.
+"""
+from __future__ import annotations
+
+from dpcore.config import MODEL_TITLES, MODELS
+from dpcore.errors import ConfigError
+
+# The convolutional recipes were designed for 28x28 (MNIST-sized) images and need at least that.
+MIN_IMAGE_SIDE = 28
+# Models that flatten their input, so they take images of any size and tabular rows alike.
+FLAT_INPUT_MODELS = ("logreg", "mlp")
+# Where each recipe comes from, shown after its title (see dpcore.dpsgd.models).
+RECIPES = {
+    "mlp": "Dense 128 + dropout",
+    "cnn": "TensorFlow Privacy tutorial",
+    "lenet5": "MindArmour",
+}
+INPUT_REQUIREMENTS = {
+    "logreg": "any input (images are flattened)",
+    "mlp": "any input (images are flattened)",
+    "cnn": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}",
+    "lenet5": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, resized to 32x32",
+}
+
+
+def model_description(model: str) -> str:
+    """The model's title with its recipe's source, e.g. "CNN (TensorFlow Privacy tutorial)"."""
+    recipe = RECIPES.get(model)
+    return f"{MODEL_TITLES[model]} ({recipe})" if recipe else MODEL_TITLES[model]
+
+
+def supported_models(input_shape: tuple[int, ...]) -> tuple[str, ...]:
+    """Models that accept inputs of ``input_shape`` (one example, without the batch axis)."""
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) == 3 and min(shape[0], shape[1]) >= MIN_IMAGE_SIDE:
+        return MODELS
+    return FLAT_INPUT_MODELS
+
+
+def check_pair(model: str, input_shape: tuple[int, ...]) -> None:
+    """Raise ConfigError naming ``model`` if it cannot take inputs of ``input_shape``."""
+    if model not in MODELS:
+        raise ConfigError("model", f"{model!r} is not a known model", allowed=", ".join(MODELS))
+    allowed = supported_models(input_shape)
+    if model not in allowed:
+        shape = "x".join(str(d) for d in input_shape)
+        raise ConfigError("model", f"{model!r} cannot train on inputs of shape {shape}: it needs "
+                          f"{INPUT_REQUIREMENTS[model]}", allowed=", ".join(allowed) + " for this dataset")

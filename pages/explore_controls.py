@@ -1,0 +1,220 @@
+"""Explore's controls: every DP-SGD knob, seeded from the current config, read back as a DPConfig."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import streamlit as st
+
+import app_state
+from dpcore import presets, uploads
+from dpcore.config import (ACCOUNTANT_TITLES, ACCOUNTANTS, ACTIVATIONS, DATASET_TITLES, DATASETS, MAX_BATCH_SIZE,
+                           MAX_CLIP, MAX_EPOCHS, MAX_NOISE, MODEL_TITLES, OPTIMIZER_TITLES, OPTIMIZERS,
+                           SAMPLING_TITLES, SAMPLINGS, DPConfig)
+from dpcore.data import csv_file_columns, dataset_info
+from dpcore.errors import UserInputError
+from dpcore.model_specs import model_description, supported_models
+
+ss = st.session_state
+P = app_state.WIDGET_PREFIX
+NOISE_SLIDER_MIN = 0.1
+
+
+# -- widget helpers ------------------------------------------------------------------------
+
+
+def _seed(key: str, value: Any) -> None:
+    """Give a widget its value from the config the first time it renders after a config change."""
+    if key not in ss:
+        ss[key] = value
+
+
+def _copy(source: str, target: str) -> Callable[[], None]:
+    """A widget callback copying one session-state key to another (slider -> number entry)."""
+    def callback() -> None:
+        ss[target] = ss[source]
+    return callback
+
+
+def paired(label: str, field: str, value: Any, *, lo: Any, hi: Any, step: Any, exact_lo: Any,
+           exact_hi: Any, exact_step: Any, fmt: str, help: str) -> Any:
+    """A slider and a precise number entry for one field, kept in sync; returns the exact value."""
+    slider_key, number_key = f"{P}{field}_slider", f"{P}{field}_exact"
+    _seed(number_key, min(max(value, exact_lo), exact_hi))
+    ss[slider_key] = min(max(ss[number_key], lo), hi)
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    left.slider(label, min_value=lo, max_value=hi, step=step, key=slider_key, help=help,
+                on_change=_copy(slider_key, number_key))
+    right.number_input(f"{label} (exact)", min_value=exact_lo, max_value=exact_hi, step=exact_step,
+                       format=fmt, key=number_key, label_visibility="collapsed")
+    return ss[number_key]
+
+
+# -- callbacks -------------------------------------------------------------------------------
+
+
+def apply_preset(key: str) -> None:
+    """Load a recipe preset into every control."""
+    preset = presets.get_preset(key)
+    app_state.set_config(preset.config)
+    app_state.post_notice(f"Preset applied: {preset.title} ({preset.description})")
+
+
+def on_dataset_change() -> None:
+    """Keep the model valid for the new dataset's input shape."""
+    if ss[f"{P}dataset"] == "csv":
+        return  # the model list follows once the file is known
+    allowed = supported_models(dataset_info(ss[f"{P}dataset"]).input_shape)
+    if ss.get(f"{P}model") not in allowed:
+        ss[f"{P}model"] = _fallback_model(allowed)
+
+
+def keep_upload() -> None:
+    """Check and keep an uploaded CSV, then point the CSV path at the kept copy."""
+    upload = ss.get("explore_csv_upload")
+    if upload is None:
+        return
+    try:
+        path = uploads.save_csv(upload.getvalue(), name=upload.name)
+    except UserInputError as exc:
+        ss["explore_upload_error"] = str(exc)
+        return
+    ss.pop("explore_upload_error", None)
+    ss[f"{P}csv_path"] = str(path)
+    app_state.post_notice(f"Uploaded {upload.name}: kept as {path.name}.")
+
+
+def _fallback_model(allowed: tuple[str, ...]) -> str:
+    """The default model where the dataset allows it, else the first model that fits."""
+    return DPConfig().model if DPConfig().model in allowed else allowed[0]
+
+
+# -- the controls ----------------------------------------------------------------------------
+
+
+def preset_buttons() -> None:
+    """One button per recipe preset, in a row."""
+    preset_cols = st.columns(len(presets.PRESETS) + 1, vertical_alignment="center")
+    preset_cols[0].markdown("**Presets**")
+    for col, preset in zip(preset_cols[1:], presets.PRESETS):
+        col.button(preset.title, key=f"preset_{preset.key}", on_click=apply_preset, args=(preset.key,),
+                   help=f"{preset.description} From: {preset.source}.", width="stretch")
+
+
+def render(cfg: DPConfig) -> DPConfig:
+    """Every knob, seeded from ``cfg``; returns the config they show (a UserInputError if it is invalid).
+
+    A CSV dataset whose file or columns cannot be read ends the page with its message.
+    """
+    noise = paired("Noise multiplier", "noise_multiplier", cfg.noise_multiplier, lo=NOISE_SLIDER_MIN, hi=10.0,
+                   step=0.05, exact_lo=0.001, exact_hi=MAX_NOISE, exact_step=0.01, fmt="%.3f",
+                   help="σ: the Gaussian noise added to each step's summed gradients, in units of the clip norm.")
+    clip = paired("Clip norm", "l2_norm_clip", cfg.l2_norm_clip, lo=0.1, hi=10.0, step=0.1,
+                  exact_lo=0.001, exact_hi=MAX_CLIP, exact_step=0.1, fmt="%.3f",
+                  help="C: every example's gradient is scaled down to at most this L2 norm. "
+                       "It does not change ε, but it sets how much signal survives the noise.")
+    batch = paired("Batch size", "batch_size", cfg.batch_size, lo=1, hi=1024, step=1,
+                   exact_lo=1, exact_hi=MAX_BATCH_SIZE, exact_step=1, fmt="%d",
+                   help="Expected examples per step (with Poisson sampling each example joins with "
+                        "probability batch size / n).")
+    epochs = paired("Epochs", "epochs", cfg.epochs, lo=1, hi=100, step=1, exact_lo=1, exact_hi=MAX_EPOCHS,
+                    exact_step=1, fmt="%d", help="Passes over the training data; each costs privacy.")
+
+    left, right = st.columns(2)
+    _seed(f"{P}learning_rate", cfg.learning_rate)
+    learning_rate = left.number_input("Learning rate", min_value=1e-6, max_value=100.0, step=0.001,
+                                      format="%.4g", key=f"{P}learning_rate")
+    _seed(f"{P}delta", cfg.delta)
+    delta = right.number_input("δ (delta)", min_value=1e-15, max_value=0.5, step=1e-6, format="%.1e",
+                               key=f"{P}delta",
+                               help="The small chance the ε promise may fail; keep it well below 1/n.")
+
+    left, right = st.columns(2)
+    _seed(f"{P}dataset", cfg.dataset)
+    dataset = left.selectbox("Dataset", DATASETS, key=f"{P}dataset", on_change=on_dataset_change,
+                             format_func=DATASET_TITLES.get)
+    csv_path, csv_label = _csv_controls(cfg) if dataset == "csv" else (None, None)
+    try:
+        info = dataset_info(dataset, csv_path=csv_path, csv_label=csv_label)
+    except UserInputError as exc:
+        st.error(str(exc))
+        app_state.finish_page()
+    model_options = supported_models(info.input_shape)
+    _seed(f"{P}model", cfg.model if cfg.model in model_options else _fallback_model(model_options))
+    if ss[f"{P}model"] not in model_options:
+        ss[f"{P}model"] = _fallback_model(model_options)
+    model = right.selectbox("Model", model_options, key=f"{P}model", format_func=MODEL_TITLES.get,
+                            help="Only models that fit this dataset's input shape are offered: "
+                                 + "; ".join(model_description(m) for m in model_options) + ".")
+
+    left, right = st.columns(2)
+    _seed(f"{P}optimizer", cfg.optimizer)
+    optimizer = left.selectbox("Optimizer", OPTIMIZERS, key=f"{P}optimizer", format_func=OPTIMIZER_TITLES.get)
+    momentum = cfg.momentum
+    if optimizer == "momentum":
+        _seed(f"{P}momentum", cfg.momentum)
+        momentum = right.number_input("Momentum", min_value=0.0, max_value=0.999, step=0.05, format="%.3f",
+                                      key=f"{P}momentum")
+
+    left, right = st.columns(2)
+    _seed(f"{P}accountant", cfg.accountant)
+    accountant = left.radio("Accountant", ACCOUNTANTS, key=f"{P}accountant", horizontal=True,
+                            format_func=ACCOUNTANT_TITLES.get,
+                            help="RDP: Rényi DP, the classic DP-SGD accountant. PLD: privacy loss "
+                                 "distributions, tighter.")
+    _seed(f"{P}sampling", cfg.sampling)
+    sampling = right.radio("Sampling", SAMPLINGS, key=f"{P}sampling", horizontal=True,
+                           format_func=SAMPLING_TITLES.get,
+                           help="How batches are drawn; the trainer draws them exactly this way.")
+
+    with st.expander("More settings"):
+        left, right = st.columns(2)
+        _seed(f"{P}activation", cfg.activation)
+        activation = left.selectbox("Activation", ACTIVATIONS, key=f"{P}activation")
+        _seed(f"{P}seed", cfg.seed)
+        seed = right.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{P}seed")
+        _seed(f"{P}secure_mode", cfg.secure_mode)
+        secure_mode = st.checkbox(
+            "Secure mode (secret random seeds)", key=f"{P}secure_mode",
+            help="Draw batches and noise from the operating system's secure randomness instead of the "
+                 "seed. Runs are no longer repeatable, but nobody can recompute the noise from the "
+                 "config. Use it for models you will release.")
+        _seed(f"{P}max_train", cfg.max_train_examples or 0)
+        max_train = st.number_input("Use at most this many training examples (0 = all)", min_value=0,
+                                    max_value=10**9, step=100, key=f"{P}max_train",
+                                    help="A smaller training set trains faster; ε is computed for it.")
+
+    return DPConfig(
+        dataset=dataset, model=model, activation=activation, optimizer=optimizer,
+        learning_rate=float(learning_rate), momentum=float(momentum), noise_multiplier=float(noise),
+        l2_norm_clip=float(clip), batch_size=int(batch), epochs=int(epochs), delta=float(delta),
+        accountant=accountant, sampling=sampling, seed=int(seed), secure_mode=bool(secure_mode),
+        max_train_examples=int(max_train) if max_train else None,
+        csv_path=csv_path, csv_label=csv_label, private=cfg.private,
+    )
+
+
+def _csv_controls(cfg: DPConfig) -> tuple[str, str]:
+    """The upload, path and label-column controls of a CSV dataset; ends the page until a file is readable."""
+    st.file_uploader("Upload a CSV file", type=["csv", "tsv", "txt"], key="explore_csv_upload",
+                     on_change=keep_upload, help="A table with a header row; one column is the label. "
+                     "It is kept on this server beside the run history so runs can train on it.")
+    if "explore_upload_error" in ss:
+        st.error(ss["explore_upload_error"])
+    _seed(f"{P}csv_path", cfg.csv_path or "")
+    csv_path = st.text_input("CSV file on the server", key=f"{P}csv_path",
+                             help="Filled in by an upload, or type the path of a file on this server."
+                             ).strip() or None
+    if not csv_path:
+        st.info("Upload a CSV file, or enter the path of one on this server.")
+        app_state.finish_page()
+    try:
+        columns = csv_file_columns(csv_path)
+    except UserInputError as exc:
+        st.error(str(exc))
+        app_state.finish_page()
+    _seed(f"{P}csv_label", cfg.csv_label if cfg.csv_label in columns else columns[-1])
+    if ss[f"{P}csv_label"] not in columns:
+        ss[f"{P}csv_label"] = columns[-1]
+    csv_label = st.selectbox("Label column", columns, key=f"{P}csv_label",
+                             help="The column to predict; every other column is a feature.")
+    return csv_path, csv_label

@@ -1,0 +1,144 @@
+"""Explore's results for one DPConfig: the projected ε and what it means, ε curves, and calibration."""
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+import app_state
+from dpcore import accounting, charts, explain
+from dpcore.data import dataset_problem
+from dpcore.config import ACCOUNTANT_TITLES, ACCOUNTANTS, DPConfig
+from dpcore.errors import UserInputError
+from pages.explore_controls import NOISE_SLIDER_MIN
+
+ss = st.session_state
+NOISE_GRID = tuple(round(0.4 * (16.0 / 0.4) ** (i / 15), 4) for i in range(16))  # geometric, 0.4 to 16
+
+
+def make_private() -> None:
+    """Turn a loaded non-private baseline config back into a private one."""
+    cfg = app_state.config()
+    # A baseline may carry no noise (0, shown clamped to the entry's minimum): start from the default.
+    noise = cfg.noise_multiplier if cfg.noise_multiplier >= NOISE_SLIDER_MIN else DPConfig().noise_multiplier
+    app_state.update_config(private=True, noise_multiplier=noise)
+
+
+def apply_noise(value: float) -> None:
+    """Set the noise multiplier (from Calibrate), keeping everything else."""
+    app_state.update_config(noise_multiplier=value)
+    app_state.post_notice(f"Noise multiplier set to {value:.4g}.")
+
+
+def render(cfg: DPConfig) -> None:
+    """Everything Explore shows about ``cfg``; ends the page early where there is no ε to show."""
+    problem = dataset_problem(cfg.dataset)
+    if problem:
+        st.warning(problem)
+    n = app_state.train_size(cfg)
+    if n is None:
+        app_state.finish_page()
+    if not cfg.private:
+        st.metric("Projected ε", explain.format_epsilon(math.inf))
+        st.warning("This config is a non-private baseline (no clipping, no noise), loaded from a run, "
+                   "a file or a link. " + explain.epsilon_reading(math.inf, cfg.delta))
+        st.button("Make it private", key="explore_make_private", on_click=make_private, type="primary")
+        app_state.finish_page()
+    try:
+        report = accounting.epsilon_report_for_config(cfg, n=n, interactive=True)
+    except UserInputError as exc:
+        st.metric("Projected ε", explain.format_epsilon(None))
+        st.error(str(exc))
+        app_state.finish_page()
+    projected_epsilon(cfg, n=n, report=report)
+    curves(cfg, n=n, epsilon=report.epsilon)
+    calibrate(cfg, n=n)
+
+
+def projected_epsilon(cfg: DPConfig, *, n: int, report: accounting.EpsilonReport) -> None:
+    """The projected ε with δ and the step count, what it promises, and the risks of these settings."""
+    eps = report.epsilon
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Projected ε", explain.format_epsilon(eps),
+              help="Privacy budget spent by the whole run, for the accountant and sampling below.")
+    m2.metric("δ", f"{cfg.delta:.1e}")
+    m3.metric("Noisy steps", f"{report.steps:,}",
+              help=f"Training set n = {n:,}; sampling rate q = {report.sampling_probability:.4g}.")
+    st.markdown(explain.epsilon_reading(eps, cfg.delta))
+    st.caption(explain.accounting_note(cfg.accountant, cfg.sampling))
+    if report.approximate:
+        st.caption("Approximate: the interactive PLD uses a coarse grid (1e-3) with pessimistic "
+                   "rounding, so this ε is a slightly loose upper bound (within about 1%); training "
+                   "reports the precise grid.")
+        if st.button("Compute the precise PLD ε", key="explore_precise"):
+            precise = accounting.epsilon_for_config(cfg, n=n)
+            st.info(f"Precise PLD ε (grid 1e-4) = {explain.format_epsilon(precise, digits=4)}, against "
+                    f"{explain.format_epsilon(eps, digits=4)} on the interactive grid.")
+    for warning in explain.risk_warnings(cfg, n=n, epsilon=eps):
+        (st.error if warning.level == "error" else st.warning)(warning.message)
+
+
+def curves(cfg: DPConfig, *, n: int, epsilon: float) -> None:
+    """ε against epochs or against the noise multiplier, for this config's accountant or both."""
+    overlay = st.toggle("Overlay RDP and PLD", key="explore_overlay",
+                        help="Both accountants for the current sampling; PLD is the tighter one.")
+    configs = {f"{ACCOUNTANT_TITLES[a]}, {cfg.sampling}": cfg.replace(accountant=a)
+               for a in (ACCOUNTANTS if overlay else (cfg.accountant,))}
+    # Only the open tab is computed: the noise sweep costs many accountant queries.
+    tab_epochs, tab_noise = st.tabs(["ε vs epochs", "ε vs noise multiplier"], key="explore_tab",
+                                    on_change="rerun")
+    if tab_epochs.open:
+        per_epoch = {label: accounting.epsilon_curve_for_config(c, n=n, interactive=True)
+                     for label, c in configs.items()}
+        tab_epochs.plotly_chart(charts.epsilon_vs_epochs(per_epoch, current_epochs=cfg.epochs, delta=cfg.delta),
+                                width="stretch", key="chart_eps_epochs")
+    if tab_noise.open:
+        with tab_noise:
+            sweep = {label: noise_sweep(c, n=n) for label, c in configs.items()}
+            st.plotly_chart(charts.epsilon_vs_noise(NOISE_GRID, sweep, current_noise=cfg.noise_multiplier,
+                                                    current_epsilon=epsilon, delta=cfg.delta),
+                            width="stretch", key="chart_eps_noise")
+
+
+def noise_sweep(cfg: DPConfig, *, n: int) -> tuple[float, ...]:
+    """ε of ``cfg`` at each noise multiplier of NOISE_GRID (cached point by point in dpcore.accounting).
+
+    A status line is updated between points: every Streamlit call is a point where a newer slider
+    change can interrupt this run, so a slow sweep (PLD) never holds up the next projected ε.
+    """
+    status = st.empty()
+    values = []
+    for i, sigma in enumerate(NOISE_GRID):
+        if i % 4 == 0:
+            status.caption(f"Computing ε for {len(NOISE_GRID)} noise multipliers… {i}/{len(NOISE_GRID)}")
+        values.append(accounting.epsilon_for_config(cfg.replace(noise_multiplier=sigma), n=n, interactive=True))
+    status.empty()
+    return tuple(values)
+
+
+@st.fragment
+def calibrate(cfg: DPConfig, *, n: int) -> None:
+    """The smallest noise multiplier for a target ε; a fragment, so its widgets rerun only this part."""
+    st.subheader("Calibrate")
+    st.caption("Type the ε you can afford; get the smallest noise multiplier that meets it "
+               "for the other settings.")
+    left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
+    target = left.number_input("Target ε", min_value=0.01, max_value=1000.0, value=1.0, step=0.1,
+                               format="%.3f", key="calibrate_target")
+    if mid.button("Calibrate", key="calibrate_run"):
+        try:
+            found = accounting.calibrate_noise_for_config(cfg, target_epsilon=float(target), n=n,
+                                                          interactive=True)
+            ss["calibration"] = (float(target), found.noise_multiplier, found.epsilon)
+        except UserInputError as exc:
+            ss["calibration"] = None
+            st.error(str(exc))
+    found = ss.get("calibration")
+    if found and found[0] == float(target):
+        # Round up, never down: a smaller σ would overshoot the target ε.
+        sigma = math.ceil(found[1] * 10_000) / 10_000
+        if right.button(f"Apply σ = {sigma:.4f}", key="calibrate_apply", type="primary"):
+            apply_noise(sigma)
+            st.rerun()  # the whole page, so the controls, ε and curves follow the new σ
+        st.success(f"Noise multiplier {found[1]:.4f} gives ε = {explain.format_epsilon(found[2], digits=4)} "
+                   f"≤ {found[0]:g} ({ACCOUNTANT_TITLES[cfg.accountant]}, {cfg.sampling}).")
