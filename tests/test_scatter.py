@@ -1,0 +1,191 @@
+"""dpcore.scatter: ScatterNet features and their disk cache."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dpcore import data, scatter
+from tests.conftest import REPO_ROOT
+
+IMAGE = (28, 28, 1)
+
+
+def images(count: int, shape: tuple[int, ...] = IMAGE, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((count, *shape), dtype=np.float32)
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    """A fresh cache folder, set as $DPEXPLORER_CACHE."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(scatter.ENV_CACHE, str(folder))
+    return folder
+
+
+# -- the transform ---------------------------------------------------------------------------------
+
+
+def test_the_2d_numpy_frontend_imports_and_runs_without_the_3d_module():
+    # kymatio.numpy (and so kymatio's 3-D transform) imports scipy.special.sph_harm, gone from SciPy.
+    code = ("import sys, numpy as np; from dpcore import scatter; "
+            "f = scatter.compute_features(np.ones((1, 28, 28, 1), np.float32)); "
+            "assert f.shape == (1, 7, 7, 81) and np.isfinite(f).all(); "
+            "assert 'kymatio.scattering3d.filter_bank' not in sys.modules; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_features_of_28x28_images_are_81_channels_of_7x7_and_match_kymatio():
+    from kymatio.scattering2d.frontend.numpy_frontend import ScatteringNumPy2D
+
+    x = images(3)
+    features = scatter.compute_features(x)
+    assert features.shape == (3, 7, 7, 81) and features.dtype == np.float32
+    reference = ScatteringNumPy2D(J=2, shape=(28, 28), L=8).scattering(x[..., 0])  # (3, 81, 7, 7)
+    np.testing.assert_array_equal(features, np.moveaxis(reference, 1, -1))
+    assert scatter.DEFAULT_PARAMS.channels_per_input_channel == 81
+
+
+def test_features_are_deterministic_and_each_depends_on_its_own_image_only():
+    x = images(5)
+    whole = scatter.compute_features(x)
+    np.testing.assert_array_equal(whole, scatter.compute_features(x))
+    np.testing.assert_array_equal(whole, scatter.compute_features(x, batch_images=2))
+    alone = scatter.compute_features(x[3:4])
+    np.testing.assert_array_equal(alone[0], whole[3])  # no statistic across images: no privacy cost
+
+
+def test_colour_images_get_81_channels_per_input_channel():
+    x = images(2, (28, 28, 3))
+    features = scatter.compute_features(x)
+    assert features.shape == (2, 7, 7, 243)
+    np.testing.assert_array_equal(features[..., 81:162], scatter.compute_features(x[..., 1:2])[..., :81])
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (30, 32), (29, 31), (8, 8)])
+def test_feature_shape_matches_the_transform(shape):
+    from kymatio.scattering2d.frontend.numpy_frontend import ScatteringNumPy2D
+
+    out = ScatteringNumPy2D(J=2, shape=shape, L=8).scattering(np.zeros((1, *shape), np.float32))
+    assert scatter.feature_shape((*shape, 1)) == (out.shape[2], out.shape[3], out.shape[1])
+
+
+@pytest.mark.parametrize("shape", [(784,), (28, 28), (3, 3, 1)])
+def test_feature_shape_refuses_what_is_not_an_image_large_enough(shape):
+    with pytest.raises(ValueError):
+        scatter.feature_shape(shape)
+
+
+# -- the cache -------------------------------------------------------------------------------------
+
+
+def _no_compute(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("features were recomputed")
+
+    monkeypatch.setattr(scatter, "compute_features", refuse)
+
+
+def test_cache_miss_writes_one_file_and_a_hit_reads_it(cache, monkeypatch):
+    x = images(4)
+    fresh = scatter.compute_features(x)
+    first = scatter.cached_features(x, name="toy-train")
+    files = list(cache.iterdir())
+    assert [f.name for f in files] == [scatter.cache_path(x, name="toy-train").name]
+    assert files[0].name.startswith("toy-train-")
+    assert not first.flags.writeable
+    _no_compute(monkeypatch)
+    second = scatter.cached_features(x, name="toy-train")
+    np.testing.assert_array_equal(first, fresh)
+    np.testing.assert_array_equal(second, fresh)
+
+
+def test_cache_key_follows_pixels_and_transform_parameters(cache):
+    x = images(2)
+    changed = x.copy()
+    changed[1, 5, 5, 0] += 0.25
+    keys = {scatter.cache_key(x), scatter.cache_key(changed), scatter.cache_key(x.astype(np.float64)),
+            scatter.cache_key(x, params=scatter.ScatterParams(J=1)),
+            scatter.cache_key(x, params=scatter.ScatterParams(L=6))}
+    assert len(keys) == 5
+    assert scatter.cache_key(x) == scatter.cache_key(x.copy())
+    assert scatter.cache_path(x, name="../odd name!").parent == cache
+
+
+def test_other_parameters_are_cached_separately(cache):
+    x = images(2)
+    default = scatter.cached_features(x, name="toy")
+    coarse = scatter.cached_features(x, name="toy", params=scatter.ScatterParams(J=1))
+    assert default.shape == (2, 7, 7, 81) and coarse.shape == (2, 14, 14, 9)
+    assert len(list(cache.iterdir())) == 2
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "empty", "extra"])
+def test_a_damaged_cache_file_is_recomputed_not_trusted(cache, damage):
+    x = images(3)
+    good = scatter.cached_features(x, name="toy")
+    path = scatter.cache_path(x, name="toy")
+    raw = bytearray(path.read_bytes())
+    if damage == "flip":
+        raw[-7] ^= 0x40  # one bit of one feature value
+    elif damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    elif damage == "garbage":
+        raw = bytearray(os.urandom(len(raw)))
+    elif damage == "empty":
+        raw = bytearray()
+    else:
+        raw += b"\0" * 16
+    path.write_bytes(bytes(raw))
+    assert scatter.read_cache_file(path, shape=good.shape) is None
+    again = scatter.cached_features(x, name="toy")
+    np.testing.assert_array_equal(again, good)
+    np.testing.assert_array_equal(scatter.read_cache_file(path, shape=good.shape), good)  # rewritten whole
+
+
+def test_a_cache_file_of_other_features_is_not_used(cache):
+    x = images(3)
+    path = scatter.cache_path(x, name="toy")
+    scatter.write_cache_file(path, np.zeros((3, 7, 7, 80), np.float32))  # valid file, wrong shape
+    features = scatter.cached_features(x, name="toy")
+    np.testing.assert_array_equal(features, scatter.compute_features(x))
+
+
+def test_writes_are_atomic_and_leave_no_partial_files(cache, monkeypatch):
+    x = images(2)
+    path = scatter.cache_path(x, name="toy")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np.lib.format, "write_array", fail)
+    with pytest.raises(OSError):
+        scatter.write_cache_file(path, scatter.compute_features(x))
+    assert list(cache.iterdir()) == []  # neither the target nor a temporary file
+    features = scatter.cached_features(x, name="toy")  # an unwritable cache is skipped, not fatal
+    assert features.shape == (2, 7, 7, 81) and list(cache.iterdir()) == []
+
+
+def test_cache_dir_defaults_beside_the_run_store(monkeypatch, tmp_path):
+    monkeypatch.delenv(scatter.ENV_CACHE, raising=False)
+    monkeypatch.setenv("DPEXPLORER_STORE", str(tmp_path / "data" / "runs.sqlite3"))
+    assert scatter.cache_dir() == tmp_path / "data" / "cache"
+    monkeypatch.setenv(scatter.ENV_CACHE, str(tmp_path / "elsewhere"))
+    assert scatter.cache_dir() == tmp_path / "elsewhere"
+
+
+def test_features_dataset_replaces_images_and_keeps_labels(cache):
+    info = data.DatasetInfo(name="toy", title="Toy", n_train=6, n_test=2, input_shape=IMAGE, num_classes=2,
+                            source="random")
+    dataset = data.Dataset(info=info, x_train=images(6), y_train=np.arange(6, dtype=np.int32) % 2,
+                           x_test=images(2, seed=1), y_test=np.array([0, 1], np.int32))
+    features = scatter.features_dataset(dataset)
+    assert features.info.input_shape == (7, 7, 81) and features.x_train.shape == (6, 7, 7, 81)
+    assert features.x_test.shape == (2, 7, 7, 81)
+    assert features.y_train is dataset.y_train and features.y_test is dataset.y_test
+    assert sorted(f.name.split("-")[1] for f in cache.iterdir()) == ["test", "train"]
