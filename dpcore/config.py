@@ -14,7 +14,7 @@ from dpcore.errors import ConfigError
 SCHEMA_VERSION = 1
 
 DATASETS = ("digits", "fashion_mnist", "mnist", "csv")
-MODELS = ("logreg", "mlp", "cnn", "lenet5")
+MODELS = ("logreg", "mlp", "cnn", "lenet5", "scatternet_linear", "scatternet_cnn")
 ACTIVATIONS = ("relu", "tanh")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 ACCOUNTANTS = ("rdp", "pld")

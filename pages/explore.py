@@ -18,7 +18,8 @@ ss = st.session_state
 P = app_state.WIDGET_PREFIX
 DATASETS = ("digits", "fashion_mnist", "mnist", "csv")
 CSV_TITLE = "Your CSV file (tabular)"
-MODEL_LABELS = {"logreg": "Logistic regression", "mlp": "MLP", "cnn": "CNN", "lenet5": "LeNet-5"}
+MODEL_LABELS = {"logreg": "Logistic regression", "mlp": "MLP", "cnn": "CNN", "lenet5": "LeNet-5",
+                "scatternet_linear": "ScatterNet + linear", "scatternet_cnn": "ScatterNet + CNN"}
 NOISE_SLIDER_MIN = 0.1
 NOISE_GRID = tuple(round(0.4 * (16.0 / 0.4) ** (i / 15), 4) for i in range(16))  # geometric, 0.4 to 16
 

@@ -1,6 +1,7 @@
-"""dpcore.scatter: ScatterNet features and their disk cache."""
+"""dpcore.scatter and the ScatterNet heads: features, the disk cache, per-example gradients, a DP run."""
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -8,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from dpcore import data, scatter
+from dpcore import accounting, data, scatter
+from dpcore.config import MODELS, DPConfig
 from tests.conftest import REPO_ROOT
 
 IMAGE = (28, 28, 1)
@@ -189,3 +191,97 @@ def test_features_dataset_replaces_images_and_keeps_labels(cache):
     assert features.x_test.shape == (2, 7, 7, 81)
     assert features.y_train is dataset.y_train and features.y_test is dataset.y_test
     assert sorted(f.name.split("-")[1] for f in cache.iterdir()) == ["test", "train"]
+
+
+# -- the heads -------------------------------------------------------------------------------------
+
+
+def test_scatternet_models_are_config_choices():
+    assert set(scatter.SCATTERNET_MODELS) <= set(MODELS)
+
+
+@pytest.mark.parametrize("name", scatter.SCATTERNET_MODELS)
+def test_heads_normalise_each_example_on_its_own(name):
+    import tensorflow as tf
+
+    from dpcore.dpsgd import models
+
+    model = models.build(DPConfig(model=name, activation="tanh"), input_shape=IMAGE, num_classes=10)
+    assert model.input_shape == (None, 7, 7, 81)
+    norm = model.layers[0]
+    assert isinstance(norm, tf.keras.layers.GroupNormalization) and norm.groups == 27
+    assert not norm.trainable_weights and not norm.non_trainable_weights  # no state, nothing learned from data
+    x = scatter.compute_features(images(4))
+    together = model(x, training=True).numpy()
+    alone = model(x[2:3], training=True).numpy()
+    np.testing.assert_allclose(alone[0], together[2], rtol=1e-5, atol=1e-6)
+
+
+def test_cnn_head_is_tramer_and_boneh_architecture():
+    from dpcore.dpsgd import models
+
+    layers = models.build(DPConfig(model="scatternet_cnn"), input_shape=IMAGE, num_classes=10).layers
+    _, conv1, conv2, _, dense1, dense2 = layers
+    assert (conv1.filters, conv1.kernel_size, conv1.strides, conv1.padding) == (16, (3, 3), (2, 2), "same")
+    assert (conv2.filters, conv2.kernel_size, conv2.strides, conv2.padding) == (32, (3, 3), (1, 1), "same")
+    assert conv2.output_shape == (None, 4, 4, 32)
+    assert (dense1.units, dense2.units) == (32, 10)
+
+
+@pytest.mark.parametrize("name", scatter.SCATTERNET_MODELS)
+def test_heads_per_example_clipped_sums_equal_a_brute_force_loop(name):
+    import tensorflow as tf
+
+    from dpcore.dpsgd import models, privatize
+
+    model = models.build(DPConfig(model=name, activation="tanh", seed=3), input_shape=IMAGE, num_classes=10)
+    rng = np.random.default_rng(1)
+    x = tf.constant(scatter.compute_features(images(6, seed=2)) * rng.uniform(0.5, 3.0, (6, 1, 1, 1)).astype(np.float32))
+    y = tf.constant(rng.integers(0, 10, 6), tf.int32)
+    clip = 0.05  # small enough that every example is clipped, large gradients and small alike
+    variables = model.trainable_variables
+    expected = [np.zeros(v.shape, np.float32) for v in variables]
+    norms = []
+    for i in range(6):
+        with tf.GradientTape() as tape:
+            loss = privatize.per_example_loss(y[i:i + 1], model(x[i:i + 1], training=True))[0]
+        grads = tape.gradient(loss, variables)
+        norm = math.sqrt(sum(float(tf.reduce_sum(tf.square(g))) for g in grads))
+        norms.append(norm)
+        for total, g in zip(expected, grads):
+            total += g.numpy() * min(1.0, clip / norm)
+    assert min(norms) > clip
+    result = privatize.dp_gradient(model, privatize.per_example_loss, x, y, l2_norm_clip=clip,
+                                   noise_multiplier=0.0, normalizer=1.0, seed=(1, 2))
+    for got, want in zip(result.gradients, expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-6)
+
+
+# -- training --------------------------------------------------------------------------------------
+
+
+def _tiny_fashion(config: DPConfig) -> data.Dataset:
+    """The first 64 training and 32 test images of the real Fashion-MNIST: a run in seconds."""
+    full = data._load_builtin("fashion_mnist")
+    info = data._replace_info(full.info, n_train=64, n_test=32)
+    return data.Dataset(info=info, x_train=full.x_train[:64], y_train=full.y_train[:64],
+                        x_test=full.x_test[:32], y_test=full.y_test[:32])
+
+
+@pytest.mark.parametrize("name", scatter.SCATTERNET_MODELS)
+def test_one_epoch_dp_run_on_a_tiny_slice_trains_on_cached_features(cache, monkeypatch, name):
+    from dpcore.dpsgd import training
+
+    monkeypatch.setattr(data, "load", _tiny_fashion)
+    config = DPConfig(dataset="fashion_mnist", model=name, optimizer="momentum", learning_rate=1.0,
+                      l2_norm_clip=0.1, noise_multiplier=1.0, batch_size=16, epochs=1, delta=1e-3)
+    result = training.train(config)
+    assert result.status == "completed", result.error
+    assert result.n_train == 64 and len(result.epochs) == 1
+    assert result.epsilon == pytest.approx(accounting.epsilon_for_config(config, n=64))
+    assert 0.0 <= result.test_accuracy <= 1.0 and math.isfinite(result.epochs[0].train_loss)
+    assert sorted(f.name.split("-")[1] for f in cache.iterdir()) == ["test", "train"]
+    _no_compute(monkeypatch)  # a second run reads the features from the cache
+    again = training.train(config)
+    assert again.status == "completed", again.error
+    assert again.test_accuracy == result.test_accuracy  # same seed, same features, same run

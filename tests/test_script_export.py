@@ -10,7 +10,11 @@ import pytest
 
 from dpcore import accounting
 from dpcore.config import DATASETS, MODELS, OPTIMIZERS, DPConfig
+from dpcore.errors import ConfigError
+from dpcore.scatter import SCATTERNET_MODELS
 from dpcore.script_export import render_script
+
+SCRIPT_MODELS = tuple(m for m in MODELS if m not in SCATTERNET_MODELS)
 
 
 def _config(dataset: str, **changes) -> DPConfig:
@@ -18,13 +22,22 @@ def _config(dataset: str, **changes) -> DPConfig:
     return DPConfig(dataset=dataset, **extra, **changes)
 
 
-@pytest.mark.parametrize("dataset, model, optimizer", list(itertools.product(DATASETS, MODELS, OPTIMIZERS)))
+@pytest.mark.parametrize("dataset, model, optimizer", list(itertools.product(DATASETS, SCRIPT_MODELS, OPTIMIZERS)))
 def test_every_combination_compiles_and_carries_the_settings(dataset, model, optimizer):
     config = _config(dataset, model=model, optimizer=optimizer, noise_multiplier=0.77, l2_norm_clip=1.25)
     script = render_script(config)
     compile(script, f"{dataset}_{model}.py", "exec")
     assert "NOISE_MULTIPLIER = 0.77" in script and "L2_NORM_CLIP = 1.25" in script
     assert "dp_optimizer_keras" in script and "dpcore" not in script
+
+
+@pytest.mark.parametrize("model", SCATTERNET_MODELS)
+def test_scatternet_models_are_refused_with_a_message_naming_model(model):
+    with pytest.raises(ConfigError) as info:
+        render_script(DPConfig(dataset="fashion_mnist", model=model))
+    assert info.value.field == "model"
+    assert "ScatterNet features" in str(info.value) and "python -m dpcore train" in str(info.value)
+    assert ", ".join(SCRIPT_MODELS) in info.value.allowed
 
 
 @pytest.mark.parametrize("sampling, accountant", [("poisson", "rdp"), ("shuffle", "pld")])

@@ -1,8 +1,14 @@
-"""Model registry: logreg, mlp, cnn and lenet5, each a Keras Sequential model with a logits output.
+"""Model registry: logreg, mlp, cnn, lenet5 and the two ScatterNet heads, each a Keras Sequential model
+with a logits output.
 
 The recipes follow the sources the app cites: mlp is the DP-Adam MLP (Dense 128 + dropout), cnn the
-TensorFlow Privacy tutorial CNN, lenet5 MindArmour's LeNet-5. Initialisers are seeded from the config,
-so the same seed builds the same weights without touching global random state.
+TensorFlow Privacy tutorial CNN, lenet5 MindArmour's LeNet-5, scatternet_linear and scatternet_cnn
+Tramèr & Boneh's (ICLR 2021) linear and CNN heads on ScatterNet features. Initialisers are seeded
+from the config, so the same seed builds the same weights without touching global random state.
+
+The ScatterNet models take a dataset of images like the others (``input_shape`` is the image's
+shape) but consume the images' scattering features (dpcore.scatter.feature_shape(input_shape)),
+which the trainer computes once per dataset; feeding them pixels is an error.
 """
 from __future__ import annotations
 
@@ -11,17 +17,20 @@ from typing import TYPE_CHECKING, Callable
 
 import tensorflow as tf
 
+from dpcore import scatter
 from dpcore.errors import ConfigError
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
 
-MODEL_NAMES = ("logreg", "mlp", "cnn", "lenet5")
+MODEL_NAMES = ("logreg", "mlp", "cnn", "lenet5", "scatternet_linear", "scatternet_cnn")
 MODEL_TITLES = {
     "logreg": "Logistic regression",
     "mlp": "MLP (Dense 128 + dropout)",
     "cnn": "CNN (TensorFlow Privacy tutorial)",
     "lenet5": "LeNet-5 (MindArmour)",
+    "scatternet_linear": "ScatterNet + linear (Tramèr & Boneh)",
+    "scatternet_cnn": "ScatterNet + CNN (Tramèr & Boneh)",
 }
 # The convolutional recipes were designed for 28x28 (MNIST-sized) images and need at least that.
 MIN_IMAGE_SIDE = 28
@@ -30,9 +39,17 @@ INPUT_REQUIREMENTS = {
     "mlp": "any input (images are flattened)",
     "cnn": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}",
     "lenet5": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, resized to 32x32",
+    "scatternet_linear": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, "
+                         "turned into ScatterNet features (J = 2, L = 8)",
+    "scatternet_cnn": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, "
+                      "turned into ScatterNet features (J = 2, L = 8)",
 }
 MLP_DROPOUT = 0.3
 LENET_SIDE = 32
+# Per-example normalisation of ScatterNet features: each example's channels in groups of 3 (27
+# groups of the 81 paths of one input channel), as Tramèr & Boneh's GroupNorm(27, affine=False).
+SCATTER_NORM_GROUPS = 27
+SCATTER_NORM_EPSILON = 1e-5  # PyTorch's GroupNorm default, which their results used
 
 
 def supported_models(input_shape: tuple[int, ...]) -> tuple[str, ...]:
@@ -69,7 +86,8 @@ def build(config: "DPConfig", *, input_shape: tuple[int, ...], num_classes: int)
     if num_classes < 2:
         raise ConfigError("dataset", f"{num_classes} class(es)", allowed="at least 2 classes")
     layers = _BUILDERS[config.model](_Seeds(config.seed), config.activation, int(num_classes))
-    model = tf.keras.Sequential([tf.keras.Input(shape=tuple(input_shape)), *layers], name=config.model)
+    shape = scatter.feature_shape(input_shape) if config.model in scatter.SCATTERNET_MODELS else tuple(input_shape)
+    model = tf.keras.Sequential([tf.keras.Input(shape=shape), *layers], name=config.model)
     return model
 
 
@@ -146,9 +164,42 @@ def _lenet5(seeds: _Seeds, activation: str, classes: int) -> list[tf.keras.layer
     ]
 
 
+def _scatter_norm() -> tf.keras.layers.Layer:
+    """Standardise each example's feature groups with that example's own mean and variance.
+
+    No trainable weights and no statistics across examples (unlike batch normalisation), so one
+    example's gradient depends on that example alone and per-example clipping bounds it.
+    """
+    return tf.keras.layers.GroupNormalization(groups=SCATTER_NORM_GROUPS, center=False, scale=False,
+                                              epsilon=SCATTER_NORM_EPSILON)
+
+
+def _scatternet_linear(seeds: _Seeds, activation: str, classes: int) -> list[tf.keras.layers.Layer]:
+    return [_scatter_norm(), tf.keras.layers.Flatten(), _dense(seeds, classes)]
+
+
+def _scatternet_cnn(seeds: _Seeds, activation: str, classes: int) -> list[tf.keras.layers.Layer]:
+    # Tramèr & Boneh's (Fashion-)MNIST head on 81x7x7 features: two 3x3 convolutions (16 filters,
+    # stride 2, then 32) and a hidden layer of 32; they use tanh, set by the config's activation here.
+    def conv(filters: int, strides: int) -> tf.keras.layers.Layer:
+        return tf.keras.layers.Conv2D(filters, 3, strides=strides, padding="same", activation=activation,
+                                      kernel_initializer=seeds.glorot())
+
+    return [
+        _scatter_norm(),
+        conv(16, 2),
+        conv(32, 1),
+        tf.keras.layers.Flatten(),
+        _dense(seeds, 32, activation),
+        _dense(seeds, classes),
+    ]
+
+
 _BUILDERS: dict[str, Callable[[_Seeds, str, int], list[tf.keras.layers.Layer]]] = {
     "logreg": _logreg,
     "mlp": _mlp,
     "cnn": _cnn,
     "lenet5": _lenet5,
+    "scatternet_linear": _scatternet_linear,
+    "scatternet_cnn": _scatternet_cnn,
 }
