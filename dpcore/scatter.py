@@ -7,6 +7,12 @@ features of a dataset is (ε, δ)-DP for the images themselves, with the same ε
 images it gives 81 channels of 7x7 (1 low-pass, 16 first-order and 64 second-order paths), the
 features Tramèr & Boneh (ICLR 2021) train their ScatterNet models on.
 
+By default the features are then standardised per example (``standardize_groups``: Tramèr &
+Boneh's GroupNorm with 27 groups and no affine parameters), which is what the ScatterNet models
+consume. That step too uses nothing but the example itself, so it is part of the fixed feature map;
+applying it once here instead of in every training step leaves the models' function unchanged and
+made a DP-SGD step of the linear head several times faster.
+
 Features are computed once per array of images, in batches, and kept in a cache folder
 ($DPEXPLORER_CACHE, else ``cache`` beside the run store in the user's data folder) under a name made
 from the dataset name, a hash of the pixels and the transform's parameters. A cache file carries a
@@ -32,6 +38,12 @@ if TYPE_CHECKING:
 # The models that train on ScatterNet features instead of pixels (see dpcore.dpsgd.models).
 SCATTERNET_MODELS = ("scatternet_linear", "scatternet_cnn")
 
+# Per-example normalisation: each example's channels in 27 groups (of 3 for one input channel),
+# standardised with that example's own mean and variance over the group (Tramèr & Boneh's choice);
+# the epsilon is PyTorch's GroupNorm default, which their results used.
+NORM_GROUPS = 27
+NORM_EPSILON = 1e-5
+
 ENV_CACHE = "DPEXPLORER_CACHE"
 BATCH_IMAGES = 256  # images per transform call: bounds the transform's working memory (a few MiB)
 FORMAT_VERSION = 1
@@ -41,10 +53,20 @@ _DIGEST_BYTES = 32  # sha256
 
 @dataclass(frozen=True)
 class ScatterParams:
-    """The transform: ``J`` scales (features are 2**J times coarser), ``L`` angles, second order."""
+    """The transform: ``J`` scales (features are 2**J times coarser), ``L`` angles, second order;
+    then ``standardize_groups`` with ``norm_groups`` groups, or raw coefficients if it is None."""
 
     J: int = 2
     L: int = 8
+    norm_groups: Optional[int] = NORM_GROUPS
+
+    def __post_init__(self) -> None:
+        if self.J < 1 or self.L < 1:
+            raise ValueError(f"J and L must be at least 1, got J={self.J}, L={self.L}")
+        if self.norm_groups is not None and (self.norm_groups < 1 or
+                                             self.channels_per_input_channel % self.norm_groups):
+            raise ValueError(f"norm_groups={self.norm_groups} does not divide the "
+                             f"{self.channels_per_input_channel} paths of one input channel")
 
     @property
     def channels_per_input_channel(self) -> int:
@@ -52,7 +74,7 @@ class ScatterParams:
         return 1 + self.J * self.L + self.L * self.L * self.J * (self.J - 1) // 2
 
 
-DEFAULT_PARAMS = ScatterParams()
+DEFAULT_PARAMS = ScatterParams()  # what the ScatterNet models consume
 
 
 def feature_shape(image_shape: tuple[int, ...], params: ScatterParams = DEFAULT_PARAMS) -> tuple[int, int, int]:
@@ -90,7 +112,8 @@ def _scattering(height: int, width: int, params: ScatterParams) -> "object":
 
 def compute_features(images: np.ndarray, *, params: ScatterParams = DEFAULT_PARAMS,
                      batch_images: int = BATCH_IMAGES) -> np.ndarray:
-    """Scattering features of (n, height, width, channels) images as float32 (n, h, w, channels * 81).
+    """Scattering features of (n, height, width, channels) images as float32 (n, h, w, channels * 81),
+    standardised per example unless ``params.norm_groups`` is None.
 
     Channels last, like the images: input channel c's paths are channels c*81 to c*81+80, in
     kymatio's order (low-pass, then first order, then second order). Computed ``batch_images`` at a
@@ -107,9 +130,38 @@ def compute_features(images: np.ndarray, *, params: ScatterParams = DEFAULT_PARA
         batch = np.asarray(images[start:start + batch_images], dtype=np.float32)
         planes = np.moveaxis(batch, -1, 1)  # (b, channels, height, width): kymatio transforms the last two axes
         coefficients = scattering.scattering(np.ascontiguousarray(planes))  # (b, channels, 81, h, w)
-        coefficients = coefficients.reshape(len(batch), out_c, out_h, out_w)
-        features[start:start + len(batch)] = np.moveaxis(coefficients, 1, -1)
+        coefficients = np.moveaxis(coefficients.reshape(len(batch), out_c, out_h, out_w), 1, -1)
+        if params.norm_groups is not None:
+            coefficients = standardize_groups(coefficients, groups=params.norm_groups)
+        features[start:start + len(batch)] = coefficients
     return features
+
+
+def standardize_groups(features: np.ndarray, *, groups: int = NORM_GROUPS, epsilon: float = NORM_EPSILON,
+                       batch_examples: int = 4096) -> np.ndarray:
+    """Each example's channels in ``groups`` consecutive groups, standardised over (height, width, group).
+
+    The same function as tf.keras.layers.GroupNormalization(groups, center=False, scale=False) and
+    torch.nn.GroupNorm(groups, affine=False): no trainable state, no statistic across examples.
+    Float32 out, sums in float64 (mean first, then the centred squares), ``batch_examples`` at a
+    time so temporaries stay small. Summing one axis at a time keeps numpy on contiguous rows: about
+    15 times faster than one reduction over both axes.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    n, height, width, channels = features.shape
+    if channels % groups:
+        raise ValueError(f"{channels} channels do not split into {groups} groups")
+    size = height * width * (channels // groups)  # values per group
+    out = np.empty(features.shape, dtype=np.float32)
+    for start in range(0, n, batch_examples):
+        block = features[start:start + batch_examples]
+        grouped = block.reshape(len(block), height * width, groups, channels // groups)
+        mean = grouped.sum(axis=1, dtype=np.float64).sum(axis=2) / size  # (examples, groups)
+        centred = grouped - mean[:, None, :, None].astype(np.float32)
+        variance = np.square(centred).sum(axis=1, dtype=np.float64).sum(axis=2) / size
+        centred *= (1.0 / np.sqrt(variance + epsilon)).astype(np.float32)[:, None, :, None]
+        out[start:start + len(block)] = centred.reshape(block.shape)
+    return out
 
 
 # -- the cache -------------------------------------------------------------------------------------
@@ -132,7 +184,7 @@ def cache_key(images: np.ndarray, *, params: ScatterParams = DEFAULT_PARAMS) -> 
     images = np.ascontiguousarray(images)
     digest = hashlib.sha256()
     header = (f"scatter v{FORMAT_VERSION}; kymatio {version('kymatio')}; J={params.J}; L={params.L}; "
-              f"{images.dtype.str}; {images.shape}")
+              f"groups={params.norm_groups}; epsilon={NORM_EPSILON!r}; {images.dtype.str}; {images.shape}")
     digest.update(header.encode())
     digest.update(memoryview(images).cast("B"))
     return digest.hexdigest()
@@ -212,7 +264,8 @@ def read_cache_file(path: Path, *, shape: tuple[int, ...]) -> Optional[np.ndarra
 
 def features_dataset(dataset: "Dataset", *, params: ScatterParams = DEFAULT_PARAMS,
                      directory: Optional[Path] = None) -> "Dataset":
-    """``dataset`` with its train and test images replaced by their (cached) scattering features.
+    """``dataset`` with its train and test images replaced by their cached features (by default the
+    standardised ones the ScatterNet models consume).
 
     The info's input_shape becomes the features' shape; labels are unchanged.
     """

@@ -14,6 +14,7 @@ from dpcore.config import MODELS, DPConfig
 from tests.conftest import REPO_ROOT
 
 IMAGE = (28, 28, 1)
+RAW = scatter.ScatterParams(norm_groups=None)  # the scattering coefficients, not standardised
 
 
 def images(count: int, shape: tuple[int, ...] = IMAGE, seed: int = 0) -> np.ndarray:
@@ -46,11 +47,13 @@ def test_features_of_28x28_images_are_81_channels_of_7x7_and_match_kymatio():
     from kymatio.scattering2d.frontend.numpy_frontend import ScatteringNumPy2D
 
     x = images(3)
-    features = scatter.compute_features(x)
-    assert features.shape == (3, 7, 7, 81) and features.dtype == np.float32
+    raw = scatter.compute_features(x, params=RAW)
+    assert raw.shape == (3, 7, 7, 81) and raw.dtype == np.float32
     reference = ScatteringNumPy2D(J=2, shape=(28, 28), L=8).scattering(x[..., 0])  # (3, 81, 7, 7)
-    np.testing.assert_array_equal(features, np.moveaxis(reference, 1, -1))
+    np.testing.assert_array_equal(raw, np.moveaxis(reference, 1, -1))
     assert scatter.DEFAULT_PARAMS.channels_per_input_channel == 81
+    standardized = scatter.compute_features(x)  # the default: what the models consume
+    np.testing.assert_array_equal(standardized, scatter.standardize_groups(raw))
 
 
 def test_features_are_deterministic_and_each_depends_on_its_own_image_only():
@@ -64,9 +67,10 @@ def test_features_are_deterministic_and_each_depends_on_its_own_image_only():
 
 def test_colour_images_get_81_channels_per_input_channel():
     x = images(2, (28, 28, 3))
-    features = scatter.compute_features(x)
+    features = scatter.compute_features(x, params=RAW)
     assert features.shape == (2, 7, 7, 243)
-    np.testing.assert_array_equal(features[..., 81:162], scatter.compute_features(x[..., 1:2])[..., :81])
+    np.testing.assert_array_equal(features[..., 81:162], scatter.compute_features(x[..., 1:2], params=RAW))
+    assert scatter.compute_features(x).shape == (2, 7, 7, 243)  # 27 groups of 9 channels
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (30, 32), (29, 31), (8, 8)])
@@ -112,9 +116,10 @@ def test_cache_key_follows_pixels_and_transform_parameters(cache):
     changed = x.copy()
     changed[1, 5, 5, 0] += 0.25
     keys = {scatter.cache_key(x), scatter.cache_key(changed), scatter.cache_key(x.astype(np.float64)),
-            scatter.cache_key(x, params=scatter.ScatterParams(J=1)),
-            scatter.cache_key(x, params=scatter.ScatterParams(L=6))}
-    assert len(keys) == 5
+            scatter.cache_key(x, params=scatter.ScatterParams(J=1, norm_groups=3)),
+            scatter.cache_key(x, params=scatter.ScatterParams(L=6, norm_groups=1)),
+            scatter.cache_key(x, params=RAW)}
+    assert len(keys) == 6
     assert scatter.cache_key(x) == scatter.cache_key(x.copy())
     assert scatter.cache_path(x, name="../odd name!").parent == cache
 
@@ -122,9 +127,18 @@ def test_cache_key_follows_pixels_and_transform_parameters(cache):
 def test_other_parameters_are_cached_separately(cache):
     x = images(2)
     default = scatter.cached_features(x, name="toy")
-    coarse = scatter.cached_features(x, name="toy", params=scatter.ScatterParams(J=1))
-    assert default.shape == (2, 7, 7, 81) and coarse.shape == (2, 14, 14, 9)
-    assert len(list(cache.iterdir())) == 2
+    coarse = scatter.cached_features(x, name="toy", params=scatter.ScatterParams(J=1, norm_groups=3))
+    raw = scatter.cached_features(x, name="toy", params=RAW)
+    assert default.shape == raw.shape == (2, 7, 7, 81) and coarse.shape == (2, 14, 14, 9)
+    assert not np.array_equal(default, raw)
+    assert len(list(cache.iterdir())) == 3
+
+
+def test_params_refuse_groups_that_do_not_divide_the_paths():
+    with pytest.raises(ValueError, match="norm_groups"):
+        scatter.ScatterParams(norm_groups=10)
+    with pytest.raises(ValueError, match="norm_groups"):
+        scatter.ScatterParams(J=1)  # 9 paths, not 27 groups
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "empty", "extra"])
@@ -188,7 +202,8 @@ def test_features_dataset_replaces_images_and_keeps_labels(cache):
                            x_test=images(2, seed=1), y_test=np.array([0, 1], np.int32))
     features = scatter.features_dataset(dataset)
     assert features.info.input_shape == (7, 7, 81) and features.x_train.shape == (6, 7, 7, 81)
-    assert features.x_test.shape == (2, 7, 7, 81)
+    assert features.x_test.shape == (2, 7, 7, 81) and not features.x_train.flags.writeable
+    np.testing.assert_array_equal(features.x_train, scatter.compute_features(dataset.x_train))
     assert features.y_train is dataset.y_train and features.y_test is dataset.y_test
     assert sorted(f.name.split("-")[1] for f in cache.iterdir()) == ["test", "train"]
 
@@ -200,17 +215,27 @@ def test_scatternet_models_are_config_choices():
     assert set(scatter.SCATTERNET_MODELS) <= set(MODELS)
 
 
-@pytest.mark.parametrize("name", scatter.SCATTERNET_MODELS)
-def test_heads_normalise_each_example_on_its_own(name):
+def test_standardize_groups_is_group_normalization_without_parameters():
     import tensorflow as tf
 
+    features = scatter.compute_features(images(4), params=RAW) * np.array([1, 5, 0.2, 30], np.float32)[:, None, None, None]
+    expected = tf.keras.layers.GroupNormalization(groups=27, center=False, scale=False, epsilon=1e-5)(features)
+    standardized = scatter.standardize_groups(features, batch_examples=3)
+    assert standardized.dtype == np.float32
+    np.testing.assert_allclose(standardized, expected.numpy(), rtol=1e-4, atol=1e-4)
+    alone = scatter.standardize_groups(features[2:3])
+    np.testing.assert_array_equal(alone[0], standardized[2])  # each example by its own statistics only
+    with pytest.raises(ValueError, match="groups"):
+        scatter.standardize_groups(features[..., :80])
+
+
+@pytest.mark.parametrize("name", scatter.SCATTERNET_MODELS)
+def test_heads_take_features_and_have_no_normalisation_state(name):
     from dpcore.dpsgd import models
 
     model = models.build(DPConfig(model=name, activation="tanh"), input_shape=IMAGE, num_classes=10)
     assert model.input_shape == (None, 7, 7, 81)
-    norm = model.layers[0]
-    assert isinstance(norm, tf.keras.layers.GroupNormalization) and norm.groups == 27
-    assert not norm.trainable_weights and not norm.non_trainable_weights  # no state, nothing learned from data
+    assert not model.non_trainable_weights  # nothing estimated from data, nothing but weights learned
     x = scatter.compute_features(images(4))
     together = model(x, training=True).numpy()
     alone = model(x[2:3], training=True).numpy()
@@ -221,7 +246,7 @@ def test_cnn_head_is_tramer_and_boneh_architecture():
     from dpcore.dpsgd import models
 
     layers = models.build(DPConfig(model="scatternet_cnn"), input_shape=IMAGE, num_classes=10).layers
-    _, conv1, conv2, _, dense1, dense2 = layers
+    conv1, conv2, _, dense1, dense2 = layers
     assert (conv1.filters, conv1.kernel_size, conv1.strides, conv1.padding) == (16, (3, 3), (2, 2), "same")
     assert (conv2.filters, conv2.kernel_size, conv2.strides, conv2.padding) == (32, (3, 3), (1, 1), "same")
     assert conv2.output_shape == (None, 4, 4, 32)
@@ -236,7 +261,8 @@ def test_heads_per_example_clipped_sums_equal_a_brute_force_loop(name):
 
     model = models.build(DPConfig(model=name, activation="tanh", seed=3), input_shape=IMAGE, num_classes=10)
     rng = np.random.default_rng(1)
-    x = tf.constant(scatter.compute_features(images(6, seed=2)) * rng.uniform(0.5, 3.0, (6, 1, 1, 1)).astype(np.float32))
+    features = scatter.compute_features(images(6, seed=2))
+    x = tf.constant(features * rng.uniform(0.5, 3.0, (6, 1, 1, 1)).astype(np.float32))
     y = tf.constant(rng.integers(0, 10, 6), tf.int32)
     clip = 0.05  # small enough that every example is clipped, large gradients and small alike
     variables = model.trainable_variables
