@@ -17,7 +17,8 @@ SCHEMA_VERSION = 1
 # Each choice with the title the pages show for it; the choice lists are their keys.
 DATASET_TITLES = {"digits": "Digits (8x8, scikit-learn)", "fashion_mnist": "Fashion-MNIST (28x28)",
                   "mnist": "MNIST (28x28)", "csv": "Your CSV file (tabular)"}
-MODEL_TITLES = {"logreg": "Logistic regression", "mlp": "MLP", "cnn": "CNN", "lenet5": "LeNet-5"}
+MODEL_TITLES = {"logreg": "Logistic regression", "mlp": "MLP", "cnn": "CNN", "lenet5": "LeNet-5",
+                "scatternet_linear": "ScatterNet + linear", "scatternet_cnn": "ScatterNet + CNN"}
 OPTIMIZER_TITLES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
 ACCOUNTANT_TITLES = {"rdp": "RDP", "pld": "PLD"}
 ACCOUNTANT_FULL_NAMES = {"rdp": "Rényi DP", "pld": "privacy loss distribution"}

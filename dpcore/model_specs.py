@@ -17,12 +17,18 @@ RECIPES = {
     "mlp": "Dense 128 + dropout",
     "cnn": "TensorFlow Privacy tutorial",
     "lenet5": "MindArmour",
+    "scatternet_linear": "Tramèr & Boneh",
+    "scatternet_cnn": "Tramèr & Boneh",
 }
 INPUT_REQUIREMENTS = {
     "logreg": "any input (images are flattened)",
     "mlp": "any input (images are flattened)",
     "cnn": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}",
     "lenet5": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, resized to 32x32",
+    "scatternet_linear": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, "
+                         "turned into normalised ScatterNet features (J = 2, L = 8)",
+    "scatternet_cnn": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, "
+                      "turned into normalised ScatterNet features (J = 2, L = 8)",
 }
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dpcore.errors import UserInputError
+from dpcore.errors import ConfigError, UserInputError
+from dpcore.scatter import SCATTERNET_MODELS
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
@@ -328,7 +329,16 @@ if __name__ == "__main__":
 
 
 def render_script(config: "DPConfig") -> str:
-    """The script text for ``config``; it imports nothing from DP Explorer."""
+    """The script text for ``config``; it imports nothing from DP Explorer.
+
+    ScatterNet models are refused (ConfigError naming ``model``): the script does not compute
+    their features.
+    """
+    if config.model in SCATTERNET_MODELS:
+        raise ConfigError("model", f"{config.model!r} cannot be exported as a script yet: it trains on "
+                          "ScatterNet features, which the script does not compute; train it with "
+                          "`python -m dpcore train --config FILE` on a config file",
+                          allowed=", ".join(_MODELS) + " for a script")
     header = _HEADER.format(
         model=config.model, dataset=config.dataset, seed=config.seed, secure_mode=config.secure_mode, epochs=config.epochs,
         batch_size=config.batch_size, learning_rate=config.learning_rate, momentum=config.momentum,

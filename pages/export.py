@@ -30,7 +30,11 @@ stem = "dp-config" if source == "current" else f"dp-run-{source}"
 if not cfg.private:
     st.info("This is a non-private baseline (no clipping, no noise, ε = ∞).")
 
-json_text, yaml_text, script_text = cfg.to_json(), cfg.to_yaml(), render_script(cfg)
+json_text, yaml_text = cfg.to_json(), cfg.to_yaml()
+try:
+    script_text, script_problem = render_script(cfg), ""
+except UserInputError as exc:  # a model the script cannot reproduce
+    script_text, script_problem = "", str(exc)
 
 c1, c2, c3 = st.columns(3)
 c1.download_button("Download JSON", json_text, file_name=f"{stem}.json", mime="application/json",
@@ -38,7 +42,7 @@ c1.download_button("Download JSON", json_text, file_name=f"{stem}.json", mime="a
 c2.download_button("Download YAML", yaml_text, file_name=f"{stem}.yaml", mime="application/x-yaml",
                    key="download_yaml", width="stretch", on_click="ignore")
 c3.download_button("Download Python script", script_text, file_name=f"{stem}.py", mime="text/x-python",
-                   key="download_script", width="stretch", on_click="ignore")
+                   key="download_script", width="stretch", on_click="ignore", disabled=bool(script_problem))
 
 st.subheader("Share link")
 link = share.share_url(share.base_of(st.context.url, app_state.PAGE_PATHS), cfg)
@@ -70,5 +74,8 @@ st.subheader("Preview")
 tab_json, tab_yaml, tab_script = st.tabs(["JSON", "YAML", "Python script"])
 tab_json.code(json_text, language="json")
 tab_yaml.code(yaml_text, language="yaml")
-tab_script.caption(f"A standalone script using TensorFlow Privacy's public API; run it with `python {stem}.py`.")
-tab_script.code(script_text, language="python")
+if script_problem:
+    tab_script.info(script_problem)
+else:
+    tab_script.caption(f"A standalone script using TensorFlow Privacy's public API; run it with `python {stem}.py`.")
+    tab_script.code(script_text, language="python")

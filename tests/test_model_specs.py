@@ -14,7 +14,8 @@ from tests.conftest import REPO_ROOT
 def test_supported_models_follow_the_input_shape():
     assert model_specs.supported_models((8, 8, 1)) == ("logreg", "mlp")
     assert model_specs.supported_models((11,)) == ("logreg", "mlp")
-    assert model_specs.supported_models((28, 28, 1)) == ("logreg", "mlp", "cnn", "lenet5")
+    assert model_specs.supported_models((28, 28, 1)) == ("logreg", "mlp", "cnn", "lenet5", "scatternet_linear",
+                                                         "scatternet_cnn")
     assert model_specs.supported_models(data.dataset_info("digits").input_shape) == ("logreg", "mlp")
     assert "lenet5" in model_specs.supported_models(data.dataset_info("fashion_mnist").input_shape)
 

@@ -19,7 +19,8 @@ def build(model: str, shape: tuple[int, ...] = IMAGE, **changes: object) -> tf.k
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_outputs_logits_for_mnist_sized_images(name):
     model = build(name)
-    x = np.random.default_rng(0).random((3, *IMAGE), dtype=np.float32)
+    # The ScatterNet heads take the images' features (7x7x81), the others the images themselves.
+    x = np.random.default_rng(0).random((3, *model.input_shape[1:]), dtype=np.float32)
     logits = model(x, training=False).numpy()
     assert logits.shape == (3, 10)
     assert not np.allclose(logits.sum(axis=1), 1.0)  # raw logits, no softmax layer
@@ -32,7 +33,7 @@ def test_flat_models_take_small_images_and_tabular_rows(name, shape):
     assert model(np.zeros((2, *shape), np.float32)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("name", ["cnn", "lenet5"])
+@pytest.mark.parametrize("name", ["cnn", "lenet5", "scatternet_linear", "scatternet_cnn"])
 def test_convolutional_model_on_digits_is_a_config_error_naming_model(name):
     with pytest.raises(ConfigError) as info:
         build(name, (8, 8, 1))

@@ -13,10 +13,12 @@ import pytest
 
 from dpcore import accounting
 from dpcore.config import ACCOUNTANTS, DATASETS, MODELS, OPTIMIZERS, SAMPLINGS, DPConfig
-from dpcore.errors import UserInputError
+from dpcore.errors import ConfigError, UserInputError
+from dpcore.scatter import SCATTERNET_MODELS
 from dpcore.script_export import render_export, render_script
 
 INSTRUMENT = Path(__file__).with_name("script_instrument.py")
+SCRIPT_MODELS = tuple(m for m in MODELS if m not in SCATTERNET_MODELS)
 
 
 def _config(dataset: str, **changes) -> DPConfig:
@@ -24,7 +26,7 @@ def _config(dataset: str, **changes) -> DPConfig:
     return DPConfig(dataset=dataset, **extra, **changes)
 
 
-@pytest.mark.parametrize("dataset, model, optimizer", list(itertools.product(DATASETS, MODELS, OPTIMIZERS)))
+@pytest.mark.parametrize("dataset, model, optimizer", list(itertools.product(DATASETS, SCRIPT_MODELS, OPTIMIZERS)))
 def test_every_combination_compiles_and_carries_the_settings(dataset, model, optimizer):
     config = _config(dataset, model=model, optimizer=optimizer, noise_multiplier=0.77, l2_norm_clip=1.25)
     script = render_script(config)
@@ -108,3 +110,12 @@ def test_secure_mode_script_does_not_seed_the_noise():
     secure = render_script(DPConfig(secure_mode=True))
     assert "SECURE_MODE = False" in seeded and "SECURE_MODE = True" in secure
     assert "if not SECURE_MODE:\n" in secure and "default_rng(None if SECURE_MODE else SEED)" in secure
+
+
+@pytest.mark.parametrize("model", SCATTERNET_MODELS)
+def test_scatternet_models_are_refused_with_a_message_naming_model(model):
+    with pytest.raises(ConfigError) as info:
+        render_script(DPConfig(dataset="fashion_mnist", model=model))
+    assert info.value.field == "model"
+    assert "ScatterNet features" in str(info.value) and "python -m dpcore train" in str(info.value)
+    assert ", ".join(SCRIPT_MODELS) in info.value.allowed

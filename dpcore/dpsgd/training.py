@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 import numpy as np
 import tensorflow as tf
 
-from dpcore import accounting, data, model_specs
+from dpcore import accounting, data, model_specs, scatter
 from dpcore.dpsgd import models, privatize
 from dpcore.errors import describe_exception
 from dpcore.results import EpochMetrics, Progress, TrainResult  # noqa: F401 (re-exported)
@@ -145,6 +145,9 @@ class _Run:
         epsilons = accounting.epsilon_curve_for_config(config, n=n)
         model = self.model = models.build(config, input_shape=dataset.info.input_shape,
                                           num_classes=dataset.info.num_classes)
+        if config.model in scatter.SCATTERNET_MODELS:
+            # Fixed, per-example features (no privacy cost), computed once and cached, not per step.
+            dataset = scatter.features_dataset(dataset)
         seed = randomness_seed(config)
         step = _StepFunction(config, model, dataset, seed=seed)
 

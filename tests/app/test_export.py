@@ -86,3 +86,13 @@ def test_export_a_stored_run(app) -> None:
         assert at.session_state[CONFIG_KEY] == stored
     finally:
         store.delete_run(run_id)
+
+
+def test_a_scatternet_config_exports_files_and_says_why_there_is_no_script(app) -> None:
+    config = DPConfig(dataset="fashion_mnist", model="scatternet_linear", batch_size=256)
+    at = _open(app, config)
+    codes = {c.language: c.value for c in at.code}
+    assert DPConfig.from_yaml(codes["yaml"]) == config and "python" not in codes
+    assert any("ScatterNet features" in i.value and "model" in i.value for i in at.info)
+    script_button = [b for b in at.get("download_button") if b.label == "Download Python script"]
+    assert len(script_button) == 1 and script_button[0].proto.disabled
