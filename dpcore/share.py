@@ -8,6 +8,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION
 from dpcore.errors import ConfigError
+from dpcore.safe_io import quote
 
 # The parameter that marks a query string as a shared config (and carries the schema version).
 MARKER = "dpx"
@@ -41,13 +42,14 @@ def decode(params: Mapping[str, Union[str, list[str]]]) -> DPConfig:
     """The DPConfig in ``params`` (missing fields take their defaults); bad values name the field."""
     version = _single(params.get(MARKER, str(SCHEMA_VERSION)))
     if version != str(SCHEMA_VERSION):
-        raise ConfigError("schema_version", f"{version!r} is not supported", allowed=str(SCHEMA_VERSION))
+        raise ConfigError("schema_version", f"{quote(version)} is not supported", allowed=str(SCHEMA_VERSION))
     values: dict[str, Any] = {}
     for name, raw in params.items():
         if name == MARKER or name in _STREAMLIT_PARAMS:
             continue
         if name not in FIELD_NAMES:
-            raise ConfigError(name, "unknown parameter in the link", allowed=", ".join(sorted(FIELD_NAMES)))
+            raise ConfigError(quote(str(name))[1:-1], "unknown parameter in the link",
+                              allowed=", ".join(sorted(FIELD_NAMES)))
         values[name] = _parse(name, _single(raw))
     return DPConfig(**values)
 
@@ -75,19 +77,19 @@ def _parse(name: str, text: str) -> Any:
             return True
         if lowered in ("false", "0", "no"):
             return False
-        raise ConfigError(name, f"{text!r} is not true or false", allowed="true, false")
+        raise ConfigError(name, f"{quote(text)} is not true or false", allowed="true, false")
     if "int" in kind:
         try:
             return int(text)
         except ValueError:
-            raise ConfigError(name, f"{text!r} is not a whole number") from None
+            raise ConfigError(name, f"{quote(text)} is not a whole number") from None
     if "float" in kind:
         try:
             value = float(text)
         except ValueError:
-            raise ConfigError(name, f"{text!r} is not a number") from None
+            raise ConfigError(name, f"{quote(text)} is not a number") from None
         if not math.isfinite(value):
-            raise ConfigError(name, f"{text!r} is not a finite number")
+            raise ConfigError(name, f"{quote(text)} is not a finite number")
         return value
     return text
 
