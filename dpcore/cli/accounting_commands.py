@@ -38,9 +38,7 @@ def _add_shared(parser: argparse.ArgumentParser) -> None:
 
 def _epsilon(args: argparse.Namespace) -> int:
     _check_batch(args)
-    if args.delta >= 1.0 / args.n:
-        print(f"warning: --delta {args.delta:g} is not below 1/n = {1.0 / args.n:.3g}; such a δ allows "
-              "publishing one person's record outright", file=sys.stderr)
+    _warn_large_delta(args)
     report = _as_flags(accounting.epsilon_report)(
         n=args.n, batch_size=args.batch_size, noise_multiplier=args.noise_multiplier, epochs=args.epochs,
         delta=args.delta, accountant=args.accountant, sampling=args.sampling)
@@ -50,17 +48,21 @@ def _epsilon(args: argparse.Namespace) -> int:
             "sampling": report.sampling, "steps": report.steps,
             "sampling_probability": report.sampling_probability,
             "noise_multiplier": args.noise_multiplier, "n": args.n, "batch_size": args.batch_size,
-            "epochs": args.epochs, "note": report.note,
+            "epochs": args.epochs, "note": report.note, "approximate": report.approximate,
+            "discretization": report.discretization or None,
         })
     else:
         print(f"ε = {report.epsilon:.6g} at δ = {report.delta:g} "
               f"({report.accountant.upper()}, {report.steps} steps, q = {report.sampling_probability:.4g})")
         print(report.note)
+        if report.approximate:
+            print(_approximate_note(report.discretization))
     return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     _check_batch(args)
+    _warn_large_delta(args)
     result = _as_flags(accounting.calibrate_noise)(
         target_epsilon=args.target_epsilon, n=args.n, batch_size=args.batch_size, epochs=args.epochs,
         delta=args.delta, accountant=args.accountant, sampling=args.sampling)
@@ -69,12 +71,27 @@ def _calibrate(args: argparse.Namespace) -> int:
         print_json({
             "noise_multiplier": result.noise_multiplier, "epsilon": result.epsilon,
             "target_epsilon": result.target_epsilon, "delta": args.delta, "accountant": args.accountant,
-            "sampling": args.sampling, "steps": steps,
+            "sampling": args.sampling, "steps": steps, "approximate": result.approximate,
         })
     else:
         print(f"noise multiplier {result.noise_multiplier:.4f} gives ε = {result.epsilon:.6g} "
               f"<= {result.target_epsilon:g} at δ = {args.delta:g} ({args.accountant.upper()}, {args.sampling})")
+        if result.approximate:
+            print(_approximate_note(None))
     return 0
+
+
+def _warn_large_delta(args: argparse.Namespace) -> None:
+    """δ of 1/n or more is legal for the accountant but meaningless as a guarantee: say so on stderr."""
+    if args.delta >= 1.0 / args.n:
+        print(f"warning: --delta {args.delta:g} is not below 1/n = {1.0 / args.n:.3g}; such a δ allows "
+              "publishing one person's record outright", file=sys.stderr)
+
+
+def _approximate_note(discretization: Any) -> str:
+    grid = f" ({discretization:g})" if discretization else ""
+    return (f"approximate: the precise PLD grid would exceed the accountant's memory or time bounds, so a "
+            f"coarser grid{grid} was used; the ε is still an upper bound, slightly loose")
 
 
 def _as_flags(query: Callable[..., Any]) -> Callable[..., Any]:
