@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import signal
 import sys
-from typing import Any, Optional, Sequence
+import threading
+from typing import Any, Iterator, Optional, Sequence
 
 from dpcore.errors import UserInputError
 
@@ -46,12 +49,31 @@ def print_json(obj: Any) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    with sigterm_as_interrupt():
+        try:
+            args = build_parser().parse_args(argv)
+            return int(args.handler(args) or 0)
+        except (CliError, UserInputError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, a service manager, a closed session) stops a command as Ctrl-C does, so runs
+    end cancelled with their finished epochs kept instead of being killed mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        args = build_parser().parse_args(argv)
-        return int(args.handler(args) or 0)
-    except (CliError, UserInputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
