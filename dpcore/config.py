@@ -200,7 +200,8 @@ def _number(name: str, value: Any, *, low: float, high: float, low_open: bool = 
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(name, f"{quote(value)} is not a number", allowed=_range_text(low, high, low_open, high_open))
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(name, f"{value!r} is not a finite number", allowed=_range_text(low, high, low_open, high_open))
+        raise ConfigError(name, f"{value!r} is not a finite number",
+                          allowed=_range_text(low, high, low_open, high_open))
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
     if too_low or too_high:

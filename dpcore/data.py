@@ -409,7 +409,8 @@ def _check_magnitudes(features: "object", *, name: str) -> None:
         values = numbers.to_numpy(dtype=np.float64)
         bad = ~(np.abs(values) <= MAX_CSV_MAGNITUDE)
         if bad.any():
-            raise DatasetError("csv_path", f"column {quote(column)} of {name} holds {present.iloc[int(np.argmax(bad))]!s:.40}, "
+            value = present.iloc[int(np.argmax(bad))]
+            raise DatasetError("csv_path", f"column {quote(column)} of {name} holds {value!s:.40}, "
                                "which is not a finite float32 number",
                                allowed=f"finite numbers up to ±{MAX_CSV_MAGNITUDE:.3g}; fix or remove the value")
 

@@ -22,8 +22,9 @@ MAX_CONFIG_BYTES = 64 * 1024
 # A config is one flat mapping; anything deeper than this is not a config.
 MAX_NESTING = 20
 MAX_PATH_CHARS = 4096
-# How much of a bad value an error message repeats.
+# How much of a bad value an error message repeats (a file path: more, it must stay recognisable).
 QUOTE_CHARS = 60
+PATH_CHARS = 200
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel = 2
@@ -36,6 +37,9 @@ def quote(value: Any, *, limit: int = QUOTE_CHARS) -> str:
     """``repr(value)`` cut to about ``limit`` characters, at bounded cost for any value (huge or nested)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
         return f"<a number of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    if isinstance(value, str):
+        text = repr(value[:limit])
+        return text[: limit - 1] + "…" if len(text) > limit or len(value) > limit else text
     try:
         text = _REPR.repr(value)
     except Exception:  # noqa: BLE001 - a value whose repr fails is still named by its type
@@ -45,12 +49,17 @@ def quote(value: Any, *, limit: int = QUOTE_CHARS) -> str:
     return text
 
 
+def quote_path(path: Any) -> str:
+    """A file path for a message: quoted like ``quote`` but kept longer, so it stays recognisable."""
+    return quote(str(path) if isinstance(path, os.PathLike) else path, limit=PATH_CHARS)
+
+
 def check_path(path: Any, *, field: str, error: Type[UserInputError] = UserInputError) -> str:
     """``path`` as a string, refused when it is empty, too long or holds a NUL byte (which no OS path can)."""
     if not isinstance(path, str) or not path.strip():
-        raise error(field, f"{quote(path)} is not a file path", allowed="a file path")
+        raise error(field, f"{quote_path(path)} is not a file path", allowed="a file path")
     if "\x00" in path:
-        raise error(field, f"{quote(path)} holds a NUL byte, which no file path can", allowed="a file path")
+        raise error(field, f"{quote_path(path)} holds a NUL byte, which no file path can", allowed="a file path")
     if len(path) > MAX_PATH_CHARS:
         raise error(field, f"the path is {len(path)} characters long",
                     allowed=f"paths up to {MAX_PATH_CHARS} characters")
@@ -64,9 +73,9 @@ def regular_file_stat(path: Any, *, field: str, max_bytes: int,
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise error(field, f"file {quote(path)} does not exist") from None
+        raise error(field, f"file {quote_path(path)} does not exist") from None
     except OSError as exc:
-        raise error(field, f"cannot read {quote(path)}: {exc.strerror or type(exc).__name__}") from None
+        raise error(field, f"cannot read {quote_path(path)}: {exc.strerror or type(exc).__name__}") from None
     _check_regular(info, path, field=field, max_bytes=max_bytes, error=error)
     return info
 
@@ -80,12 +89,12 @@ def read_file_bytes(path: Any, *, field: str, max_bytes: int,
         # O_NONBLOCK: should the path have become a pipe since the check, open does not hang.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
-        raise error(field, f"cannot read {quote(path)}: {exc.strerror or type(exc).__name__}") from None
+        raise error(field, f"cannot read {quote_path(path)}: {exc.strerror or type(exc).__name__}") from None
     with os.fdopen(fd, "rb") as handle:
         _check_regular(os.fstat(fd), path, field=field, max_bytes=max_bytes, error=error)
         raw = handle.read(max_bytes + 1)
     if len(raw) > max_bytes:
-        raise error(field, f"{quote(path)} is too large", allowed=_size_text(max_bytes))
+        raise error(field, f"{quote_path(path)} is too large", allowed=_size_text(max_bytes))
     return raw
 
 
@@ -93,12 +102,13 @@ def read_text_file(path: Any, *, field: str, max_bytes: int = MAX_CONFIG_BYTES,
                    error: Type[UserInputError] = UserInputError) -> str:
     """A small UTF-8 text file (a config), read with the checks of ``read_file_bytes``."""
     raw = read_file_bytes(path, field=field, max_bytes=max_bytes, error=error)
-    return decode_text(raw, field=field, name=quote(path), error=error)
+    return decode_text(raw, field=field, name=quote_path(path), error=error)
 
 
 def decode_text(raw: bytes, *, field: str, name: str, fallback: Optional[str] = None,
                 error: Type[UserInputError] = UserInputError) -> str:
-    """UTF-8 text (a BOM allowed), else ``fallback``'s decoding if given; UTF-16 and binary are refused, saying which."""
+    """UTF-8 text (a BOM allowed), else ``fallback``'s decoding if given; UTF-16 and binary are refused,
+    saying which."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise error(field, f"{name} is UTF-16 text", allowed="UTF-8 text; save the file as UTF-8")
     if b"\x00" in raw[:65536]:
@@ -128,8 +138,9 @@ def parse_json(text: str, *, field: str, error: Type[UserInputError] = UserInput
 def parse_yaml(text: str, *, field: str, error: Type[UserInputError] = UserInputError) -> Any:
     """YAML text of bounded size and nesting, safe tags only and no aliases (no expansion bombs)."""
     _check_text_size(text, field=field, error=error)
-    loader = _ConfigLoader(text)
+    loader = None
     try:
+        loader = _ConfigLoader(text)  # its reader already refuses control characters
         return loader.get_single_data()
     except _Refused as exc:
         raise error(field, str(exc), allowed="a plain YAML mapping of config keys to values") from None
@@ -141,7 +152,8 @@ def parse_yaml(text: str, *, field: str, error: Type[UserInputError] = UserInput
         raise error(field, f"not valid YAML: {quote(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") \
             from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 class _Refused(Exception):
@@ -204,12 +216,12 @@ def _bracket_depth(text: str) -> int:
 def _check_regular(info: os.stat_result, path: str, *, field: str, max_bytes: int,
                    error: Type[UserInputError]) -> None:
     if stat.S_ISDIR(info.st_mode):
-        raise error(field, f"{quote(path)} is not a file (it is a folder)")
+        raise error(field, f"{quote_path(path)} is not a file (it is a folder)")
     if not stat.S_ISREG(info.st_mode):
-        raise error(field, f"{quote(path)} is not a regular file (a device, pipe or socket)",
+        raise error(field, f"{quote_path(path)} is not a regular file (a device, pipe or socket)",
                     allowed="a regular file")
     if info.st_size > max_bytes:
-        raise error(field, f"{quote(path)} is {_size(info.st_size)}, too large", allowed=_size_text(max_bytes))
+        raise error(field, f"{quote_path(path)} is {_size(info.st_size)}, too large", allowed=_size_text(max_bytes))
 
 
 def _size(n: int) -> str:

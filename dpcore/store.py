@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, U
 
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
-from dpcore.safe_io import quote
+from dpcore.safe_io import quote, quote_path
 
 if TYPE_CHECKING:
     from dpcore.results import EpochMetrics, TrainResult
@@ -300,7 +300,7 @@ class RunStore:
 
     def __init__(self, path: Union[str, os.PathLike[str], None] = None, *, read_only: bool = False) -> None:
         if path is not None and "\x00" in os.fspath(path):
-            raise StoreError(f"{quote(os.fspath(path))} holds a NUL byte, which no file path can")
+            raise StoreError(f"{quote_path(os.fspath(path))} holds a NUL byte, which no file path can")
         self.path = Path(path).expanduser() if path is not None else default_store_path()
         self.read_only = read_only
         self.damage: Optional[str] = None
@@ -374,13 +374,13 @@ class RunStore:
     def check_writable(self) -> None:
         """Raise the StoreError that a write would meet: a read-only or damaged store takes no writes."""
         if self.read_only:
-            raise StoreError(f"{quote(str(self.path))} was opened for reading only")
+            raise StoreError(f"{quote_path(self.path)} was opened for reading only")
         if self.damage is not None:
             raise StoreError(self.damage)
 
     def _failure(self, exc: sqlite3.Error, *, write: bool) -> StoreError:
         """The one-line StoreError for an SQLite error, saying what to do about it."""
-        where = quote(str(self.path), limit=200)
+        where = quote_path(self.path)
         text = str(exc) or type(exc).__name__
         lowered = text.lower()
         if "malformed" in lowered or "not a database" in lowered:
@@ -401,7 +401,7 @@ class RunStore:
 
     def _check_location(self, *, make_folders: bool) -> None:
         """The path names a regular file, or (when writing) a new file in a folder that exists."""
-        where = quote(str(self.path), limit=200)
+        where = quote_path(self.path)
         if self.path.exists():
             if self.path.is_dir():
                 raise StoreError(f"{where} is a folder; a run store is a file (e.g. runs.sqlite3 inside it)")
@@ -432,19 +432,19 @@ class RunStore:
                 version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         self._refuse_newer(version)
         if version < SCHEMA_VERSION:
-            raise StoreError(f"{quote(str(self.path), limit=200)} is not a run store of this version "
+            raise StoreError(f"{quote_path(self.path)} is not a run store of this version "
                              f"(schema version {version}); open it once for writing (a sweep) to upgrade it")
 
     def _refuse_newer(self, version: int) -> None:
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"{quote(str(self.path), limit=200)} has schema version {version}; this DP Explorer "
+                f"{quote_path(self.path)} has schema version {version}; this DP Explorer "
                 f"reads versions up to {SCHEMA_VERSION}"
             )
 
     def _check_integrity(self) -> None:
         """Run SQLite's quick_check; a damaged store is remembered in ``damage`` (reads go on, writes stop)."""
-        where = quote(str(self.path), limit=200)
+        where = quote_path(self.path)
         try:
             with self._connect() as conn:
                 problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)").fetchall()]
@@ -460,6 +460,8 @@ class RunStore:
         try:
             conn = self._open()
             try:
+                # A file from a newer version is refused before anything (even the journal mode) changes.
+                self._refuse_newer(conn.execute("PRAGMA user_version").fetchone()[0])
                 conn.execute("PRAGMA journal_mode = WAL")
                 with self._transaction(conn, write=True):
                     version = conn.execute("PRAGMA user_version").fetchone()[0]

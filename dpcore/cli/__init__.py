@@ -21,6 +21,7 @@ COMMAND_MODULES = (
 )
 
 EXIT_USAGE = 2
+MAX_ARGPARSE_MESSAGE = 300
 
 
 class CliError(Exception):
@@ -31,7 +32,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad flags as one line naming the flag, without the usage block."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise CliError(message)
+        # argparse repeats a bad value in full (e.g. an invalid choice); keep the line short.
+        raise CliError(message if len(message) <= MAX_ARGPARSE_MESSAGE
+                       else message[:MAX_ARGPARSE_MESSAGE - 1] + "…")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from typing import Any, Callable
 from dpcore import accounting
 from dpcore.cli import CliError, print_json
 from dpcore.config import ACCOUNTANTS, SAMPLINGS
+from dpcore.safe_io import quote
 
 
 def register(subparsers: Any) -> None:
@@ -115,7 +116,7 @@ def _positive_int(flag: str) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise CliError(f"{flag}: {text!r} is not a whole number (allowed: whole numbers >= 1)") from None
+            raise CliError(f"{flag}: {quote(text)} is not a whole number (allowed: whole numbers >= 1)") from None
         if value < 1:
             raise CliError(f"{flag}: {value} is too small (allowed: whole numbers >= 1)")
         return value
@@ -135,7 +136,7 @@ def _bounded_float(flag: str, accept: Callable[[float], bool], allowed: str) -> 
     def parse(text: str) -> float:
         value = _float(flag, text, allowed)
         if not accept(value):
-            raise CliError(f"{flag}: {text} is out of range (allowed: {allowed})")
+            raise CliError(f"{flag}: {value:g} is out of range (allowed: {allowed})")
         return value
     return parse
 
@@ -144,7 +145,7 @@ def _float(flag: str, text: str, allowed: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise CliError(f"{flag}: {text!r} is not a number (allowed: {allowed})") from None
+        raise CliError(f"{flag}: {quote(text)} is not a number (allowed: {allowed})") from None
     if not math.isfinite(value):
-        raise CliError(f"{flag}: {text!r} is not a finite number (allowed: {allowed})")
+        raise CliError(f"{flag}: {quote(text)} is not a finite number (allowed: {allowed})")
     return value
