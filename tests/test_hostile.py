@@ -506,6 +506,17 @@ def test_listing_opens_an_existing_store_read_only(store, capsys):
     assert _fingerprint(store) == before
 
 
+def test_a_store_whose_side_files_cannot_be_made_is_still_listed(store, capsys):
+    # As in a read-only folder: SQLite cannot create the write-ahead log beside the store (here a
+    # folder stands in its way, which even root cannot write through); listing reads the file as is.
+    Path(str(store) + "-wal").mkdir()
+    assert main(["runs", "--store", str(store)]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.strip().splitlines()) == 3 and not err
+    with pytest.raises(UserInputError, match="store: cannot"):
+        RunStore(store).create_run(TINY)
+
+
 def test_a_missing_default_store_lists_nothing_and_creates_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DPEXPLORER_STORE", str(tmp_path / "later" / "runs.sqlite3"))
     assert main(["runs"]) == 0 and "no runs" in capsys.readouterr().out
