@@ -12,6 +12,14 @@ Two sampling schemes are accounted for, and a number is only valid for the schem
 Results are cached because sliders ask the same questions again and again. PLD answers come in
 two precisions: the precise grid (value discretisation 1e-4, the reference setting) and a coarser
 interactive grid (1e-3). Both use pessimistic discretisation, so both are valid upper bounds.
+
+Every query is bounded before it runs. Step counts are computed, never listed, and capped at
+``MAX_STEPS``; a PLD query estimates its grid sizes (one step's grid from the privacy loss's range,
+the composed grid from dp_accounting's own truncation bound) and, where the requested grid would
+exceed ``MAX_PLD_UNIT_POINTS``, ``MAX_PLD_POINTS`` or (for a per-epoch curve) ``MAX_PLD_CURVE_WORK``,
+uses the first coarser grid of ``PLD_INTERVALS`` that fits: still an upper bound, and reported as
+approximate. When none fits (a tiny noise multiplier, an enormous run) the query is refused with an
+AccountingError naming the setting; RDP answers those.
 """
 from __future__ import annotations
 
@@ -22,18 +30,32 @@ from typing import TYPE_CHECKING, Callable, Optional, Tuple
 
 import dp_accounting
 import numpy as np
-from dp_accounting.pld import privacy_loss_distribution
+from dp_accounting.pld import common as pld_common
+from dp_accounting.pld import privacy_loss_distribution, privacy_loss_mechanism
 from dp_accounting.rdp import rdp_privacy_accountant
 
 from dpcore.config import ACCOUNTANTS, MAX_NOISE, SAMPLINGS
 from dpcore.errors import UserInputError
 from dpcore.explain import SAMPLING_NOTES
+from dpcore.safe_io import quote
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
 
 PRECISE_PLD_INTERVAL = 1e-4
 INTERACTIVE_PLD_INTERVAL = 1e-3
+# The grids a PLD query may use, finest first; a query starts at the one asked for.
+PLD_INTERVALS = (PRECISE_PLD_INTERVAL, INTERACTIVE_PLD_INTERVAL, 1e-2)
+# Bounds on one query (measured on 2 cores: building one step's grid costs about 20 µs a point;
+# a per-epoch curve about 0.15 s per million units of work, epochs times composed grid points).
+MAX_STEPS = 10**15
+MAX_CURVE_EPOCHS = 100_000
+MAX_PLD_UNIT_POINTS = 250_000
+MAX_PLD_POINTS = 4_000_000
+MAX_PLD_CURVE_WORK = 100_000_000
+# dp_accounting's defaults for the Gaussian PLD and its self-composition, used in the estimates.
+_PLD_LOG_MASS_TRUNCATION = -50
+_PLD_TAIL_MASS_TRUNCATION = 1e-15
 RDP_ORDERS = tuple(float(order) for order in rdp_privacy_accountant.DEFAULT_RDP_ORDERS)
 
 MIN_CALIBRATED_NOISE = 0.05
@@ -55,11 +77,12 @@ class EpsilonReport:
     steps: int
     sampling_probability: float
     interactive: bool
+    discretization: float = 0.0  # the PLD grid used (0 for RDP); coarser than asked when bounds required
 
     @property
     def approximate(self) -> bool:
-        """True for the coarse interactive PLD grid (still an upper bound, slightly loose)."""
-        return self.interactive and self.accountant == "pld"
+        """True for a PLD grid coarser than the precise one (still an upper bound, slightly loose)."""
+        return self.accountant == "pld" and self.discretization > PRECISE_PLD_INTERVAL
 
     @property
     def note(self) -> str:
@@ -73,6 +96,7 @@ class Calibration:
     noise_multiplier: float
     epsilon: float
     target_epsilon: float
+    approximate: bool = False  # ε came from a PLD grid coarser than the precise one (an upper bound)
 
 
 # -- steps ---------------------------------------------------------------------------------
@@ -80,13 +104,16 @@ class Calibration:
 
 def dp_steps(*, n: int, batch_size: int, epochs: int, sampling: str) -> int:
     """Number of noisy steps the trainer takes; the accountant composes exactly this many."""
-    return epoch_end_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling)[-1]
+    _check_counts(n=n, batch_size=batch_size, epochs=epochs)
+    _check_choice("sampling", sampling, SAMPLINGS)
+    return _steps(n, batch_size, epochs, sampling)
 
 
 def epoch_end_steps(*, n: int, batch_size: int, epochs: int, sampling: str) -> Tuple[int, ...]:
     """Cumulative step count at the end of each epoch (Poisson: ceil(e * n / batch_size))."""
     _check_counts(n=n, batch_size=batch_size, epochs=epochs)
     _check_choice("sampling", sampling, SAMPLINGS)
+    _check_curve_length(epochs)
     if sampling == "poisson":
         return tuple(-(-e * n // batch_size) for e in range(1, epochs + 1))
     per_epoch = -(-n // batch_size)
@@ -110,24 +137,55 @@ def epsilon_report(*, n: int, batch_size: int, noise_multiplier: float, epochs: 
     """ε with the steps, q and the sampling assumption it rests on."""
     _check_query(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs,
                  delta=delta, accountant=accountant, sampling=sampling)
+    grid = _planned_grid(n, batch_size, noise_multiplier, epochs, accountant, sampling, interactive, per_epoch=False)
     value = _epsilon_cached(int(n), int(batch_size), float(noise_multiplier), int(epochs), float(delta),
-                            accountant, sampling, _grid(accountant, interactive))
+                            accountant, sampling, grid)
     return EpsilonReport(
         epsilon=value, delta=float(delta), accountant=accountant, sampling=sampling,
         steps=dp_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling),
         sampling_probability=_sampling_probability(n, batch_size, sampling),
-        interactive=interactive and accountant == "pld",
+        interactive=interactive and accountant == "pld", discretization=grid,
     )
 
 
 def epsilon_per_epoch(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
                       accountant: str = "rdp", sampling: str = "poisson",
                       interactive: bool = False) -> Tuple[float, ...]:
-    """ε spent after each epoch, computed in one pass over the epochs."""
+    """ε spent after each epoch, computed in one pass over the epochs (PLD: on ``pld_discretization``'s grid)."""
     _check_query(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs,
                  delta=delta, accountant=accountant, sampling=sampling)
+    _check_curve_length(epochs)
+    grid = _planned_grid(n, batch_size, noise_multiplier, epochs, accountant, sampling, interactive, per_epoch=True)
     return _curve_cached(int(n), int(batch_size), float(noise_multiplier), int(epochs), float(delta),
-                         accountant, sampling, _grid(accountant, interactive))
+                         accountant, sampling, grid)
+
+
+def pld_discretization(*, n: int, batch_size: int, noise_multiplier: float, epochs: int,
+                       sampling: str = "poisson", interactive: bool = False, per_epoch: bool = False) -> float:
+    """The PLD grid a query uses: the one asked for (precise or interactive), else the first coarser
+    one of ``PLD_INTERVALS`` within the bounds; an AccountingError naming the setting if none is.
+
+    ``per_epoch`` plans a per-epoch curve (what the trainer asks for), which costs more than one ε.
+    """
+    _check_run(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs, sampling=sampling)
+    if per_epoch:
+        _check_curve_length(epochs)
+    return _planned_grid(n, batch_size, noise_multiplier, epochs, "pld", sampling, interactive, per_epoch=per_epoch)
+
+
+def check_config(config: "DPConfig", *, n: int) -> float:
+    """Check, before training, that the accountant can answer ``config``'s per-epoch ε on ``n`` examples.
+
+    Returns the PLD grid the trainer's curve will use (0 for RDP or a baseline); raises
+    AccountingError naming the setting when the query is beyond the bounds.
+    """
+    if not config.private:
+        return 0.0
+    _check_query(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
+                 epochs=config.epochs, delta=config.delta, accountant=config.accountant, sampling=config.sampling)
+    _check_curve_length(config.epochs)
+    return _planned_grid(n, config.batch_size, config.noise_multiplier, config.epochs, config.accountant,
+                         config.sampling, False, per_epoch=True)
 
 
 def epsilon_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> float:
@@ -202,7 +260,7 @@ def calibrate_noise(*, target_epsilon: float, n: int, batch_size: int, epochs: i
     """Smallest noise multiplier (to 0.1% relative) whose ε is at most ``target_epsilon``; never above it."""
     if isinstance(target_epsilon, bool) or not isinstance(target_epsilon, (int, float)) \
             or not math.isfinite(target_epsilon) or target_epsilon <= 0:
-        raise AccountingError("target_epsilon", f"{target_epsilon!r} is not a positive finite number",
+        raise AccountingError("target_epsilon", f"{quote(target_epsilon)} is not a positive finite number",
                               allowed="a number > 0")
     _check_query(n=n, batch_size=batch_size, noise_multiplier=1.0, epochs=epochs, delta=delta,
                  accountant=accountant, sampling=sampling)
@@ -214,10 +272,12 @@ def calibrate_noise(*, target_epsilon: float, n: int, batch_size: int, epochs: i
     low, high = _bracket(eps_at, float(target_epsilon), start=_starting_noise(
         target_epsilon=float(target_epsilon), n=n, batch_size=batch_size, epochs=epochs, delta=delta,
         accountant=accountant, sampling=sampling), factor=1.25 if accountant == "pld" else 2.0)
-    if low is None:
-        return Calibration(noise_multiplier=high, epsilon=eps_at(high), target_epsilon=float(target_epsilon))
-    high, high_eps = _refine(eps_at, float(target_epsilon), low=low, high=high)
-    return Calibration(noise_multiplier=high, epsilon=high_eps, target_epsilon=float(target_epsilon))
+    if low is not None:
+        high, _ = _refine(eps_at, float(target_epsilon), low=low, high=high)
+    report = epsilon_report(n=n, batch_size=batch_size, noise_multiplier=high, epochs=epochs, delta=delta,
+                            accountant=accountant, sampling=sampling, interactive=interactive)
+    return Calibration(noise_multiplier=high, epsilon=report.epsilon, target_epsilon=float(target_epsilon),
+                       approximate=report.approximate)
 
 
 def calibrate_noise_for_config(config: "DPConfig", *, target_epsilon: float, n: int,
@@ -278,7 +338,9 @@ def _bracket(eps_at: Callable[[float], float], target: float, *, start: float,
              factor: float) -> Tuple[Optional[float], float]:
     """(low, high) with eps(low) > target >= eps(high), stepping by ``factor`` from ``start``.
 
-    low is None when the smallest noise multiplier searched already meets the target.
+    low is None when the smallest noise multiplier searched already meets the target, or when the
+    accountant cannot answer for a smaller one (a PLD query beyond its bounds): high is then the
+    smallest noise multiplier it could certify.
     """
     high = min(max(start, MIN_CALIBRATED_NOISE), MAX_NOISE)
     if eps_at(high) > target:
@@ -300,8 +362,11 @@ def _bracket(eps_at: Callable[[float], float], target: float, *, start: float,
         if low <= MIN_CALIBRATED_NOISE:
             return None, MIN_CALIBRATED_NOISE
         candidate = max(low / factor, MIN_CALIBRATED_NOISE)
-        if eps_at(candidate) > target:
-            return candidate, low
+        try:
+            if eps_at(candidate) > target:
+                return candidate, low
+        except AccountingError:
+            return None, low
         low = candidate
 
 
@@ -320,6 +385,87 @@ def _grid(accountant: str, interactive: bool) -> float:
     return INTERACTIVE_PLD_INTERVAL if interactive else PRECISE_PLD_INTERVAL
 
 
+def _steps(n: int, batch_size: int, epochs: int, sampling: str) -> int:
+    if sampling == "poisson":
+        return -(-epochs * n // batch_size)
+    return epochs * -(-n // batch_size)
+
+
+def _planned_grid(n: int, batch_size: int, noise_multiplier: float, epochs: int, accountant: str,
+                  sampling: str, interactive: bool, *, per_epoch: bool) -> float:
+    """0 for RDP; for PLD the first grid, from the one asked for, whose estimated cost is within bounds."""
+    if accountant != "pld":
+        return 0.0
+    return _fitting_interval(_sampling_probability(n, batch_size, sampling), float(noise_multiplier),
+                             _unit_count(n, batch_size, epochs, sampling), int(epochs) if per_epoch else 0,
+                             _grid(accountant, interactive))
+
+
+@lru_cache(maxsize=1024)
+def _fitting_interval(q: float, noise_multiplier: float, count: int, curve_epochs: int, start: float) -> float:
+    """The first grid from ``start`` within the bounds. Composed sizes are measured once on the coarsest
+    grid (cheap to build) and scaled: a grid ten times finer holds ten times the points."""
+    coarsest = PLD_INTERVALS[-1]
+    refusal: Optional[AccountingError] = None
+    coarse_sizes: Tuple[int, ...] = ()
+    if _pld_unit_points(q, noise_multiplier, coarsest) <= MAX_PLD_UNIT_POINTS:
+        coarse_sizes = _pld_composed_points(q, noise_multiplier, coarsest, count)
+    for interval in (i for i in PLD_INTERVALS if i >= start):
+        unit_points = _pld_unit_points(q, noise_multiplier, interval)
+        if unit_points > MAX_PLD_UNIT_POINTS:
+            refusal = AccountingError(
+                "noise_multiplier", f"{noise_multiplier:g} is too small for the PLD accountant: one step's "
+                f"privacy-loss grid would need {unit_points:.2g} points at discretisation {interval:g} "
+                f"(the bound is {MAX_PLD_UNIT_POINTS:,})",
+                allowed="a larger noise multiplier, or accountant 'rdp'")
+            continue
+        sizes = tuple(size * coarsest / interval for size in coarse_sizes)
+        if max(sizes) > MAX_PLD_POINTS:
+            refusal = AccountingError(
+                "epochs", f"{count:,} composed steps at noise multiplier {noise_multiplier:g} are too many for "
+                f"the PLD accountant: the composed grid would need {max(sizes):.2g} points at discretisation "
+                f"{interval:g} (the bound is {MAX_PLD_POINTS:,})",
+                allowed="fewer epochs or more noise, or accountant 'rdp'")
+            continue
+        if curve_epochs and curve_epochs * sum(sizes) > MAX_PLD_CURVE_WORK:
+            refusal = AccountingError(
+                "epochs", f"a per-epoch PLD curve over {curve_epochs:,} epochs would take about "
+                f"{curve_epochs * sum(sizes):.2g} grid operations at discretisation {interval:g} "
+                f"(the bound is {MAX_PLD_CURVE_WORK:.2g})",
+                allowed="fewer epochs or more noise, or accountant 'rdp'")
+            continue
+        return interval
+    assert refusal is not None
+    raise refusal
+
+
+@lru_cache(maxsize=1024)
+def _pld_unit_points(q: float, noise_multiplier: float, interval: float) -> float:
+    """Points of one step's PLD grid, from the privacy loss's range (computed without building the grid)."""
+    points = 0.0
+    for adjacency in (privacy_loss_mechanism.AdjacencyType.REMOVE, privacy_loss_mechanism.AdjacencyType.ADD):
+        loss = privacy_loss_mechanism.GaussianPrivacyLoss(
+            noise_multiplier, pessimistic_estimate=True, log_mass_truncation_bound=_PLD_LOG_MASS_TRUNCATION,
+            sampling_prob=q, adjacency_type=adjacency)
+        bounds = loss.connect_dots_bounds()
+        points = max(points, (bounds.epsilon_upper - bounds.epsilon_lower) / interval + 1)
+    return points
+
+
+@lru_cache(maxsize=1024)
+def _pld_composed_points(q: float, noise_multiplier: float, interval: float, count: int) -> Tuple[int, ...]:
+    """Grid points of each distinct PMF after ``count`` compositions, by dp_accounting's own truncation bound."""
+    unit = _pld_per_unit(q, noise_multiplier, interval)
+    # dp_accounting has no public accessor for the PMFs; these are the arrays self_compose convolves.
+    pmfs = [unit._pmf_remove] if unit._symmetric else [unit._pmf_remove, unit._pmf_add]
+    sizes = []
+    for pmf in pmfs:
+        probs = pmf.to_dense_pmf()._probs
+        low, high = pld_common.compute_self_convolve_bounds(probs, count, _PLD_TAIL_MASS_TRUNCATION)
+        sizes.append(max(int(high) - int(low) + 1, len(probs)))
+    return tuple(sizes)
+
+
 def _sampling_probability(n: int, batch_size: int, sampling: str) -> float:
     return batch_size / n if sampling == "poisson" else 1.0
 
@@ -329,6 +475,11 @@ def _step_event(n: int, batch_size: int, noise_multiplier: float, sampling: str)
     if sampling == "poisson":
         return dp_accounting.PoissonSampledDpEvent(batch_size / n, gaussian)
     return gaussian
+
+
+def _unit_count(n: int, batch_size: int, epochs: int, sampling: str) -> int:
+    """How many step events are composed in all: Poisson steps, or (shuffle) one Gaussian per epoch."""
+    return _steps(n, batch_size, epochs, sampling) if sampling == "poisson" else epochs
 
 
 def _counted_units(n: int, batch_size: int, epochs: int, sampling: str) -> Tuple[int, ...]:
@@ -341,7 +492,7 @@ def _counted_units(n: int, batch_size: int, epochs: int, sampling: str) -> Tuple
 @lru_cache(maxsize=4096)
 def _epsilon_cached(n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
                     accountant: str, sampling: str, grid: float) -> float:
-    count = _counted_units(n, batch_size, epochs, sampling)[-1]
+    count = _unit_count(n, batch_size, epochs, sampling)
     if accountant == "rdp":
         rdp = _rdp_per_unit(_sampling_probability(n, batch_size, sampling), noise_multiplier)
         return epsilon_from_rdp(rdp * count, delta=delta)
@@ -393,12 +544,12 @@ def _pld_epsilon(pld: privacy_loss_distribution.PrivacyLossDistribution, delta: 
 
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise AccountingError(name, f"{value!r} is not known", allowed=", ".join(allowed))
+        raise AccountingError(name, f"{quote(value)} is not known", allowed=", ".join(allowed))
 
 
 def _check_int(name: str, value: object, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise AccountingError(name, f"{value!r} is not a whole number >= {low}", allowed=f"whole numbers >= {low}")
+        raise AccountingError(name, f"{quote(value)} is not a whole number >= {low}", allowed=f"whole numbers >= {low}")
 
 
 def _check_counts(*, n: int, batch_size: int, epochs: int) -> None:
@@ -409,6 +560,12 @@ def _check_counts(*, n: int, batch_size: int, epochs: int) -> None:
         raise AccountingError("batch_size", f"{batch_size} is larger than n = {n}", allowed=f"1 to {n}")
 
 
+def _check_curve_length(epochs: int) -> None:
+    if epochs > MAX_CURVE_EPOCHS:
+        raise AccountingError("epochs", f"a per-epoch curve has one point per epoch; {epochs:,} is too many",
+                              allowed=f"at most {MAX_CURVE_EPOCHS:,} epochs per curve")
+
+
 def _check_query(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
                  accountant: str, sampling: str) -> None:
     _check_run(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs, sampling=sampling)
@@ -416,16 +573,21 @@ def _check_query(*, n: int, batch_size: int, noise_multiplier: float, epochs: in
     _check_delta(delta)
 
 
-def _check_run(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, sampling: str) -> None:
-    _check_counts(n=n, batch_size=batch_size, epochs=epochs)
-    _check_choice("sampling", sampling, SAMPLINGS)
-    if isinstance(noise_multiplier, bool) or not isinstance(noise_multiplier, (int, float)) \
-            or not math.isfinite(noise_multiplier) or not 0 < noise_multiplier <= MAX_NOISE:
-        raise AccountingError("noise_multiplier", f"{noise_multiplier!r} is out of range",
-                              allowed=f"a number in (0, {MAX_NOISE:g}]")
-
-
 def _check_delta(delta: object) -> None:
     if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not math.isfinite(delta) \
             or not 0 < delta < 1:
-        raise AccountingError("delta", f"{delta!r} is out of range", allowed="a number in (0, 1)")
+        raise AccountingError("delta", f"{quote(delta)} is out of range", allowed="a number in (0, 1)")
+
+
+def _check_run(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, sampling: str) -> None:
+    """The checks every query shares: counts, sampling, noise multiplier and the number of steps."""
+    _check_counts(n=n, batch_size=batch_size, epochs=epochs)
+    _check_choice("sampling", sampling, SAMPLINGS)
+    steps = _steps(n, batch_size, epochs, sampling)
+    if steps > MAX_STEPS:
+        raise AccountingError("epochs", f"{quote(epochs)} epochs of n = {quote(n)} in batches of {batch_size} "
+                              f"make {steps:.3g} steps", allowed=f"runs of at most {MAX_STEPS:.0e} steps")
+    if isinstance(noise_multiplier, bool) or not isinstance(noise_multiplier, (int, float)) \
+            or not math.isfinite(noise_multiplier) or not 0 < noise_multiplier <= MAX_NOISE:
+        raise AccountingError("noise_multiplier", f"{quote(noise_multiplier)} is out of range",
+                              allowed=f"a number in (0, {MAX_NOISE:g}]")

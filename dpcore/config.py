@@ -10,7 +10,9 @@ from typing import Any, Mapping, Optional
 
 import yaml
 
+from dpcore import safe_io
 from dpcore.errors import ConfigError
+from dpcore.safe_io import quote
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +39,7 @@ MAX_BATCH_SIZE = 1_000_000
 MAX_NOISE = 1000.0
 MAX_CLIP = 1e6
 MAX_LEARNING_RATE = 100.0
+MAX_LABEL_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class DPConfig:
         """A copy with ``changes`` applied (and validated)."""
         unknown = sorted(set(changes) - FIELD_NAMES)
         if unknown:
-            raise ConfigError(unknown[0], "unknown config key", allowed=", ".join(sorted(FIELD_NAMES)))
+            raise ConfigError(quote(unknown[0])[1:-1], "unknown config key", allowed=", ".join(sorted(FIELD_NAMES)))
         return dataclasses.replace(self, **changes)
 
     def as_baseline(self) -> "DPConfig":
@@ -115,14 +118,17 @@ class DPConfig:
         if not isinstance(data, Mapping):
             raise ConfigError("config", f"expected a mapping of keys to values, got {type(data).__name__}")
         body = dict(data)
-        version = body.pop("schema_version", SCHEMA_VERSION)
+        version = number_from_text(body.pop("schema_version", SCHEMA_VERSION), int)
         if version != SCHEMA_VERSION:
-            raise ConfigError("schema_version", f"{version!r} is not supported", allowed=str(SCHEMA_VERSION))
-        unknown = sorted(set(body) - FIELD_NAMES)
+            raise ConfigError("schema_version", f"{quote(version)} is not supported", allowed=str(SCHEMA_VERSION))
+        unknown = sorted(set(body) - FIELD_NAMES, key=str)
         if unknown:
             raise ConfigError(
-                str(unknown[0]), "unknown config key", allowed=", ".join(sorted(FIELD_NAMES))
+                quote(str(unknown[0]))[1:-1], "unknown config key", allowed=", ".join(sorted(FIELD_NAMES))
             )
+        for name, kind in NUMERIC_FIELDS.items():
+            if name in body:
+                body[name] = number_from_text(body[name], kind)
         return cls(**body)
 
     def to_json(self) -> str:
@@ -130,22 +136,15 @@ class DPConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "DPConfig":
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError("config", f"not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(safe_io.parse_json(text, field="config", error=ConfigError))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
     def from_yaml(cls, text: str) -> "DPConfig":
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError("config", f"not valid YAML: {exc}") from None
-        return cls.from_dict(data)
+        """Safe YAML without aliases or deep nesting (see ``safe_io.parse_yaml``)."""
+        return cls.from_dict(safe_io.parse_yaml(text, field="config", error=ConfigError))
 
     @classmethod
     def from_text(cls, text: str, *, filename: str = "") -> "DPConfig":
@@ -156,7 +155,7 @@ class DPConfig:
         if lower.endswith((".yaml", ".yml")):
             return cls.from_yaml(text)
         if filename and "." in filename:
-            raise ConfigError("config", f"cannot read {filename!r}", allowed=".json, .yaml or .yml files")
+            raise ConfigError("config", f"cannot read {quote(filename)}", allowed=".json, .yaml or .yml files")
         return cls.from_json(text) if text.lstrip().startswith("{") else cls.from_yaml(text)
 
 
@@ -187,32 +186,57 @@ def parse_field(name: str, text: str) -> Any:
             return True
         if lower in _FALSE:
             return False
-        raise ConfigError(name, f"{text!r} is not true or false", allowed="true, false")
+        raise ConfigError(name, f"{quote(text)} is not true or false", allowed="true, false")
     if kind is int:
         try:
             return int(text)
         except ValueError:
-            raise ConfigError(name, f"{text!r} is not a whole number") from None
+            raise ConfigError(name, f"{quote(text)} is not a whole number") from None
     if kind is float:
         try:
             value = float(text)
         except ValueError:
-            raise ConfigError(name, f"{text!r} is not a number") from None
+            raise ConfigError(name, f"{quote(text)} is not a number") from None
         if not math.isfinite(value):
-            raise ConfigError(name, f"{text!r} is not a finite number")
+            raise ConfigError(name, f"{quote(text)} is not a finite number")
         return value
     return text
 
 
-def load_config_file(path: str) -> DPConfig:
-    """Read a JSON or YAML config file; a missing or unreadable file is a ConfigError."""
+# Fields holding numbers, and the kind of number each holds.
+NUMERIC_FIELDS: dict[str, type] = {
+    name: kind for name, hint in typing.get_type_hints(DPConfig).items()
+    for kind in (int, float) if hint in (kind, Optional[kind])
+}
+_MAX_NUMBER_TEXT = 100
+
+
+def number_from_text(value: Any, kind: type) -> Any:
+    """Numeric text as the number it spells (``"1e-5"``, ``" 64 "``); any other value is returned as it is.
+
+    YAML 1.1 reads ``1e-5`` (no dot) as a string and people quote numbers in JSON; validation then
+    judges the number, and text that is not one is reported as it was written.
+    """
+    if not isinstance(value, str) or len(value) > _MAX_NUMBER_TEXT:
+        return value
+    text = value.strip()
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise ConfigError("config", f"file {path!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("config", f"cannot read {path!r}: {exc}") from None
+        return int(text) if kind is int else float(text)
+    except ValueError:
+        pass
+    if kind is int:
+        try:
+            number = float(text)
+        except ValueError:
+            return value
+        if math.isfinite(number) and number.is_integer():
+            return int(number)
+    return value
+
+
+def load_config_file(path: str) -> DPConfig:
+    """Read a JSON or YAML config file (a capped, regular, UTF-8 file); any problem is a ConfigError."""
+    text = safe_io.read_text_file(path, field="config", error=ConfigError)
     return DPConfig.from_text(text, filename=path)
 
 
@@ -221,26 +245,27 @@ def load_config_file(path: str) -> DPConfig:
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if not isinstance(value, str) or value not in allowed:
-        raise ConfigError(name, f"{value!r} is not a known {name.replace('_', ' ')}", allowed=", ".join(allowed))
+        raise ConfigError(name, f"{quote(value)} is not a known {name.replace('_', ' ')}", allowed=", ".join(allowed))
 
 
 def _number(name: str, value: Any, *, low: float, high: float, low_open: bool = False,
             high_open: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(name, f"{value!r} is not a number", allowed=_range_text(low, high, low_open, high_open))
-    if math.isnan(value) or math.isinf(value):
-        raise ConfigError(name, f"{value!r} is not a finite number", allowed=_range_text(low, high, low_open, high_open))
+        raise ConfigError(name, f"{quote(value)} is not a number", allowed=_range_text(low, high, low_open, high_open))
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(name, f"{value!r} is not a finite number",
+                          allowed=_range_text(low, high, low_open, high_open))
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
     if too_low or too_high:
-        raise ConfigError(name, f"{value!r} is out of range", allowed=_range_text(low, high, low_open, high_open))
+        raise ConfigError(name, f"{quote(value)} is out of range", allowed=_range_text(low, high, low_open, high_open))
 
 
 def _integer(name: str, value: Any, *, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, f"{value!r} is not a whole number", allowed=f"{low} to {high}")
+        raise ConfigError(name, f"{quote(value)} is not a whole number", allowed=f"{low} to {high}")
     if not low <= value <= high:
-        raise ConfigError(name, f"{value!r} is out of range", allowed=f"{low} to {high}")
+        raise ConfigError(name, f"{quote(value)} is out of range", allowed=f"{low} to {high}")
 
 
 def _range_text(low: float, high: float, low_open: bool, high_open: bool) -> str:
@@ -258,7 +283,7 @@ def _validate(c: DPConfig) -> None:
     _choice("sampling", c.sampling, SAMPLINGS)
     for name in ("private", "secure_mode"):
         if not isinstance(getattr(c, name), bool):
-            raise ConfigError(name, f"{getattr(c, name)!r} is not true or false", allowed="true, false")
+            raise ConfigError(name, f"{quote(getattr(c, name))} is not true or false", allowed="true, false")
     _number("learning_rate", c.learning_rate, low=0.0, high=MAX_LEARNING_RATE, low_open=True)
     _number("momentum", c.momentum, low=0.0, high=1.0, high_open=True)
     if c.private:
@@ -275,12 +300,16 @@ def _validate(c: DPConfig) -> None:
     if c.dataset == "csv":
         if not isinstance(c.csv_path, str) or not c.csv_path.strip():
             raise ConfigError("csv_path", "a CSV dataset needs the path of the file", allowed="a file path")
+        safe_io.check_path(c.csv_path, field="csv_path", error=ConfigError)
         if not isinstance(c.csv_label, str) or not c.csv_label.strip():
             raise ConfigError("csv_label", "a CSV dataset needs the name of its label column",
                               allowed="a column name of the file")
+        if len(c.csv_label) > MAX_LABEL_CHARS:
+            raise ConfigError("csv_label", f"{quote(c.csv_label)} is {len(c.csv_label)} characters long",
+                              allowed=f"a column name of up to {MAX_LABEL_CHARS} characters")
     else:
         for name in ("csv_path", "csv_label"):
             value = getattr(c, name)
             if value is not None:
-                raise ConfigError(name, f"is only used with dataset 'csv' (dataset is {c.dataset!r})",
+                raise ConfigError(name, f"is only used with dataset 'csv' (dataset is {quote(c.dataset)})",
                                   allowed="null unless dataset is 'csv'")

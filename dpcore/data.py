@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 import numpy as np
 
 from dpcore.config import DATASET_TITLES, DATASETS
+from dpcore import safe_io
 from dpcore.errors import DatasetError
+from dpcore.safe_io import quote
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
@@ -42,6 +44,10 @@ IDX_FILES = {
 T = TypeVar("T")
 
 MAX_CSV_BYTES = 50 * 1024 * 1024
+MAX_CSV_COLUMNS = 1000
+MAX_CSV_LINE_CHARS = 100_000
+# Features are float32: a value beyond this would become infinite.
+MAX_CSV_MAGNITUDE = float(np.finfo(np.float32).max)
 MIN_CSV_ROWS = 10
 MAX_CLASSES = 50
 MAX_CATEGORIES = 50
@@ -113,7 +119,7 @@ def dataset_info(name: str, *, csv_path: Optional[str] = None, csv_label: Option
             raise DatasetError("csv_path", "a CSV dataset needs a file path and a label column",
                                allowed="csv_path and csv_label both set")
         return _load_csv(csv_path, csv_label).info
-    raise DatasetError("dataset", f"{name!r} is not a known dataset",
+    raise DatasetError("dataset", f"{quote(name)} is not a known dataset",
                        allowed=", ".join(BUILTIN_DATASETS + ("csv",)))
 
 
@@ -130,7 +136,7 @@ def load(config: "DPConfig") -> Dataset:
     elif config.dataset in _LOADERS:
         full = _load_builtin(config.dataset)
     else:
-        raise DatasetError("dataset", f"{config.dataset!r} is not a known dataset",
+        raise DatasetError("dataset", f"{quote(config.dataset)} is not a known dataset",
                            allowed=", ".join(BUILTIN_DATASETS + ("csv",)))
     return subset(full, config.max_train_examples)
 
@@ -313,19 +319,8 @@ def csv_file_columns(path: str) -> tuple[str, ...]:
 
 
 def _checked_csv_stat(path: str) -> os.stat_result:
-    """The file's stat, after checking that it exists, is a file and is not too large."""
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        raise DatasetError("csv_path", f"file {path!r} does not exist") from None
-    except OSError as exc:
-        raise DatasetError("csv_path", f"cannot read {path!r}: {exc}") from None
-    if not os.path.isfile(path):
-        raise DatasetError("csv_path", f"{path!r} is not a file")
-    if stat.st_size > MAX_CSV_BYTES:
-        raise DatasetError("csv_path", f"{path!r} is {stat.st_size / 2**20:.1f} MiB, too large",
-                           allowed=f"files up to {MAX_CSV_BYTES // 2**20} MiB")
-    return stat
+    """The file's stat, after checking that it exists, is a regular file and is not too large."""
+    return safe_io.regular_file_stat(path, field="csv_path", max_bytes=MAX_CSV_BYTES, error=DatasetError)
 
 
 def _read_csv_file(read: Callable[[], T], path: str) -> T:
@@ -340,8 +335,7 @@ def _read_csv_file(read: Callable[[], T], path: str) -> T:
 
 
 def _file_bytes(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(MAX_CSV_BYTES + 1)
+    return safe_io.read_file_bytes(path, field="csv_path", max_bytes=MAX_CSV_BYTES, error=DatasetError)
 
 
 @functools.lru_cache(maxsize=8)
@@ -366,6 +360,7 @@ def _read_table(raw: bytes, *, name: str, header_only: bool = False) -> "object"
     text = _decode_text(raw)
     if not text.strip():
         raise DatasetError("csv_path", f"{name} is empty", allowed="a CSV file with a header row and data rows")
+    _check_shape(text, name=name)
     try:
         frame = pd.read_csv(io.StringIO(text), sep=_delimiter(text), skipinitialspace=True,
                             nrows=0 if header_only else None)
@@ -384,7 +379,7 @@ def parse_csv(raw: bytes, *, label: str, name: str = "data.csv") -> Dataset:
     frame = _read_table(raw, name=name)
     columns = list(frame.columns)
     if label not in columns:
-        raise DatasetError("csv_label", f"{label!r} is not a column of {name}", allowed=_column_list(columns))
+        raise DatasetError("csv_label", f"{quote(label)} is not a column of {name}", allowed=_column_list(columns))
     if len(columns) < 2:
         raise DatasetError("csv_path", f"{name} has only the label column",
                            allowed="a label column and at least one feature column")
@@ -399,6 +394,7 @@ def parse_csv(raw: bytes, *, label: str, name: str = "data.csv") -> Dataset:
     if features.shape[1] == 0:
         raise DatasetError("csv_path", f"{name} has no feature column with values",
                            allowed="at least one column besides the label")
+    _check_magnitudes(features, name=name)
     train_rows, test_rows = _split(y_all)
     encoder = _fit_encoder(features.iloc[train_rows])
     x_train = encoder(features.iloc[train_rows])
@@ -417,17 +413,44 @@ def parse_csv(raw: bytes, *, label: str, name: str = "data.csv") -> Dataset:
 def _decode_text(raw: bytes) -> str:
     if len(raw) > MAX_CSV_BYTES:
         raise DatasetError("csv_path", "the file is too large", allowed=f"files up to {MAX_CSV_BYTES // 2**20} MiB")
-    if b"\x00" in raw[:65536]:
-        raise DatasetError("csv_path", "the file is binary, not a text CSV file", allowed="a comma-separated text file")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+    text = safe_io.decode_text(raw, field="csv_path", name="the file", fallback="latin-1", error=DatasetError)
     sample = text[:65536]
     control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\r\n\t")
     if sample and control > 0.01 * len(sample):
         raise DatasetError("csv_path", "the file is binary, not a text CSV file", allowed="a comma-separated text file")
     return text
+
+
+def _check_shape(text: str, *, name: str) -> None:
+    """Refuse a table too wide (columns in the header) or with a line too long to be a table row."""
+    longest = len(max(text.split("\n"), key=len))
+    if longest > MAX_CSV_LINE_CHARS:
+        raise DatasetError("csv_path", f"{name} has a line of {longest:,} characters",
+                           allowed=f"lines up to {MAX_CSV_LINE_CHARS:,} characters")
+    header = text.lstrip().split("\n", 1)[0]
+    columns = header.count(_delimiter(text)) + 1
+    if columns > MAX_CSV_COLUMNS:
+        raise DatasetError("csv_path", f"{name} has {columns:,} columns",
+                           allowed=f"at most {MAX_CSV_COLUMNS:,} columns")
+
+
+def _check_magnitudes(features: "object", *, name: str) -> None:
+    """Refuse ±inf, and numbers too large for float32, in a numeric column: they would train on inf or NaN."""
+    import pandas as pd
+
+    df: pd.DataFrame = features  # type: ignore[assignment]
+    for column in df.columns:
+        present = df[column].dropna()
+        numbers = pd.to_numeric(present, errors="coerce")
+        if present.empty or pd.api.types.is_bool_dtype(present) or not numbers.notna().all():
+            continue  # a text (one-hot) or empty column
+        values = numbers.to_numpy(dtype=np.float64)
+        bad = ~(np.abs(values) <= MAX_CSV_MAGNITUDE)
+        if bad.any():
+            value = present.iloc[int(np.argmax(bad))]
+            raise DatasetError("csv_path", f"column {quote(column)} of {name} holds {value!s:.40}, "
+                               "which is not a finite float32 number",
+                               allowed=f"finite numbers up to ±{MAX_CSV_MAGNITUDE:.3g}; fix or remove the value")
 
 
 def _delimiter(text: str) -> str:
@@ -447,7 +470,7 @@ def _looks_numeric(text: str) -> bool:
 
 
 def _column_list(columns: list[str]) -> str:
-    shown = ", ".join(repr(c) for c in columns[:20])
+    shown = ", ".join(quote(c) for c in columns[:20])
     return shown + (f" and {len(columns) - 20} more" if len(columns) > 20 else "")
 
 
@@ -460,11 +483,11 @@ def _encode_labels(column: "object", label: str) -> tuple[np.ndarray, tuple[str,
     values = series.astype(str).str.strip()
     class_names = tuple(sorted(values.unique(), key=_class_sort_key))
     if len(class_names) < 2:
-        raise DatasetError("csv_label", f"column {label!r} has only one class ({class_names[0]!r})",
+        raise DatasetError("csv_label", f"column {quote(label)} has only one class ({quote(class_names[0])})",
                            allowed="a label column with at least two classes")
     if len(class_names) > MAX_CLASSES:
         kind = "numbers" if pd.api.types.is_numeric_dtype(column) else "text values"  # type: ignore[arg-type]
-        raise DatasetError("csv_label", f"column {label!r} has {len(class_names)} distinct {kind}; "
+        raise DatasetError("csv_label", f"column {quote(label)} has {len(class_names)} distinct {kind}; "
                            "too many classes for a classifier",
                            allowed=f"a label column with 2 to {MAX_CLASSES} classes")
     index = {name: i for i, name in enumerate(class_names)}
@@ -547,7 +570,7 @@ def _fit_encoder(train: "object") -> _Encoder:
         else:
             categories = tuple(sorted(_text(present).unique()))
             if len(categories) > MAX_CATEGORIES:
-                raise DatasetError("csv_path", f"column {column!r} has {len(categories)} distinct text values, "
+                raise DatasetError("csv_path", f"column {quote(column)} has {len(categories)} distinct text values, "
                                    "too many to one-hot encode",
                                    allowed=f"at most {MAX_CATEGORIES} categories per text column; "
                                    "drop the column or make it numeric")

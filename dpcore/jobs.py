@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from dpcore.config import DPConfig
 from dpcore.errors import describe_exception
-from dpcore.store import FINAL_STATUSES, RunRecord, RunStore, UnknownRunError
+from dpcore.store import FINAL_STATUSES, RunRecord, RunStore, StoreError, StoreWriteError, UnknownRunError
 
 if TYPE_CHECKING:
     from dpcore.results import EpochMetrics, Progress, TrainResult
 
 ENV_WORKERS = "DPEXPLORER_WORKERS"
+# Worker threads one runner may start; each trains a model, so more only thrash a machine.
+MAX_WORKERS = 32
 
 
 @dataclass(frozen=True)
@@ -109,20 +111,26 @@ class JobRunner:
     """Trains submitted configs on ``workers`` background threads (one at a time by default) and queues the rest.
 
     Thread-safe. On construction it marks runs that a dead process left queued or running as
-    interrupted (``RunStore.mark_interrupted``). A run that fails (bad data, an exception in
-    training, out of memory) is recorded as failed with its message; the other jobs go on.
+    interrupted (``RunStore.mark_interrupted``; skipped for a store that takes no writes). A run
+    that fails (bad data, an exception in training, out of memory) is recorded as failed with its
+    message; the other jobs go on. A store that can no longer be written (disk full) fails the run
+    that met it, cancels the queued jobs and stops the running ones; ``store_failure`` holds why.
     """
 
     def __init__(self, *, store: RunStore, workers: int = 1) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be a whole number of at least 1, got {workers!r}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+            raise ValueError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {workers!r}")
         self.store = store
         self.workers = workers
         self._cond = threading.Condition()
         self._jobs: dict[int, _Job] = {}
         self._queue: deque[_Job] = deque()
         self._closed = False
-        self.interrupted_on_start = store.mark_interrupted()
+        self.store_failure: Optional[str] = None
+        try:
+            self.interrupted_on_start = store.mark_interrupted()
+        except StoreError:  # a damaged or read-only store: listing still works, submitting says why not
+            self.interrupted_on_start = 0
         self._threads = [
             threading.Thread(target=self._work, name=f"dpcore-job-worker-{i}", daemon=True)
             for i in range(workers)
@@ -145,6 +153,9 @@ class JobRunner:
         """Queue ``config`` for training and return its id (its run id in the store)."""
         if not isinstance(config, DPConfig):
             raise TypeError(f"submit needs a DPConfig, got {type(config).__name__}")
+        # Import the trainer (TensorFlow) here, in the caller's thread, before any worker can need
+        # it: first imports racing each other across threads have deadlocked on the import lock.
+        from dpcore.dpsgd import training  # noqa: F401
         with self._cond:
             if self._closed:
                 raise RuntimeError("this job runner has been shut down")
@@ -172,7 +183,7 @@ class JobRunner:
                 job.stop.set()
                 queued = False
         if queued:
-            self.store.set_status(job_id, "cancelled")
+            self._record_status(job_id, "cancelled")
         return True
 
     def get(self, job_id: int) -> JobSnapshot:
@@ -221,7 +232,7 @@ class JobRunner:
                     job.stop.set()
             self._cond.notify_all()
         for job in cancelled:
-            self.store.set_status(job.id, "cancelled")
+            self._record_status(job.id, "cancelled")
         if wait:
             for thread in self._threads:
                 thread.join()
@@ -264,15 +275,39 @@ class JobRunner:
             self.store.finish_run(job.id, result)
             self._end(job, result.status, result.error, result.epochs)
         except BaseException as exc:  # noqa: BLE001 - a worker must outlive any one run
-            message = describe_exception(exc)
+            if isinstance(exc, StoreWriteError):
+                self._on_store_failure(exc)
+            message = str(exc) if isinstance(exc, StoreError) else describe_exception(exc)
             self._end(job, "failed", message, result.epochs if result is not None else None)
-            try:
-                self.store.set_status(job.id, "failed", error=message)
-            except Exception:  # noqa: BLE001 - the store itself may be what failed
-                pass
+            self._record_status(job.id, "failed", error=message)
+
+    def _record_status(self, job_id: int, status: str, *, error: Optional[str] = None) -> None:
+        """Write a job's end to the store where it can; a store that fails keeps what it had."""
+        try:
+            self.store.set_status(job_id, status, error=error)
+        except Exception:  # noqa: BLE001 - the store itself may be what failed
+            pass
+
+    def _on_store_failure(self, exc: StoreWriteError) -> None:
+        """The store takes no more writes: cancel the queued jobs and stop the running ones."""
+        with self._cond:
+            self.store_failure = self.store_failure or str(exc)
+            cancelled = list(self._queue)
+            self._queue.clear()
+            now = time.time()
+            for job in cancelled:
+                job.state, job.finished, job.error = "cancelled", now, f"not started: {exc}"
+            for job in self._jobs.values():
+                if job.state == "running":
+                    job.stop.set()
+            self._cond.notify_all()
 
     def _on_epoch(self, job: _Job, metrics: "EpochMetrics") -> None:
-        self.store.record_epoch(job.id, metrics)
+        try:
+            self.store.record_epoch(job.id, metrics)
+        except StoreWriteError as exc:
+            self._on_store_failure(exc)
+            raise
         with self._cond:
             job.metrics.append(metrics)
             job.epoch = max(job.epoch, metrics.epoch)
@@ -338,6 +373,6 @@ def _workers_from_env() -> int:
     text = os.environ.get(ENV_WORKERS, "").strip()
     if not text:
         return 1
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{ENV_WORKERS} must be a whole number of at least 1, got {text!r}")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise ValueError(f"{ENV_WORKERS} must be a whole number from 1 to {MAX_WORKERS}, got {text[:20]!r}")
     return int(text)

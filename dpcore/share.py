@@ -7,6 +7,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION, parse_field
 from dpcore.errors import ConfigError
+from dpcore.safe_io import quote
 
 # The parameter that marks a query string as a shared config (and carries the schema version).
 MARKER = "dpx"
@@ -37,13 +38,14 @@ def decode(params: Mapping[str, Union[str, list[str]]]) -> DPConfig:
     """The DPConfig in ``params`` (missing fields take their defaults); bad values name the field."""
     version = _single(params.get(MARKER, str(SCHEMA_VERSION)))
     if version != str(SCHEMA_VERSION):
-        raise ConfigError("schema_version", f"{version!r} is not supported", allowed=str(SCHEMA_VERSION))
+        raise ConfigError("schema_version", f"{quote(version)} is not supported", allowed=str(SCHEMA_VERSION))
     values: dict[str, Any] = {}
     for name, raw in params.items():
         if name == MARKER or name in _STREAMLIT_PARAMS:
             continue
         if name not in FIELD_NAMES:
-            raise ConfigError(name, "unknown parameter in the link", allowed=", ".join(sorted(FIELD_NAMES)))
+            raise ConfigError(quote(str(name))[1:-1], "unknown parameter in the link",
+                              allowed=", ".join(sorted(FIELD_NAMES)))
         values[name] = parse_field(name, _single(raw))
     return DPConfig(**values)
 

@@ -19,6 +19,12 @@ stored as NULL too (SQLite has no NaN) and read back as NaN.
 Each call opens its own connection (sqlite3 connections are not shared across threads), runs
 one short transaction and closes it. The file is in WAL mode, so readers never block the writer
 and several processes can share one store.
+
+Faults: a store is checked when opened (``PRAGMA quick_check``). A damaged one still lists every
+run that can be read but refuses writes with a message naming the file and what to do. One row
+that cannot be read (a config from a newer version, a value outside today's limits, a wrong type)
+is set aside as an ``UnreadableRun`` by id while the others list. A write that fails (disk full,
+read-only file, I/O error) is a ``StoreWriteError``; every epoch committed before it stays.
 """
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ import socket
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Union
@@ -41,6 +47,7 @@ from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 from dpcore.explain import format_epsilon
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY
+from dpcore.safe_io import quote, quote_path
 
 if TYPE_CHECKING:
     from dpcore.results import EpochMetrics, TrainResult
@@ -61,13 +68,29 @@ CSV_COLUMNS = (
 
 # How long a call waits for another writer's lock before giving up.
 BUSY_TIMEOUT_SECONDS = 30.0
+# A damaged store is read back run by run; this many ids at most.
+MAX_SALVAGED_IDS = 1_000_000
+INTERRUPTED_MESSAGE = "the process running it stopped before it finished"
 
 
 class StoreError(UserInputError):
-    """The store file cannot be opened or was written by a newer DP Explorer."""
+    """The store file cannot be opened, is damaged, or was written by a newer DP Explorer."""
 
     def __init__(self, message: str) -> None:
         super().__init__("store", message)
+
+
+class StoreWriteError(StoreError):
+    """A write failed (disk full, read-only file or folder, I/O error); what was committed before stays."""
+
+
+class UnreadableRunError(UserInputError, LookupError):
+    """A stored run whose row cannot be read back (the other runs can)."""
+
+    def __init__(self, run_id: int, reason: str) -> None:
+        super().__init__("run", f"run {run_id} cannot be read: {reason}")
+        self.run_id = run_id
+        self.reason = reason
 
 
 class UnknownRunError(UserInputError, LookupError):
@@ -244,6 +267,21 @@ def _weights_blob(weights: Sequence[np.ndarray]) -> bytes:
 def _weights_from_blob(blob: bytes) -> list[np.ndarray]:
     with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
         return [archive[f"arr_{i}"] for i in range(len(archive.files))]
+@dataclass(frozen=True)
+class UnreadableRun:
+    """A stored run that cannot be read back, by id, with the reason; listings show it apart."""
+
+    id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """What a listing could read: the runs, the rows set aside, and the store's damage (None if sound)."""
+
+    runs: tuple[RunRecord, ...]
+    unreadable: tuple[UnreadableRun, ...] = ()
+    damage: Optional[str] = None
 
 
 def _float_or_none(value: Optional[float]) -> Optional[float]:
@@ -285,15 +323,27 @@ def _epoch_from_row(row: sqlite3.Row) -> "EpochMetrics":
 
 
 class RunStore:
-    """SQLite run history at ``path`` (default: ``default_store_path()``), safe for many threads and processes."""
+    """SQLite run history at ``path`` (default: ``default_store_path()``), safe for many threads and processes.
 
-    def __init__(self, path: Union[str, os.PathLike[str], None] = None) -> None:
+    ``read_only`` opens an existing store for listing only: a missing file is an error, never a new
+    store, and nothing is written. Otherwise a missing file is created, but only in an existing
+    folder when ``path`` is given (a mistyped path is an error, not a new tree of folders).
+    ``damage`` says what ``PRAGMA quick_check`` found wrong (None for a sound store).
+    """
+
+    def __init__(self, path: Union[str, os.PathLike[str], None] = None, *, read_only: bool = False) -> None:
+        if path is not None and "\x00" in os.fspath(path):
+            raise StoreError(f"{quote_path(os.fspath(path))} holds a NUL byte, which no file path can")
         self.path = Path(path).expanduser() if path is not None else default_store_path()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the folder for {str(self.path)!r}: {exc}") from None
-        self._migrate()
+        self.read_only = read_only
+        self.damage: Optional[str] = None
+        self._immutable = False
+        self._check_location(make_folders=path is None)
+        if read_only:
+            self._check_version()
+        else:
+            self._migrate()
+        self._check_integrity()
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
@@ -301,14 +351,23 @@ class RunStore:
     # -- connections ---------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        """A new connection in autocommit mode (transactions are explicit) with foreign keys on."""
+        """A new connection in autocommit mode (transactions are explicit) with foreign keys on.
+
+        Read-only stores open with ``mode=ro``; where SQLite cannot even do that (a WAL file in a
+        folder it may not write), as ``immutable``, which reads the file as it is.
+        """
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            if self.read_only:
+                uri = self.path.resolve().as_uri() + ("?mode=ro&immutable=1" if self._immutable else "?mode=ro")
+                conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            else:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            if not self.read_only:
+                conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {str(self.path)!r}: {exc}") from None
+            raise self._failure(exc, write=not self.read_only) from None
         return conn
 
     @staticmethod
@@ -319,33 +378,127 @@ class RunStore:
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may already have rolled back (a full disk does)
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        if write:
+            conn.execute("COMMIT")
+            return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError:
+            pass  # a reader that met a damaged page has nothing to commit; closing ends it
 
     @contextmanager
     def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """One connection for one short transaction, closed afterwards."""
-        conn = self._open()
+        """One connection for one short transaction, closed afterwards; SQLite's errors become StoreErrors."""
+        if write:
+            self.check_writable()
         try:
-            with self._transaction(conn, write=write):
-                yield conn
-        finally:
-            conn.close()
+            conn = self._open()
+            try:
+                with self._transaction(conn, write=write):
+                    yield conn
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise self._failure(exc, write=write) from None
+
+    def check_writable(self) -> None:
+        """Raise the StoreError that a write would meet: a read-only or damaged store takes no writes."""
+        if self.read_only:
+            raise StoreError(f"{quote_path(self.path)} was opened for reading only")
+        if self.damage is not None:
+            raise StoreError(self.damage)
+
+    def _failure(self, exc: sqlite3.Error, *, write: bool) -> StoreError:
+        """The one-line StoreError for an SQLite error, saying what to do about it."""
+        where = quote_path(self.path)
+        text = str(exc) or type(exc).__name__
+        lowered = text.lower()
+        if "malformed" in lowered or "not a database" in lowered:
+            self.damage = self.damage or _damage_message(where, text)
+            return StoreError(self.damage if "malformed" in lowered else
+                              f"cannot use {where} as a run store: {text} (a store is an SQLite file "
+                              "written by DP Explorer; check the path)")
+        if write and ("full" in lowered or "i/o error" in lowered):
+            return StoreWriteError(f"cannot write to {where}: {text}; the run stopped as failed and every "
+                                   "epoch committed before is kept. Free some disk space (or use another "
+                                   "store) and start the run again")
+        if write and "readonly" in lowered.replace("-", "").replace(" ", ""):
+            return StoreWriteError(f"cannot write to {where}: {text}; the file or its folder is read-only. "
+                                   "Listing still works; use a writable store to train")
+        if "locked" in lowered or "busy" in lowered:
+            return StoreError(f"{where} is busy: another process held it for over {BUSY_TIMEOUT_SECONDS:g} s")
+        return StoreError(f"cannot use {where}: {text}")
+
+    def _check_location(self, *, make_folders: bool) -> None:
+        """The path names a regular file, or (when writing) a new file in a folder that exists."""
+        where = quote_path(self.path)
+        if self.path.exists():
+            if self.path.is_dir():
+                raise StoreError(f"{where} is a folder; a run store is a file (e.g. runs.sqlite3 inside it)")
+            if not self.path.is_file():
+                raise StoreError(f"{where} is not a regular file (a device, pipe or socket)")
+            return
+        if self.read_only:
+            raise StoreError(f"there is no run store at {where}; check the path (a sweep creates a new store)")
+        if self.path.parent.is_dir():
+            return
+        if not make_folders:
+            raise StoreError(f"the folder of {where} does not exist; check the path or create the folder first")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder for {where}: {exc.strerror or exc}") from None
+
+    def _check_version(self) -> None:
+        """Read-only: the file is a run store of a version this code reads (nothing is migrated)."""
+        try:
+            with self._connect() as conn:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except StoreError:
+            if self._immutable or self.damage is not None:
+                raise
+            self._immutable = True  # SQLite could not open it in read-only WAL mode: read the file as is
+            with self._connect() as conn:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        self._refuse_newer(version)
+        if version < SCHEMA_VERSION:
+            raise StoreError(f"{quote_path(self.path)} is not a run store of this version "
+                             f"(schema version {version}); open it once for writing (a sweep) to upgrade it")
+
+    def _refuse_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{quote_path(self.path)} has schema version {version}; this DP Explorer "
+                f"reads versions up to {SCHEMA_VERSION}"
+            )
+
+    def _check_integrity(self) -> None:
+        """Run SQLite's quick_check; a damaged store is remembered in ``damage`` (reads go on, writes stop)."""
+        where = quote_path(self.path)
+        try:
+            with self._connect() as conn:
+                problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)").fetchall()]
+        except StoreError as exc:
+            if self.damage is None:
+                raise
+            problems = [str(exc)]
+        if problems != ["ok"] and self.damage is None:
+            self.damage = _damage_message(where, "; ".join(problems))
 
     def _migrate(self) -> None:
         """Switch the file to WAL and apply any missing migrations in the transaction that bumps the version."""
         try:
             conn = self._open()
             try:
+                # A file from a newer version is refused before anything (even the journal mode) changes.
+                self._refuse_newer(conn.execute("PRAGMA user_version").fetchone()[0])
                 conn.execute("PRAGMA journal_mode = WAL")
                 with self._transaction(conn, write=True):
                     version = conn.execute("PRAGMA user_version").fetchone()[0]
-                    if version > SCHEMA_VERSION:
-                        raise StoreError(
-                            f"{str(self.path)!r} has schema version {version}; this DP Explorer "
-                            f"reads versions up to {SCHEMA_VERSION}"
-                        )
+                    self._refuse_newer(version)
                     for step in range(version, SCHEMA_VERSION):
                         MIGRATIONS[step](conn)
                     if version != SCHEMA_VERSION:
@@ -353,7 +506,7 @@ class RunStore:
             finally:
                 conn.close()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot use {str(self.path)!r} as a run store: {exc}") from None
+            raise self._failure(exc, write=True) from None
 
     def schema_version(self) -> int:
         """The schema version of the file (equal to ``SCHEMA_VERSION`` once opened)."""
@@ -472,16 +625,16 @@ class RunStore:
             now = time.time()
             conn.executemany(
                 "UPDATE runs SET status = 'interrupted', finished = ?, "
-                "error = COALESCE(error, 'the process running it stopped before it finished') "
-                "WHERE id = ?",
-                [(now, run_id) for run_id in dead],
+                "error = COALESCE(error, ?) WHERE id = ?",
+                [(now, INTERRUPTED_MESSAGE, run_id) for run_id in dead],
             )
             return len(dead)
 
     # -- reading -------------------------------------------------------------------------
 
     def get_run(self, run_id: int) -> RunRecord:
-        """One run with all its committed epochs; UnknownRunError if it does not exist."""
+        """One run with all its committed epochs; UnknownRunError if it does not exist,
+        UnreadableRunError if its row cannot be read back."""
         with self._connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
@@ -489,10 +642,39 @@ class RunStore:
             epochs = conn.execute(
                 "SELECT * FROM epoch_metrics WHERE run_id = ? ORDER BY epoch", (run_id,)
             ).fetchall()
-        return _record(row, epochs)
+        record = _readable(row, epochs)
+        if isinstance(record, UnreadableRun):
+            raise UnreadableRunError(record.id, record.reason)
+        return record
 
     def list_runs(self, *, owner: Optional[str] = None) -> list[RunRecord]:
-        """Every run, oldest first; only ``owner``'s when given (None lists everyone's)."""
+        """Every readable run, oldest first; only ``owner``'s when given (None lists everyone's).
+
+        Rows that cannot be read are left out; ``read_runs`` names them.
+        """
+        return list(self.read_runs(owner=owner).runs)
+
+    def read_runs(self, *, owner: Optional[str] = None) -> RunListing:
+        """Every run that can be read, and the ids (with reasons) of those that cannot.
+
+        On a damaged store the runs are read one by one, so one bad page costs only its rows. A
+        queued or running run whose process is gone reads as interrupted (the file is not changed).
+        """
+        try:
+            rows = self._read_rows(owner)
+        except StoreError:
+            if self.damage is None:
+                raise
+            rows = self._salvage_rows(owner)
+        records: list[RunRecord] = []
+        unreadable: list[UnreadableRun] = []
+        for row, epoch_rows in rows:
+            item = row if isinstance(row, UnreadableRun) else _readable(row, epoch_rows)
+            (unreadable if isinstance(item, UnreadableRun) else records).append(item)  # type: ignore[arg-type]
+        return RunListing(runs=tuple(records), unreadable=tuple(unreadable), damage=self.damage)
+
+    def _read_rows(self, owner: Optional[str]) -> list[tuple[Any, Sequence[sqlite3.Row]]]:
+        """Every runs row with its epoch rows, in two queries."""
         with self._connect() as conn:
             if owner is None:
                 rows = conn.execute("SELECT * FROM runs ORDER BY id").fetchall()
@@ -509,7 +691,30 @@ class RunStore:
         by_run: dict[int, list[sqlite3.Row]] = {}
         for epoch_row in epoch_rows:
             by_run.setdefault(epoch_row["run_id"], []).append(epoch_row)
-        return [_record(row, by_run.get(row["id"], [])) for row in rows]
+        return [(row, by_run.get(row["id"], [])) for row in rows]
+
+    def _salvage_rows(self, owner: Optional[str]) -> list[tuple[Any, Sequence[sqlite3.Row]]]:
+        """A damaged store's rows, run by run: a row on a damaged page becomes an UnreadableRun."""
+        found: list[tuple[Any, Sequence[sqlite3.Row]]] = []
+        with self._connect() as conn:
+            last = 0
+            for query in ("SELECT max(id) FROM runs", "SELECT seq FROM sqlite_sequence WHERE name = 'runs'"):
+                try:
+                    last = max(last, int(conn.execute(query).fetchone()[0] or 0))
+                except (sqlite3.Error, TypeError, ValueError):
+                    continue
+            for run_id in range(1, min(last, MAX_SALVAGED_IDS) + 1):
+                try:
+                    row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+                    if row is None or (owner is not None and row["owner"] != owner):
+                        continue
+                    epochs = conn.execute(
+                        "SELECT * FROM epoch_metrics WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+                except sqlite3.DatabaseError:
+                    found.append((UnreadableRun(run_id, "it lies in a damaged part of the store file"), []))
+                    continue
+                found.append((row, epochs))
+        return found
 
     def load_weights(self, run_id: int) -> Optional[list[np.ndarray]]:
         """A run's kept model weights, or None when none were kept (older or unfinished runs)."""
@@ -524,7 +729,7 @@ class RunStore:
         return None if row is None else str(row["report_json"])
 
     def to_csv(self, *, owner: Optional[str] = None) -> str:
-        """The runs table as CSV text, one row per run (ε of a baseline is written as ``inf``)."""
+        """The runs table as CSV text, one row per readable run (ε of a baseline is written as ``inf``)."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
@@ -567,6 +772,51 @@ def _csv_cell(name: str, value: Any) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return repr(value) if isinstance(value, float) else value
+
+
+def _damage_message(where: str, detail: str) -> str:
+    return (f"{where} is damaged ({quote(detail, limit=120)[1:-1]}): the runs that can still be read are "
+            "listed, but nothing new is written to it. Keep a copy, then recover it with "
+            "`sqlite3 OLD .recover | sqlite3 NEW` or move it aside to start a new store")
+
+
+_NUMBER_COLUMNS = ("created", "started", "finished", "examples_per_second", "seconds")
+_EPOCH_NUMBER_COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "epsilon", "seconds")
+
+
+def _readable(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row]) -> Union[RunRecord, UnreadableRun]:
+    """The run of a row, with the status it has now (a dead process's run is interrupted), or why it cannot be read."""
+    try:
+        _check_row(row, epoch_rows)
+        record = _record(row, epoch_rows)
+    except (ValueError, TypeError, OverflowError) as exc:  # ConfigError is a ValueError
+        return UnreadableRun(int(row["id"]), quote(str(exc), limit=200)[1:-1])
+    if record.status in ACTIVE_STATUSES and not process_alive(row["process"] or ""):
+        record = replace(record, status="interrupted", error=record.error or INTERRUPTED_MESSAGE)
+    return record
+
+
+def _check_row(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row]) -> None:
+    """Raise ValueError naming the column of a stored value that has the wrong type."""
+    def number(column: str, value: Any, *, required: bool = False, whole: bool = False) -> None:
+        kinds = (int,) if whole else (int, float)
+        if (value is None and not required) or (isinstance(value, kinds) and not isinstance(value, bool)):
+            return
+        raise ValueError(f"{column} holds {quote(value)}, not a {'whole ' if whole else ''}number")
+
+    if row["status"] not in STATUSES:
+        raise ValueError(f"status holds {quote(row['status'])}, not one of {', '.join(STATUSES)}")
+    for column in ("name", "owner", "config_json"):
+        if not isinstance(row[column], str):
+            raise ValueError(f"{column} holds {quote(row[column])}, not text")
+    for column in _NUMBER_COLUMNS:
+        number(column, row[column], required=column == "created")
+    number("n_train", row["n_train"], whole=True)
+    for epoch_row in epoch_rows:
+        number("epoch", epoch_row["epoch"], required=True, whole=True)
+        number("examples", epoch_row["examples"], whole=True)
+        for column in _EPOCH_NUMBER_COLUMNS:
+            number(f"epoch {epoch_row['epoch']} {column}", epoch_row[column])
 
 
 def _record(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row]) -> RunRecord:

@@ -91,14 +91,26 @@ def test_sweep_trains_the_grid_stores_it_and_runs_lists_it(base_file, tmp_path, 
 def test_sweep_with_a_failing_run_exits_1_and_reports_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DPEXPLORER_STORE", str(tmp_path / "env.sqlite3"))
     base = tmp_path / "csv.yaml"
-    base.write_text(DPConfig(dataset="csv", csv_path=str(tmp_path / "gone.csv"), csv_label="y",
-                             model="logreg").to_yaml(), encoding="utf-8")
+    # A table cannot feed a CNN: the run starts and fails (the model needs images).
+    base.write_text(DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"),
+                             csv_label="decision", model="cnn").to_yaml(), encoding="utf-8")
     assert main(["sweep", "--config", str(base), "--grid", "private=true"]) == 1
     out = capsys.readouterr().out
-    assert "failed" in out and "gone.csv" in out
+    assert "failed" in out and "cnn" in out
     record = RunStore(tmp_path / "env.sqlite3").list_runs()
     assert [(r.status, r.config.private) for r in record] == [("failed", True)]
-    assert "does not exist" in record[0].error
+    assert "cnn" in record[0].error
+
+
+def test_sweep_with_a_missing_csv_file_is_refused_before_anything_trains(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DPEXPLORER_STORE", str(tmp_path / "env.sqlite3"))
+    base = tmp_path / "csv.yaml"
+    base.write_text(DPConfig(dataset="csv", csv_path=str(tmp_path / "gone.csv"), csv_label="y",
+                             model="logreg").to_yaml(), encoding="utf-8")
+    assert main(["sweep", "--config", str(base), "--grid", "private=true"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "gone.csv" in err and "does not exist" in err
+    assert not (tmp_path / "env.sqlite3").exists()
 
 
 def test_runs_on_an_empty_store_says_so(tmp_path, monkeypatch, capsys):

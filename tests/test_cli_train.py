@@ -1,4 +1,4 @@
-"""``python -m dpcore train``: JSON lines per epoch, a summary, clean Ctrl-C, exit 2 on bad configs."""
+"""``python -m dpcore train``: JSON lines per epoch, a summary, clean Ctrl-C or SIGTERM, exit 2 on bad configs."""
 from __future__ import annotations
 
 import json
@@ -81,7 +81,8 @@ def test_missing_config_file_exits_2(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_ctrl_c_stops_cleanly_with_a_cancelled_summary(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_cleanly_with_a_cancelled_summary(tmp_path, signum):
     path = write_config(tmp_path, TINY.replace(max_train_examples=None, epochs=200, batch_size=16, delta=1e-4))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen([sys.executable, "-m", "dpcore", "train", "--config", path, "--json"],
@@ -89,7 +90,7 @@ def test_ctrl_c_stops_cleanly_with_a_cancelled_summary(tmp_path):
                                text=True)
     first = process.stdout.readline()
     assert json.loads(first)["epoch"] == 1
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     rest, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     summary = json_lines(rest)[-1]

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import signal
 import sys
-from typing import Any, Optional, Sequence
+import threading
+from typing import Any, Iterator, Optional, Sequence
 
 from dpcore.errors import UserInputError
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics
 
 EXIT_USAGE = 2
+MAX_ARGPARSE_MESSAGE = 300
 
 
 class CliError(Exception):
@@ -21,7 +25,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad flags as one line naming the flag, without the usage block."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise CliError(message)
+        # argparse repeats a bad value in full (e.g. an invalid choice); keep the line short.
+        raise CliError(message if len(message) <= MAX_ARGPARSE_MESSAGE
+                       else message[:MAX_ARGPARSE_MESSAGE - 1] + "…")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,12 +69,31 @@ def epoch_json(metrics: EpochMetrics) -> dict[str, Any]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    with sigterm_as_interrupt():
+        try:
+            args = build_parser().parse_args(argv)
+            return int(args.handler(args) or 0)
+        except (CliError, UserInputError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, a service manager, a closed session) stops a command as Ctrl-C does, so runs
+    end cancelled with their finished epochs kept instead of being killed mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        args = build_parser().parse_args(argv)
-        return int(args.handler(args) or 0)
-    except (CliError, UserInputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

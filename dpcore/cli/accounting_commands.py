@@ -10,6 +10,7 @@ from dpcore import accounting
 from dpcore.cli import CliError, print_json
 from dpcore.config import ACCOUNTANT_TITLES, ACCOUNTANTS, SAMPLINGS
 from dpcore.explain import format_epsilon
+from dpcore.safe_io import quote
 
 
 def register(subparsers: Any) -> None:
@@ -39,9 +40,7 @@ def _add_shared(parser: argparse.ArgumentParser) -> None:
 
 def _epsilon(args: argparse.Namespace) -> int:
     _check_batch(args)
-    if args.delta >= 1.0 / args.n:
-        print(f"warning: --delta {args.delta:g} is not below 1/n = {1.0 / args.n:.3g}; such a δ allows "
-              "publishing one person's record outright", file=sys.stderr)
+    _warn_large_delta(args)
     report = _as_flags(accounting.epsilon_report)(
         n=args.n, batch_size=args.batch_size, noise_multiplier=args.noise_multiplier, epochs=args.epochs,
         delta=args.delta, accountant=args.accountant, sampling=args.sampling)
@@ -51,17 +50,21 @@ def _epsilon(args: argparse.Namespace) -> int:
             "sampling": report.sampling, "steps": report.steps,
             "sampling_probability": report.sampling_probability,
             "noise_multiplier": args.noise_multiplier, "n": args.n, "batch_size": args.batch_size,
-            "epochs": args.epochs, "note": report.note,
+            "epochs": args.epochs, "note": report.note, "approximate": report.approximate,
+            "discretization": report.discretization or None,
         })
     else:
         print(f"ε = {format_epsilon(report.epsilon, digits=6)} at δ = {report.delta:g} "
               f"({ACCOUNTANT_TITLES[report.accountant]}, {report.steps} steps, q = {report.sampling_probability:.4g})")
         print(report.note)
+        if report.approximate:
+            print(_approximate_note(report.discretization))
     return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     _check_batch(args)
+    _warn_large_delta(args)
     result = _as_flags(accounting.calibrate_noise)(
         target_epsilon=args.target_epsilon, n=args.n, batch_size=args.batch_size, epochs=args.epochs,
         delta=args.delta, accountant=args.accountant, sampling=args.sampling)
@@ -70,12 +73,27 @@ def _calibrate(args: argparse.Namespace) -> int:
         print_json({
             "noise_multiplier": result.noise_multiplier, "epsilon": result.epsilon,
             "target_epsilon": result.target_epsilon, "delta": args.delta, "accountant": args.accountant,
-            "sampling": args.sampling, "steps": steps,
+            "sampling": args.sampling, "steps": steps, "approximate": result.approximate,
         })
     else:
         print(f"noise multiplier {result.noise_multiplier:.4f} gives ε = {format_epsilon(result.epsilon, digits=6)} "
               f"<= {result.target_epsilon:g} at δ = {args.delta:g} ({ACCOUNTANT_TITLES[args.accountant]}, {args.sampling})")
+        if result.approximate:
+            print(_approximate_note(None))
     return 0
+
+
+def _warn_large_delta(args: argparse.Namespace) -> None:
+    """δ of 1/n or more is legal for the accountant but meaningless as a guarantee: say so on stderr."""
+    if args.delta >= 1.0 / args.n:
+        print(f"warning: --delta {args.delta:g} is not below 1/n = {1.0 / args.n:.3g}; such a δ allows "
+              "publishing one person's record outright", file=sys.stderr)
+
+
+def _approximate_note(discretization: Any) -> str:
+    grid = f" ({discretization:g})" if discretization else ""
+    return (f"approximate: the precise PLD grid would exceed the accountant's memory or time bounds, so a "
+            f"coarser grid{grid} was used; the ε is still an upper bound, slightly loose")
 
 
 def _as_flags(query: Callable[..., Any]) -> Callable[..., Any]:
@@ -99,7 +117,7 @@ def _positive_int(flag: str) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise CliError(f"{flag}: {text!r} is not a whole number (allowed: whole numbers >= 1)") from None
+            raise CliError(f"{flag}: {quote(text)} is not a whole number (allowed: whole numbers >= 1)") from None
         if value < 1:
             raise CliError(f"{flag}: {value} is too small (allowed: whole numbers >= 1)")
         return value
@@ -119,7 +137,7 @@ def _bounded_float(flag: str, accept: Callable[[float], bool], allowed: str) -> 
     def parse(text: str) -> float:
         value = _float(flag, text, allowed)
         if not accept(value):
-            raise CliError(f"{flag}: {text} is out of range (allowed: {allowed})")
+            raise CliError(f"{flag}: {value:g} is out of range (allowed: {allowed})")
         return value
     return parse
 
@@ -128,7 +146,7 @@ def _float(flag: str, text: str, allowed: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise CliError(f"{flag}: {text!r} is not a number (allowed: {allowed})") from None
+        raise CliError(f"{flag}: {quote(text)} is not a number (allowed: {allowed})") from None
     if not math.isfinite(value):
-        raise CliError(f"{flag}: {text!r} is not a finite number (allowed: {allowed})")
+        raise CliError(f"{flag}: {quote(text)} is not a finite number (allowed: {allowed})")
     return value

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
+import math
 import sys
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -11,13 +11,19 @@ from dpcore.cli import CliError, epoch_json, print_json
 from dpcore.config import FIELD_NAMES, DPConfig, load_config_file, parse_field
 from dpcore.errors import UserInputError
 from dpcore.explain import format_epsilon
-from dpcore.store import RunRecord, RunStore, run_row
+from dpcore.jobs import MAX_WORKERS
+from dpcore.safe_io import quote
+from dpcore.store import CSV_COLUMNS, RunRecord, RunStore, default_store_path, run_row
 
 if TYPE_CHECKING:
     from dpcore.jobs import JobRunner
 
 SWEEP_OWNER = "cli"
 POLL_SECONDS = 0.25
+# The most runs one sweep may queue: each is a training run and a row in the store.
+MAX_SWEEP_RUNS = 1000
+# How many unreadable runs `runs` names one by one before summing up the rest.
+MAX_FLAGGED_RUNS = 20
 
 
 def register(subparsers: Any) -> None:
@@ -30,16 +36,20 @@ def register(subparsers: Any) -> None:
     sweep.add_argument("--config", metavar="BASE", help="base config file (.json, .yaml); default: the defaults")
     sweep.add_argument(
         "--grid", metavar="FIELD=V1,V2,...", action="append", default=[],
-        help="a config field and the values to try; repeat for more fields (the grid is their product)",
+        help="a config field and the values to try; repeat for more fields (the grid is their product, "
+        f"at most {MAX_SWEEP_RUNS} runs)",
     )
-    sweep.add_argument("--store", metavar="PATH", help="run store file (default: $DPEXPLORER_STORE or the user data folder)")
+    sweep.add_argument("--store", metavar="PATH",
+                       help="run store file, created if missing in an existing folder "
+                       "(default: $DPEXPLORER_STORE or the user data folder)")
     sweep.add_argument("--workers", metavar="K", type=_positive_int, default=1,
-                       help="runs trained at the same time (default 1)")
+                       help=f"runs trained at the same time, 1 to {MAX_WORKERS} (default 1)")
     sweep.set_defaults(handler=run_sweep)
 
     runs = subparsers.add_parser("runs", help="list the stored runs",
                                  description="List the runs kept in the run store.")
-    runs.add_argument("--store", metavar="PATH", help="run store file (default: $DPEXPLORER_STORE or the user data folder)")
+    runs.add_argument("--store", metavar="PATH", help="an existing run store file, opened read-only "
+                      "(default: $DPEXPLORER_STORE or the user data folder)")
     runs.add_argument("--owner", metavar="OWNER", help="only runs of this owner (the CLI's sweeps use 'cli')")
     output = runs.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON array of runs on one line")
@@ -48,8 +58,8 @@ def register(subparsers: Any) -> None:
 
 
 def _positive_int(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a whole number from 1 to {MAX_WORKERS}")
     return int(text)
 
 
@@ -62,19 +72,33 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
         name, sep, values_text = spec.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise CliError(f"--grid {spec!r}: expected FIELD=V1,V2,... (e.g. noise_multiplier=0.5,1.0)")
+            raise CliError(f"--grid {quote(spec)}: expected FIELD=V1,V2,... (e.g. noise_multiplier=0.5,1.0)")
         if name not in FIELD_NAMES:
-            raise CliError(f"--grid {spec!r}: unknown config field {name!r} (allowed: {', '.join(sorted(FIELD_NAMES))})")
+            raise CliError(f"--grid {quote(spec)}: unknown config field {quote(name)} "
+                           f"(allowed: {', '.join(sorted(FIELD_NAMES))})")
         if name in grid:
             raise CliError(f"--grid: {name!r} is given twice; list all its values in one --grid")
-        texts = [t.strip() for t in values_text.split(",")]
+        texts = [t.strip() for t in values_text.split(",", MAX_SWEEP_RUNS)]
+        if len(texts) > MAX_SWEEP_RUNS:
+            raise CliError(f"--grid {quote(name)}: more than {MAX_SWEEP_RUNS} values "
+                           f"(allowed: grids of at most {MAX_SWEEP_RUNS} runs; split the sweep)")
         if not texts or any(not t for t in texts):
-            raise CliError(f"--grid {spec!r}: empty value; expected {name}=V1,V2,...")
+            raise CliError(f"--grid {quote(spec)}: empty value; expected {name}=V1,V2,...")
         try:
             grid[name] = [parse_field(name, text) for text in texts]
         except UserInputError as exc:
             raise CliError(f"--grid {exc}") from None
+        _check_grid_size(grid)
     return grid
+
+
+def _check_grid_size(grid: dict[str, list[Any]]) -> None:
+    """Refuse a grid of more than MAX_SWEEP_RUNS combinations (counted, never listed)."""
+    size = math.prod(len(values) for values in grid.values())
+    if size > MAX_SWEEP_RUNS:
+        shape = " x ".join(f"{len(values)} {name}" for name, values in grid.items())
+        raise CliError(f"--grid: {shape} values make {size:,} runs (allowed: grids of at most "
+                       f"{MAX_SWEEP_RUNS} runs; split the sweep)")
 
 
 def grid_configs(base: DPConfig, grid: dict[str, list[Any]]) -> list[tuple[dict[str, Any], DPConfig]]:
@@ -94,13 +118,37 @@ def grid_configs(base: DPConfig, grid: dict[str, list[Any]]) -> list[tuple[dict[
 # -- sweep -----------------------------------------------------------------------------
 
 
+def check_runs(runs: list[tuple[dict[str, Any], DPConfig]]) -> None:
+    """Check each grid point against its training set size n (batch size, δ < 1/n, the accountant's
+    bounds) before anything trains, so a sweep is refused whole rather than failing run by run."""
+    from dpcore import accounting, data
+
+    for combo, config in runs:
+        try:
+            n = data.train_size(config)
+            config.check_dataset_size(n)
+            accounting.check_config(config, n=n)
+        except UserInputError as exc:
+            setting = " ".join(f"{k}={v}" for k, v in combo.items()) or "(base config)"
+            raise CliError(f"--grid {quote(setting, limit=120)[1:-1]}: {exc}") from None
+
+
 def run_sweep(args: argparse.Namespace) -> int:
-    """Train the grid through a JobRunner with a progress bar; print a summary; 0 if every run completed."""
+    """Train the grid through a JobRunner with a progress bar; print a summary; 0 if every run completed.
+
+    Everything is checked (grid size, configs, each run against n, the store) before the store is
+    created or anything trains; a store that fills up stops the sweep with its message (exit 1).
+    """
+    from tqdm import tqdm  # noqa: F401 - imported before any worker thread starts (see JobRunner.submit)
+
     from dpcore.jobs import JobRunner
 
+    grid = parse_grid(args.grid)
     base = load_config_file(args.config) if args.config else DPConfig()
-    runs = grid_configs(base, parse_grid(args.grid))
+    runs = grid_configs(base, grid)
+    check_runs(runs)
     store = RunStore(args.store)
+    store.check_writable()
     runner = JobRunner(store=store, workers=args.workers)
     ids: list[int] = []
     try:
@@ -126,6 +174,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         ])
     print(f"{len(ids)} run(s) stored in {store.path}")
     _print_table(["id", "config", "status", "test_accuracy", "epsilon", "error"], rows)
+    if runner.store_failure:
+        print(f"error: {runner.store_failure}", file=sys.stderr)
     return 0 if all(runner.get(i).state == "completed" for i in ids) else 1
 
 
@@ -153,22 +203,29 @@ def _follow(runner: "JobRunner", ids: list[int]) -> None:
 
 
 def list_runs(args: argparse.Namespace) -> int:
-    """Print the stored runs as a table, one JSON array (--json) or CSV (--csv)."""
-    store = RunStore(args.store)
+    """Print the stored runs as a table, one JSON array (--json) or CSV (--csv).
+
+    The store is opened read-only. Damage and unreadable runs are reported on stderr, one line
+    each, while every readable run is listed; a run whose process is gone shows as interrupted.
+    """
+    if args.store is None and not default_store_path().exists():
+        return _print_no_runs(args, default_store_path())  # nothing stored yet; nothing is created
+    store = RunStore(args.store, read_only=True)
+    listing = store.read_runs(owner=args.owner)
+    _warn_unreadable(listing.damage, listing.unreadable)
     if args.csv:
         sys.stdout.write(store.to_csv(owner=args.owner))
         return 0
-    records = store.list_runs(owner=args.owner)
+    records = listing.runs
     if args.json:
         print_json([run_to_json(r) for r in records])
         return 0
     if not records:
-        print(f"no runs in {store.path}")
-        return 0
+        return _print_no_runs(args, store.path)
     rows = [
         [
             str(r["id"]), r["name"], r["created"], r["status"], r["dataset"], r["model"],
-            f"{r['noise_multiplier']:g}" if r["private"] else "-", str(r["epochs"]),
+            f"{r['noise_multiplier']:g}" if r["private"] else "-", f"{r['epochs_done']}/{r['epochs']}",
             "" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
             format_epsilon(r["epsilon"], unknown=""),
         ]
@@ -177,6 +234,25 @@ def list_runs(args: argparse.Namespace) -> int:
     _print_table(["id", "name", "created", "status", "dataset", "model", "noise", "epochs",
                   "test_accuracy", "epsilon"], rows)
     return 0
+
+
+def _print_no_runs(args: argparse.Namespace, path: Any) -> int:
+    if args.csv:
+        sys.stdout.write(",".join(CSV_COLUMNS) + "\n")
+    elif args.json:
+        print_json([])
+    else:
+        print(f"no runs in {path}")
+    return 0
+
+
+def _warn_unreadable(damage: Optional[str], unreadable: Sequence[Any]) -> None:
+    if damage:
+        print(f"warning: store: {damage}", file=sys.stderr)
+    for bad in unreadable[:MAX_FLAGGED_RUNS]:
+        print(f"warning: run {bad.id} cannot be read and is left out: {bad.reason}", file=sys.stderr)
+    if len(unreadable) > MAX_FLAGGED_RUNS:
+        print(f"warning: {len(unreadable) - MAX_FLAGGED_RUNS} more runs cannot be read", file=sys.stderr)
 
 
 def run_to_json(run: RunRecord) -> dict[str, Any]:

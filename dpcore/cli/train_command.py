@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -25,13 +26,20 @@ def register(subparsers: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from dpcore import data, model_specs
+    from dpcore import accounting, data, model_specs
+
+    # Mistakes in the config or the data are usage errors (exit 2), reported before training starts
+    # and before TensorFlow is imported (its start-up lines would bury the one-line message).
+    config = load_config_file(args.config)
+    dataset = data.load(config)
+    n = int(dataset.x_train.shape[0])
+    config.check_dataset_size(n)
+    if accounting.check_config(config, n=n) > accounting.PRECISE_PLD_INTERVAL:
+        print("note: the precise PLD grid for this run's per-epoch ε would exceed the accountant's bounds; "
+              "a coarser grid is used (still an upper bound, slightly loose)", file=sys.stderr)
+
     from dpcore.dpsgd import training
 
-    config = load_config_file(args.config)
-    # Mistakes in the config or the data are usage errors (exit 2), reported before training starts.
-    dataset = data.load(config)
-    config.check_dataset_size(int(dataset.x_train.shape[0]))
     model_specs.check_pair(config.model, dataset.info.input_shape)
 
     def on_epoch(m: "training.EpochMetrics") -> None:
@@ -47,17 +55,19 @@ def _train(args: argparse.Namespace) -> int:
         print(TRAIN_METRICS_NOTE, flush=True)
 
     stop = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
 
     def on_interrupt(signum: int, frame: Any) -> None:
         stop.set()
-        signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
+        signal.signal(signum, previous[signum])  # a second Ctrl-C (or SIGTERM) interrupts at once
 
-    signal.signal(signal.SIGINT, on_interrupt)
+    for signum in previous:
+        signal.signal(signum, on_interrupt)
     try:
         result = training.train(config, on_epoch=on_epoch, stop_event=stop)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
     if args.json:
         print_json({

@@ -1,0 +1,684 @@
+"""Hostile input and faults, every way in: CLI flags, config files, share links, CSV files and stores.
+
+Each refused case must end in one short line naming the field or file (exit status 2 on the CLI, a
+UserInputError in the library), with no traceback and the store left as it was. Random bytes and
+random nested structures go through every parser; a store that fills up mid-sweep keeps its
+committed epochs; several sweeps started at once all finish; SIGTERM stops a sweep like Ctrl-C.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dpcore import data, safe_io, share
+from dpcore.cli import main
+from dpcore.config import DPConfig, FIELD_NAMES
+from dpcore.errors import UserInputError
+from dpcore.results import EpochMetrics
+from dpcore.store import RunStore, UnreadableRunError, process_token
+from tests.conftest import REPO_ROOT
+
+# A refusal is one line, short enough to read: the value quoted at most briefly.
+MAX_MESSAGE_CHARS = 600
+TINY = DPConfig(dataset="digits", model="logreg", batch_size=16, epochs=1, max_train_examples=64)
+SAMPLE_CSV = (REPO_ROOT / "assets" / "sample.csv").read_bytes()
+
+
+def _epoch(epoch: int) -> EpochMetrics:
+    return EpochMetrics(epoch=epoch, train_loss=1.0, train_accuracy=0.5, test_loss=1.0, test_accuracy=0.5,
+                        epsilon=0.5 * epoch, seconds=0.1, examples=64)
+
+
+def _store_with_runs(path: Path, count: int = 2) -> RunStore:
+    store = RunStore(path)
+    for i in range(count):
+        run_id = store.create_run(TINY.replace(seed=i), owner="test", name=f"kept {i}")
+        store.record_epoch(run_id, _epoch(1))
+        store.set_status(run_id, "completed")
+    return store
+
+
+def _fingerprint(path: Path) -> str:
+    """The store's data as bytes on disk (the file and any write-ahead log), for "unchanged" checks."""
+    digest = hashlib.sha256()
+    for suffix in ("", "-wal"):
+        part = Path(str(path) + suffix)
+        digest.update(part.read_bytes() if part.exists() else b"")
+    return digest.hexdigest()
+
+
+def _nested(depth: int, *, open_: str = "[", close: str = "]") -> str:
+    return open_ * depth + close * depth
+
+
+def _billion_laughs() -> str:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i, name in enumerate("bcdefghi"):
+        prev = "abcdefghi"[i]
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    lines.append("dataset: *i")
+    return "\n".join(lines) + "\n"
+
+
+# -- the hostile files -------------------------------------------------------------------------
+
+
+def _csv(header: list[str], rows: list[list[Any]]) -> bytes:
+    return ("\n".join([",".join(header)] + [",".join(str(v) for v in row) for row in rows]) + "\n").encode()
+
+
+GOOD_ROWS = [[i, i % 3, "yes" if i % 2 else "no"] for i in range(30)]
+CSV_FILES: dict[str, bytes] = {
+    "utf16.csv": "f1,f2,decision\n".encode("utf-16") + "\n".join(f"{i},{i},{'yes' if i % 2 else 'no'}"
+                                                               for i in range(30)).encode("utf-16")[2:],
+    "binary.csv": bytes(range(256)) * 64,
+    "wide.csv": _csv([f"c{i}" for i in range(10_000)] + ["decision"], [[0] * 10_000 + ["yes"]] * 12),
+    "long-line.csv": b"f1,decision\n" + b"x" * 200_000 + b",yes\n" + b"1,no\n" * 20,
+    "inf.csv": _csv(["f1", "f2", "decision"], GOOD_ROWS[:-1] + [[1, "inf", "yes"]]),
+    "huge.csv": _csv(["f1", "f2", "decision"], GOOD_ROWS[:-1] + [[1e300, 2, "no"]]),
+    "neg-huge.csv": _csv(["f1", "big", "decision"], GOOD_ROWS[:-1] + [[1, -1e39, "no"]]),
+    "empty.csv": b"",
+    "header-only.csv": b"f1,f2,decision\n",
+    "one-class.csv": _csv(["f1", "decision"], [[i, "yes"] for i in range(20)]),
+    "no-header.csv": b"1,2,3\n4,5,6\n",
+}
+
+CONFIG_FILES: dict[str, bytes] = {
+    "deep.json": _nested(30_000).encode(),
+    "deeper.json": _nested(100_000).encode(),
+    "deep-objects.json": (('{"a":' * 25) + "1" + "}" * 25).encode(),
+    "deep-flow.yaml": _nested(30_000).encode(),
+    "deep-block.yaml": "".join(f"{'  ' * i}k{i}:\n" for i in range(25)).encode() + b"  " * 25 + b"x: 1\n",
+    "bomb.yaml": _billion_laughs().encode(),
+    "alias.yaml": b"base: &b 0.5\nnoise_multiplier: *b\n",
+    "binary.yaml": bytes(range(256)) * 16,
+    "utf16.yaml": "epochs: 3\n".encode("utf-16"),
+    "latin1.yaml": "dataset: caf\u00e9\n".encode("latin-1"),
+    "unknown-key.yaml": b"colour: red\n",
+    "wrong-type.yaml": b"epochs: ten\n",
+    "out-of-range.yaml": b"epochs: 5000\n",
+    "future.json": b'{"schema_version": 2, "epochs": 3}',
+    "bad-version.yaml": b"schema_version: abc\n",
+    "nul-csv-path.json": b'{"dataset": "csv", "csv_path": "a\\u0000b.csv", "csv_label": "y"}',
+    "long-value.yaml": b"dataset: " + b"q" * 60_000 + b"\n",
+    "list.yaml": b"- 1\n- 2\n",
+    "empty.yaml": b"",
+    "notes.txt": b"epochs: 3\n",
+    "nan.json": b'{"delta": NaN}',
+    "huge-int.json": b'{"epochs": ' + b"9" * 5000 + b"}",
+    "python-tag.yaml": b"!!python/object/apply:os.system ['true']\n",
+    "big.yaml": b"# padding\n" * 10_000,
+    "batch-over-n.yaml": b"batch_size: 5000\n",
+    "delta-over-1-n.yaml": b"delta: 0.01\n",
+    "mapping-key.yaml": b"? [a, b]\n: 1\n",
+    "int-keys.yaml": b"1: 2\nepochs: 3\n",
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    """A folder of hostile files, plus stores: sound, damaged, garbage and from a newer version."""
+    root = tmp_path_factory.mktemp("hostile")
+    for name, raw in {**CSV_FILES, **CONFIG_FILES}.items():
+        (root / name).write_bytes(raw)
+    (root / "a-folder").mkdir()
+    (root / "garbage.sqlite3").write_bytes(b"this is not a database " * 400)
+    future = sqlite3.connect(root / "future.sqlite3")
+    future.execute("PRAGMA user_version = 99")
+    future.close()
+    damaged = root / "damaged.sqlite3"
+    _store_with_runs(damaged, 60)
+    raw = bytearray(damaged.read_bytes())
+    raw[4096 * 6:4096 * 7] = bytes(range(256)) * 16  # garbage in the middle of the file
+    damaged.write_bytes(bytes(raw))
+    return root
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> Path:
+    """A store with two runs at $DPEXPLORER_STORE (what commands without --store use)."""
+    path = tmp_path / "runs.sqlite3"
+    _store_with_runs(path)
+    monkeypatch.setenv("DPEXPLORER_STORE", str(path))
+    return path
+
+
+# -- the catalogue: CLI flags, config files and stores through `python -m dpcore` ----------------------
+
+
+@dataclass(frozen=True)
+class CliCase:
+    argv: tuple[str, ...]
+    words: tuple[str, ...]  # each must appear in the one-line message
+
+    def resolve(self, files: Path) -> list[str]:
+        return [a.replace("{files}", str(files)) for a in self.argv]
+
+
+EPS = ("epsilon", "--n", "1437", "--batch-size", "64", "--delta", "1e-5")
+EPS_RUN = EPS + ("--epochs", "10", "--noise-multiplier", "1.1")
+CAL = ("calibrate", "--n", "1437", "--batch-size", "64", "--delta", "1e-5", "--epochs", "10")
+SWEEP = ("sweep", "--grid", "epochs=1")
+ONE_THOUSAND = ",".join(str(i) for i in range(1000))
+
+CLI_CASES: dict[str, CliCase] = {
+    # flags
+    "epsilon a billion epochs with PLD": CliCase(EPS + ("--epochs", "1000000000", "--noise-multiplier", "1.1",
+                                                        "--accountant", "pld"), ("--epochs", "PLD", "rdp")),
+    "epsilon PLD sigma 0.001": CliCase(EPS + ("--epochs", "10", "--noise-multiplier", "0.001", "--accountant", "pld"),
+                                       ("--noise-multiplier", "too small")),
+    "epsilon steps beyond the cap": CliCase(EPS + ("--epochs", "9" * 30, "--noise-multiplier", "1.1"),
+                                            ("--epochs", "steps")),
+    "epsilon n zero": CliCase(("epsilon", "--n", "0", "--batch-size", "1", "--delta", "1e-5", "--epochs", "1",
+                               "--noise-multiplier", "1"), ("--n",)),
+    "epsilon n text": CliCase(("epsilon", "--n", "abc", "--batch-size", "1", "--delta", "1e-5", "--epochs", "1",
+                               "--noise-multiplier", "1"), ("--n", "not a whole number")),
+    "epsilon batch over n": CliCase(("epsilon", "--n", "100", "--batch-size", "200", "--delta", "1e-5",
+                                     "--epochs", "1", "--noise-multiplier", "1"), ("--batch-size",)),
+    "epsilon delta one": CliCase(EPS[:5] + ("--delta", "1", "--epochs", "1", "--noise-multiplier", "1"), ("--delta",)),
+    "epsilon delta nan": CliCase(EPS[:5] + ("--delta", "nan", "--epochs", "1", "--noise-multiplier", "1"),
+                                 ("--delta",)),
+    "epsilon negative noise": CliCase(EPS + ("--epochs", "1", "--noise-multiplier", "-1"), ("--noise-multiplier",)),
+    "epsilon infinite noise": CliCase(EPS + ("--epochs", "1", "--noise-multiplier", "inf"), ("--noise-multiplier",)),
+    "epsilon unknown accountant": CliCase(EPS_RUN + ("--accountant", "moments"), ("--accountant",)),
+    "epsilon huge value quoted briefly": CliCase(EPS + ("--epochs", "1", "--noise-multiplier", "x" * 100_000),
+                                                 ("--noise-multiplier",)),
+    "calibrate target zero": CliCase(CAL + ("--target-epsilon", "0"), ("--target-epsilon",)),
+    "calibrate unreachable target": CliCase(CAL + ("--target-epsilon", "1e-9"), ("--target-epsilon",)),
+    "sweep 20000 workers": CliCase(SWEEP + ("--workers", "20000"), ("--workers", "1 to 32")),
+    "sweep zero workers": CliCase(SWEEP + ("--workers", "0"), ("--workers",)),
+    "sweep a million combinations": CliCase(("sweep", "--grid", f"seed={ONE_THOUSAND}", "--grid",
+                                             "epochs=" + ",".join(str(i) for i in range(1, 1001))),
+                                            ("--grid", "1,000,000 runs")),
+    "sweep a million values in one flag": CliCase(("sweep", "--grid", "seed=" + ",".join(map(str, range(10**6)))),
+                                                  ("--grid", "more than 1000 values")),
+    "sweep batch size over n": CliCase(("sweep", "--grid", "batch_size=64,5000"),
+                                       ("--grid batch_size=5000", "batch_size")),
+    "sweep delta over 1/n": CliCase(("sweep", "--grid", "delta=1e-5,0.01"), ("--grid delta=0.01", "delta")),
+    "sweep PLD beyond bounds": CliCase(("sweep", "--grid", "accountant=pld", "--grid", "noise_multiplier=0.001"),
+                                       ("noise_multiplier", "PLD")),
+    "sweep text epochs": CliCase(("sweep", "--grid", "epochs=abc"), ("--grid epochs", "whole number")),
+    "sweep store in a missing folder": CliCase(SWEEP + ("--store", "{files}/no/such/runs.sqlite3"),
+                                               ("store", "does not exist")),
+    "sweep base config is a folder": CliCase(SWEEP + ("--config", "{files}/a-folder"), ("config", "folder")),
+    "unknown command": CliCase(("frobnicate",), ("frobnicate",)),
+    "train without config": CliCase(("train",), ("--config",)),
+    # config files
+    "config /dev/zero": CliCase(("train", "--config", "/dev/zero"), ("config", "/dev/zero", "regular file")),
+    "config a folder": CliCase(("train", "--config", "{files}/a-folder"), ("config", "folder")),
+    "config NUL in path": CliCase(("train", "--config", "{files}/x\x00.yaml"), ("config", "NUL")),
+    "config missing": CliCase(("train", "--config", "{files}/missing.yaml"), ("config", "does not exist")),
+    "config too large": CliCase(("train", "--config", "{files}/big.yaml"), ("config", "too large")),
+    "config JSON 30000 deep": CliCase(("train", "--config", "{files}/deep.json"), ("config", "nested")),
+    "config JSON 100000 deep": CliCase(("train", "--config", "{files}/deeper.json"), ("config", "too large")),
+    "config JSON objects 25 deep": CliCase(("train", "--config", "{files}/deep-objects.json"), ("config", "nested")),
+    "config YAML flow 30000 deep": CliCase(("train", "--config", "{files}/deep-flow.yaml"), ("config", "nested")),
+    "config YAML block 25 deep": CliCase(("train", "--config", "{files}/deep-block.yaml"), ("config", "nested")),
+    "config YAML alias bomb": CliCase(("train", "--config", "{files}/bomb.yaml"), ("config", "aliases")),
+    "config YAML alias": CliCase(("train", "--config", "{files}/alias.yaml"), ("config", "aliases")),
+    "config binary": CliCase(("train", "--config", "{files}/binary.yaml"), ("config", "binary")),
+    "config UTF-16": CliCase(("train", "--config", "{files}/utf16.yaml"), ("config", "UTF-16")),
+    "config Latin-1": CliCase(("train", "--config", "{files}/latin1.yaml"), ("config", "UTF-8")),
+    "config unknown key": CliCase(("train", "--config", "{files}/unknown-key.yaml"), ("colour", "unknown config key")),
+    "config wrong type": CliCase(("train", "--config", "{files}/wrong-type.yaml"), ("epochs", "'ten'")),
+    "config out of range": CliCase(("train", "--config", "{files}/out-of-range.yaml"), ("epochs", "out of range")),
+    "config future schema": CliCase(("train", "--config", "{files}/future.json"), ("schema_version", "2")),
+    "config text schema": CliCase(("train", "--config", "{files}/bad-version.yaml"), ("schema_version", "'abc'")),
+    "config NUL in csv_path": CliCase(("train", "--config", "{files}/nul-csv-path.json"), ("csv_path", "NUL")),
+    "config 60 kB value": CliCase(("train", "--config", "{files}/long-value.yaml"), ("dataset", "not a known dataset")),
+    "config a list": CliCase(("train", "--config", "{files}/list.yaml"), ("config", "mapping")),
+    "config empty": CliCase(("train", "--config", "{files}/empty.yaml"), ("config", "mapping")),
+    "config .txt": CliCase(("train", "--config", "{files}/notes.txt"), ("config", ".json, .yaml")),
+    "config NaN": CliCase(("train", "--config", "{files}/nan.json"), ("delta", "finite")),
+    "config 5000-digit number": CliCase(("train", "--config", "{files}/huge-int.json"), ("config", "JSON")),
+    "config python tag": CliCase(("train", "--config", "{files}/python-tag.yaml"), ("config", "YAML")),
+    "config complex key": CliCase(("train", "--config", "{files}/mapping-key.yaml"), ("config", "YAML")),
+    "config number key": CliCase(("train", "--config", "{files}/int-keys.yaml"), ("1: unknown config key",)),
+    "config batch over n": CliCase(("train", "--config", "{files}/batch-over-n.yaml"), ("batch_size", "1437")),
+    "config delta over 1/n": CliCase(("train", "--config", "{files}/delta-over-1-n.yaml"), ("delta", "1/n")),
+    # stores
+    "runs missing store": CliCase(("runs", "--store", "{files}/typo.sqlite3"), ("store", "no run store")),
+    "runs store is a folder": CliCase(("runs", "--store", "{files}/a-folder"), ("store", "folder")),
+    "runs store /dev/zero": CliCase(("runs", "--store", "/dev/zero"), ("store", "regular file")),
+    "runs store NUL": CliCase(("runs", "--store", "{files}/r\x00.sqlite3"), ("store", "NUL")),
+    "runs garbage store": CliCase(("runs", "--store", "{files}/garbage.sqlite3"), ("store", "not a database")),
+    "runs newer store": CliCase(("runs", "--store", "{files}/future.sqlite3"), ("store", "schema version 99")),
+    "sweep garbage store": CliCase(SWEEP + ("--store", "{files}/garbage.sqlite3"), ("store", "not a database")),
+    "sweep damaged store": CliCase(SWEEP + ("--store", "{files}/damaged.sqlite3"), ("store", "damaged", "recover")),
+    "sweep newer store": CliCase(SWEEP + ("--store", "{files}/future.sqlite3"), ("store", "schema version 99")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLI_CASES))
+def test_cli_refuses_in_one_line_and_leaves_the_store_alone(name, files, store, capsys):
+    case = CLI_CASES[name]
+    touched = [p for p in files.glob("*.sqlite3")] + [store]
+    before = {p: _fingerprint(p) for p in touched}
+    status = main(case.resolve(files))
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    shown = err[:MAX_MESSAGE_CHARS] + out[:200]
+    assert status == 2, shown
+    assert len(lines) == 1 and lines[0].startswith("error: "), shown
+    assert "Traceback" not in err + out and len(lines[0]) <= MAX_MESSAGE_CHARS, shown
+    for word in case.words:
+        assert word in lines[0], (word, shown)
+    assert {p: _fingerprint(p) for p in touched} == before
+    assert not (files / "no").exists() and not (files / "typo.sqlite3").exists()
+
+
+def test_a_billion_epochs_is_answered_by_rdp_in_one_line(capsys):
+    assert main(list(EPS) + ["--epochs", "1000000000", "--noise-multiplier", "1.1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["steps"] == -(-10**9 * 1437 // 64) and report["epsilon"] > 0 and not report["approximate"]
+
+
+def test_pld_with_sigma_005_is_answered_on_a_coarser_grid_and_says_so(capsys):
+    assert main(list(EPS) + ["--epochs", "1", "--noise-multiplier", "0.05", "--accountant", "pld"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ε = ") and "approximate" in out and "upper bound" in out
+
+
+def test_calibrate_warns_for_delta_of_1_over_n_or_more(capsys):
+    assert main(["calibrate", "--n", "100", "--batch-size", "10", "--delta", "0.05", "--epochs", "1",
+                 "--target-epsilon", "5"]) == 0
+    assert "warning: --delta 0.05 is not below 1/n" in capsys.readouterr().err
+
+
+def test_help_states_the_sweep_limits(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "at most 1000 runs" in text and "1 to 32" in text
+
+
+# -- the catalogue: config text, share links and CSV bytes through the library ---------------------------
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    assert "\n" not in text and len(text) <= MAX_MESSAGE_CHARS, text[:MAX_MESSAGE_CHARS]
+    return text
+
+
+CONFIG_TEXT_CASES: dict[str, tuple[str, str]] = {
+    "numbers as people write them are read": ("delta: 1e-5\nschema_version: '1'\nepochs: '3'\n", ""),
+    "JSON numbers in quotes are read": ('{"delta": "1e-5", "batch_size": " 32 ", "schema_version": "1"}', ""),
+    "a whole number written 1e2": ("batch_size: 1e2\n", ""),
+    "a fractional epoch count": ("epochs: 2.5\n", "epochs"),
+    "a text delta": ("delta: small\n", "delta"),
+    "nested value": ("epochs: {a: {b: {c: 1}}}\n", "epochs"),
+    "a 10 kB key": ('{"' + "k" * 10_000 + '": 1}', "unknown config key"),
+    "a 10 kB YAML key": ("k" * 10_000 + ": 1\n", "YAML"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_TEXT_CASES))
+def test_config_text_is_read_or_refused_in_one_line(name):
+    text, field = CONFIG_TEXT_CASES[name]
+    if not field:
+        config = DPConfig.from_text(text)
+        assert config.delta in (1e-5, DPConfig().delta) and config.epochs in (3, DPConfig().epochs)
+        return
+    with pytest.raises(UserInputError) as info:
+        DPConfig.from_text(text)
+    assert field in _one_line(info.value)
+
+
+SHARE_CASES: dict[str, tuple[dict[str, Any], str]] = {
+    "NUL byte in csv_path": ({"dataset": "csv", "csv_path": "a\x00b", "csv_label": "y"}, "csv_path"),
+    "unknown parameter": ({"colour": "red"}, "unknown parameter"),
+    "a 10 kB parameter name": ({"x" * 10_000: "1"}, "unknown parameter"),
+    "a 5000-digit epoch count": ({"epochs": "9" * 5000}, "epochs"),
+    "epochs 1e400": ({"epochs": "1e400"}, "epochs"),
+    "infinite delta": ({"delta": "inf"}, "delta"),
+    "NaN noise": ({"noise_multiplier": "nan"}, "noise_multiplier"),
+    "a newer link": ({"dpx": "2"}, "schema_version"),
+    "a maybe": ({"private": "maybe"}, "private"),
+    "a 10 kB dataset name": ({"dataset": "d" * 10_000}, "dataset"),
+    "a negative batch": ({"batch_size": "-5"}, "batch_size"),
+    "a label of 5000 characters": ({"dataset": "csv", "csv_path": "a.csv", "csv_label": "l" * 5000}, "csv_label"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARE_CASES))
+def test_share_links_are_refused_in_one_line(name):
+    params, field = SHARE_CASES[name]
+    with pytest.raises(UserInputError) as info:
+        share.decode({"dpx": "1", **params})
+    assert field in _one_line(info.value)
+
+
+def test_share_links_read_numbers_as_people_write_them():
+    assert share.decode({"dpx": "1", "delta": "1e-5", "epochs": " 4 "}) == DPConfig(delta=1e-5, epochs=4)
+
+
+CSV_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "UTF-16": ("utf16.csv", ("csv_path", "UTF-16")),
+    "binary": ("binary.csv", ("csv_path", "binary")),
+    "10,000 columns": ("wide.csv", ("csv_path", "10,001 columns")),
+    "a 200,000-character line": ("long-line.csv", ("csv_path", "line of 200,004 characters")),
+    "inf": ("inf.csv", ("csv_path", "'f2'", "inf")),
+    "1e300 overflows float32": ("huge.csv", ("csv_path", "'f1'", "1e+300")),
+    "-1e39 overflows float32": ("neg-huge.csv", ("csv_path", "'big'", "-1e+39")),
+    "empty": ("empty.csv", ("csv_path", "empty")),
+    "header only": ("header-only.csv", ("csv_path", "rows")),
+    "one class": ("one-class.csv", ("csv_label", "one class")),
+    "no header": ("no-header.csv", ("csv_path", "header")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CSV_CASES))
+def test_csv_files_are_refused_in_one_line_naming_the_problem(name, files):
+    filename, words = CSV_CASES[name]
+    config = DPConfig(dataset="csv", csv_path=str(files / filename), csv_label="decision", model="logreg")
+    for attempt in (lambda: data.load(config),
+                    lambda: data.parse_csv((files / filename).read_bytes(), label="decision", name=filename)):
+        with pytest.raises(UserInputError) as info:
+            attempt()
+        text = _one_line(info.value)
+        for word in words:
+            assert word in text, (word, text)
+
+
+@pytest.mark.parametrize("path, words", [
+    ("/dev/zero", ("csv_path", "regular file")),
+    ("{files}/a-folder", ("csv_path", "folder")),
+    ("{files}/gone.csv", ("csv_path", "does not exist")),
+])
+def test_csv_paths_that_are_not_files_are_refused(path, words, files):
+    config = DPConfig(dataset="csv", csv_path=path.replace("{files}", str(files)), csv_label="decision")
+    for attempt in (lambda: data.load(config), lambda: data.train_size(config),
+                    lambda: data.csv_file_columns(config.csv_path)):
+        with pytest.raises(UserInputError) as info:
+            attempt()
+        assert all(word in _one_line(info.value) for word in words)
+
+
+def test_quote_is_short_and_cheap_for_any_value():
+    nested: list[Any] = []
+    for _ in range(10_000):
+        nested = [nested, nested]  # 2**10000 leaves if expanded
+    for value in ("x" * 10**6, 10**10_000, nested, {"k" * 1000: [1] * 10**5}, b"\x00" * 10**6, float("nan")):
+        assert len(safe_io.quote(value)) <= safe_io.QUOTE_CHARS
+
+
+# -- stores: flagged rows, damage, dead owners, read-only listing --------------------------------
+
+
+def _raw_update(path: Path, sql: str, *args: Any) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA ignore_check_constraints = ON")  # to store what the schema would refuse
+    with conn:
+        conn.execute(sql, args)
+    conn.close()
+
+
+@pytest.mark.parametrize("column, value, reason", [
+    ("config_json", json.dumps({**TINY.to_dict(), "schema_version": 2}), "schema_version"),
+    ("config_json", json.dumps({**TINY.to_dict(), "epochs": 5000}), "epochs"),
+    ("config_json", "{not json", "JSON"),
+    ("created", "abc", "created"),
+    ("examples_per_second", "abc", "examples_per_second"),
+    ("status", "exploded", "status"),
+])
+def test_one_unreadable_run_is_flagged_by_id_while_the_others_list(column, value, reason, store, capsys):
+    bad_id = RunStore(store).list_runs()[0].id
+    _raw_update(store, f"UPDATE runs SET {column} = ? WHERE id = ?", value, bad_id)
+    before = _fingerprint(store)
+
+    assert main(["runs"]) == 0
+    out, err = capsys.readouterr()
+    assert [line.split()[0] for line in out.strip().splitlines()[1:]] == [str(bad_id + 1)]
+    (warning,) = err.strip().splitlines()
+    assert warning.startswith(f"warning: run {bad_id} cannot be read") and reason in warning
+    assert main(["runs", "--json"]) == 0 and [r["id"] for r in json.loads(capsys.readouterr().out)] == [bad_id + 1]
+    assert main(["runs", "--csv"]) == 0 and len(capsys.readouterr().out.strip().splitlines()) == 2
+
+    library = RunStore(store)  # what the Compare and Export pages use
+    assert [r.id for r in library.list_runs()] == [bad_id + 1]
+    assert [u.id for u in library.read_runs().unreadable] == [bad_id]
+    assert library.to_csv().count("\n") == 2
+    with pytest.raises(UnreadableRunError, match=f"run {bad_id} cannot be read"):
+        library.get_run(bad_id)
+    assert _fingerprint(store) == before
+
+
+def test_a_bad_epoch_value_flags_its_run(store, capsys):
+    bad_id = RunStore(store).list_runs()[1].id
+    _raw_update(store, "UPDATE epoch_metrics SET test_accuracy = 'abc' WHERE run_id = ?", bad_id)
+    assert main(["runs"]) == 0
+    out, err = capsys.readouterr()
+    assert f"run {bad_id} cannot be read" in err and "test_accuracy" in err
+    assert len(out.strip().splitlines()) == 2
+
+
+def test_a_damaged_store_lists_what_it_can_and_says_what_to_do(files, tmp_path, capsys):
+    path = tmp_path / "damaged.sqlite3"
+    path.write_bytes((files / "damaged.sqlite3").read_bytes())
+    before = _fingerprint(path)
+    assert main(["runs", "--store", str(path)]) == 0
+    out, err = capsys.readouterr()
+    listed = [int(line.split()[0]) for line in out.strip().splitlines()[1:]]
+    flagged = [line for line in err.strip().splitlines() if "cannot be read" in line]
+    assert err.startswith(f"warning: store: '{path}' is damaged") and "recover" in err.splitlines()[0]
+    assert len(listed) >= 30 and len(listed) + len(flagged) == 60 and "Traceback" not in err
+    assert _fingerprint(path) == before
+    assert len(RunStore(path).list_runs()) == len(listed)  # the pages read the same runs
+
+
+def test_a_run_whose_process_is_gone_lists_as_interrupted_with_its_epochs(store, capsys):
+    orphan = RunStore(store).create_run(TINY.replace(epochs=3), owner="cli")
+    RunStore(store).record_epoch(orphan, _epoch(1))
+    RunStore(store).record_epoch(orphan, _epoch(2))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = process_token().split(":")[0]
+    _raw_update(store, "UPDATE runs SET status = 'running', process = ? WHERE id = ?",
+                f"{host}:{gone.stdout.strip()}:", orphan)
+    before = _fingerprint(store)
+    assert main(["runs"]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert row[0] == str(orphan) and "interrupted" in row and "2/3" in row
+    assert _fingerprint(store) == before  # listing marks nothing in the file
+
+
+def test_listing_opens_an_existing_store_read_only(store, capsys):
+    before = _fingerprint(store)
+    reader = RunStore(store, read_only=True)
+    assert len(reader.list_runs()) == 2
+    with pytest.raises(UserInputError, match="reading only"):
+        reader.create_run(TINY)
+    assert main(["runs", "--store", str(store), "--json"]) == 0 and len(json.loads(capsys.readouterr().out)) == 2
+    assert _fingerprint(store) == before
+
+
+def test_a_store_whose_side_files_cannot_be_made_is_still_listed(store, capsys):
+    # As in a read-only folder: SQLite cannot create the write-ahead log beside the store (here a
+    # folder stands in its way, which even root cannot write through); listing reads the file as is.
+    Path(str(store) + "-wal").mkdir()
+    assert main(["runs", "--store", str(store)]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.strip().splitlines()) == 3 and not err
+    with pytest.raises(UserInputError, match="store: cannot"):
+        RunStore(store).create_run(TINY)
+
+
+def test_a_missing_default_store_lists_nothing_and_creates_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DPEXPLORER_STORE", str(tmp_path / "later" / "runs.sqlite3"))
+    assert main(["runs"]) == 0 and "no runs" in capsys.readouterr().out
+    assert not (tmp_path / "later").exists()
+
+
+# -- random input at every parser --------------------------------------------------------------------
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
+                    st.sampled_from(["1e-5", "nan", "inf", "-0", "1_000", " 7 ", "\x00", "csv", "pld"]))
+NESTED = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=25)
+CONFIG_DICTS = st.dictionaries(st.one_of(st.sampled_from(sorted(FIELD_NAMES | {"schema_version"})),
+                                         st.text(max_size=8)), NESTED, max_size=6)
+
+
+def _read_or_refuse(parse: Callable[[], Any]) -> None:
+    try:
+        parse()
+    except UserInputError as exc:
+        _one_line(exc)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.binary(max_size=400), filename=st.sampled_from(["", "c.json", "c.yaml", "c.yml"]))
+def test_random_bytes_at_the_config_parser(raw, filename):
+    _read_or_refuse(lambda: DPConfig.from_text(raw.decode("utf-8", errors="replace"), filename=filename))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=CONFIG_DICTS)
+def test_random_nested_structures_at_the_config_readers(body):
+    _read_or_refuse(lambda: DPConfig.from_dict(body))
+    try:
+        as_json = json.dumps(body)
+    except (ValueError, TypeError):
+        as_json = None
+    if as_json is not None:
+        _read_or_refuse(lambda: DPConfig.from_text(as_json, filename="c.json"))
+        _read_or_refuse(lambda: DPConfig.from_text(as_json, filename="c.yaml"))  # JSON is YAML too
+
+
+@settings(max_examples=300, deadline=None)
+@given(params=st.dictionaries(st.one_of(st.sampled_from(sorted(FIELD_NAMES | {"dpx"})), st.text(max_size=8)),
+                              st.one_of(st.text(max_size=30), st.lists(st.text(max_size=10), max_size=3)),
+                              max_size=6))
+def test_random_share_links(params):
+    _read_or_refuse(lambda: share.decode(params))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.one_of(st.binary(max_size=600),
+                     st.lists(st.lists(st.one_of(st.text(max_size=6), st.floats().map(repr)), min_size=1, max_size=4),
+                              max_size=30).map(lambda rows: "\n".join(["a,b,decision"] + [",".join(r) for r in rows])
+                                               .encode("utf-8", errors="replace"))),
+       label=st.sampled_from(["decision", "a", "nope"]))
+def test_random_bytes_at_the_csv_parser(raw, label):
+    _read_or_refuse(lambda: data.csv_columns(raw))
+    _read_or_refuse(lambda: data.parse_csv(raw, label=label))
+
+
+# -- processes: a full disk, simultaneous sweeps, SIGTERM --------------------------------------------------
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _write_config(path: Path, config: DPConfig) -> str:
+    path.write_text(config.to_json(), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("content, words", [
+    ("epochs: ten\n", ("epochs",)),
+    ("batch_size: 5000\n", ("batch_size", "1437")),
+    ("accountant: pld\nnoise_multiplier: 0.001\n", ("noise_multiplier", "PLD")),
+])
+def test_train_refuses_a_bad_config_before_importing_tensorflow(content, words, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content, encoding="utf-8")
+    probe = ("import sys; from dpcore.cli import main; status = main(['train', '--config', sys.argv[1]]); "
+             "print(status, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], cwd=REPO_ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.stdout.split() == ["2", "False"], done.stderr[-2000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and all(word in line for word in words)
+
+
+@pytest.mark.timeout(300)
+def test_a_store_that_fills_up_mid_sweep_keeps_every_committed_epoch(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    RunStore(path)
+    base = _write_config(tmp_path / "base.json", TINY.replace(epochs=300, max_train_examples=16, batch_size=16))
+    # Files this process writes may not grow past 32 KiB (SQLite's shared-memory index is exactly
+    # that): the store fills up after some epochs. SIGXFSZ is ignored so the write fails instead.
+    limit = 32 * 1024
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run([sys.executable, "-m", "dpcore", "sweep", "--config", base, "--grid",
+                           "noise_multiplier=1,2", "--store", str(path)], cwd=REPO_ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=280, preexec_fn=small_disk, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr + done.stdout
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: store: cannot write to '{path}'")
+    assert "committed before is kept" in done.stdout and "cancelled" in done.stdout
+
+    store = RunStore(path, read_only=True)
+    assert store.damage is None
+    first, second = store.list_runs()
+    assert len(first.epochs) >= 1 and [m.epoch for m in first.epochs] == list(range(1, len(first.epochs) + 1))
+    assert first.status in ("failed", "interrupted") and len(first.epochs) < 300
+    assert not second.epochs and second.status in ("cancelled", "interrupted")
+
+
+@pytest.mark.timeout(300)
+def test_sweeps_started_at_once_all_finish(tmp_path):
+    base = _write_config(tmp_path / "base.json", TINY)
+    sweeps = [subprocess.Popen([sys.executable, "-m", "dpcore", "sweep", "--config", base, "--grid",
+                                f"seed={i}", "--workers", "2", "--store", str(tmp_path / f"runs{i}.sqlite3")],
+                               cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL, text=True)
+              for i in range(4)]
+    try:
+        results = [(sweep.communicate(timeout=280), sweep.returncode) for sweep in sweeps]
+    finally:
+        for sweep in sweeps:
+            if sweep.poll() is None:
+                sweep.kill()
+    for (out, err), status in results:
+        assert status == 0, err[-2000:]
+        assert "completed" in out
+    for i in range(4):
+        (run,) = RunStore(tmp_path / f"runs{i}.sqlite3").list_runs()
+        assert run.status == "completed" and run.config.seed == i
+
+
+@pytest.mark.timeout(300)
+def test_sigterm_stops_a_sweep_like_ctrl_c(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    base = _write_config(tmp_path / "base.json", TINY.replace(epochs=500, max_train_examples=32, batch_size=16))
+    sweep = subprocess.Popen([sys.executable, "-m", "dpcore", "sweep", "--config", base, "--grid",
+                              "noise_multiplier=1,2", "--store", str(path)], cwd=REPO_ROOT, env=_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and sweep.poll() is None:
+            if path.exists() and any(r.epochs for r in RunStore(path, read_only=True).list_runs()):
+                break
+            time.sleep(0.5)
+        assert sweep.poll() is None, sweep.communicate()[1][-2000:]
+        sweep.send_signal(signal.SIGTERM)
+        out, err = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
+    first, second = RunStore(path).list_runs()
+    assert first.status == "cancelled" and 1 <= len(first.epochs) < 500
+    assert second.status == "cancelled" and not second.epochs
