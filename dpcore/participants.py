@@ -15,11 +15,13 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from dpcore.errors import UserInputError
 
 if TYPE_CHECKING:
+    from dpcore.jobs import JobRunner
     from dpcore.server_settings import ServerSettings
     from dpcore.store import RunStore
 
@@ -138,3 +140,17 @@ def check_host(caller: Optional[Caller], *, action: str) -> None:
         raise NotAllowedError("host", f"only the host can {action}",
                               allowed="unlock the host role with the server's host secret")
 
+
+def delete_runs_and_uploads(runner: "JobRunner", *, by: Optional[Caller], owner: Optional[str],
+                            uploads_directory: Optional[Path] = None) -> int:
+    """Delete ``owner``'s runs and uploaded files (everyone's when None: clearing the board); returns how many runs.
+
+    Refused while any of those runs is queued or training (cancel them first), so no run loses its
+    data mid-way.
+    """
+    from dpcore import uploads
+
+    deleted = runner.store.delete_runs(owner=owner, by=by)
+    runner.forget(deleted)
+    uploads.delete_uploads(owner=owner, directory=uploads_directory)
+    return len(deleted)
