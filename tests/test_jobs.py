@@ -289,7 +289,9 @@ def test_per_participant_limits_queue_position_and_the_host(store):
         runner.set_limits(limits.replace(max_running=2), by=HOST)
         assert runner.wait([waiting_id], timeout=120)  # started once the host raised the limit
         assert runner.get(waiting_id).state == "completed"
-        assert runner.cancel(long_id, by=HOST)
+        with pytest.raises(NotAllowedError, match="only the host can cancel everyone's runs"):
+            runner.cancel_all(by=ADA)
+        assert runner.cancel_all(by=HOST) == 1
         assert runner.wait([long_id], timeout=60) and runner.get(long_id).state == "cancelled"
     finally:
         runner.shutdown(wait=True)
