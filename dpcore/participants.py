@@ -134,6 +134,14 @@ def check_may_manage(caller: Optional[Caller], *, run_id: int, run_owner: str, a
                           allowed="your own runs; the host can manage every run")
 
 
+def check_may_manage_owner(caller: Optional[Caller], *, owner: str, action: str) -> None:
+    """Raise NotAllowedError unless ``caller`` may ``action`` everything of ``owner`` (their runs and uploads)."""
+    if caller is None or caller.may_manage(owner):
+        return
+    raise NotAllowedError("runs", f"these belong to another participant, so you cannot {action} them",
+                          allowed="your own runs and uploads; the host can manage everyone's")
+
+
 def check_host(caller: Optional[Caller], *, action: str) -> None:
     """Raise NotAllowedError unless ``caller`` is the host (or None: the store's owner)."""
     if caller is not None and not caller.is_host:
@@ -150,6 +158,10 @@ def delete_runs_and_uploads(runner: "JobRunner", *, by: Optional[Caller], owner:
     """
     from dpcore import uploads
 
+    if owner is None:
+        check_host(by, action="clear the board")
+    else:
+        check_may_manage_owner(by, owner=owner, action="delete")
     deleted = runner.store.delete_runs(owner=owner, by=by)
     runner.forget(deleted)
     uploads.delete_uploads(owner=owner, directory=uploads_directory)

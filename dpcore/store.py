@@ -43,7 +43,7 @@ import numpy as np
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 from dpcore.explain import format_epsilon
-from dpcore.participants import Caller, check_host, check_may_manage
+from dpcore.participants import Caller, check_host, check_may_manage, check_may_manage_owner
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY
 
 if TYPE_CHECKING:
@@ -476,6 +476,8 @@ class RunStore:
         """
         if owner is None:
             check_host(by, action="clear the board")
+        else:
+            check_may_manage_owner(by, owner=owner, action="delete")
         with self._connect(write=True) as conn:
             where, args = ("", ()) if owner is None else (" WHERE owner = ?", (owner,))
             rows = conn.execute(f"SELECT id, owner, status FROM runs{where}", args).fetchall()

@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 
 from dpcore import jobs
-from dpcore.capacity import CapacityError
+from dpcore.capacity import CapacityError, ThroughputTable
 from dpcore.config import DPConfig
 from dpcore.jobs import JobRunner, JobSnapshot, get_runner
 from dpcore.participants import Caller, NotAllowedError
@@ -253,8 +253,8 @@ def test_workers_take_turns_between_participants(store):
     assert all(j.state == "completed" for j in jobs_by_start)
     # Round robin, not first come first served (which would run all of Ada's first).
     assert [j.id for j in jobs_by_start] == [ada[0], bob[0], ada[1], bob[1], ada[2], bob[2]]
-    # Finished runs teach the runner their speed, and a new runner on the same store knows it too.
-    for speeds in (runner.throughput, JobRunner(store=store, workers=1).throughput):
+    # Finished runs teach the runner their speed, and a runner starting on the same store learns it too.
+    for speeds in (runner.throughput, ThroughputTable.from_runs(store.list_runs())):
         assert speeds.rate(ONE_EPOCH) > 0
 
 

@@ -103,12 +103,17 @@ def test_deleting_a_participants_runs_deletes_their_uploads(tmp_path):
     try:
         with pytest.raises(NotAllowedError):
             participants.delete_runs_and_uploads(runner, by=BOB, owner=ADA.owner, uploads_directory=folder)
-        assert adas.exists()
+        carols = uploads.save_csv(SAMPLE, name="c.csv", owner="p" + "d" * 16, directory=folder)
+        with pytest.raises(NotAllowedError):  # no runs to check, still not Bob's to delete
+            participants.delete_runs_and_uploads(runner, by=BOB, owner="p" + "d" * 16, uploads_directory=folder)
+        with pytest.raises(NotAllowedError, match="only the host can clear the board"):
+            participants.delete_runs_and_uploads(runner, by=BOB, owner=None, uploads_directory=folder)
+        assert adas.exists() and carols.exists()
         assert participants.delete_runs_and_uploads(runner, by=ADA, owner=ADA.owner, uploads_directory=folder) == 1
         assert not adas.exists() and not (folder / ADA.owner).exists() and bobs.exists()
         assert [r.owner for r in store.list_runs()] == [BOB.owner]
         assert participants.delete_runs_and_uploads(runner, by=HOST, owner=None, uploads_directory=folder) == 1
-        assert store.list_runs() == [] and not bobs.exists()
+        assert store.list_runs() == [] and not bobs.exists() and not carols.exists()
         assert (folder / "notes.txt").read_text() == "not an upload"  # only uploads are deleted
     finally:
         runner.shutdown(wait=True)
