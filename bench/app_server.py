@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
@@ -23,10 +24,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class RunningServer:
+    """A started `streamlit run app.py`: its URL and its process id (for memory readings)."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
 def streamlit_app(*, env: Optional[Mapping[str, str]] = None, log_path: Optional[Path] = None,
                   startup_timeout: float = 90.0) -> Iterator[str]:
     """Run the app as `streamlit run app.py` would; yields its URL and stops it afterwards."""
+    with streamlit_server(env=env, log_path=log_path, startup_timeout=startup_timeout) as server:
+        yield server.url
+
+
+@contextmanager
+def streamlit_server(*, env: Optional[Mapping[str, str]] = None, log_path: Optional[Path] = None,
+                     startup_timeout: float = 90.0) -> Iterator[RunningServer]:
+    """Like ``streamlit_app``, yielding the URL and the server's process id."""
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
                "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
@@ -49,7 +66,7 @@ def streamlit_app(*, env: Optional[Mapping[str, str]] = None, log_path: Optional
             if time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not answer on {url} within {startup_timeout:.0f} s")
             time.sleep(0.3)
-        yield url
+        yield RunningServer(url=url, pid=process.pid)
     finally:
         process.terminate()
         try:

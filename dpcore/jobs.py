@@ -5,9 +5,16 @@ each job carries an ``owner`` (the app passes a per-session id) so a person's li
 runs, and ``list_jobs(owner=None)`` is the shared view for a workshop host. A job's id is its
 run id in the store. Workers never touch Streamlit: they update the job under a lock and write
 each finished epoch to the store; pages poll ``get``/``list_jobs``.
+
+Served to a room (``get_runner`` with ``ServerSettings``), the runner is fair: each participant's
+waiting runs form their own queue and workers take from the participants in turn (round robin),
+within ``RunLimits`` (runs training and waiting per participant, the compute cap of one run, the
+wall time after which a running run is stopped). Without limits (the CLI) it is first come, first
+served, as many runs as asked.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -16,14 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
+from dpcore.capacity import (
+    ComputeEstimate, QueueEstimate, ThroughputTable, check_compute, check_participant_limits, format_duration,
+    project_queue,
+)
 from dpcore.config import DPConfig
-from dpcore.errors import describe_exception
+from dpcore.errors import UserInputError, describe_exception
+from dpcore.participants import Caller, check_host, check_may_manage
+from dpcore.server_settings import ENV_WORKERS, RunLimits, ServerSettings  # noqa: F401 (ENV_WORKERS re-exported)
 from dpcore.store import FINAL_STATUSES, RunRecord, RunStore, StoreError, StoreWriteError, UnknownRunError
 
 if TYPE_CHECKING:
     from dpcore.results import EpochMetrics, Progress, TrainResult
 
-ENV_WORKERS = "DPEXPLORER_WORKERS"
 # Worker threads one runner may start; each trains a model, so more only thrash a machine.
 MAX_WORKERS = 32
 
@@ -97,6 +109,11 @@ class _Job:
     # First progress report (time, fraction): the ETA uses the rate since then, so that data
     # loading and graph building before the first step do not skew it.
     first_progress: Optional[tuple[float, float]] = None
+    # The training set size (None when the data could not be read at submit) and the wall-time
+    # limit that stopped the run, if one did.
+    n_train: Optional[int] = None
+    started_monotonic: Optional[float] = None
+    timed_out_after: Optional[float] = None
 
     def snapshot(self) -> JobSnapshot:
         return JobSnapshot(
@@ -115,26 +132,35 @@ class JobRunner:
     that fails (bad data, an exception in training, out of memory) is recorded as failed with its
     message; the other jobs go on. A store that can no longer be written (disk full) fails the run
     that met it, cancels the queued jobs and stops the running ones; ``store_failure`` holds why.
+    ``limits`` (None: none) makes it a shared server's runner: round robin across owners, the
+    per-participant limits, the compute cap and the wall-time cap.
     """
 
-    def __init__(self, *, store: RunStore, workers: int = 1) -> None:
+    def __init__(self, *, store: RunStore, workers: int = 1, limits: Optional[RunLimits] = None) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
             raise ValueError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {workers!r}")
         self.store = store
         self.workers = workers
         self._cond = threading.Condition()
         self._jobs: dict[int, _Job] = {}
-        self._queue: deque[_Job] = deque()
+        # Waiting jobs, one queue per owner. Round robin: the next job comes from the owner served
+        # least recently (``_last_served`` holds each owner's latest dispatch number).
+        self._queues: dict[str, deque[_Job]] = {}
+        self._last_served: dict[str, int] = {}
+        self._dispatched = 0
+        self._limits = limits
         self._closed = False
         self.store_failure: Optional[str] = None
         try:
             self.interrupted_on_start = store.mark_interrupted()
         except StoreError:  # a damaged or read-only store: listing still works, submitting says why not
             self.interrupted_on_start = 0
+        self.throughput = ThroughputTable.from_runs(store.list_runs())
         self._threads = [
             threading.Thread(target=self._work, name=f"dpcore-job-worker-{i}", daemon=True)
             for i in range(workers)
         ]
+        self._threads.append(threading.Thread(target=self._watch_wall_time, name="dpcore-job-watch", daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -150,31 +176,84 @@ class JobRunner:
     # -- public API ----------------------------------------------------------------------
 
     def submit(self, config: DPConfig, *, owner: str = "", name: str = "") -> int:
-        """Queue ``config`` for training and return its id (its run id in the store)."""
+        """Queue ``config`` for training and return its id (its run id in the store).
+
+        With limits, a CapacityError (naming the limit) refuses a run over the compute cap or one
+        more than ``owner`` may have queued or training.
+        """
         if not isinstance(config, DPConfig):
             raise TypeError(f"submit needs a DPConfig, got {type(config).__name__}")
         # Import the trainer (TensorFlow) here, in the caller's thread, before any worker can need
         # it: first imports racing each other across threads have deadlocked on the import lock.
         from dpcore.dpsgd import training  # noqa: F401
+        n_train = _train_size_or_none(config)
         with self._cond:
             if self._closed:
                 raise RuntimeError("this job runner has been shut down")
+            if self._limits is not None:
+                active = sum(1 for j in self._jobs.values() if j.owner == owner and j.state in ("queued", "running"))
+                check_participant_limits(active=active, limits=self._limits)
+                if n_train is not None:
+                    check_compute(self.throughput.estimate(config, n_train=n_train), self._limits)
             # Created under the lock so that ids enter the queue in submission order.
             run_id = self.store.create_run(config, owner=owner, name=name)
-            job = _Job(id=run_id, owner=owner, name=name, config=config, submitted=time.time())
+            job = _Job(id=run_id, owner=owner, name=name, config=config, submitted=time.time(), n_train=n_train)
             self._jobs[run_id] = job
-            self._queue.append(job)
+            self._enqueue(job)
             self._cond.notify_all()
         return run_id
 
-    def cancel(self, job_id: int) -> bool:
-        """Cancel a queued job at once or ask a running one to stop; False if it had already ended."""
+    def estimate(self, config: DPConfig) -> ComputeEstimate:
+        """What ``config`` would cost: example passes and, from measured speeds, the time (an estimate).
+
+        Raises the dataset's UserInputError when its size cannot be read.
+        """
+        from dpcore import data
+
+        return self.throughput.estimate(config, n_train=data.train_size(config))
+
+    @property
+    def limits(self) -> Optional[RunLimits]:
+        """The limits in force (None: this runner has none)."""
+        with self._cond:
+            return self._limits
+
+    def set_limits(self, limits: RunLimits, *, by: Optional[Caller]) -> None:
+        """Replace the limits while the server runs (the host only); a shorter wall time applies to running runs too."""
+        check_host(by, action="change the limits")
+        if not isinstance(limits, RunLimits):
+            raise TypeError(f"set_limits needs RunLimits, got {type(limits).__name__}")
+        with self._cond:
+            self._limits = limits
+            self._cond.notify_all()
+
+    def queue_estimate(self, job_id: int) -> Optional[QueueEstimate]:
+        """A waiting job's place in the queue and estimated start and end (None once it is not waiting)."""
+        with self._cond:
+            job = self._jobs.get(job_id)
+            if job is None or job.state != "queued":
+                return None
+            order = self._dispatch_order()
+            running = [(j.owner, self._remaining_seconds(j)) for j in self._jobs.values() if j.state == "running"]
+            waiting = [(j.id, j.owner, self._remaining_seconds(j)) for j in order]
+            max_running = None if self._limits is None else self._limits.max_running
+        times = project_queue(waiting, running=running, workers=self.workers, max_running=max_running)
+        start, finish = times[job_id]
+        position = next(i for i, j in enumerate(order, start=1) if j.id == job_id)
+        return QueueEstimate(position=position, waiting=len(order), start_in_seconds=start, finish_in_seconds=finish)
+
+    def cancel(self, job_id: int, *, by: Optional[Caller] = None) -> bool:
+        """Cancel a queued job at once or ask a running one to stop; False if it had already ended.
+
+        ``by`` must own the job or be the host (None: the store's owner, as in the CLI).
+        """
         with self._cond:
             job = self._jobs.get(job_id)
             if job is None or job.state in FINAL_STATUSES:
                 return False
+            check_may_manage(by, run_id=job_id, run_owner=job.owner, action="cancel")
             if job.state == "queued":
-                self._queue.remove(job)
+                self._dequeue(job)
                 job.state = "cancelled"
                 job.finished = time.time()
                 self._cond.notify_all()
@@ -185,6 +264,23 @@ class JobRunner:
         if queued:
             self._record_status(job_id, "cancelled")
         return True
+
+    def cancel_all(self, *, by: Optional[Caller], owner: Optional[str] = None) -> int:
+        """Cancel ``owner``'s queued and running jobs (everyone's when None, which only the host may); return how many."""
+        if owner is None:
+            check_host(by, action="cancel everyone's runs")
+        with self._cond:
+            ids = [j.id for j in self._jobs.values()
+                   if j.state not in FINAL_STATUSES and (owner is None or j.owner == owner)]
+        return sum(self.cancel(job_id, by=by) for job_id in ids)
+
+    def forget(self, job_ids: Iterable[int]) -> None:
+        """Drop ended jobs from this runner's lists (after their runs were deleted from the store)."""
+        with self._cond:
+            for job_id in job_ids:
+                job = self._jobs.get(job_id)
+                if job is not None and job.state in FINAL_STATUSES:
+                    del self._jobs[job_id]
 
     def get(self, job_id: int) -> JobSnapshot:
         """The job's current state; for a run this runner never held, its stored record."""
@@ -221,8 +317,8 @@ class JobRunner:
         """Stop taking jobs, cancel the queued ones, ask running ones to stop; ``wait`` joins the workers."""
         with self._cond:
             self._closed = True
-            cancelled = list(self._queue)
-            self._queue.clear()
+            cancelled = sorted((j for queue in self._queues.values() for j in queue), key=lambda j: j.id)
+            self._queues.clear()
             now = time.time()
             for job in cancelled:
                 job.state = "cancelled"
@@ -239,17 +335,88 @@ class JobRunner:
 
     # -- worker side ---------------------------------------------------------------------
 
+    def _enqueue(self, job: _Job) -> None:
+        self._queues.setdefault(job.owner, deque()).append(job)
+
+    def _dequeue(self, job: _Job) -> None:
+        queue = self._queues[job.owner]
+        queue.remove(job)
+        if not queue:
+            del self._queues[job.owner]
+
+    def _may_start(self, owner: str) -> bool:
+        if self._limits is None:
+            return True
+        running = sum(1 for j in self._jobs.values() if j.owner == owner and j.state == "running")
+        return running < self._limits.max_running
+
+    def _turn_key(self, head: _Job, last_served: dict[str, int]) -> tuple[int, int]:
+        """Round robin: the owner served least recently first (never served: first), then the older job."""
+        if self._limits is None:  # first come, first served
+            return (0, head.id)
+        return (last_served.get(head.owner, -1), head.id)
+
+    def _pick(self) -> Optional[_Job]:
+        """The next job to start: the head of the queue whose turn it is, among owners who may start one; or None."""
+        heads = [queue[0] for owner, queue in self._queues.items() if self._may_start(owner)]
+        return min(heads, key=lambda j: self._turn_key(j, self._last_served)) if heads else None
+
+    def _dispatch_order(self) -> list[_Job]:
+        """Every waiting job in the order workers would take them if no owner hit a limit."""
+        queues = {owner: deque(queue) for owner, queue in self._queues.items()}
+        last_served = dict(self._last_served)
+        order: list[_Job] = []
+        while queues:
+            job = min((q[0] for q in queues.values()), key=lambda j: self._turn_key(j, last_served))
+            order.append(job)
+            last_served[job.owner] = self._dispatched + len(order)
+            queues[job.owner].popleft()
+            if not queues[job.owner]:
+                del queues[job.owner]
+        return order
+
+    def _remaining_seconds(self, job: _Job) -> Optional[float]:
+        """A job's estimated remaining wall time: its own measured ETA while running, else from speeds of finished runs."""
+        if job.state == "running" and job.eta_seconds is not None:
+            return job.eta_seconds
+        if job.n_train is None:
+            return None
+        total = self.throughput.estimate(job.config, n_train=job.n_train).seconds
+        return None if total is None else total * (1.0 - job.progress)
+
     def _next_job(self) -> Optional[_Job]:
         with self._cond:
-            while not self._queue and not self._closed:
+            while not self._closed and (job := self._pick()) is None:
                 self._cond.wait()
-            if not self._queue:
+            if self._closed:
                 return None
-            job = self._queue.popleft()
+            self._dequeue(job)
+            self._dispatched += 1
+            self._last_served[job.owner] = self._dispatched
             job.state = "running"
             job.started = time.time()
+            job.started_monotonic = time.monotonic()
             self._cond.notify_all()
             return job
+
+    def _watch_wall_time(self) -> None:
+        """Stop each running job once it has run longer than the limits' ``max_run_seconds`` (read afresh each time)."""
+        with self._cond:
+            while not self._closed:
+                limit = None if self._limits is None else self._limits.max_run_seconds
+                now = time.monotonic()
+                wake: Optional[float] = None
+                for job in self._jobs.values():
+                    if limit is None or job.state != "running" or job.started_monotonic is None:
+                        continue
+                    deadline = job.started_monotonic + limit
+                    if deadline <= now:
+                        if not job.stop.is_set():
+                            job.timed_out_after = limit
+                            job.stop.set()
+                    else:
+                        wake = deadline - now if wake is None else min(wake, deadline - now)
+                self._cond.wait(wake)
 
     def _work(self) -> None:
         while True:
@@ -272,6 +439,13 @@ class JobRunner:
                 stop_event=job.stop,
                 on_weights=lambda weights: self.store.save_weights(job.id, weights),
             )
+            if job.timed_out_after is not None and result.status == "cancelled":
+                result = dataclasses.replace(result, status="failed", error=(
+                    f"stopped at this server's wall-time limit of {format_duration(job.timed_out_after)}; "
+                    f"its {len(result.epochs)} finished epochs are kept and ε is that of those epochs"))
+            if result.status == "completed":
+                self.throughput.add(job.config, examples=sum(e.examples for e in result.epochs),
+                                    seconds=result.seconds)
             self.store.finish_run(job.id, result)
             self._end(job, result.status, result.error, result.epochs)
         except BaseException as exc:  # noqa: BLE001 - a worker must outlive any one run
@@ -292,8 +466,8 @@ class JobRunner:
         """The store takes no more writes: cancel the queued jobs and stop the running ones."""
         with self._cond:
             self.store_failure = self.store_failure or str(exc)
-            cancelled = list(self._queue)
-            self._queue.clear()
+            cancelled = sorted((j for queue in self._queues.values() for j in queue), key=lambda j: j.id)
+            self._queues.clear()
             now = time.time()
             for job in cancelled:
                 job.state, job.finished, job.error = "cancelled", now, f"not started: {exc}"
@@ -348,20 +522,21 @@ _RUNNER_LOCK = threading.Lock()
 
 
 def get_runner(store_path: Union[str, os.PathLike[str], None] = None, *,
-               workers: Optional[int] = None) -> JobRunner:
+               workers: Optional[int] = None, settings: Optional[ServerSettings] = None) -> JobRunner:
     """The one runner of this process, created on first use; all browser sessions share it.
 
-    ``workers`` defaults to $DPEXPLORER_WORKERS, else 1. Asking again with a different store
-    path is an error, since jobs already submitted live in the first one; a runner that was shut
-    down is replaced by a new one.
+    It takes its worker count and limits from ``settings`` (default ``ServerSettings.from_env()``:
+    $DPEXPLORER_WORKERS, else the machine's cores); ``workers`` overrides the count. Asking again
+    with a different store path is an error, since jobs already submitted live in the first one; a
+    runner that was shut down is replaced by a new one.
     """
     global _RUNNER
     with _RUNNER_LOCK:
         wanted = Path(store_path).expanduser() if store_path is not None else None
         if _RUNNER is None or _RUNNER.closed:
-            if workers is None:
-                workers = _workers_from_env()
-            _RUNNER = JobRunner(store=RunStore(store_path), workers=workers)
+            settings = settings if settings is not None else ServerSettings.from_env()
+            _RUNNER = JobRunner(store=RunStore(store_path), workers=settings.workers if workers is None else workers,
+                                limits=settings.limits)
         elif wanted is not None and wanted.resolve() != _RUNNER.store.path.resolve():
             raise ValueError(
                 f"the job runner already uses {str(_RUNNER.store.path)!r}, not {str(wanted)!r}"
@@ -369,10 +544,11 @@ def get_runner(store_path: Union[str, os.PathLike[str], None] = None, *,
         return _RUNNER
 
 
-def _workers_from_env() -> int:
-    text = os.environ.get(ENV_WORKERS, "").strip()
-    if not text:
-        return 1
-    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
-        raise ValueError(f"{ENV_WORKERS} must be a whole number from 1 to {MAX_WORKERS}, got {text[:20]!r}")
-    return int(text)
+def _train_size_or_none(config: DPConfig) -> Optional[int]:
+    """n for the compute estimate, or None when the data cannot be read now (the run then fails with the reason)."""
+    from dpcore import data
+
+    try:
+        return data.train_size(config)
+    except UserInputError:
+        return None

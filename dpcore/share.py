@@ -8,11 +8,13 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION, parse_field
 from dpcore.errors import ConfigError
 from dpcore.safe_io import quote
+from dpcore.participants import TOKEN_PARAM
 
 # The parameter that marks a query string as a shared config (and carries the schema version).
 MARKER = "dpx"
-# Query parameters Streamlit itself reads; a link may carry them beside a config.
-_STREAMLIT_PARAMS = frozenset({"embed", "embed_options"})
+# Query parameters Streamlit itself reads, and the participant token the app keeps in the URL
+# (never part of a shared config); a link may carry them beside a config.
+_STREAMLIT_PARAMS = frozenset({"embed", "embed_options", TOKEN_PARAM})
 
 def encode(config: DPConfig) -> dict[str, str]:
     """Every field of ``config`` as a string, plus the marker; fields that are None are left out."""

@@ -1,6 +1,6 @@
 """Run history in SQLite: every run's config, status, per-epoch metrics and timings, kept on disk.
 
-Layout (schema version 2, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings older files up):
+Layout (schema version 3, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings older files up):
 
 - ``runs``: id, name, owner, created/started/finished (Unix seconds), config_json, status,
   error, n_train, examples_per_second, seconds, process (who runs it; see ``mark_interrupted``).
@@ -10,6 +10,8 @@ Layout (schema version 2, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings
   that the model can be audited later exactly as it was trained.
 - ``audits`` (version 2): the latest empirical privacy audit of a run (``dpcore.audit``'s report
   as JSON text; the store does not read inside it).
+- ``participants`` (version 3): the people of a shared server (``dpcore.participants``): the
+  SHA-256 of each one's token, their owner id and display name.
 
 Final metrics are the last epoch's row. An infinite ε (the non-private baseline, or an accountant
 that can promise nothing) is stored as NULL in ``epoch_metrics.epsilon`` and read back as
@@ -32,6 +34,7 @@ import csv
 import io
 import math
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -46,6 +49,7 @@ import numpy as np
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 from dpcore.explain import format_epsilon
+from dpcore.participants import Caller, check_host, check_may_manage, check_may_manage_owner
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY
 from dpcore.safe_io import quote, quote_path
 
@@ -158,11 +162,21 @@ CREATE TABLE audits (
 );
 """
 
+_SCHEMA_V3 = """
+CREATE TABLE participants (
+    token_hash TEXT PRIMARY KEY,
+    owner TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
 # MIGRATIONS[i] brings a file from schema version i to i + 1 inside one transaction. Append new
 # steps at the end; never edit a released one.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     lambda conn: _run_script(conn, _SCHEMA_V1),
     lambda conn: _run_script(conn, _SCHEMA_V2),
+    lambda conn: _run_script(conn, _SCHEMA_V3),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -596,17 +610,66 @@ class RunStore:
             conn.execute("INSERT OR REPLACE INTO audits (run_id, created, report_json) VALUES (?, ?, ?)",
                          (run_id, time.time(), report_json))
 
-    def rename_run(self, run_id: int, name: str) -> None:
-        """Give a run a display name ("" goes back to ``run <id>``)."""
+    def rename_run(self, run_id: int, name: str, *, by: Optional[Caller] = None) -> None:
+        """Give a run a display name ("" goes back to ``run <id>``); ``by`` must own it or be the host."""
         with self._connect(write=True) as conn:
-            if conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name.strip(), run_id)).rowcount == 0:
-                raise UnknownRunError(run_id)
+            check_may_manage(by, run_id=run_id, run_owner=self._owner_of(conn, run_id), action="rename")
+            conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name.strip(), run_id))
 
-    def delete_run(self, run_id: int) -> None:
-        """Remove a run and its epochs."""
+    def delete_run(self, run_id: int, *, by: Optional[Caller] = None) -> None:
+        """Remove a run and its epochs; ``by`` must own it or be the host."""
         with self._connect(write=True) as conn:
-            if conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount == 0:
-                raise UnknownRunError(run_id)
+            check_may_manage(by, run_id=run_id, run_owner=self._owner_of(conn, run_id), action="delete")
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    def delete_runs(self, *, owner: Optional[str], by: Optional[Caller] = None) -> list[int]:
+        """Remove every run of ``owner`` (of everyone when None, which only the host may); return their ids.
+
+        Refused, deleting nothing, while any of them is queued or running.
+        """
+        if owner is None:
+            check_host(by, action="clear the board")
+        else:
+            check_may_manage_owner(by, owner=owner, action="delete")
+        with self._connect(write=True) as conn:
+            where, args = ("", ()) if owner is None else (" WHERE owner = ?", (owner,))
+            rows = conn.execute(f"SELECT id, owner, status FROM runs{where}", args).fetchall()
+            for row in rows:
+                check_may_manage(by, run_id=row["id"], run_owner=row["owner"], action="delete")
+            active = [row["id"] for row in rows if row["status"] in ACTIVE_STATUSES]
+            if active:
+                raise UserInputError("runs", f"{len(active)} of these runs (ids {', '.join(map(str, active))}) "
+                                     "are queued or training", allowed="cancel them first, then delete")
+            conn.executemany("DELETE FROM runs WHERE id = ?", [(row["id"],) for row in rows])
+            return [row["id"] for row in rows]
+
+    @staticmethod
+    def _owner_of(conn: sqlite3.Connection, run_id: int) -> str:
+        row = conn.execute("SELECT owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise UnknownRunError(run_id)
+        return str(row["owner"])
+
+    # -- participants (dpcore.participants) ----------------------------------------------
+
+    def add_participant(self, *, token_hash: str, owner: str, display_name: str) -> None:
+        """Keep a new participant: the hash of their token, their owner id and display name."""
+        with self._connect(write=True) as conn:
+            conn.execute("INSERT INTO participants (token_hash, owner, display_name, created) VALUES (?, ?, ?, ?)",
+                         (token_hash, owner, display_name, time.time()))
+
+    def find_participant(self, token_hash: str) -> Optional[tuple[str, str]]:
+        """(owner id, display name) of the participant whose token has this hash, or None."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT owner, display_name FROM participants WHERE token_hash = ?",
+                               (token_hash,)).fetchone()
+        return None if row is None else (str(row["owner"]), str(row["display_name"]))
+
+    def display_names(self) -> dict[str, str]:
+        """Every participant's display name by owner id, for "everyone's runs" views."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT owner, display_name FROM participants").fetchall()
+        return {str(row["owner"]): str(row["display_name"]) for row in rows}
 
     def mark_interrupted(self) -> int:
         """Mark queued or running runs whose process has died as interrupted; return how many.
@@ -729,13 +792,33 @@ class RunStore:
         return None if row is None else str(row["report_json"])
 
     def to_csv(self, *, owner: Optional[str] = None) -> str:
-        """The runs table as CSV text, one row per readable run (ε of a baseline is written as ``inf``)."""
+        """The runs table as CSV text, one row per readable run (ε of a baseline is written as ``inf``).
+
+        Rows end in CRLF (RFC 4180), so a CR or LF inside a cell (a run name) is quoted and stays
+        in its cell; text a spreadsheet would run as a formula is written as text (``spreadsheet_safe``).
+        """
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(CSV_COLUMNS)
         for run in self.list_runs(owner=owner):
-            writer.writerow(csv_row(run))
+            writer.writerow([spreadsheet_safe(cell) for cell in csv_row(run)])
         return out.getvalue()
+
+
+# A cell starting with one of these is read by spreadsheets as a formula (tab and CR as well).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?inf")
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, prefixed with ' so it stays text; others as they are.
+
+    Numbers, and text that is just a number such as "-0.5", pass unchanged; line breaks inside a
+    cell are left to the csv writer, which quotes them.
+    """
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
 
 
 def run_row(run: RunRecord) -> dict[str, Any]:

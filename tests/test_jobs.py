@@ -11,8 +11,11 @@ from typing import Callable
 import pytest
 
 from dpcore import jobs
+from dpcore.capacity import CapacityError, ThroughputTable
 from dpcore.config import DPConfig
 from dpcore.jobs import JobRunner, JobSnapshot, get_runner
+from dpcore.participants import Caller, NotAllowedError
+from dpcore.server_settings import RunLimits, ServerSettings
 from dpcore.store import RunStore, UnknownRunError
 from tests.conftest import REPO_ROOT
 
@@ -227,3 +230,114 @@ def test_get_runner_is_one_per_process(monkeypatch, tmp_path):
         assert second.store.path == tmp_path / "other.sqlite3" and second.workers == 1
     finally:
         second.shutdown(wait=True)
+
+
+# -- a shared server: fairness, limits, caps, the host -------------------------------------
+
+ADA, BOB = Caller(owner="pada"), Caller(owner="pbob")
+HOST = Caller(owner="phost", is_host=True)
+ONE_EPOCH = TINY.replace(epochs=1, max_train_examples=64)
+NO_CAPS = RunLimits(max_running=1, max_queued=3, max_example_passes=None, max_run_seconds=None)
+
+
+@pytest.mark.timeout(180)
+def test_workers_take_turns_between_participants(store):
+    runner = JobRunner(store=store, workers=1, limits=NO_CAPS)
+    try:
+        ada = [runner.submit(ONE_EPOCH, owner=ADA.owner) for _ in range(3)]
+        bob = [runner.submit(ONE_EPOCH, owner=BOB.owner) for _ in range(3)]
+        assert runner.wait(timeout=170)
+    finally:
+        runner.shutdown(wait=True)
+    jobs_by_start = sorted(runner.list_jobs(), key=lambda j: j.started)
+    assert all(j.state == "completed" for j in jobs_by_start)
+    # Round robin, not first come first served (which would run all of Ada's first).
+    assert [j.id for j in jobs_by_start] == [ada[0], bob[0], ada[1], bob[1], ada[2], bob[2]]
+    # Finished runs teach the runner their speed, and a runner starting on the same store learns it too.
+    for speeds in (runner.throughput, ThroughputTable.from_runs(store.list_runs())):
+        assert speeds.rate(ONE_EPOCH) > 0
+
+
+@pytest.mark.timeout(180)
+def test_per_participant_limits_queue_position_and_the_host(store):
+    limits = RunLimits(max_running=1, max_queued=1, max_example_passes=None, max_run_seconds=None)
+    runner = JobRunner(store=store, workers=2, limits=limits)
+    try:
+        long_id = runner.submit(LONG, owner=ADA.owner)
+        waiting_id = runner.submit(ONE_EPOCH, owner=ADA.owner)
+        with pytest.raises(CapacityError) as info:
+            runner.submit(ONE_EPOCH, owner=ADA.owner)
+        assert info.value.field == "runs"
+        assert "already have 2 runs queued or training" in str(info.value)
+        assert "1 training and 1 waiting per participant" in str(info.value)
+        bob_id = runner.submit(ONE_EPOCH, owner=BOB.owner)  # another participant is not held back
+        assert runner.wait([bob_id], timeout=120)
+        assert runner.get(bob_id).state == "completed"
+        _wait_until(lambda: runner.get(long_id).eta_seconds is not None, what="the long run's ETA")
+        # A worker is free, but Ada may train one run at a time: hers waits, first in the queue.
+        assert runner.get(waiting_id).state == "queued"
+        estimate = runner.queue_estimate(waiting_id)
+        assert (estimate.position, estimate.waiting) == (1, 1)
+        assert estimate.start_in_seconds is not None and estimate.finish_in_seconds > estimate.start_in_seconds
+        assert "(an estimate)" in estimate.text()
+        assert runner.queue_estimate(long_id) is None
+
+        with pytest.raises(NotAllowedError, match="only the host can change the limits"):
+            runner.set_limits(limits.replace(max_running=2), by=ADA)
+        with pytest.raises(NotAllowedError, match=f"run {long_id} belongs to another participant"):
+            runner.cancel(long_id, by=BOB)
+        runner.set_limits(limits.replace(max_running=2), by=HOST)
+        assert runner.wait([waiting_id], timeout=120)  # started once the host raised the limit
+        assert runner.get(waiting_id).state == "completed"
+        with pytest.raises(NotAllowedError, match="only the host can cancel everyone's runs"):
+            runner.cancel_all(by=ADA)
+        assert runner.cancel_all(by=HOST) == 1
+        assert runner.wait([long_id], timeout=60) and runner.get(long_id).state == "cancelled"
+    finally:
+        runner.shutdown(wait=True)
+
+
+def test_a_run_over_the_compute_cap_is_refused_naming_the_estimate_and_the_cap(store):
+    runner = JobRunner(store=store, workers=1, limits=NO_CAPS.replace(max_example_passes=1000))
+    try:
+        big = TINY.replace(max_train_examples=None, epochs=2)  # 1437 digits × 2 epochs
+        with pytest.raises(CapacityError) as info:
+            runner.submit(big, owner=ADA.owner)
+        text = str(info.value)
+        assert info.value.field == "compute"
+        assert "1,437 examples × 2 epochs = 2,874 example passes" in text and "at most 1,000" in text
+        assert "no time estimate" in text  # nothing of this kind has finished yet
+        assert "smaller max_train_examples" in text
+        assert runner.list_jobs() == [] and store.list_runs() == []
+        estimate = runner.estimate(big)
+        assert (estimate.example_passes, estimate.seconds) == (2874, None)
+    finally:
+        runner.shutdown(wait=True)
+
+
+@pytest.mark.timeout(120)
+def test_the_wall_time_limit_stops_a_run_and_keeps_its_epochs(store):
+    runner = JobRunner(store=store, workers=1, limits=NO_CAPS)
+    try:
+        job_id = runner.submit(LONG, owner=ADA.owner)
+        _wait_until(lambda: len(runner.get(job_id).metrics) >= 1, what="the first finished epoch")
+        runner.set_limits(NO_CAPS.replace(max_run_seconds=0.01), by=HOST)  # applies to running runs too
+        assert runner.wait([job_id], timeout=60)
+    finally:
+        runner.shutdown(wait=True)
+    job = runner.get(job_id)
+    assert job.state == "failed"
+    assert "wall-time limit of 0.01 s" in job.error and "finished epochs are kept" in job.error
+    assert 1 <= len(job.metrics) < LONG.epochs
+    record = store.get_run(job_id)
+    assert (record.status, record.error, record.epochs) == ("failed", job.error, job.metrics)
+
+
+def test_get_runner_takes_the_server_settings(monkeypatch, tmp_path):
+    monkeypatch.setattr(jobs, "_RUNNER", None)
+    limits = RunLimits(max_running=2, max_queued=5)
+    runner = get_runner(tmp_path / "served.sqlite3", settings=ServerSettings(workers=3, limits=limits))
+    try:
+        assert runner.workers == 3 and runner.limits == limits
+    finally:
+        runner.shutdown(wait=True)

@@ -23,7 +23,10 @@ from dpcore.store import (
     process_alive,
     process_token,
     run_row,
+    spreadsheet_safe,
 )
+from dpcore.errors import UserInputError
+from dpcore.participants import Caller, NotAllowedError
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics, TrainResult
 
 CONFIG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=3, max_train_examples=128)
@@ -350,9 +353,106 @@ def test_a_version_1_store_gains_the_weights_and_audit_tables(tmp_path):
     conn.close()
 
     store = RunStore(path)
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     (old,) = store.list_runs()
     assert old.name == "old" and old.config == CONFIG
     assert store.load_weights(old.id) is None and store.get_audit(old.id) is None
     store.save_audit(old.id, "{}")
     assert store.get_audit(old.id) == "{}"
+
+
+# -- permissions (dpcore.participants.Caller) ------------------------------------------------
+
+ADA, BOB = Caller(owner="pada"), Caller(owner="pbob")
+HOST = Caller(owner="phost", is_host=True)
+
+
+def _finished(store: RunStore, owner: str, name: str = "") -> int:
+    run_id = store.create_run(CONFIG, owner=owner, name=name)
+    store.finish_run(run_id, _result(CONFIG, (_epoch(1),)))
+    return run_id
+
+
+def test_participants_rename_and_delete_only_their_own_runs(store):
+    adas = _finished(store, "pada", "ada's")
+    bobs = _finished(store, "pbob", "bob's")
+    store.rename_run(adas, "renamed", by=ADA)
+    assert store.get_run(adas).name == "renamed"
+    for action in (lambda: store.rename_run(bobs, "=evil", by=ADA), lambda: store.delete_run(bobs, by=ADA)):
+        with pytest.raises(NotAllowedError) as info:
+            action()
+        assert info.value.field == "run" and f"run {bobs} belongs to another participant" in str(info.value)
+    assert store.get_run(bobs).name == "bob's"
+    store.delete_run(adas, by=ADA)
+    assert [r.id for r in store.list_runs()] == [bobs]
+    with pytest.raises(UnknownRunError):
+        store.delete_run(adas, by=ADA)
+
+
+def test_runs_without_an_owner_belong_to_nobody_but_the_host(store):
+    legacy = _finished(store, "")
+    with pytest.raises(NotAllowedError):
+        store.delete_run(legacy, by=Caller(owner=""))
+    store.rename_run(legacy, "kept", by=HOST)
+    store.delete_run(legacy, by=HOST)
+    assert store.list_runs() == []
+
+
+def test_the_host_clears_the_board_and_a_participant_deletes_only_their_own(store):
+    ada1, ada2 = _finished(store, "pada"), _finished(store, "pada")
+    bobs = _finished(store, "pbob")
+    with pytest.raises(NotAllowedError, match="only the host can clear the board"):
+        store.delete_runs(owner=None, by=ADA)
+    with pytest.raises(NotAllowedError, match="belong to another participant") as info:
+        store.delete_runs(owner="pada", by=BOB)
+    assert info.value.field == "runs"
+    assert store.delete_runs(owner="pada", by=ADA) == [ada1, ada2]
+    queued = store.create_run(CONFIG, owner="pbob")
+    with pytest.raises(UserInputError, match=f"ids {queued}.*cancel them first"):
+        store.delete_runs(owner=None, by=HOST)
+    assert [r.id for r in store.list_runs()] == [bobs, queued]  # nothing deleted
+    store.set_status(queued, "cancelled")
+    assert store.delete_runs(owner=None, by=HOST) == [bobs, queued]
+    assert store.list_runs() == []
+
+
+def test_csv_cells_that_spreadsheets_would_run_are_text(store):
+    names = ["=HYPERLINK(\"http://x\",\"click\")", "+1+1", "-2+3", "@SUM(A1:A9)", "\tTAB", "\rCR",
+             "line one\nline two", "plain"]
+    for name in names:
+        _finished(store, "pada", name)
+    rows = list(csv.DictReader(io.StringIO(store.to_csv())))
+    assert [row["name"] for row in rows] == [
+        "'=HYPERLINK(\"http://x\",\"click\")", "'+1+1", "'-2+3", "'@SUM(A1:A9)", "'\tTAB", "'\rCR",
+        "line one\nline two", "plain"]
+    assert len(rows) == len(names)  # the newline stayed inside one quoted cell
+    text = store.to_csv()
+    assert '"line one\nline two"' in text and "\"'\rCR\"" in text
+    assert rows[0]["epsilon"] == "1.5" and float(rows[0]["test_accuracy"]) == _epoch(1).test_accuracy  # numbers unchanged
+
+
+@pytest.mark.parametrize("cell, written", [
+    ("-0.5", "-0.5"), ("+3e-05", "+3e-05"), ("-inf", "-inf"), ("-", "'-"), ("=1", "'=1"), (-1.5, -1.5), (7, 7),
+    ("a=b", "a=b"),
+])
+def test_spreadsheet_safe_leaves_numbers_alone(cell, written):
+    assert spreadsheet_safe(cell) == written
+
+
+def test_a_version_2_store_gains_the_participants_table(tmp_path):
+    import dpcore.store as store_module
+    from dpcore import participants
+
+    path = tmp_path / "runs.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    store_module.MIGRATIONS[0](conn)
+    store_module.MIGRATIONS[1](conn)  # the layout of version 2, before participants
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("COMMIT")
+    conn.close()
+
+    store = RunStore(path)
+    assert store.schema_version() == 3
+    ada, token = participants.register(store, "Ada")
+    assert participants.find(store, token) == ada

@@ -1,11 +1,15 @@
-"""Uploaded CSV files: checked before they are kept, kept once per content, readable as datasets."""
+"""Uploaded CSV files: checked, kept once per content and per owner, usable only by their owner; server paths confined."""
 from __future__ import annotations
 
 import pytest
 
-from dpcore import data, uploads
+from dpcore import data, participants, server_paths, uploads
 from dpcore.config import DPConfig
-from dpcore.errors import DatasetError
+from dpcore.errors import DatasetError, UserInputError
+from dpcore.jobs import JobRunner
+from dpcore.participants import Caller, NotAllowedError
+from dpcore.server_settings import ServerSettings
+from dpcore.store import RunStore
 from tests.conftest import REPO_ROOT
 
 SAMPLE = (REPO_ROOT / "assets" / "sample.csv").read_bytes()
@@ -47,3 +51,115 @@ def test_file_columns_apply_the_load_checks(tmp_path):
         data.csv_file_columns(str(tmp_path))
     with pytest.raises(DatasetError, match="does not exist"):
         data.csv_file_columns(str(tmp_path / "missing.csv"))
+
+
+# -- ownership ------------------------------------------------------------------------------
+
+ADA, BOB = Caller(owner="p" + "a" * 16), Caller(owner="p" + "b" * 16)
+HOST = Caller(owner="p" + "c" * 16, is_host=True)
+
+
+def _csv_config(path) -> DPConfig:
+    return DPConfig(dataset="csv", csv_path=str(path), csv_label=data.csv_columns(SAMPLE)[-1], model="logreg")
+
+
+def test_an_upload_belongs_to_its_uploader(tmp_path):
+    adas = uploads.save_csv(SAMPLE, name="ada.csv", owner=ADA.owner, directory=tmp_path)
+    bobs = uploads.save_csv(SAMPLE, name="bob.csv", owner=BOB.owner, directory=tmp_path)
+    assert adas.parent == tmp_path / ADA.owner and bobs.parent == tmp_path / BOB.owner
+    assert uploads.upload_owner(str(adas), directory=tmp_path) == ADA.owner
+    assert uploads.upload_owner(str(tmp_path / BOB.owner / ".." / ADA.owner / adas.name), directory=tmp_path) == ADA.owner
+    assert uploads.upload_owner(str(REPO_ROOT / "assets" / "sample.csv"), directory=tmp_path) is None
+    assert uploads.may_use(str(adas), ADA, directory=tmp_path) and uploads.may_use(str(adas), HOST, directory=tmp_path)
+    assert not uploads.may_use(str(adas), BOB, directory=tmp_path)
+    assert uploads.shown_name(str(adas), ADA, directory=tmp_path) == adas.name
+    assert uploads.shown_name(str(adas), BOB, directory=tmp_path) == "(another participant's upload)"
+    with pytest.raises(UserInputError) as info:
+        uploads.save_csv(SAMPLE, name="x.csv", owner="../escape", directory=tmp_path)
+    assert info.value.field == "owner"
+
+
+def test_only_the_owner_and_the_host_train_on_an_upload(tmp_path):
+    adas = uploads.save_csv(SAMPLE, name="ada.csv", owner=ADA.owner, directory=tmp_path)
+    settings = ServerSettings()  # no data folder
+    config = _csv_config(adas)
+    assert server_paths.check_server_path(config, settings, caller=ADA, uploads_directory=tmp_path) == config
+    assert server_paths.check_server_path(config, settings, caller=HOST, uploads_directory=tmp_path) == config
+    with pytest.raises(NotAllowedError) as info:
+        server_paths.check_server_path(config, settings, caller=BOB, uploads_directory=tmp_path)
+    assert info.value.field == "csv_path" and "another participant" in str(info.value)
+
+
+def test_deleting_a_participants_runs_deletes_their_uploads(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    folder = tmp_path / "uploads"
+    adas = uploads.save_csv(SAMPLE, name="ada.csv", owner=ADA.owner, directory=folder)
+    bobs = uploads.save_csv(SAMPLE, name="bob.csv", owner=BOB.owner, directory=folder)
+    (folder / "notes.txt").write_text("not an upload")
+    for owner in (ADA.owner, BOB.owner):
+        run_id = store.create_run(_csv_config(adas), owner=owner)
+        store.set_status(run_id, "cancelled")
+    runner = JobRunner(store=store, workers=1)
+    try:
+        with pytest.raises(NotAllowedError):
+            participants.delete_runs_and_uploads(runner, by=BOB, owner=ADA.owner, uploads_directory=folder)
+        carols = uploads.save_csv(SAMPLE, name="c.csv", owner="p" + "d" * 16, directory=folder)
+        with pytest.raises(NotAllowedError):  # no runs to check, still not Bob's to delete
+            participants.delete_runs_and_uploads(runner, by=BOB, owner="p" + "d" * 16, uploads_directory=folder)
+        with pytest.raises(NotAllowedError, match="only the host can clear the board"):
+            participants.delete_runs_and_uploads(runner, by=BOB, owner=None, uploads_directory=folder)
+        assert adas.exists() and carols.exists()
+        assert participants.delete_runs_and_uploads(runner, by=ADA, owner=ADA.owner, uploads_directory=folder) == 1
+        assert not adas.exists() and not (folder / ADA.owner).exists() and bobs.exists()
+        assert [r.owner for r in store.list_runs()] == [BOB.owner]
+        assert participants.delete_runs_and_uploads(runner, by=HOST, owner=None, uploads_directory=folder) == 1
+        assert store.list_runs() == [] and not bobs.exists() and not carols.exists()
+        assert (folder / "notes.txt").read_text() == "not an upload"  # only uploads are deleted
+    finally:
+        runner.shutdown(wait=True)
+
+
+# -- confinement of server paths ------------------------------------------------------------
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    folder = tmp_path / "data"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "table.csv").write_bytes(SAMPLE)
+    secret = tmp_path / "secret.csv"
+    secret.write_bytes(SAMPLE)
+    (folder / "link.csv").symlink_to(secret)
+    (folder / "inside-link.csv").symlink_to(folder / "sub" / "table.csv")
+    return folder
+
+
+def test_server_files_are_off_without_a_data_folder(tmp_path):
+    settings = ServerSettings()
+    assert not server_paths.server_files_enabled(settings)
+    with pytest.raises(UserInputError, match="does not read files named by path") as info:
+        server_paths.check_server_path(_csv_config("/etc/os-release"), settings, caller=ADA, uploads_directory=tmp_path)
+    assert info.value.field == "csv_path"
+
+
+def test_only_files_under_the_data_folder_are_accepted(data_dir, tmp_path):
+    settings = ServerSettings(data_dir=data_dir.resolve())
+    uploads_folder = tmp_path / "uploads"
+    table = (data_dir / "sub" / "table.csv").resolve()
+    for given in (str(table), "sub/table.csv", str(data_dir / "sub" / ".." / "sub" / "table.csv"), "inside-link.csv"):
+        checked = server_paths.check_server_path(_csv_config(given), settings, caller=ADA,
+                                                 uploads_directory=uploads_folder)
+        assert checked.csv_path == str(table)
+    assert server_paths.resolve_data_file("sub/table.csv", settings) == table
+    for escape in ("/etc/passwd", "../secret.csv", str(data_dir / ".." / "secret.csv"), "link.csv",
+                   str(data_dir / "link.csv"), "/etc/no-such-file"):
+        with pytest.raises(UserInputError, match="outside the data folder") as info:
+            server_paths.check_server_path(_csv_config(escape), settings, caller=HOST, uploads_directory=uploads_folder)
+        assert info.value.field == "csv_path"
+    with pytest.raises(UserInputError, match="NUL byte"):
+        server_paths.resolve_data_file("sub/table.csv\x00.txt", settings)
+
+
+def test_a_config_without_a_file_passes_unchanged():
+    config = DPConfig()
+    assert server_paths.check_server_path(config, ServerSettings(), caller=ADA) is config

@@ -1,0 +1,88 @@
+"""ServerSettings: read from the environment with checked values; the upload limit agrees with Streamlit's config."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import toml  # Streamlit's own TOML reader (tomllib needs Python 3.11)
+
+from dpcore.errors import UserInputError
+from dpcore.server_settings import (
+    MAX_UPLOAD_BYTES,
+    RunLimits,
+    ServerSettings,
+    upload_limit_text,
+)
+from tests.conftest import REPO_ROOT
+
+STREAMLIT_CONFIG = REPO_ROOT / ".streamlit" / "config.toml"
+
+
+def test_defaults_without_any_variable():
+    settings = ServerSettings.from_env({})
+    assert settings.workers == (os.cpu_count() or 1)
+    assert settings.limits == RunLimits() == RunLimits(max_running=1, max_queued=3, max_example_passes=6_000_000,
+                                                       max_run_seconds=3600.0)
+    assert settings.data_dir is None and settings.host_secret is None and not settings.has_host
+    assert settings.max_upload_bytes == MAX_UPLOAD_BYTES
+
+
+def test_every_variable_is_read(tmp_path):
+    settings = ServerSettings.from_env({
+        "DPEXPLORER_WORKERS": "3", "DPEXPLORER_MAX_RUNNING": "2", "DPEXPLORER_MAX_QUEUED": "0",
+        "DPEXPLORER_MAX_EXAMPLE_PASSES": "1000", "DPEXPLORER_MAX_RUN_SECONDS": "none",
+        "DPEXPLORER_DATA_DIR": str(tmp_path), "DPEXPLORER_HOST_SECRET": "s3cret-enough",
+    })
+    assert settings.workers == 3
+    assert settings.limits == RunLimits(max_running=2, max_queued=0, max_example_passes=1000, max_run_seconds=None)
+    assert settings.data_dir == tmp_path.resolve() and settings.host_secret == "s3cret-enough"
+    assert "s3cret" not in repr(settings)
+
+
+def test_the_host_secret_can_come_from_a_file(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-a-file-123\nsecond line\n")
+    settings = ServerSettings.from_env({"DPEXPLORER_HOST_SECRET_FILE": str(secret_file)})
+    assert settings.host_secret == "from-a-file-123"
+    with pytest.raises(UserInputError, match="DPEXPLORER_HOST_SECRET_FILE: cannot read"):
+        ServerSettings.from_env({"DPEXPLORER_HOST_SECRET_FILE": str(tmp_path / "missing")})
+    with pytest.raises(UserInputError, match="one of them"):
+        ServerSettings.from_env({"DPEXPLORER_HOST_SECRET_FILE": str(secret_file), "DPEXPLORER_HOST_SECRET": "x" * 12})
+
+
+@pytest.mark.parametrize("name, value, problem", [
+    ("DPEXPLORER_WORKERS", "0", "at least 1"), ("DPEXPLORER_WORKERS", "two", "at least 1"),
+    ("DPEXPLORER_MAX_RUNNING", "0", "at least 1"), ("DPEXPLORER_MAX_QUEUED", "-1", "at least 0"),
+    ("DPEXPLORER_MAX_EXAMPLE_PASSES", "1.5", "not a number"), ("DPEXPLORER_MAX_RUN_SECONDS", "0", "out of range"),
+    ("DPEXPLORER_MAX_RUN_SECONDS", "inf", "out of range"), ("DPEXPLORER_DATA_DIR", "/no/such/folder", "not a folder"),
+    ("DPEXPLORER_HOST_SECRET", "short", "5 characters"),
+])
+def test_bad_values_name_the_variable(name, value, problem):
+    with pytest.raises(UserInputError) as info:
+        ServerSettings.from_env({name: value})
+    assert info.value.field == name and problem in str(info.value)
+
+
+def test_limits_are_checked_when_built_too():
+    with pytest.raises(UserInputError, match="max_running"):
+        RunLimits(max_running=0)
+    with pytest.raises(UserInputError, match="max_run_seconds"):
+        RunLimits(max_run_seconds=-1.0)
+    assert RunLimits().replace(max_queued=5).max_queued == 5
+
+
+def test_streamlit_upload_limit_agrees_with_the_library():
+    config = toml.loads(STREAMLIT_CONFIG.read_text())
+    # Streamlit multiplies server.maxUploadSize by 1024 * 1024 (starlette_routes.py).
+    assert config["server"]["maxUploadSize"] * 1024 * 1024 == MAX_UPLOAD_BYTES
+    assert f"{MAX_UPLOAD_BYTES // 2**20} MB" in upload_limit_text()
+
+
+def test_streamlit_config_is_fit_for_a_shared_server():
+    config = toml.loads(STREAMLIT_CONFIG.read_text())
+    server, client = config["server"], config["client"]
+    assert server["enableXsrfProtection"] is True and server.get("enableCORS", True) is True
+    assert server["fileWatcherType"] == "none" and server["runOnSave"] is False and server["headless"] is True
+    assert config["browser"]["gatherUsageStats"] is False
+    assert client["showErrorDetails"] == "none"
+    assert server.get("enableStaticServing", False) is False
