@@ -145,6 +145,10 @@ class JobRunner:
         """Queue ``config`` for training and return its id (its run id in the store)."""
         if not isinstance(config, DPConfig):
             raise TypeError(f"submit needs a DPConfig, got {type(config).__name__}")
+        # The trainer (and TensorFlow) loads here, in the caller's thread, rather than first in a
+        # worker while the caller goes on (a page polling its runs): a run whose worker imported
+        # TensorFlow that way was seen to stall for minutes in the browser tests.
+        from dpcore.dpsgd import training  # noqa: F401
         with self._cond:
             if self._closed:
                 raise RuntimeError("this job runner has been shut down")
