@@ -3,7 +3,8 @@
 ``dp_gradient`` returns the gradient DP-SGD applies: every example's gradient clipped to l2_norm_clip,
 summed, plus Gaussian noise of std noise_multiplier * l2_norm_clip, divided by ``normalizer`` (the
 expected batch size under Poisson sampling, never the drawn size). Randomness (noise, dropout) comes
-from ``seed`` only, so the same inputs give the same gradient.
+from ``seed`` only, so the same inputs give the same gradient. A model that DP-SGD cannot make private
+(``per_example.check_privatizable``) is refused before anything runs.
 """
 from __future__ import annotations
 
@@ -29,11 +30,15 @@ def per_example_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 
 @dataclass(frozen=True)
 class StepGradient:
-    """A batch's update direction and, for metrics, the per-example losses and logits it saw."""
+    """A batch's update direction and, for metrics, the per-example losses and logits it saw.
+
+    ``norms`` holds each example's gradient norm before clipping (None for the non-private baseline).
+    """
 
     gradients: tuple[tf.Tensor, ...]
     losses: tf.Tensor
     logits: tf.Tensor
+    norms: Optional[tf.Tensor] = None
 
 
 def dp_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
@@ -52,32 +57,37 @@ def dp_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tens
     noised = add_noise(clipped.gradients, stddev=noise_multiplier * l2_norm_clip,
                        seed=tf.random.experimental.stateless_fold_in(seed, _NOISE_STREAM))
     scale = tf.cast(normalizer, tf.float32)
-    return StepGradient(gradients=tuple(g / scale for g in noised), losses=clipped.losses, logits=clipped.logits)
+    return StepGradient(gradients=tuple(g / scale for g in noised), losses=clipped.losses, logits=clipped.logits,
+                        norms=clipped.norms)
 
 
 def clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
                 l2_norm_clip: float, seed: tf.Tensor, training: bool = True,
                 mask: Optional[tf.Tensor] = None) -> StepGradient:
-    """Sum over the batch of each example's gradient clipped to ``l2_norm_clip`` (no noise yet)."""
+    """Sum over the batch of each example's gradient clipped to ``l2_norm_clip`` (no noise yet).
+
+    Raises UserInputError for a model with a layer that DP-SGD cannot make private.
+    """
+    per_example.check_privatizable(model)
     variables = list(model.trainable_variables)
     x = tf.convert_to_tensor(x)
 
     def compute() -> tuple:
         result = _clipped_sum_nonempty(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, seed=seed, training=training,
                               variables=variables, mask=mask)
-        return result.gradients, result.losses, result.logits
+        return result.gradients, result.losses, result.logits, result.norms
 
     def empty() -> tuple:
         # Some kernels (oneDNN convolutions) mis-shape empty batches; an empty sum is zero anyway.
         classes = model.output_shape[-1]
         return (tuple(tf.zeros_like(v) for v in variables), tf.zeros([0], tf.float32),
-                tf.zeros([0, classes], tf.float32))
+                tf.zeros([0, classes], tf.float32), tf.zeros([0], tf.float32))
 
     if x.shape[0] is not None:
-        gradients, losses, logits = compute() if x.shape[0] > 0 else empty()
+        gradients, losses, logits, norms = compute() if x.shape[0] > 0 else empty()
     else:
-        gradients, losses, logits = tf.cond(tf.shape(x)[0] > 0, compute, empty)
-    return StepGradient(gradients=tuple(gradients), losses=losses, logits=logits)
+        gradients, losses, logits, norms = tf.cond(tf.shape(x)[0] > 0, compute, empty)
+    return StepGradient(gradients=tuple(gradients), losses=losses, logits=logits, norms=norms)
 
 
 def _clipped_sum_nonempty(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
@@ -85,7 +95,7 @@ def _clipped_sum_nonempty(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, 
                  variables: list[tf.Variable], mask: Optional[tf.Tensor]) -> StepGradient:
     if per_example.supports_fast_path(model):
         with tf.GradientTape() as tape:
-            recorded = per_example.forward(model, x, training=training, seed=seed)
+            recorded = per_example.forward(model, x, training=training, seed=seed, tap=True)
             losses = loss_fn(y, recorded.logits)
         outputs = [tap.outputs for tap in recorded.taps]
         output_grads = tape.gradient(losses, outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
@@ -93,13 +103,14 @@ def _clipped_sum_nonempty(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, 
         factors = _masked(clip_factors(norms, l2_norm_clip), mask)
         by_variable = per_example.weighted_gradients(recorded.taps, output_grads, factors)
         sums = tuple(by_variable[id(v)] for v in variables)
-        return StepGradient(gradients=sums, losses=losses, logits=recorded.logits)
+        return StepGradient(gradients=sums, losses=losses, logits=recorded.logits, norms=norms)
     each = per_example.per_example_gradients(model, loss_fn, x, y, training=training, seed=seed,
                                              variables=variables)
     squares = [tf.reduce_sum(tf.reshape(tf.square(g), [tf.shape(g)[0], -1]), axis=1) for g in each.gradients]
-    factors = _masked(clip_factors(tf.sqrt(tf.add_n(squares)), l2_norm_clip), mask)
+    norms = tf.sqrt(tf.add_n(squares))
+    factors = _masked(clip_factors(norms, l2_norm_clip), mask)
     sums = tuple(tf.tensordot(factors, g, axes=1) for g in each.gradients)
-    return StepGradient(gradients=sums, losses=each.losses, logits=each.logits)
+    return StepGradient(gradients=sums, losses=each.losses, logits=each.logits, norms=norms)
 
 
 def _masked(factors: tf.Tensor, mask: Optional[tf.Tensor]) -> tf.Tensor:
