@@ -9,7 +9,7 @@ turns, one window each per round, so load from elsewhere hits them alike; the ra
 the best windows and as the median over rounds of the two windows taken side by side.
 Target: the DP step at most 10% slower with the new noise.
 
-    python bench/noise_speed.py [--rounds 15] [--steps 40] [--threads N] [--json]
+    python bench/noise_speed.py [--rounds 30] [--steps 40] [--threads N] [--json]
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def measure(model_name: str, *, rounds: int, steps: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15, help="timed windows per variant; the best counts")
+    parser.add_argument("--rounds", type=int, default=30, help="timed windows per variant; the best counts")
     parser.add_argument("--steps", type=int, default=40, help="calls per window")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--threads", type=int, default=0,
