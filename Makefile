@@ -33,6 +33,7 @@ test: dev-venv
 bench: dev-venv
 	$(BIN)/python bench/accounting_latency.py
 	$(BIN)/python bench/training_throughput.py
+	$(BIN)/python bench/noise_speed.py
 	$(BIN)/python bench/app_latency.py
 
 clean:

@@ -64,11 +64,11 @@ def sequence_dense_model() -> tf.keras.Model:
 
 
 def generic_model() -> tf.keras.Model:
-    """LayerNormalization has no per-example rule here, so this model takes the vectorised path."""
+    """PReLU has no per-example rule, so this model takes the vectorised path."""
     return tf.keras.Sequential([
         tf.keras.Input((12,)),
-        tf.keras.layers.Dense(16, activation="relu", kernel_initializer=tf.keras.initializers.GlorotUniform(6)),
-        tf.keras.layers.LayerNormalization(),
+        tf.keras.layers.Dense(16, kernel_initializer=tf.keras.initializers.GlorotUniform(6)),
+        tf.keras.layers.PReLU(alpha_initializer=tf.keras.initializers.Constant(0.2)),
         tf.keras.layers.Dense(10, kernel_initializer=tf.keras.initializers.GlorotUniform(7)),
     ])
 
@@ -173,16 +173,59 @@ def test_masked_padding_rows_contribute_nothing():
     assert_close(list(baseline_padded.gradients), list(baseline.gradients))
 
 
-def test_standard_normal_samples_are_gaussian():
+def test_gaussian_noise_samples_are_gaussian_and_follow_the_seed():
     from scipy import stats
 
-    samples = privatize.standard_normal(200_001, seed=tf.constant([5, 6], tf.int64)).numpy()
-    assert samples.shape == (200_001,) and samples.dtype == np.float32
-    assert abs(samples.mean()) < 0.01 and samples.std() == pytest.approx(1.0, abs=0.01)
+    count = 1_000_001
+    samples = privatize.gaussian_noise(count, seed=tf.constant([5, 6], tf.int64)).numpy()
+    assert samples.shape == (count,) and samples.dtype == np.float32 and np.isfinite(samples).all()
+    assert abs(samples.mean()) < 0.005 and samples.std() == pytest.approx(1.0, abs=0.005)
     assert stats.kstest(samples, "norm").pvalue > 0.01
-    assert np.mean(np.abs(samples) > 3) == pytest.approx(2 * stats.norm.sf(3), rel=0.15)
-    again = privatize.standard_normal(200_001, seed=tf.constant([5, 6], tf.int64)).numpy()
+    for threshold in (3.0, 4.0):  # two-sided tail counts within the central 99.98% of their Binomial law
+        beyond = int(np.sum(np.abs(samples) > threshold))
+        law = stats.binom(count, 2 * stats.norm.sf(threshold))
+        assert law.ppf(1e-4) <= beyond <= law.isf(1e-4), (threshold, beyond, law.mean())
+    again = privatize.gaussian_noise(count, seed=tf.constant([5, 6], tf.int64)).numpy()
     np.testing.assert_array_equal(samples, again)
+    other = privatize.gaussian_noise(count, seed=tf.constant([5, 7], tf.int64)).numpy()
+    assert not np.array_equal(samples, other)
+
+
+def test_the_largest_reachable_draw_is_far_in_the_gaussian_tail():
+    """The smallest radius uniform is uniform_from_bits(0, 0) = 2**-65 (a high word of 0 is refined with a
+    low word of 0); it sets the largest |z|, sqrt(-2 ln 2**-65) = 9.49. All-ones bits give u = 1 and z = 0."""
+    smallest = privatize.uniform_from_bits(tf.constant([0], tf.uint32), tf.constant([0], tf.uint32)).numpy()[0]
+    assert smallest == privatize.RADIUS_UNIFORM_MIN == 2.0 ** -65
+    largest = np.sqrt(-2.0 * np.log(privatize.RADIUS_UNIFORM_MIN))
+    assert largest > 8.0
+    assert privatize.uniform_from_bits(tf.constant([2 ** 32 - 1], tf.uint32)).numpy()[0] == 1.0
+    uniforms = tf.constant([smallest, smallest, smallest, 1.0, 2.0 ** -20], tf.float32)
+    angles = tf.constant([0.0, 0.5, 0.25, 0.3, 0.0], tf.float32)  # fractions of a turn
+    first, second = np.split(privatize.box_muller(uniforms, angles).numpy(), 2)  # r cos θ, r sin θ
+    assert np.isfinite(first).all() and np.isfinite(second).all()
+    np.testing.assert_allclose(first[:3], [largest, -largest, 0.0], rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(second[:3], [0.0, 0.0, largest], rtol=1e-6, atol=1e-5)
+    assert first[3] == 0.0 and second[3] == 0.0
+    assert first[4] == pytest.approx(np.sqrt(40 * np.log(2.0)), rel=1e-6)
+    scaled = privatize.box_muller(uniforms, angles, stddev=2.5).numpy()
+    np.testing.assert_allclose(scaled, 2.5 * np.concatenate([first, second]), rtol=1e-6, atol=1e-5)
+
+
+def test_small_radius_uniforms_get_32_more_random_bits():
+    from scipy import stats
+
+    seed = tf.constant([3, 4], tf.int64)
+    # High words of 0: u = (L + 1/2) / 2**64 with L uniform over 32 bits, so u * 2**32 is uniform on (0, 1).
+    zero_high = privatize.radius_uniform(tf.zeros([100_000], tf.uint32), seed=seed).numpy()
+    assert stats.kstest(zero_high.astype(np.float64) * 2.0 ** 32, "uniform").pvalue > 0.01
+    assert zero_high.min() > 0 and zero_high.max() < 2.0 ** -32
+    high = tf.constant([1, privatize.REFINE_BELOW - 1, privatize.REFINE_BELOW, 2 ** 31], tf.uint32)
+    mixed = privatize.radius_uniform(high, seed=seed).numpy()
+    bounds = high.numpy().astype(np.float64) * 2.0 ** -32
+    assert np.all(bounds <= mixed) and np.all(mixed <= bounds + 2.0 ** -32)  # in the high word's interval
+    np.testing.assert_array_equal(mixed[2:], privatize.uniform_from_bits(high[2:]).numpy())  # not refined
+    assert mixed[0] != privatize.uniform_from_bits(high[:1]).numpy()[0]  # refined
+    np.testing.assert_array_equal(mixed, privatize.radius_uniform(high, seed=seed).numpy())
 
 
 def test_a_frozen_layer_neither_counts_towards_norms_nor_gets_a_gradient():

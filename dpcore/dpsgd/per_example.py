@@ -1,14 +1,15 @@
-"""Per-example gradient norms and reweighted gradient sums, cheaply, for Dense and Conv2D layers.
+"""Per-example gradient norms and reweighted gradient sums: the fast path, the generic path, refusals.
 
-For a layer z = a W + b, example i's weight gradient is a_i^T g_i, where g_i = dloss_i/dz_i. One
-forward pass that records every layer's input a and pre-activation output z, and one backward pass
-for g, give every example's gradient norm without materialising the gradients ("ghost" or fast
-gradient clipping): ||a_i|| ||g_i|| for a Dense layer on vectors, and for inputs with positions
-(Conv2D patches, Dense on sequences) either the materialised per-example gradient or the Gram-matrix
-form, whichever costs fewer multiplications. Because backpropagation is linear in g, the gradient of
-sum_i c_i loss_i is the usual weight gradient with g_i scaled by c_i; no second backward pass.
+The fast path runs a Sequential model layer by layer, recording for every trainable layer with a rule
+in ``layer_rules`` its pre-activation output z (and what the rule needs); one backward pass gives
+g = dloss_i/dz for all examples, and the rules give every example's gradient norm and the gradient
+of any reweighted loss sum from (recorded, g) without per-example backward passes. It takes a model
+only when every layer is known to act on each example separately and every trainable variable is
+used once. Any other model takes the generic path (tf.vectorized_map over examples, each one alone),
+which is correct for every layer that acts per example, shared layers included.
 
-Models with other trainable layers use a generic vectorised path (tf.vectorized_map over examples).
+What no path can make private is refused by ``check_privatizable``: layers that mix the examples of a
+batch or keep state in variables that their call may update from the data.
 """
 from __future__ import annotations
 
@@ -16,176 +17,164 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 
-import numpy as np
 import tensorflow as tf
 
+from dpcore.dpsgd import layer_rules
+from dpcore.errors import UserInputError
+
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+# Layers without trainable weights that compute each example's output from that example alone; the
+# fast path runs them on the whole batch. Any other layer sends its model to the generic path.
+_PER_EXAMPLE_LAYERS = tuple(getattr(tf.keras.layers, name) for name in (
+    "InputLayer", "Flatten", "Reshape", "Permute", "RepeatVector", "Activation", "ReLU", "LeakyReLU",
+    "ELU", "Softmax", "ThresholdedReLU", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
+    "SpatialDropout3D", "MaxPool1D", "MaxPool2D", "MaxPool3D", "AveragePooling1D", "AveragePooling2D",
+    "AveragePooling3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
+    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "ZeroPadding1D",
+    "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D",
+    "UpSampling2D", "UpSampling3D", "Resizing", "Rescaling", "CenterCrop", "UnitNormalization",
+    "Identity",
+))
+
+# Layers that compute statistics across the batch in training and write moving averages of the data.
+_BATCH_MIXING_LAYERS = tuple(cls for cls in (
+    tf.keras.layers.BatchNormalization, tf.compat.v1.keras.layers.BatchNormalization,
+    getattr(tf.keras.layers.experimental, "SyncBatchNormalization", None),
+) if cls is not None)
+ALTERNATIVES = "LayerNormalization or GroupNormalization"
+
+
+def check_privatizable(model: tf.keras.Model) -> None:
+    """Raise UserInputError naming the first layer that DP-SGD cannot make private, and what to use.
+
+    Refused: BatchNormalization in any form (trainable or frozen: its batch statistics let one example
+    move every other example's gradient, and training writes moving averages of private data into
+    the model), and any layer that keeps state in non-trainable variables (created with
+    trainable=False), which its call may update from the data outside clipping and noise, e.g. an
+    adapted Normalization. A frozen layer (``layer.trainable = False``) is not state and is accepted.
+    """
+    for layer in _layers(model):
+        if isinstance(layer, _BATCH_MIXING_LAYERS):
+            _refuse(
+                f"layer {layer.name!r} ({type(layer).__name__}) normalises with statistics of the "
+                "whole batch, so one example changes every other example's gradient, and it writes moving "
+                "averages of the private data into the model; DP-SGD cannot bound that",
+                allowed=f"per-example layers: use {ALTERNATIVES} instead of {type(layer).__name__}")
+        state = [variable.name for variable in _own_variables(layer) if not variable.trainable]
+        if state:
+            _refuse(
+                f"layer {layer.name!r} ({type(layer).__name__}) keeps state in non-trainable "
+                f"variables ({', '.join(state)}) that can be set or updated from the data outside "
+                "DP-SGD's clipping and noise",
+                allowed="layers whose only variables are trainable or frozen weights (fixed statistics "
+                        f"as constants, e.g. Normalization(mean=..., variance=...); {ALTERNATIVES} for "
+                        "normalising activations)")
+
+
+def _refuse(message: str, *, allowed: str) -> None:
+    error = UserInputError("model", message, allowed=allowed)
+    # Inside tf.function, autograph would replace an error it cannot rebuild from a string with its
+    # own StagingError; this attribute lets the refusal reach the caller as itself.
+    error.ag_pass_through = True
+    raise error
+
+
+def _layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
+    """The model and every Keras layer nested in it (metrics aside)."""
+    nested = [m for m in model.submodules
+              if isinstance(m, tf.keras.layers.Layer) and not isinstance(m, tf.keras.metrics.Metric)]
+    return [model, *nested]
+
+
+def _own_variables(layer: tf.keras.layers.Layer) -> list[tf.Variable]:
+    """Variables of ``layer`` that belong to none of its nested layers."""
+    nested = {v.ref() for sub in layer.submodules if isinstance(sub, tf.keras.layers.Layer) for v in sub.variables}
+    return [v for v in layer.variables if v.ref() not in nested]
 
 
 @dataclass(frozen=True)
 class Tap:
-    """One Dense or Conv2D layer's input and pre-activation output in a recorded forward pass."""
+    """One ruled layer's recorded tensor (its input, or what its rule needs) and its pre-activation output."""
 
     layer: tf.keras.layers.Layer
-    inputs: tf.Tensor
+    rule: layer_rules.LayerRule
+    recorded: tf.Tensor
     outputs: tf.Tensor
 
 
 @dataclass(frozen=True)
 class Forward:
-    """Logits of a forward pass and the taps of its Dense and Conv2D layers."""
+    """Logits of a forward pass and the taps of its ruled layers."""
 
     logits: tf.Tensor
     taps: tuple[Tap, ...]
 
 
-def _is_dense(layer: tf.keras.layers.Layer) -> bool:
-    return type(layer) is tf.keras.layers.Dense
+def _tapped(layer: tf.keras.layers.Layer) -> bool:
+    return layer.trainable and bool(layer.trainable_weights) and layer_rules.rule_for(layer) is not None
 
 
-def _is_conv2d(layer: tf.keras.layers.Layer) -> bool:
-    return (type(layer) is tf.keras.layers.Conv2D and layer.data_format == "channels_last"
-            and layer.groups == 1)
+def _chain(model: tf.keras.Model) -> Optional[list[tf.keras.layers.Layer]]:
+    """A Sequential model's layers when calling them in order is the model, else None.
 
-
-def _has_rule(layer: tf.keras.layers.Layer) -> bool:
-    return _is_dense(layer) or _is_conv2d(layer)
+    Keras lists a layer once however often the model calls it; a layer with more than one call site
+    (used twice here, or also in another model) is left to the model's own call.
+    """
+    if not isinstance(model, tf.keras.Sequential):
+        return None
+    layers = model.layers
+    return layers if all(len(layer.inbound_nodes) <= 1 for layer in layers) else None
 
 
 def supports_fast_path(model: tf.keras.Model) -> bool:
-    """True when every trainable layer of a Sequential model has a per-example norm rule here."""
-    if not isinstance(model, tf.keras.Sequential):
+    """True for a Sequential model whose layers all act per example, each trainable one with a rule,
+    and whose trainable variables are each used once (a layer used twice takes the generic path)."""
+    layers = _chain(model)
+    if layers is None:
         return False
-    return all(_has_rule(layer) or not layer.trainable_weights for layer in model.layers)
+    for layer in layers:
+        ruled = layer_rules.rule_for(layer) is not None
+        if not (ruled or isinstance(layer, _PER_EXAMPLE_LAYERS)):
+            return False
+        if layer.trainable_weights and not _tapped(layer):
+            return False
+    uses = [v.ref() for layer in layers for v in layer.trainable_weights]
+    return len(uses) == len(set(uses)) == len(model.trainable_variables)
 
 
-def forward(model: tf.keras.Model, x: tf.Tensor, *, training: bool, seed: tf.Tensor) -> Forward:
-    """Run ``model`` on ``x`` recording Dense/Conv2D taps; dropout masks come from ``seed``.
+def forward(model: tf.keras.Model, x: tf.Tensor, *, training: bool, seed: tf.Tensor, tap: bool = False) -> Forward:
+    """Run ``model`` on ``x``; dropout masks come from ``seed``; with ``tap``, record ruled layers.
 
-    Dense and Conv2D layers are computed from their variables here so that their pre-activation
-    output can be tapped; dropout uses stateless masks so that a step can be replayed exactly.
-    A model that is not Sequential is called as a whole (no taps).
+    A Sequential model runs layer by layer so that dropout uses stateless masks (a step can be
+    replayed exactly) and, with ``tap``, so that ruled layers are computed by their rules and their
+    pre-activation outputs recorded. Any other model is called as a whole (no taps).
     """
-    if not isinstance(model, tf.keras.Sequential):
+    layers = _chain(model)
+    if layers is None:
         return Forward(logits=model(x, training=training), taps=())
     taps = []
     h = x
-    for index, layer in enumerate(model.layers):
-        if _has_rule(layer) and layer.trainable:
-            z = _pre_activation(layer, h)
-            taps.append(Tap(layer=layer, inputs=h, outputs=z))
-            h = layer.activation(z)
+    for index, layer in enumerate(layers):
+        if tap and _tapped(layer):
+            rule = layer_rules.rule_for(layer)
+            z, recorded = rule.pre_activation(layer, h)
+            taps.append(Tap(layer=layer, rule=rule, recorded=recorded, outputs=z))
+            h = layer_rules.activate(layer, z)
         elif isinstance(layer, tf.keras.layers.Dropout):
             if training and layer.rate > 0:
                 h = tf.nn.experimental.stateless_dropout(
                     h, rate=layer.rate, seed=tf.random.experimental.stateless_fold_in(seed, index),
-                    noise_shape=layer.noise_shape,
+                    noise_shape=layer._get_noise_shape(h),
                 )
         else:
             h = layer(h, training=training)
     return Forward(logits=h, taps=tuple(taps))
 
 
-def _pre_activation(layer: tf.keras.layers.Layer, h: tf.Tensor) -> tf.Tensor:
-    """A Dense or Conv2D layer's output before its activation, computed from its variables."""
-    if _is_conv2d(layer):
-        z = tf.nn.conv2d(h, layer.kernel, strides=layer.strides, padding=layer.padding.upper(),
-                         dilations=layer.dilation_rate)
-    elif h.shape.rank > 2:
-        z = tf.tensordot(h, layer.kernel, [[h.shape.rank - 1], [0]])
-    else:
-        z = tf.matmul(h, layer.kernel)
-    return z + layer.bias if layer.use_bias else z
-
-
-# -- per-example norms ----------------------------------------------------------------------------
-
-
 def squared_norms(taps: tuple[Tap, ...], output_grads: list[tf.Tensor]) -> tf.Tensor:
     """Each example's squared gradient norm over all tapped layers' variables, shape (batch,)."""
-    total = None
-    for tap, g in zip(taps, output_grads):
-        sq = _layer_squared_norms(tap, g)
-        total = sq if total is None else total + sq
-    return total
-
-
-def _layer_squared_norms(tap: Tap, g: tf.Tensor) -> tf.Tensor:
-    layer, a = tap.layer, tap.inputs
-    if _is_dense(layer) and a.shape.rank == 2:
-        g_sq = tf.reduce_sum(tf.square(g), axis=1)
-        sq = tf.reduce_sum(tf.square(a), axis=1) * g_sq
-        return sq + g_sq if layer.use_bias else sq
-    if _is_single_channel_conv(layer, a):
-        sq = _single_channel_conv_squared_norms(layer, a, g)
-    else:
-        sq = _positional_squared_norms(*_positions(layer, a, g))
-    if layer.use_bias:
-        sq = sq + tf.reduce_sum(tf.square(tf.reduce_sum(g, axis=list(range(1, g.shape.rank - 1)))), axis=1)
-    return sq
-
-
-def _is_single_channel_conv(layer: tf.keras.layers.Layer, a: tf.Tensor) -> bool:
-    return _is_conv2d(layer) and a.shape[-1] == 1 and tuple(layer.dilation_rate) == (1, 1)
-
-
-def _single_channel_conv_squared_norms(layer: tf.keras.layers.Layer, a: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
-    """Per-example kernel gradients of a conv on one-channel images, all in one depthwise filter gradient.
-
-    With the batch moved into the channel axis, a depthwise convolution's filter gradient is every
-    example's own kernel gradient; on greyscale first layers this is far cheaper than extracting
-    patches (whose size is the kernel area times the output size).
-    """
-    batch = tf.shape(a)[0]
-    kh, kw = layer.kernel_size
-    _, oh, ow, channels = g.shape
-    images = tf.transpose(a, [3, 1, 2, 0])  # (1, height, width, batch)
-    grads = tf.reshape(tf.transpose(g, [1, 2, 0, 3]), [1, oh, ow, batch * channels])
-    kernels = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
-        input=images, filter_sizes=tf.stack([kh, kw, batch, channels]), out_backprop=grads,
-        strides=[1, *layer.strides, 1], padding=layer.padding.upper(), data_format="NHWC",
-    )
-    return tf.reduce_sum(tf.square(kernels), axis=[0, 1, 3])
-
-
-def _positions(layer: tf.keras.layers.Layer, a: tf.Tensor, g: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Inputs and output gradients as (batch, positions, features) for a layer applied per position."""
-    if _is_conv2d(layer):
-        a = _patches(layer, a, output_size=(g.shape[1], g.shape[2]))
-    return (tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]]), tf.reshape(g, [tf.shape(g)[0], -1, g.shape[-1]]))
-
-
-def _patches(layer: tf.keras.layers.Layer, a: tf.Tensor, *, output_size: tuple[int, int]) -> tf.Tensor:
-    """Each output position's receptive field, (batch, positions, kh*kw*channels) in kernel order.
-
-    One gather with a precomputed index is about twice as fast here as tf.image.extract_patches.
-    """
-    (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
-    oh, ow = output_size
-    if layer.padding == "same":
-        pad_h = max((oh - 1) * sh + (kh - 1) * dh + 1 - a.shape[1], 0)
-        pad_w = max((ow - 1) * sw + (kw - 1) * dw + 1 - a.shape[2], 0)
-        a = tf.pad(a, [[0, 0], [pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2], [0, 0]])
-    height, width, channels = a.shape[1], a.shape[2], a.shape[3]
-    rows = (np.arange(oh) * sh)[:, None, None, None] + (np.arange(kh) * dh)[None, None, :, None]
-    cols = (np.arange(ow) * sw)[None, :, None, None] + (np.arange(kw) * dw)[None, None, None, :]
-    index = (rows * width + cols).reshape(-1).astype(np.int32)  # (oh, ow, kh, kw) flattened
-    fields = tf.gather(tf.reshape(a, [-1, height * width, channels]), index, axis=1)
-    return tf.reshape(fields, [-1, oh * ow, kh * kw * channels])
-
-
-def _positional_squared_norms(a: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
-    """||sum_p a_p g_p^T||^2 per example; materialised or via Gram matrices, whichever is cheaper."""
-    positions, k, c = a.shape[1], a.shape[2], g.shape[2]
-    if positions is not None and positions * positions * (k + c) < positions * k * c:
-        gram_a = tf.matmul(a, a, transpose_b=True)
-        gram_g = tf.matmul(g, g, transpose_b=True)
-        return tf.reduce_sum(gram_a * gram_g, axis=[1, 2])
-    per_example = tf.matmul(a, g, transpose_a=True)
-    return tf.reduce_sum(tf.square(per_example), axis=[1, 2])
-
-
-# -- reweighted sums -------------------------------------------------------------------------------
+    return tf.add_n([tap.rule.squared_norms(tap.layer, tap.recorded, g) for tap, g in zip(taps, output_grads)])
 
 
 def weighted_gradients(taps: tuple[Tap, ...], output_grads: list[tf.Tensor],
@@ -193,20 +182,9 @@ def weighted_gradients(taps: tuple[Tap, ...], output_grads: list[tf.Tensor],
     """Gradient of sum_i weights_i * loss_i for every tapped variable, keyed by id(variable)."""
     grads: dict[int, tf.Tensor] = {}
     for tap, g in zip(taps, output_grads):
-        layer, a = tap.layer, tap.inputs
-        w = tf.reshape(weights, [-1] + [1] * (g.shape.rank - 1))
-        gw = g * w
-        if _is_conv2d(layer):
-            grads[id(layer.kernel)] = tf.raw_ops.Conv2DBackpropFilter(
-                input=a, filter_sizes=tf.shape(layer.kernel), out_backprop=gw,
-                strides=[1, *layer.strides, 1], padding=layer.padding.upper(),
-                dilations=[1, *layer.dilation_rate, 1], data_format="NHWC",
-            )
-        else:
-            a2 = tf.reshape(a, [-1, a.shape[-1]])
-            grads[id(layer.kernel)] = tf.matmul(a2, tf.reshape(gw, [-1, gw.shape[-1]]), transpose_a=True)
-        if layer.use_bias:
-            grads[id(layer.bias)] = tf.reduce_sum(tf.reshape(gw, [-1, gw.shape[-1]]), axis=0)
+        scaled = g * tf.reshape(weights, [-1] + [1] * (g.shape.rank - 1))
+        for variable, gradient in tap.rule.weight_gradients(tap.layer, tap.recorded, scaled):
+            grads[id(variable)] = gradient
     return grads
 
 
@@ -225,7 +203,10 @@ class PerExample:
 def per_example_gradients(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
                           training: bool, seed: tf.Tensor,
                           variables: Optional[list[tf.Variable]] = None) -> PerExample:
-    """Every example's own gradient, computed with tf.vectorized_map; works for any layer."""
+    """Every example's own gradient, computed with tf.vectorized_map, each example alone.
+
+    Works for any layer that acts per example; a layer used several times gets the sum of its uses.
+    """
     variables = list(model.trainable_variables) if variables is None else variables
     count = tf.shape(x)[0]
     seeds = tf.random.experimental.stateless_split(seed, num=count) if training else \
