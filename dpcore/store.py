@@ -9,7 +9,7 @@ Layout (schema version 2, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings
 - ``run_weights`` (version 2): the final model weights of a completed run (an ``.npz`` blob), so
   that the model can be audited later exactly as it was trained.
 - ``audits`` (version 2): the latest empirical privacy audit of a run (``dpcore.audit``'s report
-  as JSON text; the store does not read inside it).
+  as JSON text, written by ``dpcore.audit`` and read back as ``RunRecord.audit``).
 
 Final metrics are the last epoch's row. An infinite ε (the non-private baseline, or an accountant
 that can promise nothing) is stored as NULL in ``epoch_metrics.epsilon`` and read back as
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, U
 
 import numpy as np
 
+from dpcore.audit import AuditError, AuditReport
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 from dpcore.explain import format_epsilon
@@ -57,6 +58,7 @@ CSV_COLUMNS = (
     "id", "name", "created", "status", "dataset", "model", "optimizer", "noise_multiplier",
     "l2_norm_clip", "batch_size", "epochs", "sampling", "accountant", "private", "test_accuracy",
     "epsilon", "delta", TRAIN_LOSS_KEY, TRAIN_ACCURACY_KEY, "examples_per_second", "seconds", "error",
+    "audit_auc", "audit_epsilon_lower_bound",
 )
 
 # How long a call waits for another writer's lock before giving up.
@@ -202,7 +204,8 @@ def process_alive(token: str) -> bool:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One stored run as read back from the store; ``epochs`` holds every committed epoch."""
+    """One stored run as read back from the store; ``epochs`` holds every committed epoch, ``audit`` its
+    latest empirical privacy audit (None: never audited)."""
 
     id: int
     name: str
@@ -217,6 +220,7 @@ class RunRecord:
     started: Optional[float] = None
     finished: Optional[float] = None
     n_train: Optional[int] = None
+    audit: Optional[AuditReport] = None
 
     @property
     def test_accuracy(self) -> Optional[float]:
@@ -489,7 +493,8 @@ class RunStore:
             epochs = conn.execute(
                 "SELECT * FROM epoch_metrics WHERE run_id = ? ORDER BY epoch", (run_id,)
             ).fetchall()
-        return _record(row, epochs)
+            audit = conn.execute("SELECT report_json FROM audits WHERE run_id = ?", (run_id,)).fetchone()
+        return _record(row, epochs, None if audit is None else audit["report_json"])
 
     def list_runs(self, *, owner: Optional[str] = None) -> list[RunRecord]:
         """Every run, oldest first; only ``owner``'s when given (None lists everyone's)."""
@@ -499,6 +504,7 @@ class RunStore:
                 epoch_rows = conn.execute(
                     "SELECT * FROM epoch_metrics ORDER BY run_id, epoch"
                 ).fetchall()
+                audit_rows = conn.execute("SELECT run_id, report_json FROM audits").fetchall()
             else:
                 rows = conn.execute("SELECT * FROM runs WHERE owner = ? ORDER BY id", (owner,)).fetchall()
                 epoch_rows = conn.execute(
@@ -506,10 +512,15 @@ class RunStore:
                     "WHERE r.owner = ? ORDER BY e.run_id, e.epoch",
                     (owner,),
                 ).fetchall()
+                audit_rows = conn.execute(
+                    "SELECT a.run_id, a.report_json FROM audits a JOIN runs r ON r.id = a.run_id WHERE r.owner = ?",
+                    (owner,),
+                ).fetchall()
         by_run: dict[int, list[sqlite3.Row]] = {}
         for epoch_row in epoch_rows:
             by_run.setdefault(epoch_row["run_id"], []).append(epoch_row)
-        return [_record(row, by_run.get(row["id"], [])) for row in rows]
+        audits = {audit_row["run_id"]: audit_row["report_json"] for audit_row in audit_rows}
+        return [_record(row, by_run.get(row["id"], []), audits.get(row["id"])) for row in rows]
 
     def load_weights(self, run_id: int) -> Optional[list[np.ndarray]]:
         """A run's kept model weights, or None when none were kept (older or unfinished runs)."""
@@ -552,6 +563,8 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         TRAIN_LOSS_KEY: None if last is None else last.train_loss,
         TRAIN_ACCURACY_KEY: None if last is None else last.train_accuracy,
         "examples_per_second": run.examples_per_second, "seconds": run.seconds, "error": run.error,
+        "audit_auc": None if run.audit is None else run.audit.auc,
+        "audit_epsilon_lower_bound": None if run.audit is None else run.audit.epsilon_lower_bound,
     }
 
 
@@ -569,7 +582,17 @@ def _csv_cell(name: str, value: Any) -> Any:
     return repr(value) if isinstance(value, float) else value
 
 
-def _record(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row]) -> RunRecord:
+def _audit_report(report_json: Optional[str]) -> Optional[AuditReport]:
+    """A stored audit read back; one this version cannot read (another format) counts as none: audit again."""
+    if report_json is None:
+        return None
+    try:
+        return AuditReport.from_json(report_json)
+    except (AuditError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _record(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row], report_json: Optional[str] = None) -> RunRecord:
     return RunRecord(
         id=row["id"],
         name=row["name"],
@@ -584,4 +607,5 @@ def _record(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row]) -> RunRecord:
         started=row["started"],
         finished=row["finished"],
         n_train=row["n_train"],
+        audit=_audit_report(report_json),
     )
