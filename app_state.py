@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dpcore import data, share
-from dpcore.comparison import run_rows
+from dpcore.comparison import AUDIT_AUC_COLUMN, AUDIT_BOUND_COLUMN, RUN_TABLE_FORMATS, run_rows
 from dpcore.config import ACCOUNTANT_TITLES, DPConfig
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobRunner, JobSnapshot, get_runner
@@ -116,9 +116,9 @@ def my_runs() -> list[JobSnapshot]:
     return runner().list_jobs(owner=owner())
 
 
-def submit_run(cfg: DPConfig, *, name: str = "") -> int:
-    """Queue ``cfg`` for training as this session's run; returns its id."""
-    return runner().submit(cfg, owner=owner(), name=name)
+def submit_run(cfg: DPConfig, *, name: str = "", audit: bool = False) -> int:
+    """Queue ``cfg`` for training as this session's run (``audit``: audit its model when it ends); returns its id."""
+    return runner().submit(cfg, owner=owner(), name=name, audit=audit)
 
 
 def train_size(cfg: DPConfig) -> Optional[int]:
@@ -133,11 +133,14 @@ def train_size(cfg: DPConfig) -> Optional[int]:
 def run_table(runs: Sequence[RunRecord], *, key: str) -> None:
     """The sortable table of runs that Train and Compare show (one row per run, from comparison.run_rows)."""
     st.dataframe(
-        pd.DataFrame(run_rows(runs)), hide_index=True, width="stretch", key=key,
+        pd.DataFrame(run_rows(runs)).style.format(RUN_TABLE_FORMATS, na_rep=""), hide_index=True,
+        width="stretch", key=key, placeholder="",  # an unknown value is an empty cell, not "None"
         column_config={
-            "test accuracy": st.column_config.NumberColumn(format="%.3f"),
-            "ε": st.column_config.NumberColumn(format="%.3f", help="inf for non-private baselines (ε = ∞)"),
-            "δ": st.column_config.NumberColumn(format="%.0e"),
+            "ε": st.column_config.Column(help="∞ for non-private baselines; empty until the first epoch ends"),
+            AUDIT_AUC_COLUMN: st.column_config.Column(help="The best membership-inference attack's ROC AUC "
+                                                           "(0.5 is guessing); empty if never audited"),
+            AUDIT_BOUND_COLUMN: st.column_config.Column(help="The empirical ε lower bound the attacks prove "
+                                                             "(95% confidence); never above ε for a correct run"),
         },
     )
 

@@ -59,6 +59,10 @@ MIN_CANARIES = 10
 CANARY_GUESS_FRACTIONS = (0.1, 0.2, 0.5, 1.0)
 CANARY_KIND = "mislabelled held-out rows"
 
+# Datasets whose runs are audited when training ends unless the person says otherwise: the audit
+# takes seconds there (docs/audit.md: about a second for digits).
+AUDIT_BY_DEFAULT_DATASETS = ("digits",)
+
 BOUND_TPR = "TPR ≤ e^ε·FPR + δ"
 BOUND_TNR = "1 − FPR ≤ e^ε·(1 − TPR) + δ"
 
@@ -650,6 +654,20 @@ def audit_run(store: "RunStore", run_id: int, *, canaries: int = 0, seed: int = 
     if save:
         store.save_audit(run_id, report.to_json())
     return report
+
+
+def audit_by_default(config: "DPConfig") -> bool:
+    """Whether a run of ``config`` is audited when it ends unless the person turns it off (small built-in data)."""
+    return config.dataset in AUDIT_BY_DEFAULT_DATASETS
+
+
+def attack_rows(report: AuditReport) -> list[dict[str, Any]]:
+    """One row per attack for a table: AUC, advantage, TPR at FPR 1% and 0.1%, the ε lower bound, the sample."""
+    return [{
+        "attack": a.attack, "AUC": a.auc, "advantage": a.advantage, "TPR at 1% FPR": a.tpr_at_1pct_fpr,
+        "TPR at 0.1% FPR": a.tpr_at_01pct_fpr, "ε lower bound": a.bound.epsilon,
+        "judged on": f"{a.eval_members} members + {a.eval_nonmembers} non-members",
+    } for a in report.attacks]
 
 
 def verdict(report: AuditReport) -> str:

@@ -2,19 +2,30 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dpcore.audit import RocCurve, max_tpr
-from dpcore.comparison import ComparisonView
+from dpcore.comparison import AuditPoint, ComparisonView
 from dpcore.explain import format_epsilon
 from dpcore.teaching import ClippingExample, CountExample
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
-_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), height=340, template="plotly_white",
-               legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
+# One colour per run, picked by its id (``run_color``); no grey, which marks guides and baselines' lines.
+RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
+# Legends sit below the plot, where they can grow without covering the title.
+_LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0.0)
+# Legends that list runs sit on the right, one run per line.
+_LEGEND_RIGHT = dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02)
+_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), height=340, template="plotly_white", legend=_LEGEND_BELOW)
+# Mantissas of log-axis ticks, from dense to sparse; the first that gives few enough ticks is used, and
+# a range too narrow for two of them takes every digit.
+_LOG_TICK_MANTISSAS = ((1, 2, 5), (1, 3), (1,))
+_NARROW_LOG_TICK_MANTISSAS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+_MAX_LOG_TICKS = 9
 
 
 def _fig(title: str, x: str, y: str) -> go.Figure:
@@ -23,9 +34,76 @@ def _fig(title: str, x: str, y: str) -> go.Figure:
     return fig
 
 
-def epsilon_vs_epochs(series: Mapping[str, Sequence[float]], *, current_epochs: int,
-                      delta: float) -> go.Figure:
-    """ε after each epoch, one line per accountant/sampling label, the chosen epoch count marked."""
+def run_color(run_id: int) -> str:
+    """The colour of a run in every chart, for its whole life: taken from its id, so deleting other runs
+    never recolours it."""
+    return RUN_COLORS[(run_id - 1) % len(RUN_COLORS)]
+
+
+def plain_number(value: float) -> str:
+    """A tick label as a person writes the number: 0.5, 2, 10, 0.00003; scientific (1e-09) only beyond a millionth
+    or a million."""
+    if value != 0 and not 1e-6 <= abs(value) < 1e7:
+        return f"{value:g}"
+    return np.format_float_positional(value, precision=6, trim="-")
+
+
+def log_ticks(low: float, high: float) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """Ticks for a log axis from ``low`` to ``high``: 1-2-5 in each decade (1-3 or decades when the range
+    is wide), written as plain numbers, instead of Plotly's "5, 2, 10, 5, 2" minor labels and SI prefixes."""
+    if not (0 < low <= high and math.isfinite(high)):
+        raise ValueError(f"a log axis needs 0 < low <= high, got {low!r}, {high!r}")
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+
+    def within(mantissas: Sequence[int]) -> list[float]:
+        return [float(f"{m}e{e}") for e in range(first, last + 1) for m in mantissas
+                if low * (1 - 1e-9) <= float(f"{m}e{e}") <= high * (1 + 1e-9)]
+
+    ticks: list[float] = []
+    for mantissas in _LOG_TICK_MANTISSAS:
+        ticks = within(mantissas)
+        if len(ticks) <= _MAX_LOG_TICKS:
+            break
+    if len(ticks) < 3 and len(within(_NARROW_LOG_TICK_MANTISSAS)) <= _MAX_LOG_TICKS:
+        ticks = within(_NARROW_LOG_TICK_MANTISSAS)
+    if len(ticks) < 2:  # narrower still: the two ends, rounded inwards to two significant digits
+        ticks = [_two_digits(low, math.ceil), _two_digits(high, math.floor)]
+    return tuple(ticks), tuple(plain_number(t) for t in ticks)
+
+
+def _two_digits(value: float, rounding: Callable[[float], int]) -> float:
+    scale = 10.0 ** (1 - math.floor(math.log10(value)))
+    return round(rounding(value * scale) / scale, 12)
+
+
+def _log_axis(fig: go.Figure, axis: str, values: Sequence[float], *, pad: float = 1.15,
+              **where: int) -> None:
+    """Make ``axis`` ("x" or "y") logarithmic over the positive finite ``values``, with plain-number ticks."""
+    usable = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not usable:
+        return
+    low, high = min(usable) / pad, max(usable) * pad
+    ticks, texts = log_ticks(low, high)
+    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+    update(type="log", tickmode="array", tickvals=list(ticks), ticktext=list(texts),
+           range=[math.log10(low), math.log10(high)], **where)
+
+
+def _target_line(fig: go.Figure, target_epsilon: Optional[float], *, log_y: bool = False) -> None:
+    """A dashed horizontal line at the target ε (Explore's Calibrate target), labelled above its left end."""
+    if target_epsilon is None or not math.isfinite(target_epsilon):
+        return
+    fig.add_hline(y=target_epsilon, line=dict(color=COLORS[4], dash="dash", width=1.5))
+    # Annotations on a log axis take log10 of the value (add_hline's own label would float a decade off).
+    fig.add_annotation(x=0.0, xref="paper", xanchor="left", y=math.log10(target_epsilon) if log_y else target_epsilon,
+                       yref="y", yanchor="bottom", showarrow=False, text=f"target ε = {plain_number(target_epsilon)}",
+                       font=dict(color=COLORS[4]))
+
+
+def epsilon_vs_epochs(series: Mapping[str, Sequence[float]], *, current_epochs: int, delta: float,
+                      target_epsilon: Optional[float] = None) -> go.Figure:
+    """ε after each epoch, one line per accountant/sampling label, the chosen epoch count marked, and the
+    target ε (if any) as a dashed line."""
     fig = _fig(f"ε after each epoch (δ = {delta:.0e})", "epoch", "ε")
     for i, (label, values) in enumerate(series.items()):
         xs = list(range(1, len(values) + 1))
@@ -33,36 +111,52 @@ def epsilon_vs_epochs(series: Mapping[str, Sequence[float]], *, current_epochs: 
                                  line=dict(color=COLORS[i % len(COLORS)]), marker=dict(size=5),
                                  hovertemplate="epoch %{x}<br>ε %{y:.3f}<extra>" + label + "</extra>"))
     fig.add_vline(x=current_epochs, line=dict(color="#888", dash="dot"))
+    _target_line(fig, target_epsilon)
     fig.update_yaxes(rangemode="tozero")
     return fig
 
 
 def epsilon_vs_noise(noises: Sequence[float], series: Mapping[str, Sequence[float]], *,
-                     current_noise: float, current_epsilon: Optional[float], delta: float) -> go.Figure:
-    """Final ε against the noise multiplier, one line per label, the current setting as a dot."""
-    fig = _fig(f"ε against noise multiplier (δ = {delta:.0e})", "noise multiplier σ", "ε (log scale)")
+                     current_noise: float, current_epsilon: Optional[float], delta: float,
+                     target_epsilon: Optional[float] = None) -> go.Figure:
+    """Final ε against the noise multiplier on log axes with plain-number ticks, one line per label, each
+    computed σ a point (a click on one picks that σ), the current setting as a cross, the target ε dashed."""
+    fig = _fig(f"ε against noise multiplier (δ = {delta:.0e})", "noise multiplier σ (log scale)",
+               "ε (log scale)")
     for i, (label, values) in enumerate(series.items()):
-        fig.add_trace(go.Scatter(x=list(noises), y=list(values), mode="lines", name=label,
-                                 line=dict(color=COLORS[i % len(COLORS)]),
-                                 hovertemplate="σ %{x:.2f}<br>ε %{y:.3f}<extra>" + label + "</extra>"))
+        fig.add_trace(go.Scatter(x=list(noises), y=list(values), mode="lines+markers", name=label,
+                                 line=dict(color=COLORS[i % len(COLORS)]), marker=dict(size=7),
+                                 hovertemplate="σ %{x:.2f}<br>ε %{y:.3f}<br>click to use this σ<extra>"
+                                               + label + "</extra>"))
     if current_epsilon is not None and math.isfinite(current_epsilon):
         fig.add_trace(go.Scatter(x=[current_noise], y=[current_epsilon], mode="markers", name="current",
-                                 marker=dict(size=11, color="black", symbol="x"),
+                                 marker=dict(size=12, color="black", symbol="x"),
                                  hovertemplate="σ %{x:.2f}<br>ε %{y:.3f}<extra>current</extra>"))
-    fig.update_yaxes(type="log")
+    _target_line(fig, target_epsilon, log_y=True)
+    _log_axis(fig, "x", [*noises, current_noise], pad=1.08)
+    _log_axis(fig, "y", [v for values in series.values() for v in values]
+              + [current_epsilon or math.nan, target_epsilon or math.nan])
     return fig
 
 
 def training_progress(epochs: Sequence[int], accuracies: Sequence[float], epsilons: Sequence[float], *,
-                      epochs_total: int, private: bool) -> go.Figure:
-    """Two panels: test accuracy per epoch, and ε spent so far (or a note that a baseline spends ∞)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("test accuracy", "ε spent" if private
-                                                        else "ε spent: ∞ (non-private)"))
+                      epochs_total: int, private: bool,
+                      projected: Optional[Sequence[float]] = None) -> go.Figure:
+    """Two panels: test accuracy per epoch, and ε spent so far (or a note that a baseline spends ∞), drawn
+    over ``projected``, the ε the accountant projects after each of the run's epochs (a grey band that the
+    spent ε follows exactly, since the trainer ends its epochs where the accountant counts them)."""
+    eps_title = ("ε spent (grey band: projected)" if projected else "ε spent") if private else "ε spent: ∞ (non-private)"
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("test accuracy", eps_title))
     fig.add_trace(go.Scatter(x=list(epochs), y=list(accuracies), mode="lines+markers", name="test accuracy",
                              line=dict(color=COLORS[0])), row=1, col=1)
+    if private and projected:
+        fig.add_trace(go.Scatter(x=list(range(1, len(projected) + 1)), y=list(projected), mode="lines",
+                                 name="projected ε", line=dict(color="rgba(120, 120, 120, 0.35)", width=9),
+                                 hovertemplate="epoch %{x}: projected ε %{y:.3f}<extra></extra>"), row=1, col=2)
     if private:
         fig.add_trace(go.Scatter(x=list(epochs), y=list(epsilons), mode="lines+markers", name="ε",
-                                 line=dict(color=COLORS[1])), row=1, col=2)
+                                 line=dict(color=COLORS[1]),
+                                 hovertemplate="epoch %{x}: ε spent %{y:.3f}<extra></extra>"), row=1, col=2)
     fig.update_xaxes(title_text="epoch", range=[0.5, max(epochs_total, 1) + 0.5], dtick=_dtick(epochs_total))
     fig.update_yaxes(range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
@@ -75,10 +169,11 @@ def _dtick(total: int) -> int:
 
 
 def accuracy_vs_epsilon(view: ComparisonView) -> go.Figure:
-    """Each run's per-epoch (ε, accuracy) as a curve, final points large, frontier and baselines drawn."""
+    """Each run's per-epoch (ε, accuracy) as a curve in the run's own colour, final points large, the
+    frontier dashed, baselines as dotted lines named in the legend (on the right, clear of the title)."""
     fig = _fig("test accuracy against ε", "ε (lower is more private)", "test accuracy")
-    for i, curve in enumerate(view.curves):
-        color = COLORS[i % len(COLORS)]
+    for curve in view.curves:
+        color = run_color(curve.run_id)
         hover = (f"<b>{curve.label}</b> ({curve.status})<br>{curve.summary}<br>"
                  "epoch %{customdata}: ε %{x:.3f}, accuracy %{y:.3f}<extra></extra>")
         sizes = [6] * (len(curve.epsilons) - 1) + [14]
@@ -94,13 +189,17 @@ def accuracy_vs_epsilon(view: ComparisonView) -> go.Figure:
             mode="lines", name="Pareto frontier", line=dict(color="black", dash="dash", width=2, shape="hv"),
             hoverinfo="skip",
         ))
-    for i, base in enumerate(view.baselines):
+    # Baselines have no finite ε: a dotted line across the whole ε range, named in the legend.
+    x_end = max((e for c in view.curves for e in c.epsilons), default=1.0) * 1.05
+    for base in view.baselines:
         name = base.label if "non-private" in base.label else f"{base.label}, non-private"
-        fig.add_hline(y=base.accuracy, line=dict(color="#555", dash="dot"),
-                      annotation_text=f"{name} (ε = ∞): accuracy {base.accuracy:.3f}",
-                      annotation_position="bottom right" if i % 2 else "top right")
-    fig.update_layout(height=440)
-    fig.update_xaxes(rangemode="tozero")
+        fig.add_trace(go.Scatter(
+            x=[0.0, x_end], y=[base.accuracy, base.accuracy], mode="lines",
+            name=f"{name} (ε = ∞): {base.accuracy:.3f}", line=dict(color=run_color(base.run_id), dash="dot", width=2),
+            hovertemplate=f"<b>{base.label}</b><br>{base.summary}<br>accuracy %{{y:.3f}}<extra></extra>",
+        ))
+    fig.update_layout(height=440, legend=_LEGEND_RIGHT)
+    fig.update_xaxes(range=[0.0, x_end])
     return fig
 
 
@@ -135,8 +234,9 @@ def error_vs_epsilon(epsilons: Sequence[float], errors: Mapping[str, Sequence[fl
     for i, (label, values) in enumerate(errors.items()):
         fig.add_trace(go.Scatter(x=list(epsilons), y=list(values), mode="lines", name=label,
                                  line=dict(color=COLORS[i % len(COLORS)])))
-    fig.update_yaxes(type="log")
-    fig.update_xaxes(type="log")
+    every = [v for values in errors.values() for v in values]
+    _log_axis(fig, "y", every, pad=1.0)
+    _log_axis(fig, "x", epsilons, pad=1.0)
     return fig
 
 
@@ -166,5 +266,44 @@ def privacy_region(*, epsilon: float, delta: float, curves: Mapping[str, RocCurv
                                  hovertemplate="FPR %{x:.3f}, TPR %{y:.3f}<extra>" + label + "</extra>"))
     fig.update_xaxes(range=[0, 1], constrain="domain")
     fig.update_yaxes(range=[0, 1.02], scaleanchor="x", scaleratio=1)
-    fig.update_layout(height=420)
+    fig.update_layout(height=420, legend_traceorder="normal")
+    return fig
+
+
+def audit_vs_epsilon(points: Sequence[AuditPoint]) -> go.Figure:
+    """Two panels against the accounted ε (log axis; non-private baselines at "∞" on its right): the best
+    attack's AUC, and the empirical ε lower bound below the line bound = ε that a correct run never crosses."""
+    finite = [p.epsilon for p in points if math.isfinite(p.epsilon)]
+    low, high = (min(finite) / 1.6, max(finite) * 1.6) if finite else (0.5, 2.0)
+    x_infinite = high * 3.0  # where ε = ∞ is drawn, past a gap
+    confidence = points[0].confidence if points else 0.95
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+        "attack AUC (0.5 = guessing)", f"ε lower bound ({confidence:.0%} confidence)"))
+    for point in points:
+        x = point.epsilon if math.isfinite(point.epsilon) else x_infinite
+        hover = (f"<b>{point.label}</b><br>{point.summary}<br>accounted ε = {format_epsilon(point.epsilon)}"
+                 f"<br>attack AUC {point.auc:.3f}, ε ≥ {point.epsilon_lower_bound:.2f}<extra></extra>")
+        for col, y in ((1, point.auc), (2, point.epsilon_lower_bound)):
+            fig.add_trace(go.Scatter(
+                x=[x], y=[y], mode="markers", name=point.label, legendgroup=str(point.run_id), showlegend=col == 1,
+                marker=dict(size=13, color=run_color(point.run_id), line=dict(width=1, color="white"),
+                            symbol="circle" if math.isfinite(point.epsilon) else "diamond"),
+                hovertemplate=hover), row=1, col=col)
+    fig.add_hline(y=0.5, line=dict(color="#555", dash="dot", width=1), annotation_text="guessing",
+                  annotation_position="bottom right", row=1, col=1)
+    if finite:
+        xs = [low * (high / low) ** (i / 40) for i in range(41)]
+        fig.add_trace(go.Scatter(x=xs, y=xs, mode="lines", name="bound = ε: a correct run stays below",
+                                 line=dict(color="#555", dash="dash", width=1.5), hoverinfo="skip"), row=1, col=2)
+    ticks, texts = log_ticks(low, high) if finite else ((), ())
+    gap = math.sqrt(high * x_infinite)
+    for col in (1, 2):
+        fig.add_vline(x=gap, line=dict(color="#bbb", width=1), row=1, col=col)
+    fig.update_xaxes(type="log", tickmode="array", tickvals=[*ticks, x_infinite], ticktext=[*texts, "∞"],
+                     range=[math.log10(low), math.log10(x_infinite * 1.6)],
+                     title_text="accounted ε (∞: non-private)")
+    aucs = [p.auc for p in points]
+    fig.update_yaxes(range=[min([0.45, *[a - 0.03 for a in aucs]]), max([1.0, *aucs])], row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_layout(**{**_LAYOUT, "height": 400, "legend": _LEGEND_RIGHT, "margin": dict(l=10, r=10, t=40, b=10)})
     return fig

@@ -3,12 +3,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterable, Sequence
+from typing import Any, Callable, Hashable, Iterable, Sequence, Union
 
 from dpcore.config import ACCOUNTANT_TITLES, DPConfig
+from dpcore.explain import format_epsilon
 from dpcore.store import ACTIVE_STATUSES, RunRecord, run_row
 
 ALL = "all"
+AUDIT_AUC_COLUMN = "attack AUC"
+AUDIT_BOUND_COLUMN = "audit ε ≥"
+# How the run table writes its cells (pandas Styler formats; an unknown value is an empty cell): ε of a
+# baseline as "∞", by explain.format_epsilon. The values stay numbers, so the columns sort as numbers.
+RUN_TABLE_FORMATS: dict[str, Union[str, Callable[[Any], str]]] = {
+    "noise": "{:g}", "clip": "{:g}", "test accuracy": "{:.3f}",
+    "ε": lambda value: format_epsilon(value, unknown=""), "δ": "{:.0e}",
+    AUDIT_AUC_COLUMN: "{:.3f}", AUDIT_BOUND_COLUMN: "{:.2f}",
+}
 
 
 def config_summary(config: DPConfig) -> str:
@@ -77,6 +87,28 @@ class ComparisonView:
     frontier: tuple[Point, ...]
 
 
+@dataclass(frozen=True)
+class AuditPoint:
+    """One audited run: the ε its accountant promised (∞ for a baseline) against what the attacks reached."""
+
+    run_id: int
+    label: str
+    summary: str
+    epsilon: float
+    auc: float
+    epsilon_lower_bound: float
+    confidence: float
+
+
+def audit_points(runs: Sequence[RunRecord]) -> tuple[AuditPoint, ...]:
+    """A point for each run with a stored audit (``RunRecord.audit``), in the runs' order."""
+    return tuple(
+        AuditPoint(run.id, run.label, config_summary(run.config), run.audit.epsilon, run.audit.auc,
+                   run.audit.epsilon_lower_bound, run.audit.confidence)
+        for run in runs if run.audit is not None
+    )
+
+
 def filter_runs(runs: Sequence[RunRecord], *, dataset: str = ALL, model: str = ALL) -> list[RunRecord]:
     """The runs on ``dataset`` with ``model`` (``"all"`` matches any)."""
     return [r for r in runs
@@ -109,7 +141,8 @@ def build_view(runs: Sequence[RunRecord]) -> ComparisonView:
 
 
 def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
-    """One row per run for a sortable table, from ``store.run_row`` (ε = ∞ for baselines, None while unknown)."""
+    """One row per run for a sortable table, from ``store.run_row`` (ε = ∞ for baselines, None while unknown;
+    the audit's best attack AUC and ε lower bound, None for a run never audited)."""
     rows = []
     for row in map(run_row, runs):
         private = row["private"]
@@ -130,6 +163,8 @@ def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
             "test accuracy": row["test_accuracy"],
             "ε": row["epsilon"],
             "δ": row["delta"] if private else None,
+            AUDIT_AUC_COLUMN: row["audit_auc"],
+            AUDIT_BOUND_COLUMN: row["audit_epsilon_lower_bound"],
             "error": row["error"] or "",
         })
     return rows

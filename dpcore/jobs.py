@@ -34,6 +34,7 @@ from dpcore.server_settings import ENV_WORKERS, RunLimits, ServerSettings  # noq
 from dpcore.store import FINAL_STATUSES, RunRecord, RunStore, StoreError, StoreWriteError, UnknownRunError
 
 if TYPE_CHECKING:
+    from dpcore.audit import AuditReport
     from dpcore.results import EpochMetrics, Progress, TrainResult
 
 # Worker threads one runner may start; each trains a model, so more only thrash a machine.
@@ -58,6 +59,11 @@ class JobSnapshot:
     started: Optional[float]
     finished: Optional[float]
     name: str = ""
+    # The empirical privacy audit: asked for at submit, running now (after training), its report, its error.
+    audit_requested: bool = False
+    auditing: bool = False
+    audit: Optional["AuditReport"] = None
+    audit_error: Optional[str] = None
 
     @property
     def done(self) -> bool:
@@ -73,7 +79,7 @@ class JobSnapshot:
         """This job as its stored run reads (timings are left unknown), for the tables that list runs."""
         return RunRecord(id=self.id, name=self.name, owner=self.owner, created=self.submitted, config=self.config,
                          status=self.state, error=self.error, epochs=self.metrics, examples_per_second=None,
-                         seconds=None, started=self.started, finished=self.finished)
+                         seconds=None, started=self.started, finished=self.finished, audit=self.audit)
 
     @classmethod
     def from_record(cls, record: RunRecord) -> "JobSnapshot":
@@ -84,7 +90,7 @@ class JobSnapshot:
             id=record.id, owner=record.owner, config=record.config, state=record.status,
             progress=min(1.0, progress), epoch=epoch, epochs_total=record.config.epochs,
             metrics=record.epochs, eta_seconds=None, error=record.error, submitted=record.created,
-            started=record.started, finished=record.finished, name=record.name,
+            started=record.started, finished=record.finished, name=record.name, audit=record.audit,
         )
 
 
@@ -114,6 +120,10 @@ class _Job:
     n_train: Optional[int] = None
     started_monotonic: Optional[float] = None
     timed_out_after: Optional[float] = None
+    audit_requested: bool = False
+    auditing: bool = False
+    audit: Optional["AuditReport"] = None
+    audit_error: Optional[str] = None
 
     def snapshot(self) -> JobSnapshot:
         return JobSnapshot(
@@ -121,6 +131,8 @@ class _Job:
             progress=self.progress, epoch=self.epoch, epochs_total=self.config.epochs,
             metrics=tuple(self.metrics), eta_seconds=self.eta_seconds, error=self.error,
             submitted=self.submitted, started=self.started, finished=self.finished, name=self.name,
+            audit_requested=self.audit_requested, auditing=self.auditing, audit=self.audit,
+            audit_error=self.audit_error,
         )
 
 
@@ -175,9 +187,10 @@ class JobRunner:
 
     # -- public API ----------------------------------------------------------------------
 
-    def submit(self, config: DPConfig, *, owner: str = "", name: str = "") -> int:
+    def submit(self, config: DPConfig, *, owner: str = "", name: str = "", audit: bool = False) -> int:
         """Queue ``config`` for training and return its id (its run id in the store).
 
+        ``audit``: once the run completes, audit its model (``audit``) before the job counts as done.
         With limits, a CapacityError (naming the limit) refuses a run over the compute cap or one
         more than ``owner`` may have queued or training.
         """
@@ -197,7 +210,8 @@ class JobRunner:
                     check_compute(self.throughput.estimate(config, n_train=n_train), self._limits)
             # Created under the lock so that ids enter the queue in submission order.
             run_id = self.store.create_run(config, owner=owner, name=name)
-            job = _Job(id=run_id, owner=owner, name=name, config=config, submitted=time.time(), n_train=n_train)
+            job = _Job(id=run_id, owner=owner, name=name, config=config, submitted=time.time(), n_train=n_train,
+                       audit_requested=audit)
             self._jobs[run_id] = job
             self._enqueue(job)
             self._cond.notify_all()
@@ -281,6 +295,18 @@ class JobRunner:
                 job = self._jobs.get(job_id)
                 if job is not None and job.state in FINAL_STATUSES:
                     del self._jobs[job_id]
+
+    def audit(self, run_id: int) -> "AuditReport":
+        """Audit a completed run's model now, in the calling thread, and keep the report with the run
+        (``audit.audit_run``); raises its AuditError or UnknownRunError. A job of this runner shows it."""
+        from dpcore import audit
+
+        report = audit.audit_run(self.store, run_id)
+        with self._cond:
+            job = self._jobs.get(run_id)
+            if job is not None:
+                job.audit, job.audit_error = report, None
+        return report
 
     def get(self, job_id: int) -> JobSnapshot:
         """The job's current state; for a run this runner never held, its stored record."""
@@ -447,6 +473,8 @@ class JobRunner:
                 self.throughput.add(job.config, examples=sum(e.examples for e in result.epochs),
                                     seconds=result.seconds)
             self.store.finish_run(job.id, result)
+            if result.status == "completed" and job.audit_requested:
+                self._audit_after_training(job)
             self._end(job, result.status, result.error, result.epochs)
         except BaseException as exc:  # noqa: BLE001 - a worker must outlive any one run
             if isinstance(exc, StoreWriteError):
@@ -475,6 +503,18 @@ class JobRunner:
                 if job.state == "running":
                     job.stop.set()
             self._cond.notify_all()
+
+    def _audit_after_training(self, job: _Job) -> None:
+        """The post-run hook: audit the completed run; a failed audit is noted on the job, the run stays completed."""
+        with self._cond:
+            job.auditing = True
+        error = None
+        try:
+            self.audit(job.id)
+        except Exception as exc:  # noqa: BLE001 - the run itself has completed and is kept
+            error = describe_exception(exc)
+        with self._cond:
+            job.auditing, job.audit_error = False, error
 
     def _on_epoch(self, job: _Job, metrics: "EpochMetrics") -> None:
         try:

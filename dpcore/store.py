@@ -9,7 +9,7 @@ Layout (schema version 3, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings
 - ``run_weights`` (version 2): the final model weights of a completed run (an ``.npz`` blob), so
   that the model can be audited later exactly as it was trained.
 - ``audits`` (version 2): the latest empirical privacy audit of a run (``dpcore.audit``'s report
-  as JSON text; the store does not read inside it).
+  as JSON text, written by ``dpcore.audit`` and read back as ``RunRecord.audit``).
 - ``participants`` (version 3): the people of a shared server (``dpcore.participants``): the
   SHA-256 of each one's token, their owner id and display name.
 
@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, U
 
 import numpy as np
 
+from dpcore.audit import AuditError, AuditReport
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 from dpcore.explain import format_epsilon
@@ -68,6 +69,7 @@ CSV_COLUMNS = (
     "id", "name", "created", "status", "dataset", "model", "optimizer", "noise_multiplier",
     "l2_norm_clip", "batch_size", "epochs", "sampling", "accountant", "private", "test_accuracy",
     "epsilon", "delta", TRAIN_LOSS_KEY, TRAIN_ACCURACY_KEY, "examples_per_second", "seconds", "error",
+    "audit_auc", "audit_epsilon_lower_bound",
 )
 
 # How long a call waits for another writer's lock before giving up.
@@ -239,7 +241,8 @@ def process_alive(token: str) -> bool:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One stored run as read back from the store; ``epochs`` holds every committed epoch."""
+    """One stored run as read back from the store; ``epochs`` holds every committed epoch, ``audit`` its
+    latest empirical privacy audit (None: never audited)."""
 
     id: int
     name: str
@@ -254,6 +257,7 @@ class RunRecord:
     started: Optional[float] = None
     finished: Optional[float] = None
     n_train: Optional[int] = None
+    audit: Optional[AuditReport] = None
 
     @property
     def test_accuracy(self) -> Optional[float]:
@@ -705,7 +709,8 @@ class RunStore:
             epochs = conn.execute(
                 "SELECT * FROM epoch_metrics WHERE run_id = ? ORDER BY epoch", (run_id,)
             ).fetchall()
-        record = _readable(row, epochs)
+            audit = conn.execute("SELECT report_json FROM audits WHERE run_id = ?", (run_id,)).fetchone()
+        record = _readable(row, epochs, None if audit is None else audit["report_json"])
         if isinstance(record, UnreadableRun):
             raise UnreadableRunError(record.id, record.reason)
         return record
@@ -731,12 +736,12 @@ class RunStore:
             rows = self._salvage_rows(owner)
         records: list[RunRecord] = []
         unreadable: list[UnreadableRun] = []
-        for row, epoch_rows in rows:
-            item = row if isinstance(row, UnreadableRun) else _readable(row, epoch_rows)
+        for row, epoch_rows, report_json in rows:
+            item = row if isinstance(row, UnreadableRun) else _readable(row, epoch_rows, report_json)
             (unreadable if isinstance(item, UnreadableRun) else records).append(item)  # type: ignore[arg-type]
         return RunListing(runs=tuple(records), unreadable=tuple(unreadable), damage=self.damage)
 
-    def _read_rows(self, owner: Optional[str]) -> list[tuple[Any, Sequence[sqlite3.Row]]]:
+    def _read_rows(self, owner: Optional[str]) -> list[tuple[Any, Sequence[sqlite3.Row], Optional[str]]]:
         """Every runs row with its epoch rows, in two queries."""
         with self._connect() as conn:
             if owner is None:
@@ -744,6 +749,7 @@ class RunStore:
                 epoch_rows = conn.execute(
                     "SELECT * FROM epoch_metrics ORDER BY run_id, epoch"
                 ).fetchall()
+                audit_rows = conn.execute("SELECT run_id, report_json FROM audits").fetchall()
             else:
                 rows = conn.execute("SELECT * FROM runs WHERE owner = ? ORDER BY id", (owner,)).fetchall()
                 epoch_rows = conn.execute(
@@ -751,14 +757,19 @@ class RunStore:
                     "WHERE r.owner = ? ORDER BY e.run_id, e.epoch",
                     (owner,),
                 ).fetchall()
+                audit_rows = conn.execute(
+                    "SELECT a.run_id, a.report_json FROM audits a JOIN runs r ON r.id = a.run_id WHERE r.owner = ?",
+                    (owner,),
+                ).fetchall()
         by_run: dict[int, list[sqlite3.Row]] = {}
         for epoch_row in epoch_rows:
             by_run.setdefault(epoch_row["run_id"], []).append(epoch_row)
-        return [(row, by_run.get(row["id"], [])) for row in rows]
+        audits = {audit_row["run_id"]: audit_row["report_json"] for audit_row in audit_rows}
+        return [(row, by_run.get(row["id"], []), audits.get(row["id"])) for row in rows]
 
-    def _salvage_rows(self, owner: Optional[str]) -> list[tuple[Any, Sequence[sqlite3.Row]]]:
+    def _salvage_rows(self, owner: Optional[str]) -> list[tuple[Any, Sequence[sqlite3.Row], Optional[str]]]:
         """A damaged store's rows, run by run: a row on a damaged page becomes an UnreadableRun."""
-        found: list[tuple[Any, Sequence[sqlite3.Row]]] = []
+        found: list[tuple[Any, Sequence[sqlite3.Row], Optional[str]]] = []
         with self._connect() as conn:
             last = 0
             for query in ("SELECT max(id) FROM runs", "SELECT seq FROM sqlite_sequence WHERE name = 'runs'"):
@@ -773,10 +784,11 @@ class RunStore:
                         continue
                     epochs = conn.execute(
                         "SELECT * FROM epoch_metrics WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+                    audit = conn.execute("SELECT report_json FROM audits WHERE run_id = ?", (run_id,)).fetchone()
                 except sqlite3.DatabaseError:
-                    found.append((UnreadableRun(run_id, "it lies in a damaged part of the store file"), []))
+                    found.append((UnreadableRun(run_id, "it lies in a damaged part of the store file"), [], None))
                     continue
-                found.append((row, epochs))
+                found.append((row, epochs, None if audit is None else audit["report_json"]))
         return found
 
     def load_weights(self, run_id: int) -> Optional[list[np.ndarray]]:
@@ -840,6 +852,8 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         TRAIN_LOSS_KEY: None if last is None else last.train_loss,
         TRAIN_ACCURACY_KEY: None if last is None else last.train_accuracy,
         "examples_per_second": run.examples_per_second, "seconds": run.seconds, "error": run.error,
+        "audit_auc": None if run.audit is None else run.audit.auc,
+        "audit_epsilon_lower_bound": None if run.audit is None else run.audit.epsilon_lower_bound,
     }
 
 
@@ -867,11 +881,12 @@ _NUMBER_COLUMNS = ("created", "started", "finished", "examples_per_second", "sec
 _EPOCH_NUMBER_COLUMNS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "epsilon", "seconds")
 
 
-def _readable(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row]) -> Union[RunRecord, UnreadableRun]:
+def _readable(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row],
+              report_json: Optional[str] = None) -> Union[RunRecord, UnreadableRun]:
     """The run of a row, with the status it has now (a dead process's run is interrupted), or why it cannot be read."""
     try:
         _check_row(row, epoch_rows)
-        record = _record(row, epoch_rows)
+        record = _record(row, epoch_rows, report_json)
     except (ValueError, TypeError, OverflowError) as exc:  # ConfigError is a ValueError
         return UnreadableRun(int(row["id"]), quote(str(exc), limit=200)[1:-1])
     if record.status in ACTIVE_STATUSES and not process_alive(row["process"] or ""):
@@ -902,7 +917,17 @@ def _check_row(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row]) -> None:
             number(f"epoch {epoch_row['epoch']} {column}", epoch_row[column])
 
 
-def _record(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row]) -> RunRecord:
+def _audit_report(report_json: Optional[str]) -> Optional[AuditReport]:
+    """A stored audit read back; one this version cannot read (another format) counts as none: audit again."""
+    if report_json is None:
+        return None
+    try:
+        return AuditReport.from_json(report_json)
+    except (AuditError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _record(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row], report_json: Optional[str] = None) -> RunRecord:
     return RunRecord(
         id=row["id"],
         name=row["name"],
@@ -917,4 +942,5 @@ def _record(row: sqlite3.Row, epoch_rows: Sequence[sqlite3.Row]) -> RunRecord:
         started=row["started"],
         finished=row["finished"],
         n_train=row["n_train"],
+        audit=_audit_report(report_json),
     )

@@ -1,12 +1,14 @@
-"""Compare: accuracy against ε for every stored run, the Pareto frontier, baselines, and a run table."""
+"""Compare: accuracy against ε for every stored run, the Pareto frontier, baselines, the audits against ε,
+and a run table."""
 from __future__ import annotations
 
 import streamlit as st
 
 import app_state
 from dpcore import charts, explain
-from dpcore.comparison import ALL, build_view, busy_runs, filter_runs
+from dpcore.comparison import ALL, audit_points, build_view, busy_runs, filter_runs
 from dpcore.errors import UserInputError
+from pages import audit_view
 
 ss = st.session_state
 store = app_state.store()
@@ -82,6 +84,17 @@ if view.curves or view.baselines:
 else:
     st.info("None of these runs has finished an epoch yet.")
 
+audited = audit_points(charted)
+if audited:
+    st.markdown("**What attacks reach, against the ε promised**")
+    st.caption("Each audited run's best membership-inference attack (AUC, left) and the empirical ε lower bound "
+               "it proves (right) against the run's accounted ε; non-private baselines stand at ∞. "
+               + audit_view.BOUND_NOTE)
+    st.plotly_chart(charts.audit_vs_epsilon(audited), width="stretch", key="compare_audit_chart")
+else:
+    st.caption("No audited runs among these. Audit a completed run from its view on Train, or choose one run "
+               "below; digits runs are audited when training ends unless that is turned off.")
+
 st.markdown("**Runs** (click a column header to sort)")
 app_state.run_table(shown, key="compare_table")
 
@@ -96,7 +109,11 @@ if selected:
     actions[3].button(f"Delete {len(selected)} run(s)", key="compare_delete", on_click=delete,
                       args=(selected,), width="stretch")
 else:
-    st.caption("Select one run to rename it or load its config into Explore; select any to delete.")
+    st.caption("Select one run to rename it, load its config into Explore or see its audit; select any to delete.")
+if len(selected) == 1:
+    chosen = next(r for r in shown if r.id == selected[0])
+    audit_view.render(chosen.id, completed=chosen.status == "completed", report=chosen.audit,
+                      key="compare_run_audit")
 
 st.download_button("Download CSV of all runs", store.to_csv(), file_name="dp-explorer-runs.csv",
                    mime="text/csv", key="compare_csv", on_click="ignore")

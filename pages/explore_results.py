@@ -13,7 +13,13 @@ from dpcore.errors import UserInputError
 from pages.explore_controls import NOISE_SLIDER_MIN
 
 ss = st.session_state
-NOISE_GRID = tuple(round(0.4 * (16.0 / 0.4) ** (i / 15), 4) for i in range(16))  # geometric, 0.4 to 16
+# The noise multipliers of the ε-vs-noise curve: round values, about evenly spaced on its log axis, so that
+# clicking a point sets a σ a person would type.
+NOISE_GRID = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 10.0)
+TARGET_KEY = "calibrate_target"
+DEFAULT_TARGET_EPSILON = 1.0
+CHART_TARGET_KEY = "explore_chart_target"  # the target ε the charts were last drawn with
+NOISE_CHART_KEY = "chart_eps_noise"
 
 
 def make_private() -> None:
@@ -28,6 +34,18 @@ def apply_noise(value: float) -> None:
     """Set the noise multiplier (from Calibrate), keeping everything else."""
     app_state.update_config(noise_multiplier=value)
     app_state.post_notice(f"Noise multiplier set to {value:.4g}.")
+
+
+def use_clicked_noise() -> None:
+    """A click on a point of the ε-vs-noise curve sets the noise multiplier to that point's σ."""
+    points = ss[NOISE_CHART_KEY].selection.points
+    if points and float(points[0]["x"]) != app_state.config().noise_multiplier:
+        apply_noise(float(points[0]["x"]))
+
+
+def target_epsilon() -> float:
+    """The Calibrate target, which the charts draw as a line (its default before the box is first shown)."""
+    return float(ss.get(TARGET_KEY, DEFAULT_TARGET_EPSILON))
 
 
 def render(cfg: DPConfig) -> None:
@@ -84,20 +102,25 @@ def curves(cfg: DPConfig, *, n: int, epsilon: float) -> None:
                         help="Both accountants for the current sampling; PLD is the tighter one.")
     configs = {f"{ACCOUNTANT_TITLES[a]}, {cfg.sampling}": cfg.replace(accountant=a)
                for a in (ACCOUNTANTS if overlay else (cfg.accountant,))}
+    target = ss[CHART_TARGET_KEY] = target_epsilon()
     # Only the open tab is computed: the noise sweep costs many accountant queries.
     tab_epochs, tab_noise = st.tabs(["ε vs epochs", "ε vs noise multiplier"], key="explore_tab",
                                     on_change="rerun")
     if tab_epochs.open:
         per_epoch = {label: accounting.epsilon_curve_for_config(c, n=n, interactive=True)
                      for label, c in configs.items()}
-        tab_epochs.plotly_chart(charts.epsilon_vs_epochs(per_epoch, current_epochs=cfg.epochs, delta=cfg.delta),
+        tab_epochs.plotly_chart(charts.epsilon_vs_epochs(per_epoch, current_epochs=cfg.epochs, delta=cfg.delta,
+                                                         target_epsilon=target),
                                 width="stretch", key="chart_eps_epochs")
     if tab_noise.open:
         with tab_noise:
             sweep = {label: noise_sweep(c, n=n) for label, c in configs.items()}
             st.plotly_chart(charts.epsilon_vs_noise(NOISE_GRID, sweep, current_noise=cfg.noise_multiplier,
-                                                    current_epsilon=epsilon, delta=cfg.delta),
-                            width="stretch", key="chart_eps_noise")
+                                                    current_epsilon=epsilon, delta=cfg.delta, target_epsilon=target),
+                            width="stretch", key=NOISE_CHART_KEY, on_select=use_clicked_noise,
+                            selection_mode="points")
+            st.caption("Click a point of a curve to use its noise multiplier. The dashed line is the "
+                       "Calibrate target below.")
 
 
 def noise_sweep(cfg: DPConfig, *, n: int) -> tuple[float, ...]:
@@ -123,8 +146,10 @@ def calibrate(cfg: DPConfig, *, n: int) -> None:
     st.caption("Type the ε you can afford; get the smallest noise multiplier that meets it "
                "for the other settings.")
     left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
-    target = left.number_input("Target ε", min_value=0.01, max_value=1000.0, value=1.0, step=0.1,
-                               format="%.3f", key="calibrate_target")
+    target = left.number_input("Target ε", min_value=0.01, max_value=1000.0, value=DEFAULT_TARGET_EPSILON,
+                               step=0.1, format="%.3f", key=TARGET_KEY)
+    if float(target) != ss.get(CHART_TARGET_KEY):
+        st.rerun(scope="app")  # a new target: redraw the charts' target line too
     if mid.button("Calibrate", key="calibrate_run"):
         try:
             found = accounting.calibrate_noise_for_config(cfg, target_epsilon=float(target), n=n,

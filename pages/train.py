@@ -6,14 +6,15 @@ import math
 import streamlit as st
 
 import app_state
-from dpcore import accounting, charts, explain
+from dpcore import accounting, audit, charts, explain
 from dpcore.comparison import config_summary
-from dpcore.config import ACCOUNTANT_TITLES
-from dpcore.data import dataset_info, dataset_problem
+from dpcore.config import ACCOUNTANT_TITLES, DPConfig
+from dpcore.data import dataset_info, dataset_problem, train_size
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobSnapshot
 from dpcore.store import ACTIVE_STATUSES
 from dpcore.model_specs import check_pair
+from pages import audit_view
 
 ss = st.session_state
 POLL_SECONDS = 1.0
@@ -38,6 +39,8 @@ if n is not None and cfg.private:
 problem = dataset_problem(cfg.dataset)
 if problem:
     st.warning(problem)
+# One checkbox per dataset, so that its default follows the dataset the current config names.
+AUDIT_KEY = f"train_audit_{cfg.dataset}"
 
 
 def submit(private: bool) -> None:
@@ -52,7 +55,7 @@ def submit(private: bool) -> None:
         name = ss.get("train_name", "").strip()
         if not private:
             name = f"{name} (non-private)" if name else "non-private baseline"
-        job_id = app_state.submit_run(run_cfg, name=name)
+        job_id = app_state.submit_run(run_cfg, name=name, audit=bool(ss.get(AUDIT_KEY, audit.audit_by_default(cfg))))
     except UserInputError as exc:
         ss["train_error"] = str(exc)
         return
@@ -61,6 +64,10 @@ def submit(private: bool) -> None:
 
 
 st.text_input("Run name (optional)", key="train_name", placeholder="e.g. sigma 1.1, batch 64")
+st.checkbox("Audit the model when training ends", value=audit.audit_by_default(cfg), key=AUDIT_KEY,
+            help="Membership-inference attacks on the trained model, set against its ε (Learn, section 6). "
+                 "Seconds on digits, where it is on by default; longer on larger data. Any completed run "
+                 "can also be audited later from its view.")
 left, right, _ = st.columns([1, 1, 2])
 left.button("Start training", type="primary", key="train_start", on_click=submit, args=(True,),
             disabled=n is None, width="stretch")
@@ -72,6 +79,8 @@ if "train_error" in ss:
 
 
 def _progress_text(job: JobSnapshot) -> str:
+    if job.auditing:
+        return f"Training completed · {job.epoch}/{job.epochs_total} epochs · auditing the model…"
     return explain.progress_text(state=job.state, epoch=job.epoch, epochs_total=job.epochs_total,
                                  fraction=job.progress, eta_seconds=job.eta_seconds,
                                  finished_epochs=len(job.metrics))
@@ -83,7 +92,7 @@ def _job_label(job: JobSnapshot) -> str:
 
 
 def show_job(job: JobSnapshot) -> None:
-    """One run: progress, live per-epoch charts, cancel, and its error if it failed."""
+    """One run: progress, live per-epoch charts (ε over its projection), cancel, its error if it failed, its audit."""
     st.progress(job.progress if job.state != "queued" else 0.0, text=_progress_text(job))
     private = job.config.private
     last = job.latest
@@ -111,10 +120,26 @@ def show_job(job: JobSnapshot) -> None:
         st.plotly_chart(
             charts.training_progress([m.epoch for m in job.metrics], [m.test_accuracy for m in job.metrics],
                                      [m.epsilon for m in job.metrics], epochs_total=job.epochs_total,
-                                     private=private),
+                                     private=private, projected=_projected_curve(job.config)),
             width="stretch", key=f"train_chart_{job.id}")
     elif job.state in ACTIVE_STATUSES:
         st.caption("The charts appear when the first epoch ends.")
+    if job.audit_requested and not job.done and job.audit is None:
+        st.caption("This run's model is audited when training ends.")
+    if job.audit_error:
+        st.error(f"The audit of run {job.id} failed: {job.audit_error}")
+    if job.state == "completed":
+        audit_view.render(job.id, completed=True, report=job.audit, key=f"train_run_audit_{job.id}")
+
+
+def _projected_curve(config: DPConfig) -> tuple[float, ...] | None:
+    """The ε the accountant projects after each epoch of a private run (the dashed line under the live ε)."""
+    if not config.private:
+        return None
+    try:
+        return accounting.epsilon_curve_for_config(config, n=train_size(config), interactive=True)
+    except UserInputError:
+        return None  # the data can no longer be read (e.g. a CSV file removed): the run view says so elsewhere
 
 
 def runs_panel(polling: bool) -> None:

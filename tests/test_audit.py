@@ -10,10 +10,11 @@ import pytest
 from scipy.stats import binom
 
 from dpcore import accounting, audit
-from dpcore.audit import AuditError, AuditReport, RocCurve
+from dpcore.audit import AuditError, AuditReport
 from dpcore.cli import main
 from dpcore.config import DPConfig
 from dpcore.store import RunStore, UnknownRunError
+from tests.audit_samples import hand_made_report
 
 # A tiny training set, many epochs, no noise: the model memorises its 60 rows.
 OVERFIT = DPConfig(dataset="digits", model="mlp", private=False, optimizer="adam", learning_rate=0.02,
@@ -189,17 +190,7 @@ def test_canary_guesses_count_top_in_and_bottom_out():
 
 
 def _report(epsilon: float) -> AuditReport:
-    bound = audit.EpsilonBound(epsilon=0.4, threshold=-1.5, inequality=audit.BOUND_TPR, tpr=0.3, fpr=0.1,
-                               tpr_low=0.2, fpr_high=0.15, confidence=0.975)
-    attack = audit.AttackReport(attack=audit.LOSS_ATTACK, auc=0.6, advantage=0.2, tpr_at_1pct_fpr=0.05,
-                                tpr_at_01pct_fpr=0.0, bound=bound, roc=RocCurve(fpr=(0.0, 1.0), tpr=(0.0, 1.0)),
-                                eval_members=10, eval_nonmembers=10)
-    canary = audit.CanaryReport(canaries=20, included=9, guesses=10, correct=7, epsilon_lower_bound=0.0,
-                                epsilon=epsilon, delta=1e-5, n_train=100, test_accuracy=math.nan,
-                                confidence=0.95, seconds=1.0)
-    return AuditReport(run_id=3, epsilon=epsilon, delta=1e-5, private=math.isfinite(epsilon),
-                       model_source=audit.MODEL_STORED, members=20, nonmembers=20, attacks=(attack,),
-                       canary=canary, confidence=0.95, seconds=2.0, created=1.0, notes=("a note",))
+    return hand_made_report(epsilon)
 
 
 @pytest.mark.parametrize("epsilon", [2.5, math.inf])

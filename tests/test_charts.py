@@ -16,18 +16,79 @@ def test_epsilon_vs_epochs_has_one_line_per_series_and_marks_the_epoch() -> None
     assert fig.layout.shapes[0].x0 == 3
 
 
-def test_epsilon_vs_noise_marks_the_current_setting() -> None:
+def test_epsilon_vs_noise_marks_the_current_setting_and_the_target() -> None:
     fig = charts.epsilon_vs_noise((0.5, 1.0, 2.0), {"RDP": (8.0, 2.0, 0.7)}, current_noise=1.0,
-                                  current_epsilon=2.0, delta=1e-5)
+                                  current_epsilon=2.0, delta=1e-5, target_epsilon=3.0)
     assert fig.data[-1].name == "current" and list(fig.data[-1].y) == [2.0]
-    assert fig.layout.yaxis.type == "log"
+    assert fig.data[0].mode == "lines+markers"  # each computed σ is a point a click can pick
+    assert fig.layout.yaxis.type == "log" and fig.layout.xaxis.type == "log"
+    (target,) = fig.layout.shapes
+    assert (target.y0, target.y1) == (3.0, 3.0) and fig.layout.annotations[0].text == "target ε = 3"
+
+
+def test_log_axes_read_as_plain_numbers_over_the_data() -> None:
+    noises = (0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0)
+    fig = charts.epsilon_vs_noise(noises, {"RDP": tuple(4.0 / s ** 2 for s in noises)}, current_noise=1.1,
+                                  current_epsilon=3.3, delta=1e-5)
+    assert list(fig.layout.xaxis.ticktext) == ["0.5", "1", "2", "5", "10"]
+    assert list(fig.layout.xaxis.tickvals) == [0.5, 1.0, 2.0, 5.0, 10.0]
+    # The axis spans the σ computed, not more: 0.4 to 2 takes almost half of it.
+    low, high = fig.layout.xaxis.range
+    assert low == pytest.approx(math.log10(0.4 / 1.08)) and high == pytest.approx(math.log10(10 * 1.08))
+    assert (math.log10(2) - low) / (high - low) > 0.45
+    assert list(fig.layout.yaxis.ticktext) == ["0.05", "0.1", "0.2", "0.5", "1", "2", "5", "10", "20"]
+    assert fig.layout.shapes == ()  # no target given, no line
+
+
+@pytest.mark.parametrize(("low", "high", "texts"), [
+    (0.4, 10.0, ("0.5", "1", "2", "5", "10")),
+    (0.01, 100.0, ("0.01", "0.03", "0.1", "0.3", "1", "3", "10", "30", "100")),
+    (1e-5, 1.0, ("0.00001", "0.0001", "0.001", "0.01", "0.1", "1")),
+    (2.1, 8.4, ("3", "4", "5", "6", "7", "8")),
+    (1.13, 1.87, ("1.2", "1.8")),
+])
+def test_log_ticks_are_plain_and_few(low: float, high: float, texts: tuple[str, ...]) -> None:
+    ticks, labels = charts.log_ticks(low, high)
+    assert labels == texts and all(low <= t <= high for t in ticks) and len(ticks) <= 9
+    with pytest.raises(ValueError):
+        charts.log_ticks(0.0, 1.0)
+
+
+def test_error_chart_has_no_si_prefixes() -> None:
+    epsilons = (0.05, 0.5, 5.0, 20.0)
+    errors = {"n = 100": tuple(teaching.private_mean_error(epsilon=e, delta=1e-5, n=100) for e in epsilons),
+              "n = 10,000": tuple(teaching.private_mean_error(epsilon=e, delta=1e-5, n=10_000) for e in epsilons)}
+    fig = charts.error_vs_epsilon(epsilons, errors)
+    labels = list(fig.layout.yaxis.ticktext) + list(fig.layout.xaxis.ticktext)
+    assert labels and not any(unit in label for label in labels for unit in "μmk")
+    assert all(float(label) > 0 for label in labels)
+
+
+def test_epsilon_vs_epochs_draws_the_target() -> None:
+    fig = charts.epsilon_vs_epochs({"RDP, poisson": (0.5, 0.8)}, current_epochs=2, delta=1e-5, target_epsilon=0.7)
+    assert [(s.y0, s.line.dash) for s in fig.layout.shapes if s.type == "line" and s.y0 == s.y1] == [(0.7, "dash")]
+
+
+def test_run_colours_come_from_the_run_id() -> None:
+    assert charts.run_color(1) == charts.RUN_COLORS[0] and charts.run_color(3) == charts.RUN_COLORS[2]
+    assert charts.run_color(1 + len(charts.RUN_COLORS)) == charts.run_color(1)
 
 
 def test_training_progress_shows_epsilon_only_for_private_runs() -> None:
     private = charts.training_progress([1, 2], [0.5, 0.6], [0.3, 0.5], epochs_total=4, private=True)
-    baseline = charts.training_progress([1, 2], [0.5, 0.6], [float("inf")] * 2, epochs_total=4, private=False)
+    baseline = charts.training_progress([1, 2], [0.5, 0.6], [float("inf")] * 2, epochs_total=4, private=False,
+                                        projected=(0.3, 0.5, 0.6, 0.7))
     assert len(private.data) == 2 and len(baseline.data) == 1
     assert "non-private" in baseline.layout.annotations[1].text
+
+
+def test_training_progress_draws_the_projected_epsilon_under_the_spent_one() -> None:
+    fig = charts.training_progress([1, 2], [0.5, 0.6], [0.3, 0.5], epochs_total=4, private=True,
+                                   projected=(0.3, 0.5, 0.6, 0.7))
+    projected, spent = fig.data[1], fig.data[2]
+    assert projected.name == "projected ε" and list(projected.x) == [1, 2, 3, 4] and projected.line.width >= 8
+    assert list(spent.y) == [0.3, 0.5] and projected.xaxis == spent.xaxis == "x2"
+    assert "projected" in fig.layout.annotations[1].text
 
 
 def test_teaching_figures() -> None:
@@ -51,3 +112,23 @@ def test_privacy_region_shades_what_dp_allows_and_draws_the_curves() -> None:
     assert list(fig.data[-1].y) == [0.0, 0.4, 1.0]
     baseline = charts.privacy_region(epsilon=math.inf, delta=1e-5, curves={})
     assert set(baseline.data[1].y) == {1.0} and "ε = ∞" in baseline.layout.title.text
+
+
+def test_audit_chart_sets_auc_and_bound_against_epsilon_with_baselines_at_infinity() -> None:
+    from dpcore.comparison import AuditPoint
+
+    points = [AuditPoint(4, "sigma 1", "digits", 1.0, 0.52, 0.0, 0.95),
+              AuditPoint(7, "sigma 0.5", "digits", 8.0, 0.55, 0.3, 0.95),
+              AuditPoint(9, "baseline", "digits", math.inf, 0.60, 0.9, 0.95)]
+    fig = charts.audit_vs_epsilon(points)
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert [(t.name, t.xaxis, t.y[0]) for t in markers][:2] == [("sigma 1", "x", 0.52), ("sigma 1", "x2", 0.0)]
+    assert [t.showlegend for t in markers] == [True, False] * 3  # each run once in the legend
+    assert {t.marker.color for t in markers if t.name == "sigma 0.5"} == {charts.run_color(7)}
+    infinity = fig.layout.xaxis.tickvals[-1]
+    assert fig.layout.xaxis.ticktext[-1] == "∞" and [t.x[0] for t in markers if t.name == "baseline"] == [infinity] * 2
+    assert infinity > 8.0 and list(fig.layout.xaxis.ticktext) == ["1", "2", "5", "10", "∞"]
+    diagonal = next(t for t in fig.data if t.name.startswith("bound = ε"))
+    assert list(diagonal.x) == list(diagonal.y) and diagonal.xaxis == "x2"
+    only_baselines = charts.audit_vs_epsilon(points[2:])
+    assert list(only_baselines.layout.xaxis.ticktext) == ["∞"]

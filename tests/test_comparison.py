@@ -10,8 +10,8 @@ from dpcore import charts
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dpcore.comparison import (ALL, Point, build_view, busy_runs, config_summary, filter_runs, pareto_frontier,
-                               run_rows)
+from dpcore.comparison import (ALL, RUN_TABLE_FORMATS, Point, audit_points, build_view, busy_runs, config_summary,
+                               filter_runs, pareto_frontier, run_rows)
 from dpcore.config import DPConfig
 from dpcore.store import RunStore
 from dpcore.results import EpochMetrics
@@ -74,9 +74,53 @@ def test_summary_says_non_private_for_a_baseline() -> None:
 def test_chart_has_one_trace_per_run_plus_frontier_and_a_baseline_line(store: RunStore) -> None:
     fig = charts.accuracy_vs_epsilon(build_view(store.list_runs()))
     names = [t.name for t in fig.data]
-    assert names.count("Pareto frontier") == 1 and len(names) == 4
-    assert [a.text for a in fig.layout.annotations] == ["run 4, non-private (ε = ∞): accuracy 0.950"]
+    assert names.count("Pareto frontier") == 1 and len(names) == 5
+    baseline = fig.data[-1]  # named in the legend, not in an annotation that could cover another
+    assert baseline.name == "run 4, non-private (ε = ∞): 0.950" and not fig.layout.annotations
+    assert list(baseline.y) == [0.95, 0.95] and list(baseline.x) == [0.0, fig.layout.xaxis.range[1]]
+    assert baseline.line.dash == "dot" and baseline.line.color == charts.run_color(4)
+    assert fig.layout.legend.orientation == "v" and fig.layout.legend.x > 1  # beside the plot, clear of the title
     assert "run" in fig.data[0].hovertemplate and "σ" in fig.data[0].hovertemplate
+
+
+def test_a_run_keeps_its_colour_when_others_are_deleted(store: RunStore) -> None:
+    def colours() -> dict[str, str]:
+        fig = charts.accuracy_vs_epsilon(build_view(store.list_runs()))
+        return {t.name: t.line.color for t in fig.data if t.name.startswith("run ")}
+
+    before = colours()
+    store.delete_run(1)
+    after = colours()
+    assert "run 1" not in after and after == {name: c for name, c in before.items() if name != "run 1"}
+
+
+def test_audited_runs_become_points_and_table_columns(store: RunStore) -> None:
+    from tests.audit_samples import hand_made_report
+
+    runs = store.list_runs()
+    store.save_audit(runs[1].id, hand_made_report(1.5, auc=0.55, bound=0.2, run_id=runs[1].id).to_json())
+    store.save_audit(runs[3].id, hand_made_report(math.inf, auc=0.7, bound=1.1, run_id=runs[3].id).to_json())
+    points = audit_points(store.list_runs())
+    assert [(p.run_id, p.epsilon, p.auc, p.epsilon_lower_bound) for p in points] == [
+        (runs[1].id, 1.5, 0.55, 0.2), (runs[3].id, math.inf, 0.7, 1.1)]
+    rows = {row["id"]: row for row in run_rows(store.list_runs())}
+    assert (rows[runs[1].id]["attack AUC"], rows[runs[1].id]["audit ε ≥"]) == (0.55, 0.2)
+    assert rows[runs[0].id]["attack AUC"] is None and rows[runs[0].id]["audit ε ≥"] is None
+
+
+def test_table_cells_show_infinity_and_leave_unknowns_empty(store: RunStore) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(run_rows(store.list_runs()))
+    text = frame.style.format(RUN_TABLE_FORMATS, na_rep="").hide(axis="index").to_string(delimiter="\t")
+    header, *lines = [line.split("\t") for line in text.splitlines()]
+    body = [dict(zip(header, cells)) for cells in lines]
+    baseline = next(r for r in body if r["private"] == "False")
+    assert baseline["ε"] == "∞" and baseline["noise"] == "" and baseline["δ"] == ""
+    pending = next(r for r in body if r["dataset"] == "fashion_mnist")
+    assert pending["ε"] == "" and pending["test accuracy"] == "" and pending["attack AUC"] == ""
+    assert not any("None" in str(v) or "nan" in str(v) for row in body for v in row.values())
+    assert frame["ε"].dtype == float  # the cells read as text but sort as numbers
 
 
 def test_busy_runs_are_the_queued_and_running_ones(store: RunStore) -> None:

@@ -1,6 +1,7 @@
 """JobRunner with real (tiny) training: concurrency, cancel, failing runs, a killed process, the shared runner."""
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -341,3 +342,38 @@ def test_get_runner_takes_the_server_settings(monkeypatch, tmp_path):
         assert runner.workers == 3 and runner.limits == limits
     finally:
         runner.shutdown(wait=True)
+@pytest.mark.timeout(200)
+def test_a_run_asked_to_be_audited_is_audited_before_it_counts_as_done(runner, store, tmp_path):
+    audited = runner.submit(TINY, owner="me", audit=True)
+    plain = runner.submit(TINY.as_baseline(), owner="me")
+    # Ten rows leave two held-out rows: the run trains, its audit cannot (too few non-members).
+    csv_path = tmp_path / "ten.csv"
+    csv_path.write_text("x,y\n" + "".join(f"{i / 10},{i % 2}\n" for i in range(10)))
+    too_small = runner.submit(DPConfig(dataset="csv", csv_path=str(csv_path), csv_label="y", model="logreg",
+                                       batch_size=4, epochs=1), owner="me", audit=True)
+    assert runner.get(audited).audit_requested and not runner.get(plain).audit_requested
+    assert runner.wait(timeout=180)
+
+    job = runner.get(audited)
+    assert job.state == "completed" and not job.auditing and job.audit_error is None
+    assert job.audit is not None and job.audit.run_id == audited and job.audit.epsilon == job.latest.epsilon
+    assert store.get_run(audited).audit == job.audit and job.as_record().audit == job.audit
+    assert runner.get(plain).audit is None and store.get_run(plain).audit is None
+
+    failed = runner.get(too_small)
+    assert failed.state == "completed" and store.get_run(too_small).status == "completed"  # the run is kept
+    assert "too few" in failed.audit_error and failed.audit is None
+
+    # Later, on demand: the baseline is audited and its job shows it.
+    report = runner.audit(plain)
+    assert runner.get(plain).audit == report == store.get_run(plain).audit and math.isinf(report.epsilon)
+
+
+def test_auditing_on_demand_refuses_a_run_that_has_not_completed(runner, store):
+    from dpcore.audit import AuditError
+
+    queued = store.create_run(TINY)
+    with pytest.raises(AuditError, match="completed run"):
+        runner.audit(queued)
+    with pytest.raises(UnknownRunError):
+        runner.audit(queued + 100)

@@ -339,6 +339,24 @@ def test_weights_and_audits_round_trip_and_go_with_their_run(tmp_path):
     assert raw.execute("SELECT COUNT(*) FROM audits").fetchone() == (0,)
 
 
+def test_runs_read_back_with_their_audit_and_its_summary_in_rows_and_csv(store):
+    from tests.audit_samples import hand_made_report
+
+    audited, plain = store.create_run(CONFIG, owner="a"), store.create_run(CONFIG, owner="b")
+    report = hand_made_report(2.0, auc=0.58, bound=0.35, run_id=audited)
+    store.save_audit(audited, report.to_json())
+    assert store.get_run(audited).audit == report and store.get_run(plain).audit is None
+    assert [r.audit for r in store.list_runs()] == [report, None]
+    assert [r.audit for r in store.list_runs(owner="a")] == [report]
+    row = run_row(store.get_run(audited))
+    assert (row["audit_auc"], row["audit_epsilon_lower_bound"]) == (0.58, 0.35)
+    assert run_row(store.get_run(plain))["audit_auc"] is None
+    lines = list(csv.DictReader(io.StringIO(store.to_csv())))
+    assert (lines[0]["audit_auc"], lines[0]["audit_epsilon_lower_bound"], lines[1]["audit_auc"]) == ("0.58", "0.35", "")
+    store.save_audit(plain, '{"format": 99}')  # a report this version cannot read counts as no audit
+    assert store.get_run(plain).audit is None
+
+
 def test_a_version_1_store_gains_the_weights_and_audit_tables(tmp_path):
     import dpcore.store as store_module
 

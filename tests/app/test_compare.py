@@ -12,6 +12,7 @@ from dpcore.store import RunStore
 from dpcore.results import EpochMetrics
 from app_state import CONFIG_KEY
 from tests.app.conftest import open_page
+from tests.audit_samples import hand_made_report
 
 
 
@@ -56,11 +57,44 @@ def test_chart_table_and_baseline(app, runs) -> None:
     at = _open(app)
     names = _trace_names(at)
     assert "noisy" in names and "fashion" in names and "Pareto frontier" in names
-    layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
-    assert any("plain, non-private (ε = ∞)" in a["text"] for a in layout["annotations"])
+    assert "plain, non-private (ε = ∞): 0.900" in names  # the baseline is named in the legend
     table = at.dataframe[0].value
     assert set(runs.values()) <= set(table["id"])
     assert at.get("download_button")
+
+
+def test_audited_runs_are_charted_against_epsilon_and_get_table_columns(app, runs) -> None:
+    at = _open(app)
+    assert len(at.get("plotly_chart")) == 1 and any("No audited runs" in c.value for c in at.caption)
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    store.save_audit(runs["noisy"], hand_made_report(0.7, auc=0.52, bound=0.1, run_id=runs["noisy"]).to_json())
+    store.save_audit(runs["plain"], hand_made_report(math.inf, auc=0.61, bound=0.8, run_id=runs["plain"]).to_json())
+    at.run()
+    assert not at.exception
+    audit_chart = json.loads(at.get("plotly_chart")[1].proto.spec)
+    points = {t["name"]: t for t in audit_chart["data"] if t.get("mode") == "markers" and t.get("showlegend")}
+    assert set(points) == {"noisy", "plain"}
+    assert points["noisy"]["x"] == [0.7] and points["noisy"]["y"] == [0.52]
+    assert points["plain"]["x"] == [audit_chart["layout"]["xaxis"]["tickvals"][-1]]
+    assert audit_chart["layout"]["xaxis"]["ticktext"][-1] == "∞"
+    table = at.dataframe[0].value.set_index("id")
+    assert (table.loc[runs["noisy"], "attack AUC"], table.loc[runs["noisy"], "audit ε ≥"]) == (0.52, 0.1)
+    assert table.loc[runs["plain"], "audit ε ≥"] == 0.8 and math.isnan(table.loc[runs["fashion"], "attack AUC"])
+
+
+def test_one_chosen_run_shows_its_audit_or_offers_one(app, runs) -> None:
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    store.save_audit(runs["noisy"], hand_made_report(0.7, auc=0.52, bound=0.1, run_id=runs["noisy"]).to_json())
+    at = _open(app)
+    at.multiselect(key="compare_selected").set_value([runs["noisy"]]).run()
+    assert not at.exception
+    region = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert [t.get("name") for t in region["data"]][1:] == ["allowed region", "guessing", "loss threshold"]
+    assert "ε = 0.7" in region["layout"]["title"]["text"]
+    assert next(m.value for m in at.metric if m.label == "ε lower bound (95%)") == "0.10"
+    assert any("within the accounted ε = 0.70" in m.value for m in at.markdown)
+    at.multiselect(key="compare_selected").set_value([runs["fashion"]]).run()
+    assert at.button(key="compare_run_audit_run").label == "Audit this run"
 
 
 def test_filter_by_dataset(app, runs) -> None:

@@ -189,3 +189,23 @@ def test_csv_dataset_offers_its_columns_and_projects_epsilon_for_its_size(app, t
     assert (config.dataset, config.csv_path, config.csv_label) == ("csv", sample, "decision")
     n = data.train_size(config)
     assert float(_eps(at)) == round(accounting.epsilon_for_config(config, n=n), 3)
+
+
+def _target_lines(spec: dict) -> list[float]:
+    return [s["y0"] for s in spec["layout"].get("shapes", []) if s.get("line", {}).get("dash") == "dash"]
+
+
+def test_charts_draw_the_calibrate_target_as_a_line(app) -> None:
+    import json
+
+    at = app.run()
+    assert _target_lines(json.loads(at.get("plotly_chart")[0].proto.spec)) == [1.0]
+    at.number_input(key="calibrate_target").set_value(2.5).run()
+    assert not at.exception
+    assert _target_lines(json.loads(at.get("plotly_chart")[0].proto.spec)) == [2.5]
+    at.session_state["explore_tab"] = "ε vs noise multiplier"
+    at.run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert _target_lines(spec) == [2.5]
+    assert spec["layout"]["xaxis"]["ticktext"] == ["0.5", "1", "2", "5", "10"]  # plain numbers on the log axis
+    assert any("Click a point" in c.value for c in at.caption)

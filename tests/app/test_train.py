@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
+
+import pytest
 
 from dpcore import accounting
 from dpcore.config import DPConfig
@@ -56,7 +59,64 @@ def test_tiny_run_completes_with_charts_and_epsilon(app) -> None:
     assert _metric(at, "ε spent") == f"{expected:.3f}"
     assert _metric(at, "Epoch") == "2/2"
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert [len(trace["x"]) for trace in chart["data"]] == [2, 2]
+    accuracy, projected, spent = chart["data"]
+    assert [len(accuracy["x"]), len(spent["x"])] == [2, 2]
+    # The projected ε is drawn under the spent one, and the trainer spent exactly what was projected.
+    assert projected["name"] == "projected ε" and projected["y"] == pytest.approx(spent["y"], rel=1e-9)
+    assert projected["y"][-1] == pytest.approx(expected)
+
+
+def _audit_chart(at) -> dict:
+    return next(spec for spec in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+                if any(t.get("name") == "allowed region" for t in spec["data"]))
+
+
+def test_audit_is_on_by_default_for_digits_only(app) -> None:
+    at = _open_train(app, TINY)
+    assert at.checkbox(key="train_audit_digits").value is True
+    at.session_state[CONFIG_KEY] = DPConfig(dataset="fashion_mnist", model="cnn")
+    at.run()
+    assert at.checkbox(key="train_audit_fashion_mnist").value is False
+
+
+def test_a_run_is_audited_when_it_ends_and_shows_its_roc_and_numbers(app) -> None:
+    at = _open_train(app, TINY)
+    job_id = _start(at)
+    assert get_runner().get(job_id).audit_requested
+    assert get_runner().wait([job_id], timeout=300)
+    at.run()
+    assert not at.exception
+    report = get_runner().get(job_id).audit
+    assert report is not None and report.epsilon == accounting.epsilon_for_config(TINY, n=200)
+    names = [t.get("name") for t in _audit_chart(at)["data"]]
+    assert names[1:] == ["allowed region", "guessing", "loss threshold", "learned (logistic regression)"]
+    assert _metric(at, "ε lower bound (95%)") == f"{report.epsilon_lower_bound:.2f}"
+    assert _metric(at, "accounted ε") == f"{report.epsilon:.3f}"
+    attacks = at.dataframe[0].value
+    assert list(attacks["attack"]) == ["loss threshold", "learned (logistic regression)"]
+    assert list(attacks["AUC"]) == [a.auc for a in report.attacks]
+    assert {"advantage", "TPR at 1% FPR", "TPR at 0.1% FPR", "ε lower bound"} <= set(attacks.columns)
+    assert any("can never exceed its ε" in c.value for c in at.caption)
+    assert any("as a correctly accounted run must" in m.value for m in at.markdown)
+    runs = at.dataframe[1].value  # the runs table gets the audit's columns
+    row = runs[runs["id"] == job_id].iloc[0]
+    assert (row["attack AUC"], row["audit ε ≥"]) == (report.auc, report.epsilon_lower_bound)
+
+
+def test_a_run_trained_without_audit_can_be_audited_from_its_view(app) -> None:
+    at = _open_train(app, TINY)
+    at.checkbox(key="train_audit_digits").uncheck().run()
+    job_id = _start(at, "train_baseline")
+    assert get_runner().wait([job_id], timeout=300)
+    at.run()
+    assert get_runner().get(job_id).audit is None and not get_runner().get(job_id).audit_requested
+    at.button(key=f"train_run_audit_{job_id}_run").click().run()
+    assert not at.exception
+    report = get_runner().get(job_id).audit
+    assert report is not None and math.isinf(report.epsilon)
+    assert "ε = ∞" in _audit_chart(at)["layout"]["title"]["text"]
+    assert _metric(at, "accounted ε") == "∞"
+    assert any(m.value.startswith("Non-private run") for m in at.markdown)
 
 
 def test_baseline_is_labelled_non_private(app) -> None:

@@ -5,6 +5,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlencode
 
 import pytest
 
@@ -13,6 +14,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.app_server import CHROMIUM, CHROMIUM_ARGS, EPSILON_JS, streamlit_app  # noqa: E402
+from dpcore import share  # noqa: E402
+from dpcore.config import DPConfig  # noqa: E402
 
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 NO_BROWSER = not os.path.exists(CHROMIUM)
@@ -58,3 +61,52 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def chart_screenshot(page, chart, name: str) -> Path:
+    """Save what a person sees at 1400x900 with ``chart`` (a locator) scrolled to the middle of the window, as
+    artifacts/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    chart.evaluate("element => element.scrollIntoView({block: 'center'})")
+    page.mouse.move(0, 0)  # no hover label or mode bar over the chart
+    page.wait_for_timeout(1200)  # let plotly finish drawing at this size
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def open_app(page, url: str) -> None:
+    """Open the app (Explore) and wait until it shows a projected ε."""
+    page.goto(url)
+    page.get_by_text("Projected ε").first.wait_for()
+    page.wait_for_function(f"() => ({EPSILON_JS})() !== null")
+
+
+def shown_epsilon(page) -> str:
+    """The "Projected ε" metric as shown."""
+    return page.evaluate(EPSILON_JS)
+
+
+def go_to(page, title: str) -> None:
+    """Open a page from the sidebar, clicking again if a rerun swallowed the click.
+
+    When the last run ends, the Train page reruns itself to stop polling; a click that lands in
+    that moment can be overtaken by the rerun, and a person would simply click again.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    heading = page.get_by_role("heading", name=title, exact=True)
+    for _ in range(3):
+        page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
+        try:
+            heading.wait_for(timeout=15_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    heading.wait_for()
+
+
+def share_link(url: str, config: DPConfig) -> str:
+    """The app's URL with ``config`` in its query parameters, as the share link writes it."""
+    return url + "?" + urlencode(share.encode(config))

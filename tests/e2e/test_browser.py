@@ -3,58 +3,26 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlencode
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, screenshot
+from tests.e2e.conftest import (EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, go_to, open_app, screenshot, share_link,
+                                shown_epsilon)
 
-from dpcore import accounting, share
+from dpcore import accounting
 from dpcore.config import DPConfig
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
 
-def _open(page, url: str) -> None:
-    page.goto(url)
-    page.get_by_text("Projected ε").first.wait_for()
-    page.wait_for_function(f"() => ({EPSILON_JS})() !== null")
-
-
-def _epsilon(page) -> str:
-    return page.evaluate(EPSILON_JS)
-
-
-def _go(page, title: str) -> None:
-    """Open a page from the sidebar, clicking again if a rerun swallowed the click.
-
-    When the last run ends, the Train page reruns itself to stop polling; a click that lands in
-    that moment can be overtaken by the rerun, and a person would simply click again.
-    """
-    heading = page.get_by_role("heading", name=title, exact=True)
-    for _ in range(3):
-        page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-        try:
-            heading.wait_for(timeout=15_000)
-            return
-        except PlaywrightTimeout:
-            continue
-    heading.wait_for()
-
-
-def _link(url: str, config: DPConfig) -> str:
-    return url + "?" + urlencode(share.encode(config))
-
-
 def test_moving_noise_multiplier_changes_projected_epsilon(page, app_url: str) -> None:
-    _open(page, app_url)
-    before = _epsilon(page)
+    open_app(page, app_url)
+    before = shown_epsilon(page)
     assert before == f"{accounting.epsilon_for_config(DPConfig(), n=1437):.3f}"
     slider = page.get_by_role("slider", name="Noise multiplier")
     for _ in range(4):  # one step at a time, each waiting for the new ε, as a person reading it would
-        shown = _epsilon(page)
+        shown = shown_epsilon(page)
         slider.focus()
         page.keyboard.press("ArrowRight")
         page.wait_for_function(f"(old) => ({EPSILON_JS})() !== old", arg=shown)
@@ -65,24 +33,24 @@ def test_moving_noise_multiplier_changes_projected_epsilon(page, app_url: str) -
 
 
 def test_calibrate_finds_sigma_and_apply_updates_the_whole_page(page, app_url: str) -> None:
-    _open(page, app_url)
-    before = _epsilon(page)
+    open_app(page, app_url)
+    before = shown_epsilon(page)
     target = page.get_by_label("Target ε")
     target.fill("2.000")
     target.press("Enter")
     page.get_by_role("button", name="Calibrate", exact=True).click()
     page.get_by_text("≤ 2 (RDP, poisson)").first.wait_for()
-    assert _epsilon(page) == before  # calibrating alone changes nothing outside its fragment
+    assert shown_epsilon(page) == before  # calibrating alone changes nothing outside its fragment
     page.get_by_role("button", name=re.compile(r"^Apply σ = ")).click()
     page.get_by_text("Noise multiplier set to").first.wait_for()
     page.wait_for_function(f"(old) => ({EPSILON_JS})() !== old", arg=before)
-    assert 1.9 < float(_epsilon(page)) <= 2.0
+    assert 1.9 < float(shown_epsilon(page)) <= 2.0
 
 
 def test_tiny_training_run_completes_with_a_chart(page, app_url: str) -> None:
     tiny = DPConfig(epochs=2, batch_size=32, max_train_examples=300, learning_rate=0.5)
-    _open(page, _link(app_url, tiny))
-    _go(page, "Train")
+    open_app(page, share_link(app_url, tiny))
+    go_to(page, "Train")
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Completed · 2/2 epochs").first.wait_for(timeout=180_000)
     main = page.locator('[data-testid="stMain"]')
@@ -95,7 +63,7 @@ def test_tiny_training_run_completes_with_a_chart(page, app_url: str) -> None:
     main.get_by_text("ε spent: ∞ (non-private)").first.wait_for(timeout=180_000)
     main.get_by_text("Completed · 2/2 epochs").first.wait_for()
     main.locator('[data-testid="stMetricValue"]', has_text="∞").first.wait_for()
-    _go(page, "Compare")
+    go_to(page, "Compare")
     main.locator(".js-plotly-plot").first.wait_for()
     main.get_by_text("non-private baseline (ε = ∞)").first.wait_for()
     screenshot(page, "compare")
@@ -103,8 +71,8 @@ def test_tiny_training_run_completes_with_a_chart(page, app_url: str) -> None:
 
 def test_export_json_download_parses(page, app_url: str) -> None:
     config = DPConfig(noise_multiplier=1.7, batch_size=100, epochs=3, accountant="pld")
-    _open(page, _link(app_url, config))
-    _go(page, "Export")
+    open_app(page, share_link(app_url, config))
+    go_to(page, "Export")
     with page.expect_download() as info:
         page.get_by_role("button", name="Download JSON").click()
     download = info.value
@@ -118,7 +86,7 @@ def test_export_json_download_parses(page, app_url: str) -> None:
 
 def test_share_link_restores_the_config(page, app_url: str) -> None:
     config = DPConfig(noise_multiplier=2.35, batch_size=128, epochs=20, accountant="pld", sampling="shuffle")
-    _open(page, _link(app_url, config))
+    open_app(page, share_link(app_url, config))
     page.get_by_text("Config restored from the share link.").first.wait_for()
     expect(page.get_by_label("Noise multiplier (exact)")).to_have_value("2.350")
     expect(page.get_by_label("Batch size (exact)")).to_have_value("128")
@@ -127,14 +95,14 @@ def test_share_link_restores_the_config(page, app_url: str) -> None:
     assert page.get_by_role("radio", name="shuffle").is_checked()
     expected = accounting.epsilon_for_config(config, n=1437, interactive=True)
     page.wait_for_function(f"(want) => ({EPSILON_JS})() === want", arg=f"{expected:.3f}")
-    _go(page, "Learn")
+    go_to(page, "Learn")
     page.locator('[data-testid="stMain"] .js-plotly-plot').nth(2).wait_for()
     screenshot(page, "learn")
 
 
 def test_uploading_a_csv_offers_its_label_column_and_projects_epsilon(page, app_url: str) -> None:
-    _open(page, app_url)
-    before = _epsilon(page)
+    open_app(page, app_url)
+    before = shown_epsilon(page)
     page.locator('[data-testid="stSelectbox"]', has_text="Dataset").click()
     page.get_by_role("option", name="Your CSV file (tabular)").click()
     page.get_by_text("Upload a CSV file, or enter the path").first.wait_for()
