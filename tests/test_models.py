@@ -83,3 +83,16 @@ def test_predict_logits_refuses_weights_of_another_model():
     assert (models.predict_logits(config, weights=weights, x=x, num_classes=10) == np.arange(10)).all()
     with pytest.raises(ConfigError, match="do not fit"):
         models.predict_logits(config.replace(model="mlp"), weights=weights, x=x, num_classes=10)
+
+
+@pytest.mark.parametrize("name", ["scatternet_linear", "scatternet_cnn"])
+def test_predict_logits_of_a_scatternet_model_takes_images_as_the_trainer_does(name):
+    from dpcore import scatter
+
+    config = DPConfig(dataset="fashion_mnist", model=name)
+    images = np.random.default_rng(1).random((3, 28, 28, 1), dtype=np.float32)
+    model = models.build(config, input_shape=(28, 28, 1), num_classes=10)
+    weights = model.get_weights()
+    logits = models.predict_logits(config, weights=weights, x=images, num_classes=10)
+    expected = model(scatter.compute_features(images), training=False).numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)

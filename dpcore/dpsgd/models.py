@@ -42,8 +42,14 @@ def build(config: "DPConfig", *, input_shape: tuple[int, ...], num_classes: int)
 
 def predict_logits(config: "DPConfig", *, weights: Sequence[np.ndarray], x: np.ndarray, num_classes: int,
                    batch_size: int = 1000) -> np.ndarray:
-    """The logits (n, num_classes) of the model ``config`` describes with ``weights`` loaded, in inference mode."""
+    """The logits (n, num_classes) of the model ``config`` describes with ``weights`` loaded, in inference mode.
+
+    ``x`` holds the dataset's examples as the trainer receives them (images for the ScatterNet models,
+    whose features are computed here as the trainer's are).
+    """
     model = build(config, input_shape=tuple(x.shape[1:]), num_classes=num_classes)
+    if config.model in scatter.SCATTERNET_MODELS:
+        x = scatter.compute_features(np.asarray(x, dtype=np.float32))
     expected = [tuple(w.shape) for w in model.get_weights()]
     given = [tuple(np.shape(w)) for w in weights]
     if given != expected:
