@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -11,6 +11,9 @@ from dpcore.audit import RocCurve, max_tpr
 from dpcore.comparison import ComparisonView
 from dpcore.explain import format_epsilon
 from dpcore.teaching import ClippingExample, CountExample
+
+if TYPE_CHECKING:
+    from dpcore.sweeps import SeedGroup
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), height=340, template="plotly_white",
@@ -167,4 +170,27 @@ def privacy_region(*, epsilon: float, delta: float, curves: Mapping[str, RocCurv
     fig.update_xaxes(range=[0, 1], constrain="domain")
     fig.update_yaxes(range=[0, 1.02], scaleanchor="x", scaleratio=1)
     fig.update_layout(height=420)
+    return fig
+
+
+def sweep_accuracy_vs_epsilon(groups: Sequence["SeedGroup"],
+                              frontiers: Mapping[tuple, Sequence["SeedGroup"]], *, title: str) -> go.Figure:
+    """One sweep's settings as mean final accuracy ± one standard deviation over seeds against ε, and
+    the Pareto frontier of each training set (completed runs only; baselines as dotted lines)."""
+    fig = _fig(title, "ε (lower is more private)", "test accuracy (mean ± sd over seeds)")
+    private = [g for g in groups if g.private]
+    if private:
+        fig.add_trace(go.Scatter(
+            x=[g.epsilon for g in private], y=[g.accuracy_mean for g in private], mode="markers", name="settings",
+            error_y=dict(type="data", array=[g.accuracy_sd for g in private], visible=True),
+            marker=dict(color=COLORS[0], size=8), text=[f"{g.setting} ({len(g.run_ids)} seed(s))" for g in private],
+            hovertemplate="%{text}<br>ε %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>"))
+    for i, front in enumerate(frontiers.values()):
+        fig.add_trace(go.Scatter(x=[g.epsilon for g in front], y=[g.accuracy_mean for g in front], mode="lines",
+                                 name="Pareto frontier" if len(frontiers) == 1 else f"Pareto frontier {i + 1}",
+                                 line=dict(color=COLORS[(i + 1) % len(COLORS)], dash="dash"), hoverinfo="skip"))
+    for g in groups:
+        if not g.private:
+            fig.add_hline(y=g.accuracy_mean, line=dict(color="#888", dash="dot"),
+                          annotation_text=f"non-private baseline (ε = ∞), {len(g.run_ids)} seed(s)")
     return fig

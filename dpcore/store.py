@@ -900,8 +900,9 @@ class RunStore:
             row = conn.execute("SELECT report_json FROM audits WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else str(row["report_json"])
 
-    def to_csv(self, *, owner: Optional[str] = None) -> str:
-        """The runs table as CSV text, one row per readable run (ε of a baseline is written as ``inf``).
+    def to_csv(self, *, owner: Optional[str] = None, run_ids: Optional[set[int]] = None) -> str:
+        """The runs table as CSV text, one row per readable run (only ``run_ids`` when given; ε of a
+        baseline is written as ``inf``).
 
         Rows end in CRLF (RFC 4180), so a CR or LF inside a cell (a run name) is quoted and stays
         in its cell; text a spreadsheet would run as a formula is written as text (``spreadsheet_safe``).
@@ -910,6 +911,8 @@ class RunStore:
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(CSV_COLUMNS)
         for run in self.list_runs(owner=owner):
+            if run_ids is not None and run.id not in run_ids:
+                continue
             writer.writerow([spreadsheet_safe(cell) for cell in csv_row(run)])
         return out.getvalue()
 

@@ -34,7 +34,10 @@ from dpcore.comparison import Point, pareto_frontier
 from dpcore.config import FIELD_NAMES, DPConfig
 from dpcore.errors import UserInputError
 from dpcore.explain import format_epsilon
-from dpcore.selection import SelectionEpsilon, SelectionSettings, draw_trial_count, selection_epsilon
+from dpcore.capacity import format_duration
+from dpcore.selection import (
+    SelectionEpsilon, SelectionError, SelectionSettings, draw_trial_count, selection_epsilon,
+)
 from dpcore.store import FINAL_STATUSES, RunRecord, RunStore, SweepRecord
 
 if TYPE_CHECKING:
@@ -52,8 +55,6 @@ MAX_SWEEP_RUNS = 1000
 # A private-selection sweep whose drawn K is above this is refused before anything runs (and K is
 # not redrawn: the sweep is simply not run, which releases nothing).
 MAX_DRAWN_TRIALS = MAX_SWEEP_RUNS
-# Fields a knob may not vary: a seed knob would clash with ``seeds``.
-_NOT_KNOBS = frozenset({"seed"})
 
 
 class SweepError(UserInputError):
@@ -82,15 +83,16 @@ class SweepSpec:
             raise SweepError("mode", f"{self.mode!r} is not a sweep mode", allowed=", ".join(SWEEP_MODES))
         names = [name for name, _ in self.knobs]
         for name, values in self.knobs:
-            if name not in FIELD_NAMES or name in _NOT_KNOBS:
-                raise SweepError("knobs", f"{name!r} cannot be swept",
-                                 allowed=", ".join(sorted(FIELD_NAMES - _NOT_KNOBS)) + "; seeds via seeds")
+            if name not in FIELD_NAMES:
+                raise SweepError("knobs", f"{name!r} is not a config field", allowed=", ".join(sorted(FIELD_NAMES)))
             if not values:
                 raise SweepError(name, "no values", allowed="one or more values")
         if len(set(names)) != len(names):
             raise SweepError("knobs", "a knob is given twice", allowed="each knob once, with all its values")
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or not 1 <= self.seeds <= MAX_SEEDS:
             raise SweepError("seeds", f"{self.seeds!r} is out of range", allowed=f"a whole number from 1 to {MAX_SEEDS}")
+        if "seed" in names and self.seeds != 1:
+            raise SweepError("seeds", "the seed is also a knob", allowed="1 when seed is swept as a knob")
         if self.mode == "grid":
             if self.selection is not None:
                 raise SweepError("selection", "a grid sweep runs every point; it draws no trials",
@@ -161,7 +163,7 @@ def grid_points(spec: SweepSpec) -> list[SweepPoint]:
     """Every run of a grid sweep (settings × seeds, then the baselines), in the order they are queued."""
     if spec.mode != "grid":
         raise SweepError("mode", "a private-selection sweep's runs are drawn when it starts", allowed="grid")
-    points = [SweepPoint(setting, spec.base.seed + i, config.replace(seed=spec.base.seed + i), "grid")
+    points = [SweepPoint(setting, config.seed + i, config.replace(seed=config.seed + i), "grid")
               for setting, config in candidates(spec) for i in range(spec.seeds)]
     return points + _baselines(spec)
 
@@ -197,9 +199,9 @@ class SweepPreview:
     """What a sweep would cost before it starts: ε of each point, the selection ε, the compute."""
 
     spec: SweepSpec
-    n_train: int
     points: tuple[tuple[SweepPoint, float], ...]  # (point, projected ε); private selection: the candidates
-    selection: Optional[SelectionEpsilon]
+    selection: Optional[SelectionEpsilon]  # None when no private point, or the points train on different data
+    selection_note: str
     example_passes: float  # private selection: expected, E[K] × the candidates' mean
     seconds: Optional[float]  # None when no comparable run has finished (no measured speed)
 
@@ -208,8 +210,6 @@ class SweepPreview:
         head = f"{expected}{self.example_passes:,.0f} example passes in {self.runs_text()}"
         if self.seconds is None:
             return head + "; no finished run of this dataset and model yet, so no time estimate"
-        from dpcore.capacity import format_duration
-
         return f"{head}, about {format_duration(self.seconds)} of training at measured speeds (an estimate)"
 
     def runs_text(self) -> str:
@@ -218,40 +218,71 @@ class SweepPreview:
             return base + (f" plus {self.spec.seeds} baseline run(s)" if self.spec.baseline else "")
         return f"{self.spec.size} run(s)"
 
+    def selection_text(self) -> str:
+        """The ε of releasing the best run, next to one run's, as the sweep will be accounted."""
+        s = self.selection
+        if s is None:
+            return self.selection_note
+        single = f"one run ε ≤ {format_epsilon(s.single_run_epsilon)}"
+        if s.random_trials_epsilon is not None:
+            return (f"{single}; best of a random number of trials ε = {format_epsilon(s.random_trials_epsilon)} "
+                    f"(δ = {s.delta:.0e}). {self.selection_note}")
+        return (f"{single}; best of all {s.runs} private runs ε = {format_epsilon(s.composition_epsilon)} "
+                f"(δ = {s.delta:.0e}). {self.selection_note}")
+
 
 def preview(spec: SweepSpec, *, throughput: "ThroughputTable") -> SweepPreview:
-    """Projected ε of every point, the ε of releasing the best (``selection_epsilon``) and the total compute."""
+    """Projected ε of every point (each on its own training set size), the ε of releasing the best
+    (``selection_epsilon``) and the total compute; every point is checked against its n first."""
     configs = candidates(spec)
-    n = data.train_size(spec.base if not configs else configs[0][1])
-    for setting, config in configs:
+    sizes: dict[tuple[Any, ...], int] = {}
+    for setting, config in configs + [((), p.config) for p in _baselines(spec)]:
         try:
+            n = sizes.setdefault(data_key(config), data.train_size(config))
             config.check_dataset_size(n)
             accounting.check_config(config, n=n)
         except UserInputError as exc:
             raise SweepError(" ".join(f"{k}={v}" for k, v in setting) or "base config", str(exc)) from None
+    one_set = len(sizes) == 1
+    n_first = next(iter(sizes.values()))
     if spec.mode == "grid":
         points = grid_points(spec)
         private = [p.config for p in points if p.config.private]
-        chosen = selection_epsilon(runs=private, n=n) if private else None
-        estimates = [throughput.estimate(p.config, n_train=n) for p in points]
+        chosen, note = None, "No private run: nothing to account."
+        if private and not one_set:
+            note = "The points train on different data, so no selection ε is given (pick within one training set)."
+        elif private:
+            chosen = _selection_or_none(lambda: selection_epsilon(runs=private, n=n_first))
+            note = ("Releasing the best of a grid costs the composition of all its private runs." if chosen
+                    else "The points mix δ or accountants, so no selection ε is given.")
+        estimates = [throughput.estimate(p.config, n_train=sizes[data_key(p.config)]) for p in points]
         passes = float(sum(e.example_passes for e in estimates))
         times = [e.seconds for e in estimates]
     else:
         points = [SweepPoint(s, spec.base.seed, c, "candidate") for s, c in configs] + _baselines(spec)
         pool = [c for _, c in configs]
-        chosen = selection_epsilon(runs=pool, n=n, selection=spec.selection, candidates=pool)
+        chosen = selection_epsilon(runs=pool, n=n_first, selection=spec.selection, candidates=pool)
+        note = ("K is drawn when the sweep starts; this bound holds if every drawn trial runs to the end "
+                "and only the best is released.")
         mean_k = spec.selection.expected_trials
-        estimates = [throughput.estimate(c, n_train=n) for c in pool]
-        base_estimates = [throughput.estimate(p.config, n_train=n) for p in _baselines(spec)]
+        estimates = [throughput.estimate(c, n_train=n_first) for c in pool]
+        base_estimates = [throughput.estimate(p.config, n_train=n_first) for p in _baselines(spec)]
         passes = mean_k * statistics.fmean(e.example_passes for e in estimates) \
             + sum(e.example_passes for e in base_estimates)
         seconds = [e.seconds for e in estimates]
         times = [None] if None in seconds else [mean_k * statistics.fmean(seconds)]
         times += [e.seconds for e in base_estimates]
-    epsilons = tuple((p, accounting.epsilon_for_config(p.config, n=n)) for p in points)
+    epsilons = tuple((p, accounting.epsilon_for_config(p.config, n=sizes[data_key(p.config)])) for p in points)
     total = None if any(t is None for t in times) else float(sum(times))
-    return SweepPreview(spec=spec, n_train=n, points=epsilons, selection=chosen, example_passes=passes,
-                        seconds=total)
+    return SweepPreview(spec=spec, points=epsilons, selection=chosen, selection_note=note,
+                        example_passes=passes, seconds=total)
+
+
+def _selection_or_none(compute: Any) -> Optional[SelectionEpsilon]:
+    try:
+        return compute()
+    except SelectionError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -348,10 +379,13 @@ def sweep_epsilon(record: SweepRecord, runs: Sequence[RunRecord]) -> SweepEpsilo
         return SweepEpsilon(None, "K = 0 trials were drawn: no private run trained and nothing private is released.")
     if not private:
         return SweepEpsilon(None, "no private run of this sweep is stored.")
+    if len({data_key(c) for c in private}) > 1:
+        return SweepEpsilon(None, "The sweep's runs train on different data, so no selection ε is given.")
     n = data.train_size(private[0])
     if spec.mode == "grid":
-        return SweepEpsilon(selection_epsilon(runs=private, n=n),
-                            "Releasing the best of a grid costs the composition of all its private runs.")
+        chosen = _selection_or_none(lambda: selection_epsilon(runs=private, n=n))
+        return SweepEpsilon(chosen, "Releasing the best of a grid costs the composition of all its private runs."
+                            if chosen else "The runs mix δ or accountants, so no selection ε is given.")
     pool = [c for _, c in candidates(spec)]
     complete = len(private) == record.trial_count and all(r.status == "completed" for r in mine if r.config.private)
     if not complete:

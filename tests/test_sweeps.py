@@ -41,7 +41,7 @@ def test_a_grid_expands_to_settings_times_seeds_then_baselines():
 
 
 @pytest.mark.parametrize("kwargs, field", [
-    (dict(knobs=(("seed", (1, 2)),)), "knobs"),
+    (dict(knobs=(("seed", (1, 2)),), seeds=2), "seeds"),
     (dict(knobs=(("noise", (1.0,)),)), "knobs"),
     (dict(knobs=(("epochs", ()),)), "epochs"),
     (dict(knobs=(("epochs", (1,)), ("epochs", (2,)))), "knobs"),
@@ -69,7 +69,7 @@ def test_a_bad_setting_names_the_setting():
 def test_preview_gives_each_points_epsilon_the_composition_and_the_compute():
     spec = grid(seeds=2, baseline=True)
     preview = sweeps.preview(spec, throughput=ThroughputTable())
-    assert preview.n_train == N
+    assert "composition" in preview.selection_text()
     for point, epsilon in preview.points:
         assert epsilon == (accounting.epsilon_for_config(point.config, n=N) if point.config.private else math.inf)
     private = [p.config for p, _ in preview.points if p.config.private]
