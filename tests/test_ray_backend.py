@@ -20,6 +20,24 @@ TINY = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=2, max_t
 LONG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=300)
 
 
+@pytest.mark.timeout(240)
+def test_cli_sweep_on_ray_starts_a_local_instance_and_stops_it_after(tmp_path, capsys):
+    from dpcore.cli import main
+
+    base = tmp_path / "base.json"
+    base.write_text(TINY.to_json(), encoding="utf-8")
+    store_path = tmp_path / "runs.sqlite3"
+    assert not ray.is_initialized()
+    status = main(["sweep", "--config", str(base), "--grid", "noise_multiplier=0.8,1.5", "--backend", "ray",
+                   "--workers", "2", "--store", str(store_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert not ray.is_initialized()  # the instance it started is stopped
+    runs = RunStore(store_path).list_runs()
+    assert [r.status for r in runs] == ["completed", "completed"] and all(len(r.epochs) == 2 for r in runs)
+    assert out.splitlines()[-1].startswith("selection: single run ε")
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
