@@ -217,3 +217,12 @@ def test_frontiers_never_mix_training_sets():
     b = sweeps.SeedGroup(1, ("digits", None, None, 64), "b", True, (2,), 2.0, 0.4, 0.0)
     fronts = sweeps.sweep_frontier([a, b])
     assert fronts == {a.data_key: (a,), b.data_key: (b,)}
+
+
+def test_points_on_different_training_sets_get_their_own_n_and_no_selection_epsilon():
+    spec = sweeps.SweepSpec(base=TINY, knobs=(("max_train_examples", (64, 128)),))
+    preview = sweeps.preview(spec, throughput=ThroughputTable())
+    assert [e for _, e in preview.points] == [accounting.epsilon_for_config(TINY.replace(max_train_examples=m), n=m)
+                                             for m in (64, 128)]
+    assert preview.selection is None and "different data" in preview.selection_text()
+    assert preview.example_passes == 64 + 128
