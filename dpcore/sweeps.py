@@ -38,7 +38,7 @@ from dpcore.capacity import format_duration
 from dpcore.selection import (
     SelectionEpsilon, SelectionError, SelectionSettings, draw_trial_count, selection_epsilon,
 )
-from dpcore.store import FINAL_STATUSES, RunRecord, RunStore, SweepRecord
+from dpcore.store import RunRecord, SweepRecord
 
 if TYPE_CHECKING:
     from dpcore.capacity import ThroughputTable

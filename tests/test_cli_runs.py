@@ -13,7 +13,7 @@ from dpcore.cli import main
 from dpcore.cli.runs_commands import parse_grid
 from dpcore.config import DPConfig
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics, TrainResult
-from dpcore.selection import SelectionSettings, composition_epsilon, draw_trial_count, random_trials_epsilon
+from dpcore.selection import SelectionSettings, composition_epsilon, random_trials_epsilon
 from dpcore.store import RunStore
 from tests.conftest import REPO_ROOT
 
@@ -230,7 +230,6 @@ def test_a_private_selection_sweep_draws_its_trials_and_prints_the_random_trials
     assert f"random-trials bound ε = {bound:.3f}" in out.splitlines()[-1]
     assert main(["runs", "--store", str(store_path), "--sweep", str(sweep.id), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sweep"]["random_trials_epsilon"] == pytest.approx(bound)
-    assert draw_trial_count(selection, rng=__import__("numpy").random.default_rng(0)) >= 1  # K >= 1 here
 
 
 @pytest.mark.parametrize("flags, expected", [
