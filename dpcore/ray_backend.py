@@ -28,7 +28,9 @@ from dpcore.errors import UserInputError
 if TYPE_CHECKING:
     from dpcore.results import EpochMetrics, Progress, TrainResult
 
-RAY_REQUIREMENT = "ray==2.60.*"
+# Not 2.60: it needs packaging >= 24.2, and tensorflow-privacy 0.9.0 pins packaging ~= 22.0, so pip cannot
+# install both; 2.52.1 is the newest Ray that resolves with it (and accepts protobuf < 5).
+RAY_REQUIREMENT = "ray==2.52.1"
 POLL_SECONDS = 0.2
 PROGRESS_EVERY_SECONDS = 0.5
 STOP_POLL_SECONDS = 0.5

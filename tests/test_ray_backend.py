@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray==2.60.*', in requirements-dev.txt)")
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray==2.52.1', in requirements-dev.txt)")
 
 from dpcore import accounting, sweeps  # noqa: E402
 from dpcore.config import DPConfig  # noqa: E402
@@ -102,5 +102,5 @@ def test_without_ray_installed_the_backend_says_how_to_get_it(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
-    with pytest.raises(RayBackendError, match="ray==2.60"):
+    with pytest.raises(RayBackendError, match="ray==2.52.1"):
         import_ray()
