@@ -20,6 +20,7 @@ app_state.init_session()
 PAGES = [
     st.Page("pages/explore.py", title="Explore", icon=":material/tune:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page("pages/sweep.py", title="Sweep", icon=":material/grid_on:", url_path="sweep"),
     st.Page("pages/compare.py", title="Compare", icon=":material/scatter_plot:", url_path="compare"),
     st.Page("pages/export.py", title="Export", icon=":material/download:", url_path="export"),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),

@@ -11,12 +11,12 @@ from typing import Any, NoReturn, Optional, Sequence
 import pandas as pd
 import streamlit as st
 
-from dpcore import data, share
+from dpcore import data, share, sweeps
 from dpcore.comparison import AUDIT_AUC_COLUMN, AUDIT_BOUND_COLUMN, RUN_TABLE_FORMATS, run_rows
 from dpcore.config import ACCOUNTANT_TITLES, DPConfig
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobRunner, JobSnapshot, get_runner
-from dpcore.store import RunRecord, RunStore
+from dpcore.store import RunRecord, RunStore, SweepRecord
 
 CONFIG_KEY = "dpx_config"
 OWNER_KEY = "dpx_owner"
@@ -24,7 +24,7 @@ NOTICE_KEY = "dpx_notice"  # a success message for the next render, e.g. from a 
 ERROR_KEY = "dpx_error"  # a problem for the next render, e.g. a bad share link
 # Explore's widget keys: dropped whenever the config is replaced, so the widgets re-read it.
 WIDGET_PREFIX = "w_"
-PAGE_PATHS = ("explore", "train", "compare", "export", "learn")
+PAGE_PATHS = ("explore", "train", "sweep", "compare", "export", "learn")
 
 
 class PageDone(Exception):
@@ -119,6 +119,26 @@ def my_runs() -> list[JobSnapshot]:
 def submit_run(cfg: DPConfig, *, name: str = "", audit: bool = False) -> int:
     """Queue ``cfg`` for training as this session's run (``audit``: audit its model when it ends); returns its id."""
     return runner().submit(cfg, owner=owner(), name=name, audit=audit)
+
+
+def preview_sweep(spec: sweeps.SweepSpec) -> sweeps.SweepPreview:
+    """Projected ε of each point of ``spec``, its selection ε and its compute at this server's measured speeds."""
+    return sweeps.preview(spec, throughput=runner().throughput)
+
+
+def start_sweep(spec: sweeps.SweepSpec) -> sweeps.StartedSweep:
+    """Queue ``spec`` as one sweep of this session's (refused whole when over the limits)."""
+    return sweeps.start(runner(), spec, owner=owner())
+
+
+def cancel_sweep(sweep_id: int) -> int:
+    """Cancel every queued or running run of one of this session's sweeps; return how many."""
+    return sweeps.cancel(runner(), sweep_id)
+
+
+def my_sweeps() -> list[SweepRecord]:
+    """This session's sweeps, oldest first."""
+    return store().list_sweeps(owner=owner())
 
 
 def train_size(cfg: DPConfig) -> Optional[int]:

@@ -86,14 +86,17 @@ def check_compute(estimate: ComputeEstimate, limits: "RunLimits") -> None:
                                    f"{cap:,} example passes per run", allowed=hint)
 
 
-def check_participant_limits(*, active: int, limits: "RunLimits") -> None:
-    """Raise CapacityError when a participant with ``active`` runs queued or training may not add one."""
+def check_participant_limits(*, active: int, limits: "RunLimits", adding: int = 1) -> None:
+    """Raise CapacityError when a participant with ``active`` runs queued or training may not add ``adding`` more."""
     most = limits.max_running + limits.max_queued
-    if active < most:
+    if active + adding <= most:
         return
-    raise CapacityError("runs", f"you already have {active} runs queued or training",
-                        allowed=f"{limits.max_running} training and {limits.max_queued} waiting per participant; "
-                                "wait for one to finish or cancel one")
+    allowed = (f"{limits.max_running} training and {limits.max_queued} waiting per participant; "
+               "wait for one to finish or cancel one")
+    if adding == 1:
+        raise CapacityError("runs", f"you already have {active} runs queued or training", allowed=allowed)
+    raise CapacityError("runs", f"this sweep has {adding} runs and you already have {active} queued or training",
+                        allowed=allowed + " (a host can raise the limits for sweeps)")
 
 
 def _kind(config: "DPConfig") -> tuple[str, str, bool]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -12,6 +12,9 @@ from dpcore.audit import RocCurve, max_tpr
 from dpcore.comparison import AuditPoint, ComparisonView
 from dpcore.explain import format_epsilon
 from dpcore.teaching import ClippingExample, CountExample
+
+if TYPE_CHECKING:
+    from dpcore.sweeps import SeedGroup
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 # One colour per run, picked by its id (``run_color``); no grey, which marks guides and baselines' lines.
@@ -306,4 +309,27 @@ def audit_vs_epsilon(points: Sequence[AuditPoint]) -> go.Figure:
     fig.update_yaxes(range=[min([0.45, *[a - 0.03 for a in aucs]]), max([1.0, *aucs])], row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     fig.update_layout(**{**_LAYOUT, "height": 400, "legend": _LEGEND_RIGHT, "margin": dict(l=10, r=10, t=40, b=10)})
+    return fig
+
+
+def sweep_accuracy_vs_epsilon(groups: Sequence["SeedGroup"],
+                              frontiers: Mapping[tuple, Sequence["SeedGroup"]], *, title: str) -> go.Figure:
+    """One sweep's settings as mean final accuracy ± one standard deviation over seeds against ε, and
+    the Pareto frontier of each training set (completed runs only; baselines as dotted lines)."""
+    fig = _fig(title, "ε (lower is more private)", "test accuracy (mean ± sd over seeds)")
+    private = [g for g in groups if g.private]
+    if private:
+        fig.add_trace(go.Scatter(
+            x=[g.epsilon for g in private], y=[g.accuracy_mean for g in private], mode="markers", name="settings",
+            error_y=dict(type="data", array=[g.accuracy_sd for g in private], visible=True),
+            marker=dict(color=COLORS[0], size=8), text=[f"{g.setting} ({len(g.run_ids)} seed(s))" for g in private],
+            hovertemplate="%{text}<br>ε %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>"))
+    for i, front in enumerate(frontiers.values()):
+        fig.add_trace(go.Scatter(x=[g.epsilon for g in front], y=[g.accuracy_mean for g in front], mode="lines",
+                                 name="Pareto frontier" if len(frontiers) == 1 else f"Pareto frontier {i + 1}",
+                                 line=dict(color=COLORS[(i + 1) % len(COLORS)], dash="dash"), hoverinfo="skip"))
+    for g in groups:
+        if not g.private:
+            fig.add_hline(y=g.accuracy_mean, line=dict(color="#888", dash="dot"),
+                          annotation_text=f"non-private baseline (ε = ∞), {len(g.run_ids)} seed(s)")
     return fig

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Protocol, Sequence, Union
 
 from dpcore.capacity import (
     ComputeEstimate, QueueEstimate, ThroughputTable, check_compute, check_participant_limits, format_duration,
@@ -136,6 +136,34 @@ class _Job:
         )
 
 
+class TrainingBackend(Protocol):
+    """Where a worker thread's run trains: ``train`` has ``training.train``'s contract (never raises for a failed run)."""
+
+    name: str
+
+    def prepare(self) -> None:
+        """Get ready to train (import TensorFlow, connect to a cluster) in the submitting thread."""
+
+    def train(self, config: DPConfig, *, on_epoch: Callable[["EpochMetrics"], None],
+              on_progress: Callable[["Progress"], None], stop_event: threading.Event,
+              on_weights: Callable[[list], None]) -> "TrainResult":
+        """Train ``config``, reporting each finished epoch and progress, stopping when ``stop_event`` is set."""
+
+
+class LocalBackend:
+    """The embedded default: each run trains in the worker thread itself, in this process."""
+
+    name = "local"
+
+    def prepare(self) -> None:
+        from dpcore.dpsgd import training  # noqa: F401
+
+    def train(self, config: DPConfig, **callbacks: Any) -> "TrainResult":
+        from dpcore.dpsgd import training
+
+        return training.train(config, **callbacks)
+
+
 class JobRunner:
     """Trains submitted configs on ``workers`` background threads (one at a time by default) and queues the rest.
 
@@ -148,10 +176,12 @@ class JobRunner:
     per-participant limits, the compute cap and the wall-time cap.
     """
 
-    def __init__(self, *, store: RunStore, workers: int = 1, limits: Optional[RunLimits] = None) -> None:
+    def __init__(self, *, store: RunStore, workers: int = 1, limits: Optional[RunLimits] = None,
+                 backend: Optional["TrainingBackend"] = None) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
             raise ValueError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {workers!r}")
         self.store = store
+        self.backend: TrainingBackend = backend if backend is not None else LocalBackend()
         self.workers = workers
         self._cond = threading.Condition()
         self._jobs: dict[int, _Job] = {}
@@ -177,7 +207,7 @@ class JobRunner:
             thread.start()
 
     def __repr__(self) -> str:
-        return f"JobRunner(store={self.store!r}, workers={self.workers})"
+        return f"JobRunner(store={self.store!r}, workers={self.workers}, backend={self.backend.name!r})"
 
     @property
     def closed(self) -> bool:
@@ -187,35 +217,54 @@ class JobRunner:
 
     # -- public API ----------------------------------------------------------------------
 
-    def submit(self, config: DPConfig, *, owner: str = "", name: str = "", audit: bool = False) -> int:
+    def submit(self, config: DPConfig, *, owner: str = "", name: str = "", audit: bool = False,
+               sweep_id: Optional[int] = None) -> int:
         """Queue ``config`` for training and return its id (its run id in the store).
 
         ``audit``: once the run completes, audit its model (``audit``) before the job counts as done.
         With limits, a CapacityError (naming the limit) refuses a run over the compute cap or one
-        more than ``owner`` may have queued or training.
+        more than ``owner`` may have queued or training. ``sweep_id`` links the run to a stored sweep.
         """
-        if not isinstance(config, DPConfig):
-            raise TypeError(f"submit needs a DPConfig, got {type(config).__name__}")
+        return self.submit_many([config], owner=owner, names=[name], audit=audit, sweep_id=sweep_id)[0]
+
+    def submit_many(self, configs: Sequence[DPConfig], *, owner: str = "", names: Optional[Sequence[str]] = None,
+                    audit: bool = False, sweep_id: Optional[int] = None) -> list[int]:
+        """Queue ``configs`` as one unit (a sweep): all are checked against the limits before any is queued.
+
+        Returns their ids in order. With limits, a CapacityError refuses the whole batch when one of
+        them is over the compute cap or together they are more than ``owner`` may have queued or training.
+        """
+        configs = list(configs)
+        names = list(names) if names is not None else [""] * len(configs)
+        if not configs or len(names) != len(configs):
+            raise ValueError("submit_many needs one or more configs and one name per config")
+        for config in configs:
+            if not isinstance(config, DPConfig):
+                raise TypeError(f"submit needs a DPConfig, got {type(config).__name__}")
         # Import the trainer (TensorFlow) here, in the caller's thread, before any worker can need
         # it: first imports racing each other across threads have deadlocked on the import lock.
-        from dpcore.dpsgd import training  # noqa: F401
-        n_train = _train_size_or_none(config)
+        self.backend.prepare()
+        sizes = [_train_size_or_none(config) for config in configs]
         with self._cond:
             if self._closed:
                 raise RuntimeError("this job runner has been shut down")
             if self._limits is not None:
                 active = sum(1 for j in self._jobs.values() if j.owner == owner and j.state in ("queued", "running"))
-                check_participant_limits(active=active, limits=self._limits)
-                if n_train is not None:
-                    check_compute(self.throughput.estimate(config, n_train=n_train), self._limits)
-            # Created under the lock so that ids enter the queue in submission order.
-            run_id = self.store.create_run(config, owner=owner, name=name)
-            job = _Job(id=run_id, owner=owner, name=name, config=config, submitted=time.time(), n_train=n_train,
-                       audit_requested=audit)
-            self._jobs[run_id] = job
-            self._enqueue(job)
+                check_participant_limits(active=active, limits=self._limits, adding=len(configs))
+                for config, n_train in zip(configs, sizes):
+                    if n_train is not None:
+                        check_compute(self.throughput.estimate(config, n_train=n_train), self._limits)
+            ids = []
+            for config, name, n_train in zip(configs, names, sizes):
+                # Created under the lock so that ids enter the queue in submission order.
+                run_id = self.store.create_run(config, owner=owner, name=name, sweep_id=sweep_id)
+                job = _Job(id=run_id, owner=owner, name=name, config=config, submitted=time.time(), n_train=n_train,
+                           audit_requested=audit)
+                self._jobs[run_id] = job
+                self._enqueue(job)
+                ids.append(run_id)
             self._cond.notify_all()
-        return run_id
+        return ids
 
     def estimate(self, config: DPConfig) -> ComputeEstimate:
         """What ``config`` would cost: example passes and, from measured speeds, the time (an estimate).
@@ -455,10 +504,8 @@ class JobRunner:
         """Train one job; whatever goes wrong ends up as a failed job with its message."""
         result: Optional["TrainResult"] = None
         try:
-            from dpcore.dpsgd import training
-
             self.store.set_status(job.id, "running")
-            result = training.train(
+            result = self.backend.train(
                 job.config,
                 on_epoch=lambda metrics: self._on_epoch(job, metrics),
                 on_progress=lambda progress: self._on_progress(job, progress),
@@ -565,7 +612,7 @@ def get_runner(store_path: Union[str, os.PathLike[str], None] = None, *,
                workers: Optional[int] = None, settings: Optional[ServerSettings] = None) -> JobRunner:
     """The one runner of this process, created on first use; all browser sessions share it.
 
-    It takes its worker count and limits from ``settings`` (default ``ServerSettings.from_env()``:
+    It takes its worker count, limits and backend (Ray when ``ray_address`` is set) from ``settings`` (default ``ServerSettings.from_env()``:
     $DPEXPLORER_WORKERS, else the machine's cores); ``workers`` overrides the count. Asking again
     with a different store path is an error, since jobs already submitted live in the first one; a
     runner that was shut down is replaced by a new one.
@@ -575,8 +622,13 @@ def get_runner(store_path: Union[str, os.PathLike[str], None] = None, *,
         wanted = Path(store_path).expanduser() if store_path is not None else None
         if _RUNNER is None or _RUNNER.closed:
             settings = settings if settings is not None else ServerSettings.from_env()
+            backend: Optional[TrainingBackend] = None
+            if settings.ray_address is not None:
+                from dpcore.ray_backend import RayBackend
+
+                backend = RayBackend(address=settings.ray_address)
             _RUNNER = JobRunner(store=RunStore(store_path), workers=settings.workers if workers is None else workers,
-                                limits=settings.limits)
+                                limits=settings.limits, backend=backend)
         elif wanted is not None and wanted.resolve() != _RUNNER.store.path.resolve():
             raise ValueError(
                 f"the job runner already uses {str(_RUNNER.store.path)!r}, not {str(wanted)!r}"

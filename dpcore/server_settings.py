@@ -18,6 +18,7 @@ from dpcore.data import MAX_CSV_BYTES
 from dpcore.errors import UserInputError
 
 ENV_WORKERS = "DPEXPLORER_WORKERS"
+ENV_RAY_ADDRESS = "DPEXPLORER_RAY_ADDRESS"
 ENV_MAX_RUNNING = "DPEXPLORER_MAX_RUNNING"
 ENV_MAX_QUEUED = "DPEXPLORER_MAX_QUEUED"
 ENV_MAX_EXAMPLE_PASSES = "DPEXPLORER_MAX_EXAMPLE_PASSES"
@@ -91,6 +92,8 @@ class ServerSettings:
     ``host_secret``: the instructor's secret ($DPEXPLORER_HOST_SECRET, or the first line of the file
     $DPEXPLORER_HOST_SECRET_FILE names); None means there is no host, so nobody can manage others'
     runs. It is never shown (``repr`` leaves it out) and never belongs in a URL.
+    ``ray_address``: a Ray cluster to train on ($DPEXPLORER_RAY_ADDRESS, e.g. "ray://head:10001" or
+    "auto"); None (the default) trains in this process's worker threads.
     The upload limit is ``MAX_UPLOAD_BYTES``, fixed because .streamlit/config.toml must agree with it.
     """
 
@@ -98,6 +101,7 @@ class ServerSettings:
     limits: RunLimits = field(default_factory=RunLimits)
     data_dir: Optional[Path] = None
     host_secret: Optional[str] = field(default=None, repr=False)
+    ray_address: Optional[str] = None
 
     def __post_init__(self) -> None:
         _check_whole("workers", self.workers, low=1)
@@ -132,6 +136,7 @@ class ServerSettings:
             limits=limits,
             data_dir=_data_dir(data_dir_text) if data_dir_text else None,
             host_secret=_host_secret(env),
+            ray_address=env.get(ENV_RAY_ADDRESS, "").strip() or None,
         )
 
 

@@ -1,6 +1,6 @@
 """Run history in SQLite: every run's config, status, per-epoch metrics and timings, kept on disk.
 
-Layout (schema version 3, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings older files up):
+Layout (schema version 4, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings older files up):
 
 - ``runs``: id, name, owner, created/started/finished (Unix seconds), config_json, status,
   error, n_train, examples_per_second, seconds, process (who runs it; see ``mark_interrupted``).
@@ -12,6 +12,10 @@ Layout (schema version 3, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings
   as JSON text, written by ``dpcore.audit`` and read back as ``RunRecord.audit``).
 - ``participants`` (version 3): the people of a shared server (``dpcore.participants``): the
   SHA-256 of each one's token, their owner id and display name.
+- ``sweeps`` and ``sweep_runs`` (``_SCHEMA_SWEEPS``): a sweep started as one unit (``dpcore.sweeps``):
+  owner, name, mode, the knobs and their values, seeds per setting, the baseline flag, the
+  selection settings and the drawn number of trials, the base config; ``sweep_runs`` links each
+  of its runs (a run belongs to at most one sweep; deleting a run drops its link).
 
 Final metrics are the last epoch's row. An infinite ε (the non-private baseline, or an accountant
 that can promise nothing) is stored as NULL in ``epoch_metrics.epsilon`` and read back as
@@ -107,6 +111,14 @@ class UnknownRunError(UserInputError, LookupError):
         self.run_id = run_id
 
 
+class UnknownSweepError(UserInputError, LookupError):
+    """No sweep with this id in the store."""
+
+    def __init__(self, sweep_id: int) -> None:
+        super().__init__("sweep", f"there is no sweep {sweep_id} in this store", allowed="the id of a stored sweep")
+        self.sweep_id = sweep_id
+
+
 def default_store_path() -> Path:
     """Where runs are kept: $DPEXPLORER_STORE, else $XDG_DATA_HOME (or ~/.local/share)/dp-explorer."""
     env = os.environ.get(ENV_STORE, "").strip()
@@ -173,14 +185,38 @@ CREATE TABLE participants (
 )
 """
 
+_SCHEMA_SWEEPS = """
+CREATE TABLE sweeps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner TEXT NOT NULL DEFAULT '',
+    name TEXT NOT NULL DEFAULT '',
+    mode TEXT NOT NULL CHECK (mode IN ('grid', 'private_selection')),
+    knobs_json TEXT NOT NULL,
+    seeds INTEGER NOT NULL,
+    baseline INTEGER NOT NULL,
+    selection_json TEXT,
+    trial_count INTEGER,
+    base_config_json TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE sweep_runs (
+    run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    sweep_id INTEGER NOT NULL REFERENCES sweeps (id) ON DELETE CASCADE
+);
+CREATE INDEX sweep_runs_sweep ON sweep_runs (sweep_id)
+"""
+
 # MIGRATIONS[i] brings a file from schema version i to i + 1 inside one transaction. Append new
 # steps at the end; never edit a released one.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     lambda conn: _run_script(conn, _SCHEMA_V1),
     lambda conn: _run_script(conn, _SCHEMA_V2),
     lambda conn: _run_script(conn, _SCHEMA_V3),
+    lambda conn: _run_script(conn, _SCHEMA_SWEEPS),  # SWEEPS_STEP
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# The step that adds the sweep tables (tests build a store from just before it).
+SWEEPS_STEP = len(MIGRATIONS) - 1
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -273,6 +309,33 @@ class RunRecord:
     def label(self) -> str:
         """The name if one was given, else ``run <id>``: what lists and legends show."""
         return self.name or f"run {self.id}"
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """One stored sweep as written by ``create_sweep``; ``dpcore.sweeps`` reads the JSON texts."""
+
+    id: int
+    owner: str
+    name: str
+    mode: str
+    knobs_json: str
+    seeds: int
+    baseline: bool
+    selection_json: Optional[str]
+    trial_count: Optional[int]
+    base_config: DPConfig
+    created: float
+    run_ids: tuple[int, ...]
+
+
+def _sweep_record(row: sqlite3.Row, run_ids: Sequence[int]) -> SweepRecord:
+    return SweepRecord(
+        id=row["id"], owner=row["owner"], name=row["name"], mode=row["mode"], knobs_json=row["knobs_json"],
+        seeds=row["seeds"], baseline=bool(row["baseline"]), selection_json=row["selection_json"],
+        trial_count=row["trial_count"], base_config=DPConfig.from_json(row["base_config_json"]),
+        created=row["created"], run_ids=tuple(run_ids),
+    )
 
 
 def _weights_blob(weights: Sequence[np.ndarray]) -> bytes:
@@ -533,15 +596,61 @@ class RunStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    def create_run(self, config: DPConfig, *, owner: str = "", name: str = "") -> int:
-        """Record a new queued run owned by this process and return its id."""
+    def create_run(self, config: DPConfig, *, owner: str = "", name: str = "",
+                   sweep_id: Optional[int] = None) -> int:
+        """Record a new queued run owned by this process (one of sweep ``sweep_id``'s when given); return its id."""
         with self._connect(write=True) as conn:
             cursor = conn.execute(
                 "INSERT INTO runs (name, owner, created, config_json, status, process) "
                 "VALUES (?, ?, ?, ?, 'queued', ?)",
                 (name, owner, time.time(), config.to_json(), process_token()),
             )
+            run_id = int(cursor.lastrowid)
+            if sweep_id is not None:
+                if conn.execute("SELECT 1 FROM sweeps WHERE id = ?", (sweep_id,)).fetchone() is None:
+                    raise UnknownSweepError(sweep_id)
+                conn.execute("INSERT INTO sweep_runs (run_id, sweep_id) VALUES (?, ?)", (run_id, sweep_id))
+            return run_id
+
+    # -- sweeps ----------------------------------------------------------------------------
+
+    def create_sweep(self, *, owner: str, name: str, mode: str, knobs_json: str, seeds: int, baseline: bool,
+                     selection_json: Optional[str], trial_count: Optional[int], base_config: DPConfig) -> int:
+        """Record a sweep (``dpcore.sweeps`` makes the JSON texts) and return its id; its runs link to it."""
+        with self._connect(write=True) as conn:
+            cursor = conn.execute(
+                "INSERT INTO sweeps (owner, name, mode, knobs_json, seeds, baseline, selection_json, "
+                "trial_count, base_config_json, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (owner, name, mode, knobs_json, seeds, int(bool(baseline)), selection_json, trial_count,
+                 base_config.to_json(), time.time()),
+            )
             return int(cursor.lastrowid)
+
+    def get_sweep(self, sweep_id: int) -> "SweepRecord":
+        """One sweep with its run ids; UnknownSweepError if there is none with that id."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+            if row is None:
+                raise UnknownSweepError(sweep_id)
+            run_ids = [r["run_id"] for r in conn.execute(
+                "SELECT run_id FROM sweep_runs WHERE sweep_id = ? ORDER BY run_id", (sweep_id,))]
+        return _sweep_record(row, run_ids)
+
+    def list_sweeps(self, *, owner: Optional[str] = None) -> list["SweepRecord"]:
+        """Every sweep, oldest first (only ``owner``'s when given), each with its run ids."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM sweeps ORDER BY id").fetchall() if owner is None else \
+                conn.execute("SELECT * FROM sweeps WHERE owner = ? ORDER BY id", (owner,)).fetchall()
+            links = conn.execute("SELECT run_id, sweep_id FROM sweep_runs ORDER BY run_id").fetchall()
+        by_sweep: dict[int, list[int]] = {}
+        for link in links:
+            by_sweep.setdefault(link["sweep_id"], []).append(link["run_id"])
+        return [_sweep_record(row, by_sweep.get(row["id"], [])) for row in rows]
+
+    def sweep_ids_of_runs(self) -> dict[int, int]:
+        """run id -> the id of the sweep it belongs to, for every run that belongs to one."""
+        with self._connect() as conn:
+            return {row["run_id"]: row["sweep_id"] for row in conn.execute("SELECT run_id, sweep_id FROM sweep_runs")}
 
     def set_status(self, run_id: int, status: str, *, error: Optional[str] = None) -> None:
         """Move a run to ``status``; "running" stamps the start time, a final status the end time."""
@@ -803,8 +912,9 @@ class RunStore:
             row = conn.execute("SELECT report_json FROM audits WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else str(row["report_json"])
 
-    def to_csv(self, *, owner: Optional[str] = None) -> str:
-        """The runs table as CSV text, one row per readable run (ε of a baseline is written as ``inf``).
+    def to_csv(self, *, owner: Optional[str] = None, run_ids: Optional[set[int]] = None) -> str:
+        """The runs table as CSV text, one row per readable run (only ``run_ids`` when given; ε of a
+        baseline is written as ``inf``).
 
         Rows end in CRLF (RFC 4180), so a CR or LF inside a cell (a run name) is quoted and stays
         in its cell; text a spreadsheet would run as a formula is written as text (``spreadsheet_safe``).
@@ -813,6 +923,8 @@ class RunStore:
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(CSV_COLUMNS)
         for run in self.list_runs(owner=owner):
+            if run_ids is not None and run.id not in run_ids:
+                continue
             writer.writerow([spreadsheet_safe(cell) for cell in csv_row(run)])
         return out.getvalue()
 

@@ -95,6 +95,34 @@ else:
     st.caption("No audited runs among these. Audit a completed run from its view on Train, or choose one run "
                "below; digits runs are audited when training ends unless that is turned off.")
 
+
+def sweep_section(all_runs: list) -> None:
+    """Runs grouped by sweep: mean ± sd over seeds against ε, each training set's Pareto frontier, and the
+    ε of choosing the best next to one run's."""
+    from dpcore import sweeps
+
+    records = [s for s in store.list_sweeps() if s.run_ids]
+    if not records:
+        return
+    st.markdown("**Sweeps**")
+    labels = {s.id: f"Sweep {s.id}" + (f": {s.name}" if s.name else "") + f" ({s.mode.replace('_', ' ')}, "
+              f"{len(s.run_ids)} runs)" for s in records}
+    chosen = st.selectbox("Sweep", list(labels), format_func=labels.get, index=len(labels) - 1, key="compare_sweep")
+    record = next(s for s in records if s.id == chosen)
+    groups = sweeps.seed_groups(record, all_runs)
+    if groups:
+        st.plotly_chart(charts.sweep_accuracy_vs_epsilon(groups, sweeps.sweep_frontier(groups), title=labels[chosen]),
+                        width="stretch", key="compare_sweep_chart")
+    else:
+        st.info("No run of this sweep has completed yet (cancelled and failed runs are left out).")
+    try:
+        st.caption(f"Privacy of choosing the best: {sweeps.sweep_epsilon(record, all_runs).text()}")
+    except UserInputError as exc:
+        st.caption(f"Privacy of choosing the best cannot be computed: {exc}")
+
+
+sweep_section(runs)
+
 st.markdown("**Runs** (click a column header to sort)")
 app_state.run_table(shown, key="compare_table")
 

@@ -13,10 +13,12 @@ from dpcore.cli import main
 from dpcore.cli.runs_commands import parse_grid
 from dpcore.config import DPConfig
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics, TrainResult
+from dpcore.selection import SelectionSettings, composition_epsilon, random_trials_epsilon
 from dpcore.store import RunStore
 from tests.conftest import REPO_ROOT
 
 BASE = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=1, max_train_examples=128)
+BASE_N = 128
 
 
 @pytest.fixture
@@ -68,11 +70,15 @@ def test_sweep_trains_the_grid_stores_it_and_runs_lists_it(base_file, tmp_path, 
     assert runs[2].epsilon < runs[0].epsilon  # more noise, less ε
     lines = out.strip().splitlines()
     assert lines[1].split()[:5] == ["id", "config", "status", "test_accuracy", "epsilon"]
-    assert "noise_multiplier=4.0 epochs=2" in lines[-1] and "completed" in lines[-1]
-    assert f"{runs[3].epsilon:.3f}" in lines[-1]
+    assert "noise_multiplier=4.0 epochs=2" in lines[-2] and "completed" in lines[-2]
+    assert f"{runs[3].epsilon:.3f}" in lines[-2]
+    assert lines[0].startswith("sweep 1: 4 run(s)")
+    composed = composition_epsilon([r.config for r in runs], n=BASE_N)
+    assert lines[-1].startswith("selection: ") and f"composition ε = {composed:.3f}" in lines[-1]
 
     assert main(["runs", "--store", str(store_path), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
+    assert [item["sweep_id"] for item in listed] == [1, 1, 1, 1]
     assert [item["id"] for item in listed] == [r.id for r in runs]
     assert [item["epsilon"] for item in listed] == [r.epsilon for r in runs]
     assert listed[1]["config"]["epochs"] == 2 and len(listed[1]["epochs"]) == 2
@@ -167,3 +173,98 @@ def test_module_entry_point_lists_runs_without_traceback(tmp_path):
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith("error: --grid")
+
+
+@pytest.mark.timeout(200)
+def test_sweep_with_seeds_and_a_baseline_and_runs_sweep_lists_that_sweep(base_file, tmp_path, capsys):
+    store_path = tmp_path / "runs.sqlite3"
+    assert main(["sweep", "--config", str(base_file), "--grid", "noise_multiplier=0.8",
+                 "--store", str(store_path), "--workers", "2"]) == 0
+    capsys.readouterr()
+    assert main(["sweep", "--config", str(base_file), "--grid", "noise_multiplier=1.5", "--seeds", "2",
+                 "--baseline", "--name", "seeded", "--store", str(store_path), "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sweep 2: 4 run(s)")
+    runs = RunStore(store_path).list_runs()[1:]
+    assert [(r.config.private, r.config.seed) for r in runs] == [(True, 0), (True, 1), (False, 0), (False, 1)]
+    assert runs[0].name == "seeded: noise_multiplier=1.5, seed 0"
+
+    assert main(["runs", "--store", str(store_path), "--sweep", "2", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in listed["runs"]] == [r.id for r in runs]
+    assert all(r["sweep_id"] == 2 for r in listed["runs"])
+    sweep = listed["sweep"]
+    assert (sweep["mode"], sweep["seeds"], sweep["baseline"], sweep["trial_count"]) == ("grid", 2, True, None)
+    private = [r.config for r in runs if r.config.private]
+    assert sweep["composition_epsilon"] == pytest.approx(composition_epsilon(private, n=BASE_N))
+    assert sweep["single_run_epsilon"] == pytest.approx(runs[0].epsilon, rel=1e-6)
+    assert sweep["random_trials_epsilon"] is None and sweep["selection_epsilon"] == sweep["composition_epsilon"]
+
+    assert main(["runs", "--store", str(store_path), "--sweep", "2"]) == 0
+    table = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in table[1:-1]] == [str(r.id) for r in runs]
+    assert table[-1].startswith("selection: single run ε")
+    assert main(["runs", "--store", str(store_path), "--sweep", "2", "--csv"]) == 0
+    assert len(list(csv.DictReader(io.StringIO(capsys.readouterr().out)))) == 4
+
+
+@pytest.mark.timeout(200)
+def test_a_private_selection_sweep_draws_its_trials_and_prints_the_random_trials_bound(base_file, tmp_path,
+                                                                                          capsys):
+    store_path = tmp_path / "runs.sqlite3"
+    status = main(["sweep", "--config", str(base_file), "--grid", "noise_multiplier=0.8,1.5",
+                   "--selection", "private-selection", "--selection-distribution", "truncated_negative_binomial",
+                   "--expected-trials", "1.5", "--selection-shape", "1", "--store", str(store_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    store = RunStore(store_path)
+    (sweep,) = store.list_sweeps()
+    runs = store.list_runs()
+    assert sweep.mode == "private_selection" and sweep.trial_count == len(runs) >= 1
+    assert {r.config.noise_multiplier for r in runs} <= {0.8, 1.5} and [r.config.seed for r in runs] == list(
+        range(len(runs)))
+    selection = SelectionSettings("truncated_negative_binomial", 1.5, 1.0)
+    bound = random_trials_epsilon([BASE.replace(noise_multiplier=s) for s in (0.8, 1.5)], n=BASE_N,
+                                  selection=selection)
+    assert f"K = {len(runs)} trials drawn at random" in out.splitlines()[0]
+    assert f"random-trials bound ε = {bound:.3f}" in out.splitlines()[-1]
+    assert main(["runs", "--store", str(store_path), "--sweep", str(sweep.id), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sweep"]["random_trials_epsilon"] == pytest.approx(bound)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--seeds", "0"], ["--seeds", "from 1 to 20"]),
+    (["--seeds", "x"], ["--seeds", "not a whole number"]),
+    (["--grid", "seed=1,2", "--seeds", "2"], ["--seeds", "seed is also a knob"]),
+    (["--selection", "worst"], ["--selection", "invalid choice"]),
+    (["--selection", "private-selection"], ["--expected-trials", "required"]),
+    (["--selection", "private-selection", "--expected-trials", "0.5"], ["--expected-trials", "[1, 1000]"]),
+    (["--selection", "private-selection", "--expected-trials", "nan"], ["--expected-trials", "not a finite"]),
+    (["--selection", "private-selection", "--expected-trials", "3", "--selection-shape", "1"],
+     ["--selection-shape", "Poisson distribution has no shape"]),
+    (["--selection", "private-selection", "--expected-trials", "3", "--selection-distribution",
+      "truncated_negative_binomial", "--selection-shape", "-1"], ["--selection-shape", "out of range"]),
+    (["--selection", "private-selection", "--expected-trials", "3", "--seeds", "2"], ["--seeds", "private selection"]),
+    (["--selection", "private-selection", "--expected-trials", "3", "--grid", "private=true,false"],
+     ["private runs only"]),
+    (["--expected-trials", "3"], ["only with --selection private-selection"]),
+    (["--ray-address", "auto"], ["--ray-address", "only with --backend ray"]),
+    (["--backend", "spark"], ["--backend", "invalid choice"]),
+])
+def test_bad_sweep_flags_are_refused_in_one_line(flags, expected, base_file, tmp_path, capsys):
+    store_path = tmp_path / "runs.sqlite3"
+    assert main(["sweep", "--config", str(base_file), "--store", str(store_path), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
+    for fragment in expected:
+        assert fragment in err
+    assert not store_path.exists()
+
+
+def test_runs_sweep_with_an_unknown_id_is_refused_in_one_line(tmp_path, capsys):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    assert main(["runs", "--store", str(store.path), "--sweep", "7"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --sweep sweep: there is no sweep 7 in this store (allowed: the id of a stored sweep)")
+    assert main(["runs", "--store", str(store.path), "--sweep", "-1"]) == 2
+    assert "--sweep" in capsys.readouterr().err

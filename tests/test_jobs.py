@@ -377,3 +377,23 @@ def test_auditing_on_demand_refuses_a_run_that_has_not_completed(runner, store):
         runner.audit(queued)
     with pytest.raises(UnknownRunError):
         runner.audit(queued + 100)
+
+
+def test_a_ray_address_in_the_settings_gives_a_runner_that_trains_on_ray(monkeypatch, tmp_path):
+    from dpcore.server_settings import ENV_RAY_ADDRESS
+
+    assert ServerSettings.from_env({ENV_RAY_ADDRESS: " ray://head:10001 "}).ray_address == "ray://head:10001"
+    assert ServerSettings.from_env({ENV_RAY_ADDRESS: " "}).ray_address is None
+    monkeypatch.setattr(jobs, "_RUNNER", None)
+    runner = get_runner(tmp_path / "served.sqlite3", settings=ServerSettings(workers=1, ray_address="auto"))
+    try:
+        # Built without connecting: the cluster is reached when the first run is submitted.
+        assert runner.backend.name == "ray" and runner.backend.address == "auto"
+    finally:
+        runner.shutdown(wait=True)
+    monkeypatch.setattr(jobs, "_RUNNER", None)
+    local = get_runner(tmp_path / "local.sqlite3", settings=ServerSettings(workers=1))
+    try:
+        assert local.backend.name == "local"
+    finally:
+        local.shutdown(wait=True)

@@ -357,21 +357,30 @@ def test_runs_read_back_with_their_audit_and_its_summary_in_rows_and_csv(store):
     assert store.get_run(plain).audit is None
 
 
-def test_a_version_1_store_gains_the_weights_and_audit_tables(tmp_path):
+def _old_store_with_one_run(tmp_path, *, version):
+    """A store file built by the first ``version`` migrations, holding one completed run named 'old'."""
     import dpcore.store as store_module
 
     path = tmp_path / "runs.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
-    store_module.MIGRATIONS[0](conn)  # the layout every store had before version 2
-    conn.execute("PRAGMA user_version = 1")
+    for step in store_module.MIGRATIONS[:version]:
+        step(conn)
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.execute("INSERT INTO runs (name, created, config_json, status) VALUES ('old', 1.0, ?, 'completed')",
                  (CONFIG.to_json(),))
     conn.execute("COMMIT")
     conn.close()
+    return path
+
+
+def test_a_version_1_store_gains_the_weights_and_audit_tables(tmp_path):
+    import dpcore.store as store_module
+
+    path = _old_store_with_one_run(tmp_path, version=1)  # the layout every store had before version 2
 
     store = RunStore(path)
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION
     (old,) = store.list_runs()
     assert old.name == "old" and old.config == CONFIG
     assert store.load_weights(old.id) is None and store.get_audit(old.id) is None
@@ -471,6 +480,25 @@ def test_a_version_2_store_gains_the_participants_table(tmp_path):
     conn.close()
 
     store = RunStore(path)
-    assert store.schema_version() == 3
+    assert store.schema_version() == SCHEMA_VERSION
     ada, token = participants.register(store, "Ada")
     assert participants.find(store, token) == ada
+
+
+def test_a_store_from_before_sweeps_gains_the_sweep_tables_and_keeps_its_runs(tmp_path):
+    import dpcore.store as store_module
+
+    path = _old_store_with_one_run(tmp_path, version=store_module.SWEEPS_STEP)
+
+    store = RunStore(path)
+    assert store.schema_version() == SCHEMA_VERSION
+    (old,) = store.list_runs()
+    assert store.list_sweeps() == [] and store.sweep_ids_of_runs() == {}
+    sweep_id = store.create_sweep(owner="me", name="s", mode="grid", knobs_json="[]", seeds=1, baseline=False,
+                                  selection_json=None, trial_count=None, base_config=CONFIG)
+    run_id = store.create_run(CONFIG, owner="me", sweep_id=sweep_id)
+    assert store.get_sweep(sweep_id).run_ids == (run_id,) and store.sweep_ids_of_runs() == {run_id: sweep_id}
+    store.delete_run(run_id)
+    assert store.get_sweep(sweep_id).run_ids == ()
+    with pytest.raises(store_module.UnknownSweepError):
+        store.create_run(CONFIG, sweep_id=sweep_id + 1)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 import sys
 from typing import TYPE_CHECKING, Any, Sequence
@@ -12,16 +11,18 @@ from dpcore.config import FIELD_NAMES, DPConfig, load_config_file, parse_field
 from dpcore.errors import UserInputError
 from dpcore.explain import format_epsilon
 from dpcore.jobs import MAX_WORKERS
+from dpcore.selection import MAX_EXPECTED_TRIALS, SELECTION_DISTRIBUTIONS, SelectionSettings
+from dpcore.sweeps import MAX_SEEDS, MAX_SWEEP_RUNS
 from dpcore.safe_io import quote
 from dpcore.store import CSV_COLUMNS, RunRecord, RunStore, default_store_path, run_row
 
 if TYPE_CHECKING:
     from dpcore.jobs import JobRunner
+    from dpcore.sweeps import SweepSpec
 
 SWEEP_OWNER = "cli"
+SELECTION_CHOICES = ("best", "private-selection")
 POLL_SECONDS = 0.25
-# The most runs one sweep may queue: each is a training run and a row in the store.
-MAX_SWEEP_RUNS = 1000
 # How many unreadable runs `runs` names one by one before summing up the rest.
 MAX_FLAGGED_RUNS = 20
 
@@ -44,6 +45,26 @@ def register(subparsers: Any) -> None:
                        "(default: $DPEXPLORER_STORE or the user data folder)")
     sweep.add_argument("--workers", metavar="K", type=_positive_int, default=1,
                        help=f"runs trained at the same time, 1 to {MAX_WORKERS} (default 1)")
+    sweep.add_argument("--seeds", metavar="N", type=_seed_count, default=1,
+                       help=f"runs per setting with seeds base, base+1, ... (1 to {MAX_SEEDS}; default 1)")
+    sweep.add_argument("--baseline", action="store_true",
+                       help="also train the non-private baseline of the base config (one per seed; ε = ∞)")
+    sweep.add_argument("--name", metavar="NAME", default="", help="a name for the sweep and its runs")
+    sweep.add_argument("--selection", choices=SELECTION_CHOICES, default="best",
+                       help="best: train every grid point (releasing the best costs their composition); "
+                       "private-selection: draw the number of trials K at random and train K random grid points "
+                       "(Papernot & Steinke's bound)")
+    sweep.add_argument("--selection-distribution", choices=SELECTION_DISTRIBUTIONS, default="poisson",
+                       help="how K is drawn with private-selection (default poisson)")
+    sweep.add_argument("--expected-trials", metavar="MEAN", type=_number("--expected-trials"), default=None,
+                       help="E[K] with private-selection (required there)")
+    sweep.add_argument("--selection-shape", metavar="ETA", type=_number("--selection-shape"), default=None,
+                       help="η of the truncated negative binomial (1 geometric, 0 logarithmic)")
+    sweep.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local: worker threads here (default); ray: each run a Ray task")
+    sweep.add_argument("--ray-address", metavar="ADDRESS", default=None,
+                       help="the Ray cluster with --backend ray (default: start a local Ray instance for this "
+                       "sweep and stop it after)")
     sweep.set_defaults(handler=run_sweep)
 
     runs = subparsers.add_parser("runs", help="list the stored runs",
@@ -51,10 +72,36 @@ def register(subparsers: Any) -> None:
     runs.add_argument("--store", metavar="PATH", help="an existing run store file, opened read-only "
                       "(default: $DPEXPLORER_STORE or the user data folder)")
     runs.add_argument("--owner", metavar="OWNER", help="only runs of this owner (the CLI's sweeps use 'cli')")
+    runs.add_argument("--sweep", metavar="ID", type=_sweep_id, default=None,
+                      help="only the runs of this sweep, with its selection ε")
     output = runs.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON array of runs on one line")
     output.add_argument("--csv", action="store_true", help="the runs table as CSV")
     runs.set_defaults(handler=list_runs)
+
+
+def _seed_count(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a whole number from 1 to {MAX_SEEDS}")
+    return int(text)
+
+
+def _sweep_id(text: str) -> int:
+    if not text.strip().isdigit() or len(text.strip()) > 18:
+        raise argparse.ArgumentTypeError(f"{quote(text)} is not a sweep id (a whole number)")
+    return int(text)
+
+
+def _number(flag: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{quote(text)} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{quote(text)} is not a finite number")
+        return value
+    return parse
 
 
 def _positive_int(text: str) -> int:
@@ -101,79 +148,94 @@ def _check_grid_size(grid: dict[str, list[Any]]) -> None:
                        f"{MAX_SWEEP_RUNS} runs; split the sweep)")
 
 
-def grid_configs(base: DPConfig, grid: dict[str, list[Any]]) -> list[tuple[dict[str, Any], DPConfig]]:
-    """Every combination of the grid applied to ``base`` (validated), in the order the flags were given."""
-    names = list(grid)
-    runs = []
-    for values in itertools.product(*(grid[n] for n in names)):
-        combo = dict(zip(names, values))
-        try:
-            runs.append((combo, base.replace(**combo)))
-        except UserInputError as exc:
-            setting = " ".join(f"{k}={v}" for k, v in combo.items())
-            raise CliError(f"--grid {setting}: {exc}") from None
-    return runs
-
-
-# -- sweep -----------------------------------------------------------------------------
-
-
-def check_runs(runs: list[tuple[dict[str, Any], DPConfig]]) -> None:
-    """Check each grid point against its training set size n (batch size, δ < 1/n, the accountant's
-    bounds) before anything trains, so a sweep is refused whole rather than failing run by run."""
-    from dpcore import accounting, data
-
-    for combo, config in runs:
-        try:
-            n = data.train_size(config)
-            config.check_dataset_size(n)
-            accounting.check_config(config, n=n)
-        except UserInputError as exc:
-            setting = " ".join(f"{k}={v}" for k, v in combo.items()) or "(base config)"
-            raise CliError(f"--grid {quote(setting, limit=120)[1:-1]}: {exc}") from None
-
-
-def run_sweep(args: argparse.Namespace) -> int:
-    """Train the grid through a JobRunner with a progress bar; print a summary; 0 if every run completed.
-
-    Everything is checked (grid size, configs, each run against n, the store) before the store is
-    created or anything trains; a store that fills up stops the sweep with its message (exit 1).
-    """
-    from tqdm import tqdm  # noqa: F401 - imported before any worker thread starts (see JobRunner.submit)
-
-    from dpcore.jobs import JobRunner
+def sweep_spec(args: argparse.Namespace) -> "SweepSpec":
+    """The sweep the flags describe (grid, seeds, baseline, selection), checked as a whole."""
+    from dpcore.sweeps import SweepError, SweepSpec
 
     grid = parse_grid(args.grid)
     base = load_config_file(args.config) if args.config else DPConfig()
-    runs = grid_configs(base, grid)
-    check_runs(runs)
+    private = args.selection == "private-selection"
+    selection = None
+    if private:
+        if args.expected_trials is None:
+            raise CliError("--expected-trials: required with --selection private-selection "
+                           f"(allowed: an expected number of trials in [1, {MAX_EXPECTED_TRIALS:g}])")
+        try:
+            selection = SelectionSettings(distribution=args.selection_distribution, mean=args.expected_trials,
+                                          shape=args.selection_shape)
+        except UserInputError as exc:
+            raise CliError(f"--selection-{exc}" if exc.field in ("distribution", "shape")
+                           else f"--expected-trials: {str(exc).partition(': ')[2]}") from None
+    elif args.expected_trials is not None or args.selection_shape is not None:
+        raise CliError("--expected-trials/--selection-shape: only with --selection private-selection")
+    try:
+        return SweepSpec(base=base, knobs=tuple((name, tuple(values)) for name, values in grid.items()),
+                         seeds=args.seeds, baseline=args.baseline, mode="private_selection" if private else "grid",
+                         selection=selection, name=args.name)
+    except SweepError as exc:
+        flag = {"seeds": "--seeds", "selection": "--selection"}.get(exc.field, "--grid")
+        raise CliError(f"{flag} {exc}") from None
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """Train the sweep through a JobRunner with a progress bar; print a summary and its selection ε; 0 if every run completed.
+
+    Everything is checked (grid size, configs, each run against n, the store, the backend) before the
+    store is created or anything trains; a store that fills up stops the sweep with its message (exit 1).
+    """
+    from tqdm import tqdm  # noqa: F401 - imported before any worker thread starts (see JobRunner.submit)
+
+    from dpcore import sweeps
+    from dpcore.capacity import ThroughputTable
+    from dpcore.jobs import JobRunner
+
+    spec = sweep_spec(args)
+    if args.ray_address is not None and args.backend != "ray":
+        raise CliError("--ray-address: only with --backend ray")
+    try:
+        preview = sweeps.preview(spec, throughput=ThroughputTable())
+    except UserInputError as exc:
+        raise CliError(f"--grid {quote(str(exc), limit=300)[1:-1]}") from None
     store = RunStore(args.store)
     store.check_writable()
-    runner = JobRunner(store=store, workers=args.workers)
-    ids: list[int] = []
+    backend = None
+    if args.backend == "ray":
+        from dpcore.ray_backend import RayBackend
+
+        backend = RayBackend(address=args.ray_address, local_cpus=args.workers)
+    runner = JobRunner(store=store, workers=args.workers, backend=backend)
+    print(f"projected: {preview.selection_text()}", file=sys.stderr)
+    started = None
     try:
-        for _, config in runs:
-            ids.append(runner.submit(config, owner=SWEEP_OWNER))
-        _follow(runner, ids)
+        started = sweeps.start(runner, spec, owner=SWEEP_OWNER)
+        if started.run_ids:
+            _follow(runner, list(started.run_ids))
     except BaseException:
         runner.shutdown(wait=True)
+        if backend is not None:
+            backend.close()
         raise
     runner.shutdown(wait=True)
+    if backend is not None:
+        backend.close()
 
+    ids = list(started.run_ids)
     rows = []
-    for (combo, _), job_id in zip(runs, ids):
+    for point, job_id in zip(started.points, ids):
         job = runner.get(job_id)
         last = job.latest
         rows.append([
-            str(job_id),
-            " ".join(f"{k}={v}" for k, v in combo.items()) or "(base config)",
-            job.state,
+            str(job_id), point.label(), job.state,
             "" if last is None else f"{last.test_accuracy:.4f}",
             "" if last is None else format_epsilon(last.epsilon),
             job.error or "",
         ])
-    print(f"{len(ids)} run(s) stored in {store.path}")
-    _print_table(["id", "config", "status", "test_accuracy", "epsilon", "error"], rows)
+    drawn = "" if started.trial_count is None else f"; K = {started.trial_count} trials drawn at random"
+    print(f"sweep {started.sweep_id}: {len(ids)} run(s) stored in {store.path}{drawn}")
+    if rows:
+        _print_table(["id", "config", "status", "test_accuracy", "epsilon", "error"], rows)
+    record = store.get_sweep(started.sweep_id)
+    print(f"selection: {sweeps.sweep_epsilon(record, store.list_runs()).text()}")
     if runner.store_failure:
         print(f"error: {runner.store_failure}", file=sys.stderr)
     return 0 if all(runner.get(i).state == "completed" for i in ids) else 1
@@ -213,12 +275,30 @@ def list_runs(args: argparse.Namespace) -> int:
     store = RunStore(args.store, read_only=True)
     listing = store.read_runs(owner=args.owner)
     _warn_unreadable(listing.damage, listing.unreadable)
-    if args.csv:
-        sys.stdout.write(store.to_csv(owner=args.owner))
-        return 0
+    sweep_of = store.sweep_ids_of_runs()
     records = listing.runs
+    sweep = None
+    if args.sweep is not None:
+        from dpcore import sweeps
+
+        try:
+            sweep = store.get_sweep(args.sweep)
+        except UserInputError as exc:
+            raise CliError(f"--sweep {exc}") from None
+        records = tuple(r for r in records if r.id in set(sweep.run_ids))
+        chosen = sweeps.sweep_epsilon(sweep, records)
+    if args.csv:
+        keep = None if sweep is None else {r.id for r in records}
+        sys.stdout.write(store.to_csv(owner=args.owner, run_ids=keep))
+        return 0
     if args.json:
-        print_json([run_to_json(r) for r in records])
+        runs_json = [{**run_to_json(r), "sweep_id": sweep_of.get(r.id)} for r in records]
+        if sweep is None:
+            print_json(runs_json)
+        else:
+            print_json({"sweep": {"id": sweep.id, "name": sweep.name, "owner": sweep.owner, "mode": sweep.mode,
+                                  "seeds": sweep.seeds, "baseline": sweep.baseline, "trial_count": sweep.trial_count,
+                                  **chosen.as_json()}, "runs": runs_json})
         return 0
     if not records:
         return _print_no_runs(args, store.path)
@@ -227,12 +307,14 @@ def list_runs(args: argparse.Namespace) -> int:
             str(r["id"]), r["name"], r["created"], r["status"], r["dataset"], r["model"],
             f"{r['noise_multiplier']:g}" if r["private"] else "-", f"{r['epochs_done']}/{r['epochs']}",
             "" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
-            format_epsilon(r["epsilon"], unknown=""),
+            format_epsilon(r["epsilon"], unknown=""), str(sweep_of.get(r["id"], "")),
         ]
         for r in map(run_row, records)
     ]
     _print_table(["id", "name", "created", "status", "dataset", "model", "noise", "epochs",
-                  "test_accuracy", "epsilon"], rows)
+                  "test_accuracy", "epsilon", "sweep"], rows)
+    if sweep is not None:
+        print(f"selection: {chosen.text()}")
     return 0
 
 

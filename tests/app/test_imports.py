@@ -11,7 +11,7 @@ SCRIPT = f"""
 import json, sys
 from streamlit.testing.v1 import AppTest
 at = AppTest.from_file({APP!r}, default_timeout=60).run()
-for page in ("train", "compare", "export", "learn"):
+for page in ("train", "sweep", "compare", "export", "learn"):
     at.switch_page(f"pages/{{page}}.py").run()
 print(json.dumps({{"exceptions": len(at.exception), "tensorflow": "tensorflow" in sys.modules}}))
 """
