@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any, Mapping, Optional, Union
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION
+from dpcore.config import DPConfig, FIELD_NAMES, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION
 from dpcore.errors import ConfigError
 
 # The parameter that marks a query string as a shared config (and carries the schema version).
@@ -18,12 +19,17 @@ _TYPES: dict[str, Any] = {f.name: f.type for f in dataclasses.fields(DPConfig)}
 
 
 def encode(config: DPConfig) -> dict[str, str]:
-    """Every field of ``config`` as a string, plus the marker; fields that are None are left out."""
+    """Every field of ``config`` as a string, plus the marker; fields that are None are left out.
+
+    A CSV schema travels as compact JSON in its one parameter.
+    """
     params = {MARKER: str(SCHEMA_VERSION)}
-    for name, value in dataclasses.asdict(config).items():
-        if value is None:
+    for name, value in config.to_dict().items():
+        if value is None or name == "schema_version":
             continue
-        if isinstance(value, bool):
+        if isinstance(value, Mapping):
+            params[name] = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        elif isinstance(value, bool):
             params[name] = "true" if value else "false"
         elif isinstance(value, float):
             params[name] = repr(value)
@@ -40,8 +46,9 @@ def is_shared(params: Mapping[str, Any]) -> bool:
 def decode(params: Mapping[str, Union[str, list[str]]]) -> DPConfig:
     """The DPConfig in ``params`` (missing fields take their defaults); bad values name the field."""
     version = _single(params.get(MARKER, str(SCHEMA_VERSION)))
-    if version != str(SCHEMA_VERSION):
-        raise ConfigError("schema_version", f"{version!r} is not supported", allowed=str(SCHEMA_VERSION))
+    if version not in map(str, READABLE_SCHEMA_VERSIONS):
+        raise ConfigError("schema_version", f"{version!r} is not supported",
+                          allowed=", ".join(map(str, READABLE_SCHEMA_VERSIONS)))
     values: dict[str, Any] = {}
     for name, raw in params.items():
         if name == MARKER or name in _STREAMLIT_PARAMS:
@@ -69,6 +76,11 @@ def _parse(name: str, text: str) -> Any:
     text = text.strip()
     if "Optional" in kind and text.lower() in ("", "none", "null"):
         return None
+    if "CsvSchema" in kind:
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(name, f"is not valid JSON in the link: {exc}") from None
     if "bool" in kind:
         lowered = text.lower()
         if lowered in ("true", "1", "yes"):
