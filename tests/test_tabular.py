@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from dpcore import tabular
+from dpcore import data, tabular
 from dpcore.errors import ConfigError, DatasetError
 from tests.conftest import REPO_ROOT
 
@@ -97,6 +97,30 @@ def test_a_label_outside_the_classes_is_refused_with_its_count():
         tabular.label_indices(SCHEMA, spelled, label="answer")
     assert info.value.field == "csv_label"
     assert tabular.label_indices(SCHEMA, spelled[:2], label="answer").tolist() == [1, 0]
+
+
+def _rows(count: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [f"{i},{rng.uniform(10, 90):.2f},{'Paris' if rng.random() < 0.6 else 'Lyon'},{'yes' if rng.random() < 0.5 else 'no'}"
+            for i in range(count)]
+
+
+def test_neighbouring_files_have_the_same_feature_map_under_a_declared_schema():
+    rows = ["id,income,city,label", *_rows(60)]
+    smaller = data.parse_csv("\n".join(rows).encode(), label="label", schema=SCHEMA)
+    # One more record, with a category nobody else has and an extreme value.
+    larger = data.parse_csv("\n".join(rows + ["60,1e12,Atlantis,yes"]).encode(), label="label", schema=SCHEMA)
+    assert larger.info.input_shape == smaller.info.input_shape == (4,)
+    assert larger.info.feature_names == smaller.info.feature_names
+    assert larger.info.class_names == smaller.info.class_names
+
+    def features(dataset: data.Dataset) -> list[tuple[float, ...]]:
+        return sorted(map(tuple, np.concatenate([dataset.x_train, dataset.x_test]).tolist()))
+
+    extra = features(larger)
+    for row in features(smaller):
+        extra.remove(row)  # every shared record keeps exactly its features
+    assert extra == [(1.0, 0.0, 0.0, 1.0)]  # the new record: clipped to the top, in the "other" slot
 
 
 # -- deriving it privately ---------------------------------------------------------------------
