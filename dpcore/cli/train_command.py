@@ -6,10 +6,15 @@ import dataclasses
 import math
 import signal
 import threading
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from dpcore.cli import print_json
 from dpcore.config import load_config_file
+
+if TYPE_CHECKING:
+    from dpcore.accounting import EpsilonSplit
+    from dpcore.config import DPConfig
+    from dpcore.results import TrainResult
 
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
@@ -18,6 +23,8 @@ EXIT_CANCELLED = 130
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("train", help="train one DP-SGD run from a config file")
     parser.add_argument("--config", required=True, metavar="FILE", help="a .json, .yaml or .yml DPConfig file")
+    parser.add_argument("--csv-schema", metavar="FILE",
+                        help="a JSON or YAML public schema for a CSV dataset (replaces the config's csv_schema)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per epoch and a final summary object")
     parser.set_defaults(handler=_train)
@@ -32,11 +39,24 @@ def _epsilon_text(value: float) -> str:
     return "∞ (non-private)" if math.isinf(value) else f"{value:.4g}"
 
 
+def _epsilon_split(config: "DPConfig", result: "TrainResult") -> Optional["EpsilonSplit"]:
+    """The ε split of the epochs the run completed (None when it completed none)."""
+    from dpcore import accounting
+
+    if not result.epochs:
+        return None
+    return accounting.epsilon_split(config.replace(epochs=len(result.epochs)), n=result.n_train)
+
+
 def _train(args: argparse.Namespace) -> int:
     from dpcore import data
     from dpcore.dpsgd import models, training
 
     config = load_config_file(args.config)
+    if args.csv_schema:
+        from dpcore.tabular import load_schema_file
+
+        config = config.replace(csv_schema=load_schema_file(args.csv_schema))
     # Mistakes in the config or the data are usage errors (exit 2), reported before training starts.
     dataset = data.load(config)
     config.check_dataset_size(int(dataset.x_train.shape[0]))
@@ -64,10 +84,13 @@ def _train(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
 
+    split = _epsilon_split(config, result)
     if args.json:
         print_json({
             "event": "summary", "status": result.status, "error": result.error,
             "test_accuracy": _finite(result.test_accuracy), "epsilon": _finite(result.epsilon),
+            "preprocessing_epsilon": split.preprocessing if split else None,
+            "training_epsilon": _finite(split.training) if split else None,
             "delta": config.delta if config.private else None, "private": config.private,
             "examples_per_second": result.examples_per_second, "seconds": result.seconds,
             "n_train": result.n_train, "epochs_completed": len(result.epochs),
@@ -76,6 +99,9 @@ def _train(args: argparse.Namespace) -> int:
         line = f"{result.status}: test accuracy {result.test_accuracy:.4f}, ε {_epsilon_text(result.epsilon)}"
         if config.private:
             line += f" at δ = {config.delta:g}"
+        if split and split.preprocessing > 0:
+            line += (f" (composed from CSV preprocessing ε {split.preprocessing:.4g} and training ε "
+                     f"{_epsilon_text(split.training)})")
         print(f"{line}; {result.examples_per_second:,.0f} examples/s, {result.seconds:.1f} s", flush=True)
         if result.error:
             print(f"error: {result.error}", flush=True)
