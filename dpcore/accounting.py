@@ -9,6 +9,11 @@ Two sampling schemes are accounted for, and a number is only valid for the schem
   each example is in exactly one step per epoch, so the event is
   ``SelfComposedDpEvent(GaussianDpEvent(σ), epochs)``, a conservative bound.
 
+A CSV run whose schema is derived privately (``csv_preprocessing_epsilon``) also releases noisy,
+thresholded counts (``dpcore.tabular.derive_schema``): one ``GaussianDpEvent`` composed with
+training's events, while the thresholds spend ``PREPROCESSING_THRESHOLD_SHARE`` of δ; the run's ε is
+that composition's (see ``epsilon_split``).
+
 Results are cached because sliders ask the same questions again and again. PLD answers come in
 two precisions: the precise grid (value discretisation 1e-4, the reference setting) and a coarser
 interactive grid (1e-3). Both use pessimistic discretisation, so both are valid upper bounds.
@@ -23,6 +28,7 @@ AccountingError naming the setting; RDP answers those.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -87,6 +93,35 @@ class EpsilonReport:
     @property
     def note(self) -> str:
         return SAMPLING_NOTES[self.sampling]
+
+
+@dataclass(frozen=True)
+class PreprocessingCost:
+    """The mechanism a private CSV preprocessing share buys: its Gaussian noise, its thresholds' δ, its ε.
+
+    ``noise_multiplier`` is that of one Gaussian release of L2 sensitivity 1 (``tabular.derive_schema``
+    scales it to its counts); ``epsilon`` is the release's own ε at the run's δ, never above the share.
+    """
+
+    noise_multiplier: float
+    threshold_delta: float
+    epsilon: float
+
+
+@dataclass(frozen=True)
+class EpsilonSplit:
+    """A run's ε and where it goes: CSV preprocessing alone, training alone, and both composed (the run's ε).
+
+    ``total`` comes from composing both mechanisms' DpEvents, so it is below the sum of the parts;
+    ``preprocessing`` is 0 when nothing was learned from the rows before training (a declared schema
+    or a built-in dataset); ``threshold_delta`` is the part of ``delta`` the thresholds spend.
+    """
+
+    preprocessing: float
+    training: float
+    total: float
+    delta: float
+    threshold_delta: float
 
 
 @dataclass(frozen=True)
@@ -184,34 +219,104 @@ def check_config(config: "DPConfig", *, n: int) -> float:
     _check_query(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
                  epochs=config.epochs, delta=config.delta, accountant=config.accountant, sampling=config.sampling)
     _check_curve_length(config.epochs)
+    preprocessing_cost_for_config(config)
     return _planned_grid(n, config.batch_size, config.noise_multiplier, config.epochs, config.accountant,
                          config.sampling, False, per_epoch=True)
 
 
 def epsilon_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> float:
-    """ε of a whole run of ``config`` on ``n`` training examples; ∞ for a non-private baseline."""
+    """ε of a whole run of ``config`` on ``n`` examples, private CSV preprocessing included; ∞ for a baseline."""
     if not config.private:
         return math.inf
     return epsilon_report_for_config(config, n=n, interactive=interactive).epsilon
 
 
 def epsilon_report_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> EpsilonReport:
-    """``epsilon_report`` for a whole run of a private ``config`` on ``n`` training examples."""
+    """``epsilon_report`` for a whole run of a private ``config`` on ``n`` training examples; its ε is the
+    run's, private CSV preprocessing composed in."""
     if not config.private:
         raise AccountingError("private", "a non-private baseline has no ε to report (ε = ∞)",
                               allowed="a private config")
-    return epsilon_report(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
-                          epochs=config.epochs, delta=config.delta, accountant=config.accountant,
-                          sampling=config.sampling, interactive=interactive)
+    report = epsilon_report(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
+                            epochs=config.epochs, delta=config.delta, accountant=config.accountant,
+                            sampling=config.sampling, interactive=interactive)
+    cost = preprocessing_cost_for_config(config)
+    if cost is None:
+        return report
+    total = _epsilon_cached(int(n), config.batch_size, float(config.noise_multiplier), config.epochs,
+                            float(config.delta), config.accountant, config.sampling, report.discretization,
+                            cost.noise_multiplier)
+    return dataclasses.replace(report, epsilon=total)
 
 
 def epsilon_curve_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> Tuple[float, ...]:
-    """ε after each epoch of ``config`` on ``n`` examples; all ∞ for a non-private baseline."""
+    """ε after each epoch of ``config`` on ``n`` examples, private CSV preprocessing included; ∞ for a baseline."""
     if not config.private:
         return (math.inf,) * config.epochs
-    return epsilon_per_epoch(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
-                             epochs=config.epochs, delta=config.delta, accountant=config.accountant,
-                             sampling=config.sampling, interactive=interactive)
+    cost = preprocessing_cost_for_config(config)
+    if cost is None:
+        return epsilon_per_epoch(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
+                                 epochs=config.epochs, delta=config.delta, accountant=config.accountant,
+                                 sampling=config.sampling, interactive=interactive)
+    grid = check_config(config, n=n) if not interactive else _planned_grid(
+        n, config.batch_size, config.noise_multiplier, config.epochs, config.accountant, config.sampling, True,
+        per_epoch=True)
+    return _curve_cached(int(n), config.batch_size, float(config.noise_multiplier), config.epochs,
+                         float(config.delta), config.accountant, config.sampling, grid, cost.noise_multiplier)
+
+
+def epsilon_split(config: "DPConfig", *, n: int, interactive: bool = False) -> EpsilonSplit:
+    """The run's ε with its parts: private CSV preprocessing alone, training alone, both composed."""
+    cost = preprocessing_cost_for_config(config)
+    training = math.inf
+    if config.private:
+        training = epsilon(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
+                           epochs=config.epochs, delta=config.delta, accountant=config.accountant,
+                           sampling=config.sampling, interactive=interactive)
+    return EpsilonSplit(preprocessing=cost.epsilon if cost else 0.0, training=training,
+                        total=epsilon_for_config(config, n=n, interactive=interactive), delta=config.delta,
+                        threshold_delta=cost.threshold_delta if cost else 0.0)
+
+
+# -- private CSV preprocessing ------------------------------------------------------------------
+
+# The part of δ that the thresholds of a private CSV preprocessing spend: a value only one record
+# holds is released with probability at most this, over all of that record's columns.
+PREPROCESSING_THRESHOLD_SHARE = 0.1
+
+
+def preprocessing_cost_for_config(config: "DPConfig") -> Optional[PreprocessingCost]:
+    """The private CSV preprocessing ``config`` pays for, or None (a declared schema, or not a CSV)."""
+    if config.dataset != "csv" or config.csv_preprocessing_epsilon is None:
+        return None
+    try:
+        return preprocessing_cost(epsilon=config.csv_preprocessing_epsilon, delta=config.delta,
+                                  accountant=config.accountant)
+    except AccountingError as exc:
+        raise AccountingError("csv_preprocessing_epsilon", str(exc).split(": ", 1)[-1]) from None
+
+
+@lru_cache(maxsize=256)
+def preprocessing_cost(*, epsilon: float, delta: float, accountant: str = "rdp") -> PreprocessingCost:
+    """The least Gaussian noise whose release costs at most ``epsilon`` at ``delta`` (thresholds included).
+
+    The release is (ε_G(δ − δ_t) + log(1 / (1 − δ_t)), δ)-DP, with ε_G that of ``GaussianDpEvent`` on
+    the precise grid and δ_t = ``PREPROCESSING_THRESHOLD_SHARE`` · δ the thresholds' part.
+    """
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not math.isfinite(epsilon) \
+            or epsilon <= 0:
+        raise AccountingError("epsilon", f"{epsilon!r} is not a positive finite number", allowed="a number > 0")
+    _check_query(n=1, batch_size=1, noise_multiplier=1.0, epochs=1, delta=delta, accountant=accountant,
+                 sampling="shuffle")
+    threshold_delta = PREPROCESSING_THRESHOLD_SHARE * delta
+
+    def eps_at(sigma: float) -> float:
+        return _preprocessing_epsilon(sigma, float(delta), accountant, _grid(accountant, False))
+
+    low, high = _bracket(eps_at, float(epsilon), start=1.0, factor=2.0)
+    if low is not None:
+        high, _ = _refine(eps_at, float(epsilon), low=low, high=high)
+    return PreprocessingCost(noise_multiplier=high, threshold_delta=threshold_delta, epsilon=eps_at(high))
 
 
 # -- DP events ---------------------------------------------------------------------------------
@@ -230,11 +335,18 @@ def dp_event(*, n: int, batch_size: int, noise_multiplier: float, epochs: int,
 
 
 def dp_event_for_config(config: "DPConfig", *, n: int) -> dp_accounting.DpEvent:
-    """The event of a whole run of ``config`` on ``n`` examples; NonPrivateDpEvent for a baseline."""
+    """The event of a whole run of ``config`` on ``n`` examples; NonPrivateDpEvent for a baseline.
+
+    Training's steps, composed with one ``GaussianDpEvent`` for a private CSV preprocessing if any.
+    """
     if not config.private:
         return dp_accounting.NonPrivateDpEvent()
-    return dp_event(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
-                    epochs=config.epochs, sampling=config.sampling)
+    training = dp_event(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
+                        epochs=config.epochs, sampling=config.sampling)
+    cost = preprocessing_cost_for_config(config)
+    if cost is None:
+        return training
+    return dp_accounting.ComposedDpEvent([dp_accounting.GaussianDpEvent(cost.noise_multiplier), training])
 
 
 def event_rdp(event: dp_accounting.DpEvent) -> np.ndarray:
@@ -372,7 +484,8 @@ def _bracket(eps_at: Callable[[float], float], target: float, *, start: float,
 
 def clear_caches() -> None:
     """Forget every cached answer, so the next query is computed afresh (e.g. to time cold queries)."""
-    for cached in (_epsilon_cached, _curve_cached, _rdp_per_unit, _pld_per_unit):
+    for cached in (_epsilon_cached, _curve_cached, _rdp_per_unit, _pld_per_unit, _preprocessing_epsilon,
+                   preprocessing_cost):
         cached.cache_clear()
 
 
@@ -489,29 +602,53 @@ def _counted_units(n: int, batch_size: int, epochs: int, sampling: str) -> Tuple
     return tuple(range(1, epochs + 1))
 
 
+def _threshold_terms(delta: float, preprocessing_noise: float) -> Tuple[float, float]:
+    """(δ for the accountant, ε to add): with private preprocessing its thresholds spend δ_t of δ and add
+    log(1 / (1 − δ_t)) to ε (see ``preprocessing_cost``); without, (δ, 0)."""
+    if preprocessing_noise <= 0:
+        return delta, 0.0
+    threshold_delta = PREPROCESSING_THRESHOLD_SHARE * delta
+    return delta - threshold_delta, -math.log1p(-threshold_delta)
+
+
 @lru_cache(maxsize=4096)
 def _epsilon_cached(n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
-                    accountant: str, sampling: str, grid: float) -> float:
+                    accountant: str, sampling: str, grid: float, preprocessing_noise: float = 0.0) -> float:
     count = _unit_count(n, batch_size, epochs, sampling)
+    q = _sampling_probability(n, batch_size, sampling)
+    delta, extra = _threshold_terms(delta, preprocessing_noise)
     if accountant == "rdp":
-        rdp = _rdp_per_unit(_sampling_probability(n, batch_size, sampling), noise_multiplier)
-        return epsilon_from_rdp(rdp * count, delta=delta)
-    composed = _pld_per_unit(_sampling_probability(n, batch_size, sampling), noise_multiplier, grid)
-    return _pld_epsilon(composed.self_compose(count), delta)
+        return epsilon_from_rdp(_rdp_base(preprocessing_noise) + _rdp_per_unit(q, noise_multiplier) * count,
+                                delta=delta) + extra
+    composed = _pld_per_unit(q, noise_multiplier, grid).self_compose(count)
+    if preprocessing_noise > 0:
+        composed = composed.compose(_pld_per_unit(1.0, preprocessing_noise, grid))
+    return _pld_epsilon(composed, delta) + extra
+
+
+@lru_cache(maxsize=1024)
+def _preprocessing_epsilon(preprocessing_noise: float, delta: float, accountant: str, grid: float) -> float:
+    """ε of the private preprocessing alone: one Gaussian release, thresholds included."""
+    accountant_delta, extra = _threshold_terms(delta, preprocessing_noise)
+    if accountant == "rdp":
+        return epsilon_from_rdp(_rdp_base(preprocessing_noise), delta=accountant_delta) + extra
+    return _pld_epsilon(_pld_per_unit(1.0, preprocessing_noise, grid), accountant_delta) + extra
 
 
 @lru_cache(maxsize=512)
 def _curve_cached(n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
-                  accountant: str, sampling: str, grid: float) -> Tuple[float, ...]:
+                  accountant: str, sampling: str, grid: float, preprocessing_noise: float = 0.0) -> Tuple[float, ...]:
     counts = _counted_units(n, batch_size, epochs, sampling)
     q = _sampling_probability(n, batch_size, sampling)
+    delta, extra = _threshold_terms(delta, preprocessing_noise)
     if accountant == "rdp":
         rdp = _rdp_per_unit(q, noise_multiplier)
-        return tuple(epsilon_from_rdp(rdp * count, delta=delta) for count in counts)
+        base = _rdp_base(preprocessing_noise)
+        return tuple(epsilon_from_rdp(base + rdp * count, delta=delta) + extra for count in counts)
     unit = _pld_per_unit(q, noise_multiplier, grid)
     blocks: dict[int, privacy_loss_distribution.PrivacyLossDistribution] = {}
     curve = []
-    composed = None
+    composed = _pld_per_unit(1.0, preprocessing_noise, grid) if preprocessing_noise > 0 else None
     previous = 0
     for count in counts:
         block_size = count - previous
@@ -519,8 +656,13 @@ def _curve_cached(n: int, batch_size: int, noise_multiplier: float, epochs: int,
         if block_size not in blocks:
             blocks[block_size] = unit.self_compose(block_size)
         composed = blocks[block_size] if composed is None else composed.compose(blocks[block_size])
-        curve.append(_pld_epsilon(composed, delta))
+        curve.append(_pld_epsilon(composed, delta) + extra)
     return tuple(curve)
+
+
+def _rdp_base(preprocessing_noise: float) -> "np.ndarray | float":
+    """RDP of the preprocessing's Gaussian release (0 without one); RDP adds up over composition."""
+    return _rdp_per_unit(1.0, preprocessing_noise) if preprocessing_noise > 0 else 0.0
 
 
 @lru_cache(maxsize=1024)

@@ -13,8 +13,11 @@ import yaml
 from dpcore import safe_io
 from dpcore.errors import ConfigError
 from dpcore.safe_io import quote
+from dpcore.tabular import CsvSchema
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 1 configs (before csv_schema and csv_preprocessing_epsilon) read as they are.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 # Each choice with the title the pages show for it; the choice lists are their keys.
 DATASET_TITLES = {"digits": "Digits (8x8, scikit-learn)", "fashion_mnist": "Fashion-MNIST (28x28)",
@@ -40,6 +43,8 @@ MAX_NOISE = 1000.0
 MAX_CLIP = 1e6
 MAX_LEARNING_RATE = 100.0
 MAX_LABEL_CHARS = 1000
+MIN_PREPROCESSING_EPSILON = 0.01
+MAX_PREPROCESSING_EPSILON = 100.0
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,10 @@ class DPConfig:
     noise. Anyone who knows it can recompute the noise, so ``secure_mode`` draws the sampling and
     noise randomness from the operating system's secure source instead (``seed`` then fixes only
     the initial weights), for models that will be released.
+
+    A CSV run needs its preprocessing made public or paid for: ``csv_schema`` declares the ranges,
+    categories and classes, or ``csv_preprocessing_epsilon`` spends that ε share deriving them from
+    the training rows (``dpcore.tabular``), and the run's ε includes it.
     """
 
     dataset: str = "digits"
@@ -71,8 +80,12 @@ class DPConfig:
     max_train_examples: Optional[int] = None
     csv_path: Optional[str] = None
     csv_label: Optional[str] = None
+    csv_schema: Optional[CsvSchema] = None
+    csv_preprocessing_epsilon: Optional[float] = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.csv_schema, Mapping):  # as read from JSON, YAML or a share link
+            object.__setattr__(self, "csv_schema", CsvSchema.from_dict(self.csv_schema))
         _validate(self)
 
     # -- derived views -------------------------------------------------------------------
@@ -110,6 +123,7 @@ class DPConfig:
         """A plain dict with a schema version, suitable for JSON/YAML."""
         data: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
         data.update(dataclasses.asdict(self))
+        data["csv_schema"] = self.csv_schema.to_dict() if self.csv_schema is not None else None
         return data
 
     @classmethod
@@ -119,8 +133,9 @@ class DPConfig:
             raise ConfigError("config", f"expected a mapping of keys to values, got {type(data).__name__}")
         body = dict(data)
         version = number_from_text(body.pop("schema_version", SCHEMA_VERSION), int)
-        if version != SCHEMA_VERSION:
-            raise ConfigError("schema_version", f"{quote(version)} is not supported", allowed=str(SCHEMA_VERSION))
+        if isinstance(version, bool) or version not in READABLE_SCHEMA_VERSIONS:
+            raise ConfigError("schema_version", f"{quote(version)} is not supported",
+                              allowed=", ".join(map(str, READABLE_SCHEMA_VERSIONS)))
         unknown = sorted(set(body) - FIELD_NAMES, key=str)
         if unknown:
             raise ConfigError(
@@ -181,6 +196,8 @@ def parse_field(name: str, text: str) -> Any:
     lower = text.lower()
     if optional and lower in _NONE:
         return None
+    if kind is CsvSchema:  # a schema travels as JSON text (a link parameter)
+        return safe_io.parse_json(text, field=name, error=ConfigError)
     if kind is bool:
         if lower in _TRUE:
             return True
@@ -297,7 +314,17 @@ def _validate(c: DPConfig) -> None:
     _integer("seed", c.seed, low=0, high=2**31 - 1)
     if c.max_train_examples is not None:
         _integer("max_train_examples", c.max_train_examples, low=2, high=10**9)
+    if c.csv_schema is not None and not isinstance(c.csv_schema, CsvSchema):
+        raise ConfigError("csv_schema", f"expected a mapping, got {type(c.csv_schema).__name__}",
+                          allowed="classes, numeric (column: [low, high]), categorical (column: [categories]), scale")
+    if c.csv_preprocessing_epsilon is not None:
+        _number("csv_preprocessing_epsilon", c.csv_preprocessing_epsilon, low=MIN_PREPROCESSING_EPSILON,
+                high=MAX_PREPROCESSING_EPSILON)
     if c.dataset == "csv":
+        if c.csv_schema is not None and c.csv_preprocessing_epsilon is not None:
+            raise ConfigError("csv_preprocessing_epsilon", "is set together with csv_schema",
+                              allowed="a declared csv_schema, or a csv_preprocessing_epsilon to derive one "
+                              "privately, not both")
         if not isinstance(c.csv_path, str) or not c.csv_path.strip():
             raise ConfigError("csv_path", "a CSV dataset needs the path of the file", allowed="a file path")
         safe_io.check_path(c.csv_path, field="csv_path", error=ConfigError)
@@ -308,7 +335,7 @@ def _validate(c: DPConfig) -> None:
             raise ConfigError("csv_label", f"{quote(c.csv_label)} is {len(c.csv_label)} characters long",
                               allowed=f"a column name of up to {MAX_LABEL_CHARS} characters")
     else:
-        for name in ("csv_path", "csv_label"):
+        for name in ("csv_path", "csv_label", "csv_schema", "csv_preprocessing_epsilon"):
             value = getattr(c, name)
             if value is not None:
                 raise ConfigError(name, f"is only used with dataset 'csv' (dataset is {quote(c.dataset)})",

@@ -60,6 +60,42 @@ def test_csv_needs_path_and_label_and_others_refuse_them():
     assert DPConfig(dataset="csv", csv_path="a.csv", csv_label="y").csv_label == "y"
 
 
+CSV = dict(dataset="csv", csv_path="data.csv", csv_label="y")
+SCHEMA = {"classes": ["no", "yes"], "numeric": {"age": [18, 100]}, "categorical": {"city": ["Lyon", "Paris"]},
+          "scale": "symmetric"}
+
+
+def test_a_csv_schema_or_an_epsilon_share_round_trips_in_every_format():
+    for config in (DPConfig(**CSV, csv_schema=SCHEMA), DPConfig(**CSV, csv_preprocessing_epsilon=0.5)):
+        assert DPConfig.from_json(config.to_json()) == config
+        assert DPConfig.from_yaml(config.to_yaml()) == config
+        assert hash(config) == hash(DPConfig.from_yaml(config.to_yaml()))
+    assert DPConfig(**CSV, csv_schema=SCHEMA).to_dict()["csv_schema"] == {**SCHEMA, "numeric": {"age": [18.0, 100.0]}}
+
+
+def test_csv_schema_fields_are_checked_and_name_the_field():
+    with pytest.raises(ConfigError) as info:
+        DPConfig(**CSV, csv_schema=SCHEMA, csv_preprocessing_epsilon=0.5)
+    assert info.value.field == "csv_preprocessing_epsilon" and "not both" in str(info.value)
+    for value in (0.0, 0.001, 101.0, math.nan, "1"):
+        with pytest.raises(ConfigError, match="csv_preprocessing_epsilon"):
+            DPConfig(**CSV, csv_preprocessing_epsilon=value)
+    with pytest.raises(ConfigError, match=r"csv_schema\.numeric\.age: low 100 is not below high 18"):
+        DPConfig(**CSV, csv_schema={**SCHEMA, "numeric": {"age": [100, 18]}})
+    with pytest.raises(ConfigError, match="csv_schema: expected a mapping"):
+        DPConfig(**CSV, csv_schema="schema.yaml")
+    for field, value in (("csv_schema", SCHEMA), ("csv_preprocessing_epsilon", 1.0)):
+        with pytest.raises(ConfigError, match=f"{field}: is only used with dataset 'csv'"):
+            DPConfig(**{field: value})
+
+
+def test_version_1_configs_still_load():
+    old = {"schema_version": 1, **{k: v for k, v in DPConfig(**CSV).to_dict().items()
+                                   if k not in ("schema_version", "csv_schema", "csv_preprocessing_epsilon")}}
+    assert DPConfig.from_dict(old) == DPConfig(**CSV)
+    assert SCHEMA_VERSION == 2
+
+
 configs = st.builds(
     DPConfig,
     dataset=st.sampled_from(["digits", "fashion_mnist", "mnist"]),

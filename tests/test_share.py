@@ -28,6 +28,26 @@ def test_round_trip_keeps_floats_exact(noise: float, clip: float, batch: int, de
     assert share.decode(share.encode(config)) == config
 
 
+def test_round_trip_of_a_csv_schema_and_an_epsilon_share() -> None:
+    csv = dict(dataset="csv", csv_path="/srv/uploads/people-0123.csv", csv_label="outcome")
+    schema = {"classes": [0, 1], "numeric": {"age": [18, 100]}, "categorical": {"city, country": ["Lyon, FR"]}}
+    for config in (DPConfig(**csv, csv_schema=schema), DPConfig(**csv, csv_preprocessing_epsilon=0.75)):
+        assert share.decode(share.encode(config)) == config
+        url = share.share_url("http://host:8501/", config)
+        assert share.decode({k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}) == config
+
+
+def test_version_1_links_still_load_and_a_broken_schema_names_its_field() -> None:
+    assert share.decode({"dpx": "1", "epochs": "3"}) == DPConfig(epochs=3)
+    base = {"dpx": "2", "dataset": "csv", "csv_path": "a.csv", "csv_label": "y"}
+    with pytest.raises(ConfigError) as info:
+        share.decode({**base, "csv_schema": "{not json"})
+    assert info.value.field == "csv_schema"
+    with pytest.raises(ConfigError) as info:
+        share.decode({**base, "csv_schema": '{"classes": ["a", "b"], "numeric": {"x": [2, 1]}}'})
+    assert info.value.field == "csv_schema.numeric.x"
+
+
 def test_share_url_replaces_the_query_and_keeps_the_path() -> None:
     url = share.share_url("http://host:8501/app/?old=1#x", DPConfig(batch_size=32))
     parts = urlsplit(url)
