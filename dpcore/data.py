@@ -120,6 +120,12 @@ def dataset_info(name: str, *, csv_path: Optional[str] = None, csv_label: Option
                        allowed=", ".join(BUILTIN_DATASETS + ("csv",)))
 
 
+def config_dataset_info(config: "DPConfig") -> DatasetInfo:
+    """``config``'s dataset's metadata: a built-in without loading it (before subsetting), a CSV as
+    ``describe`` gives it (under the declared schema or the privately derived one)."""
+    return describe(config) if config.dataset == "csv" else dataset_info(config.dataset)
+
+
 def describe(config: "DPConfig") -> DatasetInfo:
     """What ``config`` trains on, after subsetting and preprocessing (a CSV's schema included); cached."""
     return load(config).info
@@ -480,6 +486,10 @@ def _split_table(raw: bytes, *, label: str, name: str) -> tuple["object", np.nda
     if len(frame) < MIN_CSV_ROWS:
         raise DatasetError("csv_path", f"{name} has {len(frame)} rows with a label",
                            allowed=f"at least {MIN_CSV_ROWS} rows")
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise DatasetError("csv_label", f"column {quote(label)} has only one class ({quote(classes[0])})",
+                           allowed="a label column with at least two classes")
     _check_magnitudes(frame.drop(columns=[label]), name=name)
     train_rows, test_rows = _split(pd.factorize(labels)[0])
     return frame, labels, train_rows, test_rows
