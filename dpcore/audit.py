@@ -640,8 +640,7 @@ def audit_run(store: "RunStore", run_id: int, *, canaries: int = 0, seed: int = 
     if canaries:
         from dpcore import data
 
-        _check_canaries(canaries, data.dataset_info(record.config.dataset, csv_path=record.config.csv_path,
-                                                    csv_label=record.config.csv_label).n_test)
+        _check_canaries(canaries, data.config_dataset_info(record.config).n_test)
     started = time.perf_counter()
     weights, source, notes = model_weights(store, run_id)
     report = audit_model(record.config, weights=weights, epsilon=record.epsilon, canaries=canaries,

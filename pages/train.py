@@ -9,7 +9,7 @@ import app_state
 from dpcore import accounting, charts, explain
 from dpcore.comparison import config_summary
 from dpcore.config import ACCOUNTANT_TITLES
-from dpcore.data import dataset_info, dataset_problem
+from dpcore.data import config_dataset_info, dataset_problem
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobSnapshot
 from dpcore.store import ACTIVE_STATUSES
@@ -47,7 +47,7 @@ def submit(private: bool) -> None:
         if n is None:
             return
         run_cfg.check_dataset_size(n)
-        info = dataset_info(run_cfg.dataset, csv_path=run_cfg.csv_path, csv_label=run_cfg.csv_label)
+        info = config_dataset_info(run_cfg)
         check_pair(run_cfg.model, info.input_shape)
         name = ss.get("train_name", "").strip()
         if not private:
