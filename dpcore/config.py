@@ -10,8 +10,11 @@ from typing import Any, Mapping, Optional
 import yaml
 
 from dpcore.errors import ConfigError
+from dpcore.noise import noise_split
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Older schema versions that still load: keys added since then take their defaults.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 DATASETS = ("digits", "fashion_mnist", "mnist", "csv")
 MODELS = ("logreg", "mlp", "cnn", "lenet5")
@@ -19,6 +22,8 @@ ACTIVATIONS = ("relu", "tanh")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 ACCOUNTANTS = ("rdp", "pld")
 SAMPLINGS = ("poisson", "shuffle")
+NOISE_SCHEDULES = ("constant", "time", "step")
+CLIP_UPDATES = ("linear", "geometric")
 
 # Upper bounds keep a slider typo from launching a week-long run or an absurd accountant query.
 MAX_EPOCHS = 1000
@@ -26,6 +31,9 @@ MAX_BATCH_SIZE = 1_000_000
 MAX_NOISE = 1000.0
 MAX_CLIP = 1e6
 MAX_LEARNING_RATE = 100.0
+MAX_CLIP_LEARNING_RATE = 10.0
+MAX_EPSILON_BUDGET = 1000.0
+MAX_VALIDATION_FRACTION = 0.9
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,13 @@ class DPConfig:
     noise. Anyone who knows it can recompute the noise, so ``secure_mode`` draws the sampling and
     noise randomness from the operating system's secure source instead (``seed`` then fixes only
     the initial weights), for models that will be released.
+
+    ``noise_schedule`` decays the noise multiplier from ``noise_multiplier`` ("time" or "step", see
+    dpcore.noise) down to ``noise_floor``; ``adaptive_clipping`` moves the clip norm from
+    ``l2_norm_clip`` towards the ``target_unclipped_quantile`` of the per-example gradient norms;
+    ``epsilon_budget`` stops a run before the epoch that would exceed it; ``validation_fraction``
+    holds out that share of the training rows (they are not trained on, and n counts the rest).
+    A non-private baseline ignores all of these but the validation split.
     """
 
     dataset: str = "digits"
@@ -45,16 +60,26 @@ class DPConfig:
     learning_rate: float = 0.1
     momentum: float = 0.9
     noise_multiplier: float = 1.1
+    noise_schedule: str = "constant"
+    noise_decay_rate: float = 0.001
+    noise_floor: float = 0.5
     l2_norm_clip: float = 1.0
+    adaptive_clipping: bool = False
+    target_unclipped_quantile: float = 0.5
+    clip_learning_rate: float = 0.2
+    clip_update: str = "geometric"
+    count_noise_multiplier: float = 10.0
     batch_size: int = 64
     epochs: int = 10
     delta: float = 1e-5
+    epsilon_budget: Optional[float] = None
     accountant: str = "rdp"
     sampling: str = "poisson"
     private: bool = True
     seed: int = 0
     secure_mode: bool = False
     max_train_examples: Optional[int] = None
+    validation_fraction: float = 0.0
     csv_path: Optional[str] = None
     csv_label: Optional[str] = None
 
@@ -100,13 +125,14 @@ class DPConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "DPConfig":
-        """Build from a dict, rejecting unknown keys and unsupported schema versions."""
+        """Build from a dict, rejecting unknown keys and unsupported schema versions.
+
+        Older versions load with the keys added since taking their defaults.
+        """
         if not isinstance(data, Mapping):
             raise ConfigError("config", f"expected a mapping of keys to values, got {type(data).__name__}")
         body = dict(data)
-        version = body.pop("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
-            raise ConfigError("schema_version", f"{version!r} is not supported", allowed=str(SCHEMA_VERSION))
+        check_schema_version(body.pop("schema_version", SCHEMA_VERSION))
         unknown = sorted(set(body) - FIELD_NAMES)
         if unknown:
             raise ConfigError(
@@ -150,6 +176,14 @@ class DPConfig:
 
 
 FIELD_NAMES = frozenset(f.name for f in fields(DPConfig))
+
+
+def check_schema_version(version: Any) -> None:
+    """Refuse a schema version this DP Explorer cannot read (JSON, YAML and share links alike)."""
+    readable = {str(v) for v in READABLE_SCHEMA_VERSIONS}
+    if isinstance(version, bool) or str(version) not in readable:
+        raise ConfigError("schema_version", f"{version!r} is not supported",
+                          allowed=", ".join(sorted(readable)))
 
 
 def load_config_file(path: str) -> DPConfig:
@@ -204,7 +238,9 @@ def _validate(c: DPConfig) -> None:
     _choice("optimizer", c.optimizer, OPTIMIZERS)
     _choice("accountant", c.accountant, ACCOUNTANTS)
     _choice("sampling", c.sampling, SAMPLINGS)
-    for name in ("private", "secure_mode"):
+    _choice("noise_schedule", c.noise_schedule, NOISE_SCHEDULES)
+    _choice("clip_update", c.clip_update, CLIP_UPDATES)
+    for name in ("private", "secure_mode", "adaptive_clipping"):
         if not isinstance(getattr(c, name), bool):
             raise ConfigError(name, f"{getattr(c, name)!r} is not true or false", allowed="true, false")
     _number("learning_rate", c.learning_rate, low=0.0, high=MAX_LEARNING_RATE, low_open=True)
@@ -220,6 +256,11 @@ def _validate(c: DPConfig) -> None:
     _integer("seed", c.seed, low=0, high=2**31 - 1)
     if c.max_train_examples is not None:
         _integer("max_train_examples", c.max_train_examples, low=2, high=10**9)
+    _number("validation_fraction", c.validation_fraction, low=0.0, high=MAX_VALIDATION_FRACTION)
+    _validate_noise_schedule(c)
+    _validate_adaptive_clipping(c)
+    if c.epsilon_budget is not None:
+        _number("epsilon_budget", c.epsilon_budget, low=0.0, high=MAX_EPSILON_BUDGET, low_open=True)
     if c.dataset == "csv":
         if not isinstance(c.csv_path, str) or not c.csv_path.strip():
             raise ConfigError("csv_path", "a CSV dataset needs the path of the file", allowed="a file path")
@@ -232,3 +273,23 @@ def _validate(c: DPConfig) -> None:
             if value is not None:
                 raise ConfigError(name, f"is only used with dataset 'csv' (dataset is {c.dataset!r})",
                                   allowed="null unless dataset is 'csv'")
+
+
+def _validate_noise_schedule(c: DPConfig) -> None:
+    _number("noise_decay_rate", c.noise_decay_rate, low=0.0, high=1.0, high_open=True)
+    _number("noise_floor", c.noise_floor, low=0.0, high=MAX_NOISE, low_open=True)
+    if c.private and c.noise_schedule != "constant" and c.noise_floor > c.noise_multiplier:
+        raise ConfigError(
+            "noise_floor", f"{c.noise_floor:g} is above the initial noise multiplier {c.noise_multiplier:g}",
+            allowed=f"a number in (0, {c.noise_multiplier:g}]",
+        )
+
+
+def _validate_adaptive_clipping(c: DPConfig) -> None:
+    _number("target_unclipped_quantile", c.target_unclipped_quantile, low=0.0, high=1.0,
+            low_open=True, high_open=True)
+    _number("clip_learning_rate", c.clip_learning_rate, low=0.0, high=MAX_CLIP_LEARNING_RATE, low_open=True)
+    _number("count_noise_multiplier", c.count_noise_multiplier, low=0.0, high=MAX_NOISE, low_open=True)
+    if c.private and c.adaptive_clipping:
+        # A schedule only decays, so the first step's noise multiplier is the largest to split.
+        noise_split(noise_multiplier=c.noise_multiplier, count_noise_multiplier=c.count_noise_multiplier)
