@@ -15,7 +15,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EpochMetrics:
-    """Metrics after one epoch; train loss/accuracy are running means over that epoch's batches."""
+    """Metrics after one epoch; train loss/accuracy are running means over that epoch's batches.
+
+    Validation loss/accuracy are NaN when the run holds out no validation rows. ``noise_multipliers``
+    and ``clip_norms`` hold each step of the epoch's σ_t (the stated, accounted noise multiplier)
+    and clip norm, in order (adaptive clipping moves the clip norm); both empty for a baseline.
+    """
 
     epoch: int
     train_loss: float
@@ -25,6 +30,10 @@ class EpochMetrics:
     epsilon: float
     seconds: float
     examples: int
+    validation_loss: float = math.nan
+    validation_accuracy: float = math.nan
+    noise_multipliers: tuple[float, ...] = ()
+    clip_norms: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -37,9 +46,15 @@ class Progress:
     fraction: float
 
 
+RUN_STATUSES = ("completed", "budget_reached", "cancelled", "failed")
+
+
 @dataclass(frozen=True)
 class TrainResult:
-    """The outcome of one run: status, error message if failed, and per-epoch metrics.
+    """The outcome of one run: status (one of RUN_STATUSES), error message if failed, per-epoch metrics.
+
+    "budget_reached": the run stopped before the first epoch whose ε would exceed ``epsilon_budget``;
+    ``note`` says where and why. Its last epoch is within the budget.
 
     ``examples_per_second`` is training throughput: examples over the time spent in training steps,
     leaving out the first step (which traces the graph) and the per-epoch evaluation; ``seconds`` is
@@ -53,6 +68,7 @@ class TrainResult:
     examples_per_second: float
     seconds: float
     n_train: int
+    note: Optional[str] = None
 
     @property
     def test_accuracy(self) -> float:
@@ -63,3 +79,13 @@ class TrainResult:
         if not self.config.private:
             return math.inf
         return self.epochs[-1].epsilon if self.epochs else 0.0
+
+    @property
+    def noise_multipliers(self) -> tuple[float, ...]:
+        """σ_t of every step taken, in order."""
+        return tuple(value for m in self.epochs for value in m.noise_multipliers)
+
+    @property
+    def clip_norms(self) -> tuple[float, ...]:
+        """The clip norm of every step taken, in order."""
+        return tuple(value for m in self.epochs for value in m.clip_norms)
