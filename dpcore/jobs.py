@@ -17,15 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from dpcore.config import DPConfig
-from dpcore.store import RunRecord, RunStore, UnknownRunError
+from dpcore.store import FINAL_STATUSES, STATUSES, RunRecord, RunStore, UnknownRunError
 
 if TYPE_CHECKING:
     from dpcore.results import EpochMetrics, Progress, TrainResult
 
 ENV_WORKERS = "DPEXPLORER_WORKERS"
 
-JOB_STATES = ("queued", "running", "completed", "cancelled", "failed", "interrupted")
-FINAL_STATES = frozenset({"completed", "cancelled", "failed", "interrupted"})
+JOB_STATES = STATUSES
+FINAL_STATES = frozenset(FINAL_STATUSES)
+# States of a run that trained every epoch it was allowed to (its budget may have ended it early).
+FINISHED_STATES = frozenset({"completed", "budget_reached"})
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class JobSnapshot:
 
     @property
     def done(self) -> bool:
-        """True once the job will change no more (completed, cancelled, failed or interrupted)."""
+        """True once the job will change no more (completed, budget_reached, cancelled, failed or interrupted)."""
         return self.state in FINAL_STATES
 
     @property
@@ -61,7 +63,7 @@ class JobSnapshot:
     def from_record(cls, record: RunRecord) -> "JobSnapshot":
         """A snapshot of a stored run that no live runner holds (e.g. one from an earlier process)."""
         epoch = record.epochs[-1].epoch if record.epochs else 0
-        progress = 1.0 if record.status == "completed" else epoch / record.config.epochs
+        progress = 1.0 if record.status in FINISHED_STATES else epoch / record.config.epochs
         return cls(
             id=record.id, owner=record.owner, config=record.config, state=record.status,
             progress=min(1.0, progress), epoch=epoch, epochs_total=record.config.epochs,
@@ -291,12 +293,12 @@ class JobRunner:
             job.state = state if state in FINAL_STATES else "failed"
             job.error = error
             job.finished = time.time()
-            job.eta_seconds = None if state != "completed" else 0.0
+            job.eta_seconds = 0.0 if state in FINISHED_STATES else None
             if epochs is not None and len(epochs) > len(job.metrics):
                 job.metrics = list(epochs)
             if job.metrics:
                 job.epoch = job.metrics[-1].epoch
-            if state == "completed":
+            if state in FINISHED_STATES:
                 job.progress = 1.0
             self._cond.notify_all()
 

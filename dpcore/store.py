@@ -1,11 +1,13 @@
 """Run history in SQLite: every run's config, status, per-epoch metrics and timings, kept on disk.
 
-Layout (schema version 1, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings older files up):
+Layout (schema version 2, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings older files up):
 
 - ``runs``: id, name, owner, created/started/finished (Unix seconds), config_json, status,
   error, n_train, examples_per_second, seconds, process (who runs it; see ``mark_interrupted``).
 - ``epoch_metrics``: one row per finished epoch, committed as the epoch ends, so a crash or a
-  killed server loses at most the epoch in progress.
+  killed server loses at most the epoch in progress. Validation loss/accuracy (NULL without a
+  validation split), and each step's noise multiplier and clip norm as JSON arrays (NULL in
+  rows from schema version 1, read back as empty).
 
 Final metrics are the last epoch's row. An infinite ε (the non-private baseline, or an accountant
 that can promise nothing) is stored as NULL in ``epoch_metrics.epsilon`` and read back as
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import socket
@@ -39,14 +42,14 @@ if TYPE_CHECKING:
 
 ENV_STORE = "DPEXPLORER_STORE"
 
-STATUSES = ("queued", "running", "completed", "cancelled", "failed", "interrupted")
+STATUSES = ("queued", "running", "completed", "budget_reached", "cancelled", "failed", "interrupted")
 ACTIVE_STATUSES = ("queued", "running")
-FINAL_STATUSES = ("completed", "cancelled", "failed", "interrupted")
+FINAL_STATUSES = ("completed", "budget_reached", "cancelled", "failed", "interrupted")
 
 CSV_COLUMNS = (
     "id", "name", "created", "status", "dataset", "model", "optimizer", "noise_multiplier",
     "l2_norm_clip", "batch_size", "epochs", "sampling", "accountant", "private", "test_accuracy",
-    "epsilon", "delta", "examples_per_second", "seconds", "error",
+    "validation_accuracy", "epsilon", "delta", "examples_per_second", "seconds", "error",
 )
 
 # How long a call waits for another writer's lock before giving up.
@@ -113,10 +116,45 @@ CREATE TABLE epoch_metrics (
 ) WITHOUT ROWID;
 """
 
+# Version 2: status "budget_reached" (SQLite cannot change a CHECK constraint, so the runs table is
+# rebuilt; foreign keys are off during migrations, so no epoch row is cascaded away), validation
+# metrics and per-step noise multipliers and clip norms.
+_SCHEMA_V2 = """
+CREATE TABLE runs_v2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL DEFAULT '',
+    owner TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    config_json TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'completed', 'budget_reached',
+                                           'cancelled', 'failed', 'interrupted')),
+    error TEXT,
+    n_train INTEGER,
+    examples_per_second REAL,
+    seconds REAL,
+    process TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO runs_v2 (id, name, owner, created, started, finished, config_json, status, error, n_train,
+                     examples_per_second, seconds, process)
+    SELECT id, name, owner, created, started, finished, config_json, status, error, n_train,
+           examples_per_second, seconds, process FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_v2 RENAME TO runs;
+CREATE INDEX runs_owner ON runs (owner);
+CREATE INDEX runs_status ON runs (status);
+ALTER TABLE epoch_metrics ADD COLUMN validation_loss REAL;
+ALTER TABLE epoch_metrics ADD COLUMN validation_accuracy REAL;
+ALTER TABLE epoch_metrics ADD COLUMN noise_multipliers TEXT;
+ALTER TABLE epoch_metrics ADD COLUMN clip_norms TEXT;
+"""
+
 # MIGRATIONS[i] brings a file from schema version i to i + 1 inside one transaction. Append new
 # steps at the end; never edit a released one.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     lambda conn: _run_script(conn, _SCHEMA_V1),
+    lambda conn: _run_script(conn, _SCHEMA_V2),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -201,6 +239,12 @@ class RunRecord:
         return self.epochs[-1].test_accuracy if self.epochs else None
 
     @property
+    def validation_accuracy(self) -> Optional[float]:
+        """The last committed epoch's validation accuracy (NaN without a validation split); None before
+        the first epoch ends."""
+        return self.epochs[-1].validation_accuracy if self.epochs else None
+
+    @property
     def epsilon(self) -> Optional[float]:
         """The last committed epoch's ε (math.inf for a baseline); None before the first epoch ends."""
         return self.epochs[-1].epsilon if self.epochs else None
@@ -223,12 +267,29 @@ def _nan_if_null(value: Optional[float]) -> float:
     return math.nan if value is None else float(value)
 
 
+_EPOCH_COLUMNS = ("run_id", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epsilon",
+                  "seconds", "examples", "validation_loss", "validation_accuracy", "noise_multipliers",
+                  "clip_norms")
+
+
+def _insert_epochs(verb: str) -> str:
+    """``<verb> INTO epoch_metrics`` with every column, in ``_EPOCH_COLUMNS`` order."""
+    return (f"{verb} INTO epoch_metrics ({', '.join(_EPOCH_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in _EPOCH_COLUMNS)})")
+
+
 def _epoch_row(run_id: int, m: "EpochMetrics") -> tuple[Any, ...]:
     return (
         run_id, int(m.epoch), _float_or_none(m.train_loss), _float_or_none(m.train_accuracy),
         _float_or_none(m.test_loss), _float_or_none(m.test_accuracy),
         _float_or_none(m.epsilon), _float_or_none(m.seconds), int(m.examples),
+        _float_or_none(m.validation_loss), _float_or_none(m.validation_accuracy),
+        json.dumps([float(v) for v in m.noise_multipliers]), json.dumps([float(v) for v in m.clip_norms]),
     )
+
+
+def _floats(text: Optional[str]) -> tuple[float, ...]:
+    return tuple(float(v) for v in json.loads(text)) if text else ()
 
 
 def _epoch_from_row(row: sqlite3.Row) -> "EpochMetrics":
@@ -243,6 +304,10 @@ def _epoch_from_row(row: sqlite3.Row) -> "EpochMetrics":
         epsilon=math.inf if row["epsilon"] is None else float(row["epsilon"]),
         seconds=_nan_if_null(row["seconds"]),
         examples=row["examples"] or 0,
+        validation_loss=_nan_if_null(row["validation_loss"]),
+        validation_accuracy=_nan_if_null(row["validation_accuracy"]),
+        noise_multipliers=_floats(row["noise_multipliers"]),
+        clip_norms=_floats(row["clip_norms"]),
     )
 
 
@@ -304,6 +369,9 @@ class RunStore:
             conn = self._open()
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
+                # A migration may rebuild a table that others reference; with foreign keys on, dropping
+                # the old one would cascade. Off for this connection only (it cannot change in a transaction).
+                conn.execute("PRAGMA foreign_keys = OFF")
                 with self._transaction(conn, write=True):
                     version = conn.execute("PRAGMA user_version").fetchone()[0]
                     if version > SCHEMA_VERSION:
@@ -314,6 +382,10 @@ class RunStore:
                     for step in range(version, SCHEMA_VERSION):
                         MIGRATIONS[step](conn)
                     if version != SCHEMA_VERSION:
+                        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise StoreError(f"migrating {str(self.path)!r} left {len(broken)} rows without "
+                                             "their run; the file is left as it was")
                         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             finally:
                 conn.close()
@@ -365,11 +437,7 @@ class RunStore:
         with self._connect(write=True) as conn:
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
                 raise UnknownRunError(run_id)
-            conn.execute(
-                "INSERT OR REPLACE INTO epoch_metrics (run_id, epoch, train_loss, train_accuracy, "
-                "test_loss, test_accuracy, epsilon, seconds, examples) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _epoch_row(run_id, metrics),
-            )
+            conn.execute(_insert_epochs("INSERT OR REPLACE"), _epoch_row(run_id, metrics))
 
     def finish_run(self, run_id: int, result: "TrainResult") -> None:
         """Store a run's outcome: status, error, timings, and any epoch not already recorded."""
@@ -386,11 +454,7 @@ class RunStore:
             )
             if cursor.rowcount == 0:
                 raise UnknownRunError(run_id)
-            conn.executemany(
-                "INSERT OR IGNORE INTO epoch_metrics (run_id, epoch, train_loss, train_accuracy, "
-                "test_loss, test_accuracy, epsilon, seconds, examples) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_epoch_row(run_id, m) for m in result.epochs],
-            )
+            conn.executemany(_insert_epochs("INSERT OR IGNORE"), [_epoch_row(run_id, m) for m in result.epochs])
 
     def rename_run(self, run_id: int, name: str) -> None:
         """Give a run a display name ("" goes back to ``run <id>``)."""
@@ -477,7 +541,7 @@ def csv_row(run: RunRecord) -> list[Any]:
     return [
         run.id, run.name, created, run.status, c.dataset, c.model, c.optimizer, c.noise_multiplier,
         c.l2_norm_clip, c.batch_size, c.epochs, c.sampling, c.accountant, c.private,
-        _cell(run.test_accuracy), _cell(run.epsilon), c.delta, _cell(run.examples_per_second),
+        _cell(run.test_accuracy), _cell(run.validation_accuracy), _cell(run.epsilon), c.delta, _cell(run.examples_per_second),
         _cell(run.seconds), run.error or "",
     ]
 

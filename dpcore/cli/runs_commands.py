@@ -126,8 +126,9 @@ def grid_configs(base: DPConfig, grid: dict[str, list[Any]]) -> list[tuple[dict[
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    """Train the grid through a JobRunner with a progress bar; print a summary; 0 if every run completed."""
-    from dpcore.jobs import JobRunner
+    """Train the grid through a JobRunner with a progress bar; print a summary; 0 if every run trained
+    all the epochs it was allowed (completed, or stopped by its ε budget)."""
+    from dpcore.jobs import FINISHED_STATES, JobRunner
 
     base = load_config_file(args.config) if args.config else DPConfig()
     runs = grid_configs(base, parse_grid(args.grid))
@@ -157,7 +158,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         ])
     print(f"{len(ids)} run(s) stored in {store.path}")
     _print_table(["id", "config", "status", "accuracy", "epsilon", "error"], rows)
-    return 0 if all(runner.get(i).state == "completed" for i in ids) else 1
+    return 0 if all(runner.get(i).state in FINISHED_STATES for i in ids) else 1
 
 
 def _follow(runner: "JobRunner", ids: list[int]) -> None:
@@ -215,13 +216,17 @@ def run_to_json(run: RunRecord) -> dict[str, Any]:
     return {
         "id": run.id, "name": run.name, "owner": run.owner, "created": _iso(run.created),
         "status": run.status, "error": run.error, "config": run.config.to_dict(),
-        "test_accuracy": _finite(run.test_accuracy), "epsilon": _finite(run.epsilon),
+        "test_accuracy": _finite(run.test_accuracy), "validation_accuracy": _finite(run.validation_accuracy),
+        "epsilon": _finite(run.epsilon),
         "examples_per_second": _finite(run.examples_per_second), "seconds": _finite(run.seconds),
         "epochs": [
             {
                 "epoch": m.epoch, "train_loss": _finite(m.train_loss), "train_accuracy": _finite(m.train_accuracy),
                 "test_loss": _finite(m.test_loss), "test_accuracy": _finite(m.test_accuracy),
                 "epsilon": _finite(m.epsilon), "seconds": _finite(m.seconds), "examples": m.examples,
+                "validation_loss": _finite(m.validation_loss),
+                "validation_accuracy": _finite(m.validation_accuracy),
+                "noise_multipliers": list(m.noise_multipliers), "clip_norms": list(m.clip_norms),
             }
             for m in run.epochs
         ],

@@ -47,9 +47,13 @@ def _train(args: argparse.Namespace) -> int:
             row = {k: (_finite(v) if isinstance(v, float) else v) for k, v in dataclasses.asdict(m).items()}
             print_json({"event": "epoch", **row})
         else:
+            validation = ("" if math.isnan(m.validation_accuracy) else
+                          f"validation loss {m.validation_loss:.4f}, validation accuracy {m.validation_accuracy:.4f}, ")
+            clip = (f"clip norm {m.clip_norms[-1]:.4g}, " if config.private and config.adaptive_clipping
+                    and m.clip_norms else "")
             print(f"epoch {m.epoch}/{config.epochs}: train loss {m.train_loss:.4f}, train accuracy "
                   f"{m.train_accuracy:.4f}, test loss {m.test_loss:.4f}, test accuracy {m.test_accuracy:.4f}, "
-                  f"ε {_epsilon_text(m.epsilon)}, {m.seconds:.1f} s", flush=True)
+                  f"{validation}{clip}ε {_epsilon_text(m.epsilon)}, {m.seconds:.1f} s", flush=True)
 
     stop = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
@@ -71,12 +75,15 @@ def _train(args: argparse.Namespace) -> int:
             "delta": config.delta if config.private else None, "private": config.private,
             "examples_per_second": result.examples_per_second, "seconds": result.seconds,
             "n_train": result.n_train, "epochs_completed": len(result.epochs),
+            "epsilon_budget": config.epsilon_budget if config.private else None, "note": result.note,
         })
     else:
         line = f"{result.status}: test accuracy {result.test_accuracy:.4f}, ε {_epsilon_text(result.epsilon)}"
         if config.private:
             line += f" at δ = {config.delta:g}"
         print(f"{line}; {result.examples_per_second:,.0f} examples/s, {result.seconds:.1f} s", flush=True)
+        if result.note:
+            print(result.note, flush=True)
         if result.error:
             print(f"error: {result.error}", flush=True)
     if result.status == "failed":
