@@ -6,7 +6,7 @@ import math
 from typing import Any, Mapping, Optional, Union
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION
+from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION, check_schema_version
 from dpcore.errors import ConfigError
 
 # The parameter that marks a query string as a shared config (and carries the schema version).
@@ -38,10 +38,9 @@ def is_shared(params: Mapping[str, Any]) -> bool:
 
 
 def decode(params: Mapping[str, Union[str, list[str]]]) -> DPConfig:
-    """The DPConfig in ``params`` (missing fields take their defaults); bad values name the field."""
-    version = _single(params.get(MARKER, str(SCHEMA_VERSION)))
-    if version != str(SCHEMA_VERSION):
-        raise ConfigError("schema_version", f"{version!r} is not supported", allowed=str(SCHEMA_VERSION))
+    """The DPConfig in ``params`` (missing fields take their defaults, also in links of an older
+    schema version); bad values name the field."""
+    check_schema_version(_single(params.get(MARKER, str(SCHEMA_VERSION))))
     values: dict[str, Any] = {}
     for name, raw in params.items():
         if name == MARKER or name in _STREAMLIT_PARAMS:
