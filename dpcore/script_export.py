@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dpcore.errors import ConfigError
+from dpcore.noise import schedule_of
+
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
 
@@ -179,6 +182,7 @@ ACCOUNTANT = "{accountant}"           # "rdp" or "pld"
 SAMPLING = "{sampling}"          # "poisson" (independent draws each step) or "shuffle"
 PRIVATE = {private}              # False: the non-private baseline, no clipping or noise
 MAX_TRAIN_EXAMPLES = {max_train_examples!r}
+VALIDATION_FRACTION = {validation_fraction!r}   # share of the training rows held out, never trained on
 ACTIVATION = "{activation}"
 CSV_PATH = {csv_path!r}
 CSV_LABEL = {csv_label!r}
@@ -237,6 +241,13 @@ def main():
     if MAX_TRAIN_EXAMPLES is not None and MAX_TRAIN_EXAMPLES < len(x_train):
         keep = np.random.default_rng(SEED).permutation(len(x_train))[:MAX_TRAIN_EXAMPLES]
         x_train, y_train = x_train[keep], y_train[keep]
+    x_validation = y_validation = None
+    if VALIDATION_FRACTION:
+        # Held out before training, so n (and epsilon) counts only the rows trained on.
+        held = math.ceil(round(len(x_train) * VALIDATION_FRACTION, 6))
+        order = np.random.default_rng(SEED + 1).permutation(len(x_train))
+        x_validation, y_validation = x_train[order[:held]], y_train[order[:held]]
+        x_train, y_train = x_train[order[held:]], y_train[order[held:]]
     n = len(x_train)
 
     model = build_model(x_train.shape[1:], num_classes)
@@ -259,6 +270,9 @@ def main():
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     epsilon, steps = privacy_spent(n)
     print(f"test accuracy: {{accuracy:.4f}}")
+    if x_validation is not None:
+        _, validation_accuracy = model.evaluate(x_validation, y_validation, verbose=0)
+        print(f"validation accuracy: {{validation_accuracy:.4f}}")
     if PRIVATE:
         print(f"privacy: epsilon = {{epsilon:.4g}} at delta = {{DELTA:g}} "
               f"({{ACCOUNTANT.upper()}}, {{SAMPLING}} sampling, {{steps}} steps, n = {{n}})")
@@ -272,14 +286,34 @@ if __name__ == "__main__":
 
 
 def render_script(config: "DPConfig") -> str:
-    """The script text for ``config``; it imports nothing from DP Explorer."""
+    """The script text for ``config``; it imports nothing from DP Explorer.
+
+    A setting the script cannot reproduce is refused with a ConfigError naming it, never dropped.
+    """
+    _refuse_unexported(config)
     header = _HEADER.format(
         model=config.model, dataset=config.dataset, seed=config.seed, secure_mode=config.secure_mode, epochs=config.epochs,
         batch_size=config.batch_size, learning_rate=config.learning_rate, momentum=config.momentum,
         l2_norm_clip=config.l2_norm_clip, noise_multiplier=config.noise_multiplier, delta=config.delta,
         accountant=config.accountant, sampling=config.sampling, private=config.private,
         max_train_examples=config.max_train_examples, activation=config.activation,
-        csv_path=config.csv_path, csv_label=config.csv_label,
+        csv_path=config.csv_path, csv_label=config.csv_label, validation_fraction=config.validation_fraction,
     )
     main = _MAIN.format(plain=_PLAIN_OPTIMIZER[config.optimizer], private_optimizer=_OPTIMIZER[config.optimizer])
     return header + _DATA[config.dataset] + _MODELS[config.model] + main
+
+
+def _refuse_unexported(config: "DPConfig") -> None:
+    """Noise schedules, adaptive clipping and ε budgets are not in the script yet: refused, since the
+    script's run and its ε would not be the ones DP Explorer accounted for."""
+    if not config.private:
+        return  # a baseline ignores them
+    if schedule_of(config).decays:
+        raise ConfigError("noise_schedule", f"a {config.noise_schedule!r} schedule cannot be exported yet: "
+                          "the script adds the same noise at every step", allowed="constant")
+    if config.adaptive_clipping:
+        raise ConfigError("adaptive_clipping", "adaptive clipping cannot be exported yet: the script clips "
+                          "at a fixed norm", allowed="false")
+    if config.epsilon_budget is not None:
+        raise ConfigError("epsilon_budget", "the script trains all its epochs and does not stop at a budget",
+                          allowed="null (set epochs to the epochs the budget allows instead)")
