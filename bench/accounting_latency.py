@@ -29,7 +29,7 @@ CALIBRATION_GRID = list(itertools.product((0.5, 1.0, 3.0, 8.0), (128, 256), (5, 
 
 def _clear_caches() -> None:
     for cached in (accounting._epsilon_cached, accounting._curve_cached, accounting._rdp_per_unit,
-                   accounting._pld_per_unit):
+                   accounting._pld_per_unit, accounting._epoch_blocks):
         cached.cache_clear()
 
 
