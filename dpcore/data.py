@@ -10,6 +10,7 @@ import contextlib
 import functools
 import gzip
 import io
+import math
 import os
 import struct
 import sys
@@ -51,6 +52,7 @@ MAX_CSV_MAGNITUDE = float(np.finfo(np.float32).max)
 MIN_CSV_ROWS = 10
 CSV_TEST_FRACTION = 0.2
 SPLIT_SEED = 0  # fixed, so n_train and the test set do not change between runs
+VALIDATION_SEED = 1  # fixed too, so the validation rows are the same in every run of a config
 
 
 @dataclass(frozen=True)
@@ -67,17 +69,24 @@ class DatasetInfo:
     class_names: tuple[str, ...] = ()
     feature_names: tuple[str, ...] = ()
     csv_schema: Optional[tabular.CsvSchema] = None  # a CSV's features came from this (declared or derived)
+    n_validation: int = 0
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A loaded dataset: its info and read-only train and test arrays."""
+    """A loaded dataset: its info and read-only train, test and (optional) validation arrays.
+
+    ``x_train`` holds only the rows trained on; validation rows held out of the training set are in
+    ``x_validation`` (None when the config holds out none).
+    """
 
     info: DatasetInfo
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    x_validation: Optional[np.ndarray] = None
+    y_validation: Optional[np.ndarray] = None
 
 
 _DIGITS = DatasetInfo(
@@ -132,7 +141,8 @@ def describe(config: "DPConfig") -> DatasetInfo:
 
 
 def train_size(config: "DPConfig") -> int:
-    """The n the accountant must use: the training set size after ``max_train_examples``.
+    """The n the accountant must use: the rows trained on, after ``max_train_examples`` and the
+    validation hold-out (``validation_fraction``).
 
     For a CSV it is the training split's size, known before any schema is applied: a schema never
     drops a row (a label outside its classes is refused), so the n is the same on every route.
@@ -141,22 +151,55 @@ def train_size(config: "DPConfig") -> int:
         n_train = _csv_train_rows(config.csv_path or "", config.csv_label or "")
     else:
         n_train = dataset_info(config.dataset).n_train
-    return _subset_size(n_train, config.max_train_examples)
+    available = _subset_size(n_train, config.max_train_examples)
+    return available - validation_size(available, config.validation_fraction)
+
+
+def validation_size(n: int, fraction: float) -> int:
+    """Rows held out for validation from ``n`` training rows: ceil(n · fraction), so any fraction > 0
+    holds out at least one row."""
+    return int(math.ceil(round(n * fraction, 6)))
 
 
 def load(config: "DPConfig") -> Dataset:
-    """Load the dataset ``config`` names, subset to ``max_train_examples``; raises DatasetError.
+    """Load the dataset ``config`` names, subset to ``max_train_examples``, then hold out the
+    validation rows; raises DatasetError.
 
     A CSV is split, then subset, then preprocessed under ``config.csv_schema`` or a schema derived
     privately from the subset's rows (``config.csv_preprocessing_epsilon``); with neither it is refused.
     """
     if config.dataset == "csv":
-        return _load_csv(config.csv_path or "", config.csv_label or "", schema=config.csv_schema,
-                         derivation=_private_derivation(config), max_train_examples=config.max_train_examples)
+        return hold_out_validation(
+            _load_csv(config.csv_path or "", config.csv_label or "", schema=config.csv_schema,
+                      derivation=_private_derivation(config), max_train_examples=config.max_train_examples),
+            config.validation_fraction)
     if config.dataset not in _LOADERS:
         raise DatasetError("dataset", f"{quote(config.dataset)} is not a known dataset",
                            allowed=", ".join(BUILTIN_DATASETS + ("csv",)))
-    return subset(_load_builtin(config.dataset), config.max_train_examples)
+    return hold_out_validation(subset(_load_builtin(config.dataset), config.max_train_examples), config.validation_fraction)
+
+
+def hold_out_validation(dataset: Dataset, fraction: float) -> Dataset:
+    """Move ``validation_size(n, fraction)`` training rows, drawn by a fixed permutation, to validation.
+
+    The held-out rows are never trained on, so n (and ε) counts only the rest. Their metrics are not
+    covered by ε: like the test set, they are released as they are.
+    """
+    n = dataset.info.n_train
+    held = validation_size(n, fraction)
+    if held == 0:
+        return dataset
+    if n - held < 2:
+        raise DatasetError("validation_fraction",
+                           f"{fraction:g} of {n} training rows leaves {n - held} to train on",
+                           allowed="a fraction that leaves at least 2 training rows")
+    order = np.random.default_rng(VALIDATION_SEED).permutation(n)
+    validation, train = np.sort(order[:held]), np.sort(order[held:])
+    info = _replace_info(dataset.info, n_train=n - held, n_validation=held)
+    return Dataset(info=info, x_train=_frozen(dataset.x_train[train]), y_train=_frozen(dataset.y_train[train]),
+                   x_test=dataset.x_test, y_test=dataset.y_test,
+                   x_validation=_frozen(dataset.x_train[validation]),
+                   y_validation=_frozen(dataset.y_train[validation]))
 
 
 def subset(dataset: Dataset, max_train_examples: Optional[int]) -> Dataset:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dpcore.errors import ConfigError, UserInputError
+from dpcore.noise import schedule_of
 from dpcore.scatter import SCATTERNET_MODELS
 
 if TYPE_CHECKING:
@@ -220,6 +221,7 @@ ACCOUNTANT = "{accountant}"           # "rdp" or "pld"
 SAMPLING = "{sampling}"          # "poisson" (independent draws each step) or "shuffle"
 PRIVATE = {private}              # False: the non-private baseline, no clipping or noise
 MAX_TRAIN_EXAMPLES = {max_train_examples!r}
+VALIDATION_FRACTION = {validation_fraction!r}   # share of the training rows held out, never trained on
 ACTIVATION = "{activation}"
 CSV_PATH = {csv_path!r}
 CSV_LABEL = {csv_label!r}
@@ -334,6 +336,13 @@ def main():
     if MAX_TRAIN_EXAMPLES is not None and MAX_TRAIN_EXAMPLES < len(x_train):
         keep = np.random.default_rng(SEED).permutation(len(x_train))[:MAX_TRAIN_EXAMPLES]
         x_train, y_train = x_train[keep], y_train[keep]
+    x_validation = y_validation = None
+    if VALIDATION_FRACTION:
+        # Held out before training, so n (and epsilon) counts only the rows trained on.
+        held = math.ceil(round(len(x_train) * VALIDATION_FRACTION, 6))
+        order = np.random.default_rng(SEED + 1).permutation(len(x_train))
+        x_validation, y_validation = x_train[order[:held]], y_train[order[:held]]
+        x_train, y_train = x_train[order[held:]], y_train[order[held:]]
     n = len(x_train)
 
     model = build_model(x_train.shape[1:], num_classes)
@@ -351,6 +360,8 @@ def main():
         print(f"epoch {{epoch}}: test accuracy {{accuracy:.4f}}")
 
     print(f"test accuracy: {{accuracy:.4f}}")
+    if x_validation is not None:
+        print(f"validation accuracy: {{held_out_accuracy(model, x_validation, y_validation):.4f}}")
     if PRIVATE:
         epsilon = privacy_spent(n, steps, EPOCHS)
         print(f"privacy: epsilon = {{epsilon:.4g}} at delta = {{DELTA:g}} after {{steps}} noisy steps "
@@ -367,6 +378,7 @@ if __name__ == "__main__":
 def render_script(config: "DPConfig") -> str:
     """The script text for ``config``; it imports nothing from DP Explorer.
 
+    A setting the script cannot reproduce is refused with a ConfigError naming it, never dropped:
     ScatterNet models are refused (ConfigError naming ``model``): the script does not compute
     their features.
     """
@@ -375,13 +387,14 @@ def render_script(config: "DPConfig") -> str:
                           "ScatterNet features, which the script does not compute; train it with "
                           "`python -m dpcore train --config FILE` on a config file",
                           allowed=", ".join(_MODELS) + " for a script")
+    _refuse_unexported(config)
     header = _HEADER.format(
         model=config.model, dataset=config.dataset, seed=config.seed, secure_mode=config.secure_mode, epochs=config.epochs,
         batch_size=config.batch_size, learning_rate=config.learning_rate, momentum=config.momentum,
         l2_norm_clip=config.l2_norm_clip, noise_multiplier=config.noise_multiplier, delta=config.delta,
         accountant=config.accountant, sampling=config.sampling, private=config.private,
         max_train_examples=config.max_train_examples, activation=config.activation,
-        csv_path=config.csv_path, csv_label=config.csv_label,
+        csv_path=config.csv_path, csv_label=config.csv_label, validation_fraction=config.validation_fraction,
         csv_schema=config.csv_schema.to_dict() if config.csv_schema is not None else None,
     )
     main = _MAIN.format(optimizer=_OPTIMIZER[config.optimizer])
@@ -400,3 +413,19 @@ def render_export(config: "DPConfig", *, export_format: str) -> str:
     if export_format == "script":
         return render_script(config)
     raise UserInputError("format", f"{export_format!r} is not an export format", allowed=", ".join(EXPORT_FORMATS))
+
+
+def _refuse_unexported(config: "DPConfig") -> None:
+    """Noise schedules, adaptive clipping and ε budgets are not in the script yet: refused, since the
+    script's run and its ε would not be the ones DP Explorer accounted for."""
+    if not config.private:
+        return  # a baseline ignores them
+    if schedule_of(config).decays:
+        raise ConfigError("noise_schedule", f"a {config.noise_schedule!r} schedule cannot be exported yet: "
+                          "the script adds the same noise at every step", allowed="constant")
+    if config.adaptive_clipping:
+        raise ConfigError("adaptive_clipping", "adaptive clipping cannot be exported yet: the script clips "
+                          "at a fixed norm", allowed="false")
+    if config.epsilon_budget is not None:
+        raise ConfigError("epsilon_budget", "the script trains all its epochs and does not stop at a budget",
+                          allowed="null (set epochs to the epochs the budget allows instead)")

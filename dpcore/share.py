@@ -5,7 +5,7 @@ import json
 from typing import Any, Mapping, Optional, Union
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from dpcore.config import DPConfig, FIELD_NAMES, READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, parse_field
+from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION, check_schema_version, parse_field
 from dpcore.errors import ConfigError
 from dpcore.safe_io import quote
 from dpcore.participants import TOKEN_PARAM
@@ -42,11 +42,9 @@ def is_shared(params: Mapping[str, Any]) -> bool:
 
 
 def decode(params: Mapping[str, Union[str, list[str]]]) -> DPConfig:
-    """The DPConfig in ``params`` (missing fields take their defaults); bad values name the field."""
-    version = _single(params.get(MARKER, str(SCHEMA_VERSION)))
-    if version not in map(str, READABLE_SCHEMA_VERSIONS):
-        raise ConfigError("schema_version", f"{quote(version)} is not supported",
-                          allowed=", ".join(map(str, READABLE_SCHEMA_VERSIONS)))
+    """The DPConfig in ``params`` (missing fields take their defaults, also in links of an older
+    schema version); bad values name the field."""
+    check_schema_version(_single(params.get(MARKER, str(SCHEMA_VERSION))))
     values: dict[str, Any] = {}
     for name, raw in params.items():
         if name == MARKER or name in _STREAMLIT_PARAMS:

@@ -155,6 +155,21 @@ def test_grid_values_take_the_type_of_their_field():
     assert type(grid["learning_rate"][0]) is float and type(grid["batch_size"][0]) is int
 
 
+def test_the_recipe_keys_are_grid_fields_like_in_json_and_yaml():
+    from dpcore.cli.runs_commands import grid_configs
+
+    grid = parse_grid(["noise_schedule=constant,time", "noise_decay_rate=0.01", "noise_floor=0.6",
+                       "adaptive_clipping=true", "clip_update=linear,geometric", "target_unclipped_quantile=0.9",
+                       "clip_learning_rate=0.001", "count_noise_multiplier=2.56", "epsilon_budget=none,2.5",
+                       "validation_fraction=0.2"])
+    assert grid["epsilon_budget"] == [None, 2.5] and grid["adaptive_clipping"] == [True]
+    configs = [config for _, config in grid_configs(DPConfig(), grid)]
+    assert len(configs) == 8
+    assert all(DPConfig.from_json(c.to_json()) == c == DPConfig.from_yaml(c.to_yaml()) for c in configs)
+    assert {(c.noise_schedule, c.clip_update, c.epsilon_budget) for c in configs} == {
+        (s, u, b) for s in ("constant", "time") for u in ("linear", "geometric") for b in (None, 2.5)}
+
+
 def test_module_entry_point_lists_runs_without_traceback(tmp_path):
     store_path = tmp_path / "runs.sqlite3"
     RunStore(store_path).create_run(BASE, name="queued one")

@@ -110,6 +110,28 @@ def test_subsetting_fixes_n_for_the_accountant_and_is_deterministic():
     assert data.train_size(DPConfig(dataset="digits", max_train_examples=10**6)) == 1437
 
 
+def test_validation_rows_are_held_out_before_training_and_n_counts_the_rest():
+    config = DPConfig(dataset="digits", max_train_examples=200, validation_fraction=0.2)
+    dataset = data.load(config)
+    assert data.train_size(config) == 160 == dataset.info.n_train == dataset.x_train.shape[0]
+    assert dataset.info.n_validation == 40 == dataset.x_validation.shape[0] == dataset.y_validation.shape[0]
+    # The two parts are the subset's rows, each once.
+    subset = data.load(config.replace(validation_fraction=0.0))
+    rows = lambda x: {r.tobytes() for r in x}  # noqa: E731
+    assert rows(dataset.x_train) | rows(dataset.x_validation) == rows(subset.x_train)
+    assert not rows(dataset.x_train) & rows(dataset.x_validation)
+    assert subset.x_validation is None and subset.info.n_validation == 0
+    np.testing.assert_array_equal(data.load(config).x_validation, dataset.x_validation)  # same rows every run
+    assert data.train_size(DPConfig(dataset="digits", validation_fraction=0.2)) == 1437 - 288  # ceil(287.4)
+
+
+def test_validation_size_holds_out_at_least_one_row_and_leaves_two_to_train():
+    assert [data.validation_size(n, f) for n, f in [(10, 0.0), (10, 0.01), (60000, 0.2), (1437, 0.2)]] == [
+        0, 1, 12000, 288]
+    with pytest.raises(DatasetError, match="validation_fraction"):
+        data.load(DPConfig(dataset="digits", max_train_examples=2, validation_fraction=0.5, batch_size=1))
+
+
 # -- CSV -------------------------------------------------------------------------------------
 
 

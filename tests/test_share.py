@@ -20,6 +20,17 @@ def test_round_trip_of_every_field() -> None:
     assert share.decode(share.encode(config)) == config
 
 
+def test_round_trip_of_the_recipe_settings_and_links_of_schema_version_1() -> None:
+    config = DPConfig(noise_schedule="time", noise_decay_rate=0.004, noise_floor=0.55, adaptive_clipping=True,
+                      target_unclipped_quantile=0.9, clip_learning_rate=0.001, clip_update="linear",
+                      count_noise_multiplier=2.56, epsilon_budget=2.5, validation_fraction=0.2)
+    params = share.encode(config)
+    assert params["dpx"] == "3" and params["adaptive_clipping"] == "true" and params["epsilon_budget"] == "2.5"
+    assert share.decode(params) == config
+    assert "epsilon_budget" not in share.encode(DPConfig())  # None is left out and comes back as None
+    assert share.decode({"dpx": "1", "epochs": "3"}) == DPConfig(epochs=3)
+
+
 @settings(max_examples=50, deadline=None)
 @given(noise=st.floats(0.01, 999.0), clip=st.floats(0.001, 1e5), batch=st.integers(1, 10**6),
        delta=st.floats(1e-12, 0.5, exclude_max=True))

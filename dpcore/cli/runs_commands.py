@@ -134,7 +134,8 @@ def check_runs(runs: list[tuple[dict[str, Any], DPConfig]]) -> None:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    """Train the grid through a JobRunner with a progress bar; print a summary; 0 if every run completed.
+    """Train the grid through a JobRunner with a progress bar; print a summary; 0 if every run trained
+    all the epochs it was allowed (completed, or stopped by its ε budget).
 
     Everything is checked (grid size, configs, each run against n, the store) before the store is
     created or anything trains; a store that fills up stops the sweep with its message (exit 1).
@@ -142,6 +143,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # noqa: F401 - imported before any worker thread starts (see JobRunner.submit)
 
     from dpcore.jobs import JobRunner
+    from dpcore.store import FINISHED_STATUSES
 
     grid = parse_grid(args.grid)
     base = load_config_file(args.config) if args.config else DPConfig()
@@ -176,7 +178,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     _print_table(["id", "config", "status", "test_accuracy", "epsilon", "error"], rows)
     if runner.store_failure:
         print(f"error: {runner.store_failure}", file=sys.stderr)
-    return 0 if all(runner.get(i).state == "completed" for i in ids) else 1
+    return 0 if all(runner.get(i).state in FINISHED_STATUSES for i in ids) else 1
 
 
 def _follow(runner: "JobRunner", ids: list[int]) -> None:
@@ -265,7 +267,7 @@ def run_to_json(run: RunRecord) -> dict[str, Any]:
     return {
         **{key: row[key] for key in ("id", "name", "owner", "created", "status", "error")},
         "config": run.config.to_dict(),
-        **{key: row[key] for key in ("test_accuracy", "epsilon", "examples_per_second", "seconds")},
+        **{key: row[key] for key in ("test_accuracy", "validation_accuracy", "epsilon", "examples_per_second", "seconds")},
         "epochs": [epoch_json(m) for m in run.epochs],
     }
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -66,9 +67,13 @@ def _train(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"event": "epoch", **epoch_json(m)})
         else:
+            validation = ("" if math.isnan(m.validation_accuracy) else
+                          f"validation loss {m.validation_loss:.4f}, validation accuracy {m.validation_accuracy:.4f}, ")
+            clip = (f"clip norm {m.clip_norms[-1]:.4g}, " if config.private and config.adaptive_clipping
+                    and m.clip_norms else "")
             print(f"epoch {m.epoch}/{config.epochs}: test loss {m.test_loss:.4f}, test accuracy "
-                  f"{m.test_accuracy:.4f}, ε {format_epsilon(m.epsilon, infinity=NON_PRIVATE_EPSILON)}; private training batches (not covered "
-                  f"by ε): loss "
+                  f"{m.test_accuracy:.4f}, {validation}{clip}ε {format_epsilon(m.epsilon, infinity=NON_PRIVATE_EPSILON)}; "
+                  f"private training batches (not covered by ε): loss "
                   f"{m.train_loss:.4f}, accuracy {m.train_accuracy:.4f}; {m.seconds:.1f} s", flush=True)
 
     if not args.json:
@@ -99,6 +104,7 @@ def _train(args: argparse.Namespace) -> int:
             "delta": config.delta if config.private else None, "private": config.private,
             "examples_per_second": result.examples_per_second, "seconds": result.seconds,
             "n_train": result.n_train, "epochs_completed": len(result.epochs),
+            "epsilon_budget": config.epsilon_budget if config.private else None, "note": result.note,
         })
     else:
         line = f"{result.status}: test accuracy {result.test_accuracy:.4f}, ε {format_epsilon(result.epsilon, infinity=NON_PRIVATE_EPSILON)}"
@@ -108,6 +114,8 @@ def _train(args: argparse.Namespace) -> int:
             line += (f" (composed from CSV preprocessing ε {split.preprocessing:.4g} and training ε "
                      f"{format_epsilon(split.training, infinity=NON_PRIVATE_EPSILON)})")
         print(f"{line}; {result.examples_per_second:,.0f} examples/s, {result.seconds:.1f} s", flush=True)
+        if result.note:
+            print(result.note, flush=True)
         if result.error:
             print(f"error: {result.error}", flush=True)
     if result.status == "failed":

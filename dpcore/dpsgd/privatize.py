@@ -29,21 +29,28 @@ def per_example_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 
 @dataclass(frozen=True)
 class StepGradient:
-    """A batch's update direction and, for metrics, the per-example losses and logits it saw."""
+    """A batch's update direction and, for metrics, the per-example losses and logits it saw.
+
+    ``norms``: each example's gradient norm before clipping (padding rows included; None for a
+    baseline), for adaptive clipping's count of unclipped examples.
+    """
 
     gradients: tuple[tf.Tensor, ...]
     losses: tf.Tensor
     logits: tf.Tensor
+    norms: Optional[tf.Tensor] = None
 
 
 def dp_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
-                l2_norm_clip: float, noise_multiplier: float, normalizer: float | tf.Tensor,
-                seed: tf.Tensor, training: bool = True, mask: Optional[tf.Tensor] = None) -> StepGradient:
-    """The gradient DP-SGD applies (clipped, summed, noised, normalised), with the per-example losses and
-    logits the batch produced, so a trainer needs no extra forward pass.
+                l2_norm_clip: float | tf.Tensor, noise_multiplier: float | tf.Tensor,
+                normalizer: float | tf.Tensor, seed: tf.Tensor, training: bool = True,
+                mask: Optional[tf.Tensor] = None) -> StepGradient:
+    """The gradient DP-SGD applies (clipped, summed, noised, normalised), with the per-example losses,
+    logits and gradient norms the batch produced, so a trainer needs no extra forward pass.
 
     ``mask`` (1 for a real example, 0 for a padding row) lets a caller pad batches to a few fixed
-    sizes; a padding row contributes nothing.
+    sizes; a padding row contributes nothing. Clip norm and noise multiplier may be tensors that
+    change from step to step (a noise schedule, adaptive clipping).
     """
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     clipped = clipped_sum(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip,
@@ -52,7 +59,8 @@ def dp_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tens
     noised = add_noise(clipped.gradients, stddev=noise_multiplier * l2_norm_clip,
                        seed=tf.random.experimental.stateless_fold_in(seed, _NOISE_STREAM))
     scale = tf.cast(normalizer, tf.float32)
-    return StepGradient(gradients=tuple(g / scale for g in noised), losses=clipped.losses, logits=clipped.logits)
+    return StepGradient(gradients=tuple(g / scale for g in noised), losses=clipped.losses, logits=clipped.logits,
+                        norms=clipped.norms)
 
 
 def clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
@@ -65,19 +73,19 @@ def clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tens
     def compute() -> tuple:
         result = _clipped_sum_nonempty(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, seed=seed, training=training,
                               variables=variables, mask=mask)
-        return result.gradients, result.losses, result.logits
+        return result.gradients, result.losses, result.logits, result.norms
 
     def empty() -> tuple:
         # Some kernels (oneDNN convolutions) mis-shape empty batches; an empty sum is zero anyway.
         classes = model.output_shape[-1]
         return (tuple(tf.zeros_like(v) for v in variables), tf.zeros([0], tf.float32),
-                tf.zeros([0, classes], tf.float32))
+                tf.zeros([0, classes], tf.float32), tf.zeros([0], tf.float32))
 
     if x.shape[0] is not None:
-        gradients, losses, logits = compute() if x.shape[0] > 0 else empty()
+        gradients, losses, logits, norms = compute() if x.shape[0] > 0 else empty()
     else:
-        gradients, losses, logits = tf.cond(tf.shape(x)[0] > 0, compute, empty)
-    return StepGradient(gradients=tuple(gradients), losses=losses, logits=logits)
+        gradients, losses, logits, norms = tf.cond(tf.shape(x)[0] > 0, compute, empty)
+    return StepGradient(gradients=tuple(gradients), losses=losses, logits=logits, norms=norms)
 
 
 def _clipped_sum_nonempty(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
@@ -93,13 +101,14 @@ def _clipped_sum_nonempty(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, 
         factors = _masked(clip_factors(norms, l2_norm_clip), mask)
         by_variable = per_example.weighted_gradients(recorded.taps, output_grads, factors)
         sums = tuple(by_variable[id(v)] for v in variables)
-        return StepGradient(gradients=sums, losses=losses, logits=recorded.logits)
+        return StepGradient(gradients=sums, losses=losses, logits=recorded.logits, norms=norms)
     each = per_example.per_example_gradients(model, loss_fn, x, y, training=training, seed=seed,
                                              variables=variables)
     squares = [tf.reduce_sum(tf.reshape(tf.square(g), [tf.shape(g)[0], -1]), axis=1) for g in each.gradients]
-    factors = _masked(clip_factors(tf.sqrt(tf.add_n(squares)), l2_norm_clip), mask)
+    norms = tf.sqrt(tf.add_n(squares))
+    factors = _masked(clip_factors(norms, l2_norm_clip), mask)
     sums = tuple(tf.tensordot(factors, g, axes=1) for g in each.gradients)
-    return StepGradient(gradients=sums, losses=each.losses, logits=each.logits)
+    return StepGradient(gradients=sums, losses=each.losses, logits=each.logits, norms=norms)
 
 
 def _masked(factors: tf.Tensor, mask: Optional[tf.Tensor]) -> tf.Tensor:
