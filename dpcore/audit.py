@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 
 from dpcore.errors import UserInputError
+from dpcore.store import FINISHED_STATUSES
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
@@ -608,9 +609,9 @@ def model_weights(store: "RunStore", run_id: int) -> tuple[list[np.ndarray], str
     without stored weights it cannot be rebuilt and is refused.
     """
     record = store.get_run(run_id)
-    if record.status != "completed":
+    if record.status not in FINISHED_STATUSES:
         raise AuditError(f"run {run_id} is {record.status}; an audit needs the model of a finished run",
-                         allowed="a completed run")
+                         allowed="a completed run, or one stopped by its ε budget")
     weights = store.load_weights(run_id)
     if weights is not None:
         return weights, MODEL_STORED, ()

@@ -105,6 +105,9 @@ def show_job(job: JobSnapshot) -> None:
         st.error(f"Run {job.id} failed: {job.error}")
     elif job.state == "cancelled":
         st.warning(f"Run {job.id} was cancelled; its finished epochs are kept.")
+    elif job.state == "budget_reached":
+        st.info(f"Run {job.id} stopped at its ε budget of {job.config.epsilon_budget:g} after {job.epoch} of "
+                f"{job.epochs_total} epochs; the ε shown is that of the epochs it trained.")
     elif job.state == "interrupted":
         st.warning(f"Run {job.id} was interrupted (the server stopped); its finished epochs are kept.")
     if job.metrics:
