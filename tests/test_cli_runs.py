@@ -14,6 +14,7 @@ from dpcore.cli.runs_commands import parse_grid
 from dpcore.config import DPConfig
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics, TrainResult
 from dpcore.store import RunStore
+from dpcore.tabular import load_schema_file
 from tests.conftest import REPO_ROOT
 
 BASE = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=1, max_train_examples=128)
@@ -93,7 +94,9 @@ def test_sweep_with_a_failing_run_exits_1_and_reports_it(tmp_path, monkeypatch, 
     base = tmp_path / "csv.yaml"
     # A table cannot feed a CNN: the run starts and fails (the model needs images).
     base.write_text(DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"),
-                             csv_label="decision", model="cnn").to_yaml(), encoding="utf-8")
+                             csv_label="decision", model="cnn",
+                             csv_schema=load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml")))
+                    .to_yaml(), encoding="utf-8")
     assert main(["sweep", "--config", str(base), "--grid", "private=true"]) == 1
     out = capsys.readouterr().out
     assert "failed" in out and "cnn" in out

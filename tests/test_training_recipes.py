@@ -12,6 +12,7 @@ from dpcore.cli import main
 from dpcore.config import DPConfig
 from dpcore.dpsgd import training
 from dpcore.jobs import JobRunner
+from dpcore.results import TRAIN_METRICS_NOTE
 from dpcore.store import RunStore
 
 TINY = DPConfig(dataset="digits", model="logreg", max_train_examples=200, batch_size=20, epochs=3,
@@ -50,8 +51,9 @@ def test_a_budget_stops_the_run_before_the_epoch_that_would_exceed_it(tmp_path, 
     path.write_text(config.to_yaml())
     assert main(["train", "--config", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines[:2]] == ["epoch 1/3", "epoch 2/3"]
-    assert lines[2].startswith("budget_reached: ") and lines[3] == result.note
+    assert lines[0] == TRAIN_METRICS_NOTE
+    assert [line.split(":")[0] for line in lines[1:3]] == ["epoch 1/3", "epoch 2/3"]
+    assert lines[3].startswith("budget_reached: ") and lines[4] == result.note
 
 
 def test_a_budget_reached_run_is_stored_and_listed_with_its_status(tmp_path, capsys):
