@@ -149,3 +149,33 @@ def test_a_budget_below_the_first_epoch_allows_nothing_and_a_baseline_ignores_it
     baseline = tight.as_baseline()
     assert accounting.epochs_within_budget(baseline, n=N) == 3
     assert math.isinf(accounting.epsilon_for_config(baseline, n=N))
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "pld"])
+def test_a_csv_run_with_a_schedule_pays_its_preprocessing_and_every_step(accountant):
+    from tests.conftest import REPO_ROOT
+
+    config = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
+                      model="logreg", batch_size=16, epochs=3, delta=1e-3, accountant=accountant,
+                      csv_preprocessing_epsilon=1.0, noise_schedule="time", noise_decay_rate=0.01, noise_floor=0.8)
+    total = accounting.epsilon_for_config(config, n=192)
+    schedule_alone = accounting.epsilon_for_config(config.replace(csv_preprocessing_epsilon=None), n=192)
+    split = accounting.epsilon_split(config, n=192)
+    assert split.total == total and split.training == schedule_alone
+    assert max(split.preprocessing, schedule_alone) < total < split.preprocessing + schedule_alone
+    assert accounting.epsilon_curve_for_config(config, n=192)[-1] == pytest.approx(total, rel=1e-9)
+    assert accounting.check_config(config, n=192) == (accounting.PRECISE_PLD_INTERVAL if accountant == "pld" else 0.0)
+    if accountant == "rdp":  # the run's event, composed by dp_accounting itself, gives the same ε
+        event = accounting.dp_event_for_config(config, n=192)
+        threshold_delta = accounting.PREPROCESSING_THRESHOLD_SHARE * 1e-3
+        reference = rdp_privacy_accountant.RdpAccountant().compose(event).get_epsilon(1e-3 - threshold_delta)
+        assert total == pytest.approx(reference - math.log1p(-threshold_delta), rel=1e-9)
+
+
+def test_a_decaying_schedule_over_too_many_steps_is_refused_naming_the_schedule():
+    with pytest.raises(accounting.AccountingError) as info:
+        accounting.epsilon(n=10**6, batch_size=1, noise_multiplier=1.0, epochs=3, delta=1e-5,
+                           schedule=NoiseSchedule(kind="time", decay_rate=0.01, floor=0.5))
+    assert info.value.field == "noise_schedule" and "3,000,000 steps" in str(info.value)
+    # A constant schedule over as many steps is counted without listing them.
+    assert accounting.epsilon(n=10**6, batch_size=1, noise_multiplier=1.0, epochs=3, delta=1e-5) > 0
