@@ -9,6 +9,19 @@ Two sampling schemes are accounted for, and a number is only valid for the schem
   each example is in exactly one step per epoch, so the event is
   ``SelfComposedDpEvent(GaussianDpEvent(σ), epochs)``, a conservative bound.
 
+A noise schedule (dpcore.noise) gives every step its own σ_t; the run's event then composes, in
+order, one ``SelfComposedDpEvent`` per run of steps with equal σ (``ComposedDpEvent``). Under
+shuffle sampling an epoch counts as one Gaussian release at the smallest σ of its steps, since an
+example's one step may be any of them. Adaptive clipping changes nothing here: its noise split
+(dpcore.noise) makes gradient sum and count together one Gaussian release of the stated σ_t.
+An ``epsilon_budget`` ends a run before the first epoch whose ε would exceed it, so the ε of a
+config (``epsilon_for_config``, ``dp_event_for_config``) counts only the epochs within the budget.
+
+A CSV run whose schema is derived privately (``csv_preprocessing_epsilon``) also releases noisy,
+thresholded counts (``dpcore.tabular.derive_schema``): one ``GaussianDpEvent`` composed with
+training's events, while the thresholds spend ``PREPROCESSING_THRESHOLD_SHARE`` of δ; the run's ε is
+that composition's (see ``epsilon_split``).
+
 Results are cached because sliders ask the same questions again and again. PLD answers come in
 two precisions: the precise grid (value discretisation 1e-4, the reference setting) and a coarser
 interactive grid (1e-3). Both use pessimistic discretisation, so both are valid upper bounds.
@@ -23,6 +36,7 @@ AccountingError naming the setting; RDP answers those.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,9 +48,10 @@ from dp_accounting.pld import common as pld_common
 from dp_accounting.pld import privacy_loss_distribution, privacy_loss_mechanism
 from dp_accounting.rdp import rdp_privacy_accountant
 
-from dpcore.config import ACCOUNTANTS, MAX_NOISE, SAMPLINGS
+from dpcore.config import ACCOUNTANTS, MAX_NOISE, NOISE_SCHEDULES, SAMPLINGS
 from dpcore.errors import UserInputError
 from dpcore.explain import SAMPLING_NOTES
+from dpcore.noise import CONSTANT_NOISE, NoiseSchedule, schedule_of
 from dpcore.safe_io import quote
 
 if TYPE_CHECKING:
@@ -50,6 +65,8 @@ PLD_INTERVALS = (PRECISE_PLD_INTERVAL, INTERACTIVE_PLD_INTERVAL, 1e-2)
 # a per-epoch curve about 0.15 s per million units of work, epochs times composed grid points).
 MAX_STEPS = 10**15
 MAX_CURVE_EPOCHS = 100_000
+# A decaying noise schedule lists every step's σ: runs of at most this many steps.
+MAX_SCHEDULE_STEPS = 2_000_000
 MAX_PLD_UNIT_POINTS = 250_000
 MAX_PLD_POINTS = 4_000_000
 MAX_PLD_CURVE_WORK = 100_000_000
@@ -77,6 +94,7 @@ class EpsilonReport:
     steps: int
     sampling_probability: float
     interactive: bool
+    epochs: int  # the epochs counted (with an ε budget, those it allows)
     discretization: float = 0.0  # the PLD grid used (0 for RDP); coarser than asked when bounds required
 
     @property
@@ -87,6 +105,35 @@ class EpsilonReport:
     @property
     def note(self) -> str:
         return SAMPLING_NOTES[self.sampling]
+
+
+@dataclass(frozen=True)
+class PreprocessingCost:
+    """The mechanism a private CSV preprocessing share buys: its Gaussian noise, its thresholds' δ, its ε.
+
+    ``noise_multiplier`` is that of one Gaussian release of L2 sensitivity 1 (``tabular.derive_schema``
+    scales it to its counts); ``epsilon`` is the release's own ε at the run's δ, never above the share.
+    """
+
+    noise_multiplier: float
+    threshold_delta: float
+    epsilon: float
+
+
+@dataclass(frozen=True)
+class EpsilonSplit:
+    """A run's ε and where it goes: CSV preprocessing alone, training alone, and both composed (the run's ε).
+
+    ``total`` comes from composing both mechanisms' DpEvents, so it is below the sum of the parts;
+    ``preprocessing`` is 0 when nothing was learned from the rows before training (a declared schema
+    or a built-in dataset); ``threshold_delta`` is the part of ``delta`` the thresholds spend.
+    """
+
+    preprocessing: float
+    training: float
+    total: float
+    delta: float
+    threshold_delta: float
 
 
 @dataclass(frozen=True)
@@ -124,53 +171,81 @@ def epoch_end_steps(*, n: int, batch_size: int, epochs: int, sampling: str) -> T
 
 
 def epsilon(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
-            accountant: str = "rdp", sampling: str = "poisson", interactive: bool = False) -> float:
-    """ε after ``epochs`` epochs of DP-SGD; ``interactive`` uses the coarse PLD grid (an upper bound)."""
+            accountant: str = "rdp", sampling: str = "poisson", interactive: bool = False,
+            schedule: NoiseSchedule = CONSTANT_NOISE) -> float:
+    """ε after ``epochs`` epochs of DP-SGD; ``interactive`` uses the coarse PLD grid (an upper bound).
+
+    ``noise_multiplier`` is σ_0, the first step's; ``schedule`` says how it decays from there.
+    """
     return epsilon_report(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs,
                           delta=delta, accountant=accountant, sampling=sampling,
-                          interactive=interactive).epsilon
+                          interactive=interactive, schedule=schedule).epsilon
 
 
 def epsilon_report(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
-                   accountant: str = "rdp", sampling: str = "poisson",
-                   interactive: bool = False) -> EpsilonReport:
+                   accountant: str = "rdp", sampling: str = "poisson", interactive: bool = False,
+                   schedule: NoiseSchedule = CONSTANT_NOISE) -> EpsilonReport:
     """ε with the steps, q and the sampling assumption it rests on."""
+    return _report(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs, delta=delta,
+                   accountant=accountant, sampling=sampling, interactive=interactive, schedule=schedule)
+
+
+def _report(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float, accountant: str,
+            sampling: str, interactive: bool, schedule: NoiseSchedule,
+            preprocessing_noise: float = 0.0) -> EpsilonReport:
+    """``epsilon_report``, with a private CSV preprocessing's Gaussian release composed in when
+    ``preprocessing_noise`` > 0."""
     _check_query(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs,
-                 delta=delta, accountant=accountant, sampling=sampling)
-    grid = _planned_grid(n, batch_size, noise_multiplier, epochs, accountant, sampling, interactive, per_epoch=False)
-    value = _epsilon_cached(int(n), int(batch_size), float(noise_multiplier), int(epochs), float(delta),
-                            accountant, sampling, grid)
+                 delta=delta, accountant=accountant, sampling=sampling, schedule=schedule)
+    grid = _planned_grid(n, batch_size, noise_multiplier, epochs, accountant, sampling, interactive, per_epoch=False,
+                         schedule=schedule)
+    blocks = _whole_run_blocks(int(n), int(batch_size), int(epochs), sampling, float(noise_multiplier), schedule)
+    value = _epsilon_cached(_sampling_probability(n, batch_size, sampling), blocks, float(delta), accountant, grid,
+                            preprocessing_noise)
     return EpsilonReport(
         epsilon=value, delta=float(delta), accountant=accountant, sampling=sampling,
         steps=dp_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling),
         sampling_probability=_sampling_probability(n, batch_size, sampling),
-        interactive=interactive and accountant == "pld", discretization=grid,
+        interactive=interactive and accountant == "pld", epochs=int(epochs), discretization=grid,
     )
 
 
 def epsilon_per_epoch(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
-                      accountant: str = "rdp", sampling: str = "poisson",
-                      interactive: bool = False) -> Tuple[float, ...]:
+                      accountant: str = "rdp", sampling: str = "poisson", interactive: bool = False,
+                      schedule: NoiseSchedule = CONSTANT_NOISE) -> Tuple[float, ...]:
     """ε spent after each epoch, computed in one pass over the epochs (PLD: on ``pld_discretization``'s grid)."""
+    return _curve(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs, delta=delta,
+                  accountant=accountant, sampling=sampling, interactive=interactive, schedule=schedule)
+
+
+def _curve(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float, accountant: str,
+           sampling: str, interactive: bool, schedule: NoiseSchedule,
+           preprocessing_noise: float = 0.0) -> Tuple[float, ...]:
+    """``epsilon_per_epoch``, with a private CSV preprocessing composed in when ``preprocessing_noise`` > 0."""
     _check_query(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs,
-                 delta=delta, accountant=accountant, sampling=sampling)
+                 delta=delta, accountant=accountant, sampling=sampling, schedule=schedule)
     _check_curve_length(epochs)
-    grid = _planned_grid(n, batch_size, noise_multiplier, epochs, accountant, sampling, interactive, per_epoch=True)
-    return _curve_cached(int(n), int(batch_size), float(noise_multiplier), int(epochs), float(delta),
-                         accountant, sampling, grid)
+    grid = _planned_grid(n, batch_size, noise_multiplier, epochs, accountant, sampling, interactive, per_epoch=True,
+                         schedule=schedule)
+    blocks = _epoch_blocks(int(n), int(batch_size), int(epochs), sampling, float(noise_multiplier), schedule)
+    return _curve_cached(_sampling_probability(n, batch_size, sampling), blocks, float(delta), accountant, grid,
+                         preprocessing_noise)
 
 
 def pld_discretization(*, n: int, batch_size: int, noise_multiplier: float, epochs: int,
-                       sampling: str = "poisson", interactive: bool = False, per_epoch: bool = False) -> float:
+                       sampling: str = "poisson", interactive: bool = False, per_epoch: bool = False,
+                       schedule: NoiseSchedule = CONSTANT_NOISE) -> float:
     """The PLD grid a query uses: the one asked for (precise or interactive), else the first coarser
     one of ``PLD_INTERVALS`` within the bounds; an AccountingError naming the setting if none is.
 
     ``per_epoch`` plans a per-epoch curve (what the trainer asks for), which costs more than one ε.
     """
-    _check_run(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs, sampling=sampling)
+    _check_run(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs, sampling=sampling,
+               schedule=schedule)
     if per_epoch:
         _check_curve_length(epochs)
-    return _planned_grid(n, batch_size, noise_multiplier, epochs, "pld", sampling, interactive, per_epoch=per_epoch)
+    return _planned_grid(n, batch_size, noise_multiplier, epochs, "pld", sampling, interactive, per_epoch=per_epoch,
+                         schedule=schedule)
 
 
 def check_config(config: "DPConfig", *, n: int) -> float:
@@ -181,60 +256,182 @@ def check_config(config: "DPConfig", *, n: int) -> float:
     """
     if not config.private:
         return 0.0
+    schedule = schedule_of(config)
     _check_query(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
-                 epochs=config.epochs, delta=config.delta, accountant=config.accountant, sampling=config.sampling)
+                 epochs=config.epochs, delta=config.delta, accountant=config.accountant, sampling=config.sampling,
+                 schedule=schedule)
     _check_curve_length(config.epochs)
+    preprocessing_cost_for_config(config)
     return _planned_grid(n, config.batch_size, config.noise_multiplier, config.epochs, config.accountant,
-                         config.sampling, False, per_epoch=True)
+                         config.sampling, False, per_epoch=True, schedule=schedule)
 
 
 def epsilon_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> float:
-    """ε of a whole run of ``config`` on ``n`` training examples; ∞ for a non-private baseline."""
+    """ε of a whole run of ``config`` on ``n`` examples, private CSV preprocessing included; ∞ for a baseline.
+
+    With an ``epsilon_budget``, the ε of the epochs the run will train.
+    """
     if not config.private:
         return math.inf
     return epsilon_report_for_config(config, n=n, interactive=interactive).epsilon
 
 
 def epsilon_report_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> EpsilonReport:
-    """``epsilon_report`` for a whole run of a private ``config`` on ``n`` training examples."""
+    """``epsilon_report`` for a run of a private ``config`` on ``n`` training examples: the epochs
+    within its budget, its noise schedule, and a private CSV preprocessing composed into the ε."""
     if not config.private:
         raise AccountingError("private", "a non-private baseline has no ε to report (ε = ∞)",
                               allowed="a private config")
-    return epsilon_report(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
-                          epochs=config.epochs, delta=config.delta, accountant=config.accountant,
-                          sampling=config.sampling, interactive=interactive)
+    cost = preprocessing_cost_for_config(config)
+    epochs = epochs_within_budget(config, n=n)
+    if epochs == 0:  # the budget allows no epoch: only the preprocessing (if any) was released
+        return EpsilonReport(
+            epsilon=cost.epsilon if cost else 0.0, delta=config.delta, accountant=config.accountant,
+            sampling=config.sampling, steps=0,
+            sampling_probability=_sampling_probability(n, config.batch_size, config.sampling),
+            interactive=False, epochs=0,
+        )
+    return _report(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier, epochs=epochs,
+                   delta=config.delta, accountant=config.accountant, sampling=config.sampling,
+                   interactive=interactive, schedule=schedule_of(config),
+                   preprocessing_noise=cost.noise_multiplier if cost else 0.0)
 
 
 def epsilon_curve_for_config(config: "DPConfig", *, n: int, interactive: bool = False) -> Tuple[float, ...]:
-    """ε after each epoch of ``config`` on ``n`` examples; all ∞ for a non-private baseline."""
+    """ε after each of the config's ``epochs`` (the budget not applied), private CSV preprocessing
+    included; all ∞ for a non-private baseline."""
     if not config.private:
         return (math.inf,) * config.epochs
-    return epsilon_per_epoch(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
-                             epochs=config.epochs, delta=config.delta, accountant=config.accountant,
-                             sampling=config.sampling, interactive=interactive)
+    cost = preprocessing_cost_for_config(config)
+    return _curve(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier, epochs=config.epochs,
+                  delta=config.delta, accountant=config.accountant, sampling=config.sampling,
+                  interactive=interactive, schedule=schedule_of(config),
+                  preprocessing_noise=cost.noise_multiplier if cost else 0.0)
+
+
+def epsilon_split(config: "DPConfig", *, n: int, interactive: bool = False) -> EpsilonSplit:
+    """The run's ε with its parts: private CSV preprocessing alone, training alone, both composed."""
+    cost = preprocessing_cost_for_config(config)
+    training = math.inf
+    if config.private:
+        epochs = epochs_within_budget(config, n=n)
+        training = 0.0 if epochs == 0 else epsilon(
+            n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier, epochs=epochs,
+            delta=config.delta, accountant=config.accountant, sampling=config.sampling, interactive=interactive,
+            schedule=schedule_of(config))
+    return EpsilonSplit(preprocessing=cost.epsilon if cost else 0.0, training=training,
+                        total=epsilon_for_config(config, n=n, interactive=interactive), delta=config.delta,
+                        threshold_delta=cost.threshold_delta if cost else 0.0)
+
+
+def noise_schedule_values(config: "DPConfig", *, n: int) -> Tuple[float, ...]:
+    """σ of each noisy step of ``config`` on ``n`` examples, in order; () for a non-private baseline.
+
+    The trainer adds exactly these (gradient and, with adaptive clipping, count noise together) and
+    the accountant composes exactly these; a run stopped by its budget uses a prefix.
+    """
+    if not config.private:
+        return ()
+    steps = dp_steps(n=n, batch_size=config.batch_size, epochs=config.epochs, sampling=config.sampling)
+    return schedule_of(config).values(config.noise_multiplier, steps)
+
+
+# -- budget ------------------------------------------------------------------------------------
+
+
+def epochs_within_budget(config: "DPConfig", *, n: int) -> int:
+    """How many of the config's epochs keep ε (precise accountant) within ``epsilon_budget``.
+
+    All of them without a budget or for a non-private baseline (which ignores the budget).
+    """
+    if not config.private or config.epsilon_budget is None:
+        return config.epochs
+    curve = epsilon_curve_for_config(config, n=n)
+    return sum(1 for value in curve if value <= config.epsilon_budget)
+
+
+def budget_allows(config: "DPConfig", *, n: int, epochs: int) -> bool:
+    """Whether training ``epochs`` epochs in all keeps ε within the config's budget (asked before each epoch)."""
+    return epochs <= epochs_within_budget(config, n=n)
+
+
+# -- private CSV preprocessing ------------------------------------------------------------------
+
+# The part of δ that the thresholds of a private CSV preprocessing spend: a value only one record
+# holds is released with probability at most this, over all of that record's columns.
+PREPROCESSING_THRESHOLD_SHARE = 0.1
+
+
+def preprocessing_cost_for_config(config: "DPConfig") -> Optional[PreprocessingCost]:
+    """The private CSV preprocessing ``config`` pays for, or None (a declared schema, or not a CSV)."""
+    if config.dataset != "csv" or config.csv_preprocessing_epsilon is None:
+        return None
+    try:
+        return preprocessing_cost(epsilon=config.csv_preprocessing_epsilon, delta=config.delta,
+                                  accountant=config.accountant)
+    except AccountingError as exc:
+        raise AccountingError("csv_preprocessing_epsilon", str(exc).split(": ", 1)[-1]) from None
+
+
+@lru_cache(maxsize=256)
+def preprocessing_cost(*, epsilon: float, delta: float, accountant: str = "rdp") -> PreprocessingCost:
+    """The least Gaussian noise whose release costs at most ``epsilon`` at ``delta`` (thresholds included).
+
+    The release is (ε_G(δ − δ_t) + log(1 / (1 − δ_t)), δ)-DP, with ε_G that of ``GaussianDpEvent`` on
+    the precise grid and δ_t = ``PREPROCESSING_THRESHOLD_SHARE`` · δ the thresholds' part.
+    """
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not math.isfinite(epsilon) \
+            or epsilon <= 0:
+        raise AccountingError("epsilon", f"{epsilon!r} is not a positive finite number", allowed="a number > 0")
+    _check_query(n=1, batch_size=1, noise_multiplier=1.0, epochs=1, delta=delta, accountant=accountant,
+                 sampling="shuffle")
+    threshold_delta = PREPROCESSING_THRESHOLD_SHARE * delta
+
+    def eps_at(sigma: float) -> float:
+        return _preprocessing_epsilon(sigma, float(delta), accountant, _grid(accountant, False))
+
+    low, high = _bracket(eps_at, float(epsilon), start=1.0, factor=2.0)
+    if low is not None:
+        high, _ = _refine(eps_at, float(epsilon), low=low, high=high)
+    return PreprocessingCost(noise_multiplier=high, threshold_delta=threshold_delta, epsilon=eps_at(high))
 
 
 # -- DP events ---------------------------------------------------------------------------------
 
 
 def dp_event(*, n: int, batch_size: int, noise_multiplier: float, epochs: int,
-             sampling: str = "poisson") -> dp_accounting.DpEvent:
+             sampling: str = "poisson", schedule: NoiseSchedule = CONSTANT_NOISE) -> dp_accounting.DpEvent:
     """The dp_accounting event of one whole run: the step event composed as often as ε counts it.
 
-    Other accountings (composing several runs, repeating a run to pick the best) start from this
-    event, so they rest on the same steps and sampling assumption as the single-run ε.
+    With a decaying ``schedule``, a ``ComposedDpEvent`` of one such ``SelfComposedDpEvent`` per run
+    of equal σ, in step order. Other accountings (composing several runs, repeating a run to pick
+    the best) start from this event, so they rest on the same steps, noise and sampling as the ε.
     """
-    _check_run(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs, sampling=sampling)
-    return dp_accounting.SelfComposedDpEvent(_step_event(n, batch_size, noise_multiplier, sampling),
-                                             _counted_units(n, batch_size, epochs, sampling)[-1])
+    _check_run(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs, sampling=sampling,
+               schedule=schedule)
+    blocks = _whole_run_blocks(int(n), int(batch_size), int(epochs), sampling, float(noise_multiplier), schedule)
+    events = [dp_accounting.SelfComposedDpEvent(_step_event(n, batch_size, sigma, sampling), count)
+              for sigma, count in blocks]
+    return events[0] if len(events) == 1 else dp_accounting.ComposedDpEvent(events)
 
 
 def dp_event_for_config(config: "DPConfig", *, n: int) -> dp_accounting.DpEvent:
-    """The event of a whole run of ``config`` on ``n`` examples; NonPrivateDpEvent for a baseline."""
+    """The event of a run of ``config`` on ``n`` examples (the epochs within its budget).
+
+    NonPrivateDpEvent for a baseline. Training's steps, after one ``GaussianDpEvent`` for a private
+    CSV preprocessing if any (in a ``ComposedDpEvent``); NoOpDpEvent for training when the budget
+    allows no epoch at all.
+    """
     if not config.private:
         return dp_accounting.NonPrivateDpEvent()
-    return dp_event(n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier,
-                    epochs=config.epochs, sampling=config.sampling)
+    epochs = epochs_within_budget(config, n=n)
+    training = dp_accounting.NoOpDpEvent() if epochs == 0 else dp_event(
+        n=n, batch_size=config.batch_size, noise_multiplier=config.noise_multiplier, epochs=epochs,
+        sampling=config.sampling, schedule=schedule_of(config))
+    cost = preprocessing_cost_for_config(config)
+    if cost is None:
+        return training
+    return dp_accounting.ComposedDpEvent([dp_accounting.GaussianDpEvent(cost.noise_multiplier), training])
 
 
 def event_rdp(event: dp_accounting.DpEvent) -> np.ndarray:
@@ -255,37 +452,43 @@ def epsilon_from_rdp(rdp: np.ndarray, *, delta: float) -> float:
 
 
 def calibrate_noise(*, target_epsilon: float, n: int, batch_size: int, epochs: int, delta: float,
-                    accountant: str = "rdp", sampling: str = "poisson",
-                    interactive: bool = False) -> Calibration:
-    """Smallest noise multiplier (to 0.1% relative) whose ε is at most ``target_epsilon``; never above it."""
+                    accountant: str = "rdp", sampling: str = "poisson", interactive: bool = False,
+                    schedule: NoiseSchedule = CONSTANT_NOISE) -> Calibration:
+    """Smallest noise multiplier (to 0.1% relative) whose ε is at most ``target_epsilon``; never above it.
+
+    With a decaying ``schedule`` this is σ_0, searched no lower than the schedule's floor.
+    """
     if isinstance(target_epsilon, bool) or not isinstance(target_epsilon, (int, float)) \
             or not math.isfinite(target_epsilon) or target_epsilon <= 0:
         raise AccountingError("target_epsilon", f"{quote(target_epsilon)} is not a positive finite number",
                               allowed="a number > 0")
-    _check_query(n=n, batch_size=batch_size, noise_multiplier=1.0, epochs=epochs, delta=delta,
-                 accountant=accountant, sampling=sampling)
+    lowest = max(MIN_CALIBRATED_NOISE, schedule.floor) if schedule.decays else MIN_CALIBRATED_NOISE
+    _check_query(n=n, batch_size=batch_size, noise_multiplier=max(1.0, lowest), epochs=epochs, delta=delta,
+                 accountant=accountant, sampling=sampling, schedule=schedule)
 
     def eps_at(sigma: float) -> float:
         return epsilon(n=n, batch_size=batch_size, noise_multiplier=sigma, epochs=epochs, delta=delta,
-                       accountant=accountant, sampling=sampling, interactive=interactive)
+                       accountant=accountant, sampling=sampling, interactive=interactive, schedule=schedule)
 
     low, high = _bracket(eps_at, float(target_epsilon), start=_starting_noise(
         target_epsilon=float(target_epsilon), n=n, batch_size=batch_size, epochs=epochs, delta=delta,
-        accountant=accountant, sampling=sampling), factor=1.25 if accountant == "pld" else 2.0)
+        accountant=accountant, sampling=sampling, schedule=schedule),
+        factor=1.25 if accountant == "pld" else 2.0, lowest=lowest)
     if low is not None:
         high, _ = _refine(eps_at, float(target_epsilon), low=low, high=high)
     report = epsilon_report(n=n, batch_size=batch_size, noise_multiplier=high, epochs=epochs, delta=delta,
-                            accountant=accountant, sampling=sampling, interactive=interactive)
+                            accountant=accountant, sampling=sampling, interactive=interactive, schedule=schedule)
     return Calibration(noise_multiplier=high, epsilon=report.epsilon, target_epsilon=float(target_epsilon),
                        approximate=report.approximate)
 
 
 def calibrate_noise_for_config(config: "DPConfig", *, target_epsilon: float, n: int,
                                interactive: bool = False) -> Calibration:
-    """``calibrate_noise`` for ``config``'s other settings on ``n`` training examples."""
+    """``calibrate_noise`` for ``config``'s other settings and noise schedule (σ_0) on ``n`` training
+    examples; it targets the ε of all the config's epochs (its budget is not applied)."""
     return calibrate_noise(target_epsilon=target_epsilon, n=n, batch_size=config.batch_size,
                            epochs=config.epochs, delta=config.delta, accountant=config.accountant,
-                           sampling=config.sampling, interactive=interactive)
+                           sampling=config.sampling, interactive=interactive, schedule=schedule_of(config))
 
 
 def _refine(eps_at: Callable[[float], float], target: float, *, low: float, high: float) -> Tuple[float, float]:
@@ -323,26 +526,27 @@ def _refine(eps_at: Callable[[float], float], target: float, *, low: float, high
 
 
 def _starting_noise(*, target_epsilon: float, n: int, batch_size: int, epochs: int, delta: float,
-                    accountant: str, sampling: str) -> float:
+                    accountant: str, sampling: str, schedule: NoiseSchedule) -> float:
     """A first guess near the answer: the cheap RDP calibration when PLD is asked for (PLD is tighter)."""
     if accountant != "pld":
         return 1.0
     try:
         return calibrate_noise(target_epsilon=target_epsilon, n=n, batch_size=batch_size, epochs=epochs,
-                               delta=delta, accountant="rdp", sampling=sampling).noise_multiplier
+                               delta=delta, accountant="rdp", sampling=sampling,
+                               schedule=schedule).noise_multiplier
     except AccountingError:
         return MAX_NOISE
 
 
 def _bracket(eps_at: Callable[[float], float], target: float, *, start: float,
-             factor: float) -> Tuple[Optional[float], float]:
+             factor: float, lowest: float = MIN_CALIBRATED_NOISE) -> Tuple[Optional[float], float]:
     """(low, high) with eps(low) > target >= eps(high), stepping by ``factor`` from ``start``.
 
-    low is None when the smallest noise multiplier searched already meets the target, or when the
+    low is None when the smallest noise multiplier searched (``lowest``) already meets the target, or when the
     accountant cannot answer for a smaller one (a PLD query beyond its bounds): high is then the
     smallest noise multiplier it could certify.
     """
-    high = min(max(start, MIN_CALIBRATED_NOISE), MAX_NOISE)
+    high = min(max(start, lowest), MAX_NOISE)
     if eps_at(high) > target:
         low = high
         while True:
@@ -359,9 +563,9 @@ def _bracket(eps_at: Callable[[float], float], target: float, *, start: float,
             low = high
     low = high
     while True:
-        if low <= MIN_CALIBRATED_NOISE:
-            return None, MIN_CALIBRATED_NOISE
-        candidate = max(low / factor, MIN_CALIBRATED_NOISE)
+        if low <= lowest:
+            return None, lowest
+        candidate = max(low / factor, lowest)
         try:
             if eps_at(candidate) > target:
                 return candidate, low
@@ -372,7 +576,8 @@ def _bracket(eps_at: Callable[[float], float], target: float, *, start: float,
 
 def clear_caches() -> None:
     """Forget every cached answer, so the next query is computed afresh (e.g. to time cold queries)."""
-    for cached in (_epsilon_cached, _curve_cached, _rdp_per_unit, _pld_per_unit):
+    for cached in (_epsilon_cached, _curve_cached, _rdp_per_unit, _pld_per_unit, _preprocessing_epsilon,
+                   preprocessing_cost, _epoch_blocks):
         cached.cache_clear()
 
 
@@ -392,11 +597,16 @@ def _steps(n: int, batch_size: int, epochs: int, sampling: str) -> int:
 
 
 def _planned_grid(n: int, batch_size: int, noise_multiplier: float, epochs: int, accountant: str,
-                  sampling: str, interactive: bool, *, per_epoch: bool) -> float:
-    """0 for RDP; for PLD the first grid, from the one asked for, whose estimated cost is within bounds."""
+                  sampling: str, interactive: bool, *, per_epoch: bool,
+                  schedule: NoiseSchedule = CONSTANT_NOISE) -> float:
+    """0 for RDP; for PLD the first grid, from the one asked for, whose estimated cost is within bounds.
+
+    A decaying schedule is estimated as if every step had its floor's noise, the widest grid it can need.
+    """
     if accountant != "pld":
         return 0.0
-    return _fitting_interval(_sampling_probability(n, batch_size, sampling), float(noise_multiplier),
+    sigma = min(float(noise_multiplier), float(schedule.floor)) if schedule.decays else float(noise_multiplier)
+    return _fitting_interval(_sampling_probability(n, batch_size, sampling), sigma,
                              _unit_count(n, batch_size, epochs, sampling), int(epochs) if per_epoch else 0,
                              _grid(accountant, interactive))
 
@@ -482,45 +692,118 @@ def _unit_count(n: int, batch_size: int, epochs: int, sampling: str) -> int:
     return _steps(n, batch_size, epochs, sampling) if sampling == "poisson" else epochs
 
 
-def _counted_units(n: int, batch_size: int, epochs: int, sampling: str) -> Tuple[int, ...]:
-    """Cumulative count of step events per epoch: Poisson steps, or (shuffle) one Gaussian per epoch."""
+def _threshold_terms(delta: float, preprocessing_noise: float) -> Tuple[float, float]:
+    """(δ for the accountant, ε to add): with private preprocessing its thresholds spend δ_t of δ and add
+    log(1 / (1 − δ_t)) to ε (see ``preprocessing_cost``); without, (δ, 0)."""
+    if preprocessing_noise <= 0:
+        return delta, 0.0
+    threshold_delta = PREPROCESSING_THRESHOLD_SHARE * delta
+    return delta - threshold_delta, -math.log1p(-threshold_delta)
+
+
+# A run's noise as the accountant counts it: per epoch, runs (σ, count) of equal σ among the events
+# of that epoch, in order: Poisson steps, or (shuffle) one Gaussian per epoch.
+Blocks = Tuple[Tuple[float, int], ...]
+
+
+@lru_cache(maxsize=1024)
+def _epoch_blocks(n: int, batch_size: int, epochs: int, sampling: str, noise_multiplier: float,
+                  schedule: NoiseSchedule) -> Tuple[Blocks, ...]:
+    ends = epoch_end_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling)
+    starts = (0,) + ends[:-1]
+    if not schedule.decays:
+        if sampling == "poisson":
+            return tuple(((noise_multiplier, end - start),) for start, end in zip(starts, ends))
+        return (((noise_multiplier, 1),),) * epochs
+    values = schedule.values(noise_multiplier, ends[-1])
     if sampling == "poisson":
-        return epoch_end_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling)
-    return tuple(range(1, epochs + 1))
+        return tuple(_runs(values[start:end]) for start, end in zip(starts, ends))
+    # Shuffle: an example is in one step of the epoch, which may be the one with the least noise.
+    return tuple(((min(values[start:end]), 1),) for start, end in zip(starts, ends))
+
+
+def _runs(values: Tuple[float, ...]) -> Blocks:
+    """Consecutive equal values as (value, count) pairs."""
+    runs: list[list] = []
+    for value in values:
+        if runs and runs[-1][0] == value:
+            runs[-1][1] += 1
+        else:
+            runs.append([value, 1])
+    return tuple((value, count) for value, count in runs)
+
+
+def _whole_run_blocks(n: int, batch_size: int, epochs: int, sampling: str, noise_multiplier: float,
+                      schedule: NoiseSchedule) -> Blocks:
+    """The blocks of a whole run; a constant schedule's is one block, counted without listing epochs."""
+    if not schedule.decays:
+        return ((noise_multiplier, _unit_count(n, batch_size, epochs, sampling)),)
+    return _run_blocks(_epoch_blocks(n, batch_size, epochs, sampling, noise_multiplier, schedule))
+
+
+def _run_blocks(epoch_blocks: Tuple[Blocks, ...]) -> Blocks:
+    """The blocks of the whole run, equal neighbours across epoch boundaries merged."""
+    merged: list[list] = []
+    for sigma, count in (block for blocks in epoch_blocks for block in blocks):
+        if merged and merged[-1][0] == sigma:
+            merged[-1][1] += count
+        else:
+            merged.append([sigma, count])
+    return tuple((sigma, count) for sigma, count in merged)
 
 
 @lru_cache(maxsize=4096)
-def _epsilon_cached(n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
-                    accountant: str, sampling: str, grid: float) -> float:
-    count = _unit_count(n, batch_size, epochs, sampling)
+def _epsilon_cached(q: float, blocks: Blocks, delta: float, accountant: str, grid: float,
+                    preprocessing_noise: float = 0.0) -> float:
+    delta, extra = _threshold_terms(delta, preprocessing_noise)
     if accountant == "rdp":
-        rdp = _rdp_per_unit(_sampling_probability(n, batch_size, sampling), noise_multiplier)
-        return epsilon_from_rdp(rdp * count, delta=delta)
-    composed = _pld_per_unit(_sampling_probability(n, batch_size, sampling), noise_multiplier, grid)
-    return _pld_epsilon(composed.self_compose(count), delta)
+        rdp = _rdp_base(preprocessing_noise) + sum(_rdp_per_unit(q, sigma) * count for sigma, count in blocks)
+        return epsilon_from_rdp(rdp, delta=delta) + extra
+    composed = _pld_per_unit(1.0, preprocessing_noise, grid) if preprocessing_noise > 0 else None
+    for sigma, count in blocks:
+        part = _pld_per_unit(q, sigma, grid).self_compose(count)
+        composed = part if composed is None else composed.compose(part)
+    return _pld_epsilon(composed, delta) + extra
+
+
+@lru_cache(maxsize=1024)
+def _preprocessing_epsilon(preprocessing_noise: float, delta: float, accountant: str, grid: float) -> float:
+    """ε of the private preprocessing alone: one Gaussian release, thresholds included."""
+    accountant_delta, extra = _threshold_terms(delta, preprocessing_noise)
+    if accountant == "rdp":
+        return epsilon_from_rdp(_rdp_base(preprocessing_noise), delta=accountant_delta) + extra
+    return _pld_epsilon(_pld_per_unit(1.0, preprocessing_noise, grid), accountant_delta) + extra
 
 
 @lru_cache(maxsize=512)
-def _curve_cached(n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
-                  accountant: str, sampling: str, grid: float) -> Tuple[float, ...]:
-    counts = _counted_units(n, batch_size, epochs, sampling)
-    q = _sampling_probability(n, batch_size, sampling)
-    if accountant == "rdp":
-        rdp = _rdp_per_unit(q, noise_multiplier)
-        return tuple(epsilon_from_rdp(rdp * count, delta=delta) for count in counts)
-    unit = _pld_per_unit(q, noise_multiplier, grid)
-    blocks: dict[int, privacy_loss_distribution.PrivacyLossDistribution] = {}
+def _curve_cached(q: float, epoch_blocks: Tuple[Blocks, ...], delta: float, accountant: str, grid: float,
+                  preprocessing_noise: float = 0.0) -> Tuple[float, ...]:
+    delta, extra = _threshold_terms(delta, preprocessing_noise)
     curve = []
-    composed = None
-    previous = 0
-    for count in counts:
-        block_size = count - previous
-        previous = count
-        if block_size not in blocks:
-            blocks[block_size] = unit.self_compose(block_size)
-        composed = blocks[block_size] if composed is None else composed.compose(blocks[block_size])
-        curve.append(_pld_epsilon(composed, delta))
+    if accountant == "rdp":
+        # Counts per σ so far, summed as in _epsilon_cached: the last epoch's ε is bit for bit the run's.
+        counts: dict[float, int] = {}
+        base = _rdp_base(preprocessing_noise)
+        for blocks in epoch_blocks:
+            for sigma, count in blocks:
+                counts[sigma] = counts.get(sigma, 0) + count
+            rdp = base + sum(_rdp_per_unit(q, sigma) * count for sigma, count in counts.items())
+            curve.append(epsilon_from_rdp(rdp, delta=delta) + extra)
+        return tuple(curve)
+    parts: dict[Tuple[float, int], privacy_loss_distribution.PrivacyLossDistribution] = {}
+    composed = _pld_per_unit(1.0, preprocessing_noise, grid) if preprocessing_noise > 0 else None
+    for blocks in epoch_blocks:
+        for block in blocks:
+            if block not in parts:
+                parts[block] = _pld_per_unit(q, block[0], grid).self_compose(block[1])
+            composed = parts[block] if composed is None else composed.compose(parts[block])
+        curve.append(_pld_epsilon(composed, delta) + extra)
     return tuple(curve)
+
+
+def _rdp_base(preprocessing_noise: float) -> "np.ndarray | float":
+    """RDP of the preprocessing's Gaussian release (0 without one); RDP adds up over composition."""
+    return _rdp_per_unit(1.0, preprocessing_noise) if preprocessing_noise > 0 else 0.0
 
 
 @lru_cache(maxsize=1024)
@@ -567,8 +850,9 @@ def _check_curve_length(epochs: int) -> None:
 
 
 def _check_query(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, delta: float,
-                 accountant: str, sampling: str) -> None:
-    _check_run(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs, sampling=sampling)
+                 accountant: str, sampling: str, schedule: NoiseSchedule = CONSTANT_NOISE) -> None:
+    _check_run(n=n, batch_size=batch_size, noise_multiplier=noise_multiplier, epochs=epochs, sampling=sampling,
+               schedule=schedule)
     _check_choice("accountant", accountant, ACCOUNTANTS)
     _check_delta(delta)
 
@@ -579,7 +863,8 @@ def _check_delta(delta: object) -> None:
         raise AccountingError("delta", f"{quote(delta)} is out of range", allowed="a number in (0, 1)")
 
 
-def _check_run(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, sampling: str) -> None:
+def _check_run(*, n: int, batch_size: int, noise_multiplier: float, epochs: int, sampling: str,
+               schedule: NoiseSchedule = CONSTANT_NOISE) -> None:
     """The checks every query shares: counts, sampling, noise multiplier and the number of steps."""
     _check_counts(n=n, batch_size=batch_size, epochs=epochs)
     _check_choice("sampling", sampling, SAMPLINGS)
@@ -591,3 +876,23 @@ def _check_run(*, n: int, batch_size: int, noise_multiplier: float, epochs: int,
             or not math.isfinite(noise_multiplier) or not 0 < noise_multiplier <= MAX_NOISE:
         raise AccountingError("noise_multiplier", f"{quote(noise_multiplier)} is out of range",
                               allowed=f"a number in (0, {MAX_NOISE:g}]")
+    _check_schedule(schedule, noise_multiplier)
+    if schedule.decays and steps > MAX_SCHEDULE_STEPS:
+        raise AccountingError("noise_schedule", f"a {quote(schedule.kind)} schedule lists each step's noise; "
+                              f"this run has {steps:,} steps",
+                              allowed=f"runs of at most {MAX_SCHEDULE_STEPS:,} steps, or a constant schedule")
+
+
+def _check_schedule(schedule: NoiseSchedule, noise_multiplier: float) -> None:
+    if not isinstance(schedule, NoiseSchedule):
+        raise AccountingError("noise_schedule", f"{quote(schedule)} is not a NoiseSchedule")
+    _check_choice("noise_schedule", schedule.kind, NOISE_SCHEDULES)
+    for name, value, allowed, ok in (
+        ("noise_decay_rate", schedule.decay_rate, "a number in [0, 1)", lambda v: 0 <= v < 1),
+        ("noise_floor", schedule.floor, f"a number in (0, {noise_multiplier:g}]",
+         lambda v: not schedule.decays or 0 < v <= noise_multiplier),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not ok(value):
+            raise AccountingError(name, f"{quote(value)} is out of range", allowed=allowed)
+

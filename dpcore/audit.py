@@ -611,10 +611,12 @@ def model_weights(store: "RunStore", run_id: int) -> tuple[list[np.ndarray], str
     Returns (weights, where they came from, notes). A secure-mode run drew secret randomness, so
     without stored weights it cannot be rebuilt and is refused.
     """
+    from dpcore.store import FINISHED_STATUSES  # the store reads audits, so it is imported late
+
     record = store.get_run(run_id)
-    if record.status != "completed":
+    if record.status not in FINISHED_STATUSES:
         raise AuditError(f"run {run_id} is {record.status}; an audit needs the model of a finished run",
-                         allowed="a completed run")
+                         allowed="a completed run, or one stopped by its ε budget")
     weights = store.load_weights(run_id)
     if weights is not None:
         return weights, MODEL_STORED, ()
@@ -644,8 +646,7 @@ def audit_run(store: "RunStore", run_id: int, *, canaries: int = 0, seed: int = 
     if canaries:
         from dpcore import data
 
-        _check_canaries(canaries, data.dataset_info(record.config.dataset, csv_path=record.config.csv_path,
-                                                    csv_label=record.config.csv_label).n_test)
+        _check_canaries(canaries, data.config_dataset_info(record.config).n_test)
     started = time.perf_counter()
     weights, source, notes = model_weights(store, run_id)
     report = audit_model(record.config, weights=weights, epsilon=record.epsilon, canaries=canaries,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 from dpcore.errors import UserInputError
+from dpcore.store import FINISHED_STATUSES
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
@@ -112,10 +113,10 @@ class ThroughputTable:
 
     @classmethod
     def from_runs(cls, runs: Iterable["RunRecord"]) -> "ThroughputTable":
-        """A table seeded from the completed runs of a store."""
+        """A table seeded from the finished runs of a store (completed, or stopped by their ε budget)."""
         table = cls()
         for run in runs:
-            if run.status == "completed" and run.seconds:
+            if run.status in FINISHED_STATUSES and run.seconds:
                 table.add(run.config, examples=sum(e.examples for e in run.epochs), seconds=run.seconds)
         return table
 

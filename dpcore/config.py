@@ -12,9 +12,15 @@ import yaml
 
 from dpcore import safe_io
 from dpcore.errors import ConfigError
+from dpcore.noise import noise_split
 from dpcore.safe_io import quote
+from dpcore.tabular import CsvSchema
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
+# Older schema versions that still load: keys added since then take their defaults. Version 2 was
+# written with either the CSV schema keys (csv_schema, csv_preprocessing_epsilon) or the recipe keys
+# (noise schedule, adaptive clipping, ε budget, validation split); version 3 holds both sets.
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 
 # Each choice with the title the pages show for it; the choice lists are their keys.
 DATASET_TITLES = {"digits": "Digits (8x8, scikit-learn)", "fashion_mnist": "Fashion-MNIST (28x28)",
@@ -32,6 +38,8 @@ ACTIVATIONS = ("relu", "tanh")
 OPTIMIZERS = tuple(OPTIMIZER_TITLES)
 ACCOUNTANTS = tuple(ACCOUNTANT_TITLES)
 SAMPLINGS = tuple(SAMPLING_TITLES)
+NOISE_SCHEDULES = ("constant", "time", "step")
+CLIP_UPDATES = ("linear", "geometric")
 
 # Upper bounds keep a slider typo from launching a week-long run or an absurd accountant query.
 MAX_EPOCHS = 1000
@@ -40,6 +48,11 @@ MAX_NOISE = 1000.0
 MAX_CLIP = 1e6
 MAX_LEARNING_RATE = 100.0
 MAX_LABEL_CHARS = 1000
+MIN_PREPROCESSING_EPSILON = 0.01
+MAX_PREPROCESSING_EPSILON = 100.0
+MAX_CLIP_LEARNING_RATE = 10.0
+MAX_EPSILON_BUDGET = 1000.0
+MAX_VALIDATION_FRACTION = 0.9
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,17 @@ class DPConfig:
     noise. Anyone who knows it can recompute the noise, so ``secure_mode`` draws the sampling and
     noise randomness from the operating system's secure source instead (``seed`` then fixes only
     the initial weights), for models that will be released.
+
+    A CSV run needs its preprocessing made public or paid for: ``csv_schema`` declares the ranges,
+    categories and classes, or ``csv_preprocessing_epsilon`` spends that ε share deriving them from
+    the training rows (``dpcore.tabular``), and the run's ε includes it.
+
+    ``noise_schedule`` decays the noise multiplier from ``noise_multiplier`` ("time" or "step", see
+    dpcore.noise) down to ``noise_floor``; ``adaptive_clipping`` moves the clip norm from
+    ``l2_norm_clip`` towards the ``target_unclipped_quantile`` of the per-example gradient norms;
+    ``epsilon_budget`` stops a run before the epoch that would exceed it; ``validation_fraction``
+    holds out that share of the training rows (they are not trained on, and n counts the rest).
+    A non-private baseline ignores all of these but the validation split.
     """
 
     dataset: str = "digits"
@@ -59,20 +83,34 @@ class DPConfig:
     learning_rate: float = 0.1
     momentum: float = 0.9
     noise_multiplier: float = 1.1
+    noise_schedule: str = "constant"
+    noise_decay_rate: float = 0.001
+    noise_floor: float = 0.5
     l2_norm_clip: float = 1.0
+    adaptive_clipping: bool = False
+    target_unclipped_quantile: float = 0.5
+    clip_learning_rate: float = 0.2
+    clip_update: str = "geometric"
+    count_noise_multiplier: float = 10.0
     batch_size: int = 64
     epochs: int = 10
     delta: float = 1e-5
+    epsilon_budget: Optional[float] = None
     accountant: str = "rdp"
     sampling: str = "poisson"
     private: bool = True
     seed: int = 0
     secure_mode: bool = False
     max_train_examples: Optional[int] = None
+    validation_fraction: float = 0.0
     csv_path: Optional[str] = None
     csv_label: Optional[str] = None
+    csv_schema: Optional[CsvSchema] = None
+    csv_preprocessing_epsilon: Optional[float] = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.csv_schema, Mapping):  # as read from JSON, YAML or a share link
+            object.__setattr__(self, "csv_schema", CsvSchema.from_dict(self.csv_schema))
         _validate(self)
 
     # -- derived views -------------------------------------------------------------------
@@ -110,17 +148,19 @@ class DPConfig:
         """A plain dict with a schema version, suitable for JSON/YAML."""
         data: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
         data.update(dataclasses.asdict(self))
+        data["csv_schema"] = self.csv_schema.to_dict() if self.csv_schema is not None else None
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "DPConfig":
-        """Build from a dict, rejecting unknown keys and unsupported schema versions."""
+        """Build from a dict, rejecting unknown keys and unsupported schema versions.
+
+        Older versions load with the keys added since taking their defaults.
+        """
         if not isinstance(data, Mapping):
             raise ConfigError("config", f"expected a mapping of keys to values, got {type(data).__name__}")
         body = dict(data)
-        version = number_from_text(body.pop("schema_version", SCHEMA_VERSION), int)
-        if version != SCHEMA_VERSION:
-            raise ConfigError("schema_version", f"{quote(version)} is not supported", allowed=str(SCHEMA_VERSION))
+        check_schema_version(body.pop("schema_version", SCHEMA_VERSION))
         unknown = sorted(set(body) - FIELD_NAMES, key=str)
         if unknown:
             raise ConfigError(
@@ -181,6 +221,8 @@ def parse_field(name: str, text: str) -> Any:
     lower = text.lower()
     if optional and lower in _NONE:
         return None
+    if kind is CsvSchema:  # a schema travels as JSON text (a link parameter)
+        return safe_io.parse_json(text, field=name, error=ConfigError)
     if kind is bool:
         if lower in _TRUE:
             return True
@@ -234,6 +276,15 @@ def number_from_text(value: Any, kind: type) -> Any:
     return value
 
 
+def check_schema_version(version: Any) -> None:
+    """Refuse a schema version this DP Explorer cannot read (JSON, YAML and share links alike);
+    numeric text (``"1"``) is read as the number."""
+    value = number_from_text(version, int)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value not in READABLE_SCHEMA_VERSIONS:
+        raise ConfigError("schema_version", f"{quote(version)} is not supported",
+                          allowed=", ".join(map(str, READABLE_SCHEMA_VERSIONS)))
+
+
 def load_config_file(path: str) -> DPConfig:
     """Read a JSON or YAML config file (a capped, regular, UTF-8 file); any problem is a ConfigError."""
     text = safe_io.read_text_file(path, field="config", error=ConfigError)
@@ -281,7 +332,9 @@ def _validate(c: DPConfig) -> None:
     _choice("optimizer", c.optimizer, OPTIMIZERS)
     _choice("accountant", c.accountant, ACCOUNTANTS)
     _choice("sampling", c.sampling, SAMPLINGS)
-    for name in ("private", "secure_mode"):
+    _choice("noise_schedule", c.noise_schedule, NOISE_SCHEDULES)
+    _choice("clip_update", c.clip_update, CLIP_UPDATES)
+    for name in ("private", "secure_mode", "adaptive_clipping"):
         if not isinstance(getattr(c, name), bool):
             raise ConfigError(name, f"{quote(getattr(c, name))} is not true or false", allowed="true, false")
     _number("learning_rate", c.learning_rate, low=0.0, high=MAX_LEARNING_RATE, low_open=True)
@@ -297,7 +350,22 @@ def _validate(c: DPConfig) -> None:
     _integer("seed", c.seed, low=0, high=2**31 - 1)
     if c.max_train_examples is not None:
         _integer("max_train_examples", c.max_train_examples, low=2, high=10**9)
+    if c.csv_schema is not None and not isinstance(c.csv_schema, CsvSchema):
+        raise ConfigError("csv_schema", f"expected a mapping, got {type(c.csv_schema).__name__}",
+                          allowed="classes, numeric (column: [low, high]), categorical (column: [categories]), scale")
+    if c.csv_preprocessing_epsilon is not None:
+        _number("csv_preprocessing_epsilon", c.csv_preprocessing_epsilon, low=MIN_PREPROCESSING_EPSILON,
+                high=MAX_PREPROCESSING_EPSILON)
+    _number("validation_fraction", c.validation_fraction, low=0.0, high=MAX_VALIDATION_FRACTION)
+    _validate_noise_schedule(c)
+    _validate_adaptive_clipping(c)
+    if c.epsilon_budget is not None:
+        _number("epsilon_budget", c.epsilon_budget, low=0.0, high=MAX_EPSILON_BUDGET, low_open=True)
     if c.dataset == "csv":
+        if c.csv_schema is not None and c.csv_preprocessing_epsilon is not None:
+            raise ConfigError("csv_preprocessing_epsilon", "is set together with csv_schema",
+                              allowed="a declared csv_schema, or a csv_preprocessing_epsilon to derive one "
+                              "privately, not both")
         if not isinstance(c.csv_path, str) or not c.csv_path.strip():
             raise ConfigError("csv_path", "a CSV dataset needs the path of the file", allowed="a file path")
         safe_io.check_path(c.csv_path, field="csv_path", error=ConfigError)
@@ -308,8 +376,28 @@ def _validate(c: DPConfig) -> None:
             raise ConfigError("csv_label", f"{quote(c.csv_label)} is {len(c.csv_label)} characters long",
                               allowed=f"a column name of up to {MAX_LABEL_CHARS} characters")
     else:
-        for name in ("csv_path", "csv_label"):
+        for name in ("csv_path", "csv_label", "csv_schema", "csv_preprocessing_epsilon"):
             value = getattr(c, name)
             if value is not None:
                 raise ConfigError(name, f"is only used with dataset 'csv' (dataset is {quote(c.dataset)})",
                                   allowed="null unless dataset is 'csv'")
+
+
+def _validate_noise_schedule(c: DPConfig) -> None:
+    _number("noise_decay_rate", c.noise_decay_rate, low=0.0, high=1.0, high_open=True)
+    _number("noise_floor", c.noise_floor, low=0.0, high=MAX_NOISE, low_open=True)
+    if c.private and c.noise_schedule != "constant" and c.noise_floor > c.noise_multiplier:
+        raise ConfigError(
+            "noise_floor", f"{c.noise_floor:g} is above the initial noise multiplier {c.noise_multiplier:g}",
+            allowed=f"a number in (0, {c.noise_multiplier:g}]",
+        )
+
+
+def _validate_adaptive_clipping(c: DPConfig) -> None:
+    _number("target_unclipped_quantile", c.target_unclipped_quantile, low=0.0, high=1.0,
+            low_open=True, high_open=True)
+    _number("clip_learning_rate", c.clip_learning_rate, low=0.0, high=MAX_CLIP_LEARNING_RATE, low_open=True)
+    _number("count_noise_multiplier", c.count_noise_multiplier, low=0.0, high=MAX_NOISE, low_open=True)
+    if c.private and c.adaptive_clipping:
+        # A schedule only decays, so the first step's noise multiplier is the largest to split.
+        noise_split(noise_multiplier=c.noise_multiplier, count_noise_multiplier=c.count_noise_multiplier)

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import gzip
 import io
+import math
 import os
 import struct
 import sys
@@ -19,8 +20,8 @@ from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 import numpy as np
 
+from dpcore import safe_io, tabular
 from dpcore.config import DATASET_TITLES, DATASETS
-from dpcore import safe_io
 from dpcore.errors import DatasetError
 from dpcore.safe_io import quote
 
@@ -49,16 +50,9 @@ MAX_CSV_LINE_CHARS = 100_000
 # Features are float32: a value beyond this would become infinite.
 MAX_CSV_MAGNITUDE = float(np.finfo(np.float32).max)
 MIN_CSV_ROWS = 10
-MAX_CLASSES = 50
-MAX_CATEGORIES = 50
 CSV_TEST_FRACTION = 0.2
 SPLIT_SEED = 0  # fixed, so n_train and the test set do not change between runs
-
-CSV_MISSING_POLICY = (
-    "rows without a label are dropped; a missing numeric value becomes the training mean "
-    "(0 after standardisation); a missing or unseen category becomes all zeros in its one-hot "
-    "columns; columns with no values at all are ignored"
-)
+VALIDATION_SEED = 1  # fixed too, so the validation rows are the same in every run of a config
 
 
 @dataclass(frozen=True)
@@ -74,17 +68,25 @@ class DatasetInfo:
     source: str
     class_names: tuple[str, ...] = ()
     feature_names: tuple[str, ...] = ()
+    csv_schema: Optional[tabular.CsvSchema] = None  # a CSV's features came from this (declared or derived)
+    n_validation: int = 0
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A loaded dataset: its info and read-only train and test arrays."""
+    """A loaded dataset: its info and read-only train, test and (optional) validation arrays.
+
+    ``x_train`` holds only the rows trained on; validation rows held out of the training set are in
+    ``x_validation`` (None when the config holds out none).
+    """
 
     info: DatasetInfo
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    x_validation: Optional[np.ndarray] = None
+    y_validation: Optional[np.ndarray] = None
 
 
 _DIGITS = DatasetInfo(
@@ -110,45 +112,102 @@ _BUILTIN_INFO = {info.name: info for info in (_DIGITS, _FASHION, _MNIST)}
 # -- public API ----------------------------------------------------------------------------
 
 
-def dataset_info(name: str, *, csv_path: Optional[str] = None, csv_label: Optional[str] = None) -> DatasetInfo:
-    """Metadata of a dataset; built-ins answer without loading, a CSV is read (and cached)."""
+def dataset_info(name: str, *, csv_path: Optional[str] = None, csv_label: Optional[str] = None,
+                 csv_schema: Optional[tabular.CsvSchema] = None) -> DatasetInfo:
+    """Metadata of a dataset; built-ins answer without loading, a CSV is read (and cached) under its declared schema.
+
+    A CSV whose schema is derived privately depends on the whole config: use ``describe(config)``.
+    """
     if name in _BUILTIN_INFO:
         return _BUILTIN_INFO[name]
     if name == "csv":
         if not csv_path or not csv_label:
             raise DatasetError("csv_path", "a CSV dataset needs a file path and a label column",
                                allowed="csv_path and csv_label both set")
-        return _load_csv(csv_path, csv_label).info
+        return _load_csv(csv_path, csv_label, schema=csv_schema).info
     raise DatasetError("dataset", f"{quote(name)} is not a known dataset",
                        allowed=", ".join(BUILTIN_DATASETS + ("csv",)))
 
 
+def config_dataset_info(config: "DPConfig") -> DatasetInfo:
+    """``config``'s dataset's metadata: a built-in without loading it (before subsetting), a CSV as
+    ``describe`` gives it (under the declared schema or the privately derived one)."""
+    return describe(config) if config.dataset == "csv" else dataset_info(config.dataset)
+
+
+def describe(config: "DPConfig") -> DatasetInfo:
+    """What ``config`` trains on, after subsetting and preprocessing (a CSV's schema included); cached."""
+    return load(config).info
+
+
 def train_size(config: "DPConfig") -> int:
-    """The n the accountant must use: the training set size after ``max_train_examples``."""
-    info = dataset_info(config.dataset, csv_path=config.csv_path, csv_label=config.csv_label)
-    return _subset_size(info.n_train, config.max_train_examples)
+    """The n the accountant must use: the rows trained on, after ``max_train_examples`` and the
+    validation hold-out (``validation_fraction``).
+
+    For a CSV it is the training split's size, known before any schema is applied: a schema never
+    drops a row (a label outside its classes is refused), so the n is the same on every route.
+    """
+    if config.dataset == "csv":
+        n_train = _csv_train_rows(config.csv_path or "", config.csv_label or "")
+    else:
+        n_train = dataset_info(config.dataset).n_train
+    available = _subset_size(n_train, config.max_train_examples)
+    return available - validation_size(available, config.validation_fraction)
+
+
+def validation_size(n: int, fraction: float) -> int:
+    """Rows held out for validation from ``n`` training rows: ceil(n · fraction), so any fraction > 0
+    holds out at least one row."""
+    return int(math.ceil(round(n * fraction, 6)))
 
 
 def load(config: "DPConfig") -> Dataset:
-    """Load the dataset ``config`` names, subset to ``max_train_examples``; raises DatasetError."""
+    """Load the dataset ``config`` names, subset to ``max_train_examples``, then hold out the
+    validation rows; raises DatasetError.
+
+    A CSV is split, then subset, then preprocessed under ``config.csv_schema`` or a schema derived
+    privately from the subset's rows (``config.csv_preprocessing_epsilon``); with neither it is refused.
+    """
     if config.dataset == "csv":
-        full = _load_csv(config.csv_path or "", config.csv_label or "")
-    elif config.dataset in _LOADERS:
-        full = _load_builtin(config.dataset)
-    else:
+        return hold_out_validation(
+            _load_csv(config.csv_path or "", config.csv_label or "", schema=config.csv_schema,
+                      derivation=_private_derivation(config), max_train_examples=config.max_train_examples),
+            config.validation_fraction)
+    if config.dataset not in _LOADERS:
         raise DatasetError("dataset", f"{quote(config.dataset)} is not a known dataset",
                            allowed=", ".join(BUILTIN_DATASETS + ("csv",)))
-    return subset(full, config.max_train_examples)
+    return hold_out_validation(subset(_load_builtin(config.dataset), config.max_train_examples), config.validation_fraction)
+
+
+def hold_out_validation(dataset: Dataset, fraction: float) -> Dataset:
+    """Move ``validation_size(n, fraction)`` training rows, drawn by a fixed permutation, to validation.
+
+    The held-out rows are never trained on, so n (and ε) counts only the rest. Their metrics are not
+    covered by ε: like the test set, they are released as they are.
+    """
+    n = dataset.info.n_train
+    held = validation_size(n, fraction)
+    if held == 0:
+        return dataset
+    if n - held < 2:
+        raise DatasetError("validation_fraction",
+                           f"{fraction:g} of {n} training rows leaves {n - held} to train on",
+                           allowed="a fraction that leaves at least 2 training rows")
+    order = np.random.default_rng(VALIDATION_SEED).permutation(n)
+    validation, train = np.sort(order[:held]), np.sort(order[held:])
+    info = _replace_info(dataset.info, n_train=n - held, n_validation=held)
+    return Dataset(info=info, x_train=_frozen(dataset.x_train[train]), y_train=_frozen(dataset.y_train[train]),
+                   x_test=dataset.x_test, y_test=dataset.y_test,
+                   x_validation=_frozen(dataset.x_train[validation]),
+                   y_validation=_frozen(dataset.y_train[validation]))
 
 
 def subset(dataset: Dataset, max_train_examples: Optional[int]) -> Dataset:
     """The first ``max_train_examples`` of a fixed (seed 0) permutation of the training set."""
-    n = _subset_size(dataset.info.n_train, max_train_examples)
-    if n == dataset.info.n_train:
+    order = _subset_order(dataset.info.n_train, max_train_examples)
+    if order is None:
         return dataset
-    order = np.random.default_rng(SPLIT_SEED).permutation(dataset.info.n_train)[:n]
-    order.sort()
-    info = _replace_info(dataset.info, n_train=n)
+    info = _replace_info(dataset.info, n_train=len(order))
     return Dataset(info=info, x_train=_frozen(dataset.x_train[order]), y_train=_frozen(dataset.y_train[order]),
                    x_test=dataset.x_test, y_test=dataset.y_test)
 
@@ -186,6 +245,14 @@ def clear_cache() -> None:
 
 def _subset_size(n_train: int, max_train_examples: Optional[int]) -> int:
     return n_train if max_train_examples is None else min(n_train, int(max_train_examples))
+
+
+def _subset_order(n_train: int, max_train_examples: Optional[int]) -> Optional[np.ndarray]:
+    """The sorted positions ``subset`` keeps, or None when it keeps all."""
+    n = _subset_size(n_train, max_train_examples)
+    if n == n_train:
+        return None
+    return np.sort(np.random.default_rng(SPLIT_SEED).permutation(n_train)[:n])
 
 
 def _replace_info(info: DatasetInfo, **changes: object) -> DatasetInfo:
@@ -305,10 +372,30 @@ _LOADERS: dict[str, Callable[[], tuple[np.ndarray, ...]]] = {
 # -- CSV -------------------------------------------------------------------------------------
 
 
-def _load_csv(path: str, label: str) -> Dataset:
+def _load_csv(path: str, label: str, *, schema: Optional[tabular.CsvSchema] = None,
+              derivation: Optional[tabular.PrivateDerivation] = None,
+              max_train_examples: Optional[int] = None) -> Dataset:
+    """The CSV dataset, cached per file version and preprocessing (in secure mode: one private draw per process)."""
     stat = _checked_csv_stat(path)
-    return _read_csv_file(lambda: _load_csv_cached(os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size),
-                          path)
+    return _read_csv_file(lambda: _load_csv_cached(os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size,
+                                                   schema, derivation, max_train_examples), path)
+
+
+def _csv_train_rows(path: str, label: str) -> int:
+    stat = _checked_csv_stat(path)
+    return _read_csv_file(lambda: _csv_train_rows_cached(os.path.abspath(path), label, stat.st_mtime_ns,
+                                                         stat.st_size), path)
+
+
+def _private_derivation(config: "DPConfig") -> Optional[tabular.PrivateDerivation]:
+    """How ``config`` derives its CSV schema privately (its ε share's noise, seeded like the run), or None."""
+    from dpcore import accounting
+
+    cost = accounting.preprocessing_cost_for_config(config)
+    if cost is None:
+        return None
+    return tabular.PrivateDerivation(noise_multiplier=cost.noise_multiplier, threshold_delta=cost.threshold_delta,
+                                     seed=None if config.secure_mode else config.seed)
 
 
 def csv_file_columns(path: str) -> tuple[str, ...]:
@@ -339,8 +426,15 @@ def _file_bytes(path: str) -> bytes:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_csv_cached(path: str, label: str, mtime_ns: int, size: int) -> Dataset:
-    return parse_csv(_file_bytes(path), label=label, name=os.path.basename(path))
+def _load_csv_cached(path: str, label: str, mtime_ns: int, size: int, schema: Optional[tabular.CsvSchema],
+                     derivation: Optional[tabular.PrivateDerivation], max_train_examples: Optional[int]) -> Dataset:
+    return parse_csv(_file_bytes(path), label=label, name=os.path.basename(path), schema=schema,
+                     derivation=derivation, max_train_examples=max_train_examples)
+
+
+@functools.lru_cache(maxsize=16)
+def _csv_train_rows_cached(path: str, label: str, mtime_ns: int, size: int) -> int:
+    return len(_split_table(_file_bytes(path), label=label, name=os.path.basename(path))[2])
 
 
 @functools.lru_cache(maxsize=16)
@@ -374,8 +468,53 @@ def _read_table(raw: bytes, *, name: str, header_only: bool = False) -> "object"
     return frame
 
 
-def parse_csv(raw: bytes, *, label: str, name: str = "data.csv") -> Dataset:
-    """Turn CSV bytes into a Dataset: split 80/20, fit the preprocessing on the training rows only."""
+def parse_csv(raw: bytes, *, label: str, name: str = "data.csv", schema: Optional[tabular.CsvSchema] = None,
+              derivation: Optional[tabular.PrivateDerivation] = None,
+              max_train_examples: Optional[int] = None) -> Dataset:
+    """CSV bytes as a Dataset: split 80/20, subset, then preprocess under ``schema`` or one derived by ``derivation``.
+
+    Nothing is fitted on the rows outside ``derivation``'s mechanism, which sees the subset's training
+    rows only; without a schema or a derivation the file is refused, naming csv_schema.
+    """
+    frame, labels, train_rows, test_rows = _split_table(raw, label=label, name=name)
+    order = _subset_order(len(train_rows), max_train_examples)
+    if order is not None:
+        train_rows = train_rows[order]
+    if schema is None and derivation is None:
+        raise DatasetError("csv_schema", f"{name} has no schema: its feature ranges, categories and classes are "
+                           "neither declared nor paid for",
+                           allowed="a csv_schema (classes, numeric ranges, categories; in the config or a "
+                           "JSON/YAML file), or a csv_preprocessing_epsilon to derive one privately")
+    if schema is None:
+        derived = tabular.derive_schema(frame.iloc[train_rows], label=label, derivation=derivation)
+        schema = derived.schema
+        origin = (f"schema derived privately from the training rows (noisy counts, noise std "
+                  f"{derived.noise_std:.3g}, threshold {derived.threshold:.3g}"
+                  + (f"; left out: {', '.join(derived.left_out)}" if derived.left_out else "") + ")")
+    else:
+        origin = "declared schema"
+    tabular.check_columns(schema, list(frame.columns), label=label, name=name)
+    scale = "[-1, 1]" if schema.scale == "symmetric" else "[0, 1]"
+    info = DatasetInfo(
+        name="csv", title=name, n_train=len(train_rows), n_test=len(test_rows),
+        input_shape=(schema.width,), num_classes=len(schema.classes),
+        source=f"CSV file {name}, label column {label!r}; 80/20 split (seed 0); {origin}: numbers clipped to "
+        f"their range and scaled to {scale}, categories one-hot with an 'other' slot; missing values: "
+        f"{tabular.MISSING_POLICY}",
+        class_names=schema.classes, feature_names=schema.feature_names, csv_schema=schema,
+    )
+    y = tabular.label_indices(schema, np.concatenate([labels[train_rows], labels[test_rows]]), label=label)
+    return Dataset(info=info,
+                   x_train=_frozen(tabular.encode_features(schema, frame.iloc[train_rows])),
+                   y_train=_labels(y[:len(train_rows)]),
+                   x_test=_frozen(tabular.encode_features(schema, frame.iloc[test_rows])),
+                   y_test=_labels(y[len(train_rows):]))
+
+
+def _split_table(raw: bytes, *, label: str, name: str) -> tuple["object", np.ndarray, np.ndarray, np.ndarray]:
+    """(frame, canonical labels, training rows, test rows): rows without a label dropped, then split 80/20."""
+    import pandas as pd
+
     frame = _read_table(raw, name=name)
     columns = list(frame.columns)
     if label not in columns:
@@ -383,31 +522,20 @@ def parse_csv(raw: bytes, *, label: str, name: str = "data.csv") -> Dataset:
     if len(columns) < 2:
         raise DatasetError("csv_path", f"{name} has only the label column",
                            allowed="a label column and at least one feature column")
-    frame = frame[frame[label].notna()].reset_index(drop=True)
+    labels = tabular.cells(frame[label])
+    labelled = np.array([value is not None for value in labels], dtype=bool)
+    frame = frame[labelled].reset_index(drop=True)
+    labels = labels[labelled]
     if len(frame) < MIN_CSV_ROWS:
         raise DatasetError("csv_path", f"{name} has {len(frame)} rows with a label",
                            allowed=f"at least {MIN_CSV_ROWS} rows")
-
-    y_all, class_names = _encode_labels(frame[label], label)
-    features = frame.drop(columns=[label])
-    features = features.loc[:, features.notna().any(axis=0)]
-    if features.shape[1] == 0:
-        raise DatasetError("csv_path", f"{name} has no feature column with values",
-                           allowed="at least one column besides the label")
-    _check_magnitudes(features, name=name)
-    train_rows, test_rows = _split(y_all)
-    encoder = _fit_encoder(features.iloc[train_rows])
-    x_train = encoder(features.iloc[train_rows])
-    x_test = encoder(features.iloc[test_rows])
-    info = DatasetInfo(
-        name="csv", title=name, n_train=len(train_rows), n_test=len(test_rows),
-        input_shape=(x_train.shape[1],), num_classes=len(class_names),
-        source=f"CSV file {name}, label column {label!r}; 80/20 split (seed 0); numeric features "
-        f"standardised, text features one-hot encoded; missing values: {CSV_MISSING_POLICY}",
-        class_names=class_names, feature_names=encoder.names,
-    )
-    return Dataset(info=info, x_train=_frozen(x_train), y_train=_labels(y_all[train_rows]),
-                   x_test=_frozen(x_test), y_test=_labels(y_all[test_rows]))
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise DatasetError("csv_label", f"column {quote(label)} has only one class ({quote(classes[0])})",
+                           allowed="a label column with at least two classes")
+    _check_magnitudes(frame.drop(columns=[label]), name=name)
+    train_rows, test_rows = _split(pd.factorize(labels)[0])
+    return frame, labels, train_rows, test_rows
 
 
 def _decode_text(raw: bytes) -> str:
@@ -474,30 +602,6 @@ def _column_list(columns: list[str]) -> str:
     return shown + (f" and {len(columns) - 20} more" if len(columns) > 20 else "")
 
 
-def _encode_labels(column: "object", label: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    import pandas as pd
-
-    series: pd.Series = column  # type: ignore[assignment]
-    if pd.api.types.is_float_dtype(series) and (series % 1 == 0).all():
-        series = series.astype(np.int64)
-    values = series.astype(str).str.strip()
-    class_names = tuple(sorted(values.unique(), key=_class_sort_key))
-    if len(class_names) < 2:
-        raise DatasetError("csv_label", f"column {quote(label)} has only one class ({quote(class_names[0])})",
-                           allowed="a label column with at least two classes")
-    if len(class_names) > MAX_CLASSES:
-        kind = "numbers" if pd.api.types.is_numeric_dtype(column) else "text values"  # type: ignore[arg-type]
-        raise DatasetError("csv_label", f"column {quote(label)} has {len(class_names)} distinct {kind}; "
-                           "too many classes for a classifier",
-                           allowed=f"a label column with 2 to {MAX_CLASSES} classes")
-    index = {name: i for i, name in enumerate(class_names)}
-    return values.map(index).to_numpy(dtype=np.int32), class_names
-
-
-def _class_sort_key(name: str) -> tuple[int, float, str]:
-    return (0, float(name), "") if _looks_numeric(name) else (1, 0.0, name)
-
-
 def _split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
@@ -507,75 +611,3 @@ def _split(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     stratify = y if counts.min() >= 2 and n_test >= len(counts) else None
     train_rows, test_rows = train_test_split(rows, test_size=n_test, stratify=stratify, random_state=SPLIT_SEED)
     return np.sort(train_rows), np.sort(test_rows)
-
-
-@dataclass(frozen=True)
-class _Encoder:
-    """Preprocessing fitted on training rows: standardise numbers, one-hot encode text."""
-
-    numeric: tuple[tuple[str, float, float], ...]
-    categorical: tuple[tuple[str, tuple[str, ...]], ...]
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(c for c, _, _ in self.numeric) + tuple(
-            f"{c}={v}" for c, values in self.categorical for v in values
-        )
-
-    def __call__(self, frame: "object") -> np.ndarray:
-        import pandas as pd
-
-        df: pd.DataFrame = frame  # type: ignore[assignment]
-        parts = []
-        for column, mean, std in self.numeric:
-            values = _numeric(df[column]).fillna(mean).to_numpy(dtype=np.float64)
-            parts.append(((values - mean) / std)[:, None])
-        for column, categories in self.categorical:
-            text = _text(df[column])
-            parts.append(np.stack([(text == c).to_numpy() for c in categories], axis=1).astype(np.float64))
-        return np.concatenate(parts, axis=1).astype(np.float32)
-
-
-def _numeric(series: "object") -> "object":
-    import pandas as pd
-
-    values = pd.to_numeric(series, errors="coerce")  # type: ignore[arg-type]
-    return values.replace([np.inf, -np.inf], np.nan).astype(np.float64)
-
-
-def _text(series: "object") -> "object":
-    import pandas as pd
-
-    s: pd.Series = series  # type: ignore[assignment]
-    return s.where(s.isna(), s.astype(str).str.strip())
-
-
-def _fit_encoder(train: "object") -> _Encoder:
-    import pandas as pd
-
-    df: pd.DataFrame = train  # type: ignore[assignment]
-    numeric, categorical = [], []
-    for column in df.columns:
-        series = df[column]
-        present = series.dropna()
-        if present.empty:
-            continue
-        as_number = _numeric(present)
-        if pd.api.types.is_bool_dtype(series) or as_number.notna().all():
-            values = as_number.to_numpy(dtype=np.float64)
-            values = values[np.isfinite(values)]
-            mean = float(values.mean()) if values.size else 0.0
-            std = float(values.std()) if values.size else 0.0
-            numeric.append((column, mean, std if std > 0 else 1.0))
-        else:
-            categories = tuple(sorted(_text(present).unique()))
-            if len(categories) > MAX_CATEGORIES:
-                raise DatasetError("csv_path", f"column {quote(column)} has {len(categories)} distinct text values, "
-                                   "too many to one-hot encode",
-                                   allowed=f"at most {MAX_CATEGORIES} categories per text column; "
-                                   "drop the column or make it numeric")
-            categorical.append((column, categories))
-    if not numeric and not categorical:
-        raise DatasetError("csv_path", "no feature column has values in the training rows",
-                           allowed="at least one column besides the label")
-    return _Encoder(numeric=tuple(numeric), categorical=tuple(categorical))

@@ -31,7 +31,7 @@ from dpcore.config import DPConfig
 from dpcore.errors import UserInputError, describe_exception
 from dpcore.participants import Caller, check_host, check_may_manage
 from dpcore.server_settings import ENV_WORKERS, RunLimits, ServerSettings  # noqa: F401 (ENV_WORKERS re-exported)
-from dpcore.store import FINAL_STATUSES, RunRecord, RunStore, StoreError, StoreWriteError, UnknownRunError
+from dpcore.store import FINAL_STATUSES, FINISHED_STATUSES, RunRecord, RunStore, StoreError, StoreWriteError, UnknownRunError
 
 if TYPE_CHECKING:
     from dpcore.audit import AuditReport
@@ -67,7 +67,7 @@ class JobSnapshot:
 
     @property
     def done(self) -> bool:
-        """True once the job will change no more (completed, cancelled, failed or interrupted)."""
+        """True once the job will change no more (completed, budget_reached, cancelled, failed or interrupted)."""
         return self.state in FINAL_STATUSES
 
     @property
@@ -85,7 +85,7 @@ class JobSnapshot:
     def from_record(cls, record: RunRecord) -> "JobSnapshot":
         """A snapshot of a stored run that no live runner holds (e.g. one from an earlier process)."""
         epoch = record.epochs[-1].epoch if record.epochs else 0
-        progress = 1.0 if record.status == "completed" else epoch / record.config.epochs
+        progress = 1.0 if record.status in FINISHED_STATUSES else epoch / record.config.epochs
         return cls(
             id=record.id, owner=record.owner, config=record.config, state=record.status,
             progress=min(1.0, progress), epoch=epoch, epochs_total=record.config.epochs,
@@ -516,7 +516,7 @@ class JobRunner:
                 result = dataclasses.replace(result, status="failed", error=(
                     f"stopped at this server's wall-time limit of {format_duration(job.timed_out_after)}; "
                     f"its {len(result.epochs)} finished epochs are kept and ε is that of those epochs"))
-            if result.status == "completed":
+            if result.status in FINISHED_STATUSES:
                 self.throughput.add(job.config, examples=sum(e.examples for e in result.epochs),
                                     seconds=result.seconds)
             self.store.finish_run(job.id, result)
@@ -592,12 +592,12 @@ class JobRunner:
             job.state = state if state in FINAL_STATUSES else "failed"
             job.error = error
             job.finished = time.time()
-            job.eta_seconds = None if state != "completed" else 0.0
+            job.eta_seconds = 0.0 if state in FINISHED_STATUSES else None
             if epochs is not None and len(epochs) > len(job.metrics):
                 job.metrics = list(epochs)
             if job.metrics:
                 job.epoch = job.metrics[-1].epoch
-            if state == "completed":
+            if state in FINISHED_STATUSES:
                 job.progress = 1.0
             self._cond.notify_all()
 

@@ -22,7 +22,13 @@ PRESETS: tuple[Preset, ...] = (
     Preset(
         key="tutorial_cnn",
         title="Tutorial CNN (DP-SGD)",
-        source="TensorFlow Privacy tutorial: small CNN with DP gradient descent",
+        source="TensorFlow Privacy tutorial: small CNN with DP gradient descent on MNIST (Fashion-MNIST "
+               "here: MNIST cannot be downloaded). The tutorial states ε = 0.966 at δ = 1e-5 for 60,000 "
+               "examples; dp_accounting gives 0.7037 (RDP) for the same 960 steps of the same "
+               "Poisson-sampled Gaussian. The RDP is the same: the tutorial's older compute_dp_sgd_privacy "
+               "converted it to (ε, δ) by Mironov's ε = RDP(α) + log(1/δ)/(α − 1), while dp_accounting "
+               "uses the tighter conversion of Canonne, Kamath and Steinke (2020), which gives 0.7037 at "
+               "the same order α = 15. The PLD accountant gives 0.489.",
         description="Small CNN, SGD with lr 0.25, batch 250, clip 1.5, noise 1.2, 4 epochs.",
         config=DPConfig(
             dataset="fashion_mnist", model="cnn", optimizer="sgd", learning_rate=0.25,
@@ -32,22 +38,34 @@ PRESETS: tuple[Preset, ...] = (
     Preset(
         key="dp_adam_mlp",
         title="DP-Adam MLP",
-        source="Exercise: reduce membership-inference risk of an MLP with DP-Adam",
-        description="MLP, Adam with lr 0.001, batch 256, clip 1.0, noise 1.1, 15 epochs.",
+        source="Exercise: reduce membership-inference risk of an MLP with DP-Adam (Keras validation_split "
+               "0.2: 20% of the training rows held out, so n = 48,000 of Fashion-MNIST's 60,000 and "
+               "ε = 1.445 instead of 1.281 for all 60,000). The exercise's target, validation accuracy "
+               "above 90%, is for MNIST; Fashion-MNIST (used here, MNIST cannot be downloaded) is harder.",
+        description="MLP, Adam with lr 0.001, batch 256, clip 1.0, noise 1.1, 15 epochs, 20% validation.",
         config=DPConfig(
-            dataset="digits", model="mlp", optimizer="adam", learning_rate=0.001,
+            dataset="fashion_mnist", model="mlp", optimizer="adam", learning_rate=0.001,
             batch_size=256, l2_norm_clip=1.0, noise_multiplier=1.1, epochs=15, delta=1e-5,
+            validation_fraction=0.2,
         ),
     ),
     Preset(
         key="lenet5",
-        title="LeNet-5 (DP momentum)",
-        source="MindArmour: LeNet-5 with DP momentum and an RDP budget monitor",
-        description="LeNet-5, momentum 0.9 with lr 0.01, batch 256, clip 1.0, noise 1.0, 10 epochs.",
+        title="LeNet-5 (DP momentum, adaptive clipping)",
+        source="MindArmour: LeNet-5 on MNIST with DP momentum, constant Gaussian noise, adaptive clipping "
+               "(linear update, clip learning rate 0.001, target unclipped quantile 0.9, count noise "
+               "stddev 0.01 of a 256-example batch, i.e. 2.56 on the count) and an RDP budget monitor; "
+               "it reports 97.67% test accuracy on MNIST. Differences here: Fashion-MNIST (MNIST cannot "
+               "be downloaded); per-example clipping where MindArmour clips 16 microbatches of 16; and "
+               "the count's noise is accounted for by raising the gradient noise to 1.0196 (the noise "
+               "split of Andrew et al.), so ε is that of noise 1.0, where MindArmour leaves it out.",
+        description="LeNet-5, momentum 0.9 with lr 0.01, batch 256, noise 1.0, 10 epochs, clip norm "
+                    "from 1.0 adapting to the 0.9 quantile of gradient norms.",
         config=DPConfig(
             dataset="fashion_mnist", model="lenet5", optimizer="momentum", learning_rate=0.01,
             momentum=0.9, batch_size=256, l2_norm_clip=1.0, noise_multiplier=1.0, epochs=10,
-            delta=1e-5,
+            delta=1e-5, adaptive_clipping=True, clip_update="linear", clip_learning_rate=0.001,
+            target_unclipped_quantile=0.9, count_noise_multiplier=2.56,
         ),
     ),
 )

@@ -28,6 +28,10 @@ class EpochMetrics:
 
     The training figures are computed without noise and are not covered by ε (``TRAIN_METRICS_NOTE``);
     the test figures are computed on the held-out split.
+
+    Validation loss/accuracy are NaN when the run holds out no validation rows. ``noise_multipliers``
+    and ``clip_norms`` hold each step of the epoch's σ_t (the stated, accounted noise multiplier)
+    and clip norm, in order (adaptive clipping moves the clip norm); both empty for a baseline.
     """
 
     epoch: int
@@ -38,6 +42,10 @@ class EpochMetrics:
     epsilon: float
     seconds: float
     examples: int
+    validation_loss: float = math.nan
+    validation_accuracy: float = math.nan
+    noise_multipliers: tuple[float, ...] = ()
+    clip_norms: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,9 +58,15 @@ class Progress:
     fraction: float
 
 
+RUN_STATUSES = ("completed", "budget_reached", "cancelled", "failed")
+
+
 @dataclass(frozen=True)
 class TrainResult:
-    """The outcome of one run: status, error message if failed, and per-epoch metrics.
+    """The outcome of one run: status (one of RUN_STATUSES), error message if failed, per-epoch metrics.
+
+    "budget_reached": the run stopped before the first epoch whose ε would exceed ``epsilon_budget``;
+    ``note`` says where and why. Its last epoch is within the budget.
 
     ``examples_per_second`` is training throughput: examples over the time spent in training steps,
     leaving out the first step (which traces the graph) and the per-epoch evaluation; ``seconds`` is
@@ -66,6 +80,7 @@ class TrainResult:
     examples_per_second: float
     seconds: float
     n_train: int
+    note: Optional[str] = None
 
     @property
     def test_accuracy(self) -> float:
@@ -76,3 +91,13 @@ class TrainResult:
         if not self.config.private:
             return math.inf
         return self.epochs[-1].epsilon if self.epochs else 0.0
+
+    @property
+    def noise_multipliers(self) -> tuple[float, ...]:
+        """σ_t of every step taken, in order."""
+        return tuple(value for m in self.epochs for value in m.noise_multipliers)
+
+    @property
+    def clip_norms(self) -> tuple[float, ...]:
+        """The clip norm of every step taken, in order."""
+        return tuple(value for m in self.epochs for value in m.clip_norms)

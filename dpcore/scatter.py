@@ -264,7 +264,7 @@ def read_cache_file(path: Path, *, shape: tuple[int, ...]) -> Optional[np.ndarra
 
 def features_dataset(dataset: "Dataset", *, params: ScatterParams = DEFAULT_PARAMS,
                      directory: Optional[Path] = None) -> "Dataset":
-    """``dataset`` with its train and test images replaced by their cached features (by default the
+    """``dataset`` with its train, test and validation images replaced by their cached features (by default the
     standardised ones the ScatterNet models consume).
 
     The info's input_shape becomes the features' shape; labels are unchanged.
@@ -278,4 +278,7 @@ def features_dataset(dataset: "Dataset", *, params: ScatterParams = DEFAULT_PARA
     x_test = cached_features(dataset.x_test, name=f"{name}-test", params=params, directory=directory)
     info = dataclasses.replace(dataset.info, input_shape=feature_shape(dataset.info.input_shape, params),
                                title=f"{dataset.info.title}, ScatterNet features")
-    return Dataset(info=info, x_train=x_train, y_train=dataset.y_train, x_test=x_test, y_test=dataset.y_test)
+    x_validation = None if dataset.x_validation is None else cached_features(
+        dataset.x_validation, name=f"{name}-validation", params=params, directory=directory)
+    return Dataset(info=info, x_train=x_train, y_train=dataset.y_train, x_test=x_test, y_test=dataset.y_test,
+                   x_validation=x_validation, y_validation=dataset.y_validation)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dpcore.errors import ConfigError, UserInputError
+from dpcore.noise import schedule_of
 from dpcore.scatter import SCATTERNET_MODELS
 
 if TYPE_CHECKING:
@@ -63,32 +64,67 @@ def load_data():
     return (prepare(x_train), y_train.astype("int64")), (prepare(x_test), y_test.astype("int64")), 10
 ''',
     "csv": '''
-def load_data():
-    """Your CSV: numeric columns standardised, text columns one-hot encoded, fitted on train data only.
+def spell(value):
+    """One spelling per value, as in DP Explorer's schemas: "1.0" and "1" are "1"; true/false lower-case."""
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    try:
+        number = float(text) if "_" not in text else None
+    except ValueError:
+        number = None
+    if number is None:
+        return text
+    if math.isfinite(number) and number == int(number) and abs(number) < 2**53:
+        return str(int(number))
+    return repr(number)
 
-    Missing numbers are replaced by the training mean; missing categories become their own category.
+
+def number(value):
+    """The number a cell holds (true = 1, false = 0), NaN if none."""
+    text = spell(value)
+    if text in ("true", "false"):
+        return float(text == "true")
+    try:
+        return float(text) if "_" not in text else math.nan
+    except ValueError:
+        return math.nan
+
+
+def load_data():
+    """Your CSV under its public schema CSV_SCHEMA: nothing is fitted on the rows.
+
+    Numbers are clipped to their [low, high] and scaled; a missing one is the middle of its range.
+    Categories are one-hot with one more slot for any other value; a missing one is all zeros.
+    Rows without a label are dropped; a label outside the schema's classes stops the script.
     """
     import pandas as pd
     from sklearn.model_selection import train_test_split
-    frame = pd.read_csv(CSV_PATH)
-    labels, classes = pd.factorize(frame.pop(CSV_LABEL).astype(str), sort=True)
-    train, test, y_train, y_test = train_test_split(
-        frame, labels, test_size=0.2, stratify=labels, random_state=0)
-    numeric = [c for c in train.columns if pd.api.types.is_numeric_dtype(train[c])]
-    mean, std = train[numeric].mean(), train[numeric].std().replace(0, 1).fillna(1)
-
-    def encode(part):
-        numbers = ((part[numeric].fillna(mean) - mean) / std).fillna(0.0)
-        text = part.drop(columns=numeric).astype(str).fillna("missing")
-        return numbers, text
-
-    train_numbers, train_text = encode(train)
-    test_numbers, test_text = encode(test)
-    train_dummies = pd.get_dummies(train_text)
-    test_dummies = pd.get_dummies(test_text).reindex(columns=train_dummies.columns, fill_value=0)
-    x_train = pd.concat([train_numbers, train_dummies], axis=1).to_numpy("float32")
-    x_test = pd.concat([test_numbers, test_dummies], axis=1).to_numpy("float32")
-    return (x_train, y_train.astype("int64")), (x_test, y_test.astype("int64")), len(classes)
+    if CSV_SCHEMA is None:
+        raise SystemExit("This config has no public CSV schema. DP Explorer reads a declared one (csv_schema) or "
+                         "derives one privately and counts it in epsilon (csv_preprocessing_epsilon); this script "
+                         "only applies a declared one. Declare csv_schema and export again.")
+    frame = pd.read_csv(CSV_PATH, dtype=str, skipinitialspace=True)
+    frame = frame[frame[CSV_LABEL].notna() & (frame[CSV_LABEL].str.strip() != "")]
+    classes = [spell(c) for c in CSV_SCHEMA["classes"]]
+    labels = frame[CSV_LABEL].map(spell)
+    unknown = labels[~labels.isin(classes)]
+    if len(unknown):
+        raise SystemExit(f"{len(unknown)} rows have a label outside the schema's classes {classes}: "
+                         f"{sorted(set(unknown))[:5]}")
+    columns = []
+    for name, (low, high) in CSV_SCHEMA["numeric"].items():
+        scaled = ((frame[name].map(number, na_action="ignore").astype(float).clip(low, high) - low)
+                  / (high - low)).fillna(0.5)
+        columns.append(2 * scaled - 1 if CSV_SCHEMA.get("scale") == "symmetric" else scaled)
+    for name, categories in CSV_SCHEMA["categorical"].items():
+        spelled = frame[name].map(spell, na_action="ignore")
+        known = [spell(c) for c in categories]
+        columns += [spelled == c for c in known] + [spelled.notna() & ~spelled.isin(known)]
+    x = np.stack([np.asarray(c, dtype="float32") for c in columns], axis=1)
+    y = labels.map({c: i for i, c in enumerate(classes)}).to_numpy("int64")
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0)
+    return (x_train, y_train), (x_test, y_test), len(classes)
 ''',
 }
 
@@ -185,9 +221,11 @@ ACCOUNTANT = "{accountant}"           # "rdp" or "pld"
 SAMPLING = "{sampling}"          # "poisson" (independent draws each step) or "shuffle"
 PRIVATE = {private}              # False: the non-private baseline, no clipping or noise
 MAX_TRAIN_EXAMPLES = {max_train_examples!r}
+VALIDATION_FRACTION = {validation_fraction!r}   # share of the training rows held out, never trained on
 ACTIVATION = "{activation}"
 CSV_PATH = {csv_path!r}
 CSV_LABEL = {csv_label!r}
+CSV_SCHEMA = {csv_schema!r}
 '''
 
 _MAIN = '''
@@ -298,6 +336,13 @@ def main():
     if MAX_TRAIN_EXAMPLES is not None and MAX_TRAIN_EXAMPLES < len(x_train):
         keep = np.random.default_rng(SEED).permutation(len(x_train))[:MAX_TRAIN_EXAMPLES]
         x_train, y_train = x_train[keep], y_train[keep]
+    x_validation = y_validation = None
+    if VALIDATION_FRACTION:
+        # Held out before training, so n (and epsilon) counts only the rows trained on.
+        held = math.ceil(round(len(x_train) * VALIDATION_FRACTION, 6))
+        order = np.random.default_rng(SEED + 1).permutation(len(x_train))
+        x_validation, y_validation = x_train[order[:held]], y_train[order[:held]]
+        x_train, y_train = x_train[order[held:]], y_train[order[held:]]
     n = len(x_train)
 
     model = build_model(x_train.shape[1:], num_classes)
@@ -315,6 +360,8 @@ def main():
         print(f"epoch {{epoch}}: test accuracy {{accuracy:.4f}}")
 
     print(f"test accuracy: {{accuracy:.4f}}")
+    if x_validation is not None:
+        print(f"validation accuracy: {{held_out_accuracy(model, x_validation, y_validation):.4f}}")
     if PRIVATE:
         epsilon = privacy_spent(n, steps, EPOCHS)
         print(f"privacy: epsilon = {{epsilon:.4g}} at delta = {{DELTA:g}} after {{steps}} noisy steps "
@@ -331,6 +378,7 @@ if __name__ == "__main__":
 def render_script(config: "DPConfig") -> str:
     """The script text for ``config``; it imports nothing from DP Explorer.
 
+    A setting the script cannot reproduce is refused with a ConfigError naming it, never dropped:
     ScatterNet models are refused (ConfigError naming ``model``): the script does not compute
     their features.
     """
@@ -339,13 +387,15 @@ def render_script(config: "DPConfig") -> str:
                           "ScatterNet features, which the script does not compute; train it with "
                           "`python -m dpcore train --config FILE` on a config file",
                           allowed=", ".join(_MODELS) + " for a script")
+    _refuse_unexported(config)
     header = _HEADER.format(
         model=config.model, dataset=config.dataset, seed=config.seed, secure_mode=config.secure_mode, epochs=config.epochs,
         batch_size=config.batch_size, learning_rate=config.learning_rate, momentum=config.momentum,
         l2_norm_clip=config.l2_norm_clip, noise_multiplier=config.noise_multiplier, delta=config.delta,
         accountant=config.accountant, sampling=config.sampling, private=config.private,
         max_train_examples=config.max_train_examples, activation=config.activation,
-        csv_path=config.csv_path, csv_label=config.csv_label,
+        csv_path=config.csv_path, csv_label=config.csv_label, validation_fraction=config.validation_fraction,
+        csv_schema=config.csv_schema.to_dict() if config.csv_schema is not None else None,
     )
     main = _MAIN.format(optimizer=_OPTIMIZER[config.optimizer])
     return header + _DATA[config.dataset] + _MODELS[config.model] + main
@@ -363,3 +413,19 @@ def render_export(config: "DPConfig", *, export_format: str) -> str:
     if export_format == "script":
         return render_script(config)
     raise UserInputError("format", f"{export_format!r} is not an export format", allowed=", ".join(EXPORT_FORMATS))
+
+
+def _refuse_unexported(config: "DPConfig") -> None:
+    """Noise schedules, adaptive clipping and ε budgets are not in the script yet: refused, since the
+    script's run and its ε would not be the ones DP Explorer accounted for."""
+    if not config.private:
+        return  # a baseline ignores them
+    if schedule_of(config).decays:
+        raise ConfigError("noise_schedule", f"a {config.noise_schedule!r} schedule cannot be exported yet: "
+                          "the script adds the same noise at every step", allowed="constant")
+    if config.adaptive_clipping:
+        raise ConfigError("adaptive_clipping", "adaptive clipping cannot be exported yet: the script clips "
+                          "at a fixed norm", allowed="false")
+    if config.epsilon_budget is not None:
+        raise ConfigError("epsilon_budget", "the script trains all its epochs and does not stop at a budget",
+                          allowed="null (set epochs to the epochs the budget allows instead)")

@@ -252,8 +252,9 @@ def _shared_settings(configs: Sequence[DPConfig], field: str) -> tuple[float, st
         if len(values) > 1:
             raise SelectionError(field, f"the runs mix {label} values {', '.join(values)}",
                                  allowed=f"runs that share one {label}")
-    data = {(c.dataset, c.csv_path, c.csv_label, c.max_train_examples) for c in configs}
+    data = {(c.dataset, c.csv_path, c.csv_label, c.max_train_examples, c.validation_fraction) for c in configs}
     if len(data) > 1:
-        raise SelectionError(field, "the runs train on different data (dataset, CSV file or subset size)",
+        raise SelectionError(field, "the runs train on different data (dataset, CSV file, subset size or "
+                             "validation split)",
                              allowed="runs on one training set")
     return float(configs[0].delta), configs[0].accountant

@@ -1,11 +1,11 @@
 """Encode a DPConfig into URL query parameters and back, so a link carries a whole config."""
 from __future__ import annotations
 
-import dataclasses
+import json
 from typing import Any, Mapping, Optional, Union
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION, parse_field
+from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION, check_schema_version, parse_field
 from dpcore.errors import ConfigError
 from dpcore.safe_io import quote
 from dpcore.participants import TOKEN_PARAM
@@ -17,12 +17,17 @@ MARKER = "dpx"
 _STREAMLIT_PARAMS = frozenset({"embed", "embed_options", TOKEN_PARAM})
 
 def encode(config: DPConfig) -> dict[str, str]:
-    """Every field of ``config`` as a string, plus the marker; fields that are None are left out."""
+    """Every field of ``config`` as a string, plus the marker; fields that are None are left out.
+
+    A CSV schema travels as compact JSON in its one parameter.
+    """
     params = {MARKER: str(SCHEMA_VERSION)}
-    for name, value in dataclasses.asdict(config).items():
-        if value is None:
+    for name, value in config.to_dict().items():
+        if value is None or name == "schema_version":
             continue
-        if isinstance(value, bool):
+        if isinstance(value, Mapping):
+            params[name] = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        elif isinstance(value, bool):
             params[name] = "true" if value else "false"
         elif isinstance(value, float):
             params[name] = repr(value)
@@ -37,10 +42,9 @@ def is_shared(params: Mapping[str, Any]) -> bool:
 
 
 def decode(params: Mapping[str, Union[str, list[str]]]) -> DPConfig:
-    """The DPConfig in ``params`` (missing fields take their defaults); bad values name the field."""
-    version = _single(params.get(MARKER, str(SCHEMA_VERSION)))
-    if version != str(SCHEMA_VERSION):
-        raise ConfigError("schema_version", f"{quote(version)} is not supported", allowed=str(SCHEMA_VERSION))
+    """The DPConfig in ``params`` (missing fields take their defaults, also in links of an older
+    schema version); bad values name the field."""
+    check_schema_version(_single(params.get(MARKER, str(SCHEMA_VERSION))))
     values: dict[str, Any] = {}
     for name, raw in params.items():
         if name == MARKER or name in _STREAMLIT_PARAMS:

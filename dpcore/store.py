@@ -5,7 +5,9 @@ Layout (schema version 4, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings
 - ``runs``: id, name, owner, created/started/finished (Unix seconds), config_json, status,
   error, n_train, examples_per_second, seconds, process (who runs it; see ``mark_interrupted``).
 - ``epoch_metrics``: one row per finished epoch, committed as the epoch ends, so a crash or a
-  killed server loses at most the epoch in progress.
+  killed server loses at most the epoch in progress. Validation loss/accuracy (version 4; NULL
+  without a validation split), and each step's noise multiplier and clip norm as JSON arrays (NULL
+  in older rows, read back as empty).
 - ``run_weights`` (version 2): the final model weights of a completed run (an ``.npz`` blob), so
   that the model can be audited later exactly as it was trained.
 - ``audits`` (version 2): the latest empirical privacy audit of a run (``dpcore.audit``'s report
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import re
@@ -63,17 +66,20 @@ if TYPE_CHECKING:
 
 ENV_STORE = "DPEXPLORER_STORE"
 
-# A run's states, for the store, the job runner and the pages alike.
+# A run's states, for the store, the job runner and the pages alike. "budget_reached": the run
+# stopped before the first epoch that would have taken ε past its ``epsilon_budget``.
 ACTIVE_STATUSES = ("queued", "running")
-FINAL_STATUSES = ("completed", "cancelled", "failed", "interrupted")
+FINAL_STATUSES = ("completed", "budget_reached", "cancelled", "failed", "interrupted")
 STATUSES = ACTIVE_STATUSES + FINAL_STATUSES
+# Final states of a run that trained every epoch it was allowed to (its budget may have ended it early).
+FINISHED_STATUSES = ("completed", "budget_reached")
 
 # The last epoch's training loss and accuracy are named as not covered by ε (results.TRAIN_METRICS_NOTE).
 CSV_COLUMNS = (
     "id", "name", "created", "status", "dataset", "model", "optimizer", "noise_multiplier",
     "l2_norm_clip", "batch_size", "epochs", "sampling", "accountant", "private", "test_accuracy",
-    "epsilon", "delta", TRAIN_LOSS_KEY, TRAIN_ACCURACY_KEY, "examples_per_second", "seconds", "error",
-    "audit_auc", "audit_epsilon_lower_bound",
+    "validation_accuracy", "epsilon", "delta", TRAIN_LOSS_KEY, TRAIN_ACCURACY_KEY, "examples_per_second",
+    "seconds", "error", "audit_auc", "audit_epsilon_lower_bound",
 )
 
 # How long a call waits for another writer's lock before giving up.
@@ -185,6 +191,40 @@ CREATE TABLE participants (
 )
 """
 
+# Version 4: status "budget_reached" (SQLite cannot change a CHECK constraint, so the runs table is
+# rebuilt; foreign keys are off during migrations, so no epoch row is cascaded away), validation
+# metrics and per-step noise multipliers and clip norms.
+_SCHEMA_V4 = """
+CREATE TABLE runs_v4 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL DEFAULT '',
+    owner TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    config_json TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'completed', 'budget_reached',
+                                           'cancelled', 'failed', 'interrupted')),
+    error TEXT,
+    n_train INTEGER,
+    examples_per_second REAL,
+    seconds REAL,
+    process TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO runs_v4 (id, name, owner, created, started, finished, config_json, status, error, n_train,
+                     examples_per_second, seconds, process)
+    SELECT id, name, owner, created, started, finished, config_json, status, error, n_train,
+           examples_per_second, seconds, process FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_v4 RENAME TO runs;
+CREATE INDEX runs_owner ON runs (owner);
+CREATE INDEX runs_status ON runs (status);
+ALTER TABLE epoch_metrics ADD COLUMN validation_loss REAL;
+ALTER TABLE epoch_metrics ADD COLUMN validation_accuracy REAL;
+ALTER TABLE epoch_metrics ADD COLUMN noise_multipliers TEXT;
+ALTER TABLE epoch_metrics ADD COLUMN clip_norms TEXT;
+"""
+
 _SCHEMA_SWEEPS = """
 CREATE TABLE sweeps (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -212,6 +252,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     lambda conn: _run_script(conn, _SCHEMA_V1),
     lambda conn: _run_script(conn, _SCHEMA_V2),
     lambda conn: _run_script(conn, _SCHEMA_V3),
+    lambda conn: _run_script(conn, _SCHEMA_V4),
     lambda conn: _run_script(conn, _SCHEMA_SWEEPS),  # SWEEPS_STEP
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -301,6 +342,12 @@ class RunRecord:
         return self.epochs[-1].test_accuracy if self.epochs else None
 
     @property
+    def validation_accuracy(self) -> Optional[float]:
+        """The last committed epoch's validation accuracy (NaN without a validation split); None before
+        the first epoch ends."""
+        return self.epochs[-1].validation_accuracy if self.epochs else None
+
+    @property
     def epsilon(self) -> Optional[float]:
         """The last committed epoch's ε (math.inf for a baseline); None before the first epoch ends."""
         return self.epochs[-1].epsilon if self.epochs else None
@@ -377,12 +424,29 @@ def _nan_if_null(value: Optional[float]) -> float:
     return math.nan if value is None else float(value)
 
 
+_EPOCH_COLUMNS = ("run_id", "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epsilon",
+                  "seconds", "examples", "validation_loss", "validation_accuracy", "noise_multipliers",
+                  "clip_norms")
+
+
+def _insert_epochs(verb: str) -> str:
+    """``<verb> INTO epoch_metrics`` with every column, in ``_EPOCH_COLUMNS`` order."""
+    return (f"{verb} INTO epoch_metrics ({', '.join(_EPOCH_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in _EPOCH_COLUMNS)})")
+
+
 def _epoch_row(run_id: int, m: "EpochMetrics") -> tuple[Any, ...]:
     return (
         run_id, int(m.epoch), _float_or_none(m.train_loss), _float_or_none(m.train_accuracy),
         _float_or_none(m.test_loss), _float_or_none(m.test_accuracy),
         _float_or_none(m.epsilon), _float_or_none(m.seconds), int(m.examples),
+        _float_or_none(m.validation_loss), _float_or_none(m.validation_accuracy),
+        json.dumps([float(v) for v in m.noise_multipliers]), json.dumps([float(v) for v in m.clip_norms]),
     )
+
+
+def _floats(text: Optional[str]) -> tuple[float, ...]:
+    return tuple(float(v) for v in json.loads(text)) if text else ()
 
 
 def _epoch_from_row(row: sqlite3.Row) -> "EpochMetrics":
@@ -397,6 +461,10 @@ def _epoch_from_row(row: sqlite3.Row) -> "EpochMetrics":
         epsilon=math.inf if row["epsilon"] is None else float(row["epsilon"]),
         seconds=_nan_if_null(row["seconds"]),
         examples=row["examples"] or 0,
+        validation_loss=_nan_if_null(row["validation_loss"]),
+        validation_accuracy=_nan_if_null(row["validation_accuracy"]),
+        noise_multipliers=_floats(row["noise_multipliers"]),
+        clip_norms=_floats(row["clip_norms"]),
     )
 
 
@@ -577,12 +645,19 @@ class RunStore:
                 # A file from a newer version is refused before anything (even the journal mode) changes.
                 self._refuse_newer(conn.execute("PRAGMA user_version").fetchone()[0])
                 conn.execute("PRAGMA journal_mode = WAL")
+                # A migration may rebuild a table that others reference; with foreign keys on, dropping
+                # the old one would cascade. Off for this connection only (it cannot change in a transaction).
+                conn.execute("PRAGMA foreign_keys = OFF")
                 with self._transaction(conn, write=True):
                     version = conn.execute("PRAGMA user_version").fetchone()[0]
                     self._refuse_newer(version)
                     for step in range(version, SCHEMA_VERSION):
                         MIGRATIONS[step](conn)
                     if version != SCHEMA_VERSION:
+                        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise StoreError(f"migrating {str(self.path)!r} left {len(broken)} rows without "
+                                             "their run; the file is left as it was")
                         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             finally:
                 conn.close()
@@ -680,11 +755,7 @@ class RunStore:
         with self._connect(write=True) as conn:
             if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
                 raise UnknownRunError(run_id)
-            conn.execute(
-                "INSERT OR REPLACE INTO epoch_metrics (run_id, epoch, train_loss, train_accuracy, "
-                "test_loss, test_accuracy, epsilon, seconds, examples) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _epoch_row(run_id, metrics),
-            )
+            conn.execute(_insert_epochs("INSERT OR REPLACE"), _epoch_row(run_id, metrics))
 
     def finish_run(self, run_id: int, result: "TrainResult") -> None:
         """Store a run's outcome: status, error, timings, and any epoch not already recorded."""
@@ -701,11 +772,7 @@ class RunStore:
             )
             if cursor.rowcount == 0:
                 raise UnknownRunError(run_id)
-            conn.executemany(
-                "INSERT OR IGNORE INTO epoch_metrics (run_id, epoch, train_loss, train_accuracy, "
-                "test_loss, test_accuracy, epsilon, seconds, examples) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_epoch_row(run_id, m) for m in result.epochs],
-            )
+            conn.executemany(_insert_epochs("INSERT OR IGNORE"), [_epoch_row(run_id, m) for m in result.epochs])
 
     def save_weights(self, run_id: int, weights: Sequence[np.ndarray]) -> None:
         """Keep a run's final model weights (replacing any kept before)."""
@@ -959,7 +1026,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "status": run.status, "dataset": c.dataset, "model": c.model, "optimizer": c.optimizer,
         "noise_multiplier": c.noise_multiplier, "l2_norm_clip": c.l2_norm_clip, "batch_size": c.batch_size,
         "epochs": c.epochs, "epochs_done": len(run.epochs), "sampling": c.sampling, "accountant": c.accountant,
-        "private": c.private, "test_accuracy": run.test_accuracy,
+        "private": c.private, "test_accuracy": run.test_accuracy, "validation_accuracy": run.validation_accuracy,
         "epsilon": run.epsilon if c.private else math.inf, "delta": c.delta,
         TRAIN_LOSS_KEY: None if last is None else last.train_loss,
         TRAIN_ACCURACY_KEY: None if last is None else last.train_accuracy,

@@ -10,7 +10,7 @@ from dpcore import presets, uploads
 from dpcore.config import (ACCOUNTANT_TITLES, ACCOUNTANTS, ACTIVATIONS, DATASET_TITLES, DATASETS, MAX_BATCH_SIZE,
                            MAX_CLIP, MAX_EPOCHS, MAX_NOISE, MODEL_TITLES, OPTIMIZER_TITLES, OPTIMIZERS,
                            SAMPLING_TITLES, SAMPLINGS, DPConfig)
-from dpcore.data import csv_file_columns, dataset_info
+from dpcore.data import config_dataset_info, csv_file_columns, dataset_info
 from dpcore.errors import UserInputError
 from dpcore.model_specs import model_description, supported_models
 
@@ -134,7 +134,11 @@ def render(cfg: DPConfig) -> DPConfig:
                              format_func=DATASET_TITLES.get)
     csv_path, csv_label = _csv_controls(cfg) if dataset == "csv" else (None, None)
     try:
-        info = dataset_info(dataset, csv_path=csv_path, csv_label=csv_label)
+        # A CSV is described under the config's schema (declared, or derived privately and paid for).
+        info = config_dataset_info(cfg.replace(dataset=dataset, csv_path=csv_path, csv_label=csv_label,
+                                               csv_schema=cfg.csv_schema if dataset == "csv" else None,
+                                               csv_preprocessing_epsilon=cfg.csv_preprocessing_epsilon
+                                               if dataset == "csv" else None))
     except UserInputError as exc:
         st.error(str(exc))
         app_state.finish_page()
@@ -190,6 +194,9 @@ def render(cfg: DPConfig) -> DPConfig:
         accountant=accountant, sampling=sampling, seed=int(seed), secure_mode=bool(secure_mode),
         max_train_examples=int(max_train) if max_train else None,
         csv_path=csv_path, csv_label=csv_label, private=cfg.private,
+        # No controls for these yet: a CSV config keeps the schema or ε share it came with.
+        csv_schema=cfg.csv_schema if dataset == "csv" else None,
+        csv_preprocessing_epsilon=cfg.csv_preprocessing_epsilon if dataset == "csv" else None,
     )
 
 

@@ -9,7 +9,7 @@ import app_state
 from dpcore import accounting, audit, charts, explain
 from dpcore.comparison import config_summary
 from dpcore.config import ACCOUNTANT_TITLES, DPConfig
-from dpcore.data import dataset_info, dataset_problem, train_size
+from dpcore.data import config_dataset_info, dataset_info, dataset_problem, train_size
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobSnapshot
 from dpcore.store import ACTIVE_STATUSES
@@ -50,7 +50,7 @@ def submit(private: bool) -> None:
         if n is None:
             return
         run_cfg.check_dataset_size(n)
-        info = dataset_info(run_cfg.dataset, csv_path=run_cfg.csv_path, csv_label=run_cfg.csv_label)
+        info = config_dataset_info(run_cfg)
         check_pair(run_cfg.model, info.input_shape)
         name = ss.get("train_name", "").strip()
         if not private:
@@ -114,6 +114,9 @@ def show_job(job: JobSnapshot) -> None:
         st.error(f"Run {job.id} failed: {job.error}")
     elif job.state == "cancelled":
         st.warning(f"Run {job.id} was cancelled; its finished epochs are kept.")
+    elif job.state == "budget_reached":
+        st.info(f"Run {job.id} stopped at its ε budget of {job.config.epsilon_budget:g} after {job.epoch} of "
+                f"{job.epochs_total} epochs; the ε shown is that of the epochs it trained.")
     elif job.state == "interrupted":
         st.warning(f"Run {job.id} was interrupted (the server stopped); its finished epochs are kept.")
     if job.metrics:

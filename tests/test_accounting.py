@@ -84,6 +84,67 @@ def test_per_epoch_curve_matches_separate_accountant_runs(accountant, sampling):
             assert value == pytest.approx(reference, rel=1e-6)
 
 
+def _independent_epsilon(events, delta, accountant, interval=accounting.PRECISE_PLD_INTERVAL):
+    """ε of ``events`` composed by a fresh dp_accounting accountant, with the thresholds' δ and ε terms
+    of a private CSV preprocessing: δ_t = δ / 10 leaves the accountant δ − δ_t and adds log(1 / (1 − δ_t))."""
+    if accountant == "rdp":
+        fresh = rdp_privacy_accountant.RdpAccountant()
+    else:
+        fresh = pld_privacy_accountant.PLDAccountant(value_discretization_interval=interval)
+    for event in events:
+        fresh.compose(event)
+    return fresh.get_epsilon(delta - delta / 10) - math.log1p(-delta / 10)
+
+
+@pytest.mark.parametrize("accountant", ["rdp", "pld"])
+@pytest.mark.parametrize("sampling", ["poisson", "shuffle"])
+def test_private_csv_preprocessing_is_composed_into_the_run_epsilon(accountant, sampling):
+    config = DPConfig(dataset="csv", csv_path="data.csv", csv_label="y", csv_preprocessing_epsilon=0.5,
+                      batch_size=64, noise_multiplier=1.1, epochs=2, delta=1e-5, accountant=accountant,
+                      sampling=sampling)
+    assert accounting.PREPROCESSING_THRESHOLD_SHARE == 0.1
+    cost = accounting.preprocessing_cost_for_config(config)
+    preprocessing = dp_accounting.GaussianDpEvent(cost.noise_multiplier)
+    alone = _independent_epsilon([preprocessing], 1e-5, accountant)
+    assert alone == pytest.approx(cost.epsilon, rel=1e-6) and 0.499 <= alone <= 0.5  # the share, never above
+    assert cost.threshold_delta == pytest.approx(1e-6)
+
+    # PLD on the interactive grid (1e-3) keeps the test quick; both sides use the same grid.
+    rel, interval = (1e-9, None) if accountant == "rdp" else (1e-6, accounting.INTERACTIVE_PLD_INTERVAL)
+    curve = accounting.epsilon_curve_for_config(config, n=1437, interactive=True)
+    step = dp_accounting.GaussianDpEvent(1.1)
+    if sampling == "poisson":
+        step = dp_accounting.PoissonSampledDpEvent(64 / 1437, step)
+    counts = (accounting.epoch_end_steps(n=1437, batch_size=64, epochs=2, sampling="poisson")
+              if sampling == "poisson" else range(1, 3))
+    for value, count in zip(curve, counts):
+        reference = _independent_epsilon([preprocessing, dp_accounting.SelfComposedDpEvent(step, count)], 1e-5,
+                                         accountant, interval)
+        assert value == pytest.approx(reference, rel=rel)
+    whole = _independent_epsilon([accounting.dp_event_for_config(config, n=1437)], 1e-5, accountant, interval)
+    assert accounting.epsilon_for_config(config, n=1437, interactive=True) == pytest.approx(whole, rel=rel)
+
+    split = accounting.epsilon_split(config, n=1437, interactive=True)
+    training = accounting.epsilon_for_config(config.replace(csv_preprocessing_epsilon=None), n=1437,
+                                             interactive=True)
+    assert (split.preprocessing, split.training) == (cost.epsilon, training)
+    assert split.total == pytest.approx(curve[-1], rel=rel)
+    assert split.training < split.total < split.preprocessing + split.training  # composition beats adding
+    assert (split.delta, split.threshold_delta) == (1e-5, cost.threshold_delta)
+
+
+def test_without_private_preprocessing_the_split_is_all_training():
+    for config in (DPConfig(), DPConfig(dataset="csv", csv_path="a.csv", csv_label="y",
+                                        csv_schema={"classes": [0, 1], "numeric": {"x": [0, 1]}})):
+        split = accounting.epsilon_split(config, n=1437)
+        assert accounting.preprocessing_cost_for_config(config) is None
+        assert (split.preprocessing, split.threshold_delta) == (0.0, 0.0)
+        assert split.training == split.total == accounting.epsilon_for_config(config, n=1437)
+    baseline = DPConfig(dataset="csv", csv_path="a.csv", csv_label="y", csv_preprocessing_epsilon=1.0, private=False)
+    split = accounting.epsilon_split(baseline, n=1437)
+    assert 0.99 < split.preprocessing <= 1.0 and split.training == split.total == math.inf
+
+
 @pytest.mark.parametrize("accountant", ["rdp", "pld"])
 def test_more_noise_means_less_epsilon_and_more_epochs_more(accountant):
     base = dict(n=1437, batch_size=64, delta=1e-5, accountant=accountant, interactive=True)

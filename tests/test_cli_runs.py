@@ -15,6 +15,7 @@ from dpcore.config import DPConfig
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics, TrainResult
 from dpcore.selection import SelectionSettings, composition_epsilon, random_trials_epsilon
 from dpcore.store import RunStore
+from dpcore.tabular import load_schema_file
 from tests.conftest import REPO_ROOT
 
 BASE = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=1, max_train_examples=128)
@@ -99,7 +100,9 @@ def test_sweep_with_a_failing_run_exits_1_and_reports_it(tmp_path, monkeypatch, 
     base = tmp_path / "csv.yaml"
     # A table cannot feed a CNN: the run starts and fails (the model needs images).
     base.write_text(DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"),
-                             csv_label="decision", model="cnn").to_yaml(), encoding="utf-8")
+                             csv_label="decision", model="cnn",
+                             csv_schema=load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml")))
+                    .to_yaml(), encoding="utf-8")
     assert main(["sweep", "--config", str(base), "--grid", "private=true"]) == 1
     out = capsys.readouterr().out
     assert "failed" in out and "cnn" in out
@@ -159,6 +162,21 @@ def test_grid_values_take_the_type_of_their_field():
         "batch_size": [16], "model": ["mlp", "logreg"],
     }
     assert type(grid["learning_rate"][0]) is float and type(grid["batch_size"][0]) is int
+
+
+def test_the_recipe_keys_are_grid_fields_like_in_json_and_yaml():
+    import itertools
+
+    grid = parse_grid(["noise_schedule=constant,time", "noise_decay_rate=0.01", "noise_floor=0.6",
+                       "adaptive_clipping=true", "clip_update=linear,geometric", "target_unclipped_quantile=0.9",
+                       "clip_learning_rate=0.001", "count_noise_multiplier=2.56", "epsilon_budget=none,2.5",
+                       "validation_fraction=0.2"])
+    assert grid["epsilon_budget"] == [None, 2.5] and grid["adaptive_clipping"] == [True]
+    configs = [DPConfig().replace(**dict(zip(grid, values))) for values in itertools.product(*grid.values())]
+    assert len(configs) == 8
+    assert all(DPConfig.from_json(c.to_json()) == c == DPConfig.from_yaml(c.to_yaml()) for c in configs)
+    assert {(c.noise_schedule, c.clip_update, c.epsilon_budget) for c in configs} == {
+        (s, u, b) for s in ("constant", "time") for u in ("linear", "geometric") for b in (None, 2.5)}
 
 
 def test_module_entry_point_lists_runs_without_traceback(tmp_path):

@@ -96,3 +96,36 @@ def test_ctrl_c_or_sigterm_stops_cleanly_with_a_cancelled_summary(tmp_path, sign
     summary = json_lines(rest)[-1]
     assert summary["status"] == "cancelled" and 1 <= summary["epochs_completed"] < 200
     assert math.isfinite(summary["epsilon"]) and "Traceback" not in err
+
+
+CSV_RUN = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
+                   model="logreg", batch_size=16, epochs=1, delta=1e-3)
+SAMPLE_SCHEMA = str(REPO_ROOT / "assets" / "sample.schema.yaml")
+
+
+def test_a_csv_run_needs_a_schema_or_an_epsilon_share(tmp_path, capsys):
+    path = write_config(tmp_path, CSV_RUN, "csv.yaml")
+    assert main(["train", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: csv_schema:") and "csv_preprocessing_epsilon" in err
+    assert main(["train", "--config", path, "--csv-schema", str(tmp_path / "none.yaml")]) == 2
+    assert "csv_schema: file" in capsys.readouterr().err
+    assert main(["train", "--config", path, "--csv-schema", SAMPLE_SCHEMA, "--json"]) == 0
+    summary = json_lines(capsys.readouterr().out)[-1]
+    assert summary["status"] == "completed" and summary["preprocessing_epsilon"] == 0.0
+    assert summary["training_epsilon"] == summary["epsilon"] == pytest.approx(
+        accounting.epsilon_for_config(CSV_RUN, n=192))
+
+
+def test_a_private_preprocessing_share_is_reported_beside_the_total(tmp_path, capsys):
+    config = CSV_RUN.replace(csv_preprocessing_epsilon=1.0)
+    path = write_config(tmp_path, config, "private.yaml")
+    assert main(["train", "--config", path, "--json"]) == 0
+    summary = json_lines(capsys.readouterr().out)[-1]
+    split = accounting.epsilon_split(config, n=192)
+    assert summary["epsilon"] == pytest.approx(split.total)
+    assert (summary["preprocessing_epsilon"], summary["training_epsilon"]) == pytest.approx(
+        (split.preprocessing, split.training))
+    assert main(["train", "--config", path]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert f"composed from CSV preprocessing ε {split.preprocessing:.4g} and training ε {split.training:.4g}" in last

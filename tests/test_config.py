@@ -25,6 +25,11 @@ def test_defaults_are_valid_and_private():
     ("learning_rate", -0.1), ("momentum", 1.0), ("dataset", "imagenet"), ("model", "resnet"),
     ("optimizer", "rmsprop"), ("accountant", "moments"), ("sampling", "uniform"),
     ("activation", "gelu"), ("seed", -1), ("max_train_examples", 1), ("private", "yes"),
+    ("noise_schedule", "exp"), ("noise_decay_rate", 1.0), ("noise_decay_rate", -0.1), ("noise_floor", 0.0),
+    ("adaptive_clipping", "on"), ("target_unclipped_quantile", 1.0), ("target_unclipped_quantile", 0.0),
+    ("clip_learning_rate", 0.0), ("clip_update", "exponential"), ("count_noise_multiplier", 0.0),
+    ("epsilon_budget", 0.0), ("epsilon_budget", math.inf), ("epsilon_budget", "8"),
+    ("validation_fraction", -0.1), ("validation_fraction", 0.95),
 ])
 def test_bad_values_raise_config_error_naming_the_field(field, value):
     with pytest.raises(ConfigError) as info:
@@ -60,6 +65,57 @@ def test_csv_needs_path_and_label_and_others_refuse_them():
     assert DPConfig(dataset="csv", csv_path="a.csv", csv_label="y").csv_label == "y"
 
 
+CSV = dict(dataset="csv", csv_path="data.csv", csv_label="y")
+SCHEMA = {"classes": ["no", "yes"], "numeric": {"age": [18, 100]}, "categorical": {"city": ["Lyon", "Paris"]},
+          "scale": "symmetric"}
+
+
+def test_a_csv_schema_or_an_epsilon_share_round_trips_in_every_format():
+    for config in (DPConfig(**CSV, csv_schema=SCHEMA), DPConfig(**CSV, csv_preprocessing_epsilon=0.5)):
+        assert DPConfig.from_json(config.to_json()) == config
+        assert DPConfig.from_yaml(config.to_yaml()) == config
+        assert hash(config) == hash(DPConfig.from_yaml(config.to_yaml()))
+    assert DPConfig(**CSV, csv_schema=SCHEMA).to_dict()["csv_schema"] == {**SCHEMA, "numeric": {"age": [18.0, 100.0]}}
+
+
+def test_csv_schema_fields_are_checked_and_name_the_field():
+    with pytest.raises(ConfigError) as info:
+        DPConfig(**CSV, csv_schema=SCHEMA, csv_preprocessing_epsilon=0.5)
+    assert info.value.field == "csv_preprocessing_epsilon" and "not both" in str(info.value)
+    for value in (0.0, 0.001, 101.0, math.nan, "1"):
+        with pytest.raises(ConfigError, match="csv_preprocessing_epsilon"):
+            DPConfig(**CSV, csv_preprocessing_epsilon=value)
+    with pytest.raises(ConfigError, match=r"csv_schema\.numeric\.age: low 100 is not below high 18"):
+        DPConfig(**CSV, csv_schema={**SCHEMA, "numeric": {"age": [100, 18]}})
+    with pytest.raises(ConfigError, match="csv_schema: expected a mapping"):
+        DPConfig(**CSV, csv_schema="schema.yaml")
+    for field, value in (("csv_schema", SCHEMA), ("csv_preprocessing_epsilon", 1.0)):
+        with pytest.raises(ConfigError, match=f"{field}: is only used with dataset 'csv'"):
+            DPConfig(**{field: value})
+
+
+def test_version_1_configs_still_load():
+    old = {"schema_version": 1, **{k: v for k, v in DPConfig(**CSV).to_dict().items()
+                                   if k not in ("schema_version", "csv_schema", "csv_preprocessing_epsilon")}}
+    assert DPConfig.from_dict(old) == DPConfig(**CSV)
+    assert SCHEMA_VERSION == 3
+
+
+def test_version_2_configs_of_either_kind_still_load():
+    # Version 2 was written with either the CSV schema keys or the recipe keys, never both.
+    csv_v2 = {"schema_version": 2, "dataset": "csv", "csv_path": "data.csv", "csv_label": "y",
+              "csv_preprocessing_epsilon": 0.5}
+    recipe_v2 = {"schema_version": 2, "noise_schedule": "time", "noise_floor": 0.6, "epsilon_budget": 2.0,
+                 "validation_fraction": 0.1}
+    assert DPConfig.from_dict(csv_v2) == DPConfig(dataset="csv", csv_path="data.csv", csv_label="y",
+                                                  csv_preprocessing_epsilon=0.5)
+    assert DPConfig.from_dict(recipe_v2) == DPConfig(noise_schedule="time", noise_floor=0.6, epsilon_budget=2.0,
+                                                     validation_fraction=0.1)
+    with pytest.raises(ConfigError, match="schema_version") as info:
+        DPConfig.from_dict({"schema_version": 4})
+    assert info.value.allowed == "1, 2, 3"
+
+
 configs = st.builds(
     DPConfig,
     dataset=st.sampled_from(["digits", "fashion_mnist", "mnist"]),
@@ -75,6 +131,16 @@ configs = st.builds(
     sampling=st.sampled_from(["poisson", "shuffle"]),
     seed=st.integers(min_value=0, max_value=2**31 - 1),
     max_train_examples=st.one_of(st.none(), st.integers(min_value=2, max_value=100_000)),
+    noise_schedule=st.sampled_from(["constant", "time", "step"]),
+    noise_decay_rate=st.floats(min_value=0.0, max_value=0.999, allow_nan=False),
+    noise_floor=st.floats(min_value=1e-3, max_value=0.01, allow_nan=False),
+    adaptive_clipping=st.booleans(),
+    target_unclipped_quantile=st.floats(min_value=0.01, max_value=0.99, allow_nan=False),
+    clip_learning_rate=st.floats(min_value=1e-4, max_value=1.0, allow_nan=False),
+    clip_update=st.sampled_from(["linear", "geometric"]),
+    count_noise_multiplier=st.floats(min_value=60.0, max_value=500.0, allow_nan=False),
+    epsilon_budget=st.one_of(st.none(), st.floats(min_value=0.01, max_value=100, allow_nan=False)),
+    validation_fraction=st.floats(min_value=0.0, max_value=0.5, allow_nan=False),
 )
 
 
@@ -145,3 +211,25 @@ def test_parse_field_reads_text_as_the_field_type():
         with pytest.raises(ConfigError, match=words) as info:
             parse_field(name, text)
         assert info.value.field == name
+
+
+def test_a_version_1_config_loads_with_the_new_keys_at_their_defaults():
+    version_1 = {"schema_version": 1, "dataset": "digits", "noise_multiplier": 0.9, "epochs": 4}
+    config = DPConfig.from_dict(version_1)
+    assert config == DPConfig(noise_multiplier=0.9, epochs=4)
+    assert config.noise_schedule == "constant" and not config.adaptive_clipping
+    assert config.epsilon_budget is None and config.validation_fraction == 0.0
+    assert DPConfig.from_yaml(yaml.safe_dump(version_1)) == config
+    assert json.loads(config.to_json())["schema_version"] == SCHEMA_VERSION == 3
+
+
+def test_recipe_settings_round_trip_and_cross_checks_name_their_field():
+    config = DPConfig(noise_schedule="step", noise_decay_rate=0.01, noise_floor=0.6, adaptive_clipping=True,
+                      clip_update="linear", clip_learning_rate=0.001, target_unclipped_quantile=0.9,
+                      count_noise_multiplier=2.56, epsilon_budget=3.5, validation_fraction=0.2)
+    assert DPConfig.from_json(config.to_json()) == config == DPConfig.from_yaml(config.to_yaml())
+    with pytest.raises(ConfigError, match=r"noise_floor: 1.5 is above the initial noise multiplier 1.1"):
+        DPConfig(noise_schedule="time", noise_floor=1.5)
+    DPConfig(noise_schedule="constant", noise_floor=1.5)  # a constant schedule has no floor to check
+    with pytest.raises(ConfigError, match=r"count_noise_multiplier: 0.5 is not above half"):
+        DPConfig(adaptive_clipping=True, count_noise_multiplier=0.5)

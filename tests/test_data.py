@@ -11,14 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO_ROOT
-from dpcore import data
+from dpcore import data, tabular
 from dpcore.config import DPConfig
 from dpcore.errors import DatasetError
 
 SAMPLE_CSV = str(REPO_ROOT / "assets" / "sample.csv")
 
 
+SAMPLE_SCHEMA = tabular.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
+
+
 def csv_config(path: str, label: str = "decision", **changes: object) -> DPConfig:
+    changes.setdefault("csv_schema", SAMPLE_SCHEMA)
     return DPConfig(dataset="csv", csv_path=path, csv_label=label, batch_size=16, delta=1e-4, **changes)
 
 
@@ -106,83 +110,140 @@ def test_subsetting_fixes_n_for_the_accountant_and_is_deterministic():
     assert data.train_size(DPConfig(dataset="digits", max_train_examples=10**6)) == 1437
 
 
+def test_validation_rows_are_held_out_before_training_and_n_counts_the_rest():
+    config = DPConfig(dataset="digits", max_train_examples=200, validation_fraction=0.2)
+    dataset = data.load(config)
+    assert data.train_size(config) == 160 == dataset.info.n_train == dataset.x_train.shape[0]
+    assert dataset.info.n_validation == 40 == dataset.x_validation.shape[0] == dataset.y_validation.shape[0]
+    # The two parts are the subset's rows, each once.
+    subset = data.load(config.replace(validation_fraction=0.0))
+    rows = lambda x: {r.tobytes() for r in x}  # noqa: E731
+    assert rows(dataset.x_train) | rows(dataset.x_validation) == rows(subset.x_train)
+    assert not rows(dataset.x_train) & rows(dataset.x_validation)
+    assert subset.x_validation is None and subset.info.n_validation == 0
+    np.testing.assert_array_equal(data.load(config).x_validation, dataset.x_validation)  # same rows every run
+    assert data.train_size(DPConfig(dataset="digits", validation_fraction=0.2)) == 1437 - 288  # ceil(287.4)
+
+
+def test_validation_size_holds_out_at_least_one_row_and_leaves_two_to_train():
+    assert [data.validation_size(n, f) for n, f in [(10, 0.0), (10, 0.01), (60000, 0.2), (1437, 0.2)]] == [
+        0, 1, 12000, 288]
+    with pytest.raises(DatasetError, match="validation_fraction"):
+        data.load(DPConfig(dataset="digits", max_train_examples=2, validation_fraction=0.5, batch_size=1))
+
+
 # -- CSV -------------------------------------------------------------------------------------
 
 
-def test_sample_csv_is_encoded_with_train_only_statistics():
+def test_sample_csv_is_encoded_by_its_public_schema():
     config = csv_config(SAMPLE_CSV)
     dataset = data.load(config)
     info = dataset.info
-    assert info.n_train + info.n_test == 240 and data.train_size(config) == info.n_train
-    assert info.class_names == ("approved", "declined")
-    assert info.input_shape == (len(info.feature_names),)
-    assert "education=master" in info.feature_names and "income_k" in info.feature_names
-    assert np.isfinite(dataset.x_train).all() and np.isfinite(dataset.x_test).all()
-    numeric = [info.feature_names.index(c) for c in ("age", "income_k", "years_employed", "debt_ratio")]
-    np.testing.assert_allclose(dataset.x_train[:, numeric].mean(axis=0), 0.0, atol=1e-5)
-    assert not np.allclose(dataset.x_test[:, numeric].mean(axis=0), 0.0, atol=1e-3)
+    assert info.n_train + info.n_test == 240 and data.train_size(config) == info.n_train == 192
+    assert info.class_names == ("approved", "declined") and info.csv_schema == SAMPLE_SCHEMA
+    assert info.input_shape == (len(info.feature_names),) == (13,)
+    assert "education=master" in info.feature_names and "education=(other)" in info.feature_names
+    x = np.concatenate([dataset.x_train, dataset.x_test])
+    assert x.min() >= 0.0 and x.max() <= 1.0
+    age = info.feature_names.index("age")
+    assert x[:, age].min() == pytest.approx((21 - 18) / (100 - 18))  # the youngest is 21 in [18, 100]
+    assert data.describe(config) == info
+    assert data.dataset_info("csv", csv_path=SAMPLE_CSV, csv_label="decision", csv_schema=SAMPLE_SCHEMA) == info
+
+
+def test_a_csv_without_a_schema_is_refused_naming_what_is_missing():
+    config = DPConfig(dataset="csv", csv_path=SAMPLE_CSV, csv_label="decision", batch_size=16, delta=1e-4)
+    for attempt in (lambda: data.load(config),
+                    lambda: data.dataset_info("csv", csv_path=SAMPLE_CSV, csv_label="decision")):
+        with pytest.raises(DatasetError, match="csv_preprocessing_epsilon") as info:
+            attempt()
+        assert info.value.field == "csv_schema"
+    assert data.train_size(config) == 192  # n needs no schema: a schema never drops a row
 
 
 def test_csv_missing_values_follow_the_stated_policy():
     rows = ["x,colour,label"]
     rows += [f"{i},{'red' if i % 2 else 'blue'},{i % 2}" for i in range(40)]
     rows += [",red,1", "5,,0", "9,blue,"]
-    dataset = data.parse_csv("\n".join(rows).encode(), label="label")
+    schema = tabular.CsvSchema.from_dict({"classes": [0, 1], "numeric": {"x": [0, 40]},
+                                          "categorical": {"colour": ["blue", "red"]}})
+    dataset = data.parse_csv("\n".join(rows).encode(), label="label", schema=schema)
     info = dataset.info
     assert info.n_train + info.n_test == 42  # the row without a label is dropped
-    assert info.feature_names == ("x", "colour=blue", "colour=red")
+    assert info.feature_names == ("x", "colour=blue", "colour=red", "colour=(other)")
     x = np.concatenate([dataset.x_train, dataset.x_test])
     assert np.isfinite(x).all()
-    assert sum(1 for row in x if row[0] == 0.0 and row[2] == 1.0) == 1  # missing number -> mean -> 0
-    assert sum(1 for row in x if row[1] == 0.0 and row[2] == 0.0) == 1  # missing category -> zeros
-    assert "missing" in info.source
-
-
-def test_csv_encoding_is_fitted_on_training_rows_only_and_zeros_unseen_categories():
-    # Every fifth row has a colour of its own; those that land in the test rows were never seen.
-    rows = ["x,colour,y"] + [f"{i * i},{f'c{i}' if i % 5 == 0 else 'red' if i % 2 else 'blue'},{i % 2}"
-                             for i in range(50)]
-    dataset = data.parse_csv("\n".join(rows).encode(), label="y")
-    names = dataset.info.feature_names
-    rare_seen = [n for n in names if n.startswith("colour=c")]
-    unseen = 10 - len(rare_seen)
-    assert names[0] == "x" and 0 < unseen < 10
-    colours = dataset.x_test[:, 1:]
-    assert sum(1 for row in colours if not row.any()) == unseen  # an unseen colour is all zeros
-    # Standardised with the training rows' mean and spread, not the test rows'.
-    assert abs(dataset.x_train[:, 0].mean()) < 1e-5 and abs(dataset.x_train[:, 0].std() - 1) < 1e-5
-    every_row = np.concatenate([dataset.x_train[:, 0], dataset.x_test[:, 0]])
-    assert abs(every_row.mean()) > 1e-3  # fitted on every row, this mean would be 0
+    assert sum(1 for row in x if row[0] == 0.5 and row[2] == 1.0) == 1  # missing number -> middle of the range
+    assert sum(1 for row in x if not row[1:].any()) == 1  # missing category -> zeros
+    assert "missing" in info.source and "declared schema" in info.source
 
 
 def test_csv_numeric_labels_and_boolean_features(tmp_path):
-    rows = ["flag,score,grade"] + [f"{'true' if i % 3 else 'false'},{i * 0.5},{i % 3 + 1}" for i in range(30)]
-    dataset = data.load(csv_config(write(tmp_path, "\n".join(rows)), label="grade"))
+    rows = ["flag,score,grade"] + [f"{'true' if i % 3 else 'false'},{i * 0.5},{i % 3 + 1}.0" for i in range(30)]
+    schema = {"classes": [1, 2, 3], "numeric": {"score": [0, 20]}, "categorical": {"flag": [True, False]}}
+    dataset = data.load(csv_config(write(tmp_path, "\n".join(rows)), label="grade", csv_schema=schema))
     assert dataset.info.class_names == ("1", "2", "3")
     assert dataset.info.num_classes == 3 and set(np.unique(dataset.y_train)) <= {0, 1, 2}
+    flags = dataset.x_train[:, 1:3]
+    assert (flags.sum(axis=1) == 1).all()
 
 
 @pytest.mark.parametrize("separator", [";", "\t"])
 def test_semicolon_and_tab_separated_files_are_read(tmp_path, separator):
     rows = [separator.join(["size", "kind", "decision"])]
     rows += [separator.join([str(i), "ab"[i % 2], str(i % 2)]) for i in range(30)]
-    dataset = data.load(csv_config(write(tmp_path, "\n".join(rows))))
-    assert dataset.info.feature_names == ("size", "kind=a", "kind=b")
+    schema = {"classes": [0, 1], "numeric": {"size": [0, 30]}, "categorical": {"kind": ["a", "b"]}}
+    dataset = data.load(csv_config(write(tmp_path, "\n".join(rows)), csv_schema=schema))
+    assert dataset.info.feature_names == ("size", "kind=a", "kind=b", "kind=(other)")
+
+
+def test_a_schema_that_does_not_fit_the_file_is_refused(tmp_path):
+    path = write(tmp_path, "a,decision\n" + "\n".join(f"{i},{'yes' if i % 2 else 'maybe'}" for i in range(20)))
+    with pytest.raises(DatasetError, match="'b'") as info:
+        data.load(csv_config(path, csv_schema={"classes": ["yes", "maybe"], "numeric": {"b": [0, 1]}}))
+    assert info.value.field == "csv_schema"
+    with pytest.raises(DatasetError, match="label column 'decision' is also listed"):
+        data.load(csv_config(path, csv_schema={"classes": ["yes", "maybe"], "categorical": {"decision": ["yes"]}}))
+    with pytest.raises(DatasetError, match=r"10 row\(s\).*'decision'.*'maybe' \(10\)") as info:
+        data.load(csv_config(path, csv_schema={"classes": ["yes", "no"], "numeric": {"a": [0, 20]}}))
+    assert info.value.field == "csv_label"
+
+
+def test_private_preprocessing_sees_only_the_training_subset(monkeypatch):
+    seen = []
+    real = tabular.derive_schema
+
+    def recording(frame, **kwargs):
+        seen.append(frame)
+        return real(frame, **kwargs)
+
+    monkeypatch.setattr(tabular, "derive_schema", recording)
+    config = DPConfig(dataset="csv", csv_path=SAMPLE_CSV, csv_label="decision", batch_size=16, delta=1e-3,
+                      csv_preprocessing_epsilon=8.0, max_train_examples=120, seed=11)
+    dataset = data.load(config)
+    assert dataset.info.n_train == data.train_size(config) == 120
+    frame, _, train_rows, test_rows = data._split_table(open(SAMPLE_CSV, "rb").read(), label="decision",
+                                                        name="sample.csv")
+    (derived_from,) = seen
+    assert len(derived_from) == 120 and set(derived_from.index) < set(train_rows)
+    assert not set(derived_from.index) & set(test_rows)
+    assert "derived privately" in dataset.info.source
+    assert dataset.info.csv_schema.classes == ("approved", "declined")
+    again = data.parse_csv(open(SAMPLE_CSV, "rb").read(), label="decision", max_train_examples=120,
+                           derivation=data._private_derivation(config))
+    np.testing.assert_array_equal(again.x_train, dataset.x_train)  # seeded like the run: it repeats
 
 
 BAD_FILES = {
     "empty": ("", "empty"),
     "only a header": ("a,b,decision\n", "rows with a label"),
     "no header": ("\n".join(f"{i},{i * 2},{i % 2}" for i in range(20)), "no header row"),
-    "one class": ("a,decision\n" + "\n".join(f"{i},yes" for i in range(20)), "only one class"),
-    "too many classes": ("a,decision\n" + "\n".join(f"{i},name{i}" for i in range(80)), "too many classes"),
-    "continuous label": ("a,decision\n" + "\n".join(f"{i},{i * 0.37:.3f}" for i in range(80)), "too many classes"),
     "label missing": ("a,b\n" + "\n".join(f"{i},{i % 2}" for i in range(20)), "'decision' is not a column"),
     "only the label": ("decision\n" + "\n".join(str(i % 2) for i in range(20)), "only the label column"),
     "ragged rows": ("a,decision\n1,0\n2,1,3,4,5\n" + "\n".join(f"{i},{i % 2}" for i in range(20)),
                     "not a readable CSV"),
-    "id-like text column": ("a,decision\n" + "\n".join(f"user{i},{i % 2}" for i in range(80)),
-                            "too many to one-hot"),
+    "continuous label": ("a,decision\n" + "\n".join(f"{i},{i * 0.37:.3f}" for i in range(80)),
+                         "not one of the classes"),
 }
 
 
@@ -190,7 +251,7 @@ BAD_FILES = {
 def test_bad_csv_files_get_a_clear_error(tmp_path, case):
     text, expected = BAD_FILES[case]
     with pytest.raises(DatasetError, match=expected) as info:
-        data.load(csv_config(write(tmp_path, text)))
+        data.load(csv_config(write(tmp_path, text), csv_schema={"classes": [0, 1], "numeric": {"a": [0, 1]}}))
     assert str(info.value).split(":")[0] in ("csv_path", "csv_label")
 
 
@@ -214,7 +275,6 @@ def test_too_large_and_missing_files_are_refused(tmp_path, monkeypatch):
 def test_csv_info_needs_path_and_label():
     with pytest.raises(DatasetError, match="csv_path"):
         data.dataset_info("csv")
-    assert data.dataset_info("csv", csv_path=SAMPLE_CSV, csv_label="decision").num_classes == 2
 
 
 CELLS = st.one_of(st.sampled_from(["", "NA", "x", "y", "1", "2.5", "-3", "1e308", "inf", "nan", " z "]),
@@ -228,11 +288,16 @@ CELLS = st.one_of(st.sampled_from(["", "NA", "x", "y", "1", "2.5", "-3", "1e308"
 def test_any_table_is_read_or_refused_with_a_dataset_error(rows, separator):
     lines = [separator.join(["f1", "f2", "decision"])] + [separator.join(row) for row in rows]
     try:
-        dataset = data.parse_csv("\n".join(lines).encode("utf-8"), label="decision")
+        dataset = data.parse_csv("\n".join(lines).encode("utf-8"), label="decision", schema=ANY_TABLE_SCHEMA)
     except DatasetError:
         return
-    assert np.isfinite(dataset.x_train).all() and np.isfinite(dataset.x_test).all()
-    assert dataset.info.num_classes >= 2 and len(dataset.y_train) == dataset.info.n_train
+    x = np.concatenate([dataset.x_train, dataset.x_test])
+    assert ((0.0 <= x) & (x <= 1.0)).all() and x.shape[1] == ANY_TABLE_SCHEMA.width
+    assert dataset.info.num_classes == 5 and len(dataset.y_train) == dataset.info.n_train
+
+
+ANY_TABLE_SCHEMA = tabular.CsvSchema.from_dict({"classes": ["yes", "no", "maybe", 1, 2], "numeric": {"f1": [-3, 3]},
+                                                "categorical": {"f2": ["x", "y", "z"]}})
 
 
 # -- offline availability, checked without loading --------------------------------------------

@@ -350,7 +350,9 @@ def test_a_run_asked_to_be_audited_is_audited_before_it_counts_as_done(runner, s
     csv_path = tmp_path / "ten.csv"
     csv_path.write_text("x,y\n" + "".join(f"{i / 10},{i % 2}\n" for i in range(10)))
     too_small = runner.submit(DPConfig(dataset="csv", csv_path=str(csv_path), csv_label="y", model="logreg",
-                                       batch_size=4, epochs=1), owner="me", audit=True)
+                                       batch_size=4, epochs=1,
+                                       csv_schema={"classes": [0, 1], "numeric": {"x": [0, 1]}}),
+                              owner="me", audit=True)
     assert runner.get(audited).audit_requested and not runner.get(plain).audit_requested
     assert runner.wait(timeout=180)
 

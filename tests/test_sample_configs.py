@@ -21,3 +21,17 @@ def test_every_sample_config_loads():
     assert len(paths) >= 4
     for path in paths:
         load_config_file(str(path))
+
+
+def test_csv_sample_configs_train_on_a_schema_they_declare_or_pay_for(monkeypatch):
+    from dpcore import accounting, data
+
+    monkeypatch.chdir(REPO_ROOT)  # their csv_path is relative to the repository's root
+    paths = [p for p in sorted(CONFIG_DIR.glob("*.yaml")) if load_config_file(str(p)).dataset == "csv"]
+    assert paths
+    for path in paths:
+        config = load_config_file(str(path))
+        info = data.describe(config)
+        assert info.csv_schema is not None and info.n_train == data.train_size(config)
+        split = accounting.epsilon_split(config, n=info.n_train)
+        assert split.total >= split.training and (split.preprocessing > 0) == (config.csv_schema is None)

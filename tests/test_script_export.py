@@ -9,20 +9,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from dpcore import accounting
+from dpcore import accounting, data, tabular
 from dpcore.config import ACCOUNTANTS, DATASETS, MODELS, OPTIMIZERS, SAMPLINGS, DPConfig
 from dpcore.errors import ConfigError, UserInputError
 from dpcore.scatter import SCATTERNET_MODELS
 from dpcore.script_export import render_export, render_script
+from tests.conftest import REPO_ROOT
 
 INSTRUMENT = Path(__file__).with_name("script_instrument.py")
 SCRIPT_MODELS = tuple(m for m in MODELS if m not in SCATTERNET_MODELS)
+SAMPLE_SCHEMA = tabular.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
 
 
 def _config(dataset: str, **changes) -> DPConfig:
-    extra = dict(csv_path="data.csv", csv_label="label") if dataset == "csv" else {}
+    extra = dict(csv_path="data.csv", csv_label="label", csv_schema=SAMPLE_SCHEMA) if dataset == "csv" else {}
     return DPConfig(dataset=dataset, **extra, **changes)
 
 
@@ -119,3 +122,33 @@ def test_scatternet_models_are_refused_with_a_message_naming_model(model):
     assert info.value.field == "model"
     assert "ScatterNet features" in str(info.value) and "python -m dpcore train" in str(info.value)
     assert ", ".join(SCRIPT_MODELS) in info.value.allowed
+
+
+def _exported_namespace(config: DPConfig) -> dict:
+    namespace = {"__name__": "exported"}
+    exec(compile(render_script(config), "run.py", "exec"), namespace)
+    return namespace
+
+
+def test_exported_csv_script_applies_the_declared_schema_and_fits_nothing():
+    config = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
+                      model="logreg", csv_schema=SAMPLE_SCHEMA)
+    (x_train, y_train), (x_test, y_test), num_classes = _exported_namespace(config)["load_data"]()
+    ours = data.load(config)
+    assert num_classes == ours.info.num_classes and x_train.shape[1] == ours.info.input_shape[0]
+
+    def rows(*parts):
+        return sorted(tuple(np.round(row, 6)) for part in parts for row in part.tolist())
+
+    # The same records get the same features (the script splits on its own, so compare as multisets).
+    assert rows(x_train, x_test) == rows(ours.x_train, ours.x_test)
+    assert sorted(np.concatenate([y_train, y_test]).tolist()) == sorted(
+        np.concatenate([ours.y_train, ours.y_test]).tolist())
+
+
+def test_exported_csv_script_refuses_to_run_without_a_declared_schema():
+    config = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
+                      csv_preprocessing_epsilon=1.0)
+    assert "CSV_SCHEMA = None" in render_script(config)
+    with pytest.raises(SystemExit, match="no public CSV schema"):
+        _exported_namespace(config)["load_data"]()

@@ -108,6 +108,7 @@ def test_different_runs_compose_each_event_once_per_run():
     ([RUN, RUN.replace(accountant="pld")], "accountant values"),
     ([RUN, RUN.replace(max_train_examples=500)], "different data"),
     ([RUN, RUN.replace(dataset="fashion_mnist")], "different data"),
+    ([RUN, RUN.replace(validation_fraction=0.2)], "different data"),
 ])
 def test_runs_that_cannot_be_composed_are_refused(runs, message):
     with pytest.raises(SelectionError, match=message) as caught:

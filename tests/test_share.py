@@ -20,12 +20,43 @@ def test_round_trip_of_every_field() -> None:
     assert share.decode(share.encode(config)) == config
 
 
+def test_round_trip_of_the_recipe_settings_and_links_of_schema_version_1() -> None:
+    config = DPConfig(noise_schedule="time", noise_decay_rate=0.004, noise_floor=0.55, adaptive_clipping=True,
+                      target_unclipped_quantile=0.9, clip_learning_rate=0.001, clip_update="linear",
+                      count_noise_multiplier=2.56, epsilon_budget=2.5, validation_fraction=0.2)
+    params = share.encode(config)
+    assert params["dpx"] == "3" and params["adaptive_clipping"] == "true" and params["epsilon_budget"] == "2.5"
+    assert share.decode(params) == config
+    assert "epsilon_budget" not in share.encode(DPConfig())  # None is left out and comes back as None
+    assert share.decode({"dpx": "1", "epochs": "3"}) == DPConfig(epochs=3)
+
+
 @settings(max_examples=50, deadline=None)
 @given(noise=st.floats(0.01, 999.0), clip=st.floats(0.001, 1e5), batch=st.integers(1, 10**6),
        delta=st.floats(1e-12, 0.5, exclude_max=True))
 def test_round_trip_keeps_floats_exact(noise: float, clip: float, batch: int, delta: float) -> None:
     config = DPConfig(noise_multiplier=noise, l2_norm_clip=clip, batch_size=batch, delta=delta)
     assert share.decode(share.encode(config)) == config
+
+
+def test_round_trip_of_a_csv_schema_and_an_epsilon_share() -> None:
+    csv = dict(dataset="csv", csv_path="/srv/uploads/people-0123.csv", csv_label="outcome")
+    schema = {"classes": [0, 1], "numeric": {"age": [18, 100]}, "categorical": {"city, country": ["Lyon, FR"]}}
+    for config in (DPConfig(**csv, csv_schema=schema), DPConfig(**csv, csv_preprocessing_epsilon=0.75)):
+        assert share.decode(share.encode(config)) == config
+        url = share.share_url("http://host:8501/", config)
+        assert share.decode({k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}) == config
+
+
+def test_version_1_links_still_load_and_a_broken_schema_names_its_field() -> None:
+    assert share.decode({"dpx": "1", "epochs": "3"}) == DPConfig(epochs=3)
+    base = {"dpx": "2", "dataset": "csv", "csv_path": "a.csv", "csv_label": "y"}
+    with pytest.raises(ConfigError) as info:
+        share.decode({**base, "csv_schema": "{not json"})
+    assert info.value.field == "csv_schema"
+    with pytest.raises(ConfigError) as info:
+        share.decode({**base, "csv_schema": '{"classes": ["a", "b"], "numeric": {"x": [2, 1]}}'})
+    assert info.value.field == "csv_schema.numeric.x"
 
 
 def test_share_url_replaces_the_query_and_keeps_the_path() -> None:

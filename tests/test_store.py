@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import io
 import math
 import os
@@ -502,3 +503,44 @@ def test_a_store_from_before_sweeps_gains_the_sweep_tables_and_keeps_its_runs(tm
     assert store.get_sweep(sweep_id).run_ids == ()
     with pytest.raises(store_module.UnknownSweepError):
         store.create_run(CONFIG, sweep_id=sweep_id + 1)
+def _version_1_file(path) -> None:
+    """A store as DP Explorer wrote it at schema version 1: a finished run with two epochs."""
+    import dpcore.store as store_module
+
+    conn = sqlite3.connect(path)
+    store_module._run_script(conn, store_module._SCHEMA_V1)
+    conn.execute("PRAGMA user_version = 1")
+    config_v1 = json.dumps({"schema_version": 1, "dataset": "digits", "model": "logreg", "epochs": 2})
+    conn.execute("INSERT INTO runs (id, name, owner, created, config_json, status, n_train) "
+                 "VALUES (7, 'old', 'me', 1.0, ?, 'completed', 1437)", (config_v1,))
+    conn.executemany("INSERT INTO epoch_metrics (run_id, epoch, train_loss, train_accuracy, test_loss, "
+                     "test_accuracy, epsilon, seconds, examples) VALUES (7, ?, 1.0, 0.5, 0.9, 0.6, ?, 0.2, 1437)",
+                     [(1, 0.5), (2, 0.8)])
+    conn.commit()
+    conn.close()
+
+
+def test_a_version_1_store_keeps_its_runs_and_takes_the_new_status_and_metrics(tmp_path):
+    path = tmp_path / "v1.sqlite3"
+    _version_1_file(path)
+    store = RunStore(path)
+    assert store.schema_version() == SCHEMA_VERSION
+    old = store.get_run(7)
+    assert (old.name, old.status, old.config, old.n_train) == ("old", "completed", DPConfig(model="logreg", epochs=2),
+                                                               1437)
+    assert [(m.epoch, m.epsilon) for m in old.epochs] == [(1, 0.5), (2, 0.8)]
+    assert math.isnan(old.epochs[0].validation_accuracy) and old.epochs[0].clip_norms == ()
+    assert _raw(store).execute("PRAGMA foreign_key_check").fetchall() == []
+
+    run_id = store.create_run(CONFIG.replace(epsilon_budget=3.0, validation_fraction=0.1))
+    assert run_id == 8  # ids keep counting from the old runs
+    metrics = EpochMetrics(epoch=1, train_loss=1.0, train_accuracy=0.5, test_loss=0.9, test_accuracy=0.6,
+                           epsilon=2.5, seconds=0.3, examples=100, validation_loss=0.8, validation_accuracy=0.7,
+                           noise_multipliers=(1.2, 1.1764705882352942), clip_norms=(1.0, 0.987654321))
+    store.record_epoch(run_id, metrics)
+    store.finish_run(run_id, _result(CONFIG, (metrics,), status="budget_reached"))
+    again = RunStore(path).get_run(run_id)
+    assert again.status == "budget_reached" and again.epochs == (metrics,)
+    assert again.validation_accuracy == 0.7
+    store.delete_run(7)  # deleting still cascades to the epochs
+    assert _raw(store).execute("SELECT COUNT(*) FROM epoch_metrics WHERE run_id = 7").fetchone() == (0,)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-from dpcore import accounting
+from dpcore import accounting, tabular
 from dpcore.dpsgd import training
 from dpcore.config import DPConfig
 
@@ -98,11 +98,35 @@ def test_dp_momentum_and_dp_adam_run(optimizer):
     assert result.status == "completed" and len(result.epochs) == 1
 
 
-def test_a_csv_dataset_trains():
-    config = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
-                      model="logreg", batch_size=16, epochs=2, delta=1e-3, sampling="shuffle")
-    result = training.train(config)
+SAMPLE_CSV = dict(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
+                  model="logreg", batch_size=16, epochs=2, delta=1e-3)
+
+
+def test_a_csv_dataset_trains_under_its_public_schema():
+    schema = tabular.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
+    result = training.train(DPConfig(**SAMPLE_CSV, sampling="shuffle", csv_schema=schema))
     assert result.status == "completed" and result.n_train == 192
+
+
+def test_private_csv_preprocessing_is_paid_for_in_the_run_epsilon():
+    import dp_accounting
+    from dp_accounting.rdp import rdp_privacy_accountant
+
+    config = DPConfig(**SAMPLE_CSV, csv_preprocessing_epsilon=1.0, max_train_examples=160)
+    result = training.train(config)
+    assert result.status == "completed", result.error
+    assert result.n_train == 160
+    # The run's ε, recomputed from the DpEvents of what it did: one Gaussian release of noisy counts
+    # (its thresholds spend δ/10), then the Poisson-sampled steps.
+    preprocessing = accounting.preprocessing_cost_for_config(config)
+    steps = accounting.dp_steps(n=160, batch_size=16, epochs=2, sampling="poisson")
+    reference = rdp_privacy_accountant.RdpAccountant().compose(dp_accounting.GaussianDpEvent(
+        preprocessing.noise_multiplier)).compose(dp_accounting.SelfComposedDpEvent(
+            dp_accounting.PoissonSampledDpEvent(16 / 160, dp_accounting.GaussianDpEvent(1.1)), steps))
+    expected = reference.get_epsilon(1e-3 * 0.9) - math.log1p(-1e-4)
+    assert result.epsilon == pytest.approx(expected, rel=1e-9)
+    training_alone = accounting.epsilon_for_config(config.replace(csv_preprocessing_epsilon=None), n=160)
+    assert training_alone < result.epsilon < training_alone + 1.0
 
 
 def test_stop_event_cancels_and_keeps_finished_epochs():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dpcore import data, participants, server_paths, uploads
+from dpcore import data, participants, server_paths, tabular, uploads
 from dpcore.config import DPConfig
 from dpcore.errors import DatasetError, UserInputError
 from dpcore.jobs import JobRunner
@@ -22,8 +22,9 @@ def test_a_good_csv_is_kept_once_and_trains_as_a_dataset(tmp_path):
     assert len(list(tmp_path.iterdir())) == 1
     columns = data.csv_columns(SAMPLE, name="my data.csv")
     label = columns[-1]
-    config = DPConfig(dataset="csv", csv_path=str(first), csv_label=label, model="logreg")
-    assert data.train_size(config) > 0
+    schema = tabular.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
+    config = DPConfig(dataset="csv", csv_path=str(first), csv_label=label, model="logreg", csv_schema=schema)
+    assert data.load(config).info.n_train == data.train_size(config) > 0
 
 
 @pytest.mark.parametrize("raw, message", [

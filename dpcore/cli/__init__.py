@@ -65,6 +65,8 @@ def epoch_json(metrics: EpochMetrics) -> dict[str, Any]:
         "epoch": metrics.epoch, "test_loss": metrics.test_loss, "test_accuracy": metrics.test_accuracy,
         "epsilon": metrics.epsilon, TRAIN_LOSS_KEY: metrics.train_loss, TRAIN_ACCURACY_KEY: metrics.train_accuracy,
         "seconds": metrics.seconds, "examples": metrics.examples,
+        "validation_loss": metrics.validation_loss, "validation_accuracy": metrics.validation_accuracy,
+        "noise_multipliers": list(metrics.noise_multipliers), "clip_norms": list(metrics.clip_norms),
     }
 
 

@@ -178,7 +178,8 @@ def sweep_spec(args: argparse.Namespace) -> "SweepSpec":
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    """Train the sweep through a JobRunner with a progress bar; print a summary and its selection ε; 0 if every run completed.
+    """Train the sweep through a JobRunner with a progress bar; print a summary and its selection ε; 0 if every run trained
+    all the epochs it was allowed (completed, or stopped by its ε budget).
 
     Everything is checked (grid size, configs, each run against n, the store, the backend) before the
     store is created or anything trains; a store that fills up stops the sweep with its message (exit 1).
@@ -188,6 +189,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from dpcore import sweeps
     from dpcore.capacity import ThroughputTable
     from dpcore.jobs import JobRunner
+    from dpcore.store import FINISHED_STATUSES
 
     spec = sweep_spec(args)
     if args.ray_address is not None and args.backend != "ray":
@@ -238,7 +240,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     print(f"selection: {sweeps.sweep_epsilon(record, store.list_runs()).text()}")
     if runner.store_failure:
         print(f"error: {runner.store_failure}", file=sys.stderr)
-    return 0 if all(runner.get(i).state == "completed" for i in ids) else 1
+    return 0 if all(runner.get(i).state in FINISHED_STATUSES for i in ids) else 1
 
 
 def _follow(runner: "JobRunner", ids: list[int]) -> None:
@@ -347,7 +349,7 @@ def run_to_json(run: RunRecord) -> dict[str, Any]:
     return {
         **{key: row[key] for key in ("id", "name", "owner", "created", "status", "error")},
         "config": run.config.to_dict(),
-        **{key: row[key] for key in ("test_accuracy", "epsilon", "examples_per_second", "seconds")},
+        **{key: row[key] for key in ("test_accuracy", "validation_accuracy", "epsilon", "examples_per_second", "seconds")},
         "epochs": [epoch_json(m) for m in run.epochs],
     }
 

@@ -32,7 +32,8 @@ def per_example_loss(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 class StepGradient:
     """A batch's update direction and, for metrics, the per-example losses and logits it saw.
 
-    ``norms`` holds each example's gradient norm before clipping (None for the non-private baseline).
+    ``norms``: each example's gradient norm before clipping (padding rows included; None for a
+    baseline), for adaptive clipping's count of unclipped examples.
     """
 
     gradients: tuple[tf.Tensor, ...]
@@ -42,13 +43,15 @@ class StepGradient:
 
 
 def dp_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
-                l2_norm_clip: float, noise_multiplier: float, normalizer: float | tf.Tensor,
-                seed: tf.Tensor, training: bool = True, mask: Optional[tf.Tensor] = None) -> StepGradient:
-    """The gradient DP-SGD applies (clipped, summed, noised, normalised), with the per-example losses and
-    logits the batch produced, so a trainer needs no extra forward pass.
+                l2_norm_clip: float | tf.Tensor, noise_multiplier: float | tf.Tensor,
+                normalizer: float | tf.Tensor, seed: tf.Tensor, training: bool = True,
+                mask: Optional[tf.Tensor] = None) -> StepGradient:
+    """The gradient DP-SGD applies (clipped, summed, noised, normalised), with the per-example losses,
+    logits and gradient norms the batch produced, so a trainer needs no extra forward pass.
 
     ``mask`` (1 for a real example, 0 for a padding row) lets a caller pad batches to a few fixed
-    sizes; a padding row contributes nothing.
+    sizes; a padding row contributes nothing. Clip norm and noise multiplier may be tensors that
+    change from step to step (a noise schedule, adaptive clipping).
     """
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
     clipped = clipped_sum(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip,

@@ -6,6 +6,11 @@ ending epochs at ``accounting.epoch_end_steps``, so that the ε reported after e
 example independently with probability q = batch_size / n and normalises by the expected batch
 size; shuffle sampling takes fixed-size batches from a shuffled epoch. A non-private baseline
 (``config.private`` False) takes the plain gradient of the mean loss and reports ε = ∞.
+
+Step t adds noise of multiplier ``accounting.noise_schedule_values(config, n=n)[t]``, the values the
+accountant composed (raised by dpcore.noise's split when clipping adaptively, see
+dpcore.dpsgd.adaptive_clip). Before each epoch the trainer asks the accountant whether that epoch
+keeps ε within ``epsilon_budget``; if not, the run ends with status "budget_reached".
 """
 from __future__ import annotations
 
@@ -19,10 +24,11 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 import numpy as np
 import tensorflow as tf
 
-from dpcore import accounting, data, model_specs, scatter
-from dpcore.dpsgd import models, privatize
+from dpcore import accounting, data, model_specs, noise, scatter
+from dpcore.dpsgd import adaptive_clip, models, privatize
 from dpcore.errors import describe_exception
 from dpcore.results import EpochMetrics, Progress, TrainResult  # noqa: F401 (re-exported)
+from dpcore.store import FINISHED_STATUSES
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
@@ -89,7 +95,7 @@ def train(config: "DPConfig", *, on_epoch: Optional[Callable[[EpochMetrics], Non
           dataset: Optional[data.Dataset] = None) -> TrainResult:
     """Train ``config`` to the end, or until ``stop_event`` is set; never raises for a failed run.
 
-    ``on_weights`` receives the final weights of a completed run (to keep the model with the run);
+    ``on_weights`` receives the final weights of a run that finished (completed, or stopped by its ε budget) (to keep the model with the run);
     ``dataset`` replaces the one ``config`` names (the canary audit trains on a modified copy), and ε
     is then accounted for its size.
     """
@@ -97,15 +103,15 @@ def train(config: "DPConfig", *, on_epoch: Optional[Callable[[EpochMetrics], Non
     run = _Run(config, dataset=dataset)
     try:
         run.execute(on_epoch=on_epoch, on_progress=on_progress, stop_event=stop_event)
-        status, error = ("cancelled" if run.cancelled else "completed"), None
-        if on_weights is not None and not run.cancelled:
+        status, error = run.status, None
+        if on_weights is not None and run.status in FINISHED_STATUSES:
             on_weights(run.weights())
     except Exception as exc:  # noqa: BLE001 - a failed run is a result, with its message
         status, error = "failed", describe_exception(exc)
     return TrainResult(
         status=status, error=error, config=config, epochs=tuple(run.epochs),
         examples_per_second=run.examples_per_second(), seconds=time.perf_counter() - started,
-        n_train=run.n_train,
+        n_train=run.n_train, note=run.note if status == "budget_reached" else None,
     )
 
 
@@ -117,7 +123,8 @@ class _Run:
         self.dataset = dataset
         self.model: Optional[tf.keras.Model] = None
         self.epochs: list[EpochMetrics] = []
-        self.cancelled = False
+        self.status = "completed"
+        self.note: Optional[str] = None
         self.n_train = 0
         # Throughput counts steps after the first, whose time is mostly graph tracing.
         self._timed_examples = 0
@@ -143,6 +150,8 @@ class _Run:
         ends = accounting.epoch_end_steps(n=n, batch_size=config.batch_size, epochs=config.epochs,
                                           sampling=config.sampling)
         epsilons = accounting.epsilon_curve_for_config(config, n=n)
+        sigmas = accounting.noise_schedule_values(config, n=n)
+        gradient_sigmas = _gradient_noise_multipliers(config, sigmas)
         model = self.model = models.build(config, input_shape=dataset.info.input_shape,
                                           num_classes=dataset.info.num_classes)
         if config.model in scatter.SCATTERNET_MODELS:
@@ -151,21 +160,29 @@ class _Run:
         seed = randomness_seed(config)
         step = _StepFunction(config, model, dataset, seed=seed)
 
-        total = ends[-1]
+        planned = accounting.epochs_within_budget(config, n=n)
+        total = ends[planned - 1] if planned else 1  # the progress bar counts the steps the budget allows
         batches = batch_indices(n=n, batch_size=config.batch_size, epochs=config.epochs,
                                 sampling=config.sampling, seed=seed)
         done = 0
         last_progress = time.perf_counter()
         for epoch, end in enumerate(ends, start=1):
+            if config.private and not accounting.budget_allows(config, n=n, epochs=epoch):
+                self.status = "budget_reached"
+                self.note = (f"stopped after epoch {epoch - 1} of {config.epochs}: epoch {epoch} would bring ε "
+                             f"to {epsilons[epoch - 1]:.4g}, above the budget {config.epsilon_budget:g}")
+                return
             epoch_started = time.perf_counter()
             seen = 0
+            first_step = done
+            clip_norms = []
             while done < end:
                 if stop_event is not None and stop_event.is_set():
-                    self.cancelled = True
+                    self.status = "cancelled"
                     return
                 indices = next(batches)
                 t0 = time.perf_counter()
-                step(indices, done)
+                clip_norms.append(step(indices, done, gradient_sigmas[done] if config.private else 0.0))
                 if done > 0:
                     self._timed_seconds += time.perf_counter() - t0
                     self._timed_examples += len(indices)
@@ -174,9 +191,12 @@ class _Run:
                 now = time.perf_counter()
                 if on_progress is not None and now - last_progress >= PROGRESS_INTERVAL_S:
                     last_progress = now
-                    on_progress(Progress(step=done, total_steps=total, epoch=epoch, fraction=done / total))
+                    on_progress(Progress(step=done, total_steps=total, epoch=epoch, fraction=min(1.0, done / total)))
             loss_sum, correct = step.take_train_totals()
-            test_loss, test_accuracy = step.evaluate()
+            test_loss, test_accuracy = step.evaluate(dataset.x_test, dataset.y_test)
+            validation_loss, validation_accuracy = (
+                (math.nan, math.nan) if dataset.x_validation is None
+                else step.evaluate(dataset.x_validation, dataset.y_validation))
             metrics = EpochMetrics(
                 epoch=epoch,
                 train_loss=loss_sum / seen if seen else math.nan,
@@ -184,16 +204,27 @@ class _Run:
                 test_loss=test_loss, test_accuracy=test_accuracy,
                 epsilon=epsilons[epoch - 1] if config.private else math.inf,
                 seconds=time.perf_counter() - epoch_started, examples=seen,
+                validation_loss=validation_loss, validation_accuracy=validation_accuracy,
+                noise_multipliers=tuple(sigmas[first_step:done]),
+                clip_norms=step.clip_norms_of(clip_norms),
             )
             self.epochs.append(metrics)
             if on_progress is not None:
-                on_progress(Progress(step=done, total_steps=total, epoch=epoch, fraction=done / total))
+                on_progress(Progress(step=done, total_steps=total, epoch=epoch, fraction=min(1.0, done / total)))
             if on_epoch is not None:
                 on_epoch(metrics)
 
 
+def _gradient_noise_multipliers(config: "DPConfig", sigmas: tuple[float, ...]) -> tuple[float, ...]:
+    """The gradient's noise multiplier per step: σ_t, raised by the noise split under adaptive clipping."""
+    if not (config.private and config.adaptive_clipping):
+        return sigmas
+    return tuple(noise.noise_split(noise_multiplier=sigma, count_noise_multiplier=config.count_noise_multiplier)
+                 .gradient_noise_multiplier for sigma in sigmas)
+
+
 class _StepFunction:
-    """One compiled training step (gather, gradient, update) and a compiled evaluation pass."""
+    """One compiled training step (gather, gradient, update, clip-norm update) and a compiled evaluation pass."""
 
     def __init__(self, config: "DPConfig", model: tf.keras.Model, dataset: data.Dataset, *, seed: int) -> None:
         self.config = config
@@ -202,30 +233,42 @@ class _StepFunction:
         self.variables = list(model.trainable_variables)
         self.x_train = tf.constant(dataset.x_train)
         self.y_train = tf.constant(dataset.y_train)
-        self.x_test = dataset.x_test
-        self.y_test = dataset.y_test
         self.seed = tf.constant(seed, tf.int64)
         self.normalizer = float(config.batch_size)
+        self.adaptive = config.private and config.adaptive_clipping
+        self.clip_norm = tf.Variable(config.l2_norm_clip, dtype=tf.float32, trainable=False)
         self._loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
         self._correct = tf.Variable(0, dtype=tf.int64, trainable=False)
         # Poisson batches vary in size; padding them (masked) to a multiple of ``granularity`` keeps
         # the number of distinct shapes, and so of kernel set-ups, small.
         self.granularity = _bucket_granularity(config.batch_size) if config.sampling == "poisson" else 1
         self._train_step = tf.function(self._step, input_signature=[
-            tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64)])
+            tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
+            tf.TensorSpec([], tf.float32)])
         shape = [None, *dataset.x_test.shape[1:]]
         self._eval_step = tf.function(self._evaluate_batch, input_signature=[
             tf.TensorSpec(shape, tf.float32), tf.TensorSpec([None], tf.int32)])
 
-    def __call__(self, indices: np.ndarray, step_number: int) -> None:
-        """Run one step on the examples at ``indices``, adding its loss and hits to the running totals."""
+    def __call__(self, indices: np.ndarray, step_number: int, noise_multiplier: float) -> Optional[tf.Tensor]:
+        """Run one step on the examples at ``indices`` with gradient noise ``noise_multiplier``, adding its
+        loss and hits to the running totals; returns the clip norm the step used (None for a baseline)."""
         count = len(indices)
         if count == 0 and not self.config.private:
-            return  # the mean of an empty batch is undefined; a baseline skips it
+            return None  # the mean of an empty batch is undefined; a baseline skips it
         padded = -(-max(count, 1) // self.granularity) * self.granularity
         if padded > count:
             indices = np.concatenate([indices, np.zeros(padded - count, dtype=np.int32)])
-        self._train_step(tf.constant(indices), tf.constant(count, tf.int32), tf.constant(step_number, tf.int64))
+        return self._train_step(tf.constant(indices), tf.constant(count, tf.int32),
+                                tf.constant(step_number, tf.int64), tf.constant(noise_multiplier, tf.float32))
+
+    def clip_norms_of(self, used: list[Optional[tf.Tensor]]) -> tuple[float, ...]:
+        """The clip norm of each step as recorded: the tensors the steps returned (read only now, so a
+        step never waits for the host), or the config's fixed norm."""
+        if not self.config.private:
+            return ()
+        if not self.adaptive:
+            return (float(self.config.l2_norm_clip),) * len(used)
+        return tuple(float(value) for value in used)
 
     def take_train_totals(self) -> tuple[float, int]:
         """Sum of training losses and correct predictions since the last call, then reset them."""
@@ -234,20 +277,31 @@ class _StepFunction:
         self._correct.assign(0)
         return totals
 
-    def _step(self, indices: tf.Tensor, count: tf.Tensor, step_number: tf.Tensor) -> None:
+    def _step(self, indices: tf.Tensor, count: tf.Tensor, step_number: tf.Tensor,
+              noise_multiplier: tf.Tensor) -> tf.Tensor:
         x = tf.gather(self.x_train, indices)
         y = tf.gather(self.y_train, indices)
         real = tf.range(tf.shape(indices)[0]) < count
         mask = tf.cast(real, tf.float32)
         seed = tf.stack([self.seed, step_number])
         config = self.config
+        clip_norm = tf.identity(self.clip_norm)
         if config.private:
             # Poisson: the expected batch size q*n, never the drawn size; shuffle: the batch's size.
             normalizer = self.normalizer if config.sampling == "poisson" else tf.cast(count, tf.float32)
             result = privatize.dp_gradient(
-                self.model, privatize.per_example_loss, x, y, l2_norm_clip=config.l2_norm_clip,
-                noise_multiplier=config.noise_multiplier, normalizer=normalizer, seed=seed, mask=mask,
+                self.model, privatize.per_example_loss, x, y,
+                l2_norm_clip=clip_norm if self.adaptive else config.l2_norm_clip,
+                noise_multiplier=noise_multiplier, normalizer=normalizer, seed=seed, mask=mask,
             )
+            if self.adaptive:
+                fraction = adaptive_clip.unclipped_fraction(
+                    result.norms, clip_norm=clip_norm, count_noise_multiplier=config.count_noise_multiplier,
+                    expected_batch_size=normalizer, mask=mask,
+                    seed=tf.random.experimental.stateless_fold_in(seed, adaptive_clip.COUNT_NOISE_STREAM))
+                self.clip_norm.assign(adaptive_clip.next_clip_norm(
+                    clip_norm, fraction, update=config.clip_update, learning_rate=config.clip_learning_rate,
+                    target_quantile=config.target_unclipped_quantile))
         else:
             result = privatize.baseline_gradient(self.model, privatize.per_example_loss, x, y, seed=seed,
                                                  variables=self.variables, mask=mask)
@@ -255,20 +309,20 @@ class _StepFunction:
         # Totals stay in the graph so that a step never waits for the host.
         self._loss_sum.assign_add(tf.reduce_sum(tf.cast(result.losses * mask, tf.float64)))
         self._correct.assign_add(tf.cast(_correct(result.logits, y, real), tf.int64))
+        return clip_norm
 
     def _evaluate_batch(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         logits = self.model(x, training=False)
         return tf.reduce_sum(privatize.per_example_loss(y, logits)), _correct(logits, y)
 
-    def evaluate(self) -> tuple[float, float]:
-        """Mean test loss and test accuracy of the current weights."""
-        count = len(self.y_test)
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Mean loss and accuracy of the current weights on held-out rows (test or validation)."""
+        count = len(y)
         if count == 0:
             return math.nan, math.nan
         loss_sum, correct = 0.0, 0
         for start in range(0, count, EVAL_BATCH):
-            batch_loss, batch_correct = self._eval_step(self.x_test[start:start + EVAL_BATCH],
-                                                        self.y_test[start:start + EVAL_BATCH])
+            batch_loss, batch_correct = self._eval_step(x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH])
             loss_sum += float(batch_loss)
             correct += int(batch_correct)
         return loss_sum / count, correct / count

@@ -48,6 +48,19 @@ def test_renders_with_buttons_and_no_runs(app) -> None:
     assert any("Reproducible mode" in c.value and "secure mode" in c.value for c in at.caption)
 
 
+def test_projected_epsilon_includes_a_private_csv_preprocessing_share(app) -> None:
+    from tests.conftest import REPO_ROOT
+
+    config = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
+                      model="logreg", batch_size=16, epochs=3, delta=1e-3, csv_preprocessing_epsilon=1.0)
+    at = _open_train(app, config)
+    projected = accounting.epsilon_for_config(config, n=192, interactive=True)
+    training_alone = accounting.epsilon_for_config(config.replace(csv_preprocessing_epsilon=None), n=192,
+                                                   interactive=True)
+    assert projected > training_alone
+    assert any(c.value.startswith(f"Projected ε = {projected:.3f} on n = 192") for c in at.caption)
+
+
 def test_tiny_run_completes_with_charts_and_epsilon(app) -> None:
     at = _open_train(app, TINY)
     job_id = _start(at)
@@ -146,13 +159,15 @@ def test_failed_run_shows_its_error(app, tmp_path: Path) -> None:
     at = _open_train(app, LONG)
     blocker = _start(at)  # keeps the single worker busy so the next run waits in the queue
     at.session_state[CONFIG_KEY] = DPConfig(dataset="csv", csv_path=str(csv), csv_label="y", batch_size=8,
-                                              epochs=1)
+                                              epochs=1,
+                                              csv_schema={"classes": [0, 1], "numeric": {"x1": [0, 1], "x2": [0, 1]}})
     at.run()
     doomed = _start(at)
     csv.unlink()  # the file disappears before the queued run loads it
     get_runner().cancel(blocker)
     assert get_runner().wait([blocker, doomed], timeout=300)
     at.run()
+    at.selectbox(key="train_selected").set_value(doomed).run()
     assert get_runner().get(doomed).state == "failed"
     assert any(f"Run {doomed} failed" in e.value and "does not exist" in e.value for e in at.error)
 

@@ -100,9 +100,8 @@ def test_share_link_restores_the_config(page, app_url: str) -> None:
     screenshot(page, "learn")
 
 
-def test_uploading_a_csv_offers_its_label_column_and_projects_epsilon(page, app_url: str) -> None:
+def test_uploading_a_csv_offers_its_label_column_and_asks_for_its_schema(page, app_url: str) -> None:
     open_app(page, app_url)
-    before = shown_epsilon(page)
     page.locator('[data-testid="stSelectbox"]', has_text="Dataset").click()
     page.get_by_role("option", name="Your CSV file (tabular)").click()
     page.get_by_text("Upload a CSV file, or enter the path").first.wait_for()
@@ -111,5 +110,6 @@ def test_uploading_a_csv_offers_its_label_column_and_projects_epsilon(page, app_
     page.get_by_text("Uploaded sample.csv").first.wait_for()
     page.get_by_text("Label column").first.wait_for()
     page.locator('input[aria-label="CSV file on the server"][value*="/uploads/sample-"]').first.wait_for()
-    page.wait_for_function(f"(old) => ({EPSILON_JS})() !== null && ({EPSILON_JS})() !== old", arg=before)
+    # Until the page can declare a schema or an ε share, it names what is missing and projects no ε.
+    page.get_by_text("csv_schema: sample-").first.wait_for()
     screenshot(page, "explore-csv")
