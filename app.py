@@ -15,8 +15,6 @@ from dpcore.errors import UserInputError  # noqa: E402
 
 st.set_page_config(page_title="DP Explorer", page_icon=":material/shield_lock:", layout="wide")
 
-app_state.init_session()
-
 PAGES = [
     st.Page("pages/explore.py", title="Explore", icon=":material/tune:", default=True),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
@@ -29,9 +27,11 @@ page = st.navigation(PAGES)
 st.sidebar.title("DP Explorer")
 try:
     app_state.runner()
+    app_state.init_session()
 except UserInputError as exc:  # e.g. a run store written by a newer DP Explorer, or an unwritable path
     st.error(f"The run store cannot be used: {exc}")
     st.stop()
+app_state.store_banner()
 app_state.show_notices()
 try:
     page.run()
