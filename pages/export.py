@@ -14,8 +14,12 @@ st.caption("Take a config with you: as a file, as a runnable script, or as a lin
 
 
 def use_config(cfg: DPConfig, origin: str) -> None:
-    """Make ``cfg`` the current config and say where it came from."""
-    app_state.set_config(cfg)
+    """Make ``cfg`` the current config (its CSV path checked for this caller) and say where it came from."""
+    try:
+        app_state.set_config(app_state.check_paths(cfg))
+    except UserInputError as exc:
+        app_state.post_error(f"The config from {origin} was not loaded: {exc}")
+        return
     app_state.post_notice(f"Config loaded from {origin}; the Explore page shows it.")
 
 
