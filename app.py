@@ -1,8 +1,13 @@
 """DP Explorer: a Streamlit app for the privacy-utility trade-off of DP-SGD. Run: streamlit run app.py"""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# TensorFlow loads in this process when the first run is submitted; at level 3 its C++ start-up
+# lines (cuDNN/cuFFT/cuBLAS factory registrations, CPU feature notes) stay out of the server log.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import streamlit as st
 

@@ -24,6 +24,7 @@ from dpcore.store import RunRecord, RunStore
 CONFIG_KEY = "dpx_config"
 OWNER_KEY = "dpx_owner"  # the participant's owner id, once they have typed a display name
 NAME_KEY = "dpx_name"  # their display name
+TOKEN_KEY = "dpx_token"  # their token, put back into the URL when a page switch drops the query string
 HOST_KEY = "dpx_host"  # True once this session typed the server's host secret
 PROBLEM_KEY = "dpx_input_problem"  # why the current settings cannot train (a failed upload, a refused value)
 NOTICE_KEY = "dpx_notice"  # a success message for the next render, e.g. from a button callback
@@ -85,7 +86,9 @@ def init_session() -> None:
             if ERROR_KEY not in st.session_state:
                 post_error("This link's participant is not known to this server; type your name again.")
         else:
-            _join(found)
+            _join(found, token)
+    if TOKEN_KEY in st.session_state and st.query_params.get(TOKEN_PARAM) != st.session_state[TOKEN_KEY]:
+        st.query_params[TOKEN_PARAM] = st.session_state[TOKEN_KEY]  # switching pages drops the query string
     if CONFIG_KEY not in st.session_state:
         with _SAVED_LOCK:
             saved = _SAVED_CONFIGS.get(st.session_state.get(OWNER_KEY, ""))
@@ -103,15 +106,16 @@ def init_session() -> None:
                 del st.query_params[name]
 
 
-def _join(participant: Participant) -> None:
+def _join(participant: Participant, token: str) -> None:
     st.session_state[OWNER_KEY] = participant.owner
     st.session_state[NAME_KEY] = participant.display_name
+    st.session_state[TOKEN_KEY] = token
 
 
 def join(display_name: str) -> Participant:
     """Register this browser as a participant named ``display_name`` and keep their token in the URL (``?me=``)."""
     participant, token = participants.register(store(), display_name)
-    _join(participant)
+    _join(participant, token)
     st.query_params[TOKEN_PARAM] = token
     _save_config(config())
     return participant

@@ -44,6 +44,15 @@ def _go(page, title: str) -> None:
     heading.wait_for()
 
 
+def join(page, name: str) -> None:
+    """Type a display name into the sidebar and press Join, as each participant does once."""
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_role("textbox", name="Your name").fill(name)
+    sidebar.get_by_role("button", name="Join").click()
+    sidebar.get_by_text(f"You are {name}").first.wait_for()
+    page.wait_for_url("**me=*")
+
+
 def _link(url: str, config: DPConfig) -> str:
     return url + "?" + urlencode(share.encode(config))
 
@@ -82,6 +91,7 @@ def test_calibrate_finds_sigma_and_apply_updates_the_whole_page(page, app_url: s
 def test_tiny_training_run_completes_with_a_chart(page, app_url: str) -> None:
     tiny = DPConfig(epochs=2, batch_size=32, max_train_examples=300, learning_rate=0.5)
     _open(page, _link(app_url, tiny))
+    join(page, "Tess")
     _go(page, "Train")
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Completed · 2/2 epochs").first.wait_for(timeout=180_000)
@@ -134,14 +144,15 @@ def test_share_link_restores_the_config(page, app_url: str) -> None:
 
 def test_uploading_a_csv_offers_its_label_column_and_projects_epsilon(page, app_url: str) -> None:
     _open(page, app_url)
+    join(page, "Uma")
     before = _epsilon(page)
     page.locator('[data-testid="stSelectbox"]', has_text="Dataset").click()
     page.get_by_role("option", name="Your CSV file (tabular)").click()
-    page.get_by_text("Upload a CSV file, or enter the path").first.wait_for()
+    page.get_by_text("Upload a CSV file.").first.wait_for()
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
         str(REPO_ROOT / "assets" / "sample.csv"))
     page.get_by_text("Uploaded sample.csv").first.wait_for()
     page.get_by_text("Label column").first.wait_for()
-    page.locator('input[aria-label="CSV file on the server"][value*="/uploads/sample-"]').first.wait_for()
+    page.get_by_text(re.compile(r"^File: sample-[0-9a-f]{16}\.csv$")).first.wait_for()
     page.wait_for_function(f"(old) => ({EPSILON_JS})() !== null && ({EPSILON_JS})() !== old", arg=before)
     screenshot(page, "explore-csv")
