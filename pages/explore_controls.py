@@ -18,8 +18,10 @@ from dpcore.server_settings import upload_limit_text
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
 NOISE_SLIDER_MIN = 0.1
-# What each number entry accepts: field -> (label, lowest, highest). The entries use these bounds,
-# and a config from a link, a file or a run with a value outside them is reported, never clamped.
+# What each number entry accepts: field -> (label, lowest, highest). The entries themselves take any
+# number, so that a value typed outside these bounds is refused here with a message (a browser
+# would otherwise keep the old value beside a new-looking entry); a config from a link, a file or a
+# run with a value outside them is reported the same way. Nothing is clamped.
 ENTRY_RANGES: dict[str, tuple[str, Any, Any]] = {
     "noise_multiplier": ("Noise multiplier", 0.001, MAX_NOISE),
     "l2_norm_clip": ("Clip norm", 0.001, MAX_CLIP),
@@ -31,12 +33,6 @@ ENTRY_RANGES: dict[str, tuple[str, Any, Any]] = {
     "seed": ("Seed", 0, 2**31 - 1),
     "max_train_examples": ("Use at most this many training examples", 0, 10**9),
 }
-
-
-def _entry(field: str) -> dict[str, Any]:
-    """The min_value and max_value of ``field``'s number entry."""
-    _, lo, hi = ENTRY_RANGES[field]
-    return {"min_value": lo, "max_value": hi}
 
 
 def out_of_range(cfg: DPConfig) -> list[str]:
@@ -98,7 +94,7 @@ def paired(label: str, field: str, value: Any, *, lo: Any, hi: Any, step: Any, e
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     left.slider(label, min_value=lo, max_value=hi, step=step, key=slider_key, help=help,
                 on_change=_copy(slider_key, number_key))
-    right.number_input(f"{label} (exact)", min_value=exact_lo, max_value=exact_hi, step=exact_step,
+    right.number_input(f"{label} (exact)", step=exact_step,
                        format=fmt, key=number_key, label_visibility="collapsed")
     return ss[number_key]
 
@@ -194,10 +190,10 @@ def render(cfg: DPConfig) -> DPConfig:
 
     left, right = st.columns(2)
     _seed(f"{P}learning_rate", cfg.learning_rate)
-    learning_rate = left.number_input("Learning rate", **_entry("learning_rate"), step=0.001,
+    learning_rate = left.number_input("Learning rate", step=0.001,
                                       format="%.4g", key=f"{P}learning_rate")
     _seed(f"{P}delta", cfg.delta)
-    delta = right.number_input("δ (delta)", **_entry("delta"), step=1e-6, format="%.1e",
+    delta = right.number_input("δ (delta)", step=1e-6, format="%.1e",
                                key=f"{P}delta",
                                help="The small chance the ε promise may fail; keep it well below 1/n.")
 
@@ -224,7 +220,7 @@ def render(cfg: DPConfig) -> DPConfig:
     momentum = cfg.momentum
     if optimizer == "momentum":
         _seed(f"{P}momentum", cfg.momentum)
-        momentum = right.number_input("Momentum", **_entry("momentum"), step=0.05, format="%.3f",
+        momentum = right.number_input("Momentum", step=0.05, format="%.3f",
                                       key=f"{P}momentum")
 
     left, right = st.columns(2)
@@ -243,7 +239,7 @@ def render(cfg: DPConfig) -> DPConfig:
         _seed(f"{P}activation", cfg.activation)
         activation = left.selectbox("Activation", ACTIVATIONS, key=f"{P}activation")
         _seed(f"{P}seed", cfg.seed)
-        seed = right.number_input("Seed", **_entry("seed"), step=1, key=f"{P}seed")
+        seed = right.number_input("Seed", step=1, key=f"{P}seed")
         _seed(f"{P}secure_mode", cfg.secure_mode)
         secure_mode = st.checkbox(
             "Secure mode (secret random seeds)", key=f"{P}secure_mode",
@@ -252,10 +248,10 @@ def render(cfg: DPConfig) -> DPConfig:
                  "config. Use it for models you will release.")
         _seed(f"{P}max_train", cfg.max_train_examples or 0)
         max_train = st.number_input("Use at most this many training examples (0 = all)",
-                                    **_entry("max_train_examples"), step=100, key=f"{P}max_train",
+                                    step=100, key=f"{P}max_train",
                                     help="A smaller training set trains faster; ε is computed for it.")
 
-    return DPConfig(
+    typed = DPConfig(
         dataset=dataset, model=model, activation=activation, optimizer=optimizer,
         learning_rate=float(learning_rate), momentum=float(momentum), noise_multiplier=float(noise),
         l2_norm_clip=float(clip), batch_size=int(batch), epochs=int(epochs), delta=float(delta),
@@ -263,6 +259,10 @@ def render(cfg: DPConfig) -> DPConfig:
         max_train_examples=int(max_train) if max_train else None,
         csv_path=csv_path, csv_label=csv_label, private=cfg.private,
     )
+    problems = out_of_range(typed)
+    if problems:
+        _stop("Refused, so the settings stay as they were: " + "; ".join(problems) + ".")
+    return typed
 
 
 def _csv_controls(cfg: DPConfig) -> tuple[str, str]:

@@ -274,3 +274,16 @@ def test_a_share_link_with_a_tracking_parameter_restores_and_says_what_it_ignore
     assert not at.exception
     assert at.session_state[CONFIG_KEY] == wanted
     assert any("restored" in s.value and "Ignored: 'fbclid'" in s.value for s in at.success)
+
+
+def test_a_typed_value_out_of_range_is_refused_and_no_old_epsilon_stays(app) -> None:
+    at = app.run()
+    at.number_input(key="w_delta").set_value(0.9).run()
+    assert not at.exception
+    assert any(e.value.startswith("Refused") and "δ (delta) = 0.9 (allowed 1e-15 to 0.5)" in e.value
+               for e in at.error)
+    assert [m for m in at.metric if m.label == "Projected ε"] == []
+    assert at.session_state[CONFIG_KEY].delta == DPConfig().delta
+    assert at.session_state[PROBLEM_KEY]
+    at.number_input(key="w_delta").set_value(1e-6).run()
+    assert [m for m in at.metric if m.label == "Projected ε"] and PROBLEM_KEY not in at.session_state
