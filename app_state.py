@@ -179,6 +179,13 @@ def shown_file(path: Optional[str]) -> str:
     return uploads.shown_name(path, caller(), directory=uploads.uploads_dir())
 
 
+def may_see_file(path: Optional[str]) -> bool:
+    """Whether this caller may see ``path`` in full: no file, a data-folder file, or an upload of theirs (or any, for the host)."""
+    directory = uploads.uploads_dir()
+    return (not path or uploads.upload_owner(path, directory=directory) is None
+            or uploads.may_use(path, caller(), directory=directory))
+
+
 def save_upload(raw: bytes, *, name: str) -> Path:
     """Keep an uploaded CSV as this participant's (``uploads.save_csv`` with their owner id)."""
     return uploads.save_csv(raw, name=name, owner=owner(), directory=uploads.uploads_dir())

@@ -23,7 +23,8 @@ def use_config(cfg: DPConfig, origin: str) -> None:
     app_state.post_notice(f"Config loaded from {origin}; the Explore page shows it.")
 
 
-runs = [r for r in app_state.store().list_runs()]
+# Another participant's upload stays unnamed, so runs trained on one are not offered here.
+runs = [r for r in app_state.store().list_runs() if app_state.may_see_file(r.config.csv_path)]
 choices = ["current"] + [str(r.id) for r in runs]
 labels = {"current": "The current config (Explore)"}
 labels.update({str(r.id): f"Run {r.id}: {r.label} ({r.status})" for r in runs})

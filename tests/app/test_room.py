@@ -287,3 +287,19 @@ def test_a_typed_value_out_of_range_is_refused_and_no_old_epsilon_stays(app) -> 
     assert at.session_state[PROBLEM_KEY]
     at.number_input(key="w_delta").set_value(1e-6).run()
     assert [m for m in at.metric if m.label == "Projected ε"] and PROBLEM_KEY not in at.session_state
+
+
+def test_export_does_not_offer_runs_on_another_participants_upload(app) -> None:
+    folder = uploads.uploads_dir() / "p0123456789abcdef"
+    folder.mkdir(parents=True, exist_ok=True)
+    theirs = folder / "secret-plans-0123456789abcdef.csv"
+    theirs.write_bytes(_rows(200))
+    run_id = _store().create_run(DPConfig(dataset="csv", csv_path=str(theirs), csv_label="y"),
+                                 owner="p0123456789abcdef", name="theirs")
+    try:
+        at = open_page(app, "export")
+        assert not [o for o in at.selectbox(key="export_source").options if "theirs" in o or o == str(run_id)]
+        assert "secret-plans" not in "".join(c.value for c in at.code)
+    finally:
+        _store().delete_run(run_id)
+        theirs.unlink()
