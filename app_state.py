@@ -14,7 +14,7 @@ import streamlit as st
 
 from dpcore import data, participants, server_paths, share, uploads
 from dpcore.comparison import run_rows
-from dpcore.config import ACCOUNTANT_TITLES, DPConfig
+from dpcore.config import ACCOUNTANT_TITLES, MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobRunner, JobSnapshot, get_runner
 from dpcore.participants import TOKEN_PARAM, Caller, Participant
@@ -98,7 +98,11 @@ def init_session() -> None:
             link = share.decode_link(params)
             set_config(check_paths(link.config))
             ignored = f" Ignored: {', '.join(link.ignored)} (not config settings)." if link.ignored else ""
-            post_notice("Config restored from the share link." + ignored)
+            if out_of_range(link.config):  # Explore lists them; the config is not "restored" until it can be shown
+                post_error("The share link's settings were read, but some are outside what the controls allow."
+                           + ignored)
+            else:
+                post_notice("Config restored from the share link." + ignored)
         except UserInputError as exc:
             post_error(f"The share link holds a bad config: {exc}")
         for name in list(st.query_params):
@@ -232,6 +236,39 @@ def update_config(**changes: Any) -> DPConfig:
     new = config().replace(**changes)
     set_config(new)
     return new
+
+
+# What each number entry accepts: field -> (label, lowest, highest). The entries themselves take any
+# number, so that a value typed outside these bounds is refused here with a message (a browser
+# would otherwise keep the old value beside a new-looking entry); a config from a link, a file or a
+# run with a value outside them is reported the same way. Nothing is clamped.
+ENTRY_RANGES: dict[str, tuple[str, Any, Any]] = {
+    "noise_multiplier": ("Noise multiplier", 0.001, MAX_NOISE),
+    "l2_norm_clip": ("Clip norm", 0.001, MAX_CLIP),
+    "batch_size": ("Batch size", 1, MAX_BATCH_SIZE),
+    "epochs": ("Epochs", 1, MAX_EPOCHS),
+    "learning_rate": ("Learning rate", 1e-6, 100.0),
+    "delta": ("δ (delta)", 1e-15, 0.5),
+    "momentum": ("Momentum", 0.0, 0.999),
+    "seed": ("Seed", 0, 2**31 - 1),
+    "max_train_examples": ("Use at most this many training examples", 0, 10**9),
+}
+
+
+def out_of_range(cfg: DPConfig) -> list[str]:
+    """One line per value of ``cfg`` that its number entry cannot hold, naming the value and the range."""
+    problems: list[str] = []
+    for field, (label, lo, hi) in ENTRY_RANGES.items():
+        if field == "momentum" and cfg.optimizer != "momentum":
+            continue  # not used, and not shown
+        if (not cfg.private) and field == "noise_multiplier":
+            continue  # a baseline carries no noise; Explore offers to make it private
+        value = getattr(cfg, field)
+        if value is None:
+            continue
+        if not lo <= value <= hi:
+            problems.append(f"{label} = {value:g} (allowed {lo:g} to {hi:g})")
+    return problems
 
 
 def store_banner() -> None:

@@ -7,9 +7,8 @@ import streamlit as st
 
 import app_state
 from dpcore import presets
-from dpcore.config import (ACCOUNTANT_TITLES, ACCOUNTANTS, ACTIVATIONS, DATASET_TITLES, DATASETS, MAX_BATCH_SIZE,
-                           MAX_CLIP, MAX_EPOCHS, MAX_NOISE, MODEL_TITLES, OPTIMIZER_TITLES, OPTIMIZERS,
-                           SAMPLING_TITLES, SAMPLINGS, DPConfig)
+from dpcore.config import (ACCOUNTANT_TITLES, ACCOUNTANTS, ACTIVATIONS, DATASET_TITLES, DATASETS, MODEL_TITLES,
+                           OPTIMIZER_TITLES, OPTIMIZERS, SAMPLING_TITLES, SAMPLINGS, DPConfig)
 from dpcore.data import csv_file_columns, dataset_info
 from dpcore.errors import UserInputError
 from dpcore.model_specs import model_description, supported_models
@@ -18,49 +17,18 @@ from dpcore.server_settings import upload_limit_text
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
 NOISE_SLIDER_MIN = 0.1
-# What each number entry accepts: field -> (label, lowest, highest). The entries themselves take any
-# number, so that a value typed outside these bounds is refused here with a message (a browser
-# would otherwise keep the old value beside a new-looking entry); a config from a link, a file or a
-# run with a value outside them is reported the same way. Nothing is clamped.
-ENTRY_RANGES: dict[str, tuple[str, Any, Any]] = {
-    "noise_multiplier": ("Noise multiplier", 0.001, MAX_NOISE),
-    "l2_norm_clip": ("Clip norm", 0.001, MAX_CLIP),
-    "batch_size": ("Batch size", 1, MAX_BATCH_SIZE),
-    "epochs": ("Epochs", 1, MAX_EPOCHS),
-    "learning_rate": ("Learning rate", 1e-6, 100.0),
-    "delta": ("δ (delta)", 1e-15, 0.5),
-    "momentum": ("Momentum", 0.0, 0.999),
-    "seed": ("Seed", 0, 2**31 - 1),
-    "max_train_examples": ("Use at most this many training examples", 0, 10**9),
-}
-
-
-def out_of_range(cfg: DPConfig) -> list[str]:
-    """One line per value of ``cfg`` that its number entry cannot hold, naming the value and the range."""
-    problems = []
-    for field, (label, lo, hi) in ENTRY_RANGES.items():
-        if field == "momentum" and cfg.optimizer != "momentum":
-            continue  # not used, and not shown
-        if (not cfg.private) and field == "noise_multiplier":
-            continue  # a baseline carries no noise; Explore offers to make it private
-        value = getattr(cfg, field)
-        if value is None:
-            continue
-        if not lo <= value <= hi:
-            problems.append(f"{label} = {value:g} (allowed {lo:g} to {hi:g})")
-    return problems
 
 
 def use_nearest_allowed() -> None:
     """Move each out-of-range value of the current config to the nearest one its entry allows, saying which."""
     cfg = app_state.config()
     changes = {}
-    for field, (_, lo, hi) in ENTRY_RANGES.items():
+    for field, (_, lo, hi) in app_state.ENTRY_RANGES.items():
         value = getattr(cfg, field)
         if value is not None and not lo <= value <= hi and (field != "momentum" or cfg.optimizer == "momentum"):
             changes[field] = min(max(value, lo), hi)
     app_state.update_config(**changes)
-    app_state.post_notice("Changed: " + ", ".join(f"{ENTRY_RANGES[f][0]} {getattr(cfg, f):g} → {v:g}"
+    app_state.post_notice("Changed: " + ", ".join(f"{app_state.ENTRY_RANGES[f][0]} {getattr(cfg, f):g} → {v:g}"
                                                 for f, v in changes.items()) + ".")
 
 
@@ -87,7 +55,7 @@ def paired(label: str, field: str, value: Any, *, lo: Any, hi: Any, step: Any, e
     ``value`` must lie in the entry's range (``out_of_range`` reports one that does not; a
     baseline's zero noise is the one value shown at the entry's minimum).
     """
-    _, exact_lo, exact_hi = ENTRY_RANGES[field]
+    _, exact_lo, exact_hi = app_state.ENTRY_RANGES[field]
     slider_key, number_key = f"{P}{field}_slider", f"{P}{field}_exact"
     _seed(number_key, min(max(value, exact_lo), exact_hi))
     ss[slider_key] = min(max(ss[number_key], lo), hi)
@@ -169,7 +137,7 @@ def render(cfg: DPConfig) -> DPConfig:
     A CSV dataset whose file or columns cannot be read ends the page with its message, and so does
     a value outside an entry's range (listed value by value, with a button to take the nearest).
     """
-    problems = out_of_range(cfg)
+    problems = app_state.out_of_range(cfg)
     if problems:
         st.button("Use the nearest allowed values", key="explore_nearest", on_click=use_nearest_allowed)
         _stop("The current config has values the controls cannot show, so nothing was changed: "
@@ -259,7 +227,7 @@ def render(cfg: DPConfig) -> DPConfig:
         max_train_examples=int(max_train) if max_train else None,
         csv_path=csv_path, csv_label=csv_label, private=cfg.private,
     )
-    problems = out_of_range(typed)
+    problems = app_state.out_of_range(typed)
     if problems:
         _stop("Refused, so the settings stay as they were: " + "; ".join(problems) + ".")
     return typed

@@ -253,6 +253,8 @@ def test_a_restored_config_out_of_range_is_reported_value_by_value(app) -> None:
     assert "δ (delta) = 0.9 (allowed 1e-15 to 0.5)" in message
     assert "Momentum = 0.9995 (allowed 0 to 0.999)" in message
     assert at.session_state[CONFIG_KEY] == restored  # nothing clamped behind the person's back
+    assert not any("restored" in s.value for s in at.success)  # not "restored" while it cannot be shown
+    assert any("outside what the controls allow" in e.value for e in at.error)
     at.button(key="explore_nearest").click().run()
     assert at.session_state[CONFIG_KEY].momentum == 0.999
     assert any("Momentum 0.9995 → 0.999" in s.value for s in at.success)
