@@ -1,8 +1,13 @@
 """DP Explorer: a Streamlit app for the privacy-utility trade-off of DP-SGD. Run: streamlit run app.py"""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# TensorFlow loads in this process when the first run is submitted; at level 3 its C++ start-up
+# lines (cuDNN/cuFFT/cuBLAS factory registrations, CPU feature notes) stay out of the server log.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import streamlit as st
 
@@ -14,8 +19,6 @@ import app_state  # noqa: E402
 from dpcore.errors import UserInputError  # noqa: E402
 
 st.set_page_config(page_title="DP Explorer", page_icon=":material/shield_lock:", layout="wide")
-
-app_state.init_session()
 
 PAGES = [
     st.Page("pages/explore.py", title="Explore", icon=":material/tune:", default=True),
@@ -30,9 +33,11 @@ page = st.navigation(PAGES)
 st.sidebar.title("DP Explorer")
 try:
     app_state.runner()
+    app_state.init_session()
 except UserInputError as exc:  # e.g. a run store written by a newer DP Explorer, or an unwritable path
     st.error(f"The run store cannot be used: {exc}")
     st.stop()
+app_state.store_banner()
 app_state.show_notices()
 try:
     page.run()

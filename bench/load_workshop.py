@@ -6,7 +6,7 @@ exchanges with the server, without rendering anything). Each participant, joinin
 moment in the first INTERVAL seconds:
 
 1. opens the app and waits for Explore's "Projected ε" (page load, reported apart);
-2. opens Train and clicks "Start training" (the default config: digits, MLP, 10 epochs);
+2. opens Train, types a name and joins, and clicks "Start training" (the default config: digits, MLP, 10 epochs);
 3. back on Explore, about every INTERVAL seconds (±20 %) moves the "Noise multiplier" slider to a
    value nobody has used (so every move is a fresh accountant query, no cache hits) and times from
    sending the change to receiving the new "Projected ε" text.
@@ -49,6 +49,9 @@ RUNS_TIMEOUT_S = 1800.0
 EPSILON_LABEL = "Projected ε"
 SLIDER_LABEL = "Noise multiplier"
 START_LABEL = "Start training"
+# Each participant types a name once (app_state.identity_form) before they can start a run.
+NAME_LABEL = "Your name"
+JOIN_LABEL = "Join"
 
 
 @dataclass
@@ -146,6 +149,12 @@ def slider_state(widget_id: str, value: float):
     return state
 
 
+def text_state(widget_id: str, text: str):
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    return WidgetState(id=widget_id, string_value=text)
+
+
 def trigger_state(widget_id: str):
     from streamlit.proto.WidgetStates_pb2 import WidgetState
 
@@ -168,7 +177,14 @@ async def participant(url: str, p: Participant, *, interval: float, moves: int, 
                     p.errors.append(f"no Train page among {sorted(client.pages)}")
                     return
                 on_train = await client.rerun(page=train_page)
-                start = on_train.widgets.get(START_LABEL)
+                name_box, join = on_train.widgets.get(NAME_LABEL), on_train.widgets.get(JOIN_LABEL)
+                if name_box is None or join is None:
+                    p.errors.append("no name box and 'Join' button to join with")
+                    return
+                joined = await client.rerun(page=train_page, widgets=(text_state(name_box, f"Participant {p.index}"),
+                                                                      trigger_state(join)))
+                p.errors += joined.errors
+                start = joined.widgets.get(START_LABEL)
                 if start is None:
                     p.errors.append("no 'Start training' button on Train")
                     return

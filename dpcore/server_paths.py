@@ -55,13 +55,23 @@ def check_server_path(config: "DPConfig", settings: "ServerSettings", *, caller:
     """
     if config.csv_path is None:
         return config
-    _check_text(config.csv_path)
-    if uploads.upload_owner(config.csv_path, directory=uploads_directory) is not None:
-        if not uploads.may_use(config.csv_path, caller, directory=uploads_directory):
+    return config.replace(csv_path=check_csv_path(config.csv_path, settings, caller=caller,
+                                                  uploads_directory=uploads_directory))
+
+
+def check_csv_path(path: str, settings: "ServerSettings", *, caller: Optional["Caller"],
+                   uploads_directory: Optional[Path] = None) -> str:
+    """``path`` resolved, or a UserInputError naming csv_path if ``caller`` may not read it (the rule of ``check_server_path``).
+
+    For a path on its own, before it is part of a config (the "CSV file on the server" box).
+    """
+    _check_text(path)
+    if uploads.upload_owner(path, directory=uploads_directory) is not None:
+        if not uploads.may_use(path, caller, directory=uploads_directory):
             raise NotAllowedError("csv_path", "that file was uploaded by another participant",
                                   allowed="your own uploads, or files under the data folder")
-        return config.replace(csv_path=str(Path(config.csv_path).resolve()))
-    return config.replace(csv_path=str(resolve_data_file(config.csv_path, settings)))
+        return str(Path(path).resolve())
+    return str(resolve_data_file(path, settings))
 
 
 def _check_text(path: object) -> None:

@@ -1,7 +1,9 @@
 """Encode a DPConfig into URL query parameters and back, so a link carries a whole config."""
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -41,19 +43,41 @@ def is_shared(params: Mapping[str, Any]) -> bool:
     return MARKER in params
 
 
+@dataclass(frozen=True)
+class SharedLink:
+    """What a link carried: its config, and the names of parameters that are not config fields (ignored)."""
+
+    config: DPConfig
+    ignored: tuple[str, ...] = ()
+
+
 def decode(params: Mapping[str, Union[str, list[str]]]) -> DPConfig:
     """The DPConfig in ``params`` (missing fields take their defaults, also in links of an older
-    schema version); bad values name the field."""
+    schema version); bad values and unknown names name the field."""
+    return _decode(params, ignore_unknown=False).config
+
+
+def decode_link(params: Mapping[str, Union[str, list[str]]]) -> SharedLink:
+    """Like ``decode``, for a link someone opened: parameters that are not config fields (a tracking
+    ``fbclid``, say) are ignored and listed, quoted, in ``ignored``, so the page can say what it left out."""
+    return _decode(params, ignore_unknown=True)
+
+
+def _decode(params: Mapping[str, Union[str, list[str]]], *, ignore_unknown: bool) -> SharedLink:
     check_schema_version(_single(params.get(MARKER, str(SCHEMA_VERSION))))
     values: dict[str, Any] = {}
+    ignored: list[str] = []
     for name, raw in params.items():
         if name == MARKER or name in _STREAMLIT_PARAMS:
+            continue
+        if name not in FIELD_NAMES and ignore_unknown:
+            ignored.append(quote(str(name)))
             continue
         if name not in FIELD_NAMES:
             raise ConfigError(quote(str(name))[1:-1], "unknown parameter in the link",
                               allowed=", ".join(sorted(FIELD_NAMES)))
         values[name] = parse_field(name, _single(raw))
-    return DPConfig(**values)
+    return SharedLink(config=DPConfig(**values), ignored=tuple(ignored))
 
 
 def share_url(base_url: str, config: DPConfig) -> str:

@@ -25,41 +25,57 @@ if "compare_goto_explore" in ss:
 
 
 def load_into_explore(run_id: int) -> None:
-    """Make a stored run's config the current one and go to Explore."""
+    """Make a stored run's config the current one and go to Explore (its CSV file only if this caller may read it)."""
     run = store.get_run(run_id)
-    app_state.set_config(run.config)
+    try:
+        app_state.set_config(app_state.check_paths(run.config))
+    except UserInputError as exc:
+        ss["compare_error"] = str(exc)
+        return
     app_state.post_notice(f"Loaded the config of {run.label} into Explore.")
     ss["compare_goto_explore"] = True
 
 
 def rename(run_id: int) -> None:
-    """Rename a run to what the name box holds."""
+    """Rename a run to what the name box holds (only your own; the host any)."""
     try:
-        store.rename_run(run_id, ss.get("compare_new_name", ""))
+        app_state.rename_run(run_id, ss.get("compare_new_name", ""))
         app_state.post_notice(f"Run {run_id} renamed.")
     except UserInputError as exc:
         ss["compare_error"] = str(exc)
 
 
 def delete(run_ids: list[int]) -> None:
-    """Delete the chosen runs, refusing (with a message) while any of them still trains."""
+    """Delete the chosen runs once confirmed, refusing (with a message) while any of them still trains."""
+    ss["compare_confirm_delete"] = False
     busy = busy_runs([store.get_run(i) for i in run_ids])
     if busy:
         ss["compare_error"] = (f"run: {', '.join(map(str, busy))} still queued or training; cancel "
                                "on the Train page first (allowed: finished runs)")
         return
+    deleted = []
     for run_id in run_ids:
         try:
-            store.delete_run(run_id)
+            app_state.delete_run(run_id)
+            deleted.append(run_id)
         except UserInputError as exc:
             ss["compare_error"] = str(exc)
     ss["compare_selected"] = []
-    app_state.post_notice(f"Deleted {len(run_ids)} run(s).")
+    if deleted:
+        app_state.post_notice(f"Deleted {len(deleted)} run(s).")
 
 
-runs = store.list_runs()
 if "compare_error" in ss:
     st.error(ss.pop("compare_error"))
+MINE, EVERYONE = "mine", "everyone's"
+whose = st.radio("Runs", (MINE, EVERYONE), key="compare_whose", horizontal=True,
+                 index=1,
+                 format_func={MINE: "Mine", EVERYONE: "Everyone's"}.get,
+                 help="Your own runs, or every participant's (you can rename and delete only your own).")
+runs = store.list_runs(owner=app_state.owner()) if whose == MINE else store.list_runs()
+if whose == MINE and not app_state.joined():
+    st.info("Type your name in the sidebar to have runs of your own; everyone's runs are one click away.")
+    app_state.finish_page()
 if not runs:
     st.info("No runs stored yet. Start a few on the Train page (try two noise multipliers and a "
             "non-private baseline) and they appear here.")
@@ -126,18 +142,27 @@ sweep_section(runs)
 st.markdown("**Runs** (click a column header to sort)")
 app_state.run_table(shown, key="compare_table")
 
+owners = {r.id: r.owner for r in shown}
+manageable = [i for i in selected if app_state.may_manage(owners[i])]
 actions = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
 if len(selected) == 1:
     run_id = selected[0]
-    actions[0].text_input("New name", key="compare_new_name", placeholder=f"name for run {run_id}")
-    actions[1].button("Rename", key="compare_rename", on_click=rename, args=(run_id,), width="stretch")
+    if manageable:
+        actions[0].text_input("New name", key="compare_new_name", placeholder=f"name for run {run_id}")
+        actions[1].button("Rename", key="compare_rename", on_click=rename, args=(run_id,), width="stretch")
     actions[2].button("Load into Explore", key="compare_load", on_click=load_into_explore, args=(run_id,),
                       width="stretch", help="Make this run's config the current one.")
-if selected:
-    actions[3].button(f"Delete {len(selected)} run(s)", key="compare_delete", on_click=delete,
-                      args=(selected,), width="stretch")
-else:
-    st.caption("Select one run to rename it, load its config into Explore or see its audit; select any to delete.")
+if manageable:
+    confirmed = actions[3].checkbox(f"Yes, delete {len(manageable)} run(s)", key="compare_confirm_delete",
+                                    help="Deleting cannot be undone: the runs' epochs and weights go too.")
+    actions[3].button(f"Delete {len(manageable)} run(s)", key="compare_delete", on_click=delete,
+                      args=(manageable,), width="stretch", disabled=not confirmed)
+if len(manageable) < len(selected):
+    st.caption(f"{len(selected) - len(manageable)} of the chosen runs belong to other participants: "
+               "only they (or the host) can rename or delete them.")
+if not selected:
+    st.caption("Select one run to rename it, load its config into Explore or see its audit; select your own "
+               "to delete them.")
 if len(selected) == 1:
     chosen = next(r for r in shown if r.id == selected[0])
     audit_view.render(chosen.id, completed=chosen.status == "completed", report=chosen.audit,

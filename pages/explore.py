@@ -22,7 +22,9 @@ with controls:
         cfg = explore_controls.render(app_state.config())
     except UserInputError as exc:
         results.error(str(exc))
+        app_state.set_input_problem(str(exc))
         app_state.finish_page()
+app_state.set_input_problem(None)
 app_state.set_config(cfg, reset_widgets=False)
 with results:
     explore_results.render(cfg)

@@ -13,10 +13,24 @@ from dpcore.config import (ACCOUNTANT_TITLES, ACCOUNTANTS, ACTIVATIONS, DATASET_
 from dpcore.data import config_dataset_info, csv_file_columns, dataset_info
 from dpcore.errors import UserInputError
 from dpcore.model_specs import model_description, supported_models
+from dpcore.server_settings import upload_limit_text
 
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
 NOISE_SLIDER_MIN = 0.1
+
+
+def use_nearest_allowed() -> None:
+    """Move each out-of-range value of the current config to the nearest one its entry allows, saying which."""
+    cfg = app_state.config()
+    changes = {}
+    for field, (_, lo, hi) in app_state.ENTRY_RANGES.items():
+        value = getattr(cfg, field)
+        if value is not None and not lo <= value <= hi and (field != "momentum" or cfg.optimizer == "momentum"):
+            changes[field] = min(max(value, lo), hi)
+    app_state.update_config(**changes)
+    app_state.post_notice("Changed: " + ", ".join(f"{app_state.ENTRY_RANGES[f][0]} {getattr(cfg, f):g} → {v:g}"
+                                                for f, v in changes.items()) + ".")
 
 
 # -- widget helpers ------------------------------------------------------------------------
@@ -35,16 +49,21 @@ def _copy(source: str, target: str) -> Callable[[], None]:
     return callback
 
 
-def paired(label: str, field: str, value: Any, *, lo: Any, hi: Any, step: Any, exact_lo: Any,
-           exact_hi: Any, exact_step: Any, fmt: str, help: str) -> Any:
-    """A slider and a precise number entry for one field, kept in sync; returns the exact value."""
+def paired(label: str, field: str, value: Any, *, lo: Any, hi: Any, step: Any, exact_step: Any, fmt: str,
+           help: str) -> Any:
+    """A slider and a precise number entry for one field, kept in sync; returns the exact value.
+
+    ``value`` must lie in the entry's range (``out_of_range`` reports one that does not; a
+    baseline's zero noise is the one value shown at the entry's minimum).
+    """
+    _, exact_lo, exact_hi = app_state.ENTRY_RANGES[field]
     slider_key, number_key = f"{P}{field}_slider", f"{P}{field}_exact"
     _seed(number_key, min(max(value, exact_lo), exact_hi))
     ss[slider_key] = min(max(ss[number_key], lo), hi)
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     left.slider(label, min_value=lo, max_value=hi, step=step, key=slider_key, help=help,
                 on_change=_copy(slider_key, number_key))
-    right.number_input(f"{label} (exact)", min_value=exact_lo, max_value=exact_hi, step=exact_step,
+    right.number_input(f"{label} (exact)", step=exact_step,
                        format=fmt, key=number_key, label_visibility="collapsed")
     return ss[number_key]
 
@@ -60,7 +79,8 @@ def apply_preset(key: str) -> None:
 
 
 def on_dataset_change() -> None:
-    """Keep the model valid for the new dataset's input shape."""
+    """Keep the model valid for the new dataset's input shape; a failed upload's error goes with the CSV dataset."""
+    ss.pop("explore_upload_error", None)
     if ss[f"{P}dataset"] == "csv":
         return  # the model list follows once the file is known
     allowed = supported_models(dataset_info(ss[f"{P}dataset"]).input_shape)
@@ -69,18 +89,30 @@ def on_dataset_change() -> None:
 
 
 def keep_upload() -> None:
-    """Check and keep an uploaded CSV, then point the CSV path at the kept copy."""
+    """Check and keep an uploaded CSV as this participant's, then point the CSV path at the kept copy.
+
+    A failed upload clears the path, so nothing trains on the previous file until a good one arrives.
+    """
     upload = ss.get("explore_csv_upload")
     if upload is None:
+        ss.pop("explore_upload_error", None)
         return
     try:
-        path = uploads.save_csv(upload.getvalue(), name=upload.name)
+        path = app_state.save_upload(upload.getvalue(), name=upload.name)
     except UserInputError as exc:
-        ss["explore_upload_error"] = str(exc)
+        ss["explore_upload_error"] = f"The upload of {upload.name} failed, so there is no file to train on: {exc}"
+        ss[f"{P}csv_path"] = ""
         return
     ss.pop("explore_upload_error", None)
     ss[f"{P}csv_path"] = str(path)
     app_state.post_notice(f"Uploaded {upload.name}: kept as {path.name}.")
+
+
+def _stop(problem: str) -> None:
+    """Show ``problem``, record it so Train refuses to start on stale settings, and end the page."""
+    st.error(problem)
+    app_state.set_input_problem(problem)
+    app_state.finish_page()
 
 
 def _fallback_model(allowed: tuple[str, ...]) -> str:
@@ -103,28 +135,34 @@ def preset_buttons() -> None:
 def render(cfg: DPConfig) -> DPConfig:
     """Every knob, seeded from ``cfg``; returns the config they show (a UserInputError if it is invalid).
 
-    A CSV dataset whose file or columns cannot be read ends the page with its message.
+    A CSV dataset whose file or columns cannot be read ends the page with its message, and so does
+    a value outside an entry's range (listed value by value, with a button to take the nearest).
     """
+    problems = app_state.out_of_range(cfg)
+    if problems:
+        st.button("Use the nearest allowed values", key="explore_nearest", on_click=use_nearest_allowed)
+        _stop("The current config has values the controls cannot show, so nothing was changed: "
+              + "; ".join(problems) + ".")
     noise = paired("Noise multiplier", "noise_multiplier", cfg.noise_multiplier, lo=NOISE_SLIDER_MIN, hi=10.0,
-                   step=0.05, exact_lo=0.001, exact_hi=MAX_NOISE, exact_step=0.01, fmt="%.3f",
+                   step=0.05, exact_step=0.01, fmt="%.3f",
                    help="σ: the Gaussian noise added to each step's summed gradients, in units of the clip norm.")
     clip = paired("Clip norm", "l2_norm_clip", cfg.l2_norm_clip, lo=0.1, hi=10.0, step=0.1,
-                  exact_lo=0.001, exact_hi=MAX_CLIP, exact_step=0.1, fmt="%.3f",
+                  exact_step=0.1, fmt="%.3f",
                   help="C: every example's gradient is scaled down to at most this L2 norm. "
                        "It does not change ε, but it sets how much signal survives the noise.")
     batch = paired("Batch size", "batch_size", cfg.batch_size, lo=1, hi=1024, step=1,
-                   exact_lo=1, exact_hi=MAX_BATCH_SIZE, exact_step=1, fmt="%d",
+                   exact_step=1, fmt="%d",
                    help="Expected examples per step (with Poisson sampling each example joins with "
                         "probability batch size / n).")
-    epochs = paired("Epochs", "epochs", cfg.epochs, lo=1, hi=100, step=1, exact_lo=1, exact_hi=MAX_EPOCHS,
+    epochs = paired("Epochs", "epochs", cfg.epochs, lo=1, hi=100, step=1, 
                     exact_step=1, fmt="%d", help="Passes over the training data; each costs privacy.")
 
     left, right = st.columns(2)
     _seed(f"{P}learning_rate", cfg.learning_rate)
-    learning_rate = left.number_input("Learning rate", min_value=1e-6, max_value=100.0, step=0.001,
+    learning_rate = left.number_input("Learning rate", step=0.001,
                                       format="%.4g", key=f"{P}learning_rate")
     _seed(f"{P}delta", cfg.delta)
-    delta = right.number_input("δ (delta)", min_value=1e-15, max_value=0.5, step=1e-6, format="%.1e",
+    delta = right.number_input("δ (delta)", step=1e-6, format="%.1e",
                                key=f"{P}delta",
                                help="The small chance the ε promise may fail; keep it well below 1/n.")
 
@@ -140,8 +178,7 @@ def render(cfg: DPConfig) -> DPConfig:
                                                csv_preprocessing_epsilon=cfg.csv_preprocessing_epsilon
                                                if dataset == "csv" else None))
     except UserInputError as exc:
-        st.error(str(exc))
-        app_state.finish_page()
+        _stop(str(exc))
     model_options = supported_models(info.input_shape)
     _seed(f"{P}model", cfg.model if cfg.model in model_options else _fallback_model(model_options))
     if ss[f"{P}model"] not in model_options:
@@ -156,7 +193,7 @@ def render(cfg: DPConfig) -> DPConfig:
     momentum = cfg.momentum
     if optimizer == "momentum":
         _seed(f"{P}momentum", cfg.momentum)
-        momentum = right.number_input("Momentum", min_value=0.0, max_value=0.999, step=0.05, format="%.3f",
+        momentum = right.number_input("Momentum", step=0.05, format="%.3f",
                                       key=f"{P}momentum")
 
     left, right = st.columns(2)
@@ -175,7 +212,7 @@ def render(cfg: DPConfig) -> DPConfig:
         _seed(f"{P}activation", cfg.activation)
         activation = left.selectbox("Activation", ACTIVATIONS, key=f"{P}activation")
         _seed(f"{P}seed", cfg.seed)
-        seed = right.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=f"{P}seed")
+        seed = right.number_input("Seed", step=1, key=f"{P}seed")
         _seed(f"{P}secure_mode", cfg.secure_mode)
         secure_mode = st.checkbox(
             "Secure mode (secret random seeds)", key=f"{P}secure_mode",
@@ -183,11 +220,11 @@ def render(cfg: DPConfig) -> DPConfig:
                  "seed. Runs are no longer repeatable, but nobody can recompute the noise from the "
                  "config. Use it for models you will release.")
         _seed(f"{P}max_train", cfg.max_train_examples or 0)
-        max_train = st.number_input("Use at most this many training examples (0 = all)", min_value=0,
-                                    max_value=10**9, step=100, key=f"{P}max_train",
+        max_train = st.number_input("Use at most this many training examples (0 = all)",
+                                    step=100, key=f"{P}max_train",
                                     help="A smaller training set trains faster; ε is computed for it.")
 
-    return DPConfig(
+    typed = DPConfig(
         dataset=dataset, model=model, activation=activation, optimizer=optimizer,
         learning_rate=float(learning_rate), momentum=float(momentum), noise_multiplier=float(noise),
         l2_norm_clip=float(clip), batch_size=int(batch), epochs=int(epochs), delta=float(delta),
@@ -198,27 +235,46 @@ def render(cfg: DPConfig) -> DPConfig:
         csv_schema=cfg.csv_schema if dataset == "csv" else None,
         csv_preprocessing_epsilon=cfg.csv_preprocessing_epsilon if dataset == "csv" else None,
     )
+    problems = app_state.out_of_range(typed)
+    if problems:
+        _stop("Refused, so the settings stay as they were: " + "; ".join(problems) + ".")
+    return typed
 
 
 def _csv_controls(cfg: DPConfig) -> tuple[str, str]:
-    """The upload, path and label-column controls of a CSV dataset; ends the page until a file is readable."""
+    """The upload, path and label-column controls of a CSV dataset; ends the page until a file is readable.
+
+    The "CSV file on the server" box is there only when the server has a data folder; every path,
+    typed, uploaded or restored, passes ``app_state.check_csv_path`` before it is read.
+    """
+    joined = app_state.joined()
     st.file_uploader("Upload a CSV file", type=["csv", "tsv", "txt"], key="explore_csv_upload",
-                     on_change=keep_upload, help="A table with a header row; one column is the label. "
-                     "It is kept on this server beside the run history so runs can train on it.")
+                     on_change=keep_upload, disabled=not joined,
+                     help="A table with a header row; one column is the label. It is kept on this server "
+                     "as yours: only you (and the workshop's host) can train on it or see its name.")
+    st.caption(upload_limit_text() + ("" if joined else " Type your name in the sidebar first: an upload "
+                                      "belongs to the person who made it."))
     if "explore_upload_error" in ss:
-        st.error(ss["explore_upload_error"])
+        _stop(ss["explore_upload_error"])
     _seed(f"{P}csv_path", cfg.csv_path or "")
-    csv_path = st.text_input("CSV file on the server", key=f"{P}csv_path",
-                             help="Filled in by an upload, or type the path of a file on this server."
-                             ).strip() or None
+    if app_state.server_files_enabled():
+        csv_path = st.text_input("CSV file on the server", key=f"{P}csv_path",
+                                 help=f"Filled in by an upload, or a file under {app_state.settings().data_dir}."
+                                 ).strip() or None
+    else:
+        csv_path = ss[f"{P}csv_path"].strip() or None
+        if csv_path:
+            st.caption(f"File: {app_state.shown_file(csv_path)}")
     if not csv_path:
-        st.info("Upload a CSV file, or enter the path of one on this server.")
+        st.info("Upload a CSV file" + (", or enter the path of one under the server's data folder."
+                                       if app_state.server_files_enabled() else "."))
+        app_state.set_input_problem("no CSV file chosen")
         app_state.finish_page()
     try:
+        csv_path = app_state.check_csv_path(csv_path)
         columns = csv_file_columns(csv_path)
     except UserInputError as exc:
-        st.error(str(exc))
-        app_state.finish_page()
+        _stop(str(exc))
     _seed(f"{P}csv_label", cfg.csv_label if cfg.csv_label in columns else columns[-1])
     if ss[f"{P}csv_label"] not in columns:
         ss[f"{P}csv_label"] = columns[-1]

@@ -56,6 +56,13 @@ def render(cfg: DPConfig) -> None:
     n = app_state.train_size(cfg)
     if n is None:
         app_state.finish_page()
+    try:
+        cfg.check_dataset_size(n)
+    except UserInputError as exc:
+        if exc.field == "delta":  # no ε reading at all: at δ ≥ 1/n any ε would promise nothing
+            st.error(str(exc))
+            app_state.set_input_problem(str(exc))
+            app_state.finish_page()
     if not cfg.private:
         st.metric("Projected ε", explain.format_epsilon(math.inf))
         st.warning("This config is a non-private baseline (no clipping, no noise), loaded from a run, "

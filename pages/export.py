@@ -14,12 +14,17 @@ st.caption("Take a config with you: as a file, as a runnable script, or as a lin
 
 
 def use_config(cfg: DPConfig, origin: str) -> None:
-    """Make ``cfg`` the current config and say where it came from."""
-    app_state.set_config(cfg)
+    """Make ``cfg`` the current config (its CSV path checked for this caller) and say where it came from."""
+    try:
+        app_state.set_config(app_state.check_paths(cfg))
+    except UserInputError as exc:
+        app_state.post_error(f"The config from {origin} was not loaded: {exc}")
+        return
     app_state.post_notice(f"Config loaded from {origin}; the Explore page shows it.")
 
 
-runs = [r for r in app_state.store().list_runs()]
+# Another participant's upload stays unnamed, so runs trained on one are not offered here.
+runs = [r for r in app_state.store().list_runs() if app_state.may_see_file(r.config.csv_path)]
 choices = ["current"] + [str(r.id) for r in runs]
 labels = {"current": "The current config (Explore)"}
 labels.update({str(r.id): f"Run {r.id}: {r.label} ({r.status})" for r in runs})

@@ -28,6 +28,8 @@ runner = app_state.runner()
 n = app_state.train_size(cfg)
 
 st.markdown(f"**Current config:** {config_summary(cfg)}")
+if cfg.dataset == "csv":
+    st.markdown(f"**CSV file:** {app_state.shown_file(cfg.csv_path)} (label column {cfg.csv_label})")
 if n is not None and cfg.private:
     try:
         projected = accounting.epsilon_for_config(cfg, n=n, interactive=True)
@@ -39,16 +41,28 @@ if n is not None and cfg.private:
 problem = dataset_problem(cfg.dataset)
 if problem:
     st.warning(problem)
+input_problem = app_state.input_problem()
+if input_problem:
+    st.error(f"The settings on Explore need fixing before a run can start: {input_problem}")
+if n is not None:
+    try:
+        estimate = runner.estimate(cfg)
+        limits = runner.limits
+        cap = limits.max_example_passes if limits is not None else None
+        st.caption(f"Compute: {estimate.text()}." + (f" This server allows at most {cap:,} example passes per run."
+                                                     if cap is not None else ""))
+    except UserInputError as exc:
+        st.error(str(exc))
 # One checkbox per dataset, so that its default follows the dataset the current config names.
 AUDIT_KEY = f"train_audit_{cfg.dataset}"
 
 
 def submit(private: bool) -> None:
     """Queue the current config (or its baseline); mistakes are shown, naming the field."""
-    run_cfg = cfg if private else cfg.as_baseline()
     try:
         if n is None:
             return
+        run_cfg = app_state.check_paths(cfg if private else cfg.as_baseline())
         run_cfg.check_dataset_size(n)
         info = config_dataset_info(run_cfg)
         check_pair(run_cfg.model, info.input_shape)
@@ -63,6 +77,10 @@ def submit(private: bool) -> None:
     app_state.post_notice(f"Run {job_id} queued" + ("" if private else " (non-private baseline, ε = ∞)") + ".")
 
 
+if not app_state.joined():
+    st.info("Type your name to start runs: your runs belong to it and come back after a reload.")
+    app_state.identity_form("train")
+blocked = n is None or bool(input_problem) or not app_state.joined()
 st.text_input("Run name (optional)", key="train_name", placeholder="e.g. sigma 1.1, batch 64")
 st.checkbox("Audit the model when training ends", value=audit.audit_by_default(cfg), key=AUDIT_KEY,
             help="Membership-inference attacks on the trained model, set against its ε (Learn, section 6). "
@@ -70,9 +88,9 @@ st.checkbox("Audit the model when training ends", value=audit.audit_by_default(c
                  "can also be audited later from its view.")
 left, right, _ = st.columns([1, 1, 2])
 left.button("Start training", type="primary", key="train_start", on_click=submit, args=(True,),
-            disabled=n is None, width="stretch")
+            disabled=blocked, width="stretch")
 right.button("Train non-private baseline", key="train_baseline", on_click=submit, args=(False,),
-             disabled=n is None, width="stretch",
+             disabled=blocked, width="stretch",
              help="The same config without clipping or noise: no privacy (ε = ∞), for comparison.")
 if "train_error" in ss:
     st.error(ss.pop("train_error"))
@@ -94,6 +112,12 @@ def _job_label(job: JobSnapshot) -> str:
 def show_job(job: JobSnapshot) -> None:
     """One run: progress, live per-epoch charts (ε over its projection), cancel, its error if it failed, its audit."""
     st.progress(job.progress if job.state != "queued" else 0.0, text=_progress_text(job))
+    if job.state == "queued":
+        waiting = runner.queue_estimate(job.id)
+        if waiting is not None:
+            st.caption(waiting.text() + ".")
+    if job.config.dataset == "csv":
+        st.caption(f"CSV file: {app_state.shown_file(job.config.csv_path)}")
     private = job.config.private
     last = job.latest
     c1, c2, c3 = st.columns(3)
@@ -109,7 +133,7 @@ def show_job(job: JobSnapshot) -> None:
     else:
         st.caption("Non-private baseline: no clipping, no noise, no guarantee (ε = ∞).")
     if not job.done:
-        st.button("Cancel", key=f"cancel_{job.id}", on_click=runner.cancel, args=(job.id,))
+        st.button("Cancel", key=f"cancel_{job.id}", on_click=app_state.cancel_run, args=(job.id,))
     if job.state == "failed":
         st.error(f"Run {job.id} failed: {job.error}")
     elif job.state == "cancelled":
@@ -149,7 +173,8 @@ def runs_panel(polling: bool) -> None:
     """This session's runs, refreshed while any of them is queued or training."""
     jobs = app_state.my_runs()
     if not jobs:
-        st.info("No runs yet. Start one above; it trains in the background.")
+        st.info("No runs of yours yet. Start one above; it trains in the background." if app_state.joined() else
+                "Your runs appear here once you have typed your name and started one.")
         return
     by_id = {job.id: job for job in jobs}
     ids = [job.id for job in reversed(jobs)]
@@ -158,7 +183,7 @@ def runs_panel(polling: bool) -> None:
     st.selectbox("Run", ids, key="train_selected", format_func=lambda i: _job_label(by_id[i]))
     show_job(by_id[ss["train_selected"]])
 
-    st.markdown("**Your runs**")
+    st.markdown(f"**Your runs** ({app_state.display_name()})")
     app_state.run_table([job.as_record() for job in reversed(jobs)], key="train_runs_table")
     active = any(not job.done for job in jobs)
     if polling and not active:

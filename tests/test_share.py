@@ -104,3 +104,12 @@ def test_streamlit_params_are_ignored() -> None:
 )
 def test_base_of_drops_the_page(url: str, expected: str) -> None:
     assert share.base_of(url, ("explore", "train", "export")) == expected
+
+
+def test_a_link_someone_opened_ignores_and_lists_unknown_parameters() -> None:
+    wanted = DPConfig(noise_multiplier=1.7)
+    link = share.decode_link({**share.encode(wanted), "fbclid": "IwAR0", "utm_source": "mail", "me": "x" * 32})
+    assert link.config == wanted
+    assert link.ignored == ("'fbclid'", "'utm_source'")
+    with pytest.raises(ConfigError):  # a bad value of a known field is still refused
+        share.decode_link({"dpx": "1", "epochs": "0", "fbclid": "IwAR0"})

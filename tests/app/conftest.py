@@ -30,11 +30,22 @@ def store_env(monkeypatch: pytest.MonkeyPatch) -> Path:
     return APP_STORE
 
 
-def open_page(app, page: str, config: Optional[DPConfig] = None):
-    """Run the app (with ``config`` as the current config, if given), switch to pages/<page>.py, check it rendered."""
+def join(at, name: str = "Tester"):
+    """Type a display name into the sidebar's form and press Join, as a participant does once."""
+    at.text_input(key="join_name_sidebar").input(name)
+    at.button(key="join_sidebar").click().run()
+    assert not at.exception
+    return at
+
+
+def open_page(app, page: str, config: Optional[DPConfig] = None, *, name: Optional[str] = "Tester"):
+    """Run the app (with ``config`` as the current config, if given), join as ``name`` (None: stay
+    anonymous), switch to pages/<page>.py, check it rendered."""
     if config is not None:
         app.session_state[CONFIG_KEY] = config
     app.run()
+    if name is not None:
+        join(app, name)
     app.switch_page(f"pages/{page}.py").run()
     assert not app.exception
     return app

@@ -10,7 +10,7 @@ import pytest
 from dpcore.config import DPConfig
 from dpcore.store import RunStore
 from dpcore.results import EpochMetrics
-from app_state import CONFIG_KEY
+from app_state import CONFIG_KEY, OWNER_KEY
 from tests.app.conftest import open_page
 from tests.audit_samples import hand_made_report
 
@@ -104,16 +104,46 @@ def test_filter_by_dataset(app, runs) -> None:
     assert "noisy" not in _trace_names(at)
 
 
-def test_rename_and_delete(app, runs) -> None:
+def test_rename_and_delete_own_runs_after_confirming(app, runs) -> None:
     at = _open(app)
-    at.multiselect(key="compare_selected").set_value([runs["noisy"]]).run()
-    assert _trace_names(at)[0] == "noisy" and "fashion" not in _trace_names(at)
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    mine = store.create_run(DPConfig(noise_multiplier=3.0), owner=at.session_state[OWNER_KEY], name="mine")
+    store.record_epoch(mine, _metrics(1, 0.5, 0.3))
+    store.set_status(mine, "completed")
+    at.run()
+    at.multiselect(key="compare_selected").set_value([mine]).run()
+    assert _trace_names(at)[0] == "mine" and "fashion" not in _trace_names(at)
     at.text_input(key="compare_new_name").set_value("renamed").run()
     at.button(key="compare_rename").click().run()
     assert "renamed" in _trace_names(at)
+    assert at.button(key="compare_delete").disabled  # not before the confirmation box is ticked
+    at.checkbox(key="compare_confirm_delete").check().run()
     at.button(key="compare_delete").click().run()
     assert not at.exception
-    assert runs["noisy"] not in set(at.dataframe[0].value["id"])
+    assert mine not in set(at.dataframe[0].value["id"])
+
+
+def test_others_runs_cannot_be_renamed_or_deleted(app, runs) -> None:
+    at = _open(app)
+    at.multiselect(key="compare_selected").set_value([runs["noisy"]]).run()
+    keys = {b.key for b in at.button}
+    assert "compare_rename" not in keys and "compare_delete" not in keys
+    assert any("belong to other participants" in c.value for c in at.caption)
+    assert "compare_load" in keys  # loading its config is fine
+    assert RunStore(os.environ["DPEXPLORER_STORE"]).get_run(runs["noisy"]).name == "noisy"
+
+
+def test_mine_and_everyones_views(app, runs) -> None:
+    at = _open(app)
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    mine = store.create_run(DPConfig(noise_multiplier=3.0), owner=at.session_state[OWNER_KEY], name="mine")
+    at.run()
+    everyone = at.dataframe[0].value
+    assert {mine, *runs.values()} <= set(everyone["id"])
+    assert set(everyone[everyone["id"] == mine]["by"]) == {"you"}
+    at.radio(key="compare_whose").set_value("mine").run()
+    assert list(at.dataframe[0].value["id"]) == [mine]
+    store.delete_run(mine)
 
 
 def test_load_into_explore(app, runs) -> None:

@@ -169,14 +169,15 @@ def test_bad_value_is_a_message_naming_the_field(app) -> None:
     assert float(_eps(at)) == round(accounting.epsilon_for_config(DPConfig(max_train_examples=500), n=500), 3)
 
 
-def test_csv_dataset_offers_its_columns_and_asks_for_its_schema(app, tmp_path) -> None:
+def test_csv_dataset_offers_its_columns_and_asks_for_its_schema(app, tmp_path, monkeypatch) -> None:
     from tests.conftest import REPO_ROOT
 
+    monkeypatch.setenv("DPEXPLORER_DATA_DIR", str(REPO_ROOT / "assets"))
     at = app.run()
     at.selectbox(key="w_dataset").set_value("csv").run()
     assert not at.exception
     assert any("Upload a CSV file" in i.value for i in at.info)
-    missing = str(tmp_path / "nope.csv")
+    missing = str(REPO_ROOT / "assets" / "nope.csv")
     at.text_input(key="w_csv_path").input(missing).run()
     assert any(e.value.startswith("csv_path:") for e in at.error)
     sample = str(REPO_ROOT / "assets" / "sample.csv")

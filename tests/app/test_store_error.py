@@ -14,7 +14,8 @@ SCRIPT = f"""
 import json
 from streamlit.testing.v1 import AppTest
 at = AppTest.from_file({APP!r}, default_timeout=60).run()
-print(json.dumps({{"errors": [e.value for e in at.error], "exceptions": len(at.exception),
+print(json.dumps({{"errors": [e.value for e in at.error], "warnings": [w.value for w in at.warning],
+                  "exceptions": len(at.exception),
                   "metrics": [m.label for m in at.metric]}}))
 """
 
@@ -49,4 +50,5 @@ def test_damaged_store_still_explores(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["exceptions"] == 0 and result["errors"] == []
+    assert any(w.startswith("The run store is damaged") and "Exploring ε works" in w for w in result["warnings"])
     assert "Projected ε" in result["metrics"]

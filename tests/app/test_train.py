@@ -12,7 +12,7 @@ from dpcore import accounting
 from dpcore.config import DPConfig
 from dpcore.jobs import get_runner
 from app_state import CONFIG_KEY, OWNER_KEY
-from tests.app.conftest import open_page
+from tests.app.conftest import join, open_page
 
 
 TINY = DPConfig(epochs=2, batch_size=32, max_train_examples=200, learning_rate=0.5)
@@ -41,16 +41,17 @@ def test_renders_with_buttons_and_no_runs(app) -> None:
     at = _open_train(app, TINY)
     labels = [b.label for b in at.button]
     assert "Start training" in labels and "Train non-private baseline" in labels
-    assert any("No runs yet" in i.value for i in at.info)
+    assert any("No runs of yours yet" in i.value for i in at.info)
     assert "σ 1.1" in at.markdown[0].value
     projected = accounting.epsilon_for_config(TINY, n=200)
     assert any(c.value.startswith(f"Projected ε = {projected:.3f} on n = 200") for c in at.caption)
     assert any("Reproducible mode" in c.value and "secure mode" in c.value for c in at.caption)
 
 
-def test_projected_epsilon_includes_a_private_csv_preprocessing_share(app) -> None:
+def test_projected_epsilon_includes_a_private_csv_preprocessing_share(app, monkeypatch) -> None:
     from tests.conftest import REPO_ROOT
 
+    monkeypatch.setenv("DPEXPLORER_DATA_DIR", str(REPO_ROOT / "assets"))  # a served app reads files only there
     config = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
                       model="logreg", batch_size=16, epochs=3, delta=1e-3, csv_preprocessing_epsilon=1.0)
     at = _open_train(app, config)
@@ -152,7 +153,8 @@ def test_cancel_stops_a_run(app) -> None:
     assert any("was cancelled" in w.value for w in at.warning)
 
 
-def test_failed_run_shows_its_error(app, tmp_path: Path) -> None:
+def test_failed_run_shows_its_error(app, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_DATA_DIR", str(tmp_path))
     rng = random.Random(0)
     csv = tmp_path / "people.csv"
     csv.write_text("x1,x2,y\n" + "".join(f"{rng.random():.3f},{rng.random():.3f},{i % 2}\n" for i in range(60)))
@@ -181,7 +183,7 @@ def test_user_mistake_is_a_message_naming_the_field(app) -> None:
 
 def test_model_that_does_not_fit_the_dataset_is_refused(app) -> None:
     # Straight to Train, as after uploading a file (Explore would offer only models that fit).
-    at = app.run()
+    at = join(app.run())
     at.session_state[CONFIG_KEY] = DPConfig(dataset="digits", model="cnn")
     at.switch_page("pages/train.py").run()
     at.button(key="train_start").click().run()

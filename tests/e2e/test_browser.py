@@ -16,6 +16,15 @@ from dpcore.config import DPConfig
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
 
+def join(page, name: str) -> None:
+    """Type a display name into the sidebar and press Join, as each participant does once."""
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_role("textbox", name="Your name").fill(name)
+    sidebar.get_by_role("button", name="Join").click()
+    sidebar.get_by_text(f"You are {name}").first.wait_for()
+    page.wait_for_url("**me=*")
+
+
 def test_moving_noise_multiplier_changes_projected_epsilon(page, app_url: str) -> None:
     open_app(page, app_url)
     before = shown_epsilon(page)
@@ -50,6 +59,7 @@ def test_calibrate_finds_sigma_and_apply_updates_the_whole_page(page, app_url: s
 def test_tiny_training_run_completes_with_a_chart(page, app_url: str) -> None:
     tiny = DPConfig(epochs=2, batch_size=32, max_train_examples=300, learning_rate=0.5)
     open_app(page, share_link(app_url, tiny))
+    join(page, "Tess")
     go_to(page, "Train")
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("Completed · 2/2 epochs").first.wait_for(timeout=180_000)
@@ -102,14 +112,15 @@ def test_share_link_restores_the_config(page, app_url: str) -> None:
 
 def test_uploading_a_csv_offers_its_label_column_and_asks_for_its_schema(page, app_url: str) -> None:
     open_app(page, app_url)
+    join(page, "Uma")
     page.locator('[data-testid="stSelectbox"]', has_text="Dataset").click()
     page.get_by_role("option", name="Your CSV file (tabular)").click()
-    page.get_by_text("Upload a CSV file, or enter the path").first.wait_for()
+    page.get_by_text("Upload a CSV file.").first.wait_for()
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
         str(REPO_ROOT / "assets" / "sample.csv"))
     page.get_by_text("Uploaded sample.csv").first.wait_for()
     page.get_by_text("Label column").first.wait_for()
-    page.locator('input[aria-label="CSV file on the server"][value*="/uploads/sample-"]').first.wait_for()
+    page.get_by_text(re.compile(r"^File: sample-[0-9a-f]{16}\.csv$")).first.wait_for()
     # Until the page can declare a schema or an ε share, it names what is missing and projects no ε.
     page.get_by_text("csv_schema: sample-").first.wait_for()
     screenshot(page, "explore-csv")
