@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dpcore.config import load_config_file
+from dpcore.config import DPConfig, load_config_file
 from dpcore.presets import PRESETS
 from tests.conftest import REPO_ROOT
 
@@ -21,3 +21,7 @@ def test_every_sample_config_loads():
     assert len(paths) >= 4
     for path in paths:
         load_config_file(str(path))
+
+
+def test_digits_mlp_file_is_the_default_config():
+    assert load_config_file(str(CONFIG_DIR / "digits-mlp.yaml")) == DPConfig()
