@@ -20,7 +20,7 @@ from dpcore.model_specs import supported_models
                         momentum=0.9, epochs=10, optimizer="momentum", model="lenet5",
                         dataset="fashion_mnist")),
         ("fashion_mnist_eps3_scatternet", dict(batch_size=8192, l2_norm_clip=0.1, noise_multiplier=5.05,
-                                               learning_rate=16.0, momentum=0.9, epochs=80, optimizer="momentum",
+                                               learning_rate=8.0, momentum=0.9, epochs=80, optimizer="momentum",
                                                model="scatternet_linear", dataset="fashion_mnist")),
         ("fashion_mnist_eps3_cnn", dict(batch_size=2048, l2_norm_clip=0.1, noise_multiplier=1.93, learning_rate=4.0,
                                         momentum=0.9, epochs=40, optimizer="momentum", model="cnn",
