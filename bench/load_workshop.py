@@ -6,7 +6,7 @@ exchanges with the server, without rendering anything). Each participant, joinin
 moment in the first INTERVAL seconds:
 
 1. opens the app and waits for Explore's "Projected ε" (page load, reported apart);
-2. opens Train, types a name and joins, and clicks "Start training" (the default config: digits, MLP, 10 epochs);
+2. opens Train, types a name and joins, and clicks "Start training" (the default config: digits, MLP, 20 epochs);
 3. back on Explore, about every INTERVAL seconds (±20 %) moves the "Noise multiplier" slider to a
    value nobody has used (so every move is a fresh accountant query, no cache hits) and times from
    sending the change to receiving the new "Projected ε" text.

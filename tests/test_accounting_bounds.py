@@ -68,13 +68,13 @@ def test_a_long_per_epoch_curve_uses_a_coarser_grid_than_one_epsilon(small_bound
     assert grid > accounting.PRECISE_PLD_INTERVAL
     coarse_curve = accounting.epsilon_per_epoch(noise_multiplier=1.1, epochs=4, accountant="pld", **DIGITS)
     assert all(p <= c <= p * 1.05 for p, c in zip(precise_curve, coarse_curve))
-    config = DPConfig(accountant="pld", epochs=4, batch_size=64)
+    config = DPConfig(accountant="pld", epochs=4, batch_size=64, noise_multiplier=1.1)
     assert accounting.check_config(config, n=1437) == grid
     assert accounting.check_config(config.replace(accountant="rdp"), n=1437) == 0.0
 
 
 def test_the_apps_longest_precise_pld_curve_is_planned_within_bounds():
-    config = DPConfig(accountant="pld", epochs=1000, batch_size=64)
+    config = DPConfig(accountant="pld", epochs=1000, batch_size=64, noise_multiplier=1.1)
     grid = accounting.check_config(config, n=1437)
     assert grid > accounting.PRECISE_PLD_INTERVAL  # the precise 1000-epoch curve would take minutes
     one = accounting.epsilon_report(noise_multiplier=1.1, epochs=1000, accountant="pld", **DIGITS)

@@ -67,7 +67,7 @@ def test_sweep_trains_the_grid_stores_it_and_runs_lists_it(base_file, tmp_path, 
     settings = [(r.config.noise_multiplier, r.config.epochs) for r in runs]
     assert settings == [(0.8, 1), (0.8, 2), (4.0, 1), (4.0, 2)]
     assert all(r.status == "completed" and len(r.epochs) == r.config.epochs for r in runs)
-    assert all(r.owner == "cli" and r.config.replace(noise_multiplier=1.1, epochs=1) == BASE for r in runs)
+    assert all(r.owner == "cli" and r.config.replace(noise_multiplier=BASE.noise_multiplier, epochs=BASE.epochs) == BASE for r in runs)
     assert runs[2].epsilon < runs[0].epsilon  # more noise, less ε
     lines = out.strip().splitlines()
     assert lines[1].split()[:5] == ["id", "config", "status", "test_accuracy", "epsilon"]

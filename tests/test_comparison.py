@@ -30,7 +30,7 @@ def store(tmp_path: Path) -> RunStore:
         (DPConfig(noise_multiplier=1.0), [(1, 0.65, 1.0), (2, 0.80, 1.5)]),
         (DPConfig(noise_multiplier=0.8), [(1, 0.70, 2.0), (2, 0.75, 3.0)]),
         (DPConfig(private=False), [(1, 0.90, math.inf), (2, 0.95, math.inf)]),
-        (DPConfig(dataset="fashion_mnist", model="cnn"), []),
+        (DPConfig(dataset="fashion_mnist", model="cnn", epochs=10), []),
     ]
     for config, epochs in runs:
         run_id = store.create_run(config, owner="me")

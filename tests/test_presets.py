@@ -24,6 +24,12 @@ from dpcore.model_specs import supported_models
                         momentum=0.9, epochs=10, optimizer="momentum", model="lenet5",
                         dataset="fashion_mnist", noise_schedule="constant", adaptive_clipping=True,
                         clip_update="linear", clip_learning_rate=0.001, target_unclipped_quantile=0.9)),
+        ("fashion_mnist_eps3_scatternet", dict(batch_size=8192, l2_norm_clip=0.1, noise_multiplier=5.05,
+                                               learning_rate=8.0, momentum=0.9, epochs=80, optimizer="momentum",
+                                               model="scatternet_linear", dataset="fashion_mnist")),
+        ("fashion_mnist_eps3_cnn", dict(batch_size=2048, l2_norm_clip=0.1, noise_multiplier=1.93, learning_rate=4.0,
+                                        momentum=0.9, epochs=40, optimizer="momentum", model="cnn",
+                                        activation="tanh", dataset="fashion_mnist")),
     ],
 )
 def test_preset_hyperparameters(key: str, expected: dict) -> None:
@@ -69,3 +75,9 @@ def test_each_preset_trains_an_epoch_on_a_slice(preset: presets.Preset) -> None:
 def test_unknown_preset_names_the_allowed_ones() -> None:
     with pytest.raises(ConfigError, match="preset: 'nope'.*tutorial_cnn, dp_adam_mlp, lenet5"):
         presets.get_preset("nope")
+
+
+@pytest.mark.parametrize("key", ["fashion_mnist_eps3_scatternet", "fashion_mnist_eps3_cnn"])
+def test_fashion_mnist_eps3_presets_stay_within_eps_3(key: str) -> None:
+    config = presets.get_preset(key).config
+    assert accounting.epsilon_for_config(config, n=dataset_info(config.dataset).n_train) <= 3.0

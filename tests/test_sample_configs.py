@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dpcore.config import load_config_file
+from dpcore.config import DPConfig, load_config_file
 from dpcore.presets import PRESETS
 from tests.conftest import REPO_ROOT
 
@@ -35,3 +35,7 @@ def test_csv_sample_configs_train_on_a_schema_they_declare_or_pay_for(monkeypatc
         assert info.csv_schema is not None and info.n_train == data.train_size(config)
         split = accounting.epsilon_split(config, n=info.n_train)
         assert split.total >= split.training and (split.preprocessing > 0) == (config.csv_schema is None)
+
+
+def test_digits_mlp_file_is_the_default_config():
+    assert load_config_file(str(CONFIG_DIR / "digits-mlp.yaml")) == DPConfig()

@@ -24,7 +24,7 @@ from dpcore.selection import SelectionError, SelectionSettings
 
 N = 1437  # digits' training set
 ORDERS = np.array(accounting.RDP_ORDERS)
-RUN = DPConfig(epochs=3)  # Poisson-sampled DP-SGD, 68 steps of q = 64/1437, σ = 1.1
+RUN = DPConfig(epochs=3, batch_size=64, noise_multiplier=1.1)  # Poisson-sampled DP-SGD, 68 steps of q = 64/1437, σ = 1.1
 SHUFFLED = DPConfig(epochs=3, sampling="shuffle", noise_multiplier=4.0)  # three Gaussian releases
 PLD_RUN = DPConfig(epochs=1, noise_multiplier=2.0, accountant="pld")  # small enough for a quick PLD
 

@@ -30,7 +30,8 @@ from dpcore.errors import UserInputError
 from dpcore.participants import Caller, NotAllowedError
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics, TrainResult
 
-CONFIG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=3, max_train_examples=128)
+CONFIG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=3, max_train_examples=128,
+                  noise_multiplier=1.1)
 
 
 def _epoch(epoch: int, *, epsilon: float = 1.5, test_loss: float = 0.9) -> EpochMetrics:

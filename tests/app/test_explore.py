@@ -59,7 +59,7 @@ def test_every_control_changes_epsilon_or_is_kept(app) -> None:
     seen = {_eps(at)}
     at.slider(key="w_epochs_slider").set_value(30).run()
     seen.add(_eps(at))
-    at.slider(key="w_batch_size_slider").set_value(128).run()
+    at.slider(key="w_batch_size_slider").set_value(256).run()
     seen.add(_eps(at))
     at.radio(key="w_accountant").set_value("pld").run()
     seen.add(_eps(at))
@@ -69,11 +69,12 @@ def test_every_control_changes_epsilon_or_is_kept(app) -> None:
     assert not at.exception
     assert any("Approximate" in c.value for c in at.caption)
     at.button(key="explore_precise").click().run()
-    precise = accounting.epsilon(n=1437, batch_size=128, noise_multiplier=1.1, epochs=30, delta=1e-5,
+    precise = accounting.epsilon(n=1437, batch_size=256, noise_multiplier=DPConfig().noise_multiplier,
+                                 epochs=30, delta=1e-5,
                                  accountant="pld", sampling="shuffle")
     assert any(f"Precise PLD ε (grid 1e-4) = {precise:.4f}" in i.value for i in at.info)
     assert any("no amplification" in c.value for c in at.caption)
-    assert at.session_state[CONFIG_KEY] == DPConfig(epochs=30, batch_size=128, accountant="pld",
+    assert at.session_state[CONFIG_KEY] == DPConfig(epochs=30, batch_size=256, accountant="pld",
                                                       sampling="shuffle")
 
 
@@ -156,7 +157,7 @@ def test_noise_tab_draws_the_sweep_with_the_current_point(app) -> None:
     import json
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     sweep, current = spec["data"]
-    assert current["name"] == "current" and current["x"] == [1.1]
+    assert current["name"] == "current" and current["x"] == [DPConfig().noise_multiplier]
     assert sweep["y"] == sorted(sweep["y"], reverse=True)  # more noise, less ε
 
 

@@ -15,7 +15,7 @@ from app_state import CONFIG_KEY, OWNER_KEY
 from tests.app.conftest import join, open_page
 
 
-TINY = DPConfig(epochs=2, batch_size=32, max_train_examples=200, learning_rate=0.5)
+TINY = DPConfig(epochs=2, batch_size=32, max_train_examples=200, learning_rate=0.5, noise_multiplier=1.1)
 LONG = DPConfig(epochs=500, batch_size=32)
 
 
