@@ -110,3 +110,12 @@ def go_to(page, title: str) -> None:
 def share_link(url: str, config: DPConfig) -> str:
     """The app's URL with ``config`` in its query parameters, as the share link writes it."""
     return url + "?" + urlencode(share.encode(config))
+
+
+def join(page, name: str) -> None:
+    """Type a display name into the sidebar and press Join, as each participant does once."""
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_role("textbox", name="Your name").fill(name)
+    sidebar.get_by_role("button", name="Join").click()
+    sidebar.get_by_text(f"You are {name}").first.wait_for()
+    page.wait_for_url("**me=*")

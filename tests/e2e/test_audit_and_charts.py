@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from dpcore import accounting
 from dpcore.config import DPConfig
 from pages.explore_results import NOISE_GRID
-from tests.e2e.conftest import (EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, chart_screenshot, go_to, open_app,
+from tests.e2e.conftest import (EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, chart_screenshot, go_to, join, open_app,
                                 share_link)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
@@ -60,6 +60,7 @@ def test_explore_charts_draw_the_target_and_a_click_on_the_curve_sets_sigma(page
 
 def test_a_tiny_digits_run_is_audited_and_compared_with_its_baseline(page, app_url: str) -> None:
     open_app(page, share_link(app_url, TINY))
+    join(page, "Audra")
     go_to(page, "Train")
     assert page.get_by_role("checkbox", name="Audit the model when training ends").is_checked()  # digits: on
     main = page.locator('[data-testid="stMain"]')

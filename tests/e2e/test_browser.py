@@ -8,22 +8,14 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import (EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, go_to, open_app, screenshot, share_link,
+from tests.e2e.conftest import (EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, go_to, join, open_app, screenshot,
+                                share_link,
                                 shown_epsilon)
 
 from dpcore import accounting
 from dpcore.config import DPConfig
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
-
-def join(page, name: str) -> None:
-    """Type a display name into the sidebar and press Join, as each participant does once."""
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    sidebar.get_by_role("textbox", name="Your name").fill(name)
-    sidebar.get_by_role("button", name="Join").click()
-    sidebar.get_by_text(f"You are {name}").first.wait_for()
-    page.wait_for_url("**me=*")
-
 
 def test_moving_noise_multiplier_changes_projected_epsilon(page, app_url: str) -> None:
     open_app(page, app_url)

@@ -11,8 +11,7 @@ import pytest
 from bench.app_server import streamlit_app
 from dpcore import share
 from dpcore.config import DPConfig
-from tests.e2e.conftest import NO_BROWSER, NO_BROWSER_REASON, screenshot
-from tests.e2e.test_browser import _go, _open, join
+from tests.e2e.conftest import NO_BROWSER, NO_BROWSER_REASON, go_to, join, open_app, screenshot
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
 TINY = DPConfig(epochs=2, batch_size=32, max_train_examples=300, learning_rate=0.5)
@@ -28,16 +27,16 @@ def test_two_participants_own_their_runs_and_a_reload_keeps_them(browser, tmp_pa
             for page in (ana, ben):
                 page.set_default_timeout(60_000)
 
-            _open(ana, url + "?" + urlencode(share.encode(TINY)))
+            open_app(ana, url + "?" + urlencode(share.encode(TINY)))
             join(ana, "Ana")
-            _go(ana, "Train")
+            go_to(ana, "Train")
             ana.get_by_role("button", name="Start training").click()
             ana.get_by_text("Completed · 2/2 epochs").first.wait_for(timeout=180_000)
             run_label = re.compile(r"^1: ")
 
-            _open(ben, url)
+            open_app(ben, url)
             join(ben, "Ben")
-            _go(ben, "Compare")
+            go_to(ben, "Compare")
             main = ben.locator('[data-testid="stMain"]')
             main.locator('[data-testid="stMultiSelect"]').click()
             ben.get_by_role("option", name=run_label).click()
@@ -48,11 +47,11 @@ def test_two_participants_own_their_runs_and_a_reload_keeps_them(browser, tmp_pa
 
             ana.reload()  # a new session on the same URL, ?me= and all
             ana.get_by_text("You are Ana").first.wait_for()
-            _go(ana, "Train")
+            go_to(ana, "Train")
             ana_main = ana.locator('[data-testid="stMain"]')
             ana_main.get_by_text("Your runs (Ana)").first.wait_for()
             ana_main.get_by_text("Completed · 2/2 epochs").first.wait_for()
-            _go(ana, "Compare")
+            go_to(ana, "Compare")
             ana_main.locator('[data-testid="stMultiSelect"]').click()
             ana.get_by_role("option", name=run_label).click()
             ana_main.get_by_role("button", name=re.compile("^Delete 1 run")).wait_for()
