@@ -27,8 +27,9 @@ def test_moving_noise_multiplier_changes_projected_epsilon(page, app_url: str) -
         slider.focus()
         page.keyboard.press("ArrowRight")
         page.wait_for_function(f"(old) => ({EPSILON_JS})() !== old", arg=shown)
-    expect(page.get_by_label("Noise multiplier (exact)")).to_have_value("1.300")
-    expected = accounting.epsilon_for_config(DPConfig(noise_multiplier=1.3), n=1437)
+    moved = round(DPConfig().noise_multiplier + 4 * 0.05, 3)  # four slider steps of 0.05 from the default
+    expect(page.get_by_label("Noise multiplier (exact)")).to_have_value(f"{moved:.3f}")
+    expected = accounting.epsilon_for_config(DPConfig(noise_multiplier=moved), n=1437)
     page.wait_for_function(f"(want) => ({EPSILON_JS})() === want", arg=f"{expected:.3f}")
     screenshot(page, "explore")
 
