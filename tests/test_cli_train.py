@@ -14,6 +14,7 @@ from tests.conftest import REPO_ROOT
 from dpcore import accounting
 from dpcore.cli import main
 from dpcore.config import DPConfig
+from dpcore.explain import format_epsilon
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, TRAIN_METRICS_NOTE
 
 TINY = DPConfig(dataset="digits", model="mlp", max_train_examples=200, batch_size=20, epochs=2,
@@ -128,4 +129,5 @@ def test_a_private_preprocessing_share_is_reported_beside_the_total(tmp_path, ca
         (split.preprocessing, split.training))
     assert main(["train", "--config", path]) == 0
     last = capsys.readouterr().out.splitlines()[-1]
-    assert f"composed from CSV preprocessing ε {split.preprocessing:.4g} and training ε {split.training:.4g}" in last
+    assert (f"composed from CSV preprocessing ε {format_epsilon(split.preprocessing)} and training ε "
+            f"{format_epsilon(split.training)}") in last

@@ -229,7 +229,7 @@ def test_recipe_settings_round_trip_and_cross_checks_name_their_field():
                       count_noise_multiplier=2.56, epsilon_budget=3.5, validation_fraction=0.2)
     assert DPConfig.from_json(config.to_json()) == config == DPConfig.from_yaml(config.to_yaml())
     with pytest.raises(ConfigError, match=r"noise_floor: 1.5 is above the initial noise multiplier 1.1"):
-        DPConfig(noise_schedule="time", noise_floor=1.5)
-    DPConfig(noise_schedule="constant", noise_floor=1.5)  # a constant schedule has no floor to check
+        DPConfig(noise_schedule="time", noise_multiplier=1.1, noise_floor=1.5)
+    DPConfig(noise_schedule="constant", noise_multiplier=1.1, noise_floor=1.5)  # a constant schedule has no floor to check
     with pytest.raises(ConfigError, match=r"count_noise_multiplier: 0.5 is not above half"):
-        DPConfig(adaptive_clipping=True, count_noise_multiplier=0.5)
+        DPConfig(adaptive_clipping=True, noise_multiplier=1.1, count_noise_multiplier=0.5)

@@ -99,7 +99,7 @@ def test_dp_momentum_and_dp_adam_run(optimizer):
 
 
 SAMPLE_CSV = dict(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
-                  model="logreg", batch_size=16, epochs=2, delta=1e-3)
+                  model="logreg", batch_size=16, epochs=2, delta=1e-3, noise_multiplier=1.1)
 
 
 def test_a_csv_dataset_trains_under_its_public_schema():

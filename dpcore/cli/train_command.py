@@ -111,7 +111,7 @@ def _train(args: argparse.Namespace) -> int:
         if config.private:
             line += f" at δ = {config.delta:g}"
         if split and split.preprocessing > 0:
-            line += (f" (composed from CSV preprocessing ε {split.preprocessing:.4g} and training ε "
+            line += (f" (composed from CSV preprocessing ε {format_epsilon(split.preprocessing)} and training ε "
                      f"{format_epsilon(split.training, infinity=NON_PRIVATE_EPSILON)})")
         print(f"{line}; {result.examples_per_second:,.0f} examples/s, {result.seconds:.1f} s", flush=True)
         if result.note:
