@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     sweep.add_argument("--store", metavar="PATH",
                        help="run store file, created if missing in an existing folder "
                        "(default: $DPEXPLORER_STORE or the user data folder)")
-    sweep.add_argument("--workers", metavar="K", type=_positive_int, default=1,
+    sweep.add_argument("--workers", metavar="K", type=_worker_count, default=1,
                        help=f"runs trained at the same time, 1 to {MAX_WORKERS} (default 1)")
     sweep.add_argument("--seeds", metavar="N", type=_seed_count, default=1,
                        help=f"runs per setting with seeds base, base+1, ... (1 to {MAX_SEEDS}; default 1)")
@@ -104,7 +104,8 @@ def _number(flag: str) -> Any:
     return parse
 
 
-def _positive_int(text: str) -> int:
+def _worker_count(text: str) -> int:
+    """--workers: a whole number from 1 to MAX_WORKERS."""
     if not text.strip().isdigit() or not 1 <= int(text) <= MAX_WORKERS:
         raise argparse.ArgumentTypeError(f"{quote(text)} is not a whole number from 1 to {MAX_WORKERS}")
     return int(text)
