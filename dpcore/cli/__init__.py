@@ -8,10 +8,11 @@ import math
 import signal
 import sys
 import threading
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from dpcore.errors import UserInputError
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics
+from dpcore.safe_io import quote
 
 EXIT_USAGE = 2
 MAX_ARGPARSE_MESSAGE = 300
@@ -42,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (accounting_commands, export_command, audit_command, runs_commands, train_command):
         module.register(subparsers)
     return parser
+
+
+def positive_int(flag: str) -> Callable[[str], int]:
+    """An argparse ``type`` for a flag that takes a whole number >= 1; a bad value names the flag."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise CliError(f"{flag}: {quote(text)} is not a whole number (allowed: whole numbers >= 1)") from None
+        if value < 1:
+            raise CliError(f"{flag}: {value} is too small (allowed: whole numbers >= 1)")
+        return value
+    return parse
 
 
 def print_json(obj: Any) -> None:

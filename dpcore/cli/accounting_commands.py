@@ -7,7 +7,7 @@ import sys
 from typing import Any, Callable
 
 from dpcore import accounting
-from dpcore.cli import CliError, print_json
+from dpcore.cli import CliError, positive_int, print_json
 from dpcore.config import ACCOUNTANT_TITLES, ACCOUNTANTS, SAMPLINGS
 from dpcore.explain import format_epsilon
 from dpcore.safe_io import quote
@@ -28,10 +28,10 @@ def register(subparsers: Any) -> None:
 
 
 def _add_shared(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n", required=True, type=_positive_int("--n"), help="training set size")
-    parser.add_argument("--batch-size", required=True, type=_positive_int("--batch-size"),
+    parser.add_argument("--n", required=True, type=positive_int("--n"), help="training set size")
+    parser.add_argument("--batch-size", required=True, type=positive_int("--batch-size"),
                         help="expected batch size (Poisson) or fixed batch size (shuffle)")
-    parser.add_argument("--epochs", required=True, type=_positive_int("--epochs"), help="passes over the data")
+    parser.add_argument("--epochs", required=True, type=positive_int("--epochs"), help="passes over the data")
     parser.add_argument("--delta", required=True, type=_probability("--delta"), help="δ, in (0, 1)")
     parser.add_argument("--accountant", default="rdp", choices=ACCOUNTANTS)
     parser.add_argument("--sampling", default="poisson", choices=SAMPLINGS)
@@ -110,18 +110,6 @@ def _as_flags(query: Callable[..., Any]) -> Callable[..., Any]:
 def _check_batch(args: argparse.Namespace) -> None:
     if args.batch_size > args.n:
         raise CliError(f"--batch-size: {args.batch_size} is larger than --n {args.n} (allowed: 1 to {args.n})")
-
-
-def _positive_int(flag: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise CliError(f"{flag}: {quote(text)} is not a whole number (allowed: whole numbers >= 1)") from None
-        if value < 1:
-            raise CliError(f"{flag}: {value} is too small (allowed: whole numbers >= 1)")
-        return value
-    return parse
 
 
 def _positive_float(flag: str) -> Callable[[str], float]:

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from dpcore.cli import print_json
-from dpcore.cli.accounting_commands import _positive_int
+from dpcore.cli import positive_int
 from dpcore.store import RunStore
 
 
@@ -18,10 +18,10 @@ def register(subparsers: Any) -> None:
         "empirical ε lower bound; --canaries adds the one-run canary audit (one more training). The "
         "report is kept with the run.",
     )
-    parser.add_argument("--run", required=True, metavar="ID", type=_positive_int("--run"), help="the run's id")
+    parser.add_argument("--run", required=True, metavar="ID", type=positive_int("--run"), help="the run's id")
     parser.add_argument("--store", metavar="PATH",
                         help="run store file (default: $DPEXPLORER_STORE or the user data folder)")
-    parser.add_argument("--canaries", metavar="N", type=_positive_int("--canaries"),
+    parser.add_argument("--canaries", metavar="N", type=positive_int("--canaries"),
                         help="also train once with N mislabelled canaries, each included with probability 1/2")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.set_defaults(handler=_audit)
