@@ -173,17 +173,21 @@ def draft_schema_text(columns: Sequence[str], *, label: str) -> str:
     """
     features = [c for c in columns if c != label]
     lines = [
-        "# A draft from the column names only (no values from the rows): replace the placeholders with",
-        "# what each column can hold. Move a column of text values under categorical; delete a column's",
-        "# line to leave it out.",
-        f"classes: []   # the values of the label column {json.dumps(label, ensure_ascii=False)}, e.g. [cat, dog]; "
-        "quote \"yes\" and \"no\" (YAML reads them as true, false)",
-        "numeric:      # column: [low, high]; values are clipped to it, then scaled (placeholders: [0, 1])",
+        "# A draft from the column names only: replace",
+        "# the placeholders with what each column can",
+        "# hold. Move text columns under categorical;",
+        "# delete a column's line to leave it out.",
+        f"# classes: the values of {json.dumps(label, ensure_ascii=False)}, e.g. [cat, dog]",
+        "classes: []",
+        "# numeric: column: [low, high]; clipped, scaled",
+        "numeric:",
     ]
     lines += ["  " + yaml.safe_dump({name: [0, 1]}, default_flow_style=None, allow_unicode=True, width=10**6).strip()
               for name in features]
-    lines += ["categorical: {}   # column: [category, ...]; any other value goes to one \"other\" slot",
-              "scale: unit   # numbers scaled to [0, 1]; symmetric scales them to [-1, 1]"]
+    lines += ["# categorical: column: [a, b, ...]; any other",
+              "# value goes to one \"other\" slot",
+              "categorical: {}",
+              "scale: unit  # numbers to [0, 1]; symmetric: [-1, 1]"]
     return "\n".join(lines) + "\n"
 
 

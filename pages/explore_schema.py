@@ -58,10 +58,9 @@ def render(cfg: DPConfig, *, columns: Sequence[str], label: str,
     ``stop`` shows a problem and ends the page (a schema that does not parse, naming the field).
     """
     st.markdown("**Preprocessing schema**")
-    st.caption("The model sees each numeric column clipped to a range and scaled, each text column one-hot over "
-               "a list of categories (anything else goes to one \"other\" slot), and the label as one of its "
-               "classes. Fitting these on your rows would leak them outside ε, so declare them, or let the "
-               "app derive them with a private mechanism that spends part of the run's ε.")
+    st.caption("Numbers are clipped to a range and scaled, text is one-hot over a list of categories, the label "
+               "is one of its classes. Fitted on your rows, these would leak them outside ε: declare them, or "
+               "derive them privately for part of ε.")
     if MODE_KEY not in ss:
         ss[MODE_KEY] = DERIVE if cfg.csv_preprocessing_epsilon is not None else DECLARE
     mode = st.radio("Schema", (DECLARE, DERIVE), key=MODE_KEY, format_func=MODE_TITLES.get, horizontal=True,
@@ -97,10 +96,11 @@ def _declare_controls(cfg: DPConfig, *, columns: Sequence[str], label: str,
     st.text_area("Schema (YAML or JSON)", key=TEXT_KEY, height=260,
                  help="classes: the label's values; numeric: column: [low, high]; categorical: column: "
                       "[categories]; scale: unit or symmetric. Columns not listed are not used. Write what "
-                      "the columns can hold, not what your rows happen to hold.")
+                      "the columns can hold, not what your rows happen to hold. Quote \"yes\", \"no\", "
+                      "\"on\" and \"off\": YAML reads them as true and false.")
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     left.file_uploader("Or upload a schema file", type=["json", "yaml", "yml"], key=UPLOAD_KEY,
-                       on_change=load_schema_upload, help="A JSON or YAML file as above, up to "
+                       on_change=load_schema_upload, max_upload_size=1, help="A JSON or YAML file as above, up to "
                        f"{tabular.MAX_SCHEMA_BYTES // 1024} KiB; it fills the box.")
     right.button("Back to the draft", key="explore_schema_draft_reset", on_click=reset_to_draft,
                  help="Replace the box's text with the draft built from the column names.")
@@ -126,7 +126,7 @@ def show_split(cfg: DPConfig, *, n: int) -> None:
     p1.metric("Preprocessing ε", explain.format_epsilon(split.preprocessing),
               help="The private schema derivation alone (noisy, thresholded counts).")
     p2.metric("Training ε", explain.format_epsilon(split.training), help="DP-SGD alone.")
-    p3.metric("Run ε (both)", explain.format_epsilon(split.total),
+    p3.metric("Run ε (composed)", explain.format_epsilon(split.total),
               help="Both mechanisms' events composed by dp_accounting: the run's ε, the projected ε above.")
     st.caption(f"Preprocessing {explain.format_epsilon(split.preprocessing)} + training "
                f"{explain.format_epsilon(split.training)} would be "

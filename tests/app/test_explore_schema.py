@@ -136,7 +136,7 @@ def test_deriving_privately_shows_the_split_of_the_runs_epsilon(app, data_dir) -
     split = accounting.epsilon_split(config, n=train_size(config), interactive=True)
     assert _metric(at, "Preprocessing ε") == f"{split.preprocessing:.3f}" and split.preprocessing <= 2.0
     assert _metric(at, "Training ε") == f"{split.training:.3f}"
-    assert _metric(at, "Run ε (both)") == _metric(at, "Projected ε") == f"{_interactive_epsilon(config):.3f}"
+    assert _metric(at, "Run ε (composed)") == _metric(at, "Projected ε") == f"{_interactive_epsilon(config):.3f}"
     assert split.training < split.total <= split.preprocessing + split.training
     assert any(c.value.startswith(f"Preprocessing {split.preprocessing:.3f} + training {split.training:.3f}")
                for c in at.caption)
@@ -177,4 +177,4 @@ def test_a_derived_config_from_a_link_opens_in_derive_mode(app, data_dir) -> Non
     assert at.radio(key="w_csv_schema_mode").value == "derive"
     assert at.number_input(key="w_csv_preprocessing_epsilon").value == 1.5
     assert at.session_state[CONFIG_KEY] == config
-    assert _metric(at, "Run ε (both)") == f"{_interactive_epsilon(config):.3f}"
+    assert _metric(at, "Run ε (composed)") == f"{_interactive_epsilon(config):.3f}"
