@@ -21,6 +21,7 @@ DECLARE, DERIVE = "declare", "derive"
 MODE_TITLES = {DECLARE: "Declare it (public, costs no ε)", DERIVE: "Derive it privately (spends part of ε)"}
 MODE_KEY, TEXT_KEY, EPSILON_KEY = f"{P}csv_schema_mode", f"{P}csv_schema_text", f"{P}csv_preprocessing_epsilon"
 DRAFT_KEY = "explore_schema_draft"  # the draft the text box was last given, to follow a new label column
+KEPT_KEY = "explore_schema_kept"  # the box's text, kept while the box is hidden (derive mode) and widgets forget it
 UPLOAD_KEY = "explore_schema_upload"
 UPLOAD_ERROR_KEY = "explore_schema_upload_error"
 DEFAULT_PREPROCESSING_EPSILON = 1.0
@@ -89,8 +90,8 @@ def _declare_controls(cfg: DPConfig, *, columns: Sequence[str], label: str,
     """A YAML box seeded from the config's schema or a draft of the column names, and a schema file upload."""
     draft = tabular.draft_schema_text(columns, label=label)
     if TEXT_KEY not in ss:
-        ss[TEXT_KEY] = cfg.csv_schema.to_yaml() if cfg.csv_schema is not None else draft
-    elif ss[TEXT_KEY] == ss.get(DRAFT_KEY):
+        ss[TEXT_KEY] = cfg.csv_schema.to_yaml() if cfg.csv_schema is not None else ss.get(KEPT_KEY, draft)
+    if ss[TEXT_KEY] == ss.get(DRAFT_KEY):
         ss[TEXT_KEY] = draft  # an untouched draft follows the label column
     ss[DRAFT_KEY] = draft
     st.text_area("Schema (YAML or JSON)", key=TEXT_KEY, height=260,
@@ -104,6 +105,7 @@ def _declare_controls(cfg: DPConfig, *, columns: Sequence[str], label: str,
                        f"{tabular.MAX_SCHEMA_BYTES // 1024} KiB; it fills the box.")
     right.button("Back to the draft", key="explore_schema_draft_reset", on_click=reset_to_draft,
                  help="Replace the box's text with the draft built from the column names.")
+    ss[KEPT_KEY] = ss[TEXT_KEY]
     if UPLOAD_ERROR_KEY in ss:
         stop(ss[UPLOAD_ERROR_KEY])
     try:

@@ -92,6 +92,17 @@ def test_uploaded_csv_with_a_typed_schema_projects_epsilon_and_trains(app) -> No
     assert _metric(at, "ε spent") == f"{accounting.epsilon_for_config(config, n=train_size(config)):.3f}"
 
 
+def test_typed_text_survives_a_look_at_the_private_derivation(app, data_dir) -> None:
+    at = _sample_csv(app.run())
+    half_done = SCHEMA_TEXT.replace("classes: [approved, declined]", "classes: [approved]")
+    at.text_area(key=TEXT_KEY).input(half_done).run()
+    assert at.error[0].value.startswith("csv_schema.classes:")
+    at.radio(key="w_csv_schema_mode").set_value("derive").run()
+    assert not [t for t in at.text_area if t.key == TEXT_KEY]
+    at.radio(key="w_csv_schema_mode").set_value("declare").run()
+    assert at.text_area(key=TEXT_KEY).value == half_done
+
+
 def test_an_uploaded_schema_file_fills_the_box(app, data_dir) -> None:
     at = _sample_csv(join(app.run(), "Schema uploader"))
     at.get("file_uploader")[1].upload("sample.schema.yaml", SCHEMA_TEXT.encode(), "application/x-yaml").run()
