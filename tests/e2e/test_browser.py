@@ -61,6 +61,7 @@ def test_tiny_training_run_completes_with_a_chart(page, app_url: str) -> None:
     main.get_by_text("test accuracy").first.wait_for()
     expected = accounting.epsilon_for_config(tiny, n=300)
     main.locator('[data-testid="stMetricValue"]', has_text=f"{expected:.3f}").first.wait_for()
+    main.get_by_text("Training accuracy (not covered by ε)").first.wait_for()
     screenshot(page, "train")
     page.get_by_role("button", name="Train non-private baseline").click()
     main.get_by_text("ε spent: ∞ (non-private)").first.wait_for(timeout=180_000)
