@@ -18,6 +18,8 @@ from dpcore.config import ACCOUNTANT_TITLES, MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCH
 from dpcore.errors import UserInputError
 from dpcore.jobs import JobRunner, JobSnapshot, get_runner
 from dpcore.participants import TOKEN_PARAM, Caller, Participant
+from dpcore.results import (TEST_METRICS_LABEL, TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE, TRAIN_METRICS_LABEL,
+                             TRAIN_METRICS_NOTE)
 from dpcore.server_settings import ServerSettings
 from dpcore.store import RunRecord, RunStore, SweepRecord
 
@@ -377,9 +379,10 @@ def train_size(cfg: DPConfig) -> Optional[int]:
         return None
 
 
-def run_table(runs: Sequence[RunRecord], *, key: str) -> None:
-    """The sortable table of runs that Train and Compare show (one row per run, from comparison.run_rows)."""
-    rows = run_rows(runs)
+def run_table(runs: Sequence[RunRecord], *, key: str, train_metrics: bool = False) -> None:
+    """The sortable table of runs that Train and Compare show (one row per run, from comparison.run_rows;
+    ``train_metrics``: with the training figures, titled as not covered by ε)."""
+    rows = run_rows(runs, train_metrics=train_metrics)
     names = store().display_names()
     for row, run in zip(rows, runs):
         row["by"] = "you" if owner() and run.owner == owner() else names.get(run.owner, "")
@@ -389,6 +392,9 @@ def run_table(runs: Sequence[RunRecord], *, key: str) -> None:
         width="stretch", key=key, placeholder="",  # an unknown value is an empty cell, not "None"
         column_config={
             "ε": st.column_config.Column(help="∞ for non-private baselines; empty until the first epoch ends"),
+            "test accuracy": st.column_config.Column(help=f"The last epoch's, {TEST_METRICS_LABEL}"),
+            TRAIN_ACCURACY_TITLE: st.column_config.Column(help=TRAIN_METRICS_NOTE),
+            TRAIN_LOSS_TITLE: st.column_config.Column(help=TRAIN_METRICS_NOTE),
             AUDIT_AUC_COLUMN: st.column_config.Column(help="The best membership-inference attack's ROC AUC "
                                                            "(0.5 is guessing); empty if never audited"),
             AUDIT_BOUND_COLUMN: st.column_config.Column(help="The empirical ε lower bound the attacks prove "
@@ -505,3 +511,10 @@ def sidebar() -> None:
         if active:
             st.caption(f"{len(active)} run(s) of yours queued or training.")
     host_panel()
+
+
+def train_metrics_toggle(key: str) -> bool:
+    """The switch Train and Compare offer to show or hide the training figures (on by default)."""
+    return st.toggle("Show training loss and accuracy", value=True, key=key,
+                     help=f"Training figures are {TRAIN_METRICS_LABEL} (exact means over the private batches, "
+                          f"without noise); test figures are {TEST_METRICS_LABEL}.")

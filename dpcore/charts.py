@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 from dpcore.audit import RocCurve, max_tpr
 from dpcore.comparison import AuditPoint, ComparisonView
 from dpcore.explain import format_epsilon
+from dpcore.results import TRAIN_ACCURACY_TITLE
 from dpcore.teaching import ClippingExample, CountExample
 
 if TYPE_CHECKING:
@@ -144,12 +145,18 @@ def epsilon_vs_noise(noises: Sequence[float], series: Mapping[str, Sequence[floa
 
 def training_progress(epochs: Sequence[int], accuracies: Sequence[float], epsilons: Sequence[float], *,
                       epochs_total: int, private: bool,
-                      projected: Optional[Sequence[float]] = None) -> go.Figure:
+                      projected: Optional[Sequence[float]] = None,
+                      train_accuracies: Optional[Sequence[float]] = None) -> go.Figure:
     """Two panels: test accuracy per epoch, and ε spent so far (or a note that a baseline spends ∞), drawn
     over ``projected``, the ε the accountant projects after each of the run's epochs (a grey band that the
-    spent ε follows exactly, since the trainer ends its epochs where the accountant counts them)."""
+    spent ε follows exactly, since the trainer ends its epochs where the accountant counts them).
+
+    ``train_accuracies``, when given, are drawn dotted beside the test accuracy (added last), titled as
+    not covered by ε (``results.TRAIN_ACCURACY_TITLE``).
+    """
     eps_title = ("ε spent (grey band: projected)" if projected else "ε spent") if private else "ε spent: ∞ (non-private)"
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("test accuracy", eps_title))
+    accuracy_title = "test accuracy" + ("<br>(dotted: " + TRAIN_ACCURACY_TITLE + ")" if train_accuracies else "")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(accuracy_title, eps_title))
     fig.add_trace(go.Scatter(x=list(epochs), y=list(accuracies), mode="lines+markers", name="test accuracy",
                              line=dict(color=COLORS[0])), row=1, col=1)
     if private and projected:
@@ -160,6 +167,12 @@ def training_progress(epochs: Sequence[int], accuracies: Sequence[float], epsilo
         fig.add_trace(go.Scatter(x=list(epochs), y=list(epsilons), mode="lines+markers", name="ε",
                                  line=dict(color=COLORS[1]),
                                  hovertemplate="epoch %{x}: ε spent %{y:.3f}<extra></extra>"), row=1, col=2)
+    if train_accuracies:
+        fig.add_trace(go.Scatter(x=list(epochs), y=list(train_accuracies), mode="lines+markers",
+                                 name=TRAIN_ACCURACY_TITLE, line=dict(color=COLORS[0], dash="dot"),
+                                 marker=dict(symbol="circle-open"),
+                                 hovertemplate="epoch %{x}: " + TRAIN_ACCURACY_TITLE + " %{y:.3f}<extra></extra>"),
+                      row=1, col=1)
     fig.update_xaxes(title_text="epoch", range=[0.5, max(epochs_total, 1) + 0.5], dtick=_dtick(epochs_total))
     fig.update_yaxes(range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)

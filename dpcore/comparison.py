@@ -7,6 +7,7 @@ from typing import Any, Callable, Hashable, Iterable, Sequence, Union
 
 from dpcore.config import ACCOUNTANT_TITLES, DPConfig
 from dpcore.explain import format_epsilon
+from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_ACCURACY_TITLE, TRAIN_LOSS_KEY, TRAIN_LOSS_TITLE
 from dpcore.store import ACTIVE_STATUSES, RunRecord, run_row
 
 ALL = "all"
@@ -16,6 +17,7 @@ AUDIT_BOUND_COLUMN = "audit ε ≥"
 # baseline as "∞", by explain.format_epsilon. The values stay numbers, so the columns sort as numbers.
 RUN_TABLE_FORMATS: dict[str, Union[str, Callable[[Any], str]]] = {
     "noise": "{:g}", "clip": "{:g}", "test accuracy": "{:.3f}",
+    TRAIN_ACCURACY_TITLE: "{:.3f}", TRAIN_LOSS_TITLE: "{:.4f}",
     "ε": lambda value: format_epsilon(value, unknown=""), "δ": "{:.0e}",
     AUDIT_AUC_COLUMN: "{:.3f}", AUDIT_BOUND_COLUMN: "{:.2f}",
 }
@@ -140,12 +142,17 @@ def build_view(runs: Sequence[RunRecord]) -> ComparisonView:
     return ComparisonView(tuple(curves), tuple(baselines), frontier)
 
 
-def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
+def run_rows(runs: Sequence[RunRecord], *, train_metrics: bool = False) -> list[dict[str, Any]]:
     """One row per run for a sortable table, from ``store.run_row`` (ε = ∞ for baselines, None while unknown;
-    the audit's best attack AUC and ε lower bound, None for a run never audited)."""
+    the audit's best attack AUC and ε lower bound, None for a run never audited).
+
+    ``train_metrics`` adds the last epoch's training accuracy and loss after the test accuracy, in
+    columns titled as not covered by ε (``results.TRAIN_ACCURACY_TITLE``, ``TRAIN_LOSS_TITLE``).
+    """
     rows = []
     for row in map(run_row, runs):
         private = row["private"]
+        train = {TRAIN_ACCURACY_TITLE: row[TRAIN_ACCURACY_KEY], TRAIN_LOSS_TITLE: row[TRAIN_LOSS_KEY]}
         rows.append({
             "id": row["id"],
             "name": row["label"],
@@ -161,6 +168,7 @@ def run_rows(runs: Sequence[RunRecord]) -> list[dict[str, Any]]:
             "epochs": f"{row['epochs_done']}/{row['epochs']}",
             "accountant": f"{ACCOUNTANT_TITLES[row['accountant']]}/{row['sampling']}" if private else "non-private",
             "test accuracy": row["test_accuracy"],
+            **(train if train_metrics else {}),
             "ε": row["epsilon"],
             "δ": row["delta"] if private else None,
             AUDIT_AUC_COLUMN: row["audit_auc"],

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 # leave the library (CLI text, JSON, CSV) they carry this label and these names.
 TRAIN_METRICS_NOTE = ("Training loss and accuracy are computed on the private training batches without noise "
                       "and are not covered by ε; test loss and accuracy on the held-out split.")
+# The pages' tag and titles for the same figures (metrics, chart traces, table columns).
+TRAIN_METRICS_LABEL = "computed on the private training data, not covered by ε"
+TRAIN_LOSS_TITLE = "training loss (not covered by ε)"
+TRAIN_ACCURACY_TITLE = "training accuracy (not covered by ε)"
+TEST_METRICS_LABEL = "computed on the held-out test split"
 TRAIN_LOSS_KEY = "train_loss_not_covered_by_epsilon"
 TRAIN_ACCURACY_KEY = "train_accuracy_not_covered_by_epsilon"
 

@@ -10,6 +10,7 @@ thresholded counts whose cost ``dpcore.accounting`` composes with training's int
 """
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import statistics
@@ -161,6 +162,33 @@ class CsvSchema:
 
 SCHEMA_KEYS = ("classes", "numeric", "categorical", "scale")
 SCHEMA_KEYS_TEXT = "classes (list), numeric (column: [low, high]), categorical (column: [categories]), scale"
+
+
+def draft_schema_text(columns: Sequence[str], *, label: str) -> str:
+    """A YAML schema to fill in, built from public facts only: the header's column names and the label's name.
+
+    Nothing in it comes from the rows, so it cannot leak them; its placeholders (no classes, every
+    feature numeric in [0, 1]) are for a person to replace, and the empty classes list is refused
+    until they do.
+    """
+    features = [c for c in columns if c != label]
+    lines = [
+        "# A draft from the column names only: replace",
+        "# the placeholders with what each column can",
+        "# hold. Move text columns under categorical;",
+        "# delete a column's line to leave it out.",
+        f"# classes: the values of {json.dumps(label, ensure_ascii=False)}, e.g. [cat, dog]",
+        "classes: []",
+        "# numeric: column: [low, high]; clipped, scaled",
+        "numeric:",
+    ]
+    lines += ["  " + yaml.safe_dump({name: [0, 1]}, default_flow_style=None, allow_unicode=True, width=10**6).strip()
+              for name in features]
+    lines += ["# categorical: column: [a, b, ...]; any other",
+              "# value goes to one \"other\" slot",
+              "categorical: {}",
+              "scale: unit  # numbers to [0, 1]; symmetric: [-1, 1]"]
+    return "\n".join(lines) + "\n"
 
 
 def load_schema_file(path: str) -> CsvSchema:

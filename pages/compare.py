@@ -8,6 +8,7 @@ import app_state
 from dpcore import charts, explain
 from dpcore.comparison import ALL, audit_points, build_view, busy_runs, filter_runs
 from dpcore.errors import UserInputError
+from dpcore.results import TEST_METRICS_LABEL, TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, TRAIN_METRICS_LABEL
 from pages import audit_view
 
 ss = st.session_state
@@ -140,7 +141,7 @@ def sweep_section(all_runs: list) -> None:
 sweep_section(runs)
 
 st.markdown("**Runs** (click a column header to sort)")
-app_state.run_table(shown, key="compare_table")
+app_state.run_table(shown, key="compare_table", train_metrics=app_state.train_metrics_toggle("compare_show_train_metrics"))
 
 owners = {r.id: r.owner for r in shown}
 manageable = [i for i in selected if app_state.may_manage(owners[i])]
@@ -169,4 +170,6 @@ if len(selected) == 1:
                       key="compare_run_audit")
 
 st.download_button("Download CSV of all runs", store.to_csv(), file_name="dp-explorer-runs.csv",
-                   mime="text/csv", key="compare_csv", on_click="ignore")
+                   mime="text/csv", key="compare_csv", on_click="ignore",
+                   help=f"Its columns {TRAIN_LOSS_KEY} and {TRAIN_ACCURACY_KEY} are {TRAIN_METRICS_LABEL}; "
+                        f"test accuracy is {TEST_METRICS_LABEL}.")

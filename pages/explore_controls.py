@@ -1,7 +1,7 @@
 """Explore's controls: every DP-SGD knob, seeded from the current config, read back as a DPConfig."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import streamlit as st
 
@@ -14,6 +14,8 @@ from dpcore.data import config_dataset_info, csv_file_columns, dataset_info
 from dpcore.errors import UserInputError
 from dpcore.model_specs import model_description, supported_models
 from dpcore.server_settings import upload_limit_text
+from dpcore.tabular import CsvSchema
+from pages import explore_schema
 
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
@@ -170,13 +172,11 @@ def render(cfg: DPConfig) -> DPConfig:
     _seed(f"{P}dataset", cfg.dataset)
     dataset = left.selectbox("Dataset", DATASETS, key=f"{P}dataset", on_change=on_dataset_change,
                              format_func=DATASET_TITLES.get)
-    csv_path, csv_label = _csv_controls(cfg) if dataset == "csv" else (None, None)
+    csv_path, csv_label, csv_schema, csv_epsilon = _csv_controls(cfg) if dataset == "csv" else (None,) * 4
     try:
-        # A CSV is described under the config's schema (declared, or derived privately and paid for).
+        # A CSV is described under its schema (declared, or derived privately and paid for).
         info = config_dataset_info(cfg.replace(dataset=dataset, csv_path=csv_path, csv_label=csv_label,
-                                               csv_schema=cfg.csv_schema if dataset == "csv" else None,
-                                               csv_preprocessing_epsilon=cfg.csv_preprocessing_epsilon
-                                               if dataset == "csv" else None))
+                                               csv_schema=csv_schema, csv_preprocessing_epsilon=csv_epsilon))
     except UserInputError as exc:
         _stop(str(exc))
     model_options = supported_models(info.input_shape)
@@ -231,9 +231,7 @@ def render(cfg: DPConfig) -> DPConfig:
         accountant=accountant, sampling=sampling, seed=int(seed), secure_mode=bool(secure_mode),
         max_train_examples=int(max_train) if max_train else None,
         csv_path=csv_path, csv_label=csv_label, private=cfg.private,
-        # No controls for these yet: a CSV config keeps the schema or ε share it came with.
-        csv_schema=cfg.csv_schema if dataset == "csv" else None,
-        csv_preprocessing_epsilon=cfg.csv_preprocessing_epsilon if dataset == "csv" else None,
+        csv_schema=csv_schema, csv_preprocessing_epsilon=csv_epsilon,
     )
     problems = app_state.out_of_range(typed)
     if problems:
@@ -241,8 +239,9 @@ def render(cfg: DPConfig) -> DPConfig:
     return typed
 
 
-def _csv_controls(cfg: DPConfig) -> tuple[str, str]:
-    """The upload, path and label-column controls of a CSV dataset; ends the page until a file is readable.
+def _csv_controls(cfg: DPConfig) -> tuple[str, str, Optional[CsvSchema], Optional[float]]:
+    """The upload, path, label-column and schema controls of a CSV dataset (path, label, declared schema,
+    preprocessing ε share); ends the page until a file is readable and its schema declared or paid for.
 
     The "CSV file on the server" box is there only when the server has a data folder; every path,
     typed, uploaded or restored, passes ``app_state.check_csv_path`` before it is read.
@@ -280,4 +279,5 @@ def _csv_controls(cfg: DPConfig) -> tuple[str, str]:
         ss[f"{P}csv_label"] = columns[-1]
     csv_label = st.selectbox("Label column", columns, key=f"{P}csv_label",
                              help="The column to predict; every other column is a feature.")
-    return csv_path, csv_label
+    return (csv_path, csv_label,
+            *explore_schema.render(cfg, columns=columns, label=csv_label, stop=_stop))

@@ -10,6 +10,7 @@ from dpcore import accounting, charts, explain
 from dpcore.data import dataset_problem
 from dpcore.config import ACCOUNTANT_TITLES, ACCOUNTANTS, DPConfig
 from dpcore.errors import UserInputError
+from pages import explore_schema
 from pages.explore_controls import NOISE_SLIDER_MIN
 
 ss = st.session_state
@@ -89,6 +90,7 @@ def projected_epsilon(cfg: DPConfig, *, n: int, report: accounting.EpsilonReport
     m2.metric("δ", f"{cfg.delta:.1e}")
     m3.metric("Noisy steps", f"{report.steps:,}",
               help=f"Training set n = {n:,}; sampling rate q = {report.sampling_probability:.4g}.")
+    explore_schema.show_split(cfg, n=n)
     st.markdown(explain.epsilon_reading(eps, cfg.delta))
     st.caption(explain.accounting_note(cfg.accountant, cfg.sampling))
     if report.approximate:

@@ -14,6 +14,7 @@ from dpcore.errors import UserInputError
 from dpcore.jobs import JobSnapshot
 from dpcore.store import ACTIVE_STATUSES
 from dpcore.model_specs import check_pair
+from dpcore.results import TEST_METRICS_LABEL, TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE, TRAIN_METRICS_NOTE
 from pages import audit_view
 
 ss = st.session_state
@@ -121,7 +122,7 @@ def show_job(job: JobSnapshot) -> None:
     private = job.config.private
     last = job.latest
     c1, c2, c3 = st.columns(3)
-    c1.metric("Test accuracy", f"{last.test_accuracy:.3f}" if last else "—")
+    c1.metric("Test accuracy", f"{last.test_accuracy:.3f}" if last else "—", help=f"The last epoch's, {TEST_METRICS_LABEL}.")
     c2.metric("ε spent", explain.format_epsilon(last.epsilon if last else (None if private else math.inf)),
               help=("Non-private baseline: no guarantee (ε = ∞)." if not private else
                     f"{ACCOUNTANT_TITLES[job.config.accountant]} accountant, {job.config.sampling} sampling, "
@@ -132,6 +133,13 @@ def show_job(job: JobSnapshot) -> None:
                    f"(what the trainer did), δ = {job.config.delta:.1e}.")
     else:
         st.caption("Non-private baseline: no clipping, no noise, no guarantee (ε = ∞).")
+    show_train = app_state.train_metrics_toggle("train_show_train_metrics")
+    if show_train:
+        t1, t2, _ = st.columns(3)
+        t1.metric(TRAIN_ACCURACY_TITLE.capitalize(), f"{last.train_accuracy:.3f}" if last else "—",
+                  help=TRAIN_METRICS_NOTE)
+        t2.metric(TRAIN_LOSS_TITLE.capitalize(), f"{last.train_loss:.4f}" if last else "—", help=TRAIN_METRICS_NOTE)
+        st.caption(TRAIN_METRICS_NOTE)
     if not job.done:
         st.button("Cancel", key=f"cancel_{job.id}", on_click=app_state.cancel_run, args=(job.id,))
     if job.state == "failed":
@@ -147,7 +155,8 @@ def show_job(job: JobSnapshot) -> None:
         st.plotly_chart(
             charts.training_progress([m.epoch for m in job.metrics], [m.test_accuracy for m in job.metrics],
                                      [m.epsilon for m in job.metrics], epochs_total=job.epochs_total,
-                                     private=private, projected=_projected_curve(job.config)),
+                                     private=private, projected=_projected_curve(job.config),
+                                     train_accuracies=[m.train_accuracy for m in job.metrics] if show_train else None),
             width="stretch", key=f"train_chart_{job.id}")
     elif job.state in ACTIVE_STATUSES:
         st.caption("The charts appear when the first epoch ends.")
@@ -184,7 +193,8 @@ def runs_panel(polling: bool) -> None:
     show_job(by_id[ss["train_selected"]])
 
     st.markdown(f"**Your runs** ({app_state.display_name()})")
-    app_state.run_table([job.as_record() for job in reversed(jobs)], key="train_runs_table")
+    app_state.run_table([job.as_record() for job in reversed(jobs)], key="train_runs_table",
+                        train_metrics=ss.get("train_show_train_metrics", True))
     active = any(not job.done for job in jobs)
     if polling and not active:
         st.rerun()  # the last run ended: rerun the page so this panel stops polling

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from dpcore import charts, teaching
+from dpcore.results import TRAIN_ACCURACY_TITLE
 
 
 def test_epsilon_vs_epochs_has_one_line_per_series_and_marks_the_epoch() -> None:
@@ -89,6 +90,15 @@ def test_training_progress_draws_the_projected_epsilon_under_the_spent_one() -> 
     assert projected.name == "projected ε" and list(projected.x) == [1, 2, 3, 4] and projected.line.width >= 8
     assert list(spent.y) == [0.3, 0.5] and projected.xaxis == spent.xaxis == "x2"
     assert "projected" in fig.layout.annotations[1].text
+
+
+def test_training_progress_draws_training_accuracy_dotted_and_titled_as_not_covered_by_epsilon() -> None:
+    fig = charts.training_progress([1, 2], [0.5, 0.6], [0.3, 0.5], epochs_total=4, private=True,
+                                   train_accuracies=[0.55, 0.7])
+    training = fig.data[-1]
+    assert training.name == TRAIN_ACCURACY_TITLE and list(training.y) == [0.55, 0.7]
+    assert training.line.dash == "dot" and training.xaxis == fig.data[0].xaxis
+    assert TRAIN_ACCURACY_TITLE in fig.layout.annotations[0].text
 
 
 def test_teaching_figures() -> None:

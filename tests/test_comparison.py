@@ -14,7 +14,7 @@ from dpcore.comparison import (ALL, RUN_TABLE_FORMATS, Point, audit_points, buil
                                filter_runs, pareto_frontier, run_rows)
 from dpcore.config import DPConfig
 from dpcore.store import RunStore
-from dpcore.results import EpochMetrics
+from dpcore.results import TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE, EpochMetrics
 
 
 def _metrics(epoch: int, accuracy: float, epsilon: float) -> EpochMetrics:
@@ -106,6 +106,17 @@ def test_audited_runs_become_points_and_table_columns(store: RunStore) -> None:
     rows = {row["id"]: row for row in run_rows(store.list_runs())}
     assert (rows[runs[1].id]["attack AUC"], rows[runs[1].id]["audit ε ≥"]) == (0.55, 0.2)
     assert rows[runs[0].id]["attack AUC"] is None and rows[runs[0].id]["audit ε ≥"] is None
+
+
+def test_training_figures_join_the_table_only_when_asked_and_titled_as_not_covered_by_epsilon(store: RunStore) -> None:
+    runs = store.list_runs()
+    plain, with_train = run_rows(runs), run_rows(runs, train_metrics=True)
+    assert not {TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE} & set(plain[0])
+    for run, row in zip(runs, with_train):
+        last = run.epochs[-1] if run.epochs else None
+        assert row[TRAIN_ACCURACY_TITLE] == (last.train_accuracy if last else None)
+        assert row[TRAIN_LOSS_TITLE] == (last.train_loss if last else None)
+    assert "not covered by ε" in TRAIN_ACCURACY_TITLE and "not covered by ε" in TRAIN_LOSS_TITLE
 
 
 def test_table_cells_show_infinity_and_leave_unknowns_empty(store: RunStore) -> None:

@@ -167,3 +167,15 @@ def test_too_little_epsilon_for_the_counts_says_what_to_change():
     with pytest.raises(DatasetError, match="class") as info:
         tabular.derive_schema(_frame(200), label="label", derivation=derivation)
     assert info.value.field == "csv_preprocessing_epsilon" and "csv_schema" in str(info.value)
+
+
+def test_the_draft_schema_names_every_feature_column_and_is_refused_until_its_classes_are_filled() -> None:
+    columns = ("age", "a: b # c", "label", "1")
+    draft = tabular.draft_schema_text(columns, label="label")
+    with pytest.raises(ConfigError) as refused:
+        tabular.CsvSchema.from_text(draft)
+    assert refused.value.field == "csv_schema.classes"
+    filled = tabular.CsvSchema.from_text(draft.replace("classes: []", "classes: [cat, dog]"))
+    assert filled.columns == ("age", "a: b # c", "1") and filled.classes == ("cat", "dog")
+    assert all((c.low, c.high) == (0.0, 1.0) for c in filled.numeric) and not filled.categorical
+    assert '"label"' in draft

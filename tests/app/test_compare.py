@@ -9,7 +9,8 @@ import pytest
 
 from dpcore.config import DPConfig
 from dpcore.store import RunStore
-from dpcore.results import EpochMetrics
+from dpcore.results import (TRAIN_ACCURACY_KEY, TRAIN_ACCURACY_TITLE, TRAIN_LOSS_KEY, TRAIN_LOSS_TITLE,
+                            TRAIN_METRICS_LABEL, EpochMetrics)
 from app_state import CONFIG_KEY, OWNER_KEY
 from tests.app.conftest import open_page
 from tests.audit_samples import hand_made_report
@@ -61,6 +62,22 @@ def test_chart_table_and_baseline(app, runs) -> None:
     table = at.dataframe[0].value
     assert set(runs.values()) <= set(table["id"])
     assert at.get("download_button")
+
+
+def test_training_figures_are_titled_as_not_covered_by_epsilon_and_can_be_hidden(app, runs) -> None:
+    at = _open(app)
+    table = at.dataframe[0].value.set_index("id")
+    # The fixture's runs end with training accuracy = their last test accuracy and loss 1.0.
+    assert table.loc[runs["noisy"], TRAIN_ACCURACY_TITLE] == 0.6 and table.loc[runs["noisy"], TRAIN_LOSS_TITLE] == 1.0
+    assert list(table.columns).index(TRAIN_ACCURACY_TITLE) == list(table.columns).index("test accuracy") + 1
+    download = at.get("download_button")[0]
+    assert TRAIN_ACCURACY_KEY in download.proto.help and TRAIN_METRICS_LABEL in download.proto.help
+    header = RunStore(os.environ["DPEXPLORER_STORE"]).to_csv().splitlines()[0].split(",")
+    assert TRAIN_LOSS_KEY in header and TRAIN_ACCURACY_KEY in header
+    at.toggle(key="compare_show_train_metrics").set_value(False).run()
+    assert not at.exception
+    columns = set(at.dataframe[0].value.columns)
+    assert "test accuracy" in columns and not {TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE} & columns
 
 
 def test_audited_runs_are_charted_against_epsilon_and_get_table_columns(app, runs) -> None:

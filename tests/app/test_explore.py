@@ -186,10 +186,12 @@ def test_csv_dataset_offers_its_columns_and_asks_for_its_schema(app, tmp_path, m
     assert not at.exception
     label = at.selectbox(key="w_csv_label")
     assert label.value == "decision" and "income_k" in label.options
-    # Until the page can declare a schema or an ε share, it says which is missing and projects no ε.
+    # Until the draft schema is filled in (or an ε share chosen), the page says what is missing and projects no ε.
     (error,) = at.error
-    assert error.value.startswith("csv_schema:") and "csv_preprocessing_epsilon" in error.value
+    assert error.value.startswith("csv_schema.classes:")
     assert not [m for m in at.metric if m.label == "Projected ε"]
+    assert [o for o in at.radio(key="w_csv_schema_mode").options] == [
+        "Declare it (public, costs no ε)", "Derive it privately (spends part of ε)"]
 
 
 def _target_lines(spec: dict) -> list[float]:

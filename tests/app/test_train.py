@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 from dpcore import accounting
 from dpcore.config import DPConfig
 from dpcore.jobs import get_runner
+from dpcore.results import TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE, TRAIN_METRICS_NOTE, EpochMetrics
+from dpcore.store import RunStore
 from app_state import CONFIG_KEY, OWNER_KEY
 from tests.app.conftest import join, open_page
 
@@ -73,11 +76,45 @@ def test_tiny_run_completes_with_charts_and_epsilon(app) -> None:
     assert _metric(at, "ε spent") == f"{expected:.3f}"
     assert _metric(at, "Epoch") == "2/2"
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
-    accuracy, projected, spent = chart["data"]
+    accuracy, projected, spent, training = chart["data"]
+    assert training["name"] == TRAIN_ACCURACY_TITLE and len(training["x"]) == 2
     assert [len(accuracy["x"]), len(spent["x"])] == [2, 2]
     # The projected ε is drawn under the spent one, and the trainer spent exactly what was projected.
     assert projected["name"] == "projected ε" and projected["y"] == pytest.approx(spent["y"], rel=1e-9)
     assert projected["y"][-1] == pytest.approx(expected)
+
+
+def test_training_figures_are_labelled_as_not_covered_by_epsilon_and_can_be_hidden(app) -> None:
+    at = _open_train(app, TINY)
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    run_id = store.create_run(TINY, owner=at.session_state[OWNER_KEY], name="stored")
+    for epoch, accuracy, train_accuracy in ((1, 0.4, 0.5), (2, 0.7, 0.8)):
+        store.record_epoch(run_id, EpochMetrics(epoch=epoch, train_loss=2.5 - epoch, train_accuracy=train_accuracy,
+                                                test_loss=1.0, test_accuracy=accuracy, epsilon=0.5 * epoch,
+                                                seconds=0.1, examples=200))
+    store.set_status(run_id, "completed")
+    at.run()
+    at.selectbox(key="train_selected").set_value(run_id).run()
+    assert not at.exception
+    assert _metric(at, "Training accuracy (not covered by ε)") == "0.800"
+    assert _metric(at, "Training loss (not covered by ε)") == "0.5000"
+    assert _metric(at, "Test accuracy") == "0.700"
+    assert any(c.value == TRAIN_METRICS_NOTE for c in at.caption)
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    training = next(t for t in chart["data"] if t["name"] == TRAIN_ACCURACY_TITLE)
+    assert training["y"] == [0.5, 0.8] and training["line"]["dash"] == "dot"
+    assert TRAIN_ACCURACY_TITLE in chart["layout"]["annotations"][0]["text"]
+    table = at.dataframe[0].value.set_index("id")
+    assert table.loc[run_id, TRAIN_ACCURACY_TITLE] == 0.8 and table.loc[run_id, TRAIN_LOSS_TITLE] == 0.5
+
+    at.toggle(key="train_show_train_metrics").set_value(False).run()
+    assert not at.exception
+    assert not [m for m in at.metric if "raining" in m.label]
+    assert not any(c.value == TRAIN_METRICS_NOTE for c in at.caption)
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["name"] for t in chart["data"]] == ["test accuracy", "projected ε", "ε"]
+    assert not {TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE} & set(at.dataframe[0].value.columns)
+    store.delete_run(run_id)
 
 
 def _audit_chart(at) -> dict:

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import (EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, go_to, join, open_app, screenshot,
+from tests.e2e.conftest import (EPSILON_JS, NO_BROWSER, SCREENSHOTS, NO_BROWSER_REASON, go_to, join, open_app, screenshot,
                                 share_link,
                                 shown_epsilon)
 
@@ -61,6 +61,7 @@ def test_tiny_training_run_completes_with_a_chart(page, app_url: str) -> None:
     main.get_by_text("test accuracy").first.wait_for()
     expected = accounting.epsilon_for_config(tiny, n=300)
     main.locator('[data-testid="stMetricValue"]', has_text=f"{expected:.3f}").first.wait_for()
+    main.get_by_text("Training accuracy (not covered by ε)").first.wait_for()
     screenshot(page, "train")
     page.get_by_role("button", name="Train non-private baseline").click()
     main.get_by_text("ε spent: ∞ (non-private)").first.wait_for(timeout=180_000)
@@ -103,7 +104,7 @@ def test_share_link_restores_the_config(page, app_url: str) -> None:
     screenshot(page, "learn")
 
 
-def test_uploading_a_csv_offers_its_label_column_and_asks_for_its_schema(page, app_url: str) -> None:
+def test_uploading_a_csv_and_declaring_its_schema_projects_epsilon(page, app_url: str) -> None:
     open_app(page, app_url)
     join(page, "Uma")
     page.locator('[data-testid="stSelectbox"]', has_text="Dataset").click()
@@ -114,6 +115,27 @@ def test_uploading_a_csv_offers_its_label_column_and_asks_for_its_schema(page, a
     page.get_by_text("Uploaded sample.csv").first.wait_for()
     page.get_by_text("Label column").first.wait_for()
     page.get_by_text(re.compile(r"^File: sample-[0-9a-f]{16}\.csv$")).first.wait_for()
-    # Until the page can declare a schema or an ε share, it names what is missing and projects no ε.
-    page.get_by_text("csv_schema: sample-").first.wait_for()
+    # Until the draft schema is filled in, the page names what is missing and projects no ε.
+    page.get_by_text("csv_schema.classes: lists 0 values").first.wait_for()
+    expect(page.get_by_text("Projected ε")).to_have_count(0)
+    box = page.get_by_role("textbox", name="Schema (YAML or JSON)")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    box.evaluate("element => element.scrollIntoView({block: 'center'})")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SCREENSHOTS / "explore-csv-draft.png"))
+    box.fill((REPO_ROOT / "assets" / "sample.schema.yaml").read_text())
+    box.press("Control+Enter")
+    page.wait_for_function(f"() => ({EPSILON_JS})() !== null")
+    page.get_by_text("Declared schema: nothing is learned from the rows").first.wait_for()
     screenshot(page, "explore-csv")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    box.evaluate("element => element.scrollIntoView({block: 'center'})")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SCREENSHOTS / "explore-csv-schema.png"))
+    # Deriving it privately instead: the results show where the run's ε goes.
+    page.get_by_text("Derive it privately (spends part of ε)").click()
+    split = page.get_by_text("Run ε (composed)")
+    split.wait_for()
+    split.evaluate("element => element.scrollIntoView({block: 'center'})")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SCREENSHOTS / "explore-csv-derived.png"))
