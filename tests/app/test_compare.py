@@ -82,6 +82,8 @@ def test_training_figures_are_titled_as_not_covered_by_epsilon_and_can_be_hidden
 
 def test_audited_runs_are_charted_against_epsilon_and_get_table_columns(app, runs) -> None:
     at = _open(app)
+    # Chart only this test's runs: other tests may leave audited runs in the shared store.
+    at.multiselect(key="compare_selected").set_value(list(runs.values())).run()
     assert len(at.get("plotly_chart")) == 1 and any("No audited runs" in c.value for c in at.caption)
     store = RunStore(os.environ["DPEXPLORER_STORE"])
     store.save_audit(runs["noisy"], hand_made_report(0.7, auc=0.52, bound=0.1, run_id=runs["noisy"]).to_json())
