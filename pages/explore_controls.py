@@ -14,6 +14,7 @@ from dpcore.data import config_dataset_info, csv_file_columns, dataset_info
 from dpcore.errors import UserInputError
 from dpcore.model_specs import model_description, supported_models
 from dpcore.server_settings import upload_limit_text
+from pages import explore_recipe
 
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
@@ -223,6 +224,7 @@ def render(cfg: DPConfig) -> DPConfig:
         max_train = st.number_input("Use at most this many training examples (0 = all)",
                                     step=100, key=f"{P}max_train",
                                     help="A smaller training set trains faster; ε is computed for it.")
+    recipe = explore_recipe.render(cfg)
 
     typed = DPConfig(
         dataset=dataset, model=model, activation=activation, optimizer=optimizer,
@@ -234,6 +236,7 @@ def render(cfg: DPConfig) -> DPConfig:
         # No controls for these yet: a CSV config keeps the schema or ε share it came with.
         csv_schema=cfg.csv_schema if dataset == "csv" else None,
         csv_preprocessing_epsilon=cfg.csv_preprocessing_epsilon if dataset == "csv" else None,
+        **recipe,
     )
     problems = app_state.out_of_range(typed)
     if problems:
