@@ -83,6 +83,17 @@ def test_tiny_run_completes_with_charts_and_epsilon(app) -> None:
     assert "clip norm" not in traces and "validation" not in traces
 
 
+def _train_unaudited(app, config: DPConfig):
+    """Open Train on ``config`` (digits, without the audit), start a run, wait for it; the page and the run's id."""
+    at = _open_train(app, config)
+    at.checkbox(key="train_audit_digits").uncheck().run()
+    job_id = _start(at)
+    assert get_runner().wait([job_id], timeout=300)
+    at.run()
+    assert not at.exception
+    return at, job_id
+
+
 def _chart_titled(at, title: str) -> dict:
     return next(spec for spec in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
                 if spec["layout"].get("title", {}).get("text", "").startswith(title))
@@ -91,12 +102,7 @@ def _chart_titled(at, title: str) -> dict:
 def test_adaptive_clipping_run_with_validation_draws_its_clip_norm_and_validation_metrics(app) -> None:
     config = TINY.replace(adaptive_clipping=True, target_unclipped_quantile=0.5, clip_learning_rate=0.2,
                           validation_fraction=0.2)
-    at = _open_train(app, config)
-    at.checkbox(key="train_audit_digits").uncheck().run()
-    job_id = _start(at)
-    assert get_runner().wait([job_id], timeout=300)
-    at.run()
-    assert not at.exception
+    at, job_id = _train_unaudited(app, config)
     run = get_runner().store.get_run(job_id)
     steps = [value for m in run.epochs for value in m.clip_norms]
     assert len(steps) > 2 and len(set(steps)) > 1  # the clip norm moved
@@ -116,12 +122,7 @@ def test_adaptive_clipping_run_with_validation_draws_its_clip_norm_and_validatio
 def test_a_run_stopped_by_its_budget_says_so(app) -> None:
     curve = accounting.epsilon_curve_for_config(TINY, n=200)
     config = TINY.replace(epsilon_budget=round((curve[0] + curve[1]) / 2, 4))
-    at = _open_train(app, config)
-    at.checkbox(key="train_audit_digits").uncheck().run()
-    job_id = _start(at)
-    assert get_runner().wait([job_id], timeout=300)
-    at.run()
-    assert not at.exception
+    at, job_id = _train_unaudited(app, config)
     assert any(f"Run {job_id} stopped at its ε budget" in i.value and "after 1 of 2 epochs" in i.value
                for i in at.info)
     assert _metric(at, "ε spent") == f"{curve[0]:.3f}"
