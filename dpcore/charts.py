@@ -208,8 +208,10 @@ def noise_schedule(values: Sequence[float], *, floor: Optional[float] = None,
                       annotation_position="bottom right")
     if stop_step is not None and stop_step < len(values):
         fig.add_vline(x=stop_step, line=dict(color=COLORS[1], dash="dash"),
-                      annotation_text="the ε budget stops training here", annotation_position="top left")
-    fig.update_yaxes(rangemode="tozero")
+                      annotation_text="ε budget: training stops", annotation_position="top right",
+                      annotation_font_color=COLORS[1])
+    # Headroom above σ_0 for the budget's label.
+    fig.update_yaxes(range=[0, max(values, default=1.0) * 1.25])
     fig.update_layout(height=260, showlegend=False)
     return fig
 

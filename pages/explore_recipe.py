@@ -57,10 +57,10 @@ def render(cfg: DPConfig) -> dict[str, Any]:
         if adaptive:
             left, right = st.columns(2)
             seed(f"{P}target_unclipped_quantile", cfg.target_unclipped_quantile)
-            quantile = left.number_input("Target unclipped quantile", step=0.05, format="%.3f",
+            quantile = left.number_input("Target quantile", step=0.05, format="%.3f",
                                          key=f"{P}target_unclipped_quantile",
-                                         help="The share of examples whose gradient should be left unclipped "
-                                              "(between 0 and 1).")
+                                         help="The target unclipped quantile: the share of examples whose "
+                                              "gradient should be left unclipped (between 0 and 1).")
             seed(f"{P}clip_learning_rate", cfg.clip_learning_rate)
             clip_rate = right.number_input("Clip learning rate", step=0.01, format="%.4g",
                                            key=f"{P}clip_learning_rate",
@@ -72,10 +72,10 @@ def render(cfg: DPConfig) -> dict[str, Any]:
                                      help="Linear: C − η·(share unclipped − target). Geometric: "
                                           "C · exp(−η·(share unclipped − target)).")
             seed(f"{P}count_noise_multiplier", cfg.count_noise_multiplier)
-            count_noise = right.number_input("Count noise multiplier σ_b", step=0.5, format="%.3f",
+            count_noise = right.number_input("Count noise σ_b", step=0.5, format="%.3f",
                                              key=f"{P}count_noise_multiplier",
-                                             help="Noise on the count of unclipped examples; above σ/2 (the "
-                                                  "paper suggests about batch size / 20).")
+                                             help="The count noise multiplier: noise on the count of unclipped "
+                                                  "examples; above σ/2 (the paper suggests about batch size / 20).")
 
         st.markdown("**Privacy budget**")
         seed(f"{P}budget_on", cfg.epsilon_budget is not None)
