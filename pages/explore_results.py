@@ -28,18 +28,24 @@ def make_private() -> None:
     cfg = app_state.config()
     # A baseline may carry no noise (0, shown clamped to the entry's minimum): start from the default.
     noise = cfg.noise_multiplier if cfg.noise_multiplier >= NOISE_SLIDER_MIN else DPConfig().noise_multiplier
-    app_state.update_config(private=True, noise_multiplier=noise)
+    _update_or_report("The config stays a baseline", private=True, noise_multiplier=noise)
 
 
 def apply_noise(value: float) -> None:
-    """Set the noise multiplier (from Calibrate or a click on a chart), keeping everything else; a σ the
-    other settings refuse (below a schedule's floor, too close to the count's noise) is reported."""
+    """Set the noise multiplier (from Calibrate or a click on a chart), keeping everything else."""
+    if _update_or_report("The noise multiplier stays as it was", noise_multiplier=value):
+        app_state.post_notice(f"Noise multiplier set to {value:.4g}.")
+
+
+def _update_or_report(unchanged: str, **changes: object) -> bool:
+    """Apply ``changes`` to the config; a value the other settings refuse (a σ below a schedule's floor or
+    too close to the count's noise) is reported after ``unchanged`` instead. Whether they were applied."""
     try:
-        app_state.update_config(noise_multiplier=value)
+        app_state.update_config(**changes)
     except UserInputError as exc:
-        app_state.post_error(f"The noise multiplier stays as it was: {exc}")
-        return
-    app_state.post_notice(f"Noise multiplier set to {value:.4g}.")
+        app_state.post_error(f"{unchanged}: {exc}")
+        return False
+    return True
 
 
 def use_clicked_noise() -> None:

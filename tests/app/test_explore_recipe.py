@@ -206,3 +206,15 @@ def test_every_recipe_key_survives_explore_and_a_share_link(app) -> None:
     restored.switch_page("pages/export.py").run()
     codes = {c.language: c.value for c in restored.code}
     assert DPConfig.from_json(codes["json"]) == RECIPE and DPConfig.from_yaml(codes["yaml"]) == RECIPE
+
+
+def test_a_calibrated_sigma_the_count_noise_refuses_is_reported_not_applied(app) -> None:
+    start = DPConfig(noise_multiplier=1.0, adaptive_clipping=True, count_noise_multiplier=0.6)
+    app.session_state[CONFIG_KEY] = start
+    at = app.run()
+    at.number_input(key="calibrate_target").set_value(0.5).run()
+    at.button(key="calibrate_run").click().run()
+    at.button(key="calibrate_apply").click().run()  # σ ≈ 5 needs σ_b above 2.5
+    assert not at.exception
+    assert any(e.value.startswith("The noise multiplier stays as it was: count_noise_multiplier:") for e in at.error)
+    assert _config(at) == start
