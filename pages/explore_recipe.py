@@ -9,7 +9,7 @@ import streamlit as st
 import app_state
 from dpcore import accounting, charts, explain
 from dpcore.config import CLIP_UPDATE_TITLES, CLIP_UPDATES, NOISE_SCHEDULE_TITLES, NOISE_SCHEDULES, DPConfig
-from dpcore.noise import noise_split_for_config
+from dpcore.noise import NOISE_LEVEL_RATIO, noise_split_for_config
 from pages import explore_controls
 
 ss = st.session_state
@@ -112,7 +112,7 @@ def results(cfg: DPConfig, *, n: int, report: accounting.EpsilonReport) -> None:
         st.plotly_chart(charts.noise_schedule(values, floor=cfg.noise_floor, stop_step=stop), width="stretch",
                         key="chart_noise_schedule")
         st.caption(f"σ_t falls from σ_0 = {values[0]:.3f} to {values[-1]:.3f} over {len(values):,} steps "
-                   f"({len(set(values))} levels, each rounded up by at most 2%); the projected ε composes exactly "
+                   f"({len(set(values))} levels, each rounded up by at most {NOISE_LEVEL_RATIO - 1:.0%}); the projected ε composes exactly "
                    "these, and the trainer adds exactly these.")
     split = noise_split_for_config(cfg)
     if split is not None:
