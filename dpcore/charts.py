@@ -184,6 +184,72 @@ def _dtick(total: int) -> int:
     return max(1, math.ceil(total / 10))
 
 
+def test_and_validation(epochs: Sequence[int], *, test_accuracy: Sequence[float], validation_accuracy: Sequence[float],
+                        test_loss: Sequence[float], validation_loss: Sequence[float], epochs_total: int) -> go.Figure:
+    """Two panels, accuracy and loss per epoch, each with the test split (solid) and the validation rows held
+    out of training (dashed), for a run with a validation split."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "loss"))
+    for col, (test, validation) in enumerate(((test_accuracy, validation_accuracy), (test_loss, validation_loss)),
+                                             start=1):
+        for name, values, dash, color in (("test", test, "solid", COLORS[0]),
+                                          ("validation", validation, "dash", COLORS[2])):
+            fig.add_trace(go.Scatter(x=list(epochs), y=list(values), mode="lines+markers", name=name,
+                                     legendgroup=name, showlegend=col == 1, line=dict(color=color, dash=dash),
+                                     hovertemplate=f"epoch %{{x}}: {name} %{{y:.3f}}<extra></extra>"),
+                          row=1, col=col)
+    fig.update_xaxes(title_text="epoch", range=[0.5, max(epochs_total, 1) + 0.5], dtick=_dtick(epochs_total))
+    fig.update_yaxes(range=[0, 1.02], row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_layout(**{**_LAYOUT, "height": 300, "margin": dict(l=10, r=10, t=40, b=10)})
+    return fig
+
+
+def noise_schedule(values: Sequence[float], *, floor: Optional[float] = None,
+                   stop_step: Optional[int] = None) -> go.Figure:
+    """σ_t of each noisy step (t from 0) as a step line through the steps where it changes (a schedule
+    holds each rounded level for many steps), its ``floor`` dotted, and ``stop_step``, the first step an
+    ε budget leaves untrained, as a vertical line."""
+    fig = _fig("noise multiplier σ_t at each step", "step t", "σ_t")
+    changes = [t for t in range(len(values)) if t == 0 or values[t] != values[t - 1]]
+    if values and changes[-1] != len(values) - 1:
+        changes.append(len(values) - 1)
+    fig.add_trace(go.Scatter(x=changes, y=[values[t] for t in changes], mode="lines", name="σ_t",
+                             line=dict(color=COLORS[0], shape="hv"),
+                             hovertemplate="from step %{x}: σ %{y:.3f}<extra></extra>"))
+    if floor is not None:
+        fig.add_hline(y=floor, line=dict(color="#888", dash="dot"), annotation_text=f"floor {plain_number(floor)}",
+                      annotation_position="bottom right")
+    if stop_step is not None and stop_step < len(values):
+        fig.add_vline(x=stop_step, line=dict(color=COLORS[1], dash="dash"),
+                      annotation_text="ε budget: training stops", annotation_position="top right",
+                      annotation_font_color=COLORS[1])
+    # Headroom above σ_0 for the budget's label.
+    fig.update_yaxes(range=[0, max(values, default=1.0) * 1.25])
+    fig.update_layout(height=260, showlegend=False)
+    return fig
+
+
+# The most points a per-step chart draws; longer runs are drawn at every k-th step (the last one kept).
+MAX_STEP_POINTS = 2000
+
+
+def clip_norm_over_steps(clip_norms: Sequence[float], *, target_quantile: float) -> go.Figure:
+    """The clip norm of each training step (t from 0) as adaptive clipping moved it towards the
+    ``target_quantile`` of the per-example gradient norms; a long run is drawn at every k-th step."""
+    stride = max(1, math.ceil(len(clip_norms) / MAX_STEP_POINTS))
+    steps = list(range(0, len(clip_norms), stride))
+    if clip_norms and steps[-1] != len(clip_norms) - 1:
+        steps.append(len(clip_norms) - 1)
+    x_title = "step t" if stride == 1 else f"step t (one step in {stride} drawn)"
+    fig = _fig(f"clip norm C at each step (adaptive, towards the {plain_number(target_quantile)} quantile "
+               "of gradient norms)", x_title, "clip norm C")
+    fig.add_trace(go.Scatter(x=steps, y=[clip_norms[t] for t in steps], mode="lines", name="clip norm",
+                             line=dict(color=COLORS[3]), hovertemplate="step %{x}: C %{y:.4g}<extra></extra>"))
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_layout(height=280, showlegend=False)
+    return fig
+
+
 def accuracy_vs_epsilon(view: ComparisonView) -> go.Figure:
     """Each run's per-epoch (ε, accuracy) as a curve in the run's own colour, final points large, the
     frontier dashed, baselines as dotted lines named in the legend (on the right, clear of the title)."""

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable, Sequence, Union
 
-from dpcore.config import ACCOUNTANT_TITLES, DPConfig
+from dpcore.config import ACCOUNTANT_TITLES, NOISE_SCHEDULE_TITLES, DPConfig
 from dpcore.explain import format_epsilon
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_ACCURACY_TITLE, TRAIN_LOSS_KEY, TRAIN_LOSS_TITLE
 from dpcore.store import ACTIVE_STATUSES, RunRecord, run_row
@@ -24,14 +24,28 @@ RUN_TABLE_FORMATS: dict[str, Union[str, Callable[[Any], str]]] = {
 
 
 def config_summary(config: DPConfig) -> str:
-    """A short one-line description of a config for hover text and tables."""
+    """A short one-line description of a config for hover text and tables; the recipe settings are
+    named only when they are on."""
+    validation = f", {config.validation_fraction:.0%} validation" if config.validation_fraction else ""
     if not config.private:
         return (f"{config.dataset}/{config.model}, {config.optimizer} lr {config.learning_rate:g}, "
-                f"batch {config.batch_size}, {config.epochs} epochs, non-private (ε = ∞)")
+                f"batch {config.batch_size}, {config.epochs} epochs{validation}, non-private (ε = ∞)")
     return (f"{config.dataset}/{config.model}, {config.optimizer} lr {config.learning_rate:g}, "
             f"σ {config.noise_multiplier:g}, clip {config.l2_norm_clip:g}, batch {config.batch_size}, "
             f"{config.epochs} epochs, {ACCOUNTANT_TITLES[config.accountant]}/{config.sampling}, δ {config.delta:.0e}"
-            + (", secure mode" if config.secure_mode else ""))
+            + _recipe_summary(config) + validation + (", secure mode" if config.secure_mode else ""))
+
+
+def _recipe_summary(config: DPConfig) -> str:
+    parts = []
+    if config.noise_schedule != "constant":
+        parts.append(f"σ by {NOISE_SCHEDULE_TITLES[config.noise_schedule]} (r {config.noise_decay_rate:g}, "
+                     f"floor {config.noise_floor:g})")
+    if config.adaptive_clipping:
+        parts.append(f"adaptive clip ({config.clip_update}, quantile {config.target_unclipped_quantile:g})")
+    if config.epsilon_budget is not None:
+        parts.append(f"ε budget {config.epsilon_budget:g}")
+    return "".join(f", {part}" for part in parts)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ OPTIMIZER_TITLES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam
 ACCOUNTANT_TITLES = {"rdp": "RDP", "pld": "PLD"}
 ACCOUNTANT_FULL_NAMES = {"rdp": "Rényi DP", "pld": "privacy loss distribution"}
 SAMPLING_TITLES = {"poisson": "Poisson", "shuffle": "shuffle"}
+NOISE_SCHEDULE_TITLES = {"constant": "constant", "time": "time decay", "step": "step decay"}
+CLIP_UPDATE_TITLES = {"linear": "linear", "geometric": "geometric"}
 
 DATASETS = tuple(DATASET_TITLES)
 MODELS = tuple(MODEL_TITLES)
@@ -38,8 +40,8 @@ ACTIVATIONS = ("relu", "tanh")
 OPTIMIZERS = tuple(OPTIMIZER_TITLES)
 ACCOUNTANTS = tuple(ACCOUNTANT_TITLES)
 SAMPLINGS = tuple(SAMPLING_TITLES)
-NOISE_SCHEDULES = ("constant", "time", "step")
-CLIP_UPDATES = ("linear", "geometric")
+NOISE_SCHEDULES = tuple(NOISE_SCHEDULE_TITLES)
+CLIP_UPDATES = tuple(CLIP_UPDATE_TITLES)
 
 # Upper bounds keep a slider typo from launching a week-long run or an absurd accountant query.
 MAX_EPOCHS = 1000

@@ -15,7 +15,7 @@ from dpcore.errors import UserInputError
 from dpcore.model_specs import model_description, supported_models
 from dpcore.server_settings import upload_limit_text
 from dpcore.tabular import CsvSchema
-from pages import explore_schema
+from pages import explore_recipe, explore_schema
 
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
@@ -223,6 +223,7 @@ def render(cfg: DPConfig) -> DPConfig:
         max_train = st.number_input("Use at most this many training examples (0 = all)",
                                     step=100, key=f"{P}max_train",
                                     help="A smaller training set trains faster; ε is computed for it.")
+    recipe = explore_recipe.render(cfg)
 
     typed = DPConfig(
         dataset=dataset, model=model, activation=activation, optimizer=optimizer,
@@ -232,6 +233,7 @@ def render(cfg: DPConfig) -> DPConfig:
         max_train_examples=int(max_train) if max_train else None,
         csv_path=csv_path, csv_label=csv_label, private=cfg.private,
         csv_schema=csv_schema, csv_preprocessing_epsilon=csv_epsilon,
+        **recipe,
     )
     problems = app_state.out_of_range(typed)
     if problems:

@@ -10,7 +10,7 @@ from dpcore import accounting, charts, explain
 from dpcore.data import dataset_problem
 from dpcore.config import ACCOUNTANT_TITLES, ACCOUNTANTS, DPConfig
 from dpcore.errors import UserInputError
-from pages import explore_schema
+from pages import explore_recipe, explore_schema
 from pages.explore_controls import NOISE_SLIDER_MIN
 
 ss = st.session_state
@@ -28,13 +28,24 @@ def make_private() -> None:
     cfg = app_state.config()
     # A baseline may carry no noise (0, shown clamped to the entry's minimum): start from the default.
     noise = cfg.noise_multiplier if cfg.noise_multiplier >= NOISE_SLIDER_MIN else DPConfig().noise_multiplier
-    app_state.update_config(private=True, noise_multiplier=noise)
+    _update_or_report("The config stays a baseline", private=True, noise_multiplier=noise)
 
 
 def apply_noise(value: float) -> None:
-    """Set the noise multiplier (from Calibrate), keeping everything else."""
-    app_state.update_config(noise_multiplier=value)
-    app_state.post_notice(f"Noise multiplier set to {value:.4g}.")
+    """Set the noise multiplier (from Calibrate or a click on a chart), keeping everything else."""
+    if _update_or_report("The noise multiplier stays as it was", noise_multiplier=value):
+        app_state.post_notice(f"Noise multiplier set to {value:.4g}.")
+
+
+def _update_or_report(unchanged: str, **changes: object) -> bool:
+    """Apply ``changes`` to the config; a value the other settings refuse (a σ below a schedule's floor or
+    too close to the count's noise) is reported after ``unchanged`` instead. Whether they were applied."""
+    try:
+        app_state.update_config(**changes)
+    except UserInputError as exc:
+        app_state.post_error(f"{unchanged}: {exc}")
+        return False
+    return True
 
 
 def use_clicked_noise() -> None:
@@ -77,6 +88,7 @@ def render(cfg: DPConfig) -> None:
         st.error(str(exc))
         app_state.finish_page()
     projected_epsilon(cfg, n=n, report=report)
+    explore_recipe.results(cfg, n=n, report=report)
     curves(cfg, n=n, epsilon=report.epsilon)
     calibrate(cfg, n=n)
 
@@ -130,10 +142,14 @@ def curves(cfg: DPConfig, *, n: int, epsilon: float) -> None:
                             selection_mode="points")
             st.caption("Click a point of a curve to use its noise multiplier. The dashed line is the "
                        "Calibrate target below.")
+            if any(math.isnan(v) for values in sweep.values() for v in values):
+                st.caption("σ values the other settings refuse (below the noise floor, or at or above twice "
+                           "the count noise multiplier) have no point.")
 
 
 def noise_sweep(cfg: DPConfig, *, n: int) -> tuple[float, ...]:
-    """ε of ``cfg`` at each noise multiplier of NOISE_GRID (cached point by point in dpcore.accounting).
+    """ε of ``cfg`` at each noise multiplier of NOISE_GRID (cached point by point in dpcore.accounting);
+    NaN (no point) where the other settings refuse that σ (below a schedule's floor, say).
 
     A status line is updated between points: every Streamlit call is a point where a newer slider
     change can interrupt this run, so a slow sweep (PLD) never holds up the next projected ε.
@@ -143,7 +159,12 @@ def noise_sweep(cfg: DPConfig, *, n: int) -> tuple[float, ...]:
     for i, sigma in enumerate(NOISE_GRID):
         if i % 4 == 0:
             status.caption(f"Computing ε for {len(NOISE_GRID)} noise multipliers… {i}/{len(NOISE_GRID)}")
-        values.append(accounting.epsilon_for_config(cfg.replace(noise_multiplier=sigma), n=n, interactive=True))
+        try:
+            swept = cfg.replace(noise_multiplier=sigma)
+        except UserInputError:
+            values.append(math.nan)
+            continue
+        values.append(accounting.epsilon_for_config(swept, n=n, interactive=True))
     status.empty()
     return tuple(values)
 
@@ -152,8 +173,11 @@ def noise_sweep(cfg: DPConfig, *, n: int) -> tuple[float, ...]:
 def calibrate(cfg: DPConfig, *, n: int) -> None:
     """The smallest noise multiplier for a target ε; a fragment, so its widgets rerun only this part."""
     st.subheader("Calibrate")
+    # With a schedule the calibrated noise multiplier is the first step's, σ_0, from which it decays.
+    sigma_name = "σ_0" if cfg.noise_schedule != "constant" else "σ"
     st.caption("Type the ε you can afford; get the smallest noise multiplier that meets it "
-               "for the other settings.")
+               "for the other settings." + (" With a noise schedule that is σ_0, the first step's; the "
+                                            "schedule decays from it." if sigma_name == "σ_0" else ""))
     left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
     target = left.number_input("Target ε", min_value=0.01, max_value=1000.0, value=DEFAULT_TARGET_EPSILON,
                                step=0.1, format="%.3f", key=TARGET_KEY)
@@ -171,8 +195,8 @@ def calibrate(cfg: DPConfig, *, n: int) -> None:
     if found and found[0] == float(target):
         # Round up, never down: a smaller σ would overshoot the target ε.
         sigma = math.ceil(found[1] * 10_000) / 10_000
-        if right.button(f"Apply σ = {sigma:.4f}", key="calibrate_apply", type="primary"):
+        if right.button(f"Apply {sigma_name} = {sigma:.4f}", key="calibrate_apply", type="primary"):
             apply_noise(sigma)
             st.rerun()  # the whole page, so the controls, ε and curves follow the new σ
-        st.success(f"Noise multiplier {found[1]:.4f} gives ε = {explain.format_epsilon(found[2], digits=4)} "
+        st.success(f"Noise multiplier {sigma_name} = {found[1]:.4f} gives ε = {explain.format_epsilon(found[2], digits=4)} "
                    f"≤ {found[0]:g} ({ACCOUNTANT_TITLES[cfg.accountant]}, {cfg.sampling}).")

@@ -158,6 +158,7 @@ def show_job(job: JobSnapshot) -> None:
                                      private=private, projected=_projected_curve(job.config),
                                      train_accuracies=[m.train_accuracy for m in job.metrics] if show_train else None),
             width="stretch", key=f"train_chart_{job.id}")
+        recipe_charts(job)
     elif job.state in ACTIVE_STATUSES:
         st.caption("The charts appear when the first epoch ends.")
     if job.audit_requested and not job.done and job.audit is None:
@@ -166,6 +167,24 @@ def show_job(job: JobSnapshot) -> None:
         st.error(f"The audit of run {job.id} failed: {job.audit_error}")
     if job.state == "completed":
         audit_view.render(job.id, completed=True, report=job.audit, key=f"train_run_audit_{job.id}")
+
+
+def recipe_charts(job: JobSnapshot) -> None:
+    """A run's validation metrics beside its test metrics (with a validation split), and its clip norm at
+    each step (with adaptive clipping)."""
+    metrics, config = job.metrics, job.config
+    if config.validation_fraction > 0 and any(not math.isnan(m.validation_accuracy) for m in metrics):
+        st.plotly_chart(charts.test_and_validation(
+            [m.epoch for m in metrics], test_accuracy=[m.test_accuracy for m in metrics],
+            validation_accuracy=[m.validation_accuracy for m in metrics], test_loss=[m.test_loss for m in metrics],
+            validation_loss=[m.validation_loss for m in metrics], epochs_total=job.epochs_total),
+            width="stretch", key=f"train_validation_{job.id}")
+        st.caption(f"Validation: {config.validation_fraction:.0%} of the training rows, held out and never "
+                   "trained on; test: the dataset's separate test split.")
+    clip_norms = [value for m in metrics for value in m.clip_norms]
+    if config.private and config.adaptive_clipping and clip_norms:
+        st.plotly_chart(charts.clip_norm_over_steps(clip_norms, target_quantile=config.target_unclipped_quantile),
+                        width="stretch", key=f"train_clip_norm_{job.id}")
 
 
 def _projected_curve(config: DPConfig) -> tuple[float, ...] | None:

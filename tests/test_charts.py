@@ -142,3 +142,47 @@ def test_audit_chart_sets_auc_and_bound_against_epsilon_with_baselines_at_infini
     assert list(diagonal.x) == list(diagonal.y) and diagonal.xaxis == "x2"
     only_baselines = charts.audit_vs_epsilon(points[2:])
     assert list(only_baselines.layout.xaxis.ticktext) == ["∞"]
+
+
+def test_noise_schedule_draws_the_steps_where_sigma_changes_the_floor_and_the_budget_stop() -> None:
+    from dpcore.config import DPConfig
+    from dpcore.accounting import noise_schedule_values
+
+    config = DPConfig(noise_multiplier=2.0, noise_schedule="time", noise_decay_rate=0.01, noise_floor=0.8,
+                      batch_size=64, epochs=3)
+    values = noise_schedule_values(config, n=6400)
+    fig = charts.noise_schedule(values, floor=0.8, stop_step=20)
+    (line,) = fig.data
+    assert line.line.shape == "hv" and line.x[0] == 0 and line.x[-1] == len(values) - 1
+    # Every step's σ is the value drawn at the last change point at or before it.
+    for t, sigma in enumerate(values):
+        last_change = max(i for i, x in enumerate(line.x) if x <= t)
+        assert line.y[last_change] == sigma
+    assert len(line.x) < len(values) and line.y[0] == 2.0 and line.y[-1] == 0.8
+    floor, stop = fig.layout.shapes
+    assert (floor.y0, floor.line.dash) == (0.8, "dot") and (stop.x0, stop.line.dash) == (20, "dash")
+    assert "budget" in fig.layout.annotations[1].text
+    # No budget stop inside the run, no line for it.
+    assert len(charts.noise_schedule(values, stop_step=len(values)).layout.shapes) == 0
+
+
+def test_clip_norm_chart_draws_each_step_and_thins_long_runs() -> None:
+    norms = tuple(1.0 + 0.001 * t for t in range(500))
+    fig = charts.clip_norm_over_steps(norms, target_quantile=0.9)
+    assert list(fig.data[0].x) == list(range(500)) and list(fig.data[0].y) == list(norms)
+    assert "0.9 quantile" in fig.layout.title.text and fig.layout.xaxis.title.text == "step t"
+    long = tuple(float(t) for t in range(5001))
+    thin = charts.clip_norm_over_steps(long, target_quantile=0.5)
+    assert len(thin.data[0].x) <= charts.MAX_STEP_POINTS + 1 and thin.data[0].x[-1] == 5000
+    assert list(thin.data[0].y) == [long[t] for t in thin.data[0].x]
+    assert "one step in 3 drawn" in thin.layout.xaxis.title.text
+
+
+def test_test_and_validation_draws_both_splits_for_accuracy_and_loss() -> None:
+    fig = charts.test_and_validation([1, 2], test_accuracy=[0.5, 0.6], validation_accuracy=[0.45, 0.58],
+                                     test_loss=[1.2, 1.0], validation_loss=[1.3, 1.1], epochs_total=3)
+    assert [(t.name, t.xaxis, list(t.y)) for t in fig.data] == [
+        ("test", "x", [0.5, 0.6]), ("validation", "x", [0.45, 0.58]),
+        ("test", "x2", [1.2, 1.0]), ("validation", "x2", [1.3, 1.1])]
+    assert [t.showlegend for t in fig.data] == [True, True, False, False]
+    assert fig.data[1].line.dash == "dash"

@@ -71,6 +71,19 @@ def test_summary_says_non_private_for_a_baseline() -> None:
     assert "secure" not in config_summary(DPConfig())
 
 
+def test_summary_names_the_recipe_settings_that_are_on() -> None:
+    plain = config_summary(DPConfig())
+    assert not any(word in plain for word in ("decay", "adaptive", "budget", "validation"))
+    recipe = config_summary(DPConfig(noise_schedule="step", noise_decay_rate=0.001, noise_floor=0.7,
+                                     adaptive_clipping=True, target_unclipped_quantile=0.9, clip_update="linear",
+                                     epsilon_budget=3.0, validation_fraction=0.2))
+    assert recipe.startswith(plain)
+    assert recipe.endswith(", σ by step decay (r 0.001, floor 0.7), adaptive clip (linear, quantile 0.9), "
+                           "ε budget 3, 20% validation")
+    assert config_summary(DPConfig(private=False, validation_fraction=0.2, adaptive_clipping=True)).endswith(
+        "20 epochs, 20% validation, non-private (ε = ∞)")
+
+
 def test_chart_has_one_trace_per_run_plus_frontier_and_a_baseline_line(store: RunStore) -> None:
     fig = charts.accuracy_vs_epsilon(build_view(store.list_runs()))
     names = [t.name for t in fig.data]

@@ -82,6 +82,54 @@ def test_tiny_run_completes_with_charts_and_epsilon(app) -> None:
     # The projected ε is drawn under the spent one, and the trainer spent exactly what was projected.
     assert projected["name"] == "projected ε" and projected["y"] == pytest.approx(spent["y"], rel=1e-9)
     assert projected["y"][-1] == pytest.approx(expected)
+    # Without adaptive clipping or a validation split, neither of their charts.
+    traces = [t.get("name") for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]]
+    assert "clip norm" not in traces and "validation" not in traces
+
+
+def _train_unaudited(app, config: DPConfig):
+    """Open Train on ``config`` (digits, without the audit), start a run, wait for it; the page and the run's id."""
+    at = _open_train(app, config)
+    at.checkbox(key="train_audit_digits").uncheck().run()
+    job_id = _start(at)
+    assert get_runner().wait([job_id], timeout=300)
+    at.run()
+    assert not at.exception
+    return at, job_id
+
+
+def _chart_titled(at, title: str) -> dict:
+    return next(spec for spec in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+                if spec["layout"].get("title", {}).get("text", "").startswith(title))
+
+
+def test_adaptive_clipping_run_with_validation_draws_its_clip_norm_and_validation_metrics(app) -> None:
+    config = TINY.replace(adaptive_clipping=True, target_unclipped_quantile=0.5, clip_learning_rate=0.2,
+                          validation_fraction=0.2)
+    at, job_id = _train_unaudited(app, config)
+    run = get_runner().store.get_run(job_id)
+    steps = [value for m in run.epochs for value in m.clip_norms]
+    assert len(steps) > 2 and len(set(steps)) > 1  # the clip norm moved
+    clip = _chart_titled(at, "clip norm C at each step")
+    assert clip["data"][0]["y"] == pytest.approx(steps) and clip["data"][0]["x"] == list(range(len(steps)))
+    validation = next(spec for spec in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+                      if [t["name"] for t in spec["data"]] == ["test", "validation", "test", "validation"])
+    assert validation["data"][1]["y"] == pytest.approx([m.validation_accuracy for m in run.epochs])
+    assert validation["data"][3]["y"] == pytest.approx([m.validation_loss for m in run.epochs])
+    assert validation["data"][0]["y"] == pytest.approx([m.test_accuracy for m in run.epochs])
+    assert all(0.0 <= m.validation_accuracy <= 1.0 for m in run.epochs)
+    assert any(c.value.startswith("Validation: 20% of the training rows") for c in at.caption)
+    # ε is that of the 160 rows trained on, and of the stated σ (the split keeps it).
+    assert _metric(at, "ε spent") == f"{accounting.epsilon_for_config(config, n=160):.3f}"
+
+
+def test_a_run_stopped_by_its_budget_says_so(app) -> None:
+    curve = accounting.epsilon_curve_for_config(TINY, n=200)
+    config = TINY.replace(epsilon_budget=round((curve[0] + curve[1]) / 2, 4))
+    at, job_id = _train_unaudited(app, config)
+    assert any(f"Run {job_id} stopped at its ε budget" in i.value and "after 1 of 2 epochs" in i.value
+               for i in at.info)
+    assert _metric(at, "ε spent") == f"{curve[0]:.3f}"
 
 
 def test_training_figures_are_labelled_as_not_covered_by_epsilon_and_can_be_hidden(app) -> None:

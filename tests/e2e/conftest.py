@@ -63,11 +63,11 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-def chart_screenshot(page, chart, name: str) -> Path:
-    """Save what a person sees at 1400x900 with ``chart`` (a locator) scrolled to the middle of the window, as
-    artifacts/screenshots/<name>.png."""
+def chart_screenshot(page, chart, name: str, *, width: int = 1400, height: int = 900) -> Path:
+    """Save what a person sees at ``width`` x ``height`` with ``chart`` (a locator) scrolled to the middle of the
+    window, as artifacts/screenshots/<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.set_viewport_size({"width": 1400, "height": 900})
+    page.set_viewport_size({"width": width, "height": height})
     chart.evaluate("element => element.scrollIntoView({block: 'center'})")
     page.mouse.move(0, 0)  # no hover label or mode bar over the chart
     page.wait_for_timeout(1200)  # let plotly finish drawing at this size
