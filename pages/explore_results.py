@@ -1,6 +1,7 @@
 """Explore's results for one DPConfig: the projected ε and what it means, ε curves, and calibration."""
 from __future__ import annotations
 
+import json
 import math
 
 import streamlit as st
@@ -187,12 +188,14 @@ def calibrate(cfg: DPConfig, *, n: int) -> None:
         try:
             found = accounting.calibrate_noise_for_config(cfg, target_epsilon=float(target), n=n,
                                                           interactive=True)
-            ss["calibration"] = (float(target), found.noise_multiplier, found.epsilon)
+            ss["calibration"] = (float(target), _calibration_basis(cfg), found.noise_multiplier, found.epsilon)
         except UserInputError as exc:
             ss["calibration"] = None
             st.error(str(exc))
     found = ss.get("calibration")
-    if found and found[0] == float(target):
+    # A result holds only for the target and the other settings it was found for.
+    if found and found[:2] == (float(target), _calibration_basis(cfg)):
+        found = (found[0], found[2], found[3])
         # Round up, never down: a smaller σ would overshoot the target ε.
         sigma = math.ceil(found[1] * 10_000) / 10_000
         if right.button(f"Apply {sigma_name} = {sigma:.4f}", key="calibrate_apply", type="primary"):
@@ -200,3 +203,10 @@ def calibrate(cfg: DPConfig, *, n: int) -> None:
             st.rerun()  # the whole page, so the controls, ε and curves follow the new σ
         st.success(f"Noise multiplier {sigma_name} = {found[1]:.4f} gives ε = {explain.format_epsilon(found[2], digits=4)} "
                    f"≤ {found[0]:g} ({ACCOUNTANT_TITLES[cfg.accountant]}, {cfg.sampling}).")
+
+
+def _calibration_basis(cfg: DPConfig) -> str:
+    """Every setting but the noise multiplier, as text: what a calibrated σ depends on."""
+    settings = cfg.to_dict()
+    settings.pop("noise_multiplier")
+    return json.dumps(settings, sort_keys=True, default=str)

@@ -128,6 +128,16 @@ def test_calibrate_and_apply(app) -> None:
     assert math.isclose(at.session_state[CONFIG_KEY].noise_multiplier, sigma)
 
 
+def test_a_calibration_is_offered_only_for_the_settings_it_was_found_for(app) -> None:
+    at = app.run()
+    at.number_input(key="calibrate_target").set_value(2.0).run()
+    at.button(key="calibrate_run").click().run()
+    assert at.success and at.button(key="calibrate_apply")
+    at.slider(key="w_batch_size_slider").set_value(256).run()  # another batch needs another σ
+    assert not at.exception and not at.success
+    assert not any(b.key == "calibrate_apply" for b in at.button)
+
+
 def test_overlay_draws_both_accountants(app) -> None:
     at = app.run()
     at.toggle(key="explore_overlay").set_value(True).run()
