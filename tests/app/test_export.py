@@ -96,3 +96,13 @@ def test_a_scatternet_config_exports_files_and_says_why_there_is_no_script(app) 
     assert any("ScatterNet features" in i.value and "model" in i.value for i in at.info)
     script_button = [b for b in at.get("download_button") if b.label == "Download Python script"]
     assert len(script_button) == 1 and script_button[0].proto.disabled
+
+
+def test_a_recipe_setting_the_script_cannot_reproduce_is_named_and_the_files_keep_it(app) -> None:
+    config = DPConfig(adaptive_clipping=True, epsilon_budget=4.0, validation_fraction=0.2)
+    at = _open(app, config)
+    codes = {c.language: c.value for c in at.code}
+    assert DPConfig.from_json(codes["json"]) == config and "python" not in codes
+    assert any("adaptive_clipping" in i.value for i in at.info)
+    script_button = [b for b in at.get("download_button") if b.label == "Download Python script"]
+    assert len(script_button) == 1 and script_button[0].proto.disabled
