@@ -172,7 +172,8 @@ def forward(model: tf.keras.Model, x: tf.Tensor, *, training: bool, seed: tf.Ten
     return Forward(logits=h, taps=tuple(taps))
 
 
-def tap_gradients(taps: tuple[Tap, ...], output_grads: list[tf.Tensor]) -> tuple[Optional[layer_rules.VariableGradients], ...]:
+def tap_gradients(taps: tuple[Tap, ...],
+                  output_grads: list[tf.Tensor]) -> tuple[Optional[layer_rules.VariableGradients], ...]:
     """Per tap, the per-example gradients its rule materialises (batch first), or None where it does not."""
     return tuple(None if tap.rule.per_example_gradients is None
                  else tap.rule.per_example_gradients(tap.layer, tap.recorded, g)

@@ -455,7 +455,7 @@ def warm_up(config: Optional["DPConfig"] = None) -> None:
     from dpcore.config import DPConfig
 
     config = config if config is not None else DPConfig()
-    examples = WARM_UP_EXAMPLES if config.max_train_examples is None else min(WARM_UP_EXAMPLES, config.max_train_examples)
+    examples = min(WARM_UP_EXAMPLES, config.max_train_examples or WARM_UP_EXAMPLES)
     short = config.replace(epochs=1, batch_size=min(config.batch_size, max(1, examples // 4)),
                            max_train_examples=examples, validation_fraction=0.0, epsilon_budget=None,
                            secure_mode=False)
