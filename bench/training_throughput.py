@@ -9,7 +9,12 @@ and prints examples/s, peak memory and the ratios.
 Each method runs in its own worker process (so its peak resident memory is its own), warmed up
 first so that graph tracing is not timed. The workers then take turns, one timed window each per
 round, and each method's best window counts: on a shared machine, load from elsewhere then hits all
-three alike instead of whichever happened to run during a busy minute.
+three alike instead of whichever happened to run during a busy minute. The ratio of each round's
+windows is printed too (its lowest is what a busy minute does to it), with the load average.
+
+First-run latency: for the default config (digits MLP) and each model's dpcore config, a fresh
+process runs ``training.train`` twice and reports each run's wall time and its preparing phase
+(start to first step: loading, building, tracing); the second run reuses the traced step.
 
     python bench/training_throughput.py [--examples 60000] [--stock-examples N] [--rounds 3] [--json]
 """
@@ -99,10 +104,36 @@ def _dpcore_window(model_name: str, examples: int) -> Callable[[], float]:
     return window
 
 
+def _first_runs(model_name: str, examples: int) -> dict:
+    """In this fresh process: two runs of the same config, each one's wall time and preparing time."""
+    from dpcore.config import DPConfig
+    from dpcore.dpsgd import training
+
+    config = DPConfig() if model_name == "default" else _config(model_name, examples)
+    runs = []
+    for _ in range(2):
+        started = time.perf_counter()
+        first_step: list[float] = []
+
+        def on_progress(progress, started=started, first_step=first_step) -> None:
+            if progress.phase == "training" and not first_step:
+                first_step.append(time.perf_counter() - started)
+
+        result = training.train(config, on_progress=on_progress)
+        if result.status != "completed":
+            raise SystemExit(f"dpcore run {result.status}: {result.error}")
+        runs.append({"seconds": time.perf_counter() - started, "preparing_seconds": first_step[0],
+                     "examples_per_second": result.examples_per_second})
+    return {"first": runs[0], "second": runs[1]}
+
+
 def _worker(method: str, model_name: str, examples: int, stock_examples: int) -> int:
     """Serve timed windows: each line "go" on stdin gets one examples/s figure on stdout."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, REPO_ROOT)
+    if method == "first":
+        print(json.dumps(_first_runs(model_name, examples)), flush=True)
+        return 0
     if method == "keras":
         window = _keras_window(model_name, examples, private=False)
     elif method == "tfp":
@@ -152,13 +183,24 @@ class _Worker:
         return peak
 
 
+def _measure_first_runs(model_name: str, args: argparse.Namespace) -> dict:
+    """Two runs in a fresh process (see ``_first_runs``), with the load average before them."""
+    load = os.getloadavg()[0]
+    output = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--worker", "first", model_name, "--examples", str(args.examples)],
+        stdout=subprocess.PIPE, text=True, check=True).stdout
+    return {**json.loads(output.strip().splitlines()[-1]), "load_average": load}
+
+
 def _measure_model(model_name: str, args: argparse.Namespace) -> dict:
     workers = {method: _Worker(method, model_name, args) for method in METHODS}
     rates: dict[str, list[float]] = {method: [] for method in METHODS}
+    loads = []
     for _ in range(args.rounds):
+        loads.append(os.getloadavg()[0])
         for method, worker in workers.items():
             rates[method].append(worker.window())
-    rows: dict = {}
+    rows: dict = {"load_average": loads}
     for method, worker in workers.items():
         rows[method] = {"examples_per_second": max(rates[method]), "windows": rates[method],
                         "peak_rss_mib": worker.finish()}
@@ -167,6 +209,7 @@ def _measure_model(model_name: str, args: argparse.Namespace) -> dict:
         "dpcore_over_keras": best["dpcore"] / best["keras"],
         "dpcore_over_tfp": best["dpcore"] / best["tfp"],
         "keras_over_tfp": best["keras"] / best["tfp"],
+        "dpcore_over_keras_per_round": [d / k for d, k in zip(rates["dpcore"], rates["keras"])],
     }
     return rows
 
@@ -185,12 +228,21 @@ def main(argv: list[str] | None = None) -> int:
         return _worker(args.worker[0], args.worker[1], args.examples, args.stock_examples)
 
     figures = {}
+    first_runs = {}
+    for model_name in ["default", *args.models.split(",")]:
+        first_runs[model_name] = _measure_first_runs(model_name, args)
     for model_name in args.models.split(","):
         figures[model_name] = _measure_model(model_name, args)
         print(f"  measured {model_name}", file=sys.stderr, flush=True)
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print(json.dumps({**figures, "first_runs": first_runs}, indent=2))
         return 0
+    print("first runs in a fresh process (wall s; preparing = start to first step):")
+    for model_name, runs in first_runs.items():
+        first, second = runs["first"], runs["second"]
+        print(f"  {model_name:8} first {first['seconds']:6.2f} s (preparing {first['preparing_seconds']:5.2f} s), "
+              f"second {second['seconds']:6.2f} s (preparing {second['preparing_seconds']:5.2f} s), "
+              f"load average {runs['load_average']:.1f}")
     stock = args.stock_examples or ", ".join(f"{STOCK_EXAMPLES[m]} ({m})" for m in figures)
     print(f"batch {BATCH_SIZE}, Fashion-MNIST; keras and dpcore on {args.examples} examples, stock TF Privacy "
           f"on {stock}; best of {args.rounds} interleaved windows")
@@ -202,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         r = rows["ratios"]
         print(f"{model_name:6} dpcore/keras = {r['dpcore_over_keras']:.2f}, dpcore/tfp = {r['dpcore_over_tfp']:.0f}x, "
               f"keras/tfp = {r['keras_over_tfp']:.0f}x")
+        per_round = ", ".join(f"{ratio:.2f}" for ratio in r["dpcore_over_keras_per_round"])
+        loads = ", ".join(f"{load:.1f}" for load in rows["load_average"])
+        print(f"{model_name:6} dpcore/keras per round: {per_round} (load average {loads})")
     return 0
 
 

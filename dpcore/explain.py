@@ -153,10 +153,13 @@ def duration_text(seconds: Optional[float]) -> str:
 
 
 def progress_text(*, state: str, epoch: int, epochs_total: int, fraction: float,
-                  eta_seconds: Optional[float], finished_epochs: int) -> str:
-    """The line above a run's progress bar: its state, epoch and time left."""
+                  eta_seconds: Optional[float], finished_epochs: int, phase: str = "training") -> str:
+    """The line above a run's progress bar: its state, epoch and time left, or that it is still preparing
+    (``phase``, see dpcore.results.PROGRESS_PHASES: a first run traces its model before the first step)."""
     if state == "queued":
         return "Queued: waiting for a free worker"
+    if state == "running" and phase == "preparing":
+        return "Preparing (tracing the model)…"
     if state == "running":
         return f"Epoch {epoch}/{epochs_total} · {fraction:.0%} · ETA {duration_text(eta_seconds)}"
     return f"{state.capitalize()} · {finished_epochs}/{epochs_total} epochs"

@@ -64,6 +64,8 @@ class JobSnapshot:
     auditing: bool = False
     audit: Optional["AuditReport"] = None
     audit_error: Optional[str] = None
+    # A running job's phase (dpcore.results.PROGRESS_PHASES): "preparing" until its first step.
+    phase: str = "training"
 
     @property
     def done(self) -> bool:
@@ -106,14 +108,15 @@ class _Job:
     state: str = "queued"
     progress: float = 0.0
     epoch: int = 0
+    phase: str = "preparing"
     metrics: list["EpochMetrics"] = field(default_factory=list)
     eta_seconds: Optional[float] = None
     error: Optional[str] = None
     started: Optional[float] = None
     finished: Optional[float] = None
     stop: threading.Event = field(default_factory=threading.Event)
-    # First progress report (time, fraction): the ETA uses the rate since then, so that data
-    # loading and graph building before the first step do not skew it.
+    # First training progress report (time, fraction): the ETA uses the rate since then, so that
+    # data loading and graph building before the first step (the preparing phase) do not skew it.
     first_progress: Optional[tuple[float, float]] = None
     # The training set size (None when the data could not be read at submit) and the wall-time
     # limit that stopped the run, if one did.
@@ -132,7 +135,7 @@ class _Job:
             metrics=tuple(self.metrics), eta_seconds=self.eta_seconds, error=self.error,
             submitted=self.submitted, started=self.started, finished=self.finished, name=self.name,
             audit_requested=self.audit_requested, auditing=self.auditing, audit=self.audit,
-            audit_error=self.audit_error,
+            audit_error=self.audit_error, phase=self.phase,
         )
 
 
@@ -158,6 +161,12 @@ class LocalBackend:
     def prepare(self) -> None:
         from dpcore.dpsgd import training  # noqa: F401
 
+    def warm_up(self, config: DPConfig) -> None:
+        """Trace ``config``'s training step now (``training.warm_up``), so that its first run need not."""
+        from dpcore.dpsgd import training
+
+        training.warm_up(config)
+
     def train(self, config: DPConfig, **callbacks: Any) -> "TrainResult":
         from dpcore.dpsgd import training
 
@@ -173,11 +182,13 @@ class JobRunner:
     message; the other jobs go on. A store that can no longer be written (disk full) fails the run
     that met it, cancels the queued jobs and stops the running ones; ``store_failure`` holds why.
     ``limits`` (None: none) makes it a shared server's runner: round robin across owners, the
-    per-participant limits, the compute cap and the wall-time cap.
+    per-participant limits, the compute cap and the wall-time cap. ``warm_up`` (a backend that can)
+    traces that config's training step in a background thread at once, so that the first run of
+    the same model starts training without waiting for it.
     """
 
     def __init__(self, *, store: RunStore, workers: int = 1, limits: Optional[RunLimits] = None,
-                 backend: Optional["TrainingBackend"] = None) -> None:
+                 backend: Optional["TrainingBackend"] = None, warm_up: Optional[DPConfig] = None) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
             raise ValueError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {workers!r}")
         self.store = store
@@ -203,6 +214,12 @@ class JobRunner:
             for i in range(workers)
         ]
         self._threads.append(threading.Thread(target=self._watch_wall_time, name="dpcore-job-watch", daemon=True))
+        # One thread at a time imports the trainer (TensorFlow): the warm-up and the submitting threads.
+        self._prepare_lock = threading.Lock()
+        self.warm_up_error: Optional[str] = None
+        if warm_up is not None and hasattr(self.backend, "warm_up"):
+            self._threads.append(threading.Thread(target=self._warm_up, args=(warm_up,), name="dpcore-warm-up",
+                                                  daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -243,7 +260,7 @@ class JobRunner:
                 raise TypeError(f"submit needs a DPConfig, got {type(config).__name__}")
         # Import the trainer (TensorFlow) here, in the caller's thread, before any worker can need
         # it: first imports racing each other across threads have deadlocked on the import lock.
-        self.backend.prepare()
+        self._prepare_backend()
         sizes = [_train_size_or_none(config) for config in configs]
         with self._cond:
             if self._closed:
@@ -410,6 +427,18 @@ class JobRunner:
 
     # -- worker side ---------------------------------------------------------------------
 
+    def _prepare_backend(self) -> None:
+        with self._prepare_lock:
+            self.backend.prepare()
+
+    def _warm_up(self, config: DPConfig) -> None:
+        """Trace ``config``'s step for later runs; a failure only costs the first run its head start."""
+        try:
+            self._prepare_backend()
+            self.backend.warm_up(config)
+        except Exception as exc:  # noqa: BLE001 - runs still train, tracing their own step
+            self.warm_up_error = describe_exception(exc)
+
     def _enqueue(self, job: _Job) -> None:
         self._queues.setdefault(job.owner, deque()).append(job)
 
@@ -571,6 +600,7 @@ class JobRunner:
             raise
         with self._cond:
             job.metrics.append(metrics)
+            job.phase = "training"  # a backend that drops progress reports (Ray's) still ends the preparing phase
             job.epoch = max(job.epoch, metrics.epoch)
             self._cond.notify_all()
 
@@ -578,6 +608,9 @@ class JobRunner:
         now = time.monotonic()
         fraction = min(1.0, max(0.0, float(progress.fraction)))
         with self._cond:
+            job.phase = progress.phase
+            if progress.phase != "training":
+                return
             job.progress = fraction
             job.epoch = max(job.epoch, int(progress.epoch))
             if job.first_progress is None:
@@ -627,8 +660,9 @@ def get_runner(store_path: Union[str, os.PathLike[str], None] = None, *,
                 from dpcore.ray_backend import RayBackend
 
                 backend = RayBackend(address=settings.ray_address)
+            # A local backend traces the default config's step at once: a workshop's first run is that one.
             _RUNNER = JobRunner(store=RunStore(store_path), workers=settings.workers if workers is None else workers,
-                                limits=settings.limits, backend=backend)
+                                limits=settings.limits, backend=backend, warm_up=DPConfig())
         elif wanted is not None and wanted.resolve() != _RUNNER.store.path.resolve():
             raise ValueError(
                 f"the job runner already uses {str(_RUNNER.store.path)!r}, not {str(wanted)!r}"

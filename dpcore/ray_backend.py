@@ -2,10 +2,11 @@
 
 The runner's fair queue, limits and store stay where they are. Each of its worker threads, instead
 of training in this process, sends the run to Ray as a task with its CPU request (``cpus_per_run``)
-and waits for it. The task reports each finished epoch (and, at most twice a second, its progress)
-to a small reporter actor that the worker thread drains, so the epochs are written to the SQLite
-store on this machine as they end and Train and Compare show them live. Cancel sets a stop flag on
-the reporter that the task polls (a task still waiting for a CPU is cancelled with ``ray.cancel``).
+and waits for it. The task reports each finished epoch (and its progress, at most twice a second
+or when its phase changes) to a small reporter actor that the worker thread drains, so the epochs
+are written to the SQLite store on this machine as they end and Train and Compare show them live.
+Cancel sets a stop flag on the reporter that the task polls (a task still waiting for a CPU is
+cancelled with ``ray.cancel``).
 A worker process that dies mid-run (killed, out of memory, its node lost) ends the run as
 "interrupted" with the epochs it had reported kept; ε is that of those epochs.
 
@@ -99,11 +100,13 @@ def _train_in_worker(config_json: str, reporter: Any) -> tuple["TrainResult", Op
     ray.get(reporter.started.remote(os.getpid()))
     threading.Thread(target=watch, daemon=True).start()
     last_progress = [0.0]
+    last_phase = [""]
 
     def on_progress(progress: "Progress") -> None:
         now = time.monotonic()
-        if now - last_progress[0] >= PROGRESS_EVERY_SECONDS:
-            last_progress[0] = now
+        # A change of phase always goes through, so the preparing phase ends with the first step.
+        if now - last_progress[0] >= PROGRESS_EVERY_SECONDS or progress.phase != last_phase[0]:
+            last_progress[0], last_phase[0] = now, progress.phase
             reporter.report.remote("progress", progress)
 
     weights: list[list] = []

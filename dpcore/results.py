@@ -53,14 +53,20 @@ class EpochMetrics:
     clip_norms: tuple[float, ...] = ()
 
 
+# A run's phases as progress reports them: "preparing" until its first step (loading the data,
+# building the model, tracing its training step), then "training".
+PROGRESS_PHASES = ("preparing", "training")
+
+
 @dataclass(frozen=True)
 class Progress:
-    """Where a run is within its steps, for progress bars between epochs."""
+    """Where a run is within its steps, for progress bars between epochs (``phase``: one of PROGRESS_PHASES)."""
 
     step: int
     total_steps: int
     epoch: int
     fraction: float
+    phase: str = "training"
 
 
 RUN_STATUSES = ("completed", "budget_reached", "cancelled", "failed")
@@ -74,7 +80,7 @@ class TrainResult:
     ``note`` says where and why. Its last epoch is within the budget.
 
     ``examples_per_second`` is training throughput: examples over the time spent in training steps,
-    leaving out the first step (which traces the graph) and the per-epoch evaluation; ``seconds`` is
+    leaving out the first step (which may trace the graph) and the per-epoch evaluation; ``seconds`` is
     the wall time of the whole run, loading and evaluation included.
     """
 

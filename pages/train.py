@@ -102,7 +102,7 @@ def _progress_text(job: JobSnapshot) -> str:
         return f"Training completed · {job.epoch}/{job.epochs_total} epochs · auditing the model…"
     return explain.progress_text(state=job.state, epoch=job.epoch, epochs_total=job.epochs_total,
                                  fraction=job.progress, eta_seconds=job.eta_seconds,
-                                 finished_epochs=len(job.metrics))
+                                 finished_epochs=len(job.metrics), phase=job.phase)
 
 
 def _job_label(job: JobSnapshot) -> str:

@@ -140,8 +140,9 @@ def test_stop_event_cancels_within_one_step(monkeypatch):
     calls = []
 
     def on_progress(progress: training.Progress) -> None:
-        calls.append(progress.step)
-        stop.set()
+        if progress.phase == "training":
+            calls.append(progress.step)
+            stop.set()
 
     monkeypatch.setattr(training, "PROGRESS_INTERVAL_S", 0.0)  # report after every step
     result = training.train(tiny(epochs=3), on_progress=on_progress, stop_event=stop)
@@ -175,6 +176,7 @@ def test_an_error_deep_in_tensorflow_is_reported_as_one_line(monkeypatch):
         raise RuntimeError("kernel failed\n" + "graph details\n" * 200)
 
     monkeypatch.setattr(training.privatize, "dp_gradient", explode)
+    training.clear_traced_steps()  # a step traced by an earlier test would not call the patched function
     result = training.train(tiny())
     assert result.status == "failed" and result.error == "RuntimeError: kernel failed"
 

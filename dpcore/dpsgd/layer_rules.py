@@ -13,6 +13,9 @@ A rule has three parts:
       trainable variables;
   weight_gradients(layer, recorded, g) -> ((variable, gradient), ...): the summed weight gradient for
       the output gradient g (scaled per example by the caller).
+A rule may add per_example_gradients(layer, recorded, g) -> ((variable, batch-first gradients), ...) or
+None: every example's own gradients where its norms are cheapest through them (convolutions); the
+caller then takes norms and the clipped sum from those and needs no second weight gradient.
 ``applies(layer)`` says which configurations of the class the rule covers; a layer it does not cover
 sends its model to the generic per-example path, which is correct for any layer that acts per example.
 Lookup is by exact class: a subclass may change what ``call`` computes.
@@ -37,6 +40,7 @@ class LayerRule:
     pre_activation: Callable[[Layer, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
     squared_norms: Callable[[Layer, tf.Tensor, tf.Tensor], tf.Tensor]
     weight_gradients: Callable[[Layer, tf.Tensor, tf.Tensor], VariableGradients]
+    per_example_gradients: Optional[Callable[[Layer, tf.Tensor, tf.Tensor], Optional[VariableGradients]]] = None
 
 
 RULES: dict[type, LayerRule] = {}
@@ -109,7 +113,12 @@ def _is_single_channel_conv(layer: Layer, a: tf.Tensor) -> bool:
 
 
 def _single_channel_conv_squared_norms(layer: Layer, a: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
-    """Per-example kernel gradients of a conv on one-channel images, all in one depthwise filter gradient.
+    return tf.reduce_sum(tf.square(_single_channel_conv_kernels(layer, a, g)), axis=[0, 1, 3])
+
+
+def _single_channel_conv_kernels(layer: Layer, a: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
+    """Per-example kernel gradients of a conv on one-channel images, (kh, kw, batch, filters), all in one
+    depthwise filter gradient.
 
     With the batch moved into the channel axis, a depthwise convolution's filter gradient is every
     example's own kernel gradient; on greyscale first layers this is far cheaper than extracting
@@ -120,18 +129,42 @@ def _single_channel_conv_squared_norms(layer: Layer, a: tf.Tensor, g: tf.Tensor)
     _, oh, ow, channels = g.shape
     images = tf.transpose(a, [3, 1, 2, 0])  # (1, height, width, batch)
     grads = tf.reshape(tf.transpose(g, [1, 2, 0, 3]), [1, oh, ow, batch * channels])
-    kernels = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+    return tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
         input=images, filter_sizes=tf.stack([kh, kw, batch, channels]), out_backprop=grads,
         strides=[1, *layer.strides, 1], padding=layer.padding.upper(), data_format="NHWC",
     )
-    return tf.reduce_sum(tf.square(kernels), axis=[0, 1, 3])
+
+
+def _conv2d_per_example_gradients(layer: Layer, a: tf.Tensor, g: tf.Tensor) -> Optional[VariableGradients]:
+    """Every example's kernel and bias gradients, batch first, where the norms materialise them anyway:
+    for one-channel inputs from one depthwise filter gradient, else the receptive fields times g per
+    example; None where Gram matrices give the norms more cheaply.
+
+    Their weighted sum is the clipped sum, which spares the filter gradient over the batch (about as
+    costly as the per-example kernels themselves).
+    """
+    if _is_single_channel_conv(layer, a):
+        kernels = tf.transpose(_single_channel_conv_kernels(layer, a, g), [2, 0, 1, 3])
+    else:
+        fields, grads = _positions(layer, a, g)
+        if _gram_is_cheaper(fields, grads):
+            return None
+        kernels = tf.matmul(fields, grads, transpose_a=True)  # (batch, kh*kw*in, out), kernel order
+    grads = ((layer.kernel, tf.reshape(kernels, [-1, *layer.kernel.shape])),)
+    if layer.use_bias:
+        grads += ((layer.bias, tf.reduce_sum(g, axis=[1, 2])),)
+    return grads
 
 
 def _positions(layer: Layer, a: tf.Tensor, g: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Inputs and output gradients as (batch, positions, features) for a layer applied per position."""
+    """Inputs and output gradients as (batch, positions, features) for a layer applied per position
+    (the number of positions static where g's shape says it)."""
     if _is_conv2d(layer):
         a = _patches(layer, a, output_size=(g.shape[1], g.shape[2]))
-    return (tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]]), tf.reshape(g, [tf.shape(g)[0], -1, g.shape[-1]]))
+    known = g.shape[1:-1]
+    positions = known.num_elements() if known.is_fully_defined() else -1
+    return (tf.reshape(a, [tf.shape(a)[0], positions, a.shape[-1]]),
+            tf.reshape(g, [tf.shape(g)[0], positions, g.shape[-1]]))
 
 
 def _patches(layer: Layer, a: tf.Tensor, *, output_size: tuple[int, int]) -> tf.Tensor:
@@ -153,10 +186,16 @@ def _patches(layer: Layer, a: tf.Tensor, *, output_size: tuple[int, int]) -> tf.
     return tf.reshape(fields, [-1, oh * ow, kh * kw * channels])
 
 
+def _gram_is_cheaper(a: tf.Tensor, g: tf.Tensor) -> bool:
+    """Whether Gram matrices of (batch, positions, features) ``a`` and ``g`` take fewer multiplications
+    than each example's sum_p a_p g_p^T (positions must be static)."""
+    positions, k, c = a.shape[1], a.shape[2], g.shape[2]
+    return positions is not None and positions * positions * (k + c) < positions * k * c
+
+
 def _positional_squared_norms(a: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
     """||sum_p a_p g_p^T||^2 per example; materialised or via Gram matrices, whichever is cheaper."""
-    positions, k, c = a.shape[1], a.shape[2], g.shape[2]
-    if positions is not None and positions * positions * (k + c) < positions * k * c:
+    if _gram_is_cheaper(a, g):
         gram_a = tf.matmul(a, a, transpose_b=True)
         gram_g = tf.matmul(g, g, transpose_b=True)
         return tf.reduce_sum(gram_a * gram_g, axis=[1, 2])
@@ -288,10 +327,11 @@ def _embedding_weight_gradients(layer: Layer, ids: tf.Tensor, g: tf.Tensor) -> V
     return ((layer.embeddings, rows),)
 
 
-# (layer class, applies, pre_activation, squared_norms, weight_gradients)
+# (layer class, applies, pre_activation, squared_norms, weight_gradients[, per_example_gradients])
 for _rule in (
     (tf.keras.layers.Dense, _dense_applies, _linear_pre_activation, _linear_squared_norms, _linear_weight_gradients),
-    (tf.keras.layers.Conv2D, _conv2d_applies, _linear_pre_activation, _linear_squared_norms, _linear_weight_gradients),
+    (tf.keras.layers.Conv2D, _conv2d_applies, _linear_pre_activation, _linear_squared_norms, _linear_weight_gradients,
+     _conv2d_per_example_gradients),
     (tf.keras.layers.LayerNormalization, _layer_norm_applies, _layer_norm_pre_activation, _affine_squared_norms,
      _affine_weight_gradients),
     (tf.keras.layers.GroupNormalization, _group_norm_applies, _group_norm_pre_activation, _affine_squared_norms,

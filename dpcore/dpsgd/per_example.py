@@ -172,16 +172,41 @@ def forward(model: tf.keras.Model, x: tf.Tensor, *, training: bool, seed: tf.Ten
     return Forward(logits=h, taps=tuple(taps))
 
 
-def squared_norms(taps: tuple[Tap, ...], output_grads: list[tf.Tensor]) -> tf.Tensor:
-    """Each example's squared gradient norm over all tapped layers' variables, shape (batch,)."""
-    return tf.add_n([tap.rule.squared_norms(tap.layer, tap.recorded, g) for tap, g in zip(taps, output_grads)])
+def tap_gradients(taps: tuple[Tap, ...],
+                  output_grads: list[tf.Tensor]) -> tuple[Optional[layer_rules.VariableGradients], ...]:
+    """Per tap, the per-example gradients its rule materialises (batch first), or None where it does not."""
+    return tuple(None if tap.rule.per_example_gradients is None
+                 else tap.rule.per_example_gradients(tap.layer, tap.recorded, g)
+                 for tap, g in zip(taps, output_grads))
 
 
-def weighted_gradients(taps: tuple[Tap, ...], output_grads: list[tf.Tensor],
-                       weights: tf.Tensor) -> dict[int, tf.Tensor]:
-    """Gradient of sum_i weights_i * loss_i for every tapped variable, keyed by id(variable)."""
+def squared_norms(taps: tuple[Tap, ...], output_grads: list[tf.Tensor],
+                  materialised: Optional[tuple[Optional[layer_rules.VariableGradients], ...]] = None) -> tf.Tensor:
+    """Each example's squared gradient norm over all tapped layers' variables, shape (batch,);
+    from ``materialised`` (``tap_gradients``) where a tap has them."""
+    materialised = materialised if materialised is not None else (None,) * len(taps)
+    parts = []
+    for tap, g, own in zip(taps, output_grads, materialised):
+        if own is None:
+            parts.append(tap.rule.squared_norms(tap.layer, tap.recorded, g))
+        else:
+            parts.extend(tf.reduce_sum(tf.square(tf.reshape(grad, [tf.shape(grad)[0], -1])), axis=1)
+                         for _, grad in own)
+    return tf.add_n(parts)
+
+
+def weighted_gradients(taps: tuple[Tap, ...], output_grads: list[tf.Tensor], weights: tf.Tensor,
+                       materialised: Optional[tuple[Optional[layer_rules.VariableGradients], ...]] = None,
+                       ) -> dict[int, tf.Tensor]:
+    """Gradient of sum_i weights_i * loss_i for every tapped variable, keyed by id(variable): the weighted
+    sum of ``materialised`` per-example gradients where a tap has them, else its rule's weight gradient."""
+    materialised = materialised if materialised is not None else (None,) * len(taps)
     grads: dict[int, tf.Tensor] = {}
-    for tap, g in zip(taps, output_grads):
+    for tap, g, own in zip(taps, output_grads, materialised):
+        if own is not None:
+            for variable, per_example in own:
+                grads[id(variable)] = tf.tensordot(weights, per_example, axes=1)
+            continue
         scaled = g * tf.reshape(weights, [-1] + [1] * (g.shape.rank - 1))
         for variable, gradient in tap.rule.weight_gradients(tap.layer, tap.recorded, scaled):
             grads[id(variable)] = gradient

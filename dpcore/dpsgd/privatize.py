@@ -102,9 +102,10 @@ def _clipped_sum_nonempty(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, 
             losses = loss_fn(y, recorded.logits)
         outputs = [tap.outputs for tap in recorded.taps]
         output_grads = tape.gradient(losses, outputs, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        norms = tf.sqrt(per_example.squared_norms(recorded.taps, output_grads))
+        materialised = per_example.tap_gradients(recorded.taps, output_grads)
+        norms = tf.sqrt(per_example.squared_norms(recorded.taps, output_grads, materialised))
         factors = _masked(clip_factors(norms, l2_norm_clip), mask)
-        by_variable = per_example.weighted_gradients(recorded.taps, output_grads, factors)
+        by_variable = per_example.weighted_gradients(recorded.taps, output_grads, factors, materialised)
         sums = tuple(by_variable[id(v)] for v in variables)
         return StepGradient(gradients=sums, losses=losses, logits=recorded.logits, norms=norms)
     each = per_example.per_example_gradients(model, loss_fn, x, y, training=training, seed=seed,
