@@ -612,8 +612,10 @@ def get_runner(store_path: Union[str, os.PathLike[str], None] = None, *,
                workers: Optional[int] = None, settings: Optional[ServerSettings] = None) -> JobRunner:
     """The one runner of this process, created on first use; all browser sessions share it.
 
-    It takes its worker count, limits and backend (Ray when ``ray_address`` is set) from ``settings`` (default ``ServerSettings.from_env()``:
-    $DPEXPLORER_WORKERS, else the machine's cores); ``workers`` overrides the count. Asking again
+    It takes its worker count, limits and backend from ``settings`` (default ``ServerSettings.from_env()``:
+    $DPEXPLORER_WORKERS, else the machine's cores); ``workers`` overrides the count. The backend is
+    Ray when ``ray_address`` is set, else one child process per worker (``ProcessBackend``) unless
+    ``settings.backend`` is "local" (the worker threads themselves). Asking again
     with a different store path is an error, since jobs already submitted live in the first one; a
     runner that was shut down is replaced by a new one.
     """
@@ -622,13 +624,17 @@ def get_runner(store_path: Union[str, os.PathLike[str], None] = None, *,
         wanted = Path(store_path).expanduser() if store_path is not None else None
         if _RUNNER is None or _RUNNER.closed:
             settings = settings if settings is not None else ServerSettings.from_env()
+            count = settings.workers if workers is None else workers
             backend: Optional[TrainingBackend] = None
             if settings.ray_address is not None:
                 from dpcore.ray_backend import RayBackend
 
                 backend = RayBackend(address=settings.ray_address)
-            _RUNNER = JobRunner(store=RunStore(store_path), workers=settings.workers if workers is None else workers,
-                                limits=settings.limits, backend=backend)
+            elif settings.backend == "process":
+                from dpcore.process_backend import ProcessBackend
+
+                backend = ProcessBackend(processes=count)
+            _RUNNER = JobRunner(store=RunStore(store_path), workers=count, limits=settings.limits, backend=backend)
         elif wanted is not None and wanted.resolve() != _RUNNER.store.path.resolve():
             raise ValueError(
                 f"the job runner already uses {str(_RUNNER.store.path)!r}, not {str(wanted)!r}"

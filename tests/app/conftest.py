@@ -25,8 +25,13 @@ APP_STORE = _STORE_DIR / "runs.sqlite3"
 
 @pytest.fixture(autouse=True)
 def store_env(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point DPEXPLORER_STORE at the shared test store for each app test (and only during it)."""
+    """Point DPEXPLORER_STORE at the shared test store for each app test (and only during it).
+
+    The runner trains in its own threads here (DPEXPLORER_BACKEND=local): the pages see the same
+    runner either way, and tests/test_process_backend.py trains through real child processes.
+    """
     monkeypatch.setenv("DPEXPLORER_STORE", str(APP_STORE))
+    monkeypatch.setenv("DPEXPLORER_BACKEND", "local")
     return APP_STORE
 
 
