@@ -2,8 +2,9 @@
 
 A served DP Explorer answers every slider move of every participant in one Python process. Runs
 trained in that process's worker threads competed with those page runs for its GIL and its cores.
-``ProcessBackend`` keeps one child process per worker slot instead, started with ``spawn`` (a fresh
-interpreter, no copy of the server's threads), at a lower scheduling priority (``os.nice``), that
+``ProcessBackend`` keeps one child process per worker slot instead, a fresh interpreter
+(``child_process.ChildProcess``: no copy of the server's threads, and not multiprocessing's "spawn",
+which would import Streamlit's app.py again) at a lower scheduling priority (``os.nice``), that
 imports TensorFlow once (``_warm_up``) and then trains run after run. The runner's worker thread
 sends a child the config, relays the epochs, progress and final weights the child sends back, and
 passes on a cancel (the runner's cancel and wall-time paths set ``stop_event``). A child that dies
@@ -12,13 +13,12 @@ epochs kept (ε is that of those epochs), and a fresh child takes its slot.
 """
 from __future__ import annotations
 
-import multiprocessing
-import os
 import queue
 import threading
 import time
 from typing import TYPE_CHECKING, Callable, Optional
 
+from dpcore.child_process import ChildProcess
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 
@@ -32,9 +32,6 @@ TRAINING_NICE = 10
 POLL_SECONDS = 0.2
 # Progress is reported once per step; a child forwards it at most this often.
 PROGRESS_EVERY_SECONDS = 0.25
-# A child checks this often whether the server that started it is still there.
-PARENT_CHECK_SECONDS = 1.0
-_CONTEXT = multiprocessing.get_context("spawn")
 
 
 # -- the child side ----------------------------------------------------------------------
@@ -48,11 +45,8 @@ def _warm_up() -> None:
     from dpcore.dpsgd import training  # noqa: F401
 
 
-def _child_main(conn: "Connection", nice: int) -> None:
-    """A child's life: lower its priority, warm up, then train each config it is sent until the pipe closes."""
-    if nice:
-        os.nice(nice)
-    parent = os.getppid()
+def serve_training(conn: "Connection") -> None:
+    """A child's life (``child_process`` calls it): warm up, then train each config it is sent until the pipe closes."""
     runs: "queue.Queue[Optional[tuple[str, threading.Event]]]" = queue.Queue()
     current = [threading.Event()]
 
@@ -71,14 +65,7 @@ def _child_main(conn: "Connection", nice: int) -> None:
             elif kind == "stop":
                 current[0].set()
 
-    def watch_parent() -> None:
-        """Stop and leave if the server died without closing the pipe (e.g. killed)."""
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_SECONDS)
-        os._exit(0)
-
     threading.Thread(target=read, name="dpcore-child-reader", daemon=True).start()
-    threading.Thread(target=watch_parent, name="dpcore-child-parent", daemon=True).start()
     _warm_up()
     from dpcore.dpsgd import training
 
@@ -101,15 +88,11 @@ def _child_main(conn: "Connection", nice: int) -> None:
 # -- the server side ---------------------------------------------------------------------
 
 
-class _Child:
-    """One child process and the server's end of its pipe."""
+class _Child(ChildProcess):
+    """One training process and the server's end of its pipe."""
 
     def __init__(self, nice: int) -> None:
-        self.conn, child_conn = _CONTEXT.Pipe(duplex=True)
-        self.process = _CONTEXT.Process(target=_child_main, args=(child_conn, nice), daemon=True,
-                                        name="dpcore-training-child")
-        self.process.start()
-        child_conn.close()
+        super().__init__("dpcore.process_backend:serve_training", nice=nice)
 
     def stop(self) -> None:
         """Ask the run in progress to stop after its current step (its finished epochs are kept)."""
@@ -118,19 +101,9 @@ class _Child:
         except (OSError, ValueError):  # already gone: the run ends as crashed
             pass
 
-    def end(self) -> None:
-        """Close the pipe and make sure the process is gone."""
-        self.conn.close()
-        if self.process.is_alive():
-            self.process.terminate()
-        self.process.join(timeout=10)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=10)
-
 
 class ProcessBackend:
-    """Each run trains in one of up to ``processes`` long-lived child processes (spawned, niced by ``nice``).
+    """Each run trains in one of up to ``processes`` long-lived child processes (niced by ``nice``).
 
     Thread-safe: the runner's worker threads each take an idle child for a run and give it back
     after. ``prepare`` starts the children (their TensorFlow import overlaps the first run's
@@ -175,7 +148,7 @@ class ProcessBackend:
     def worker_pids(self) -> list[int]:
         """The process ids of the children training runs now."""
         with self._lock:
-            return [child.process.pid for child in self._busy if child.process.pid is not None]
+            return [child.pid for child in self._busy if child.pid is not None]
 
     def _take(self) -> _Child:
         with self._lock:
@@ -183,7 +156,7 @@ class ProcessBackend:
                 raise RuntimeError("this process backend has been closed")
             while self._idle:
                 child = self._idle.pop()
-                if child.process.is_alive():
+                if child.is_alive():
                     break
                 child.end()
             else:
@@ -220,12 +193,12 @@ class ProcessBackend:
                     child.stop()
                 try:
                     if not child.conn.poll(POLL_SECONDS):
-                        if not child.process.is_alive() and not child.conn.poll(0):
+                        if not child.is_alive() and not child.conn.poll(0):
                             return self._crashed(config, epochs, started, child)
                         continue
                     kind, payload = child.conn.recv()
                 except (EOFError, OSError):
-                    child.process.join(timeout=5)
+                    child.end(timeout=5)
                     return self._crashed(config, epochs, started, child)
                 if kind == "epoch":
                     epochs.append(payload)
@@ -246,7 +219,7 @@ class ProcessBackend:
         """The run of a child that died: failed, with the epochs it had reported (ε is that of those epochs)."""
         from dpcore.results import TrainResult
 
-        code = child.process.exitcode
+        code = child.exitcode
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
         return TrainResult.from_reported_epochs(
             config, tuple(epochs), status="failed", seconds=time.monotonic() - started,

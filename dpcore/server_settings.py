@@ -20,6 +20,7 @@ from dpcore.errors import UserInputError
 ENV_WORKERS = "DPEXPLORER_WORKERS"
 ENV_RAY_ADDRESS = "DPEXPLORER_RAY_ADDRESS"
 ENV_BACKEND = "DPEXPLORER_BACKEND"
+ENV_ACCOUNTANT_PROCESSES = "DPEXPLORER_ACCOUNTANT_PROCESSES"
 ENV_MAX_RUNNING = "DPEXPLORER_MAX_RUNNING"
 ENV_MAX_QUEUED = "DPEXPLORER_MAX_QUEUED"
 ENV_MAX_EXAMPLE_PASSES = "DPEXPLORER_MAX_EXAMPLE_PASSES"
@@ -100,6 +101,8 @@ class ServerSettings:
     runs. It is never shown (``repr`` leaves it out) and never belongs in a URL.
     ``ray_address``: a Ray cluster to train on ($DPEXPLORER_RAY_ADDRESS, e.g. "ray://head:10001" or
     "auto"); it takes precedence over ``backend``.
+    ``accountant_processes``: processes that compute the accountant's RDP for the pages
+    ($DPEXPLORER_ACCOUNTANT_PROCESSES, default the machine's cores; 0: in the server process).
     ``backend``: where runs train without Ray ($DPEXPLORER_BACKEND, one of BACKENDS): "process" (the
     default) in long-lived, lower-priority child processes; "local" in the server's worker threads.
     The upload limit is ``MAX_UPLOAD_BYTES``, fixed because .streamlit/config.toml must agree with it.
@@ -111,9 +114,11 @@ class ServerSettings:
     host_secret: Optional[str] = field(default=None, repr=False)
     ray_address: Optional[str] = None
     backend: str = DEFAULT_BACKEND
+    accountant_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     def __post_init__(self) -> None:
         _check_whole("workers", self.workers, low=1)
+        _check_whole("accountant_processes", self.accountant_processes, low=0)
         if self.backend not in BACKENDS:
             raise UserInputError("backend", f"{self.backend!r} is not a training backend",
                                  allowed=" or ".join(BACKENDS))
@@ -150,6 +155,7 @@ class ServerSettings:
             host_secret=_host_secret(env),
             ray_address=env.get(ENV_RAY_ADDRESS, "").strip() or None,
             backend=_env_backend(env),
+            accountant_processes=_env_whole(env, ENV_ACCOUNTANT_PROCESSES, os.cpu_count() or 1, low=0),
         )
 
 

@@ -79,7 +79,7 @@ def test_runs_train_in_one_reused_lower_priority_child_and_cancel_stops_them(bac
     _wait_until(lambda: backend.worker_pids() or runner.get(again).done)
     assert runner.wait([again], timeout=120) and runner.get(again).state == "completed"
     assert backend.worker_pids() == []  # idle again, and the same child trained all three
-    assert [c.process.pid for c in backend._idle] == [pid]
+    assert [c.pid for c in backend._idle] == [pid]
 
 
 @pytest.mark.timeout(300)
@@ -110,7 +110,7 @@ def test_a_killed_child_fails_its_run_with_its_epochs_and_is_replaced(backend, r
     after = runner.submit(TINY, owner="ada")
     assert runner.wait([after], timeout=240)
     assert runner.get(after).state == "completed", runner.get(after).error
-    assert [c.process.pid for c in backend._idle] != [pid]
+    assert [c.pid for c in backend._idle] != [pid]
 
 
 def test_a_served_runner_trains_in_child_processes_unless_told_otherwise(tmp_path, monkeypatch):
