@@ -552,12 +552,19 @@ class JobRunner:
             self._cond.notify_all()
 
     def _audit_after_training(self, job: _Job) -> None:
-        """The post-run hook: audit the completed run; a failed audit is noted on the job, the run stays completed."""
+        """The post-run hook: audit the completed run (in the backend's process when it has ``audit_run``,
+        as the process backend does); a failed audit is noted on the job, the run stays completed."""
         with self._cond:
             job.auditing = True
         error = None
         try:
-            self.audit(job.id)
+            audit_elsewhere = getattr(self.backend, "audit_run", None)
+            if audit_elsewhere is None:
+                self.audit(job.id)
+            else:
+                report = audit_elsewhere(self.store.path, job.id)
+                with self._cond:
+                    job.audit = report
         except Exception as exc:  # noqa: BLE001 - the run itself has completed and is kept
             error = describe_exception(exc)
         with self._cond:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from dpcore.child_process import ChildProcess
 from dpcore.config import DPConfig
@@ -25,6 +26,7 @@ from dpcore.errors import UserInputError
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
+    from dpcore.audit import AuditReport
     from dpcore.results import EpochMetrics, Progress, TrainResult
 
 # How much lower than the server the children run (os.nice increment, 0 to 19): page runs first.
@@ -47,7 +49,7 @@ def _warm_up() -> None:
 
 def serve_training(conn: "Connection") -> None:
     """A child's life (``child_process`` calls it): warm up, then train each config it is sent until the pipe closes."""
-    runs: "queue.Queue[Optional[tuple[str, threading.Event]]]" = queue.Queue()
+    runs: "queue.Queue[Optional[tuple[str, Any, threading.Event]]]" = queue.Queue()
     current = [threading.Event()]
 
     def read() -> None:
@@ -59,9 +61,9 @@ def serve_training(conn: "Connection") -> None:
                 current[0].set()
                 runs.put(None)
                 return
-            if kind == "train":
+            if kind in ("train", "audit"):
                 current[0] = threading.Event()
-                runs.put((payload, current[0]))
+                runs.put((kind, payload, current[0]))
             elif kind == "stop":
                 current[0].set()
 
@@ -70,7 +72,11 @@ def serve_training(conn: "Connection") -> None:
     from dpcore.dpsgd import training
 
     while (job := runs.get()) is not None:
-        config_json, stop = job
+        kind, payload, stop = job
+        if kind == "audit":
+            conn.send(_audit(*payload))
+            continue
+        config_json = payload
         last_progress = [0.0]
 
         def on_progress(progress: "Progress") -> None:
@@ -83,6 +89,22 @@ def serve_training(conn: "Connection") -> None:
                                 on_progress=on_progress, stop_event=stop,
                                 on_weights=lambda weights: conn.send(("weights", weights)))
         conn.send(("result", result))
+
+
+def _audit(store_path: str, run_id: int) -> tuple[str, Any]:
+    """Audit a stored run (``audit.audit_run``, which keeps the report with the run): ("report", it) or ("error", why)."""
+    from dpcore import audit
+    from dpcore.errors import describe_exception
+    from dpcore.store import RunStore
+
+    try:
+        return "report", audit.audit_run(RunStore(store_path), run_id)
+    except Exception as exc:  # noqa: BLE001 - the server records it as the audit's error
+        return "error", describe_exception(exc)
+
+
+class AuditInChildError(ValueError):
+    """A post-run audit in a training process failed or its process died; the message says why."""
 
 
 # -- the server side ---------------------------------------------------------------------
@@ -212,6 +234,25 @@ class ProcessBackend:
                     return payload
         finally:
             # A run left early (the store failed in a callback) leaves its child mid-run: it is replaced.
+            self._give_back(child, healthy=healthy)
+
+    def audit_run(self, store_path: Path, run_id: int) -> "AuditReport":
+        """Audit a stored run in a training process (``audit.audit_run``, the report kept with the run),
+        so its attacks do not run in the server; an AuditInChildError says why one failed."""
+        child = self._take()
+        healthy = False
+        try:
+            try:
+                child.conn.send(("audit", (str(store_path), run_id)))
+                kind, payload = child.conn.recv()
+            except (EOFError, OSError):
+                child.end(timeout=5)
+                raise AuditInChildError(f"the process auditing it ended ({child.exitcode})") from None
+            healthy = True
+            if kind == "error":
+                raise AuditInChildError(payload)
+            return payload
+        finally:
             self._give_back(child, healthy=healthy)
 
     @staticmethod

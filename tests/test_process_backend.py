@@ -83,6 +83,30 @@ def test_runs_train_in_one_reused_lower_priority_child_and_cancel_stops_them(bac
 
 
 @pytest.mark.timeout(300)
+def test_the_post_run_audit_runs_in_the_child_and_its_failure_is_noted(runner, monkeypatch, tmp_path):
+    import dpcore.audit
+
+    def not_here(*_, **__):
+        raise AssertionError("audited in the server process")
+
+    monkeypatch.setattr(dpcore.audit, "audit_run", not_here)  # the child has its own, unpatched module
+    audited = runner.submit(TINY, owner="ada", audit=True)
+    # Ten rows leave two held-out rows: the run trains, its audit cannot (too few non-members).
+    csv_path = tmp_path / "ten.csv"
+    csv_path.write_text("x,y\n" + "".join(f"{i / 10},{i % 2}\n" for i in range(10)))
+    too_small = runner.submit(DPConfig(dataset="csv", csv_path=str(csv_path), csv_label="y", model="logreg",
+                                       batch_size=4, epochs=1, csv_schema={"classes": [0, 1], "numeric": {"x": [0, 1]}}),
+                              owner="ada", audit=True)
+    assert runner.wait(timeout=240)
+    job = runner.get(audited)
+    assert job.state == "completed" and job.audit_error is None and job.audit is not None
+    assert job.audit.run_id == audited and runner.store.get_run(audited).audit == job.audit
+    failed = runner.get(too_small)
+    assert failed.state == "completed" and failed.audit is None and failed.audit_error
+    assert "too few" in failed.audit_error  # the child's own message, not the server's patched audit
+
+
+@pytest.mark.timeout(300)
 def test_the_wall_time_cap_stops_a_run_in_a_child(runner):
     job = runner.submit(LONG, owner="ada")
     _wait_until(lambda: runner.get(job).metrics)
