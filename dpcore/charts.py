@@ -34,13 +34,14 @@ _MAX_LOG_TICKS = 9
 
 
 def _fig(title: str, x: str, y: str) -> go.Figure:
-    # The template is thousands of properties, already validated by plotly.io; validating a copy of it
-    # again took 13 of the 18 ms an Explore chart cost on every slider move. It is set the way plotly
-    # sets its default template (validation off for that one assignment); everything after is validated.
-    fig = go.Figure(layout=dict(template=pio.templates[_TEMPLATE]), _validate=False)
+    # The template is thousands of properties, already validated by plotly.io, and the rest of this
+    # layout is fixed here (tests/test_charts.py reads it back): validating them again took most of
+    # the time an Explore chart cost on every slider move. So the starting layout is set unvalidated,
+    # as plotly sets its default template; everything added after is validated.
+    layout = {**_LAYOUT, "template": pio.templates[_TEMPLATE], "title": dict(text=title, x=0.0, y=0.97),
+              "xaxis": dict(title=dict(text=x)), "yaxis": dict(title=dict(text=y))}
+    fig = go.Figure(layout=layout, _validate=False)
     fig._validate = fig._layout_obj._validate = True
-    fig.update_layout(title=dict(text=title, x=0.0, y=0.97), xaxis_title=x, yaxis_title=y,
-                      **{k: v for k, v in _LAYOUT.items() if k != "template"})
     return fig
 
 
