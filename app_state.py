@@ -12,7 +12,7 @@ from typing import Any, NoReturn, Optional, Sequence
 import pandas as pd
 import streamlit as st
 
-from dpcore import data, participants, server_paths, share, sweeps, uploads
+from dpcore import accounting, data, participants, server_paths, share, sweeps, uploads
 from dpcore.comparison import AUDIT_AUC_COLUMN, AUDIT_BOUND_COLUMN, RUN_TABLE_FORMATS, run_rows
 from dpcore.config import ACCOUNTANT_TITLES, MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
 from dpcore.errors import UserInputError
@@ -50,8 +50,21 @@ def finish_page() -> NoReturn:
     raise PageDone
 
 
+_ACCOUNTANT_LOCK = threading.Lock()
+_accountant_started = False
+
+
 def runner() -> JobRunner:
-    """The process-wide job runner (``jobs.get_runner``: one per server, shared by all browser sessions)."""
+    """The process-wide job runner (``jobs.get_runner``: one per server, shared by all browser sessions).
+
+    The first call also moves the accountant's RDP into ``settings().accountant_processes``
+    processes (``accounting.compute_rdp_in_processes``), so no page run holds the others up.
+    """
+    global _accountant_started
+    with _ACCOUNTANT_LOCK:
+        if not _accountant_started:
+            accounting.compute_rdp_in_processes(settings().accountant_processes)
+            _accountant_started = True
     return get_runner()
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import random
 import resource
@@ -223,11 +224,13 @@ async def room(url: str, count: int, *, interval: float, moves: int, train: bool
 
 
 class MemorySampler:
-    """The resident memory of a process and its descendants, read from /proc twice a second."""
+    """The resident memory of a process and its descendants, read from /proc twice a second, and the
+    machine's one-minute load average beside it (the machine may be shared: it says how crowded)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.samples: list[int] = []
+        self.loads: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -241,6 +244,7 @@ class MemorySampler:
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
+            self.loads.append(os.getloadavg()[0])
             total = sum(_rss_bytes(pid) for pid in _tree(self.pid))
             if total:
                 self.samples.append(total)
@@ -270,6 +274,15 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process itself has used so far, its children not included."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for_runs(store_path: Path, expected: int, *, timeout: float) -> tuple[dict[str, int], float]:
     """Poll the store until ``expected`` runs have ended; their statuses and the seconds waited."""
     from dpcore.store import FINAL_STATUSES, RunStore
@@ -294,19 +307,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(count: int, *, interval: float, moves: int, workers: Optional[int], train: bool) -> dict:
+def measure(count: int, *, interval: float, moves: int, workers: Optional[int], train: bool,
+            backend: Optional[str] = None, server_log: Optional[Path] = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store_path = Path(tmp) / "runs.sqlite3"
         env = {"DPEXPLORER_STORE": str(store_path), "TF_CPP_MIN_LOG_LEVEL": "2"}
         if workers:
             env["DPEXPLORER_WORKERS"] = str(workers)
-        with streamlit_server(env=env, log_path=Path(tmp) / "streamlit.log") as server:
+        if backend:
+            env["DPEXPLORER_BACKEND"] = backend
+        with streamlit_server(env=env, log_path=server_log or Path(tmp) / "streamlit.log") as server:
             asyncio.run(_warm_up(server.url))
             cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+            server_cpu_before = _cpu_seconds(server.pid)
             wall_start = time.monotonic()
             with MemorySampler(server.pid) as memory:
                 people = asyncio.run(room(server.url, count, interval=interval, moves=moves, train=train))
                 room_seconds = time.monotonic() - wall_start
+                server_cpu = _cpu_seconds(server.pid) - server_cpu_before
                 started = sum(p.started_run for p in people)
                 statuses, waited = wait_for_runs(store_path, started, timeout=RUNS_TIMEOUT_S)
             cpu_after = resource.getrusage(resource.RUSAGE_SELF)
@@ -327,6 +345,10 @@ def measure(count: int, *, interval: float, moves: int, workers: Optional[int], 
         "memory_peak": max(memory.samples, default=0), "memory_first": memory.samples[0] if memory.samples else 0,
         "runs": statuses, "runs_started": started, "last_run_after": room_seconds + waited,
         "room_seconds": room_seconds, "client_cpu_share": client_cpu / max(room_seconds, 1e-9),
+        # The server process's own CPU (training children apart) while the room ran, per slider change:
+        # joins, run submissions and page loads are in it too, so it is an upper bound.
+        "server_cpu_per_change": server_cpu / max(len(latencies), 1),
+        "load_min": min(memory.loads, default=math.nan), "load_max_avg": max(memory.loads, default=math.nan),
     }
 
 
@@ -345,6 +367,10 @@ def main() -> int:
     parser.add_argument("--moves", type=int, default=DEFAULT_MOVES, help="slider moves per participant (default 12)")
     parser.add_argument("--workers", type=int, default=None,
                         help="training workers (default: the server's own default, the machine's cores)")
+    parser.add_argument("--backend", choices=("process", "local"), default=None,
+                        help="where runs train (default: the server's own default, child processes)")
+    parser.add_argument("--server-log", type=Path, default=None,
+                        help="keep the server's log in this file (default: thrown away with the store)")
     parser.add_argument("--no-training", action="store_true",
                         help="participants only move the slider (no runs), to tell the UI's cost from training's")
     args = parser.parse_args()
@@ -353,14 +379,17 @@ def main() -> int:
           f"slider moves every {args.interval:g} s, {args.moves} per participant; "
           f"{'no runs' if args.no_training else 'one run each'}")
     print(f"{'N':>3} {'changes':>7} {'p50 s':>6} {'p95 s':>6} {'max s':>6} {'errors':>6} {'load p50 s':>10} "
-          f"{'RSS MiB':>12} {'runs done':>10} {'last run s':>10} {'client CPU':>10}")
+          f"{'RSS MiB':>12} {'runs done':>10} {'last run s':>10} {'client CPU':>10} {'load avg':>10} "
+          f"{'server CPU/change':>17}")
     for count in args.participants:
-        r = measure(count, interval=args.interval, moves=args.moves, workers=args.workers, train=not args.no_training)
+        r = measure(count, interval=args.interval, moves=args.moves, workers=args.workers, train=not args.no_training,
+                    backend=args.backend, server_log=args.server_log)
         completed = r["runs"].get("completed", 0)
         print(f"{r['participants']:>3} {r['changes']:>7} {r['p50']:>6.2f} {r['p95']:>6.2f} {r['max']:>6.2f} "
               f"{len(r['errors']):>6} {r['load_p50']:>10.2f} "
               f"{r['memory_first'] / 2**20:>5.0f}->{r['memory_peak'] / 2**20:<5.0f} "
-              f"{completed:>4}/{r['runs_started']:<5} {r['last_run_after']:>10.0f} {r['client_cpu_share']:>9.1%}")
+              f"{completed:>4}/{r['runs_started']:<5} {r['last_run_after']:>10.0f} {r['client_cpu_share']:>9.1%} "
+              f"{r['load_min']:>4.1f}-{r['load_max_avg']:<4.1f} {r['server_cpu_per_change'] * 1000:>14.0f} ms")
         for error in sorted(set(r["errors"]))[:10]:
             print(f"      error: {error}")
         verdict = "met" if not r["errors"] and r["p95"] <= TARGET_P95_S else "NOT met"

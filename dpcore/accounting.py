@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Callable, Optional, Tuple
@@ -55,6 +56,9 @@ from dpcore.noise import CONSTANT_NOISE, NoiseSchedule, schedule_of
 from dpcore.safe_io import quote
 
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from dpcore.child_process import ChildProcess
     from dpcore.config import DPConfig
 
 PRECISE_PLD_INTERVAL = 1e-4
@@ -808,11 +812,103 @@ def _rdp_base(preprocessing_noise: float) -> "np.ndarray | float":
 
 @lru_cache(maxsize=1024)
 def _rdp_per_unit(q: float, noise_multiplier: float) -> np.ndarray:
-    """RDP of one step event at RDP_ORDERS (RDP composes additively over steps)."""
-    gaussian = dp_accounting.GaussianDpEvent(noise_multiplier)
-    rdp = event_rdp(gaussian if q >= 1.0 else dp_accounting.PoissonSampledDpEvent(q, gaussian))
+    """RDP of one step event at RDP_ORDERS (RDP composes additively over steps), computed in the
+    accountant processes when ``compute_rdp_in_processes`` asked for them; cached here either way."""
+    rdp = _RDP_PROCESSES.ask(q, noise_multiplier)
+    if rdp is None:
+        rdp = _step_rdp(q, noise_multiplier)
     rdp.setflags(write=False)
     return rdp
+
+
+def _step_rdp(q: float, noise_multiplier: float) -> np.ndarray:
+    gaussian = dp_accounting.GaussianDpEvent(noise_multiplier)
+    return event_rdp(gaussian if q >= 1.0 else dp_accounting.PoissonSampledDpEvent(q, gaussian))
+
+
+# -- RDP in other processes (a served app) -------------------------------------------------------
+
+
+def serve_rdp(conn: "Connection") -> None:
+    """An accountant process's life (``child_process`` calls it): answer (q, σ) with one step's RDP until the pipe closes."""
+    while True:
+        try:
+            q, noise_multiplier = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send(_step_rdp(q, noise_multiplier))
+
+
+class _RdpProcesses:
+    """Up to ``size`` accountant processes; each query takes an idle one (starting one if fewer run)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._cond = threading.Condition()
+        self._idle: list["ChildProcess"] = []
+        self._running = 0
+
+    def resize(self, size: int) -> None:
+        with self._cond:
+            self.size = size
+            idle, self._idle = self._idle, []
+            self._running -= len(idle)
+            self._cond.notify_all()
+        for child in idle:
+            child.end()
+
+    def ask(self, q: float, noise_multiplier: float) -> Optional[np.ndarray]:
+        """One step's RDP from an accountant process; None when there are none (or the one asked died)."""
+        from dpcore.child_process import ChildProcess
+
+        with self._cond:
+            while self.size and not self._idle and self._running >= self.size:
+                self._cond.wait()
+            if not self.size:
+                return None
+            if self._idle:
+                child = self._idle.pop()
+            else:
+                child = ChildProcess("dpcore.accounting:serve_rdp")
+                self._running += 1
+        answer = None
+        try:
+            child.conn.send((q, noise_multiplier))
+            answer = child.conn.recv()
+        except (EOFError, OSError):  # it died: answered here, and a new one starts on the next query
+            pass
+        with self._cond:
+            if answer is not None and self.size and self._running <= self.size:
+                self._idle.append(child)
+                child = None
+            else:
+                self._running -= 1
+            self._cond.notify_all()
+        if child is not None:
+            child.end()
+        return answer
+
+
+_RDP_PROCESSES = _RdpProcesses()
+
+
+def compute_rdp_in_processes(count: int) -> None:
+    """Compute each new step's RDP in up to ``count`` accountant processes instead of the caller's (0: here again).
+
+    dp_accounting's RDP of a subsampled Gaussian is a pure-Python series at its fractional orders
+    (about 0.1 s for σ below 1); in a served app it held the GIL that every other participant's page
+    run and the server's network loop need. The answers are cached in this process as before, so
+    only a σ (and sampling rate) not asked before leaves it. A process that dies is replaced.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise UserInputError("accountant_processes", f"{count!r} is not a whole number of at least 0",
+                             allowed="a whole number, 0 (in this process) or more")
+    _RDP_PROCESSES.resize(count)
+
+
+def rdp_process_count() -> int:
+    """How many accountant processes may compute RDP now (0: the caller's own process)."""
+    return _RDP_PROCESSES.size
 
 
 @lru_cache(maxsize=256)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from dpcore.audit import RocCurve, max_tpr
@@ -24,7 +25,8 @@ RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", 
 _LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0.0)
 # Legends that list runs sit on the right, one run per line.
 _LEGEND_RIGHT = dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02)
-_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), height=340, template="plotly_white", legend=_LEGEND_BELOW)
+_TEMPLATE = "plotly_white"
+_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), height=340, template=_TEMPLATE, legend=_LEGEND_BELOW)
 # Mantissas of log-axis ticks, from dense to sparse; the first that gives few enough ticks is used, and
 # a range too narrow for two of them takes every digit.
 _LOG_TICK_MANTISSAS = ((1, 2, 5), (1, 3), (1,))
@@ -33,8 +35,14 @@ _MAX_LOG_TICKS = 9
 
 
 def _fig(title: str, x: str, y: str) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(title=dict(text=title, x=0.0, y=0.97), xaxis_title=x, yaxis_title=y, **_LAYOUT)
+    # The template is thousands of properties, already validated by plotly.io, and the rest of this
+    # layout is fixed here (tests/test_charts.py reads it back): validating them again took most of
+    # the time an Explore chart cost on every slider move. So the starting layout is set unvalidated,
+    # as plotly sets its default template; everything added after is validated.
+    layout = {**_LAYOUT, "template": pio.templates[_TEMPLATE], "title": dict(text=title, x=0.0, y=0.97),
+              "xaxis": dict(title=dict(text=x)), "yaxis": dict(title=dict(text=y))}
+    fig = go.Figure(layout=layout, _validate=False)
+    fig._validate = fig._layout_obj._validate = True
     return fig
 
 
@@ -97,7 +105,9 @@ def _target_line(fig: go.Figure, target_epsilon: Optional[float], *, log_y: bool
     """A dashed horizontal line at the target ε (Explore's Calibrate target), labelled above its left end."""
     if target_epsilon is None or not math.isfinite(target_epsilon):
         return
-    fig.add_hline(y=target_epsilon, line=dict(color=COLORS[4], dash="dash", width=1.5))
+    # A plain shape: what add_hline adds, without its axis-spanning bookkeeping (half an Explore chart's cost).
+    fig.add_shape(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=target_epsilon, y1=target_epsilon,
+                  line=dict(color=COLORS[4], dash="dash", width=1.5))
     # Annotations on a log axis take log10 of the value (add_hline's own label would float a decade off).
     fig.add_annotation(x=0.0, xref="paper", xanchor="left", y=math.log10(target_epsilon) if log_y else target_epsilon,
                        yref="y", yanchor="bottom", showarrow=False, text=f"target ε = {plain_number(target_epsilon)}",
@@ -114,7 +124,8 @@ def epsilon_vs_epochs(series: Mapping[str, Sequence[float]], *, current_epochs: 
         fig.add_trace(go.Scatter(x=xs, y=list(values), mode="lines+markers", name=label,
                                  line=dict(color=COLORS[i % len(COLORS)]), marker=dict(size=5),
                                  hovertemplate="epoch %{x}<br>ε %{y:.3f}<extra>" + label + "</extra>"))
-    fig.add_vline(x=current_epochs, line=dict(color="#888", dash="dot"))
+    fig.add_shape(type="line", xref="x", x0=current_epochs, x1=current_epochs, yref="y domain", y0=0, y1=1,
+                  line=dict(color="#888", dash="dot"))  # add_vline's shape, added directly (see _target_line)
     _target_line(fig, target_epsilon)
     fig.update_yaxes(rangemode="tozero")
     return fig

@@ -581,12 +581,19 @@ class JobRunner:
             self._cond.notify_all()
 
     def _audit_after_training(self, job: _Job) -> None:
-        """The post-run hook: audit the completed run; a failed audit is noted on the job, the run stays completed."""
+        """The post-run hook: audit the completed run (in the backend's process when it has ``audit_run``,
+        as the process backend does); a failed audit is noted on the job, the run stays completed."""
         with self._cond:
             job.auditing = True
         error = None
         try:
-            self.audit(job.id)
+            audit_elsewhere = getattr(self.backend, "audit_run", None)
+            if audit_elsewhere is None:
+                self.audit(job.id)
+            else:
+                report = audit_elsewhere(self.store.path, job.id)
+                with self._cond:
+                    job.audit = report
         except Exception as exc:  # noqa: BLE001 - the run itself has completed and is kept
             error = describe_exception(exc)
         with self._cond:
@@ -645,8 +652,10 @@ def get_runner(store_path: Union[str, os.PathLike[str], None] = None, *,
                workers: Optional[int] = None, settings: Optional[ServerSettings] = None) -> JobRunner:
     """The one runner of this process, created on first use; all browser sessions share it.
 
-    It takes its worker count, limits and backend (Ray when ``ray_address`` is set) from ``settings`` (default ``ServerSettings.from_env()``:
-    $DPEXPLORER_WORKERS, else the machine's cores); ``workers`` overrides the count. Asking again
+    It takes its worker count, limits and backend from ``settings`` (default ``ServerSettings.from_env()``:
+    $DPEXPLORER_WORKERS, else the machine's cores); ``workers`` overrides the count. The backend is
+    Ray when ``ray_address`` is set, else one child process per worker (``ProcessBackend``) unless
+    ``settings.backend`` is "local" (the worker threads themselves). Asking again
     with a different store path is an error, since jobs already submitted live in the first one; a
     runner that was shut down is replaced by a new one.
     """
@@ -655,14 +664,20 @@ def get_runner(store_path: Union[str, os.PathLike[str], None] = None, *,
         wanted = Path(store_path).expanduser() if store_path is not None else None
         if _RUNNER is None or _RUNNER.closed:
             settings = settings if settings is not None else ServerSettings.from_env()
+            count = settings.workers if workers is None else workers
             backend: Optional[TrainingBackend] = None
             if settings.ray_address is not None:
                 from dpcore.ray_backend import RayBackend
 
                 backend = RayBackend(address=settings.ray_address)
-            # A local backend traces the default config's step at once: a workshop's first run is that one.
-            _RUNNER = JobRunner(store=RunStore(store_path), workers=settings.workers if workers is None else workers,
-                                limits=settings.limits, backend=backend, warm_up=DPConfig())
+            elif settings.backend == "process":
+                from dpcore.process_backend import ProcessBackend
+
+                backend = ProcessBackend(processes=count)
+            # A backend that can traces the default config's step at once (a process backend's children
+            # do it as they start): a workshop's first run is that one.
+            _RUNNER = JobRunner(store=RunStore(store_path), workers=count, limits=settings.limits, backend=backend,
+                                warm_up=DPConfig())
         elif wanted is not None and wanted.resolve() != _RUNNER.store.path.resolve():
             raise ValueError(
                 f"the job runner already uses {str(_RUNNER.store.path)!r}, not {str(wanted)!r}"

@@ -269,15 +269,7 @@ class RayBackend:
     def _ended(config: DPConfig, epochs: list["EpochMetrics"], started: float, status: str,
                error: Optional[str]) -> "TrainResult":
         """A run that ended without the task's own result: what was reported is what it did."""
-        from dpcore import data
         from dpcore.results import TrainResult
 
-        try:
-            n_train = data.train_size(config)
-        except UserInputError:
-            n_train = 0
-        examples = sum(e.examples for e in epochs)
-        seconds = time.monotonic() - started
-        return TrainResult(status=status, error=error, config=config, epochs=tuple(epochs),
-                           examples_per_second=examples / seconds if examples and seconds > 0 else math.nan,
-                           seconds=seconds, n_train=n_train)
+        return TrainResult.from_reported_epochs(config, tuple(epochs), status=status, error=error,
+                                                seconds=time.monotonic() - started)

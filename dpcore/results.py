@@ -93,6 +93,22 @@ class TrainResult:
     n_train: int
     note: Optional[str] = None
 
+    @classmethod
+    def from_reported_epochs(cls, config: "DPConfig", epochs: tuple[EpochMetrics, ...], *, status: str,
+                             error: Optional[str], seconds: float) -> "TrainResult":
+        """A run that ended without the trainer's own result (its worker was lost): what it reported is what it did."""
+        from dpcore import data
+        from dpcore.errors import UserInputError
+
+        try:
+            n_train = data.train_size(config)
+        except UserInputError:
+            n_train = 0
+        examples = sum(e.examples for e in epochs)
+        return cls(status=status, error=error, config=config, epochs=tuple(epochs),
+                   examples_per_second=examples / seconds if examples and seconds > 0 else math.nan,
+                   seconds=seconds, n_train=n_train)
+
     @property
     def test_accuracy(self) -> float:
         return self.epochs[-1].test_accuracy if self.epochs else math.nan

@@ -19,6 +19,8 @@ from dpcore.errors import UserInputError
 
 ENV_WORKERS = "DPEXPLORER_WORKERS"
 ENV_RAY_ADDRESS = "DPEXPLORER_RAY_ADDRESS"
+ENV_BACKEND = "DPEXPLORER_BACKEND"
+ENV_ACCOUNTANT_PROCESSES = "DPEXPLORER_ACCOUNTANT_PROCESSES"
 ENV_MAX_RUNNING = "DPEXPLORER_MAX_RUNNING"
 ENV_MAX_QUEUED = "DPEXPLORER_MAX_QUEUED"
 ENV_MAX_EXAMPLE_PASSES = "DPEXPLORER_MAX_EXAMPLE_PASSES"
@@ -32,6 +34,11 @@ ENV_HOST_SECRET_FILE = "DPEXPLORER_HOST_SECRET_FILE"
 # multiplies it by 1024 * 1024) must equal it; tests/test_server_settings.py compares them.
 MAX_UPLOAD_BYTES = MAX_CSV_BYTES
 MAX_UPLOAD_MB = MAX_UPLOAD_BYTES // 2**20
+
+# Where a served app's runs train: child processes (dpcore.process_backend, the default, so training
+# never competes with the page runs for the server's GIL) or the server's own worker threads.
+BACKENDS = ("process", "local")
+DEFAULT_BACKEND = "process"
 
 DEFAULT_MAX_RUNNING = 1
 DEFAULT_MAX_QUEUED = 3
@@ -93,7 +100,11 @@ class ServerSettings:
     $DPEXPLORER_HOST_SECRET_FILE names); None means there is no host, so nobody can manage others'
     runs. It is never shown (``repr`` leaves it out) and never belongs in a URL.
     ``ray_address``: a Ray cluster to train on ($DPEXPLORER_RAY_ADDRESS, e.g. "ray://head:10001" or
-    "auto"); None (the default) trains in this process's worker threads.
+    "auto"); it takes precedence over ``backend``.
+    ``accountant_processes``: processes that compute the accountant's RDP for the pages
+    ($DPEXPLORER_ACCOUNTANT_PROCESSES, default the machine's cores; 0: in the server process).
+    ``backend``: where runs train without Ray ($DPEXPLORER_BACKEND, one of BACKENDS): "process" (the
+    default) in long-lived, lower-priority child processes; "local" in the server's worker threads.
     The upload limit is ``MAX_UPLOAD_BYTES``, fixed because .streamlit/config.toml must agree with it.
     """
 
@@ -102,9 +113,15 @@ class ServerSettings:
     data_dir: Optional[Path] = None
     host_secret: Optional[str] = field(default=None, repr=False)
     ray_address: Optional[str] = None
+    backend: str = DEFAULT_BACKEND
+    accountant_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     def __post_init__(self) -> None:
         _check_whole("workers", self.workers, low=1)
+        _check_whole("accountant_processes", self.accountant_processes, low=0)
+        if self.backend not in BACKENDS:
+            raise UserInputError("backend", f"{self.backend!r} is not a training backend",
+                                 allowed=" or ".join(BACKENDS))
         if self.host_secret is not None and len(self.host_secret) < MIN_HOST_SECRET_CHARS:
             raise UserInputError("host_secret", f"the host secret has {len(self.host_secret)} characters",
                                  allowed=f"at least {MIN_HOST_SECRET_CHARS} characters")
@@ -137,7 +154,16 @@ class ServerSettings:
             data_dir=_data_dir(data_dir_text) if data_dir_text else None,
             host_secret=_host_secret(env),
             ray_address=env.get(ENV_RAY_ADDRESS, "").strip() or None,
+            backend=_env_backend(env),
+            accountant_processes=_env_whole(env, ENV_ACCOUNTANT_PROCESSES, os.cpu_count() or 1, low=0),
         )
+
+
+def _env_backend(env: Mapping[str, str]) -> str:
+    text = env.get(ENV_BACKEND, "").strip().lower() or DEFAULT_BACKEND
+    if text not in BACKENDS:
+        raise UserInputError(ENV_BACKEND, f"{text!r} is not a training backend", allowed=" or ".join(BACKENDS))
+    return text
 
 
 def _check_whole(name: str, value: object, *, low: int) -> None:

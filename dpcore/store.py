@@ -76,7 +76,7 @@ FINISHED_STATUSES = ("completed", "budget_reached")
 
 # The last epoch's training loss and accuracy are named as not covered by ε (results.TRAIN_METRICS_NOTE).
 CSV_COLUMNS = (
-    "id", "name", "created", "status", "dataset", "model", "optimizer", "noise_multiplier",
+    "id", "name", "created", "status", "dataset", "csv_file", "model", "optimizer", "noise_multiplier",
     "l2_norm_clip", "batch_size", "epochs", "sampling", "accountant", "private", "test_accuracy",
     "validation_accuracy", "epsilon", "delta", TRAIN_LOSS_KEY, TRAIN_ACCURACY_KEY, "examples_per_second",
     "seconds", "error", "audit_auc", "audit_epsilon_lower_bound",
@@ -979,9 +979,13 @@ class RunStore:
             row = conn.execute("SELECT report_json FROM audits WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else str(row["report_json"])
 
-    def to_csv(self, *, owner: Optional[str] = None, run_ids: Optional[set[int]] = None) -> str:
+    def to_csv(self, *, owner: Optional[str] = None, run_ids: Optional[set[int]] = None,
+               shown_file: Optional[Callable[[str], str]] = None) -> str:
         """The runs table as CSV text, one row per readable run (only ``run_ids`` when given; ε of a
         baseline is written as ``inf``).
+
+        ``csv_file`` is the name of a CSV dataset's file; ``shown_file`` (a run's csv_path -> the text
+        to write) lets a server write what its reader may see (another participant's upload unnamed).
 
         Rows end in CRLF (RFC 4180), so a CR or LF inside a cell (a run name) is quoted and stays
         in its cell; text a spreadsheet would run as a formula is written as text (``spreadsheet_safe``).
@@ -992,7 +996,7 @@ class RunStore:
         for run in self.list_runs(owner=owner):
             if run_ids is not None and run.id not in run_ids:
                 continue
-            writer.writerow([spreadsheet_safe(cell) for cell in csv_row(run)])
+            writer.writerow([spreadsheet_safe(cell) for cell in csv_row(run, shown_file=shown_file)])
         return out.getvalue()
 
 
@@ -1023,7 +1027,8 @@ def run_row(run: RunRecord) -> dict[str, Any]:
     return {
         "id": run.id, "name": run.name, "label": run.label, "owner": run.owner,
         "created": datetime.fromtimestamp(run.created, tz=timezone.utc).isoformat(timespec="seconds"),
-        "status": run.status, "dataset": c.dataset, "model": c.model, "optimizer": c.optimizer,
+        "status": run.status, "dataset": c.dataset, "csv_file": Path(c.csv_path).name if c.csv_path else None,
+        "model": c.model, "optimizer": c.optimizer,
         "noise_multiplier": c.noise_multiplier, "l2_norm_clip": c.l2_norm_clip, "batch_size": c.batch_size,
         "epochs": c.epochs, "epochs_done": len(run.epochs), "sampling": c.sampling, "accountant": c.accountant,
         "private": c.private, "test_accuracy": run.test_accuracy, "validation_accuracy": run.validation_accuracy,
@@ -1036,9 +1041,12 @@ def run_row(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def csv_row(run: RunRecord) -> list[Any]:
-    """The CSV cells of one run, in ``CSV_COLUMNS`` order (ε of a baseline is ``inf``, unknowns are empty)."""
+def csv_row(run: RunRecord, *, shown_file: Optional[Callable[[str], str]] = None) -> list[Any]:
+    """The CSV cells of one run, in ``CSV_COLUMNS`` order (ε of a baseline is ``inf``, unknowns are empty;
+    ``shown_file`` as in ``RunStore.to_csv``)."""
     row = run_row(run)
+    if shown_file is not None and run.config.csv_path:
+        row["csv_file"] = shown_file(run.config.csv_path)
     return [_csv_cell(name, row[name]) for name in CSV_COLUMNS]
 
 

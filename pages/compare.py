@@ -169,7 +169,7 @@ if len(selected) == 1:
     audit_view.render(chosen.id, completed=chosen.status == "completed", report=chosen.audit,
                       key="compare_run_audit")
 
-st.download_button("Download CSV of all runs", store.to_csv(), file_name="dp-explorer-runs.csv",
+st.download_button("Download CSV of all runs", store.to_csv(shown_file=app_state.shown_file), file_name="dp-explorer-runs.csv",
                    mime="text/csv", key="compare_csv", on_click="ignore",
                    help=f"Its columns {TRAIN_LOSS_KEY} and {TRAIN_ACCURACY_KEY} are {TRAIN_METRICS_LABEL}; "
                         f"test accuracy is {TEST_METRICS_LABEL}.")

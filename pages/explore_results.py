@@ -22,6 +22,9 @@ TARGET_KEY = "calibrate_target"
 DEFAULT_TARGET_EPSILON = 1.0
 CHART_TARGET_KEY = "explore_chart_target"  # the target ε the charts were last drawn with
 NOISE_CHART_KEY = "chart_eps_noise"
+# A PLD curve composes one more epoch per point, so its cost grows faster than the epochs (999 epochs
+# took 14 s): up to the epochs slider's reach it is drawn on every change, beyond that on request.
+PLD_CURVE_AUTO_EPOCHS = 100
 
 
 def make_private() -> None:
@@ -111,7 +114,8 @@ def projected_epsilon(cfg: DPConfig, *, n: int, report: accounting.EpsilonReport
                    "rounding, so this ε is a slightly loose upper bound (within about 1%); training "
                    "reports the precise grid.")
         if st.button("Compute the precise PLD ε", key="explore_precise"):
-            precise = accounting.epsilon_for_config(cfg, n=n)
+            with st.spinner("Computing the precise PLD ε…", show_time=True):
+                precise = accounting.epsilon_for_config(cfg, n=n)
             st.info(f"Precise PLD ε (grid 1e-4) = {explain.format_epsilon(precise, digits=4)}, against "
                     f"{explain.format_epsilon(eps, digits=4)} on the interactive grid.")
     for warning in explain.risk_warnings(cfg, n=n, epsilon=eps):
@@ -129,11 +133,8 @@ def curves(cfg: DPConfig, *, n: int, epsilon: float) -> None:
     tab_epochs, tab_noise = st.tabs(["ε vs epochs", "ε vs noise multiplier"], key="explore_tab",
                                     on_change="rerun")
     if tab_epochs.open:
-        per_epoch = {label: accounting.epsilon_curve_for_config(c, n=n, interactive=True)
-                     for label, c in configs.items()}
-        tab_epochs.plotly_chart(charts.epsilon_vs_epochs(per_epoch, current_epochs=cfg.epochs, delta=cfg.delta,
-                                                         target_epsilon=target),
-                                width="stretch", key="chart_eps_epochs")
+        with tab_epochs:
+            epochs_curve(cfg, configs, n=n, target=target)
     if tab_noise.open:
         with tab_noise:
             sweep = {label: noise_sweep(c, n=n) for label, c in configs.items()}
@@ -146,6 +147,23 @@ def curves(cfg: DPConfig, *, n: int, epsilon: float) -> None:
             if any(math.isnan(v) for values in sweep.values() for v in values):
                 st.caption("σ values the other settings refuse (below the noise floor, or at or above twice "
                            "the count noise multiplier) have no point.")
+
+
+def epochs_curve(cfg: DPConfig, configs: dict[str, DPConfig], *, n: int, target: float) -> None:
+    """The ε-vs-epochs chart of ``configs``; a long PLD curve only on request, and under a spinner."""
+    slow = cfg.epochs > PLD_CURVE_AUTO_EPOCHS and any(c.accountant == "pld" for c in configs.values())
+    if slow and not st.button(f"Draw ε after each of the {cfg.epochs} epochs", key="explore_draw_pld",
+                              help="Composing the PLD accountant epoch by epoch takes seconds at this many epochs."):
+        st.info(f"With PLD, the curve over {cfg.epochs} epochs takes several seconds to compute, so it is drawn "
+                f"on request (automatically up to {PLD_CURVE_AUTO_EPOCHS} epochs). The projected ε above is "
+                "up to date.")
+        return
+    with st.spinner(f"Computing ε after each of the {cfg.epochs} epochs…", show_time=True):
+        per_epoch = {label: accounting.epsilon_curve_for_config(c, n=n, interactive=True)
+                     for label, c in configs.items()}
+    st.plotly_chart(charts.epsilon_vs_epochs(per_epoch, current_epochs=cfg.epochs, delta=cfg.delta,
+                                             target_epsilon=target),
+                    width="stretch", key="chart_eps_epochs")
 
 
 def noise_sweep(cfg: DPConfig, *, n: int) -> tuple[float, ...]:

@@ -394,8 +394,8 @@ def test_a_ray_address_in_the_settings_gives_a_runner_that_trains_on_ray(monkeyp
     finally:
         runner.shutdown(wait=True)
     monkeypatch.setattr(jobs, "_RUNNER", None)
-    local = get_runner(tmp_path / "local.sqlite3", settings=ServerSettings(workers=1))
+    local = get_runner(tmp_path / "local.sqlite3", settings=ServerSettings(workers=1, backend="local"))
     try:
-        assert local.backend.name == "local"
+        assert local.backend.name == "local"  # without Ray: the worker threads, when asked (else child processes)
     finally:
         local.shutdown(wait=True)

@@ -445,6 +445,18 @@ def test_the_host_clears_the_board_and_a_participant_deletes_only_their_own(stor
     assert store.list_runs() == []
 
 
+def test_csv_export_names_each_runs_csv_file_as_its_reader_may_see_it(store):
+    on_file = store.create_run(CONFIG.replace(dataset="csv", model="logreg", csv_path="/data/uploads/p1/people-3f2a.csv",
+                                              csv_label="y", csv_preprocessing_epsilon=1.0))
+    embedded = store.create_run(CONFIG)
+    rows = list(csv.DictReader(io.StringIO(store.to_csv())))
+    assert [(int(r["id"]), r["csv_file"]) for r in rows] == [(on_file, "people-3f2a.csv"), (embedded, "")]
+    seen = []
+    hidden = list(csv.DictReader(io.StringIO(store.to_csv(shown_file=lambda path: seen.append(path) or "=(hidden)"))))
+    assert seen == ["/data/uploads/p1/people-3f2a.csv"]  # asked only for runs that have a file
+    assert [r["csv_file"] for r in hidden] == ["'=(hidden)", ""]  # and what it says is written as text
+
+
 def test_csv_cells_that_spreadsheets_would_run_are_text(store):
     names = ["=HYPERLINK(\"http://x\",\"click\")", "+1+1", "-2+3", "@SUM(A1:A9)", "\tTAB", "\rCR",
              "line one\nline two", "plain"]

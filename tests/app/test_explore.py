@@ -148,6 +148,27 @@ def test_overlay_draws_both_accountants(app) -> None:
     assert names == ["RDP, poisson", "PLD, poisson"]
 
 
+def test_a_long_pld_curve_is_drawn_on_request_while_epsilon_shows_at_once(app, monkeypatch) -> None:
+    from pages import explore_results
+
+    # The bound itself is 100 epochs (a PLD curve over 999 took 14 s); 12 keeps this test quick.
+    monkeypatch.setattr(explore_results, "PLD_CURVE_AUTO_EPOCHS", 12)
+    app.session_state[CONFIG_KEY] = DPConfig(accountant="pld", epochs=13)
+    at = app.run()
+    assert not at.exception
+    assert float(_eps(at)) == round(accounting.epsilon_for_config(DPConfig(accountant="pld", epochs=13), n=1437,
+                                                                 interactive=True), 3)
+    assert not at.get("plotly_chart")
+    assert any("drawn on request" in i.value for i in at.info)
+    at.button(key="explore_draw_pld").click().run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    at.slider(key="w_epochs_slider").set_value(12).run()  # within the bound: drawn on every change again
+    assert len(at.get("plotly_chart")) == 1 and not any("drawn on request" in i.value for i in at.info)
+    at.radio(key="w_accountant").set_value("rdp").run()
+    at.slider(key="w_epochs_slider").set_value(13).run()  # RDP is cheap at any length
+    assert len(at.get("plotly_chart")) == 1
+
+
 def test_a_loaded_baseline_shows_infinity_and_can_be_made_private(app) -> None:
     app.session_state[CONFIG_KEY] = DPConfig(private=False, noise_multiplier=0.0, epochs=3)
     at = app.run()
