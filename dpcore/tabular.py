@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from dpcore.errors import ConfigError, DatasetError
+from dpcore.safe_io import quote, quote_path
 
 SCALES = ("unit", "symmetric")  # numbers scaled to [0, 1] or to [-1, 1]
 MAX_CLASSES = 50
@@ -85,7 +86,7 @@ class CsvSchema:
         object.__setattr__(self, "numeric", numeric)
         object.__setattr__(self, "categorical", categorical)
         if self.scale not in SCALES:
-            raise ConfigError("csv_schema.scale", f"{self.scale!r} is not a known scale",
+            raise ConfigError("csv_schema.scale", f"{quote(self.scale)} is not a known scale",
                               allowed="unit ([0, 1]) or symmetric ([-1, 1])")
         names = [c.name for c in numeric] + [c.name for c in categorical]
         if not names:
@@ -95,7 +96,7 @@ class CsvSchema:
             raise ConfigError("csv_schema", f"names {len(names)} columns", allowed=f"at most {MAX_SCHEMA_COLUMNS}")
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            raise ConfigError(f"csv_schema.{twice[0]}", "is named more than once",
+            raise ConfigError(schema_field(twice[0]), "is named more than once",
                               allowed="each column once, under numeric or categorical")
 
     @property
@@ -131,7 +132,7 @@ class CsvSchema:
             raise ConfigError("csv_schema", f"expected a mapping, got {type(data).__name__}", allowed=SCHEMA_KEYS_TEXT)
         unknown = sorted(str(k) for k in data if k not in SCHEMA_KEYS)
         if unknown:
-            raise ConfigError(f"csv_schema.{unknown[0]}", "unknown schema key", allowed=SCHEMA_KEYS_TEXT)
+            raise ConfigError(schema_field(unknown[0]), "unknown schema key", allowed=SCHEMA_KEYS_TEXT)
         if "classes" not in data:
             raise ConfigError("csv_schema.classes", "is missing", allowed="the list of the label's classes")
         numeric = _mapping("csv_schema.numeric", data.get("numeric") or {})
@@ -197,16 +198,16 @@ def load_schema_file(path: str) -> CsvSchema:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_SCHEMA_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError("csv_schema", f"file {path!r} does not exist") from None
+        raise ConfigError("csv_schema", f"file {quote_path(path)} does not exist") from None
     except OSError as exc:
-        raise ConfigError("csv_schema", f"cannot read {path!r}: {exc}") from None
+        raise ConfigError("csv_schema", f"cannot read {quote_path(path)}: {exc}") from None
     if len(raw) > MAX_SCHEMA_BYTES:
-        raise ConfigError("csv_schema", f"{path!r} is too large",
+        raise ConfigError("csv_schema", f"{quote_path(path)} is too large",
                           allowed=f"schema files up to {MAX_SCHEMA_BYTES // 1024} KiB")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ConfigError("csv_schema", f"{path!r} is not UTF-8 text", allowed="a JSON or YAML file") from None
+        raise ConfigError("csv_schema", f"{quote_path(path)} is not UTF-8 text", allowed="a JSON or YAML file") from None
     return CsvSchema.from_text(text, filename=path)
 
 
@@ -261,7 +262,7 @@ def _values(field: str, values: Any, *, low: int, high: int) -> tuple[str, ...]:
     spelled = []
     for value in values:
         if isinstance(value, (Mapping, list, tuple)):
-            raise ConfigError(field, f"{value!r} is not a single value", allowed="text or numbers")
+            raise ConfigError(field, f"{quote(value)} is not a single value", allowed="text or numbers")
         text = canonical(value)
         if text is None:
             raise ConfigError(field, "holds an empty value", allowed="non-empty text or numbers")
@@ -270,7 +271,7 @@ def _values(field: str, values: Any, *, low: int, high: int) -> tuple[str, ...]:
         raise ConfigError(field, f"lists {len(spelled)} values", allowed=f"{low} to {high}")
     twice = sorted({v for v in spelled if spelled.count(v) > 1})
     if twice:
-        raise ConfigError(field, f"lists {twice[0]!r} more than once", allowed="each value once")
+        raise ConfigError(field, f"lists {quote(twice[0])} more than once", allowed="each value once")
     return tuple(spelled)
 
 
@@ -287,32 +288,43 @@ def _mapping(field: str, value: Any) -> Mapping[str, Any]:
     return value
 
 
+def schema_field(*path: Any) -> str:
+    """The field name of a place in a CSV schema (``csv_schema.numeric.age``); a name that is not plain
+    short text (a line break, a control character, hundreds of characters) appears quoted."""
+    parts = ["csv_schema"]
+    for part in path:
+        text = str(part)
+        plain = text.isprintable() and 0 < len(text) <= 60 and text == text.strip()
+        parts.append(text if plain else quote(part))
+    return ".".join(parts)
+
+
 def _column_name(kind: str, name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"csv_schema.{kind}", f"{name!r} is not a column name", allowed="the text of a header cell")
+        raise ConfigError(f"csv_schema.{kind}", f"{quote(name)} is not a column name", allowed="the text of a header cell")
     return name
 
 
 def _range_entry(name: Any, value: Any) -> NumericColumn:
-    field = f"csv_schema.numeric.{name}"
+    field = schema_field("numeric", name)
     if isinstance(value, Mapping) and set(value) == {"low", "high"}:
         value = [value["low"], value["high"]]
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-        raise ConfigError(field, f"{value!r} is not a range", allowed="[low, high]")
+        raise ConfigError(field, f"{quote(value)} is not a range", allowed="[low, high]")
     return NumericColumn(name=name, low=value[0], high=value[1])
 
 
 def _numeric_column(column: Any) -> NumericColumn:
     if not isinstance(column, NumericColumn):
-        raise ConfigError("csv_schema.numeric", f"{column!r} is not a NumericColumn")
+        raise ConfigError("csv_schema.numeric", f"{quote(column)} is not a NumericColumn")
     name = _column_name("numeric", column.name)
-    field = f"csv_schema.numeric.{name}"
+    field = schema_field("numeric", name)
     bounds = []
     for bound in (column.low, column.high):
         if isinstance(bound, bool) or not isinstance(bound, (int, float, np.integer, np.floating)):
-            raise ConfigError(field, f"{bound!r} is not a number", allowed="[low, high] with low < high")
+            raise ConfigError(field, f"{quote(bound)} is not a number", allowed="[low, high] with low < high")
         if not math.isfinite(bound) or abs(bound) > MAX_RANGE:
-            raise ConfigError(field, f"{bound!r} is out of range", allowed=f"finite numbers within ±{MAX_RANGE:g}")
+            raise ConfigError(field, f"{quote(bound)} is out of range", allowed=f"finite numbers within ±{MAX_RANGE:g}")
         bounds.append(float(bound))
     if not bounds[0] < bounds[1]:
         raise ConfigError(field, f"low {bounds[0]:g} is not below high {bounds[1]:g}",
@@ -322,9 +334,9 @@ def _numeric_column(column: Any) -> NumericColumn:
 
 def _categorical_column(column: Any) -> CategoricalColumn:
     if not isinstance(column, CategoricalColumn):
-        raise ConfigError("csv_schema.categorical", f"{column!r} is not a CategoricalColumn")
+        raise ConfigError("csv_schema.categorical", f"{quote(column)} is not a CategoricalColumn")
     name = _column_name("categorical", column.name)
-    return CategoricalColumn(name=name, categories=_values(f"csv_schema.categorical.{name}", column.categories,
+    return CategoricalColumn(name=name, categories=_values(schema_field("categorical", name), column.categories,
                                                            low=1, high=MAX_CATEGORIES))
 
 
@@ -352,7 +364,7 @@ def _per_value(series: Any, convert: Any, *, missing: Any, dtype: Any) -> np.nda
 def check_columns(schema: CsvSchema, columns: Sequence[str], *, label: str, name: str) -> None:
     """Every schema column is a column of the file, and none is the label; else a DatasetError naming it."""
     if label in schema.columns:
-        raise DatasetError("csv_schema", f"the label column {label!r} is also listed as a feature",
+        raise DatasetError("csv_schema", f"the label column {quote(label)} is also listed as a feature",
                            allowed="feature columns only; the label's values go under classes")
     missing = [c for c in schema.columns if c not in columns]
     if missing:
@@ -383,9 +395,9 @@ def label_indices(schema: CsvSchema, spelled: np.ndarray, *, label: str) -> np.n
     unknown = [s for s in spelled if s not in index]
     if unknown:
         values, counts = np.unique(np.array(unknown, dtype=str), return_counts=True)
-        shown = ", ".join(f"{v!r} ({c})" for v, c in sorted(zip(values, counts), key=lambda p: -p[1])[:5])
+        shown = ", ".join(f"{quote(v)} ({c})" for v, c in sorted(zip(values, counts), key=lambda p: -p[1])[:5])
         raise DatasetError(
-            "csv_label", f"{len(unknown)} row(s) have a value in column {label!r} that is not one of the "
+            "csv_label", f"{len(unknown)} row(s) have a value in column {quote(label)} that is not one of the "
             f"classes {', '.join(repr(c) for c in schema.classes[:10])}: {shown}",
             allowed="add those classes to the schema's classes, or remove those rows from the file",
         )
@@ -457,7 +469,7 @@ def derive_schema(frame: Any, *, label: str, derivation: PrivateDerivation) -> D
     classes = sorted((v for _, v in kept_labels), key=lambda v: -kept_labels[(1, v)])[:MAX_CLASSES]
     if len(classes) < 2:
         raise DatasetError(
-            "csv_preprocessing_epsilon", f"only {len(classes)} class(es) of column {label!r} have a noisy count "
+            "csv_preprocessing_epsilon", f"only {len(classes)} class(es) of column {quote(label)} have a noisy count "
             f"above the threshold {threshold:.3g} (noise std {noise_std:.3g})",
             allowed="a larger csv_preprocessing_epsilon, or a declared csv_schema",
         )

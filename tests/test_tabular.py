@@ -179,3 +179,17 @@ def test_the_draft_schema_names_every_feature_column_and_is_refused_until_its_cl
     assert filled.columns == ("age", "a: b # c", "1") and filled.classes == ("cat", "dog")
     assert all((c.low, c.high) == (0.0, 1.0) for c in filled.numeric) and not filled.categorical
     assert '"label"' in draft
+
+
+@pytest.mark.parametrize("data", [
+    {"\n": None},
+    {"classes": ["a", "b"], "numeric": {"x\ny": [1, 0]}},
+    {"classes": ["a", "b"], "numeric": {"x" * 5000: "wide"}},
+    {"classes": ["a", "b"], "categorical": {"c\r": ["p", "p"]}},
+])
+def test_schema_errors_are_one_short_line_whatever_the_names(data) -> None:
+    with pytest.raises(ConfigError) as caught:
+        tabular.CsvSchema.from_dict(data)
+    message = str(caught.value)
+    assert "\n" not in message and "\r" not in message and len(message) < 400, message
+    assert message.startswith("csv_schema")

@@ -15,6 +15,7 @@ from dpcore.jobs import get_runner
 from dpcore.participants import TOKEN_PARAM
 from dpcore.server_settings import MAX_UPLOAD_MB, RunLimits
 from dpcore.store import RunStore
+from pages import explore_schema
 from tests.app.conftest import APP, join, open_page
 
 TINY = DPConfig(epochs=2, batch_size=32, max_train_examples=200, learning_rate=0.5)
@@ -253,6 +254,8 @@ def test_a_column_with_an_overflowing_value_is_reported(app, bad: str) -> None:
     at = join(app.run(), "Flo")
     at.selectbox(key="w_dataset").set_value("csv").run()
     at.get("file_uploader")[0].upload("big.csv", _rows(200, bad=bad), "text/csv").run()
+    # A declared schema would clip the value to its range: the file is refused before that.
+    at.text_area(key=explore_schema.TEXT_KEY).input("classes: [0, 1]\nnumeric:\n  x1: [0, 10]\n  x2: [0, 10]\n").run()
     assert any("column 'x2'" in e.value and "not a finite float32 number" in e.value for e in at.error)
     assert at.session_state[PROBLEM_KEY]
 
