@@ -416,8 +416,11 @@ def render_export(config: "DPConfig", *, export_format: str) -> str:
 
 
 def _refuse_unexported(config: "DPConfig") -> None:
-    """Noise schedules, adaptive clipping and ε budgets are not in the script yet: refused, since the
-    script's run and its ε would not be the ones DP Explorer accounted for."""
+    """Noise schedules, adaptive clipping, ε budgets and weight averaging are not in the script yet:
+    refused, since the script's run, its ε or its model would not be the ones DP Explorer reports."""
+    if config.weight_averaging_decay is not None:
+        raise ConfigError("weight_averaging_decay", "weight averaging cannot be exported yet: the script "
+                          "evaluates and keeps the last step's weights", allowed="null")
     if not config.private:
         return  # a baseline ignores them
     if schedule_of(config).decays:

@@ -42,3 +42,11 @@ def test_the_script_holds_out_the_validation_rows_and_accounts_for_the_rest(tmp_
     assert "n = 120)" in done.stdout
     reported = float(re.search(r"epsilon = ([0-9.e+-]+)", done.stdout).group(1))
     assert reported == pytest.approx(accounting.epsilon_for_config(config, n=120), rel=1e-3)
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_weight_averaging_is_refused_by_name_private_or_not(private):
+    # The trainer keeps the averaged weights of a baseline too, so the script's model would differ either way.
+    with pytest.raises(ConfigError) as info:
+        render_script(DPConfig(weight_averaging_decay=0.9, private=private))
+    assert info.value.field == "weight_averaging_decay" and "allowed" in str(info.value)

@@ -11,9 +11,14 @@ Step t adds noise of multiplier ``accounting.noise_schedule_values(config, n=n)[
 accountant composed (raised by dpcore.noise's split when clipping adaptively, see
 dpcore.dpsgd.adaptive_clip). Before each epoch the trainer asks the accountant whether that epoch
 keeps ε within ``epsilon_budget``; if not, the run ends with status "budget_reached".
+
+With ``weight_averaging_decay`` set, the weights evaluated after each epoch and kept at the end are
+an exponential moving average of every step's weights (``WeightAverage``): post-processing of the
+released iterates, which costs no ε.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import threading
@@ -126,6 +131,7 @@ class _Run:
         self.status = "completed"
         self.note: Optional[str] = None
         self.n_train = 0
+        self._step: Optional[_StepFunction] = None
         # Throughput counts steps after the first, whose time is mostly graph tracing.
         self._timed_examples = 0
         self._timed_seconds = 0.0
@@ -134,9 +140,13 @@ class _Run:
         return self._timed_examples / self._timed_seconds if self._timed_seconds > 0 else 0.0
 
     def weights(self) -> list[np.ndarray]:
-        """The model's weights as numpy arrays, in ``model.get_weights()`` order."""
+        """The model's weights as numpy arrays, in ``model.get_weights()`` order: the moving average
+        when the config averages weights, else the last step's."""
         if self.model is None:
             raise RuntimeError("the model's weights are known only after execute() has built it")
+        if self._step is not None and self._step.average is not None:
+            with self._step.average.applied():
+                return [np.array(w) for w in self.model.get_weights()]
         return [np.array(w) for w in self.model.get_weights()]
 
     def execute(self, *, on_epoch: Optional[Callable[[EpochMetrics], None]],
@@ -158,7 +168,7 @@ class _Run:
             # Fixed, per-example features (no privacy cost), computed once and cached, not per step.
             dataset = scatter.features_dataset(dataset)
         seed = randomness_seed(config)
-        step = _StepFunction(config, model, dataset, seed=seed)
+        step = self._step = _StepFunction(config, model, dataset, seed=seed)
 
         planned = accounting.epochs_within_budget(config, n=n)
         total = ends[planned - 1] if planned else 1  # the progress bar counts the steps the budget allows
@@ -193,10 +203,11 @@ class _Run:
                     last_progress = now
                     on_progress(Progress(step=done, total_steps=total, epoch=epoch, fraction=min(1.0, done / total)))
             loss_sum, correct = step.take_train_totals()
-            test_loss, test_accuracy = step.evaluate(dataset.x_test, dataset.y_test)
-            validation_loss, validation_accuracy = (
-                (math.nan, math.nan) if dataset.x_validation is None
-                else step.evaluate(dataset.x_validation, dataset.y_validation))
+            with step.evaluated_weights():
+                test_loss, test_accuracy = step.evaluate(dataset.x_test, dataset.y_test)
+                validation_loss, validation_accuracy = (
+                    (math.nan, math.nan) if dataset.x_validation is None
+                    else step.evaluate(dataset.x_validation, dataset.y_validation))
             metrics = EpochMetrics(
                 epoch=epoch,
                 train_loss=loss_sum / seen if seen else math.nan,
@@ -223,6 +234,46 @@ def _gradient_noise_multipliers(config: "DPConfig", sigmas: tuple[float, ...]) -
                  .gradient_noise_multiplier for sigma in sigmas)
 
 
+class WeightAverage:
+    """An exponential moving average of a model's trainable variables, updated after every step.
+
+    After t updates the average is (1 − d) Σ_s d^(t−s) w_s / (1 − d^t): the zero start's bias is
+    divided out (as Adam does), so early averages are not pulled towards zero and no warm-up is
+    needed. It reads only the weights the steps released, so it is post-processing.
+    """
+
+    def __init__(self, variables: list[tf.Variable], *, decay: float) -> None:
+        self.variables = variables
+        self.decay = float(decay)
+        self._sums = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self._updates = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+
+    def update(self) -> None:
+        """Fold the variables' current values in (inside the compiled step)."""
+        for total, variable in zip(self._sums, self.variables):
+            total.assign(self.decay * total + (1.0 - self.decay) * variable)
+        self._updates.assign_add(1.0)
+
+    def values(self) -> list[tf.Tensor]:
+        """The bias-corrected average of each variable (the variables themselves before any update)."""
+        if float(self._updates.numpy()) == 0.0:
+            return [tf.identity(v) for v in self.variables]
+        correction = tf.cast(1.0 - tf.pow(tf.constant(self.decay, tf.float64), self._updates), tf.float32)
+        return [total / correction for total in self._sums]
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """The variables hold the average inside the block and their own values again after it."""
+        current = [tf.identity(v) for v in self.variables]
+        for variable, value in zip(self.variables, self.values()):
+            variable.assign(value)
+        try:
+            yield
+        finally:
+            for variable, value in zip(self.variables, current):
+                variable.assign(value)
+
+
 class _StepFunction:
     """One compiled training step (gather, gradient, update, clip-norm update) and a compiled evaluation pass."""
 
@@ -231,6 +282,8 @@ class _StepFunction:
         self.model = model
         self.optimizer = make_optimizer(config)
         self.variables = list(model.trainable_variables)
+        self.average = (None if config.weight_averaging_decay is None
+                        else WeightAverage(self.variables, decay=config.weight_averaging_decay))
         self.x_train = tf.constant(dataset.x_train)
         self.y_train = tf.constant(dataset.y_train)
         self.seed = tf.constant(seed, tf.int64)
@@ -306,10 +359,16 @@ class _StepFunction:
             result = privatize.baseline_gradient(self.model, privatize.per_example_loss, x, y, seed=seed,
                                                  variables=self.variables, mask=mask)
         self.optimizer.apply_gradients(zip(result.gradients, self.variables))
+        if self.average is not None:
+            self.average.update()
         # Totals stay in the graph so that a step never waits for the host.
         self._loss_sum.assign_add(tf.reduce_sum(tf.cast(result.losses * mask, tf.float64)))
         self._correct.assign_add(tf.cast(_correct(result.logits, y, real), tf.int64))
         return clip_norm
+
+    def evaluated_weights(self) -> "contextlib.AbstractContextManager[None]":
+        """The weights an epoch's evaluation uses: the moving average when there is one."""
+        return self.average.applied() if self.average is not None else contextlib.nullcontext()
 
     def _evaluate_batch(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         logits = self.model(x, training=False)
