@@ -5,7 +5,7 @@ Poisson sampling, RDP). For each target ε the noise multiplier is recalibrated 
 dpcore.accounting.calibrate_noise_for_config, everything else kept; "baseline" trains the same
 recipe without clipping or noise. Prints, per point, the ε reached, mean and standard deviation of
 test accuracy over the seeds, and the mean wall time of one run (``train()``'s own, loading
-included).
+included), with the 1-minute load average at the end of each run.
 
     python bench/utility.py [--recipes scatternet,cnn] [--epsilons 1,2,3,8] [--baseline] [--seeds 3] [--json]
 
@@ -44,10 +44,11 @@ def measure(config, *, target_epsilon, seeds: int, report) -> dict:
         if result.status != "completed":
             raise SystemExit(f"seed {seed} failed: {result.error}")
         epsilon = result.epsilon if config.private else None  # None: non-private, ε = ∞
+        load = os.getloadavg()[0]  # the machine is shared: the wall time depends on it
         runs.append({"seed": seed, "accuracy": result.test_accuracy, "seconds": result.seconds,
-                     "epsilon": epsilon})
+                     "epsilon": epsilon, "load_average": load})
         report(f"  seed {seed}: accuracy {result.test_accuracy:.4f}, ε {_shown(epsilon)}, "
-               f"{result.seconds:.0f} s")
+               f"{result.seconds:.0f} s, load average {load:.1f}")
     accuracies = [run["accuracy"] for run in runs]
     return {
         "target_epsilon": target_epsilon, "noise_multiplier": config.noise_multiplier if config.private else 0.0,
