@@ -14,7 +14,8 @@ A recipe's learning rate is tuned for gradients clipped to a small norm (0.1); t
 of a baseline are far larger, so ``--baseline-learning-rate`` gives the baseline its own.
 
 ScatterNet features are computed once and cached (set DPEXPLORER_CACHE to keep them between runs).
-One ScatterNet run takes about 6 minutes on 2 busy cores, so the full table takes hours: pick.
+One ScatterNet run takes 1 to 3 minutes of training on this 2-core machine once the features are cached,
+one CNN run 3.5 to 12, depending on the load (docs/performance.md): the full table takes hours, so pick.
 """
 from __future__ import annotations
 
