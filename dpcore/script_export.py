@@ -222,6 +222,9 @@ SAMPLING = "{sampling}"          # "poisson" (independent draws each step) or "s
 PRIVATE = {private}              # False: the non-private baseline, no clipping or noise
 MAX_TRAIN_EXAMPLES = {max_train_examples!r}
 VALIDATION_FRACTION = {validation_fraction!r}   # share of the training rows held out, never trained on
+# None: evaluate the last step's weights; else the moving average of every step's weights with this
+# decay (post-processing of the noisy weights, so it costs no epsilon)
+WEIGHT_AVERAGING_DECAY = {weight_averaging_decay!r}
 ACTIVATION = "{activation}"
 CSV_PATH = {csv_path!r}
 CSV_LABEL = {csv_label!r}
@@ -302,6 +305,37 @@ def make_train_step(model, example_shape):
     return private_step if PRIVATE else plain_step
 
 
+class WeightAverage:
+    """The moving average of the model's weights after every step, with the zero start's bias divided
+    out: after t steps, (1 - d) * sum over s of d**(t - s) * w_s, divided by 1 - d**t."""
+
+    def __init__(self, model, decay):
+        self.model, self.decay, self.updates = model, decay, 0
+        self.sums = [np.zeros(np.shape(w), dtype=np.float64) for w in model.get_weights()]
+
+    def update(self):
+        for total, weight in zip(self.sums, self.model.get_weights()):
+            total *= self.decay
+            total += (1.0 - self.decay) * weight
+        self.updates += 1
+
+    def values(self):
+        correction = 1.0 - self.decay ** self.updates
+        return [(total / correction).astype(np.float32) for total in self.sums]
+
+
+def evaluated_accuracy(model, average, x, y):
+    """held_out_accuracy of the weights the run reports: the moving average when there is one."""
+    if average is None or average.updates == 0:
+        return held_out_accuracy(model, x, y)
+    current = model.get_weights()
+    model.set_weights(average.values())
+    try:
+        return held_out_accuracy(model, x, y)
+    finally:
+        model.set_weights(current)
+
+
 def privacy_spent(n, noisy_steps, epochs):
     """epsilon of ``noisy_steps`` steps over ``epochs`` epochs of the sampling used, from dp_accounting."""
     if not PRIVATE:
@@ -347,6 +381,7 @@ def main():
 
     model = build_model(x_train.shape[1:], num_classes)
     train_step = make_train_step(model, x_train.shape[1:])
+    average = None if WEIGHT_AVERAGING_DECAY is None else WeightAverage(model, WEIGHT_AVERAGING_DECAY)
     rng = np.random.default_rng(None if SECURE_MODE else SEED)  # None: fresh OS entropy
     steps = 0  # with PRIVATE, every step adds noise
     for epoch in range(1, EPOCHS + 1):
@@ -356,12 +391,14 @@ def main():
             normalizer = BATCH_SIZE if SAMPLING == "poisson" else batch.size
             train_step(x_train[batch], y_train[batch], tf.constant(normalizer, tf.float32))
             steps += 1
-        accuracy = held_out_accuracy(model, x_test, y_test)
+            if average is not None:
+                average.update()
+        accuracy = evaluated_accuracy(model, average, x_test, y_test)
         print(f"epoch {{epoch}}: test accuracy {{accuracy:.4f}}")
 
     print(f"test accuracy: {{accuracy:.4f}}")
     if x_validation is not None:
-        print(f"validation accuracy: {{held_out_accuracy(model, x_validation, y_validation):.4f}}")
+        print(f"validation accuracy: {{evaluated_accuracy(model, average, x_validation, y_validation):.4f}}")
     if PRIVATE:
         epsilon = privacy_spent(n, steps, EPOCHS)
         print(f"privacy: epsilon = {{epsilon:.4g}} at delta = {{DELTA:g}} after {{steps}} noisy steps "
@@ -395,6 +432,7 @@ def render_script(config: "DPConfig") -> str:
         accountant=config.accountant, sampling=config.sampling, private=config.private,
         max_train_examples=config.max_train_examples, activation=config.activation,
         csv_path=config.csv_path, csv_label=config.csv_label, validation_fraction=config.validation_fraction,
+        weight_averaging_decay=config.weight_averaging_decay,
         csv_schema=config.csv_schema.to_dict() if config.csv_schema is not None else None,
     )
     main = _MAIN.format(optimizer=_OPTIMIZER[config.optimizer])

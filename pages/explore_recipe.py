@@ -14,9 +14,11 @@ from pages import explore_controls
 
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
-EXPANDER_TITLE = "Recipe settings: noise schedule, adaptive clipping, budget, validation"
+EXPANDER_TITLE = "Recipe settings: noise schedule, adaptive clipping, budget, validation, averaging"
 # The budget a person starts from when they tick the box (then type their own).
 DEFAULT_EPSILON_BUDGET = 1.0
+# The weight-averaging decay a person starts from when they tick the box (the shipped CNN recipe's).
+DEFAULT_WEIGHT_AVERAGING_DECAY = 0.97
 
 
 def render(cfg: DPConfig) -> dict[str, Any]:
@@ -93,12 +95,27 @@ def render(cfg: DPConfig) -> dict[str, Any]:
                                      help="The share of the training rows held out to report validation "
                                           "metrics each epoch (0: none). They are not trained on, so n, and ε, "
                                           "count only the rest.")
+        st.markdown("**Weight averaging**")
+        seed(f"{P}averaging_on", cfg.weight_averaging_decay is not None)
+        averaging_on = st.checkbox(
+            "Evaluate and keep a moving average of the weights", key=f"{P}averaging_on",
+            help="An exponential moving average of every step's weights, used for each epoch's test and "
+                 "validation figures and kept as the model. It only post-processes the noisy weights the "
+                 "steps released, so it costs no ε.")
+        averaging = None
+        if averaging_on:
+            seed(f"{P}weight_averaging_decay", cfg.weight_averaging_decay if cfg.weight_averaging_decay is not None
+                 else DEFAULT_WEIGHT_AVERAGING_DECAY)
+            averaging = st.number_input("Averaging decay", step=0.01, format="%.4g", key=f"{P}weight_averaging_decay",
+                                        help="Each step's weights enter the average with weight 1 − decay "
+                                             "(between 0 and 1; 0.97 averages over about the last 33 steps).")
     return dict(noise_schedule=schedule, noise_decay_rate=float(decay_rate), noise_floor=float(floor),
                 adaptive_clipping=bool(adaptive), target_unclipped_quantile=float(quantile),
                 clip_learning_rate=float(clip_rate), clip_update=clip_update,
                 count_noise_multiplier=float(count_noise),
                 epsilon_budget=float(budget) if budget is not None else None,
-                validation_fraction=float(validation))
+                validation_fraction=float(validation),
+                weight_averaging_decay=float(averaging) if averaging is not None else None)
 
 
 def results(cfg: DPConfig, *, n: int, report: accounting.EpsilonReport) -> None:

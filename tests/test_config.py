@@ -30,6 +30,7 @@ def test_defaults_are_valid_and_private():
     ("clip_learning_rate", 0.0), ("clip_update", "exponential"), ("count_noise_multiplier", 0.0),
     ("epsilon_budget", 0.0), ("epsilon_budget", math.inf), ("epsilon_budget", "8"),
     ("validation_fraction", -0.1), ("validation_fraction", 0.95),
+    ("weight_averaging_decay", 0.0), ("weight_averaging_decay", 1.0), ("weight_averaging_decay", "0.9"),
 ])
 def test_bad_values_raise_config_error_naming_the_field(field, value):
     with pytest.raises(ConfigError) as info:
@@ -98,7 +99,7 @@ def test_version_1_configs_still_load():
     old = {"schema_version": 1, **{k: v for k, v in DPConfig(**CSV).to_dict().items()
                                    if k not in ("schema_version", "csv_schema", "csv_preprocessing_epsilon")}}
     assert DPConfig.from_dict(old) == DPConfig(**CSV)
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
 
 
 def test_version_2_configs_of_either_kind_still_load():
@@ -112,8 +113,8 @@ def test_version_2_configs_of_either_kind_still_load():
     assert DPConfig.from_dict(recipe_v2) == DPConfig(noise_schedule="time", noise_floor=0.6, epsilon_budget=2.0,
                                                      validation_fraction=0.1)
     with pytest.raises(ConfigError, match="schema_version") as info:
-        DPConfig.from_dict({"schema_version": 4})
-    assert info.value.allowed == "1, 2, 3"
+        DPConfig.from_dict({"schema_version": 5})
+    assert info.value.allowed == "1, 2, 3, 4"
 
 
 configs = st.builds(
@@ -220,13 +221,15 @@ def test_a_version_1_config_loads_with_the_new_keys_at_their_defaults():
     assert config.noise_schedule == "constant" and not config.adaptive_clipping
     assert config.epsilon_budget is None and config.validation_fraction == 0.0
     assert DPConfig.from_yaml(yaml.safe_dump(version_1)) == config
-    assert json.loads(config.to_json())["schema_version"] == SCHEMA_VERSION == 3
+    assert config.weight_averaging_decay is None
+    assert json.loads(config.to_json())["schema_version"] == SCHEMA_VERSION == 4
 
 
 def test_recipe_settings_round_trip_and_cross_checks_name_their_field():
     config = DPConfig(noise_schedule="step", noise_decay_rate=0.01, noise_floor=0.6, adaptive_clipping=True,
                       clip_update="linear", clip_learning_rate=0.001, target_unclipped_quantile=0.9,
-                      count_noise_multiplier=2.56, epsilon_budget=3.5, validation_fraction=0.2)
+                      count_noise_multiplier=2.56, epsilon_budget=3.5, validation_fraction=0.2,
+                      weight_averaging_decay=0.97)
     assert DPConfig.from_json(config.to_json()) == config == DPConfig.from_yaml(config.to_yaml())
     with pytest.raises(ConfigError, match=r"noise_floor: 1.5 is above the initial noise multiplier 1.1"):
         DPConfig(noise_schedule="time", noise_multiplier=1.1, noise_floor=1.5)

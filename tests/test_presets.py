@@ -29,7 +29,7 @@ from dpcore.model_specs import supported_models
                                                model="scatternet_linear", dataset="fashion_mnist")),
         ("fashion_mnist_eps3_cnn", dict(batch_size=2048, l2_norm_clip=0.1, noise_multiplier=1.93, learning_rate=4.0,
                                         momentum=0.9, epochs=40, optimizer="momentum", model="cnn",
-                                        activation="tanh", dataset="fashion_mnist")),
+                                        activation="tanh", dataset="fashion_mnist", weight_averaging_decay=0.97)),
     ],
 )
 def test_preset_hyperparameters(key: str, expected: dict) -> None:

@@ -23,9 +23,11 @@ def test_round_trip_of_every_field() -> None:
 def test_round_trip_of_the_recipe_settings_and_links_of_schema_version_1() -> None:
     config = DPConfig(noise_schedule="time", noise_decay_rate=0.004, noise_floor=0.55, adaptive_clipping=True,
                       target_unclipped_quantile=0.9, clip_learning_rate=0.001, clip_update="linear",
-                      count_noise_multiplier=2.56, epsilon_budget=2.5, validation_fraction=0.2)
+                      count_noise_multiplier=2.56, epsilon_budget=2.5, validation_fraction=0.2,
+                      weight_averaging_decay=0.97)
     params = share.encode(config)
-    assert params["dpx"] == "3" and params["adaptive_clipping"] == "true" and params["epsilon_budget"] == "2.5"
+    assert params["dpx"] == "4" and params["adaptive_clipping"] == "true" and params["epsilon_budget"] == "2.5"
+    assert params["weight_averaging_decay"] == "0.97"
     assert share.decode(params) == config
     assert "epsilon_budget" not in share.encode(DPConfig())  # None is left out and comes back as None
     assert share.decode({"dpx": "1", "epochs": "3"}) == DPConfig(epochs=3)

@@ -68,6 +68,56 @@ def test_a_private_run_reports_the_accountants_epsilon_per_epoch():
     assert result.test_accuracy == result.epochs[-1].test_accuracy
 
 
+def test_weight_average_is_the_bias_corrected_moving_average_and_applied_only_inside_its_block():
+    tf = pytest.importorskip("tensorflow")
+    variable = tf.Variable([0.0, 0.0])
+    average = training.WeightAverage([variable])
+    average.start(decay=0.5)
+    assert np.array_equal(average.values()[0].numpy(), [0.0, 0.0])  # before any step: the weights themselves
+    for value in ([4.0, 0.0], [2.0, 8.0], [0.0, 8.0]):
+        variable.assign(value)
+        average.update()
+    # Weights 0.5^2, 0.5, 1 (times 1 - 0.5), divided by 1 - 0.5^3 = 0.875.
+    expected = (0.125 * np.array([4.0, 0.0]) + 0.25 * np.array([2.0, 8.0]) + 0.5 * np.array([0.0, 8.0])) / 0.875
+    assert np.allclose(average.values()[0].numpy(), expected)
+    with average.applied():
+        assert np.allclose(variable.numpy(), expected)
+    assert np.array_equal(variable.numpy(), [0.0, 8.0])
+
+
+def test_a_reused_step_starts_each_run_with_a_fresh_average_of_its_own_decay():
+    # The second and third runs reuse the first's traced step: equal seeds must give equal results.
+    runs = []
+    for decay in (0.8, 0.5, 0.8):
+        kept = []
+        result = training.train(tiny(model="logreg", weight_averaging_decay=decay), on_weights=kept.append)
+        assert result.status == "completed"
+        runs.append((result.epochs[-1].test_accuracy, kept[-1]))
+    assert runs[0][0] == runs[2][0] and all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[2][1]))
+    assert not all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+def test_weight_averaging_changes_the_kept_and_evaluated_weights_not_the_training_or_epsilon():
+    from dpcore import data
+    from dpcore.dpsgd import models
+
+    plain_weights, averaged_weights = [], []
+    plain = training.train(tiny(model="logreg"), on_weights=plain_weights.append)
+    config = tiny(model="logreg", weight_averaging_decay=0.8)
+    averaged = training.train(config, on_weights=averaged_weights.append)
+    assert averaged.status == "completed"
+    # Same iterates (post-processing changes no step), so the same training figures and the same ε.
+    for a, b in zip(plain.epochs, averaged.epochs):
+        assert (a.train_loss, a.train_accuracy, a.epsilon, a.examples) == (b.train_loss, b.train_accuracy,
+                                                                           b.epsilon, b.examples)
+    assert not all(np.array_equal(a, b) for a, b in zip(plain_weights[0], averaged_weights[0]))
+    # The kept weights are the ones the last epoch evaluated.
+    dataset = data.load(config)
+    logits = models.predict_logits(config, weights=averaged_weights[0], x=dataset.x_test,
+                                   num_classes=dataset.info.num_classes)
+    assert np.mean(np.argmax(logits, axis=1) == dataset.y_test) == pytest.approx(averaged.test_accuracy)
+
+
 def test_same_seed_same_result_other_seed_other_result():
     first, again, other = training.train(tiny()), training.train(tiny()), training.train(tiny(seed=1))
     keys = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "epsilon", "examples")

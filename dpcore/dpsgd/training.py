@@ -11,8 +11,14 @@ Step t adds noise of multiplier ``accounting.noise_schedule_values(config, n=n)[
 accountant composed (raised by dpcore.noise's split when clipping adaptively, see
 dpcore.dpsgd.adaptive_clip). Before each epoch the trainer asks the accountant whether that epoch
 keeps ε within ``epsilon_budget``; if not, the run ends with status "budget_reached".
+
+With ``weight_averaging_decay`` set, the weights evaluated after each epoch and kept at the end are
+an exponential moving average of every step's weights (``WeightAverage``): post-processing of the
+released iterates, which costs no ε.
 """
 from __future__ import annotations
+
+import contextlib
 
 import math
 import secrets
@@ -142,10 +148,12 @@ class _Run:
         return self._timed_examples / self._timed_seconds if self._timed_seconds > 0 else 0.0
 
     def weights(self) -> list[np.ndarray]:
-        """The model's weights as numpy arrays, in ``model.get_weights()`` order."""
+        """The model's weights as numpy arrays, in ``model.get_weights()`` order: the moving average
+        when the config averages weights, else the last step's."""
         if self.traced is None:
             raise RuntimeError("the model's weights are known only after execute() has built it")
-        return [np.array(w) for w in self.traced.model.get_weights()]
+        with self.traced.evaluated_weights():
+            return [np.array(w) for w in self.traced.model.get_weights()]
 
     def release(self, *, reusable: bool) -> None:
         """Give the traced step back to the pool for the next run (dropped after a run that raised)."""
@@ -222,10 +230,11 @@ class _Run:
                     last_progress = now
                     on_progress(Progress(step=done, total_steps=total, epoch=epoch, fraction=min(1.0, done / total)))
             loss_sum, correct = step.take_train_totals()
-            test_loss, test_accuracy = step.evaluate(dataset.x_test, dataset.y_test)
-            validation_loss, validation_accuracy = (
-                (math.nan, math.nan) if dataset.x_validation is None
-                else step.evaluate(dataset.x_validation, dataset.y_validation))
+            with self.traced.evaluated_weights():
+                test_loss, test_accuracy = step.evaluate(dataset.x_test, dataset.y_test)
+                validation_loss, validation_accuracy = (
+                    (math.nan, math.nan) if dataset.x_validation is None
+                    else step.evaluate(dataset.x_validation, dataset.y_validation))
             metrics = EpochMetrics(
                 epoch=epoch,
                 train_loss=loss_sum / seen if seen else math.nan,
@@ -261,6 +270,55 @@ STEP_POOL_SIZE = 6
 WARM_UP_EXAMPLES = 64
 
 
+class WeightAverage:
+    """An exponential moving average of a model's trainable variables, updated after every step.
+
+    After t updates the average is (1 − d) Σ_s d^(t−s) w_s / (1 − d^t): the zero start's bias is
+    divided out (as Adam does), so early averages are not pulled towards zero and no warm-up is
+    needed. It reads only the weights the steps released, so it is post-processing. The decay is a
+    variable, so a traced step that updates it serves runs of any decay (``start``).
+    """
+
+    def __init__(self, variables: list[tf.Variable]) -> None:
+        self.variables = variables
+        self.decay = tf.Variable(0.0, dtype=tf.float32, trainable=False)
+        self._sums = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self._updates = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+
+    def start(self, *, decay: float) -> None:
+        """Begin a run's average: no updates yet, this run's decay."""
+        self.decay.assign(float(decay))
+        for total in self._sums:
+            total.assign(tf.zeros_like(total))
+        self._updates.assign(0.0)
+
+    def update(self) -> None:
+        """Fold the variables' current values in (inside the compiled step)."""
+        decay = tf.identity(self.decay)
+        for total, variable in zip(self._sums, self.variables):
+            total.assign(decay * total + (1.0 - decay) * variable)
+        self._updates.assign_add(1.0)
+
+    def values(self) -> list[tf.Tensor]:
+        """The bias-corrected average of each variable (the variables themselves before any update)."""
+        if float(self._updates.numpy()) == 0.0:
+            return [tf.identity(v) for v in self.variables]
+        correction = tf.cast(1.0 - tf.pow(tf.cast(self.decay, tf.float64), self._updates), tf.float32)
+        return [total / correction for total in self._sums]
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """The variables hold the average inside the block and their own values again after it."""
+        current = [tf.identity(v) for v in self.variables]
+        for variable, value in zip(self.variables, self.values()):
+            variable.assign(value)
+        try:
+            yield
+        finally:
+            for variable, value in zip(self.variables, current):
+                variable.assign(value)
+
+
 @dataclass(frozen=True)
 class StepKey:
     """Everything that shapes a traced training step's graph: runs with equal keys can share one trace.
@@ -268,7 +326,8 @@ class StepKey:
     What else varies between runs (initial weights, data, seed, learning rate, momentum, clip norm,
     σ per step, the expected batch size) reaches the graph as variables or arguments, so it never
     retraces. ``adaptive`` holds adaptive clipping's update rule and constants (None when the clip
-    norm is fixed); ``momentum_slots`` whether SGD keeps a velocity (Keras builds no slots for 0).
+    norm is fixed); ``momentum_slots`` whether SGD keeps a velocity (Keras builds no slots for 0);
+    ``averaging`` whether the step updates a moving average of the weights (its decay is a variable).
     """
 
     model: str
@@ -282,6 +341,7 @@ class StepKey:
     private: bool
     sampling: str
     adaptive: Optional[tuple[str, float, float, float]]
+    averaging: bool = False
 
     @classmethod
     def of(cls, config: "DPConfig", dataset: data.Dataset) -> "StepKey":
@@ -294,7 +354,7 @@ class StepKey:
                    y_dtype=str(dataset.y_train.dtype), optimizer=config.optimizer,
                    momentum_slots=config.optimizer == "momentum" and config.momentum > 0,
                    private=config.private, sampling=config.sampling if config.private else "",
-                   adaptive=adaptive)
+                   adaptive=adaptive, averaging=config.weight_averaging_decay is not None)
 
 
 class _TracedStep:
@@ -318,6 +378,7 @@ class _TracedStep:
         self.expected_batch_size = tf.Variable(float(config.batch_size), dtype=tf.float32, trainable=False)
         self.loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
         self.correct = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.average = WeightAverage(self.variables) if key.averaging else None
         x_train, y_train, x_test = dataset.x_train, dataset.y_train, dataset.x_test
         # No AutoGraph: the steps branch only on Python values (the key, static shapes; the empty batch
         # takes an explicit tf.cond), and converting their source was most of a first run's time.
@@ -347,6 +408,12 @@ class _TracedStep:
         self.expected_batch_size.assign(float(config.batch_size))
         self.loss_sum.assign(0.0)
         self.correct.assign(0)
+        if self.average is not None:
+            self.average.start(decay=config.weight_averaging_decay)
+
+    def evaluated_weights(self) -> "contextlib.AbstractContextManager[None]":
+        """The weights an evaluation (and the kept model) uses: the moving average when there is one."""
+        return self.average.applied() if self.average is not None else contextlib.nullcontext()
 
     def concrete_train_step(self) -> Callable[..., tf.Tensor]:
         """The traced training step (traced on first use); called directly, it skips tf.function's
@@ -385,6 +452,8 @@ class _TracedStep:
             result = privatize.baseline_gradient(self.model, privatize.per_example_loss, x, y, seed=seed,
                                                  variables=self.variables, mask=mask)
         self.optimizer.apply_gradients(zip(result.gradients, self.variables))
+        if self.average is not None:
+            self.average.update()
         # Totals stay in the graph so that a step never waits for the host.
         self.loss_sum.assign_add(tf.reduce_sum(tf.cast(result.losses * mask, tf.float64)))
         self.correct.assign_add(tf.cast(_correct(result.logits, y, real), tf.int64))

@@ -218,3 +218,18 @@ def test_a_calibrated_sigma_the_count_noise_refuses_is_reported_not_applied(app)
     assert not at.exception
     assert any(e.value.startswith("The noise multiplier stays as it was: count_noise_multiplier:") for e in at.error)
     assert _config(at) == start
+
+
+def test_weight_averaging_is_kept_set_and_cleared_and_leaves_epsilon_alone(app) -> None:
+    from dpcore import presets
+
+    cnn = next(p.config for p in presets.PRESETS if p.config.weight_averaging_decay is not None)
+    at = open_page(app, "explore", cnn)
+    at.run()  # a rerun rebuilds the config from the controls: the preset's averaging must survive it
+    assert not at.exception and _config(at).weight_averaging_decay == cnn.weight_averaging_decay
+    assert at.checkbox(key="w_averaging_on").value is True
+    eps = _eps(at)
+    at.number_input(key="w_weight_averaging_decay").set_value(0.9).run()
+    assert _config(at).weight_averaging_decay == 0.9 and _eps(at) == eps  # post-processing: same ε
+    at.checkbox(key="w_averaging_on").uncheck().run()
+    assert _config(at).weight_averaging_decay is None and _eps(at) == eps
