@@ -6,8 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from typing import Callable
 
 import pytest
 
@@ -18,20 +16,11 @@ from dpcore.jobs import JobRunner, JobSnapshot, get_runner
 from dpcore.participants import Caller, NotAllowedError
 from dpcore.server_settings import RunLimits, ServerSettings
 from dpcore.store import RunStore, UnknownRunError
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, wait_until
 
 TINY = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=2, max_train_examples=128)
 # The full digits training set (1437 examples, 45 steps an epoch): long enough to cancel mid-run.
 LONG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=300)
-
-
-def _wait_until(predicate: Callable[[], bool], *, what: str, timeout: float = 90.0) -> None:
-    """Poll ``predicate`` until it holds; fail the test (naming ``what``) if it never does."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -79,7 +68,7 @@ def test_cancel_running_and_queued_jobs(runner, store):
     long_id = runner.submit(LONG, owner="me")
     queued_id = runner.submit(TINY, owner="me")
     assert runner.get(queued_id).state == "queued"
-    _wait_until(lambda: runner.get(long_id).epoch >= 1 and runner.get(long_id).eta_seconds is not None,
+    wait_until(lambda: runner.get(long_id).epoch >= 1 and runner.get(long_id).eta_seconds is not None,
                 what="the long job's first epoch")
 
     running = runner.get(long_id)
@@ -143,7 +132,7 @@ def test_killed_process_leaves_an_interrupted_run_with_its_epochs(tmp_path):
             runs = store.list_runs()
             return bool(runs) and len(runs[0].epochs) >= 1
 
-        _wait_until(first_epoch_committed, what="the child's first committed epoch")
+        wait_until(first_epoch_committed, what="the child's first committed epoch")
         # The child is alive: a second process opening the store must not cut its runs off.
         assert store.mark_interrupted() == 0
         assert [r.status for r in store.list_runs()] == ["running", "queued"]
@@ -191,7 +180,7 @@ def test_shutdown_cancels_queued_jobs_and_refuses_new_ones(store):
     runner = JobRunner(store=store, workers=1)
     running_id = runner.submit(LONG)
     queued_id = runner.submit(TINY)
-    _wait_until(lambda: runner.get(running_id).state == "running", what="the first job to start")
+    wait_until(lambda: runner.get(running_id).state == "running", what="the first job to start")
     runner.shutdown(wait=True)
     assert runner.get(running_id).state == "cancelled"
     assert runner.get(queued_id).state == "cancelled"
@@ -274,7 +263,7 @@ def test_per_participant_limits_queue_position_and_the_host(store):
         bob_id = runner.submit(ONE_EPOCH, owner=BOB.owner)  # another participant is not held back
         assert runner.wait([bob_id], timeout=120)
         assert runner.get(bob_id).state == "completed"
-        _wait_until(lambda: runner.get(long_id).eta_seconds is not None, what="the long run's ETA")
+        wait_until(lambda: runner.get(long_id).eta_seconds is not None, what="the long run's ETA")
         # A worker is free, but Ada may train one run at a time: hers waits, first in the queue.
         assert runner.get(waiting_id).state == "queued"
         estimate = runner.queue_estimate(waiting_id)
@@ -321,7 +310,7 @@ def test_the_wall_time_limit_stops_a_run_and_keeps_its_epochs(store):
     runner = JobRunner(store=store, workers=1, limits=NO_CAPS)
     try:
         job_id = runner.submit(LONG, owner=ADA.owner)
-        _wait_until(lambda: len(runner.get(job_id).metrics) >= 1, what="the first finished epoch")
+        wait_until(lambda: len(runner.get(job_id).metrics) >= 1, what="the first finished epoch")
         runner.set_limits(NO_CAPS.replace(max_run_seconds=0.01), by=HOST)  # applies to running runs too
         assert runner.wait([job_id], timeout=60)
     finally:

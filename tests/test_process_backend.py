@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import pytest
 
@@ -17,6 +16,7 @@ from dpcore.jobs import JobRunner, get_runner
 from dpcore.process_backend import TRAINING_NICE, ProcessBackend
 from dpcore.server_settings import RunLimits, ServerSettings
 from dpcore.store import RunStore
+from tests.conftest import wait_until
 
 TINY = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=2, max_train_examples=128)
 # The full digits training set (45 steps an epoch): long enough to cancel or kill mid-run.
@@ -26,14 +26,6 @@ LONG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=300)
 def _epochs(metrics):
     """What a run's epochs say, comparable across a pipe (NaN validation metrics are unequal to themselves)."""
     return [(m.epoch, m.epsilon, m.test_accuracy, m.examples) for m in metrics]
-
-
-def _wait_until(check, *, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +58,7 @@ def test_runs_train_in_one_reused_lower_priority_child_and_cancel_stops_them(bac
     assert store.load_weights(first)  # the final weights came back through the pipe
 
     long_id = runner.submit(LONG, owner="ada")
-    _wait_until(lambda: runner.get(long_id).metrics)
+    wait_until(lambda: runner.get(long_id).metrics, what="the long run's first epoch", timeout=120.0)
     [pid] = backend.worker_pids()
     assert pid != os.getpid()
     assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + TRAINING_NICE)
@@ -77,7 +69,7 @@ def test_runs_train_in_one_reused_lower_priority_child_and_cancel_stops_them(bac
     assert _epochs(store.get_run(long_id).epochs) == _epochs(stopped.metrics)
 
     again = runner.submit(TINY.replace(seed=1), owner="ada")
-    _wait_until(lambda: backend.worker_pids() or runner.get(again).done)
+    wait_until(lambda: backend.worker_pids() or runner.get(again).done, what="a training child", timeout=120.0)
     assert runner.wait([again], timeout=120) and runner.get(again).state == "completed"
     assert backend.worker_pids() == []  # idle again, and the same child trained all three
     assert [c.pid for c in backend._idle] == [pid]
@@ -110,7 +102,7 @@ def test_the_post_run_audit_runs_in_the_child_and_its_failure_is_noted(runner, m
 @pytest.mark.timeout(300)
 def test_the_wall_time_cap_stops_a_run_in_a_child(runner):
     job = runner.submit(LONG, owner="ada")
-    _wait_until(lambda: runner.get(job).metrics)
+    wait_until(lambda: runner.get(job).metrics, what="the run's first epoch", timeout=120.0)
     runner.set_limits(RunLimits(max_run_seconds=0.5), by=None)  # a shorter cap applies to running runs
     assert runner.wait([job], timeout=120)
     stopped = runner.get(job)
@@ -122,7 +114,7 @@ def test_the_wall_time_cap_stops_a_run_in_a_child(runner):
 def test_a_killed_child_fails_its_run_with_its_epochs_and_is_replaced(backend, runner):
     store = runner.store
     doomed = runner.submit(LONG, owner="ada")
-    _wait_until(lambda: runner.get(doomed).metrics)
+    wait_until(lambda: runner.get(doomed).metrics, what="the doomed run's first epoch", timeout=120.0)
     [pid] = backend.worker_pids()
     os.kill(pid, signal.SIGKILL)
     assert runner.wait([doomed], timeout=120)

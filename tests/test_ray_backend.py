@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -15,6 +14,7 @@ from dpcore.config import DPConfig  # noqa: E402
 from dpcore.jobs import JobRunner  # noqa: E402
 from dpcore.ray_backend import RayBackend  # noqa: E402
 from dpcore.store import RunStore  # noqa: E402
+from tests.conftest import wait_until  # noqa: E402
 
 TINY = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=2, max_train_examples=128)
 LONG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=300)
@@ -45,14 +45,6 @@ def local_ray():
     ray.shutdown()
 
 
-def _wait_until(check, *, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.2)
-
-
 @pytest.mark.timeout(240)
 def test_a_sweep_on_ray_streams_epochs_cancels_and_survives_a_killed_worker(local_ray, tmp_path):
     store = RunStore(tmp_path / "runs.sqlite3")
@@ -71,11 +63,13 @@ def test_a_sweep_on_ray_streams_epochs_cancels_and_survives_a_killed_worker(loca
         long = sweeps.start(runner, sweeps.SweepSpec(base=LONG, knobs=(("noise_multiplier", (0.8, 1.5)),)),
                             owner="me")
         # Both run on Ray at once, and their epochs reach this process's store while they train.
-        _wait_until(lambda: all(len(store.get_run(i).epochs) >= 1 for i in long.run_ids))
+        wait_until(lambda: all(len(store.get_run(i).epochs) >= 1 for i in long.run_ids),
+                   what="a first epoch of every long run", timeout=120.0)
         pids = backend.worker_pids()
         assert len(pids) == 2 and os.getpid() not in pids
         os.kill(pids[0], signal.SIGKILL)
-        _wait_until(lambda: any(runner.get(i).state == "interrupted" for i in long.run_ids))
+        wait_until(lambda: any(runner.get(i).state == "interrupted" for i in long.run_ids),
+                   what="an interrupted run", timeout=120.0)
         assert sweeps.cancel(runner, long.sweep_id) == 1
         assert runner.wait(long.run_ids, timeout=120)
         states = {runner.get(i).state: store.get_run(i) for i in long.run_ids}
