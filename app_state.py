@@ -246,6 +246,13 @@ def set_config(new: DPConfig, *, reset_widgets: bool = True) -> None:
             del st.session_state[key]
 
 
+def seed_widget(key: str, value: Any) -> None:
+    """Give a widget its starting value (from the config) the first time it renders, and after
+    ``set_config`` reset the widgets; later renders keep what the person set."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
 def update_config(**changes: Any) -> DPConfig:
     """Change some fields of the current config (validated) and return the new one."""
     new = config().replace(**changes)

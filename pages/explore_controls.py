@@ -38,12 +38,6 @@ def use_nearest_allowed() -> None:
 # -- widget helpers ------------------------------------------------------------------------
 
 
-def _seed(key: str, value: Any) -> None:
-    """Give a widget its value from the config the first time it renders after a config change."""
-    if key not in ss:
-        ss[key] = value
-
-
 def _copy(source: str, target: str) -> Callable[[], None]:
     """A widget callback copying one session-state key to another (slider -> number entry)."""
     def callback() -> None:
@@ -60,7 +54,7 @@ def paired(label: str, field: str, value: Any, *, lo: Any, hi: Any, step: Any, e
     """
     _, exact_lo, exact_hi = app_state.ENTRY_RANGES[field]
     slider_key, number_key = f"{P}{field}_slider", f"{P}{field}_exact"
-    _seed(number_key, min(max(value, exact_lo), exact_hi))
+    app_state.seed_widget(number_key, min(max(value, exact_lo), exact_hi))
     ss[slider_key] = min(max(ss[number_key], lo), hi)
     left, right = st.columns([3, 1], vertical_alignment="bottom")
     left.slider(label, min_value=lo, max_value=hi, step=step, key=slider_key, help=help,
@@ -160,16 +154,16 @@ def render(cfg: DPConfig) -> DPConfig:
                     exact_step=1, fmt="%d", help="Passes over the training data; each costs privacy.")
 
     left, right = st.columns(2)
-    _seed(f"{P}learning_rate", cfg.learning_rate)
+    app_state.seed_widget(f"{P}learning_rate", cfg.learning_rate)
     learning_rate = left.number_input("Learning rate", step=0.001,
                                       format="%.4g", key=f"{P}learning_rate")
-    _seed(f"{P}delta", cfg.delta)
+    app_state.seed_widget(f"{P}delta", cfg.delta)
     delta = right.number_input("δ (delta)", step=1e-6, format="%.1e",
                                key=f"{P}delta",
                                help="The small chance the ε promise may fail; keep it well below 1/n.")
 
     left, right = st.columns(2)
-    _seed(f"{P}dataset", cfg.dataset)
+    app_state.seed_widget(f"{P}dataset", cfg.dataset)
     dataset = left.selectbox("Dataset", DATASETS, key=f"{P}dataset", on_change=on_dataset_change,
                              format_func=DATASET_TITLES.get)
     csv_path, csv_label, csv_schema, csv_epsilon = _csv_controls(cfg) if dataset == "csv" else (None,) * 4
@@ -180,7 +174,7 @@ def render(cfg: DPConfig) -> DPConfig:
     except UserInputError as exc:
         _stop(str(exc))
     model_options = supported_models(info.input_shape)
-    _seed(f"{P}model", cfg.model if cfg.model in model_options else _fallback_model(model_options))
+    app_state.seed_widget(f"{P}model", cfg.model if cfg.model in model_options else _fallback_model(model_options))
     if ss[f"{P}model"] not in model_options:
         ss[f"{P}model"] = _fallback_model(model_options)
     model = right.selectbox("Model", model_options, key=f"{P}model", format_func=MODEL_TITLES.get,
@@ -188,38 +182,38 @@ def render(cfg: DPConfig) -> DPConfig:
                                  + "; ".join(model_description(m) for m in model_options) + ".")
 
     left, right = st.columns(2)
-    _seed(f"{P}optimizer", cfg.optimizer)
+    app_state.seed_widget(f"{P}optimizer", cfg.optimizer)
     optimizer = left.selectbox("Optimizer", OPTIMIZERS, key=f"{P}optimizer", format_func=OPTIMIZER_TITLES.get)
     momentum = cfg.momentum
     if optimizer == "momentum":
-        _seed(f"{P}momentum", cfg.momentum)
+        app_state.seed_widget(f"{P}momentum", cfg.momentum)
         momentum = right.number_input("Momentum", step=0.05, format="%.3f",
                                       key=f"{P}momentum")
 
     left, right = st.columns(2)
-    _seed(f"{P}accountant", cfg.accountant)
+    app_state.seed_widget(f"{P}accountant", cfg.accountant)
     accountant = left.radio("Accountant", ACCOUNTANTS, key=f"{P}accountant", horizontal=True,
                             format_func=ACCOUNTANT_TITLES.get,
                             help="RDP: Rényi DP, the classic DP-SGD accountant. PLD: privacy loss "
                                  "distributions, tighter.")
-    _seed(f"{P}sampling", cfg.sampling)
+    app_state.seed_widget(f"{P}sampling", cfg.sampling)
     sampling = right.radio("Sampling", SAMPLINGS, key=f"{P}sampling", horizontal=True,
                            format_func=SAMPLING_TITLES.get,
                            help="How batches are drawn; the trainer draws them exactly this way.")
 
     with st.expander("More settings"):
         left, right = st.columns(2)
-        _seed(f"{P}activation", cfg.activation)
+        app_state.seed_widget(f"{P}activation", cfg.activation)
         activation = left.selectbox("Activation", ACTIVATIONS, key=f"{P}activation")
-        _seed(f"{P}seed", cfg.seed)
+        app_state.seed_widget(f"{P}seed", cfg.seed)
         seed = right.number_input("Seed", step=1, key=f"{P}seed")
-        _seed(f"{P}secure_mode", cfg.secure_mode)
+        app_state.seed_widget(f"{P}secure_mode", cfg.secure_mode)
         secure_mode = st.checkbox(
             "Secure mode (secret random seeds)", key=f"{P}secure_mode",
             help="Draw batches and noise from the operating system's secure randomness instead of the "
                  "seed. Runs are no longer repeatable, but nobody can recompute the noise from the "
                  "config. Use it for models you will release.")
-        _seed(f"{P}max_train", cfg.max_train_examples or 0)
+        app_state.seed_widget(f"{P}max_train", cfg.max_train_examples or 0)
         max_train = st.number_input("Use at most this many training examples (0 = all)",
                                     step=100, key=f"{P}max_train",
                                     help="A smaller training set trains faster; ε is computed for it.")
@@ -257,7 +251,7 @@ def _csv_controls(cfg: DPConfig) -> tuple[str, str, Optional[CsvSchema], Optiona
                                       "belongs to the person who made it."))
     if "explore_upload_error" in ss:
         _stop(ss["explore_upload_error"])
-    _seed(f"{P}csv_path", cfg.csv_path or "")
+    app_state.seed_widget(f"{P}csv_path", cfg.csv_path or "")
     if app_state.server_files_enabled():
         csv_path = st.text_input("CSV file on the server", key=f"{P}csv_path",
                                  help=f"Filled in by an upload, or a file under {app_state.settings().data_dir}."
@@ -276,7 +270,7 @@ def _csv_controls(cfg: DPConfig) -> tuple[str, str, Optional[CsvSchema], Optiona
         columns = csv_file_columns(csv_path)
     except UserInputError as exc:
         _stop(str(exc))
-    _seed(f"{P}csv_label", cfg.csv_label if cfg.csv_label in columns else columns[-1])
+    app_state.seed_widget(f"{P}csv_label", cfg.csv_label if cfg.csv_label in columns else columns[-1])
     if ss[f"{P}csv_label"] not in columns:
         ss[f"{P}csv_label"] = columns[-1]
     csv_label = st.selectbox("Label column", columns, key=f"{P}csv_label",

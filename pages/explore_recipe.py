@@ -10,7 +10,6 @@ import app_state
 from dpcore import accounting, charts, explain
 from dpcore.config import CLIP_UPDATE_TITLES, CLIP_UPDATES, NOISE_SCHEDULE_TITLES, NOISE_SCHEDULES, DPConfig
 from dpcore.noise import NOISE_LEVEL_RATIO, noise_split_for_config
-from pages import explore_controls
 
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
@@ -27,10 +26,9 @@ def render(cfg: DPConfig) -> dict[str, Any]:
     A setting that is switched off keeps its values from ``cfg`` (they travel in exports and links but
     change nothing), so switching it back on finds them again.
     """
-    seed = explore_controls._seed
     with st.expander(EXPANDER_TITLE):
         st.markdown("**Noise schedule**")
-        seed(f"{P}noise_schedule", cfg.noise_schedule)
+        app_state.seed_widget(f"{P}noise_schedule", cfg.noise_schedule)
         schedule = st.radio(
             "Noise schedule", NOISE_SCHEDULES, key=f"{P}noise_schedule", horizontal=True,
             format_func=NOISE_SCHEDULE_TITLES.get, label_visibility="collapsed",
@@ -39,16 +37,16 @@ def render(cfg: DPConfig) -> dict[str, Any]:
         decay_rate, floor = cfg.noise_decay_rate, cfg.noise_floor
         if schedule != "constant":
             left, right = st.columns(2)
-            seed(f"{P}noise_decay_rate", cfg.noise_decay_rate)
+            app_state.seed_widget(f"{P}noise_decay_rate", cfg.noise_decay_rate)
             decay_rate = left.number_input("Decay rate r", step=0.0005, format="%.4g", key=f"{P}noise_decay_rate",
                                            help="How fast σ_t falls per step (0 ≤ r < 1).")
-            seed(f"{P}noise_floor", cfg.noise_floor)
+            app_state.seed_widget(f"{P}noise_floor", cfg.noise_floor)
             floor = right.number_input("Noise floor", step=0.05, format="%.3f", key=f"{P}noise_floor",
                                        help="σ_t never falls below this; at most σ_0.")
             st.caption("The noise multiplier above is σ_0, the first step's; ε composes every step's σ_t.")
 
         st.markdown("**Adaptive clipping**")
-        seed(f"{P}adaptive_clipping", cfg.adaptive_clipping)
+        app_state.seed_widget(f"{P}adaptive_clipping", cfg.adaptive_clipping)
         adaptive = st.checkbox(
             "Adapt the clip norm to a quantile of the gradient norms", key=f"{P}adaptive_clipping",
             help="Andrew et al. (NeurIPS 2021): each step moves the clip norm towards the target quantile of "
@@ -58,45 +56,46 @@ def render(cfg: DPConfig) -> dict[str, Any]:
         clip_update, count_noise = cfg.clip_update, cfg.count_noise_multiplier
         if adaptive:
             left, right = st.columns(2)
-            seed(f"{P}target_unclipped_quantile", cfg.target_unclipped_quantile)
+            app_state.seed_widget(f"{P}target_unclipped_quantile", cfg.target_unclipped_quantile)
             quantile = left.number_input("Target quantile", step=0.05, format="%.3f",
                                          key=f"{P}target_unclipped_quantile",
                                          help="The target unclipped quantile: the share of examples whose "
                                               "gradient should be left unclipped (between 0 and 1).")
-            seed(f"{P}clip_learning_rate", cfg.clip_learning_rate)
+            app_state.seed_widget(f"{P}clip_learning_rate", cfg.clip_learning_rate)
             clip_rate = right.number_input("Clip learning rate", step=0.01, format="%.4g",
                                            key=f"{P}clip_learning_rate",
                                            help="How far each step moves the clip norm.")
             left, right = st.columns(2)
-            seed(f"{P}clip_update", cfg.clip_update)
+            app_state.seed_widget(f"{P}clip_update", cfg.clip_update)
             clip_update = left.radio("Clip update", CLIP_UPDATES, key=f"{P}clip_update", horizontal=True,
                                      format_func=CLIP_UPDATE_TITLES.get,
                                      help="Linear: C − η·(share unclipped − target). Geometric: "
                                           "C · exp(−η·(share unclipped − target)).")
-            seed(f"{P}count_noise_multiplier", cfg.count_noise_multiplier)
+            app_state.seed_widget(f"{P}count_noise_multiplier", cfg.count_noise_multiplier)
             count_noise = right.number_input("Count noise σ_b", step=0.5, format="%.3f",
                                              key=f"{P}count_noise_multiplier",
                                              help="The count noise multiplier: noise on the count of unclipped "
                                                   "examples; above σ/2 (the paper suggests about batch size / 20).")
 
         st.markdown("**Privacy budget**")
-        seed(f"{P}budget_on", cfg.epsilon_budget is not None)
+        app_state.seed_widget(f"{P}budget_on", cfg.epsilon_budget is not None)
         budget_on = st.checkbox("Stop training before an epoch would exceed an ε budget", key=f"{P}budget_on",
                                 help="Before each epoch the trainer asks the accountant whether it would "
                                      "exceed the budget; if so the run ends there, as \"budget reached\".")
         budget = None
         if budget_on:
-            seed(f"{P}epsilon_budget", cfg.epsilon_budget if cfg.epsilon_budget is not None else DEFAULT_EPSILON_BUDGET)
+            app_state.seed_widget(f"{P}epsilon_budget", cfg.epsilon_budget if cfg.epsilon_budget is not None
+                                  else DEFAULT_EPSILON_BUDGET)
             budget = st.number_input("ε budget", step=0.1, format="%.3f", key=f"{P}epsilon_budget")
 
         st.markdown("**Validation split**")
-        seed(f"{P}validation_fraction", cfg.validation_fraction)
+        app_state.seed_widget(f"{P}validation_fraction", cfg.validation_fraction)
         validation = st.number_input("Validation fraction", step=0.05, format="%.2f", key=f"{P}validation_fraction",
                                      help="The share of the training rows held out to report validation "
                                           "metrics each epoch (0: none). They are not trained on, so n, and ε, "
                                           "count only the rest.")
         st.markdown("**Weight averaging**")
-        seed(f"{P}averaging_on", cfg.weight_averaging_decay is not None)
+        app_state.seed_widget(f"{P}averaging_on", cfg.weight_averaging_decay is not None)
         averaging_on = st.checkbox(
             "Evaluate and keep a moving average of the weights", key=f"{P}averaging_on",
             help="An exponential moving average of every step's weights, used for each epoch's test and "
@@ -104,8 +103,8 @@ def render(cfg: DPConfig) -> dict[str, Any]:
                  "steps released, so it costs no ε.")
         averaging = None
         if averaging_on:
-            seed(f"{P}weight_averaging_decay", cfg.weight_averaging_decay if cfg.weight_averaging_decay is not None
-                 else DEFAULT_WEIGHT_AVERAGING_DECAY)
+            app_state.seed_widget(f"{P}weight_averaging_decay", cfg.weight_averaging_decay
+                                  if cfg.weight_averaging_decay is not None else DEFAULT_WEIGHT_AVERAGING_DECAY)
             averaging = st.number_input("Averaging decay", step=0.01, format="%.4g", key=f"{P}weight_averaging_decay",
                                         help="Each step's weights enter the average with weight 1 − decay "
                                              "(between 0 and 1; 0.97 averages over about the last 33 steps).")

@@ -62,8 +62,7 @@ def render(cfg: DPConfig, *, columns: Sequence[str], label: str,
     st.caption("Numbers are clipped to a range and scaled, text is one-hot over a list of categories, the label "
                "is one of its classes. Fitted on your rows, these would leak them outside ε: declare them, or "
                "derive them privately for part of ε.")
-    if MODE_KEY not in ss:
-        ss[MODE_KEY] = DERIVE if cfg.csv_preprocessing_epsilon is not None else DECLARE
+    app_state.seed_widget(MODE_KEY, DERIVE if cfg.csv_preprocessing_epsilon is not None else DECLARE)
     mode = st.radio("Schema", (DECLARE, DERIVE), key=MODE_KEY, format_func=MODE_TITLES.get, horizontal=True,
                     label_visibility="collapsed")
     if mode == DERIVE:
@@ -73,8 +72,7 @@ def render(cfg: DPConfig, *, columns: Sequence[str], label: str,
 
 def _derive_controls(cfg: DPConfig) -> float:
     """The ε share of the private derivation (checked with the config: a value out of range names the field)."""
-    if EPSILON_KEY not in ss:
-        ss[EPSILON_KEY] = cfg.csv_preprocessing_epsilon or DEFAULT_PREPROCESSING_EPSILON
+    app_state.seed_widget(EPSILON_KEY, cfg.csv_preprocessing_epsilon or DEFAULT_PREPROCESSING_EPSILON)
     share = st.number_input(
         "ε share for preprocessing", step=0.1, format="%.3g", key=EPSILON_KEY,
         help=f"From {MIN_PREPROCESSING_EPSILON:g} to {MAX_PREPROCESSING_EPSILON:g}. The app counts each column's "

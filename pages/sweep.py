@@ -65,8 +65,7 @@ def cancel(sweep_id: int) -> None:
 
 st.multiselect("Knobs (one or two)", sweeps.SWEEP_KNOBS, max_selections=sweeps.MAX_APP_KNOBS, key="sweep_knobs")
 for knob in ss.get("sweep_knobs", []):
-    if f"sweep_values_{knob}" not in ss:
-        ss[f"sweep_values_{knob}"] = _values_text(knob)
+    app_state.seed_widget(f"sweep_values_{knob}", _values_text(knob))
     st.text_input(f"Values of {knob} (comma-separated)", key=f"sweep_values_{knob}")
 left, middle, right = st.columns(3)
 left.number_input("Seeds per setting", min_value=1, max_value=sweeps.MAX_SEEDS, value=1, step=1, key="sweep_seeds")
