@@ -48,7 +48,7 @@ def _warm_up() -> None:
     from dpcore.dpsgd import training
 
     try:
-        training.warm_up(DPConfig())
+        training.warm_up()  # its default: the config a workshop starts from
     except Exception:  # noqa: BLE001 - a failed warm-up only means the first run traces its own step
         pass
 
