@@ -149,10 +149,10 @@ def build_model(input_shape, num_classes):
 ''',
     "cnn": '''
 def build_model(input_shape, num_classes):
-    """The TensorFlow Privacy tutorial CNN."""
+    """The TensorFlow Privacy tutorial CNN, its pixels first mapped from [0, 1] to [-1, 1]."""
     return tf.keras.Sequential([
-        tf.keras.layers.Conv2D(16, 8, strides=2, padding="same", activation=ACTIVATION,
-                               input_shape=input_shape),
+        tf.keras.layers.Rescaling(2.0, offset=-1.0, input_shape=input_shape),
+        tf.keras.layers.Conv2D(16, 8, strides=2, padding="same", activation=ACTIVATION),
         tf.keras.layers.MaxPool2D(2, 1),
         tf.keras.layers.Conv2D(32, 4, strides=2, padding="valid", activation=ACTIVATION),
         tf.keras.layers.MaxPool2D(2, 1),
@@ -163,10 +163,10 @@ def build_model(input_shape, num_classes):
 ''',
     "lenet5": '''
 def build_model(input_shape, num_classes):
-    """LeNet-5 as in the MindArmour differential-privacy example."""
+    """LeNet-5 as in the MindArmour differential-privacy example, on images resized to 32x32 as there."""
     return tf.keras.Sequential([
-        tf.keras.layers.Conv2D(6, 5, padding="valid", use_bias=False, activation=ACTIVATION,
-                               input_shape=input_shape),
+        tf.keras.layers.Resizing(32, 32, interpolation="bilinear", input_shape=input_shape),
+        tf.keras.layers.Conv2D(6, 5, padding="valid", use_bias=False, activation=ACTIVATION),
         tf.keras.layers.MaxPool2D(2, 2),
         tf.keras.layers.Conv2D(16, 5, padding="valid", use_bias=False, activation=ACTIVATION),
         tf.keras.layers.MaxPool2D(2, 2),

@@ -43,7 +43,8 @@ def test_convolutional_model_on_digits_is_a_config_error_naming_model(name):
 
 def test_cnn_is_the_tensorflow_privacy_tutorial_architecture():
     layers = build("cnn").layers
-    conv1, pool1, conv2, pool2, _, dense1, dense2 = layers
+    pixels, conv1, pool1, conv2, pool2, _, dense1, dense2 = layers
+    assert (pixels.scale, pixels.offset) == (2.0, -1.0)  # [0, 1] -> [-1, 1]
     assert (conv1.filters, conv1.kernel_size, conv1.strides, conv1.padding) == (16, (8, 8), (2, 2), "same")
     assert (pool1.pool_size, pool1.strides) == ((2, 2), (1, 1))
     assert (conv2.filters, conv2.kernel_size, conv2.strides, conv2.padding) == (32, (4, 4), (2, 2), "valid")

@@ -130,6 +130,25 @@ def _exported_namespace(config: DPConfig) -> dict:
     return namespace
 
 
+@pytest.mark.parametrize("model", SCRIPT_MODELS)
+def test_exported_model_computes_what_dpcore_trains(model):
+    """The script's build_model is dpcore's model: the same weights give the same logits (the CNN's
+    pixel map to [-1, 1] included)."""
+    import tensorflow as tf
+
+    from dpcore.dpsgd import models
+
+    config = DPConfig(dataset="fashion_mnist", model=model, activation="tanh")
+    ours = models.build(config, input_shape=(28, 28, 1), num_classes=10)
+    exported = _exported_namespace(config)["build_model"]((28, 28, 1), 10)
+    assert [type(layer).__name__ for layer in exported.layers] == [type(layer).__name__ for layer in ours.layers]
+    exported.set_weights(ours.get_weights())
+    pixels = np.random.default_rng(0).uniform(size=(5, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_allclose(exported(pixels, training=False).numpy(), ours(pixels, training=False).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    tf.keras.backend.clear_session()
+
+
 def test_exported_csv_script_applies_the_declared_schema_and_fits_nothing():
     config = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
                       model="logreg", csv_schema=SAMPLE_SCHEMA)
