@@ -87,9 +87,9 @@ PRESETS: tuple[Preset, ...] = (
         key="fashion_mnist_eps3_cnn",
         title="Fashion-MNIST, ε ≈ 3, CNN",
         source="Tramèr & Boneh, ICLR 2021 (end-to-end CNN: 86.0% at ε = 3), with the weights' moving "
-               "average (decay 0.97) kept; measured here 2026-11-26, 2-core CPU: 86.44% ± 0.21 (seeds 0, "
-               "1, 2: 86.50%, 86.61%, 86.21%; 86.24% ± 0.05 without the average) at ε = 3.00, 378 to "
-               "704 s per run (docs/performance.md)",
+               "average (decay 0.97) kept and pixels mapped to [-1, 1]; measured here 2026-11-26, 2-core "
+               "CPU: 86.81% ± 0.24 (seeds 0, 1, 2: 87.03%, 86.85%, 86.56%) at ε = 3.00, 155 to 229 s per "
+               "run (docs/performance.md)",
         description="Tutorial CNN with tanh, momentum 0.9 with lr 4, batch 2048, clip 0.1, noise 1.93, "
                     "40 epochs (ε ≈ 3 at δ = 1e-5), evaluating the moving average of the weights (decay "
                     "0.97, post-processing: no ε cost).",
