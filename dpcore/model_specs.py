@@ -10,6 +10,10 @@ from dpcore.errors import ConfigError
 
 # The convolutional recipes were designed for 28x28 (MNIST-sized) images and need at least that.
 MIN_IMAGE_SIDE = 28
+# The CNN's first layer maps pixels from [0, 1] to [-1, 1]: x * scale + offset.
+CNN_PIXEL_SCALE, CNN_PIXEL_OFFSET = 2.0, -1.0
+# LeNet-5 resizes its input to this side first, as MindArmour resizes MNIST.
+LENET_SIDE = 32
 # Models that flatten their input, so they take images of any size and tabular rows alike.
 FLAT_INPUT_MODELS = ("logreg", "mlp")
 # Where each recipe comes from, shown after its title (see dpcore.dpsgd.models).

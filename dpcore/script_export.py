@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dpcore.errors import ConfigError, UserInputError
+from dpcore.model_specs import CNN_PIXEL_OFFSET, CNN_PIXEL_SCALE, LENET_SIDE
 from dpcore.noise import schedule_of
 from dpcore.scatter import SCATTERNET_MODELS
 
@@ -147,11 +148,11 @@ def build_model(input_shape, num_classes):
         tf.keras.layers.Dense(num_classes),
     ])
 ''',
-    "cnn": '''
+    "cnn": f'''
 def build_model(input_shape, num_classes):
     """The TensorFlow Privacy tutorial CNN, its pixels first mapped from [0, 1] to [-1, 1]."""
     return tf.keras.Sequential([
-        tf.keras.layers.Rescaling(2.0, offset=-1.0, input_shape=input_shape),
+        tf.keras.layers.Rescaling({CNN_PIXEL_SCALE!r}, offset={CNN_PIXEL_OFFSET!r}, input_shape=input_shape),
         tf.keras.layers.Conv2D(16, 8, strides=2, padding="same", activation=ACTIVATION),
         tf.keras.layers.MaxPool2D(2, 1),
         tf.keras.layers.Conv2D(32, 4, strides=2, padding="valid", activation=ACTIVATION),
@@ -161,11 +162,11 @@ def build_model(input_shape, num_classes):
         tf.keras.layers.Dense(num_classes),
     ])
 ''',
-    "lenet5": '''
+    "lenet5": f'''
 def build_model(input_shape, num_classes):
-    """LeNet-5 as in the MindArmour differential-privacy example, on images resized to 32x32 as there."""
+    """LeNet-5 as in the MindArmour differential-privacy example, on images resized to {LENET_SIDE}x{LENET_SIDE} as there."""
     return tf.keras.Sequential([
-        tf.keras.layers.Resizing(32, 32, interpolation="bilinear", input_shape=input_shape),
+        tf.keras.layers.Resizing({LENET_SIDE}, {LENET_SIDE}, interpolation="bilinear", input_shape=input_shape),
         tf.keras.layers.Conv2D(6, 5, padding="valid", use_bias=False, activation=ACTIVATION),
         tf.keras.layers.MaxPool2D(2, 2),
         tf.keras.layers.Conv2D(16, 5, padding="valid", use_bias=False, activation=ACTIVATION),
