@@ -24,6 +24,15 @@ RECIPES = {
     "scatternet_linear": "Tramèr & Boneh",
     "scatternet_cnn": "Tramèr & Boneh",
 }
+# A DP step computes its batch's clipped gradient sum in parts of at most this many examples (one
+# graph, the parts independent), which keeps each part's per-example tensors small and both cores
+# busy; models not listed take the batch whole. Measured on the 2-core CPU (docs/performance.md,
+# "Why dpcore is fast"): the CNN's training +7% at batch 250 (2 parts) and +50% at 2048 (8 parts);
+# LeNet-5 +24%, the MLP about +25% and the ScatterNet CNN head +10% at 2048. The MLP at 250 and the
+# linear ScatterNet head (one large matrix product a step) are as fast or faster whole. Each part is
+# traced separately, so their number is capped: 16 parts of the CNN took 6 s to trace, 8 parts 3 s.
+STEP_PART_EXAMPLES = {"cnn": 128, "lenet5": 256, "mlp": 256, "scatternet_cnn": 256}
+MAX_STEP_PARTS = 8
 INPUT_REQUIREMENTS = {
     "logreg": "any input (images are flattened)",
     "mlp": "any input (images are flattened)",
@@ -59,3 +68,9 @@ def check_pair(model: str, input_shape: tuple[int, ...]) -> None:
         shape = "x".join(str(d) for d in input_shape)
         raise ConfigError("model", f"{model!r} cannot train on inputs of shape {shape}: it needs "
                           f"{INPUT_REQUIREMENTS[model]}", allowed=", ".join(allowed) + " for this dataset")
+
+
+def step_parts(model: str, batch_size: int) -> int:
+    """How many parts a DP step of ``model`` splits a batch of (expected) ``batch_size`` into (1: whole)."""
+    examples = STEP_PART_EXAMPLES.get(model)
+    return 1 if examples is None else min(MAX_STEP_PARTS, max(1, -(-int(batch_size) // examples)))

@@ -43,3 +43,12 @@ def test_the_pages_model_metadata_does_not_import_tensorflow():
                           timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_a_dp_step_is_cut_into_parts_only_for_the_models_it_speeds_up():
+    assert model_specs.step_parts("cnn", 128) == 1
+    assert model_specs.step_parts("cnn", 250) == 2
+    assert model_specs.step_parts("cnn", 1000) == 8 and model_specs.step_parts("cnn", 2048) == 8  # the cap
+    assert model_specs.step_parts("mlp", 250) == 1 and model_specs.step_parts("mlp", 2048) == 8
+    assert model_specs.step_parts("scatternet_linear", 8192) == 1
+    assert model_specs.step_parts("logreg", 100_000) == 1

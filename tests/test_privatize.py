@@ -173,6 +173,42 @@ def test_masked_padding_rows_contribute_nothing():
     assert_close(list(baseline_padded.gradients), list(baseline.gradients))
 
 
+@pytest.mark.parametrize("parts", [2, 3])
+@pytest.mark.parametrize("size", [7, 1])
+def test_a_batch_in_parts_gives_each_examples_clipped_gradient_and_the_same_sum(parts, size):
+    """Parts (one of them empty when there are more parts than examples) change only the rounding;
+    padding rows stay masked wherever they fall, and TF Privacy's per-example loop is the oracle."""
+    model = models.build(DPConfig(model="cnn", activation="tanh"), input_shape=(28, 28, 1), num_classes=10)
+    x, y = batch((28, 28, 1), size=size, seed=11)
+    padded_x, padded_y = tf.concat([x, x[:1] * 50.0], axis=0), tf.concat([y, y[:1]], axis=0)
+    mask = tf.constant([1.0] * size + [0.0])
+    whole = privatize.clipped_sum(model, loss_fn, x, y, l2_norm_clip=0.05, seed=tf.constant([0, 0], tf.int64),
+                                  training=False)
+    for inputs in ((padded_x, padded_y), (x, y)):
+        in_parts = privatize.clipped_sum(model, loss_fn, *inputs, l2_norm_clip=0.05,
+                                         seed=tf.constant([0, 0], tf.int64), training=False,
+                                         mask=mask if inputs[0] is padded_x else None, parts=parts)
+        assert_close(list(in_parts.gradients), list(whole.gradients), atol=1e-6)
+        np.testing.assert_allclose(in_parts.norms.numpy()[:size], whole.norms.numpy(), rtol=1e-5)
+        np.testing.assert_allclose(in_parts.losses.numpy()[:size], whole.losses.numpy(), rtol=1e-5)
+        assert in_parts.logits.shape[0] == inputs[0].shape[0]
+    assert_close([g / size for g in whole.gradients], tfp_gradient(model, x, y, clip=0.05))  # TFP averages
+
+
+def test_a_traced_step_in_parts_takes_batches_of_any_size():
+    """In a graph the batch size is unknown until a step runs: parts are cut from the runtime size."""
+    model = models.build(DPConfig(model="cnn"), input_shape=(28, 28, 1), num_classes=10)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1]), tf.TensorSpec([None], tf.int32)])
+    def step(x, y):
+        return privatize.dp_gradient(model, loss_fn, x, y, l2_norm_clip=0.1, noise_multiplier=0.0, normalizer=1.0,
+                                     seed=[5, 6], training=False, parts=4).gradients
+
+    for size in (0, 3, 10):
+        x, y = batch((28, 28, 1), size=size, seed=size)
+        assert_close(list(step(x, y)), ours(model, x, y, clip=0.1, normalizer=1.0, seed=(5, 6)), atol=1e-6)
+
+
 def test_gaussian_noise_samples_are_gaussian_and_follow_the_seed():
     from scipy import stats
 

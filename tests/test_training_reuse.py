@@ -97,6 +97,10 @@ def test_what_changes_the_graph_is_in_the_key():
                     dict(private=False), dict(sampling="shuffle"), dict(adaptive_clipping=True)):
         assert _key(REUSED.replace(**changes)) != base, changes
     assert _key(REUSED.replace(private=False, sampling="shuffle")) == _key(REUSED.replace(private=False))
+    # The CNN's DP step is cut into parts of 128 examples: batch sizes with as many parts share a trace.
+    cnn = REUSED.replace(dataset="fashion_mnist", model="cnn", batch_size=200)
+    assert _key(cnn).parts == 2 and _key(cnn.replace(batch_size=250)) == _key(cnn)
+    assert _key(cnn.replace(batch_size=100)).parts == 1 and _key(cnn.replace(private=False)).parts == 1
 
 
 def test_two_runs_at_once_never_share_a_traced_step():

@@ -327,7 +327,8 @@ class StepKey:
     σ per step, the expected batch size) reaches the graph as variables or arguments, so it never
     retraces. ``adaptive`` holds adaptive clipping's update rule and constants (None when the clip
     norm is fixed); ``momentum_slots`` whether SGD keeps a velocity (Keras builds no slots for 0);
-    ``averaging`` whether the step updates a moving average of the weights (its decay is a variable).
+    ``averaging`` whether the step updates a moving average of the weights (its decay is a variable);
+    ``parts`` how many slices a DP step computes its clipped sum in (``model_specs.step_parts``).
     """
 
     model: str
@@ -342,6 +343,7 @@ class StepKey:
     sampling: str
     adaptive: Optional[tuple[str, float, float, float]]
     averaging: bool = False
+    parts: int = 1
 
     @classmethod
     def of(cls, config: "DPConfig", dataset: data.Dataset) -> "StepKey":
@@ -354,7 +356,8 @@ class StepKey:
                    y_dtype=str(dataset.y_train.dtype), optimizer=config.optimizer,
                    momentum_slots=config.optimizer == "momentum" and config.momentum > 0,
                    private=config.private, sampling=config.sampling if config.private else "",
-                   adaptive=adaptive, averaging=config.weight_averaging_decay is not None)
+                   adaptive=adaptive, averaging=config.weight_averaging_decay is not None,
+                   parts=model_specs.step_parts(config.model, config.batch_size) if config.private else 1)
 
 
 class _TracedStep:
@@ -437,7 +440,7 @@ class _TracedStep:
                           else tf.cast(count, tf.float32))
             result = privatize.dp_gradient(
                 self.model, privatize.per_example_loss, x, y, l2_norm_clip=clip_norm,
-                noise_multiplier=noise_multiplier, normalizer=normalizer, seed=seed, mask=mask,
+                noise_multiplier=noise_multiplier, normalizer=normalizer, seed=seed, mask=mask, parts=key.parts,
             )
             if key.adaptive is not None:
                 update, clip_learning_rate, target_quantile, count_noise_multiplier = key.adaptive
