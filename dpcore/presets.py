@@ -89,7 +89,7 @@ PRESETS: tuple[Preset, ...] = (
         source="Tramèr & Boneh, ICLR 2021 (end-to-end CNN: 86.0% at ε = 3), with the weights' moving "
                "average (decay 0.97) kept and pixels mapped to [-1, 1]; measured here 2026-11-26, 2-core "
                "CPU: 86.81% ± 0.24 (seeds 0, 1, 2: 87.03%, 86.85%, 86.56%) at ε = 3.00, 155 to 229 s per "
-               "run, 100 s for seed 0 once the DP step computed its batch in parts (docs/performance.md)",
+               "run, 85 to 100 s once the DP step computed its batch in parts (docs/performance.md)",
         description="Tutorial CNN with tanh, momentum 0.9 with lr 4, batch 2048, clip 0.1, noise 1.93, "
                     "40 epochs (ε ≈ 3 at δ = 1e-5), evaluating the moving average of the weights (decay "
                     "0.97, post-processing: no ε cost).",
