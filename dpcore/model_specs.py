@@ -1,4 +1,5 @@
-"""What each model can train on and how it is described, without TensorFlow (pages import it freely).
+"""What each model can train on, how it is described and in how many parts its DP step takes a batch,
+without TensorFlow (pages import it freely).
 
 The builders themselves live in dpcore.dpsgd.models; the trainer, the CLI and the pages all check a
 model against a dataset's input shape here, so the rule is stated once.
