@@ -4,9 +4,9 @@ Each recipe is a config file in assets/configs (60,000 training and 10,000 test 
 Poisson sampling, RDP). For each target ε the noise multiplier is recalibrated with
 dpcore.accounting.calibrate_noise_for_config, everything else kept (``--accountant pld`` calibrates
 and reports with privacy loss distributions instead: a valid, tighter ε for the same run); "baseline"
-trains the same recipe without clipping or noise. Prints, per point, the ε reached, mean and standard deviation of
-test accuracy over the seeds, and the mean wall time of one run (``train()``'s own, loading
-included), with the 1-minute load average at the end of each run.
+trains the same recipe without clipping or noise. Prints, per point, the ε reached, mean and standard
+deviation of test accuracy over the seeds, and the mean wall time of one run (``train()``'s own,
+loading included), with the 1-minute load average at the end of each run.
 
     python bench/utility.py [--recipes scatternet,cnn] [--epsilons 1,2,3,8] [--baseline]
         [--baseline-learning-rate LR] [--accountant rdp|pld] [--seeds 3] [--first-seed 0] [--json]
@@ -60,7 +60,8 @@ def measure(config, *, target_epsilon, seeds: range, report, baseline_learning_r
                f"{result.seconds:.0f} s, load average {load:.1f}")
     accuracies = [run["accuracy"] for run in runs]
     return {
-        "target_epsilon": target_epsilon, "accountant": config.accountant, "learning_rate": config.learning_rate, "noise_multiplier": config.noise_multiplier if config.private else 0.0,
+        "target_epsilon": target_epsilon, "accountant": config.accountant, "learning_rate": config.learning_rate,
+        "noise_multiplier": config.noise_multiplier if config.private else 0.0,
         "epsilon": runs[0]["epsilon"], "accuracy_mean": statistics.fmean(accuracies),
         "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
         "seconds_mean": statistics.fmean(run["seconds"] for run in runs), "runs": runs,
@@ -79,7 +80,7 @@ def main() -> int:
     parser.add_argument("--baseline-learning-rate", type=float, default=None,
                         help="the baseline's learning rate (default: the recipe's)")
     parser.add_argument("--accountant", default=None,
-                        help="rdp or pld: calibrate σ and report ε with this accountant (default: the recipe's)")
+                        help="rdp or pld: calibrate σ and report ε with it (default: the recipe's)")
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, first-seed + 1, ...")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")

@@ -31,7 +31,8 @@ RECIPES = {
 # "Why dpcore is fast"): the CNN's training +7% at batch 250 (2 parts) and +50% at 2048 (8 parts);
 # LeNet-5 +24%, the MLP about +25% and the ScatterNet CNN head +10% at 2048. The MLP at 250 and the
 # linear ScatterNet head (one large matrix product a step) are as fast or faster whole. Each part is
-# traced separately, so their number is capped: 16 parts of the CNN took 6 s to trace, 8 parts 3 s.
+# traced separately, so their number is capped: the CNN's first run at batch 2048 (two steps) took
+# 1.6 s whole, 3.2 s in 8 parts and 6.0 s in 16.
 STEP_PART_EXAMPLES = {"cnn": 128, "lenet5": 256, "mlp": 256, "scatternet_cnn": 256}
 MAX_STEP_PARTS = 8
 INPUT_REQUIREMENTS = {

@@ -88,14 +88,16 @@ def clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tens
 def _clipped_sum_in_parts(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
                           l2_norm_clip: float, seed: tf.Tensor, training: bool, mask: Optional[tf.Tensor],
                           parts: int) -> StepGradient:
+    y = tf.convert_to_tensor(y)
+    seed = tf.cast(seed, tf.int64)
     count = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
     bounds = [count * k // parts for k in range(parts + 1)]
     results = []
     for k in range(parts):
         piece = slice(bounds[k], bounds[k + 1])
         results.append(_clipped_sum_whole(
-            model, loss_fn, x[piece], tf.convert_to_tensor(y)[piece], l2_norm_clip=l2_norm_clip,
-            seed=tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), k), training=training,
+            model, loss_fn, x[piece], y[piece], l2_norm_clip=l2_norm_clip,
+            seed=tf.random.experimental.stateless_fold_in(seed, k), training=training,
             mask=None if mask is None else mask[piece]))
     return StepGradient(
         gradients=tuple(tf.add_n(list(sums)) for sums in zip(*(r.gradients for r in results))),
