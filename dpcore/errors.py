@@ -11,6 +11,10 @@ MAX_ERROR_CHARS = 500
 class UserInputError(ValueError):
     """A value a person supplied is not allowed; ``field`` names it, ``allowed`` says what is."""
 
+    # Declared only (no class default): set on a refusal raised inside tf.function, whose autograph
+    # checks hasattr(error, "ag_pass_through") and then re-raises the error as itself.
+    ag_pass_through: bool
+
     def __init__(self, field: str, message: str, *, allowed: str = "") -> None:
         self.field = field
         self.allowed = allowed

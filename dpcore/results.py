@@ -1,6 +1,6 @@
 """The values a training run produces: per-epoch metrics, progress and the final result.
 
-Kept apart from dpcore.training so the store, the CLI and the pages can read runs without
+Kept apart from dpcore.dpsgd.training so the store, the CLI and the pages can read runs without
 importing TensorFlow.
 """
 

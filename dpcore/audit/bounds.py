@@ -19,7 +19,7 @@ CANARY_GUESS_FRACTIONS = (0.1, 0.2, 0.5, 1.0)
 # -- what (ε, δ)-DP allows ----------------------------------------------------------------------
 
 
-def max_tpr(fpr: np.ndarray | float, *, epsilon: float, delta: float) -> np.ndarray:
+def max_tpr(fpr: np.ndarray | Sequence[float] | float, *, epsilon: float, delta: float) -> np.ndarray:
     """The highest TPR any attack can reach at ``fpr`` against an (ε, δ)-DP mechanism.
 
     Both inequalities bind: TPR ≤ e^ε·FPR + δ and 1 − FPR ≤ e^ε·(1 − TPR) + δ, i.e.
@@ -48,7 +48,7 @@ def inequality_epsilons(
 def epsilon_from_rates(*, tpr: float, fpr: float, delta: float) -> float:
     """The smallest ε that an attack with this TPR and FPR proves at ``delta`` (0 when it proves nothing)."""
     direct, mirror = inequality_epsilons(tpr, fpr, delta=delta)
-    return float(max(0.0, direct, mirror))
+    return float(max(0.0, float(direct), float(mirror)))
 
 
 # -- metrics on scores --------------------------------------------------------------------------

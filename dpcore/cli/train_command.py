@@ -7,7 +7,7 @@ import math
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from dpcore.cli import epoch_json, print_json
 from dpcore.config import load_config_file
@@ -15,6 +15,9 @@ from dpcore.privacy.explain import format_epsilon
 from dpcore.results import TRAIN_METRICS_NOTE
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
     from dpcore.config import DPConfig
     from dpcore.privacy.accounting import EpsilonSplit
     from dpcore.results import TrainResult
@@ -99,7 +102,9 @@ def _train(args: argparse.Namespace) -> int:
         print(TRAIN_METRICS_NOTE, flush=True)
 
     stop = threading.Event()
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous: dict[int, Union[Callable[[int, Optional[FrameType]], Any], int, None]] = {
+        signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
 
     def on_interrupt(signum: int, frame: Any) -> None:
         stop.set()

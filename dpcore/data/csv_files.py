@@ -23,6 +23,8 @@ from dpcore.privacy import preprocessing
 from dpcore.safe_io import quote
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from dpcore.config import DPConfig
 
 
@@ -138,7 +140,7 @@ def csv_columns(raw: bytes, *, name: str = "data.csv") -> tuple[str, ...]:
     return tuple(_read_table(raw, name=name, header_only=True).columns)
 
 
-def _read_table(raw: bytes, *, name: str, header_only: bool = False) -> object:
+def _read_table(raw: bytes, *, name: str, header_only: bool = False) -> pd.DataFrame:
     """CSV bytes as a pandas frame with string column names; refuses empty, unreadable or headerless files."""
     import pandas as pd
 
@@ -189,6 +191,7 @@ def parse_csv(
             "JSON/YAML file), or a csv_preprocessing_epsilon to derive one privately",
         )
     if schema is None:
+        assert derivation is not None  # refused above when both are None
         derived = tabular.derive_schema(frame.iloc[train_rows], label=label, derivation=derivation)
         schema = derived.schema
         origin = (
@@ -225,7 +228,7 @@ def parse_csv(
     )
 
 
-def _split_table(raw: bytes, *, label: str, name: str) -> tuple[object, np.ndarray, np.ndarray, np.ndarray]:
+def _split_table(raw: bytes, *, label: str, name: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """(frame, canonical labels, training rows, test rows): rows without a label dropped, then split 80/20."""
     import pandas as pd
 
@@ -285,11 +288,11 @@ def _check_shape(text: str, *, name: str) -> None:
         )
 
 
-def _check_magnitudes(features: object, *, name: str) -> None:
+def _check_magnitudes(features: pd.DataFrame, *, name: str) -> None:
     """Refuse ±inf, and numbers too large for float32, in a numeric column: they would train on inf or NaN."""
     import pandas as pd
 
-    df: pd.DataFrame = features  # type: ignore[assignment]
+    df: pd.DataFrame = features
     for column in df.columns:
         present = df[column].dropna()
         numbers = pd.to_numeric(present, errors="coerce")

@@ -29,7 +29,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
@@ -104,7 +104,7 @@ def _image_dims(image_shape: tuple[int, ...], params: ScatterParams) -> tuple[in
 
 
 @functools.lru_cache(maxsize=8)
-def _scattering(height: int, width: int, params: ScatterParams) -> object:
+def _scattering(height: int, width: int, params: ScatterParams) -> Any:
     """kymatio's NumPy 2-D scattering for one image size (building its filters takes a fraction of a second).
 
     Imported from the 2-D frontend module itself: ``kymatio.numpy`` also loads the 3-D transform, which
@@ -193,7 +193,7 @@ def cache_key(images: np.ndarray, *, params: ScatterParams = DEFAULT_PARAMS) -> 
         f"groups={params.norm_groups}; epsilon={NORM_EPSILON!r}; {images.dtype.str}; {images.shape}"
     )
     digest.update(header.encode())
-    digest.update(memoryview(images).cast("B"))
+    digest.update(memoryview(images).cast("B"))  # type: ignore[arg-type]  # numpy 1.26 stubs lack __buffer__
     return digest.hexdigest()
 
 
@@ -236,7 +236,8 @@ def write_cache_file(path: Path, features: np.ndarray) -> None:
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(_MAGIC)
-            out.write(hashlib.sha256(memoryview(features).cast("B")).digest())
+            # numpy 1.26's stubs lack __buffer__, so mypy does not see an ndarray as a Buffer.
+            out.write(hashlib.sha256(memoryview(features).cast("B")).digest())  # type: ignore[arg-type]
             np.lib.format.write_array(out, features, allow_pickle=False)
             out.flush()
             os.fsync(out.fileno())

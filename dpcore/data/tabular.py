@@ -89,9 +89,9 @@ def encode_features(schema: CsvSchema, frame: Any) -> np.ndarray:
         scaled = (np.clip(values, column.low, column.high) - column.low) / (column.high - column.low)
         scaled = np.where(np.isnan(scaled), 0.5, scaled)
         parts.append((2.0 * scaled - 1.0 if schema.scale == "symmetric" else scaled)[:, None])
-    for column in schema.categorical:
-        spelled = cells(frame[column.name])
-        hot = np.stack([spelled == c for c in column.categories], axis=1)
+    for categorical in schema.categorical:
+        spelled = cells(frame[categorical.name])
+        hot = np.stack([spelled == c for c in categorical.categories], axis=1)
         other = np.array([s is not None for s in spelled]) & ~hot.any(axis=1)
         parts.append(np.concatenate([hot, other[:, None]], axis=1).astype(np.float64))
     return np.concatenate(parts, axis=1).astype(np.float32)

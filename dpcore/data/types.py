@@ -6,7 +6,7 @@ Arrays are read-only (``frozen``), so a cached dataset can be shared by every ru
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class Dataset:
     y_validation: Optional[np.ndarray] = None
 
 
-def replace_info(info: DatasetInfo, **changes: object) -> DatasetInfo:
+def replace_info(info: DatasetInfo, **changes: Any) -> DatasetInfo:
     import dataclasses
 
     return dataclasses.replace(info, **changes)

@@ -225,7 +225,7 @@ def _linear_weight_gradients(layer: Layer, a: tf.Tensor, g: tf.Tensor) -> Variab
         )
     else:
         kernel = tf.matmul(tf.reshape(a, [-1, a.shape[-1]]), tf.reshape(g, [-1, g.shape[-1]]), transpose_a=True)
-    grads = ((layer.kernel, kernel),)
+    grads: VariableGradients = ((layer.kernel, kernel),)
     if layer.use_bias:
         grads += ((layer.bias, tf.reduce_sum(tf.reshape(g, [-1, g.shape[-1]]), axis=0)),)
     return grads

@@ -204,6 +204,7 @@ def forward(model: tf.keras.Model, x: tf.Tensor, *, training: bool, seed: tf.Ten
     for index, layer in enumerate(layers):
         if tap and _tapped(layer):
             rule = layer_rules.rule_for(layer)
+            assert rule is not None  # _tapped(layer) holds only when the layer has a rule
             z, recorded = rule.pre_activation(layer, h)
             taps.append(Tap(layer=layer, rule=rule, recorded=recorded, outputs=z))
             h = layer_rules.activate(layer, z)

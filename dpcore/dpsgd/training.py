@@ -251,11 +251,11 @@ class _Run:
             loss_sum, correct = step.take_train_totals()
             with self.traced.evaluated_weights():
                 test_loss, test_accuracy = step.evaluate(dataset.x_test, dataset.y_test)
-                validation_loss, validation_accuracy = (
-                    (math.nan, math.nan)
-                    if dataset.x_validation is None
-                    else step.evaluate(dataset.x_validation, dataset.y_validation)
-                )
+                if dataset.x_validation is None:
+                    validation_loss, validation_accuracy = math.nan, math.nan
+                else:
+                    assert dataset.y_validation is not None  # a split holds out validation rows with their labels
+                    validation_loss, validation_accuracy = step.evaluate(dataset.x_validation, dataset.y_validation)
             metrics = EpochMetrics(
                 epoch=epoch,
                 train_loss=loss_sum / seen if seen else math.nan,
@@ -467,6 +467,7 @@ class _TracedStep:
         self.loss_sum.assign(0.0)
         self.correct.assign(0)
         if self.average is not None:
+            assert config.weight_averaging_decay is not None  # the key averages only for a config with a decay
             self.average.start(decay=config.weight_averaging_decay)
 
     def evaluated_weights(self) -> contextlib.AbstractContextManager[None]:
@@ -664,7 +665,11 @@ class _RunSteps:
             return ()
         if not self.adaptive:
             return (float(self.config.l2_norm_clip),) * len(used)
-        return tuple(float(value) for value in used)
+        norms = []
+        for value in used:
+            assert value is not None  # a private step always returns the clip norm it used
+            norms.append(float(value))
+        return tuple(norms)
 
     def take_train_totals(self) -> tuple[float, int]:
         """Sum of training losses and correct predictions since the last call, then reset them."""

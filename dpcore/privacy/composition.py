@@ -45,6 +45,7 @@ def composed_epsilon(
     delta, extra = _threshold_terms(delta, preprocessing_noise)
     if accountant == "rdp":
         rdp = _rdp_base(preprocessing_noise) + sum(rdp_per_unit(q, sigma) * count for sigma, count in blocks)
+        assert isinstance(rdp, np.ndarray)  # a run's blocks hold at least one step, so the sum is a curve
         return epsilon_from_rdp(rdp, delta=delta) + extra
     composed = pld_per_unit(1.0, preprocessing_noise, grid) if preprocessing_noise > 0 else None
     for sigma, count in blocks:
@@ -58,7 +59,9 @@ def preprocessing_epsilon(preprocessing_noise: float, delta: float, accountant: 
     """ε of the private preprocessing alone: one Gaussian release, thresholds included."""
     accountant_delta, extra = _threshold_terms(delta, preprocessing_noise)
     if accountant == "rdp":
-        return epsilon_from_rdp(_rdp_base(preprocessing_noise), delta=accountant_delta) + extra
+        rdp = _rdp_base(preprocessing_noise)
+        assert isinstance(rdp, np.ndarray)  # asked only for a release's noise, σ > 0
+        return epsilon_from_rdp(rdp, delta=accountant_delta) + extra
     return _pld_epsilon(pld_per_unit(1.0, preprocessing_noise, grid), accountant_delta) + extra
 
 
@@ -81,6 +84,7 @@ def curve_epsilons(
             for sigma, count in blocks:
                 counts[sigma] = counts.get(sigma, 0) + count
             rdp = base + sum(rdp_per_unit(q, sigma) * count for sigma, count in counts.items())
+            assert isinstance(rdp, np.ndarray)  # the first epoch has at least one step, so the sum is a curve
             curve.append(epsilon_from_rdp(rdp, delta=delta) + extra)
         return tuple(curve)
     parts: dict[tuple[float, int], privacy_loss_distribution.PrivacyLossDistribution] = {}
@@ -148,6 +152,7 @@ class _RdpProcesses:
 
     def ask(self, q: float, noise_multiplier: float) -> Optional[np.ndarray]:
         """One step's RDP from an accountant process; None when there are none (or the one asked died)."""
+        child: Optional[ChildProcess]
         with self._cond:
             while self.size and not self._idle and self._running >= self.size:
                 self._cond.wait()

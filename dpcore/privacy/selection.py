@@ -112,6 +112,7 @@ class SelectionSettings:
         """γ of the truncated negative binomial drawn from; None for Poisson."""
         if self.distribution == "poisson":
             return None
+        assert self.shape is not None  # __post_init__ requires a shape for the negative binomial
         return float(_gamma_truncated_negative_binomial(float(self.shape), float(self.mean)))
 
     @cached_property
@@ -119,12 +120,16 @@ class SelectionSettings:
         """E[K] of the distribution really drawn from (for the negative binomial, at least ``mean``)."""
         if self.distribution == "poisson":
             return float(self.mean)
+        assert self.shape is not None  # __post_init__ requires a shape for the negative binomial
         return float(_truncated_negative_binomial_mean(self.gamma, float(self.shape)))
 
     @property
     def accounting_shape(self) -> float:
         """dp_accounting's shape parameter: ∞ stands for Poisson."""
-        return math.inf if self.distribution == "poisson" else float(self.shape)
+        if self.distribution == "poisson":
+            return math.inf
+        assert self.shape is not None  # __post_init__ requires a shape for the negative binomial
+        return float(self.shape)
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,8 @@ def draw_trial_count(
     generator = rng if rng is not None else np.random.default_rng(secrets.randbits(128))
     if selection.distribution == "poisson":
         return int(generator.poisson(selection.mean))
+    assert selection.shape is not None  # __post_init__ requires a shape for the negative binomial
+    assert selection.gamma is not None  # and gives it a γ (None only for Poisson)
     return _draw_truncated_negative_binomial(generator, shape=float(selection.shape), gamma=selection.gamma)
 
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional, overload
 
 from dpcore.data.csv_files import MAX_CSV_BYTES
 from dpcore.errors import UserInputError
@@ -193,7 +193,17 @@ def _env_whole(env: Mapping[str, str], name: str, default: int, *, low: int) -> 
     return int(text)
 
 
-def _env_cap(env: Mapping[str, str], name: str, default: Optional[float], *, whole: bool):
+@overload
+def _env_cap(env: Mapping[str, str], name: str, default: Optional[int], *, whole: Literal[True]) -> Optional[int]: ...
+
+
+@overload
+def _env_cap(
+    env: Mapping[str, str], name: str, default: Optional[float], *, whole: Literal[False]
+) -> Optional[float]: ...
+
+
+def _env_cap(env: Mapping[str, str], name: str, default: Optional[float], *, whole: bool) -> Optional[float]:
     text = env.get(name, "").strip()
     if not text:
         return default

@@ -36,6 +36,16 @@ class TrainingBackend(Protocol):
         """Train ``config``, reporting each finished epoch and progress, stopping when ``stop_event`` is set."""
 
 
+class WarmUpBackend(TrainingBackend, Protocol):
+    """A backend that can also trace a config's training step before its first run (``LocalBackend``).
+
+    Optional: the job runner warms up only a backend that has ``warm_up`` (it checks with ``hasattr``).
+    """
+
+    def warm_up(self, config: DPConfig) -> None:
+        """Trace ``config``'s training step now, so that its first run need not."""
+
+
 class LocalBackend:
     """The embedded default: each run trains in the worker thread itself, in this process."""
 

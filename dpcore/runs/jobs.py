@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Optional, Union, cast
 
 from dpcore.config import DPConfig
 from dpcore.data import datasets
@@ -31,7 +31,7 @@ from dpcore.results import FINAL_STATUSES, FINISHED_STATUSES
 from dpcore.room.participants import Caller, check_host, check_may_manage
 from dpcore.room.server_settings import ENV_WORKERS, RunLimits, ServerSettings  # noqa: F401 (ENV_WORKERS re-exported)
 from dpcore.runs import audits
-from dpcore.runs.backends import LocalBackend, TrainingBackend
+from dpcore.runs.backends import LocalBackend, TrainingBackend, WarmUpBackend
 from dpcore.runs.capacity import (
     ComputeEstimate,
     QueueEstimate,
@@ -338,7 +338,8 @@ class JobRunner:
         """Trace ``config``'s step for later runs; a failure only costs the first run its head start."""
         try:
             self._prepare_backend()
-            self.backend.warm_up(config)
+            # Started only for a backend that has warm_up (``__init__`` checks with hasattr).
+            cast(WarmUpBackend, self.backend).warm_up(config)
         except Exception as exc:  # noqa: BLE001 - runs still train, tracing their own step
             self.warm_up_error = describe_exception(exc)
 
@@ -397,6 +398,7 @@ class JobRunner:
                 self._cond.wait()
             if self._closed:
                 return None
+            assert job is not None  # the wait ends with a job unless the runner closed
             self._dequeue(job)
             self._dispatched += 1
             self._last_served[job.owner] = self._dispatched

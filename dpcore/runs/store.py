@@ -1,6 +1,7 @@
 """Run history in SQLite: every run's config, status, per-epoch metrics and timings, kept on disk.
 
-Layout (schema version 4, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings older files up):
+Layout (``store_schema.SCHEMA_VERSION``, kept in ``PRAGMA user_version``; ``store_schema.MIGRATIONS`` brings
+older files up):
 
 - ``runs``: id, name, owner, created/started/finished (Unix seconds), config_json, status,
   error, n_train, examples_per_second, seconds, process (who runs it; see ``mark_interrupted``).
@@ -10,11 +11,11 @@ Layout (schema version 4, kept in ``PRAGMA user_version``; ``MIGRATIONS`` brings
   in older rows, read back as empty).
 - ``run_weights`` (version 2): the final model weights of a completed run (an ``.npz`` blob), so
   that the model can be audited later exactly as it was trained.
-- ``audits`` (version 2): the latest empirical privacy audit of a run (``dpcore.audit.attacks``'s report
-  as JSON text, written by ``dpcore.audit.attacks`` and read back as ``RunRecord.audit``).
+- ``audits`` (version 2): the latest empirical privacy audit of a run (``dpcore.audit.report``'s report
+  as JSON text, saved by ``dpcore.runs.audits`` and read back as ``RunRecord.audit``).
 - ``participants`` (version 3): the people of a shared server (``dpcore.room.participants``): the
   SHA-256 of each one's token, their owner id and display name.
-- ``sweeps`` and ``sweep_runs`` (``_SCHEMA_SWEEPS``): a sweep started as one unit (``dpcore.runs.sweeps``):
+- ``sweeps`` and ``sweep_runs`` (``store_schema._SCHEMA_SWEEPS``, version 5): a sweep started as one unit (``dpcore.runs.sweeps``):
   owner, name, mode, the knobs and their values, seeds per setting, the baseline flag, the
   selection settings and the drawn number of trials, the base config; ``sweep_runs`` links each
   of its runs (a run belongs to at most one sweep; deleting a run drops its link).
@@ -346,6 +347,7 @@ class RunStore:
                 "VALUES (?, ?, ?, ?, 'queued', ?)",
                 (name, owner, time.time(), config.to_json(), process_token()),
             )
+            assert cursor.lastrowid is not None  # an INSERT sets it
             run_id = int(cursor.lastrowid)
             if sweep_id is not None:
                 if conn.execute("SELECT 1 FROM sweeps WHERE id = ?", (sweep_id,)).fetchone() is None:
@@ -386,6 +388,7 @@ class RunStore:
                     time.time(),
                 ),
             )
+            assert cursor.lastrowid is not None  # an INSERT sets it
             return int(cursor.lastrowid)
 
     def get_sweep(self, sweep_id: int) -> SweepRecord:

@@ -27,7 +27,7 @@ import secrets
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union, cast
 
 import numpy as np
 
@@ -214,6 +214,7 @@ def draw_trials(spec: SweepSpec, *, rng: Optional[np.random.Generator] = None) -
     if spec.mode != "private_selection":
         raise SweepError("mode", "only a private-selection sweep draws trials", allowed="private_selection")
     pool = candidates(spec)
+    assert spec.selection is not None  # SweepSpec requires selection settings for private selection
     count = draw_trial_count(spec.selection, rng=rng)
     if count > MAX_DRAWN_TRIALS:
         raise SweepError(
@@ -222,7 +223,7 @@ def draw_trials(spec: SweepSpec, *, rng: Optional[np.random.Generator] = None) -
             allowed=f"a distribution whose draws stay under {MAX_DRAWN_TRIALS} (a smaller mean or shape)",
         )
     generator = rng if rng is not None else np.random.default_rng(secrets.randbits(128))
-    picks = generator.integers(0, len(pool), size=count) if count else []
+    picks: Union[np.ndarray, list[int]] = generator.integers(0, len(pool), size=count) if count else []
     return [
         SweepPoint(pool[int(p)][0], spec.base.seed + i, pool[int(p)][1].replace(seed=spec.base.seed + i), "trial")
         for i, p in enumerate(picks)
@@ -249,6 +250,7 @@ class SweepPreview:
 
     def runs_text(self) -> str:
         if self.spec.mode == "private_selection":
+            assert self.spec.selection is not None  # SweepSpec requires selection settings for private selection
             base = f"a random number of trials (E[K] = {self.spec.selection.expected_trials:.3g})"
             return base + (f" plus {self.spec.seeds} baseline run(s)" if self.spec.baseline else "")
         return f"{self.spec.size} run(s)"
@@ -308,6 +310,7 @@ def preview(spec: SweepSpec, *, throughput: ThroughputTable) -> SweepPreview:
             "K is drawn when the sweep starts; this bound holds if every drawn trial runs to the end "
             "and only the best is released."
         )
+        assert spec.selection is not None  # SweepSpec requires selection settings for private selection
         mean_k = spec.selection.expected_trials
         estimates = [throughput.estimate(c, n_train=n_first) for c in pool]
         base_estimates = [throughput.estimate(p.config, n_train=n_first) for p in _baselines(spec)]
@@ -315,10 +318,10 @@ def preview(spec: SweepSpec, *, throughput: ThroughputTable) -> SweepPreview:
             e.example_passes for e in base_estimates
         )
         seconds = [e.seconds for e in estimates]
-        times = [None] if None in seconds else [mean_k * statistics.fmean(seconds)]
+        times = [None] if None in seconds else [mean_k * statistics.fmean(s for s in seconds if s is not None)]
         times += [e.seconds for e in base_estimates]
     epsilons = tuple((p, accounting.epsilon_for_config(p.config, n=sizes[data_key(p.config)])) for p in points)
-    total = None if any(t is None for t in times) else float(sum(times))
+    total = None if any(t is None for t in times) else float(sum(t for t in times if t is not None))
     return SweepPreview(
         spec=spec, points=epsilons, selection=chosen, selection_note=note, example_passes=passes, seconds=total
     )
@@ -512,7 +515,9 @@ def seed_groups(record: SweepRecord, runs: Sequence[RunRecord]) -> list[SeedGrou
     names = [name for name, _ in spec_of(record).knobs]
     out = []
     for config, members in groups.items():
-        accuracies = [r.test_accuracy for r in members]
+        # Every member completed an epoch (filtered above), so none of these is None.
+        accuracies = [r.test_accuracy for r in members if r.test_accuracy is not None]
+        epsilons = [r.epsilon for r in members if r.epsilon is not None]
         setting = (
             "non-private baseline"
             if not config.private
@@ -525,7 +530,7 @@ def seed_groups(record: SweepRecord, runs: Sequence[RunRecord]) -> list[SeedGrou
                 setting=setting,
                 private=config.private,
                 run_ids=tuple(r.id for r in members),
-                epsilon=max(r.epsilon for r in members),
+                epsilon=max(epsilons),
                 accuracy_mean=statistics.fmean(accuracies),
                 accuracy_sd=statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
             )
@@ -543,5 +548,5 @@ def sweep_frontier(groups: Sequence[SeedGroup]) -> dict[tuple[Any, ...], tuple[S
         front = pareto_frontier(
             Point(epsilon=g.epsilon, accuracy=g.accuracy_mean, key=i) for i, g in enumerate(members)
         )
-        fronts[key] = tuple(members[p.key] for p in front)
+        fronts[key] = tuple(members[cast(int, p.key)] for p in front)  # the keys are indices into members
     return fronts
