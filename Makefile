@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test venv dev-venv bench clean
+.PHONY: run test lint venv dev-venv bench clean
 
 $(BIN)/.runtime-installed: requirements.txt
 	@$(PYTHON) scripts/check_python.py
@@ -26,7 +26,15 @@ dev-venv: $(BIN)/.dev-installed
 run: venv
 	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
-test: dev-venv
+# The lint: the import contracts (pyproject.toml [tool.importlinter]: layers, no circles), ruff's
+# rules and format, and mypy on dpcore. `make test` runs it first, so a crossed layer fails like a test.
+lint: dev-venv
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: dev-venv lint
 	bash scripts/system_deps.sh
 	$(BIN)/python -m pytest
 
