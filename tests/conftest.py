@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TEST_DATA_DIR = REPO_ROOT / "tests" / "data"
+TEST_DATA_DIR = REPO_ROOT / "tests" / "reference"
 
 
 def wait_until(predicate: Callable[[], object], *, what: str, timeout: float = 90.0, interval: float = 0.05) -> None:

@@ -33,7 +33,7 @@ ENV_HOST_SECRET_FILE = "DPEXPLORER_HOST_SECRET_FILE"
 
 # An upload is a CSV file read by the same loader as a file on the server, so the upload limit is
 # the CSV reader's limit. .streamlit/config.toml's server.maxUploadSize (in MiB: Streamlit
-# multiplies it by 1024 * 1024) must equal it; tests/test_server_settings.py compares them.
+# multiplies it by 1024 * 1024) must equal it; tests/room/test_server_settings.py compares them.
 MAX_UPLOAD_BYTES = MAX_CSV_BYTES
 MAX_UPLOAD_MB = MAX_UPLOAD_BYTES // 2**20
 

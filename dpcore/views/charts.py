@@ -39,7 +39,7 @@ _MAX_LOG_TICKS = 9
 
 def _fig(title: str, x: str, y: str) -> go.Figure:
     # The template is thousands of properties, already validated by plotly.io, and the rest of this
-    # layout is fixed here (tests/test_charts.py reads it back): validating them again took most of
+    # layout is fixed here (tests/views/test_charts.py reads it back): validating them again took most of
     # the time an Explore chart cost on every slider move. So the starting layout is set unvalidated,
     # as plotly sets its default template; everything added after is validated.
     layout = {

@@ -30,7 +30,7 @@ def store_env(monkeypatch: pytest.MonkeyPatch) -> Path:
 
     The runner trains in its own threads here (DPEXPLORER_BACKEND=local) and the accountant answers
     in this process (DPEXPLORER_ACCOUNTANT_PROCESSES=0): the pages see the same answers either way,
-    and tests/test_process_backend.py and tests/test_accounting_processes.py use real child processes.
+    and tests/runs/test_process_backend.py and tests/privacy/test_accounting_processes.py use real child processes.
     """
     monkeypatch.setenv("DPEXPLORER_STORE", str(APP_STORE))
     monkeypatch.setenv("DPEXPLORER_BACKEND", "local")

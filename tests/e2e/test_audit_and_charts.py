@@ -106,7 +106,7 @@ def test_a_tiny_digits_run_is_audited_and_compared_with_its_baseline(page, app_u
     expect(grid).to_contain_text("attack AUC")
     expect(grid).to_contain_text("audit ε ≥")
     # The grid draws its cells on a canvas (the table above holds the raw values for screen readers), so "∞"
-    # and the empty unknowns are checked in tests/test_comparison.py and seen in this screenshot.
+    # and the empty unknowns are checked in tests/runs/test_comparison.py and seen in this screenshot.
     chart_screenshot(page, table, "compare-table")
 
     page.get_by_label("Choose runs (none chosen: chart all shown)").click()

@@ -1,4 +1,4 @@
-"""Accounting: the reference vectors in tests/data, monotonicity, curves, calibration, clear errors."""
+"""Accounting: the reference vectors in tests/reference, monotonicity, curves, calibration, clear errors."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def test_the_script_evaluates_the_same_moving_average_as_the_trainer():
     for value in ([4.0, 0.0], [2.0, 8.0], [0.0, 8.0]):
         model.value = value
         average.update()
-    # As tests/test_training.py checks for dpcore.dpsgd.training.WeightAverage: weights 0.5^2, 0.5, 1
+    # As tests/dpsgd/test_training.py checks for dpcore.dpsgd.training.WeightAverage: weights 0.5^2, 0.5, 1
     # (times 1 - 0.5), divided by 1 - 0.5^3.
     expected = (0.125 * np.array([4.0, 0.0]) + 0.25 * np.array([2.0, 8.0]) + 0.5 * np.array([0.0, 8.0])) / 0.875
     assert np.allclose(average.values()[0], expected)

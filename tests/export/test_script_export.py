@@ -8,7 +8,6 @@ import math
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from dpcore.export.script import render_export, render_script
 from dpcore.privacy import accounting, events
 from tests.conftest import REPO_ROOT
 
-INSTRUMENT = Path(__file__).with_name("script_instrument.py")
+INSTRUMENT = REPO_ROOT / "tests" / "script_instrument.py"
 SCRIPT_MODELS = tuple(m for m in MODELS if m not in SCATTERNET_MODELS)
 SAMPLE_SCHEMA = csv_schema.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
 
