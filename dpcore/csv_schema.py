@@ -26,12 +26,15 @@ MAX_CATEGORIES = 50
 MAX_SCHEMA_COLUMNS = 1000
 MAX_SCHEMA_BYTES = 256 * 1024
 MAX_RANGE = 1e15  # |low|, |high| at most this, so that scaling stays finite in float64
-OTHER = "(other)"  # the feature-name suffix of a categorical column's slot for unknown values
+# The name of what is outside a list: a categorical column's slot for unknown values (its feature-name
+# suffix), and the class of every label outside the classes when a schema has ``other_class``.
+OTHER = "(other)"
 
 MISSING_POLICY = (
     "rows without a label are dropped; a missing or non-numeric value in a numeric column becomes the "
     "middle of its range; a missing value in a categorical column becomes all zeros in its one-hot "
-    "columns, an unknown one its 'other' slot; a label outside the classes is refused"
+    "columns, an unknown one its 'other' slot; a label outside the classes is the class "
+    f"{OTHER!r} when the schema has other_class (a derived schema always does), else refused"
 )
 
 # -- the schema ------------------------------------------------------------------------------
@@ -59,16 +62,30 @@ class CsvSchema:
     """The public description of a CSV file's features and classes; columns not named are not used.
 
     Classes and categories are kept in one spelling per value (see ``canonical``), so the YAML
-    ``classes: [0, 1]`` matches cells "0", "0.0" and "1".
+    ``classes: [0, 1]`` matches cells "0", "0.0" and "1". With ``other_class`` a label outside
+    ``classes`` is one more class, ``OTHER`` (the model's last output), so that every row is kept as
+    it is; without, such a label is refused as a mistake in the file or the schema.
     """
 
     classes: tuple[str, ...]
     numeric: tuple[NumericColumn, ...] = ()
     categorical: tuple[CategoricalColumn, ...] = ()
     scale: str = "unit"
+    other_class: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "classes", _values("csv_schema.classes", self.classes, low=2, high=MAX_CLASSES))
+        if not isinstance(self.other_class, bool):
+            raise ConfigError(
+                "csv_schema.other_class", f"{quote(self.other_class)} is not true or false", allowed="true or false"
+            )
+        most = MAX_CLASSES - 1 if self.other_class else MAX_CLASSES
+        object.__setattr__(self, "classes", _values("csv_schema.classes", self.classes, low=2, high=most))
+        if self.other_class and OTHER in self.classes:
+            raise ConfigError(
+                "csv_schema.classes",
+                f"lists {OTHER!r}, which other_class adds for every label outside the classes",
+                allowed=f"the classes without {OTHER!r}",
+            )
         numeric = tuple(_numeric_column(c) for c in _sequence("csv_schema.numeric", self.numeric))
         categorical = tuple(_categorical_column(c) for c in _sequence("csv_schema.categorical", self.categorical))
         object.__setattr__(self, "numeric", numeric)
@@ -107,23 +124,38 @@ class CsvSchema:
         )
 
     @property
+    def class_names(self) -> tuple[str, ...]:
+        """One name per model output: the classes, then ``OTHER`` when the schema has ``other_class``."""
+        return self.classes + ((OTHER,) if self.other_class else ())
+
+    @property
+    def num_classes(self) -> int:
+        """The model's number of outputs under this schema."""
+        return len(self.class_names)
+
+    @property
     def width(self) -> int:
         """The model's input width under this schema."""
         return len(self.numeric) + sum(len(c.categories) + 1 for c in self.categorical)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain lists and mappings for JSON, YAML and share links; ``from_dict`` reads it back."""
-        return {
+        """Plain lists and mappings for JSON, YAML and share links; ``from_dict`` reads it back.
+
+        ``other_class`` is written only when set, so a schema without it reads as it always has."""
+        data: dict[str, Any] = {
             "classes": list(self.classes),
             "numeric": {c.name: [c.low, c.high] for c in self.numeric},
             "categorical": {c.name: list(c.categories) for c in self.categorical},
             "scale": self.scale,
         }
+        if self.other_class:
+            data["other_class"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> CsvSchema:
         """A schema from ``{"classes": [...], "numeric": {col: [low, high]}, "categorical": {col: [...]},
-        "scale": ...}`` (a range may also be ``{low: ..., high: ...}``)."""
+        "scale": ..., "other_class": ...}`` (a range may also be ``{low: ..., high: ...}``)."""
         if not isinstance(data, Mapping):
             raise ConfigError("csv_schema", f"expected a mapping, got {type(data).__name__}", allowed=SCHEMA_KEYS_TEXT)
         unknown = sorted(str(k) for k in data if k not in SCHEMA_KEYS)
@@ -138,6 +170,7 @@ class CsvSchema:
             numeric=tuple(_range_entry(name, value) for name, value in numeric.items()),
             categorical=tuple(CategoricalColumn(name=name, categories=value) for name, value in categorical.items()),
             scale=data.get("scale", "unit"),
+            other_class=data.get("other_class", False),
         )
 
     def to_yaml(self) -> str:
@@ -160,8 +193,10 @@ class CsvSchema:
         return cls.from_dict(data)
 
 
-SCHEMA_KEYS = ("classes", "numeric", "categorical", "scale")
-SCHEMA_KEYS_TEXT = "classes (list), numeric (column: [low, high]), categorical (column: [categories]), scale"
+SCHEMA_KEYS = ("classes", "numeric", "categorical", "scale", "other_class")
+SCHEMA_KEYS_TEXT = (
+    "classes (list), numeric (column: [low, high]), categorical (column: [categories]), scale, other_class"
+)
 
 
 def draft_schema_text(columns: Sequence[str], *, label: str) -> str:

@@ -210,11 +210,11 @@ def parse_csv(
         n_train=len(train_rows),
         n_test=len(test_rows),
         input_shape=(schema.width,),
-        num_classes=len(schema.classes),
+        num_classes=schema.num_classes,
         source=f"CSV file {name}, label column {label!r}; 80/20 split (seed 0); {origin}: numbers clipped to "
         f"their range and scaled to {scale}, categories one-hot with an 'other' slot; missing values: "
         f"{csv_schema.MISSING_POLICY}",
-        class_names=schema.classes,
+        class_names=schema.class_names,
         feature_names=schema.feature_names,
         csv_schema=schema,
     )

@@ -2,7 +2,8 @@
 
 A model trained on a CSV file sees features made by a ``CsvSchema``: each numeric column clipped to a
 range [low, high] and scaled to [0, 1] (or [-1, 1]), each categorical column one-hot over its list of
-categories plus one "other" slot, and the label mapped onto a list of classes. Nothing in a schema is
+categories plus one "other" slot, and the label mapped onto a list of classes (and, with
+``other_class``, one more class for every other label). Nothing in a schema is
 fitted on the private rows, so adding or removing one record changes no other record's features and
 never the model's input width. A schema is declared by a person (typed values, a small JSON/YAML
 file, or saved in the config), or derived from the training rows by ``derive_schema``: noisy,
@@ -23,6 +24,7 @@ import numpy as np
 from dpcore.csv_schema import (
     MAX_CATEGORIES,
     MAX_CLASSES,
+    OTHER,
     CategoricalColumn,
     CsvSchema,
     NumericColumn,
@@ -92,23 +94,31 @@ def encode_features(schema: CsvSchema, frame: Any) -> np.ndarray:
     for categorical in schema.categorical:
         spelled = cells(frame[categorical.name])
         hot = np.stack([spelled == c for c in categorical.categories], axis=1)
-        other = np.array([s is not None for s in spelled]) & ~hot.any(axis=1)
+        other = np.array([s is not None for s in spelled], dtype=bool) & ~hot.any(axis=1)
         parts.append(np.concatenate([hot, other[:, None]], axis=1).astype(np.float64))
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def label_indices(schema: CsvSchema, spelled: np.ndarray, *, label: str) -> np.ndarray:
-    """Class indices of canonical labels; a label outside the schema's classes is refused, naming it."""
+    """Class indices of canonical labels, each from its own label: one outside the schema's classes is
+    the class ``OTHER`` when the schema has ``other_class``, else refused, naming the label(s).
+
+    The refusal checks a person's own file against their declared schema; it names labels in
+    alphabetical order and never says how many rows hold them.
+    """
     index = {c: i for i, c in enumerate(schema.classes)}
-    unknown = [s for s in spelled if s not in index]
+    if schema.other_class:
+        other = len(schema.classes)
+        return np.array([index.get(s, other) for s in spelled], dtype=np.int32)
+    unknown = sorted({str(s) for s in spelled if s not in index}, key=class_sort_key)
     if unknown:
-        values, counts = np.unique(np.array(unknown, dtype=str), return_counts=True)
-        shown = ", ".join(f"{quote(v)} ({c})" for v, c in sorted(zip(values, counts), key=lambda p: -p[1])[:5])
+        shown = ", ".join(quote(v) for v in unknown[:5]) + (" and others" if len(unknown) > 5 else "")
         raise DatasetError(
             "csv_label",
-            f"{len(unknown)} row(s) have a value in column {quote(label)} that is not one of the "
+            f"some rows have a value in column {quote(label)} that is not one of the "
             f"classes {', '.join(repr(c) for c in schema.classes[:10])}: {shown}",
-            allowed="add those classes to the schema's classes, or remove those rows from the file",
+            allowed=f"add those classes to the schema's classes, set other_class: true to train them as "
+            f"{OTHER!r}, or remove those rows from the file",
         )
     return np.array([index[s] for s in spelled], dtype=np.int32)
 
@@ -163,7 +173,9 @@ def derive_schema(frame: Any, *, label: str, derivation: PrivateDerivation) -> D
 
     Each record adds 1 to one count per column (its label's class; a grid bin for a number, its
     spelling for text; nothing for a missing cell). Every non-empty count gets Gaussian noise and
-    is kept only above the threshold. From the kept counts alone: classes are the kept labels; a
+    is kept only above the threshold. From the kept counts alone: classes are the kept labels (the
+    most frequent ``MAX_CLASSES - 1``), and every other label is the class ``OTHER`` (``other_class``),
+    so that a record whose label was not kept is trained on like any other, never refused; a
     column is numeric when its kept bins outweigh its kept text values, with the range spanned by
     those bins, else categorical with its kept values (the most frequent ``MAX_CATEGORIES``); a
     column with nothing kept is left out. Its cost in ε: ``accounting.preprocessing_cost``.
@@ -175,7 +187,9 @@ def derive_schema(frame: Any, *, label: str, derivation: PrivateDerivation) -> D
     rng = derivation_rng(derivation.seed)
 
     kept_labels = _kept(_counts(cells(frame[label]), numeric=False), rng, noise_std, threshold)
-    classes = sorted((v for _, v in kept_labels), key=lambda v: -kept_labels[(1, v)])[:MAX_CLASSES]
+    # A kept label spelled OTHER is left to the class OTHER, which holds every label not kept.
+    named = (v for _, v in kept_labels if v != OTHER)
+    classes = sorted(named, key=lambda v: -kept_labels[(1, v)])[: MAX_CLASSES - 1]
     if len(classes) < 2:
         raise DatasetError(
             "csv_preprocessing_epsilon",
@@ -213,6 +227,7 @@ def derive_schema(frame: Any, *, label: str, derivation: PrivateDerivation) -> D
         numeric=tuple(numeric),
         categorical=tuple(categorical),
         scale=derivation.scale,
+        other_class=True,
     )
     return DerivedSchema(schema=schema, noise_std=noise_std, threshold=threshold, left_out=tuple(left_out))
 

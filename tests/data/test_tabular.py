@@ -111,12 +111,45 @@ def test_features_are_clipped_scaled_and_one_hot_with_an_other_slot():
     np.testing.assert_array_equal(tabular.encode_features(symmetric, frame)[:, 0], [0, -1, 1, 0, 0])
 
 
-def test_a_label_outside_the_classes_is_refused_with_its_count():
-    spelled = np.array(["yes", "no", "maybe", "maybe", "later"], dtype=object)
-    with pytest.raises(DatasetError, match=r"3 row\(s\) .* column 'answer'.*'maybe' \(2\), 'later' \(1\)") as info:
+def test_a_label_outside_declared_classes_is_refused_naming_it_but_never_counting_rows():
+    spelled = np.array(["yes", "no", "maybe", "maybe", "maybe", "later"], dtype=object)
+    with pytest.raises(DatasetError) as info:
         tabular.label_indices(SCHEMA, spelled, label="answer")
-    assert info.value.field == "csv_label"
+    message = str(info.value)
+    assert info.value.field == "csv_label" and "some rows" in message and "column 'answer'" in message
+    assert "'later', 'maybe'" in message  # alphabetical: an order by frequency would tell which is commoner
+    assert not any(ch.isdigit() for ch in message), message  # no count of rows, nor of labels
+    many = np.array(["yes"] + [f"v{chr(97 + i)}" for i in range(8)], dtype=object)
+    with pytest.raises(DatasetError, match="'va', 'vb', 'vc', 'vd', 've' and others"):
+        tabular.label_indices(SCHEMA, many, label="answer")
     assert tabular.label_indices(SCHEMA, spelled[:2], label="answer").tolist() == [1, 0]
+
+
+def test_with_other_class_each_label_outside_the_classes_is_the_last_class():
+    schema = csv_schema.CsvSchema.from_dict({**SCHEMA.to_dict(), "other_class": True})
+    assert schema.other_class and schema.class_names == ("no", "yes", "(other)") and schema.num_classes == 3
+    assert SCHEMA.class_names == ("no", "yes") and SCHEMA.num_classes == 2
+    spelled = np.array(["yes", "no", "maybe", "(other)", "later"], dtype=object)
+    assert tabular.label_indices(schema, spelled, label="answer").tolist() == [1, 0, 2, 2, 2]
+    # Each row's class is its own: dropping the others changes none.
+    assert tabular.label_indices(schema, spelled[2:3], label="answer").tolist() == [2]
+    assert csv_schema.CsvSchema.from_dict(schema.to_dict()) == schema
+    assert schema.to_dict()["other_class"] is True and "other_class" not in SCHEMA.to_dict()
+    assert csv_schema.CsvSchema.from_text(schema.to_yaml()) == schema
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        {"classes": ["a", "(other)"], "numeric": {"x": [0, 1]}, "other_class": True},
+        {"classes": [f"c{i}" for i in range(csv_schema.MAX_CLASSES)], "numeric": {"x": [0, 1]}, "other_class": True},
+        {"classes": ["a", "b"], "numeric": {"x": [0, 1]}, "other_class": "yes please"},
+    ],
+)
+def test_other_class_is_refused_beside_a_class_of_its_name_too_many_classes_or_a_non_boolean(mapping):
+    with pytest.raises(ConfigError) as info:
+        csv_schema.CsvSchema.from_dict(mapping)
+    assert info.value.field in ("csv_schema.classes", "csv_schema.other_class")
 
 
 def _rows(count: int, seed: int = 0) -> list[str]:
@@ -225,3 +258,4 @@ def test_schema_errors_are_one_short_line_whatever_the_names(data) -> None:
     message = str(caught.value)
     assert "\n" not in message and "\r" not in message and len(message) < 400, message
     assert message.startswith("csv_schema")
+
