@@ -1,7 +1,9 @@
-"""A person's CSV file as a dataset: bounded reading, the header, the label, the train/test split, the schema.
+"""A person's CSV file as a dataset: bounded reading, the header, the label, the splits, the schema.
 
 Limits hold before anything is parsed (``MAX_CSV_BYTES``, columns, line length, magnitudes): a file
-beyond them is refused with a message, never half-read. The file's features come from its schema
+beyond them is refused with a message, never half-read. Cells are read as text, so that how a cell
+reads never depends on the other rows (pandas' column types would). Each row's place (test, subset,
+validation) is its own (``dpcore.data.splits``); its features come from the schema
 (``dpcore.csv_schema``, declared or privately derived by ``dpcore.data.tabular``).
 """
 
@@ -10,13 +12,12 @@ from __future__ import annotations
 import functools
 import io
 import os
-from typing import TYPE_CHECKING, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import numpy as np
 
 from dpcore import csv_schema, safe_io
-from dpcore.data import tabular
-from dpcore.data.splits import split_rows, subset_order
+from dpcore.data import splits, tabular
 from dpcore.data.types import Dataset, DatasetInfo, frozen, label_array
 from dpcore.errors import DatasetError
 from dpcore.privacy import preprocessing
@@ -48,21 +49,36 @@ def load_csv(
     schema: Optional[csv_schema.CsvSchema] = None,
     derivation: Optional[tabular.PrivateDerivation] = None,
     max_train_examples: Optional[int] = None,
+    validation_fraction: float = 0.0,
 ) -> Dataset:
-    """The CSV dataset, cached per file version and preprocessing (in secure mode: one private draw per process)."""
+    """The CSV dataset, cached per file version, splits and preprocessing (in secure mode: one private
+    draw per process)."""
     stat = _checked_csv_stat(path)
     return _read_csv_file(
         lambda: load_csv_cached(
-            os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size, schema, derivation, max_train_examples
+            os.path.abspath(path),
+            label,
+            stat.st_mtime_ns,
+            stat.st_size,
+            schema,
+            derivation,
+            max_train_examples,
+            validation_fraction,
         ),
         path,
     )
 
 
-def csv_train_rows(path: str, label: str) -> int:
+def csv_train_rows(
+    path: str, label: str, *, max_train_examples: Optional[int] = None, validation_fraction: float = 0.0
+) -> int:
+    """How many rows of the CSV file at ``path`` train (the n of its runs); needs no schema, since none drops a row."""
     stat = _checked_csv_stat(path)
     return _read_csv_file(
-        lambda: _csv_train_rows_cached(os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size), path
+        lambda: _csv_train_rows_cached(
+            os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size, max_train_examples, validation_fraction
+        ),
+        path,
     )
 
 
@@ -114,6 +130,7 @@ def load_csv_cached(
     schema: Optional[csv_schema.CsvSchema],
     derivation: Optional[tabular.PrivateDerivation],
     max_train_examples: Optional[int],
+    validation_fraction: float = 0.0,
 ) -> Dataset:
     return parse_csv(
         _file_bytes(path),
@@ -122,12 +139,21 @@ def load_csv_cached(
         schema=schema,
         derivation=derivation,
         max_train_examples=max_train_examples,
+        validation_fraction=validation_fraction,
     )
 
 
 @functools.lru_cache(maxsize=16)
-def _csv_train_rows_cached(path: str, label: str, mtime_ns: int, size: int) -> int:
-    return len(_split_table(_file_bytes(path), label=label, name=os.path.basename(path))[2])
+def _csv_train_rows_cached(
+    path: str, label: str, mtime_ns: int, size: int, max_train_examples: Optional[int], validation_fraction: float
+) -> int:
+    name = os.path.basename(path)
+    frame, _ = labelled_table(_file_bytes(path), label=label, name=name)
+    return len(
+        split_table(
+            frame, name=name, max_train_examples=max_train_examples, validation_fraction=validation_fraction
+        ).train
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -150,7 +176,11 @@ def _read_table(raw: bytes, *, name: str, header_only: bool = False) -> pd.DataF
     _check_shape(text, name=name)
     try:
         frame = pd.read_csv(
-            io.StringIO(text), sep=_delimiter(text), skipinitialspace=True, nrows=0 if header_only else None
+            io.StringIO(text),
+            sep=_delimiter(text),
+            skipinitialspace=True,
+            dtype=str,
+            nrows=0 if header_only else None,
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -173,16 +203,19 @@ def parse_csv(
     schema: Optional[csv_schema.CsvSchema] = None,
     derivation: Optional[tabular.PrivateDerivation] = None,
     max_train_examples: Optional[int] = None,
+    validation_fraction: float = 0.0,
 ) -> Dataset:
-    """CSV bytes as a Dataset: split 80/20, subset, then preprocess under ``schema`` or one derived by ``derivation``.
+    """CSV bytes as a Dataset: each row to test, train or validation by itself (``splits.csv_split``),
+    then preprocessed under ``schema`` or one derived by ``derivation``.
 
-    Nothing is fitted on the rows outside ``derivation``'s mechanism, which sees the subset's training
-    rows only; without a schema or a derivation the file is refused, naming csv_schema.
+    Nothing is fitted on the rows outside ``derivation``'s mechanism, which sees the subset's rows
+    only (training and validation); without a schema or a derivation the file is refused, naming
+    csv_schema.
     """
-    frame, labels, train_rows, test_rows = _split_table(raw, label=label, name=name)
-    order = subset_order(len(train_rows), max_train_examples)
-    if order is not None:
-        train_rows = train_rows[order]
+    frame, labels = labelled_table(raw, label=label, name=name)
+    split = split_table(
+        frame, name=name, max_train_examples=max_train_examples, validation_fraction=validation_fraction
+    )
     if schema is None and derivation is None:
         raise DatasetError(
             "csv_schema",
@@ -192,7 +225,8 @@ def parse_csv(
         )
     if schema is None:
         assert derivation is not None  # refused above when both are None
-        derived = tabular.derive_schema(frame.iloc[train_rows], label=label, derivation=derivation)
+        subset_rows = np.sort(np.concatenate([split.train, split.validation]))
+        derived = tabular.derive_schema(frame.iloc[subset_rows], label=label, derivation=derivation)
         schema = derived.schema
         origin = (
             f"schema derived privately from the training rows (noisy counts, noise std "
@@ -204,35 +238,50 @@ def parse_csv(
         origin = "declared schema"
     tabular.check_columns(schema, list(frame.columns), label=label, name=name)
     scale = "[-1, 1]" if schema.scale == "symmetric" else "[0, 1]"
+    held = validation_fraction > 0
     info = DatasetInfo(
         name="csv",
         title=name,
-        n_train=len(train_rows),
-        n_test=len(test_rows),
+        n_train=len(split.train),
+        n_test=len(split.test),
         input_shape=(schema.width,),
         num_classes=schema.num_classes,
-        source=f"CSV file {name}, label column {label!r}; 80/20 split (seed 0); {origin}: numbers clipped to "
-        f"their range and scaled to {scale}, categories one-hot with an 'other' slot; missing values: "
-        f"{csv_schema.MISSING_POLICY}",
+        source=f"CSV file {name}, label column {label!r}; {_split_text(split, held=held)}; {origin}: numbers "
+        f"clipped to their range and scaled to {scale}, categories one-hot with an 'other' slot; missing "
+        f"values: {csv_schema.MISSING_POLICY}",
         class_names=schema.class_names,
         feature_names=schema.feature_names,
         csv_schema=schema,
+        n_validation=len(split.validation),
     )
-    y = tabular.label_indices(schema, np.concatenate([labels[train_rows], labels[test_rows]]), label=label)
+    parts = (split.train, split.test, split.validation)
+    y = tabular.label_indices(schema, labels[np.concatenate(parts)], label=label)
+    ys = np.split(y, np.cumsum([len(p) for p in parts])[:-1])
+    x_train, x_test, x_validation = (tabular.encode_features(schema, frame.iloc[p]) for p in parts)
     return Dataset(
         info=info,
-        x_train=frozen(tabular.encode_features(schema, frame.iloc[train_rows])),
-        y_train=label_array(y[: len(train_rows)]),
-        x_test=frozen(tabular.encode_features(schema, frame.iloc[test_rows])),
-        y_test=label_array(y[len(train_rows) :]),
+        x_train=frozen(x_train),
+        y_train=label_array(ys[0]),
+        x_test=frozen(x_test),
+        y_test=label_array(ys[1]),
+        x_validation=frozen(x_validation) if held else None,
+        y_validation=label_array(ys[2]) if held else None,
     )
 
 
-def _split_table(raw: bytes, *, label: str, name: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-    """(frame, canonical labels, training rows, test rows): rows without a label dropped, then split 80/20."""
-    import pandas as pd
+def _split_text(split: splits.CsvSplit, *, held: bool) -> str:
+    """How the rows were split, for a dataset's source line."""
+    text = f"each row tests with chance {splits.CSV_TEST_FRACTION:g} by a coin of its own (a keyed hash of its cells)"
+    if split.subset_rate < 1:
+        text += f", is in the max_train_examples subset with chance {split.subset_rate:.4g} by a second"
+    if held:
+        text += ", validates by a third"
+    return text
 
-    frame = _read_table(raw, name=name)
+
+def labelled_table(raw: bytes, *, label: str, name: str) -> tuple[Any, np.ndarray]:
+    """(frame, canonical labels) of the rows with a label, after the checks every CSV file gets."""
+    frame: Any = _read_table(raw, name=name)
     columns = list(frame.columns)
     if label not in columns:
         raise DatasetError("csv_label", f"{quote(label)} is not a column of {name}", allowed=_column_list(columns))
@@ -256,8 +305,35 @@ def _split_table(raw: bytes, *, label: str, name: str) -> tuple[pd.DataFrame, np
             allowed="a label column with at least two classes",
         )
     _check_magnitudes(frame.drop(columns=[label]), name=name)
-    train_rows, test_rows = split_rows(pd.factorize(labels)[0])
-    return frame, labels, train_rows, test_rows
+    return frame, labels
+
+
+def split_table(
+    frame: Any, *, name: str, max_train_examples: Optional[int], validation_fraction: float
+) -> splits.CsvSplit:
+    """Each row of ``frame`` to test, train or validation by its own coins; refused when the test split
+    is empty or fewer than 2 rows would train."""
+    split = splits.csv_split(
+        splits.row_coins(frame), max_train_examples=max_train_examples, validation_fraction=validation_fraction
+    )
+    if len(split.test) == 0:
+        raise DatasetError(
+            "csv_path",
+            f"no row of {name} falls in the test split (each row does with chance {splits.CSV_TEST_FRACTION:g}, "
+            "decided by its own cells)",
+            allowed=f"a file with more rows (at least {MIN_CSV_ROWS})",
+        )
+    if len(split.train) < 2:
+        subset = len(split.train) + len(split.validation)
+        field = (
+            "validation_fraction" if subset >= 2 else ("max_train_examples" if split.subset_rate < 1 else "csv_path")
+        )
+        raise DatasetError(
+            field,
+            f"{len(split.train)} row(s) of {name} would train",
+            allowed="at least 2 training rows: a smaller validation_fraction, a larger max_train_examples, or more rows",
+        )
+    return split
 
 
 def _decode_text(raw: bytes) -> str:

@@ -132,14 +132,18 @@ def train_size(config: DPConfig) -> int:
     """The n the accountant must use: the rows trained on, after ``max_train_examples`` and the
     validation hold-out (``validation_fraction``).
 
-    For a CSV it is the training split's size, known before any schema is applied: a schema never
-    drops a row (a label outside its classes is refused), so the n is the same on every route.
+    For a CSV it is the number of rows whose own coins put them in training (``splits.csv_split``),
+    known before any schema is applied: a schema never drops a row (a label outside its classes is
+    the class "(other)", or refused), so the n is the same on every route.
     """
     if config.dataset == "csv":
-        n_train = csv_train_rows(config.csv_path or "", config.csv_label or "")
-    else:
-        n_train = dataset_info(config.dataset).n_train
-    available = subset_size(n_train, config.max_train_examples)
+        return csv_train_rows(
+            config.csv_path or "",
+            config.csv_label or "",
+            max_train_examples=config.max_train_examples,
+            validation_fraction=config.validation_fraction,
+        )
+    available = subset_size(dataset_info(config.dataset).n_train, config.max_train_examples)
     return available - validation_size(available, config.validation_fraction)
 
 
@@ -155,19 +159,18 @@ def load(config: DPConfig) -> Dataset:
     """Load the dataset ``config`` names, subset to ``max_train_examples``, then hold out the
     validation rows; raises DatasetError.
 
-    A CSV is split, then subset, then preprocessed under ``config.csv_schema`` or a schema derived
-    privately from the subset's rows (``config.csv_preprocessing_epsilon``); with neither it is refused.
+    A CSV's rows go to test, the subset and validation each by its own coins, then are preprocessed
+    under ``config.csv_schema`` or a schema derived privately from the subset's rows
+    (``config.csv_preprocessing_epsilon``); with neither it is refused.
     """
     if config.dataset == "csv":
-        return hold_out_validation(
-            load_csv(
-                config.csv_path or "",
-                config.csv_label or "",
-                schema=config.csv_schema,
-                derivation=private_derivation(config),
-                max_train_examples=config.max_train_examples,
-            ),
-            config.validation_fraction,
+        return load_csv(
+            config.csv_path or "",
+            config.csv_label or "",
+            schema=config.csv_schema,
+            derivation=private_derivation(config),
+            max_train_examples=config.max_train_examples,
+            validation_fraction=config.validation_fraction,
         )
     if config.dataset not in _LOADERS:
         raise DatasetError(

@@ -1,22 +1,35 @@
 """Which rows of a dataset train, test and validate: the train/test split, the subset and the validation hold-out.
 
-The built-in datasets keep their published test sets; a CSV file's rows are split here, before any
-schema is applied or derived, so that the test rows never shape what the model sees.
+The built-in datasets keep their published test sets, and take their subset and validation rows by
+fixed permutations. A CSV file's rows are split here, before any schema is applied or derived, so
+that the test rows never shape what the model sees, and each row by itself: three coins of its own,
+drawn from a keyed hash of its cells, decide whether it tests, whether it is in the
+``max_train_examples`` subset, and whether it validates. Adding or removing a row never moves
+another row, and a row is in the same place in every run of every config.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 
+from dpcore.data import tabular
 from dpcore.data.types import Dataset, frozen, replace_info
 from dpcore.errors import DatasetError
 
 CSV_TEST_FRACTION = 0.2
 SPLIT_SEED = 0  # fixed, so n_train and the test set do not change between runs
 VALIDATION_SEED = 1  # fixed too, so the validation rows are the same in every run of a config
+# The key of a CSV row's coins: fixed and public (it hides nothing), so that a row's place depends on
+# its cells alone, never on the run's seed or on the other rows.
+CSV_SPLIT_KEY = b"DP Explorer CSV row split, v1"
+COIN_BITS = 53  # a coin is a multiple of 2^-53 in [0, 1), exact in float64
+TEST_COIN, SUBSET_COIN, VALIDATION_COIN = 0, 1, 2
 
 
 def validation_size(n: int, fraction: float) -> int:
@@ -82,12 +95,65 @@ def subset_order(n_train: int, max_train_examples: Optional[int]) -> Optional[np
     return np.sort(np.random.default_rng(SPLIT_SEED).permutation(n_train)[:n])
 
 
-def split_rows(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split
+# -- a CSV file's rows, each by itself ---------------------------------------------------------
 
-    rows = np.arange(len(y))
-    counts = np.bincount(y)
-    n_test = int(np.ceil(CSV_TEST_FRACTION * len(y)))
-    stratify = y if counts.min() >= 2 and n_test >= len(counts) else None
-    train_rows, test_rows = train_test_split(rows, test_size=n_test, stratify=stratify, random_state=SPLIT_SEED)
-    return np.sort(train_rows), np.sort(test_rows)
+
+def row_coins(frame: Any) -> np.ndarray:
+    """Three coins in [0, 1) per row of ``frame`` (test, subset, validation), from its cells alone.
+
+    A row's coins are the BLAKE2b hash, keyed with ``CSV_SPLIT_KEY``, of the canonical spelling of
+    each of its cells in header order (``tabular.cells``: "1.0" and "1" spell alike, a missing cell is
+    null). Rows that read the same get the same coins, so a duplicated row is wholly in one split.
+    """
+    spelled = [tabular.cells(frame[column]) for column in frame.columns]
+    digests = b"".join(
+        hashlib.blake2b(
+            json.dumps(row, ensure_ascii=False).encode("utf-8", "surrogatepass"), key=CSV_SPLIT_KEY, digest_size=24
+        ).digest()
+        for row in zip(*spelled)
+    )
+    words = np.frombuffer(digests, dtype=">u8").reshape(len(frame), 3)
+    return (words >> np.uint64(64 - COIN_BITS)).astype(np.float64) / 2.0**COIN_BITS
+
+
+@dataclass(frozen=True)
+class CsvSplit:
+    """Where each row of a CSV file goes (sorted positions), and the subset's rate.
+
+    ``subset_rate`` is the chance that a row outside the test split is in the ``max_train_examples``
+    subset: that number over the rows outside the test split (1 without a subset).
+    """
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    subset_rate: float
+
+
+def csv_split(coins: np.ndarray, *, max_train_examples: Optional[int], validation_fraction: float) -> CsvSplit:
+    """Each row by its coins: it tests when its test coin is below ``CSV_TEST_FRACTION``; else it is in
+    the subset when its subset coin is below ``subset_rate``; a row of the subset validates when its
+    validation coin is below ``validation_fraction``, and trains otherwise.
+
+    The sizes follow from the rows: about ``max_train_examples`` rows in the subset, about
+    ``validation_fraction`` of them held out. The only rate that depends on the file is the subset's,
+    through the number of rows outside the test split, which is public like n.
+    """
+    outside_test = coins[:, TEST_COIN] >= CSV_TEST_FRACTION
+    rate = subset_rate(int(outside_test.sum()), max_train_examples)
+    kept = outside_test & (coins[:, SUBSET_COIN] < rate)
+    validates = kept & (coins[:, VALIDATION_COIN] < validation_fraction)
+    return CsvSplit(
+        train=np.flatnonzero(kept & ~validates),
+        validation=np.flatnonzero(validates),
+        test=np.flatnonzero(~outside_test),
+        subset_rate=rate,
+    )
+
+
+def subset_rate(rows: int, max_train_examples: Optional[int]) -> float:
+    """The chance that each of ``rows`` CSV rows outside the test split is in the subset: all of them
+    without ``max_train_examples`` or when it is at least ``rows``, else ``max_train_examples / rows``."""
+    if max_train_examples is None or rows <= int(max_train_examples):
+        return 1.0
+    return int(max_train_examples) / rows

@@ -12,6 +12,7 @@ import pytest
 
 from app_state import CONFIG_KEY, OWNER_KEY
 from dpcore.config import DPConfig
+from dpcore.data import datasets
 from dpcore.privacy import accounting
 from dpcore.results import TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE, TRAIN_METRICS_NOTE, EpochMetrics
 from dpcore.runs.jobs import get_runner
@@ -66,12 +67,13 @@ def test_projected_epsilon_includes_a_private_csv_preprocessing_share(app, monke
         csv_preprocessing_epsilon=1.0,
     )
     at = _open_train(app, config)
-    projected = accounting.epsilon_for_config(config, n=192, interactive=True)
+    n = datasets.train_size(config)
+    projected = accounting.epsilon_for_config(config, n=n, interactive=True)
     training_alone = accounting.epsilon_for_config(
-        config.replace(csv_preprocessing_epsilon=None), n=192, interactive=True
+        config.replace(csv_preprocessing_epsilon=None), n=n, interactive=True
     )
     assert projected > training_alone
-    assert any(c.value.startswith(f"Projected ε = {projected:.3f} on n = 192") for c in at.caption)
+    assert any(c.value.startswith(f"Projected ε = {projected:.3f} on n = {n}") for c in at.caption)
 
 
 def test_tiny_run_completes_with_charts_and_epsilon(app) -> None:

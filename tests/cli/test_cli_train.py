@@ -13,6 +13,7 @@ import pytest
 
 from dpcore.cli import main
 from dpcore.config import DPConfig
+from dpcore.data import datasets
 from dpcore.privacy import accounting
 from dpcore.privacy.explain import format_epsilon
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, TRAIN_METRICS_NOTE
@@ -131,10 +132,10 @@ def test_a_csv_run_needs_a_schema_or_an_epsilon_share(tmp_path, capsys):
     assert main(["train", "--config", path, "--csv-schema", SAMPLE_SCHEMA, "--json"]) == 0
     summary = json_lines(capsys.readouterr().out)[-1]
     assert summary["status"] == "completed" and summary["preprocessing_epsilon"] == 0.0
+    n = datasets.train_size(CSV_RUN)  # the rows that train: a schema never changes them
+    assert summary["n_train"] == n
     assert (
-        summary["training_epsilon"]
-        == summary["epsilon"]
-        == pytest.approx(accounting.epsilon_for_config(CSV_RUN, n=192))
+        summary["training_epsilon"] == summary["epsilon"] == pytest.approx(accounting.epsilon_for_config(CSV_RUN, n=n))
     )
 
 
@@ -143,7 +144,8 @@ def test_a_private_preprocessing_share_is_reported_beside_the_total(tmp_path, ca
     path = write_config(tmp_path, config, "private.yaml")
     assert main(["train", "--config", path, "--json"]) == 0
     summary = json_lines(capsys.readouterr().out)[-1]
-    split = accounting.epsilon_split(config, n=192)
+    assert summary["n_train"] == datasets.train_size(config)
+    split = accounting.epsilon_split(config, n=summary["n_train"])
     assert summary["epsilon"] == pytest.approx(split.total)
     assert (summary["preprocessing_epsilon"], summary["training_epsilon"]) == pytest.approx(
         (split.preprocessing, split.training)
@@ -154,3 +156,4 @@ def test_a_private_preprocessing_share_is_reported_beside_the_total(tmp_path, ca
         f"composed from CSV preprocessing ε {format_epsilon(split.preprocessing)} and training ε "
         f"{format_epsilon(split.training)}"
     ) in last
+

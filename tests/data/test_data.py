@@ -145,7 +145,8 @@ def test_sample_csv_is_encoded_by_its_public_schema():
     config = csv_config(SAMPLE_CSV)
     dataset = datasets.load(config)
     info = dataset.info
-    assert info.n_train + info.n_test == 240 and datasets.train_size(config) == info.n_train == 192
+    assert info.n_train + info.n_test == 240 and datasets.train_size(config) == info.n_train == len(dataset.x_train)
+    assert info.n_validation == 0 and dataset.x_validation is None
     assert info.class_names == ("approved", "declined") and info.csv_schema == SAMPLE_SCHEMA
     assert info.input_shape == (len(info.feature_names),) == (13,)
     assert "education=master" in info.feature_names and "education=(other)" in info.feature_names
@@ -166,7 +167,8 @@ def test_a_csv_without_a_schema_is_refused_naming_what_is_missing():
         with pytest.raises(DatasetError, match="csv_preprocessing_epsilon") as info:
             attempt()
         assert info.value.field == "csv_schema"
-    assert datasets.train_size(config) == 192  # n needs no schema: a schema never drops a row
+    # n needs no schema: a schema never drops a row
+    assert datasets.train_size(config) == datasets.load(csv_config(SAMPLE_CSV)).info.n_train
 
 
 def test_csv_missing_values_follow_the_stated_policy():
@@ -238,13 +240,13 @@ def test_private_preprocessing_sees_only_the_training_subset(monkeypatch):
         seed=11,
     )
     dataset = datasets.load(config)
-    assert dataset.info.n_train == datasets.train_size(config) == 120
-    frame, _, train_rows, test_rows = csv_files._split_table(
-        open(SAMPLE_CSV, "rb").read(), label="decision", name="sample.csv"
-    )
+    assert dataset.info.n_train == datasets.train_size(config) == len(dataset.x_train)
+    frame, _ = csv_files.labelled_table(open(SAMPLE_CSV, "rb").read(), label="decision", name="sample.csv")
+    everything = csv_files.split_table(frame, name="sample.csv", max_train_examples=None, validation_fraction=0.0)
+    subset = csv_files.split_table(frame, name="sample.csv", max_train_examples=120, validation_fraction=0.0)
     (derived_from,) = seen
-    assert len(derived_from) == 120 and set(derived_from.index) < set(train_rows)
-    assert not set(derived_from.index) & set(test_rows)
+    assert derived_from.index.tolist() == subset.train.tolist() and len(subset.train) == dataset.info.n_train
+    assert set(subset.train) < set(everything.train) and not set(derived_from.index) & set(everything.test)
     assert "derived privately" in dataset.info.source
     assert dataset.info.csv_schema.classes == ("approved", "declined")
     assert dataset.info.class_names == ("approved", "declined", "(other)")
