@@ -157,3 +157,39 @@ def test_a_private_preprocessing_share_is_reported_beside_the_total(tmp_path, ca
         f"{format_epsilon(split.training)}"
     ) in last
 
+
+def test_a_record_outside_a_derived_schema_trains_and_no_output_names_or_counts_it(tmp_path, capsys):
+    import dp_accounting
+    from dp_accounting.rdp import rdp_privacy_accountant
+
+    from dpcore.privacy import preprocessing
+
+    # assets/sample.csv and one record whose label ('appeal_pending') no other record has.
+    data = tmp_path / "sample_plus_one.csv"
+    sample = (REPO_ROOT / "assets" / "sample.csv").read_text().rstrip("\n")
+    data.write_text(sample + "\n33,61.0,4,0.2,master,rent,appeal_pending\n")
+    config = CSV_RUN.replace(csv_path=str(data), csv_preprocessing_epsilon=1.0, epochs=2)
+    path = write_config(tmp_path, config, "plus_one.yaml")
+    assert main(["train", "--config", path, "--json"]) == 0
+    as_json = capsys.readouterr()
+    summary = json_lines(as_json.out)[-1]
+    assert summary["status"] == "completed" and summary["error"] is None
+    assert main(["train", "--config", path]) == 0
+    as_text = capsys.readouterr()
+    for output in (as_json.out, as_json.err, as_text.out, as_text.err):
+        assert "appeal_pending" not in output and "row(s)" not in output and "(1)" not in output
+    assert as_text.out.splitlines()[-1].startswith("completed")
+
+    # ε from dp_accounting alone, for what ran: the noisy counts' Gaussian release (its thresholds
+    # spend δ/10 and add log(1/(1 − δ/10))), then ⌈epochs · n / batch⌉ Poisson-sampled steps on the
+    # n rows that trained, the new record among them.
+    n = summary["n_train"]
+    assert n == datasets.train_size(config) == datasets.train_size(CSV_RUN) + 1
+    assert (config.accountant, config.sampling) == ("rdp", "poisson")
+    cost = preprocessing.preprocessing_cost(epsilon=1.0, delta=config.delta)
+    step = dp_accounting.PoissonSampledDpEvent(16 / n, dp_accounting.GaussianDpEvent(config.noise_multiplier))
+    accountant = rdp_privacy_accountant.RdpAccountant()
+    accountant.compose(dp_accounting.GaussianDpEvent(cost.noise_multiplier))
+    accountant.compose(dp_accounting.SelfComposedDpEvent(step, math.ceil(2 * n / 16)))
+    expected = accountant.get_epsilon(config.delta * 0.9) - math.log1p(-config.delta * 0.1)
+    assert summary["epsilon"] == pytest.approx(expected, rel=1e-9)

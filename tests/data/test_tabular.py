@@ -12,6 +12,7 @@ from scipy.stats import norm
 from dpcore import csv_schema
 from dpcore.data import csv_files, tabular, types
 from dpcore.errors import ConfigError, DatasetError
+from dpcore.privacy import preprocessing
 from tests.conftest import REPO_ROOT
 
 SAMPLE_SCHEMA = REPO_ROOT / "assets" / "sample.schema.yaml"
@@ -259,3 +260,25 @@ def test_schema_errors_are_one_short_line_whatever_the_names(data) -> None:
     assert "\n" not in message and "\r" not in message and len(message) < 400, message
     assert message.startswith("csv_schema")
 
+
+# A record of assets/sample.csv's kind whose label no other record has: a derived schema never keeps it.
+APPEALED = "33,61.0,4,0.2,master,rent,appeal_pending"
+
+
+def test_a_record_whose_label_a_derived_schema_left_out_is_trained_as_other_for_every_seed():
+    sample = (REPO_ROOT / "assets" / "sample.csv").read_text().rstrip("\n")
+    plus_one = (sample + "\n" + APPEALED + "\n").encode()
+    cost = preprocessing.preprocessing_cost(epsilon=1.0, delta=1e-3)
+    for seed in range(40):
+        derivation = tabular.PrivateDerivation(
+            noise_multiplier=cost.noise_multiplier, threshold_delta=cost.threshold_delta, seed=seed
+        )
+        dataset = csv_files.parse_csv(plus_one, label="decision", name="plus_one.csv", derivation=derivation)
+        schema = dataset.info.csv_schema
+        assert schema.other_class and "appeal_pending" not in schema.classes
+        assert dataset.info.class_names == (*schema.classes, "(other)") == ("approved", "declined", "(other)")
+        # The record is a training row (its own coins say so) and trains in the class "(other)".
+        assert np.bincount(dataset.y_train, minlength=3)[2] == 1 and (dataset.y_test < 2).all()
+        assert "appeal_pending" not in dataset.info.source
+        same = csv_files.parse_csv(sample.encode(), label="decision", name="plus_one.csv", derivation=derivation)
+        assert (same.info.n_train, same.info.n_test) == (dataset.info.n_train - 1, dataset.info.n_test)

@@ -413,3 +413,33 @@ def test_a_ray_address_in_the_settings_gives_a_runner_that_trains_on_ray(monkeyp
         assert local.backend.name == "local"  # without Ray: the worker threads, when asked (else child processes)
     finally:
         local.shutdown(wait=True)
+
+
+@pytest.mark.timeout(120)
+def test_a_stored_run_with_a_record_outside_its_derived_schema_completes_naming_and_counting_nothing(store, tmp_path):
+    # assets/sample.csv and one record whose label no other record has: a derived schema leaves the
+    # label out, and the record trains in the class "(other)" instead of stopping the run.
+    data = tmp_path / "sample_plus_one.csv"
+    sample = (REPO_ROOT / "assets" / "sample.csv").read_text().rstrip("\n")
+    data.write_text(sample + "\n33,61.0,4,0.2,master,rent,appeal_pending\n")
+    config = DPConfig(
+        dataset="csv",
+        csv_path=str(data),
+        csv_label="decision",
+        model="logreg",
+        batch_size=16,
+        epochs=1,
+        delta=1e-3,
+        csv_preprocessing_epsilon=1.0,
+    )
+    runner = JobRunner(store=store, workers=1)
+    try:
+        run_id = runner.submit(config, owner="me")
+        assert runner.wait([run_id], timeout=100)
+        job = runner.get(run_id)
+    finally:
+        runner.shutdown(wait=True)
+    record = store.get_run(run_id)
+    assert job.state == record.status == "completed" and not job.error and not record.error
+    stored = "\n".join([repr(record), repr(job), store.to_csv()])
+    assert "appeal_pending" not in stored and "row(s)" not in stored
