@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dpcore.data.scatter import SCATTERNET_MODELS
+from dpcore.data.splits import CSV_SPLIT_KEY, CSV_TEST_FRACTION
 from dpcore.errors import ConfigError, UserInputError
 from dpcore.model_specs import CNN_PIXEL_OFFSET, CNN_PIXEL_SCALE, LENET_SIDE
 from dpcore.privacy.noise import schedule_of
@@ -67,8 +68,13 @@ def load_data():
 ''',
     "csv": '''
 def spell(value):
-    """One spelling per value, as in DP Explorer's schemas: "1.0" and "1" are "1"; true/false lower-case."""
+    """One spelling per cell, as in DP Explorer's schemas: "1.0" and "1" are "1"; true/false lower-case;
+    None for a missing cell (empty, or NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
     text = str(value).strip()
+    if not text:
+        return None
     if text.lower() in ("true", "false"):
         return text.lower()
     try:
@@ -77,6 +83,8 @@ def spell(value):
         number = None
     if number is None:
         return text
+    if math.isnan(number):
+        return None
     if math.isfinite(number) and number == int(number) and abs(number) < 2**53:
         return str(int(number))
     return repr(number)
@@ -85,6 +93,8 @@ def spell(value):
 def number(value):
     """The number a cell holds (true = 1, false = 0), NaN if none."""
     text = spell(value)
+    if text is None:
+        return math.nan
     if text in ("true", "false"):
         return float(text == "true")
     try:
@@ -93,42 +103,113 @@ def number(value):
         return math.nan
 
 
+def read_rows():
+    """CSV_PATH as text cells (UTF-8, else Latin-1; commas, else semicolons or tabs), rows without a label dropped."""
+    import io
+    import pandas as pd
+    with open(CSV_PATH, "rb") as handle:
+        raw = handle.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    header = text.lstrip().split("\\n", 1)[0]
+    separator = max((";", "\\t"), key=header.count) if "," not in header and (";" in header or "\\t" in header) else ","
+    frame = pd.read_csv(io.StringIO(text), sep=separator, skipinitialspace=True, dtype=str)
+    return frame[frame[CSV_LABEL].map(spell).notna()].reset_index(drop=True)
+
+
+def row_coins(frame):
+    """Three coins in [0, 1) per row (test, subset, validation), from a keyed hash of the row's own
+    cells, as DP Explorer draws them: adding or removing a row moves no other row."""
+    import hashlib
+    import json
+    cells = [frame[column].map(spell).tolist() for column in frame.columns]
+    coins = []
+    for row in zip(*cells):
+        digest = hashlib.blake2b(json.dumps(list(row), ensure_ascii=False).encode("utf-8", "surrogatepass"),
+                                 key=SPLIT_KEY, digest_size=24).digest()
+        coins.append([(int.from_bytes(digest[8 * k:8 * k + 8], "big") >> 11) / 2**53 for k in range(3)])
+    return np.array(coins, dtype=np.float64).reshape(-1, 3)
+
+
 def load_data():
-    """Your CSV under its public schema CSV_SCHEMA: nothing is fitted on the rows.
+    """Your CSV's rows under its public schema CSV_SCHEMA, with their coins: nothing is fitted on the rows.
 
     Numbers are clipped to their [low, high] and scaled; a missing one is the middle of its range.
     Categories are one-hot with one more slot for any other value; a missing one is all zeros.
-    Rows without a label are dropped; a label outside the schema's classes stops the script.
+    Rows without a label are dropped; a label outside the schema's classes is the class "(other)"
+    when the schema says other_class, else it stops the script.
     """
-    import pandas as pd
-    from sklearn.model_selection import train_test_split
     if CSV_SCHEMA is None:
         raise SystemExit("This config has no public CSV schema. DP Explorer reads a declared one (csv_schema) or "
                          "derives one privately and counts it in epsilon (csv_preprocessing_epsilon); this script "
                          "only applies a declared one. Declare csv_schema and export again.")
-    frame = pd.read_csv(CSV_PATH, dtype=str, skipinitialspace=True)
-    frame = frame[frame[CSV_LABEL].notna() & (frame[CSV_LABEL].str.strip() != "")]
+    frame = read_rows()
     classes = [spell(c) for c in CSV_SCHEMA["classes"]]
     labels = frame[CSV_LABEL].map(spell)
     unknown = labels[~labels.isin(classes)]
-    if len(unknown):
-        raise SystemExit(f"{len(unknown)} rows have a label outside the schema's classes {classes}: "
-                         f"{sorted(set(unknown))[:5]}")
+    if len(unknown) and not CSV_SCHEMA.get("other_class"):
+        raise SystemExit(f"Some rows have a label outside the schema's classes {classes}: {sorted(set(unknown))[:5]}")
     columns = []
     for name, (low, high) in CSV_SCHEMA["numeric"].items():
-        scaled = ((frame[name].map(number, na_action="ignore").astype(float).clip(low, high) - low)
-                  / (high - low)).fillna(0.5)
+        scaled = ((frame[name].map(number).astype(float).clip(low, high) - low) / (high - low)).fillna(0.5)
         columns.append(2 * scaled - 1 if CSV_SCHEMA.get("scale") == "symmetric" else scaled)
     for name, categories in CSV_SCHEMA["categorical"].items():
-        spelled = frame[name].map(spell, na_action="ignore")
+        spelled = frame[name].map(spell)
         known = [spell(c) for c in categories]
         columns += [spelled == c for c in known] + [spelled.notna() & ~spelled.isin(known)]
     x = np.stack([np.asarray(c, dtype="float32") for c in columns], axis=1)
-    y = labels.map({c: i for i, c in enumerate(classes)}).to_numpy("int64")
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0)
-    return (x_train, y_train), (x_test, y_test), len(classes)
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index.get(label, len(classes)) for label in labels], dtype="int64")
+    return x, y, row_coins(frame), len(classes) + (1 if CSV_SCHEMA.get("other_class") else 0)
+
+
+def training_data():
+    """The rows that train, test and validate, each row by its own coins, as in DP Explorer: a test
+    row when its first coin is below TEST_FRACTION; else in the MAX_TRAIN_EXAMPLES subset when its
+    second is below MAX_TRAIN_EXAMPLES / (rows outside the test split); then held out for validation
+    when its third is below VALIDATION_FRACTION. n is the number of rows that train."""
+    x, y, coins, num_classes = load_data()
+    tests = coins[:, 0] < TEST_FRACTION
+    if not tests.any():
+        raise SystemExit(f"No row of {CSV_PATH} falls in the test split; add rows.")
+    outside = int((~tests).sum())
+    rate = 1.0 if MAX_TRAIN_EXAMPLES is None or outside <= MAX_TRAIN_EXAMPLES else MAX_TRAIN_EXAMPLES / outside
+    kept = ~tests & (coins[:, 1] < rate)
+    validates = kept & (coins[:, 2] < VALIDATION_FRACTION)
+    trains = kept & ~validates
+    validation = (x[validates], y[validates]) if VALIDATION_FRACTION else (None, None)
+    return (x[trains], y[trains]), (x[tests], y[tests]), validation, num_classes
 ''',
 }
+
+# The rows of a built-in dataset that train and validate: its own test set is kept as published.
+_PUBLIC_SPLIT = '''
+
+def training_data():
+    """The rows that train, test and validate: the dataset's own test set; the first MAX_TRAIN_EXAMPLES
+    of a fixed permutation of its training set; VALIDATION_FRACTION of those held out by another."""
+    (x_train, y_train), test, num_classes = load_data()
+    if MAX_TRAIN_EXAMPLES is not None and MAX_TRAIN_EXAMPLES < len(x_train):
+        keep = np.random.default_rng(SEED).permutation(len(x_train))[:MAX_TRAIN_EXAMPLES]
+        x_train, y_train = x_train[keep], y_train[keep]
+    validation = (None, None)
+    if VALIDATION_FRACTION:
+        # Held out before training, so n (and epsilon) counts only the rows trained on.
+        held = math.ceil(round(len(x_train) * VALIDATION_FRACTION, 6))
+        order = np.random.default_rng(SEED + 1).permutation(len(x_train))
+        validation = (x_train[order[:held]], y_train[order[:held]])
+        x_train, y_train = x_train[order[held:]], y_train[order[held:]]
+    return (x_train, y_train), test, validation, num_classes
+'''
+# The key and test share of a CSV row's coins, as ``dpcore.data.splits`` draws them.
+_CSV_SPLIT = f"""
+
+SPLIT_KEY = {CSV_SPLIT_KEY!r}   # public: a row's coins depend on its cells alone
+TEST_FRACTION = {CSV_TEST_FRACTION!r}
+
+"""
 
 _MODELS = {
     "logreg": '''
@@ -368,17 +449,7 @@ def main():
         # Reproducible, for teaching and tuning: but anyone who knows SEED can recompute the noise,
         # so never release a model trained this way as private.
         tf.keras.utils.set_random_seed(SEED)
-    (x_train, y_train), (x_test, y_test), num_classes = load_data()
-    if MAX_TRAIN_EXAMPLES is not None and MAX_TRAIN_EXAMPLES < len(x_train):
-        keep = np.random.default_rng(SEED).permutation(len(x_train))[:MAX_TRAIN_EXAMPLES]
-        x_train, y_train = x_train[keep], y_train[keep]
-    x_validation = y_validation = None
-    if VALIDATION_FRACTION:
-        # Held out before training, so n (and epsilon) counts only the rows trained on.
-        held = math.ceil(round(len(x_train) * VALIDATION_FRACTION, 6))
-        order = np.random.default_rng(SEED + 1).permutation(len(x_train))
-        x_validation, y_validation = x_train[order[:held]], y_train[order[:held]]
-        x_train, y_train = x_train[order[held:]], y_train[order[held:]]
+    (x_train, y_train), (x_test, y_test), (x_validation, y_validation), num_classes = training_data()
     n = len(x_train)
 
     model = build_model(x_train.shape[1:], num_classes)
@@ -454,7 +525,8 @@ def render_script(config: DPConfig) -> str:
         csv_schema=config.csv_schema.to_dict() if config.csv_schema is not None else None,
     )
     main = _MAIN.format(optimizer=_OPTIMIZER[config.optimizer])
-    return header + _DATA[config.dataset] + _MODELS[config.model] + main
+    data = _CSV_SPLIT + _DATA["csv"] if config.dataset == "csv" else _DATA[config.dataset] + _PUBLIC_SPLIT
+    return header + data + _MODELS[config.model] + main
 
 
 EXPORT_FORMATS = ("json", "yaml", "script")

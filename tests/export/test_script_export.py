@@ -167,26 +167,48 @@ def test_exported_model_computes_what_dpcore_trains(model):
     tf.keras.backend.clear_session()
 
 
-def test_exported_csv_script_applies_the_declared_schema_and_fits_nothing():
+@pytest.mark.parametrize(
+    "changes", [{}, {"max_train_examples": 120, "validation_fraction": 0.2, "seed": 3}], ids=["whole", "subset"]
+)
+def test_exported_csv_script_trains_tests_and_validates_dp_explorers_rows_and_fits_nothing(changes):
     config = DPConfig(
         dataset="csv",
         csv_path=str(REPO_ROOT / "assets" / "sample.csv"),
         csv_label="decision",
         model="logreg",
         csv_schema=SAMPLE_SCHEMA,
+        **changes,
     )
-    (x_train, y_train), (x_test, y_test), num_classes = _exported_namespace(config)["load_data"]()
+    (x_train, y_train), (x_test, y_test), (x_validation, y_validation), num_classes = _exported_namespace(config)[
+        "training_data"
+    ]()
     ours = datasets.load(config)
     assert num_classes == ours.info.num_classes and x_train.shape[1] == ours.info.input_shape[0]
+    # Each row by its own coins, as DP Explorer splits it: the same rows, in the same order, with the same features.
+    assert len(x_train) == ours.info.n_train == datasets.train_size(config)
+    for exported, own in ((x_train, ours.x_train), (x_test, ours.x_test), (x_validation, ours.x_validation)):
+        if own is None:
+            assert exported is None
+        else:
+            np.testing.assert_allclose(exported, own, atol=1e-6)
+    for exported, own in ((y_train, ours.y_train), (y_test, ours.y_test), (y_validation, ours.y_validation)):
+        assert (exported is None and own is None) or exported.tolist() == own.tolist()
 
-    def rows(*parts):
-        return sorted(tuple(np.round(row, 6)) for part in parts for row in part.tolist())
 
-    # The same records get the same features (the script splits on its own, so compare as multisets).
-    assert rows(x_train, x_test) == rows(ours.x_train, ours.x_test)
-    assert sorted(np.concatenate([y_train, y_test]).tolist()) == sorted(
-        np.concatenate([ours.y_train, ours.y_test]).tolist()
-    )
+def test_exported_csv_script_trains_a_label_outside_the_classes_as_other_only_when_the_schema_says_so(tmp_path):
+    data = tmp_path / "plus_one.csv"
+    sample = (REPO_ROOT / "assets" / "sample.csv").read_text().rstrip("\n")
+    data.write_text(sample + "\n33,61.0,4,0.2,master,rent,appeal_pending\n")
+    config = DPConfig(dataset="csv", csv_path=str(data), csv_label="decision", model="logreg", csv_schema=SAMPLE_SCHEMA)
+    with pytest.raises(SystemExit, match="Some rows have a label outside") as refused:
+        _exported_namespace(config)["training_data"]()
+    assert "appeal_pending" in str(refused.value) and "1 rows" not in str(refused.value)
+    other = config.replace(csv_schema={**SAMPLE_SCHEMA.to_dict(), "other_class": True})
+    (x_train, y_train), (x_test, y_test), _, num_classes = _exported_namespace(other)["training_data"]()
+    ours = datasets.load(other)
+    assert num_classes == 3 and ours.info.class_names[-1] == "(other)"
+    assert y_train.tolist() == ours.y_train.tolist() and y_test.tolist() == ours.y_test.tolist()
+    assert np.concatenate([y_train, y_test]).tolist().count(2) == 1
 
 
 def test_exported_csv_script_refuses_to_run_without_a_declared_schema():
@@ -198,4 +220,4 @@ def test_exported_csv_script_refuses_to_run_without_a_declared_schema():
     )
     assert "CSV_SCHEMA = None" in render_script(config)
     with pytest.raises(SystemExit, match="no public CSV schema"):
-        _exported_namespace(config)["load_data"]()
+        _exported_namespace(config)["training_data"]()
