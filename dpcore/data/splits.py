@@ -11,7 +11,6 @@ another row, and a row is in the same place in every run of every config.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -101,16 +100,21 @@ def subset_order(n_train: int, max_train_examples: Optional[int]) -> Optional[np
 def row_coins(frame: Any) -> np.ndarray:
     """Three coins in [0, 1) per row of ``frame`` (test, subset, validation), from its cells alone.
 
-    A row's coins are the BLAKE2b hash, keyed with ``CSV_SPLIT_KEY``, of the canonical spelling of
-    each of its cells in header order (``tabular.cells``: "1.0" and "1" spell alike, a missing cell is
-    null). Rows that read the same get the same coins, so a duplicated row is wholly in one split.
+    A row's coins are the BLAKE2b hash, keyed with ``CSV_SPLIT_KEY``, of its cells in header order,
+    each in its canonical spelling (``tabular.cells``: "1.0" and "1" spell alike) written as
+    ``<length>:<spelling>``, a missing cell as ``-``. Rows that read the same get the same coins, so
+    a duplicated row is wholly in one split.
     """
-    spelled = [tabular.cells(frame[column]) for column in frame.columns]
+    import pandas as pd
+
+    texts = np.full(len(frame), "", dtype=object)
+    for column in frame.columns:
+        codes, spellings = pd.factorize(tabular.cells(frame[column]), use_na_sentinel=True)
+        tokens = np.array([f"{len(s)}:{s}" for s in spellings] + ["-"], dtype=object)
+        texts = texts + tokens[codes]
     digests = b"".join(
-        hashlib.blake2b(
-            json.dumps(row, ensure_ascii=False).encode("utf-8", "surrogatepass"), key=CSV_SPLIT_KEY, digest_size=24
-        ).digest()
-        for row in zip(*spelled)
+        hashlib.blake2b(text.encode("utf-8", "surrogatepass"), key=CSV_SPLIT_KEY, digest_size=24).digest()
+        for text in texts
     )
     words = np.frombuffer(digests, dtype=">u8").reshape(len(frame), 3)
     return (words >> np.uint64(64 - COIN_BITS)).astype(np.float64) / 2.0**COIN_BITS

@@ -123,12 +123,11 @@ def row_coins(frame):
     """Three coins in [0, 1) per row (test, subset, validation), from a keyed hash of the row's own
     cells, as DP Explorer draws them: adding or removing a row moves no other row."""
     import hashlib
-    import json
     cells = [frame[column].map(spell).tolist() for column in frame.columns]
     coins = []
     for row in zip(*cells):
-        digest = hashlib.blake2b(json.dumps(list(row), ensure_ascii=False).encode("utf-8", "surrogatepass"),
-                                 key=SPLIT_KEY, digest_size=24).digest()
+        text = "".join("-" if cell is None else f"{len(cell)}:{cell}" for cell in row)
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), key=SPLIT_KEY, digest_size=24).digest()
         coins.append([(int.from_bytes(digest[8 * k:8 * k + 8], "big") >> 11) / 2**53 for k in range(3)])
     return np.array(coins, dtype=np.float64).reshape(-1, 3)
 
