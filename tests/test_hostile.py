@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -427,19 +428,45 @@ CSV_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# The files' own schema: under it, a number beyond float32 is refused as a mistake in the file.
+HOSTILE_SCHEMA = {"classes": ["yes", "no"], "numeric": {"f1": [0, 100]}}
+
+
 @pytest.mark.parametrize("name", sorted(CSV_CASES))
 def test_csv_files_are_refused_in_one_line_naming_the_problem(name, files):
     filename, words = CSV_CASES[name]
-    config = DPConfig(dataset="csv", csv_path=str(files / filename), csv_label="decision", model="logreg")
+    config = DPConfig(
+        dataset="csv", csv_path=str(files / filename), csv_label="decision", model="logreg", csv_schema=HOSTILE_SCHEMA
+    )
     for attempt in (
         lambda: datasets.load(config),
-        lambda: csv_files.parse_csv((files / filename).read_bytes(), label="decision", name=filename),
+        lambda: csv_files.parse_csv(
+            (files / filename).read_bytes(), label="decision", name=filename, schema=config.csv_schema
+        ),
     ):
         with pytest.raises(UserInputError) as info:
             attempt()
         text = _one_line(info.value)
         for word in words:
             assert word in text, (word, text)
+
+
+@pytest.mark.parametrize("filename", ["inf.csv", "huge.csv", "neg-huge.csv"])
+def test_a_derived_schema_clips_a_number_beyond_float32_in_its_own_record(filename, files):
+    """Under a derived schema one record never stops the run: its number is clipped to the range like any other."""
+    config = DPConfig(
+        dataset="csv",
+        csv_path=str(files / filename),
+        csv_label="decision",
+        model="logreg",
+        batch_size=4,
+        delta=1e-3,
+        csv_preprocessing_epsilon=8.0,
+    )
+    dataset = datasets.load(config)
+    x = np.concatenate([dataset.x_train, dataset.x_test])
+    assert np.isfinite(x).all() and ((0 <= x) & (x <= 1)).all()
+    assert dataset.info.n_train + dataset.info.n_test == 30 == len(x)
 
 
 @pytest.mark.parametrize(

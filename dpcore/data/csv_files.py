@@ -35,7 +35,7 @@ T = TypeVar("T")
 MAX_CSV_BYTES = 50 * 1024 * 1024
 MAX_CSV_COLUMNS = 1000
 MAX_CSV_LINE_CHARS = 100_000
-# Features are float32: a value beyond this would become infinite.
+# Features are float32: a file under a declared schema holds no number beyond this (``_check_magnitudes``).
 MAX_CSV_MAGNITUDE = float(np.finfo(np.float32).max)
 MIN_CSV_ROWS = 10
 
@@ -235,6 +235,7 @@ def parse_csv(
             + ")"
         )
     else:
+        _check_magnitudes(frame.drop(columns=[label]), name=name)
         origin = "declared schema"
     tabular.check_columns(schema, list(frame.columns), label=label, name=name)
     scale = "[-1, 1]" if schema.scale == "symmetric" else "[0, 1]"
@@ -304,7 +305,6 @@ def labelled_table(raw: bytes, *, label: str, name: str) -> tuple[Any, np.ndarra
             f"column {quote(label)} has only one class ({quote(classes[0])})",
             allowed="a label column with at least two classes",
         )
-    _check_magnitudes(frame.drop(columns=[label]), name=name)
     return frame, labels
 
 
@@ -365,7 +365,12 @@ def _check_shape(text: str, *, name: str) -> None:
 
 
 def _check_magnitudes(features: pd.DataFrame, *, name: str) -> None:
-    """Refuse ±inf, and numbers too large for float32, in a numeric column: they would train on inf or NaN."""
+    """Refuse ±inf, and numbers too large for float32, in a numeric column of a file under a declared schema.
+
+    The schema would clip them to its ranges, but in a person's own file checked against their own
+    schema such a number is more likely a mistake than a value. A derived schema clips them like any
+    value beyond its ranges, record by record: one record never stops a run whose ε covers it.
+    """
     import pandas as pd
 
     df: pd.DataFrame = features
