@@ -235,7 +235,7 @@ def parse_csv(
             + ")"
         )
     else:
-        _check_magnitudes(frame.drop(columns=[label]), name=name)
+        _check_declared_file(frame, labels, label=label, name=name)
         origin = "declared schema"
     tabular.check_columns(schema, list(frame.columns), label=label, name=name)
     scale = "[-1, 1]" if schema.scale == "symmetric" else "[0, 1]"
@@ -298,6 +298,15 @@ def labelled_table(raw: bytes, *, label: str, name: str) -> tuple[Any, np.ndarra
         raise DatasetError(
             "csv_path", f"{name} has {len(frame)} rows with a label", allowed=f"at least {MIN_CSV_ROWS} rows"
         )
+    return frame, labels
+
+
+def _check_declared_file(frame: Any, labels: np.ndarray, *, label: str, name: str) -> None:
+    """A file checked against its owner's declared schema: two classes at least, no number beyond float32.
+
+    A derived schema skips these checks, so that no single record decides whether its run exists:
+    its own noisy counts refuse fewer than two classes, and it clips any number to its ranges.
+    """
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise DatasetError(
@@ -305,7 +314,7 @@ def labelled_table(raw: bytes, *, label: str, name: str) -> tuple[Any, np.ndarra
             f"column {quote(label)} has only one class ({quote(classes[0])})",
             allowed="a label column with at least two classes",
         )
-    return frame, labels
+    _check_magnitudes(frame.drop(columns=[label]), name=name)
 
 
 def split_table(
@@ -365,12 +374,9 @@ def _check_shape(text: str, *, name: str) -> None:
 
 
 def _check_magnitudes(features: pd.DataFrame, *, name: str) -> None:
-    """Refuse ±inf, and numbers too large for float32, in a numeric column of a file under a declared schema.
-
-    The schema would clip them to its ranges, but in a person's own file checked against their own
-    schema such a number is more likely a mistake than a value. A derived schema clips them like any
-    value beyond its ranges, record by record: one record never stops a run whose ε covers it.
-    """
+    """Refuse ±inf, and numbers too large for float32, in a numeric column of a file under a declared
+    schema: the schema would clip them to its ranges, but in a person's own file such a number is more
+    likely a mistake than a value."""
     import pandas as pd
 
     df: pd.DataFrame = features

@@ -282,3 +282,19 @@ def test_a_record_whose_label_a_derived_schema_left_out_is_trained_as_other_for_
         assert "appeal_pending" not in dataset.info.source
         same = csv_files.parse_csv(sample.encode(), label="decision", name="plus_one.csv", derivation=derivation)
         assert (same.info.n_train, same.info.n_test) == (dataset.info.n_train - 1, dataset.info.n_test)
+
+
+def test_under_a_derived_schema_only_the_noisy_counts_can_refuse_a_file_never_one_record():
+    derivation = tabular.PrivateDerivation(noise_multiplier=0.5, threshold_delta=1e-6, seed=0)
+    rows = [f"{i % 50},{'Paris' if i % 3 else 'Lyon'},yes" for i in range(300)]
+    one_class = "\n".join(["age,city,label", *rows]).encode()
+    plus_one = "\n".join(["age,city,label", *rows, "33,Lyon,no"]).encode()
+    for raw in (one_class, plus_one):
+        with pytest.raises(DatasetError) as refused:
+            csv_files.parse_csv(raw, label="label", derivation=derivation)
+        assert refused.value.field == "csv_preprocessing_epsilon" and "only 1 class(es)" in str(refused.value)
+        assert "'yes'" not in str(refused.value) and "'no'" not in str(refused.value)
+    # A declared schema checks its owner's file instead, and says what is wrong with it.
+    declared = csv_schema.CsvSchema.from_dict({"classes": ["yes", "no"], "numeric": {"age": [0, 50]}})
+    with pytest.raises(DatasetError, match="only one class"):
+        csv_files.parse_csv(one_class, label="label", schema=declared)
