@@ -1,7 +1,7 @@
 """A person's CSV file as a dataset: bounded reading, the header, the label, the splits, the schema.
 
-Limits hold before anything is parsed (``MAX_CSV_BYTES``, columns, line length, magnitudes): a file
-beyond them is refused with a message, never half-read. Cells are read as text, so that how a cell
+Limits hold before anything is parsed (``MAX_CSV_BYTES``, columns, line length): a file beyond them is
+refused with a message, never half-read; under a declared schema, so is a number beyond float32. Cells are read as text, so that how a cell
 reads never depends on the other rows (pandas' column types would). Each row's place (test, subset,
 validation) is its own (``dpcore.data.splits``); its features come from the schema
 (``dpcore.csv_schema``, declared or privately derived by ``dpcore.data.tabular``).
@@ -330,7 +330,7 @@ def split_table(
             "csv_path",
             f"no row of {name} falls in the test split (each row does with chance {splits.CSV_TEST_FRACTION:g}, "
             "decided by its own cells)",
-            allowed=f"a file with more rows (at least {MIN_CSV_ROWS})",
+            allowed="more rows (each a test row with that chance)",
         )
     if len(split.train) < 2:
         subset = len(split.train) + len(split.validation)

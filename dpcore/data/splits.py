@@ -4,8 +4,10 @@ The built-in datasets keep their published test sets, and take their subset and 
 fixed permutations. A CSV file's rows are split here, before any schema is applied or derived, so
 that the test rows never shape what the model sees, and each row by itself: three coins of its own,
 drawn from a keyed hash of its cells, decide whether it tests, whether it is in the
-``max_train_examples`` subset, and whether it validates. Adding or removing a row never moves
-another row, and a row is in the same place in every run of every config.
+``max_train_examples`` subset, and whether it validates. Adding or removing a row moves no other row
+between training, test and validation; with a subset, it can move only the rows at the edge of the
+subset's rate, which the number of rows outside the test split sets. A row's place is the same in
+every run of a config, whatever its seed.
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 
 A model trained on a CSV file sees features made by a ``CsvSchema``: each numeric column clipped to a
 range [low, high] and scaled to [0, 1] (or [-1, 1]), each categorical column one-hot over its list of
-categories plus one "other" slot, and the label mapped onto a list of classes (and, with
-``other_class``, one more class for every other label). Nothing in a schema is
-fitted on the private rows, so adding or removing one record changes no other record's features and
-never the model's input width. A schema is declared by a person (typed values, a small JSON/YAML
-file, or saved in the config), or derived from the training rows by ``derive_schema``: noisy,
-thresholded counts whose cost ``dpcore.privacy.accounting`` composes with training's into the run's ε.
+categories plus one "other" slot, and the label mapped onto a list of classes (with ``other_class``,
+one more class for every other label). Nothing in a schema is fitted on the private rows, so adding
+or removing one record changes no other record's features and never the model's input width. A
+schema is declared by a person (typed values, a small JSON/YAML file, or saved in the config), or
+derived from the training rows by ``derive_schema``: noisy, thresholded counts whose cost
+``dpcore.privacy.accounting`` composes with training's into the run's ε.
 """
 
 from __future__ import annotations
