@@ -15,11 +15,20 @@ spends more, and two accountings of that are offered, both on dp_accounting:
   including the minimum over the second order λ̂ (taken over the same RDP orders), applied to
   the RDP curve of one trial. It is an RDP bound, converted to (ε, δ) by dp_accounting.
 
-The random-trials ε is only the ε of what ran when K really was drawn at random (``draw_trial_count``),
-every drawn trial was run to the end (no cap, no redraw; K = 0 under Poisson releases nothing), the
-trials' configurations were drawn independently of the data, and only the best run is released.
-Like the single-run ε, both bounds cover the training examples: picking the best by test accuracy
-treats the held-out test split as public.
+The random-trials ε is only the ε of what ran when K really was drawn at random (``draw_trial_count``)
+and used as drawn (never redrawn; K = 0 under Poisson releases nothing), the trials' configurations
+were drawn independently of the data, and only the best run is released: not K, not the other trials.
+Showing every trial (and K) is covered by their composition instead, for the K that was drawn.
+
+A cap on K (a sweep refuses a drawn K above it, releasing nothing) changes the mechanism: its output
+differs from the uncapped one only when K > cap, so it is (ε, δ + e^ε · P[K > cap])-DP where the
+uncapped one is (ε, δ). ``trial_count_tail`` bounds P[K > cap]; ``SelectionEpsilon.cap_delta`` is
+that added δ, and ``check_trial_cap`` refuses a distribution whose tail would add more than
+``MAX_CAP_DELTA_SHARE`` of δ. Like the single-run ε, both bounds cover the training examples: picking
+the best by test accuracy treats the held-out test split as public.
+
+A CSV run whose schema is derived privately (``csv_preprocessing_epsilon``) is refused here: its
+thresholds are an (ε, δ) release outside the DpEvents composed, which neither bound takes into account.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Optional
+from typing import Optional, cast
 
 import dp_accounting
 import numpy as np
@@ -52,6 +61,14 @@ from dpcore.privacy import accounting, events, limits
 SELECTION_DISTRIBUTIONS = ("poisson", "truncated_negative_binomial")
 MAX_EXPECTED_TRIALS = 1000.0  # a typo guard, like the config's MAX_EPOCHS
 MAX_SHAPE = 10.0
+# The most that refusing draws above a cap on K may add to δ, as a share of δ: beyond it the
+# distribution is refused before anything is drawn.
+MAX_CAP_DELTA_SHARE = 0.01
+# A tail bound at least this large is computed as 1 - P[K <= cap] instead.
+DIRECT_TAIL_ABOVE = 1e-6
+# Added for rounding: to 1 - P[K <= cap] (absolute) and to the geometric bound (relative).
+ROUNDING_MARGIN = 1e-12
+RELATIVE_ROUNDING_MARGIN = 1e-9
 
 
 class SelectionError(UserInputError):
@@ -136,9 +153,11 @@ class SelectionSettings:
 class SelectionEpsilon:
     """The ε of releasing the best of ``runs`` runs, next to the single run's ε, all at ``delta``.
 
-    ``single_run_epsilon`` is the largest ε of one run; ``composition_epsilon`` composes all runs
-    (``accountant``); ``random_trials_epsilon`` (RDP, None without ``selection``) is the bound for a
-    number of trials drawn with ``selection``.
+    ``single_run_epsilon`` is the largest ε of one run (of a candidate when no run was drawn);
+    ``composition_epsilon`` composes all runs (``accountant``; 0 for none), the ε of showing every one
+    of them; ``random_trials_epsilon`` (RDP, None without ``selection``) is the bound for releasing
+    only the best of a number of trials drawn with ``selection``, at δ + ``cap_delta`` when draws
+    above ``trial_cap`` are refused.
     """
 
     runs: int
@@ -148,15 +167,24 @@ class SelectionEpsilon:
     composition_epsilon: float
     random_trials_epsilon: Optional[float]
     selection: Optional[SelectionSettings]
+    trial_cap: Optional[int] = None
+    cap_tail: float = 0.0  # an upper bound on P[K > trial_cap]
+    cap_delta: float = 0.0  # e^ε · cap_tail: what refusing those draws adds to δ
 
     @property
     def epsilon(self) -> float:
-        """The ε of the release: the random-trials bound when K was drawn at random, else composition.
+        """The ε of releasing only the best: the random-trials bound when K was drawn at random, else composition.
 
         Not the smaller of the two: with a random K, composition of the k that happened to be drawn
-        is not a guarantee for the mechanism that drew it.
+        is not a guarantee for the mechanism that drew it, and a trial that did not finish changes
+        neither: the claim is that of the mechanism started.
         """
         return self.composition_epsilon if self.random_trials_epsilon is None else self.random_trials_epsilon
+
+    @property
+    def selection_delta(self) -> float:
+        """δ of ``epsilon``: the runs' δ, plus ``cap_delta`` for a random number of trials under a cap."""
+        return self.delta + (self.cap_delta if self.random_trials_epsilon is not None else 0.0)
 
 
 def composition_epsilon(runs: Sequence[DPConfig], *, n: int) -> float:
@@ -165,9 +193,11 @@ def composition_epsilon(runs: Sequence[DPConfig], *, n: int) -> float:
     Uses the runs' accountant at the runs' δ (both must be shared); ∞ if any run is a baseline.
     """
     delta, accountant_name = _shared_settings(runs, "runs")
-    counts = Counter(accounting.dp_event_for_config(config, n=n) for config in runs)
+    # Counted by config without its seed (the seed changes no event); events holding lists cannot be hashed.
+    counts = Counter(config.replace(seed=0) for config in runs)
+    events_counted = [(accounting.dp_event_for_config(config, n=n), count) for config, count in counts.items()]
     composed = dp_accounting.ComposedDpEvent(
-        [event if count == 1 else dp_accounting.SelfComposedDpEvent(event, count) for event, count in counts.items()]
+        [event if count == 1 else dp_accounting.SelfComposedDpEvent(event, count) for event, count in events_counted]
     )
     if accountant_name == "rdp":
         return events.epsilon_from_rdp(events.event_rdp(composed), delta=delta)
@@ -212,15 +242,19 @@ def selection_epsilon(
     n: int,
     selection: Optional[SelectionSettings] = None,
     candidates: Optional[Sequence[DPConfig]] = None,
+    trial_cap: Optional[int] = None,
 ) -> SelectionEpsilon:
     """The single-run, plain-composition and (with ``selection``) random-trials ε of a set of runs.
 
-    ``runs`` are the runs trained (or to be trained); ``candidates`` the configurations each random
-    trial draws from, required with ``selection`` because a trial may draw one that did not happen
-    to run. All share the training set of ``n`` examples, one δ and one accountant.
+    ``runs`` are the runs trained (or to be trained; with ``selection`` they may be none, K = 0);
+    ``candidates`` the configurations each random trial draws from, required with ``selection``
+    because a trial may draw one that did not happen to run. All share the training set of ``n``
+    examples, one δ and one accountant. ``trial_cap``: draws of K above it are refused, and the
+    random-trials bound pays for that in δ (``cap_delta``).
     """
-    delta, accountant_name = _shared_settings(runs, "runs")
-    random_trials = None
+    random_trials, tail, cap_delta = None, 0.0, 0.0
+    if selection is None or isinstance(runs, DPConfig) or len(runs):
+        delta, accountant_name = _shared_settings(runs, "runs")
     if selection is not None:
         if not candidates:
             raise SelectionError(
@@ -229,16 +263,96 @@ def selection_epsilon(
                 allowed="one or more configs with selection",
             )
         random_trials = random_trials_epsilon(candidates, n=n, selection=selection)
-        _shared_settings([*runs, *candidates], "candidates")
+        delta, accountant_name = _shared_settings([*runs, *candidates], "candidates")
+        if trial_cap is not None:
+            tail = trial_count_tail(selection, cap=trial_cap)
+            cap_delta = _cap_delta(random_trials, tail)
+    singles = set(runs) if runs else set(candidates or ())
     return SelectionEpsilon(
         runs=len(runs),
         delta=delta,
         accountant=accountant_name,
-        single_run_epsilon=max(accounting.epsilon_for_config(config, n=n) for config in set(runs)),
-        composition_epsilon=composition_epsilon(runs, n=n),
+        single_run_epsilon=max(accounting.epsilon_for_config(config, n=n) for config in singles),
+        composition_epsilon=composition_epsilon(runs, n=n) if runs else 0.0,
         random_trials_epsilon=random_trials,
         selection=selection,
+        trial_cap=trial_cap if selection is not None else None,
+        cap_tail=tail,
+        cap_delta=cap_delta,
     )
+
+
+def _cap_delta(epsilon: float, tail: float) -> float:
+    """e^ε · tail, the δ that refusing draws above a cap adds (∞ where it overflows; 0 for no tail)."""
+    if tail <= 0.0:
+        return 0.0
+    exponent = epsilon + math.log(tail)
+    return math.inf if exponent > 700 else math.exp(exponent)
+
+
+def check_trial_cap(result: SelectionEpsilon) -> None:
+    """Refuse a random number of trials whose draws above the cap would add more than MAX_CAP_DELTA_SHARE of δ.
+
+    Checked before K is drawn, so a refused distribution draws nothing.
+    """
+    if result.selection is None or result.trial_cap is None:
+        return
+    if result.cap_delta <= MAX_CAP_DELTA_SHARE * result.delta:
+        return
+    settings = result.selection
+    shape = " or a larger shape" if settings.distribution != "poisson" else ""
+    raise SelectionError(
+        "mean",
+        f"with E[K] = {settings.expected_trials:.4g} the chance of drawing more than {result.trial_cap:,} trials "
+        f"is up to {result.cap_tail:.1e}, and refusing such a draw would add {result.cap_delta:.1e} to "
+        f"δ = {result.delta:.0e}",
+        allowed=f"a distribution whose draws above {result.trial_cap:,} cost at most {MAX_CAP_DELTA_SHARE:.0%} "
+        f"of δ: a smaller mean{shape}",
+    )
+
+
+def trial_count_tail(selection: SelectionSettings, *, cap: int) -> float:
+    """An upper bound on P[K > ``cap``] for K drawn with ``selection``, computed in log space.
+
+    Beyond ``cap`` the terms P[K = k] fall at least geometrically (Poisson: ratio μ/(k + 1); the
+    truncated negative binomial: (1 - γ)(k + η)/(k + 1)), so the tail is at most its first term over
+    one minus the largest ratio (times 1 + ``RELATIVE_ROUNDING_MARGIN``). Where that bound is not
+    small (``DIRECT_TAIL_ABOVE``) the tail is 1 - P[K <= cap], plus ``ROUNDING_MARGIN``.
+    """
+    if not isinstance(selection, SelectionSettings):
+        raise SelectionError("selection", f"{selection!r} is not selection settings", allowed="a SelectionSettings")
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+        raise SelectionError("cap", f"{cap!r} is not a number of trials", allowed="a whole number >= 0")
+    first = cap + 1
+    if selection.distribution == "poisson":
+        mean = float(selection.mean)
+        ratio = mean / (first + 1)
+
+        def log_term(k: int) -> float:
+            return -mean + k * math.log(mean) - math.lgamma(k + 1)
+
+        smallest = 0
+    else:
+        gamma, shape = float(cast(float, selection.gamma)), selection.accounting_shape
+        if gamma >= 1.0:
+            return 0.0  # K = 1 always
+        log_inverse_gamma = -math.log(gamma)
+        log_norm = math.log(log_inverse_gamma) if shape == 0 else math.log(math.expm1(shape * log_inverse_gamma))
+        ratio = (1.0 - gamma) * max(1.0, (first + shape) / (first + 1))
+
+        def log_term(k: int) -> float:
+            coefficient = (
+                -math.log(k) if shape == 0 else math.lgamma(k + shape) - math.lgamma(shape) - math.lgamma(k + 1)
+            )
+            return k * math.log1p(-gamma) + coefficient - log_norm
+
+        smallest = 1
+    if ratio < 1.0:
+        bound = math.exp(log_term(first)) / (1.0 - ratio) * (1.0 + RELATIVE_ROUNDING_MARGIN)
+        if bound < DIRECT_TAIL_ABOVE:
+            return bound
+    below = math.fsum(math.exp(log_term(k)) for k in range(smallest, first))
+    return min(1.0, max(0.0, 1.0 - below) + ROUNDING_MARGIN)
 
 
 def draw_trial_count(
@@ -302,5 +416,12 @@ def _shared_settings(configs: Sequence[DPConfig], field: str) -> tuple[float, st
             field,
             "the runs train on different data (dataset, CSV file, subset size or validation split)",
             allowed="runs on one training set",
+        )
+    if any(c.private and c.csv_preprocessing_epsilon is not None for c in configs):
+        raise SelectionError(
+            "csv_preprocessing_epsilon",
+            "each run derives its CSV schema privately, and the thresholds of that derivation are an "
+            "(ε, δ) release that the ε of choosing among runs does not compose",
+            allowed="a declared schema (csv_schema) for runs to choose among",
         )
     return float(configs[0].delta), configs[0].accountant

@@ -276,6 +276,98 @@ def test_selection_epsilon_needs_the_candidates_and_shared_settings():
         selection.random_trials_epsilon([RUN], n=N, selection={"distribution": "poisson"})
 
 
+def test_no_runs_drawn_under_poisson_still_carry_the_random_trials_bound():
+    louder = RUN.replace(noise_multiplier=2.0)
+    settings = SelectionSettings("poisson", 2)
+    result = selection.selection_epsilon(runs=[], n=N, selection=settings, candidates=[RUN, louder])
+    assert (result.runs, result.composition_epsilon) == (0, 0.0)
+    assert result.epsilon == selection.random_trials_epsilon([RUN, louder], n=N, selection=settings)
+    assert result.single_run_epsilon == accounting.epsilon_for_config(RUN, n=N)
+    with pytest.raises(SelectionError, match="list of run configurations"):
+        selection.selection_epsilon(runs=[], n=N)
+
+
+def test_runs_that_derive_their_csv_schema_privately_are_refused_not_undercounted():
+    # Each such run's thresholds spend part of δ outside the composed events: neither bound may leave them out.
+    derived = DPConfig(
+        dataset="csv", csv_path="assets/sample.csv", csv_label="decision", csv_preprocessing_epsilon=1.0, epochs=1
+    )
+    for compute in (
+        lambda: selection.composition_epsilon([derived, derived], n=192),
+        lambda: selection.selection_epsilon(runs=[derived], n=192, selection=_tnb(3, 1), candidates=[derived]),
+    ):
+        with pytest.raises(SelectionError) as caught:
+            compute()
+        assert caught.value.field == "csv_preprocessing_epsilon" and "csv_schema" in caught.value.allowed
+
+
+# -- the cap on the number of trials ---------------------------------------------------------------
+
+
+def _exact_tail(settings, cap):
+    if settings.distribution == "poisson":
+        return stats.poisson(settings.mean).sf(cap)
+    gamma, shape = settings.gamma, settings.shape
+    if shape == 0:
+        return stats.logser(1 - gamma).sf(cap)
+    return stats.nbinom(shape, gamma).sf(cap) / (1 - gamma**shape)
+
+
+@pytest.mark.parametrize(
+    "settings, cap",
+    [
+        (SelectionSettings("poisson", 500), 1000),
+        (SelectionSettings("poisson", 800), 1000),
+        (SelectionSettings("poisson", 900), 1000),
+        (SelectionSettings("poisson", 1000), 1000),
+        (SelectionSettings("poisson", 20), 30),
+        (_tnb(30, 1), 1000),
+        (_tnb(100, 1), 1000),
+        (_tnb(20, 0), 1000),
+        (_tnb(100, 0), 1000),
+        (_tnb(50, 0.5), 1000),
+        (_tnb(200, 3), 1000),
+        (_tnb(500, 10), 1000),
+        (_tnb(5, 2), 40),
+    ],
+)
+def test_the_tail_beyond_the_cap_is_bounded_from_above_and_closely(settings, cap):
+    exact = _exact_tail(settings, cap)
+    bound = selection.trial_count_tail(settings, cap=cap)
+    assert exact <= bound <= 1.6 * exact + 2 * selection.ROUNDING_MARGIN
+
+
+def test_a_distribution_that_always_draws_one_has_no_tail_and_bad_caps_are_refused():
+    assert selection.trial_count_tail(_tnb(1, 1), cap=1) == 0.0
+    assert selection.trial_count_tail(SelectionSettings("poisson", 3), cap=1000) == 0.0  # below 1e-308
+    for cap in (-1, 2.5, True):
+        with pytest.raises(SelectionError) as caught:
+            selection.trial_count_tail(SelectionSettings("poisson", 3), cap=cap)
+        assert caught.value.field == "cap"
+
+
+def test_the_cap_is_paid_in_delta_and_a_heavy_tail_is_refused_before_drawing():
+    light = SelectionSettings("poisson", 700)  # P[K > 1000] about 7e-27
+    result = selection.selection_epsilon(runs=[RUN], n=N, selection=light, candidates=[RUN], trial_cap=1000)
+    assert result.cap_tail == selection.trial_count_tail(light, cap=1000)
+    assert result.cap_delta == pytest.approx(math.exp(result.random_trials_epsilon) * result.cap_tail, rel=1e-9)
+    assert result.selection_delta == RUN.delta + result.cap_delta and result.cap_delta > 0
+    selection.check_trial_cap(result)  # a small share of δ: allowed
+    uncapped = selection.selection_epsilon(runs=[RUN], n=N, selection=light, candidates=[RUN])
+    assert (uncapped.cap_delta, uncapped.selection_delta) == (0.0, RUN.delta)
+
+    for heavy in (SelectionSettings("poisson", 900), _tnb(100, 0)):
+        result = selection.selection_epsilon(runs=[RUN], n=N, selection=heavy, candidates=[RUN], trial_cap=1000)
+        assert result.cap_delta > selection.MAX_CAP_DELTA_SHARE * RUN.delta
+        with pytest.raises(SelectionError) as caught:
+            selection.check_trial_cap(result)
+        assert caught.value.field == "mean" and "more than 1,000 trials" in str(caught.value)
+        assert "a smaller mean" in caught.value.allowed
+    fixed = selection.selection_epsilon(runs=[RUN], n=N)
+    assert fixed.selection_delta == RUN.delta
+    selection.check_trial_cap(fixed)  # nothing drawn, nothing to check
+
+
 # -- settings --------------------------------------------------------------------------------------
 
 
