@@ -75,8 +75,46 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class SelectionDraw:
+    """One draw of a private-selection sweep's number of trials, kept before anything runs.
+
+    At most one per ``owner``, training data (``data_key``) and sweep spec (``spec_key``), so a draw
+    that was refused or abandoned is never drawn again. ``picks`` names each trial's candidate by
+    its index among the spec's candidates (none when ``refused``: K above the cap, nothing may run);
+    ``sweep_id`` is the sweep that used the draw, None while no sweep has.
+    """
+
+    id: int
+    created: float
+    owner: str
+    data_key: str
+    spec_key: str
+    trial_count: int
+    picks: tuple[int, ...]
+    refused: Optional[str]
+    sweep_id: Optional[int]
+
+
+def selection_draw(row: sqlite3.Row) -> SelectionDraw:
+    return SelectionDraw(
+        id=row["id"],
+        created=row["created"],
+        owner=row["owner"],
+        data_key=row["data_key"],
+        spec_key=row["spec_key"],
+        trial_count=row["trial_count"],
+        picks=tuple(int(p) for p in json.loads(row["picks_json"])),
+        refused=row["refused"],
+        sweep_id=row["sweep_id"],
+    )
+
+
+@dataclass(frozen=True)
 class SweepRecord:
-    """One stored sweep as written by ``create_sweep``; ``dpcore.runs.sweeps`` reads the JSON texts."""
+    """One stored sweep as written by ``create_sweep``; ``dpcore.runs.sweeps`` reads the JSON texts.
+
+    ``draw``: the recorded draw a private-selection sweep ran (None for a grid, or a sweep stored before
+    draws were recorded)."""
 
     id: int
     owner: str
@@ -90,9 +128,10 @@ class SweepRecord:
     base_config: DPConfig
     created: float
     run_ids: tuple[int, ...]
+    draw: Optional[SelectionDraw] = None
 
 
-def sweep_record(row: sqlite3.Row, run_ids: Sequence[int]) -> SweepRecord:
+def sweep_record(row: sqlite3.Row, run_ids: Sequence[int], draw: Optional[SelectionDraw] = None) -> SweepRecord:
     return SweepRecord(
         id=row["id"],
         owner=row["owner"],
@@ -106,6 +145,7 @@ def sweep_record(row: sqlite3.Row, run_ids: Sequence[int]) -> SweepRecord:
         base_config=DPConfig.from_json(row["base_config_json"]),
         created=row["created"],
         run_ids=tuple(run_ids),
+        draw=draw,
     )
 
 

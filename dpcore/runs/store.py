@@ -19,6 +19,10 @@ older files up):
   owner, name, mode, the knobs and their values, seeds per setting, the baseline flag, the
   selection settings and the drawn number of trials, the base config; ``sweep_runs`` links each
   of its runs (a run belongs to at most one sweep; deleting a run drops its link).
+- ``selection_draws`` (``_SCHEMA_SELECTION_DRAWS``): every number of trials K a private-selection
+  sweep drew, kept before anything runs, with the time, the owner, the training data's key, the
+  spec's key, each trial's candidate, why it was refused (K above the cap) and the sweep that used
+  it; one per owner, data and spec, so a refused or abandoned draw is never drawn again.
 
 Final metrics are the last epoch's row. An infinite ε (the non-private baseline, or an accountant
 that can promise nothing) is stored as NULL in ``epoch_metrics.epsilon`` and read back as
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import sqlite3
 import time
@@ -65,6 +70,7 @@ from dpcore.runs.records import (
     INTERRUPTED_MESSAGE,
     RunListing,
     RunRecord,
+    SelectionDraw,
     SweepRecord,
     UnreadableRun,
     damage_message,
@@ -72,6 +78,7 @@ from dpcore.runs.records import (
     float_or_none,
     insert_epochs_sql,
     readable_record,
+    selection_draw,
     sweep_record,
     weights_blob,
     weights_from_blob,
@@ -115,6 +122,18 @@ class UnknownRunError(UserInputError, LookupError):
     def __init__(self, run_id: int) -> None:
         super().__init__("run", f"there is no run with id {run_id}")
         self.run_id = run_id
+
+
+class SelectionDrawUsedError(UserInputError):
+    """A private-selection draw that a sweep has already used, or that was refused, cannot start another sweep."""
+
+    def __init__(self, draw_id: int) -> None:
+        super().__init__(
+            "selection",
+            f"the draw {draw_id} of this sweep's number of trials is already used or refused",
+            allowed="a draw no sweep has used",
+        )
+        self.draw_id = draw_id
 
 
 class UnknownSweepError(UserInputError, LookupError):
@@ -369,8 +388,13 @@ class RunStore:
         selection_json: Optional[str],
         trial_count: Optional[int],
         base_config: DPConfig,
+        selection_draw_id: Optional[int] = None,
     ) -> int:
-        """Record a sweep (``dpcore.runs.sweeps`` makes the JSON texts) and return its id; its runs link to it."""
+        """Record a sweep (``dpcore.runs.sweeps`` makes the JSON texts) and return its id; its runs link to it.
+
+        ``selection_draw_id``: the recorded draw it runs, marked as used by it in the same transaction
+        (SelectionDrawUsedError, and no sweep, if another sweep used it first or it was refused).
+        """
         with self._connect(write=True) as conn:
             cursor = conn.execute(
                 "INSERT INTO sweeps (owner, name, mode, knobs_json, seeds, baseline, selection_json, "
@@ -389,7 +413,67 @@ class RunStore:
                 ),
             )
             assert cursor.lastrowid is not None  # an INSERT sets it
-            return int(cursor.lastrowid)
+            sweep_id = int(cursor.lastrowid)
+            if selection_draw_id is not None:
+                used = conn.execute(
+                    "UPDATE selection_draws SET sweep_id = ? WHERE id = ? AND sweep_id IS NULL AND refused IS NULL",
+                    (sweep_id, selection_draw_id),
+                )
+                if used.rowcount == 0:
+                    raise SelectionDrawUsedError(selection_draw_id)
+            return sweep_id
+
+    def find_selection_draw(self, *, owner: str, data_key: str, spec_key: str) -> Optional[SelectionDraw]:
+        """The draw kept for ``owner``, this training data and this sweep spec, or None when none was drawn."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT * FROM selection_draws WHERE owner = ? AND data_key = ? AND spec_key = ?",
+                (owner, data_key, spec_key),
+            ).fetchone()
+        return None if row is None else selection_draw(row)
+
+    def record_selection_draw(
+        self,
+        *,
+        owner: str,
+        data_key: str,
+        spec_key: str,
+        trial_count: int,
+        picks: Sequence[int],
+        refused: Optional[str] = None,
+    ) -> SelectionDraw:
+        """Keep a draw of K (and each trial's candidate) unless one is kept for the same owner, data and
+        spec already; return the draw kept, which is the earlier one when two starts race."""
+        if isinstance(trial_count, bool) or not isinstance(trial_count, int) or trial_count < 0:
+            raise ValueError(f"a number of trials is a whole number >= 0, not {trial_count!r}")
+        with self._connect(write=True) as conn:
+            conn.execute(
+                "INSERT INTO selection_draws (created, owner, data_key, spec_key, trial_count, picks_json, refused) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, data_key, spec_key) DO NOTHING",
+                (time.time(), owner, data_key, spec_key, trial_count, json.dumps([int(p) for p in picks]), refused),
+            )
+            row = conn.execute(
+                "SELECT * FROM selection_draws WHERE owner = ? AND data_key = ? AND spec_key = ?",
+                (owner, data_key, spec_key),
+            ).fetchone()
+        return selection_draw(row)
+
+    def release_selection_draw(self, draw_id: int, *, sweep_id: int) -> None:
+        """Free a draw that ``sweep_id`` took but could not queue (refused whole, nothing queued), for the next start."""
+        with self._connect(write=True) as conn:
+            conn.execute(
+                "UPDATE selection_draws SET sweep_id = NULL WHERE id = ? AND sweep_id = ?", (draw_id, sweep_id)
+            )
+
+    def list_selection_draws(self, *, owner: Optional[str] = None) -> list[SelectionDraw]:
+        """Every kept draw, oldest first (only ``owner``'s when given)."""
+        with self._connect() as conn:
+            rows = (
+                conn.execute("SELECT * FROM selection_draws ORDER BY id").fetchall()
+                if owner is None
+                else conn.execute("SELECT * FROM selection_draws WHERE owner = ? ORDER BY id", (owner,)).fetchall()
+            )
+        return [selection_draw(row) for row in rows]
 
     def get_sweep(self, sweep_id: int) -> SweepRecord:
         """One sweep with its run ids; UnknownSweepError if there is none with that id."""
@@ -401,7 +485,8 @@ class RunStore:
                 r["run_id"]
                 for r in conn.execute("SELECT run_id FROM sweep_runs WHERE sweep_id = ? ORDER BY run_id", (sweep_id,))
             ]
-        return sweep_record(row, run_ids)
+            draw = conn.execute("SELECT * FROM selection_draws WHERE sweep_id = ?", (sweep_id,)).fetchone()
+        return sweep_record(row, run_ids, None if draw is None else selection_draw(draw))
 
     def list_sweeps(self, *, owner: Optional[str] = None) -> list[SweepRecord]:
         """Every sweep, oldest first (only ``owner``'s when given), each with its run ids."""
@@ -412,10 +497,12 @@ class RunStore:
                 else conn.execute("SELECT * FROM sweeps WHERE owner = ? ORDER BY id", (owner,)).fetchall()
             )
             links = conn.execute("SELECT run_id, sweep_id FROM sweep_runs ORDER BY run_id").fetchall()
+            draws = conn.execute("SELECT * FROM selection_draws WHERE sweep_id IS NOT NULL").fetchall()
         by_sweep: dict[int, list[int]] = {}
         for link in links:
             by_sweep.setdefault(link["sweep_id"], []).append(link["run_id"])
-        return [sweep_record(row, by_sweep.get(row["id"], [])) for row in rows]
+        draw_of = {draw["sweep_id"]: selection_draw(draw) for draw in draws}
+        return [sweep_record(row, by_sweep.get(row["id"], []), draw_of.get(row["id"])) for row in rows]
 
     def sweep_ids_of_runs(self) -> dict[int, int]:
         """run id -> the id of the sweep it belongs to, for every run that belongs to one."""

@@ -120,6 +120,25 @@ CREATE TABLE sweep_runs (
 CREATE INDEX sweep_runs_sweep ON sweep_runs (sweep_id)
 """
 
+# Each K a private-selection sweep draws (dpcore.runs.sweeps), kept before anything runs: one per
+# owner, training data and spec, so that a refused or abandoned draw is never drawn again; sweep_id
+# is the sweep that used it (NULL while none has).
+_SCHEMA_SELECTION_DRAWS = """
+CREATE TABLE selection_draws (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    owner TEXT NOT NULL DEFAULT '',
+    data_key TEXT NOT NULL,
+    spec_key TEXT NOT NULL,
+    trial_count INTEGER NOT NULL CHECK (trial_count >= 0),
+    picks_json TEXT NOT NULL,
+    refused TEXT,
+    sweep_id INTEGER REFERENCES sweeps (id),
+    UNIQUE (owner, data_key, spec_key)
+);
+CREATE UNIQUE INDEX selection_draws_sweep ON selection_draws (sweep_id)
+"""
+
 # MIGRATIONS[i] brings a file from schema version i to i + 1 inside one transaction. Append new
 # steps at the end; never edit a released one.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
@@ -128,10 +147,12 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     lambda conn: _run_script(conn, _SCHEMA_V3),
     lambda conn: _run_script(conn, _SCHEMA_V4),
     lambda conn: _run_script(conn, _SCHEMA_SWEEPS),  # SWEEPS_STEP
+    lambda conn: _run_script(conn, _SCHEMA_SELECTION_DRAWS),  # SELECTION_DRAWS_STEP
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-# The step that adds the sweep tables (tests build a store from just before it).
-SWEEPS_STEP = len(MIGRATIONS) - 1
+# The steps that add the sweep tables and the selection draws (tests build a store from just before each).
+SWEEPS_STEP = 4
+SELECTION_DRAWS_STEP = 5
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:

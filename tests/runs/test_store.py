@@ -562,6 +562,71 @@ def test_a_store_from_before_sweeps_gains_the_sweep_tables_and_keeps_its_runs(tm
         store.create_run(CONFIG, sweep_id=sweep_id + 1)
 
 
+def test_a_store_from_before_selection_draws_gains_their_table_and_keeps_its_sweeps(tmp_path):
+    path = _old_store_with_one_run(tmp_path, version=store_schema.SELECTION_DRAWS_STEP)
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO sweeps (owner, name, mode, knobs_json, seeds, baseline, selection_json, trial_count, "
+        "base_config_json, created) VALUES ('me', 'old', 'private_selection', '[]', 1, 0, "
+        """'{"distribution": "poisson", "mean": 2.0, "shape": null}', 3, ?, 1.0)""",
+        (CONFIG.to_json(),),
+    )
+    conn.commit()
+    conn.close()
+
+    store = RunStore(path)
+    assert store.schema_version() == SCHEMA_VERSION
+    (old,) = store.list_sweeps()
+    assert (old.name, old.trial_count, old.draw) == ("old", 3, None)
+    assert store.list_selection_draws() == [] and [r.name for r in store.list_runs()] == ["old"]
+
+
+def test_a_selection_draw_is_kept_once_per_owner_data_and_spec_and_used_by_one_sweep(store):
+    from dpcore.runs.store import SelectionDrawUsedError
+
+    key = dict(owner="me", data_key='["digits"]', spec_key='{"knobs": 1}')
+    assert store.find_selection_draw(**key) is None
+    first = store.record_selection_draw(**key, trial_count=3, picks=[0, 1, 1])
+    assert (first.trial_count, first.picks, first.refused, first.sweep_id) == (3, (0, 1, 1), None, None)
+    assert first.created > 0 and store.find_selection_draw(**key) == first
+    # A second draw for the same owner, data and spec is not kept: the first one comes back.
+    assert store.record_selection_draw(**key, trial_count=7, picks=[0] * 7) == first
+    other = store.record_selection_draw(**{**key, "owner": "you"}, trial_count=0, picks=[])
+    refused = store.record_selection_draw(**{**key, "spec_key": "{}"}, trial_count=2000, picks=[], refused="above")
+    assert [d.id for d in store.list_selection_draws()] == [first.id, other.id, refused.id]
+    assert store.list_selection_draws(owner="you") == [other]
+
+    def sweep(draw_id):
+        return store.create_sweep(
+            owner="me",
+            name="",
+            mode="private_selection",
+            knobs_json="[]",
+            seeds=1,
+            baseline=False,
+            selection_json=None,
+            trial_count=3,
+            base_config=CONFIG,
+            selection_draw_id=draw_id,
+        )
+
+    used_by = sweep(first.id)
+    assert store.get_sweep(used_by).draw == store.find_selection_draw(**key)
+    assert store.get_sweep(used_by).draw.sweep_id == used_by
+    assert {s.id: s.draw for s in store.list_sweeps()}[used_by].picks == (0, 1, 1)
+    sweeps_before = len(store.list_sweeps())
+    for draw_id in (first.id, refused.id):  # used already, or refused: no second sweep, nothing stored
+        with pytest.raises(SelectionDrawUsedError) as caught:
+            sweep(draw_id)
+        assert caught.value.field == "selection"
+    assert len(store.list_sweeps()) == sweeps_before
+    store.release_selection_draw(first.id, sweep_id=used_by)  # its sweep could queue nothing
+    assert store.find_selection_draw(**key).sweep_id is None and store.get_sweep(used_by).draw is None
+    assert store.get_sweep(sweep(first.id)).draw.picks == (0, 1, 1)
+    with pytest.raises(ValueError):
+        store.record_selection_draw(**{**key, "owner": "x"}, trial_count=-1, picks=[])
+
+
 def _version_1_file(path) -> None:
     """A store as DP Explorer wrote it at schema version 1: a finished run with two epochs."""
 
