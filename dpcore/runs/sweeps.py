@@ -9,10 +9,15 @@ Two modes (``SWEEP_MODES``):
   (``selection.composition_epsilon``).
 * ``private_selection``: the candidates are the knobs' combinations; the number of trials K is drawn
   with ``selection.draw_trial_count`` from the operating system's secure source when the sweep is
-  started (never at preview, so nobody can redraw until K suits them), and each trial is a run of a
-  candidate drawn uniformly at random, with seed base.seed + its index. The best trial's ε is
-  Papernot & Steinke's random-trials bound, valid only if every drawn trial ran to the end; when
-  one did not, only the composition of the trials is claimed.
+  started (never at preview), and each trial is a run of a candidate drawn uniformly at random, with
+  seed base.seed + its index. Every draw is recorded in the store before anything runs, one per
+  owner, training data and spec (``selection_keys``): starting the same spec on the same data again
+  reuses a draw that no sweep could queue, and is refused once a sweep has used it or K was above
+  the cap (``MAX_DRAWN_TRIALS``), so K is never redrawn until it suits someone. A distribution whose
+  draws above the cap would cost more than ``selection.MAX_CAP_DELTA_SHARE`` of δ is refused before
+  drawing; the rest of that cost is added to δ. Releasing only the best trial costs Papernot &
+  Steinke's random-trials bound; showing every trial (as Compare does) costs their composition. Both
+  are those of the sweep as started: a trial that fails or is cancelled lowers neither.
 
 The optional baseline (one non-private run per seed) is a reference, never a candidate: its ε is ∞.
 TensorFlow-free: the runner imports the trainer.
@@ -20,11 +25,13 @@ TensorFlow-free: the runner imports the trainer.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
 import secrets
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union, cast
@@ -40,17 +47,20 @@ from dpcore.privacy.selection import (
     SelectionEpsilon,
     SelectionError,
     SelectionSettings,
+    check_trial_cap,
     draw_trial_count,
     selection_epsilon,
 )
-from dpcore.runs.capacity import format_duration
+from dpcore.results import FINISHED_STATUSES
+from dpcore.runs.capacity import CapacityError, format_duration
 from dpcore.runs.comparison import Point, pareto_frontier
-from dpcore.runs.records import RunRecord, SweepRecord
+from dpcore.runs.records import RunRecord, SelectionDraw, SweepRecord
 
 if TYPE_CHECKING:
     from dpcore.room.participants import Caller
     from dpcore.runs.capacity import ThroughputTable
     from dpcore.runs.jobs import JobRunner
+    from dpcore.runs.store import RunStore
 
 SWEEP_MODES = ("grid", "private_selection")
 # The knobs the app offers, at most MAX_APP_KNOBS at once; the library and CLI take any config field.
@@ -59,8 +69,8 @@ MAX_APP_KNOBS = 2
 MAX_SEEDS = 20
 # The most runs one sweep may queue: each is a training run and a row in the store.
 MAX_SWEEP_RUNS = 1000
-# A private-selection sweep whose drawn K is above this is refused before anything runs (and K is
-# not redrawn: the sweep is simply not run, which releases nothing).
+# A private-selection sweep whose drawn K is above this runs nothing; the draw is recorded, never
+# redrawn, and the chance of it is paid in δ (``SelectionEpsilon.cap_delta``).
 MAX_DRAWN_TRIALS = MAX_SWEEP_RUNS
 
 
@@ -205,11 +215,21 @@ def _baselines(spec: SweepSpec) -> list[SweepPoint]:
     ]
 
 
-def draw_trials(spec: SweepSpec, *, rng: Optional[np.random.Generator] = None) -> list[SweepPoint]:
-    """A private-selection sweep's trials: K drawn with ``draw_trial_count``, each a random candidate.
+@dataclass(frozen=True)
+class TrialDraw:
+    """A private-selection sweep's draw: K, each trial's candidate by index, and why it may not run."""
+
+    trial_count: int
+    picks: tuple[int, ...]  # empty when refused
+    refused: Optional[str]  # K above MAX_DRAWN_TRIALS: nothing may run
+
+
+def draw_trials(spec: SweepSpec, *, rng: Optional[np.random.Generator] = None) -> TrialDraw:
+    """Draw a private-selection sweep's K with ``draw_trial_count`` (exactly, never redrawn) and each
+    trial's candidate uniformly at random; a K over MAX_DRAWN_TRIALS comes back refused, with no picks.
 
     ``rng`` (tests, teaching) makes the draws reproducible; without it both K and the choices come
-    from the operating system's secure source. A K over MAX_DRAWN_TRIALS refuses the sweep.
+    from the operating system's secure source. ``start`` records what this returns before anything runs.
     """
     if spec.mode != "private_selection":
         raise SweepError("mode", "only a private-selection sweep draws trials", allowed="private_selection")
@@ -217,17 +237,58 @@ def draw_trials(spec: SweepSpec, *, rng: Optional[np.random.Generator] = None) -
     assert spec.selection is not None  # SweepSpec requires selection settings for private selection
     count = draw_trial_count(spec.selection, rng=rng)
     if count > MAX_DRAWN_TRIALS:
-        raise SweepError(
-            "selection",
-            f"the drawn number of trials is {count:,}; nothing was run",
-            allowed=f"a distribution whose draws stay under {MAX_DRAWN_TRIALS} (a smaller mean or shape)",
-        )
+        return TrialDraw(count, (), f"K = {count:,} is above the cap of {MAX_DRAWN_TRIALS:,} trials")
     generator = rng if rng is not None else np.random.default_rng(secrets.randbits(128))
-    picks: Union[np.ndarray, list[int]] = generator.integers(0, len(pool), size=count) if count else []
+    picks = generator.integers(0, len(pool), size=count) if count else []
+    return TrialDraw(count, tuple(int(p) for p in picks), None)
+
+
+def trial_points(spec: SweepSpec, picks: Sequence[int]) -> list[SweepPoint]:
+    """The trials a draw's ``picks`` name: trial i runs candidate picks[i] with seed base.seed + i."""
+    pool = candidates(spec)
     return [
-        SweepPoint(pool[int(p)][0], spec.base.seed + i, pool[int(p)][1].replace(seed=spec.base.seed + i), "trial")
+        SweepPoint(pool[p][0], spec.base.seed + i, pool[p][1].replace(seed=spec.base.seed + i), "trial")
         for i, p in enumerate(picks)
     ]
+
+
+def selection_keys(spec: SweepSpec) -> tuple[str, str]:
+    """(data key, spec key) as JSON texts: what a private-selection draw is recorded under.
+
+    The data key is the candidates' training data: dataset, a CSV file's SHA-256 (its content, so a
+    copy under another name is the same data), label column, subset size and validation split. The
+    spec key is the selection settings, the knobs and the base config without its CSV path. The
+    sweep's name and its non-private baseline do not count: changing them draws nothing new.
+    """
+    config = candidates(spec)[0][1]
+    data = {
+        "dataset": config.dataset,
+        "csv_sha256": _file_sha256(config.csv_path) if config.dataset == "csv" else None,
+        "csv_label": config.csv_label,
+        "max_train_examples": config.max_train_examples,
+        "validation_fraction": config.validation_fraction,
+    }
+    settings = spec.selection
+    spec_fields = {
+        "mode": spec.mode,
+        "selection": None
+        if settings is None
+        else {"distribution": settings.distribution, "mean": settings.mean, "shape": settings.shape},
+        "knobs": [[name, list(values)] for name, values in spec.knobs],
+        "base": {**spec.base.to_dict(), "csv_path": None},
+    }
+    return json.dumps(data, sort_keys=True), json.dumps(spec_fields, sort_keys=True, default=str)
+
+
+def _file_sha256(path: Optional[str]) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path or "", "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise SweepError("csv_path", f"cannot read the CSV file: {exc.strerror or exc}") from None
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -256,20 +317,29 @@ class SweepPreview:
         return f"{self.spec.size} run(s)"
 
     def selection_text(self) -> str:
-        """The ε of releasing the best run, next to one run's, as the sweep will be accounted."""
+        """What releasing the best run and showing every run would cost, next to one run's ε."""
         s = self.selection
         if s is None:
             return self.selection_note
-        single = f"one run ε ≤ {format_epsilon(s.single_run_epsilon)}"
         if s.random_trials_epsilon is not None:
             return (
-                f"{single}; best of a random number of trials ε = {format_epsilon(s.random_trials_epsilon)} "
-                f"(δ = {s.delta:.0e}). {self.selection_note}"
+                f"one trial ε ≤ {format_epsilon(s.single_run_epsilon)}; only the best trial released (not K or "
+                f"the other trials): random-trials bound ε = {format_epsilon(s.random_trials_epsilon)} "
+                f"({delta_text(s)}); every trial shown, as Compare and the run list do: the composition of the "
+                f"K trials drawn, given once K is known. {self.selection_note}"
             )
         return (
-            f"{single}; best of all {s.runs} private runs ε = {format_epsilon(s.composition_epsilon)} "
-            f"(δ = {s.delta:.0e}). {self.selection_note}"
+            f"one run ε ≤ {format_epsilon(s.single_run_epsilon)}; the best of all {s.runs} private runs, or "
+            f"all of them shown: composition ε = {format_epsilon(s.composition_epsilon)} (δ = {s.delta:.0e}). "
+            f"{self.selection_note}"
         )
+
+
+def delta_text(s: SelectionEpsilon) -> str:
+    """δ of the random-trials bound: the runs' δ, plus what refusing K above the cap adds when it is not 0."""
+    if s.random_trials_epsilon is not None and s.cap_delta > 0:
+        return f"δ = {s.delta:.0e} + {s.cap_delta:.1e} for refusing K above {s.trial_cap:,}"
+    return f"δ = {s.delta:.0e}"
 
 
 def preview(spec: SweepSpec, *, throughput: ThroughputTable) -> SweepPreview:
@@ -293,11 +363,11 @@ def preview(spec: SweepSpec, *, throughput: ThroughputTable) -> SweepPreview:
         if private and not one_set:
             note = "The points train on different data, so no selection ε is given (pick within one training set)."
         elif private:
-            chosen = _selection_or_none(lambda: selection_epsilon(runs=private, n=n_first))
+            chosen, refusal = _selection_or_none(lambda: selection_epsilon(runs=private, n=n_first))
             note = (
-                "Releasing the best of a grid costs the composition of all its private runs."
+                "Releasing the best of a grid, or showing all its runs, costs the composition of all its private runs."
                 if chosen
-                else "The points mix δ or accountants, so no selection ε is given."
+                else f"No selection ε is given: {refusal}."
             )
         estimates = [throughput.estimate(p.config, n_train=sizes[data_key(p.config)]) for p in points]
         passes = float(sum(e.example_passes for e in estimates))
@@ -305,10 +375,11 @@ def preview(spec: SweepSpec, *, throughput: ThroughputTable) -> SweepPreview:
     else:
         points = [SweepPoint(s, spec.base.seed, c, "candidate") for s, c in configs] + _baselines(spec)
         pool = [c for _, c in configs]
-        chosen = selection_epsilon(runs=pool, n=n_first, selection=spec.selection, candidates=pool)
+        chosen = _selection_bound(spec, pool, n=n_first)
         note = (
-            "K is drawn when the sweep starts; this bound holds if every drawn trial runs to the end "
-            "and only the best is released."
+            f"K is drawn from a secure source when the sweep starts and recorded before anything runs; "
+            f"starting this sweep again on the same data never draws a new K. A K above "
+            f"{MAX_DRAWN_TRIALS:,} runs nothing. A trial that fails or is cancelled lowers neither figure."
         )
         assert spec.selection is not None  # SweepSpec requires selection settings for private selection
         mean_k = spec.selection.expected_trials
@@ -327,11 +398,19 @@ def preview(spec: SweepSpec, *, throughput: ThroughputTable) -> SweepPreview:
     )
 
 
-def _selection_or_none(compute: Any) -> Optional[SelectionEpsilon]:
+def _selection_or_none(compute: Any) -> tuple[Optional[SelectionEpsilon], str]:
+    """(the selection ε, "") or, where the runs cannot be accounted together, (None, why not)."""
     try:
-        return compute()
-    except SelectionError:
-        return None
+        return compute(), ""
+    except SelectionError as exc:
+        return None, str(exc)
+
+
+def _selection_bound(spec: SweepSpec, pool: Sequence[DPConfig], *, n: int) -> SelectionEpsilon:
+    """The random-trials bound of ``spec``'s candidates under the cap on K, refused when the cap costs too much δ."""
+    bound = selection_epsilon(runs=[], n=n, selection=spec.selection, candidates=pool, trial_cap=MAX_DRAWN_TRIALS)
+    check_trial_cap(bound)
+    return bound
 
 
 @dataclass(frozen=True)
@@ -347,15 +426,18 @@ class StartedSweep:
 def start(runner: JobRunner, spec: SweepSpec, *, owner: str, rng: Optional[np.random.Generator] = None) -> StartedSweep:
     """Record ``spec`` as a sweep and queue its runs as one unit (refused whole by the runner's limits).
 
-    A private-selection sweep draws K and its trials here. K = 0 (possible under Poisson) queues only
-    the baselines and releases nothing private; the sweep is still recorded with K = 0.
+    A private-selection sweep takes its draw here (``recorded_draw``): recorded before anything runs,
+    reused when no sweep could queue it, refused when a sweep used it or K is above the cap. K = 0
+    (possible under Poisson) queues only the baselines and releases nothing private; the sweep is
+    still recorded with K = 0.
     """
-    candidates(spec)  # refuse bad settings before anything is drawn or stored
+    pool = candidates(spec)  # refuse bad settings before anything is drawn or stored
+    draw = None
     if spec.mode == "grid":
         points, trial_count = grid_points(spec), None
     else:
-        trials = draw_trials(spec, rng=rng)
-        points, trial_count = trials + _baselines(spec), len(trials)
+        draw = recorded_draw(runner.store, spec, owner=owner, rng=rng, pool=[c for _, c in pool])
+        points, trial_count = trial_points(spec, draw.picks) + _baselines(spec), draw.trial_count
     selection_json = (
         None
         if spec.selection is None
@@ -373,12 +455,60 @@ def start(runner: JobRunner, spec: SweepSpec, *, owner: str, rng: Optional[np.ra
         selection_json=selection_json,
         trial_count=trial_count,
         base_config=spec.base,
+        selection_draw_id=None if draw is None else draw.id,
     )
     ids: list[int] = []
     if points:
         names = [f"{spec.name or f'sweep {sweep_id}'}: {p.label()}" for p in points]
-        ids = runner.submit_many([p.config for p in points], owner=owner, names=names, sweep_id=sweep_id)
+        try:
+            ids = runner.submit_many([p.config for p in points], owner=owner, names=names, sweep_id=sweep_id)
+        except CapacityError:
+            if draw is not None:  # refused whole, nothing queued: the next start runs this same draw
+                runner.store.release_selection_draw(draw.id, sweep_id=sweep_id)
+            raise
     return StartedSweep(sweep_id=sweep_id, run_ids=tuple(ids), points=tuple(points), trial_count=trial_count)
+
+
+def recorded_draw(
+    store: RunStore,
+    spec: SweepSpec,
+    *,
+    owner: str,
+    pool: Sequence[DPConfig],
+    rng: Optional[np.random.Generator] = None,
+) -> SelectionDraw:
+    """The draw a start of ``spec`` by ``owner`` runs: the one recorded for this data and spec, else a new
+    one (``draw_trials``), recorded before anything runs.
+
+    Before drawing, a distribution whose draws above the cap would cost too much δ is refused
+    (``selection.check_trial_cap``). A recorded draw that a sweep has used, or whose K is above the
+    cap, is refused with the time it was drawn: it is never drawn again.
+    """
+    _selection_bound(spec, pool, n=datasets.train_size(pool[0]))
+    data_key_text, spec_key_text = selection_keys(spec)
+    keys = dict(owner=owner, data_key=data_key_text, spec_key=spec_key_text)
+    kept = store.find_selection_draw(**keys)
+    if kept is None:
+        fresh = draw_trials(spec, rng=rng)
+        kept = store.record_selection_draw(
+            **keys, trial_count=fresh.trial_count, picks=fresh.picks, refused=fresh.refused
+        )
+    drawn = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(kept.created))
+    if kept.refused is not None:
+        raise SweepError(
+            "selection",
+            f"{kept.refused}, drawn for this sweep on this data at {drawn}: nothing ran, and the draw is kept, "
+            "never drawn again",
+            allowed="another distribution or other candidates, which draw anew",
+        )
+    if kept.sweep_id is not None:
+        raise SweepError(
+            "selection",
+            f"this sweep's number of trials was drawn for this data at {drawn} (K = {kept.trial_count:,}) and "
+            f"sweep {kept.sweep_id} ran it; a draw is used once",
+            allowed=f"another distribution or other candidates, which draw anew (its ε adds to sweep {kept.sweep_id}'s)",
+        )
+    return kept
 
 
 def cancel(runner: JobRunner, sweep_id: int, *, by: Optional[Caller] = None) -> int:
@@ -405,22 +535,33 @@ def spec_of(record: SweepRecord) -> SweepSpec:
     )
 
 
+# What each figure of a stored sweep covers (``SweepEpsilon.as_json``, the CLI's JSON).
+BEST_ONLY_COVERS = "releasing only the best run (for a private selection: not K, not the other trials)"
+ALL_SHOWN_COVERS = "showing every run of the sweep, as Compare and the run list do"
+
+
 @dataclass(frozen=True)
 class SweepEpsilon:
-    """The ε of releasing the best run of a stored sweep, and why a bound is or is not claimed."""
+    """The ε of a stored sweep: of releasing only its best run, and of showing all its runs, and why."""
 
-    selection: Optional[SelectionEpsilon]  # None: no private run ran (or K = 0)
+    selection: Optional[SelectionEpsilon]  # None: no private run stored, or runs on different data
     note: str
 
     def as_json(self) -> dict[str, Any]:
+        """The figures by name; ``selection_epsilon`` is the claim for the best run only, with what each covers."""
         s = self.selection
         return {
             "single_run_epsilon": None if s is None else s.single_run_epsilon,
             "composition_epsilon": None if s is None else s.composition_epsilon,
             "random_trials_epsilon": None if s is None else s.random_trials_epsilon,
             "selection_epsilon": None if s is None else s.epsilon,
+            "selection_delta": None if s is None else s.selection_delta,
+            "trial_cap": None if s is None else s.trial_cap,
+            "cap_delta": None if s is None else s.cap_delta,
             "runs": 0 if s is None else s.runs,
             "delta": None if s is None else s.delta,
+            "selection_epsilon_covers": BEST_ONLY_COVERS,
+            "composition_epsilon_covers": ALL_SHOWN_COVERS,
             "note": self.note,
         }
 
@@ -428,56 +569,73 @@ class SweepEpsilon:
         s = self.selection
         if s is None:
             return self.note
-        parts = [
-            f"single run ε = {format_epsilon(s.single_run_epsilon)}",
-            f"best of {s.runs} by composition ε = {format_epsilon(s.composition_epsilon)}",
-        ]
-        if s.random_trials_epsilon is not None:
-            parts.append(f"random-trials bound ε = {format_epsilon(s.random_trials_epsilon)}")
-        return f"{'; '.join(parts)} (δ = {s.delta:.0e}). {self.note}"
+        if s.random_trials_epsilon is None:
+            return (
+                f"single run ε = {format_epsilon(s.single_run_epsilon)}; the best of {s.runs} runs released, or all "
+                f"of them shown: composition ε = {format_epsilon(s.composition_epsilon)} (δ = {s.delta:.0e}). "
+                f"{self.note}"
+            )
+        best = (
+            f"only the best trial released (not K or the other trials): random-trials bound "
+            f"ε = {format_epsilon(s.random_trials_epsilon)} ({delta_text(s)})"
+        )
+        if s.runs == 0:
+            return f"{best}. {self.note}"
+        return (
+            f"single trial ε = {format_epsilon(s.single_run_epsilon)}; {best}; every trial shown, as here: "
+            f"composition of the K = {s.runs} drawn trials ε = {format_epsilon(s.composition_epsilon)} "
+            f"(δ = {s.delta:.0e}). {self.note}"
+        )
 
 
 def sweep_epsilon(record: SweepRecord, runs: Sequence[RunRecord]) -> SweepEpsilon:
-    """The selection ε of a stored sweep from the configs of its runs ``runs`` (the store's records).
+    """The ε of a stored sweep from its spec, its recorded draw and its runs ``runs`` (the store's records).
 
-    Runs are counted as configured, so a run stopped early is over-counted (a safe upper bound).
-    The random-trials bound is claimed only if every drawn trial completed.
+    Runs are counted as configured, so a run stopped early is over-counted (a safe upper bound). A
+    private selection's figures are those of the mechanism started: the random-trials bound of its
+    candidates and the composition of every drawn trial, whatever each trial did.
     """
     spec = spec_of(record)
     mine = [r for r in runs if r.id in set(record.run_ids)]
-    private = [r.config for r in mine if r.config.private]
-    if spec.mode == "private_selection" and record.trial_count == 0:
-        return SweepEpsilon(None, "K = 0 trials were drawn: no private run trained and nothing private is released.")
-    if not private:
-        return SweepEpsilon(None, "no private run of this sweep is stored.")
-    if len({data_key(c) for c in private}) > 1:
-        return SweepEpsilon(None, "The sweep's runs train on different data, so no selection ε is given.")
-    n = datasets.train_size(private[0])
     if spec.mode == "grid":
-        chosen = _selection_or_none(lambda: selection_epsilon(runs=private, n=n))
+        private = [r.config for r in mine if r.config.private]
+        if not private:
+            return SweepEpsilon(None, "no private run of this sweep is stored.")
+        if len({data_key(c) for c in private}) > 1:
+            return SweepEpsilon(None, "The sweep's runs train on different data, so no selection ε is given.")
+        n = datasets.train_size(private[0])
+        chosen, refusal = _selection_or_none(lambda: selection_epsilon(runs=private, n=n))
         return SweepEpsilon(
             chosen,
-            "Releasing the best of a grid costs the composition of all its private runs."
+            "A grid's best run costs the composition of all its private runs, as showing them all does."
             if chosen
-            else "The runs mix δ or accountants, so no selection ε is given.",
+            else f"No selection ε is given: {refusal}.",
         )
     pool = [c for _, c in candidates(spec)]
-    complete = len(private) == record.trial_count and all(r.status == "completed" for r in mine if r.config.private)
-    if not complete:
-        return SweepEpsilon(
-            selection_epsilon(runs=private, n=n),
-            (
-                f"Not all {record.trial_count} drawn trials ran to the end, so the random-trials bound does not "
-                "apply; only the composition of the trials is claimed."
-            ),
+    if record.draw is not None:
+        drawn = [point.config for point in trial_points(spec, record.draw.picks)]
+        counted = ""
+    else:
+        drawn = [r.config for r in mine if r.config.private]
+        counted = (
+            f" This sweep was stored before draws were recorded: the composition counts its {len(drawn)} stored "
+            f"trial(s) of the {record.trial_count} drawn."
         )
-    return SweepEpsilon(
-        selection_epsilon(runs=private, n=n, selection=spec.selection, candidates=pool),
-        (
-            f"K = {record.trial_count} trials were drawn at random; the random-trials bound is the ε of releasing "
-            "the best one (Papernot & Steinke 2022)."
-        ),
-    )
+    n = datasets.train_size(pool[0])
+    chosen = selection_epsilon(runs=drawn, n=n, selection=spec.selection, candidates=pool, trial_cap=MAX_DRAWN_TRIALS)
+    drawn_count = record.trial_count or 0
+    if drawn_count == 0:
+        return SweepEpsilon(chosen, "K = 0 trials were drawn: no private run trained and nothing private is released.")
+    trials = [r for r in mine if r.config.private]
+    unfinished = drawn_count - sum(1 for r in trials if r.status in FINISHED_STATUSES)
+    note = f"K = {drawn_count} was drawn at random and recorded before anything ran (Papernot & Steinke 2022)."
+    if unfinished:
+        note += (
+            f" {unfinished} of the {drawn_count} drawn trials did not finish (queued, running, cancelled, "
+            "failed or deleted): both figures stay those of the sweep as started; a trial that stops lowers "
+            "neither. If trials were stopped after looking at results, rely on the composition."
+        )
+    return SweepEpsilon(chosen, note + counted)
 
 
 # -- grouping for Compare --------------------------------------------------------------------------

@@ -7,15 +7,24 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from dpcore.config import DPConfig
 from dpcore.privacy import accounting
-from dpcore.privacy.selection import SelectionSettings, composition_epsilon, draw_trial_count, random_trials_epsilon
+from dpcore.privacy.selection import (
+    SelectionError,
+    SelectionSettings,
+    composition_epsilon,
+    draw_trial_count,
+    random_trials_epsilon,
+    selection_epsilon,
+)
 from dpcore.room.server_settings import RunLimits
 from dpcore.runs import sweeps
 from dpcore.runs.capacity import CapacityError, ThroughputTable
 from dpcore.runs.jobs import JobRunner
 from dpcore.runs.store import RunStore, UnknownSweepError
+from dpcore.runs.sweeps import SweepError
 
 TINY = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=1, max_train_examples=128)
 N = 128
@@ -112,12 +121,62 @@ def test_private_selection_draws_k_with_the_selection_distribution_and_random_ca
         mode="private_selection",
         selection=SelectionSettings("poisson", 8.0),
     )
-    trials = sweeps.draw_trials(spec, rng=np.random.default_rng(7))
-    assert len(trials) == draw_trial_count(spec.selection, rng=np.random.default_rng(7))
+    draw = sweeps.draw_trials(spec, rng=np.random.default_rng(7))
+    assert draw.trial_count == len(draw.picks) == draw_trial_count(spec.selection, rng=np.random.default_rng(7))
+    assert draw.refused is None
+    trials = sweeps.trial_points(spec, draw.picks)
     assert [t.seed for t in trials] == list(range(len(trials)))
-    assert {t.config.noise_multiplier for t in trials} <= {0.8, 1.5, 3.0}
-    counts = [len(sweeps.draw_trials(spec, rng=np.random.default_rng(seed))) for seed in range(40)]
+    assert [t.config.noise_multiplier for t in trials] == [(0.8, 1.5, 3.0)[p] for p in draw.picks]
+    counts = [sweeps.draw_trials(spec, rng=np.random.default_rng(seed)).trial_count for seed in range(40)]
     assert len(set(counts)) > 3 and 5 < np.mean(counts) < 11  # really random, around E[K] = 8
+
+
+def _accounted_pmf(settings):
+    if settings.distribution == "poisson":
+        return stats.poisson(settings.mean).pmf
+    gamma, shape = settings.gamma, settings.shape
+    if shape == 0:
+        return stats.logser(1 - gamma).pmf
+    return lambda k: stats.nbinom(shape, gamma).pmf(k) / (1 - gamma**shape)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        SelectionSettings("poisson", 4.0),
+        SelectionSettings("poisson", 700.0),  # draws near the cap of 1,000
+        SelectionSettings("truncated_negative_binomial", 6.0, 0.5),
+        SelectionSettings("truncated_negative_binomial", 20.0, 1.0),
+    ],
+)
+def test_the_k_drawn_with_the_cap_in_place_follows_the_accounted_distribution(settings):
+    # 2,000 draws of the draw a sweep starts with (the cap in place, nothing redrawn) against the
+    # distribution the bound is computed for: a chi-square test with bins of at least 5 expected draws.
+    spec = sweeps.SweepSpec(
+        base=TINY, knobs=(("noise_multiplier", (0.8, 1.5)),), mode="private_selection", selection=settings
+    )
+    rng = np.random.default_rng(2024)
+    draws = [sweeps.draw_trials(spec, rng=rng) for _ in range(2000)]
+    counts = np.array([d.trial_count for d in draws])
+    assert all(d.refused is None and len(d.picks) == d.trial_count for d in draws)
+    pmf = _accounted_pmf(settings)
+    edges, expected, mass = [], [], 0.0
+    k = 0 if settings.distribution == "poisson" else 1
+    start = k
+    while 1.0 - sum(expected) - mass > 1e-12 and k <= sweeps.MAX_DRAWN_TRIALS:
+        mass += float(pmf(k))
+        k += 1
+        if mass * counts.size >= 5 and (1.0 - sum(expected) - mass) * counts.size >= 5:
+            edges.append((start, k))
+            expected.append(mass)
+            start, mass = k, 0.0
+    edges.append((start, None))  # the rest, the tail beyond the cap included
+    expected.append(1.0 - sum(expected))
+    observed = [np.sum((counts >= low) & (counts < (high if high is not None else np.inf))) for low, high in edges]
+    assert len(edges) >= 5 and sum(observed) == counts.size
+    result = stats.chisquare(observed, np.array(expected) * counts.size)
+    assert result.pvalue > 0.001, (edges, observed)
+    assert abs(counts.mean() - settings.expected_trials) <= 5 * counts.std() / math.sqrt(counts.size)
 
 
 def test_private_selection_refuses_non_private_candidates():
@@ -204,7 +263,177 @@ def test_a_private_selection_that_draws_no_trials_runs_nothing_private_and_says_
         runner.shutdown()
     assert started.trial_count == 0 and started.run_ids == () and store.list_runs() == []
     result = sweeps.sweep_epsilon(store.get_sweep(started.sweep_id), [])
-    assert result.selection is None and "K = 0" in result.text()
+    # Nothing private ran, and the claim is still that of the mechanism started.
+    assert (result.selection.runs, result.selection.composition_epsilon) == (0, 0.0)
+    assert result.selection.epsilon == pytest.approx(
+        random_trials_epsilon([TINY.replace(noise_multiplier=0.8)], n=N, selection=spec.selection)
+    )
+    assert "K = 0" in result.text() and "nothing private is released" in result.text()
+
+
+LONG = TINY.replace(epochs=300)  # trains long enough to be cancelled while queued or training
+
+
+def _selection_spec(mean, *, base=LONG, **kwargs):
+    return sweeps.SweepSpec(
+        base=base,
+        knobs=(("noise_multiplier", (0.8, 1.5)),),
+        mode="private_selection",
+        selection=SelectionSettings("poisson", mean),
+        **kwargs,
+    )
+
+
+def test_a_cancelled_trial_never_lowers_the_sweeps_epsilon(store):
+    # K = 1: the claim is the random-trials bound of the sweep started (the 2.676), not the
+    # composition of its one trial (2.087 there), before, during and after the trial is cancelled.
+    spec = _selection_spec(1.0)
+    pool = [LONG.replace(noise_multiplier=s) for s in (0.8, 1.5)]
+    bound = selection_epsilon(runs=[], n=N, selection=spec.selection, candidates=pool, trial_cap=1000)
+    runner = JobRunner(store=store, workers=1)
+    try:
+        started = sweeps.start(runner, spec, owner="me", rng=np.random.default_rng(0))  # K = 1
+        assert started.trial_count == 1
+        before = sweeps.sweep_epsilon(store.get_sweep(started.sweep_id), store.list_runs())
+        assert sweeps.cancel(runner, started.sweep_id) == 1
+        runner.wait(started.run_ids, timeout=120)
+    finally:
+        runner.shutdown()
+    assert store.get_run(started.run_ids[0]).status == "cancelled"
+    after = sweeps.sweep_epsilon(store.get_sweep(started.sweep_id), store.list_runs())
+    (trial,) = [p.config for p in started.points]
+    for result in (before, after):
+        assert result.selection.epsilon == pytest.approx(bound.random_trials_epsilon, rel=1e-12)
+        assert result.selection.composition_epsilon == pytest.approx(composition_epsilon([trial], n=N), rel=1e-12)
+        assert result.selection.selection_delta == bound.selection_delta
+        assert result.as_json()["selection_epsilon"] == result.selection.random_trials_epsilon
+    assert after.selection.epsilon > after.selection.composition_epsilon  # the lower figure is not the claim
+    assert "1 of the 1 drawn trials did not finish" in after.note and "lowers neither" in after.note
+    # A failed trial, or one deleted from the store, changes nothing either.
+    store.set_status(started.run_ids[0], "failed", error="boom")
+    failed = sweeps.sweep_epsilon(store.get_sweep(started.sweep_id), store.list_runs())
+    store.delete_run(started.run_ids[0])
+    deleted = sweeps.sweep_epsilon(store.get_sweep(started.sweep_id), store.list_runs())
+    for result in (failed, deleted):
+        assert result.as_json() | {"note": ""} == after.as_json() | {"note": ""}
+
+
+def test_every_draw_is_recorded_before_anything_runs_and_is_never_drawn_again(store):
+    spec = _selection_spec(3.0)
+    limited = JobRunner(store=store, workers=1, limits=RunLimits(max_running=1, max_queued=0))
+    try:
+        with pytest.raises(CapacityError):  # K = 2 trials for a participant allowed 1: refused whole
+            sweeps.start(limited, spec, owner="me", rng=np.random.default_rng(0))
+    finally:
+        limited.shutdown()
+    (draw,) = store.list_selection_draws()
+    assert (draw.owner, draw.trial_count, draw.sweep_id, draw.refused) == ("me", 2, None, None)
+    assert draw.created > 0 and store.list_runs() == []
+    assert (draw.data_key, draw.spec_key) == sweeps.selection_keys(spec)
+
+    # Starting again reuses that draw (another generator would have drawn K = 4), whatever the sweep's
+    # name or baseline; the draw is kept once and marked as used by the sweep that ran it.
+    renamed = sweeps.SweepSpec(**{**spec.__dict__, "name": "again", "baseline": True})
+    runner = JobRunner(store=store, workers=1)
+    try:
+        started = sweeps.start(runner, renamed, owner="me", rng=np.random.default_rng(1))
+        assert started.trial_count == 2 and [p.config for p in started.points[:2]] == [
+            p.config for p in sweeps.trial_points(spec, draw.picks)
+        ]
+        assert len(started.run_ids) == 3  # two trials and the baseline
+        sweeps.cancel(runner, started.sweep_id)
+        runner.wait(started.run_ids, timeout=120)
+        (used,) = store.list_selection_draws()
+        assert used.sweep_id == started.sweep_id and store.get_sweep(started.sweep_id).draw == used
+        # Abandoned after it started: a third start is refused, naming the sweep that ran the draw.
+        with pytest.raises(SweepError) as caught:
+            sweeps.start(runner, spec, owner="me")
+        assert caught.value.field == "selection" and f"sweep {started.sweep_id} ran it" in str(caught.value)
+        assert len(store.list_runs()) == 3 and len(store.list_selection_draws()) == 1
+        # Another participant, or other candidates, draw their own.
+        other = sweeps.start(runner, spec, owner="you", rng=np.random.default_rng(3))
+        assert other.trial_count == 1
+        sweeps.cancel(runner, other.sweep_id)
+        runner.wait(other.run_ids, timeout=120)
+    finally:
+        runner.shutdown()
+    assert [d.owner for d in store.list_selection_draws()] == ["me", "you"]
+
+
+def test_a_draw_above_the_cap_runs_nothing_is_recorded_and_is_not_drawn_again(store, monkeypatch):
+    # δ = 0.005 and a cap of 7 trials: P[K > 7] ≈ 1e-5 under Poisson(1), which costs 1.4e-5 of δ
+    # (under 1%), so the distribution is allowed; seed 21575 draws K = 8, above the cap.
+    monkeypatch.setattr(sweeps, "MAX_DRAWN_TRIALS", 7)
+    base = TINY.replace(noise_multiplier=4.0, delta=0.005)
+    spec = sweeps.SweepSpec(base=base, knobs=(), mode="private_selection", selection=SelectionSettings("poisson", 1.0))
+    runner = JobRunner(store=store, workers=1)
+    try:
+        for rng in (np.random.default_rng(21575), np.random.default_rng(0), None):
+            with pytest.raises(SweepError) as caught:
+                sweeps.start(runner, spec, owner="me", rng=rng)
+            assert "K = 8 is above the cap of 7 trials" in str(caught.value) and "never drawn again" in str(
+                caught.value
+            )
+    finally:
+        runner.shutdown()
+    (draw,) = store.list_selection_draws()
+    assert (draw.trial_count, draw.picks, draw.sweep_id) == (8, (), None) and draw.refused
+    assert store.list_runs() == [] and store.list_sweeps() == []
+    # The cap's cost is in the claim's δ.
+    bound = sweeps.preview(spec, throughput=ThroughputTable()).selection
+    assert bound.cap_delta > 0 and bound.selection_delta == base.delta + bound.cap_delta
+    assert (
+        f"+ {bound.cap_delta:.1e} for refusing K above 7"
+        in sweeps.preview(spec, throughput=ThroughputTable()).selection_text()
+    )
+
+
+def test_a_distribution_whose_tail_beyond_the_cap_is_not_negligible_is_refused_before_drawing(store):
+    spec = _selection_spec(900.0)  # P[K > 1,000] ≈ 5e-4
+    with pytest.raises(SelectionError) as caught:
+        sweeps.preview(spec, throughput=ThroughputTable())
+    assert caught.value.field == "mean" and "more than 1,000 trials" in str(caught.value)
+    runner = JobRunner(store=store, workers=1)
+    try:
+        with pytest.raises(SelectionError):
+            sweeps.start(runner, spec, owner="me")
+    finally:
+        runner.shutdown()
+    assert store.list_selection_draws() == [] and store.list_sweeps() == []
+
+
+def test_the_keys_of_a_draw_name_the_data_by_content_and_the_spec_without_name_or_baseline(tmp_path):
+    csv_base = DPConfig(
+        dataset="csv",
+        csv_path=str(tmp_path / "a.csv"),
+        csv_label="decision",
+        csv_schema=None,
+        model="logreg",
+        batch_size=16,
+        epochs=1,
+        delta=1e-3,
+    )
+    (tmp_path / "a.csv").write_text("x,decision\n1,yes\n2,no\n")
+    (tmp_path / "copy.csv").write_text("x,decision\n1,yes\n2,no\n")
+    (tmp_path / "b.csv").write_text("x,decision\n1,yes\n3,no\n")
+
+    def keys(path="a.csv", **kwargs):
+        base = csv_base.replace(csv_path=str(tmp_path / path))
+        return sweeps.selection_keys(_selection_spec(2.0, base=base, **kwargs))
+
+    assert keys() == keys("copy.csv") == keys(name="other", baseline=True)
+    assert keys("b.csv")[0] != keys()[0] and keys("b.csv")[1] == keys()[1]
+    assert (
+        keys()[1]
+        != sweeps.selection_keys(
+            sweeps.SweepSpec(
+                **{**_selection_spec(2.0, base=csv_base).__dict__, "knobs": (("noise_multiplier", (0.8,)),)}
+            )
+        )[1]
+    )
+    with pytest.raises(SweepError) as caught:
+        keys("missing.csv")
+    assert caught.value.field == "csv_path"
 
 
 def _record(run_id, config, status, accuracy):
