@@ -14,6 +14,7 @@ from typing import Any, NoReturn, Optional
 import pandas as pd
 import streamlit as st
 
+from dpcore.audit.report import AUDIT_NOTE
 from dpcore.config import ACCOUNTANT_TITLES, MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
 from dpcore.data import datasets
 from dpcore.errors import UserInputError
@@ -440,10 +441,12 @@ def run_table(runs: Sequence[RunRecord], *, key: str, train_metrics: bool = Fals
             TRAIN_ACCURACY_TITLE: st.column_config.Column(help=TRAIN_METRICS_NOTE),
             TRAIN_LOSS_TITLE: st.column_config.Column(help=TRAIN_METRICS_NOTE),
             AUDIT_AUC_COLUMN: st.column_config.Column(
-                help="The best membership-inference attack's ROC AUC (0.5 is guessing); empty if never audited"
+                help="The best membership-inference attack's ROC AUC (0.5 is guessing); empty if never audited. "
+                + AUDIT_NOTE
             ),
             AUDIT_BOUND_COLUMN: st.column_config.Column(
-                help="The empirical ε lower bound the attacks prove (95% confidence); never above ε for a correct run"
+                help="The empirical ε lower bound the attacks prove (95% confidence); never above ε for a correct "
+                "run. " + AUDIT_NOTE
             ),
         },
     )

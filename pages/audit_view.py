@@ -13,7 +13,7 @@ from typing import Optional
 import streamlit as st
 
 import app_state
-from dpcore.audit.report import AuditReport, attack_rows, verdict
+from dpcore.audit.report import AUDIT_LABEL, CANARY_NOTE, AuditReport, attack_rows, coverage_note, verdict
 from dpcore.errors import UserInputError, describe_exception
 from dpcore.privacy import explain
 from dpcore.views import charts
@@ -60,6 +60,7 @@ def render(run_id: int, *, completed: bool, report: Optional[AuditReport], key: 
         else:
             st.caption("An audit needs the model of a completed run.")
         return
+    st.caption(coverage_note(report))
     left, right = st.columns([3, 2], gap="large")
     curves = {attack.attack: attack.roc for attack in report.attacks}
     left.plotly_chart(
@@ -72,7 +73,7 @@ def render(run_id: int, *, completed: bool, report: Optional[AuditReport], key: 
         m1.metric(
             f"ε lower bound ({report.confidence:.0%})",
             f"{report.epsilon_lower_bound:.2f}",
-            help="The largest ε the attacks prove, with Clopper–Pearson intervals.",
+            help=f"The largest ε the attacks prove, with Clopper–Pearson intervals; {AUDIT_LABEL}.",
         )
         m2.metric(
             "accounted ε",
@@ -112,5 +113,5 @@ def render(run_id: int, *, completed: bool, report: Optional[AuditReport], key: 
             f"{explain.format_epsilon(canary.epsilon)}): {canary.correct} of {canary.guesses} guesses "
             f"right, ε ≥ {canary.epsilon_lower_bound:.2f}"
             + ("" if math.isfinite(canary.epsilon) else " (non-private)")
-            + "."
+            + f". {CANARY_NOTE}"
         )

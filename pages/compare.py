@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 import app_state
+from dpcore.audit.report import AUDIT_NOTE
 from dpcore.errors import UserInputError
 from dpcore.privacy import explain
 from dpcore.results import TEST_METRICS_LABEL, TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, TRAIN_METRICS_LABEL
@@ -120,7 +121,10 @@ if audited:
     st.markdown("**What attacks reach, against the ε promised**")
     st.caption(
         "Each audited run's best membership-inference attack (AUC, left) and the empirical ε lower bound "
-        "it proves (right) against the run's accounted ε; non-private baselines stand at ∞. " + audit_view.BOUND_NOTE
+        "it proves (right) against the run's accounted ε; non-private baselines stand at ∞. "
+        + audit_view.BOUND_NOTE
+        + " "
+        + AUDIT_NOTE
     )
     st.plotly_chart(charts.audit_vs_epsilon(audited), width="stretch", key="compare_audit_chart")
 else:

@@ -7,6 +7,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
+from dpcore.audit.report import AUDIT_AUC_KEY, AUDIT_AUC_TITLE, AUDIT_BOUND_KEY, AUDIT_BOUND_TITLE
 from dpcore.config import ACCOUNTANT_TITLES, NOISE_SCHEDULE_TITLES, DPConfig
 from dpcore.privacy.explain import format_epsilon
 from dpcore.results import ACTIVE_STATUSES, TRAIN_ACCURACY_KEY, TRAIN_ACCURACY_TITLE, TRAIN_LOSS_KEY, TRAIN_LOSS_TITLE
@@ -14,8 +15,9 @@ from dpcore.runs.records import RunRecord
 from dpcore.runs.run_table import run_row
 
 ALL = "all"
-AUDIT_AUC_COLUMN = "attack AUC"
-AUDIT_BOUND_COLUMN = "audit ε ≥"
+# The audit's columns, titled as not covered by ε (audit.report.AUDIT_NOTE).
+AUDIT_AUC_COLUMN = AUDIT_AUC_TITLE
+AUDIT_BOUND_COLUMN = AUDIT_BOUND_TITLE
 # How the run table writes its cells (pandas Styler formats; an unknown value is an empty cell): ε of a
 # baseline as "∞", by explain.format_epsilon. The values stay numbers, so the columns sort as numbers.
 RUN_TABLE_FORMATS: dict[str, Union[str, Callable[[Any], str]]] = {
@@ -221,8 +223,8 @@ def run_rows(runs: Sequence[RunRecord], *, train_metrics: bool = False) -> list[
                 **(train if train_metrics else {}),
                 "ε": row["epsilon"],
                 "δ": row["delta"] if private else None,
-                AUDIT_AUC_COLUMN: row["audit_auc"],
-                AUDIT_BOUND_COLUMN: row["audit_epsilon_lower_bound"],
+                AUDIT_AUC_COLUMN: row[AUDIT_AUC_KEY],
+                AUDIT_BOUND_COLUMN: row[AUDIT_BOUND_KEY],
                 "error": row["error"] or "",
             }
         )

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from dpcore.audit.report import AUDIT_AUC_KEY, AUDIT_BOUND_KEY
 from dpcore.privacy.explain import format_epsilon
 from dpcore.results import (
     TRAIN_ACCURACY_KEY,
@@ -15,7 +16,8 @@ from dpcore.results import (
 )
 from dpcore.runs.records import RunRecord
 
-# The last epoch's training loss and accuracy are named as not covered by ε (results.TRAIN_METRICS_NOTE).
+# The last epoch's training loss and accuracy, and the audit's figures, are named as not covered by ε
+# (results.TRAIN_METRICS_NOTE, audit.report.AUDIT_NOTE).
 CSV_COLUMNS = (
     "id",
     "name",
@@ -41,8 +43,8 @@ CSV_COLUMNS = (
     "examples_per_second",
     "seconds",
     "error",
-    "audit_auc",
-    "audit_epsilon_lower_bound",
+    AUDIT_AUC_KEY,
+    AUDIT_BOUND_KEY,
 )
 
 
@@ -97,8 +99,8 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "examples_per_second": run.examples_per_second,
         "seconds": run.seconds,
         "error": run.error,
-        "audit_auc": None if run.audit is None else run.audit.auc,
-        "audit_epsilon_lower_bound": None if run.audit is None else run.audit.epsilon_lower_bound,
+        AUDIT_AUC_KEY: None if run.audit is None else run.audit.auc,
+        AUDIT_BOUND_KEY: None if run.audit is None else run.audit.epsilon_lower_bound,
     }
 
 

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from app_state import CONFIG_KEY, OWNER_KEY
+from dpcore.audit.report import AUDIT_NOTE, CANARY_NOTE
 from dpcore.config import DPConfig
 from dpcore.results import (
     TRAIN_ACCURACY_KEY,
@@ -114,8 +115,11 @@ def test_audited_runs_are_charted_against_epsilon_and_get_table_columns(app, run
     assert points["plain"]["x"] == [audit_chart["layout"]["xaxis"]["tickvals"][-1]]
     assert audit_chart["layout"]["xaxis"]["ticktext"][-1] == "∞"
     table = at.dataframe[0].value.set_index("id")
-    assert (table.loc[runs["noisy"], "attack AUC"], table.loc[runs["noisy"], "audit ε ≥"]) == (0.52, 0.1)
-    assert table.loc[runs["plain"], "audit ε ≥"] == 0.8 and math.isnan(table.loc[runs["fashion"], "attack AUC"])
+    auc, bound = "attack AUC (not covered by ε)", "audit ε ≥ (not covered by ε)"
+    assert (table.loc[runs["noisy"], auc], table.loc[runs["noisy"], bound]) == (0.52, 0.1)
+    assert table.loc[runs["plain"], bound] == 0.8 and math.isnan(table.loc[runs["fashion"], auc])
+    assert any("What attacks reach" in m.value for m in at.markdown)
+    assert any(AUDIT_NOTE in c.value for c in at.caption)  # the audit chart says what ε does not cover
 
 
 def test_one_chosen_run_shows_its_audit_or_offers_one(app, runs) -> None:
@@ -129,6 +133,8 @@ def test_one_chosen_run_shows_its_audit_or_offers_one(app, runs) -> None:
     assert "ε = 0.7" in region["layout"]["title"]["text"]
     assert next(m.value for m in at.metric if m.label == "ε lower bound (95%)") == "0.10"
     assert any("within the accounted ε = 0.70" in m.value for m in at.markdown)
+    # The run's audit figures, and its canary training, are said not to be covered by ε.
+    assert any(c.value == f"{AUDIT_NOTE} {CANARY_NOTE}" for c in at.caption)
     at.multiselect(key="compare_selected").set_value([runs["fashion"]]).run()
     assert at.button(key="compare_run_audit_run").label == "Audit this run"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app_state import CONFIG_KEY, OWNER_KEY
+from dpcore.audit.report import AUDIT_AUC_TITLE, AUDIT_BOUND_TITLE, AUDIT_NOTE
 from dpcore.config import DPConfig
 from dpcore.data import datasets
 from dpcore.privacy import accounting
@@ -229,7 +230,8 @@ def test_a_run_is_audited_when_it_ends_and_shows_its_roc_and_numbers(app) -> Non
     assert any("as a correctly accounted run must" in m.value for m in at.markdown)
     runs = at.dataframe[1].value  # the runs table gets the audit's columns
     row = runs[runs["id"] == job_id].iloc[0]
-    assert (row["attack AUC"], row["audit ε ≥"]) == (report.auc, report.epsilon_lower_bound)
+    assert (row[AUDIT_AUC_TITLE], row[AUDIT_BOUND_TITLE]) == (report.auc, report.epsilon_lower_bound)
+    assert any(AUDIT_NOTE in c.value for c in at.caption)
 
 
 def test_a_run_trained_without_audit_can_be_audited_from_its_view(app) -> None:

@@ -11,7 +11,18 @@ import pytest
 from scipy.stats import binom
 
 from dpcore.audit import attacks, bounds, model_audit
-from dpcore.audit.report import ATTACKS, LOSS_ATTACK, MODEL_RETRAINED, MODEL_STORED, AuditError, AuditReport, verdict
+from dpcore.audit.report import (
+    ATTACKS,
+    AUDIT_NOTE,
+    CANARY_NOTE,
+    LOSS_ATTACK,
+    MODEL_RETRAINED,
+    MODEL_STORED,
+    AuditError,
+    AuditReport,
+    coverage_note,
+    verdict,
+)
 from dpcore.cli import main
 from dpcore.config import DPConfig
 from dpcore.privacy import accounting, calibration
@@ -330,11 +341,15 @@ def test_cli_audit_prints_json_and_exits_2_on_what_it_cannot_audit(trained_store
     printed = json.loads(capsys.readouterr().out)
     assert printed["run_id"] == run_id and printed["model_source"] == MODEL_STORED
     assert [a["attack"] for a in printed["attacks"]] == list(ATTACKS)
-    assert printed["epsilon_lower_bound"] <= printed["epsilon"] and "verdict" in printed
+    assert printed["epsilon_lower_bound_not_covered_by_epsilon"] <= printed["epsilon"] and "verdict" in printed
+    assert printed["auc_not_covered_by_epsilon"] == max(a["auc"] for a in printed["attacks"])
+    assert printed["not_covered_by_epsilon"] == AUDIT_NOTE  # no canaries: the audit figures only
+    assert not {"epsilon_lower_bound", "auc", "advantage"} & set(printed)
 
     assert main(["audit", "--run", str(run_id), "--store", str(store.path)]) == 0
     out = capsys.readouterr().out
     assert "loss threshold" in out and "within the accounted ε" in out
+    assert f"note: {AUDIT_NOTE}" in out.splitlines()
 
     for argv, expected in [
         (["--run", "999"], "error: run: there is no run with id 999"),
@@ -345,3 +360,12 @@ def test_cli_audit_prints_json_and_exits_2_on_what_it_cannot_audit(trained_store
         assert main(["audit", "--store", str(store.path), *argv]) == 2
         err = capsys.readouterr().err
         assert err.startswith(expected) and err.count("\n") == 1, err
+
+
+def test_the_coverage_note_says_the_audit_and_any_canary_training_are_not_covered_by_epsilon():
+    from tests.audit_samples import hand_made_report
+
+    assert coverage_note(hand_made_report(1.0, canary=False)) == AUDIT_NOTE
+    with_canaries = coverage_note(hand_made_report(1.0))
+    assert with_canaries == f"{AUDIT_NOTE} {CANARY_NOTE}"
+    assert "not covered by ε" in AUDIT_NOTE and "not added" in CANARY_NOTE

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dpcore.audit.report import AUDIT_AUC_TITLE, AUDIT_BOUND_TITLE
 from dpcore.config import DPConfig
 from dpcore.results import TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE, EpochMetrics
 from dpcore.runs.comparison import (
@@ -148,8 +149,9 @@ def test_audited_runs_become_points_and_table_columns(store: RunStore) -> None:
         (runs[3].id, math.inf, 0.7, 1.1),
     ]
     rows = {row["id"]: row for row in run_rows(store.list_runs())}
-    assert (rows[runs[1].id]["attack AUC"], rows[runs[1].id]["audit ε ≥"]) == (0.55, 0.2)
-    assert rows[runs[0].id]["attack AUC"] is None and rows[runs[0].id]["audit ε ≥"] is None
+    assert (rows[runs[1].id][AUDIT_AUC_TITLE], rows[runs[1].id][AUDIT_BOUND_TITLE]) == (0.55, 0.2)
+    assert rows[runs[0].id][AUDIT_AUC_TITLE] is None and rows[runs[0].id][AUDIT_BOUND_TITLE] is None
+    assert "not covered by ε" in AUDIT_AUC_TITLE and "not covered by ε" in AUDIT_BOUND_TITLE
 
 
 def test_training_figures_join_the_table_only_when_asked_and_titled_as_not_covered_by_epsilon(store: RunStore) -> None:
@@ -173,7 +175,7 @@ def test_table_cells_show_infinity_and_leave_unknowns_empty(store: RunStore) -> 
     baseline = next(r for r in body if r["private"] == "False")
     assert baseline["ε"] == "∞" and baseline["noise"] == "" and baseline["δ"] == ""
     pending = next(r for r in body if r["dataset"] == "fashion_mnist")
-    assert pending["ε"] == "" and pending["test accuracy"] == "" and pending["attack AUC"] == ""
+    assert pending["ε"] == "" and pending["test accuracy"] == "" and pending[AUDIT_AUC_TITLE] == ""
     assert not any("None" in str(v) or "nan" in str(v) for row in body for v in row.values())
     assert frame["ε"].dtype == float  # the cells read as text but sort as numbers
 

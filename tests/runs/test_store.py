@@ -354,11 +354,12 @@ def test_runs_read_back_with_their_audit_and_its_summary_in_rows_and_csv(store):
     assert store.get_run(audited).audit == report and store.get_run(plain).audit is None
     assert [r.audit for r in store.list_runs()] == [report, None]
     assert [r.audit for r in store.list_runs(owner="a")] == [report]
+    auc, bound = "audit_auc_not_covered_by_epsilon", "audit_epsilon_lower_bound_not_covered_by_epsilon"
     row = run_row(store.get_run(audited))
-    assert (row["audit_auc"], row["audit_epsilon_lower_bound"]) == (0.58, 0.35)
-    assert run_row(store.get_run(plain))["audit_auc"] is None
+    assert (row[auc], row[bound]) == (0.58, 0.35)
+    assert run_row(store.get_run(plain))[auc] is None
     lines = list(csv.DictReader(io.StringIO(store.to_csv())))
-    assert (lines[0]["audit_auc"], lines[0]["audit_epsilon_lower_bound"], lines[1]["audit_auc"]) == ("0.58", "0.35", "")
+    assert (lines[0][auc], lines[0][bound], lines[1][auc]) == ("0.58", "0.35", "")
     store.save_audit(plain, '{"format": 99}')  # a report this version cannot read counts as no audit
     assert store.get_run(plain).audit is None
 
