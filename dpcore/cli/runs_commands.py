@@ -249,8 +249,7 @@ def sweep_spec(args: argparse.Namespace) -> SweepSpec:
             name=args.name,
         )
     except SweepError as exc:
-        flag = {"seeds": "--seeds", "selection": "--selection"}.get(exc.field, "--grid")
-        raise CliError(f"{flag} {exc}") from None
+        raise CliError(f"{_flag_of(exc)} {exc}") from None
 
 
 def run_sweep(args: argparse.Namespace) -> int:
@@ -273,7 +272,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     try:
         preview = sweeps.preview(spec, throughput=ThroughputTable())
     except UserInputError as exc:
-        raise CliError(f"--grid {quote(str(exc), limit=300)[1:-1]}") from None
+        raise CliError(f"{_flag_of(exc)} {quote(str(exc), limit=300)[1:-1]}") from None
     store = RunStore(args.store)
     store.check_writable()
     backend = None
@@ -288,10 +287,12 @@ def run_sweep(args: argparse.Namespace) -> int:
         started = sweeps.start(runner, spec, owner=SWEEP_OWNER)
         if started.run_ids:
             _follow(runner, list(started.run_ids))
-    except BaseException:
+    except BaseException as exc:
         runner.shutdown(wait=True)
         if backend is not None:
             backend.close()
+        if isinstance(exc, UserInputError):
+            raise CliError(f"{_flag_of(exc)} {exc}") from None
         raise
     runner.shutdown(wait=True)
     if backend is not None:
@@ -312,7 +313,11 @@ def run_sweep(args: argparse.Namespace) -> int:
                 job.error or "",
             ]
         )
-    drawn = "" if started.trial_count is None else f"; K = {started.trial_count} trials drawn at random"
+    drawn = (
+        ""
+        if started.trial_count is None
+        else f"; K = {started.trial_count} trials drawn at random and recorded (never drawn again for this data)"
+    )
     print(f"sweep {started.sweep_id}: {len(ids)} run(s) stored in {store.path}{drawn}")
     if rows:
         _print_table(["id", "config", "status", "test_accuracy", "epsilon", "error"], rows)
@@ -321,6 +326,22 @@ def run_sweep(args: argparse.Namespace) -> int:
     if runner.store_failure:
         print(f"error: {runner.store_failure}", file=sys.stderr)
     return 0 if all(runner.get(i).state in FINISHED_STATUSES for i in ids) else 1
+
+
+# The flag behind a sweep's own fields and its selection settings' (any other field is a --grid knob's).
+_SWEEP_FLAGS = {
+    "seeds": "--seeds",
+    "selection": "--selection",
+    "mean": "--expected-trials",
+    "shape": "--selection-shape",
+    "distribution": "--selection-distribution",
+    "csv_path": "--config",
+    "csv_preprocessing_epsilon": "--config",
+}
+
+
+def _flag_of(exc: UserInputError) -> str:
+    return _SWEEP_FLAGS.get(exc.field, "--grid")
 
 
 def _follow(runner: JobRunner, ids: list[int]) -> None:

@@ -341,25 +341,24 @@ def test_sweep_with_seeds_and_a_baseline_and_runs_sweep_lists_that_sweep(base_fi
 @pytest.mark.timeout(200)
 def test_a_private_selection_sweep_draws_its_trials_and_prints_the_random_trials_bound(base_file, tmp_path, capsys):
     store_path = tmp_path / "runs.sqlite3"
-    status = main(
-        [
-            "sweep",
-            "--config",
-            str(base_file),
-            "--grid",
-            "noise_multiplier=0.8,1.5",
-            "--selection",
-            "private-selection",
-            "--selection-distribution",
-            "truncated_negative_binomial",
-            "--expected-trials",
-            "1.5",
-            "--selection-shape",
-            "1",
-            "--store",
-            str(store_path),
-        ]
-    )
+    argv = [
+        "sweep",
+        "--config",
+        str(base_file),
+        "--grid",
+        "noise_multiplier=0.8,1.5",
+        "--selection",
+        "private-selection",
+        "--selection-distribution",
+        "truncated_negative_binomial",
+        "--expected-trials",
+        "1.5",
+        "--selection-shape",
+        "1",
+        "--store",
+        str(store_path),
+    ]
+    status = main(argv)
     out = capsys.readouterr().out
     assert status == 0, out
     store = RunStore(store_path)
@@ -371,10 +370,24 @@ def test_a_private_selection_sweep_draws_its_trials_and_prints_the_random_trials
     )
     selection = SelectionSettings("truncated_negative_binomial", 1.5, 1.0)
     bound = random_trials_epsilon([BASE.replace(noise_multiplier=s) for s in (0.8, 1.5)], n=BASE_N, selection=selection)
-    assert f"K = {len(runs)} trials drawn at random" in out.splitlines()[0]
-    assert f"random-trials bound ε = {bound:.3f}" in out.splitlines()[-1]
+    assert f"K = {len(runs)} trials drawn at random and recorded" in out.splitlines()[0]
+    last = out.splitlines()[-1]
+    assert f"random-trials bound ε = {bound:.3f}" in last and "only the best trial released" in last
+    assert "every trial shown" in last and f"composition of the K = {len(runs)} drawn trials" in last
     assert main(["runs", "--store", str(store_path), "--sweep", str(sweep.id), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["sweep"]["random_trials_epsilon"] == pytest.approx(bound)
+    listed = json.loads(capsys.readouterr().out)["sweep"]
+    assert listed["random_trials_epsilon"] == listed["selection_epsilon"] == pytest.approx(bound)
+    assert listed["composition_epsilon"] == pytest.approx(composition_epsilon([r.config for r in runs], n=BASE_N))
+    assert "only the best" in listed["selection_epsilon_covers"]
+    assert "every run" in listed["composition_epsilon_covers"]
+    assert listed["trial_cap"] == 1000 and listed["selection_delta"] == listed["delta"] + listed["cap_delta"]
+
+    # The same sweep on the same data again draws no new K: refused in one line, nothing trained.
+    assert main(argv) == 2
+    projected, error = capsys.readouterr().err.strip().splitlines()
+    assert projected.startswith("projected: ") and error.startswith("error: --selection selection: ")
+    assert "a draw is used once" in error and len(RunStore(store_path).list_runs()) == len(runs)
+    assert len(RunStore(store_path).list_selection_draws()) == 1
 
 
 @pytest.mark.parametrize(
@@ -413,6 +426,10 @@ def test_a_private_selection_sweep_draws_its_trials_and_prints_the_random_trials
             ["private runs only"],
         ),
         (["--expected-trials", "3"], ["only with --selection private-selection"]),
+        (
+            ["--selection", "private-selection", "--expected-trials", "900", "--grid", "noise_multiplier=0.8,1.5"],
+            ["--expected-trials mean: ", "more than 1,000 trials", "a smaller mean"],
+        ),
         (["--ray-address", "auto"], ["--ray-address", "only with --backend ray"]),
         (["--backend", "spark"], ["--backend", "invalid choice"]),
     ],
