@@ -136,7 +136,7 @@ else:
 
 def sweep_section(all_runs: list) -> None:
     """Runs grouped by sweep: mean ± sd over seeds against ε, each training set's Pareto frontier, and the
-    ε of choosing the best next to one run's."""
+    ε of releasing the best run and of showing them all (as this chart does), next to one run's."""
     from dpcore.runs import sweeps
 
     records = [s for s in store.list_sweeps() if s.run_ids]
@@ -160,9 +160,9 @@ def sweep_section(all_runs: list) -> None:
     else:
         st.info("No run of this sweep has completed yet (cancelled and failed runs are left out).")
     try:
-        st.caption(f"Privacy of choosing the best: {sweeps.sweep_epsilon(record, all_runs).text()}")
+        st.caption(f"Privacy of this sweep: {sweeps.sweep_epsilon(record, all_runs).text()}")
     except UserInputError as exc:
-        st.caption(f"Privacy of choosing the best cannot be computed: {exc}")
+        st.caption(f"Privacy of this sweep cannot be computed: {exc}")
 
 
 sweep_section(runs)

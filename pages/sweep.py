@@ -1,5 +1,6 @@
 """Sweep: one or two knobs of the current config, seeds and a baseline, the projected ε of every point and
-the compute before it starts, queued as one sweep and cancelled as a whole."""
+the compute before it starts, queued as one sweep and cancelled as a whole; each sweep's ε of releasing
+its best run and of showing all its runs."""
 
 from __future__ import annotations
 
@@ -70,7 +71,12 @@ def start() -> None:
     except UserInputError as exc:
         ss["sweep_error"] = str(exc)
         return
-    drawn = "" if started.trial_count is None else f"; K = {started.trial_count} trials were drawn at random"
+    drawn = (
+        ""
+        if started.trial_count is None
+        else f"; K = {started.trial_count} trials were drawn at random and recorded: starting this sweep again "
+        "on the same data never draws a new K"
+    )
     app_state.post_notice(f"Sweep {started.sweep_id} queued: {len(started.run_ids)} run(s){drawn}.")
 
 
@@ -100,8 +106,11 @@ if ss.get("sweep_mode") == "private_selection":
         disabled=ss.get("sweep_distribution", "poisson") == "poisson",
     )
     st.caption(
-        "K is drawn from the server's secure random source when you start, and each trial is a setting "
-        "drawn at random. The bound holds only if every trial runs to the end and only the best is kept."
+        "K is drawn from the server's secure random source when you start and recorded before anything "
+        "runs, and each trial is a setting drawn at random. Two claims: releasing only the best trial "
+        "(not K, not the others) costs the random-trials bound below; showing every trial, as Compare "
+        "does, costs their composition. A trial that fails or is cancelled lowers neither; if you stop "
+        "trials after looking at their results, rely on the composition."
     )
 
 if "sweep_error" in ss:
@@ -126,6 +135,7 @@ mine = app_state.my_sweeps()
 if mine:
     st.markdown("**Your sweeps**")
     statuses = {job.id: job.state for job in app_state.my_runs()}
+    stored = app_state.store().list_runs(owner=app_state.owner())
     for sweep in reversed(mine):
         counts = pd.Series([statuses.get(i, "stored") for i in sweep.run_ids]).value_counts().to_dict()
         summary = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no runs"
@@ -135,3 +145,8 @@ if mine:
         cols[1].button(
             "Cancel sweep", key=f"sweep_cancel_{sweep.id}", on_click=cancel, args=(sweep.id,), disabled=not active
         )
+        if sweep.run_ids:
+            try:
+                cols[0].caption(f"Privacy of this sweep: {sweeps.sweep_epsilon(sweep, stored).text()}")
+            except UserInputError as exc:
+                cols[0].caption(f"Privacy of this sweep cannot be computed: {exc}")

@@ -325,7 +325,7 @@ class SweepPreview:
             return (
                 f"one trial ε ≤ {format_epsilon(s.single_run_epsilon)}; only the best trial released (not K or "
                 f"the other trials): random-trials bound ε = {format_epsilon(s.random_trials_epsilon)} "
-                f"({delta_text(s)}); every trial shown, as Compare and the run list do: the composition of the "
+                f"({delta_text(s)}); every trial shown, as Compare and the run lists do: the composition of the "
                 f"K trials drawn, given once K is known. {self.selection_note}"
             )
         return (
@@ -537,7 +537,7 @@ def spec_of(record: SweepRecord) -> SweepSpec:
 
 # What each figure of a stored sweep covers (``SweepEpsilon.as_json``, the CLI's JSON).
 BEST_ONLY_COVERS = "releasing only the best run (for a private selection: not K, not the other trials)"
-ALL_SHOWN_COVERS = "showing every run of the sweep, as Compare and the run list do"
+ALL_SHOWN_COVERS = "showing every run of the sweep, as Compare and the run lists do"
 
 
 @dataclass(frozen=True)
@@ -582,8 +582,8 @@ class SweepEpsilon:
         if s.runs == 0:
             return f"{best}. {self.note}"
         return (
-            f"single trial ε = {format_epsilon(s.single_run_epsilon)}; {best}; every trial shown, as here: "
-            f"composition of the K = {s.runs} drawn trials ε = {format_epsilon(s.composition_epsilon)} "
+            f"single trial ε = {format_epsilon(s.single_run_epsilon)}; {best}; every trial shown, as Compare "
+            f"and the run lists do: composition of the K = {s.runs} drawn trials ε = {format_epsilon(s.composition_epsilon)} "
             f"(δ = {s.delta:.0e}). {self.note}"
         )
 

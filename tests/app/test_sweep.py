@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import os
 
+from app_state import NOTICE_KEY
 from dpcore.config import DPConfig
 from dpcore.privacy.explain import format_epsilon
-from dpcore.privacy.selection import composition_epsilon
+from dpcore.privacy.selection import SelectionSettings, composition_epsilon, random_trials_epsilon
 from dpcore.results import EpochMetrics
 from dpcore.runs import sweeps
 from dpcore.runs.store import RunStore
@@ -70,11 +71,68 @@ def test_private_selection_shows_the_random_trials_bound_and_bad_values_name_the
     at = _choose(open_page(app, "sweep", LONG), "0.8, 1.5")
     at.radio(key="sweep_mode").set_value("private_selection").run()
     at.number_input(key="sweep_expected_trials").set_value(4.0).run()
-    assert "random number of trials" in at.info[0].value
+    pool = [LONG.replace(noise_multiplier=s) for s in (0.8, 1.5)]
+    bound = random_trials_epsilon(pool, n=128, selection=SelectionSettings("poisson", 4.0))
+    info = at.info[0].value
+    assert f"random-trials bound ε = {format_epsilon(bound)}" in info and "only the best trial released" in info
+    assert "every trial shown" in info and "composition" in info
     assert list(at.dataframe[0].value["run"]) == ["noise_multiplier=0.8, seed 0", "noise_multiplier=1.5, seed 0"]
+    at.number_input(key="sweep_expected_trials").set_value(900.0).run()  # K > 1,000 too likely
+    assert any("mean: " in e.value and "more than 1,000 trials" in e.value for e in at.error)
+    assert at.button(key="sweep_start").disabled and not at.exception
+    at.number_input(key="sweep_expected_trials").set_value(4.0).run()
     at.text_input(key="sweep_values_noise_multiplier").set_value("0.8, lots").run()
     assert any("noise_multiplier" in e.value for e in at.error) and not at.exception
     assert at.button(key="sweep_start").disabled
+
+
+def test_a_private_selection_sweep_shows_both_claims_keeps_them_when_cancelled_and_is_not_drawn_again(app) -> None:
+    at = _choose(open_page(app, "sweep", LONG), "0.8, 1.5")
+    at.radio(key="sweep_mode").set_value("private_selection").run()
+    at.selectbox(key="sweep_distribution").set_value("truncated_negative_binomial").run()
+    at.number_input(key="sweep_expected_trials").set_value(1.0).run()  # K = 1 always
+    at.button(key="sweep_start").click().run()
+    assert not at.exception and not at.error
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    sweep = store.list_sweeps()[-1]
+    assert sweep.mode == "private_selection" and sweep.trial_count == 1 and sweep.draw.trial_count == 1
+    assert "K = 1 trials were drawn at random and recorded" in at.session_state[NOTICE_KEY]
+    pool = [LONG.replace(noise_multiplier=s) for s in (0.8, 1.5)]
+    selection = SelectionSettings("truncated_negative_binomial", 1.0, 1.0)
+    bound = random_trials_epsilon(pool, n=128, selection=selection)
+    (trial,) = [store.get_run(i).config for i in sweep.run_ids]
+    composed = composition_epsilon([trial], n=128)
+
+    def claims(at) -> str:
+        return next(c.value for c in at.caption if c.value.startswith("Privacy of this sweep: "))
+
+    for shown in (claims(at),):
+        assert (
+            f"only the best trial released (not K or the other trials): random-trials bound ε = {format_epsilon(bound)}"
+            in shown
+        )
+        assert (
+            f"every trial shown, as Compare and the run lists do: composition of the K = 1 drawn trials ε = {format_epsilon(composed)}"
+            in shown
+        )
+
+    at.button(key="sweep_start").click().run()  # the same sweep on the same data: no new K
+    assert any("a draw is used once" in e.value for e in at.error) and len(store.list_sweeps()[-1].run_ids) == 1
+
+    at.button(key=f"sweep_cancel_{sweep.id}").click().run()
+    from app_state import runner
+
+    assert runner().wait(sweep.run_ids, timeout=120)
+    at.run()
+    assert store.get_run(sweep.run_ids[0]).status == "cancelled"
+    after = claims(at)
+    assert f"random-trials bound ε = {format_epsilon(bound)}" in after and "lowers neither" in after
+    assert f"drawn trials ε = {format_epsilon(composed)}" in after
+
+    at.switch_page("pages/compare.py").run()
+    at.selectbox(key="compare_sweep").set_value(sweep.id).run()
+    compared = claims(at)
+    assert f"random-trials bound ε = {format_epsilon(bound)}" in compared and "every trial shown" in compared
 
 
 def test_compare_groups_a_sweep_over_seeds_with_its_frontier_and_the_epsilon_of_choosing(app) -> None:
@@ -117,4 +175,7 @@ def test_compare_groups_a_sweep_over_seeds_with_its_frontier_and_the_epsilon_of_
     # σ 1.5 keeps only its completed seed (0.5); σ 0.8 averages 0.7 and 0.8.
     assert sorted(zip(settings["x"], settings["y"])) == [(1.0, 0.5), (2.0, 0.75)]
     assert any(t["name"] == "Pareto frontier" for t in spec_json["data"])
-    assert any("Privacy of choosing the best" in c.value and "composition ε" in c.value for c in at.caption)
+    assert any(
+        c.value.startswith("Privacy of this sweep: ") and "or all of them shown: composition ε" in c.value
+        for c in at.caption
+    )
