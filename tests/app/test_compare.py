@@ -135,6 +135,7 @@ def test_one_chosen_run_shows_its_audit_or_offers_one(app, runs) -> None:
     assert any("within the accounted ε = 0.70" in m.value for m in at.markdown)
     # The run's audit figures, and its canary training, are said not to be covered by ε.
     assert any(c.value == f"{AUDIT_NOTE} {CANARY_NOTE}" for c in at.caption)
+    assert any(c.value.startswith("Canary audit") and c.value.endswith(CANARY_NOTE) for c in at.caption)
     at.multiselect(key="compare_selected").set_value([runs["fashion"]]).run()
     assert at.button(key="compare_run_audit_run").label == "Audit this run"
 
