@@ -38,7 +38,7 @@ import secrets
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Optional, cast
 
 import dp_accounting
@@ -195,7 +195,13 @@ def composition_epsilon(runs: Sequence[DPConfig], *, n: int) -> float:
     delta, accountant_name = _shared_settings(runs, "runs")
     # Counted by config without its seed (the seed changes no event); events holding lists cannot be hashed.
     counts = Counter(config.replace(seed=0) for config in runs)
-    events_counted = [(accounting.dp_event_for_config(config, n=n), count) for config, count in counts.items()]
+    return _composed_epsilon(tuple(counts.items()), n, delta, accountant_name)
+
+
+@lru_cache(maxsize=256)
+def _composed_epsilon(counts: tuple[tuple[DPConfig, int], ...], n: int, delta: float, accountant_name: str) -> float:
+    """ε of each config's event composed as many times as counted; cached, as pages ask again on every rerun."""
+    events_counted = [(accounting.dp_event_for_config(config, n=n), count) for config, count in counts]
     composed = dp_accounting.ComposedDpEvent(
         [event if count == 1 else dp_accounting.SelfComposedDpEvent(event, count) for event, count in events_counted]
     )

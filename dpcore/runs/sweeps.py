@@ -505,7 +505,7 @@ def recorded_draw(
         raise SweepError(
             "selection",
             f"this sweep's number of trials was drawn for this data at {drawn} (K = {kept.trial_count:,}) and "
-            f"sweep {kept.sweep_id} ran it; a draw is used once",
+            f"sweep {kept.sweep_id} was started with it; a draw is used once",
             allowed=f"another distribution or other candidates, which draw anew; its ε adds to sweep {kept.sweep_id}'s",
         )
     return kept

@@ -332,7 +332,7 @@ def test_every_draw_is_recorded_before_anything_runs_and_is_never_drawn_again(st
     assert (draw.data_key, draw.spec_key) == sweeps.selection_keys(spec)
 
     # Starting again reuses that draw (another generator would have drawn K = 4), whatever the sweep's
-    # name or baseline; the draw is kept once and marked as used by the sweep that ran it.
+    # name or baseline; the draw is kept once and marked as used by the sweep started with it.
     renamed = sweeps.SweepSpec(**{**spec.__dict__, "name": "again", "baseline": True})
     runner = JobRunner(store=store, workers=1)
     try:
@@ -348,7 +348,9 @@ def test_every_draw_is_recorded_before_anything_runs_and_is_never_drawn_again(st
         # Abandoned after it started: a third start is refused, naming the sweep that ran the draw.
         with pytest.raises(SweepError) as caught:
             sweeps.start(runner, spec, owner="me")
-        assert caught.value.field == "selection" and f"sweep {started.sweep_id} ran it" in str(caught.value)
+        assert caught.value.field == "selection" and f"sweep {started.sweep_id} was started with it" in str(
+            caught.value
+        )
         assert len(store.list_runs()) == 3 and len(store.list_selection_draws()) == 1
         # Another participant, or other candidates, draw their own.
         other = sweeps.start(runner, spec, owner="you", rng=np.random.default_rng(3))
