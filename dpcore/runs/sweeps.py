@@ -13,7 +13,7 @@ Two modes (``SWEEP_MODES``):
   seed base.seed + its index. Every draw is recorded in the store before anything runs, one per
   owner, training data and spec (``selection_keys``): starting the same spec on the same data again
   reuses a draw that no sweep could queue, and is refused once a sweep has used it or K was above
-  the cap (``MAX_DRAWN_TRIALS``), so K is never redrawn until it suits someone. A distribution whose
+  the cap (``MAX_DRAWN_TRIALS``), so nobody can redraw K until it suits them. A distribution whose
   draws above the cap would cost more than ``selection.MAX_CAP_DELTA_SHARE`` of δ is refused before
   drawing; the rest of that cost is added to δ. Releasing only the best trial costs Papernot &
   Steinke's random-trials bound; showing every trial (as Compare does) costs their composition. Both
