@@ -239,7 +239,7 @@ def draw_trials(spec: SweepSpec, *, rng: Optional[np.random.Generator] = None) -
     if count > MAX_DRAWN_TRIALS:
         return TrialDraw(count, (), f"K = {count:,} is above the cap of {MAX_DRAWN_TRIALS:,} trials")
     generator = rng if rng is not None else np.random.default_rng(secrets.randbits(128))
-    picks = generator.integers(0, len(pool), size=count) if count else []
+    picks: Union[np.ndarray, list[int]] = generator.integers(0, len(pool), size=count) if count else []
     return TrialDraw(count, tuple(int(p) for p in picks), None)
 
 
