@@ -14,6 +14,7 @@ from dpcore.model_specs import supported_models
 from dpcore.privacy import accounting
 from dpcore.privacy.noise import noise_split_for_config
 from dpcore.views import presets
+from tests.conftest import REPO_ROOT
 
 
 @pytest.mark.parametrize(
@@ -156,12 +157,11 @@ def test_fashion_mnist_eps3_presets_stay_within_eps_3(key: str) -> None:
     ],
 )
 def test_the_eps3_recipes_say_they_were_tuned_on_test_accuracy_over_many_runs(key: str, file: str) -> None:
-    from pathlib import Path
 
     assert presets.TUNED_ON_TEST_NOTE in presets.get_preset(key).source
     header = " ".join(
         line.lstrip("# ")
-        for line in (Path(__file__).resolve().parents[1] / "assets" / "configs" / file).read_text().splitlines()
+        for line in (REPO_ROOT / "assets" / "configs" / file).read_text().splitlines()
         if line.startswith("#")
     )
     assert "chosen by comparing test accuracy over many runs on the same Fashion-MNIST training rows" in header
