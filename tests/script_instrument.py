@@ -1,9 +1,10 @@
 """Run an exported script with TensorFlow Privacy's GaussianSumQuery and the Keras optimizer watched from outside.
 
-    python tests/script_instrument.py RECORD.json SCRIPT.py [SCRIPT.py ...]
+    python tests/script_instrument.py RECORD.json SCRIPT.py|NOTEBOOK.ipynb [...]
 
 Each script runs in turn as ``__main__`` (TensorFlow is imported once), its output after a line
-``### SCRIPT.py``. For every noisy step (one ``GaussianSumQuery.get_noised_result`` call) RECORD.json
+``### SCRIPT.py``; a notebook's code cells run in order in one ``__main__`` namespace, as a kernel
+runs them top to bottom. For every noisy step (one ``GaussianSumQuery.get_noised_result`` call) RECORD.json
 gets, under the script's path: how many
 records (example gradients) the query clipped into the sum, the largest clipped norm, and the
 normaliser the script really used: the noisy sum divided by the gradient the optimizer then applied.
@@ -91,13 +92,36 @@ gaussian_query.GaussianSumQuery.preprocess_record = preprocess_record
 gaussian_query.GaussianSumQuery.get_noised_result = get_noised_result
 tf.keras.optimizers.legacy.Optimizer.apply_gradients = apply_gradients
 
+
+def run_notebook(path: str) -> None:
+    """Execute a notebook's code cells in order in one fresh namespace whose ``__name__`` is ``__main__``.
+
+    Each cell's source is registered in ``linecache`` under its own name, as IPython registers a cell's,
+    so that AutoGraph can read the source of the functions a cell defines.
+    """
+    import linecache
+
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    namespace = {"__name__": "__main__"}
+    for number, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            name = f"<{path} cell {number}>"
+            linecache.cache[name] = (len(cell.source), None, cell.source.splitlines(keepends=True), name)
+            exec(compile(cell.source, name, "exec"), namespace)
+
+
 if __name__ == "__main__":
     record_path, script_paths = sys.argv[1], sys.argv[2:]
     recorded: dict[str, list[dict]] = {}
     try:
         for script_path in script_paths:
             print(f"### {script_path}", flush=True)
-            runpy.run_path(script_path, run_name="__main__")
+            if script_path.endswith(".ipynb"):
+                run_notebook(script_path)
+            else:
+                runpy.run_path(script_path, run_name="__main__")
             recorded[script_path] = steps[:]
             steps.clear()
     finally:

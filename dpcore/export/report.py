@@ -23,13 +23,13 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Optional
 
 import dpcore
 from dpcore.config import ACCOUNTANTS, DPConfig
 from dpcore.data import datasets
 from dpcore.errors import UserInputError
+from dpcore.export.files import file_name_only
 from dpcore.privacy import accounting, events, noise
 from dpcore.privacy.accounting import EpsilonSplit
 from dpcore.privacy.limits import PRECISE_PLD_INTERVAL
@@ -175,13 +175,6 @@ class PrivacyReport:
     def figure(self, name: str) -> Optional[AccountantFigure]:
         """The figure of accountant ``name`` ("rdp" or "pld")."""
         return next((f for f in self.accountants if f.accountant == name), None)
-
-
-def file_name_only(config: DPConfig) -> DPConfig:
-    """``config`` with its CSV path cut to the file's own name: what an export may say of a server's files."""
-    if not config.csv_path:
-        return config
-    return config.replace(csv_path=PurePath(config.csv_path).name)
 
 
 def config_report(config: DPConfig, *, n: Optional[int] = None) -> PrivacyReport:

@@ -8,6 +8,7 @@ epochs * ceil(n / batch_size) fixed-size batches. It prints the noisy steps it t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dpcore.data.scatter import SCATTERNET_MODELS
@@ -484,6 +485,25 @@ if __name__ == "__main__":
 '''
 
 
+# The script's sections in order, each with the line its training part starts with (the settings,
+# the data and the model are rendered from their own texts): what the notebook puts in its cells.
+SCRIPT_SECTIONS = ("settings", "data", "model", "dp_step", "evaluation", "epsilon", "run")
+_MAIN_SECTION_STARTS = (
+    ("dp_step", "\n\ndef steps_after("),
+    ("evaluation", "\n\nclass WeightAverage:"),
+    ("epsilon", "\n\ndef privacy_spent("),
+    ("run", "\n\ndef held_out_accuracy("),
+)
+
+
+@dataclass(frozen=True)
+class ScriptSection:
+    """One section of the exported script: ``name`` (one of SCRIPT_SECTIONS) and its code, as it stands in the script."""
+
+    name: str
+    code: str
+
+
 def render_script(config: DPConfig) -> str:
     """The script text for ``config``; it imports nothing from DP Explorer.
 
@@ -491,6 +511,12 @@ def render_script(config: DPConfig) -> str:
     ScatterNet models are refused (ConfigError naming ``model``): the script does not compute
     their features.
     """
+    return "".join(section.code for section in script_sections(config))
+
+
+def script_sections(config: DPConfig) -> tuple[ScriptSection, ...]:
+    """The script of ``config`` in its sections (SCRIPT_SECTIONS), whose codes joined are the script;
+    refused as ``render_script`` refuses. The model's section ends with its optimizer."""
     if config.model in SCATTERNET_MODELS:
         raise ConfigError(
             "model",
@@ -525,7 +551,13 @@ def render_script(config: DPConfig) -> str:
     )
     main = _MAIN.format(optimizer=_OPTIMIZER[config.optimizer])
     data = _CSV_SPLIT + _DATA["csv"] if config.dataset == "csv" else _DATA[config.dataset] + _PUBLIC_SPLIT
-    return header + data + _MODELS[config.model] + main
+    cuts = [main.index(start) for _, start in _MAIN_SECTION_STARTS] + [len(main)]
+    return (
+        ScriptSection("settings", header),
+        ScriptSection("data", data),
+        ScriptSection("model", _MODELS[config.model] + main[: cuts[0]]),
+        *(ScriptSection(name, main[cuts[i] : cuts[i + 1]]) for i, (name, _) in enumerate(_MAIN_SECTION_STARTS)),
+    )
 
 
 EXPORT_FORMATS = ("json", "yaml", "script")

@@ -8,6 +8,8 @@ import math
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,12 +48,14 @@ TINY_N = 45
 BATCH_SIZE = {"poisson": 2, "shuffle": 10}
 
 
-def _run_instrumented(tmp_path, configs: list[DPConfig]) -> list[tuple[str, list[dict]]]:
-    """Run each config's exported script under tests/script_instrument.py: its output and recorded steps."""
+def _run_instrumented(tmp_path, configs: list[DPConfig], *, extra: Sequence[Path] = ()) -> list[tuple[str, list[dict]]]:
+    """Run each config's exported script, then each file of ``extra`` (scripts or notebooks), under
+    tests/script_instrument.py: the output and recorded steps of each."""
     scripts = []
     for number, config in enumerate(configs):
         scripts.append(tmp_path / f"run{number}.py")
         scripts[-1].write_text(render_script(config))
+    scripts += list(extra)
     record = tmp_path / "steps.json"
     done = subprocess.run(
         [sys.executable, str(INSTRUMENT), str(record), *map(str, scripts)],

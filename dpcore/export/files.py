@@ -1,0 +1,28 @@
+"""What the exports share: the file one makes (its name, media type and bytes) and how it names a dataset file.
+
+An export names a CSV file by its own name, never by its path on the server (which would show the
+server's folders, and another participant's upload folder to nobody but its owner anyway).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from dpcore.config import DPConfig
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """One file an export makes: the name to save it under, its media type and its bytes."""
+
+    file_name: str
+    mime: str
+    data: bytes
+
+
+def file_name_only(config: DPConfig) -> DPConfig:
+    """``config`` with its CSV path cut to the file's own name."""
+    if not config.csv_path:
+        return config
+    return config.replace(csv_path=PurePath(config.csv_path).name)
