@@ -22,3 +22,11 @@ def wait_until(predicate: Callable[[], object], *, what: str, timeout: float = 9
         if time.monotonic() > deadline:
             pytest.fail(f"gave up waiting for {what}")
         time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def export_runs(tmp_path_factory: pytest.TempPathFactory):
+    """Real tiny runs in one store for the export tests (tests/export_runs.py), trained once per session."""
+    from tests.export_runs import train_export_runs
+
+    return train_export_runs(tmp_path_factory.mktemp("export") / "runs.sqlite3")

@@ -11,6 +11,9 @@ from pathlib import PurePath
 
 from dpcore.config import DPConfig
 
+# The privacy report's two renderings (``report_text.render_report``), as the CLI's --format names them.
+REPORT_FORMATS = ("report-md", "report-html")
+
 
 @dataclass(frozen=True)
 class ExportFile:

@@ -29,6 +29,7 @@ from dpcore.config import (
     DPConfig,
 )
 from dpcore.errors import UserInputError
+from dpcore.export.files import REPORT_FORMATS
 from dpcore.export.report import PrivacyReport, TfPrivacyStatement
 from dpcore.model_specs import model_description
 from dpcore.privacy import events, explain, noise
@@ -36,7 +37,8 @@ from dpcore.privacy.events import RDP_ORDERS
 from dpcore.privacy.limits import PRECISE_PLD_INTERVAL
 from dpcore.results import FINISHED_STATUSES, TRAIN_METRICS_NOTE
 
-REPORT_FORMATS = ("report-md", "report-html")
+# Models without hidden layers, whose activation setting changes nothing.
+LINEAR_MODELS = ("logreg", "scatternet_linear")
 
 # -- the text ------------------------------------------------------------------------------------
 #
@@ -147,7 +149,7 @@ def _guarantee(r: PrivacyReport) -> Section:
     rows = [
         ("Dataset", _dataset_text(c)),
         ("Training rows n", f"{r.n:,}"),
-        ("Model", f"{model_description(c.model)}, {c.activation}"),
+        ("Model", model_description(c.model) + ("" if c.model in LINEAR_MODELS else f", {c.activation} activations")),
         ("Optimizer", f"{OPTIMIZER_TITLES[c.optimizer]}, learning rate {c.learning_rate:g}"),
         ("Batch size", f"{c.batch_size:,}" + (" (expected, Poisson)" if c.sampling == "poisson" else "")),
         ("Epochs", f"{r.epochs}" + ("" if r.epochs == c.epochs else f" of {c.epochs} configured")),
@@ -486,7 +488,8 @@ def _baseline_section(r: PrivacyReport) -> Section:
     text = f"Run(s) {runs}, {where} (ε = ∞): test accuracy {b.accuracy_mean:.4f}{spread}."
     if r.test_accuracies and not math.isnan(r.test_accuracies[-1]):
         text += (
-            f" This run's is {r.test_accuracies[-1]:.4f}: privacy cost {b.accuracy_mean - r.test_accuracies[-1]:+.4f}."
+            f" This run's is {r.test_accuracies[-1]:.4f}: the baseline's minus this run's, "
+            f"{b.accuracy_mean - r.test_accuracies[-1]:+.4f}, is what privacy cost in accuracy here."
         )
     return Section("Non-private baseline", (text,))
 
@@ -517,7 +520,7 @@ def _not_covered(r: PrivacyReport) -> Section:
         "Training figures. " + TRAIN_METRICS_NOTE,
         "Test and validation rows. "
         + ("The test split and the validation rows are" if c.validation_fraction else "The test split is")
-        + " never trained on, so ε does not protect them: figures computed on them (test accuracy"
+        + " never trained on, so ε does not protect their rows: figures computed on them (test accuracy"
         + (", validation accuracy" if c.validation_fraction else "")
         + ") are released exactly."
         + (" For a CSV file these are rows of your data too." if c.dataset == "csv" else ""),
@@ -618,8 +621,9 @@ def _sigma_figure(values: Sequence[float]) -> go.Figure:
 
 # -- Markdown ----------------------------------------------------------------------------------
 
-# Characters that make inline markup (or end a table cell) wherever they stand in a line.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+# Characters that make inline markup (or end a table cell) wherever they stand in a line; $ starts
+# maths where Markdown is shown by Streamlit (the pages' preview).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~$])")
 
 
 def _md_plain(text: str) -> str:
