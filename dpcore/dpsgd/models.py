@@ -14,6 +14,8 @@ computes once per dataset; feeding them pixels is an error.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Callable
 
@@ -49,9 +51,19 @@ def predict_logits(
     ``x`` holds the dataset's examples as the trainer receives them (images for the ScatterNet models,
     whose features are computed here as the trainer's are).
     """
-    model = build(config, input_shape=tuple(x.shape[1:]), num_classes=num_classes)
+    model = with_weights(config, weights=weights, input_shape=tuple(x.shape[1:]), num_classes=num_classes)
     if config.model in scatter.SCATTERNET_MODELS:
         x = scatter.compute_features(np.asarray(x, dtype=np.float32))
+    parts = [model(x[start : start + batch_size], training=False).numpy() for start in range(0, len(x), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, num_classes), np.float32)
+
+
+def with_weights(
+    config: DPConfig, *, weights: Sequence[np.ndarray], input_shape: tuple[int, ...], num_classes: int
+) -> tf.keras.Model:
+    """The model ``config`` describes for inputs of ``input_shape`` (the dataset's examples), holding
+    ``weights``; a ConfigError naming ``model`` when their shapes do not fit it."""
+    model = build(config, input_shape=input_shape, num_classes=num_classes)
     expected = [tuple(w.shape) for w in model.get_weights()]
     given = [tuple(np.shape(w)) for w in weights]
     if given != expected:
@@ -62,8 +74,24 @@ def predict_logits(
             allowed="the weights of this run",
         )
     model.set_weights(list(weights))
-    parts = [model(x[start : start + batch_size], training=False).numpy() for start in range(0, len(x), batch_size)]
-    return np.concatenate(parts) if parts else np.zeros((0, num_classes), np.float32)
+    return model
+
+
+def keras_file(
+    config: DPConfig, *, weights: Sequence[np.ndarray], input_shape: tuple[int, ...], num_classes: int
+) -> bytes:
+    """The model with ``weights`` as a Keras ``.keras`` file, which plain ``tf.keras.models.load_model`` reads.
+
+    Every layer is one of Keras's own (the CNN's pixel map is a Rescaling layer, LeNet-5's resize a
+    Resizing layer), so loading needs no code of DP Explorer's. It is saved uncompiled: it predicts
+    logits and carries no optimizer state.
+    """
+    model = with_weights(config, weights=weights, input_shape=input_shape, num_classes=num_classes)
+    with tempfile.TemporaryDirectory(prefix="dpx-model-") as folder:
+        path = os.path.join(folder, "model.keras")
+        model.save(path)
+        with open(path, "rb") as handle:
+            return handle.read()
 
 
 class _Seeds:

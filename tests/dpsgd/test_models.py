@@ -98,3 +98,27 @@ def test_predict_logits_of_a_scatternet_model_takes_images_as_the_trainer_does(n
     logits = models.predict_logits(config, weights=weights, x=images, num_classes=10)
     expected = model(scatter.compute_features(images), training=False).numpy()
     np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_keras_file_loads_with_plain_keras_and_computes_the_same_logits(name, tmp_path):
+    """The .keras file of a model with given weights loads with tf.keras.models.load_model alone (no DP
+    Explorer code: the CNN's Rescaling and LeNet-5's Resizing are Keras layers) and gives its logits."""
+    config = DPConfig(model=name, seed=3)
+    ours = models.build(config, input_shape=IMAGE, num_classes=10)
+    weights = [w + 0.01 * np.arange(w.size, dtype=np.float32).reshape(w.shape) % 1 for w in ours.get_weights()]
+    path = tmp_path / "model.keras"
+    path.write_bytes(models.keras_file(config, weights=weights, input_shape=IMAGE, num_classes=10))
+    loaded = tf.keras.models.load_model(path)
+    x = np.random.default_rng(1).random((4, *loaded.input_shape[1:]), dtype=np.float32)
+    ours.set_weights(weights)
+    np.testing.assert_allclose(loaded(x, training=False).numpy(), ours(x, training=False).numpy(), rtol=1e-5, atol=1e-6)
+    assert [type(layer).__name__ for layer in loaded.layers] == [type(layer).__name__ for layer in ours.layers]
+
+
+def test_keras_file_refuses_weights_of_another_model_naming_model():
+    config = DPConfig(model="logreg")
+    wrong = models.build(DPConfig(model="mlp"), input_shape=(8, 8, 1), num_classes=10).get_weights()
+    with pytest.raises(ConfigError) as info:
+        models.keras_file(config, weights=wrong, input_shape=(8, 8, 1), num_classes=10)
+    assert info.value.field == "model" and "do not fit" in str(info.value)
