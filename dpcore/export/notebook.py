@@ -81,10 +81,12 @@ def build_notebook(config: DPConfig) -> nbformat.NotebookNode:
         f"bottom, in Jupyter or Colab, with TensorFlow 2.15 and TensorFlow Privacy 0.9.0:\n\n    {INSTALL}\n\n"
         "The last cell trains and prints the noisy steps it took next to their ε."
     )
-    cells = [nbformat.v4.new_markdown_cell(intro)]
+    # Cell ids named after the sections, so the same config always exports the same notebook.
+    cells = [nbformat.v4.new_markdown_cell(intro, id="title")]
     for section in sections:
-        cells.append(nbformat.v4.new_markdown_cell(explanations[section.name]))
-        cells.append(nbformat.v4.new_code_cell(section.code.strip("\n")))
+        name = section.name.replace("_", "-")
+        cells.append(nbformat.v4.new_markdown_cell(explanations[section.name], id=f"{name}-text"))
+        cells.append(nbformat.v4.new_code_cell(section.code.strip("\n"), id=name))
     notebook = nbformat.v4.new_notebook(
         cells=cells,
         metadata={

@@ -67,3 +67,74 @@ def test_bad_config_files_exit_2_with_one_line(tmp_path, capsys, content, expect
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("error: ") and expected in captured.err
     assert captured.err.count("\n") == 1
+
+
+def test_notebook_and_reports_of_a_config_file(config_file, capsys):
+    from dpcore.export.notebook import render_notebook
+    from dpcore.privacy import accounting, explain
+
+    assert main(["export", "--config", config_file, "--format", "notebook"]) == 0
+    assert capsys.readouterr().out == render_notebook(CONFIG)
+    epsilon = explain.format_epsilon(accounting.epsilon_for_config(CONFIG, n=1437))
+    assert main(["export", "--config", config_file, "--format", "report-md"]) == 0
+    markdown = capsys.readouterr().out
+    assert markdown.startswith("# Privacy report: a config before training\n")
+    assert f"(ε, δ) = ({epsilon}, 1e-05) after 45 noisy steps over 3 epoch(s), PLD accountant, shuffle" in markdown
+    assert main(["export", "--config", config_file, "--format", "report-html"]) == 0
+    page = capsys.readouterr().out
+    assert page.startswith("<!DOCTYPE html>") and f"({epsilon}, 1e-05) after 45 noisy steps" in page
+
+
+def test_a_stored_runs_report_model_and_config(export_runs, tmp_path, capsys):
+    import zipfile
+
+    from dpcore.privacy import explain
+
+    store, run_id = export_runs.store, export_runs.private
+    record = store.get_run(run_id)
+    where = ["--run", str(run_id), "--store", str(store.path)]
+    assert main(["export", *where, "--format", "report-md"]) == 0
+    markdown = capsys.readouterr().out
+    assert f"# Privacy report: run {run_id} " in markdown
+    assert f"(ε, δ) = ({explain.format_epsilon(record.epsilon)}, 1e-05) after 8 noisy steps" in markdown
+    assert main(["export", *where, "--format", "json"]) == 0
+    assert DPConfig.from_json(capsys.readouterr().out) == record.config
+    target = tmp_path / "model.zip"
+    assert main(["export", *where, "--format", "model", "--output", str(target)]) == 0
+    assert capsys.readouterr().out == ""
+    with zipfile.ZipFile(target) as archive:
+        assert f"dp-run-{run_id}/model.keras" in archive.namelist()
+
+
+def test_what_cannot_be_exported_exits_2_with_one_line(export_runs, config_file, tmp_path, capsys):
+    store = str(export_runs.store.path)
+    cases = [
+        (["--config", config_file, "--format", "model", "--output", "m.zip"], "--format: model needs a trained run"),
+        (["--run", "1", "--store", store, "--format", "model"], "--output: a model is a zip file"),
+        (
+            ["--config", config_file, "--store", store, "--format", "report-md"],
+            "--store: a store is read only for a run",
+        ),
+        (["--run", "999", "--store", store, "--format", "report-md"], "run: there is no run with id 999"),
+        (
+            ["--run", str(export_runs.queued), "--store", store, "--format", "report-html"],
+            f"run: run {export_runs.queued} is queued and has not finished an epoch",
+        ),
+        (
+            ["--run", str(export_runs.private), "--store", str(export_runs.unkept_store.path), "--format", "model"]
+            + ["--output", str(tmp_path / "m.zip")],
+            f"run: the weights of run {export_runs.private} were not kept",
+        ),
+        (
+            ["--run", "1", "--config", config_file, "--format", "json"],
+            "argument --config: not allowed with argument --run",
+        ),
+        (["--format", "json"], "one of the arguments --config --run is required"),
+        (["--run", "0", "--format", "json"], "--run: 0 is too small"),
+    ]
+    for arguments, expected in cases:
+        assert main(["export", *arguments]) == 2, arguments
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.startswith("error: ") and expected in captured.err, captured.err
+        assert captured.err.count("\n") == 1
+    assert not (tmp_path / "m.zip").exists()
