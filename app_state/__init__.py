@@ -6,10 +6,12 @@ spelled nowhere else (tests may read them).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +21,7 @@ from dpcore.config import ACCOUNTANT_TITLES, MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCH
 from dpcore.data import datasets
 from dpcore.errors import UserInputError
 from dpcore.export import share
+from dpcore.export.files import ExportFile
 from dpcore.privacy import composition
 from dpcore.results import (
     TEST_METRICS_LABEL,
@@ -45,6 +48,7 @@ HOST_KEY = "dpx_host"  # True once this session typed the server's host secret
 PROBLEM_KEY = "dpx_input_problem"  # why the current settings cannot train (a failed upload, a refused value)
 NOTICE_KEY = "dpx_notice"  # a success message for the next render, e.g. from a button callback
 ERROR_KEY = "dpx_error"  # a problem for the next render, e.g. a bad share link
+EXPORTS_KEY = "dpx_exports"  # files made on request (a privacy report, a model), the latest of each kind
 # Explore's widget keys: dropped whenever the config is replaced, so the widgets re-read it.
 WIDGET_PREFIX = "w_"
 PAGE_PATHS = ("explore", "train", "sweep", "compare", "export", "learn")
@@ -390,6 +394,82 @@ def cancel_run(job_id: int) -> None:
         runner().cancel(job_id, by=caller())
     except UserInputError as exc:
         post_error(str(exc))
+
+
+@dataclass(frozen=True)
+class MadeExport:
+    """Files made on request for this session: what they are of (``source``), the files, the Markdown report
+    to read on the page (a report's), or why nothing was made (``error``, one line naming the field)."""
+
+    source: str
+    files: tuple[ExportFile, ...] = ()
+    preview: str = ""
+    error: Optional[str] = None
+
+
+def export_source(run_id: Optional[int]) -> str:
+    """What an export is of: one stored run, or the current config as it is now (None)."""
+    if run_id is not None:
+        return f"run {run_id}"
+    return "config " + hashlib.sha256(config().to_json().encode("utf-8")).hexdigest()[:16]
+
+
+def _make(kind: str, run_id: Optional[int], make: Callable[[], MadeExport]) -> MadeExport:
+    try:
+        made = make()
+    except UserInputError as exc:
+        made = MadeExport(source=export_source(run_id), error=str(exc))
+    st.session_state.setdefault(EXPORTS_KEY, {})[kind] = made
+    return made
+
+
+def make_report(run_id: Optional[int]) -> MadeExport:
+    """Make the privacy report (Markdown and HTML) of the current config (None) or of a run this caller
+    may manage, and keep it for this session (``made_export``); a UserInputError becomes its ``error``.
+
+    TensorFlow Privacy's statement loads TensorFlow the first time: seconds.
+    """
+    from dpcore.export import report, report_text
+
+    def make() -> MadeExport:
+        if run_id is None:
+            checked = check_paths(config())
+            made = report.config_report(checked, n=datasets.train_size(checked))
+            stem = "dp-config"
+        else:
+            made = report.run_report(store(), run_id, caller=caller())
+            stem = f"dp-run-{run_id}"
+        markdown = report_text.render_markdown(made)
+        html = report_text.render_html(made)
+        return MadeExport(
+            source=export_source(run_id),
+            files=(
+                ExportFile(f"{stem}-privacy-report.md", "text/markdown", markdown.encode("utf-8")),
+                ExportFile(f"{stem}-privacy-report.html", "text/html", html.encode("utf-8")),
+            ),
+            preview=markdown,
+        )
+
+    return _make("report", run_id, make)
+
+
+def make_model(run_id: int) -> MadeExport:
+    """Make the model archive (model.keras, config, report, README) of a finished run this caller may manage,
+    and keep it for this session; a run whose weights were not kept gets its ``error``."""
+    from dpcore.export.model_file import model_archive
+
+    return _make(
+        "model",
+        run_id,
+        lambda: MadeExport(source=export_source(run_id), files=(model_archive(store(), run_id, caller=caller()),)),
+    )
+
+
+def made_export(kind: str, run_id: Optional[int]) -> Optional[MadeExport]:
+    """The ``kind`` ("report" or "model") this session made last, if it was of this run (or of the current
+    config as it is now, for None)."""
+    made = st.session_state.get(EXPORTS_KEY, {}).get(kind)
+    return made if made is not None and made.source == export_source(run_id) else None
 
 
 def preview_sweep(spec: sweeps.SweepSpec) -> sweeps.SweepPreview:

@@ -1,4 +1,5 @@
-"""Export: the current or a stored run's config as JSON, YAML or a script; import a file; a share link."""
+"""Export: the current or a stored run's config as JSON, YAML, a script or a notebook, its privacy report, a
+finished run's model; import a file; a share link."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ import app_state
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 from dpcore.export import share
+from dpcore.export.notebook import NOTEBOOK_MIME, render_notebook
 from dpcore.export.script import render_script
+from dpcore.results import FINISHED_STATUSES
+from pages import export_view
 
 st.title("Export")
-st.caption("Take a config with you: as a file, as a runnable script, or as a link that restores it.")
+st.caption(
+    "Take a config with you: as a file, as a runnable script or notebook, or as a link that restores it; "
+    "with its privacy report, and a finished run's trained model."
+)
 
 
 def use_config(cfg: DPConfig, origin: str) -> None:
@@ -71,6 +78,37 @@ c3.download_button(
     on_click="ignore",
     disabled=bool(script_problem),
 )
+
+st.subheader("Notebook, privacy report and model")
+try:
+    notebook_text, notebook_problem = render_notebook(cfg), ""
+except UserInputError as exc:  # what the script cannot reproduce, the notebook cannot either
+    notebook_text, notebook_problem = "", str(exc)
+st.download_button(
+    "Download notebook (.ipynb)",
+    notebook_text,
+    file_name=f"{stem}.ipynb",
+    mime=NOTEBOOK_MIME,
+    key="download_notebook",
+    on_click="ignore",
+    disabled=bool(notebook_problem),
+)
+st.caption(
+    notebook_problem
+    or "The Python script in cells, with a short explanation above each (settings, data, model, the DP step, "
+    "ε, training), for Jupyter or Colab: run top to bottom, it takes exactly the steps it accounts for and "
+    "prints the same ε."
+)
+run = None if source == "current" else next(r for r in runs if str(r.id) == source)
+if run is not None and not app_state.may_manage(run.owner):
+    st.info(
+        f"The privacy report and the model of run {run.id} are for the participant who trained it (and the "
+        "host); its config files, script and notebook are above."
+    )
+else:
+    export_view.report_downloads(None if run is None else run.id, key="export")
+    if run is not None:
+        export_view.model_download(run.id, finished=run.status in FINISHED_STATUSES, key="export")
 
 st.subheader("Share link")
 link = share.share_url(share.base_of(st.context.url, app_state.PAGE_PATHS), cfg)

@@ -15,6 +15,7 @@ from dpcore.model_specs import check_pair
 from dpcore.privacy import accounting, explain
 from dpcore.results import (
     ACTIVE_STATUSES,
+    FINISHED_STATUSES,
     TEST_METRICS_LABEL,
     TRAIN_ACCURACY_TITLE,
     TRAIN_LOSS_TITLE,
@@ -23,7 +24,7 @@ from dpcore.results import (
 from dpcore.runs.comparison import config_summary
 from dpcore.runs.job_state import JobSnapshot
 from dpcore.views import charts
-from pages import audit_view
+from pages import audit_view, export_view
 
 ss = st.session_state
 POLL_SECONDS = 1.0
@@ -224,6 +225,10 @@ def show_job(job: JobSnapshot) -> None:
         st.error(f"The audit of run {job.id} failed: {job.audit_error}")
     if job.state == "completed":
         audit_view.render(job.id, completed=True, report=job.audit, key=f"train_run_audit_{job.id}")
+    if job.done and job.metrics:
+        st.markdown("**Take this run with you**")
+        export_view.report_downloads(job.id, key=f"train_run_{job.id}")
+        export_view.model_download(job.id, finished=job.state in FINISHED_STATUSES, key=f"train_run_{job.id}")
 
 
 def recipe_charts(job: JobSnapshot) -> None:

@@ -1,4 +1,5 @@
-"""AppTest: the Export page shows JSON/YAML/script, restores uploads with clear errors, and makes a share link."""
+"""AppTest: the Export page shows JSON/YAML/script and the notebook, makes privacy reports and a run's model on
+request (for its owner), restores uploads with clear errors, and makes a share link."""
 
 from __future__ import annotations
 
@@ -22,7 +23,13 @@ def test_formats_and_downloads(app) -> None:
     assert DPConfig.from_json(codes["json"]) == CONFIG
     assert DPConfig.from_yaml(codes["yaml"]) == CONFIG
     assert "1.7" in codes["python"] and "tensorflow_privacy" in codes["python"]
-    assert [b.label for b in at.get("download_button")] == ["Download JSON", "Download YAML", "Download Python script"]
+    assert [b.label for b in at.get("download_button")] == [
+        "Download JSON",
+        "Download YAML",
+        "Download Python script",
+        "Download notebook (.ipynb)",
+    ]
+    assert not at.get("download_button")[3].proto.disabled
 
 
 def test_share_link_encodes_the_config(app) -> None:
@@ -105,3 +112,114 @@ def test_a_recipe_setting_the_script_cannot_reproduce_is_named_and_the_files_kee
     assert any("adaptive_clipping" in i.value for i in at.info)
     script_button = [b for b in at.get("download_button") if b.label == "Download Python script"]
     assert len(script_button) == 1 and script_button[0].proto.disabled
+
+
+# -- the notebook, the privacy report and the model -------------------------------------------------
+
+TINY = DPConfig(dataset="digits", model="logreg", epochs=2, batch_size=32, max_train_examples=128, learning_rate=0.5)
+
+
+def _downloads(at) -> list[str]:
+    return [b.label for b in at.get("download_button")]
+
+
+def _trained_run(owner: str, *, keep_weights: bool = True) -> int:
+    """A run of TINY owned by ``owner``, trained now and kept in the app's store as the runner keeps one."""
+    import os
+
+    from dpcore.dpsgd import training
+    from dpcore.runs.store import RunStore
+
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    run_id = store.create_run(TINY, owner=owner, name="to take away")
+    kept: list = []
+    store.finish_run(run_id, training.train(TINY, on_weights=kept.append))
+    if keep_weights:
+        store.save_weights(run_id, kept[0])
+    return run_id
+
+
+def test_the_current_configs_privacy_report_is_made_on_request(app) -> None:
+    from app_state import EXPORTS_KEY
+    from dpcore.privacy import accounting, explain
+
+    at = _open(app)
+    assert not any(label.startswith("Download report") for label in _downloads(at))
+    at.button(key="export_make_report").click().run()
+    assert not at.exception
+    assert _downloads(at)[-2:] == ["Download report (Markdown)", "Download report (HTML)"]
+    expected_report = accounting.epsilon_report_for_config(CONFIG, n=1437)
+    epsilon = explain.format_epsilon(expected_report.epsilon)
+    expected = f"(ε, δ) = ({epsilon}, 1e-05) after {expected_report.steps} noisy steps"
+    assert any(expected in m.value for m in at.markdown)  # the report, readable on the page
+    markdown, page = at.session_state[EXPORTS_KEY]["report"].files
+    assert markdown.file_name == "dp-config-privacy-report.md" and expected in markdown.data.decode()
+    assert page.file_name == "dp-config-privacy-report.html" and page.data.startswith(b"<!DOCTYPE html>")
+    # A changed config is another report: the old one is not offered for it.
+    at.session_state[CONFIG_KEY] = CONFIG.replace(epochs=4)
+    at.run()
+    assert not any(label.startswith("Download report") for label in _downloads(at))
+
+
+def test_a_stored_runs_report_and_model_for_the_participant_who_trained_it(app) -> None:
+    import io
+    import zipfile
+
+    from app_state import EXPORTS_KEY, OWNER_KEY
+    from dpcore.privacy import explain
+
+    at = _open(app)
+    run_id = _trained_run(at.session_state[OWNER_KEY])
+    at.run()  # the page lists the new run
+    at.selectbox(key="export_source").set_value(str(run_id)).run()
+    at.button(key="export_make_report").click().run()
+    at.button(key="export_make_model").click().run()
+    assert not at.exception
+    assert _downloads(at)[-3:] == [
+        "Download report (Markdown)",
+        "Download report (HTML)",
+        "Download model (.keras in a zip)",
+    ]
+    import os
+
+    from dpcore.runs.store import RunStore
+
+    record = RunStore(os.environ["DPEXPLORER_STORE"]).get_run(run_id)
+    made = at.session_state[EXPORTS_KEY]
+    assert f"(ε, δ) = ({explain.format_epsilon(record.epsilon)}, 1e-05)" in made["report"].preview
+    model = made["model"].files[0]
+    assert model.file_name == f"dp-run-{run_id}-model.zip"
+    with zipfile.ZipFile(io.BytesIO(model.data)) as archive:
+        assert f"dp-run-{run_id}/model.keras" in archive.namelist()
+
+
+def test_a_run_whose_weights_were_not_kept_says_so_on_the_page(app) -> None:
+    from app_state import OWNER_KEY
+
+    at = _open(app)
+    run_id = _trained_run(at.session_state[OWNER_KEY], keep_weights=False)
+    at.run()
+    at.selectbox(key="export_source").set_value(str(run_id)).run()
+    at.button(key="export_make_model").click().run()
+    assert not at.exception
+    assert any(f"the weights of run {run_id} were not kept" in e.value for e in at.error)
+    assert "Download model (.keras in a zip)" not in _downloads(at)
+
+
+def test_another_participants_run_offers_its_files_but_not_its_report_or_model(app) -> None:
+    import os
+
+    from dpcore.runs.store import RunStore
+
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    run_id = store.create_run(TINY, owner="p00000000000000c3", name="theirs")
+    try:
+        at = _open(app)
+        at.selectbox(key="export_source").set_value(str(run_id)).run()
+        assert not at.exception
+        assert "Download notebook (.ipynb)" in _downloads(at)
+        keys = [b.key for b in at.button]
+        assert "export_make_report" not in keys and "export_make_model" not in keys
+        assert any(f"run {run_id} are for the participant who trained it" in i.value for i in at.info)
+    finally:
+        store.delete_run(run_id)

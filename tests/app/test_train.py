@@ -312,3 +312,24 @@ def test_model_that_does_not_fit_the_dataset_is_refused(app) -> None:
     assert not at.exception
     assert any(e.value.startswith("model:") for e in at.error)
     assert get_runner().list_jobs(owner=at.session_state[OWNER_KEY]) == []
+
+
+def test_a_finished_runs_report_and_model_are_made_from_its_view(app) -> None:
+    import io
+    import zipfile
+
+    from app_state import EXPORTS_KEY
+    from dpcore.privacy import explain
+
+    at, job_id = _train_unaudited(app, TINY)
+    at.button(key=f"train_run_{job_id}_make_report").click().run()
+    at.button(key=f"train_run_{job_id}_make_model").click().run()
+    assert not at.exception
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download report (Markdown)", "Download report (HTML)", "Download model (.keras in a zip)"]
+    made = at.session_state[EXPORTS_KEY]
+    epsilon = explain.format_epsilon(get_runner().get(job_id).latest.epsilon)
+    assert f"# Privacy report: run {job_id}" in made["report"].preview
+    assert f"(ε, δ) = ({epsilon}, 1e-05)" in made["report"].preview
+    with zipfile.ZipFile(io.BytesIO(made["model"].files[0].data)) as archive:
+        assert f"dp-run-{job_id}/model.keras" in archive.namelist()
