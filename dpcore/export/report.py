@@ -264,7 +264,7 @@ def _report(
         noise_multipliers=sigmas,
         accountants=_accountants(config, n=n, epochs=epochs),
         tf_privacy=_tf_privacy(config, n=n, epochs=epochs, sigmas=sigmas),
-        preprocessing=_preprocessing(config, n=n, epochs=epochs),
+        preprocessing=_preprocessing(config if record is None else _trained(config, epochs), n=n),
         sweep=None if sweep_record is None else _sweep_facts(sweep_record, others),
         audit=None if record is None else record.audit,
         baseline=None if record is None else _baseline(record, others, sweep_record),
@@ -332,10 +332,16 @@ def _tf_privacy(config: DPConfig, *, n: int, epochs: int, sigmas: tuple[float, .
     )
 
 
-def _preprocessing(config: DPConfig, *, n: int, epochs: int) -> Optional[EpsilonSplit]:
+def _trained(config: DPConfig, epochs: int) -> DPConfig:
+    """A run's config counting the ``epochs`` (at least one) it trained: its budget, if any, already spoke."""
+    return config.replace(epochs=epochs, epsilon_budget=None)
+
+
+def _preprocessing(config: DPConfig, *, n: int) -> Optional[EpsilonSplit]:
+    """A privately derived CSV schema's share of ε, for the epochs ``config`` counts (its budget applied)."""
     if config.dataset != "csv" or config.csv_preprocessing_epsilon is None:
         return None
-    return accounting.epsilon_split(config.replace(epochs=max(epochs, 1), epsilon_budget=None), n=n)
+    return accounting.epsilon_split(config, n=n)
 
 
 def _sweep_facts(sweep: SweepRecord, runs: Sequence[RunRecord]) -> SweepFacts:
