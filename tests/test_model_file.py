@@ -67,6 +67,7 @@ def test_only_a_finished_run_of_the_callers_own_has_a_model_to_export(export_run
     with pytest.raises(UserInputError, match=f"run {export_runs.queued} is queued; only a finished run"):
         model_archive(store, export_runs.queued, caller=Caller(owner=OWNER))
     assert model_archive(store, export_runs.sweep_baselines[0], caller=Caller(owner=OTHER, is_host=True)).data
+    assert model_archive(store, export_runs.budget, caller=None).data  # stopped by its budget: finished
 
 
 def _record(config: DPConfig) -> RunRecord:

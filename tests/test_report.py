@@ -167,6 +167,22 @@ def test_run_report_states_what_the_trainer_recorded(export_runs):
     assert r"private \<b\>\$run\$\</b\>" in markdown
 
 
+def test_a_run_stopped_by_its_budget_is_reported_for_the_epoch_it_trained(export_runs):
+    store = export_runs.store
+    record = store.get_run(export_runs.budget)
+    assert record.status == "budget_reached" and len(record.epochs) == 1
+    report = run_report(store, record.id, caller=None)
+    steps = events.epoch_end_steps(n=128, batch_size=32, epochs=3, sampling="poisson")[0]
+    assert report.epochs == 1 and report.steps == steps == report.recorded_steps
+    assert report.epsilon == record.epsilon <= record.config.epsilon_budget
+    assert report.figure("rdp").curve == (record.epsilon,)
+    assert _tf_privacy_epsilons(report.tf_privacy.text)[1] == pytest.approx(record.epsilon, abs=6e-4)
+    markdown = render_markdown(report)
+    assert f"after {steps} noisy steps over 1 epoch(s)" in markdown
+    assert f"stopped at its ε budget of {record.config.epsilon_budget:g} after 1 of 3 epochs" in markdown
+    assert _facts_table(markdown)["Epochs"] == "1 of 3 configured"
+
+
 def test_run_report_of_a_sweep_run_has_its_selection_epsilon_seed_spread_and_baseline(export_runs):
     store = export_runs.store
     run_id = export_runs.sweep_private[0]

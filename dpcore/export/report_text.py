@@ -35,7 +35,7 @@ from dpcore.model_specs import model_description
 from dpcore.privacy import events, explain, noise
 from dpcore.privacy.events import RDP_ORDERS
 from dpcore.privacy.limits import PRECISE_PLD_INTERVAL
-from dpcore.results import FINISHED_STATUSES, TRAIN_METRICS_NOTE
+from dpcore.results import ACTIVE_STATUSES, FINISHED_STATUSES, TRAIN_METRICS_NOTE
 
 # Models without hidden layers, whose activation setting changes nothing.
 LINEAR_MODELS = ("logreg", "scatternet_linear")
@@ -131,7 +131,12 @@ def _guarantee(r: PrivacyReport) -> Section:
             "Non-private baseline: no clipping, no noise, ε = ∞. Nothing limits what the model reveals "
             "about any training row."
         )
-    if r.run_id is not None and r.status not in FINISHED_STATUSES:
+    if r.run_id is not None and r.status in ACTIVE_STATUSES:
+        blocks.append(
+            f"The run is still {r.status}: every figure here is that of the {r.epochs} of its {c.epochs} epochs "
+            "finished so far; its ε grows with each epoch it finishes."
+        )
+    elif r.run_id is not None and r.status not in FINISHED_STATUSES:
         blocks.append(
             f"The run ended {r.status} after {r.epochs} of its {c.epochs} epochs; every figure here is "
             f"that of the {r.epochs} finished epoch(s)."
