@@ -19,7 +19,7 @@ import streamlit as st
 from dpcore.audit.report import AUDIT_NOTE
 from dpcore.config import ACCOUNTANT_TITLES, MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
 from dpcore.data import datasets
-from dpcore.errors import UserInputError
+from dpcore.errors import UserInputError, describe_exception
 from dpcore.export import share
 from dpcore.export.files import ExportFile
 from dpcore.privacy import composition
@@ -419,6 +419,10 @@ def _make(kind: str, run_id: Optional[int], make: Callable[[], MadeExport]) -> M
         made = make()
     except UserInputError as exc:
         made = MadeExport(source=export_source(run_id), error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - an export that breaks is a message, never a traceback
+        made = MadeExport(
+            source=export_source(run_id), error=f"The {kind} could not be made: {describe_exception(exc)}"
+        )
     st.session_state.setdefault(EXPORTS_KEY, {})[kind] = made
     return made
 

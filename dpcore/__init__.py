@@ -3,7 +3,7 @@
 Rooms by concern, each importing only those below it (checked by import-linter, pyproject.toml):
 
     cli               python -m dpcore epsilon|calibrate|train|sweep|runs|export|audit
-    export | views    what leaves the app (scripts, share links) | what the pages draw
+    export | views    what leaves the app (scripts, notebooks, share links, privacy reports, models) | what the pages draw
     runs              the run store, the fair queue and its backends, sweeps, estimates
     room              a shared server: participants, the host, settings, uploads
     audit             membership attacks and the canary audit of a trained model
