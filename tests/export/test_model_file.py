@@ -100,7 +100,7 @@ def test_the_readme_says_what_preprocessing_the_inputs_need(model, says):
 
 
 def test_a_csv_models_readme_describes_the_declared_schema_and_owns_up_to_a_derived_one():
-    from tests.test_script_export import SAMPLE_SCHEMA
+    from tests.export.test_script_export import SAMPLE_SCHEMA
 
     declared = DPConfig(
         dataset="csv", csv_path="/srv/uploads/p00000000000000a1/loans-0011.csv", csv_label="y", csv_schema=SAMPLE_SCHEMA
@@ -117,7 +117,7 @@ def test_the_archives_config_names_a_csv_file_by_its_own_name(export_runs, tmp_p
     """A CSV run's archive: config.json and the README name the file, never the path it was read from."""
     from dpcore.runs.store import RunStore
     from tests.conftest import REPO_ROOT
-    from tests.test_script_export import SAMPLE_SCHEMA
+    from tests.export.test_script_export import SAMPLE_SCHEMA
 
     config = DPConfig(
         dataset="csv",

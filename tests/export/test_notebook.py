@@ -13,7 +13,7 @@ from dpcore.config import DATASETS, OPTIMIZERS, DPConfig
 from dpcore.errors import ConfigError
 from dpcore.export.notebook import build_notebook, render_notebook
 from dpcore.export.script import SCRIPT_SECTIONS, render_script, script_sections
-from tests.test_script_export import SAMPLE_SCHEMA, SCRIPT_MODELS, TINY_N, _run_instrumented, check_run
+from tests.export.test_script_export import SAMPLE_SCHEMA, SCRIPT_MODELS, TINY_N, _run_instrumented, check_run
 
 
 def _config(dataset: str, **changes) -> DPConfig:
