@@ -30,6 +30,14 @@ ENV_MAX_RUN_SECONDS = "DPEXPLORER_MAX_RUN_SECONDS"
 ENV_DATA_DIR = "DPEXPLORER_DATA_DIR"
 ENV_HOST_SECRET = "DPEXPLORER_HOST_SECRET"
 ENV_HOST_SECRET_FILE = "DPEXPLORER_HOST_SECRET_FILE"
+ENV_ROOM_CODE = "DPEXPLORER_ROOM_CODE"
+ENV_UPLOAD_QUOTA_MB = "DPEXPLORER_UPLOAD_QUOTA_MB"
+ENV_UPLOADS_TOTAL_MB = "DPEXPLORER_UPLOADS_TOTAL_MB"
+ENV_DISK_RESERVE_MB = "DPEXPLORER_DISK_RESERVE_MB"
+ENV_JOINS_PER_ADDRESS = "DPEXPLORER_JOINS_PER_ADDRESS"
+ENV_JOIN_WINDOW_SECONDS = "DPEXPLORER_JOIN_WINDOW_SECONDS"
+ENV_HOST_LOCKOUT_FAILURES = "DPEXPLORER_HOST_LOCKOUT_FAILURES"
+ENV_HOST_LOCKOUT_SECONDS = "DPEXPLORER_HOST_LOCKOUT_SECONDS"
 
 # An upload is a CSV file read by the same loader as a file on the server, so the upload limit is
 # the CSV reader's limit. .streamlit/config.toml's server.maxUploadSize (in MiB: Streamlit
@@ -47,7 +55,22 @@ DEFAULT_MAX_QUEUED = 3
 # 100 epochs of Fashion-MNIST's 60,000 training images; digits (1,437) fits 1000 epochs.
 DEFAULT_MAX_EXAMPLE_PASSES = 6_000_000
 DEFAULT_MAX_RUN_SECONDS = 3600.0
-MIN_HOST_SECRET_CHARS = 8
+# A host secret is guessed online only (failures are slowed down and locked out, dpcore.room.host_guard),
+# yet a workshop's address is public for hours: 16 characters of a random token (about 96 bits) put it
+# out of reach of any number of addresses guessing at the lockout's pace.
+MIN_HOST_SECRET_CHARS = 16
+# A room code is typed by every participant, so it may be short; it only keeps out those not told it.
+MAX_ROOM_CODE_CHARS = 64
+DEFAULT_UPLOAD_QUOTA_MB = 200
+DEFAULT_UPLOADS_TOTAL_MB = 2000
+DEFAULT_DISK_RESERVE_MB = 1024
+DEFAULT_JOINS_PER_ADDRESS = 10
+DEFAULT_JOIN_WINDOW_SECONDS = 600.0
+DEFAULT_HOST_LOCKOUT_FAILURES = 10
+DEFAULT_HOST_LOCKOUT_SECONDS = 900.0
+# Wrong host secrets a session or address may type before each further try waits (1 s, 2 s, 4 s, ...).
+HOST_FREE_FAILURES = 3
+HOST_FIRST_DELAY_SECONDS = 1.0
 # Words that switch a cap off.
 NO_LIMIT_WORDS = ("none", "off")
 
@@ -94,6 +117,55 @@ class RunLimits:
 
 
 @dataclass(frozen=True)
+class RoomLimits:
+    """What one person (or one address) may take of a shared server outside training; fixed at start-up.
+
+    ``upload_quota_bytes``: all uploads of one participant together ($DPEXPLORER_UPLOAD_QUOTA_MB,
+    default 200 MiB). ``uploads_total_bytes``: every upload on the server together
+    ($DPEXPLORER_UPLOADS_TOTAL_MB, default 2000 MiB). ``disk_reserve_bytes``: free disk an upload
+    must leave for the run store ($DPEXPLORER_DISK_RESERVE_MB, default 1024 MiB).
+    ``joins_per_address``: names registered from one network address within ``join_window_seconds``
+    ($DPEXPLORER_JOINS_PER_ADDRESS, default 10; $DPEXPLORER_JOIN_WINDOW_SECONDS, default 600).
+    ``host_lockout_failures``: wrong host secrets in a row from one session or address before it is
+    locked out for ``host_lockout_seconds`` ($DPEXPLORER_HOST_LOCKOUT_FAILURES, default 10;
+    $DPEXPLORER_HOST_LOCKOUT_SECONDS, default 900).
+    """
+
+    upload_quota_bytes: int = DEFAULT_UPLOAD_QUOTA_MB * 2**20
+    uploads_total_bytes: int = DEFAULT_UPLOADS_TOTAL_MB * 2**20
+    disk_reserve_bytes: int = DEFAULT_DISK_RESERVE_MB * 2**20
+    joins_per_address: int = DEFAULT_JOINS_PER_ADDRESS
+    join_window_seconds: float = DEFAULT_JOIN_WINDOW_SECONDS
+    host_lockout_failures: int = DEFAULT_HOST_LOCKOUT_FAILURES
+    host_lockout_seconds: float = DEFAULT_HOST_LOCKOUT_SECONDS
+
+    def __post_init__(self) -> None:
+        _check_whole("upload_quota_bytes", self.upload_quota_bytes, low=1)
+        _check_whole("uploads_total_bytes", self.uploads_total_bytes, low=1)
+        _check_whole("disk_reserve_bytes", self.disk_reserve_bytes, low=0)
+        _check_whole("joins_per_address", self.joins_per_address, low=1)
+        _check_whole("host_lockout_failures", self.host_lockout_failures, low=1)
+        for name in ("join_window_seconds", "host_lockout_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise UserInputError(name, f"{value!r} is not a positive number of seconds", allowed="seconds above 0")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RoomLimits:
+        """The room limits the environment variables describe (defaults for those unset)."""
+        mib = 2**20
+        return cls(
+            upload_quota_bytes=_env_whole(env, ENV_UPLOAD_QUOTA_MB, DEFAULT_UPLOAD_QUOTA_MB, low=1) * mib,
+            uploads_total_bytes=_env_whole(env, ENV_UPLOADS_TOTAL_MB, DEFAULT_UPLOADS_TOTAL_MB, low=1) * mib,
+            disk_reserve_bytes=_env_whole(env, ENV_DISK_RESERVE_MB, DEFAULT_DISK_RESERVE_MB, low=0) * mib,
+            joins_per_address=_env_whole(env, ENV_JOINS_PER_ADDRESS, DEFAULT_JOINS_PER_ADDRESS, low=1),
+            join_window_seconds=_env_seconds(env, ENV_JOIN_WINDOW_SECONDS, DEFAULT_JOIN_WINDOW_SECONDS),
+            host_lockout_failures=_env_whole(env, ENV_HOST_LOCKOUT_FAILURES, DEFAULT_HOST_LOCKOUT_FAILURES, low=1),
+            host_lockout_seconds=_env_seconds(env, ENV_HOST_LOCKOUT_SECONDS, DEFAULT_HOST_LOCKOUT_SECONDS),
+        )
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     """Everything a served DP Explorer is configured with; ``from_env()`` reads it at start-up.
 
@@ -110,6 +182,9 @@ class ServerSettings:
     ($DPEXPLORER_ACCOUNTANT_PROCESSES, default the machine's cores; 0: in the server process).
     ``backend``: where runs train without Ray ($DPEXPLORER_BACKEND, one of BACKENDS): "process" (the
     default) in long-lived, lower-priority child processes; "local" in the server's worker threads.
+    ``room``: quotas of uploads, joins and host-secret tries (``RoomLimits``).
+    ``room_code``: a code every participant must type to join ($DPEXPLORER_ROOM_CODE; None: joining
+    needs none). The host can set another while the server runs (``dpcore.room.joins``).
     The upload limit is ``MAX_UPLOAD_BYTES``, fixed because .streamlit/config.toml must agree with it.
     """
 
@@ -120,9 +195,13 @@ class ServerSettings:
     ray_address: Optional[str] = None
     backend: str = DEFAULT_BACKEND
     accountant_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    room: RoomLimits = field(default_factory=RoomLimits)
+    room_code: Optional[str] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_whole("workers", self.workers, low=1)
+        if self.room_code is not None:
+            check_room_code(self.room_code, name="room_code")
         _check_whole("accountant_processes", self.accountant_processes, low=0)
         if self.backend not in BACKENDS:
             raise UserInputError(
@@ -165,7 +244,19 @@ class ServerSettings:
             ray_address=env.get(ENV_RAY_ADDRESS, "").strip() or None,
             backend=_env_backend(env),
             accountant_processes=_env_whole(env, ENV_ACCOUNTANT_PROCESSES, os.cpu_count() or 1, low=0),
+            room=RoomLimits.from_env(env),
+            room_code=check_room_code(env[ENV_ROOM_CODE], name=ENV_ROOM_CODE) if env.get(ENV_ROOM_CODE) else None,
         )
+
+
+def check_room_code(code: object, *, name: str) -> str:
+    """``code`` if it can be a room code (1 to 64 printable characters, no spaces around); a UserInputError naming ``name`` otherwise."""
+    allowed = f"1 to {MAX_ROOM_CODE_CHARS} printable characters without spaces around them"
+    if not isinstance(code, str) or not code or code != code.strip():
+        raise UserInputError(name, "the room code is empty or has spaces around it", allowed=allowed)
+    if len(code) > MAX_ROOM_CODE_CHARS or not code.isprintable():
+        raise UserInputError(name, f"the room code has {len(code)} characters or unprintable ones", allowed=allowed)
+    return code
 
 
 def _env_backend(env: Mapping[str, str]) -> str:
@@ -219,6 +310,19 @@ def _env_cap(env: Mapping[str, str], name: str, default: Optional[float], *, who
     return value
 
 
+def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserInputError(name, f"{text!r} is not a number", allowed="a number of seconds above 0") from None
+    if not 0 < value < float("inf"):
+        raise UserInputError(name, f"{text!r} is out of range", allowed="a number of seconds above 0")
+    return value
+
+
 def _data_dir(text: str) -> Path:
     path = Path(text).expanduser()
     if "\x00" in text or not path.is_dir():
@@ -253,6 +357,7 @@ def _host_secret(env: Mapping[str, str]) -> Optional[str]:
         raise UserInputError(
             name,
             f"the host secret has {len(secret)} characters",
-            allowed=f"at least {MIN_HOST_SECRET_CHARS} characters",
+            allowed=f"at least {MIN_HOST_SECRET_CHARS} characters, e.g. from "
+            "python -c 'import secrets; print(secrets.token_urlsafe(16))'",
         )
     return secret

@@ -10,6 +10,8 @@ import toml  # Streamlit's own TOML reader (tomllib needs Python 3.11)
 from dpcore.errors import UserInputError
 from dpcore.room.server_settings import (
     MAX_UPLOAD_BYTES,
+    MIN_HOST_SECRET_CHARS,
+    RoomLimits,
     RunLimits,
     ServerSettings,
     upload_limit_text,
@@ -29,6 +31,16 @@ def test_defaults_without_any_variable():
     )
     assert settings.data_dir is None and settings.host_secret is None and not settings.has_host
     assert settings.max_upload_bytes == MAX_UPLOAD_BYTES
+    assert settings.room == RoomLimits(
+        upload_quota_bytes=200 * 2**20,
+        uploads_total_bytes=2000 * 2**20,
+        disk_reserve_bytes=1024 * 2**20,
+        joins_per_address=10,
+        join_window_seconds=600.0,
+        host_lockout_failures=10,
+        host_lockout_seconds=900.0,
+    )
+    assert settings.room_code is None
 
 
 def test_every_variable_is_read(tmp_path):
@@ -40,20 +52,38 @@ def test_every_variable_is_read(tmp_path):
             "DPEXPLORER_MAX_EXAMPLE_PASSES": "1000",
             "DPEXPLORER_MAX_RUN_SECONDS": "none",
             "DPEXPLORER_DATA_DIR": str(tmp_path),
-            "DPEXPLORER_HOST_SECRET": "s3cret-enough",
+            "DPEXPLORER_HOST_SECRET": "s3cret-long-enough-1",
+            "DPEXPLORER_ROOM_CODE": "ROOM-42",
+            "DPEXPLORER_UPLOAD_QUOTA_MB": "60",
+            "DPEXPLORER_UPLOADS_TOTAL_MB": "500",
+            "DPEXPLORER_DISK_RESERVE_MB": "0",
+            "DPEXPLORER_JOINS_PER_ADDRESS": "40",
+            "DPEXPLORER_JOIN_WINDOW_SECONDS": "60",
+            "DPEXPLORER_HOST_LOCKOUT_FAILURES": "5",
+            "DPEXPLORER_HOST_LOCKOUT_SECONDS": "30.5",
         }
     )
     assert settings.workers == 3
     assert settings.limits == RunLimits(max_running=2, max_queued=0, max_example_passes=1000, max_run_seconds=None)
-    assert settings.data_dir == tmp_path.resolve() and settings.host_secret == "s3cret-enough"
-    assert "s3cret" not in repr(settings)
+    assert settings.data_dir == tmp_path.resolve() and settings.host_secret == "s3cret-long-enough-1"
+    assert settings.room == RoomLimits(
+        upload_quota_bytes=60 * 2**20,
+        uploads_total_bytes=500 * 2**20,
+        disk_reserve_bytes=0,
+        joins_per_address=40,
+        join_window_seconds=60.0,
+        host_lockout_failures=5,
+        host_lockout_seconds=30.5,
+    )
+    assert settings.room_code == "ROOM-42"
+    assert "s3cret" not in repr(settings) and "ROOM-42" not in repr(settings)
 
 
 def test_the_host_secret_can_come_from_a_file(tmp_path):
     secret_file = tmp_path / "secret"
-    secret_file.write_text("from-a-file-123\nsecond line\n")
+    secret_file.write_text("from-a-file-123456\nsecond line\n")
     settings = ServerSettings.from_env({"DPEXPLORER_HOST_SECRET_FILE": str(secret_file)})
-    assert settings.host_secret == "from-a-file-123"
+    assert settings.host_secret == "from-a-file-123456"
     with pytest.raises(UserInputError, match="DPEXPLORER_HOST_SECRET_FILE: cannot read"):
         ServerSettings.from_env({"DPEXPLORER_HOST_SECRET_FILE": str(tmp_path / "missing")})
     with pytest.raises(UserInputError, match="one of them"):
@@ -72,6 +102,16 @@ def test_the_host_secret_can_come_from_a_file(tmp_path):
         ("DPEXPLORER_MAX_RUN_SECONDS", "inf", "out of range"),
         ("DPEXPLORER_DATA_DIR", "/no/such/folder", "not a folder"),
         ("DPEXPLORER_HOST_SECRET", "short", "5 characters"),
+        ("DPEXPLORER_HOST_SECRET", "x" * (MIN_HOST_SECRET_CHARS - 1), f"{MIN_HOST_SECRET_CHARS - 1} characters"),
+        ("DPEXPLORER_ROOM_CODE", " code ", "spaces around"),
+        ("DPEXPLORER_ROOM_CODE", "x" * 65, "65 characters"),
+        ("DPEXPLORER_UPLOAD_QUOTA_MB", "0", "at least 1"),
+        ("DPEXPLORER_UPLOADS_TOTAL_MB", "lots", "at least 1"),
+        ("DPEXPLORER_DISK_RESERVE_MB", "-5", "at least 0"),
+        ("DPEXPLORER_JOINS_PER_ADDRESS", "0", "at least 1"),
+        ("DPEXPLORER_JOIN_WINDOW_SECONDS", "0", "out of range"),
+        ("DPEXPLORER_HOST_LOCKOUT_FAILURES", "0", "at least 1"),
+        ("DPEXPLORER_HOST_LOCKOUT_SECONDS", "soon", "not a number"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, problem):
@@ -80,12 +120,25 @@ def test_bad_values_name_the_variable(name, value, problem):
     assert info.value.field == name and problem in str(info.value)
 
 
+def test_a_short_host_secret_is_refused_at_start_naming_the_variable_and_the_length():
+    with pytest.raises(UserInputError) as info:
+        ServerSettings.from_env({"DPEXPLORER_HOST_SECRET": "s3cret-enough"})
+    assert info.value.field == "DPEXPLORER_HOST_SECRET"
+    assert f"at least {MIN_HOST_SECRET_CHARS} characters" in str(info.value) and "s3cret" not in str(info.value)
+
+
 def test_limits_are_checked_when_built_too():
     with pytest.raises(UserInputError, match="max_running"):
         RunLimits(max_running=0)
     with pytest.raises(UserInputError, match="max_run_seconds"):
         RunLimits(max_run_seconds=-1.0)
     assert RunLimits().replace(max_queued=5).max_queued == 5
+    with pytest.raises(UserInputError, match="joins_per_address"):
+        RoomLimits(joins_per_address=0)
+    with pytest.raises(UserInputError, match="host_lockout_seconds"):
+        RoomLimits(host_lockout_seconds=float("inf"))
+    with pytest.raises(UserInputError, match="room_code"):
+        ServerSettings(room_code="")
 
 
 def test_streamlit_upload_limit_agrees_with_the_library():
