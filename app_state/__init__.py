@@ -228,8 +228,9 @@ def may_see_file(path: Optional[str]) -> bool:
 
 
 def save_upload(raw: bytes, *, name: str) -> Path:
-    """Keep an uploaded CSV as this participant's (``uploads.save_csv`` with their owner id)."""
-    return uploads.save_csv(raw, name=name, owner=owner(), directory=uploads.uploads_dir())
+    """Keep an uploaded CSV as this participant's (``uploads.save_csv`` with their owner id, within the
+    room's quotas and disk reserve); refused before they joined, whatever the browser sent."""
+    return uploads.save_csv(raw, name=name, owner=owner(), directory=uploads.uploads_dir(), limits=settings().room)
 
 
 def set_input_problem(text: Optional[str]) -> None:

@@ -3,6 +3,9 @@
 Each upload belongs to its uploader: it is kept in a folder named by their owner id
 (``dpcore.room.participants``), only they and the host may train on it or see its name, and it is
 deleted with their runs. Uploads made without an owner (a single local user) sit in the top folder.
+On a shared server (``limits`` given) an upload needs a participant and must fit their quota, the
+server's total and leave the disk reserve free for the run store; a write that fails leaves no
+partial file behind.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -21,8 +27,17 @@ from dpcore.room.participants import OWNER_PATTERN
 
 if TYPE_CHECKING:
     from dpcore.room.participants import Caller
+    from dpcore.room.server_settings import RoomLimits
 
 ENV_UPLOADS = "DPEXPLORER_UPLOADS"
+# A partial file (".part") this old is a leftover of a server that stopped mid-write, never one being written.
+STALE_PART_SECONDS = 600.0
+# Quota checks and writes happen one at a time, so two uploads at once cannot both fit the last space.
+_WRITE_LOCK = threading.Lock()
+
+
+class UploadQuotaError(UserInputError):
+    """An upload that does not fit: the participant's quota, the server's total, or the disk reserve."""
 
 
 def uploads_dir() -> Path:
@@ -31,12 +46,26 @@ def uploads_dir() -> Path:
     return Path(env).expanduser() if env else default_store_path().parent / "uploads"
 
 
-def save_csv(raw: bytes, *, name: str, owner: str = "", directory: Optional[Path] = None) -> Path:
+def save_csv(
+    raw: bytes,
+    *,
+    name: str,
+    owner: str = "",
+    directory: Optional[Path] = None,
+    limits: Optional[RoomLimits] = None,
+) -> Path:
     """Check that ``raw`` is a CSV table with a header, then keep it in ``owner``'s folder under a name made from its content.
 
     The same content always lands in the same file, so uploading a file twice stores it once and a
-    stored run's ``csv_path`` keeps pointing at exactly the data it trained on.
+    stored run's ``csv_path`` keeps pointing at exactly the data it trained on. ``limits`` (a shared
+    server's) needs an owner and refuses, with an UploadQuotaError, a file over their quota or the
+    server's total, or one that would leave less free disk than the reserve. A write that fails
+    removes its partial file.
     """
+    if limits is not None and not owner:
+        raise UserInputError(
+            "display_name", "uploads need a name to belong to", allowed="type your name in the sidebar first"
+        )
     if len(raw) > MAX_CSV_BYTES:
         raise DatasetError(
             "csv_path",
@@ -47,19 +76,102 @@ def save_csv(raw: bytes, *, name: str, owner: str = "", directory: Optional[Path
     folder = _owner_folder(owner, directory)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).stem).strip("._")[:60] or "data"
     target = folder / f"{stem}-{hashlib.sha256(raw).hexdigest()[:16]}.csv"
-    if target.exists():
-        return target
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".part")
-        with os.fdopen(handle, "wb") as out:
-            out.write(raw)
-        os.replace(temporary, target)
-    except OSError as exc:
-        raise DatasetError(
-            "csv_path", f"cannot keep the upload in {folder}: {exc}", allowed=f"a writable folder (set {ENV_UPLOADS})"
-        ) from None
+    with _WRITE_LOCK:
+        if target.exists():
+            return target
+        _remove_stale_parts(folder)
+        if limits is not None:
+            _check_space(len(raw), owner=owner, directory=directory, limits=limits)
+        temporary: Optional[str] = None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=folder, suffix=".part")
+            with os.fdopen(handle, "wb") as out:
+                out.write(raw)
+            os.replace(temporary, target)
+        except OSError as exc:
+            raise DatasetError(
+                "csv_path",
+                f"cannot keep the upload in {folder}: {exc.strerror or exc}",
+                allowed=f"a writable folder with free space (set {ENV_UPLOADS})",
+            ) from None
+        finally:
+            if temporary is not None and os.path.exists(temporary):
+                os.unlink(temporary)
     return target
+
+
+def used_bytes(*, owner: Optional[str], directory: Optional[Path] = None) -> int:
+    """Bytes the uploads of ``owner`` take (every upload's when None), partial files included."""
+    base = Path(directory) if directory is not None else uploads_dir()
+    return sum(item.stat().st_size for item in _upload_files(base, owner))
+
+
+def _upload_files(base: Path, owner: Optional[str]) -> list[Path]:
+    """The files ``save_csv`` writes (``.csv`` and ``.part``) in ``owner``'s folder, or in every folder when None."""
+    return [
+        item
+        for folder in _folders(base, owner)
+        if folder.is_dir() and not folder.is_symlink()
+        for item in folder.iterdir()
+        if item.suffix in (".csv", ".part") and item.is_file() and not item.is_symlink()
+    ]
+
+
+def _folders(base: Path, owner: Optional[str]) -> list[Path]:
+    """``owner``'s upload folder, or (None) the top folder and every owner's folder."""
+    if owner is not None:
+        return [_owner_folder(owner, base)]
+    children = sorted(base.iterdir()) if base.is_dir() else []
+    return [base] + [p for p in children if p.is_dir() and OWNER_PATTERN.fullmatch(p.name)]
+
+
+def _check_space(size: int, *, owner: str, directory: Optional[Path], limits: RoomLimits) -> None:
+    """Refuse ``size`` more bytes when they exceed ``owner``'s quota or the server's, or eat into the disk reserve."""
+    base = Path(directory) if directory is not None else uploads_dir()
+    mine = used_bytes(owner=owner, directory=base)
+    if mine + size > limits.upload_quota_bytes:
+        raise UploadQuotaError(
+            "upload",
+            f"this file ({_mib(size)}) and your earlier uploads ({_mib(mine)}) exceed your upload quota",
+            allowed=f"{_mib(limits.upload_quota_bytes)} of uploads per participant; "
+            "deleting your runs on Compare deletes your uploads",
+        )
+    everyone = used_bytes(owner=None, directory=base)
+    if everyone + size > limits.uploads_total_bytes:
+        raise UploadQuotaError(
+            "upload",
+            f"this server's uploads ({_mib(everyone)}) and this file ({_mib(size)}) exceed its total",
+            allowed=f"{_mib(limits.uploads_total_bytes)} of uploads on this server; ask the host to clear the board",
+        )
+    existing = base
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free - size < limits.disk_reserve_bytes:
+        raise UploadQuotaError(
+            "upload",
+            f"the server's disk has {_mib(free)} free, and this file ({_mib(size)}) would leave less than "
+            "the space kept for the run store",
+            allowed=f"uploads that leave {_mib(limits.disk_reserve_bytes)} free; ask the host to free disk space",
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def _remove_stale_parts(folder: Path) -> None:
+    """Remove partial files a stopped server left mid-write (older than STALE_PART_SECONDS)."""
+    if not folder.is_dir():
+        return
+    now = time.time()
+    for item in folder.glob("*.part"):
+        try:
+            if item.is_file() and not item.is_symlink() and now - item.stat().st_mtime > STALE_PART_SECONDS:
+                item.unlink()
+        except OSError:
+            continue
 
 
 def _owner_folder(owner: str, directory: Optional[Path]) -> Path:
@@ -113,12 +225,8 @@ def delete_uploads(*, owner: Optional[str], directory: Optional[Path] = None) ->
     folder or an owner's folder), so a folder set by mistake loses nothing else.
     """
     base = Path(directory) if directory is not None else uploads_dir()
-    if owner is None:
-        folders = [base] + sorted(p for p in base.glob("p*") if p.is_dir() and OWNER_PATTERN.fullmatch(p.name))
-    else:
-        folders = [_owner_folder(owner, directory)]
     count = 0
-    for folder in folders:
+    for folder in _folders(base, owner):
         if not folder.is_dir() or folder.is_symlink():
             continue
         for item in folder.iterdir():

@@ -240,6 +240,28 @@ def test_uploads_belong_to_their_uploader(app, monkeypatch) -> None:
     assert any("uploaded by another participant" in e.value for e in other.error)
 
 
+def test_a_visitor_who_never_joined_cannot_upload_whatever_the_browser_sends(app) -> None:
+    at = app.run()
+    at.selectbox(key="w_dataset").set_value("csv").run()
+    uploader = at.get("file_uploader")[0]
+    assert uploader.disabled  # what the browser shows; the server checks again below
+    before = uploads.used_bytes(owner=None)
+    uploader.upload("anon.csv", _rows(200), "text/csv").run()  # as a client that ignores "disabled" sends it
+    assert not at.exception
+    assert any("The upload of anon.csv failed" in e.value and "display_name:" in e.value for e in at.error)
+    assert uploads.used_bytes(owner=None) == before and not at.session_state[CONFIG_KEY].csv_path
+
+
+def test_an_upload_over_the_participants_quota_is_refused_naming_it(app, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_UPLOAD_QUOTA_MB", "1")
+    at = join(app.run(), "Quota")
+    at.selectbox(key="w_dataset").set_value("csv").run()
+    big = _rows(200_000)  # 1.2 MB
+    at.get("file_uploader")[0].upload("big.csv", big, "text/csv").run()
+    assert any("upload:" in e.value and "exceed your upload quota" in e.value for e in at.error)
+    assert uploads.used_bytes(owner=at.session_state[OWNER_KEY]) == 0
+
+
 # -- nothing silently changed or reused -----------------------------------------------------------
 
 

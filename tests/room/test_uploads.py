@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import time
+
 import pytest
 
 from dpcore import csv_schema
@@ -10,7 +16,7 @@ from dpcore.data import csv_files, datasets
 from dpcore.errors import DatasetError, UserInputError
 from dpcore.room import server_paths, uploads
 from dpcore.room.participants import Caller, NotAllowedError
-from dpcore.room.server_settings import ServerSettings
+from dpcore.room.server_settings import RoomLimits, ServerSettings
 from dpcore.runs import owners
 from dpcore.runs.jobs import JobRunner
 from dpcore.runs.store import RunStore
@@ -63,10 +69,99 @@ def test_file_columns_apply_the_load_checks(tmp_path):
         csv_files.csv_file_columns(str(tmp_path / "missing.csv"))
 
 
-# -- ownership ------------------------------------------------------------------------------
+# -- a shared server's quotas ----------------------------------------------------------------
 
 ADA, BOB = Caller(owner="p" + "a" * 16), Caller(owner="p" + "b" * 16)
 HOST = Caller(owner="p" + "c" * 16, is_host=True)
+QUOTA = 3 * len(SAMPLE)
+
+
+def _variant(rows: int) -> bytes:
+    """SAMPLE with its first ``rows`` rows repeated: another file, larger by those rows."""
+    lines = SAMPLE.splitlines(keepends=True)
+    return b"".join(lines + lines[1 : rows + 1])
+
+
+def test_on_a_shared_server_an_upload_needs_a_participant(tmp_path):
+    with pytest.raises(UserInputError) as info:
+        uploads.save_csv(SAMPLE, name="anon.csv", owner="", directory=tmp_path, limits=RoomLimits())
+    assert info.value.field == "display_name" and "type your name" in str(info.value)
+    assert not any(tmp_path.iterdir())
+
+
+def test_uploads_fit_the_participants_quota_and_the_servers_total(tmp_path):
+    limits = RoomLimits(upload_quota_bytes=QUOTA, uploads_total_bytes=5 * len(SAMPLE), disk_reserve_bytes=0)
+    first = uploads.save_csv(SAMPLE, name="a.csv", owner=ADA.owner, directory=tmp_path, limits=limits)
+    second = uploads.save_csv(_variant(5), name="b.csv", owner=ADA.owner, directory=tmp_path, limits=limits)
+    assert uploads.used_bytes(owner=ADA.owner, directory=tmp_path) == len(SAMPLE) + len(_variant(5))
+    with pytest.raises(uploads.UploadQuotaError) as info:
+        uploads.save_csv(_variant(60), name="c.csv", owner=ADA.owner, directory=tmp_path, limits=limits)
+    assert info.value.field == "upload" and "exceed your upload quota" in str(info.value)
+    assert f"{QUOTA / 2**20:.1f} MiB of uploads per participant" in str(info.value)
+    # The same content again takes no more space, so it is kept even at the quota.
+    assert uploads.save_csv(SAMPLE, name="a.csv", owner=ADA.owner, directory=tmp_path, limits=limits) == first
+    uploads.save_csv(_variant(7), name="b.csv", owner=BOB.owner, directory=tmp_path, limits=limits)
+    uploads.save_csv(_variant(9), name="b.csv", owner=BOB.owner, directory=tmp_path, limits=limits)
+    with pytest.raises(uploads.UploadQuotaError, match="exceed its total") as info:
+        uploads.save_csv(_variant(11), name="c.csv", owner=HOST.owner, directory=tmp_path, limits=limits)
+    assert "ask the host to clear the board" in str(info.value)
+    assert uploads.used_bytes(owner=None, directory=tmp_path) <= limits.uploads_total_bytes
+    assert not list(tmp_path.rglob("*.part")) and second.exists()
+
+
+def test_an_upload_that_would_eat_into_the_disk_reserve_is_refused(tmp_path):
+    free = shutil.disk_usage(tmp_path).free
+    limits = RoomLimits(disk_reserve_bytes=free)  # any file leaves less than this free
+    with pytest.raises(uploads.UploadQuotaError, match="would leave less than the space kept for the run store"):
+        uploads.save_csv(SAMPLE, name="a.csv", owner=ADA.owner, directory=tmp_path / "new", limits=limits)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_write_that_fails_leaves_no_partial_file(tmp_path):
+    # A file-size limit stands in for a full disk: the write fails part-way, as it would at 100%.
+    script = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from dpcore.room import uploads\n"
+        "from dpcore.errors import DatasetError\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    uploads.save_csv(Path(sys.argv[1]).read_bytes(), name='big.csv', owner='p' + 'a' * 16,"
+        " directory=Path(sys.argv[2]))\n"
+        "except DatasetError as exc:\n"
+        "    print(exc)\n"
+    )
+    source = tmp_path / "big.csv"
+    source.write_bytes(SAMPLE)
+    folder = tmp_path / "uploads"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(source), str(folder)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("csv_path: cannot keep the upload in") and "File too large" in done.stdout
+    assert list(folder.rglob("*")) == [folder / ADA.owner]  # the owner's folder, empty: no .part left
+
+
+def test_partial_files_left_by_a_stopped_server_are_removed_and_counted_until_then(tmp_path):
+    folder = tmp_path / ADA.owner
+    folder.mkdir()
+    old, fresh = folder / "tmpold.part", folder / "tmpnew.part"
+    old.write_bytes(b"x" * 1000)
+    fresh.write_bytes(b"y" * 10)
+    long_ago = time.time() - 2 * uploads.STALE_PART_SECONDS
+    os.utime(old, (long_ago, long_ago))
+    assert uploads.used_bytes(owner=ADA.owner, directory=tmp_path) == 1010
+    uploads.save_csv(SAMPLE, name="a.csv", owner=ADA.owner, directory=tmp_path, limits=RoomLimits())
+    assert not old.exists() and fresh.exists()  # a fresh one may be another upload being written
+
+
+# -- ownership ------------------------------------------------------------------------------
 
 
 def _csv_config(path) -> DPConfig:
