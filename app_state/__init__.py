@@ -6,6 +6,7 @@ spelled nowhere else (tests may read them).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Sequence
@@ -366,10 +367,7 @@ def submit_run(cfg: DPConfig, *, name: str = "", audit: bool = False) -> int:
 
     Refused (UserInputError) before they have a name, and with the runner's CapacityError over a limit.
     """
-    if not owner():
-        raise UserInputError(
-            "display_name", "runs need a name to belong to", allowed="type your name in the sidebar first"
-        )
+    participants.check_participant(owner(), action="runs")
     return runner().submit(check_paths(cfg), owner=owner(), name=name, audit=audit)
 
 
@@ -483,13 +481,14 @@ def preview_sweep(spec: sweeps.SweepSpec) -> sweeps.SweepPreview:
 
 
 def start_sweep(spec: sweeps.SweepSpec) -> sweeps.StartedSweep:
-    """Queue ``spec`` as one sweep of this session's (refused whole when over the limits)."""
-    return sweeps.start(runner(), spec, owner=owner())
+    """Queue ``spec`` as one sweep of this participant's (refused before they joined, and whole when over the limits)."""
+    participants.check_participant(owner(), action="sweeps")
+    return sweeps.start(runner(), dataclasses.replace(spec, base=check_paths(spec.base)), owner=owner())
 
 
 def cancel_sweep(sweep_id: int) -> int:
-    """Cancel every queued or running run of one of this session's sweeps; return how many."""
-    return sweeps.cancel(runner(), sweep_id)
+    """Cancel every queued or running run of a sweep of this caller's (the host: anyone's); return how many."""
+    return sweeps.cancel(runner(), sweep_id, by=caller())
 
 
 def my_sweeps() -> list[SweepRecord]:

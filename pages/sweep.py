@@ -81,7 +81,10 @@ def start() -> None:
 
 
 def cancel(sweep_id: int) -> None:
-    app_state.post_notice(f"Sweep {sweep_id}: {app_state.cancel_sweep(sweep_id)} run(s) cancelled.")
+    try:
+        app_state.post_notice(f"Sweep {sweep_id}: {app_state.cancel_sweep(sweep_id)} run(s) cancelled.")
+    except UserInputError as exc:
+        ss["sweep_error"] = str(exc)
 
 
 st.multiselect("Knobs (one or two)", sweeps.SWEEP_KNOBS, max_selections=sweeps.MAX_APP_KNOBS, key="sweep_knobs")
@@ -129,7 +132,11 @@ if preview is not None:
     )
     st.caption(f"Compute: {preview.compute_text()}.")
     st.info(f"Privacy of choosing: {preview.selection_text()}")
-st.button("Start sweep", type="primary", key="sweep_start", on_click=start, disabled=preview is None)
+if not app_state.joined():
+    st.info("Type your name in the sidebar to start a sweep: its runs belong to it.")
+st.button(
+    "Start sweep", type="primary", key="sweep_start", on_click=start, disabled=preview is None or not app_state.joined()
+)
 
 mine = app_state.my_sweeps()
 if mine:

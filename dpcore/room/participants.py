@@ -163,6 +163,15 @@ def check_may_manage_owner(caller: Optional[Caller], *, owner: str, action: str)
     )
 
 
+def check_participant(owner: str, *, action: str) -> None:
+    """Raise UserInputError naming display_name unless ``owner`` is a participant's id: on a shared
+    server, whatever trains, writes or audits (``action``, e.g. "runs") belongs to someone who joined."""
+    if not owner:
+        raise UserInputError(
+            "display_name", f"{action} need a name to belong to", allowed="type your name in the sidebar first"
+        )
+
+
 def check_host(caller: Optional[Caller], *, action: str) -> None:
     """Raise NotAllowedError unless ``caller`` is the host (or None: the store's owner)."""
     if caller is not None and not caller.is_host:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Optional
 from dpcore.data.csv_files import MAX_CSV_BYTES, csv_columns
 from dpcore.errors import DatasetError, UserInputError
 from dpcore.locations import default_store_path
-from dpcore.room.participants import OWNER_PATTERN
+from dpcore.room.participants import OWNER_PATTERN, check_participant
 
 if TYPE_CHECKING:
     from dpcore.room.participants import Caller
@@ -62,10 +62,8 @@ def save_csv(
     server's total, or one that would leave less free disk than the reserve. A write that fails
     removes its partial file.
     """
-    if limits is not None and not owner:
-        raise UserInputError(
-            "display_name", "uploads need a name to belong to", allowed="type your name in the sidebar first"
-        )
+    if limits is not None:
+        check_participant(owner, action="uploads")
     if len(raw) > MAX_CSV_BYTES:
         raise DatasetError(
             "csv_path",

@@ -28,7 +28,7 @@ from dpcore.config import DPConfig
 from dpcore.data import datasets
 from dpcore.errors import describe_exception
 from dpcore.results import FINAL_STATUSES, FINISHED_STATUSES
-from dpcore.room.participants import Caller, check_host, check_may_manage
+from dpcore.room.participants import Caller, check_host, check_may_manage, check_participant
 from dpcore.room.server_settings import ENV_WORKERS, RunLimits, ServerSettings  # noqa: F401 (ENV_WORKERS re-exported)
 from dpcore.runs import audits
 from dpcore.runs.backends import LocalBackend, TrainingBackend, WarmUpBackend
@@ -144,9 +144,12 @@ class JobRunner:
     ) -> list[int]:
         """Queue ``configs`` as one unit (a sweep): all are checked against the limits before any is queued.
 
-        Returns their ids in order. With limits, a CapacityError refuses the whole batch when one of
-        them is over the compute cap or together they are more than ``owner`` may have queued or training.
+        Returns their ids in order. With limits (a shared server) the runs need an ``owner`` (a
+        participant), and a CapacityError refuses the whole batch when one of them is over the compute
+        cap or together they are more than ``owner`` may have queued or training.
         """
+        if self.limits is not None:
+            check_participant(owner, action="runs")
         configs = list(configs)
         names = list(names) if names is not None else [""] * len(configs)
         if not configs or len(names) != len(configs):

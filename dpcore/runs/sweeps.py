@@ -52,6 +52,7 @@ from dpcore.privacy.selection import (
     selection_epsilon,
 )
 from dpcore.results import FINISHED_STATUSES
+from dpcore.room.participants import NotAllowedError, check_participant
 from dpcore.runs.capacity import CapacityError, format_duration
 from dpcore.runs.comparison import Point, pareto_frontier
 from dpcore.runs.records import RunRecord, SelectionDraw, SweepRecord
@@ -429,8 +430,11 @@ def start(runner: JobRunner, spec: SweepSpec, *, owner: str, rng: Optional[np.ra
     A private-selection sweep takes its draw here (``recorded_draw``): recorded before anything runs,
     reused when no sweep could queue it, refused when a sweep used it or K is above the cap. K = 0
     (possible under Poisson) queues only the baselines and releases nothing private; the sweep is
-    still recorded with K = 0.
+    still recorded with K = 0. On a shared server (a runner with limits) the sweep needs an ``owner``
+    (a participant).
     """
+    if runner.limits is not None:
+        check_participant(owner, action="sweeps")
     pool = candidates(spec)  # refuse bad settings before anything is drawn or stored
     draw = None
     if spec.mode == "grid":
@@ -511,9 +515,19 @@ def recorded_draw(
     return kept
 
 
-def cancel(runner: JobRunner, sweep_id: int, *, by: Optional[Caller] = None) -> int:
-    """Cancel every queued or running run of the sweep (each checked against ``by``); return how many."""
+def cancel(runner: JobRunner, sweep_id: int, *, by: Optional[Caller]) -> int:
+    """Cancel every queued or running run of the sweep; return how many.
+
+    ``by`` must own the sweep or be the host (None: the store's owner, as in the CLI); each run is
+    checked against it as well.
+    """
     sweep = runner.store.get_sweep(sweep_id)
+    if by is not None and not by.may_manage(sweep.owner):
+        raise NotAllowedError(
+            "sweep",
+            f"sweep {sweep_id} belongs to another participant, so you cannot cancel it",
+            allowed="your own sweeps; the host can cancel every sweep",
+        )
     return sum(runner.cancel(run_id, by=by) for run_id in sweep.run_ids)
 
 

@@ -179,3 +179,15 @@ def test_compare_groups_a_sweep_over_seeds_with_its_frontier_and_the_epsilon_of_
         c.value.startswith("Privacy of this sweep: ") and "or all of them shown: composition ε" in c.value
         for c in at.caption
     )
+
+
+def test_a_visitor_who_never_joined_cannot_start_a_sweep_whatever_the_browser_sends(app) -> None:
+    at = _choose(open_page(app, "sweep", LONG, name=None), "0.8, 1.5")
+    assert at.button(key="sweep_start").disabled
+    assert any("Type your name" in i.value for i in at.info)
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    before = (len(store.list_runs()), len(store.list_sweeps()))
+    at.button(key="sweep_start").click().run()  # as a client that ignores "disabled" sends it
+    assert not at.exception
+    assert any(e.value.startswith("display_name: sweeps need a name") for e in at.error)
+    assert (len(store.list_runs()), len(store.list_sweeps())) == before

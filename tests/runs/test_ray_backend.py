@@ -89,7 +89,7 @@ def test_a_sweep_on_ray_streams_epochs_cancels_and_survives_a_killed_worker(loca
             what="an interrupted run",
             timeout=120.0,
         )
-        assert sweeps.cancel(runner, long.sweep_id) == 1
+        assert sweeps.cancel(runner, long.sweep_id, by=None) == 1
         assert runner.wait(long.run_ids, timeout=120)
         states = {runner.get(i).state: store.get_run(i) for i in long.run_ids}
         assert set(states) == {"interrupted", "cancelled"}

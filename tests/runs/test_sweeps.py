@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from dpcore.config import DPConfig
+from dpcore.errors import UserInputError
 from dpcore.privacy import accounting
 from dpcore.privacy.selection import (
     SelectionError,
@@ -19,6 +20,7 @@ from dpcore.privacy.selection import (
     random_trials_epsilon,
     selection_epsilon,
 )
+from dpcore.room.participants import Caller, NotAllowedError
 from dpcore.room.server_settings import RunLimits
 from dpcore.runs import sweeps
 from dpcore.runs.capacity import CapacityError, ThroughputTable
@@ -201,7 +203,10 @@ def test_a_grid_sweep_is_stored_queued_as_one_unit_and_cancelled_as_a_whole(stor
         assert sweeps.spec_of(record) == spec
         assert store.sweep_ids_of_runs() == {i: started.sweep_id for i in started.run_ids}
         assert runner.get(started.run_ids[0]).name == "σ: noise_multiplier=0.8, seed 0"
-        assert sweeps.cancel(runner, started.sweep_id) == 4
+        with pytest.raises(NotAllowedError, match=f"sweep {started.sweep_id} belongs to another participant"):
+            sweeps.cancel(runner, started.sweep_id, by=Caller(owner="pother"))
+        assert {runner.get(i).state for i in started.run_ids} <= {"queued", "running"}
+        assert sweeps.cancel(runner, started.sweep_id, by=Caller(owner="me")) == 4
         runner.wait(started.run_ids, timeout=120)
         assert {runner.get(i).state for i in started.run_ids} == {"cancelled"}
         assert [s.id for s in store.list_sweeps(owner="me")] == [started.sweep_id]
@@ -218,6 +223,29 @@ def test_a_sweep_over_a_participants_limits_is_refused_whole(store):
         with pytest.raises(CapacityError, match="this sweep has 4 runs"):
             sweeps.start(runner, grid(seeds=2), owner="me")
         assert store.list_runs() == []
+    finally:
+        runner.shutdown()
+
+
+def test_a_sweep_on_a_shared_server_needs_a_participant_and_stores_nothing_without_one(store):
+    runner = JobRunner(store=store, workers=1, limits=RunLimits())
+    try:
+        with pytest.raises(UserInputError) as info:
+            sweeps.start(runner, grid(), owner="")
+        assert info.value.field == "display_name" and "sweeps need a name" in str(info.value)
+        with pytest.raises(UserInputError, match="runs need a name"):
+            runner.submit(TINY, owner="")
+        assert store.list_runs() == [] and store.list_sweeps() == []
+    finally:
+        runner.shutdown()
+
+
+def test_the_host_may_cancel_anyones_sweep(store):
+    runner = JobRunner(store=store, workers=1, limits=RunLimits(max_example_passes=None, max_run_seconds=None))
+    try:
+        long = sweeps.SweepSpec(base=TINY.replace(epochs=300, max_train_examples=None), knobs=grid().knobs)
+        started = sweeps.start(runner, long, owner="pada")
+        assert sweeps.cancel(runner, started.sweep_id, by=Caller(owner="phost", is_host=True)) == len(started.run_ids)
     finally:
         runner.shutdown()
 
