@@ -475,6 +475,17 @@ def made_export(kind: str, run_id: Optional[int]) -> Optional[MadeExport]:
     return made if made is not None and made.source == export_source(run_id) else None
 
 
+def request_audit(run_id: int) -> JobSnapshot:
+    """Queue an audit of a finished run as this caller (its owner, or the host), within their limits;
+    it runs where training runs, never in a page run (``JobRunner.request_audit``)."""
+    return runner().request_audit(run_id, by=caller())
+
+
+def audit_request(run_id: int) -> Optional[JobSnapshot]:
+    """The latest audit of ``run_id`` asked for on this server (queued, running or ended), or None."""
+    return runner().audit_snapshot(run_id)
+
+
 def preview_sweep(spec: sweeps.SweepSpec) -> sweeps.SweepPreview:
     """Projected ε of each point of ``spec``, its selection ε and its compute at this server's measured speeds."""
     return sweeps.preview(spec, throughput=runner().throughput)

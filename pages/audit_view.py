@@ -1,7 +1,8 @@
 """A run's empirical privacy audit, on Train's run view and on Compare for one chosen run.
 
 The attacks' ROC curves drawn inside the region (ε, δ)-DP allows, their numbers, the ε lower bound
-set against the accounted ε; for a completed run never audited, a button to audit it. Numbers and figures come from
+set against the accounted ε; for a completed run never audited, a button that queues its audit (for its
+owner and the host) and the state of that audit until it ends. Numbers and figures come from
 dpcore.audit.attacks and dpcore.views.charts.
 """
 
@@ -18,6 +19,8 @@ from dpcore.errors import UserInputError, describe_exception
 from dpcore.privacy import explain
 from dpcore.views import charts
 
+# How often the view checks an audit that waits or runs.
+POLL_SECONDS = 1.0
 BOUND_NOTE = (
     "For a correctly accounted run this lower bound can never exceed its ε (up to the 5% chance "
     "that a 95% bound fails); a bound far below ε means these attacks are weaker than the worst "
@@ -25,40 +28,60 @@ BOUND_NOTE = (
 )
 
 
+def _ask(run_id: int) -> None:
+    try:
+        app_state.request_audit(run_id)
+    except UserInputError as exc:
+        app_state.post_error(f"The audit of run {run_id} was not queued: {exc}")
+        return
+    app_state.post_notice(f"Audit of run {run_id} queued; it runs beside the training runs, in turn.")
+
+
 def audit_button(run_id: int, *, label: str, key: str) -> None:
-    """A button that audits the run now (seconds on digits), keeps the report with it and redraws the page."""
-    if not st.button(
+    """A button that queues an audit of the run (``app_state.request_audit``); the view follows it until it ends."""
+    st.button(
         label,
         key=key,
+        on_click=_ask,
+        args=(run_id,),
         help="Membership-inference attacks on this run's model: a loss threshold "
-        "and a learned attack, on its training rows against held-out rows. Runs whose weights "
-        "were not kept are retrained from their config and seed first.",
-    ):
-        return
-    try:
-        with st.spinner(f"Auditing run {run_id}…"):
-            app_state.runner().audit(run_id)
-    except UserInputError as exc:
-        st.error(str(exc))
-        return
-    except Exception as exc:  # noqa: BLE001 - an audit that breaks is a message, never a traceback
-        st.error(f"The audit of run {run_id} failed: {describe_exception(exc)}")
-        return
-    st.rerun()
+        "and a learned attack, on its training rows against held-out rows. It waits in your "
+        "queue like a run. Runs whose weights were not kept are retrained from their config and seed first.",
+    )
 
 
-def render(run_id: int, *, completed: bool, report: Optional[AuditReport], key: str) -> None:
-    """The audit section of one run: its stored report, else (for a completed run) a button to make one."""
+def _follow(run_id: int) -> None:
+    """While the run's audit waits or runs: say so, and redraw the page once it has ended."""
+    pending = app_state.audit_request(run_id)
+    if pending is None or pending.done:
+        st.rerun()
+    st.caption(f"Audit of run {run_id}: {'waiting for a worker' if pending.state == 'queued' else 'auditing'}…")
+
+
+def render(run_id: int, *, owner: str, completed: bool, report: Optional[AuditReport], key: str) -> None:
+    """The audit section of one run (owned by ``owner``): its stored report, else (for a completed run)
+    the state of an audit asked for, or a button to ask for one (its owner and the host only)."""
     st.markdown("**Empirical privacy: what an attack can do to this model**")
+    pending = app_state.audit_request(run_id)
+    if report is None and pending is not None and pending.state == "completed":
+        report = pending.audit
     if report is None:
-        if completed:
-            st.caption(
-                "Not audited yet. An audit attacks the trained model and turns what the attacks "
-                "reach into an empirical lower bound on ε, to set against the ε the accountant promised."
-            )
+        if not completed:
+            st.caption("An audit needs the model of a completed run.")
+            return
+        if pending is not None and not pending.done:
+            st.fragment(run_every=POLL_SECONDS)(_follow)(run_id)
+            return
+        if pending is not None and pending.state in ("failed", "cancelled"):
+            st.error(f"The audit of run {run_id} {pending.state}: {pending.audit_error or pending.error}")
+        st.caption(
+            "Not audited yet. An audit attacks the trained model and turns what the attacks "
+            "reach into an empirical lower bound on ε, to set against the ε the accountant promised."
+        )
+        if app_state.may_manage(owner):
             audit_button(run_id, label="Audit this run", key=f"{key}_run")
         else:
-            st.caption("An audit needs the model of a completed run.")
+            st.caption("Only the run's owner (or the host) can ask for its audit.")
         return
     st.caption(coverage_note(report))
     left, right = st.columns([3, 2], gap="large")

@@ -213,7 +213,13 @@ if not selected:
     )
 if len(selected) == 1:
     chosen = next(r for r in shown if r.id == selected[0])
-    audit_view.render(chosen.id, completed=chosen.status == "completed", report=chosen.audit, key="compare_run_audit")
+    audit_view.render(
+        chosen.id,
+        owner=chosen.owner,
+        completed=chosen.status == "completed",
+        report=chosen.audit,
+        key="compare_run_audit",
+    )
 
 st.download_button(
     "Download CSV of all runs",

@@ -224,7 +224,7 @@ def show_job(job: JobSnapshot) -> None:
     if job.audit_error:
         st.error(f"The audit of run {job.id} failed: {job.audit_error}")
     if job.state == "completed":
-        audit_view.render(job.id, completed=True, report=job.audit, key=f"train_run_audit_{job.id}")
+        audit_view.render(job.id, owner=job.owner, completed=True, report=job.audit, key=f"train_run_audit_{job.id}")
     if job.done and job.metrics:
         st.markdown("**Take this run with you**")
         export_view.report_downloads(job.id, key=f"train_run_{job.id}")

@@ -14,7 +14,17 @@ from dpcore.data import datasets
 from dpcore.results import FINISHED_STATUSES
 
 if TYPE_CHECKING:
+    from dpcore.runs.records import RunRecord
     from dpcore.runs.store import RunStore
+
+
+def check_auditable(record: RunRecord) -> None:
+    """Raise AuditError unless ``record`` is a finished run, whose model an audit can attack."""
+    if record.status not in FINISHED_STATUSES:
+        raise AuditError(
+            f"run {record.id} is {record.status}; an audit needs the model of a finished run",
+            allowed="a completed run, or one stopped by its ε budget",
+        )
 
 
 def model_weights(store: RunStore, run_id: int) -> tuple[list[np.ndarray], str, tuple[str, ...]]:
@@ -24,11 +34,7 @@ def model_weights(store: RunStore, run_id: int) -> tuple[list[np.ndarray], str, 
     without stored weights it cannot be rebuilt and is refused.
     """
     record = store.get_run(run_id)
-    if record.status not in FINISHED_STATUSES:
-        raise AuditError(
-            f"run {run_id} is {record.status}; an audit needs the model of a finished run",
-            allowed="a completed run, or one stopped by its ε budget",
-        )
+    check_auditable(record)
     weights = store.load_weights(run_id)
     if weights is not None:
         return weights, MODEL_STORED, ()

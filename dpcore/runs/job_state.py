@@ -98,6 +98,10 @@ class JobSnapshot:
         )
 
 
+# The kind of job that audits a stored run on request; it waits in the same queue as training runs.
+AUDIT_JOB = "audit"
+
+
 @dataclass
 class Job:
     """The runner's mutable view of a job; read and written only under the runner's lock."""
@@ -107,6 +111,8 @@ class Job:
     name: str
     config: DPConfig
     submitted: float
+    # "train": a run to train; "audit": an audit of the stored run ``id`` asked for later (AUDIT_JOB).
+    kind: str = "train"
     state: str = "queued"
     progress: float = 0.0
     epoch: int = 0

@@ -10,7 +10,9 @@ Served to a room (``get_runner`` with ``ServerSettings``), the runner is fair: e
 waiting runs form their own queue and workers take from the participants in turn (round robin),
 within ``RunLimits`` (runs training and waiting per participant, the compute cap of one run, the
 wall time after which a running run is stopped). Without limits (the CLI) it is first come, first
-served, as many runs as asked.
+served, as many runs as asked. An audit asked for after a run ended (``request_audit``) waits in the
+same queue, counts against the same per-participant limits and runs where training runs (the
+process backend's child processes), never in the server's own threads unless the backend is local.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union, cast
 
+from dpcore.audit.report import AuditError
 from dpcore.config import DPConfig
 from dpcore.data import datasets
 from dpcore.errors import describe_exception
 from dpcore.results import FINAL_STATUSES, FINISHED_STATUSES
-from dpcore.room.participants import Caller, check_host, check_may_manage, check_participant
+from dpcore.room.participants import Caller, check_host, check_may_manage, check_may_manage_owner, check_participant
 from dpcore.room.server_settings import ENV_WORKERS, RunLimits, ServerSettings  # noqa: F401 (ENV_WORKERS re-exported)
 from dpcore.runs import audits
 from dpcore.runs.backends import LocalBackend, TrainingBackend, WarmUpBackend
@@ -41,8 +44,8 @@ from dpcore.runs.capacity import (
     format_duration,
     project_queue,
 )
-from dpcore.runs.job_state import Job, JobSnapshot
-from dpcore.runs.process_backend import ProcessBackend
+from dpcore.runs.job_state import AUDIT_JOB, Job, JobSnapshot
+from dpcore.runs.process_backend import ProcessBackend, audit_in_child
 from dpcore.runs.store import RunStore, StoreError, StoreWriteError, UnknownRunError
 
 if TYPE_CHECKING:
@@ -84,6 +87,8 @@ class JobRunner:
         self.workers = workers
         self._cond = threading.Condition()
         self._jobs: dict[int, Job] = {}
+        # The latest on-request audit of each run (its id is the run's), queued, running or ended.
+        self._audits: dict[int, Job] = {}
         # Waiting jobs, one queue per owner. Round robin: the next job comes from the owner served
         # least recently (``_last_served`` holds each owner's latest dispatch number).
         self._queues: dict[str, deque[Job]] = {}
@@ -165,8 +170,7 @@ class JobRunner:
             if self._closed:
                 raise RuntimeError("this job runner has been shut down")
             if self._limits is not None:
-                active = sum(1 for j in self._jobs.values() if j.owner == owner and j.state in ("queued", "running"))
-                check_participant_limits(active=active, limits=self._limits, adding=len(configs))
+                check_participant_limits(active=self._active(owner), limits=self._limits, adding=len(configs))
                 for config, n_train in zip(configs, sizes):
                     if n_train is not None:
                         check_compute(self.throughput.estimate(config, n_train=n_train), self._limits)
@@ -218,7 +222,7 @@ class JobRunner:
             if job is None or job.state != "queued":
                 return None
             order = self._dispatch_order()
-            running = [(j.owner, self._remaining_seconds(j)) for j in self._jobs.values() if j.state == "running"]
+            running = [(j.owner, self._remaining_seconds(j)) for j in self._all_jobs() if j.state == "running"]
             waiting = [(j.id, j.owner, self._remaining_seconds(j)) for j in order]
             max_running = None if self._limits is None else self._limits.max_running
         times = project_queue(waiting, running=running, workers=self.workers, max_running=max_running)
@@ -253,12 +257,19 @@ class JobRunner:
         """Cancel ``owner``'s queued and running jobs (everyone's when None, which only the host may); return how many."""
         if owner is None:
             check_host(by, action="cancel everyone's runs")
+        else:
+            check_may_manage_owner(by, owner=owner, action="cancel")
         with self._cond:
             ids = [
                 j.id
                 for j in self._jobs.values()
                 if j.state not in FINAL_STATUSES and (owner is None or j.owner == owner)
             ]
+            now = time.time()
+            for job in [j for j in self._audits.values() if j.state == "queued" and owner in (None, j.owner)]:
+                self._dequeue(job)
+                job.state, job.finished, job.audit_error = "cancelled", now, "cancelled before it started"
+            self._cond.notify_all()
         return sum(self.cancel(job_id, by=by) for job_id in ids)
 
     def forget(self, job_ids: Iterable[int]) -> None:
@@ -271,13 +282,61 @@ class JobRunner:
 
     def audit(self, run_id: int) -> AuditReport:
         """Audit a completed run's model now, in the calling thread, and keep the report with the run
-        (``audits.audit_run``); raises its AuditError or UnknownRunError. A job of this runner shows it."""
+        (``audits.audit_run``); raises its AuditError or UnknownRunError. A job of this runner shows it.
+        For the CLI and tests; a served app asks with ``request_audit``."""
         report = audits.audit_run(self.store, run_id)
         with self._cond:
             job = self._jobs.get(run_id)
             if job is not None:
                 job.audit, job.audit_error = report, None
         return report
+
+    def request_audit(self, run_id: int, *, by: Optional[Caller]) -> JobSnapshot:
+        """Queue an audit of a finished run; the returned snapshot (``audit_snapshot``) follows it.
+
+        Only the run's owner or the host may ask (``by``; None: the store's owner). The audit waits
+        in the asker's queue, counts against their limits like a run (with limits, a CapacityError
+        over them; a run whose weights were not kept is retrained, so its compute is capped too) and
+        runs in the backend's processes. Asking again while one waits or runs returns that one.
+        """
+        record = self.store.get_run(run_id)
+        if by is not None and not by.is_host:
+            check_participant(by.owner, action="audits")
+        check_may_manage(by, run_id=run_id, run_owner=record.owner, action="audit")
+        audits.check_auditable(record)
+        owner = record.owner if by is None else by.owner
+        retrain = self._limits is not None and not self.store.has_weights(run_id)
+        n_train = datasets.train_size_or_none(record.config) if retrain else None
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("this job runner has been shut down")
+            training = self._jobs.get(run_id)
+            if training is not None and training.state not in FINAL_STATUSES:
+                raise AuditError(
+                    f"run {run_id} is still {training.state if not training.auditing else 'being audited'}",
+                    allowed="a finished run; a run asked to be audited is audited when training ends",
+                )
+            pending = self._audits.get(run_id)
+            if pending is not None and pending.state not in FINAL_STATUSES:
+                return pending.snapshot()
+            if self._limits is not None:
+                check_participant_limits(active=self._active(owner), limits=self._limits)
+                if n_train is not None:
+                    check_compute(self.throughput.estimate(record.config, n_train=n_train), self._limits)
+            job = Job(
+                id=run_id, owner=owner, name=record.name, config=record.config, submitted=time.time(), kind=AUDIT_JOB
+            )
+            self._audits[run_id] = job
+            self._enqueue(job)
+            self._cond.notify_all()
+            return job.snapshot()
+
+    def audit_snapshot(self, run_id: int) -> Optional[JobSnapshot]:
+        """The latest audit of ``run_id`` asked for with ``request_audit`` (state queued, running,
+        completed, failed or cancelled; ``audit``/``audit_error`` once it ended), or None if none was."""
+        with self._cond:
+            job = self._audits.get(run_id)
+            return None if job is None else job.snapshot()
 
     def get(self, job_id: int) -> JobSnapshot:
         """The job's current state; for a run this runner never held, its stored record."""
@@ -326,7 +385,8 @@ class JobRunner:
                     job.stop.set()
             self._cond.notify_all()
         for job in cancelled:
-            self._record_status(job.id, "cancelled")
+            if job.kind != AUDIT_JOB:
+                self._record_status(job.id, "cancelled")
         if wait:
             for thread in self._threads:
                 thread.join()
@@ -358,8 +418,16 @@ class JobRunner:
     def _may_start(self, owner: str) -> bool:
         if self._limits is None:
             return True
-        running = sum(1 for j in self._jobs.values() if j.owner == owner and j.state == "running")
+        running = sum(1 for j in self._all_jobs() if j.owner == owner and j.state == "running")
         return running < self._limits.max_running
+
+    def _all_jobs(self) -> list[Job]:
+        """Training jobs and on-request audits (under the lock)."""
+        return [*self._jobs.values(), *self._audits.values()]
+
+    def _active(self, owner: str) -> int:
+        """How many of ``owner``'s runs and audits are queued or running (under the lock)."""
+        return sum(1 for j in self._all_jobs() if j.owner == owner and j.state in ("queued", "running"))
 
     def _turn_key(self, head: Job, last_served: dict[str, int]) -> tuple[int, int]:
         """Round robin: the owner served least recently first (never served: first), then the older job."""
@@ -390,7 +458,7 @@ class JobRunner:
         """A job's estimated remaining wall time: its own measured ETA while running, else from speeds of finished runs."""
         if job.state == "running" and job.eta_seconds is not None:
             return job.eta_seconds
-        if job.n_train is None:
+        if job.kind == AUDIT_JOB or job.n_train is None:
             return None
         total = self.throughput.estimate(job.config, n_train=job.n_train).seconds
         return None if total is None else total * (1.0 - job.progress)
@@ -435,7 +503,37 @@ class JobRunner:
             job = self._next_job()
             if job is None:
                 return
-            self._run(job)
+            if job.kind == AUDIT_JOB:
+                self._run_audit(job)
+            else:
+                self._run(job)
+
+    def _run_audit(self, job: Job) -> None:
+        """An audit asked for later (``request_audit``): where training runs, its report kept with the run."""
+        report: Optional[AuditReport] = None
+        error = None
+        try:
+            report = self._audit_stored_run(job.id)
+        except BaseException as exc:  # noqa: BLE001 - a worker must outlive any one audit
+            error = describe_exception(exc)
+        with self._cond:
+            job.state = "completed" if error is None else "failed"
+            job.finished = time.time()
+            job.audit, job.audit_error, job.error = report, error, error
+            training = self._jobs.get(job.id)
+            if training is not None and report is not None:
+                training.audit, training.audit_error = report, None
+            self._cond.notify_all()
+
+    def _audit_stored_run(self, run_id: int) -> AuditReport:
+        """Audit a stored run where training runs: in the backend's processes (``audit_run``), in a
+        child process of its own for a backend without them (Ray), in this thread for the local backend."""
+        audit_elsewhere = getattr(self.backend, "audit_run", None)
+        if audit_elsewhere is not None:
+            return audit_elsewhere(self.store.path, run_id)
+        if isinstance(self.backend, LocalBackend):
+            return self.audit(run_id)
+        return audit_in_child(self.store.path, run_id)
 
     def _run(self, job: Job) -> None:
         """Train one job; whatever goes wrong ends up as a failed job with its message."""
@@ -493,19 +591,15 @@ class JobRunner:
             self._cond.notify_all()
 
     def _audit_after_training(self, job: Job) -> None:
-        """The post-run hook: audit the completed run (in the backend's process when it has ``audit_run``,
-        as the process backend does); a failed audit is noted on the job, the run stays completed."""
+        """The post-run hook: audit the completed run where training runs (``_audit_stored_run``); a
+        failed audit is noted on the job, the run stays completed."""
         with self._cond:
             job.auditing = True
         error = None
         try:
-            audit_elsewhere = getattr(self.backend, "audit_run", None)
-            if audit_elsewhere is None:
-                self.audit(job.id)
-            else:
-                report = audit_elsewhere(self.store.path, job.id)
-                with self._cond:
-                    job.audit = report
+            report = self._audit_stored_run(job.id)
+            with self._cond:
+                job.audit = report
         except Exception as exc:  # noqa: BLE001 - the run itself has completed and is kept
             error = describe_exception(exc)
         with self._cond:

@@ -295,3 +295,13 @@ class ProcessBackend:
                 "epochs are kept and ε is that of those epochs"
             ),
         )
+
+
+def audit_in_child(store_path: Path, run_id: int) -> AuditReport:
+    """Audit a stored run in a child process started for it alone (``ProcessBackend.audit_run``), for
+    backends that have no processes of their own to audit in."""
+    backend = ProcessBackend(processes=1)
+    try:
+        return backend.audit_run(store_path, run_id)
+    finally:
+        backend.close()

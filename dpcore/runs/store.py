@@ -760,6 +760,11 @@ class RunStore:
             row = conn.execute("SELECT weights FROM run_weights WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else weights_from_blob(row["weights"])
 
+    def has_weights(self, run_id: int) -> bool:
+        """Whether a run's final model weights are kept (without reading them)."""
+        with self._connect() as conn:
+            return conn.execute("SELECT 1 FROM run_weights WHERE run_id = ?", (run_id,)).fetchone() is not None
+
     def get_audit(self, run_id: int) -> Optional[str]:
         """The JSON text of a run's latest audit, or None when it was never audited."""
         with self._connect() as conn:

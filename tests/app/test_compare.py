@@ -22,6 +22,7 @@ from dpcore.results import (
 from dpcore.runs.store import RunStore
 from tests.app.conftest import open_page
 from tests.audit_samples import hand_made_report
+from tests.conftest import wait_until
 
 
 def _metrics(epoch: int, accuracy: float, epsilon: float) -> EpochMetrics:
@@ -136,8 +137,18 @@ def test_one_chosen_run_shows_its_audit_or_offers_one(app, runs) -> None:
     # The run's audit figures, and its canary training, are said not to be covered by ε.
     assert any(c.value == f"{AUDIT_NOTE} {CANARY_NOTE}" for c in at.caption)
     assert any(c.value.startswith("Canary audit") and c.value.endswith(CANARY_NOTE) for c in at.caption)
+    # Another participant's run: only they (or the host) may ask for its audit.
     at.multiselect(key="compare_selected").set_value([runs["fashion"]]).run()
-    assert at.button(key="compare_run_audit_run").label == "Audit this run"
+    assert not [b for b in at.button if b.key == "compare_run_audit_run"]
+    assert any("Only the run's owner (or the host)" in c.value for c in at.caption)
+    mine = store.create_run(DPConfig(), owner=at.session_state[OWNER_KEY], name="mine")
+    store.set_status(mine, "completed")
+    try:
+        at.run()
+        at.multiselect(key="compare_selected").set_value([mine]).run()
+        assert at.button(key="compare_run_audit_run").label == "Audit this run"
+    finally:
+        store.delete_run(mine)
 
 
 def test_filter_by_dataset(app, runs) -> None:
@@ -197,3 +208,32 @@ def test_load_into_explore(app, runs) -> None:
     assert at.session_state[CONFIG_KEY] == DPConfig(dataset="fashion_mnist", model="cnn", noise_multiplier=0.9)
     assert at.selectbox(key="w_model").value == "cnn"  # now on Explore, showing the loaded config
     assert at.number_input(key="w_noise_multiplier_exact").value == 0.9
+
+
+def test_an_audit_asked_for_waits_in_the_queue_and_the_view_follows_it(app) -> None:
+    from app_state import runner
+
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    other = store.create_run(DPConfig(), name="someone's")  # Compare with no runs at all ends early
+    at = _open(app)
+    owner = at.session_state[OWNER_KEY]
+    done = store.create_run(DPConfig(epochs=1, batch_size=32, max_train_examples=64), owner=owner, name="to audit")
+    store.set_status(done, "completed")
+    long_id = runner().submit(DPConfig(epochs=500, batch_size=32), owner=owner)  # one training at a time each
+    try:
+        at.run()
+        at.multiselect(key="compare_selected").set_value([done]).run()
+        at.button(key="compare_run_audit_run").click().run()
+        assert not at.exception
+        assert runner().audit_snapshot(done).state == "queued"
+        assert any(f"Audit of run {done}: waiting for a worker" in c.value for c in at.caption)
+        assert not [b for b in at.button if b.key == "compare_run_audit_run"]
+    finally:
+        runner().cancel(long_id)
+    runner().wait([long_id], timeout=120)
+    wait_until(lambda: runner().audit_snapshot(done).done, what="the audit to end", timeout=300)
+    at.run()
+    assert not at.exception and runner().audit_snapshot(done).state == "completed"
+    assert any(m.label == "ε lower bound (95%)" for m in at.metric)
+    for run_id in (done, long_id, other):
+        store.delete_run(run_id)

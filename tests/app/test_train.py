@@ -19,6 +19,7 @@ from dpcore.results import TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE, TRAIN_METRICS
 from dpcore.runs.jobs import get_runner
 from dpcore.runs.store import RunStore
 from tests.app.conftest import join, open_page
+from tests.conftest import wait_until
 
 TINY = DPConfig(epochs=2, batch_size=32, max_train_examples=200, learning_rate=0.5, noise_multiplier=1.1)
 LONG = DPConfig(epochs=500, batch_size=32)
@@ -243,6 +244,10 @@ def test_a_run_trained_without_audit_can_be_audited_from_its_view(app) -> None:
     assert get_runner().get(job_id).audit is None and not get_runner().get(job_id).audit_requested
     at.button(key=f"train_run_audit_{job_id}_run").click().run()
     assert not at.exception
+    assert get_runner().audit_snapshot(job_id).owner == at.session_state[OWNER_KEY]
+    # It waits in the queue and runs where training runs; the page follows it and redraws when it ends.
+    wait_until(lambda: get_runner().audit_snapshot(job_id).done, what="the audit to end", timeout=300)
+    at.run()
     report = get_runner().get(job_id).audit
     assert report is not None and math.isinf(report.epsilon)
     assert "ε = ∞" in _audit_chart(at)["layout"]["title"]["text"]

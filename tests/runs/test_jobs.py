@@ -10,7 +10,9 @@ import sys
 
 import pytest
 
+from dpcore.audit.report import AuditError
 from dpcore.config import DPConfig
+from dpcore.errors import UserInputError
 from dpcore.room.participants import Caller, NotAllowedError
 from dpcore.room.server_settings import RunLimits, ServerSettings
 from dpcore.runs import jobs
@@ -393,6 +395,41 @@ def test_auditing_on_demand_refuses_a_run_that_has_not_completed(runner, store):
         runner.audit(queued)
     with pytest.raises(UnknownRunError):
         runner.audit(queued + 100)
+
+
+@pytest.mark.timeout(240)
+def test_an_audit_asked_for_later_waits_in_the_askers_queue_and_only_the_owner_or_host_may_ask(store):
+    runner = JobRunner(store=store, workers=1, limits=NO_CAPS.replace(max_queued=1))
+    try:
+        done = runner.submit(TINY, owner=ADA.owner)
+        assert runner.wait([done], timeout=120)
+        for stranger, words in ((BOB, f"run {done} belongs to another participant"), (Caller(owner=""), "a name")):
+            with pytest.raises(UserInputError, match=words):
+                runner.request_audit(done, by=stranger)
+        long_id = runner.submit(LONG, owner=ADA.owner)
+        wait_until(lambda: runner.get(long_id).state == "running", what="the long run to start")
+        with pytest.raises(AuditError, match=f"run {long_id} is"):
+            runner.request_audit(long_id, by=ADA)  # not finished: nothing to audit yet
+        # Ada trains one run at a time: her audit waits behind her long run, as a run would.
+        asked = runner.request_audit(done, by=ADA)
+        assert (asked.state, asked.owner) == ("queued", ADA.owner)
+        assert runner.request_audit(done, by=ADA).submitted == asked.submitted  # asking again: the same one
+        with pytest.raises(CapacityError, match="already have 2 runs queued or training"):
+            runner.submit(ONE_EPOCH, owner=ADA.owner)
+        # Cancelling everything of Ada's cancels the waiting audit too (it never started).
+        assert runner.cancel_all(by=ADA, owner=ADA.owner) == 1
+        assert runner.audit_snapshot(done).state == "cancelled"
+        assert runner.wait([long_id], timeout=60)
+        # The host may audit anyone's run; it waits in the host's own queue.
+        assert runner.request_audit(done, by=HOST).owner == HOST.owner
+        wait_until(lambda: runner.audit_snapshot(done).done, what="the audit to end", timeout=180)
+        snapshot = runner.audit_snapshot(done)
+        assert snapshot.state == "completed" and snapshot.audit_error is None
+        assert snapshot.audit.run_id == done and store.get_run(done).audit == snapshot.audit
+        assert runner.get(done).audit == snapshot.audit  # the run's own job shows it too
+        assert runner.audit_snapshot(done + 1000) is None
+    finally:
+        runner.shutdown(wait=True)
 
 
 def test_a_ray_address_in_the_settings_gives_a_runner_that_trains_on_ray(monkeypatch, tmp_path):

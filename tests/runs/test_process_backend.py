@@ -13,6 +13,7 @@ import pytest
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 from dpcore.privacy import accounting
+from dpcore.room.participants import Caller
 from dpcore.room.server_settings import RunLimits, ServerSettings
 from dpcore.runs.jobs import JobRunner, get_runner
 from dpcore.runs.process_backend import TRAINING_NICE, ProcessBackend
@@ -108,6 +109,23 @@ def test_the_post_run_audit_runs_in_the_child_and_its_failure_is_noted(runner, m
     failed = runner.get(too_small)
     assert failed.state == "completed" and failed.audit is None and failed.audit_error
     assert "too few" in failed.audit_error  # the child's own message, not the server's patched audit
+
+
+@pytest.mark.timeout(300)
+def test_an_audit_asked_for_later_runs_in_the_child_too(runner, monkeypatch):
+    import dpcore.runs.audits
+
+    def not_here(*_, **__):
+        raise AssertionError("audited in the server process")
+
+    run_id = runner.submit(TINY, owner="ada")
+    assert runner.wait([run_id], timeout=240)
+    monkeypatch.setattr(dpcore.runs.audits, "audit_run", not_here)  # the child has its own, unpatched module
+    runner.request_audit(run_id, by=Caller(owner="ada"))
+    wait_until(lambda: runner.audit_snapshot(run_id).done, what="the audit to end", timeout=240)
+    snapshot = runner.audit_snapshot(run_id)
+    assert snapshot.state == "completed", snapshot.audit_error
+    assert snapshot.audit.run_id == run_id and runner.store.get_run(run_id).audit == snapshot.audit
 
 
 @pytest.mark.timeout(300)
