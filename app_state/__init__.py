@@ -16,6 +16,7 @@ from typing import Any, Callable, NoReturn, Optional
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dpcore.audit.report import AUDIT_NOTE
 from dpcore.config import ACCOUNTANT_TITLES, MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
@@ -31,7 +32,7 @@ from dpcore.results import (
     TRAIN_METRICS_LABEL,
     TRAIN_METRICS_NOTE,
 )
-from dpcore.room import participants, server_paths, uploads
+from dpcore.room import host_guard, participants, server_paths, uploads
 from dpcore.room.participants import TOKEN_PARAM, Caller, Participant
 from dpcore.room.server_settings import ServerSettings
 from dpcore.runs import owners, sweeps
@@ -58,6 +59,8 @@ PAGE_PATHS = ("explore", "train", "sweep", "compare", "export", "learn")
 # browser session with the same ``?me=`` token) finds the settings they left. Lost when the server stops.
 _SAVED_CONFIGS: dict[str, DPConfig] = {}
 _SAVED_LOCK = threading.Lock()
+# Wrong host secrets of every session and address, kept by this server process.
+_HOST_GUARD = host_guard.HostGuard()
 
 
 class PageDone(Exception):
@@ -185,9 +188,24 @@ def caller() -> Caller:
     return Caller(owner=owner(), is_host=is_host())
 
 
+def session_id() -> str:
+    """This browser session's id (one per open tab or connection), for the limits kept per session."""
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "none"
+
+
+def client_address() -> str:
+    """The network address this session connects from (its TCP peer); one shared name for every
+    connection from the server's own machine, a reverse proxy included."""
+    return st.context.ip_address or "this machine"
+
+
 def unlock_host(secret: str) -> None:
-    """Make this session the host if ``secret`` is the server's host secret (a NotAllowedError otherwise)."""
-    participants.host_caller(owner(), secret, settings())
+    """Make this session the host if ``secret`` is the server's host secret; wrong secrets are slowed
+    down, locked out and logged per session and address (``host_guard.HostGuard``), refused with a NotAllowedError."""
+    _HOST_GUARD.unlock(
+        owner=owner(), secret=secret, settings=settings(), session=session_id(), address=client_address()
+    )
     st.session_state[HOST_KEY] = True
 
 
