@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from dpcore.results import (
     TRAIN_METRICS_LABEL,
     TRAIN_METRICS_NOTE,
 )
-from dpcore.room import host_guard, participants, server_paths, uploads
+from dpcore.room import host_guard, joins, participants, server_paths, uploads
 from dpcore.room.participants import TOKEN_PARAM, Caller, Participant
 from dpcore.room.server_settings import ServerSettings
 from dpcore.runs import owners, sweeps
@@ -61,6 +62,8 @@ _SAVED_CONFIGS: dict[str, DPConfig] = {}
 _SAVED_LOCK = threading.Lock()
 # Wrong host secrets of every session and address, kept by this server process.
 _HOST_GUARD = host_guard.HostGuard()
+# Joins per address, the host's room code and the names the host removed, kept by this server process.
+_JOIN_GUARD = joins.JoinGuard()
 
 
 class PageDone(Exception):
@@ -111,6 +114,7 @@ def init_session() -> None:
     """
     params = st.query_params.to_dict()
     token = params.get(TOKEN_PARAM)
+    _forget_if_removed()
     if OWNER_KEY not in st.session_state and token:
         try:
             found = participants.find(store(), participants.check_token(token))
@@ -148,15 +152,40 @@ def init_session() -> None:
                 del st.query_params[name]
 
 
+def _forget_if_removed() -> None:
+    """Drop this session's name if the host removed it (its token no longer finds anyone either)."""
+    held = st.session_state.get(OWNER_KEY)
+    if not held or not _JOIN_GUARD.is_removed(held):
+        return
+    name = st.session_state.get(NAME_KEY, "")
+    for key in (OWNER_KEY, NAME_KEY, TOKEN_KEY, HOST_KEY):
+        st.session_state.pop(key, None)
+    if TOKEN_PARAM in st.query_params:
+        del st.query_params[TOKEN_PARAM]
+    post_error(f"The host removed the name {name} from this room; type a name to join again.")
+
+
 def _join(participant: Participant, token: str) -> None:
     st.session_state[OWNER_KEY] = participant.owner
     st.session_state[NAME_KEY] = participant.display_name
     st.session_state[TOKEN_KEY] = token
 
 
-def join(display_name: str) -> Participant:
-    """Register this browser as a participant named ``display_name`` and keep their token in the URL (``?me=``)."""
-    participant, token = participants.register(store(), display_name)
+def join(display_name: str, *, room_code: str = "") -> Participant:
+    """Register this browser as a participant named ``display_name`` and keep their token in the URL (``?me=``).
+
+    Checked on the server: one name per browser session, the room code if the room has one, and the
+    names per address and window (``joins.JoinGuard.admit``); each refusal is a UserInputError.
+    """
+    if joined():
+        raise UserInputError(
+            "display_name",
+            f"this browser tab has already joined as {st.session_state.get(NAME_KEY, '')}",
+            allowed="one name per tab",
+        )
+    name = participants.validate_display_name(display_name)
+    _JOIN_GUARD.admit(address=client_address(), code=room_code, settings=settings())
+    participant, token = participants.register(store(), name)
     _join(participant, token)
     st.query_params[TOKEN_PARAM] = token
     _save_config(config())
@@ -165,12 +194,19 @@ def join(display_name: str) -> Participant:
 
 def joined() -> bool:
     """Whether this browser has a participant (typed a display name), so it can upload and train."""
-    return OWNER_KEY in st.session_state
+    return bool(owner())
 
 
 def owner() -> str:
-    """This participant's owner id ("" before they typed a name); their runs and uploads carry it."""
-    return st.session_state.get(OWNER_KEY, "")
+    """This participant's owner id ("" before they typed a name, or once the host removed it); their
+    runs and uploads carry it."""
+    held = st.session_state.get(OWNER_KEY, "")
+    return "" if held and _JOIN_GUARD.is_removed(held) else held
+
+
+def room_code_required() -> bool:
+    """Whether joining needs the room code (set by DPEXPLORER_ROOM_CODE or by the host)."""
+    return _JOIN_GUARD.room_code(settings()) is not None
 
 
 def display_name() -> str:
@@ -197,7 +233,8 @@ def session_id() -> str:
 def client_address() -> str:
     """The network address this session connects from (its TCP peer); one shared name for every
     connection from the server's own machine, a reverse proxy included."""
-    return st.context.ip_address or "this machine"
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else "this machine"
 
 
 def unlock_host(secret: str) -> None:
@@ -565,9 +602,9 @@ def run_table(runs: Sequence[RunRecord], *, key: str, train_metrics: bool = Fals
     )
 
 
-def _join_clicked(key: str) -> None:
+def _join_clicked(key: str, code_key: str) -> None:
     try:
-        participant = join(st.session_state.get(key, ""))
+        participant = join(st.session_state.get(key, ""), room_code=st.session_state.get(code_key, ""))
     except UserInputError as exc:
         st.session_state[f"{key}_error"] = str(exc)
         return
@@ -588,7 +625,10 @@ def identity_form(where: str) -> None:
         help="Shown beside your runs. Your runs and uploads belong to this "
         "name; the page's address keeps a key to it (?me=…), so do not share that address.",
     )
-    st.button("Join", key=f"join_{where}", on_click=_join_clicked, args=(key,), type="primary")
+    code_key = f"join_code_{where}"
+    if room_code_required():
+        st.text_input("Room code", key=code_key, help="The code the host gave the room.")
+    st.button("Join", key=f"join_{where}", on_click=_join_clicked, args=(key, code_key), type="primary")
     if f"{key}_error" in st.session_state:
         st.error(st.session_state.pop(f"{key}_error"))
 
@@ -618,6 +658,81 @@ def _cancel_all_clicked() -> None:
         post_notice(f"Cancelled {runner().cancel_all(by=caller())} queued or training run(s).")
     except UserInputError as exc:
         post_error(str(exc))
+
+
+def remove_participant(owner_id: str) -> int:
+    """Remove a name as the host: its queued and training runs are cancelled, its sessions stop acting as
+    it and its token finds no one (``owners.remove_participant``); returns the runs cancelled."""
+    cancelled = owners.remove_participant(runner(), owner=owner_id, by=caller())
+    _JOIN_GUARD.remove(owner_id, by=caller())
+    return cancelled
+
+
+def set_room_code(code: str) -> None:
+    """Set the code joining needs from now on, as the host ("": back to DPEXPLORER_ROOM_CODE, if set)."""
+    _JOIN_GUARD.set_room_code(code.strip() or None, by=caller())
+
+
+def _remove_clicked() -> None:
+    who = st.session_state.get("host_remove_who")
+    names = store().display_names()
+    try:
+        count = remove_participant(who)
+        post_notice(f"Removed {names.get(who, who)}: {count} queued or training run(s) cancelled.")
+    except UserInputError as exc:
+        post_error(str(exc))
+    st.session_state["host_remove_confirm"] = False
+
+
+def _room_code_clicked() -> None:
+    try:
+        set_room_code(st.session_state.get("host_room_code", ""))
+        post_notice("Joining needs a room code now." if room_code_required() else "Joining needs no room code now.")
+    except UserInputError as exc:
+        post_error(str(exc))
+
+
+def _people_section() -> None:
+    """The host's view of who joined, a way to remove a name, and the room code."""
+    people = owners.people(runner())
+    st.markdown(f"**Who joined** ({len(people)})")
+    if people:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "name": p.display_name,
+                        "joined": time.strftime("%H:%M", time.localtime(p.joined)),
+                        "active": p.active_runs,
+                        "runs": p.stored_runs,
+                    }
+                    for p in people
+                ]
+            ),
+            hide_index=True,
+            key="host_people",
+        )
+        labels = {
+            p.owner: f"{p.display_name} ({p.owner[:7]}…, joined {time.strftime('%H:%M', time.localtime(p.joined))})"
+            for p in people
+        }
+        st.selectbox("Name to remove", list(labels), format_func=labels.get, key="host_remove_who")
+        st.checkbox("Yes, remove it and cancel its runs", key="host_remove_confirm")
+        st.button(
+            "Remove name",
+            key="host_remove",
+            on_click=_remove_clicked,
+            disabled=not st.session_state.get("host_remove_confirm"),
+            help="Its queued and training runs are cancelled and it can no longer act; its finished runs stay.",
+        )
+    st.caption("Joining needs a room code now." if room_code_required() else "Joining needs no room code now.")
+    st.text_input(
+        "Room code",
+        key="host_room_code",
+        help="Joining needs this code from now on; names that already joined keep theirs. Empty: "
+        "the server's own setting (DPEXPLORER_ROOM_CODE), if any.",
+    )
+    st.button("Set room code", key="host_set_room_code", on_click=_room_code_clicked)
 
 
 def _limits_clicked() -> None:
@@ -693,6 +808,7 @@ def host_panel() -> None:
                 key="host_max_seconds",
             )
             st.button("Apply limits", key="host_limits", on_click=_limits_clicked)
+        _people_section()
         st.button("Leave the host role", key="host_lock", on_click=lock_host)
 
 

@@ -324,7 +324,12 @@ def measure(
 ) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store_path = Path(tmp) / "runs.sqlite3"
-        env = {"DPEXPLORER_STORE": str(store_path), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        # Every client joins from this machine, one address: let all of them.
+        env = {
+            "DPEXPLORER_STORE": str(store_path),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "DPEXPLORER_JOINS_PER_ADDRESS": str(count),
+        }
         if workers:
             env["DPEXPLORER_WORKERS"] = str(workers)
         if backend:

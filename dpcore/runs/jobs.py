@@ -331,6 +331,11 @@ class JobRunner:
             self._cond.notify_all()
             return job.snapshot()
 
+    def active_count(self, owner: str) -> int:
+        """How many of ``owner``'s runs and audits are queued or running in this runner."""
+        with self._cond:
+            return self._active(owner)
+
     def audit_snapshot(self, run_id: int) -> Optional[JobSnapshot]:
         """The latest audit of ``run_id`` asked for with ``request_audit`` (state queued, running,
         completed, failed or cancelled; ``audit``/``audit_error`` once it ended), or None if none was."""

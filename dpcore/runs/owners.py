@@ -1,11 +1,13 @@
 """What belongs to one participant across the store and the upload folder, removed together.
 
 The room knows who people are (``dpcore.room``); their runs live in the store. This is where the two
-meet: deleting a person's runs and uploads, or the whole board's.
+meet: the host's list of who joined, removing a name with its queued and training runs, deleting a
+person's runs and uploads, or the whole board's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -30,3 +32,40 @@ def delete_runs_and_uploads(
     runner.forget(deleted)
     uploads.delete_uploads(owner=owner, directory=uploads_directory)
     return len(deleted)
+
+
+@dataclass(frozen=True)
+class Person:
+    """One participant as the host's list shows them."""
+
+    owner: str
+    display_name: str
+    joined: float  # Unix seconds
+    active_runs: int  # runs and audits queued or training now
+    stored_runs: int
+
+
+def people(runner: JobRunner) -> list[Person]:
+    """Everyone who joined (earliest first), with their runs queued or training and their stored runs."""
+    stored: dict[str, int] = {}
+    for run in runner.store.list_runs():
+        stored[run.owner] = stored.get(run.owner, 0) + 1
+    return [
+        Person(
+            owner=owner,
+            display_name=name,
+            joined=joined,
+            active_runs=runner.active_count(owner),
+            stored_runs=stored.get(owner, 0),
+        )
+        for owner, name, joined in runner.store.list_participants()
+    ]
+
+
+def remove_participant(runner: JobRunner, *, owner: str, by: Optional[Caller]) -> int:
+    """Remove a name (the host only): cancel its queued and training runs and waiting audits, and forget
+    its token so no session finds it again; its finished runs and uploads stay. Returns the runs cancelled."""
+    check_host(by, action="remove a participant")
+    cancelled = runner.cancel_all(by=by, owner=owner)
+    runner.store.remove_participant(owner, by=by)
+    return cancelled

@@ -638,6 +638,18 @@ class RunStore:
             ).fetchone()
         return None if row is None else (str(row["owner"]), str(row["display_name"]))
 
+    def list_participants(self) -> list[tuple[str, str, float]]:
+        """(owner id, display name, when they joined) of every participant, earliest first."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT owner, display_name, created FROM participants ORDER BY created").fetchall()
+        return [(str(row["owner"]), str(row["display_name"]), float(row["created"])) for row in rows]
+
+    def remove_participant(self, owner: str, *, by: Optional[Caller] = None) -> bool:
+        """Forget a participant (the host only), so their token finds no one; their runs stay. False if unknown."""
+        check_host(by, action="remove a participant")
+        with self._connect(write=True) as conn:
+            return conn.execute("DELETE FROM participants WHERE owner = ?", (owner,)).rowcount > 0
+
     def display_names(self) -> dict[str, str]:
         """Every participant's display name by owner id, for "everyone's runs" views."""
         with self._connect() as conn:

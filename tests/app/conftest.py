@@ -31,8 +31,11 @@ def store_env(monkeypatch: pytest.MonkeyPatch) -> Path:
     The runner trains in its own threads here (DPEXPLORER_BACKEND=local) and the accountant answers
     in this process (DPEXPLORER_ACCOUNTANT_PROCESSES=0): the pages see the same answers either way,
     and tests/runs/test_process_backend.py and tests/privacy/test_accounting_processes.py use real child processes.
+    Every test joins from the same address in this one process, so the joins per address are not
+    limited here (tests/app/test_room.py and tests/room/test_room_server.py test the limit).
     """
     monkeypatch.setenv("DPEXPLORER_STORE", str(APP_STORE))
+    monkeypatch.setenv("DPEXPLORER_JOINS_PER_ADDRESS", str(10**6))
     monkeypatch.setenv("DPEXPLORER_BACKEND", "local")
     monkeypatch.setenv("DPEXPLORER_ACCOUNTANT_PROCESSES", "0")
     return APP_STORE

@@ -157,6 +157,57 @@ def test_host_sets_limits_and_clears_the_board(app, monkeypatch) -> None:
         get_runner().set_limits(before, by=None)
 
 
+def test_names_per_address_are_limited_on_the_server(app, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_JOINS_PER_ADDRESS", "1")  # every test here joins from one address
+    first, second = app.run(), AppTest.from_file(APP, default_timeout=60).run()
+    for at, name in ((first, "Gus"), (second, "Gus again")):
+        at.text_input(key="join_name_sidebar").input(name)
+        at.button(key="join_sidebar").click().run()
+    refusal = [e.value for e in second.sidebar.error]
+    assert refusal and refusal[0].startswith("display_name:") and "names joined from this address" in refusal[0]
+    assert "1 names per address every 10 min" in refusal[0] and OWNER_KEY not in second.session_state
+
+
+def test_a_room_code_is_needed_to_join(app, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_ROOM_CODE", "ROOM-7")
+    at = app.run()
+    at.text_input(key="join_name_sidebar").input("Hal")
+    at.text_input(key="join_code_sidebar").input("room 7")
+    at.button(key="join_sidebar").click().run()
+    assert any(e.value.startswith("room_code: that is not this room's code") for e in at.sidebar.error)
+    assert OWNER_KEY not in at.session_state
+    at.text_input(key="join_code_sidebar").input("ROOM-7")
+    at.button(key="join_sidebar").click().run()
+    assert any("You are **Hal**" in c.value for c in at.sidebar.caption)
+
+
+def test_the_host_sees_who_joined_and_removes_a_name_with_its_runs(app, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_HOST_SECRET", SECRET)
+    ada = join(AppTest.from_file(APP, default_timeout=60).run(), "Ida")
+    ada_owner, ada_token = ada.session_state[OWNER_KEY], ada.query_params[TOKEN_PARAM][0]
+    run_id = get_runner().submit(LONG, owner=ada_owner)
+    host = join(app.run(), "Host")
+    host.text_input(key="host_secret").input(SECRET)
+    host.button(key="host_unlock").click().run()
+    people = host.sidebar.dataframe[0].value
+    assert "Ida" in list(people["name"])
+    host.selectbox(key="host_remove_who").set_value(ada_owner).run()
+    assert host.button(key="host_remove").disabled  # a tick first
+    host.checkbox(key="host_remove_confirm").check().run()
+    host.button(key="host_remove").click().run()
+    assert any(s.value == "Removed Ida: 1 queued or training run(s) cancelled." for s in host.success)
+    assert get_runner().wait([run_id], timeout=120) and get_runner().get(run_id).state == "cancelled"
+    assert "Ida" not in list(host.sidebar.dataframe[0].value["name"])
+
+    ada.run()  # her open tab stops acting as her at once
+    assert any("The host removed the name Ida" in e.value for e in ada.error)
+    assert OWNER_KEY not in ada.session_state and TOKEN_PARAM not in ada.query_params
+    again = AppTest.from_file(APP, default_timeout=60)
+    again.query_params[TOKEN_PARAM] = ada_token
+    again.run()
+    assert any("not known to this server" in e.value for e in again.error)
+
+
 # -- capacity ---------------------------------------------------------------------------------
 
 

@@ -1,0 +1,42 @@
+"""What belongs to one participant: the host's list of who joined, and removing a name with its active runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from dpcore.config import DPConfig
+from dpcore.room import participants
+from dpcore.room.participants import Caller, NotAllowedError
+from dpcore.room.server_settings import RunLimits
+from dpcore.runs import owners
+from dpcore.runs.jobs import JobRunner
+from dpcore.runs.store import RunStore
+
+LONG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=300)
+HOST = Caller(owner="p" + "f" * 16, is_host=True)
+
+
+@pytest.mark.timeout(180)
+def test_the_host_lists_who_joined_and_removes_a_name_with_its_queued_and_training_runs(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    ada, ada_token = participants.register(store, "Ada")
+    bob, _ = participants.register(store, "Bob")
+    runner = JobRunner(store=store, workers=1, limits=RunLimits(max_example_passes=None, max_run_seconds=None))
+    try:
+        adas = [runner.submit(LONG, owner=ada.owner) for _ in range(3)]  # one trains, two wait
+        bobs = runner.submit(LONG, owner=bob.owner)
+        listed = owners.people(runner)
+        assert [(p.display_name, p.active_runs, p.stored_runs) for p in listed] == [("Ada", 3, 3), ("Bob", 1, 1)]
+        assert listed[0].joined <= listed[1].joined
+        with pytest.raises(NotAllowedError, match="only the host can remove a participant"):
+            owners.remove_participant(runner, owner=ada.owner, by=Caller(owner=bob.owner))
+        assert owners.remove_participant(runner, owner=ada.owner, by=HOST) == 3
+        assert runner.wait(adas, timeout=120)
+        assert {runner.get(i).state for i in adas} == {"cancelled"}
+        assert runner.get(bobs).state in ("queued", "running")  # Bob is not held back or touched
+        assert participants.find(store, ada_token) is None  # a reload finds no one
+        assert [p.display_name for p in owners.people(runner)] == ["Bob"]
+        assert {r.owner for r in store.list_runs()} == {ada.owner, bob.owner}  # finished runs stay
+        assert store.remove_participant(ada.owner, by=HOST) is False  # already gone
+    finally:
+        runner.shutdown(wait=True)
