@@ -34,8 +34,9 @@ page = st.navigation(PAGES)
 st.sidebar.title("DP Explorer")
 try:
     app_state.runner()
+    app_state.check_store()
     app_state.init_session()
-except UserInputError as exc:  # e.g. a run store written by a newer DP Explorer, or an unwritable path
+except UserInputError as exc:  # e.g. a run store written by a newer DP Explorer, or a path that is not a file
     st.error(f"The run store cannot be used: {exc}")
     st.stop()
 app_state.store_banner()

@@ -372,13 +372,30 @@ def out_of_range(cfg: DPConfig) -> list[str]:
     return problems
 
 
+def check_store() -> None:
+    """Once per page run: look again at a damaged or unwritable store and put it right after failed
+    writes (``JobRunner.check_store``), so a store put back in order is used without a restart."""
+    runner().check_store()
+
+
 def store_banner() -> None:
-    """A warning at the top of every page while the run store is damaged: what is wrong, and that exploring still works."""
-    damage = store().damage
-    if damage:
+    """A warning at the top of every page while the run store is damaged, cannot be written or stopped
+    taking writes: what is wrong, and that exploring still works."""
+    current = store()
+    if current.damage:
         st.warning(
-            f"The run store is damaged, so new runs cannot be saved: {damage}. Exploring ε works; "
-            "Compare shows the runs that can still be read."
+            f"The run store is damaged, so new runs cannot be saved: {current.damage}. Exploring ε works; "
+            "Compare shows the runs that can still be read. Each page looks at the store again when it loads."
+        )
+    elif current.unwritable:
+        st.warning(
+            f"The run store cannot be written, so runs cannot start: {current.unwritable}. Exploring ε "
+            "works and Compare lists the stored runs. Each page looks at the store again when it loads."
+        )
+    elif runner().store_failure:
+        st.warning(
+            f"The run store stopped taking writes: {runner().store_failure}. Runs that were waiting were "
+            "cancelled; their state is written once the store takes writes again."
         )
 
 

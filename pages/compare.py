@@ -32,8 +32,8 @@ if "compare_goto_explore" in ss:
 
 def load_into_explore(run_id: int) -> None:
     """Make a stored run's config the current one and go to Explore (its CSV file only if this caller may read it)."""
-    run = store.get_run(run_id)
     try:
+        run = store.get_run(run_id)
         app_state.set_config(app_state.check_paths(run.config))
     except UserInputError as exc:
         ss["compare_error"] = str(exc)
@@ -54,7 +54,11 @@ def rename(run_id: int) -> None:
 def delete(run_ids: list[int]) -> None:
     """Delete the chosen runs once confirmed, refusing (with a message) while any of them still trains."""
     ss["compare_confirm_delete"] = False
-    busy = busy_runs([store.get_run(i) for i in run_ids])
+    try:
+        busy = busy_runs([store.get_run(i) for i in run_ids])
+    except UserInputError as exc:  # a run deleted meanwhile, or a store that cannot be read
+        ss["compare_error"] = str(exc)
+        return
     if busy:
         ss["compare_error"] = (
             f"run: {', '.join(map(str, busy))} still queued or training; cancel "

@@ -18,6 +18,7 @@ process backend's child processes), never in the server's own threads unless the
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import threading
 import time
@@ -46,7 +47,9 @@ from dpcore.runs.capacity import (
 )
 from dpcore.runs.job_state import AUDIT_JOB, Job, JobSnapshot
 from dpcore.runs.process_backend import ProcessBackend, audit_in_child
-from dpcore.runs.store import RunStore, StoreError, StoreWriteError, UnknownRunError
+from dpcore.runs.process_identity import process_token
+from dpcore.runs.records import INTERRUPTED_MESSAGE
+from dpcore.runs.store import RunStore, StoreError, UnknownRunError
 
 if TYPE_CHECKING:
     from dpcore.audit.report import AuditReport
@@ -55,6 +58,8 @@ if TYPE_CHECKING:
 
 # Worker threads one runner may start; each trains a model, so more only thrash a machine.
 MAX_WORKERS = 32
+# After a failed write, page runs try to put the store right at most this often (each try is a write).
+RECONCILE_EVERY_SECONDS = 5.0
 
 
 class JobRunner:
@@ -97,6 +102,9 @@ class JobRunner:
         self._limits = limits
         self._closed = False
         self.store_failure: Optional[str] = None
+        # Final statuses the store did not take (run id -> status, error), written by ``reconcile``.
+        self._unrecorded: dict[int, tuple[str, Optional[str]]] = {}
+        self._last_reconcile = -math.inf
         try:
             self.interrupted_on_start = store.mark_interrupted()
         except StoreError:  # a damaged or read-only store: listing still works, submitting says why not
@@ -254,11 +262,16 @@ class JobRunner:
         return True
 
     def cancel_all(self, *, by: Optional[Caller], owner: Optional[str] = None) -> int:
-        """Cancel ``owner``'s queued and running jobs (everyone's when None, which only the host may); return how many."""
+        """Cancel ``owner``'s queued and running jobs and waiting audits (everyone's when None, which only
+        the host may); return how many runs. Stale rows a failed write left behind are put right first."""
         if owner is None:
             check_host(by, action="cancel everyone's runs")
         else:
             check_may_manage_owner(by, owner=owner, action="cancel")
+        try:
+            self.reconcile()  # rows a failed write left queued or running are put right first
+        except StoreError:
+            pass
         with self._cond:
             ids = [
                 j.id
@@ -568,20 +581,23 @@ class JobRunner:
                 self._audit_after_training(job)
             self._end(job, result.status, result.error, result.epochs)
         except BaseException as exc:  # noqa: BLE001 - a worker must outlive any one run
-            if isinstance(exc, StoreWriteError):
+            if isinstance(exc, StoreError):  # only the store's writes raise it here
                 self._on_store_failure(exc)
             message = str(exc) if isinstance(exc, StoreError) else describe_exception(exc)
             self._end(job, "failed", message, result.epochs if result is not None else None)
             self._record_status(job.id, "failed", error=message)
 
     def _record_status(self, job_id: int, status: str, *, error: Optional[str] = None) -> None:
-        """Write a job's end to the store where it can; a store that fails keeps what it had."""
+        """Write a job's end to the store where it can; what the store does not take, ``reconcile`` writes later."""
         try:
             self.store.set_status(job_id, status, error=error)
+        except UnknownRunError:
+            pass  # deleted meanwhile: nothing to put right
         except Exception:  # noqa: BLE001 - the store itself may be what failed
-            pass
+            with self._cond:
+                self._unrecorded[job_id] = (status, error)
 
-    def _on_store_failure(self, exc: StoreWriteError) -> None:
+    def _on_store_failure(self, exc: StoreError) -> None:
         """The store takes no more writes: cancel the queued jobs and stop the running ones."""
         with self._cond:
             self.store_failure = self.store_failure or str(exc)
@@ -590,10 +606,57 @@ class JobRunner:
             now = time.time()
             for job in cancelled:
                 job.state, job.finished, job.error = "cancelled", now, f"not started: {exc}"
+                if job.kind != AUDIT_JOB:
+                    self._unrecorded[job.id] = ("cancelled", job.error)
             for job in self._jobs.values():
                 if job.state == "running":
                     job.stop.set()
             self._cond.notify_all()
+
+    def reconcile(self) -> int:
+        """Make the store agree with this runner again after writes it did not take; return the runs put right.
+
+        Every queued or running row of the store is checked against this runner: a job of its that has
+        ended gets its final status (and error), and a row this process queued or ran that the runner no
+        longer holds is marked interrupted. Rows of other live processes (a CLI sweep) are left alone.
+        Raises the store's StoreError while it still cannot be written; ``store_failure`` is cleared
+        once everything is written.
+        """
+        with self._cond:
+            self._last_reconcile = time.monotonic()
+            ended = {j.id: (j.state, j.error) for j in self._jobs.values() if j.state in FINAL_STATUSES}
+            held = set(self._jobs)
+            owed = dict(self._unrecorded)
+        ours = process_token()
+        fixed = 0
+        for run_id, process in self.store.active_run_processes().items():
+            if run_id in ended:
+                status, error = ended[run_id]
+            elif run_id not in held and process == ours:
+                status, error = "interrupted", INTERRUPTED_MESSAGE
+            else:
+                continue
+            self.store.set_status(run_id, status, error=error)
+            fixed += 1
+        with self._cond:
+            for run_id in owed:
+                self._unrecorded.pop(run_id, None)  # written above, or the row had already ended
+            if not self._unrecorded:
+                self.store_failure = None
+        return fixed
+
+    def check_store(self) -> None:
+        """What a page run calls first: look again at a damaged or unwritable store (``RunStore.recheck``,
+        a few stat calls), and after failed writes try ``reconcile`` (at most every RECONCILE_EVERY_SECONDS)."""
+        self.store.recheck()
+        with self._cond:
+            owed = self.store_failure is not None or bool(self._unrecorded)
+            due = time.monotonic() - self._last_reconcile >= RECONCILE_EVERY_SECONDS
+        if owed and due and self.store.damage is None and self.store.unwritable is None:
+            try:
+                self.reconcile()
+            except StoreError:
+                pass  # still not writable: the banner keeps saying so
 
     def _audit_after_training(self, job: Job) -> None:
         """The post-run hook: audit the completed run where training runs (``_audit_stored_run``); a
@@ -613,7 +676,7 @@ class JobRunner:
     def _on_epoch(self, job: Job, metrics: EpochMetrics) -> None:
         try:
             self.store.record_epoch(job.id, metrics)
-        except StoreWriteError as exc:
+        except StoreError as exc:
             self._on_store_failure(exc)
             raise
         with self._cond:
@@ -689,7 +752,11 @@ def get_runner(
             # A backend that can traces the default config's step at once (a process backend's children
             # do it as they start): a workshop's first run is that one.
             _RUNNER = JobRunner(
-                store=RunStore(store_path), workers=count, limits=settings.limits, backend=backend, warm_up=DPConfig()
+                store=RunStore(store_path, serving=True),
+                workers=count,
+                limits=settings.limits,
+                backend=backend,
+                warm_up=DPConfig(),
             )
         elif wanted is not None and wanted.resolve() != _RUNNER.store.path.resolve():
             raise ValueError(f"the job runner already uses {str(_RUNNER.store.path)!r}, not {str(wanted)!r}")

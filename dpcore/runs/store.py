@@ -43,6 +43,7 @@ read-only file, I/O error) is a ``StoreWriteError``; every epoch committed befor
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -51,7 +52,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 import numpy as np
 
@@ -101,6 +102,7 @@ class StoreError(UserInputError):
 
     def __init__(self, message: str) -> None:
         super().__init__("store", message)
+        self.message = message
 
 
 class StoreWriteError(StoreError):
@@ -144,6 +146,36 @@ class UnknownSweepError(UserInputError, LookupError):
         self.sweep_id = sweep_id
 
 
+_Listing = TypeVar("_Listing")
+
+
+def _lists_what_it_can(
+    empty: Callable[[], Any],
+) -> Callable[[Callable[..., _Listing]], Callable[..., _Listing]]:
+    """For a store method that lists: on a store with a known problem (damaged, or with no file to read)
+    an empty listing instead of a StoreError, so that pages list what they can beside the warning."""
+
+    def wrap(method: Callable[..., _Listing]) -> Callable[..., _Listing]:
+        @functools.wraps(method)
+        def listing(self: RunStore, *args: Any, **kwargs: Any) -> _Listing:
+            try:
+                return method(self, *args, **kwargs)
+            except StoreError:
+                if not self._has_known_problem():
+                    raise
+                return empty()
+
+        return listing
+
+    return wrap
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """Whether SQLite's error says the file itself is damaged or not a database at all."""
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
 # -- the store -------------------------------------------------------------------------
 
 
@@ -154,45 +186,144 @@ class RunStore:
     store, and nothing is written. Otherwise a missing file is created, but only in an existing
     folder when ``path`` is given (a mistyped path is an error, not a new tree of folders).
     ``damage`` says what ``PRAGMA quick_check`` found wrong (None for a sound store).
+
+    ``serving`` (a served app's store) never stops the server over the store's state: a damaged or
+    unreadable file is kept as ``damage`` (listings are empty or what can be read), a file or folder
+    that cannot be written is read as it is, with ``unwritable`` saying why, and ``recheck`` opens
+    it afresh once the file or its folder changed (a good copy put back, the folder made writable).
     """
 
-    def __init__(self, path: Union[str, os.PathLike[str], None] = None, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Union[str, os.PathLike[str], None] = None, *, read_only: bool = False, serving: bool = False
+    ) -> None:
         if path is not None and "\x00" in os.fspath(path):
             raise StoreError(f"{quote_path(os.fspath(path))} holds a NUL byte, which no file path can")
         self.path = Path(path).expanduser() if path is not None else default_store_path()
         self.read_only = read_only
+        self.serving = serving
         self.damage: Optional[str] = None
+        self.unwritable: Optional[str] = None
+        self._asked_read_only = read_only
         self._immutable = False
+        # The store file's and folder's state when ``recheck`` last looked (None: not yet).
+        self._signature: Optional[tuple[Any, ...]] = None
         self._check_location(make_folders=path is None)
-        if read_only:
+        if serving:
+            self._open_serving()
+        else:
+            self._open_checked()
+
+    def _open_checked(self) -> None:
+        """Check the file's version (migrating it when writable) and its integrity."""
+        if self.read_only:
             self._check_version()
         else:
             self._migrate()
         self._check_integrity()
+
+    def _open_serving(self) -> None:
+        """``_open_checked`` for a server: damage is kept, a store that cannot be written is read as it is."""
+        try:
+            self._open_checked()
+            return
+        except StoreWriteError as exc:
+            reason = exc.message
+        except StoreError:
+            if self.damage is None:
+                raise
+            return
+        self.read_only, self.unwritable = True, reason
+        if not self.path.exists():
+            return  # nothing to list until a store can be made here
+        try:
+            self._open_checked()
+        except StoreError:
+            if self.damage is None:
+                raise
+
+    def recheck(self) -> None:
+        """Look again at a served store that is damaged or cannot be written, once its file, its log or
+        its folder changed since the last look; a few ``stat`` calls when nothing changed, none for a sound store."""
+        if not self.serving or (self.damage is None and self.unwritable is None):
+            return
+        signature = self._file_signature()
+        if signature == self._signature:
+            return
+        self.read_only, self._immutable = self._asked_read_only, False
+        self.damage = self.unwritable = None
+        try:
+            self._open_serving()
+        except StoreError as exc:
+            self.damage = self.damage or exc.message
+        self._signature = self._file_signature()
+
+    def _has_known_problem(self) -> bool:
+        """Whether reads may fail for a reason the store already reports: damage, or no file to read."""
+        return self.damage is not None or (self.unwritable is not None and not self.path.exists())
+
+    def _file_signature(self) -> tuple[Any, ...]:
+        """What changes when the store file is replaced or written, or its folder's permissions or entries change."""
+        parts: list[Any] = []
+        for item in (self.path, Path(f"{self.path}-wal"), self.path.parent):
+            try:
+                found = item.stat()
+                parts.append((found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_mode))
+            except OSError:
+                parts.append(None)
+        return tuple(parts)
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
 
     # -- connections ---------------------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, *, immutable: bool = False) -> sqlite3.Connection:
         """A new connection in autocommit mode (transactions are explicit) with foreign keys on.
 
         Read-only stores open with ``mode=ro``; where SQLite cannot even do that (a WAL file in a
         folder it may not write), as ``immutable``, which reads the file as it is.
         """
         try:
-            if self.read_only:
-                uri = self.path.resolve().as_uri() + ("?mode=ro&immutable=1" if self._immutable else "?mode=ro")
-                conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-            else:
-                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA foreign_keys = ON")
-            if not self.read_only:
-                conn.execute("PRAGMA synchronous = NORMAL")
+            return self._sqlite_connection(immutable=immutable)
         except sqlite3.Error as exc:
             raise self._failure(exc, write=not self.read_only) from None
+
+    def _sqlite_connection(self, *, immutable: bool = False) -> sqlite3.Connection:
+        """``_open`` without turning SQLite's errors into StoreErrors."""
+        if self.read_only or immutable:
+            as_is = immutable or self._immutable
+            uri = self.path.resolve().as_uri() + ("?mode=ro&immutable=1" if as_is else "?mode=ro")
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        else:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            if not (self.read_only or immutable):
+                conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    def _open_to_read(self) -> sqlite3.Connection:
+        """A connection for reading. A writable store whose folder stopped taking writes (SQLite cannot
+        open its log there) is read as the file is, so listing goes on; a damaged file stays an error."""
+        if self.read_only:
+            return self._open()
+        try:
+            conn = self._sqlite_connection()
+        except sqlite3.Error as exc:
+            if _is_damage(exc):
+                raise self._failure(exc, write=False) from None
+            return self._open(immutable=True)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the log beside the file
+        except sqlite3.Error as exc:
+            conn.close()
+            if _is_damage(exc):
+                raise self._failure(exc, write=False) from None
+            return self._open(immutable=True)
         return conn
 
     @staticmethod
@@ -220,7 +351,7 @@ class RunStore:
         if write:
             self.check_writable()
         try:
-            conn = self._open()
+            conn = self._open() if write else self._open_to_read()
             try:
                 with self._transaction(conn, write=write):
                     yield conn
@@ -231,6 +362,8 @@ class RunStore:
 
     def check_writable(self) -> None:
         """Raise the StoreError that a write would meet: a read-only or damaged store takes no writes."""
+        if self.unwritable is not None:
+            raise StoreWriteError(self.unwritable)
         if self.read_only:
             raise StoreError(f"{quote_path(self.path)} was opened for reading only")
         if self.damage is not None:
@@ -241,7 +374,7 @@ class RunStore:
         where = quote_path(self.path)
         text = str(exc) or type(exc).__name__
         lowered = text.lower()
-        if "malformed" in lowered or "not a database" in lowered:
+        if _is_damage(exc):
             self.damage = self.damage or damage_message(where, text)
             return StoreError(
                 self.damage
@@ -255,7 +388,7 @@ class RunStore:
                 "epoch committed before is kept. Free some disk space (or use another "
                 "store) and start the run again"
             )
-        if write and "readonly" in lowered.replace("-", "").replace(" ", ""):
+        if write and ("readonly" in lowered.replace("-", "").replace(" ", "") or "unable to open" in lowered):
             return StoreWriteError(
                 f"cannot write to {where}: {text}; the file or its folder is read-only. "
                 "Listing still works; use a writable store to train"
@@ -488,6 +621,7 @@ class RunStore:
             draw = conn.execute("SELECT * FROM selection_draws WHERE sweep_id = ?", (sweep_id,)).fetchone()
         return sweep_record(row, run_ids, None if draw is None else selection_draw(draw))
 
+    @_lists_what_it_can(list)
     def list_sweeps(self, *, owner: Optional[str] = None) -> list[SweepRecord]:
         """Every sweep, oldest first (only ``owner``'s when given), each with its run ids."""
         with self._connect() as conn:
@@ -504,6 +638,7 @@ class RunStore:
         draw_of = {draw["sweep_id"]: selection_draw(draw) for draw in draws}
         return [sweep_record(row, by_sweep.get(row["id"], []), draw_of.get(row["id"])) for row in rows]
 
+    @_lists_what_it_can(dict)
     def sweep_ids_of_runs(self) -> dict[int, int]:
         """run id -> the id of the sweep it belongs to, for every run that belongs to one."""
         with self._connect() as conn:
@@ -638,6 +773,7 @@ class RunStore:
             ).fetchone()
         return None if row is None else (str(row["owner"]), str(row["display_name"]))
 
+    @_lists_what_it_can(list)
     def list_participants(self) -> list[tuple[str, str, float]]:
         """(owner id, display name, when they joined) of every participant, earliest first."""
         with self._connect() as conn:
@@ -650,11 +786,18 @@ class RunStore:
         with self._connect(write=True) as conn:
             return conn.execute("DELETE FROM participants WHERE owner = ?", (owner,)).rowcount > 0
 
+    @_lists_what_it_can(dict)
     def display_names(self) -> dict[str, str]:
         """Every participant's display name by owner id, for "everyone's runs" views."""
         with self._connect() as conn:
             rows = conn.execute("SELECT owner, display_name FROM participants").fetchall()
         return {str(row["owner"]): str(row["display_name"]) for row in rows}
+
+    def active_run_processes(self) -> dict[int, str]:
+        """run id -> the process token (``process_token``) of every queued or running run."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT id, process FROM runs WHERE status IN ('queued', 'running')").fetchall()
+        return {int(row["id"]): str(row["process"] or "") for row in rows}
 
     def mark_interrupted(self) -> int:
         """Mark queued or running runs whose process has died as interrupted; return how many.
@@ -707,9 +850,9 @@ class RunStore:
         try:
             rows = self._read_rows(owner)
         except StoreError:
-            if self.damage is None:
+            if not self._has_known_problem():
                 raise
-            rows = self._salvage_rows(owner)
+            rows = self._salvage_rows(owner) if self.damage is not None else []
         records: list[RunRecord] = []
         unreadable: list[UnreadableRun] = []
         for row, epoch_rows, report_json in rows:
@@ -741,6 +884,7 @@ class RunStore:
         audits = {audit_row["run_id"]: audit_row["report_json"] for audit_row in audit_rows}
         return [(row, by_run.get(row["id"], []), audits.get(row["id"])) for row in rows]
 
+    @_lists_what_it_can(list)
     def _salvage_rows(self, owner: Optional[str]) -> list[tuple[Any, Sequence[sqlite3.Row], Optional[str]]]:
         """A damaged store's rows, run by run: a row on a damaged page becomes an UnreadableRun."""
         found: list[tuple[Any, Sequence[sqlite3.Row], Optional[str]]] = []

@@ -19,6 +19,7 @@ from dpcore.runs import jobs
 from dpcore.runs.capacity import CapacityError, ThroughputTable
 from dpcore.runs.job_state import JobSnapshot
 from dpcore.runs.jobs import JobRunner, get_runner
+from dpcore.runs.records import INTERRUPTED_MESSAGE
 from dpcore.runs.store import RunStore, UnknownRunError
 from tests.conftest import REPO_ROOT, wait_until
 
@@ -430,6 +431,81 @@ def test_an_audit_asked_for_later_waits_in_the_askers_queue_and_only_the_owner_o
         assert runner.audit_snapshot(done + 1000) is None
     finally:
         runner.shutdown(wait=True)
+
+
+# Run in a child process: its file-size limit makes every write to the store fail, as a full disk does,
+# and raising the limit again is the disk being freed. Prints one JSON line of what it saw.
+FULL_DISK_SCRIPT = """
+import json, resource, signal, sys, time
+from dpcore.config import DPConfig
+from dpcore.room import participants
+from dpcore.room.participants import Caller
+from dpcore.room.server_settings import RunLimits
+from dpcore.runs.jobs import JobRunner
+from dpcore.runs.store import RunStore, StoreError
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+LONG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=300)
+store = RunStore(sys.argv[1], serving=True)
+ada, _ = participants.register(store, "Ada")
+runner = JobRunner(store=store, workers=1, limits=RunLimits(max_example_passes=None, max_run_seconds=None))
+running, waiting = runner.submit(LONG, owner=ada.owner), runner.submit(LONG, owner=ada.owner)
+orphan = store.create_run(LONG, owner=ada.owner)  # a row of this process that the runner does not hold
+deadline = time.monotonic() + 120
+while not runner.get(running).metrics and time.monotonic() < deadline:
+    time.sleep(0.05)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))  # the disk is full
+runner.wait([running, waiting], timeout=120)
+seen = {"runner": [runner.get(i).state for i in (running, waiting)],
+        "store": [store.get_run(i).status for i in (running, waiting, orphan)],
+        "failure": runner.store_failure}
+try:
+    participants.register(store, "Bo")
+    seen["join_when_full"] = "joined"
+except StoreError as exc:
+    seen["join_when_full"] = str(exc)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))  # space is free
+seen["put_right"] = runner.reconcile()
+seen["after"] = [(r.status, r.error) for r in (store.get_run(i) for i in (running, waiting, orphan))]
+seen["failure_after"] = runner.store_failure
+seen["joined_after"] = participants.register(store, "Bo")[0].display_name
+seen["cancel_all"] = runner.cancel_all(by=Caller(owner="phost", is_host=True))
+seen["active_rows"] = store.active_run_processes()
+again = runner.submit(LONG.replace(epochs=1, max_train_examples=64), owner=ada.owner)
+runner.wait([again], timeout=120)
+seen["new_run"] = store.get_run(again).status
+runner.shutdown()
+print(json.dumps(seen))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_after_the_disk_filled_the_store_and_the_runner_agree_again_without_a_restart(tmp_path):
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_SCRIPT, str(tmp_path / "runs.sqlite3")],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    # While the disk is full: the run that met it failed, the waiting one was cancelled, but the store
+    # could not record either, so its rows still say running and queued; nobody can join.
+    assert seen["runner"] == ["failed", "cancelled"] and seen["store"] == ["running", "queued", "queued"]
+    assert "cannot write to" in seen["failure"] and "cannot write to" in seen["join_when_full"]
+    # Once there is space again: the store is put right, joining works, nothing stays "active".
+    assert seen["put_right"] == 3
+    (failed, failed_error), (cancelled, cancelled_error), (orphan, orphan_error) = seen["after"]
+    assert failed == "failed" and "cannot write to" in failed_error
+    assert cancelled == "cancelled" and cancelled_error.startswith("not started: ")
+    assert orphan == "interrupted" and orphan_error == INTERRUPTED_MESSAGE
+    assert seen["failure_after"] is None and seen["joined_after"] == "Bo"
+    assert seen["cancel_all"] == 0 and seen["active_rows"] == {}
+    assert seen["new_run"] == "completed"
 
 
 def test_a_ray_address_in_the_settings_gives_a_runner_that_trains_on_ray(monkeypatch, tmp_path):

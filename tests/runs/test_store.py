@@ -688,3 +688,89 @@ def test_a_version_1_store_keeps_its_runs_and_takes_the_new_status_and_metrics(t
     assert again.validation_accuracy == 0.7
     store.delete_run(7)  # deleting still cascades to the epochs
     assert _raw(store).execute("SELECT COUNT(*) FROM epoch_metrics WHERE run_id = 7").fetchone() == (0,)
+
+
+# -- a served store: faults survived, recovery without a restart ----------------------------------
+
+
+def _served_with_a_run(path) -> RunStore:
+    served = RunStore(path, serving=True)
+    run_id = served.create_run(DPConfig(), owner="pada", name="kept")
+    served.set_status(run_id, "completed")
+    served.create_sweep(
+        owner="pada",
+        name="s",
+        mode="grid",
+        knobs_json="[]",
+        seeds=1,
+        baseline=False,
+        selection_json=None,
+        trial_count=None,
+        base_config=DPConfig(),
+    )
+    served.add_participant(token_hash="0" * 64, owner="pada", display_name="Ada")
+    return served
+
+
+def test_a_served_store_replaced_by_garbage_lists_nothing_with_its_damage_and_takes_a_good_copy_back(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    served = _served_with_a_run(path)
+    good = path.read_bytes()
+    path.write_bytes(bytes(range(256)) * 200)  # someone overwrote the file while the server runs
+    listing = served.read_runs()
+    assert listing.runs == () and "is damaged (file is not a database)" in listing.damage
+    assert served.list_sweeps() == [] and served.display_names() == {} and served.list_participants() == []
+    assert served.sweep_ids_of_runs() == {} and served.list_runs(owner="pada") == []
+    with pytest.raises(StoreError, match="is damaged"):
+        served.create_run(DPConfig())
+    served.recheck()
+    assert served.damage is not None  # unchanged file: still damaged
+    path.write_bytes(good)  # the good copy is put back
+    served.recheck()
+    assert served.damage is None and [r.name for r in served.list_runs()] == ["kept"]
+    assert served.display_names() == {"pada": "Ada"} and len(served.list_sweeps()) == 1
+    assert served.create_run(DPConfig()) == 2
+
+
+def test_a_served_store_whose_folder_stops_taking_writes_is_still_read(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    served = _served_with_a_run(path)
+    # As in a folder made read-only: SQLite cannot make the log beside the store (a folder stands in its
+    # way, which even root cannot write through).
+    blocker = tmp_path / "runs.sqlite3-wal"
+    blocker.mkdir()
+    assert [r.name for r in served.list_runs()] == ["kept"] and served.display_names() == {"pada": "Ada"}
+    with pytest.raises(StoreError, match="cannot write to .* the file or its folder is read-only"):
+        served.create_run(DPConfig())
+    blocker.rmdir()
+    assert served.create_run(DPConfig()) == 2  # writable again, nothing to re-check
+
+
+def test_a_store_that_cannot_be_written_at_start_is_served_for_reading_until_it_can(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    _served_with_a_run(path)
+    blocker = tmp_path / "runs.sqlite3-wal"
+    blocker.mkdir()
+    with pytest.raises(StoreError):
+        RunStore(path)  # the CLI still refuses
+    served = RunStore(path, serving=True)
+    assert served.read_only and "the file or its folder is read-only" in served.unwritable
+    assert [r.name for r in served.list_runs()] == ["kept"]
+    with pytest.raises(StoreError, match="cannot write to") as info:
+        served.add_participant(token_hash="1" * 64, owner="pbob", display_name="Bob")
+    assert info.value.field == "store"
+    blocker.rmdir()
+    served.recheck()
+    assert served.unwritable is None and not served.read_only
+    served.add_participant(token_hash="1" * 64, owner="pbob", display_name="Bob")
+    assert served.display_names() == {"pada": "Ada", "pbob": "Bob"}
+
+
+def test_a_served_store_that_is_garbage_at_start_serves_empty_listings(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    path.write_bytes(b"not a store at all" * 100)
+    with pytest.raises(StoreError, match="as a run store"):
+        RunStore(path)
+    served = RunStore(path, serving=True)
+    assert "file is not a database" in served.damage
+    assert served.list_runs() == [] and served.list_sweeps() == [] and served.display_names() == {}
