@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,14 @@ import app_state  # noqa: E402
 from dpcore.errors import UserInputError  # noqa: E402
 
 st.set_page_config(page_title="DP Explorer", page_icon=":material/shield_lock:", layout="wide")
+
+# The library's warnings (a wrong host secret or room code, with session and address) go to the
+# server's log with their time; set up once per server process.
+ROOM_LOG = logging.getLogger("dpcore")
+if not ROOM_LOG.handlers:
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ROOM_LOG.addHandler(_handler)
 
 PAGES = [
     st.Page("pages/explore.py", title="Explore", icon=":material/tune:", default=True),

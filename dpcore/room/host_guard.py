@@ -126,4 +126,7 @@ class HostGuard:
 
 def _seconds(value: float) -> str:
     whole = max(1, int(value + 0.999))
-    return f"{whole} s" if whole < 120 else f"{whole // 60} min {whole % 60} s"
+    if whole < 120:
+        return f"{whole} s"
+    minutes, seconds = divmod(whole, 60)
+    return f"{minutes} min" + (f" {seconds} s" if seconds else "")

@@ -242,12 +242,22 @@ class RunStore:
                 raise
 
     def recheck(self) -> None:
-        """Look again at a served store that is damaged or cannot be written, once its file, its log or
-        its folder changed since the last look; a few ``stat`` calls when nothing changed, none for a sound store."""
-        if not self.serving or (self.damage is None and self.unwritable is None):
+        """Look again at a served store once its file, its log or its folder changed since the last look
+        (a few ``stat`` calls when nothing did): a sound store is read once, so that a file replaced by
+        garbage is reported at once; a damaged or unwritable one is opened afresh (a good copy put back,
+        the folder made writable)."""
+        if not self.serving:
             return
         signature = self._file_signature()
         if signature == self._signature:
+            return
+        self._signature = signature
+        if self.damage is None and self.unwritable is None:
+            try:
+                with self._connect():
+                    pass  # opening reads the file's header and schema: garbage is damage from here on
+            except StoreError:
+                pass  # the failure itself sets damage; a busy store is simply read later
             return
         self.read_only, self._immutable = self._asked_read_only, False
         self.damage = self.unwritable = None
