@@ -1,8 +1,8 @@
 """The settings of one DP Explorer server, read once from environment variables when it starts.
 
 A workshop runs 20–40 people on one server; these settings bound what any one of them can take
-(workers, per-participant limits, compute and wall-time caps), where server files may be read
-from, and how the instructor's host role is unlocked. Every variable is optional; a bad value is a
+(workers, per-participant limits, compute and wall-time caps, upload quotas, joins per address),
+where server files may be read from, and how the instructor's host role is unlocked. Every variable is optional; a bad value is a
 ``UserInputError`` naming the variable and what it allows, so the server refuses to start rather
 than run with a limit nobody asked for.
 """
