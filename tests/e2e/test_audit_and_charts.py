@@ -124,3 +124,20 @@ def test_learn_error_chart_reads_plain_numbers(page, app_url: str) -> None:
     labels = chart.locator(".ytick text").all_text_contents() + chart.locator(".xtick text").all_text_contents()
     assert labels and all(float(label) > 0 for label in labels)  # no "100μ": every label is a plain number
     chart_screenshot(page, chart, "chart-learn-error")
+
+
+def test_a_run_audited_later_shows_its_report_when_the_queued_audit_ends(page, app_url: str) -> None:
+    open_app(page, share_link(app_url, TINY))
+    join(page, "Otto")
+    go_to(page, "Train")
+    main = page.locator('[data-testid="stMain"]')
+    audit_box = page.get_by_role("checkbox", name="Audit the model when training ends")
+    main.get_by_text("Audit the model when training ends").click()  # its label takes the click
+    expect(audit_box).not_to_be_checked()
+    page.get_by_role("button", name="Start training").click()
+    main.get_by_text("Completed · 2/2 epochs").first.wait_for(timeout=180_000)
+    main.get_by_role("button", name="Audit this run").click()
+    # It waits in the queue and runs in a training process; the view redraws itself when it ends.
+    main.get_by_text("ε lower bound (95%)").first.wait_for(timeout=180_000)
+    _chart_with(page, "false-positive rate").get_by_text("loss threshold", exact=True).wait_for()
+    assert main.get_by_role("button", name="Audit this run").count() == 0
