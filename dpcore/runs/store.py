@@ -48,6 +48,7 @@ import io
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -205,8 +206,9 @@ class RunStore:
         self.unwritable: Optional[str] = None
         self._asked_read_only = read_only
         self._immutable = False
-        # The store file's and folder's state when ``recheck`` last looked (None: not yet).
+        # The store file's and folder's state when ``recheck`` last looked (None: not yet); one look at a time.
         self._signature: Optional[tuple[Any, ...]] = None
+        self._recheck_lock = threading.Lock()
         self._check_location(make_folders=path is None)
         if serving:
             self._open_serving()
@@ -246,8 +248,15 @@ class RunStore:
         (a few ``stat`` calls when nothing did): a sound store is read once, so that a file replaced by
         garbage is reported at once; a damaged or unwritable one is opened afresh (a good copy put back,
         the folder made writable)."""
-        if not self.serving:
-            return
+        if not self.serving or not self._recheck_lock.acquire(blocking=False):
+            return  # another page run is looking right now
+        try:
+            self._look_again()
+        finally:
+            self._recheck_lock.release()
+
+    def _look_again(self) -> None:
+        """``recheck``'s work, under its lock."""
         signature = self._file_signature()
         if signature == self._signature:
             return
