@@ -267,6 +267,7 @@ class RunStore:
                     pass  # opening reads the file's header and schema: garbage is damage from here on
             except StoreError:
                 pass  # the failure itself sets damage; a busy store is simply read later
+            self._signature = self._file_signature()  # closing the last connection may remove the log
             return
         self.read_only, self._immutable = self._asked_read_only, False
         self.damage = self.unwritable = None
