@@ -687,11 +687,11 @@ def remove_participant(owner_id: str) -> int:
 
 def set_room_code(code: str) -> None:
     """Set the code joining needs from now on, as the host ("": back to DPEXPLORER_ROOM_CODE, if set)."""
-    _JOIN_GUARD.set_room_code(code.strip() or None, by=caller())
+    _JOIN_GUARD.set_room_code(code or None, by=caller())
 
 
 def _remove_clicked() -> None:
-    who = st.session_state.get("host_remove_who")
+    who = st.session_state.get("host_remove_who") or ""
     names = store().display_names()
     try:
         count = remove_participant(who)

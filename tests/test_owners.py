@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dpcore.config import DPConfig
+from dpcore.errors import UserInputError
 from dpcore.room import participants
 from dpcore.room.participants import Caller, NotAllowedError
 from dpcore.room.server_settings import RunLimits
@@ -30,6 +31,9 @@ def test_the_host_lists_who_joined_and_removes_a_name_with_its_queued_and_traini
         assert listed[0].joined <= listed[1].joined
         with pytest.raises(NotAllowedError, match="only the host can remove a participant"):
             owners.remove_participant(runner, owner=ada.owner, by=Caller(owner=bob.owner))
+        with pytest.raises(UserInputError, match="no participant was chosen"):
+            owners.remove_participant(runner, owner="", by=HOST)  # never "everyone's"
+        assert runner.get(bobs).state in ("queued", "running")
         assert owners.remove_participant(runner, owner=ada.owner, by=HOST) == 3
         assert runner.wait(adas, timeout=120)
         assert {runner.get(i).state for i in adas} == {"cancelled"}

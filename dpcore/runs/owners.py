@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from dpcore.errors import UserInputError
 from dpcore.room import uploads
 from dpcore.room.participants import Caller, check_host, check_may_manage_owner
 from dpcore.runs.jobs import JobRunner
@@ -66,6 +67,8 @@ def remove_participant(runner: JobRunner, *, owner: str, by: Optional[Caller]) -
     """Remove a name (the host only): cancel its queued and training runs and waiting audits, and forget
     its token so no session finds it again; its finished runs and uploads stay. Returns the runs cancelled."""
     check_host(by, action="remove a participant")
+    if not isinstance(owner, str) or not owner:
+        raise UserInputError("owner", "no participant was chosen", allowed="a name from the list of who joined")
     cancelled = runner.cancel_all(by=by, owner=owner)
     runner.store.remove_participant(owner, by=by)
     return cancelled

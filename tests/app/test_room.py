@@ -208,6 +208,33 @@ def test_the_host_sees_who_joined_and_removes_a_name_with_its_runs(app, monkeypa
     assert any("not known to this server" in e.value for e in again.error)
 
 
+def test_the_host_sets_a_room_code_for_later_joins(app, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_HOST_SECRET", SECRET)
+    monkeypatch.delenv("DPEXPLORER_ROOM_CODE", raising=False)
+    host = join(app.run(), "Host")
+    host.text_input(key="host_secret").input(SECRET)
+    host.button(key="host_unlock").click().run()
+    assert any(c.value == "Joining needs no room code now." for c in host.sidebar.caption)
+    host.text_input(key="host_room_code").input(" spaced ")
+    host.button(key="host_set_room_code").click().run()
+    assert any(e.value.startswith("room_code: the room code is empty or has spaces around it") for e in host.error)
+    host.text_input(key="host_room_code").input("WORKSHOP")
+    host.button(key="host_set_room_code").click().run()
+    try:
+        assert any(s.value == "Joining needs a room code now." for s in host.success)
+        visitor = AppTest.from_file(APP, default_timeout=60).run()
+        visitor.text_input(key="join_name_sidebar").input("Ivy")
+        visitor.button(key="join_sidebar").click().run()
+        assert any(e.value.startswith("room_code: that is not this room's code") for e in visitor.sidebar.error)
+        visitor.text_input(key="join_code_sidebar").input("WORKSHOP")
+        visitor.button(key="join_sidebar").click().run()
+        assert OWNER_KEY in visitor.session_state
+    finally:
+        host.text_input(key="host_room_code").input("")
+        host.button(key="host_set_room_code").click().run()
+    assert any(s.value == "Joining needs no room code now." for s in host.success)
+
+
 # -- capacity ---------------------------------------------------------------------------------
 
 
