@@ -15,7 +15,7 @@ import streamlit as st
 
 import app_state
 from dpcore.audit.report import AUDIT_LABEL, CANARY_NOTE, AuditReport, attack_rows, coverage_note, verdict
-from dpcore.errors import UserInputError, describe_exception
+from dpcore.errors import UserInputError
 from dpcore.privacy import explain
 from dpcore.views import charts
 
