@@ -323,7 +323,7 @@ def test_a_cancelled_trial_never_lowers_the_sweeps_epsilon(store):
         started = sweeps.start(runner, spec, owner="me", rng=np.random.default_rng(0))  # K = 1
         assert started.trial_count == 1
         before = sweeps.sweep_epsilon(store.get_sweep(started.sweep_id), store.list_runs())
-        assert sweeps.cancel(runner, started.sweep_id) == 1
+        assert sweeps.cancel(runner, started.sweep_id, by=None) == 1
         runner.wait(started.run_ids, timeout=120)
     finally:
         runner.shutdown()
@@ -369,7 +369,7 @@ def test_every_draw_is_recorded_before_anything_runs_and_is_never_drawn_again(st
             p.config for p in sweeps.trial_points(spec, draw.picks)
         ]
         assert len(started.run_ids) == 3  # two trials and the baseline
-        sweeps.cancel(runner, started.sweep_id)
+        sweeps.cancel(runner, started.sweep_id, by=None)
         runner.wait(started.run_ids, timeout=120)
         (used,) = store.list_selection_draws()
         assert used.sweep_id == started.sweep_id and store.get_sweep(started.sweep_id).draw == used
@@ -383,7 +383,7 @@ def test_every_draw_is_recorded_before_anything_runs_and_is_never_drawn_again(st
         # Another participant, or other candidates, draw their own.
         other = sweeps.start(runner, spec, owner="you", rng=np.random.default_rng(3))
         assert other.trial_count == 1
-        sweeps.cancel(runner, other.sweep_id)
+        sweeps.cancel(runner, other.sweep_id, by=None)
         runner.wait(other.run_ids, timeout=120)
     finally:
         runner.shutdown()
