@@ -17,6 +17,7 @@ from typing import Any, Optional
 import numpy as np
 import yaml
 
+from dpcore import safe_io
 from dpcore.errors import ConfigError
 from dpcore.safe_io import quote, quote_path
 
@@ -178,18 +179,24 @@ class CsvSchema:
 
     @classmethod
     def from_text(cls, text: str, *, filename: str = "") -> CsvSchema:
-        """Parse a JSON or YAML schema (JSON is YAML too); refuses text over ``MAX_SCHEMA_BYTES``."""
-        where = f" in {filename}" if filename else ""
-        if len(text.encode("utf-8", "surrogatepass")) > MAX_SCHEMA_BYTES:
+        """Parse a JSON or YAML schema (JSON is YAML too) with ``safe_io``'s bounded reader: text over
+        ``MAX_SCHEMA_BYTES``, deep nesting, aliases and overlong numbers are refused, naming csv_schema."""
+        where = f" in {quote_path(filename)}" if filename else ""
+        if not isinstance(text, str):
+            raise ConfigError("csv_schema", f"expected text, got {type(text).__name__}")
+        if len(text) > MAX_SCHEMA_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_SCHEMA_BYTES:
             raise ConfigError(
                 "csv_schema",
                 f"the schema{where} is too large",
                 allowed=f"schema files up to {MAX_SCHEMA_BYTES // 1024} KiB",
             )
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError("csv_schema", f"not valid JSON or YAML{where}: {str(exc).splitlines()[0]}") from None
+        data = safe_io.parse_yaml(
+            text,
+            field="csv_schema",
+            error=ConfigError,
+            max_chars=MAX_SCHEMA_BYTES,
+            allowed=SCHEMA_KEYS_TEXT,
+        )
         return cls.from_dict(data)
 
 
@@ -231,26 +238,9 @@ def draft_schema_text(columns: Sequence[str], *, label: str) -> str:
 
 
 def load_schema_file(path: str) -> CsvSchema:
-    """Read a JSON or YAML schema file; a missing, unreadable or oversized file is a ConfigError."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_SCHEMA_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError("csv_schema", f"file {quote_path(path)} does not exist") from None
-    except OSError as exc:
-        raise ConfigError("csv_schema", f"cannot read {quote_path(path)}: {exc}") from None
-    if len(raw) > MAX_SCHEMA_BYTES:
-        raise ConfigError(
-            "csv_schema",
-            f"{quote_path(path)} is too large",
-            allowed=f"schema files up to {MAX_SCHEMA_BYTES // 1024} KiB",
-        )
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError(
-            "csv_schema", f"{quote_path(path)} is not UTF-8 text", allowed="a JSON or YAML file"
-        ) from None
+    """Read a JSON or YAML schema file: a regular UTF-8 file of at most ``MAX_SCHEMA_BYTES`` (a pipe or a
+    device is refused unopened), parsed by ``CsvSchema.from_text``; any problem is a ConfigError."""
+    text = safe_io.read_text_file(path, field="csv_schema", max_bytes=MAX_SCHEMA_BYTES, error=ConfigError)
     return CsvSchema.from_text(text, filename=path)
 
 

@@ -23,6 +23,9 @@ MAX_CONFIG_BYTES = 64 * 1024
 # A config is one flat mapping; anything deeper than this is not a config.
 MAX_NESTING = 20
 MAX_PATH_CHARS = 4096
+# A whole number in JSON or YAML of more digits than this is refused before Python converts it (its
+# integer-string limit raises at 4,300 digits; no setting needs a number beyond 10^100).
+MAX_INTEGER_CHARS = 100
 # How much of a bad value an error message repeats (a file path: more, it must stay recognisable).
 QUOTE_CHARS = 60
 PATH_CHARS = 200
@@ -108,6 +111,36 @@ def read_text_file(
     return decode_text(raw, field=field, name=quote_path(path), error=error)
 
 
+def write_text_file(path: Any, text: str, *, field: str, error: type[UserInputError] = UserInputError) -> None:
+    """Write ``text`` (UTF-8) to a new or existing regular file; a pipe, device or folder is refused
+    unopened (a pipe would wait for a reader forever), and a failed write is one line naming ``field``."""
+    path = check_path(path, field=field, error=error)
+    try:
+        info: Optional[os.stat_result] = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise error(field, f"cannot write {quote_path(path)}: {exc.strerror or type(exc).__name__}") from None
+    if info is not None:
+        _check_regular(info, path, field=field, max_bytes=None, error=error)
+    try:
+        # O_NONBLOCK: should the path have become a pipe since the check, open fails instead of waiting.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o666)
+    except OSError as exc:
+        raise error(field, f"cannot write {quote_path(path)}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        _check_regular(os.fstat(fd), path, field=field, max_bytes=None, error=error)
+        os.ftruncate(fd, 0)
+        data = text.encode("utf-8")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        raise error(field, f"cannot write {quote_path(path)}: {exc.strerror or type(exc).__name__}") from None
+    finally:
+        os.close(fd)
+
+
 def decode_text(
     raw: bytes, *, field: str, name: str, fallback: Optional[str] = None, error: type[UserInputError] = UserInputError
 ) -> str:
@@ -125,29 +158,41 @@ def decode_text(
         raise error(field, f"{name} is not UTF-8 text (byte {exc.start})", allowed="UTF-8 text") from None
 
 
-def parse_json(text: str, *, field: str, error: type[UserInputError] = UserInputError) -> Any:
-    """JSON text of bounded size and nesting; any failure is one line naming ``field``."""
-    _check_text_size(text, field=field, error=error)
+def parse_json(
+    text: str, *, field: str, error: type[UserInputError] = UserInputError, max_chars: int = MAX_CONFIG_BYTES
+) -> Any:
+    """JSON text of at most ``max_chars`` characters and bounded nesting; any failure is one line naming ``field``."""
+    _check_text_size(text, field=field, error=error, max_chars=max_chars)
     depth = _bracket_depth(text)
     if depth > MAX_NESTING:
         raise error(field, f"nested {depth} levels deep", allowed=f"at most {MAX_NESTING} levels")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_json_integer)
+    except _Refused as exc:
+        raise error(field, str(exc), allowed=exc.allowed) from None
     except json.JSONDecodeError as exc:
         raise error(field, f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-    except (ValueError, RecursionError) as exc:  # e.g. an integer of more digits than Python converts
+    except (ValueError, RecursionError) as exc:
         raise error(field, f"not valid JSON: {quote(str(exc))}") from None
 
 
-def parse_yaml(text: str, *, field: str, error: type[UserInputError] = UserInputError) -> Any:
-    """YAML text of bounded size and nesting, safe tags only and no aliases (no expansion bombs)."""
-    _check_text_size(text, field=field, error=error)
+def parse_yaml(
+    text: str,
+    *,
+    field: str,
+    error: type[UserInputError] = UserInputError,
+    max_chars: int = MAX_CONFIG_BYTES,
+    allowed: str = "a plain YAML mapping of config keys to values",
+) -> Any:
+    """YAML text of at most ``max_chars`` characters and bounded nesting, safe tags only, no aliases (no
+    expansion bombs) and no whole number too long to convert; ``allowed`` says what the text should be."""
+    _check_text_size(text, field=field, error=error, max_chars=max_chars)
     loader = None
     try:
         loader = _ConfigLoader(text)  # its reader already refuses control characters
         return loader.get_single_data()
     except _Refused as exc:
-        raise error(field, str(exc), allowed="a plain YAML mapping of config keys to values") from None
+        raise error(field, str(exc), allowed=exc.allowed or allowed) from None
     except yaml.MarkedYAMLError as exc:
         where = (
             f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}"
@@ -164,8 +209,25 @@ def parse_yaml(text: str, *, field: str, error: type[UserInputError] = UserInput
             loader.dispose()
 
 
+_INTEGER_ALLOWED = f"whole numbers written in at most {MAX_INTEGER_CHARS} characters"
+
+
+def _integer_refusal(text: str) -> str:
+    return f"holds a whole number of {len(text):,} characters ({quote(text, limit=20)})"
+
+
+def _json_integer(text: str) -> int:
+    if len(text) > MAX_INTEGER_CHARS:
+        raise _Refused(_integer_refusal(text), allowed=_INTEGER_ALLOWED)
+    return int(text)
+
+
 class _Refused(Exception):
-    """Raised inside the YAML loader for input a config never needs."""
+    """Raised inside the readers for input no setting needs; ``allowed`` overrides the caller's text."""
+
+    def __init__(self, message: str, *, allowed: str = "") -> None:
+        super().__init__(message)
+        self.allowed = allowed
 
 
 class _ConfigLoader(yaml.SafeLoader):
@@ -189,12 +251,21 @@ class _ConfigLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_yaml_int(self, node: Any) -> int:
+        if len(str(node.value)) > MAX_INTEGER_CHARS:
+            line = node.start_mark.line + 1 if node.start_mark is not None else 0
+            raise _Refused(f"{_integer_refusal(str(node.value))} at line {line}", allowed=_INTEGER_ALLOWED)
+        return super().construct_yaml_int(node)
 
-def _check_text_size(text: str, *, field: str, error: type[UserInputError]) -> None:
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _ConfigLoader.construct_yaml_int)
+
+
+def _check_text_size(text: str, *, field: str, error: type[UserInputError], max_chars: int) -> None:
     if not isinstance(text, str):
         raise error(field, f"expected text, got {type(text).__name__}")
-    if len(text) > MAX_CONFIG_BYTES:
-        raise error(field, f"the text is {len(text):,} characters long", allowed=_size_text(MAX_CONFIG_BYTES))
+    if len(text) > max_chars:
+        raise error(field, f"the text is {len(text):,} characters long", allowed=_size_text(max_chars))
 
 
 def _bracket_depth(text: str) -> int:
@@ -222,14 +293,16 @@ def _bracket_depth(text: str) -> int:
     return deepest
 
 
-def _check_regular(info: os.stat_result, path: str, *, field: str, max_bytes: int, error: type[UserInputError]) -> None:
+def _check_regular(
+    info: os.stat_result, path: str, *, field: str, max_bytes: Optional[int], error: type[UserInputError]
+) -> None:
     if stat.S_ISDIR(info.st_mode):
         raise error(field, f"{quote_path(path)} is not a file (it is a folder)")
     if not stat.S_ISREG(info.st_mode):
         raise error(
             field, f"{quote_path(path)} is not a regular file (a device, pipe or socket)", allowed="a regular file"
         )
-    if info.st_size > max_bytes:
+    if max_bytes is not None and info.st_size > max_bytes:
         raise error(field, f"{quote_path(path)} is {_size(info.st_size)}, too large", allowed=_size_text(max_bytes))
 
 

@@ -13,10 +13,11 @@ from typing import Callable, NoReturn, Optional
 import streamlit as st
 
 import app_state
-from dpcore import csv_schema
+from dpcore import csv_schema, safe_io
 from dpcore.config import MAX_PREPROCESSING_EPSILON, MIN_PREPROCESSING_EPSILON, DPConfig
 from dpcore.errors import UserInputError
 from dpcore.privacy import accounting, explain
+from dpcore.safe_io import quote
 
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
@@ -44,9 +45,10 @@ def load_schema_upload() -> None:
         )
         return
     try:
-        ss[TEXT_KEY] = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        ss[UPLOAD_ERROR_KEY] = f"csv_schema: {upload.name} is not UTF-8 text (allowed: a JSON or YAML file)"
+        # The box's text is parsed by CsvSchema.from_text, the bounded reader a schema file goes through.
+        ss[TEXT_KEY] = safe_io.decode_text(raw, field="csv_schema", name=quote(upload.name))
+    except UserInputError as exc:
+        ss[UPLOAD_ERROR_KEY] = str(exc)
         return
     ss[MODE_KEY] = DECLARE
     app_state.post_notice(f"Schema loaded from {upload.name}; check it below.")

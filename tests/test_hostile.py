@@ -139,6 +139,14 @@ CONFIG_FILES: dict[str, bytes] = {
     "delta-over-1-n.yaml": b"delta: 0.01\n",
     "mapping-key.yaml": b"? [a, b]\n: 1\n",
     "int-keys.yaml": b"1: 2\nepochs: 3\n",
+    "tiny.json": TINY.to_json().encode(),
+}
+
+SCHEMA_FILES: dict[str, bytes] = {
+    "schema-deep.yaml": _nested(100_000).encode(),
+    "schema-huge-int.yaml": b"classes: [" + b"9" * 5000 + b", 1]\nnumeric: {f1: [0, 1]}\n",
+    "schema-huge-hex.json": b'{"classes": [0, 1], "numeric": {"f1": [0, 0x' + b"f" * 5000 + b"]}}",
+    "schema-utf16.yaml": "classes: [0, 1]\n".encode("utf-16"),
 }
 
 
@@ -146,9 +154,10 @@ CONFIG_FILES: dict[str, bytes] = {
 def files(tmp_path_factory) -> Path:
     """A folder of hostile files, plus stores: sound, damaged, garbage and from a newer version."""
     root = tmp_path_factory.mktemp("hostile")
-    for name, raw in {**CSV_FILES, **CONFIG_FILES}.items():
+    for name, raw in {**CSV_FILES, **CONFIG_FILES, **SCHEMA_FILES}.items():
         (root / name).write_bytes(raw)
     (root / "a-folder").mkdir()
+    os.mkfifo(root / "fifo")  # a named pipe: opening it would wait for a writer (or reader) forever
     (root / "garbage.sqlite3").write_bytes(b"this is not a database " * 400)
     future = sqlite3.connect(root / "future.sqlite3")
     future.execute("PRAGMA user_version = 99")
@@ -274,7 +283,50 @@ CLI_CASES: dict[str, CliCase] = {
     "config empty": CliCase(("train", "--config", "{files}/empty.yaml"), ("config", "mapping")),
     "config .txt": CliCase(("train", "--config", "{files}/notes.txt"), ("config", ".json, .yaml")),
     "config NaN": CliCase(("train", "--config", "{files}/nan.json"), ("delta", "finite")),
-    "config 5000-digit number": CliCase(("train", "--config", "{files}/huge-int.json"), ("config", "JSON")),
+    "config 5000-digit number": CliCase(
+        ("train", "--config", "{files}/huge-int.json"), ("config", "5,000 characters", "at most 100")
+    ),
+    "config a named pipe": CliCase(("train", "--config", "{files}/fifo"), ("config", "regular file")),
+    # CSV schema files
+    "csv schema a named pipe": CliCase(
+        ("train", "--config", "{files}/tiny.json", "--csv-schema", "{files}/fifo"), ("csv_schema", "regular file")
+    ),
+    "csv schema 100,000 deep": CliCase(
+        ("train", "--config", "{files}/tiny.json", "--csv-schema", "{files}/schema-deep.yaml"),
+        ("csv_schema", "nested more than 20"),
+    ),
+    "csv schema 5000-digit integer": CliCase(
+        ("train", "--config", "{files}/tiny.json", "--csv-schema", "{files}/schema-huge-int.yaml"),
+        ("csv_schema", "5,000 characters", "at most 100"),
+    ),
+    "csv schema 5000-digit hex integer": CliCase(
+        ("train", "--config", "{files}/tiny.json", "--csv-schema", "{files}/schema-huge-hex.json"),
+        ("csv_schema", "5,002 characters"),
+    ),
+    "csv schema UTF-16": CliCase(
+        ("train", "--config", "{files}/tiny.json", "--csv-schema", "{files}/schema-utf16.yaml"),
+        ("csv_schema", "UTF-16"),
+    ),
+    "csv schema a folder": CliCase(
+        ("train", "--config", "{files}/tiny.json", "--csv-schema", "{files}/a-folder"), ("csv_schema", "folder")
+    ),
+    # output files
+    "export to a named pipe": CliCase(
+        ("export", "--config", "{files}/tiny.json", "--format", "json", "--output", "{files}/fifo"),
+        ("--output", "regular file"),
+    ),
+    "export to a folder": CliCase(
+        ("export", "--config", "{files}/tiny.json", "--format", "yaml", "--output", "{files}/a-folder"),
+        ("--output", "folder"),
+    ),
+    "export to /dev/full": CliCase(
+        ("export", "--config", "{files}/tiny.json", "--format", "script", "--output", "/dev/full"),
+        ("--output", "regular file"),
+    ),
+    "export into a missing folder": CliCase(
+        ("export", "--config", "{files}/tiny.json", "--format", "json", "--output", "{files}/no/out.json"),
+        ("--output", "No such file"),
+    ),
     "config python tag": CliCase(("train", "--config", "{files}/python-tag.yaml"), ("config", "YAML")),
     "config complex key": CliCase(("train", "--config", "{files}/mapping-key.yaml"), ("config", "YAML")),
     "config number key": CliCase(("train", "--config", "{files}/int-keys.yaml"), ("1: unknown config key",)),
@@ -350,6 +402,63 @@ def test_help_states_the_sweep_limits(capsys):
         main(["sweep", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "at most 1000 runs" in text and "1 to 32" in text
+
+
+# Commands whose standard output cannot be written: a full disk (/dev/full) is one line and status 2;
+# a reader that closed the pipe early ends the command quietly with status 141, as SIGPIPE would.
+OUTPUT_CASES: dict[str, tuple[tuple[str, ...], str]] = {
+    "runs --csv to a full disk": (("runs", "--csv"), "full"),
+    "runs --json to a full disk": (("runs", "--json"), "full"),
+    "epsilon --json to a full disk": (EPS_RUN + ("--json",), "full"),
+    "export to a full disk": (("export", "--config", "{files}/tiny.json", "--format", "script"), "full"),
+    "runs --json to a closed pipe": (("runs", "--json"), "closed"),
+    "runs --csv to a closed pipe": (("runs", "--csv"), "closed"),
+    "epsilon to a closed pipe": (EPS_RUN, "closed"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUTPUT_CASES))
+def test_output_that_cannot_be_written_ends_without_a_traceback(name, files, store):
+    argv, sink = OUTPUT_CASES[name]
+    command = [sys.executable, "-m", "dpcore", *CliCase(argv, ()).resolve(files)]
+    env = {**_env(), "DPEXPLORER_STORE": str(store)}
+    if sink == "full":
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=full, stderr=subprocess.PIPE, text=True)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert done.stderr.splitlines() == ["error: cannot write the output: No space left on device"]
+        return
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    process.stdout.close()  # the reader is gone before the command writes a byte
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, stderr[-2000:]
+    assert stderr == ""
+
+
+SCHEMA_TEXT_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "100,000 levels deep": (_nested(100_000), ("csv_schema", "nested more than 20")),
+    "40,000 levels deep in objects": ('{"a":' * 40_000 + "1" + "}" * 40_000, ("csv_schema", "nested")),
+    "a 5000-digit class": ("classes: [" + "9" * 5000 + ", 1]\nnumeric: {a: [0, 1]}\n", ("5,000 characters",)),
+    "a 5000-digit bound": ("classes: [0, 1]\nnumeric: {a: [0, " + "9" * 5000 + "]}\n", ("5,000 characters",)),
+    "a 5000-digit hex bound": ('{"classes": [0, 1], "numeric": {"a": [0, 0x' + "f" * 5000 + "]}}", ("5,002",)),
+    "a 100-digit bound": ("classes: [0, 1]\nnumeric: {a: [0, " + "9" * 100 + "]}\n", ("csv_schema.numeric.a",)),
+    "an alias": ("c: &c [0, 1]\nclasses: *c\n", ("csv_schema", "aliases")),
+    "a python tag": ("!!python/object/apply:os.system ['true']\n", ("csv_schema", "YAML")),
+    "over 256 KiB": ("#" * (256 * 1024 + 1), ("csv_schema", "too large")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMA_TEXT_CASES))
+def test_schema_text_is_refused_in_one_line(name):
+    from dpcore.csv_schema import CsvSchema
+
+    text, words = SCHEMA_TEXT_CASES[name]
+    with pytest.raises(UserInputError) as info:
+        CsvSchema.from_text(text)
+    message = _one_line(info.value)
+    assert message.startswith("csv_schema") and all(word in message for word in words), message
 
 
 # -- the catalogue: config text, share links and CSV bytes through the library ---------------------------

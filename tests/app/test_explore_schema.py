@@ -116,9 +116,9 @@ def test_an_uploaded_schema_file_fills_the_box(app, data_dir) -> None:
     assert at.text_area(key=TEXT_KEY).value == SCHEMA_TEXT
     assert at.session_state[CONFIG_KEY].csv_schema == csv_schema.load_schema_file(str(SCHEMA_FILE))
     assert _projected(at) == _interactive_epsilon(at.session_state[CONFIG_KEY])
-    at.get("file_uploader")[1].clear().upload("bad.json", b"\xff\xfe{", "application/json").run()
+    at.get("file_uploader")[1].clear().upload("bad.json", b"{\xff}", "application/json").run()
     (error,) = at.error
-    assert error.value.startswith("csv_schema:") and "bad.json is not UTF-8" in error.value
+    assert error.value.startswith("csv_schema:") and "'bad.json' is not UTF-8" in error.value
     # Back to the draft: the placeholders are refused again.
     at.get("file_uploader")[1].clear().run()
     at.button(key="explore_schema_draft_reset").click().run()
