@@ -112,8 +112,13 @@ def read_text_file(
 
 
 def write_text_file(path: Any, text: str, *, field: str, error: type[UserInputError] = UserInputError) -> None:
-    """Write ``text`` (UTF-8) to a new or existing regular file; a pipe, device or folder is refused
-    unopened (a pipe would wait for a reader forever), and a failed write is one line naming ``field``."""
+    """Write ``text`` as UTF-8 to a new or existing regular file (``write_file``)."""
+    write_file(path, text.encode("utf-8"), field=field, error=error)
+
+
+def write_file(path: Any, data: bytes, *, field: str, error: type[UserInputError] = UserInputError) -> None:
+    """Write ``data`` to a new or existing regular file; a pipe, device or folder is refused unopened (a
+    pipe would wait for a reader forever), and a failed write is one line naming ``field``."""
     path = check_path(path, field=field, error=error)
     try:
         info: Optional[os.stat_result] = os.stat(path)
@@ -131,7 +136,6 @@ def write_text_file(path: Any, text: str, *, field: str, error: type[UserInputEr
     try:
         _check_regular(os.fstat(fd), path, field=field, max_bytes=None, error=error)
         os.ftruncate(fd, 0)
-        data = text.encode("utf-8")
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -21,11 +23,43 @@ from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics
 from dpcore.safe_io import quote
 
 EXIT_USAGE = 2
+# A reader that left early (``runs --json | head``): the status a shell gives a program SIGPIPE ends (128 + 13).
+EXIT_BROKEN_PIPE = 141
 MAX_ARGPARSE_MESSAGE = 300
 
 
 class CliError(Exception):
     """A user mistake on the command line: printed as one line, exit status 2."""
+
+
+class OutputError(Exception):
+    """Standard output could not be written (a full disk, a closed pipe); ``errno`` says which."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(exc.strerror or type(exc).__name__)
+        self.errno = exc.errno
+
+
+class _CheckedOutput:
+    """Standard output whose failed writes raise ``OutputError``, so ``main`` can tell them from other OSErrors."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise OutputError(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputError(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,16 +133,45 @@ def epoch_json(metrics: EpochMetrics) -> dict[str, Any]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command; a user's mistake is one line on stderr with status 2, never a traceback.
+
+    Output that cannot be written is one too: a full disk says so (status 2), a reader that closed
+    the pipe early ends the command quietly with ``EXIT_BROKEN_PIPE``.
+    """
+    output = _CheckedOutput(sys.stdout)
     with sigterm_as_interrupt():
         try:
-            args = build_parser().parse_args(argv)
-            return int(args.handler(args) or 0)
+            with contextlib.redirect_stdout(output):
+                args = build_parser().parse_args(argv)
+                status = int(args.handler(args) or 0)
+                output.flush()
+            return status
         except (CliError, UserInputError) as exc:
             print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except OutputError as exc:
+            _drop_unwritten_output()
+            if exc.errno == errno.EPIPE:
+                return EXIT_BROKEN_PIPE
+            print(f"error: cannot write the output: {exc}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+
+
+def _drop_unwritten_output() -> None:
+    """Point standard output at the null device, so the text still buffered for it is dropped when
+    Python exits instead of failing again (with a traceback-like "Exception ignored" line)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return  # not a real file (a test's capture): nothing will be flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 @contextlib.contextmanager

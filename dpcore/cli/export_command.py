@@ -16,6 +16,7 @@ from dpcore.export.script import EXPORT_FORMATS
 CONFIG_FORMATS = EXPORT_FORMATS + ("notebook",)
 MODEL_FORMAT = "model"
 FORMATS = CONFIG_FORMATS + REPORT_FORMATS + (MODEL_FORMAT,)
+from dpcore.safe_io import write_file
 
 
 def register(subparsers: Any) -> None:
@@ -61,15 +62,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(content if isinstance(content, str) else content.decode("utf-8"))
         return 0
-    try:
-        if isinstance(content, str):
-            with open(args.output, "w", encoding="utf-8") as handle:
-                handle.write(content)
-        else:
-            with open(args.output, "wb") as binary:
-                binary.write(content)
-    except OSError as exc:
-        raise UserInputError("--output", f"cannot write {args.output!r}: {exc.strerror or exc}") from None
+    write_file(args.output, content.encode("utf-8") if isinstance(content, str) else content, field="--output")
     return 0
 
 

@@ -39,7 +39,7 @@ def test_output_writes_the_file_and_prints_nothing(tmp_path, config_file, capsys
     [
         (["--format", "xml"], "argument --format: invalid choice: 'xml'"),
         (["--format", "script", "--output", "{tmp}/no/such/folder/x.py"], "--output: cannot write"),
-        (["--format", "script", "--output", "{tmp}"], "--output: cannot write"),
+        (["--format", "script", "--output", "{tmp}"], "(it is a folder)"),
         ([], "the following arguments are required: --format"),
     ],
 )
