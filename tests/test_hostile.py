@@ -9,17 +9,21 @@ committed epochs; several sweeps started at once all finish; SIGTERM stops a swe
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import resource
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pytest
@@ -35,6 +39,7 @@ from dpcore.export import share
 from dpcore.results import EpochMetrics
 from dpcore.runs.process_identity import process_token
 from dpcore.runs.store import RunStore, UnreadableRunError
+from dpcore.runs.weights_archive import weights_blob
 from tests.conftest import REPO_ROOT
 
 # A refusal is one line, short enough to read: the value quoted at most briefly.
@@ -332,6 +337,13 @@ CLI_CASES: dict[str, CliCase] = {
     "config number key": CliCase(("train", "--config", "{files}/int-keys.yaml"), ("1: unknown config key",)),
     "config batch over n": CliCase(("train", "--config", "{files}/batch-over-n.yaml"), ("batch_size", "1437")),
     "config delta over 1/n": CliCase(("train", "--config", "{files}/delta-over-1-n.yaml"), ("delta", "1/n")),
+    # audits
+    "audit run 10**30": CliCase(
+        ("audit", "--run", str(10**30)), ("--run", "out of range", "9,223,372,036,854,775,807")
+    ),
+    "audit a 5000-digit run": CliCase(("audit", "--run", "9" * 5000), ("--run", "out of range")),
+    "audit run -1": CliCase(("audit", "--run", "-1"), ("--run", "not a whole number")),
+    "audit a run that is not there": CliCase(("audit", "--run", "999"), ("run", "no run with id 999")),
     # stores
     "runs missing store": CliCase(("runs", "--store", "{files}/typo.sqlite3"), ("store", "no run store")),
     "runs store is a folder": CliCase(("runs", "--store", "{files}/a-folder"), ("store", "folder")),
@@ -604,6 +616,182 @@ def test_quote_is_short_and_cheap_for_any_value():
         nested = [nested, nested]  # 2**10000 leaves if expanded
     for value in ("x" * 10**6, 10**10_000, nested, {"k" * 1000: [1] * 10**5}, b"\x00" * 10**6, float("nan")):
         assert len(safe_io.quote(value)) <= safe_io.QUOTE_CHARS
+
+
+# -- stored weights: damaged archives are refused before anything is allocated ----------------------
+
+# TINY's model (logistic regression on 8x8 digits) has weights of these shapes.
+TINY_SHAPES = [(64, 10), (10,)]
+
+
+def _npy_header(shape: tuple[int, ...], descr: str = "<f4") -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def _npz(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, raw in members.items():
+            archive.writestr(name, raw)
+    return buffer.getvalue()
+
+
+def _inflating_npz(shape: tuple[int, ...], *, zero_bytes: int, declared_size: Optional[int] = None) -> bytes:
+    """A one-member archive whose arr_0.npy (a header for ``shape``, then ``zero_bytes`` zeros) is
+    deflated to about a thousandth of its size: the deflate stream of 16 MiB of zeros, repeated.
+    ``declared_size``: the size its zip entries claim instead of the true one."""
+    header = _npy_header(shape)
+    chunk = 16 * 2**20
+    assert zero_bytes % chunk == 0
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    start = compressor.compress(header) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    zeros = compressor.compress(bytes(chunk)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    stream = start + zeros * (zero_bytes // chunk) + compressor.flush(zlib.Z_FINISH)
+    crc = zlib.crc32(header)
+    for _ in range(zero_bytes // chunk):
+        crc = zlib.crc32(bytes(chunk), crc)
+    size = len(header) + zero_bytes if declared_size is None else declared_size
+    name = b"arr_0.npy"
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(stream), size, len(name), 0) + name
+    central = (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(stream), size, len(name), 0, 0, 0, 0, 0, 0
+        )
+        + name
+    )
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local) + len(stream), 0)
+    return local + stream + central + end
+
+
+def _pickled_npz() -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, np.array([{"a": 1}, None], dtype=object), np.zeros(10, np.float32))
+    return buffer.getvalue()
+
+
+def _tiny_weights(first: np.ndarray) -> bytes:
+    return weights_blob([first, np.zeros(10, np.float32)])
+
+
+WEIGHTS_CASES: dict[str, tuple[Callable[[], bytes], tuple[str, ...]]] = {
+    "empty": (lambda: b"", ("not a weights archive",)),
+    "garbage": (lambda: b"this is not a zip file " * 50, ("not a weights archive",)),
+    "a pickled object array": (_pickled_npz, ("arr_0", "Python objects")),
+    "NaN weights": (lambda: _tiny_weights(np.full((64, 10), np.nan, np.float32)), ("arr_0", "NaN or infinite")),
+    "infinite weights": (lambda: _tiny_weights(np.full((64, 10), np.inf, np.float64)), ("NaN or infinite",)),
+    "a header declaring 1 TiB": (
+        lambda: _npz({"arr_0.npy": _npy_header((2**37,), "<f8") + bytes(64), "arr_1.npy": _npy_header((10,))}),
+        ("arr_0", "137438953472"),
+    ),
+    "a 1 MiB blob inflating to 1 GiB": (
+        lambda: _inflating_npz((2**28,), zero_bytes=2**30),
+        ("take 1,0", "bytes, more than its model's weights can"),
+    ),
+    "a 16 KiB blob inflating to 16 MiB": (
+        lambda: _inflating_npz((64, 10), zero_bytes=2**24),
+        ("arr_0 declares 16,777,344 bytes where its header says 2,688",),
+    ),
+    "a 16 KiB blob inflating to 16 MiB, its entry claiming less": (
+        lambda: _inflating_npz((64, 10), zero_bytes=2**24, declared_size=2688),
+        ("arr_0 cannot be read", "CRC"),
+    ),
+    "the wrong shapes": (lambda: _tiny_weights(np.zeros((10, 64), np.float32)), ("arr_0", "(10, 64)", "(64, 10)")),
+    "integers": (lambda: _tiny_weights(np.zeros((64, 10), np.int64)), ("arr_0", "int64")),
+    "a third array": (
+        lambda: weights_blob([np.zeros((64, 10)), np.zeros(10), np.zeros(3)]),
+        ("3 arrays", "its model has 2"),
+    ),
+    "other members": (lambda: _npz({"evil.py": b"print(1)"}), ("evil.py",)),
+    "an .npy header of 1 MB": (
+        lambda: _npz({"arr_0.npy": b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**20) + b" " * 2**20}),
+        ("arr_0", "header"),
+    ),
+    "a short array": (
+        lambda: _npz({"arr_0.npy": _npy_header((64, 10)) + bytes(100), "arr_1.npy": _npy_header((10,)) + bytes(40)}),
+        ("arr_0", "bytes"),
+    ),
+}
+
+
+def _completed_run_with_weights(path: Path, blob: bytes) -> int:
+    store = RunStore(path)
+    run_id = store.create_run(TINY, owner="test", name="audited")
+    store.record_epoch(run_id, _epoch(1))
+    store.set_status(run_id, "completed")
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("INSERT INTO run_weights (run_id, weights) VALUES (?, ?)", (run_id, blob))
+    conn.close()
+    return run_id
+
+
+@pytest.mark.parametrize("name", sorted(WEIGHTS_CASES))
+def test_audit_refuses_damaged_stored_weights_naming_the_run(name, tmp_path, capsys):
+    make, words = WEIGHTS_CASES[name]
+    path = tmp_path / "runs.sqlite3"
+    run_id = _completed_run_with_weights(path, make())
+    before = _fingerprint(path)
+    assert main(["audit", "--run", str(run_id), "--store", str(path)]) == 2
+    out, err = capsys.readouterr()
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"error: run: run {run_id}'s stored weights") and len(line) <= MAX_MESSAGE_CHARS, line
+    assert all(word in line for word in words) and "Traceback" not in out + err, line
+    assert _fingerprint(path) == before  # no audit report was written
+
+
+def test_sound_stored_weights_read_back_exactly(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    first = np.arange(640, dtype=np.float32).reshape(64, 10)
+    run_id = _completed_run_with_weights(path, _tiny_weights(first))
+    loaded = RunStore(path).load_weights(run_id, expected_shapes=TINY_SHAPES)
+    np.testing.assert_array_equal(loaded[0], first)
+    assert [w.shape for w in loaded] == TINY_SHAPES and loaded[0].dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "declared_size, words",
+    [(None, "arr_0 declares 1,073,741,952 bytes where its header says 2,688"), (2688, "arr_0 cannot be read")],
+)
+def test_an_archive_inflating_to_1_gib_is_refused_within_a_limited_address_space(declared_size, words, tmp_path):
+    # Read in a child whose address space may grow by 256 MiB only, so inflating the member (as
+    # np.load would) cannot fit, while reading its header and refusing it must. Without the model's
+    # shapes the archive passes the size check (MAX_STORED_WEIGHT_VALUES), so its member is opened.
+    path = tmp_path / "runs.sqlite3"
+    bomb = _inflating_npz((64, 10), zero_bytes=2**30, declared_size=declared_size)
+    assert len(bomb) < 2**21
+    run_id = _completed_run_with_weights(path, bomb)
+    probe = (
+        "import resource, sys\n"
+        "from dpcore.errors import UserInputError\n"
+        "from dpcore.runs.store import RunStore\n"
+        "store = RunStore(sys.argv[1], read_only=True)\n"
+        "pages = int(open('/proc/self/statm').read().split()[0])\n"
+        "limit = pages * resource.getpagesize() + 256 * 2**20\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
+        "try:\n"
+        "    bytearray(2**30)\n"
+        "    print('the limit did not hold')\n"
+        "except MemoryError:\n"
+        "    pass\n"
+        "try:\n"
+        "    store.load_weights(int(sys.argv[2]))\n"
+        "    print('read')\n"
+        "except UserInputError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(path), str(run_id)],
+        cwd=REPO_ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    (line,) = done.stdout.strip().splitlines()
+    assert line.startswith(f"run: run {run_id}'s stored weights: {words}"), line
 
 
 # -- stores: flagged rows, damage, dead owners, read-only listing --------------------------------

@@ -99,6 +99,25 @@ def positive_int(flag: str) -> Callable[[str], int]:
     return parse
 
 
+# Run ids are SQLite integers.
+MAX_RUN_ID = 2**63 - 1
+
+
+def run_id(flag: str) -> Callable[[str], int]:
+    """An argparse ``type`` for a run id: a whole number from 1 to ``MAX_RUN_ID``; a bad value names the flag."""
+
+    def parse(text: str) -> int:
+        allowed = f"(allowed: run ids, whole numbers from 1 to {MAX_RUN_ID:,})"
+        digits = text.strip()
+        if not (digits.isascii() and digits.isdigit()):
+            raise CliError(f"{flag}: {quote(text)} is not a whole number {allowed}")
+        if len(digits) > len(str(MAX_RUN_ID)) or not 1 <= int(digits) <= MAX_RUN_ID:
+            raise CliError(f"{flag}: {quote(text)} is out of range {allowed}")
+        return int(digits)
+
+    return parse
+
+
 def print_json(obj: Any) -> None:
     """One JSON object on one line; JSON has no infinity, so ∞ (a baseline's ε) and NaN are written as null."""
     print(json.dumps(_json_safe(obj), allow_nan=False, default=str), flush=True)

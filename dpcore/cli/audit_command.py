@@ -6,7 +6,7 @@ import argparse
 import math
 from typing import Any
 
-from dpcore.cli import positive_int, print_json
+from dpcore.cli import positive_int, print_json, run_id
 from dpcore.runs.store import RunStore
 
 
@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
         "report is kept with the run. Its figures are computed on the private training rows without noise "
         "and are not covered by ε, nor is the canary training's ε added to the run's.",
     )
-    parser.add_argument("--run", required=True, metavar="ID", type=positive_int("--run"), help="the run's id")
+    parser.add_argument("--run", required=True, metavar="ID", type=run_id("--run"), help="the run's id")
     parser.add_argument(
         "--store", metavar="PATH", help="run store file (default: $DPEXPLORER_STORE or the user data folder)"
     )

@@ -43,6 +43,12 @@ def build(config: DPConfig, *, input_shape: tuple[int, ...], num_classes: int) -
     return model
 
 
+def weight_shapes(config: DPConfig, *, input_shape: tuple[int, ...], num_classes: int) -> list[tuple[int, ...]]:
+    """The shapes of ``get_weights()`` of the model ``config`` describes: what its stored weights must hold."""
+    model = build(config, input_shape=input_shape, num_classes=num_classes)
+    return [tuple(int(d) for d in w.shape) for w in model.weights]
+
+
 def predict_logits(
     config: DPConfig, *, weights: Sequence[np.ndarray], x: np.ndarray, num_classes: int, batch_size: int = 1000
 ) -> np.ndarray:

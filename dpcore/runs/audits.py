@@ -15,6 +15,7 @@ from dpcore.results import FINISHED_STATUSES
 
 if TYPE_CHECKING:
     from dpcore.runs.records import RunRecord
+    from dpcore.config import DPConfig
     from dpcore.runs.store import RunStore
 
 
@@ -35,7 +36,7 @@ def model_weights(store: RunStore, run_id: int) -> tuple[list[np.ndarray], str, 
     """
     record = store.get_run(run_id)
     check_auditable(record)
-    weights = store.load_weights(run_id)
+    weights = store.load_weights(run_id, expected_shapes=_weight_shapes(record.config))
     if weights is not None:
         return weights, MODEL_STORED, ()
     if record.config.secure_mode:
@@ -58,6 +59,14 @@ def model_weights(store: RunStore, run_id: int) -> tuple[list[np.ndarray], str, 
             "so the audited model is a close copy of the run's, not the same one"
         )
     return kept[0], MODEL_RETRAINED, tuple(notes)
+
+
+def _weight_shapes(config: DPConfig) -> list[tuple[int, ...]]:
+    """The shapes of the weights of the model ``config`` trains (TensorFlow builds it; nothing is trained)."""
+    from dpcore.dpsgd import models
+
+    info = datasets.config_dataset_info(config)
+    return models.weight_shapes(config, input_shape=tuple(info.input_shape), num_classes=info.num_classes)
 
 
 def audit_run(

@@ -7,15 +7,12 @@ cannot be read (a config from a newer version, a value outside today's limits) b
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Optional, Union
-
-import numpy as np
 
 from dpcore.audit.report import AuditError, AuditReport
 from dpcore.config import DPConfig
@@ -147,18 +144,6 @@ def sweep_record(row: sqlite3.Row, run_ids: Sequence[int], draw: Optional[Select
         run_ids=tuple(run_ids),
         draw=draw,
     )
-
-
-def weights_blob(weights: Sequence[np.ndarray]) -> bytes:
-    """Model weights as an ``.npz`` archive (arrays arr_0, arr_1, ... in ``get_weights()`` order)."""
-    buffer = io.BytesIO()
-    np.savez(buffer, *[np.asarray(w) for w in weights])
-    return buffer.getvalue()
-
-
-def weights_from_blob(blob: bytes) -> list[np.ndarray]:
-    with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
-        return [archive[f"arr_{i}"] for i in range(len(archive.files))]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ older files up):
   without a validation split), and each step's noise multiplier and clip norm as JSON arrays (NULL
   in older rows, read back as empty).
 - ``run_weights`` (version 2): the final model weights of a completed run (an ``.npz`` blob), so
-  that the model can be audited later exactly as it was trained.
+  that the model can be audited later exactly as it was trained; read back as untrusted data,
+  within bounds (``weights_archive``).
 - ``audits`` (version 2): the latest empirical privacy audit of a run (``dpcore.audit.report``'s report
   as JSON text, saved by ``dpcore.runs.audits`` and read back as ``RunRecord.audit``).
 - ``participants`` (version 3): the people of a shared server (``dpcore.room.participants``): the
@@ -82,18 +83,19 @@ from dpcore.runs.records import (
     readable_record,
     selection_draw,
     sweep_record,
-    weights_blob,
-    weights_from_blob,
 )
 from dpcore.runs.run_table import CSV_COLUMNS, csv_row, spreadsheet_safe
 from dpcore.runs.store_schema import MIGRATIONS, SCHEMA_VERSION
-from dpcore.safe_io import quote_path
+from dpcore.runs.weights_archive import check_blob_size, max_blob_bytes, read_weights, weights_blob
+from dpcore.safe_io import quote, quote_path
 
 if TYPE_CHECKING:
     from dpcore.results import TrainResult
 
 
 BUSY_TIMEOUT_SECONDS = 30.0
+# Run and sweep ids are SQLite integers: 1 to 2**63 - 1.
+MAX_ID = 2**63 - 1
 # A damaged store is read back run by run; this many ids at most.
 MAX_SALVAGED_IDS = 1_000_000
 
@@ -122,8 +124,8 @@ class UnreadableRunError(UserInputError, LookupError):
 class UnknownRunError(UserInputError, LookupError):
     """No run with the requested id exists (it may have been deleted)."""
 
-    def __init__(self, run_id: int) -> None:
-        super().__init__("run", f"there is no run with id {run_id}")
+    def __init__(self, run_id: Any) -> None:
+        super().__init__("run", f"there is no run with id {quote(run_id)}")
         self.run_id = run_id
 
 
@@ -175,6 +177,13 @@ def _is_damage(exc: sqlite3.Error) -> bool:
     """Whether SQLite's error says the file itself is damaged or not a database at all."""
     text = str(exc).lower()
     return "malformed" in text or "not a database" in text
+
+
+def _sql_id(run_id: Any) -> int:
+    """``run_id`` as SQLite takes it; an id no run can have (a bool, a non-integer, over ``MAX_ID``) is an UnknownRunError."""
+    if isinstance(run_id, bool) or not isinstance(run_id, (int, np.integer)) or not 0 < run_id <= MAX_ID:
+        raise UnknownRunError(run_id)
+    return int(run_id)
 
 
 # -- the store -------------------------------------------------------------------------
@@ -770,7 +779,7 @@ class RunStore:
 
     @staticmethod
     def _owner_of(conn: sqlite3.Connection, run_id: int) -> str:
-        row = conn.execute("SELECT owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = conn.execute("SELECT owner FROM runs WHERE id = ?", (_sql_id(run_id),)).fetchone()
         if row is None:
             raise UnknownRunError(run_id)
         return str(row["owner"])
@@ -844,7 +853,7 @@ class RunStore:
         """One run with all its committed epochs; UnknownRunError if it does not exist,
         UnreadableRunError if its row cannot be read back."""
         with self._connect() as conn:
-            row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (_sql_id(run_id),)).fetchone()
             if row is None:
                 raise UnknownRunError(run_id)
             epochs = conn.execute("SELECT * FROM epoch_metrics WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
@@ -930,11 +939,27 @@ class RunStore:
                 found.append((row, epochs, None if audit is None else audit["report_json"]))
         return found
 
-    def load_weights(self, run_id: int) -> Optional[list[np.ndarray]]:
-        """A run's kept model weights, or None when none were kept (older or unfinished runs)."""
+    def load_weights(
+        self, run_id: int, *, expected_shapes: Optional[Sequence[tuple[int, ...]]] = None
+    ) -> Optional[list[np.ndarray]]:
+        """A run's kept model weights, or None when none were kept (older or unfinished runs).
+
+        The archive is read as untrusted (``weights_archive.read_weights``): its size is checked in SQL
+        before it is fetched, each array's header before it is allocated, against ``expected_shapes``
+        (the model's weights) when given; a damaged archive is an AuditError naming the run.
+        """
+        limit = max_blob_bytes(expected_shapes)
         with self._connect() as conn:
-            row = conn.execute("SELECT weights FROM run_weights WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else weights_from_blob(row["weights"])
+            row = conn.execute(
+                "SELECT length(weights) AS size, CASE WHEN length(weights) <= ? THEN weights END AS weights "
+                "FROM run_weights WHERE run_id = ?",
+                (limit, _sql_id(run_id)),
+            ).fetchone()
+        if row is None:
+            return None
+        check_blob_size(int(row["size"] or 0), run_id=run_id, expected_shapes=expected_shapes)
+        blob = row["weights"]
+        return read_weights(blob if isinstance(blob, bytes) else b"", run_id=run_id, expected_shapes=expected_shapes)
 
     def has_weights(self, run_id: int) -> bool:
         """Whether a run's final model weights are kept (without reading them)."""
@@ -944,7 +969,7 @@ class RunStore:
     def get_audit(self, run_id: int) -> Optional[str]:
         """The JSON text of a run's latest audit, or None when it was never audited."""
         with self._connect() as conn:
-            row = conn.execute("SELECT report_json FROM audits WHERE run_id = ?", (run_id,)).fetchone()
+            row = conn.execute("SELECT report_json FROM audits WHERE run_id = ?", (_sql_id(run_id),)).fetchone()
         return None if row is None else str(row["report_json"])
 
     def to_csv(
