@@ -42,6 +42,11 @@ PAGES = [
 page = st.navigation(PAGES)
 st.sidebar.title("DP Explorer")
 try:
+    app_state.settings()  # a bad environment variable (say, a Ray address) is refused before anything is served
+except UserInputError as exc:
+    st.error(f"This server's settings are refused, so it serves nothing until they are fixed: {exc}")
+    st.stop()
+try:
     app_state.runner()
     app_state.check_store()
     app_state.init_session()

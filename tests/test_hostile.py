@@ -255,6 +255,16 @@ CLI_CASES: dict[str, CliCase] = {
         ("sweep", "--grid", "accountant=pld", "--grid", "noise_multiplier=0.001"), ("noise_multiplier", "PLD")
     ),
     "sweep text epochs": CliCase(("sweep", "--grid", "epochs=abc"), ("--grid epochs", "whole number")),
+    "sweep on Ray at an http address": CliCase(
+        SWEEP + ("--backend", "ray", "--ray-address", "http://127.0.0.1:8265"),
+        ("--ray-address", "not a Ray address", "ray://host:port"),
+    ),
+    "sweep on Ray at an address without a port": CliCase(
+        SWEEP + ("--backend", "ray", "--ray-address", "head"), ("--ray-address", "not a Ray address")
+    ),
+    "sweep on Ray at shell syntax": CliCase(
+        SWEEP + ("--backend", "ray", "--ray-address", "$(touch {files}/pwned):1"), ("--ray-address",)
+    ),
     "sweep store in a missing folder": CliCase(
         SWEEP + ("--store", "{files}/no/such/runs.sqlite3"), ("store", "does not exist")
     ),
@@ -372,7 +382,7 @@ def test_cli_refuses_in_one_line_and_leaves_the_store_alone(name, files, store, 
     for word in case.words:
         assert word in lines[0], (word, shown)
     assert {p: _fingerprint(p) for p in touched} == before
-    assert not (files / "no").exists() and not (files / "typo.sqlite3").exists()
+    assert not (files / "no").exists() and not (files / "typo.sqlite3").exists() and not (files / "pwned").exists()
 
 
 def test_a_billion_epochs_is_answered_by_rdp_in_one_line(capsys):
@@ -471,6 +481,15 @@ def test_schema_text_is_refused_in_one_line(name):
         CsvSchema.from_text(text)
     message = _one_line(info.value)
     assert message.startswith("csv_schema") and all(word in message for word in words), message
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.1:8265", "head", "ray://:1", "head:0", "a;b:1", ""])
+def test_a_ray_backend_refuses_an_address_of_no_ray_form_before_asking_ray(address):
+    from dpcore.runs.ray_backend import RayBackend, RayBackendError
+
+    with pytest.raises(RayBackendError) as info:
+        RayBackend(address=address)
+    assert _one_line(info.value).startswith("ray_address: ") and "ray://host:port, host:port or auto" in str(info.value)
 
 
 # -- the catalogue: config text, share links and CSV bytes through the library ---------------------------

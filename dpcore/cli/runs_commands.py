@@ -14,6 +14,7 @@ from dpcore.errors import UserInputError
 from dpcore.locations import default_store_path
 from dpcore.privacy.explain import format_epsilon
 from dpcore.privacy.selection import MAX_EXPECTED_TRIALS, SELECTION_DISTRIBUTIONS, SelectionSettings
+from dpcore.room.server_settings import RAY_ADDRESS_FORMS, check_ray_address
 from dpcore.runs.jobs import MAX_WORKERS
 from dpcore.runs.records import RunRecord
 from dpcore.runs.run_table import CSV_COLUMNS, run_row
@@ -112,9 +113,10 @@ def register(subparsers: Any) -> None:
     sweep.add_argument(
         "--ray-address",
         metavar="ADDRESS",
+        type=_ray_address,
         default=None,
-        help="the Ray cluster with --backend ray (default: start a local Ray instance for this "
-        "sweep and stop it after)",
+        help=f"the Ray cluster with --backend ray: {RAY_ADDRESS_FORMS} (default: start a local Ray "
+        "instance for this sweep and stop it after)",
     )
     sweep.set_defaults(handler=run_sweep)
 
@@ -134,6 +136,13 @@ def register(subparsers: Any) -> None:
     output.add_argument("--json", action="store_true", help="one JSON array of runs on one line")
     output.add_argument("--csv", action="store_true", help="the runs table as CSV")
     runs.set_defaults(handler=list_runs)
+
+
+def _ray_address(text: str) -> str:
+    try:
+        return check_ray_address(text, field="--ray-address")
+    except UserInputError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _seed_count(text: str) -> int:

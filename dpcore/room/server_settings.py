@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Literal, Optional, overload
 
 from dpcore.data.csv_files import MAX_CSV_BYTES
 from dpcore.errors import UserInputError
+from dpcore.safe_io import quote
 
 ENV_WORKERS = "DPEXPLORER_WORKERS"
 ENV_RAY_ADDRESS = "DPEXPLORER_RAY_ADDRESS"
@@ -73,6 +75,31 @@ HOST_FREE_FAILURES = 3
 HOST_FIRST_DELAY_SECONDS = 1.0
 # Words that switch a cap off.
 NO_LIMIT_WORDS = ("none", "off")
+
+
+# A Ray cluster's address: "auto" (the cluster this machine belongs to), or host:port, with "ray://"
+# for Ray Client. Anything else (an http:// URL, a path, shell syntax) is refused when it is read,
+# not when the first run starts (where Ray would fail with an AssertionError).
+RAY_ADDRESS_FORMS = "ray://host:port, host:port or auto"
+MAX_RAY_ADDRESS_CHARS = 255
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_RAY_ADDRESS = re.compile(rf"(?:ray://)?(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[0-9A-Fa-f:.]+\]):([0-9]{{1,5}})")
+
+
+def check_ray_address(
+    address: object, *, field: str = "ray_address", error: type[UserInputError] = UserInputError
+) -> str:
+    """``address`` without surrounding spaces if it has the form of a Ray address (``RAY_ADDRESS_FORMS``),
+    port 1 to 65535; else ``error`` naming ``field``. Whether a cluster answers there is Ray's to find."""
+    text = address.strip() if isinstance(address, str) else address
+    if not isinstance(text, str) or not text:
+        raise error(field, f"{quote(address)} is not a Ray address", allowed=RAY_ADDRESS_FORMS)
+    if text == "auto":
+        return text
+    match = _RAY_ADDRESS.fullmatch(text) if len(text) <= MAX_RAY_ADDRESS_CHARS else None
+    if match is None or not 1 <= int(match.group(1)) <= 65535:
+        raise error(field, f"{quote(text)} is not a Ray address", allowed=RAY_ADDRESS_FORMS)
+    return text
 
 
 def upload_limit_text() -> str:
@@ -176,8 +203,8 @@ class ServerSettings:
     ``host_secret``: the instructor's secret ($DPEXPLORER_HOST_SECRET, or the first line of the file
     $DPEXPLORER_HOST_SECRET_FILE names); None means there is no host, so nobody can manage others'
     runs. It is never shown (``repr`` leaves it out) and never belongs in a URL.
-    ``ray_address``: a Ray cluster to train on ($DPEXPLORER_RAY_ADDRESS, e.g. "ray://head:10001" or
-    "auto"); it takes precedence over ``backend``.
+    ``ray_address``: a Ray cluster to train on ($DPEXPLORER_RAY_ADDRESS: ray://host:port, host:port or
+    "auto", checked by ``check_ray_address`` when read); it takes precedence over ``backend``.
     ``accountant_processes``: processes that compute the accountant's RDP for the pages
     ($DPEXPLORER_ACCOUNTANT_PROCESSES, default the machine's cores; 0: in the server process).
     ``backend``: where runs train without Ray ($DPEXPLORER_BACKEND, one of BACKENDS): "process" (the
@@ -207,6 +234,8 @@ class ServerSettings:
             raise UserInputError(
                 "backend", f"{self.backend!r} is not a training backend", allowed=" or ".join(BACKENDS)
             )
+        if self.ray_address is not None:
+            object.__setattr__(self, "ray_address", check_ray_address(self.ray_address))
         if self.host_secret is not None and len(self.host_secret) < MIN_HOST_SECRET_CHARS:
             raise UserInputError(
                 "host_secret",
@@ -241,7 +270,7 @@ class ServerSettings:
             limits=limits,
             data_dir=_data_dir(data_dir_text) if data_dir_text else None,
             host_secret=_host_secret(env),
-            ray_address=env.get(ENV_RAY_ADDRESS, "").strip() or None,
+            ray_address=_env_ray_address(env),
             backend=_env_backend(env),
             accountant_processes=_env_whole(env, ENV_ACCOUNTANT_PROCESSES, os.cpu_count() or 1, low=0),
             room=RoomLimits.from_env(env),
@@ -257,6 +286,11 @@ def check_room_code(code: object, *, name: str) -> str:
     if len(code) > MAX_ROOM_CODE_CHARS or not code.isprintable():
         raise UserInputError(name, f"the room code has {len(code)} characters or unprintable ones", allowed=allowed)
     return code
+
+
+def _env_ray_address(env: Mapping[str, str]) -> Optional[str]:
+    text = env.get(ENV_RAY_ADDRESS, "").strip()
+    return check_ray_address(text, field=ENV_RAY_ADDRESS) if text else None
 
 
 def _env_backend(env: Mapping[str, str]) -> str:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from dpcore.config import DPConfig
 from dpcore.data import datasets
 from dpcore.errors import UserInputError
+from dpcore.room.server_settings import check_ray_address
 
 if TYPE_CHECKING:
     from dpcore.results import EpochMetrics, Progress, TrainResult
@@ -154,9 +155,7 @@ class RayBackend:
             or not 0 < cpus_per_run <= 256
         ):
             raise RayBackendError("cpus_per_run", f"{cpus_per_run!r} is out of range", allowed="a number in (0, 256]")
-        if address is not None and (not isinstance(address, str) or not address.strip()):
-            raise RayBackendError("ray_address", "empty", allowed="a Ray address such as ray://head:10001 or auto")
-        self.address = address.strip() if address else None
+        self.address = None if address is None else check_ray_address(address, error=RayBackendError)
         self.cpus_per_run = float(cpus_per_run)
         self.local_cpus = local_cpus
         self._lock = threading.Lock()
@@ -178,10 +177,11 @@ class RayBackend:
                         ray.init(num_cpus=self.local_cpus, include_dashboard=False, log_to_driver=False)
                     else:
                         ray.init(address=self.address, log_to_driver=False)
-                except (ConnectionError, RuntimeError, ValueError) as exc:
+                except Exception as exc:  # noqa: BLE001 - whatever Ray raises, the server says why in one line
                     raise RayBackendError(
                         "ray_address",
-                        f"cannot connect to Ray at {self.address!r}: {str(exc).splitlines()[0][:200]}",
+                        f"cannot connect to Ray at {self.address!r}: "
+                        f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}",
                         allowed="the address of a running Ray cluster (ray start --head)",
                     ) from None
             self._connected = True

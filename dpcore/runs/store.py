@@ -637,6 +637,15 @@ class RunStore:
             )
         return [selection_draw(row) for row in rows]
 
+    def delete_empty_sweep(self, sweep_id: int) -> bool:
+        """Remove a sweep that has no runs (one refused before any run was queued); True if it was removed."""
+        with self._connect(write=True) as conn:
+            cursor = conn.execute(
+                "DELETE FROM sweeps WHERE id = ? AND NOT EXISTS (SELECT 1 FROM sweep_runs WHERE sweep_id = ?)",
+                (_sql_id(sweep_id), sweep_id),
+            )
+            return cursor.rowcount > 0
+
     def get_sweep(self, sweep_id: int) -> SweepRecord:
         """One sweep with its run ids; UnknownSweepError if there is none with that id."""
         with self._connect() as conn:

@@ -25,6 +25,7 @@ TensorFlow-free: the runner imports the trainer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -466,9 +467,14 @@ def start(runner: JobRunner, spec: SweepSpec, *, owner: str, rng: Optional[np.ra
         names = [f"{spec.name or f'sweep {sweep_id}'}: {p.label()}" for p in points]
         try:
             ids = runner.submit_many([p.config for p in points], owner=owner, names=names, sweep_id=sweep_id)
-        except CapacityError:
-            if draw is not None:  # refused whole, nothing queued: the next start runs this same draw
-                runner.store.release_selection_draw(draw.id, sweep_id=sweep_id)
+        except BaseException as exc:
+            # Refused whole (a limit, a backend that cannot start): nothing was queued. A draw refused by a
+            # participant's limits is given back (the next start runs this same draw), and the sweep row
+            # goes, so no empty sweep is left behind. Any error in doing so must not hide the refusal.
+            with contextlib.suppress(UserInputError):
+                if draw is not None and isinstance(exc, CapacityError):
+                    runner.store.release_selection_draw(draw.id, sweep_id=sweep_id)
+                runner.store.delete_empty_sweep(sweep_id)
             raise
     return StartedSweep(sweep_id=sweep_id, run_ids=tuple(ids), points=tuple(points), trial_count=trial_count)
 

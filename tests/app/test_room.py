@@ -106,6 +106,15 @@ def test_train_asks_for_a_name_before_starting(app) -> None:
     assert not at.button(key="train_start").disabled
 
 
+def test_a_bad_ray_address_is_refused_on_every_page_before_anything_is_served(app, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_RAY_ADDRESS", "http://127.0.0.1:8265")
+    at = app.run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value.startswith("This server's settings are refused") and "DPEXPLORER_RAY_ADDRESS" in error.value
+    assert "ray://host:port, host:port or auto" in error.value and not at.metric and not at.button
+
+
 # -- permissions and the host -------------------------------------------------------------------
 
 

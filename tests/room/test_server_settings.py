@@ -112,6 +112,12 @@ def test_the_host_secret_can_come_from_a_file(tmp_path):
         ("DPEXPLORER_JOIN_WINDOW_SECONDS", "0", "out of range"),
         ("DPEXPLORER_HOST_LOCKOUT_FAILURES", "0", "at least 1"),
         ("DPEXPLORER_HOST_LOCKOUT_SECONDS", "soon", "not a number"),
+        ("DPEXPLORER_RAY_ADDRESS", "http://head:8265", "not a Ray address"),
+        ("DPEXPLORER_RAY_ADDRESS", "head", "not a Ray address"),
+        ("DPEXPLORER_RAY_ADDRESS", "ray://head:0", "not a Ray address"),
+        ("DPEXPLORER_RAY_ADDRESS", "head:65536", "not a Ray address"),
+        ("DPEXPLORER_RAY_ADDRESS", "$(touch /tmp/x):6379", "not a Ray address"),
+        ("DPEXPLORER_RAY_ADDRESS", "h" * 300 + ":1", "not a Ray address"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, problem):
@@ -127,11 +133,21 @@ def test_a_short_host_secret_is_refused_at_start_naming_the_variable_and_the_len
     assert f"at least {MIN_HOST_SECRET_CHARS} characters" in str(info.value) and "s3cret" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "address", ["auto", "ray://head:10001", "head.example.org:6379", "10.0.0.7:6379", "[::1]:6379"]
+)
+def test_ray_addresses_of_each_form_are_read(address):
+    assert ServerSettings.from_env({"DPEXPLORER_RAY_ADDRESS": f" {address} "}).ray_address == address
+    assert ServerSettings(ray_address=address).ray_address == address
+
+
 def test_limits_are_checked_when_built_too():
     with pytest.raises(UserInputError, match="max_running"):
         RunLimits(max_running=0)
     with pytest.raises(UserInputError, match="max_run_seconds"):
         RunLimits(max_run_seconds=-1.0)
+    with pytest.raises(UserInputError, match="ray_address: 'http://head:8265' is not a Ray address"):
+        ServerSettings(ray_address="http://head:8265")
     assert RunLimits().replace(max_queued=5).max_queued == 5
     with pytest.raises(UserInputError, match="joins_per_address"):
         RoomLimits(joins_per_address=0)

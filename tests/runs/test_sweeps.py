@@ -222,7 +222,7 @@ def test_a_sweep_over_a_participants_limits_is_refused_whole(store):
     try:
         with pytest.raises(CapacityError, match="this sweep has 4 runs"):
             sweeps.start(runner, grid(seeds=2), owner="me")
-        assert store.list_runs() == []
+        assert store.list_runs() == [] and store.list_sweeps() == []  # no empty sweep row is left
     finally:
         runner.shutdown()
 
