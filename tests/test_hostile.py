@@ -167,6 +167,22 @@ def files(tmp_path_factory) -> Path:
     future = sqlite3.connect(root / "future.sqlite3")
     future.execute("PRAGMA user_version = 99")
     future.close()
+    other = sqlite3.connect(root / "other-program.sqlite3")  # another program's database, in rollback mode
+    with other:
+        other.execute("CREATE TABLE contacts (name TEXT, phone TEXT)")
+        other.execute("INSERT INTO contacts VALUES ('Ada', '555-0100')")
+    other.close()
+    other = sqlite3.connect(root / "other-versioned.sqlite3")  # one that uses user_version for itself
+    with other:
+        other.execute("CREATE TABLE notes (body TEXT)")
+    other.execute("PRAGMA user_version = 2")
+    other.close()
+    negative = root / "negative.sqlite3"
+    _store_with_runs(negative, 1)
+    conn = sqlite3.connect(negative)
+    conn.execute("PRAGMA user_version = -3")
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.close()
     damaged = root / "damaged.sqlite3"
     _store_with_runs(damaged, 60)
     raw = bytearray(damaged.read_bytes())
@@ -364,6 +380,21 @@ CLI_CASES: dict[str, CliCase] = {
     "sweep garbage store": CliCase(SWEEP + ("--store", "{files}/garbage.sqlite3"), ("store", "not a database")),
     "sweep damaged store": CliCase(SWEEP + ("--store", "{files}/damaged.sqlite3"), ("store", "damaged", "recover")),
     "sweep newer store": CliCase(SWEEP + ("--store", "{files}/future.sqlite3"), ("store", "schema version 99")),
+    "runs another program's SQLite file": CliCase(
+        ("runs", "--store", "{files}/other-program.sqlite3"), ("store", "another program", "contacts")
+    ),
+    "sweep another program's SQLite file": CliCase(
+        SWEEP + ("--store", "{files}/other-program.sqlite3"), ("store", "another program", "left as it was")
+    ),
+    "sweep another program's versioned SQLite file": CliCase(
+        SWEEP + ("--store", "{files}/other-versioned.sqlite3"), ("store", "another program", "notes")
+    ),
+    "runs a store of schema version -3": CliCase(
+        ("runs", "--store", "{files}/negative.sqlite3"), ("store", "schema version -3", "no DP Explorer writes")
+    ),
+    "sweep a store of schema version -3": CliCase(
+        SWEEP + ("--store", "{files}/negative.sqlite3"), ("store", "schema version -3", "no DP Explorer writes")
+    ),
 }
 
 
@@ -607,6 +638,25 @@ def test_a_derived_schema_clips_a_number_beyond_float32_in_its_own_record(filena
     x = np.concatenate([dataset.x_train, dataset.x_test])
     assert np.isfinite(x).all() and ((0 <= x) & (x <= 1)).all()
     assert dataset.info.n_train + dataset.info.n_test == 30 == len(x)
+
+
+@pytest.mark.parametrize("line_end", ["\r", "\r\n"])
+def test_csv_lines_ending_in_a_carriage_return_are_read_as_lines(line_end):
+    from dpcore.csv_schema import CsvSchema
+
+    # 600 rows: 1,202 commas in all, which were once counted as the header's columns.
+    lf = _csv(["f1", "f2", "decision"], [[i, i % 3, "yes" if i % 2 else "no"] for i in range(600)])
+    other = lf.replace(b"\n", line_end.encode())
+    schema = CsvSchema.from_dict({"classes": ["no", "yes"], "numeric": {"f1": [0, 600], "f2": [0, 2]}})
+    assert csv_files.csv_columns(other) == ("f1", "f2", "decision")
+    expected = csv_files.parse_csv(lf, label="decision", schema=schema)
+    got = csv_files.parse_csv(other, label="decision", schema=schema)
+    assert got.info.n_train == expected.info.n_train > 0
+    np.testing.assert_array_equal(got.x_train, expected.x_train)
+    np.testing.assert_array_equal(got.y_test, expected.y_test)
+    wide = b"\r".join([b",".join(b"c%d" % i for i in range(1447)) + b",decision"] + [b"0," * 1447 + b"yes"] * 12)
+    with pytest.raises(UserInputError, match="1,448 columns"):
+        csv_files.csv_columns(wide)  # the header alone is counted, not the whole file
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import numpy as np
@@ -38,6 +39,7 @@ MAX_CSV_LINE_CHARS = 100_000
 # Features are float32: a file under a declared schema holds no number beyond this (``_check_magnitudes``).
 MAX_CSV_MAGNITUDE = float(np.finfo(np.float32).max)
 MIN_CSV_ROWS = 10
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 # -- CSV -------------------------------------------------------------------------------------
 
@@ -358,15 +360,14 @@ def _decode_text(raw: bytes) -> str:
 
 def _check_shape(text: str, *, name: str) -> None:
     """Refuse a table too wide (columns in the header) or with a line too long to be a table row."""
-    longest = len(max(text.split("\n"), key=len))
+    longest = max(map(len, _LINE_BREAK.split(text)))
     if longest > MAX_CSV_LINE_CHARS:
         raise DatasetError(
             "csv_path",
             f"{name} has a line of {longest:,} characters",
             allowed=f"lines up to {MAX_CSV_LINE_CHARS:,} characters",
         )
-    header = text.lstrip().split("\n", 1)[0]
-    columns = header.count(_delimiter(text)) + 1
+    columns = _header(text).count(_delimiter(text)) + 1
     if columns > MAX_CSV_COLUMNS:
         raise DatasetError(
             "csv_path", f"{name} has {columns:,} columns", allowed=f"at most {MAX_CSV_COLUMNS:,} columns"
@@ -396,9 +397,14 @@ def _check_magnitudes(features: pd.DataFrame, *, name: str) -> None:
             )
 
 
+def _header(text: str) -> str:
+    """The first line of ``text``: lines end in LF, CRLF or a lone CR (old Mac files), as pandas reads them."""
+    return _LINE_BREAK.split(text.lstrip(), maxsplit=1)[0]
+
+
 def _delimiter(text: str) -> str:
     """Comma, unless the header row has none and semicolons or tabs instead (common CSV exports)."""
-    header = text.lstrip().split("\n", 1)[0]
+    header = _header(text)
     if "," in header:
         return ","
     return max((";", "\t"), key=header.count) if (";" in header or "\t" in header) else ","

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -55,10 +56,14 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?inf")
 def spreadsheet_safe(cell: Any) -> Any:
     """A text cell that a spreadsheet would run as a formula, prefixed with ' so it stays text; others as they are.
 
-    Numbers, and text that is just a number such as "-0.5", pass unchanged; line breaks inside a
-    cell are left to the csv writer, which quotes them.
+    The check reads the cell as a spreadsheet may: without leading white space or line breaks, and with
+    look-alike characters folded (NFKC: a full-width ＝ is =). Numbers, and text that is just a number
+    such as "-0.5", pass unchanged; line breaks inside a cell are left to the csv writer, which quotes them.
     """
-    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(cell):
+    if not isinstance(cell, str):
+        return cell
+    folded = unicodedata.normalize("NFKC", cell).lstrip()
+    if (cell.startswith(_FORMULA_STARTS) or folded.startswith(_FORMULA_STARTS)) and not _PLAIN_NUMBER.fullmatch(folded):
         return "'" + cell
     return cell
 

@@ -179,6 +179,17 @@ def _is_damage(exc: sqlite3.Error) -> bool:
     return "malformed" in text or "not a database" in text
 
 
+def _version_and_tables(conn: sqlite3.Connection) -> tuple[int, list[str]]:
+    """The file's schema version (``PRAGMA user_version``) and the names of its tables (none when the
+    schema cannot be read: the integrity check then says what is damaged)."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    try:
+        tables = [str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    except sqlite3.DatabaseError:
+        tables = []
+    return version, tables
+
+
 def _sql_id(run_id: Any) -> int:
     """``run_id`` as SQLite takes it; an id no run can have (a bool, a non-integer, over ``MAX_ID``) is an UnknownRunError."""
     if isinstance(run_id, bool) or not isinstance(run_id, (int, np.integer)) or not 0 < run_id <= MAX_ID:
@@ -450,21 +461,38 @@ class RunStore:
         """Read-only: the file is a run store of a version this code reads (nothing is migrated)."""
         try:
             with self._connect() as conn:
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                version, tables = _version_and_tables(conn)
         except StoreError:
             if self._immutable or self.damage is not None:
                 raise
             self._immutable = True  # SQLite could not open it in read-only WAL mode: read the file as is
             with self._connect() as conn:
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        self._refuse_newer(version)
+                version, tables = _version_and_tables(conn)
+        self._refuse_version(version)
+        self._refuse_foreign(version, tables)
         if version < SCHEMA_VERSION:
             raise StoreError(
                 f"{quote_path(self.path)} is not a run store of this version "
                 f"(schema version {version}); open it once for writing (a sweep) to upgrade it"
             )
 
-    def _refuse_newer(self, version: int) -> None:
+    def _refuse_foreign(self, version: int, tables: Sequence[str]) -> None:
+        """Refuse another program's SQLite file: tables without a user version, or without the runs table."""
+        if tables and (version == 0 or "runs" not in tables):
+            shown = ", ".join(sorted(tables)[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+            raise StoreError(
+                f"{quote_path(self.path)} is an SQLite file of another program (tables: {quote(shown, limit=120)}), "
+                "not a run store; it was left as it was. Check the path, or name a new file for the store"
+            )
+
+    def _refuse_version(self, version: int) -> None:
+        """Refuse a schema version this code does not migrate from: a newer one, or one below 0 (which no
+        DP Explorer writes, and which would index the migrations from their end)."""
+        if version < 0:
+            raise StoreError(
+                f"{quote_path(self.path)} has schema version {version}, which no DP Explorer writes: it is not a "
+                "run store; check the path"
+            )
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{quote_path(self.path)} has schema version {version}; this DP Explorer "
@@ -484,20 +512,40 @@ class RunStore:
         if problems != ["ok"] and self.damage is None:
             self.damage = damage_message(where, "; ".join(problems))
 
+    def _check_before_writing(self) -> None:
+        """Before anything changes the file (even its journal mode): read it read-only and refuse one that
+        is not a run store this code can migrate: another program's SQLite file, a schema version below 0
+        or above ``SCHEMA_VERSION``. A file SQLite cannot read this way goes on to ``_migrate``'s checks."""
+        try:
+            if not self.path.is_file() or self.path.stat().st_size == 0:
+                return  # a new store
+            conn = sqlite3.connect(
+                self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+            )
+            try:
+                version, tables = _version_and_tables(conn)
+            finally:
+                conn.close()
+        except (OSError, sqlite3.Error):
+            return
+        self._refuse_version(version)
+        self._refuse_foreign(version, tables)
+
     def _migrate(self) -> None:
         """Switch the file to WAL and apply any missing migrations in the transaction that bumps the version."""
+        self._check_before_writing()
         try:
             conn = self._open()
             try:
                 # A file from a newer version is refused before anything (even the journal mode) changes.
-                self._refuse_newer(conn.execute("PRAGMA user_version").fetchone()[0])
+                self._refuse_version(conn.execute("PRAGMA user_version").fetchone()[0])
                 conn.execute("PRAGMA journal_mode = WAL")
                 # A migration may rebuild a table that others reference; with foreign keys on, dropping
                 # the old one would cascade. Off for this connection only (it cannot change in a transaction).
                 conn.execute("PRAGMA foreign_keys = OFF")
                 with self._transaction(conn, write=True):
                     version = conn.execute("PRAGMA user_version").fetchone()[0]
-                    self._refuse_newer(version)
+                    self._refuse_version(version)
                     for step in range(version, SCHEMA_VERSION):
                         MIGRATIONS[step](conn)
                     if version != SCHEMA_VERSION:

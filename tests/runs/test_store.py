@@ -478,6 +478,10 @@ def test_csv_cells_that_spreadsheets_would_run_are_text(store):
         "\rCR",
         "line one\nline two",
         "plain",
+        "\n=cmd|' /C calc'!A0",
+        "   =1+1",
+        '\uff1dHYPERLINK("http://x")',
+        "\u3000@SUM(A1)",
     ]
     for name in names:
         _finished(store, "pada", name)
@@ -491,6 +495,10 @@ def test_csv_cells_that_spreadsheets_would_run_are_text(store):
         "'\rCR",
         "line one\nline two",
         "plain",
+        "'\n=cmd|' /C calc'!A0",
+        "'   =1+1",
+        '\'\uff1dHYPERLINK("http://x")',
+        "'\u3000@SUM(A1)",
     ]
     assert len(rows) == len(names)  # the newline stayed inside one quoted cell
     text = store.to_csv()
@@ -511,6 +519,9 @@ def test_csv_cells_that_spreadsheets_would_run_are_text(store):
         (-1.5, -1.5),
         (7, 7),
         ("a=b", "a=b"),
+        (" -0.5", " -0.5"),
+        ("\uff0d1", "\uff0d1"),
+        ("\n\n+x", "'\n\n+x"),
     ],
 )
 def test_spreadsheet_safe_leaves_numbers_alone(cell, written):
