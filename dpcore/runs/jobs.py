@@ -49,7 +49,8 @@ from dpcore.runs.job_state import AUDIT_JOB, Job, JobSnapshot
 from dpcore.runs.process_backend import ProcessBackend, audit_in_child
 from dpcore.runs.process_identity import process_token
 from dpcore.runs.records import INTERRUPTED_MESSAGE
-from dpcore.runs.store import RunStore, StoreError, UnknownRunError
+from dpcore.runs.serving import claim_store
+from dpcore.runs.store import RunStore, StoreError, StoreWriteError, UnknownRunError
 
 if TYPE_CHECKING:
     from dpcore.audit.report import AuditReport
@@ -732,7 +733,8 @@ def get_runner(
     It takes its worker count, limits and backend from ``settings`` (default ``ServerSettings.from_env()``:
     $DPEXPLORER_WORKERS, else the machine's cores); ``workers`` overrides the count. The backend is
     Ray when ``ray_address`` is set, else one child process per worker (``ProcessBackend``) unless
-    ``settings.backend`` is "local" (the worker threads themselves). Asking again
+    ``settings.backend`` is "local" (the worker threads themselves). The store is held for this
+    process (``serving.claim_store``): a store another live server holds is a StoreError. Asking again
     with a different store path is an error, since jobs already submitted live in the first one; a
     runner that was shut down is replaced by a new one.
     """
@@ -742,6 +744,8 @@ def get_runner(
         if _RUNNER is None or _RUNNER.closed:
             settings = settings if settings is not None else ServerSettings.from_env()
             count = settings.workers if workers is None else workers
+            store = RunStore(store_path, serving=True)
+            claim_store(store.path)  # one live server per store, so each person's limits hold once
             backend: Optional[TrainingBackend] = None
             if settings.ray_address is not None:
                 from dpcore.runs.ray_backend import RayBackend
@@ -751,13 +755,7 @@ def get_runner(
                 backend = ProcessBackend(processes=count)
             # A backend that can traces the default config's step at once (a process backend's children
             # do it as they start): a workshop's first run is that one.
-            _RUNNER = JobRunner(
-                store=RunStore(store_path, serving=True),
-                workers=count,
-                limits=settings.limits,
-                backend=backend,
-                warm_up=DPConfig(),
-            )
+            _RUNNER = JobRunner(store=store, workers=count, limits=settings.limits, backend=backend, warm_up=DPConfig())
         elif wanted is not None and wanted.resolve() != _RUNNER.store.path.resolve():
             raise ValueError(f"the job runner already uses {str(_RUNNER.store.path)!r}, not {str(wanted)!r}")
         return _RUNNER
