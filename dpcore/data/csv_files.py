@@ -13,6 +13,7 @@ import functools
 import io
 import os
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import numpy as np
@@ -39,6 +40,11 @@ MAX_CSV_LINE_CHARS = 100_000
 # Features are float32: a file under a declared schema holds no number beyond this (``_check_magnitudes``).
 MAX_CSV_MAGNITUDE = float(np.finfo(np.float32).max)
 MIN_CSV_ROWS = 10
+# The most feature values a CSV may encode to (rows × the schema's input width), checked from the row
+# count and the schema before any feature is made: 50 million float32 values are 200 MB, about what
+# Fashion-MNIST's training images take (60,000 × 784). A wide one-hot schema over many rows is refused
+# with the product named instead of filling a server's memory.
+MAX_ENCODED_VALUES = 50_000_000
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 # -- CSV -------------------------------------------------------------------------------------
@@ -53,11 +59,38 @@ def load_csv(
     max_train_examples: Optional[int] = None,
     validation_fraction: float = 0.0,
 ) -> Dataset:
-    """The CSV dataset, cached per file version, splits and preprocessing (in secure mode: one private
-    draw per process)."""
+    """The CSV dataset, its features encoded (float32) now: encoded datasets are not cached, so a process
+    holds one only while it trains or audits on it. Refused before encoding beyond ``MAX_ENCODED_VALUES``."""
+    _checked_csv_stat(path)
+    return _read_csv_file(
+        lambda: parse_csv(
+            _file_bytes(path),
+            label=label,
+            name=os.path.basename(path),
+            schema=schema,
+            derivation=derivation,
+            max_train_examples=max_train_examples,
+            validation_fraction=validation_fraction,
+        ),
+        path,
+    )
+
+
+def describe_csv(
+    path: str,
+    label: str,
+    *,
+    schema: Optional[csv_schema.CsvSchema] = None,
+    derivation: Optional[tabular.PrivateDerivation] = None,
+    max_train_examples: Optional[int] = None,
+    validation_fraction: float = 0.0,
+) -> DatasetInfo:
+    """What ``load_csv`` would give, without encoding a feature: sizes, input width, classes, with the same
+    checks and refusals (the encoded size included). Cached per file version and preprocessing, so a
+    secure-mode derivation is drawn once per process."""
     stat = _checked_csv_stat(path)
     return _read_csv_file(
-        lambda: load_csv_cached(
+        lambda: _describe_cached(
             os.path.abspath(path),
             label,
             stat.st_mtime_ns,
@@ -123,8 +156,8 @@ def _file_bytes(path: str) -> bytes:
     return safe_io.read_file_bytes(path, field="csv_path", max_bytes=MAX_CSV_BYTES, error=DatasetError)
 
 
-@functools.lru_cache(maxsize=8)
-def load_csv_cached(
+@functools.lru_cache(maxsize=32)
+def _describe_cached(
     path: str,
     label: str,
     mtime_ns: int,
@@ -132,17 +165,19 @@ def load_csv_cached(
     schema: Optional[csv_schema.CsvSchema],
     derivation: Optional[tabular.PrivateDerivation],
     max_train_examples: Optional[int],
-    validation_fraction: float = 0.0,
-) -> Dataset:
-    return parse_csv(
-        _file_bytes(path),
+    validation_fraction: float,
+) -> DatasetInfo:
+    frame, labels = labelled_table(_file_bytes(path), label=label, name=os.path.basename(path))
+    return _plan(
+        frame,
+        labels,
         label=label,
         name=os.path.basename(path),
         schema=schema,
         derivation=derivation,
         max_train_examples=max_train_examples,
         validation_fraction=validation_fraction,
-    )
+    ).info
 
 
 @functools.lru_cache(maxsize=16)
@@ -161,6 +196,14 @@ def _csv_train_rows_cached(
 @functools.lru_cache(maxsize=16)
 def csv_columns_cached(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
     return csv_columns(_file_bytes(path), name=os.path.basename(path))
+
+
+def clear_caches() -> None:
+    """Forget what was read from CSV files (headers, training-row counts, descriptions), so the next call
+    reads them again."""
+    csv_columns_cached.cache_clear()
+    _csv_train_rows_cached.cache_clear()
+    _describe_cached.cache_clear()
 
 
 def csv_columns(raw: bytes, *, name: str = "data.csv") -> tuple[str, ...]:
@@ -212,9 +255,59 @@ def parse_csv(
 
     Nothing is fitted on the rows outside ``derivation``'s mechanism, which sees the subset's rows
     only (training and validation); without a schema or a derivation the file is refused, naming
-    csv_schema.
+    csv_schema. The features are encoded (float32) only after rows × input width passed
+    ``MAX_ENCODED_VALUES``.
     """
     frame, labels = labelled_table(raw, label=label, name=name)
+    plan = _plan(
+        frame,
+        labels,
+        label=label,
+        name=name,
+        schema=schema,
+        derivation=derivation,
+        max_train_examples=max_train_examples,
+        validation_fraction=validation_fraction,
+    )
+    split, schema = plan.split, plan.schema
+    parts = (split.train, split.test, split.validation)
+    y = tabular.label_indices(schema, labels[np.concatenate(parts)], label=label)
+    ys = np.split(y, np.cumsum([len(p) for p in parts])[:-1])
+    x_train, x_test, x_validation = (tabular.encode_features(schema, frame.iloc[p]) for p in parts)
+    held = validation_fraction > 0
+    return Dataset(
+        info=plan.info,
+        x_train=frozen(x_train),
+        y_train=label_array(ys[0]),
+        x_test=frozen(x_test),
+        y_test=label_array(ys[1]),
+        x_validation=frozen(x_validation) if held else None,
+        y_validation=label_array(ys[2]) if held else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a CSV file will be once encoded: its rows' places, its schema and its metadata."""
+
+    split: splits.CsvSplit
+    schema: csv_schema.CsvSchema
+    info: DatasetInfo
+
+
+def _plan(
+    frame: Any,
+    labels: np.ndarray,
+    *,
+    label: str,
+    name: str,
+    schema: Optional[csv_schema.CsvSchema],
+    derivation: Optional[tabular.PrivateDerivation],
+    max_train_examples: Optional[int],
+    validation_fraction: float,
+) -> _Plan:
+    """Split the rows, take or derive the schema, and check it against the file (columns, labels and the
+    encoded size) without encoding a feature."""
     split = split_table(
         frame, name=name, max_train_examples=max_train_examples, validation_fraction=validation_fraction
     )
@@ -240,8 +333,10 @@ def parse_csv(
         _check_declared_file(frame, labels, label=label, name=name)
         origin = "declared schema"
     tabular.check_columns(schema, list(frame.columns), label=label, name=name)
+    rows = len(split.train) + len(split.test) + len(split.validation)
+    check_encoded_size(rows=rows, width=schema.width, name=name)
+    tabular.label_indices(schema, labels[np.concatenate([split.train, split.test, split.validation])], label=label)
     scale = "[-1, 1]" if schema.scale == "symmetric" else "[0, 1]"
-    held = validation_fraction > 0
     info = DatasetInfo(
         name="csv",
         title=name,
@@ -249,27 +344,27 @@ def parse_csv(
         n_test=len(split.test),
         input_shape=(schema.width,),
         num_classes=schema.num_classes,
-        source=f"CSV file {name}, label column {label!r}; {_split_text(split, held=held)}; {origin}: numbers "
-        f"clipped to their range and scaled to {scale}, categories one-hot with an 'other' slot; missing "
-        f"values: {csv_schema.MISSING_POLICY}",
+        source=f"CSV file {name}, label column {label!r}; {_split_text(split, held=validation_fraction > 0)}; "
+        f"{origin}: numbers clipped to their range and scaled to {scale}, categories one-hot with an 'other' "
+        f"slot; missing values: {csv_schema.MISSING_POLICY}",
         class_names=schema.class_names,
         feature_names=schema.feature_names,
         csv_schema=schema,
         n_validation=len(split.validation),
     )
-    parts = (split.train, split.test, split.validation)
-    y = tabular.label_indices(schema, labels[np.concatenate(parts)], label=label)
-    ys = np.split(y, np.cumsum([len(p) for p in parts])[:-1])
-    x_train, x_test, x_validation = (tabular.encode_features(schema, frame.iloc[p]) for p in parts)
-    return Dataset(
-        info=info,
-        x_train=frozen(x_train),
-        y_train=label_array(ys[0]),
-        x_test=frozen(x_test),
-        y_test=label_array(ys[1]),
-        x_validation=frozen(x_validation) if held else None,
-        y_validation=label_array(ys[2]) if held else None,
-    )
+    return _Plan(split=split, schema=schema, info=info)
+
+
+def check_encoded_size(*, rows: int, width: int, name: str) -> None:
+    """Refuse a CSV whose features would take more than ``MAX_ENCODED_VALUES`` values (rows × input width)."""
+    values = rows * width
+    if values > MAX_ENCODED_VALUES:
+        raise DatasetError(
+            "csv_schema",
+            f"{name} would encode to {rows:,} rows × {width:,} model inputs = {values:,} feature values",
+            allowed=f"at most {MAX_ENCODED_VALUES:,} values ({MAX_ENCODED_VALUES * 4 // 10**6:,} MB as float32): "
+            "fewer rows (max_train_examples), or fewer columns or categories in the schema",
+        )
 
 
 def _split_text(split: splits.CsvSplit, *, held: bool) -> str:

@@ -20,8 +20,16 @@ import numpy as np
 
 from dpcore.config import DATASET_TITLES, DATASETS
 from dpcore.csv_schema import CsvSchema
-from dpcore.data.csv_files import csv_columns_cached, csv_train_rows, load_csv, load_csv_cached, private_derivation
-from dpcore.data.splits import CSV_TEST_FRACTION, SPLIT_SEED, hold_out_validation, subset, subset_size, validation_size
+from dpcore.data import csv_files
+from dpcore.data.csv_files import csv_train_rows, describe_csv, load_csv, private_derivation
+from dpcore.data.splits import (
+    CSV_TEST_FRACTION,
+    SPLIT_SEED,
+    hold_out_validation,
+    subset,
+    subset_size,
+    validation_size,
+)
 from dpcore.data.types import Dataset, DatasetInfo, frozen, label_array
 from dpcore.errors import DatasetError, UserInputError
 from dpcore.safe_io import quote
@@ -98,7 +106,8 @@ def dataset_info(
     csv_label: Optional[str] = None,
     csv_schema: Optional[CsvSchema] = None,
 ) -> DatasetInfo:
-    """Metadata of a dataset; built-ins answer without loading, a CSV is read (and cached) under its declared schema.
+    """Metadata of a dataset; built-ins answer without loading, a CSV is described under its declared schema
+    (``csv_files.describe_csv``: read, never encoded).
 
     A CSV whose schema is derived privately depends on the whole config: use ``describe(config)``.
     """
@@ -111,7 +120,7 @@ def dataset_info(
                 "a CSV dataset needs a file path and a label column",
                 allowed="csv_path and csv_label both set",
             )
-        return load_csv(csv_path, csv_label, schema=csv_schema).info
+        return describe_csv(csv_path, csv_label, schema=csv_schema)
     raise DatasetError(
         "dataset", f"{quote(name)} is not a known dataset", allowed=", ".join(BUILTIN_DATASETS + ("csv",))
     )
@@ -124,8 +133,18 @@ def config_dataset_info(config: DPConfig) -> DatasetInfo:
 
 
 def describe(config: DPConfig) -> DatasetInfo:
-    """What ``config`` trains on, after subsetting and preprocessing (a CSV's schema included); cached."""
-    return load(config).info
+    """What ``config`` trains on, after subsetting, preprocessing (a CSV's schema included) and the
+    validation hold-out, as ``load(config).info`` says it, without encoding a CSV's features."""
+    if config.dataset != "csv":
+        return load(config).info
+    return describe_csv(
+        config.csv_path or "",
+        config.csv_label or "",
+        schema=config.csv_schema,
+        derivation=private_derivation(config),
+        max_train_examples=config.max_train_examples,
+        validation_fraction=config.validation_fraction,
+    )
 
 
 def train_size(config: DPConfig) -> int:
@@ -209,8 +228,7 @@ def _keras_cached(folder: str) -> bool:
 def clear_cache() -> None:
     """Forget the datasets loaded so far, so the next load reads the files again."""
     _load_builtin.cache_clear()
-    load_csv_cached.cache_clear()
-    csv_columns_cached.cache_clear()
+    csv_files.clear_caches()
 
 
 # -- built-in datasets ---------------------------------------------------------------------

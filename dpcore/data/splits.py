@@ -20,7 +20,7 @@ from typing import Any, Optional
 import numpy as np
 
 from dpcore.data import tabular
-from dpcore.data.types import Dataset, frozen, replace_info
+from dpcore.data.types import Dataset, DatasetInfo, frozen, replace_info
 from dpcore.errors import DatasetError
 
 CSV_TEST_FRACTION = 0.2
@@ -45,19 +45,11 @@ def hold_out_validation(dataset: Dataset, fraction: float) -> Dataset:
     The held-out rows are never trained on, so n (and ε) counts only the rest. Their metrics are not
     covered by ε: like the test set, they are released as they are.
     """
-    n = dataset.info.n_train
-    held = validation_size(n, fraction)
-    if held == 0:
+    info = validation_info(dataset.info, fraction)
+    if info is dataset.info:
         return dataset
-    if n - held < 2:
-        raise DatasetError(
-            "validation_fraction",
-            f"{fraction:g} of {n} training rows leaves {n - held} to train on",
-            allowed="a fraction that leaves at least 2 training rows",
-        )
-    order = np.random.default_rng(VALIDATION_SEED).permutation(n)
-    validation, train = np.sort(order[:held]), np.sort(order[held:])
-    info = replace_info(dataset.info, n_train=n - held, n_validation=held)
+    order = np.random.default_rng(VALIDATION_SEED).permutation(dataset.info.n_train)
+    validation, train = np.sort(order[: info.n_validation]), np.sort(order[info.n_validation :])
     return Dataset(
         info=info,
         x_train=frozen(dataset.x_train[train]),
@@ -67,6 +59,22 @@ def hold_out_validation(dataset: Dataset, fraction: float) -> Dataset:
         x_validation=frozen(dataset.x_train[validation]),
         y_validation=frozen(dataset.y_train[validation]),
     )
+
+
+def validation_info(info: DatasetInfo, fraction: float) -> DatasetInfo:
+    """``info`` after ``hold_out_validation`` (the same object when it holds out nothing), without the arrays;
+    a fraction that leaves fewer than 2 training rows is refused."""
+    n = info.n_train
+    held = validation_size(n, fraction)
+    if held == 0:
+        return info
+    if n - held < 2:
+        raise DatasetError(
+            "validation_fraction",
+            f"{fraction:g} of {n} training rows leaves {n - held} to train on",
+            allowed="a fraction that leaves at least 2 training rows",
+        )
+    return replace_info(info, n_train=n - held, n_validation=held)
 
 
 def subset(dataset: Dataset, max_train_examples: Optional[int]) -> Dataset:

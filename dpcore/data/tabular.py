@@ -84,19 +84,31 @@ def check_columns(schema: CsvSchema, columns: Sequence[str], *, label: str, name
 
 
 def encode_features(schema: CsvSchema, frame: Any) -> np.ndarray:
-    """The float32 features of ``frame``'s rows under ``schema``; each row's features depend on that row only."""
-    parts = []
-    for column in schema.numeric:
-        values = numbers(frame[column.name])
-        scaled = (np.clip(values, column.low, column.high) - column.low) / (column.high - column.low)
+    """The float32 features of ``frame``'s rows under ``schema``; each row's features depend on that row only.
+
+    Written column by column into one float32 array of rows × ``schema.width``: nothing larger (no
+    float64 copy, no one-hot matrix per column) is made on the way.
+    """
+    import pandas as pd
+
+    out = np.zeros((len(frame), schema.width), dtype=np.float32)
+    column_index = 0
+    for numeric in schema.numeric:
+        values = numbers(frame[numeric.name])
+        scaled = (np.clip(values, numeric.low, numeric.high) - numeric.low) / (numeric.high - numeric.low)
         scaled = np.where(np.isnan(scaled), 0.5, scaled)
-        parts.append((2.0 * scaled - 1.0 if schema.scale == "symmetric" else scaled)[:, None])
+        out[:, column_index] = 2.0 * scaled - 1.0 if schema.scale == "symmetric" else scaled
+        column_index += 1
     for categorical in schema.categorical:
-        spelled = cells(frame[categorical.name])
-        hot = np.stack([spelled == c for c in categorical.categories], axis=1)
-        other = np.array([s is not None for s in spelled], dtype=bool) & ~hot.any(axis=1)
-        parts.append(np.concatenate([hot, other[:, None]], axis=1).astype(np.float64))
-    return np.concatenate(parts, axis=1).astype(np.float32)
+        codes, uniques = pd.factorize(cells(frame[categorical.name]), use_na_sentinel=True)
+        # Each distinct cell's slot: its category's, else the "other" slot; a missing cell none (all zeros).
+        slot_of = {category: i for i, category in enumerate(categorical.categories)}
+        other = len(categorical.categories)
+        slots = np.array([-1 if u is None else slot_of.get(u, other) for u in uniques] + [-1], dtype=np.int64)[codes]
+        rows = np.flatnonzero(slots >= 0)
+        out[rows, column_index + slots[rows]] = 1.0
+        column_index += other + 1
+    return out
 
 
 def label_indices(schema: CsvSchema, spelled: np.ndarray, *, label: str) -> np.ndarray:
@@ -168,6 +180,37 @@ def threshold_for(*, noise_std: float, threshold_delta: float, columns: int) -> 
     return 1.0 - noise_std * statistics.NormalDist().inv_cdf(threshold_delta / columns)
 
 
+@dataclass(frozen=True)
+class ColumnCounts:
+    """What ``derive_schema`` counts in the training rows before any noise: per partition, how many rows.
+
+    ``label_counts`` holds the label column's counts, ``feature_counts`` each feature column's (in
+    ``features`` order); the keys are (0, grid bin) for a number and (1, spelling) for anything else.
+    The counts of a file do not change with the derivation's seed or noise, so they can be kept.
+    """
+
+    label: str
+    features: tuple[str, ...]
+    label_counts: dict[tuple[int, Any], int]
+    feature_counts: tuple[dict[tuple[int, Any], int], ...]
+
+    @property
+    def entries(self) -> int:
+        """How many partitions are counted in all: what keeping the counts costs."""
+        return len(self.label_counts) + sum(len(counts) for counts in self.feature_counts)
+
+
+def count_columns(frame: Any, *, label: str) -> ColumnCounts:
+    """The counts ``derive_schema`` adds its noise to, for the training rows in ``frame``."""
+    features = tuple(c for c in frame.columns if c != label)
+    return ColumnCounts(
+        label=label,
+        features=features,
+        label_counts=_counts(cells(frame[label]), numeric=False),
+        feature_counts=tuple(_counts(cells(frame[name]), numeric=True) for name in features),
+    )
+
+
 def derive_schema(frame: Any, *, label: str, derivation: PrivateDerivation) -> DerivedSchema:
     """A schema from the training rows in ``frame`` through noisy, thresholded counts.
 
@@ -180,13 +223,19 @@ def derive_schema(frame: Any, *, label: str, derivation: PrivateDerivation) -> D
     those bins, else categorical with its kept values (the most frequent ``MAX_CATEGORIES``); a
     column with nothing kept is left out. Its cost in ε: ``accounting.preprocessing_cost``.
     """
-    features = [c for c in frame.columns if c != label]
-    columns = 1 + len(features)
+    return derive_from_counts(count_columns(frame, label=label), derivation=derivation)
+
+
+def derive_from_counts(counts: ColumnCounts, *, derivation: PrivateDerivation) -> DerivedSchema:
+    """``derive_schema`` from the training rows' counts (``count_columns``): the same noise, drawn in the
+    same order from the same seed, so both give the same schema."""
+    label = counts.label
+    columns = 1 + len(counts.features)
     noise_std = derivation.noise_multiplier * math.sqrt(columns)
     threshold = threshold_for(noise_std=noise_std, threshold_delta=derivation.threshold_delta, columns=columns)
     rng = derivation_rng(derivation.seed)
 
-    kept_labels = _kept(_counts(cells(frame[label]), numeric=False), rng, noise_std, threshold)
+    kept_labels = _kept(counts.label_counts, rng, noise_std, threshold)
     # A kept label spelled OTHER is left to the class OTHER, which holds every label not kept.
     named = (v for _, v in kept_labels if v != OTHER)
     classes = sorted(named, key=lambda v: -kept_labels[(1, v)])[: MAX_CLASSES - 1]
@@ -198,8 +247,8 @@ def derive_schema(frame: Any, *, label: str, derivation: PrivateDerivation) -> D
             allowed="a larger csv_preprocessing_epsilon, or a declared csv_schema",
         )
     numeric, categorical, left_out = [], [], []
-    for name in features:
-        kept = _kept(_counts(cells(frame[name]), numeric=True), rng, noise_std, threshold)
+    for name, column_counts in zip(counts.features, counts.feature_counts):
+        kept = _kept(column_counts, rng, noise_std, threshold)
         bins = sorted(key for kind, key in kept if kind == 0)
         texts = [key for kind, key in kept if kind == 1]
         if not kept:

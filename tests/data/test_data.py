@@ -158,6 +158,49 @@ def test_sample_csv_is_encoded_by_its_public_schema():
     assert datasets.dataset_info("csv", csv_path=SAMPLE_CSV, csv_label="decision", csv_schema=SAMPLE_SCHEMA) == info
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"csv_schema": csv_schema.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))},
+        {
+            "csv_schema": csv_schema.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml")),
+            "max_train_examples": 100,
+            "validation_fraction": 0.1,
+        },
+        {"csv_preprocessing_epsilon": 5.0, "seed": 3},
+        {"csv_preprocessing_epsilon": 5.0, "seed": 4, "max_train_examples": 150, "validation_fraction": 0.2},
+    ],
+)
+def test_describing_a_csv_gives_the_info_of_loading_it_without_encoding(changes):
+    config = DPConfig(
+        dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision", model="logreg"
+    ).replace(**changes)
+    datasets.clear_cache()
+    described = datasets.describe(config)
+    assert described == datasets.load(config).info
+    assert described == datasets.describe(config)  # and again, from what was kept
+
+
+def test_a_csv_over_the_encoded_size_is_refused_naming_rows_and_width(tmp_path, monkeypatch):
+    monkeypatch.setattr(csv_files, "MAX_ENCODED_VALUES", 1000)
+    path = tmp_path / "wide.csv"
+    path.write_text("a,b,y\n" + "".join(f"v{i % 40},{i},{i % 2}\n" for i in range(100)))
+    schema = csv_schema.CsvSchema.from_dict(
+        {"classes": [0, 1], "numeric": {"b": [0, 100]}, "categorical": {"a": [f"v{i}" for i in range(40)]}}
+    )
+    config = DPConfig(dataset="csv", csv_path=str(path), csv_label="y", model="logreg", csv_schema=schema)
+    for attempt in (lambda: datasets.describe(config), lambda: datasets.load(config)):
+        with pytest.raises(DatasetError) as info:
+            attempt()
+        assert info.value.field == "csv_schema" and "100 rows × 42 model inputs = 4,200 feature values" in str(
+            info.value
+        )
+        assert "at most 1,000 values" in str(info.value)
+    # Without the categories the file fits: 100 rows × 1 input.
+    narrow = config.replace(csv_schema=csv_schema.CsvSchema.from_dict({"classes": [0, 1], "numeric": {"b": [0, 100]}}))
+    assert datasets.load(narrow).x_train.shape == (80, 1)
+
+
 def test_a_csv_without_a_schema_is_refused_naming_what_is_missing():
     config = DPConfig(dataset="csv", csv_path=SAMPLE_CSV, csv_label="decision", batch_size=16, delta=1e-4)
     for attempt in (

@@ -112,6 +112,29 @@ def test_features_are_clipped_scaled_and_one_hot_with_an_other_slot():
     np.testing.assert_array_equal(tabular.encode_features(symmetric, frame)[:, 0], [0, -1, 1, 0, 0])
 
 
+def test_features_are_float32_and_equal_a_one_hot_built_cell_by_cell():
+    rng = np.random.default_rng(0)
+    categories = tuple(f"c{i}" for i in range(12))
+    schema = csv_schema.CsvSchema(
+        classes=("no", "yes"),
+        numeric=(csv_schema.NumericColumn(name="x", low=-1.0, high=3.0),),
+        categorical=tuple(csv_schema.CategoricalColumn(name=f"k{j}", categories=categories) for j in range(3)),
+        scale="symmetric",
+    )
+    cells = rng.choice([*categories, "unknown", None], size=(500, 3))
+    frame = pd.DataFrame({"x": rng.uniform(-2, 4, 500), **{f"k{j}": cells[:, j] for j in range(3)}})
+    x = tabular.encode_features(schema, frame)
+    assert x.dtype == np.float32 and x.shape == (500, schema.width) == (500, 1 + 3 * 13)
+    expected = np.zeros((500, 1 + 3 * 13))
+    expected[:, 0] = 2 * (np.clip(frame["x"], -1, 3) + 1) / 4 - 1
+    for row in range(500):
+        for j in range(3):
+            cell = cells[row, j]
+            if cell is not None:
+                expected[row, 1 + 13 * j + (categories.index(cell) if cell in categories else 12)] = 1
+    np.testing.assert_allclose(x, expected, rtol=1e-6)
+
+
 def test_a_label_outside_declared_classes_is_refused_naming_it_but_never_counting_rows():
     spelled = np.array(["yes", "no", "maybe", "maybe", "maybe", "later"], dtype=object)
     with pytest.raises(DatasetError) as info:
@@ -223,6 +246,17 @@ def test_a_private_derivation_repeats_per_seed_and_varies_between_seeds():
     assert {derive(seed).numeric[1].low for seed in range(8)} == {1.0, 10.0}
     assert tabular.derivation_rng(5).normal(size=4).tolist() == tabular.derivation_rng(5).normal(size=4).tolist()
     assert tabular.derivation_rng(None).normal(size=4).tolist() != tabular.derivation_rng(None).normal(size=4).tolist()
+
+
+def test_deriving_from_kept_counts_draws_the_same_schema_as_from_the_rows():
+    frame = _frame()
+    counts = tabular.count_columns(frame, label="label")
+    assert counts.features == ("age", "city", "empty", "score") and counts.label_counts[(1, "yes")] > 1000
+    for seed in range(4):
+        derivation = tabular.PrivateDerivation(noise_multiplier=30.0, threshold_delta=1e-6, seed=seed)
+        assert tabular.derive_from_counts(counts, derivation=derivation) == tabular.derive_schema(
+            frame, label="label", derivation=derivation
+        )
 
 
 def test_too_little_epsilon_for_the_counts_says_what_to_change():
