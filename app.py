@@ -59,5 +59,7 @@ try:
     page.run()
 except app_state.PageDone:
     pass
+except UserInputError as exc:  # a value no page control offers (a forged widget value): one message
+    st.error(str(exc))
 # After the page, so the summary shows the config the page has just settled on.
 app_state.sidebar()

@@ -42,6 +42,7 @@ from dpcore.runs.job_state import JobSnapshot
 from dpcore.runs.jobs import JobRunner, get_runner
 from dpcore.runs.records import RunRecord, SweepRecord
 from dpcore.runs.store import RunStore
+from dpcore.safe_io import quote
 
 CONFIG_KEY = "dpx_config"
 OWNER_KEY = "dpx_owner"  # the participant's owner id, once they have typed a display name
@@ -281,6 +282,50 @@ def may_see_file(path: Optional[str]) -> bool:
         or uploads.upload_owner(path, directory=directory) is None
         or uploads.may_use(path, caller(), directory=directory)
     )
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file held by an upload widget: the name the browser gave it and its bytes."""
+
+    name: str
+    raw: bytes
+
+
+def uploaded_file(key: str, *, field: str) -> Optional[Upload]:
+    """The file upload widget ``key`` holds (None when it holds none).
+
+    A widget value naming a file this server does not hold (forged, or an upload that has expired)
+    is a UserInputError naming ``field``, one message instead of a traceback in the sender's session.
+    """
+    upload = st.session_state.get(key)
+    if upload is None:
+        return None
+    name, getvalue = getattr(upload, "name", None), getattr(upload, "getvalue", None)
+    if not isinstance(name, str) or not callable(getvalue):
+        raise UserInputError(
+            field, "this server does not hold the uploaded file (it may have expired)", allowed="upload the file again"
+        )
+    return Upload(name=name, raw=getvalue())
+
+
+def max_chars(limit: int) -> int:
+    """The ``max_chars`` of a text box whose text the library allows up to ``limit`` characters: one more.
+
+    Streamlit cuts a longer value to ``max_chars`` on the server (a browser never sends more), so a text
+    of ``limit + 1`` reaches the library's check and is refused with its message instead of being cut.
+    """
+    return limit + 1
+
+
+def choice(value: Any, options: Sequence[Any], *, field: str) -> Any:
+    """``value`` if it is one of ``options``: a selection widget's value, checked on the server because a
+    client can send any value for it (the browser offers only the options)."""
+    if value not in options:
+        raise UserInputError(
+            field, f"{quote(value)} is not one of the choices", allowed=", ".join(map(str, options))[:200]
+        )
+    return value
 
 
 def save_upload(raw: bytes, *, name: str) -> Path:
@@ -637,7 +682,7 @@ def identity_form(where: str) -> None:
     st.text_input(
         "Your name",
         key=key,
-        max_chars=participants.MAX_DISPLAY_NAME_CHARS,
+        max_chars=max_chars(participants.MAX_DISPLAY_NAME_CHARS),
         placeholder="e.g. Ada",
         help="Shown beside your runs. Your runs and uploads belong to this "
         "name; the page's address keeps a key to it (?me=…), so do not share that address.",

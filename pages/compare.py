@@ -11,6 +11,7 @@ from dpcore.errors import UserInputError
 from dpcore.privacy import explain
 from dpcore.results import TEST_METRICS_LABEL, TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, TRAIN_METRICS_LABEL
 from dpcore.runs.comparison import ALL, audit_points, build_view, busy_runs, filter_runs
+from dpcore.runs.records import MAX_NAME_CHARS
 from dpcore.views import charts
 from pages import audit_view
 
@@ -152,7 +153,11 @@ def sweep_section(all_runs: list) -> None:
         f"{len(s.run_ids)} runs)"
         for s in records
     }
-    chosen = st.selectbox("Sweep", list(labels), format_func=labels.get, index=len(labels) - 1, key="compare_sweep")
+    chosen = app_state.choice(
+        st.selectbox("Sweep", list(labels), format_func=labels.get, index=len(labels) - 1, key="compare_sweep"),
+        list(labels),
+        field="sweep",
+    )
     record = next(s for s in records if s.id == chosen)
     groups = sweeps.seed_groups(record, all_runs)
     if groups:
@@ -182,7 +187,12 @@ actions = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
 if len(selected) == 1:
     run_id = selected[0]
     if manageable:
-        actions[0].text_input("New name", key="compare_new_name", placeholder=f"name for run {run_id}")
+        actions[0].text_input(
+            "New name",
+            key="compare_new_name",
+            placeholder=f"name for run {run_id}",
+            max_chars=app_state.max_chars(MAX_NAME_CHARS),
+        )
         actions[1].button("Rename", key="compare_rename", on_click=rename, args=(run_id,), width="stretch")
     actions[2].button(
         "Load into Explore",

@@ -26,6 +26,7 @@ from dpcore.data.datasets import config_dataset_info, dataset_info
 from dpcore.errors import UserInputError
 from dpcore.model_specs import model_description, supported_models
 from dpcore.room.server_settings import upload_limit_text
+from dpcore.safe_io import MAX_PATH_CHARS
 from dpcore.views import presets
 from pages import explore_recipe, explore_schema
 
@@ -95,9 +96,14 @@ def apply_preset(key: str) -> None:
 def on_dataset_change() -> None:
     """Keep the model valid for the new dataset's input shape; a failed upload's error goes with the CSV dataset."""
     ss.pop("explore_upload_error", None)
-    if ss[f"{P}dataset"] == "csv":
+    try:
+        dataset = app_state.choice(ss[f"{P}dataset"], DATASETS, field="dataset")
+    except UserInputError as exc:
+        app_state.post_error(str(exc))
+        return
+    if dataset == "csv":
         return  # the model list follows once the file is known
-    allowed = supported_models(dataset_info(ss[f"{P}dataset"]).input_shape)
+    allowed = supported_models(dataset_info(dataset).input_shape)
     if ss.get(f"{P}model") not in allowed:
         ss[f"{P}model"] = _fallback_model(allowed)
 
@@ -107,12 +113,17 @@ def keep_upload() -> None:
 
     A failed upload clears the path, so nothing trains on the previous file until a good one arrives.
     """
-    upload = ss.get("explore_csv_upload")
+    try:
+        upload = app_state.uploaded_file("explore_csv_upload", field="csv_upload")
+    except UserInputError as exc:
+        ss["explore_upload_error"] = f"The upload failed, so there is no file to train on: {exc}"
+        ss[f"{P}csv_path"] = ""
+        return
     if upload is None:
         ss.pop("explore_upload_error", None)
         return
     try:
-        path = app_state.save_upload(upload.getvalue(), name=upload.name)
+        path = app_state.save_upload(upload.raw, name=upload.name)
     except UserInputError as exc:
         ss["explore_upload_error"] = f"The upload of {upload.name} failed, so there is no file to train on: {exc}"
         ss[f"{P}csv_path"] = ""
@@ -226,8 +237,12 @@ def render(cfg: DPConfig) -> DPConfig:
 
     left, right = st.columns(2)
     app_state.seed_widget(f"{P}dataset", cfg.dataset)
-    dataset = left.selectbox(
-        "Dataset", DATASETS, key=f"{P}dataset", on_change=on_dataset_change, format_func=DATASET_TITLES.get
+    dataset = app_state.choice(
+        left.selectbox(
+            "Dataset", DATASETS, key=f"{P}dataset", on_change=on_dataset_change, format_func=DATASET_TITLES.get
+        ),
+        DATASETS,
+        field="dataset",
     )
     csv_path, csv_label, csv_schema, csv_epsilon = _csv_controls(cfg) if dataset == "csv" else (None,) * 4
     try:
@@ -367,6 +382,7 @@ def _csv_controls(cfg: DPConfig) -> tuple[str, str, Optional[CsvSchema], Optiona
             st.text_input(
                 "CSV file on the server",
                 key=f"{P}csv_path",
+                max_chars=app_state.max_chars(MAX_PATH_CHARS),
                 help=f"Filled in by an upload, or a file under {app_state.settings().data_dir}.",
             ).strip()
             or None

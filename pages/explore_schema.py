@@ -33,11 +33,15 @@ DEFAULT_PREPROCESSING_EPSILON = 1.0
 
 def load_schema_upload() -> None:
     """Put an uploaded schema file's text into the schema box, where it is checked like typed text."""
-    upload = ss.get(UPLOAD_KEY)
     ss.pop(UPLOAD_ERROR_KEY, None)
+    try:
+        upload = app_state.uploaded_file(UPLOAD_KEY, field="csv_schema")
+    except UserInputError as exc:
+        ss[UPLOAD_ERROR_KEY] = str(exc)
+        return
     if upload is None:
         return
-    raw = upload.getvalue()
+    raw = upload.raw
     if len(raw) > csv_schema.MAX_SCHEMA_BYTES:
         ss[UPLOAD_ERROR_KEY] = (
             f"csv_schema: {upload.name} is too large (allowed: schema files up to "
@@ -118,6 +122,7 @@ def _declare_controls(
     st.text_area(
         "Schema (YAML or JSON)",
         key=TEXT_KEY,
+        max_chars=app_state.max_chars(csv_schema.MAX_SCHEMA_BYTES),
         height=260,
         help="classes: the label's values; numeric: column: [low, high]; categorical: column: "
         "[categories]; scale: unit or symmetric. Columns not listed are not used. Write what "

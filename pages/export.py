@@ -121,12 +121,15 @@ if source != "current":
     )
 
 st.subheader("Import a config file")
-upload = st.file_uploader(
-    "Upload a config file (.json, .yaml or .yml)", type=["json", "yaml", "yml"], key="export_upload"
-)
+st.file_uploader("Upload a config file (.json, .yaml or .yml)", type=["json", "yaml", "yml"], key="export_upload")
+try:
+    upload = app_state.uploaded_file("export_upload", field="config")
+except UserInputError as exc:
+    st.error(str(exc))
+    upload = None
 if upload is not None:
     try:
-        text = upload.getvalue().decode("utf-8")
+        text = upload.raw.decode("utf-8")
         uploaded = DPConfig.from_text(text, filename=upload.name)
     except UnicodeDecodeError:
         st.error(f"config: {upload.name!r} is not UTF-8 text (allowed: a JSON or YAML file)")

@@ -8,13 +8,13 @@ import pandas as pd
 import streamlit as st
 
 import app_state
-from dpcore.config import parse_field
 from dpcore.errors import UserInputError
 from dpcore.privacy.explain import format_epsilon
 from dpcore.privacy.selection import SELECTION_DISTRIBUTIONS, SelectionSettings
 from dpcore.results import ACTIVE_STATUSES
 from dpcore.runs import sweeps
 from dpcore.runs.comparison import config_summary
+from dpcore.runs.records import MAX_NAME_CHARS
 
 ss = st.session_state
 MODES = {"grid": "Grid: train every point", "private_selection": "Private selection: a random number of trials"}
@@ -41,10 +41,7 @@ def build_spec() -> sweeps.SweepSpec:
     """The sweep the widgets describe; a UserInputError names the field."""
     knobs = []
     for knob in ss.get("sweep_knobs", []):
-        texts = [t.strip() for t in ss.get(f"sweep_values_{knob}", "").split(",")]
-        if not any(texts):
-            raise UserInputError(knob, "no values", allowed="comma-separated values, e.g. 0.5, 1, 2")
-        knobs.append((knob, tuple(dict.fromkeys(parse_field(knob, t) for t in texts))))
+        knobs.append((knob, sweeps.parse_values(knob, ss.get(f"sweep_values_{knob}", ""))))
     mode = ss.get("sweep_mode", "grid")
     selection = None
     if mode == "private_selection":
@@ -90,11 +87,15 @@ def cancel(sweep_id: int) -> None:
 st.multiselect("Knobs (one or two)", sweeps.SWEEP_KNOBS, max_selections=sweeps.MAX_APP_KNOBS, key="sweep_knobs")
 for knob in ss.get("sweep_knobs", []):
     app_state.seed_widget(f"sweep_values_{knob}", _values_text(knob))
-    st.text_input(f"Values of {knob} (comma-separated)", key=f"sweep_values_{knob}")
+    st.text_input(
+        f"Values of {knob} (comma-separated)",
+        key=f"sweep_values_{knob}",
+        max_chars=app_state.max_chars(sweeps.MAX_VALUES_TEXT_CHARS),
+    )
 left, middle, right = st.columns(3)
 left.number_input("Seeds per setting", min_value=1, max_value=sweeps.MAX_SEEDS, value=1, step=1, key="sweep_seeds")
 middle.checkbox("Add the non-private baseline (ε = ∞)", key="sweep_baseline")
-right.text_input("Sweep name (optional)", key="sweep_name")
+right.text_input("Sweep name (optional)", key="sweep_name", max_chars=app_state.max_chars(MAX_NAME_CHARS))
 st.radio("Mode", list(MODES), format_func=MODES.get, key="sweep_mode", horizontal=True)
 if ss.get("sweep_mode") == "private_selection":
     a, b, c = st.columns(3)

@@ -23,6 +23,7 @@ from dpcore.results import (
 )
 from dpcore.runs.comparison import config_summary
 from dpcore.runs.job_state import JobSnapshot
+from dpcore.runs.records import MAX_NAME_CHARS
 from dpcore.views import charts
 from pages import audit_view, export_view
 
@@ -97,7 +98,12 @@ if not app_state.joined():
     st.info("Type your name to start runs: your runs belong to it and come back after a reload.")
     app_state.identity_form("train")
 blocked = n is None or bool(input_problem) or not app_state.joined()
-st.text_input("Run name (optional)", key="train_name", placeholder="e.g. sigma 1.1, batch 64")
+st.text_input(
+    "Run name (optional)",
+    key="train_name",
+    placeholder="e.g. sigma 1.1, batch 64",
+    max_chars=app_state.max_chars(MAX_NAME_CHARS),
+)
 st.checkbox(
     "Audit the model when training ends",
     value=audit_by_default(cfg),

@@ -33,10 +33,13 @@ from hypothesis import strategies as st
 from dpcore import safe_io
 from dpcore.cli import main
 from dpcore.config import FIELD_NAMES, DPConfig
+from dpcore.csv_schema import CsvSchema
 from dpcore.data import csv_files, datasets
 from dpcore.errors import UserInputError
 from dpcore.export import share
 from dpcore.results import EpochMetrics
+from dpcore.room import participants
+from dpcore.runs import sweeps
 from dpcore.runs.process_identity import process_token
 from dpcore.runs.store import RunStore, UnreadableRunError
 from dpcore.runs.weights_archive import weights_blob
@@ -271,6 +274,7 @@ CLI_CASES: dict[str, CliCase] = {
         ("sweep", "--grid", "accountant=pld", "--grid", "noise_multiplier=0.001"), ("noise_multiplier", "PLD")
     ),
     "sweep text epochs": CliCase(("sweep", "--grid", "epochs=abc"), ("--grid epochs", "whole number")),
+    "sweep a 300-character name": CliCase(SWEEP + ("--name", "n" * 300), ("--name", "300 characters", "at most 200")),
     "sweep on Ray at an http address": CliCase(
         SWEEP + ("--backend", "ray", "--ray-address", "http://127.0.0.1:8265"),
         ("--ray-address", "not a Ray address", "ray://host:port"),
@@ -523,6 +527,86 @@ def test_a_ray_backend_refuses_an_address_of_no_ray_form_before_asking_ray(addre
     assert _one_line(info.value).startswith("ray_address: ") and "ray://host:port, host:port or auto" in str(info.value)
 
 
+# Text a person types, refused where it enters the library: (call on a fresh store, words in the message).
+MIB_TEXT = "x" * 2**20
+TEXT_CASES: dict[str, tuple[Callable[[RunStore], Any], tuple[str, ...]]] = {
+    "a 1 MiB run name": (lambda s: s.create_run(TINY, owner="p", name=MIB_TEXT), ("name", "1,048,576 characters")),
+    "a 201-character run name": (lambda s: s.create_run(TINY, owner="p", name="n" * 201), ("name", "at most 200")),
+    "a 1 MiB rename": (
+        lambda s: s.rename_run(s.create_run(TINY, owner="p"), MIB_TEXT),
+        ("name", "1,048,576 characters"),
+    ),
+    "a run name that is not text": (lambda s: s.create_run(TINY, owner="p", name=b"x"), ("name", "not text")),
+    "a 1 MiB sweep name": (
+        lambda s: sweeps.SweepSpec(base=TINY, knobs=(("epochs", (1,)),), name=MIB_TEXT),
+        ("sweep_name", "1,048,576 characters"),
+    ),
+    "a 1 MiB sweep name in the store": (
+        lambda s: s.create_sweep(
+            owner="p",
+            name=MIB_TEXT,
+            mode="grid",
+            knobs_json="[]",
+            seeds=1,
+            baseline=False,
+            selection_json=None,
+            trial_count=None,
+            base_config=TINY,
+        ),
+        ("sweep_name", "1,048,576 characters"),
+    ),
+    "a 1 MiB values box": (lambda s: sweeps.parse_values("epochs", "1," * 2**19), ("epochs", "at most 4,000")),
+    "a values box of 1001 values": (
+        lambda s: sweeps.parse_values("seed", ",".join(map(str, range(1001)))),
+        ("seed", "1,001 values", "at most 1000"),
+    ),
+    "a 1 MiB schema": (lambda s: CsvSchema.from_text(MIB_TEXT), ("csv_schema", "too large")),
+    "a 1 MiB display name": (lambda s: participants.register(s, MIB_TEXT), ("display_name", "1048576 characters")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_CASES))
+def test_long_text_is_refused_where_it_enters_and_nothing_is_stored(name, tmp_path):
+    call, words = TEXT_CASES[name]
+    store = RunStore(tmp_path / "runs.sqlite3")
+    before = (len(store.list_runs()), len(store.list_sweeps()))
+    with pytest.raises(UserInputError) as info:
+        call(store)
+    message = _one_line(info.value)
+    assert all(word in message for word in words), message
+    assert all(len(run.name) <= 200 for run in store.list_runs())
+    assert len(store.list_sweeps()) == before[1] and not store.display_names()
+
+
+def test_a_sweep_of_many_knobs_names_its_runs_within_the_limit(tmp_path):
+    from dpcore.runs.jobs import JobRunner
+
+    spec = sweeps.SweepSpec(
+        base=TINY,
+        knobs=tuple(
+            (field, (value,))
+            for field, value in [
+                ("learning_rate", 0.123456789012345),
+                ("l2_norm_clip", 1.23456789012345),
+                ("noise_multiplier", 1.12345678901234),
+                ("momentum", 0.123456789012345),
+                ("activation", "tanh"),
+                ("optimizer", "momentum"),
+            ]
+        ),
+        name="n" * 150,
+    )
+    runner = JobRunner(store=RunStore(tmp_path / "runs.sqlite3"), workers=1)
+    try:
+        started = sweeps.start(runner, spec, owner="cli")
+        runner.cancel_all(by=None)
+    finally:
+        runner.shutdown(wait=True)
+    (run,) = RunStore(tmp_path / "runs.sqlite3").list_runs()
+    assert run.id == started.run_ids[0] and len(run.name) == 200 and run.name.endswith("…")
+    assert run.name.startswith("n" * 150 + ": learning_rate=0.123456789012345")
+
+
 # -- the catalogue: config text, share links and CSV bytes through the library ---------------------------
 
 
@@ -657,6 +741,62 @@ def test_csv_lines_ending_in_a_carriage_return_are_read_as_lines(line_end):
     wide = b"\r".join([b",".join(b"c%d" % i for i in range(1447)) + b",decision"] + [b"0," * 1447 + b"yes"] * 12)
     with pytest.raises(UserInputError, match="1,448 columns"):
         csv_files.csv_columns(wide)  # the header alone is counted, not the whole file
+
+
+WIDE_PROBE = """
+import resource, sys
+import numpy, pandas, sklearn.model_selection  # loaded before the limit, as a server has them
+from dpcore.config import DPConfig
+from dpcore.csv_schema import CsvSchema
+from dpcore.data import datasets
+from dpcore.errors import UserInputError
+columns = [f"c{j}" for j in range(999)]
+schema = CsvSchema.from_dict({"classes": ["no", "yes"], "categorical": {c: [f"v{k}" for k in range(50)] for c in columns}})
+declared = DPConfig(dataset="csv", csv_path=sys.argv[1], csv_label="label", model="logreg", csv_schema=schema)
+derived = declared.replace(csv_schema=None, csv_preprocessing_epsilon=100.0, max_train_examples=500)
+pages = int(open("/proc/self/statm").read().split()[0])
+limit = pages * resource.getpagesize() + 256 * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+for what, call in [
+    ("describe", lambda: datasets.describe(declared)),
+    ("load", lambda: datasets.load(declared)),
+    *[(f"describe derived seed {seed}", lambda seed=seed: datasets.describe(derived.replace(seed=seed)).input_shape)
+      for seed in range(3)],
+    ("load 500", lambda: datasets.load(declared.replace(max_train_examples=500)).x_train.shape),
+]:
+    try:
+        print(what, "->", call())
+    except UserInputError as exc:
+        print(what, "->", str(exc)[:100])
+"""
+
+
+def test_a_wide_csv_is_refused_before_encoding_and_encoded_in_float32_within_a_limited_address_space(tmp_path):
+    # 999 columns of 50 categories: a one-hot input of 999 × 51 = 50,949 (the issue's file, 1,100 rows
+    # instead of 12,500). Read in a child whose address space may grow by 256 MiB only: the whole file
+    # (56 million values) is refused from its rows and width, before encoding; 500 training rows (36.7
+    # million values, 147 MB as float32) are encoded; a derived schema is described for three seeds.
+    # The float64 one-hot of before needed over 512 MiB here.
+    rng = np.random.default_rng(0)
+    cells = rng.integers(0, 50, size=(1100, 999))
+    lines = [",".join(f"c{j}" for j in range(999)) + ",label"]
+    lines += [",".join(f"v{v}" for v in row) + ("," + ("yes" if i % 2 else "no")) for i, row in enumerate(cells)]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-c", WIDE_PROBE, str(path)],
+        cwd=REPO_ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    results = dict(line.split(" -> ", 1) for line in done.stdout.strip().splitlines())
+    refusal = "csv_schema: wide.csv would encode to 1,100 rows × 50,949 model inputs = 56,043,900 feature values"
+    assert results["describe"].startswith(refusal[:100]) and results["load"].startswith(refusal[:100]), results
+    assert all(results[f"describe derived seed {seed}"].startswith("(") for seed in range(3)), results
+    assert results["load 500"] == "(500, 50949)", results
 
 
 @pytest.mark.parametrize(

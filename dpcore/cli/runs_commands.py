@@ -16,7 +16,7 @@ from dpcore.privacy.explain import format_epsilon
 from dpcore.privacy.selection import MAX_EXPECTED_TRIALS, SELECTION_DISTRIBUTIONS, SelectionSettings
 from dpcore.room.server_settings import RAY_ADDRESS_FORMS, check_ray_address
 from dpcore.runs.jobs import MAX_WORKERS
-from dpcore.runs.records import RunRecord
+from dpcore.runs.records import MAX_NAME_CHARS, RunRecord
 from dpcore.runs.run_table import CSV_COLUMNS, run_row
 from dpcore.runs.store import RunStore
 from dpcore.runs.sweeps import MAX_SEEDS, MAX_SWEEP_RUNS
@@ -75,7 +75,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also train the non-private baseline of the base config (one per seed; ε = ∞)",
     )
-    sweep.add_argument("--name", metavar="NAME", default="", help="a name for the sweep and its runs")
+    sweep.add_argument(
+        "--name",
+        metavar="NAME",
+        default="",
+        help=f"a name for the sweep and its runs (at most {MAX_NAME_CHARS} characters)",
+    )
     sweep.add_argument(
         "--selection",
         choices=SELECTION_CHOICES,
@@ -345,6 +350,7 @@ _SWEEP_FLAGS = {
     "shape": "--selection-shape",
     "distribution": "--selection-distribution",
     "csv_path": "--config",
+    "sweep_name": "--name",
     "csv_preprocessing_epsilon": "--config",
 }
 

@@ -14,8 +14,8 @@ from dpcore.data import datasets
 from dpcore.results import FINISHED_STATUSES
 
 if TYPE_CHECKING:
-    from dpcore.runs.records import RunRecord
     from dpcore.config import DPConfig
+    from dpcore.runs.records import RunRecord
     from dpcore.runs.store import RunStore
 
 

@@ -50,7 +50,7 @@ from dpcore.runs.process_backend import ProcessBackend, audit_in_child
 from dpcore.runs.process_identity import process_token
 from dpcore.runs.records import INTERRUPTED_MESSAGE
 from dpcore.runs.serving import claim_store
-from dpcore.runs.store import RunStore, StoreError, StoreWriteError, UnknownRunError
+from dpcore.runs.store import RunStore, StoreError, UnknownRunError
 
 if TYPE_CHECKING:
     from dpcore.audit.report import AuditReport

@@ -16,6 +16,7 @@ from typing import Any, Optional, Union
 
 from dpcore.audit.report import AuditError, AuditReport
 from dpcore.config import DPConfig
+from dpcore.errors import UserInputError
 from dpcore.results import (
     ACTIVE_STATUSES,
     STATUSES,
@@ -27,6 +28,19 @@ from dpcore.safe_io import quote
 # -- records ---------------------------------------------------------------------------
 
 INTERRUPTED_MESSAGE = "the process running it stopped before it finished"
+# The longest name a run or a sweep may have (typed in a box, or made from a sweep's name and its
+# point); checked where a name enters the store, so one long name cannot ride along every listing.
+MAX_NAME_CHARS = 200
+
+
+def check_name(name: Any, *, field: str = "name") -> str:
+    """``name`` as it is, refused (naming ``field``) unless it is text of at most ``MAX_NAME_CHARS`` characters."""
+    allowed = f"text of at most {MAX_NAME_CHARS} characters"
+    if not isinstance(name, str):
+        raise UserInputError(field, f"{type(name).__name__} is not text", allowed=allowed)
+    if len(name) > MAX_NAME_CHARS:
+        raise UserInputError(field, f"the name has {len(name):,} characters", allowed=allowed)
+    return name
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ from dpcore.runs.records import (
     SelectionDraw,
     SweepRecord,
     UnreadableRun,
+    check_name,
     damage_message,
     epoch_values,
     float_or_none,
@@ -569,7 +570,11 @@ class RunStore:
     # -- writing -------------------------------------------------------------------------
 
     def create_run(self, config: DPConfig, *, owner: str = "", name: str = "", sweep_id: Optional[int] = None) -> int:
-        """Record a new queued run owned by this process (one of sweep ``sweep_id``'s when given); return its id."""
+        """Record a new queued run owned by this process (one of sweep ``sweep_id``'s when given); return its id.
+
+        A name longer than ``MAX_NAME_CHARS`` is refused (a UserInputError naming ``name``).
+        """
+        name = check_name(name)
         with self._connect(write=True) as conn:
             cursor = conn.execute(
                 "INSERT INTO runs (name, owner, created, config_json, status, process) "
@@ -605,6 +610,7 @@ class RunStore:
         ``selection_draw_id``: the recorded draw it runs, marked as used by it in the same transaction
         (SelectionDrawUsedError, and no sweep, if another sweep used it first or it was refused).
         """
+        name = check_name(name, field="sweep_name")
         with self._connect(write=True) as conn:
             cursor = conn.execute(
                 "INSERT INTO sweeps (owner, name, mode, knobs_json, seeds, baseline, selection_json, "
@@ -799,10 +805,12 @@ class RunStore:
             )
 
     def rename_run(self, run_id: int, name: str, *, by: Optional[Caller] = None) -> None:
-        """Give a run a display name ("" goes back to ``run <id>``); ``by`` must own it or be the host."""
+        """Give a run a display name ("" goes back to ``run <id>``; at most ``MAX_NAME_CHARS``); ``by`` must
+        own it or be the host."""
+        name = check_name(name.strip() if isinstance(name, str) else name)
         with self._connect(write=True) as conn:
             check_may_manage(by, run_id=run_id, run_owner=self._owner_of(conn, run_id), action="rename")
-            conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name.strip(), run_id))
+            conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name, run_id))
 
     def delete_run(self, run_id: int, *, by: Optional[Caller] = None) -> None:
         """Remove a run and its epochs; ``by`` must own it or be the host."""

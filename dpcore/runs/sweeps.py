@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union, cast
 
 import numpy as np
 
-from dpcore.config import FIELD_NAMES, DPConfig
+from dpcore.config import FIELD_NAMES, DPConfig, parse_field
 from dpcore.data import datasets
 from dpcore.errors import UserInputError
 from dpcore.privacy import accounting
@@ -56,7 +56,8 @@ from dpcore.results import FINISHED_STATUSES
 from dpcore.room.participants import NotAllowedError, check_participant
 from dpcore.runs.capacity import CapacityError, format_duration
 from dpcore.runs.comparison import Point, pareto_frontier
-from dpcore.runs.records import RunRecord, SelectionDraw, SweepRecord
+from dpcore.runs.records import MAX_NAME_CHARS, RunRecord, SelectionDraw, SweepRecord
+from dpcore.safe_io import quote
 
 if TYPE_CHECKING:
     from dpcore.room.participants import Caller
@@ -74,6 +75,8 @@ MAX_SWEEP_RUNS = 1000
 # A private-selection sweep whose drawn K is above this runs nothing; the draw is recorded, never
 # redrawn, and the chance of it is paid in δ (``SelectionEpsilon.cap_delta``).
 MAX_DRAWN_TRIALS = MAX_SWEEP_RUNS
+# What the app's values box of one knob may hold: room for hundreds of values, and no more.
+MAX_VALUES_TEXT_CHARS = 4000
 
 
 class SweepError(UserInputError):
@@ -99,7 +102,12 @@ class SweepSpec:
         if not isinstance(self.base, DPConfig):
             raise SweepError("base", "expected a DPConfig", allowed="a run configuration")
         if self.mode not in SWEEP_MODES:
-            raise SweepError("mode", f"{self.mode!r} is not a sweep mode", allowed=", ".join(SWEEP_MODES))
+            raise SweepError("mode", f"{quote(self.mode)} is not a sweep mode", allowed=", ".join(SWEEP_MODES))
+        if not isinstance(self.name, str) or len(self.name) > MAX_NAME_CHARS:
+            shown = f"{len(self.name):,} characters" if isinstance(self.name, str) else type(self.name).__name__
+            raise SweepError(
+                "sweep_name", f"the name has {shown}", allowed=f"text of at most {MAX_NAME_CHARS} characters"
+            )
         names = [name for name, _ in self.knobs]
         for name, values in self.knobs:
             if name not in FIELD_NAMES:
@@ -464,7 +472,7 @@ def start(runner: JobRunner, spec: SweepSpec, *, owner: str, rng: Optional[np.ra
     )
     ids: list[int] = []
     if points:
-        names = [f"{spec.name or f'sweep {sweep_id}'}: {p.label()}" for p in points]
+        names = [_run_name(spec.name or f"sweep {sweep_id}", p) for p in points]
         try:
             ids = runner.submit_many([p.config for p in points], owner=owner, names=names, sweep_id=sweep_id)
         except BaseException as exc:
@@ -519,6 +527,28 @@ def recorded_draw(
             allowed=f"another distribution or other candidates, which draw anew; its ε adds to sweep {kept.sweep_id}'s",
         )
     return kept
+
+
+def _run_name(sweep_name: str, point: SweepPoint) -> str:
+    """A sweep run's name, "<sweep name>: <its point>", cut with … to ``MAX_NAME_CHARS`` (many knobs make long points)."""
+    name = f"{sweep_name}: {point.label()}"
+    return name if len(name) <= MAX_NAME_CHARS else name[: MAX_NAME_CHARS - 1] + "…"
+
+
+def parse_values(knob: str, text: str) -> tuple[Any, ...]:
+    """The values a person typed for ``knob`` (comma-separated, as its config field reads them), each once, in
+    order; text over ``MAX_VALUES_TEXT_CHARS`` characters or over ``MAX_SWEEP_RUNS`` values is refused unread."""
+    if not isinstance(text, str) or len(text) > MAX_VALUES_TEXT_CHARS:
+        shown = f"{len(text):,} characters" if isinstance(text, str) else type(text).__name__
+        raise SweepError(
+            knob, f"the values take {shown}", allowed=f"at most {MAX_VALUES_TEXT_CHARS:,} characters of values"
+        )
+    texts = [t.strip() for t in text.split(",")]
+    if not any(texts):
+        raise SweepError(knob, "no values", allowed="comma-separated values, e.g. 0.5, 1, 2")
+    if len(texts) > MAX_SWEEP_RUNS:
+        raise SweepError(knob, f"{len(texts):,} values", allowed=f"at most {MAX_SWEEP_RUNS} values")
+    return tuple(dict.fromkeys(parse_field(knob, t) for t in texts))
 
 
 def cancel(runner: JobRunner, sweep_id: int, *, by: Optional[Caller]) -> int:
