@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, overload
 
-from dpcore.data.csv_files import MAX_CSV_BYTES
+from dpcore.data.csv_files import MAX_CSV_BYTES, MAX_ENCODED_VALUES
 from dpcore.errors import UserInputError
 from dpcore.safe_io import quote
 
@@ -212,7 +212,8 @@ class ServerSettings:
     ``room``: quotas of uploads, joins and host-secret tries (``RoomLimits``).
     ``room_code``: a code every participant must type to join ($DPEXPLORER_ROOM_CODE; None: joining
     needs none). The host can set another while the server runs (``dpcore.room.joins``).
-    The upload limit is ``MAX_UPLOAD_BYTES``, fixed because .streamlit/config.toml must agree with it.
+    The upload limit is ``MAX_UPLOAD_BYTES``, fixed because .streamlit/config.toml must agree with it;
+    the encoded size of a CSV is ``max_encoded_values``, fixed in the data room that checks it.
     """
 
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -247,6 +248,12 @@ class ServerSettings:
     def max_upload_bytes(self) -> int:
         """The largest file a person may upload (``MAX_UPLOAD_BYTES``)."""
         return MAX_UPLOAD_BYTES
+
+    @property
+    def max_encoded_values(self) -> int:
+        """The most feature values a CSV may encode to, rows × input width (``csv_files.MAX_ENCODED_VALUES``),
+        checked wherever a CSV is read, this server's processes and a CLI alike."""
+        return MAX_ENCODED_VALUES
 
     @property
     def has_host(self) -> bool:

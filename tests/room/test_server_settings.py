@@ -41,6 +41,7 @@ def test_defaults_without_any_variable():
         host_lockout_seconds=900.0,
     )
     assert settings.room_code is None
+    assert settings.max_encoded_values == 50_000_000
 
 
 def test_every_variable_is_read(tmp_path):
