@@ -1,10 +1,12 @@
 """A person's CSV file as a dataset: bounded reading, the header, the label, the splits, the schema.
 
 Limits hold before anything is parsed (``MAX_CSV_BYTES``, columns, line length): a file beyond them is
-refused with a message, never half-read; under a declared schema, so is a number beyond float32. Cells are read as text, so that how a cell
-reads never depends on the other rows (pandas' column types would). Each row's place (test, subset,
-validation) is its own (``dpcore.data.splits``); its features come from the schema
-(``dpcore.csv_schema``, declared or privately derived by ``dpcore.data.tabular``).
+refused with a message, never half-read; under a declared schema, so is a number beyond float32. Cells
+are read as text, so that how a cell reads never depends on the other rows (pandas' column types would).
+Each row's place (test, subset, validation) is its own (``dpcore.data.splits``); its features come from
+the schema (``dpcore.csv_schema``, declared or privately derived by ``dpcore.data.tabular``), and their
+number, rows × input width, is bounded by ``MAX_ENCODED_VALUES`` before any is made. ``describe_csv``
+says what ``load_csv`` would give without encoding (what a page needs); encoded datasets are never cached.
 """
 
 from __future__ import annotations
