@@ -12,11 +12,11 @@ from dpcore.config import DPConfig, load_config_file
 from dpcore.errors import UserInputError
 from dpcore.export.files import REPORT_FORMATS
 from dpcore.export.script import EXPORT_FORMATS
+from dpcore.safe_io import write_file
 
 CONFIG_FORMATS = EXPORT_FORMATS + ("notebook",)
 MODEL_FORMAT = "model"
 FORMATS = CONFIG_FORMATS + REPORT_FORMATS + (MODEL_FORMAT,)
-from dpcore.safe_io import write_file
 
 
 def register(subparsers: Any) -> None:
