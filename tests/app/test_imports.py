@@ -19,10 +19,11 @@ print(json.dumps({{"exceptions": len(at.exception), "tensorflow": "tensorflow" i
 """
 
 
-def test_pages_do_not_import_tensorflow(store_env) -> None:
+def test_pages_do_not_import_tensorflow(store_env, tmp_path) -> None:
     # With the served default backend: training (and its warm-up) happens in child processes; a local
-    # backend warms the trainer up in the server itself, which is training, not showing a page.
-    env = {**os.environ, "DPEXPLORER_BACKEND": "process"}
+    # backend warms the trainer up in the server itself, which is training, not showing a page. The
+    # child is a server of its own, so it serves a store of its own (one live server per store).
+    env = {**os.environ, "DPEXPLORER_BACKEND": "process", "DPEXPLORER_STORE": str(tmp_path / "runs.sqlite3")}
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, env=env
     )
