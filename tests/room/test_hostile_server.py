@@ -6,7 +6,6 @@ traceback, and nothing long is kept in the store.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from bench.app_server import streamlit_server
 from bench.load_workshop import Client, Reply, text_state, trigger_state
 from dpcore.runs.store import RunStore
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_coroutine
 
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
@@ -187,7 +186,7 @@ CASES = {
 def test_what_no_browser_sends_is_one_message_and_nothing_long_is_kept(name, server):
     url, store = server
     probe, words = CASES[name]
-    _one_message(asyncio.run(probe(url)), *words)
+    _one_message(run_coroutine(probe(url)), *words)
     kept = RunStore(store, read_only=True)
     names = (
         [run.name for run in kept.list_runs()]

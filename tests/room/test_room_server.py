@@ -5,7 +5,6 @@ text; a store that cannot be written, is replaced by garbage and is put back is 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from bench.app_server import streamlit_app
 from bench.load_workshop import Client, Reply, text_state, trigger_state
 from dpcore.config import DPConfig
 from dpcore.runs.store import RunStore
+from tests.conftest import run_coroutine
 
 SECRET = "room-test-host-secret-0123"
 ROOM_CODE = "ROOM-42"
@@ -108,22 +108,22 @@ def test_joins_sweeps_and_the_host_secret_are_checked_on_the_server(tmp_path: Pa
         "DPEXPLORER_ACCOUNTANT_PROCESSES": "0",
     }
     with streamlit_app(env=env, log_path=log) as url:
-        shown, pressed = asyncio.run(_visitor_starts_a_sweep(url))
+        shown, pressed = run_coroutine(_visitor_starts_a_sweep(url))
         assert any("Type your name in the sidebar to start a sweep" in i for i in shown.infos)
         assert any(e.startswith("error: display_name: sweeps need a name") for e in pressed.errors), pressed.errors
         assert not pressed.exceptions and RunStore(tmp_path / "runs.sqlite3").list_sweeps() == []
 
-        wrong = asyncio.run(_join(url, "Mallory", "ROOM-41"))  # a wrong code counts as a try
+        wrong = run_coroutine(_join(url, "Mallory", "ROOM-41"))  # a wrong code counts as a try
         assert any("room_code: that is not this room's code" in e for e in wrong.errors), wrong.errors
         for name in ("Ana", "Ben"):
-            assert not asyncio.run(_join(url, name, ROOM_CODE)).errors
+            assert not run_coroutine(_join(url, name, ROOM_CODE)).errors
         guesses = [f"guess-number-{i}" for i in range(4)] + [SECRET]
-        replies = asyncio.run(_guess_host_secrets(url, guesses))  # the fourth join from this address
+        replies = run_coroutine(_guess_host_secrets(url, guesses))  # the fourth join from this address
         for reply in replies[:4]:
             assert any("host_secret: that is not the host secret" in e for e in reply.errors), reply.errors
         # Four wrong in a row: locked out, so even the right secret is refused before it is compared.
         assert any("try again in 15 min" in e for e in replies[4].errors), replies[4].errors
-        fifth = asyncio.run(_join(url, "Eve", ROOM_CODE))
+        fifth = run_coroutine(_join(url, "Eve", ROOM_CODE))
         assert any("4 names joined from this address" in e for e in fifth.errors), fifth.errors
         assert [name for _, name, _ in RunStore(tmp_path / "runs.sqlite3").list_participants()] == [
             "Ana",
@@ -162,26 +162,26 @@ def test_a_store_that_cannot_be_written_is_garbage_or_is_put_back_is_survived_wi
     pages = ("Train", "Sweep", "Compare", "Export", "Learn")
     env = {"DPEXPLORER_STORE": str(path), "DPEXPLORER_ACCOUNTANT_PROCESSES": "0", "DPEXPLORER_WORKERS": "1"}
     with streamlit_app(env=env, log_path=log) as url:
-        started = asyncio.run(_visit(url, pages))
+        started = run_coroutine(_visit(url, pages))
         assert started["Explore"].epsilon is not None  # Explore serves
         assert any(w.startswith("The run store cannot be written") for w in started["Explore"].warnings)
         assert not any(p.exceptions for p in started.values()), {t: p.exceptions for t, p in started.items()}
         assert not any("No runs stored yet" in i for i in started["Compare"].infos)  # its run is listed
 
         blocker.rmdir()  # the folder takes writes again: the next page run sees it
-        writable = asyncio.run(_visit(url, ("Compare",)))
+        writable = run_coroutine(_visit(url, ("Compare",)))
         assert not writable["Explore"].warnings and not writable["Compare"].exceptions
 
         path.write_bytes(bytes(range(256)) * 64)  # the store replaced by garbage while serving
         os.utime(path)
-        damaged = asyncio.run(_visit(url, pages))
+        damaged = run_coroutine(_visit(url, pages))
         assert not any(p.exceptions for p in damaged.values()), {t: p.exceptions for t, p in damaged.items()}
         assert not any(e for p in damaged.values() for e in p.errors if "Traceback" in e)
         for title in ("Sweep", "Compare", "Export", "Learn"):
             assert any(w.startswith("The run store is damaged") for w in damaged[title].warnings), title
 
         shutil.copy(good, path)  # a good copy put back: used without a restart
-        healed = asyncio.run(_visit(url, ("Compare",)))
+        healed = run_coroutine(_visit(url, ("Compare",)))
         assert not healed["Explore"].warnings and not healed["Compare"].exceptions
         assert not any("No runs stored yet" in i for i in healed["Compare"].infos)
     assert "Traceback" not in log.read_text()
