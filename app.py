@@ -1,4 +1,5 @@
 """DP Explorer: a Streamlit app for the privacy-utility trade-off of DP-SGD. Run: streamlit run app.py"""
+
 from __future__ import annotations
 
 import os

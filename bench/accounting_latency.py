@@ -4,14 +4,16 @@ Prints median and p95 in milliseconds, cold (first query of a setting) and cache
 ratio to calling dp_accounting directly in the same run. Targets: RDP median <= 20 ms cold and <= 1 ms
 cached; interactive PLD <= 150 ms; calibration <= 1 s.
 """
+
 from __future__ import annotations
 
 import itertools
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -19,7 +21,7 @@ import dp_accounting  # noqa: E402
 from dp_accounting.pld import pld_privacy_accountant
 from dp_accounting.rdp import rdp_privacy_accountant
 
-from dpcore import accounting
+from dpcore.privacy import accounting, calibration, events, limits
 
 N = 60000
 DELTA = 1e-5
@@ -50,9 +52,10 @@ def _summary(label: str, times: list[float], reference: list[float] | None = Non
 
 
 def _direct(accountant: str, sigma: float, batch: int, epochs: int, grid: float) -> float:
-    steps = accounting.dp_steps(n=N, batch_size=batch, epochs=epochs, sampling="poisson")
+    steps = events.dp_steps(n=N, batch_size=batch, epochs=epochs, sampling="poisson")
     event = dp_accounting.SelfComposedDpEvent(
-        dp_accounting.PoissonSampledDpEvent(batch / N, dp_accounting.GaussianDpEvent(sigma)), steps)
+        dp_accounting.PoissonSampledDpEvent(batch / N, dp_accounting.GaussianDpEvent(sigma)), steps
+    )
     if accountant == "rdp":
         return rdp_privacy_accountant.RdpAccountant().compose(event).get_epsilon(DELTA)
     return pld_privacy_accountant.PLDAccountant(value_discretization_interval=grid).compose(event).get_epsilon(DELTA)
@@ -60,8 +63,17 @@ def _direct(accountant: str, sigma: float, batch: int, epochs: int, grid: float)
 
 def _query(accountant: str, interactive: bool) -> list[Callable[[], object]]:
     return [
-        (lambda s=s, b=b, e=e: accounting.epsilon(n=N, batch_size=b, noise_multiplier=s, epochs=e, delta=DELTA,
-                                                  accountant=accountant, interactive=interactive))
+        (
+            lambda s=s, b=b, e=e: accounting.epsilon(
+                n=N,
+                batch_size=b,
+                noise_multiplier=s,
+                epochs=e,
+                delta=DELTA,
+                accountant=accountant,
+                interactive=interactive,
+            )
+        )
         for s, b, e in GRID
     ]
 
@@ -74,7 +86,7 @@ def main() -> None:
     _timed(_query("rdp", False))
     _summary("dpcore RDP cached", _timed(_query("rdp", False)), rdp_direct, "<= 1 ms")
 
-    pld_grid = accounting.INTERACTIVE_PLD_INTERVAL
+    pld_grid = limits.INTERACTIVE_PLD_INTERVAL
     pld_direct = _timed([(lambda s=s, b=b, e=e: _direct("pld", s, b, e, pld_grid)) for s, b, e in GRID])
     _summary(f"dp_accounting PLDAccountant grid {pld_grid:g}", pld_direct)
     _summary("dpcore PLD interactive cold", _timed(_query("pld", True), cold=True), pld_direct, "<= 150 ms")
@@ -83,20 +95,57 @@ def main() -> None:
     sample = GRID[::8]
     precise_direct = _timed([(lambda s=s, b=b, e=e: _direct("pld", s, b, e, 1e-4)) for s, b, e in sample])
     _summary("dp_accounting PLDAccountant grid 1e-4", precise_direct)
-    _summary("dpcore PLD precise cold", _timed([
-        (lambda s=s, b=b, e=e: accounting.epsilon(n=N, batch_size=b, noise_multiplier=s, epochs=e, delta=DELTA,
-                                                  accountant="pld")) for s, b, e in sample], cold=True), precise_direct)
+    _summary(
+        "dpcore PLD precise cold",
+        _timed(
+            [
+                (
+                    lambda s=s, b=b, e=e: accounting.epsilon(
+                        n=N, batch_size=b, noise_multiplier=s, epochs=e, delta=DELTA, accountant="pld"
+                    )
+                )
+                for s, b, e in sample
+            ],
+            cold=True,
+        ),
+        precise_direct,
+    )
 
-    curve = _timed([(lambda s=s, b=b, e=e: accounting.epsilon_per_epoch(
-        n=N, batch_size=b, noise_multiplier=s, epochs=e, delta=DELTA)) for s, b, e in GRID if e == 60], cold=True)
+    curve = _timed(
+        [
+            (
+                lambda s=s, b=b, e=e: accounting.epsilon_per_epoch(
+                    n=N, batch_size=b, noise_multiplier=s, epochs=e, delta=DELTA
+                )
+            )
+            for s, b, e in GRID
+            if e == 60
+        ],
+        cold=True,
+    )
     _summary("dpcore RDP per-epoch curve (60 epochs)", curve)
 
     for accountant, interactive in (("rdp", False), ("pld", True)):
-        times = _timed([(lambda t=t, b=b, e=e: accounting.calibrate_noise(
-            target_epsilon=t, n=N, batch_size=b, epochs=e, delta=DELTA, accountant=accountant,
-            interactive=interactive)) for t, b, e in CALIBRATION_GRID], cold=True)
-        _summary(f"dpcore calibrate {accountant}{' interactive' if interactive else ''} cold", times,
-                 target="<= 1000 ms")
+        times = _timed(
+            [
+                (
+                    lambda t=t, b=b, e=e, a=accountant, i=interactive: calibration.calibrate_noise(
+                        target_epsilon=t,
+                        n=N,
+                        batch_size=b,
+                        epochs=e,
+                        delta=DELTA,
+                        accountant=a,
+                        interactive=i,
+                    )
+                )
+                for t, b, e in CALIBRATION_GRID
+            ],
+            cold=True,
+        )
+        _summary(
+            f"dpcore calibrate {accountant}{' interactive' if interactive else ''} cold", times, target="<= 1000 ms"
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from the key press until the metric shows a different number; between changes it
 the charts below the metric finish drawing. Prints median and p95 in ms.
 Target: median <= 300 ms.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,12 @@ def measure(url: str, *, changes: int, warmup: int) -> list[float]:
             slider.focus()
             start = time.perf_counter()
             page.keyboard.press("ArrowRight")
-            page.wait_for_function(f"(old) => {{ const v = ({EPSILON_JS})(); return v !== null && v !== old; }}",
-                                   arg=before, timeout=30_000, polling="raf")
+            page.wait_for_function(
+                f"(old) => {{ const v = ({EPSILON_JS})(); return v !== null && v !== old; }}",
+                arg=before,
+                timeout=30_000,
+                polling="raf",
+            )
             elapsed = (time.perf_counter() - start) * 1000.0
             if i >= warmup:
                 timings.append(elapsed)
@@ -74,8 +79,10 @@ def main() -> int:
     p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
     print(f"slider change -> new 'Projected ε' text, {len(timings)} changes in headless Chromium")
     print(f"median {median:.0f} ms   p95 {p95:.0f} ms   min {timings[0]:.0f} ms   max {timings[-1]:.0f} ms")
-    print(f"target median <= {TARGET_MEDIAN_MS:.0f} ms: {'met' if median <= TARGET_MEDIAN_MS else 'NOT met'} "
-          f"(ratio {median / TARGET_MEDIAN_MS:.2f})")
+    print(
+        f"target median <= {TARGET_MEDIAN_MS:.0f} ms: {'met' if median <= TARGET_MEDIAN_MS else 'NOT met'} "
+        f"(ratio {median / TARGET_MEDIAN_MS:.2f})"
+    )
     return 0
 
 

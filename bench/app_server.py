@@ -1,4 +1,5 @@
 """Start and stop a real `streamlit run app.py` on a free localhost port, for browser tests and benches."""
+
 from __future__ import annotations
 
 import os
@@ -7,10 +8,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
+from typing import Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -33,24 +35,39 @@ class RunningServer:
 
 
 @contextmanager
-def streamlit_app(*, env: Optional[Mapping[str, str]] = None, log_path: Optional[Path] = None,
-                  startup_timeout: float = 90.0) -> Iterator[str]:
+def streamlit_app(
+    *, env: Optional[Mapping[str, str]] = None, log_path: Optional[Path] = None, startup_timeout: float = 90.0
+) -> Iterator[str]:
     """Run the app as `streamlit run app.py` would; yields its URL and stops it afterwards."""
     with streamlit_server(env=env, log_path=log_path, startup_timeout=startup_timeout) as server:
         yield server.url
 
 
 @contextmanager
-def streamlit_server(*, env: Optional[Mapping[str, str]] = None, log_path: Optional[Path] = None,
-                     startup_timeout: float = 90.0) -> Iterator[RunningServer]:
+def streamlit_server(
+    *, env: Optional[Mapping[str, str]] = None, log_path: Optional[Path] = None, startup_timeout: float = 90.0
+) -> Iterator[RunningServer]:
     """Like ``streamlit_app``, yielding the URL and the server's process id."""
     port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
-               "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-               "--browser.gatherUsageStats", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO_ROOT / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     log = open(log_path, "w") if log_path else subprocess.DEVNULL
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + startup_timeout

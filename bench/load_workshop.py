@@ -21,6 +21,7 @@ these clients cost a few per cent of one core. What they leave out is the browse
 (about 100-200 ms per change in bench/app_latency.py's headless Chromium) and the Train page's
 one-second polling, which a participant watching Explore does not trigger.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,11 +89,12 @@ class Client:
         self.page_hash = ""
         self.pages: dict[str, str] = {}
 
-    async def __aenter__(self) -> "Client":
+    async def __aenter__(self) -> Client:
         import websockets
 
-        self.ws = await websockets.connect(self.url, subprotocols=["streamlit"], max_size=None,
-                                           open_timeout=REPLY_TIMEOUT_S)
+        self.ws = await websockets.connect(
+            self.url, subprotocols=["streamlit"], max_size=None, open_timeout=REPLY_TIMEOUT_S
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -182,8 +184,9 @@ async def participant(url: str, p: Participant, *, interval: float, moves: int, 
                 if name_box is None or join is None:
                     p.errors.append("no name box and 'Join' button to join with")
                     return
-                joined = await client.rerun(page=train_page, widgets=(text_state(name_box, f"Participant {p.index}"),
-                                                                      trigger_state(join)))
+                joined = await client.rerun(
+                    page=train_page, widgets=(text_state(name_box, f"Participant {p.index}"), trigger_state(join))
+                )
                 p.errors += joined.errors
                 start = joined.widgets.get(START_LABEL)
                 if start is None:
@@ -218,8 +221,9 @@ async def participant(url: str, p: Participant, *, interval: float, moves: int, 
 
 async def room(url: str, count: int, *, interval: float, moves: int, train: bool) -> list[Participant]:
     people = [Participant(index=i) for i in range(count)]
-    await asyncio.gather(*(participant(url, p, interval=interval, moves=moves, count=count, train=train)
-                           for p in people))
+    await asyncio.gather(
+        *(participant(url, p, interval=interval, moves=moves, count=count, train=train) for p in people)
+    )
     return people
 
 
@@ -234,7 +238,7 @@ class MemorySampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "MemorySampler":
+    def __enter__(self) -> MemorySampler:
         self._thread.start()
         return self
 
@@ -285,7 +289,8 @@ def _cpu_seconds(pid: int) -> float:
 
 def wait_for_runs(store_path: Path, expected: int, *, timeout: float) -> tuple[dict[str, int], float]:
     """Poll the store until ``expected`` runs have ended; their statuses and the seconds waited."""
-    from dpcore.store import FINAL_STATUSES, RunStore
+    from dpcore.results import FINAL_STATUSES
+    from dpcore.runs.store import RunStore
 
     store = RunStore(store_path)
     start = time.monotonic()
@@ -307,8 +312,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(count: int, *, interval: float, moves: int, workers: Optional[int], train: bool,
-            backend: Optional[str] = None, server_log: Optional[Path] = None) -> dict:
+def measure(
+    count: int,
+    *,
+    interval: float,
+    moves: int,
+    workers: Optional[int],
+    train: bool,
+    backend: Optional[str] = None,
+    server_log: Optional[Path] = None,
+) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         store_path = Path(tmp) / "runs.sqlite3"
         env = {"DPEXPLORER_STORE": str(store_path), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -336,19 +349,26 @@ def measure(count: int, *, interval: float, moves: int, workers: Optional[int], 
     loads = [p.load_seconds for p in people if p.load_seconds is not None]
     client_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     return {
-        "participants": count, "changes": len(latencies), "errors": errors,
+        "participants": count,
+        "changes": len(latencies),
+        "errors": errors,
         "p50": statistics.median(latencies) if latencies else float("nan"),
         "p95": percentile(latencies, 0.95) if latencies else float("nan"),
         "max": max(latencies) if latencies else float("nan"),
         "load_p50": statistics.median(loads) if loads else float("nan"),
         "load_max": max(loads) if loads else float("nan"),
-        "memory_peak": max(memory.samples, default=0), "memory_first": memory.samples[0] if memory.samples else 0,
-        "runs": statuses, "runs_started": started, "last_run_after": room_seconds + waited,
-        "room_seconds": room_seconds, "client_cpu_share": client_cpu / max(room_seconds, 1e-9),
+        "memory_peak": max(memory.samples, default=0),
+        "memory_first": memory.samples[0] if memory.samples else 0,
+        "runs": statuses,
+        "runs_started": started,
+        "last_run_after": room_seconds + waited,
+        "room_seconds": room_seconds,
+        "client_cpu_share": client_cpu / max(room_seconds, 1e-9),
         # The server process's own CPU (training children apart) while the room ran, per slider change:
         # joins, run submissions and page loads are in it too, so it is an upper bound.
         "server_cpu_per_change": server_cpu / max(len(latencies), 1),
-        "load_min": min(memory.loads, default=math.nan), "load_max_avg": max(memory.loads, default=math.nan),
+        "load_min": min(memory.loads, default=math.nan),
+        "load_max_avg": max(memory.loads, default=math.nan),
     }
 
 
@@ -360,40 +380,79 @@ async def _warm_up(url: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--participants", type=int, nargs="+", default=[1, 10, 30],
-                        help="room sizes to measure, one server each (default 1 10 30)")
-    parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_S,
-                        help="seconds between one participant's slider moves (default 5)")
+    parser.add_argument(
+        "--participants",
+        type=int,
+        nargs="+",
+        default=[1, 10, 30],
+        help="room sizes to measure, one server each (default 1 10 30)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=DEFAULT_INTERVAL_S,
+        help="seconds between one participant's slider moves (default 5)",
+    )
     parser.add_argument("--moves", type=int, default=DEFAULT_MOVES, help="slider moves per participant (default 12)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="training workers (default: the server's own default, the machine's cores)")
-    parser.add_argument("--backend", choices=("process", "local"), default=None,
-                        help="where runs train (default: the server's own default, child processes)")
-    parser.add_argument("--server-log", type=Path, default=None,
-                        help="keep the server's log in this file (default: thrown away with the store)")
-    parser.add_argument("--no-training", action="store_true",
-                        help="participants only move the slider (no runs), to tell the UI's cost from training's")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="training workers (default: the server's own default, the machine's cores)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("process", "local"),
+        default=None,
+        help="where runs train (default: the server's own default, child processes)",
+    )
+    parser.add_argument(
+        "--server-log",
+        type=Path,
+        default=None,
+        help="keep the server's log in this file (default: thrown away with the store)",
+    )
+    parser.add_argument(
+        "--no-training",
+        action="store_true",
+        help="participants only move the slider (no runs), to tell the UI's cost from training's",
+    )
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    print(f"{os.cpu_count()} cores, load average {load:.1f} before the first room; "
-          f"slider moves every {args.interval:g} s, {args.moves} per participant; "
-          f"{'no runs' if args.no_training else 'one run each'}")
-    print(f"{'N':>3} {'changes':>7} {'p50 s':>6} {'p95 s':>6} {'max s':>6} {'errors':>6} {'load p50 s':>10} "
-          f"{'RSS MiB':>12} {'runs done':>10} {'last run s':>10} {'client CPU':>10} {'load avg':>10} "
-          f"{'server CPU/change':>17}")
+    print(
+        f"{os.cpu_count()} cores, load average {load:.1f} before the first room; "
+        f"slider moves every {args.interval:g} s, {args.moves} per participant; "
+        f"{'no runs' if args.no_training else 'one run each'}"
+    )
+    print(
+        f"{'N':>3} {'changes':>7} {'p50 s':>6} {'p95 s':>6} {'max s':>6} {'errors':>6} {'load p50 s':>10} "
+        f"{'RSS MiB':>12} {'runs done':>10} {'last run s':>10} {'client CPU':>10} {'load avg':>10} "
+        f"{'server CPU/change':>17}"
+    )
     for count in args.participants:
-        r = measure(count, interval=args.interval, moves=args.moves, workers=args.workers, train=not args.no_training,
-                    backend=args.backend, server_log=args.server_log)
+        r = measure(
+            count,
+            interval=args.interval,
+            moves=args.moves,
+            workers=args.workers,
+            train=not args.no_training,
+            backend=args.backend,
+            server_log=args.server_log,
+        )
         completed = r["runs"].get("completed", 0)
-        print(f"{r['participants']:>3} {r['changes']:>7} {r['p50']:>6.2f} {r['p95']:>6.2f} {r['max']:>6.2f} "
-              f"{len(r['errors']):>6} {r['load_p50']:>10.2f} "
-              f"{r['memory_first'] / 2**20:>5.0f}->{r['memory_peak'] / 2**20:<5.0f} "
-              f"{completed:>4}/{r['runs_started']:<5} {r['last_run_after']:>10.0f} {r['client_cpu_share']:>9.1%} "
-              f"{r['load_min']:>4.1f}-{r['load_max_avg']:<4.1f} {r['server_cpu_per_change'] * 1000:>14.0f} ms")
+        print(
+            f"{r['participants']:>3} {r['changes']:>7} {r['p50']:>6.2f} {r['p95']:>6.2f} {r['max']:>6.2f} "
+            f"{len(r['errors']):>6} {r['load_p50']:>10.2f} "
+            f"{r['memory_first'] / 2**20:>5.0f}->{r['memory_peak'] / 2**20:<5.0f} "
+            f"{completed:>4}/{r['runs_started']:<5} {r['last_run_after']:>10.0f} {r['client_cpu_share']:>9.1%} "
+            f"{r['load_min']:>4.1f}-{r['load_max_avg']:<4.1f} {r['server_cpu_per_change'] * 1000:>14.0f} ms"
+        )
         for error in sorted(set(r["errors"]))[:10]:
             print(f"      error: {error}")
         verdict = "met" if not r["errors"] and r["p95"] <= TARGET_P95_S else "NOT met"
-        print(f"      target (no errors, p95 <= {TARGET_P95_S:g} s): {verdict} (p95 / target = {r['p95'] / TARGET_P95_S:.2f})")
+        print(
+            f"      target (no errors, p95 <= {TARGET_P95_S:g} s): {verdict} (p95 / target = {r['p95'] / TARGET_P95_S:.2f})"
+        )
     return 0
 
 

@@ -11,6 +11,7 @@ Target: the DP step at most 10% slower with the new noise.
 
     python bench/noise_speed.py [--rounds 30] [--steps 40] [--threads N] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,8 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable, Iterator, Optional
+from collections.abc import Iterator
+from typing import Callable, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -81,10 +83,17 @@ def _dp_step(model_name: str, sampler: Callable[..., tf.Tensor]) -> Callable[[in
     @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
     def step(number: tf.Tensor) -> None:
         start = tf.cast(number % 4, tf.int32) * BATCH_SIZE
-        x, y = x_all[start:start + BATCH_SIZE], y_all[start:start + BATCH_SIZE]
-        result = privatize.dp_gradient(model, privatize.per_example_loss, x, y, l2_norm_clip=1.5,
-                                       noise_multiplier=1.2, normalizer=float(BATCH_SIZE),
-                                       seed=tf.stack([tf.constant(7, tf.int64), number]))
+        x, y = x_all[start : start + BATCH_SIZE], y_all[start : start + BATCH_SIZE]
+        result = privatize.dp_gradient(
+            model,
+            privatize.per_example_loss,
+            x,
+            y,
+            l2_norm_clip=1.5,
+            noise_multiplier=1.2,
+            normalizer=float(BATCH_SIZE),
+            seed=tf.stack([tf.constant(7, tf.int64), number]),
+        )
         optimizer.apply_gradients(zip(result.gradients, variables))
 
     with _noise(sampler):
@@ -109,8 +118,9 @@ def _window(run: Callable[[int], Optional[tf.Tensor]], steps: int, offset: int) 
     return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
 
 
-def _interleaved(runs: dict[str, Callable[[int], Optional[tf.Tensor]]], *, rounds: int,
-                 steps: int) -> dict[str, dict[str, list[float]]]:
+def _interleaved(
+    runs: dict[str, Callable[[int], Optional[tf.Tensor]]], *, rounds: int, steps: int
+) -> dict[str, dict[str, list[float]]]:
     """Every variant's wall and CPU seconds per call in each of ``rounds`` windows, taken in turn."""
     times = {name: {"wall": [], "cpu": []} for name in runs}
     for round_number in range(rounds):
@@ -128,20 +138,34 @@ def _best_ms(times: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, fl
 def _ratios(times: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
     """new/old: of the best windows, and the median over rounds of the two windows taken side by side."""
     new, old = times["new"], times["old"]
-    return {clock: {"best": min(new[clock]) / min(old[clock]),
-                    "median_paired": statistics.median(a / b for a, b in zip(new[clock], old[clock]))}
-            for clock in ("wall", "cpu")}
+    return {
+        clock: {
+            "best": min(new[clock]) / min(old[clock]),
+            "median_paired": statistics.median(a / b for a, b in zip(new[clock], old[clock])),
+        }
+        for clock in ("wall", "cpu")
+    }
 
 
 def measure(model_name: str, *, rounds: int, steps: int) -> dict:
     count = models.build(DPConfig(model=model_name), input_shape=SHAPE, num_classes=10).count_params()
-    step = _interleaved({name: _dp_step(model_name, sampler) for name, sampler in NOISES.items()},
-                        rounds=rounds, steps=steps)
-    noise = _interleaved({name: _noise_only(count, sampler)
-                          for name, sampler in {**NOISES, "tf.random.stateless_normal": stateless_normal}.items()},
-                         rounds=rounds, steps=steps)
-    return {"parameters": count, "step_ms": _best_ms(step), "noise_ms": _best_ms(noise),
-            "step_ratio_new_over_old": _ratios(step)}
+    step = _interleaved(
+        {name: _dp_step(model_name, sampler) for name, sampler in NOISES.items()}, rounds=rounds, steps=steps
+    )
+    noise = _interleaved(
+        {
+            name: _noise_only(count, sampler)
+            for name, sampler in {**NOISES, "tf.random.stateless_normal": stateless_normal}.items()
+        },
+        rounds=rounds,
+        steps=steps,
+    )
+    return {
+        "parameters": count,
+        "step_ms": _best_ms(step),
+        "noise_ms": _best_ms(noise),
+        "step_ratio_new_over_old": _ratios(step),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,9 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=30, help="timed windows per variant; the best counts")
     parser.add_argument("--steps", type=int, default=40, help="calls per window")
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--threads", type=int, default=0,
-                        help="TensorFlow threads per op pool (default: TensorFlow's choice); 1 makes CPU time a "
-                             "measure of work on a busy machine")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="TensorFlow threads per op pool (default: TensorFlow's choice); 1 makes CPU time a "
+        "measure of work on a busy machine",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
     if args.threads:
@@ -162,18 +190,22 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures, indent=2))
         return 0
     threads = args.threads or "TensorFlow's default"
-    print(f"batch {BATCH_SIZE}, inputs {'x'.join(map(str, SHAPE))}; best of {args.rounds} interleaved windows "
-          f"of {args.steps} calls; threads per op pool: {threads}")
+    print(
+        f"batch {BATCH_SIZE}, inputs {'x'.join(map(str, SHAPE))}; best of {args.rounds} interleaved windows "
+        f"of {args.steps} calls; threads per op pool: {threads}"
+    )
     print("wall: elapsed time per call; cpu: this process's CPU time per call (less sensitive to other load)")
     for name, row in figures.items():
         step, noise, ratio = row["step_ms"], row["noise_ms"], row["step_ratio_new_over_old"]
         for clock in ("wall", "cpu"):
-            print(f"{name:4} {row['parameters']:7,} parameters, {clock:4}: DP step with new noise "
-                  f"{step['new'][clock]:.2f} ms, with old noise {step['old'][clock]:.2f} ms; new/old "
-                  f"{ratio[clock]['best']:.3f} (best windows), {ratio[clock]['median_paired']:.3f} (median of "
-                  f"side-by-side windows), target <= {TARGET:.2f}; noise alone: new {noise['new'][clock]:.3f} ms, "
-                  f"old {noise['old'][clock]:.3f} ms, tf.random.stateless_normal "
-                  f"{noise['tf.random.stateless_normal'][clock]:.3f} ms")
+            print(
+                f"{name:4} {row['parameters']:7,} parameters, {clock:4}: DP step with new noise "
+                f"{step['new'][clock]:.2f} ms, with old noise {step['old'][clock]:.2f} ms; new/old "
+                f"{ratio[clock]['best']:.3f} (best windows), {ratio[clock]['median_paired']:.3f} (median of "
+                f"side-by-side windows), target <= {TARGET:.2f}; noise alone: new {noise['new'][clock]:.3f} ms, "
+                f"old {noise['old'][clock]:.3f} ms, tf.random.stateless_normal "
+                f"{noise['tf.random.stateless_normal'][clock]:.3f} ms"
+            )
     return 0
 
 

@@ -4,6 +4,7 @@ Ray instance (2 tasks at once), in the same process run; prints both and their r
 Ray's time includes starting its worker processes and importing TensorFlow in each (not the
 instance's own start-up, measured separately). Run: .venv/bin/python bench/ray_sweep.py [EPOCHS]
 """
+
 from __future__ import annotations
 
 import sys
@@ -13,14 +14,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dpcore import sweeps  # noqa: E402
 from dpcore.config import DPConfig  # noqa: E402
-from dpcore.jobs import JobRunner  # noqa: E402
-from dpcore.store import RunStore  # noqa: E402
+from dpcore.runs import sweeps  # noqa: E402
+from dpcore.runs.jobs import JobRunner  # noqa: E402
+from dpcore.runs.store import RunStore  # noqa: E402
 
 EPOCHS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-SPEC = sweeps.SweepSpec(base=DPConfig(dataset="digits", model="logreg", batch_size=64, epochs=EPOCHS),
-                        knobs=(("noise_multiplier", (0.8, 1.1, 1.5, 2.0)),))
+SPEC = sweeps.SweepSpec(
+    base=DPConfig(dataset="digits", model="logreg", batch_size=64, epochs=EPOCHS),
+    knobs=(("noise_multiplier", (0.8, 1.1, 1.5, 2.0)),),
+)
 
 
 def timed_sweep(backend) -> tuple[float, list[str]]:
@@ -38,7 +41,7 @@ def timed_sweep(backend) -> tuple[float, list[str]]:
 def main() -> None:
     import ray
 
-    from dpcore.ray_backend import RayBackend
+    from dpcore.runs.ray_backend import RayBackend
 
     local, local_states = timed_sweep(None)
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """ScatterNet features for all of Fashion-MNIST: time to compute and cache them, time to read them back.
 
-Runs dpcore.scatter.features_dataset on the 60,000 training and 10,000 test images twice: first
+Runs dpcore.data.scatter.features_dataset on the 60,000 training and 10,000 test images twice: first
 with an empty cache (the transform, then the checksummed write), then again (a cache hit: hashing
 the pixels, reading the file, checking its checksum). Prints wall and CPU time, images per second,
 the cache's size on disk, peak resident memory, and the hit/miss time ratio.
@@ -10,6 +10,7 @@ the cache's size on disk, peak resident memory, and the hit/miss time ratio.
 Without --cache the features go to a temporary folder that is removed at the end; with it they stay
 there (point it at $DPEXPLORER_CACHE to keep them for training).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,12 +38,12 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
     sys.path.insert(0, REPO_ROOT)
-    from dpcore import data, scatter
     from dpcore.config import DPConfig
+    from dpcore.data import datasets, scatter
 
     folder = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="dpx-scatter-bench-"))
     try:
-        dataset = data.load(DPConfig(dataset="fashion_mnist"))
+        dataset = datasets.load(DPConfig(dataset="fashion_mnist"))
         images = len(dataset.x_train) + len(dataset.x_test)
         for path in folder.glob("fashion_mnist-*.scatter"):
             path.unlink()  # a true miss, even in a kept folder
@@ -56,20 +57,34 @@ def main() -> int:
         if not args.cache:
             shutil.rmtree(folder, ignore_errors=True)
     report = {
-        "images": images, "feature_shape": list(shape), "miss_wall_s": miss_wall, "miss_cpu_s": miss_cpu,
-        "images_per_s": images / miss_wall, "hit_wall_s": hit_wall, "hit_cpu_s": hit_cpu,
-        "hit_over_miss": hit_wall / miss_wall, "cache_bytes": size, "peak_rss_mib": peak_mib,
-        "load_average": os.getloadavg()[0], "cpus": os.cpu_count(),
+        "images": images,
+        "feature_shape": list(shape),
+        "miss_wall_s": miss_wall,
+        "miss_cpu_s": miss_cpu,
+        "images_per_s": images / miss_wall,
+        "hit_wall_s": hit_wall,
+        "hit_cpu_s": hit_cpu,
+        "hit_over_miss": hit_wall / miss_wall,
+        "cache_bytes": size,
+        "peak_rss_mib": peak_mib,
+        "load_average": os.getloadavg()[0],
+        "cpus": os.cpu_count(),
     }
     if args.json:
         print(json.dumps(report))
         return 0
-    print(f"Fashion-MNIST, {images:,} images -> features {tuple(shape)} float32 "
-          f"(load average {report['load_average']:.1f} on {report['cpus']} CPUs)")
-    print(f"  compute + write (miss): {miss_wall:7.1f} s wall, {miss_cpu:7.1f} s CPU, "
-          f"{report['images_per_s']:,.0f} images/s")
-    print(f"  read + verify (hit):    {hit_wall:7.1f} s wall, {hit_cpu:7.1f} s CPU "
-          f"({report['hit_over_miss']:.3f} of a miss)")
+    print(
+        f"Fashion-MNIST, {images:,} images -> features {tuple(shape)} float32 "
+        f"(load average {report['load_average']:.1f} on {report['cpus']} CPUs)"
+    )
+    print(
+        f"  compute + write (miss): {miss_wall:7.1f} s wall, {miss_cpu:7.1f} s CPU, "
+        f"{report['images_per_s']:,.0f} images/s"
+    )
+    print(
+        f"  read + verify (hit):    {hit_wall:7.1f} s wall, {hit_cpu:7.1f} s CPU "
+        f"({report['hit_over_miss']:.3f} of a miss)"
+    )
     print(f"  cache on disk: {size / 2**20:,.0f} MiB; peak resident memory {peak_mib:,.0f} MiB")
     return 0
 

@@ -18,6 +18,7 @@ process runs ``training.train`` twice and reports each run's wall time and its p
 
     python bench/training_throughput.py [--examples 60000] [--stock-examples N] [--rounds 3] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,19 @@ STOCK_EXAMPLES = {"cnn": 500, "mlp": 5000}
 def _config(model: str, examples: int):
     from dpcore.config import DPConfig
 
-    return DPConfig(dataset="fashion_mnist", model=model, optimizer="sgd", learning_rate=LEARNING_RATE,
-                    l2_norm_clip=L2_NORM_CLIP, noise_multiplier=NOISE_MULTIPLIER, batch_size=BATCH_SIZE,
-                    epochs=1, delta=1e-5, sampling="poisson", max_train_examples=examples)
+    return DPConfig(
+        dataset="fashion_mnist",
+        model=model,
+        optimizer="sgd",
+        learning_rate=LEARNING_RATE,
+        l2_norm_clip=L2_NORM_CLIP,
+        noise_multiplier=NOISE_MULTIPLIER,
+        batch_size=BATCH_SIZE,
+        epochs=1,
+        delta=1e-5,
+        sampling="poisson",
+        max_train_examples=examples,
+    )
 
 
 # -- worker side -------------------------------------------------------------------------------------
@@ -55,19 +66,22 @@ def _keras_window(model_name: str, examples: int, private: bool) -> Callable[[],
     """A function that trains one pass over ``examples`` with Keras fit and returns examples/s."""
     import tensorflow as tf
 
-    from dpcore import data
+    from dpcore.data import datasets
     from dpcore.dpsgd import models
 
     config = _config(model_name, examples)
-    dataset = data.load(config)
+    dataset = datasets.load(config)
     model = models.build(config, input_shape=dataset.info.input_shape, num_classes=dataset.info.num_classes)
     if private:
         from tensorflow_privacy.privacy.optimizers.dp_optimizer_keras import DPKerasSGDOptimizer
 
-        optimizer = DPKerasSGDOptimizer(l2_norm_clip=L2_NORM_CLIP, noise_multiplier=NOISE_MULTIPLIER,
-                                        num_microbatches=BATCH_SIZE, learning_rate=LEARNING_RATE)
-        loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True,
-                                                             reduction=tf.keras.losses.Reduction.NONE)
+        optimizer = DPKerasSGDOptimizer(
+            l2_norm_clip=L2_NORM_CLIP,
+            noise_multiplier=NOISE_MULTIPLIER,
+            num_microbatches=BATCH_SIZE,
+            learning_rate=LEARNING_RATE,
+        )
+        loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.NONE)
     else:
         optimizer = tf.keras.optimizers.legacy.SGD(learning_rate=LEARNING_RATE)
         loss = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -122,8 +136,13 @@ def _first_runs(model_name: str, examples: int) -> dict:
         result = training.train(config, on_progress=on_progress)
         if result.status != "completed":
             raise SystemExit(f"dpcore run {result.status}: {result.error}")
-        runs.append({"seconds": time.perf_counter() - started, "preparing_seconds": first_step[0],
-                     "examples_per_second": result.examples_per_second})
+        runs.append(
+            {
+                "seconds": time.perf_counter() - started,
+                "preparing_seconds": first_step[0],
+                "examples_per_second": result.examples_per_second,
+            }
+        )
     return {"first": runs[0], "second": runs[1]}
 
 
@@ -157,10 +176,20 @@ class _Worker:
 
     def __init__(self, method: str, model_name: str, args: argparse.Namespace) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--worker", method, model_name,
-             "--examples", str(args.examples),
-             "--stock-examples", str(args.stock_examples or STOCK_EXAMPLES[model_name])],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--worker",
+                method,
+                model_name,
+                "--examples",
+                str(args.examples),
+                "--stock-examples",
+                str(args.stock_examples or STOCK_EXAMPLES[model_name]),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self._read()  # ready
 
@@ -188,7 +217,10 @@ def _measure_first_runs(model_name: str, args: argparse.Namespace) -> dict:
     load = os.getloadavg()[0]
     output = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--worker", "first", model_name, "--examples", str(args.examples)],
-        stdout=subprocess.PIPE, text=True, check=True).stdout
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    ).stdout
     return {**json.loads(output.strip().splitlines()[-1]), "load_average": load}
 
 
@@ -202,8 +234,11 @@ def _measure_model(model_name: str, args: argparse.Namespace) -> dict:
             rates[method].append(worker.window())
     rows: dict = {"load_average": loads}
     for method, worker in workers.items():
-        rows[method] = {"examples_per_second": max(rates[method]), "windows": rates[method],
-                        "peak_rss_mib": worker.finish()}
+        rows[method] = {
+            "examples_per_second": max(rates[method]),
+            "windows": rates[method],
+            "peak_rss_mib": worker.finish(),
+        }
     best = {method: rows[method]["examples_per_second"] for method in METHODS}
     rows["ratios"] = {
         "dpcore_over_keras": best["dpcore"] / best["keras"],
@@ -217,8 +252,12 @@ def _measure_model(model_name: str, args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=60000, help="training examples for keras and dpcore")
-    parser.add_argument("--stock-examples", type=int, default=None,
-                        help="training examples for stock TF Privacy (default: 500 for cnn, 5000 for mlp)")
+    parser.add_argument(
+        "--stock-examples",
+        type=int,
+        default=None,
+        help="training examples for stock TF Privacy (default: 500 for cnn, 5000 for mlp)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="timed windows per method; the best counts")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -240,20 +279,26 @@ def main(argv: list[str] | None = None) -> int:
     print("first runs in a fresh process (wall s; preparing = start to first step):")
     for model_name, runs in first_runs.items():
         first, second = runs["first"], runs["second"]
-        print(f"  {model_name:8} first {first['seconds']:6.2f} s (preparing {first['preparing_seconds']:5.2f} s), "
-              f"second {second['seconds']:6.2f} s (preparing {second['preparing_seconds']:5.2f} s), "
-              f"load average {runs['load_average']:.1f}")
+        print(
+            f"  {model_name:8} first {first['seconds']:6.2f} s (preparing {first['preparing_seconds']:5.2f} s), "
+            f"second {second['seconds']:6.2f} s (preparing {second['preparing_seconds']:5.2f} s), "
+            f"load average {runs['load_average']:.1f}"
+        )
     stock = args.stock_examples or ", ".join(f"{STOCK_EXAMPLES[m]} ({m})" for m in figures)
-    print(f"batch {BATCH_SIZE}, Fashion-MNIST; keras and dpcore on {args.examples} examples, stock TF Privacy "
-          f"on {stock}; best of {args.rounds} interleaved windows")
+    print(
+        f"batch {BATCH_SIZE}, Fashion-MNIST; keras and dpcore on {args.examples} examples, stock TF Privacy "
+        f"on {stock}; best of {args.rounds} interleaved windows"
+    )
     print(f"{'model':6} {'method':8} {'examples/s':>12} {'peak RSS MiB':>13}")
     for model_name, rows in figures.items():
         for method in METHODS:
             row = rows[method]
             print(f"{model_name:6} {method:8} {row['examples_per_second']:12,.0f} {row['peak_rss_mib']:13,.0f}")
         r = rows["ratios"]
-        print(f"{model_name:6} dpcore/keras = {r['dpcore_over_keras']:.2f}, dpcore/tfp = {r['dpcore_over_tfp']:.0f}x, "
-              f"keras/tfp = {r['keras_over_tfp']:.0f}x")
+        print(
+            f"{model_name:6} dpcore/keras = {r['dpcore_over_keras']:.2f}, dpcore/tfp = {r['dpcore_over_tfp']:.0f}x, "
+            f"keras/tfp = {r['keras_over_tfp']:.0f}x"
+        )
         per_round = ", ".join(f"{ratio:.2f}" for ratio in r["dpcore_over_keras_per_round"])
         loads = ", ".join(f"{load:.1f}" for load in rows["load_average"])
         print(f"{model_name:6} dpcore/keras per round: {per_round} (load average {loads})")

@@ -2,7 +2,7 @@
 
 Each recipe is a config file in assets/configs (60,000 training and 10,000 test images, δ = 1e-5,
 Poisson sampling, RDP). For each target ε the noise multiplier is recalibrated with
-dpcore.accounting.calibrate_noise_for_config, everything else kept (``--accountant pld`` calibrates
+dpcore.privacy.accounting.calibrate_noise_for_config, everything else kept (``--accountant pld`` calibrates
 and reports with privacy loss distributions instead: a valid, tighter ε for the same run); "baseline"
 trains the same recipe without clipping or noise. Prints, per point, the ε reached, mean and standard
 deviation of test accuracy over the seeds, and the mean wall time of one run (``train()``'s own,
@@ -18,6 +18,7 @@ ScatterNet features are computed once and cached (set DPEXPLORER_CACHE to keep t
 One ScatterNet run takes 1 to 3 minutes of training on this 2-core machine once the features are cached,
 one CNN run 3.5 to 12, depending on the load (docs/performance.md): the full table takes hours, so pick.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,16 +37,18 @@ RECIPE_FILES = {
 def measure(config, *, target_epsilon, seeds: range, report, baseline_learning_rate=None) -> dict:
     """Train ``config`` (σ calibrated for ``target_epsilon``; None = non-private, with
     ``baseline_learning_rate`` if given) once per seed."""
-    from dpcore import accounting, data
+    from dpcore.data import datasets
     from dpcore.dpsgd.training import train
+    from dpcore.privacy import calibration
 
     if target_epsilon is None:
         config = config.as_baseline()
         if baseline_learning_rate is not None:
             config = config.replace(learning_rate=baseline_learning_rate)
     else:
-        sigma = accounting.calibrate_noise_for_config(
-            config, target_epsilon=target_epsilon, n=data.train_size(config)).noise_multiplier
+        sigma = calibration.calibrate_noise_for_config(
+            config, target_epsilon=target_epsilon, n=datasets.train_size(config)
+        ).noise_multiplier
         config = config.replace(noise_multiplier=sigma)
     runs = []
     for seed in seeds:
@@ -54,17 +57,30 @@ def measure(config, *, target_epsilon, seeds: range, report, baseline_learning_r
             raise SystemExit(f"seed {seed} failed: {result.error}")
         epsilon = result.epsilon if config.private else None  # None: non-private, ε = ∞
         load = os.getloadavg()[0]  # the machine is shared: the wall time depends on it
-        runs.append({"seed": seed, "accuracy": result.test_accuracy, "seconds": result.seconds,
-                     "epsilon": epsilon, "load_average": load})
-        report(f"  seed {seed}: accuracy {result.test_accuracy:.4f}, ε {_shown(epsilon)}, "
-               f"{result.seconds:.0f} s, load average {load:.1f}")
+        runs.append(
+            {
+                "seed": seed,
+                "accuracy": result.test_accuracy,
+                "seconds": result.seconds,
+                "epsilon": epsilon,
+                "load_average": load,
+            }
+        )
+        report(
+            f"  seed {seed}: accuracy {result.test_accuracy:.4f}, ε {_shown(epsilon)}, "
+            f"{result.seconds:.0f} s, load average {load:.1f}"
+        )
     accuracies = [run["accuracy"] for run in runs]
     return {
-        "target_epsilon": target_epsilon, "accountant": config.accountant, "learning_rate": config.learning_rate,
+        "target_epsilon": target_epsilon,
+        "accountant": config.accountant,
+        "learning_rate": config.learning_rate,
         "noise_multiplier": config.noise_multiplier if config.private else 0.0,
-        "epsilon": runs[0]["epsilon"], "accuracy_mean": statistics.fmean(accuracies),
+        "epsilon": runs[0]["epsilon"],
+        "accuracy_mean": statistics.fmean(accuracies),
         "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
-        "seconds_mean": statistics.fmean(run["seconds"] for run in runs), "runs": runs,
+        "seconds_mean": statistics.fmean(run["seconds"] for run in runs),
+        "runs": runs,
     }
 
 
@@ -77,10 +93,15 @@ def main() -> int:
     parser.add_argument("--recipes", default=",".join(RECIPE_FILES), help="comma-separated: scatternet, cnn")
     parser.add_argument("--epsilons", default="1,2,3,8", help="comma-separated target ε values ('' for none)")
     parser.add_argument("--baseline", action="store_true", help="also train each recipe without DP")
-    parser.add_argument("--baseline-learning-rate", type=float, default=None,
-                        help="the baseline's learning rate (default: the recipe's)")
-    parser.add_argument("--accountant", default=None,
-                        help="rdp or pld: calibrate σ and report ε with it (default: the recipe's)")
+    parser.add_argument(
+        "--baseline-learning-rate",
+        type=float,
+        default=None,
+        help="the baseline's learning rate (default: the recipe's)",
+    )
+    parser.add_argument(
+        "--accountant", default=None, help="rdp or pld: calibrate σ and report ε with it (default: the recipe's)"
+    )
     parser.add_argument("--seeds", type=int, default=3, help="how many seeds")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, first-seed + 1, ...")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
@@ -108,19 +129,28 @@ def main() -> int:
         config = load_config_file(os.path.join(REPO_ROOT, RECIPE_FILES[name]))
         if args.accountant is not None:
             config = config.replace(accountant=args.accountant)
-        progress(f"{name}: {config.model}, {config.optimizer} lr {config.learning_rate:g}, "
-                 f"batch {config.batch_size}, clip {config.l2_norm_clip:g}, {config.epochs} epochs, "
-                 f"{config.accountant.upper()} accounting")
+        progress(
+            f"{name}: {config.model}, {config.optimizer} lr {config.learning_rate:g}, "
+            f"batch {config.batch_size}, clip {config.l2_norm_clip:g}, {config.epochs} epochs, "
+            f"{config.accountant.upper()} accounting"
+        )
         table[name] = []
         for target in targets:
             progress(f" target ε {'∞ (baseline)' if target is None else f'{target:g}'}")
-            row = measure(config, target_epsilon=target, seeds=range(args.first_seed, args.first_seed + args.seeds),
-                          report=progress, baseline_learning_rate=args.baseline_learning_rate)
+            row = measure(
+                config,
+                target_epsilon=target,
+                seeds=range(args.first_seed, args.first_seed + args.seeds),
+                report=progress,
+                baseline_learning_rate=args.baseline_learning_rate,
+            )
             table[name].append(row)
-            progress(f" -> lr {row['learning_rate']:g}, σ {row['noise_multiplier']:.3f}, ε {_shown(row['epsilon'])}, "
-                     f"accuracy "
-                     f"{100 * row['accuracy_mean']:.2f}% ± {100 * row['accuracy_std']:.2f}, "
-                     f"{row['seconds_mean']:.0f} s per run")
+            progress(
+                f" -> lr {row['learning_rate']:g}, σ {row['noise_multiplier']:.3f}, ε {_shown(row['epsilon'])}, "
+                f"accuracy "
+                f"{100 * row['accuracy_mean']:.2f}% ± {100 * row['accuracy_std']:.2f}, "
+                f"{row['seconds_mean']:.0f} s per run"
+            )
     if args.json:
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         print(json.dumps({"seeds": seeds, "recipes": table}, indent=2, allow_nan=False))

@@ -1,4 +1,23 @@
-"""dpcore: the library behind DP Explorer: configs, privacy accounting, DP-SGD training, runs."""
+"""dpcore: the library behind DP Explorer: configs, privacy accounting, DP-SGD training, runs.
+
+Rooms by concern, each importing only those below it (checked by import-linter, pyproject.toml):
+
+    cli               python -m dpcore epsilon|calibrate|train|sweep|runs|export|audit
+    export | views    what leaves the app (scripts, share links) | what the pages draw
+    runs              the run store, the fair queue and its backends, sweeps, estimates
+    room              a shared server: participants, the host, settings, uploads
+    audit             membership attacks and the canary audit of a trained model
+    dpsgd             everything that imports TensorFlow: models, the DP step, the trainer
+    data              datasets, CSV files and their schemas, splits, ScatterNet features
+    privacy           ε by composing dp_accounting events, calibration, choosing among runs
+
+The root holds what every room shares: the config (``config``) and a CSV run's schema
+(``csv_schema``), the errors a person can cause (``errors``), reading untrusted input
+(``safe_io``), which models fit which inputs (``model_specs``), a run's results and statuses
+(``results``), the default folders on disk (``locations``) and child interpreters
+(``child_process``). It imports no room.
+"""
+
 from __future__ import annotations
 
 import sys

@@ -8,6 +8,7 @@ it imports only the target's module, lowers its own priority by NICE and calls `
 with its end of a socket pair wrapped as a ``multiprocessing.connection.Connection`` (pickled
 messages). It leaves when the pipe closes or its parent dies.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,7 +37,11 @@ class ChildProcess:
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "dpcore.child_process", target, str(theirs.fileno()), str(nice)],
-                pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL, close_fds=True)
+                pass_fds=[theirs.fileno()],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())

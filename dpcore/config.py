@@ -1,20 +1,21 @@
 """DPConfig: every knob of one DP-SGD run, validated on construction, with JSON/YAML round trips."""
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 import yaml
 
 from dpcore import safe_io
+from dpcore.csv_schema import CsvSchema
 from dpcore.errors import ConfigError
-from dpcore.noise import noise_split
 from dpcore.safe_io import quote
-from dpcore.tabular import CsvSchema
 
 SCHEMA_VERSION = 4
 # Older schema versions that still load: keys added since then take their defaults. Version 2 was
@@ -24,10 +25,20 @@ SCHEMA_VERSION = 4
 READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4)
 
 # Each choice with the title the pages show for it; the choice lists are their keys.
-DATASET_TITLES = {"digits": "Digits (8x8, scikit-learn)", "fashion_mnist": "Fashion-MNIST (28x28)",
-                  "mnist": "MNIST (28x28)", "csv": "Your CSV file (tabular)"}
-MODEL_TITLES = {"logreg": "Logistic regression", "mlp": "MLP", "cnn": "CNN", "lenet5": "LeNet-5",
-                "scatternet_linear": "ScatterNet + linear", "scatternet_cnn": "ScatterNet + CNN"}
+DATASET_TITLES = {
+    "digits": "Digits (8x8, scikit-learn)",
+    "fashion_mnist": "Fashion-MNIST (28x28)",
+    "mnist": "MNIST (28x28)",
+    "csv": "Your CSV file (tabular)",
+}
+MODEL_TITLES = {
+    "logreg": "Logistic regression",
+    "mlp": "MLP",
+    "cnn": "CNN",
+    "lenet5": "LeNet-5",
+    "scatternet_linear": "ScatterNet + linear",
+    "scatternet_cnn": "ScatterNet + CNN",
+}
 OPTIMIZER_TITLES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
 ACCOUNTANT_TITLES = {"rdp": "RDP", "pld": "PLD"}
 ACCOUNTANT_FULL_NAMES = {"rdp": "Rényi DP", "pld": "privacy loss distribution"}
@@ -69,10 +80,10 @@ class DPConfig:
 
     A CSV run needs its preprocessing made public or paid for: ``csv_schema`` declares the ranges,
     categories and classes, or ``csv_preprocessing_epsilon`` spends that ε share deriving them from
-    the training rows (``dpcore.tabular``), and the run's ε includes it.
+    the training rows (``dpcore.data.tabular``), and the run's ε includes it.
 
     ``noise_schedule`` decays the noise multiplier from ``noise_multiplier`` ("time" or "step", see
-    dpcore.noise) down to ``noise_floor``; ``adaptive_clipping`` moves the clip norm from
+    dpcore.privacy.noise) down to ``noise_floor``; ``adaptive_clipping`` moves the clip norm from
     ``l2_norm_clip`` towards the ``target_unclipped_quantile`` of the per-example gradient norms;
     ``epsilon_budget`` stops a run before the epoch that would exceed it; ``validation_fraction``
     holds out that share of the training rows (they are not trained on, and n counts the rest).
@@ -127,14 +138,14 @@ class DPConfig:
 
     # -- derived views -------------------------------------------------------------------
 
-    def replace(self, **changes: Any) -> "DPConfig":
+    def replace(self, **changes: Any) -> DPConfig:
         """A copy with ``changes`` applied (and validated)."""
         unknown = sorted(set(changes) - FIELD_NAMES)
         if unknown:
             raise ConfigError(quote(unknown[0])[1:-1], "unknown config key", allowed=", ".join(sorted(FIELD_NAMES)))
         return dataclasses.replace(self, **changes)
 
-    def as_baseline(self) -> "DPConfig":
+    def as_baseline(self) -> DPConfig:
         """The same run without clipping or noise, for side-by-side curves."""
         return self.replace(private=False)
 
@@ -144,12 +155,14 @@ class DPConfig:
             raise ConfigError("dataset", f"the training set has {n} examples", allowed="at least 2")
         if self.batch_size > n:
             raise ConfigError(
-                "batch_size", f"{self.batch_size} is larger than the training set ({n} examples)",
+                "batch_size",
+                f"{self.batch_size} is larger than the training set ({n} examples)",
                 allowed=f"1 to {n}",
             )
         if self.private and self.delta >= 1.0 / n:
             raise ConfigError(
-                "delta", f"{self.delta:g} is not below 1/n = {1.0 / n:.3g} for n = {n}",
+                "delta",
+                f"{self.delta:g} is not below 1/n = {1.0 / n:.3g} for n = {n}",
                 allowed=f"0 < delta < {1.0 / n:.3g}; a δ of 1/n or more lets a mechanism "
                 "publish one person's record outright",
             )
@@ -164,7 +177,7 @@ class DPConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DPConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> DPConfig:
         """Build from a dict, rejecting unknown keys and unsupported schema versions.
 
         Older versions load with the keys added since taking their defaults.
@@ -187,19 +200,19 @@ class DPConfig:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "DPConfig":
+    def from_json(cls, text: str) -> DPConfig:
         return cls.from_dict(safe_io.parse_json(text, field="config", error=ConfigError))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_yaml(cls, text: str) -> "DPConfig":
+    def from_yaml(cls, text: str) -> DPConfig:
         """Safe YAML without aliases or deep nesting (see ``safe_io.parse_yaml``)."""
         return cls.from_dict(safe_io.parse_yaml(text, field="config", error=ConfigError))
 
     @classmethod
-    def from_text(cls, text: str, *, filename: str = "") -> "DPConfig":
+    def from_text(cls, text: str, *, filename: str = "") -> DPConfig:
         """Parse JSON or YAML, chosen by the file extension or, without one, by the content."""
         lower = filename.lower()
         if lower.endswith(".json"):
@@ -259,8 +272,10 @@ def parse_field(name: str, text: str) -> Any:
 
 # Fields holding numbers, and the kind of number each holds.
 NUMERIC_FIELDS: dict[str, type] = {
-    name: kind for name, hint in typing.get_type_hints(DPConfig).items()
-    for kind in (int, float) if hint in (kind, Optional[kind])
+    name: kind
+    for name, hint in typing.get_type_hints(DPConfig).items()
+    for kind in (int, float)
+    if hint in (kind, Optional[kind])
 }
 _MAX_NUMBER_TEXT = 100
 
@@ -293,8 +308,11 @@ def check_schema_version(version: Any) -> None:
     numeric text (``"1"``) is read as the number."""
     value = number_from_text(version, int)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value not in READABLE_SCHEMA_VERSIONS:
-        raise ConfigError("schema_version", f"{quote(version)} is not supported",
-                          allowed=", ".join(map(str, READABLE_SCHEMA_VERSIONS)))
+        raise ConfigError(
+            "schema_version",
+            f"{quote(version)} is not supported",
+            allowed=", ".join(map(str, READABLE_SCHEMA_VERSIONS)),
+        )
 
 
 def load_config_file(path: str) -> DPConfig:
@@ -311,13 +329,13 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(name, f"{quote(value)} is not a known {name.replace('_', ' ')}", allowed=", ".join(allowed))
 
 
-def _number(name: str, value: Any, *, low: float, high: float, low_open: bool = False,
-            high_open: bool = False) -> None:
+def _number(name: str, value: Any, *, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(name, f"{quote(value)} is not a number", allowed=_range_text(low, high, low_open, high_open))
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(name, f"{value!r} is not a finite number",
-                          allowed=_range_text(low, high, low_open, high_open))
+        raise ConfigError(
+            name, f"{value!r} is not a finite number", allowed=_range_text(low, high, low_open, high_open)
+        )
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
     if too_low or too_high:
@@ -363,11 +381,18 @@ def _validate(c: DPConfig) -> None:
     if c.max_train_examples is not None:
         _integer("max_train_examples", c.max_train_examples, low=2, high=10**9)
     if c.csv_schema is not None and not isinstance(c.csv_schema, CsvSchema):
-        raise ConfigError("csv_schema", f"expected a mapping, got {type(c.csv_schema).__name__}",
-                          allowed="classes, numeric (column: [low, high]), categorical (column: [categories]), scale")
+        raise ConfigError(
+            "csv_schema",
+            f"expected a mapping, got {type(c.csv_schema).__name__}",
+            allowed="classes, numeric (column: [low, high]), categorical (column: [categories]), scale",
+        )
     if c.csv_preprocessing_epsilon is not None:
-        _number("csv_preprocessing_epsilon", c.csv_preprocessing_epsilon, low=MIN_PREPROCESSING_EPSILON,
-                high=MAX_PREPROCESSING_EPSILON)
+        _number(
+            "csv_preprocessing_epsilon",
+            c.csv_preprocessing_epsilon,
+            low=MIN_PREPROCESSING_EPSILON,
+            high=MAX_PREPROCESSING_EPSILON,
+        )
     _number("validation_fraction", c.validation_fraction, low=0.0, high=MAX_VALIDATION_FRACTION)
     if c.weight_averaging_decay is not None:
         _number("weight_averaging_decay", c.weight_averaging_decay, low=0.0, high=1.0, low_open=True, high_open=True)
@@ -377,24 +402,33 @@ def _validate(c: DPConfig) -> None:
         _number("epsilon_budget", c.epsilon_budget, low=0.0, high=MAX_EPSILON_BUDGET, low_open=True)
     if c.dataset == "csv":
         if c.csv_schema is not None and c.csv_preprocessing_epsilon is not None:
-            raise ConfigError("csv_preprocessing_epsilon", "is set together with csv_schema",
-                              allowed="a declared csv_schema, or a csv_preprocessing_epsilon to derive one "
-                              "privately, not both")
+            raise ConfigError(
+                "csv_preprocessing_epsilon",
+                "is set together with csv_schema",
+                allowed="a declared csv_schema, or a csv_preprocessing_epsilon to derive one privately, not both",
+            )
         if not isinstance(c.csv_path, str) or not c.csv_path.strip():
             raise ConfigError("csv_path", "a CSV dataset needs the path of the file", allowed="a file path")
         safe_io.check_path(c.csv_path, field="csv_path", error=ConfigError)
         if not isinstance(c.csv_label, str) or not c.csv_label.strip():
-            raise ConfigError("csv_label", "a CSV dataset needs the name of its label column",
-                              allowed="a column name of the file")
+            raise ConfigError(
+                "csv_label", "a CSV dataset needs the name of its label column", allowed="a column name of the file"
+            )
         if len(c.csv_label) > MAX_LABEL_CHARS:
-            raise ConfigError("csv_label", f"{quote(c.csv_label)} is {len(c.csv_label)} characters long",
-                              allowed=f"a column name of up to {MAX_LABEL_CHARS} characters")
+            raise ConfigError(
+                "csv_label",
+                f"{quote(c.csv_label)} is {len(c.csv_label)} characters long",
+                allowed=f"a column name of up to {MAX_LABEL_CHARS} characters",
+            )
     else:
         for name in ("csv_path", "csv_label", "csv_schema", "csv_preprocessing_epsilon"):
             value = getattr(c, name)
             if value is not None:
-                raise ConfigError(name, f"is only used with dataset 'csv' (dataset is {quote(c.dataset)})",
-                                  allowed="null unless dataset is 'csv'")
+                raise ConfigError(
+                    name,
+                    f"is only used with dataset 'csv' (dataset is {quote(c.dataset)})",
+                    allowed="null unless dataset is 'csv'",
+                )
 
 
 def _validate_noise_schedule(c: DPConfig) -> None:
@@ -402,16 +436,29 @@ def _validate_noise_schedule(c: DPConfig) -> None:
     _number("noise_floor", c.noise_floor, low=0.0, high=MAX_NOISE, low_open=True)
     if c.private and c.noise_schedule != "constant" and c.noise_floor > c.noise_multiplier:
         raise ConfigError(
-            "noise_floor", f"{c.noise_floor:g} is above the initial noise multiplier {c.noise_multiplier:g}",
+            "noise_floor",
+            f"{c.noise_floor:g} is above the initial noise multiplier {c.noise_multiplier:g}",
             allowed=f"a number in (0, {c.noise_multiplier:g}]",
         )
 
 
 def _validate_adaptive_clipping(c: DPConfig) -> None:
-    _number("target_unclipped_quantile", c.target_unclipped_quantile, low=0.0, high=1.0,
-            low_open=True, high_open=True)
+    _number("target_unclipped_quantile", c.target_unclipped_quantile, low=0.0, high=1.0, low_open=True, high_open=True)
     _number("clip_learning_rate", c.clip_learning_rate, low=0.0, high=MAX_CLIP_LEARNING_RATE, low_open=True)
     _number("count_noise_multiplier", c.count_noise_multiplier, low=0.0, high=MAX_NOISE, low_open=True)
     if c.private and c.adaptive_clipping:
         # A schedule only decays, so the first step's noise multiplier is the largest to split.
-        noise_split(noise_multiplier=c.noise_multiplier, count_noise_multiplier=c.count_noise_multiplier)
+        check_count_noise(noise_multiplier=c.noise_multiplier, count_noise_multiplier=c.count_noise_multiplier)
+
+
+def check_count_noise(*, noise_multiplier: float, count_noise_multiplier: float) -> None:
+    """Refuse a count noise at or below σ/2: adaptive clipping's count would spend all of one step's privacy
+    (``dpcore.privacy.noise.noise_split`` divides the noise only above it)."""
+    sigma, count_sigma = float(noise_multiplier), float(count_noise_multiplier)
+    if not count_sigma > sigma / 2:
+        raise ConfigError(
+            "count_noise_multiplier",
+            f"{count_sigma:g} is not above half the noise multiplier ({sigma:g} / 2): the count of "
+            "unclipped examples would spend all of the privacy of one step",
+            allowed=f"a number > {sigma / 2:g} (the paper suggests about batch_size / 20)",
+        )

@@ -1,4 +1,5 @@
 """Error types for mistakes a person can make; each names the field and what is allowed."""
+
 from __future__ import annotations
 
 import re
@@ -40,12 +41,15 @@ def describe_exception(exc: BaseException) -> str:
         return "out of memory: " + (str(exc) or "the run needed more memory than is available")
     lines = [line.strip() for line in str(exc).splitlines()]
     raised = [line for line in lines if _RAISED_LINE.match(line)]
-    plain = [line for line in str(exc).splitlines()
-             if line.strip() and not line[0].isspace() and not line.rstrip().endswith(":")]
+    plain = [
+        line
+        for line in str(exc).splitlines()
+        if line.strip() and not line[0].isspace() and not line.rstrip().endswith(":")
+    ]
     if raised:
         text = raised[-1]
     else:
         text = plain[0].strip() if plain else next((line for line in lines if line), "")
         if not isinstance(exc, ValueError) or not text:
             text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 1] + "…"
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"

@@ -4,6 +4,7 @@ without TensorFlow (pages import it freely).
 The builders themselves live in dpcore.dpsgd.models; the trainer, the CLI and the pages all check a
 model against a dataset's input shape here, so the rule is stated once.
 """
+
 from __future__ import annotations
 
 from dpcore.config import MODEL_TITLES, MODELS
@@ -41,9 +42,9 @@ INPUT_REQUIREMENTS = {
     "cnn": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}",
     "lenet5": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, resized to 32x32",
     "scatternet_linear": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, "
-                         "turned into normalised ScatterNet features (J = 2, L = 8)",
+    "turned into normalised ScatterNet features (J = 2, L = 8)",
     "scatternet_cnn": f"images (height, width, channels) of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}, "
-                      "turned into normalised ScatterNet features (J = 2, L = 8)",
+    "turned into normalised ScatterNet features (J = 2, L = 8)",
 }
 
 
@@ -68,8 +69,11 @@ def check_pair(model: str, input_shape: tuple[int, ...]) -> None:
     allowed = supported_models(input_shape)
     if model not in allowed:
         shape = "x".join(str(d) for d in input_shape)
-        raise ConfigError("model", f"{model!r} cannot train on inputs of shape {shape}: it needs "
-                          f"{INPUT_REQUIREMENTS[model]}", allowed=", ".join(allowed) + " for this dataset")
+        raise ConfigError(
+            "model",
+            f"{model!r} cannot train on inputs of shape {shape}: it needs {INPUT_REQUIREMENTS[model]}",
+            allowed=", ".join(allowed) + " for this dataset",
+        )
 
 
 def step_parts(model: str, batch_size: int) -> int:

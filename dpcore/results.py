@@ -3,6 +3,7 @@
 Kept apart from dpcore.training so the store, the CLI and the pages can read runs without
 importing TensorFlow.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,11 +14,21 @@ if TYPE_CHECKING:
     from dpcore.config import DPConfig
 
 
+# A run's states, for the store, the job runner and the pages alike. "budget_reached": the run
+# stopped before the first epoch that would have taken ε past its ``epsilon_budget``.
+ACTIVE_STATUSES = ("queued", "running")
+FINAL_STATUSES = ("completed", "budget_reached", "cancelled", "failed", "interrupted")
+STATUSES = ACTIVE_STATUSES + FINAL_STATUSES
+# Final states of a run that trained every epoch it was allowed to (its budget may have ended it early).
+FINISHED_STATUSES = ("completed", "budget_reached")
+
 # Training loss and accuracy are exact means over the private training batches, without noise, so
 # ε does not cover them (test loss and accuracy are computed on the held-out split). Wherever they
 # leave the library (CLI text, JSON, CSV) they carry this label and these names.
-TRAIN_METRICS_NOTE = ("Training loss and accuracy are computed on the private training batches without noise "
-                      "and are not covered by ε; test loss and accuracy on the held-out split.")
+TRAIN_METRICS_NOTE = (
+    "Training loss and accuracy are computed on the private training batches without noise "
+    "and are not covered by ε; test loss and accuracy on the held-out split."
+)
 # The pages' tag and titles for the same figures (metrics, chart traces, table columns).
 TRAIN_METRICS_LABEL = "computed on the private training data, not covered by ε"
 TRAIN_LOSS_TITLE = "training loss (not covered by ε)"
@@ -86,7 +97,7 @@ class TrainResult:
 
     status: str
     error: Optional[str]
-    config: "DPConfig"
+    config: DPConfig
     epochs: tuple[EpochMetrics, ...]
     examples_per_second: float
     seconds: float
@@ -94,20 +105,30 @@ class TrainResult:
     note: Optional[str] = None
 
     @classmethod
-    def from_reported_epochs(cls, config: "DPConfig", epochs: tuple[EpochMetrics, ...], *, status: str,
-                             error: Optional[str], seconds: float) -> "TrainResult":
-        """A run that ended without the trainer's own result (its worker was lost): what it reported is what it did."""
-        from dpcore import data
-        from dpcore.errors import UserInputError
+    def from_reported_epochs(
+        cls,
+        config: DPConfig,
+        epochs: tuple[EpochMetrics, ...],
+        *,
+        status: str,
+        error: Optional[str],
+        seconds: float,
+        n_train: Optional[int],
+    ) -> TrainResult:
+        """A run that ended without the trainer's own result (its worker was lost): what it reported is what it did.
 
-        try:
-            n_train = data.train_size(config)
-        except UserInputError:
-            n_train = 0
+        ``n_train`` is the config's training rows (None, stored as 0, when its data cannot be read now).
+        """
         examples = sum(e.examples for e in epochs)
-        return cls(status=status, error=error, config=config, epochs=tuple(epochs),
-                   examples_per_second=examples / seconds if examples and seconds > 0 else math.nan,
-                   seconds=seconds, n_train=n_train)
+        return cls(
+            status=status,
+            error=error,
+            config=config,
+            epochs=tuple(epochs),
+            examples_per_second=examples / seconds if examples and seconds > 0 else math.nan,
+            seconds=seconds,
+            n_train=n_train or 0,
+        )
 
     @property
     def test_accuracy(self) -> float:

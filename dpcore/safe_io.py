@@ -5,13 +5,14 @@ text names the field, so a config file, an upload or a share link that is not wh
 device, a folder, a NUL byte, a 100,000-deep nesting, a YAML alias bomb) costs a message, not a
 crash, a frozen worker or gigabytes of memory.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import reprlib
 import stat
-from typing import Any, Optional, Type
+from typing import Any, Optional
 
 import yaml
 
@@ -54,20 +55,22 @@ def quote_path(path: Any) -> str:
     return quote(str(path) if isinstance(path, os.PathLike) else path, limit=PATH_CHARS)
 
 
-def check_path(path: Any, *, field: str, error: Type[UserInputError] = UserInputError) -> str:
+def check_path(path: Any, *, field: str, error: type[UserInputError] = UserInputError) -> str:
     """``path`` as a string, refused when it is empty, too long or holds a NUL byte (which no OS path can)."""
     if not isinstance(path, str) or not path.strip():
         raise error(field, f"{quote_path(path)} is not a file path", allowed="a file path")
     if "\x00" in path:
         raise error(field, f"{quote_path(path)} holds a NUL byte, which no file path can", allowed="a file path")
     if len(path) > MAX_PATH_CHARS:
-        raise error(field, f"the path is {len(path)} characters long",
-                    allowed=f"paths up to {MAX_PATH_CHARS} characters")
+        raise error(
+            field, f"the path is {len(path)} characters long", allowed=f"paths up to {MAX_PATH_CHARS} characters"
+        )
     return path
 
 
-def regular_file_stat(path: Any, *, field: str, max_bytes: int,
-                      error: Type[UserInputError] = UserInputError) -> os.stat_result:
+def regular_file_stat(
+    path: Any, *, field: str, max_bytes: int, error: type[UserInputError] = UserInputError
+) -> os.stat_result:
     """The stat of ``path`` after checking it names an existing regular file of at most ``max_bytes``."""
     path = check_path(path, field=field, error=error)
     try:
@@ -80,8 +83,7 @@ def regular_file_stat(path: Any, *, field: str, max_bytes: int,
     return info
 
 
-def read_file_bytes(path: Any, *, field: str, max_bytes: int,
-                    error: Type[UserInputError] = UserInputError) -> bytes:
+def read_file_bytes(path: Any, *, field: str, max_bytes: int, error: type[UserInputError] = UserInputError) -> bytes:
     """The bytes of a regular file of at most ``max_bytes``; devices, pipes and folders are refused unopened."""
     path = check_path(path, field=field, error=error)
     regular_file_stat(path, field=field, max_bytes=max_bytes, error=error)
@@ -98,15 +100,17 @@ def read_file_bytes(path: Any, *, field: str, max_bytes: int,
     return raw
 
 
-def read_text_file(path: Any, *, field: str, max_bytes: int = MAX_CONFIG_BYTES,
-                   error: Type[UserInputError] = UserInputError) -> str:
+def read_text_file(
+    path: Any, *, field: str, max_bytes: int = MAX_CONFIG_BYTES, error: type[UserInputError] = UserInputError
+) -> str:
     """A small UTF-8 text file (a config), read with the checks of ``read_file_bytes``."""
     raw = read_file_bytes(path, field=field, max_bytes=max_bytes, error=error)
     return decode_text(raw, field=field, name=quote_path(path), error=error)
 
 
-def decode_text(raw: bytes, *, field: str, name: str, fallback: Optional[str] = None,
-                error: Type[UserInputError] = UserInputError) -> str:
+def decode_text(
+    raw: bytes, *, field: str, name: str, fallback: Optional[str] = None, error: type[UserInputError] = UserInputError
+) -> str:
     """UTF-8 text (a BOM allowed), else ``fallback``'s decoding if given; UTF-16 and binary are refused,
     saying which."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -121,7 +125,7 @@ def decode_text(raw: bytes, *, field: str, name: str, fallback: Optional[str] = 
         raise error(field, f"{name} is not UTF-8 text (byte {exc.start})", allowed="UTF-8 text") from None
 
 
-def parse_json(text: str, *, field: str, error: Type[UserInputError] = UserInputError) -> Any:
+def parse_json(text: str, *, field: str, error: type[UserInputError] = UserInputError) -> Any:
     """JSON text of bounded size and nesting; any failure is one line naming ``field``."""
     _check_text_size(text, field=field, error=error)
     depth = _bracket_depth(text)
@@ -135,7 +139,7 @@ def parse_json(text: str, *, field: str, error: Type[UserInputError] = UserInput
         raise error(field, f"not valid JSON: {quote(str(exc))}") from None
 
 
-def parse_yaml(text: str, *, field: str, error: Type[UserInputError] = UserInputError) -> Any:
+def parse_yaml(text: str, *, field: str, error: type[UserInputError] = UserInputError) -> Any:
     """YAML text of bounded size and nesting, safe tags only and no aliases (no expansion bombs)."""
     _check_text_size(text, field=field, error=error)
     loader = None
@@ -145,12 +149,16 @@ def parse_yaml(text: str, *, field: str, error: Type[UserInputError] = UserInput
     except _Refused as exc:
         raise error(field, str(exc), allowed="a plain YAML mapping of config keys to values") from None
     except yaml.MarkedYAMLError as exc:
-        where = f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}" \
-            if exc.problem_mark is not None else ""
+        where = (
+            f" at line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}"
+            if exc.problem_mark is not None
+            else ""
+        )
         raise error(field, f"not valid YAML: {quote(exc.problem or exc.context or '', limit=120)}{where}") from None
     except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:
-        raise error(field, f"not valid YAML: {quote(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") \
-            from None
+        raise error(
+            field, f"not valid YAML: {quote(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}"
+        ) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -170,8 +178,9 @@ class _ConfigLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise _Refused(f"YAML aliases are not allowed (*{quote(event.anchor)[1:-1]} at line "
-                           f"{event.start_mark.line + 1})")
+            raise _Refused(
+                f"YAML aliases are not allowed (*{quote(event.anchor)[1:-1]} at line {event.start_mark.line + 1})"
+            )
         self._depth += 1
         try:
             if self._depth > MAX_NESTING:
@@ -181,7 +190,7 @@ class _ConfigLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def _check_text_size(text: str, *, field: str, error: Type[UserInputError]) -> None:
+def _check_text_size(text: str, *, field: str, error: type[UserInputError]) -> None:
     if not isinstance(text, str):
         raise error(field, f"expected text, got {type(text).__name__}")
     if len(text) > MAX_CONFIG_BYTES:
@@ -213,13 +222,13 @@ def _bracket_depth(text: str) -> int:
     return deepest
 
 
-def _check_regular(info: os.stat_result, path: str, *, field: str, max_bytes: int,
-                   error: Type[UserInputError]) -> None:
+def _check_regular(info: os.stat_result, path: str, *, field: str, max_bytes: int, error: type[UserInputError]) -> None:
     if stat.S_ISDIR(info.st_mode):
         raise error(field, f"{quote_path(path)} is not a file (it is a folder)")
     if not stat.S_ISREG(info.st_mode):
-        raise error(field, f"{quote_path(path)} is not a regular file (a device, pipe or socket)",
-                    allowed="a regular file")
+        raise error(
+            field, f"{quote_path(path)} is not a regular file (a device, pipe or socket)", allowed="a regular file"
+        )
     if info.st_size > max_bytes:
         raise error(field, f"{quote_path(path)} is {_size(info.st_size)}, too large", allowed=_size_text(max_bytes))
 

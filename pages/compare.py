@@ -1,23 +1,27 @@
 """Compare: accuracy against ε for every stored run, the Pareto frontier, baselines, the audits against ε,
 and a run table."""
+
 from __future__ import annotations
 
 import streamlit as st
 
 import app_state
-from dpcore import charts, explain
-from dpcore.comparison import ALL, audit_points, build_view, busy_runs, filter_runs
 from dpcore.errors import UserInputError
+from dpcore.privacy import explain
 from dpcore.results import TEST_METRICS_LABEL, TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, TRAIN_METRICS_LABEL
+from dpcore.runs.comparison import ALL, audit_points, build_view, busy_runs, filter_runs
+from dpcore.views import charts
 from pages import audit_view
 
 ss = st.session_state
 store = app_state.store()
 
 st.title("Compare")
-st.caption("Every stored run as accuracy against ε after each epoch. Up and to the left is better: "
-           "more accurate and more private. The dashed line is the Pareto frontier of final points; "
-           "dotted horizontal lines are non-private baselines (ε = ∞, no privacy).")
+st.caption(
+    "Every stored run as accuracy against ε after each epoch. Up and to the left is better: "
+    "more accurate and more private. The dashed line is the Pareto frontier of final points; "
+    "dotted horizontal lines are non-private baselines (ε = ∞, no privacy)."
+)
 st.caption(explain.SELECTION_NOTE)
 
 if "compare_goto_explore" in ss:
@@ -51,8 +55,10 @@ def delete(run_ids: list[int]) -> None:
     ss["compare_confirm_delete"] = False
     busy = busy_runs([store.get_run(i) for i in run_ids])
     if busy:
-        ss["compare_error"] = (f"run: {', '.join(map(str, busy))} still queued or training; cancel "
-                               "on the Train page first (allowed: finished runs)")
+        ss["compare_error"] = (
+            f"run: {', '.join(map(str, busy))} still queued or training; cancel "
+            "on the Train page first (allowed: finished runs)"
+        )
         return
     deleted = []
     for run_id in run_ids:
@@ -69,17 +75,24 @@ def delete(run_ids: list[int]) -> None:
 if "compare_error" in ss:
     st.error(ss.pop("compare_error"))
 MINE, EVERYONE = "mine", "everyone's"
-whose = st.radio("Runs", (MINE, EVERYONE), key="compare_whose", horizontal=True,
-                 index=1,
-                 format_func={MINE: "Mine", EVERYONE: "Everyone's"}.get,
-                 help="Your own runs, or every participant's (you can rename and delete only your own).")
+whose = st.radio(
+    "Runs",
+    (MINE, EVERYONE),
+    key="compare_whose",
+    horizontal=True,
+    index=1,
+    format_func={MINE: "Mine", EVERYONE: "Everyone's"}.get,
+    help="Your own runs, or every participant's (you can rename and delete only your own).",
+)
 runs = store.list_runs(owner=app_state.owner()) if whose == MINE else store.list_runs()
 if whose == MINE and not app_state.joined():
     st.info("Type your name in the sidebar to have runs of your own; everyone's runs are one click away.")
     app_state.finish_page()
 if not runs:
-    st.info("No runs stored yet. Start a few on the Train page (try two noise multipliers and a "
-            "non-private baseline) and they appear here.")
+    st.info(
+        "No runs stored yet. Start a few on the Train page (try two noise multipliers and a "
+        "non-private baseline) and they appear here."
+    )
     app_state.finish_page()
 
 left, right, _ = st.columns([1, 1, 2])
@@ -92,8 +105,9 @@ shown = filter_runs(runs, dataset=dataset, model=model)
 if "compare_selected" in ss:
     ss["compare_selected"] = [i for i in ss["compare_selected"] if any(r.id == i for r in shown)]
 labels = {r.id: f"{r.id}: {r.label} ({'non-private' if not r.config.private else r.config.model})" for r in shown}
-selected = st.multiselect("Choose runs (none chosen: chart all shown)", [r.id for r in shown],
-                          format_func=labels.get, key="compare_selected")
+selected = st.multiselect(
+    "Choose runs (none chosen: chart all shown)", [r.id for r in shown], format_func=labels.get, key="compare_selected"
+)
 charted = [r for r in shown if r.id in selected] if selected else shown
 view = build_view(charted)
 if view.curves or view.baselines:
@@ -104,32 +118,41 @@ else:
 audited = audit_points(charted)
 if audited:
     st.markdown("**What attacks reach, against the ε promised**")
-    st.caption("Each audited run's best membership-inference attack (AUC, left) and the empirical ε lower bound "
-               "it proves (right) against the run's accounted ε; non-private baselines stand at ∞. "
-               + audit_view.BOUND_NOTE)
+    st.caption(
+        "Each audited run's best membership-inference attack (AUC, left) and the empirical ε lower bound "
+        "it proves (right) against the run's accounted ε; non-private baselines stand at ∞. " + audit_view.BOUND_NOTE
+    )
     st.plotly_chart(charts.audit_vs_epsilon(audited), width="stretch", key="compare_audit_chart")
 else:
-    st.caption("No audited runs among these. Audit a completed run from its view on Train, or choose one run "
-               "below; digits runs are audited when training ends unless that is turned off.")
+    st.caption(
+        "No audited runs among these. Audit a completed run from its view on Train, or choose one run "
+        "below; digits runs are audited when training ends unless that is turned off."
+    )
 
 
 def sweep_section(all_runs: list) -> None:
     """Runs grouped by sweep: mean ± sd over seeds against ε, each training set's Pareto frontier, and the
     ε of choosing the best next to one run's."""
-    from dpcore import sweeps
+    from dpcore.runs import sweeps
 
     records = [s for s in store.list_sweeps() if s.run_ids]
     if not records:
         return
     st.markdown("**Sweeps**")
-    labels = {s.id: f"Sweep {s.id}" + (f": {s.name}" if s.name else "") + f" ({s.mode.replace('_', ' ')}, "
-              f"{len(s.run_ids)} runs)" for s in records}
+    labels = {
+        s.id: f"Sweep {s.id}" + (f": {s.name}" if s.name else "") + f" ({s.mode.replace('_', ' ')}, "
+        f"{len(s.run_ids)} runs)"
+        for s in records
+    }
     chosen = st.selectbox("Sweep", list(labels), format_func=labels.get, index=len(labels) - 1, key="compare_sweep")
     record = next(s for s in records if s.id == chosen)
     groups = sweeps.seed_groups(record, all_runs)
     if groups:
-        st.plotly_chart(charts.sweep_accuracy_vs_epsilon(groups, sweeps.sweep_frontier(groups), title=labels[chosen]),
-                        width="stretch", key="compare_sweep_chart")
+        st.plotly_chart(
+            charts.sweep_accuracy_vs_epsilon(groups, sweeps.sweep_frontier(groups), title=labels[chosen]),
+            width="stretch",
+            key="compare_sweep_chart",
+        )
     else:
         st.info("No run of this sweep has completed yet (cancelled and failed runs are left out).")
     try:
@@ -141,7 +164,9 @@ def sweep_section(all_runs: list) -> None:
 sweep_section(runs)
 
 st.markdown("**Runs** (click a column header to sort)")
-app_state.run_table(shown, key="compare_table", train_metrics=app_state.train_metrics_toggle("compare_show_train_metrics"))
+app_state.run_table(
+    shown, key="compare_table", train_metrics=app_state.train_metrics_toggle("compare_show_train_metrics")
+)
 
 owners = {r.id: r.owner for r in shown}
 manageable = [i for i in selected if app_state.may_manage(owners[i])]
@@ -151,25 +176,48 @@ if len(selected) == 1:
     if manageable:
         actions[0].text_input("New name", key="compare_new_name", placeholder=f"name for run {run_id}")
         actions[1].button("Rename", key="compare_rename", on_click=rename, args=(run_id,), width="stretch")
-    actions[2].button("Load into Explore", key="compare_load", on_click=load_into_explore, args=(run_id,),
-                      width="stretch", help="Make this run's config the current one.")
+    actions[2].button(
+        "Load into Explore",
+        key="compare_load",
+        on_click=load_into_explore,
+        args=(run_id,),
+        width="stretch",
+        help="Make this run's config the current one.",
+    )
 if manageable:
-    confirmed = actions[3].checkbox(f"Yes, delete {len(manageable)} run(s)", key="compare_confirm_delete",
-                                    help="Deleting cannot be undone: the runs' epochs and weights go too.")
-    actions[3].button(f"Delete {len(manageable)} run(s)", key="compare_delete", on_click=delete,
-                      args=(manageable,), width="stretch", disabled=not confirmed)
+    confirmed = actions[3].checkbox(
+        f"Yes, delete {len(manageable)} run(s)",
+        key="compare_confirm_delete",
+        help="Deleting cannot be undone: the runs' epochs and weights go too.",
+    )
+    actions[3].button(
+        f"Delete {len(manageable)} run(s)",
+        key="compare_delete",
+        on_click=delete,
+        args=(manageable,),
+        width="stretch",
+        disabled=not confirmed,
+    )
 if len(manageable) < len(selected):
-    st.caption(f"{len(selected) - len(manageable)} of the chosen runs belong to other participants: "
-               "only they (or the host) can rename or delete them.")
+    st.caption(
+        f"{len(selected) - len(manageable)} of the chosen runs belong to other participants: "
+        "only they (or the host) can rename or delete them."
+    )
 if not selected:
-    st.caption("Select one run to rename it, load its config into Explore or see its audit; select your own "
-               "to delete them.")
+    st.caption(
+        "Select one run to rename it, load its config into Explore or see its audit; select your own to delete them."
+    )
 if len(selected) == 1:
     chosen = next(r for r in shown if r.id == selected[0])
-    audit_view.render(chosen.id, completed=chosen.status == "completed", report=chosen.audit,
-                      key="compare_run_audit")
+    audit_view.render(chosen.id, completed=chosen.status == "completed", report=chosen.audit, key="compare_run_audit")
 
-st.download_button("Download CSV of all runs", store.to_csv(shown_file=app_state.shown_file), file_name="dp-explorer-runs.csv",
-                   mime="text/csv", key="compare_csv", on_click="ignore",
-                   help=f"Its columns {TRAIN_LOSS_KEY} and {TRAIN_ACCURACY_KEY} are {TRAIN_METRICS_LABEL}; "
-                        f"test accuracy is {TEST_METRICS_LABEL}.")
+st.download_button(
+    "Download CSV of all runs",
+    store.to_csv(shown_file=app_state.shown_file),
+    file_name="dp-explorer-runs.csv",
+    mime="text/csv",
+    key="compare_csv",
+    on_click="ignore",
+    help=f"Its columns {TRAIN_LOSS_KEY} and {TRAIN_ACCURACY_KEY} are {TRAIN_METRICS_LABEL}; "
+    f"test accuracy is {TEST_METRICS_LABEL}.",
+)

@@ -3,6 +3,7 @@
 The page is thin: pages/explore_controls.py turns the widgets into a DPConfig, and
 pages/explore_results.py shows what that config spends.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -12,8 +13,10 @@ from dpcore.errors import UserInputError
 from pages import explore_controls, explore_results
 
 st.title("Explore")
-st.caption("Move the knobs of DP-SGD and watch the privacy guarantee ε it would spend. "
-           "Nothing trains here; the Train page runs the current settings.")
+st.caption(
+    "Move the knobs of DP-SGD and watch the privacy guarantee ε it would spend. "
+    "Nothing trains here; the Train page runs the current settings."
+)
 
 explore_controls.preset_buttons()
 controls, results = st.columns([5, 6], gap="large")

@@ -1,4 +1,5 @@
 """Explore's controls: every DP-SGD knob, seeded from the current config, read back as a DPConfig."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
@@ -6,15 +7,26 @@ from typing import Any, Callable, Optional
 import streamlit as st
 
 import app_state
-from dpcore import presets, uploads
-from dpcore.config import (ACCOUNTANT_TITLES, ACCOUNTANTS, ACTIVATIONS, DATASET_TITLES, DATASETS, MAX_BATCH_SIZE,
-                           MAX_CLIP, MAX_EPOCHS, MAX_NOISE, MODEL_TITLES, OPTIMIZER_TITLES, OPTIMIZERS,
-                           SAMPLING_TITLES, SAMPLINGS, DPConfig)
-from dpcore.data import config_dataset_info, csv_file_columns, dataset_info
+from dpcore.config import (
+    ACCOUNTANT_TITLES,
+    ACCOUNTANTS,
+    ACTIVATIONS,
+    DATASET_TITLES,
+    DATASETS,
+    MODEL_TITLES,
+    OPTIMIZER_TITLES,
+    OPTIMIZERS,
+    SAMPLING_TITLES,
+    SAMPLINGS,
+    DPConfig,
+)
+from dpcore.csv_schema import CsvSchema
+from dpcore.data.csv_files import csv_file_columns
+from dpcore.data.datasets import config_dataset_info, dataset_info
 from dpcore.errors import UserInputError
 from dpcore.model_specs import model_description, supported_models
-from dpcore.server_settings import upload_limit_text
-from dpcore.tabular import CsvSchema
+from dpcore.room.server_settings import upload_limit_text
+from dpcore.views import presets
 from pages import explore_recipe, explore_schema
 
 ss = st.session_state
@@ -31,8 +43,11 @@ def use_nearest_allowed() -> None:
         if value is not None and not lo <= value <= hi and (field != "momentum" or cfg.optimizer == "momentum"):
             changes[field] = min(max(value, lo), hi)
     app_state.update_config(**changes)
-    app_state.post_notice("Changed: " + ", ".join(f"{app_state.ENTRY_RANGES[f][0]} {getattr(cfg, f):g} → {v:g}"
-                                                for f, v in changes.items()) + ".")
+    app_state.post_notice(
+        "Changed: "
+        + ", ".join(f"{app_state.ENTRY_RANGES[f][0]} {getattr(cfg, f):g} → {v:g}" for f, v in changes.items())
+        + "."
+    )
 
 
 # -- widget helpers ------------------------------------------------------------------------
@@ -40,13 +55,16 @@ def use_nearest_allowed() -> None:
 
 def _copy(source: str, target: str) -> Callable[[], None]:
     """A widget callback copying one session-state key to another (slider -> number entry)."""
+
     def callback() -> None:
         ss[target] = ss[source]
+
     return callback
 
 
-def paired(label: str, field: str, value: Any, *, lo: Any, hi: Any, step: Any, exact_step: Any, fmt: str,
-           help: str) -> Any:
+def paired(
+    label: str, field: str, value: Any, *, lo: Any, hi: Any, step: Any, exact_step: Any, fmt: str, help: str
+) -> Any:
     """A slider and a precise number entry for one field, kept in sync; returns the exact value.
 
     ``value`` must lie in the entry's range (``out_of_range`` reports one that does not; a
@@ -57,10 +75,10 @@ def paired(label: str, field: str, value: Any, *, lo: Any, hi: Any, step: Any, e
     app_state.seed_widget(number_key, min(max(value, exact_lo), exact_hi))
     ss[slider_key] = min(max(ss[number_key], lo), hi)
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    left.slider(label, min_value=lo, max_value=hi, step=step, key=slider_key, help=help,
-                on_change=_copy(slider_key, number_key))
-    right.number_input(f"{label} (exact)", step=exact_step,
-                       format=fmt, key=number_key, label_visibility="collapsed")
+    left.slider(
+        label, min_value=lo, max_value=hi, step=step, key=slider_key, help=help, on_change=_copy(slider_key, number_key)
+    )
+    right.number_input(f"{label} (exact)", step=exact_step, format=fmt, key=number_key, label_visibility="collapsed")
     return ss[number_key]
 
 
@@ -124,8 +142,14 @@ def preset_buttons() -> None:
     preset_cols = st.columns(len(presets.PRESETS) + 1, vertical_alignment="center")
     preset_cols[0].markdown("**Presets**")
     for col, preset in zip(preset_cols[1:], presets.PRESETS):
-        col.button(preset.title, key=f"preset_{preset.key}", on_click=apply_preset, args=(preset.key,),
-                   help=f"{preset.description} From: {preset.source}.", width="stretch")
+        col.button(
+            preset.title,
+            key=f"preset_{preset.key}",
+            on_click=apply_preset,
+            args=(preset.key,),
+            help=f"{preset.description} From: {preset.source}.",
+            width="stretch",
+        )
 
 
 def render(cfg: DPConfig) -> DPConfig:
@@ -137,49 +161,101 @@ def render(cfg: DPConfig) -> DPConfig:
     problems = app_state.out_of_range(cfg)
     if problems:
         st.button("Use the nearest allowed values", key="explore_nearest", on_click=use_nearest_allowed)
-        _stop("The current config has values the controls cannot show, so nothing was changed: "
-              + "; ".join(problems) + ".")
-    noise = paired("Noise multiplier", "noise_multiplier", cfg.noise_multiplier, lo=NOISE_SLIDER_MIN, hi=10.0,
-                   step=0.05, exact_step=0.01, fmt="%.3f",
-                   help="σ: the Gaussian noise added to each step's summed gradients, in units of the clip norm.")
-    clip = paired("Clip norm", "l2_norm_clip", cfg.l2_norm_clip, lo=0.1, hi=10.0, step=0.1,
-                  exact_step=0.1, fmt="%.3f",
-                  help="C: every example's gradient is scaled down to at most this L2 norm. "
-                       "It does not change ε, but it sets how much signal survives the noise.")
-    batch = paired("Batch size", "batch_size", cfg.batch_size, lo=1, hi=1024, step=1,
-                   exact_step=1, fmt="%d",
-                   help="Expected examples per step (with Poisson sampling each example joins with "
-                        "probability batch size / n).")
-    epochs = paired("Epochs", "epochs", cfg.epochs, lo=1, hi=100, step=1, 
-                    exact_step=1, fmt="%d", help="Passes over the training data; each costs privacy.")
+        _stop(
+            "The current config has values the controls cannot show, so nothing was changed: "
+            + "; ".join(problems)
+            + "."
+        )
+    noise = paired(
+        "Noise multiplier",
+        "noise_multiplier",
+        cfg.noise_multiplier,
+        lo=NOISE_SLIDER_MIN,
+        hi=10.0,
+        step=0.05,
+        exact_step=0.01,
+        fmt="%.3f",
+        help="σ: the Gaussian noise added to each step's summed gradients, in units of the clip norm.",
+    )
+    clip = paired(
+        "Clip norm",
+        "l2_norm_clip",
+        cfg.l2_norm_clip,
+        lo=0.1,
+        hi=10.0,
+        step=0.1,
+        exact_step=0.1,
+        fmt="%.3f",
+        help="C: every example's gradient is scaled down to at most this L2 norm. "
+        "It does not change ε, but it sets how much signal survives the noise.",
+    )
+    batch = paired(
+        "Batch size",
+        "batch_size",
+        cfg.batch_size,
+        lo=1,
+        hi=1024,
+        step=1,
+        exact_step=1,
+        fmt="%d",
+        help="Expected examples per step (with Poisson sampling each example joins with probability batch size / n).",
+    )
+    epochs = paired(
+        "Epochs",
+        "epochs",
+        cfg.epochs,
+        lo=1,
+        hi=100,
+        step=1,
+        exact_step=1,
+        fmt="%d",
+        help="Passes over the training data; each costs privacy.",
+    )
 
     left, right = st.columns(2)
     app_state.seed_widget(f"{P}learning_rate", cfg.learning_rate)
-    learning_rate = left.number_input("Learning rate", step=0.001,
-                                      format="%.4g", key=f"{P}learning_rate")
+    learning_rate = left.number_input("Learning rate", step=0.001, format="%.4g", key=f"{P}learning_rate")
     app_state.seed_widget(f"{P}delta", cfg.delta)
-    delta = right.number_input("δ (delta)", step=1e-6, format="%.1e",
-                               key=f"{P}delta",
-                               help="The small chance the ε promise may fail; keep it well below 1/n.")
+    delta = right.number_input(
+        "δ (delta)",
+        step=1e-6,
+        format="%.1e",
+        key=f"{P}delta",
+        help="The small chance the ε promise may fail; keep it well below 1/n.",
+    )
 
     left, right = st.columns(2)
     app_state.seed_widget(f"{P}dataset", cfg.dataset)
-    dataset = left.selectbox("Dataset", DATASETS, key=f"{P}dataset", on_change=on_dataset_change,
-                             format_func=DATASET_TITLES.get)
+    dataset = left.selectbox(
+        "Dataset", DATASETS, key=f"{P}dataset", on_change=on_dataset_change, format_func=DATASET_TITLES.get
+    )
     csv_path, csv_label, csv_schema, csv_epsilon = _csv_controls(cfg) if dataset == "csv" else (None,) * 4
     try:
         # A CSV is described under its schema (declared, or derived privately and paid for).
-        info = config_dataset_info(cfg.replace(dataset=dataset, csv_path=csv_path, csv_label=csv_label,
-                                               csv_schema=csv_schema, csv_preprocessing_epsilon=csv_epsilon))
+        info = config_dataset_info(
+            cfg.replace(
+                dataset=dataset,
+                csv_path=csv_path,
+                csv_label=csv_label,
+                csv_schema=csv_schema,
+                csv_preprocessing_epsilon=csv_epsilon,
+            )
+        )
     except UserInputError as exc:
         _stop(str(exc))
     model_options = supported_models(info.input_shape)
     app_state.seed_widget(f"{P}model", cfg.model if cfg.model in model_options else _fallback_model(model_options))
     if ss[f"{P}model"] not in model_options:
         ss[f"{P}model"] = _fallback_model(model_options)
-    model = right.selectbox("Model", model_options, key=f"{P}model", format_func=MODEL_TITLES.get,
-                            help="Only models that fit this dataset's input shape are offered: "
-                                 + "; ".join(model_description(m) for m in model_options) + ".")
+    model = right.selectbox(
+        "Model",
+        model_options,
+        key=f"{P}model",
+        format_func=MODEL_TITLES.get,
+        help="Only models that fit this dataset's input shape are offered: "
+        + "; ".join(model_description(m) for m in model_options)
+        + ".",
+    )
 
     left, right = st.columns(2)
     app_state.seed_widget(f"{P}optimizer", cfg.optimizer)
@@ -187,19 +263,27 @@ def render(cfg: DPConfig) -> DPConfig:
     momentum = cfg.momentum
     if optimizer == "momentum":
         app_state.seed_widget(f"{P}momentum", cfg.momentum)
-        momentum = right.number_input("Momentum", step=0.05, format="%.3f",
-                                      key=f"{P}momentum")
+        momentum = right.number_input("Momentum", step=0.05, format="%.3f", key=f"{P}momentum")
 
     left, right = st.columns(2)
     app_state.seed_widget(f"{P}accountant", cfg.accountant)
-    accountant = left.radio("Accountant", ACCOUNTANTS, key=f"{P}accountant", horizontal=True,
-                            format_func=ACCOUNTANT_TITLES.get,
-                            help="RDP: Rényi DP, the classic DP-SGD accountant. PLD: privacy loss "
-                                 "distributions, tighter.")
+    accountant = left.radio(
+        "Accountant",
+        ACCOUNTANTS,
+        key=f"{P}accountant",
+        horizontal=True,
+        format_func=ACCOUNTANT_TITLES.get,
+        help="RDP: Rényi DP, the classic DP-SGD accountant. PLD: privacy loss distributions, tighter.",
+    )
     app_state.seed_widget(f"{P}sampling", cfg.sampling)
-    sampling = right.radio("Sampling", SAMPLINGS, key=f"{P}sampling", horizontal=True,
-                           format_func=SAMPLING_TITLES.get,
-                           help="How batches are drawn; the trainer draws them exactly this way.")
+    sampling = right.radio(
+        "Sampling",
+        SAMPLINGS,
+        key=f"{P}sampling",
+        horizontal=True,
+        format_func=SAMPLING_TITLES.get,
+        help="How batches are drawn; the trainer draws them exactly this way.",
+    )
 
     with st.expander("More settings"):
         left, right = st.columns(2)
@@ -209,24 +293,43 @@ def render(cfg: DPConfig) -> DPConfig:
         seed = right.number_input("Seed", step=1, key=f"{P}seed")
         app_state.seed_widget(f"{P}secure_mode", cfg.secure_mode)
         secure_mode = st.checkbox(
-            "Secure mode (secret random seeds)", key=f"{P}secure_mode",
+            "Secure mode (secret random seeds)",
+            key=f"{P}secure_mode",
             help="Draw batches and noise from the operating system's secure randomness instead of the "
-                 "seed. Runs are no longer repeatable, but nobody can recompute the noise from the "
-                 "config. Use it for models you will release.")
+            "seed. Runs are no longer repeatable, but nobody can recompute the noise from the "
+            "config. Use it for models you will release.",
+        )
         app_state.seed_widget(f"{P}max_train", cfg.max_train_examples or 0)
-        max_train = st.number_input("Use at most this many training examples (0 = all)",
-                                    step=100, key=f"{P}max_train",
-                                    help="A smaller training set trains faster; ε is computed for it.")
+        max_train = st.number_input(
+            "Use at most this many training examples (0 = all)",
+            step=100,
+            key=f"{P}max_train",
+            help="A smaller training set trains faster; ε is computed for it.",
+        )
     recipe = explore_recipe.render(cfg)
 
     typed = DPConfig(
-        dataset=dataset, model=model, activation=activation, optimizer=optimizer,
-        learning_rate=float(learning_rate), momentum=float(momentum), noise_multiplier=float(noise),
-        l2_norm_clip=float(clip), batch_size=int(batch), epochs=int(epochs), delta=float(delta),
-        accountant=accountant, sampling=sampling, seed=int(seed), secure_mode=bool(secure_mode),
+        dataset=dataset,
+        model=model,
+        activation=activation,
+        optimizer=optimizer,
+        learning_rate=float(learning_rate),
+        momentum=float(momentum),
+        noise_multiplier=float(noise),
+        l2_norm_clip=float(clip),
+        batch_size=int(batch),
+        epochs=int(epochs),
+        delta=float(delta),
+        accountant=accountant,
+        sampling=sampling,
+        seed=int(seed),
+        secure_mode=bool(secure_mode),
         max_train_examples=int(max_train) if max_train else None,
-        csv_path=csv_path, csv_label=csv_label, private=cfg.private,
-        csv_schema=csv_schema, csv_preprocessing_epsilon=csv_epsilon,
+        csv_path=csv_path,
+        csv_label=csv_label,
+        private=cfg.private,
+        csv_schema=csv_schema,
+        csv_preprocessing_epsilon=csv_epsilon,
         **recipe,
     )
     problems = app_state.out_of_range(typed)
@@ -243,26 +346,44 @@ def _csv_controls(cfg: DPConfig) -> tuple[str, str, Optional[CsvSchema], Optiona
     typed, uploaded or restored, passes ``app_state.check_csv_path`` before it is read.
     """
     joined = app_state.joined()
-    st.file_uploader("Upload a CSV file", type=["csv", "tsv", "txt"], key="explore_csv_upload",
-                     on_change=keep_upload, disabled=not joined,
-                     help="A table with a header row; one column is the label. It is kept on this server "
-                     "as yours: only you (and the workshop's host) can train on it or see its name.")
-    st.caption(upload_limit_text() + ("" if joined else " Type your name in the sidebar first: an upload "
-                                      "belongs to the person who made it."))
+    st.file_uploader(
+        "Upload a CSV file",
+        type=["csv", "tsv", "txt"],
+        key="explore_csv_upload",
+        on_change=keep_upload,
+        disabled=not joined,
+        help="A table with a header row; one column is the label. It is kept on this server "
+        "as yours: only you (and the workshop's host) can train on it or see its name.",
+    )
+    st.caption(
+        upload_limit_text()
+        + ("" if joined else " Type your name in the sidebar first: an upload belongs to the person who made it.")
+    )
     if "explore_upload_error" in ss:
         _stop(ss["explore_upload_error"])
     app_state.seed_widget(f"{P}csv_path", cfg.csv_path or "")
     if app_state.server_files_enabled():
-        csv_path = st.text_input("CSV file on the server", key=f"{P}csv_path",
-                                 help=f"Filled in by an upload, or a file under {app_state.settings().data_dir}."
-                                 ).strip() or None
+        csv_path = (
+            st.text_input(
+                "CSV file on the server",
+                key=f"{P}csv_path",
+                help=f"Filled in by an upload, or a file under {app_state.settings().data_dir}.",
+            ).strip()
+            or None
+        )
     else:
         csv_path = ss[f"{P}csv_path"].strip() or None
         if csv_path:
             st.caption(f"File: {app_state.shown_file(csv_path)}")
     if not csv_path:
-        st.info("Upload a CSV file" + (", or enter the path of one under the server's data folder."
-                                       if app_state.server_files_enabled() else "."))
+        st.info(
+            "Upload a CSV file"
+            + (
+                ", or enter the path of one under the server's data folder."
+                if app_state.server_files_enabled()
+                else "."
+            )
+        )
         app_state.set_input_problem("no CSV file chosen")
         app_state.finish_page()
     try:
@@ -273,7 +394,7 @@ def _csv_controls(cfg: DPConfig) -> tuple[str, str, Optional[CsvSchema], Optiona
     app_state.seed_widget(f"{P}csv_label", cfg.csv_label if cfg.csv_label in columns else columns[-1])
     if ss[f"{P}csv_label"] not in columns:
         ss[f"{P}csv_label"] = columns[-1]
-    csv_label = st.selectbox("Label column", columns, key=f"{P}csv_label",
-                             help="The column to predict; every other column is a feature.")
-    return (csv_path, csv_label,
-            *explore_schema.render(cfg, columns=columns, label=csv_label, stop=_stop))
+    csv_label = st.selectbox(
+        "Label column", columns, key=f"{P}csv_label", help="The column to predict; every other column is a feature."
+    )
+    return (csv_path, csv_label, *explore_schema.render(cfg, columns=columns, label=csv_label, stop=_stop))

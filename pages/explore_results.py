@@ -1,4 +1,5 @@
 """Explore's results for one DPConfig: the projected ε and what it means, ε curves, and calibration."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +8,11 @@ import math
 import streamlit as st
 
 import app_state
-from dpcore import accounting, charts, explain
-from dpcore.data import dataset_problem
 from dpcore.config import ACCOUNTANT_TITLES, ACCOUNTANTS, DPConfig
+from dpcore.data.datasets import dataset_problem
 from dpcore.errors import UserInputError
+from dpcore.privacy import accounting, calibration, explain
+from dpcore.views import charts
 from pages import explore_recipe, explore_schema
 from pages.explore_controls import NOISE_SLIDER_MIN
 
@@ -81,8 +83,10 @@ def render(cfg: DPConfig) -> None:
             app_state.finish_page()
     if not cfg.private:
         st.metric("Projected ε", explain.format_epsilon(math.inf))
-        st.warning("This config is a non-private baseline (no clipping, no noise), loaded from a run, "
-                   "a file or a link. " + explain.epsilon_reading(math.inf, cfg.delta))
+        st.warning(
+            "This config is a non-private baseline (no clipping, no noise), loaded from a run, "
+            "a file or a link. " + explain.epsilon_reading(math.inf, cfg.delta)
+        )
         st.button("Make it private", key="explore_make_private", on_click=make_private, type="primary")
         app_state.finish_page()
     try:
@@ -101,73 +105,108 @@ def projected_epsilon(cfg: DPConfig, *, n: int, report: accounting.EpsilonReport
     """The projected ε with δ and the step count, what it promises, and the risks of these settings."""
     eps = report.epsilon
     m1, m2, m3 = st.columns(3)
-    m1.metric("Projected ε", explain.format_epsilon(eps),
-              help="Privacy budget spent by the whole run, for the accountant and sampling below.")
+    m1.metric(
+        "Projected ε",
+        explain.format_epsilon(eps),
+        help="Privacy budget spent by the whole run, for the accountant and sampling below.",
+    )
     m2.metric("δ", f"{cfg.delta:.1e}")
-    m3.metric("Noisy steps", f"{report.steps:,}",
-              help=f"Training set n = {n:,}; sampling rate q = {report.sampling_probability:.4g}.")
+    m3.metric(
+        "Noisy steps",
+        f"{report.steps:,}",
+        help=f"Training set n = {n:,}; sampling rate q = {report.sampling_probability:.4g}.",
+    )
     explore_schema.show_split(cfg, n=n)
     st.markdown(explain.epsilon_reading(eps, cfg.delta))
     st.caption(explain.accounting_note(cfg.accountant, cfg.sampling))
     if report.approximate:
-        st.caption("Approximate: the interactive PLD uses a coarse grid (1e-3) with pessimistic "
-                   "rounding, so this ε is a slightly loose upper bound (within about 1%); training "
-                   "reports the precise grid.")
+        st.caption(
+            "Approximate: the interactive PLD uses a coarse grid (1e-3) with pessimistic "
+            "rounding, so this ε is a slightly loose upper bound (within about 1%); training "
+            "reports the precise grid."
+        )
         if st.button("Compute the precise PLD ε", key="explore_precise"):
             with st.spinner("Computing the precise PLD ε…", show_time=True):
                 precise = accounting.epsilon_for_config(cfg, n=n)
-            st.info(f"Precise PLD ε (grid 1e-4) = {explain.format_epsilon(precise, digits=4)}, against "
-                    f"{explain.format_epsilon(eps, digits=4)} on the interactive grid.")
+            st.info(
+                f"Precise PLD ε (grid 1e-4) = {explain.format_epsilon(precise, digits=4)}, against "
+                f"{explain.format_epsilon(eps, digits=4)} on the interactive grid."
+            )
     for warning in explain.risk_warnings(cfg, n=n, epsilon=eps):
         (st.error if warning.level == "error" else st.warning)(warning.message)
 
 
 def curves(cfg: DPConfig, *, n: int, epsilon: float) -> None:
     """ε against epochs or against the noise multiplier, for this config's accountant or both."""
-    overlay = st.toggle("Overlay RDP and PLD", key="explore_overlay",
-                        help="Both accountants for the current sampling; PLD is the tighter one.")
-    configs = {f"{ACCOUNTANT_TITLES[a]}, {cfg.sampling}": cfg.replace(accountant=a)
-               for a in (ACCOUNTANTS if overlay else (cfg.accountant,))}
+    overlay = st.toggle(
+        "Overlay RDP and PLD",
+        key="explore_overlay",
+        help="Both accountants for the current sampling; PLD is the tighter one.",
+    )
+    configs = {
+        f"{ACCOUNTANT_TITLES[a]}, {cfg.sampling}": cfg.replace(accountant=a)
+        for a in (ACCOUNTANTS if overlay else (cfg.accountant,))
+    }
     target = ss[CHART_TARGET_KEY] = target_epsilon()
     # Only the open tab is computed: the noise sweep costs many accountant queries.
-    tab_epochs, tab_noise = st.tabs(["ε vs epochs", "ε vs noise multiplier"], key="explore_tab",
-                                    on_change="rerun")
+    tab_epochs, tab_noise = st.tabs(["ε vs epochs", "ε vs noise multiplier"], key="explore_tab", on_change="rerun")
     if tab_epochs.open:
         with tab_epochs:
             epochs_curve(cfg, configs, n=n, target=target)
     if tab_noise.open:
         with tab_noise:
             sweep = {label: noise_sweep(c, n=n) for label, c in configs.items()}
-            st.plotly_chart(charts.epsilon_vs_noise(NOISE_GRID, sweep, current_noise=cfg.noise_multiplier,
-                                                    current_epsilon=epsilon, delta=cfg.delta, target_epsilon=target),
-                            width="stretch", key=NOISE_CHART_KEY, on_select=use_clicked_noise,
-                            selection_mode="points")
-            st.caption("Click a point of a curve to use its noise multiplier. The dashed line is the "
-                       "Calibrate target below.")
+            st.plotly_chart(
+                charts.epsilon_vs_noise(
+                    NOISE_GRID,
+                    sweep,
+                    current_noise=cfg.noise_multiplier,
+                    current_epsilon=epsilon,
+                    delta=cfg.delta,
+                    target_epsilon=target,
+                ),
+                width="stretch",
+                key=NOISE_CHART_KEY,
+                on_select=use_clicked_noise,
+                selection_mode="points",
+            )
+            st.caption(
+                "Click a point of a curve to use its noise multiplier. The dashed line is the Calibrate target below."
+            )
             if any(math.isnan(v) for values in sweep.values() for v in values):
-                st.caption("σ values the other settings refuse (below the noise floor, or at or above twice "
-                           "the count noise multiplier) have no point.")
+                st.caption(
+                    "σ values the other settings refuse (below the noise floor, or at or above twice "
+                    "the count noise multiplier) have no point."
+                )
 
 
 def epochs_curve(cfg: DPConfig, configs: dict[str, DPConfig], *, n: int, target: float) -> None:
     """The ε-vs-epochs chart of ``configs``; a long PLD curve only on request, and under a spinner."""
     slow = cfg.epochs > PLD_CURVE_AUTO_EPOCHS and any(c.accountant == "pld" for c in configs.values())
-    if slow and not st.button(f"Draw ε after each of the {cfg.epochs} epochs", key="explore_draw_pld",
-                              help="Composing the PLD accountant epoch by epoch takes seconds at this many epochs."):
-        st.info(f"With PLD, the curve over {cfg.epochs} epochs takes several seconds to compute, so it is drawn "
-                f"on request (automatically up to {PLD_CURVE_AUTO_EPOCHS} epochs). The projected ε above is "
-                "up to date.")
+    if slow and not st.button(
+        f"Draw ε after each of the {cfg.epochs} epochs",
+        key="explore_draw_pld",
+        help="Composing the PLD accountant epoch by epoch takes seconds at this many epochs.",
+    ):
+        st.info(
+            f"With PLD, the curve over {cfg.epochs} epochs takes several seconds to compute, so it is drawn "
+            f"on request (automatically up to {PLD_CURVE_AUTO_EPOCHS} epochs). The projected ε above is "
+            "up to date."
+        )
         return
     with st.spinner(f"Computing ε after each of the {cfg.epochs} epochs…", show_time=True):
-        per_epoch = {label: accounting.epsilon_curve_for_config(c, n=n, interactive=True)
-                     for label, c in configs.items()}
-    st.plotly_chart(charts.epsilon_vs_epochs(per_epoch, current_epochs=cfg.epochs, delta=cfg.delta,
-                                             target_epsilon=target),
-                    width="stretch", key="chart_eps_epochs")
+        per_epoch = {
+            label: accounting.epsilon_curve_for_config(c, n=n, interactive=True) for label, c in configs.items()
+        }
+    st.plotly_chart(
+        charts.epsilon_vs_epochs(per_epoch, current_epochs=cfg.epochs, delta=cfg.delta, target_epsilon=target),
+        width="stretch",
+        key="chart_eps_epochs",
+    )
 
 
 def noise_sweep(cfg: DPConfig, *, n: int) -> tuple[float, ...]:
-    """ε of ``cfg`` at each noise multiplier of NOISE_GRID (cached point by point in dpcore.accounting);
+    """ε of ``cfg`` at each noise multiplier of NOISE_GRID (cached point by point in dpcore.privacy.accounting);
     NaN (no point) where the other settings refuse that σ (below a schedule's floor, say).
 
     A status line is updated between points: every Streamlit call is a point where a newer slider
@@ -194,18 +233,30 @@ def calibrate(cfg: DPConfig, *, n: int) -> None:
     st.subheader("Calibrate")
     # With a schedule the calibrated noise multiplier is the first step's, σ_0, from which it decays.
     sigma_name = "σ_0" if cfg.noise_schedule != "constant" else "σ"
-    st.caption("Type the ε you can afford; get the smallest noise multiplier that meets it "
-               "for the other settings." + (" With a noise schedule that is σ_0, the first step's; the "
-                                            "schedule decays from it." if sigma_name == "σ_0" else ""))
+    st.caption(
+        "Type the ε you can afford; get the smallest noise multiplier that meets it "
+        "for the other settings."
+        + (
+            " With a noise schedule that is σ_0, the first step's; the schedule decays from it."
+            if sigma_name == "σ_0"
+            else ""
+        )
+    )
     left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
-    target = left.number_input("Target ε", min_value=0.01, max_value=1000.0, value=DEFAULT_TARGET_EPSILON,
-                               step=0.1, format="%.3f", key=TARGET_KEY)
+    target = left.number_input(
+        "Target ε",
+        min_value=0.01,
+        max_value=1000.0,
+        value=DEFAULT_TARGET_EPSILON,
+        step=0.1,
+        format="%.3f",
+        key=TARGET_KEY,
+    )
     if float(target) != ss.get(CHART_TARGET_KEY):
         st.rerun(scope="app")  # a new target: redraw the charts' target line too
     if mid.button("Calibrate", key="calibrate_run"):
         try:
-            found = accounting.calibrate_noise_for_config(cfg, target_epsilon=float(target), n=n,
-                                                          interactive=True)
+            found = calibration.calibrate_noise_for_config(cfg, target_epsilon=float(target), n=n, interactive=True)
             ss["calibration"] = (float(target), _calibration_basis(cfg), found.noise_multiplier, found.epsilon)
         except UserInputError as exc:
             ss["calibration"] = None
@@ -219,8 +270,10 @@ def calibrate(cfg: DPConfig, *, n: int) -> None:
         if right.button(f"Apply {sigma_name} = {sigma:.4f}", key="calibrate_apply", type="primary"):
             apply_noise(sigma)
             st.rerun()  # the whole page, so the controls, ε and curves follow the new σ
-        st.success(f"Noise multiplier {sigma_name} = {found[1]:.4f} gives ε = {explain.format_epsilon(found[2], digits=4)} "
-                   f"≤ {found[0]:g} ({ACCOUNTANT_TITLES[cfg.accountant]}, {cfg.sampling}).")
+        st.success(
+            f"Noise multiplier {sigma_name} = {found[1]:.4f} gives ε = {explain.format_epsilon(found[2], digits=4)} "
+            f"≤ {found[0]:g} ({ACCOUNTANT_TITLES[cfg.accountant]}, {cfg.sampling})."
+        )
 
 
 def _calibration_basis(cfg: DPConfig) -> str:

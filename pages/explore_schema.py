@@ -4,16 +4,19 @@ A CSV's preprocessing is either public (a schema a person writes, from a draft t
 column names, or uploads as a JSON/YAML file) or derived from the training rows by a private
 mechanism whose ε share is composed into the run's ε. Never fitted on the rows for free.
 """
+
 from __future__ import annotations
 
-from typing import Callable, NoReturn, Optional, Sequence
+from collections.abc import Sequence
+from typing import Callable, NoReturn, Optional
 
 import streamlit as st
 
 import app_state
-from dpcore import accounting, explain, tabular
+from dpcore import csv_schema
 from dpcore.config import MAX_PREPROCESSING_EPSILON, MIN_PREPROCESSING_EPSILON, DPConfig
 from dpcore.errors import UserInputError
+from dpcore.privacy import accounting, explain
 
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
@@ -34,9 +37,11 @@ def load_schema_upload() -> None:
     if upload is None:
         return
     raw = upload.getvalue()
-    if len(raw) > tabular.MAX_SCHEMA_BYTES:
-        ss[UPLOAD_ERROR_KEY] = (f"csv_schema: {upload.name} is too large (allowed: schema files up to "
-                                f"{tabular.MAX_SCHEMA_BYTES // 1024} KiB)")
+    if len(raw) > csv_schema.MAX_SCHEMA_BYTES:
+        ss[UPLOAD_ERROR_KEY] = (
+            f"csv_schema: {upload.name} is too large (allowed: schema files up to "
+            f"{csv_schema.MAX_SCHEMA_BYTES // 1024} KiB)"
+        )
         return
     try:
         ss[TEXT_KEY] = raw.decode("utf-8-sig")
@@ -52,19 +57,28 @@ def reset_to_draft() -> None:
     ss[TEXT_KEY] = ss[DRAFT_KEY]
 
 
-def render(cfg: DPConfig, *, columns: Sequence[str], label: str,
-           stop: Callable[[str], NoReturn]) -> tuple[Optional[tabular.CsvSchema], Optional[float]]:
+def render(
+    cfg: DPConfig, *, columns: Sequence[str], label: str, stop: Callable[[str], NoReturn]
+) -> tuple[Optional[csv_schema.CsvSchema], Optional[float]]:
     """The schema controls; returns (declared schema, None) or (None, preprocessing ε share).
 
     ``stop`` shows a problem and ends the page (a schema that does not parse, naming the field).
     """
     st.markdown("**Preprocessing schema**")
-    st.caption("Numbers are clipped to a range and scaled, text is one-hot over a list of categories, the label "
-               "is one of its classes. Fitted on your rows, these would leak them outside ε: declare them, or "
-               "derive them privately for part of ε.")
+    st.caption(
+        "Numbers are clipped to a range and scaled, text is one-hot over a list of categories, the label "
+        "is one of its classes. Fitted on your rows, these would leak them outside ε: declare them, or "
+        "derive them privately for part of ε."
+    )
     app_state.seed_widget(MODE_KEY, DERIVE if cfg.csv_preprocessing_epsilon is not None else DECLARE)
-    mode = st.radio("Schema", (DECLARE, DERIVE), key=MODE_KEY, format_func=MODE_TITLES.get, horizontal=True,
-                    label_visibility="collapsed")
+    mode = st.radio(
+        "Schema",
+        (DECLARE, DERIVE),
+        key=MODE_KEY,
+        format_func=MODE_TITLES.get,
+        horizontal=True,
+        label_visibility="collapsed",
+    )
     if mode == DERIVE:
         return None, _derive_controls(cfg)
     return _declare_controls(cfg, columns=columns, label=label, stop=stop), None
@@ -74,43 +88,65 @@ def _derive_controls(cfg: DPConfig) -> float:
     """The ε share of the private derivation (checked with the config: a value out of range names the field)."""
     app_state.seed_widget(EPSILON_KEY, cfg.csv_preprocessing_epsilon or DEFAULT_PREPROCESSING_EPSILON)
     share = st.number_input(
-        "ε share for preprocessing", step=0.1, format="%.3g", key=EPSILON_KEY,
+        "ε share for preprocessing",
+        step=0.1,
+        format="%.3g",
+        key=EPSILON_KEY,
         help=f"From {MIN_PREPROCESSING_EPSILON:g} to {MAX_PREPROCESSING_EPSILON:g}. The app counts each column's "
-             "values with Gaussian noise and keeps only the counts above a threshold, so a value one record "
-             "holds is almost never kept. Its ε is composed with training's into the run's ε.")
-    st.caption("Classes, categories and ranges come from noisy counts of the training rows. A larger share "
-               "keeps rarer values and tighter ranges; the run's ε on the right includes it.")
+        "values with Gaussian noise and keeps only the counts above a threshold, so a value one record "
+        "holds is almost never kept. Its ε is composed with training's into the run's ε.",
+    )
+    st.caption(
+        "Classes, categories and ranges come from noisy counts of the training rows. A larger share "
+        "keeps rarer values and tighter ranges; the run's ε on the right includes it."
+    )
     return float(share)
 
 
-def _declare_controls(cfg: DPConfig, *, columns: Sequence[str], label: str,
-                      stop: Callable[[str], NoReturn]) -> tabular.CsvSchema:
+def _declare_controls(
+    cfg: DPConfig, *, columns: Sequence[str], label: str, stop: Callable[[str], NoReturn]
+) -> csv_schema.CsvSchema:
     """A YAML box seeded from the config's schema or a draft of the column names, and a schema file upload."""
-    draft = tabular.draft_schema_text(columns, label=label)
+    draft = csv_schema.draft_schema_text(columns, label=label)
     if TEXT_KEY not in ss:
         ss[TEXT_KEY] = cfg.csv_schema.to_yaml() if cfg.csv_schema is not None else ss.get(KEPT_KEY, draft)
     if ss[TEXT_KEY] == ss.get(DRAFT_KEY):
         ss[TEXT_KEY] = draft  # an untouched draft follows the label column
     ss[DRAFT_KEY] = draft
-    st.text_area("Schema (YAML or JSON)", key=TEXT_KEY, height=260,
-                 help="classes: the label's values; numeric: column: [low, high]; categorical: column: "
-                      "[categories]; scale: unit or symmetric. Columns not listed are not used. Write what "
-                      "the columns can hold, not what your rows happen to hold. Quote \"yes\", \"no\", "
-                      "\"on\" and \"off\": YAML reads them as true and false.")
+    st.text_area(
+        "Schema (YAML or JSON)",
+        key=TEXT_KEY,
+        height=260,
+        help="classes: the label's values; numeric: column: [low, high]; categorical: column: "
+        "[categories]; scale: unit or symmetric. Columns not listed are not used. Write what "
+        'the columns can hold, not what your rows happen to hold. Quote "yes", "no", '
+        '"on" and "off": YAML reads them as true and false.',
+    )
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    left.file_uploader("Or upload a schema file", type=["json", "yaml", "yml"], key=UPLOAD_KEY,
-                       on_change=load_schema_upload, max_upload_size=1, help="A JSON or YAML file as above, up to "
-                       f"{tabular.MAX_SCHEMA_BYTES // 1024} KiB; it fills the box.")
-    right.button("Back to the draft", key="explore_schema_draft_reset", on_click=reset_to_draft,
-                 help="Replace the box's text with the draft built from the column names.")
+    left.file_uploader(
+        "Or upload a schema file",
+        type=["json", "yaml", "yml"],
+        key=UPLOAD_KEY,
+        on_change=load_schema_upload,
+        max_upload_size=1,
+        help=f"A JSON or YAML file as above, up to {csv_schema.MAX_SCHEMA_BYTES // 1024} KiB; it fills the box.",
+    )
+    right.button(
+        "Back to the draft",
+        key="explore_schema_draft_reset",
+        on_click=reset_to_draft,
+        help="Replace the box's text with the draft built from the column names.",
+    )
     ss[KEPT_KEY] = ss[TEXT_KEY]
     if UPLOAD_ERROR_KEY in ss:
         stop(ss[UPLOAD_ERROR_KEY])
     try:
-        return tabular.CsvSchema.from_text(ss[TEXT_KEY])
+        return csv_schema.CsvSchema.from_text(ss[TEXT_KEY])
     except UserInputError as exc:
-        stop(f"{exc}. Training waits for a complete schema; the draft's classes and [0, 1] ranges are "
-             "placeholders to replace.")
+        stop(
+            f"{exc}. Training waits for a complete schema; the draft's classes and [0, 1] ranges are "
+            "placeholders to replace."
+        )
 
 
 def show_split(cfg: DPConfig, *, n: int) -> None:
@@ -123,13 +159,21 @@ def show_split(cfg: DPConfig, *, n: int) -> None:
         return
     split = accounting.epsilon_split(cfg, n=n, interactive=True)
     p1, p2, p3 = st.columns(3)
-    p1.metric("Preprocessing ε", explain.format_epsilon(split.preprocessing),
-              help="The private schema derivation alone (noisy, thresholded counts).")
+    p1.metric(
+        "Preprocessing ε",
+        explain.format_epsilon(split.preprocessing),
+        help="The private schema derivation alone (noisy, thresholded counts).",
+    )
     p2.metric("Training ε", explain.format_epsilon(split.training), help="DP-SGD alone.")
-    p3.metric("Run ε (composed)", explain.format_epsilon(split.total),
-              help="Both mechanisms' events composed by dp_accounting: the run's ε, the projected ε above.")
-    st.caption(f"Preprocessing {explain.format_epsilon(split.preprocessing)} + training "
-               f"{explain.format_epsilon(split.training)} would be "
-               f"{explain.format_epsilon(split.preprocessing + split.training)} added up; composing them "
-               f"gives the run's ε = {explain.format_epsilon(split.total)}. The thresholds spend "
-               f"{split.threshold_delta:.1e} of δ = {split.delta:.1e}.")
+    p3.metric(
+        "Run ε (composed)",
+        explain.format_epsilon(split.total),
+        help="Both mechanisms' events composed by dp_accounting: the run's ε, the projected ε above.",
+    )
+    st.caption(
+        f"Preprocessing {explain.format_epsilon(split.preprocessing)} + training "
+        f"{explain.format_epsilon(split.training)} would be "
+        f"{explain.format_epsilon(split.preprocessing + split.training)} added up; composing them "
+        f"gives the run's ε = {explain.format_epsilon(split.total)}. The thresholds spend "
+        f"{split.threshold_delta:.1e} of δ = {split.delta:.1e}."
+    )

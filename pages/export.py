@@ -1,13 +1,14 @@
 """Export: the current or a stored run's config as JSON, YAML or a script; import a file; a share link."""
+
 from __future__ import annotations
 
 import streamlit as st
 
 import app_state
-from dpcore import share
-from dpcore.script_export import render_script
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
+from dpcore.export import share
+from dpcore.export.script import render_script
 
 st.title("Export")
 st.caption("Take a config with you: as a file, as a runnable script, or as a link that restores it.")
@@ -42,12 +43,34 @@ except UserInputError as exc:  # a model the script cannot reproduce
     script_text, script_problem = "", str(exc)
 
 c1, c2, c3 = st.columns(3)
-c1.download_button("Download JSON", json_text, file_name=f"{stem}.json", mime="application/json",
-                   key="download_json", width="stretch", on_click="ignore")
-c2.download_button("Download YAML", yaml_text, file_name=f"{stem}.yaml", mime="application/x-yaml",
-                   key="download_yaml", width="stretch", on_click="ignore")
-c3.download_button("Download Python script", script_text, file_name=f"{stem}.py", mime="text/x-python",
-                   key="download_script", width="stretch", on_click="ignore", disabled=bool(script_problem))
+c1.download_button(
+    "Download JSON",
+    json_text,
+    file_name=f"{stem}.json",
+    mime="application/json",
+    key="download_json",
+    width="stretch",
+    on_click="ignore",
+)
+c2.download_button(
+    "Download YAML",
+    yaml_text,
+    file_name=f"{stem}.yaml",
+    mime="application/x-yaml",
+    key="download_yaml",
+    width="stretch",
+    on_click="ignore",
+)
+c3.download_button(
+    "Download Python script",
+    script_text,
+    file_name=f"{stem}.py",
+    mime="text/x-python",
+    key="download_script",
+    width="stretch",
+    on_click="ignore",
+    disabled=bool(script_problem),
+)
 
 st.subheader("Share link")
 link = share.share_url(share.base_of(st.context.url, app_state.PAGE_PATHS), cfg)
@@ -55,12 +78,14 @@ st.caption("Opening this link starts DP Explorer with this config on the Explore
 st.code(link, language=None, wrap_lines=True)
 st.link_button("Open share link", link)
 if source != "current":
-    st.button("Load this run's config into Explore", key="export_use_run", on_click=use_config,
-              args=(cfg, f"run {source}"))
+    st.button(
+        "Load this run's config into Explore", key="export_use_run", on_click=use_config, args=(cfg, f"run {source}")
+    )
 
 st.subheader("Import a config file")
-upload = st.file_uploader("Upload a config file (.json, .yaml or .yml)", type=["json", "yaml", "yml"],
-                          key="export_upload")
+upload = st.file_uploader(
+    "Upload a config file (.json, .yaml or .yml)", type=["json", "yaml", "yml"], key="export_upload"
+)
 if upload is not None:
     try:
         text = upload.getvalue().decode("utf-8")
@@ -72,8 +97,13 @@ if upload is not None:
     else:
         st.success(f"{upload.name} holds a valid config.")
         st.code(uploaded.to_yaml(), language="yaml")
-        st.button("Use the uploaded config", key="export_use_upload", type="primary", on_click=use_config,
-                  args=(uploaded, upload.name))
+        st.button(
+            "Use the uploaded config",
+            key="export_use_upload",
+            type="primary",
+            on_click=use_config,
+            args=(uploaded, upload.name),
+        )
 
 st.subheader("Preview")
 tab_json, tab_yaml, tab_script = st.tabs(["JSON", "YAML", "Python script"])

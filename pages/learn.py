@@ -1,12 +1,15 @@
 """Learn: a short workshop page on what ε and δ promise, why clipping, noise and sampling, and the cost."""
+
 from __future__ import annotations
 
 import streamlit as st
 
 import app_state
-from dpcore import accounting, audit, charts, explain, teaching
-from dpcore.comparison import build_view
+from dpcore.audit import bounds
 from dpcore.config import ACCOUNTANT_TITLES, SAMPLINGS
+from dpcore.privacy import accounting, explain
+from dpcore.runs.comparison import build_view
+from dpcore.views import charts, teaching
 
 st.title("Learn")
 st.caption("Differential privacy for DP-SGD in five short steps. Every chart below is live.")
@@ -25,19 +28,22 @@ st.markdown(
 )
 left, right = st.columns([1, 2], gap="large")
 with left:
-    sigma = st.slider("Noise σ on the count", min_value=0.2, max_value=8.0, value=2.0, step=0.1,
-                      key="learn_sigma")
-    count = st.number_input("True count without you", min_value=0, max_value=10_000, value=40, step=1,
-                            key="learn_count")
-    delta = st.select_slider("δ", options=(1e-3, 1e-4, 1e-5, 1e-6, 1e-7), value=1e-5,
-                             format_func=lambda d: f"{d:.0e}", key="learn_delta")
+    sigma = st.slider("Noise σ on the count", min_value=0.2, max_value=8.0, value=2.0, step=0.1, key="learn_sigma")
+    count = st.number_input(
+        "True count without you", min_value=0, max_value=10_000, value=40, step=1, key="learn_count"
+    )
+    delta = st.select_slider(
+        "δ", options=(1e-3, 1e-4, 1e-5, 1e-6, 1e-7), value=1e-5, format_func=lambda d: f"{d:.0e}", key="learn_delta"
+    )
 example = teaching.count_example(count=int(count), sigma=float(sigma), delta=float(delta))
 with left:
     st.metric("ε of this noisy count", explain.format_epsilon(example.epsilon))
     st.caption(explain.epsilon_reading(example.epsilon, float(delta), outcome="released count"))
 right.plotly_chart(charts.count_mechanism(example), width="stretch", key="learn_count_chart")
-st.info("Less noise: the curves move apart and ε grows. More noise: they overlap and ε shrinks, "
-        "but the count you publish gets less accurate. That is the whole trade-off in one picture.")
+st.info(
+    "Less noise: the curves move apart and ε grows. More noise: they overlap and ε shrinks, "
+    "but the count you publish gets less accurate. That is the whole trade-off in one picture."
+)
 
 # -- 2 ----------------------------------------------------------------------------------------
 st.header("2. Why DP-SGD clips and adds noise")
@@ -53,10 +59,12 @@ left, right = st.columns([1, 2], gap="large")
 clip = left.slider("Clip norm C", min_value=0.25, max_value=6.0, value=1.5, step=0.25, key="learn_clip")
 clipped = teaching.clipping_example(clip=float(clip))
 outlier = clipped.outlier_index
-left.caption(f"The outlier (example {outlier + 1}) had norm {clipped.before[outlier]:.1f}; after clipping "
-             f"it counts no more than anyone else: {clipped.after[outlier]:.2f}. "
-             "A small C bounds influence tightly but also shrinks honest gradients, so the same "
-             "noise drowns more signal.")
+left.caption(
+    f"The outlier (example {outlier + 1}) had norm {clipped.before[outlier]:.1f}; after clipping "
+    f"it counts no more than anyone else: {clipped.after[outlier]:.2f}. "
+    "A small C bounds influence tightly but also shrinks honest gradients, so the same "
+    "noise drowns more signal."
+)
 right.plotly_chart(charts.clipping(clipped), width="stretch", key="learn_clip_chart")
 
 # -- 3 ----------------------------------------------------------------------------------------
@@ -74,16 +82,24 @@ n = app_state.train_size(cfg)
 if n is not None and cfg.private and cfg.batch_size <= n:
     series = {
         f"{s}, {ACCOUNTANT_TITLES[cfg.accountant]}": accounting.epsilon_curve_for_config(
-            cfg.replace(sampling=s), n=n, interactive=True)
+            cfg.replace(sampling=s), n=n, interactive=True
+        )
         for s in SAMPLINGS
     }
-    st.caption(f"Your current Explore settings: {cfg.dataset}, n = {n:,}, batch {cfg.batch_size}, "
-               f"σ {cfg.noise_multiplier:g}, {cfg.epochs} epochs.")
-    st.plotly_chart(charts.epsilon_vs_epochs(series, current_epochs=cfg.epochs, delta=cfg.delta),
-                    width="stretch", key="learn_sampling_chart")
+    st.caption(
+        f"Your current Explore settings: {cfg.dataset}, n = {n:,}, batch {cfg.batch_size}, "
+        f"σ {cfg.noise_multiplier:g}, {cfg.epochs} epochs."
+    )
+    st.plotly_chart(
+        charts.epsilon_vs_epochs(series, current_epochs=cfg.epochs, delta=cfg.delta),
+        width="stretch",
+        key="learn_sampling_chart",
+    )
 else:
-    st.info("Pick a private config with a batch size no larger than the dataset on the Explore page "
-            "to see this comparison for your own settings.")
+    st.info(
+        "Pick a private config with a batch size no larger than the dataset on the Explore page "
+        "to see this comparison for your own settings."
+    )
 
 # -- 4 ----------------------------------------------------------------------------------------
 st.header("4. What accuracy costs as ε falls")
@@ -98,8 +114,10 @@ st.markdown(
 @st.cache_data(show_spinner=False)
 def mean_errors(epsilons: tuple[float, ...], sizes: tuple[int, ...]) -> dict[str, tuple[float, ...]]:
     """The private-average error curve for each dataset size (pure, so cached)."""
-    return {f"n = {size:,}": tuple(teaching.private_mean_error(epsilon=e, delta=1e-5, n=size) for e in epsilons)
-            for size in sizes}
+    return {
+        f"n = {size:,}": tuple(teaching.private_mean_error(epsilon=e, delta=1e-5, n=size) for e in epsilons)
+        for size in sizes
+    }
 
 
 epsilons = tuple(round(0.05 * (20 / 0.05) ** (i / 39), 4) for i in range(40))
@@ -111,8 +129,10 @@ if view.curves:
     st.markdown("And here are the runs trained in this app so far: accuracy against ε.")
     st.plotly_chart(charts.accuracy_vs_epsilon(view), width="stretch", key="learn_runs_chart")
 else:
-    st.caption("Train a few runs with different noise multipliers on the Train page and their "
-               "accuracy-vs-ε curve appears here and on the Compare page.")
+    st.caption(
+        "Train a few runs with different noise multipliers on the Train page and their "
+        "accuracy-vs-ε curve appears here and on the Compare page."
+    )
 
 # -- 5 ----------------------------------------------------------------------------------------
 st.header("5. Reading an ε")
@@ -123,8 +143,10 @@ st.markdown(
     "- **ε > 10**: very little protection in practice.\n\n"
     "Always report ε together with δ, the accountant, and how batches were sampled."
 )
-st.caption(f"For example, at ε = 1 an attacker who starts 50/50 on whether your record was used "
-           f"can end at most {explain.attacker_confidence(1.0):.0%} sure.")
+st.caption(
+    f"For example, at ε = 1 an attacker who starts 50/50 on whether your record was used "
+    f"can end at most {explain.attacker_confidence(1.0):.0%} sure."
+)
 
 # -- 6 ----------------------------------------------------------------------------------------
 st.header("6. What an attacker can actually do")
@@ -145,13 +167,19 @@ left, right = st.columns([1, 2], gap="large")
 with left:
     audit_epsilon = st.slider("ε", min_value=0.1, max_value=10.0, value=1.0, step=0.1, key="learn_audit_epsilon")
     audit_delta = 1e-5
-    caught = float(audit.max_tpr(0.01, epsilon=audit_epsilon, delta=audit_delta))
+    caught = float(bounds.max_tpr(0.01, epsilon=audit_epsilon, delta=audit_delta))
     st.metric("Members caught at 1% false alarms, at most", f"{caught:.1%}")
-    st.caption(f"At ε = {audit_epsilon:g} (δ = {audit_delta:.0e}) an attacker who wrongly accuses 1% of "
-               f"non-members can catch at most {caught:.1%} of the members. The purple curve is the best "
-               "possible attack on a Gaussian mechanism with exactly this (ε, δ): it touches the "
-               "boundary but never crosses it.")
+    st.caption(
+        f"At ε = {audit_epsilon:g} (δ = {audit_delta:.0e}) an attacker who wrongly accuses 1% of "
+        f"non-members can catch at most {caught:.1%} of the members. The purple curve is the best "
+        "possible attack on a Gaussian mechanism with exactly this (ε, δ): it touches the "
+        "boundary but never crosses it."
+    )
 best_attack = teaching.gaussian_attack_roc(epsilon=audit_epsilon, delta=audit_delta)
-right.plotly_chart(charts.privacy_region(epsilon=audit_epsilon, delta=audit_delta,
-                                         curves={"best attack on a Gaussian mechanism": best_attack}),
-                   width="stretch", key="learn_audit_chart")
+right.plotly_chart(
+    charts.privacy_region(
+        epsilon=audit_epsilon, delta=audit_delta, curves={"best attack on a Gaussian mechanism": best_attack}
+    ),
+    width="stretch",
+    key="learn_audit_chart",
+)

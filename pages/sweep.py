@@ -1,33 +1,39 @@
 """Sweep: one or two knobs of the current config, seeds and a baseline, the projected ε of every point and
 the compute before it starts, queued as one sweep and cancelled as a whole."""
+
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
 import app_state
-from dpcore import sweeps
-from dpcore.comparison import config_summary
 from dpcore.config import parse_field
 from dpcore.errors import UserInputError
-from dpcore.explain import format_epsilon
-from dpcore.selection import SELECTION_DISTRIBUTIONS, SelectionSettings
-from dpcore.store import ACTIVE_STATUSES
+from dpcore.privacy.explain import format_epsilon
+from dpcore.privacy.selection import SELECTION_DISTRIBUTIONS, SelectionSettings
+from dpcore.results import ACTIVE_STATUSES
+from dpcore.runs import sweeps
+from dpcore.runs.comparison import config_summary
 
 ss = st.session_state
 MODES = {"grid": "Grid: train every point", "private_selection": "Private selection: a random number of trials"}
 
 st.title("Sweep")
-st.caption("Train several settings of the current config as one sweep. Choosing the best of several runs on "
-           "the same data spends more privacy than one run: the ε of that choice is shown before you start.")
+st.caption(
+    "Train several settings of the current config as one sweep. Choosing the best of several runs on "
+    "the same data spends more privacy than one run: the ε of that choice is shown before you start."
+)
 cfg = app_state.config()
 st.markdown(f"**Base config:** {config_summary(cfg)}")
 
 
 def _values_text(knob: str) -> str:
     value = getattr(cfg, knob)
-    return ", ".join(f"{v:g}" for v in (value / 2, value, value * 2)) if isinstance(value, float) else (
-        ", ".join(str(v) for v in sorted({max(1, value // 2), value, value * 2})))
+    return (
+        ", ".join(f"{v:g}" for v in (value / 2, value, value * 2))
+        if isinstance(value, float)
+        else (", ".join(str(v) for v in sorted({max(1, value // 2), value, value * 2})))
+    )
 
 
 def build_spec() -> sweeps.SweepSpec:
@@ -42,11 +48,20 @@ def build_spec() -> sweeps.SweepSpec:
     selection = None
     if mode == "private_selection":
         distribution = ss.get("sweep_distribution", SELECTION_DISTRIBUTIONS[0])
-        selection = SelectionSettings(distribution=distribution, mean=float(ss.get("sweep_expected_trials", 5.0)),
-                                      shape=float(ss.get("sweep_shape", 1.0)) if distribution != "poisson" else None)
-    return sweeps.SweepSpec(base=cfg, knobs=tuple(knobs), seeds=int(ss.get("sweep_seeds", 1)),
-                            baseline=bool(ss.get("sweep_baseline", False)), mode=mode, selection=selection,
-                            name=ss.get("sweep_name", "").strip())
+        selection = SelectionSettings(
+            distribution=distribution,
+            mean=float(ss.get("sweep_expected_trials", 5.0)),
+            shape=float(ss.get("sweep_shape", 1.0)) if distribution != "poisson" else None,
+        )
+    return sweeps.SweepSpec(
+        base=cfg,
+        knobs=tuple(knobs),
+        seeds=int(ss.get("sweep_seeds", 1)),
+        baseline=bool(ss.get("sweep_baseline", False)),
+        mode=mode,
+        selection=selection,
+        name=ss.get("sweep_name", "").strip(),
+    )
 
 
 def start() -> None:
@@ -76,10 +91,18 @@ if ss.get("sweep_mode") == "private_selection":
     a, b, c = st.columns(3)
     a.selectbox("Number of trials K drawn from", SELECTION_DISTRIBUTIONS, key="sweep_distribution")
     b.number_input("Expected trials E[K]", min_value=1.0, max_value=1000.0, value=5.0, key="sweep_expected_trials")
-    c.number_input("Shape η (negative binomial)", min_value=0.0, max_value=10.0, value=1.0, key="sweep_shape",
-                   disabled=ss.get("sweep_distribution", "poisson") == "poisson")
-    st.caption("K is drawn from the server's secure random source when you start, and each trial is a setting "
-               "drawn at random. The bound holds only if every trial runs to the end and only the best is kept.")
+    c.number_input(
+        "Shape η (negative binomial)",
+        min_value=0.0,
+        max_value=10.0,
+        value=1.0,
+        key="sweep_shape",
+        disabled=ss.get("sweep_distribution", "poisson") == "poisson",
+    )
+    st.caption(
+        "K is drawn from the server's secure random source when you start, and each trial is a setting "
+        "drawn at random. The bound holds only if every trial runs to the end and only the best is kept."
+    )
 
 if "sweep_error" in ss:
     st.error(ss.pop("sweep_error"))
@@ -90,8 +113,11 @@ except UserInputError as exc:
     preview = None
 if preview is not None:
     st.markdown("**Before it starts**")
-    st.dataframe(pd.DataFrame([{"run": p.label(), "projected ε": format_epsilon(e)} for p, e in preview.points]),
-                 hide_index=True, key="sweep_points")
+    st.dataframe(
+        pd.DataFrame([{"run": p.label(), "projected ε": format_epsilon(e)} for p, e in preview.points]),
+        hide_index=True,
+        key="sweep_points",
+    )
     st.caption(f"Compute: {preview.compute_text()}.")
     st.info(f"Privacy of choosing: {preview.selection_text()}")
 st.button("Start sweep", type="primary", key="sweep_start", on_click=start, disabled=preview is None)
@@ -106,5 +132,6 @@ if mine:
         cols = st.columns([4, 1], vertical_alignment="center")
         cols[0].write(f"Sweep {sweep.id}{f' ({sweep.name})' if sweep.name else ''}: {MODES[sweep.mode]}; {summary}")
         active = any(statuses.get(i) in ACTIVE_STATUSES for i in sweep.run_ids)
-        cols[1].button("Cancel sweep", key=f"sweep_cancel_{sweep.id}", on_click=cancel, args=(sweep.id,),
-                       disabled=not active)
+        cols[1].button(
+            "Cancel sweep", key=f"sweep_cancel_{sweep.id}", on_click=cancel, args=(sweep.id,), disabled=not active
+        )

@@ -1,4 +1,5 @@
 """Train: launch the current config (or its non-private baseline) in the background and watch it."""
+
 from __future__ import annotations
 
 import math
@@ -6,23 +7,32 @@ import math
 import streamlit as st
 
 import app_state
-from dpcore import accounting, audit, charts, explain
-from dpcore.comparison import config_summary
+from dpcore.audit.report import audit_by_default
 from dpcore.config import ACCOUNTANT_TITLES, DPConfig
-from dpcore.data import config_dataset_info, dataset_info, dataset_problem, train_size
+from dpcore.data.datasets import config_dataset_info, dataset_problem, train_size
 from dpcore.errors import UserInputError
-from dpcore.jobs import JobSnapshot
-from dpcore.store import ACTIVE_STATUSES
 from dpcore.model_specs import check_pair
-from dpcore.results import TEST_METRICS_LABEL, TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE, TRAIN_METRICS_NOTE
+from dpcore.privacy import accounting, explain
+from dpcore.results import (
+    ACTIVE_STATUSES,
+    TEST_METRICS_LABEL,
+    TRAIN_ACCURACY_TITLE,
+    TRAIN_LOSS_TITLE,
+    TRAIN_METRICS_NOTE,
+)
+from dpcore.runs.comparison import config_summary
+from dpcore.runs.job_state import JobSnapshot
+from dpcore.views import charts
 from pages import audit_view
 
 ss = st.session_state
 POLL_SECONDS = 1.0
 
 st.title("Train")
-st.caption("Runs train in the background on this server; you can keep exploring while they run. "
-           "Every finished epoch is saved, with its test accuracy and the ε spent so far.")
+st.caption(
+    "Runs train in the background on this server; you can keep exploring while they run. "
+    "Every finished epoch is saved, with its test accuracy and the ε spent so far."
+)
 
 cfg = app_state.config()
 runner = app_state.runner()
@@ -34,8 +44,10 @@ if cfg.dataset == "csv":
 if n is not None and cfg.private:
     try:
         projected = accounting.epsilon_for_config(cfg, n=n, interactive=True)
-        st.caption(f"Projected ε = {explain.format_epsilon(projected)} on n = {n:,} examples "
-                   f"({explain.accounting_note(cfg.accountant, cfg.sampling)})")
+        st.caption(
+            f"Projected ε = {explain.format_epsilon(projected)} on n = {n:,} examples "
+            f"({explain.accounting_note(cfg.accountant, cfg.sampling)})"
+        )
     except UserInputError as exc:
         st.error(str(exc))
     st.caption(explain.randomness_note(cfg))
@@ -50,8 +62,10 @@ if n is not None:
         estimate = runner.estimate(cfg)
         limits = runner.limits
         cap = limits.max_example_passes if limits is not None else None
-        st.caption(f"Compute: {estimate.text()}." + (f" This server allows at most {cap:,} example passes per run."
-                                                     if cap is not None else ""))
+        st.caption(
+            f"Compute: {estimate.text()}."
+            + (f" This server allows at most {cap:,} example passes per run." if cap is not None else "")
+        )
     except UserInputError as exc:
         st.error(str(exc))
 # One checkbox per dataset, so that its default follows the dataset the current config names.
@@ -70,7 +84,7 @@ def submit(private: bool) -> None:
         name = ss.get("train_name", "").strip()
         if not private:
             name = f"{name} (non-private)" if name else "non-private baseline"
-        job_id = app_state.submit_run(run_cfg, name=name, audit=bool(ss.get(AUDIT_KEY, audit.audit_by_default(cfg))))
+        job_id = app_state.submit_run(run_cfg, name=name, audit=bool(ss.get(AUDIT_KEY, audit_by_default(cfg))))
     except UserInputError as exc:
         ss["train_error"] = str(exc)
         return
@@ -83,16 +97,33 @@ if not app_state.joined():
     app_state.identity_form("train")
 blocked = n is None or bool(input_problem) or not app_state.joined()
 st.text_input("Run name (optional)", key="train_name", placeholder="e.g. sigma 1.1, batch 64")
-st.checkbox("Audit the model when training ends", value=audit.audit_by_default(cfg), key=AUDIT_KEY,
-            help="Membership-inference attacks on the trained model, set against its ε (Learn, section 6). "
-                 "Seconds on digits, where it is on by default; longer on larger data. Any completed run "
-                 "can also be audited later from its view.")
+st.checkbox(
+    "Audit the model when training ends",
+    value=audit_by_default(cfg),
+    key=AUDIT_KEY,
+    help="Membership-inference attacks on the trained model, set against its ε (Learn, section 6). "
+    "Seconds on digits, where it is on by default; longer on larger data. Any completed run "
+    "can also be audited later from its view.",
+)
 left, right, _ = st.columns([1, 1, 2])
-left.button("Start training", type="primary", key="train_start", on_click=submit, args=(True,),
-            disabled=blocked, width="stretch")
-right.button("Train non-private baseline", key="train_baseline", on_click=submit, args=(False,),
-             disabled=blocked, width="stretch",
-             help="The same config without clipping or noise: no privacy (ε = ∞), for comparison.")
+left.button(
+    "Start training",
+    type="primary",
+    key="train_start",
+    on_click=submit,
+    args=(True,),
+    disabled=blocked,
+    width="stretch",
+)
+right.button(
+    "Train non-private baseline",
+    key="train_baseline",
+    on_click=submit,
+    args=(False,),
+    disabled=blocked,
+    width="stretch",
+    help="The same config without clipping or noise: no privacy (ε = ∞), for comparison.",
+)
 if "train_error" in ss:
     st.error(ss.pop("train_error"))
 
@@ -100,9 +131,15 @@ if "train_error" in ss:
 def _progress_text(job: JobSnapshot) -> str:
     if job.auditing:
         return f"Training completed · {job.epoch}/{job.epochs_total} epochs · auditing the model…"
-    return explain.progress_text(state=job.state, epoch=job.epoch, epochs_total=job.epochs_total,
-                                 fraction=job.progress, eta_seconds=job.eta_seconds,
-                                 finished_epochs=len(job.metrics), phase=job.phase)
+    return explain.progress_text(
+        state=job.state,
+        epoch=job.epoch,
+        epochs_total=job.epochs_total,
+        fraction=job.progress,
+        eta_seconds=job.eta_seconds,
+        finished_epochs=len(job.metrics),
+        phase=job.phase,
+    )
 
 
 def _job_label(job: JobSnapshot) -> str:
@@ -111,7 +148,7 @@ def _job_label(job: JobSnapshot) -> str:
 
 
 def show_job(job: JobSnapshot) -> None:
-    """One run: progress, live per-epoch charts (ε over its projection), cancel, its error if it failed, its audit."""
+    """One run: progress, live per-epoch charts (ε over its projection), cancel, its error if it failed, its attacks."""
     st.progress(job.progress if job.state != "queued" else 0.0, text=_progress_text(job))
     if job.state == "queued":
         waiting = runner.queue_estimate(job.id)
@@ -122,22 +159,33 @@ def show_job(job: JobSnapshot) -> None:
     private = job.config.private
     last = job.latest
     c1, c2, c3 = st.columns(3)
-    c1.metric("Test accuracy", f"{last.test_accuracy:.3f}" if last else "—", help=f"The last epoch's, {TEST_METRICS_LABEL}.")
-    c2.metric("ε spent", explain.format_epsilon(last.epsilon if last else (None if private else math.inf)),
-              help=("Non-private baseline: no guarantee (ε = ∞)." if not private else
-                    f"{ACCOUNTANT_TITLES[job.config.accountant]} accountant, {job.config.sampling} sampling, "
-                    f"δ = {job.config.delta:.1e}."))
+    c1.metric(
+        "Test accuracy", f"{last.test_accuracy:.3f}" if last else "—", help=f"The last epoch's, {TEST_METRICS_LABEL}."
+    )
+    c2.metric(
+        "ε spent",
+        explain.format_epsilon(last.epsilon if last else (None if private else math.inf)),
+        help=(
+            "Non-private baseline: no guarantee (ε = ∞)."
+            if not private
+            else f"{ACCOUNTANT_TITLES[job.config.accountant]} accountant, {job.config.sampling} sampling, "
+            f"δ = {job.config.delta:.1e}."
+        ),
+    )
     c3.metric("Epoch", f"{job.epoch}/{job.epochs_total}")
     if private:
-        st.caption(f"ε for {ACCOUNTANT_TITLES[job.config.accountant]} accounting with {job.config.sampling} sampling "
-                   f"(what the trainer did), δ = {job.config.delta:.1e}.")
+        st.caption(
+            f"ε for {ACCOUNTANT_TITLES[job.config.accountant]} accounting with {job.config.sampling} sampling "
+            f"(what the trainer did), δ = {job.config.delta:.1e}."
+        )
     else:
         st.caption("Non-private baseline: no clipping, no noise, no guarantee (ε = ∞).")
     show_train = app_state.train_metrics_toggle("train_show_train_metrics")
     if show_train:
         t1, t2, _ = st.columns(3)
-        t1.metric(TRAIN_ACCURACY_TITLE.capitalize(), f"{last.train_accuracy:.3f}" if last else "—",
-                  help=TRAIN_METRICS_NOTE)
+        t1.metric(
+            TRAIN_ACCURACY_TITLE.capitalize(), f"{last.train_accuracy:.3f}" if last else "—", help=TRAIN_METRICS_NOTE
+        )
         t2.metric(TRAIN_LOSS_TITLE.capitalize(), f"{last.train_loss:.4f}" if last else "—", help=TRAIN_METRICS_NOTE)
         st.caption(TRAIN_METRICS_NOTE)
     if not job.done:
@@ -147,17 +195,26 @@ def show_job(job: JobSnapshot) -> None:
     elif job.state == "cancelled":
         st.warning(f"Run {job.id} was cancelled; its finished epochs are kept.")
     elif job.state == "budget_reached":
-        st.info(f"Run {job.id} stopped at its ε budget of {job.config.epsilon_budget:g} after {job.epoch} of "
-                f"{job.epochs_total} epochs; the ε shown is that of the epochs it trained.")
+        st.info(
+            f"Run {job.id} stopped at its ε budget of {job.config.epsilon_budget:g} after {job.epoch} of "
+            f"{job.epochs_total} epochs; the ε shown is that of the epochs it trained."
+        )
     elif job.state == "interrupted":
         st.warning(f"Run {job.id} was interrupted (the server stopped); its finished epochs are kept.")
     if job.metrics:
         st.plotly_chart(
-            charts.training_progress([m.epoch for m in job.metrics], [m.test_accuracy for m in job.metrics],
-                                     [m.epsilon for m in job.metrics], epochs_total=job.epochs_total,
-                                     private=private, projected=_projected_curve(job.config),
-                                     train_accuracies=[m.train_accuracy for m in job.metrics] if show_train else None),
-            width="stretch", key=f"train_chart_{job.id}")
+            charts.training_progress(
+                [m.epoch for m in job.metrics],
+                [m.test_accuracy for m in job.metrics],
+                [m.epsilon for m in job.metrics],
+                epochs_total=job.epochs_total,
+                private=private,
+                projected=_projected_curve(job.config),
+                train_accuracies=[m.train_accuracy for m in job.metrics] if show_train else None,
+            ),
+            width="stretch",
+            key=f"train_chart_{job.id}",
+        )
         recipe_charts(job)
     elif job.state in ACTIVE_STATUSES:
         st.caption("The charts appear when the first epoch ends.")
@@ -174,17 +231,29 @@ def recipe_charts(job: JobSnapshot) -> None:
     each step (with adaptive clipping)."""
     metrics, config = job.metrics, job.config
     if config.validation_fraction > 0 and any(not math.isnan(m.validation_accuracy) for m in metrics):
-        st.plotly_chart(charts.test_and_validation(
-            [m.epoch for m in metrics], test_accuracy=[m.test_accuracy for m in metrics],
-            validation_accuracy=[m.validation_accuracy for m in metrics], test_loss=[m.test_loss for m in metrics],
-            validation_loss=[m.validation_loss for m in metrics], epochs_total=job.epochs_total),
-            width="stretch", key=f"train_validation_{job.id}")
-        st.caption(f"Validation: {config.validation_fraction:.0%} of the training rows, held out and never "
-                   "trained on; test: the dataset's separate test split.")
+        st.plotly_chart(
+            charts.test_and_validation(
+                [m.epoch for m in metrics],
+                test_accuracy=[m.test_accuracy for m in metrics],
+                validation_accuracy=[m.validation_accuracy for m in metrics],
+                test_loss=[m.test_loss for m in metrics],
+                validation_loss=[m.validation_loss for m in metrics],
+                epochs_total=job.epochs_total,
+            ),
+            width="stretch",
+            key=f"train_validation_{job.id}",
+        )
+        st.caption(
+            f"Validation: {config.validation_fraction:.0%} of the training rows, held out and never "
+            "trained on; test: the dataset's separate test split."
+        )
     clip_norms = [value for m in metrics for value in m.clip_norms]
     if config.private and config.adaptive_clipping and clip_norms:
-        st.plotly_chart(charts.clip_norm_over_steps(clip_norms, target_quantile=config.target_unclipped_quantile),
-                        width="stretch", key=f"train_clip_norm_{job.id}")
+        st.plotly_chart(
+            charts.clip_norm_over_steps(clip_norms, target_quantile=config.target_unclipped_quantile),
+            width="stretch",
+            key=f"train_clip_norm_{job.id}",
+        )
 
 
 def _projected_curve(config: DPConfig) -> tuple[float, ...] | None:
@@ -201,8 +270,11 @@ def runs_panel(polling: bool) -> None:
     """This session's runs, refreshed while any of them is queued or training."""
     jobs = app_state.my_runs()
     if not jobs:
-        st.info("No runs of yours yet. Start one above; it trains in the background." if app_state.joined() else
-                "Your runs appear here once you have typed your name and started one.")
+        st.info(
+            "No runs of yours yet. Start one above; it trains in the background."
+            if app_state.joined()
+            else "Your runs appear here once you have typed your name and started one."
+        )
         return
     by_id = {job.id: job for job in jobs}
     ids = [job.id for job in reversed(jobs)]
@@ -212,8 +284,11 @@ def runs_panel(polling: bool) -> None:
     show_job(by_id[ss["train_selected"]])
 
     st.markdown(f"**Your runs** ({app_state.display_name()})")
-    app_state.run_table([job.as_record() for job in reversed(jobs)], key="train_runs_table",
-                        train_metrics=ss.get("train_show_train_metrics", True))
+    app_state.run_table(
+        [job.as_record() for job in reversed(jobs)],
+        key="train_runs_table",
+        train_metrics=ss.get("train_show_train_metrics", True),
+    )
     active = any(not job.done for job in jobs)
     if polling and not active:
         st.rerun()  # the last run ended: rerun the page so this panel stops polling

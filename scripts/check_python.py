@@ -1,4 +1,5 @@
 """Fail early, with the reason, on a Python that TensorFlow Privacy 0.9.0 cannot run on."""
+
 import sys
 
 if not (3, 9) <= sys.version_info[:2] <= (3, 11):

@@ -1,4 +1,5 @@
 """Shared pytest settings: quiet TensorFlow, the paths of the repository and its test data, a polling helper."""
+
 from __future__ import annotations
 
 import os

@@ -1,11 +1,12 @@
 """Run a long job (and queue a second) through a JobRunner on the store at argv[1]; test_jobs kills this process mid-run."""
+
 from __future__ import annotations
 
 import sys
 
 from dpcore.config import DPConfig
-from dpcore.jobs import JobRunner
-from dpcore.store import RunStore
+from dpcore.runs.jobs import JobRunner
+from dpcore.runs.store import RunStore
 
 LONG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=500)
 

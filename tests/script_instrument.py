@@ -9,6 +9,7 @@ records (example gradients) the query clipped into the sum, the largest clipped 
 normaliser the script really used: the noisy sum divided by the gradient the optimizer then applied.
 The patches record through ``tf.py_function``, so they see every step of a compiled ``tf.function``.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,12 +47,14 @@ def _on_applied(*gradients) -> np.int32:
     used = np.abs(applied) > 1e-12
     ratios = noisy_sum[used] / applied[used]
     normalizer = float(np.median(ratios))
-    steps.append({
-        "records": len(_pending["norms"]),
-        "max_clipped_norm": max(_pending["norms"], default=0.0),
-        "normalizer": normalizer,
-        "normalizer_spread": float(np.max(np.abs(ratios - normalizer)) / abs(normalizer)),
-    })
+    steps.append(
+        {
+            "records": len(_pending["norms"]),
+            "max_clipped_norm": max(_pending["norms"], default=0.0),
+            "normalizer": normalizer,
+            "normalizer_spread": float(np.max(np.abs(ratios - normalizer)) / abs(normalizer)),
+        }
+    )
     _pending.update(norms=[], noisy_sum=None)
     return np.int32(0)
 

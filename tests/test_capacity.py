@@ -1,9 +1,12 @@
 """Compute estimates, measured speeds and queue projections (no training: speeds are recorded by hand)."""
+
 from __future__ import annotations
 
 import pytest
 
-from dpcore.capacity import (
+from dpcore.config import DPConfig
+from dpcore.room.server_settings import RunLimits
+from dpcore.runs.capacity import (
     CapacityError,
     ComputeEstimate,
     QueueEstimate,
@@ -13,15 +16,21 @@ from dpcore.capacity import (
     format_duration,
     project_queue,
 )
-from dpcore.config import DPConfig
-from dpcore.server_settings import RunLimits
 
 CNN = DPConfig(dataset="fashion_mnist", model="cnn", batch_size=1, epochs=1000)
 
 
-@pytest.mark.parametrize("seconds, text", [
-    (0.01, "0.01 s"), (5.5, "5.5 s"), (45, "45 s"), (720, "12 min"), (3.5 * 3600, "3.5 h"), (1.2 * 86400, "1.2 days"),
-])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (0.01, "0.01 s"),
+        (5.5, "5.5 s"),
+        (45, "45 s"),
+        (720, "12 min"),
+        (3.5 * 3600, "3.5 h"),
+        (1.2 * 86400, "1.2 days"),
+    ],
+)
 def test_durations_read_naturally(seconds, text):
     assert format_duration(seconds) == text
 
@@ -73,5 +82,7 @@ def test_the_queue_projection_follows_workers_and_per_owner_limits():
     # An unknown duration makes every later time unknown, never guessed.
     times = project_queue([(1, "ada", None), (2, "bob", 5.0)], running=[], workers=1, max_running=None)
     assert times == {1: (0.0, None), 2: (None, None)}
-    assert "no time estimate yet" in QueueEstimate(position=2, waiting=2, start_in_seconds=None,
-                                                   finish_in_seconds=None).text()
+    assert (
+        "no time estimate yet"
+        in QueueEstimate(position=2, waiting=2, start_in_seconds=None, finish_in_seconds=None).text()
+    )

@@ -1,25 +1,33 @@
 """The figure builders plot the data they are given, with the labels the app promises."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from dpcore import charts, teaching
 from dpcore.results import TRAIN_ACCURACY_TITLE
+from dpcore.views import charts, teaching
 
 
 def test_epsilon_vs_epochs_has_one_line_per_series_and_marks_the_epoch() -> None:
-    fig = charts.epsilon_vs_epochs({"RDP, poisson": (0.5, 0.8, 1.0), "PLD, poisson": (0.4, 0.7, 0.9)},
-                                   current_epochs=3, delta=1e-5)
+    fig = charts.epsilon_vs_epochs(
+        {"RDP, poisson": (0.5, 0.8, 1.0), "PLD, poisson": (0.4, 0.7, 0.9)}, current_epochs=3, delta=1e-5
+    )
     assert [t.name for t in fig.data] == ["RDP, poisson", "PLD, poisson"]
     assert list(fig.data[0].x) == [1, 2, 3] and list(fig.data[1].y) == [0.4, 0.7, 0.9]
     assert fig.layout.shapes[0].x0 == 3
 
 
 def test_epsilon_vs_noise_marks_the_current_setting_and_the_target() -> None:
-    fig = charts.epsilon_vs_noise((0.5, 1.0, 2.0), {"RDP": (8.0, 2.0, 0.7)}, current_noise=1.0,
-                                  current_epsilon=2.0, delta=1e-5, target_epsilon=3.0)
+    fig = charts.epsilon_vs_noise(
+        (0.5, 1.0, 2.0),
+        {"RDP": (8.0, 2.0, 0.7)},
+        current_noise=1.0,
+        current_epsilon=2.0,
+        delta=1e-5,
+        target_epsilon=3.0,
+    )
     assert fig.data[-1].name == "current" and list(fig.data[-1].y) == [2.0]
     assert fig.data[0].mode == "lines+markers"  # each computed σ is a point a click can pick
     assert fig.layout.yaxis.type == "log" and fig.layout.xaxis.type == "log"
@@ -29,8 +37,9 @@ def test_epsilon_vs_noise_marks_the_current_setting_and_the_target() -> None:
 
 def test_log_axes_read_as_plain_numbers_over_the_data() -> None:
     noises = (0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0)
-    fig = charts.epsilon_vs_noise(noises, {"RDP": tuple(4.0 / s ** 2 for s in noises)}, current_noise=1.1,
-                                  current_epsilon=3.3, delta=1e-5)
+    fig = charts.epsilon_vs_noise(
+        noises, {"RDP": tuple(4.0 / s**2 for s in noises)}, current_noise=1.1, current_epsilon=3.3, delta=1e-5
+    )
     assert list(fig.layout.xaxis.ticktext) == ["0.5", "1", "2", "5", "10"]
     assert list(fig.layout.xaxis.tickvals) == [0.5, 1.0, 2.0, 5.0, 10.0]
     # The axis spans the σ computed, not more: 0.4 to 2 takes almost half of it.
@@ -41,13 +50,16 @@ def test_log_axes_read_as_plain_numbers_over_the_data() -> None:
     assert fig.layout.shapes == ()  # no target given, no line
 
 
-@pytest.mark.parametrize(("low", "high", "texts"), [
-    (0.4, 10.0, ("0.5", "1", "2", "5", "10")),
-    (0.01, 100.0, ("0.01", "0.03", "0.1", "0.3", "1", "3", "10", "30", "100")),
-    (1e-5, 1.0, ("0.00001", "0.0001", "0.001", "0.01", "0.1", "1")),
-    (2.1, 8.4, ("3", "4", "5", "6", "7", "8")),
-    (1.13, 1.87, ("1.2", "1.8")),
-])
+@pytest.mark.parametrize(
+    ("low", "high", "texts"),
+    [
+        (0.4, 10.0, ("0.5", "1", "2", "5", "10")),
+        (0.01, 100.0, ("0.01", "0.03", "0.1", "0.3", "1", "3", "10", "30", "100")),
+        (1e-5, 1.0, ("0.00001", "0.0001", "0.001", "0.01", "0.1", "1")),
+        (2.1, 8.4, ("3", "4", "5", "6", "7", "8")),
+        (1.13, 1.87, ("1.2", "1.8")),
+    ],
+)
 def test_log_ticks_are_plain_and_few(low: float, high: float, texts: tuple[str, ...]) -> None:
     ticks, labels = charts.log_ticks(low, high)
     assert labels == texts and all(low <= t <= high for t in ticks) and len(ticks) <= 9
@@ -57,8 +69,10 @@ def test_log_ticks_are_plain_and_few(low: float, high: float, texts: tuple[str, 
 
 def test_error_chart_has_no_si_prefixes() -> None:
     epsilons = (0.05, 0.5, 5.0, 20.0)
-    errors = {"n = 100": tuple(teaching.private_mean_error(epsilon=e, delta=1e-5, n=100) for e in epsilons),
-              "n = 10,000": tuple(teaching.private_mean_error(epsilon=e, delta=1e-5, n=10_000) for e in epsilons)}
+    errors = {
+        "n = 100": tuple(teaching.private_mean_error(epsilon=e, delta=1e-5, n=100) for e in epsilons),
+        "n = 10,000": tuple(teaching.private_mean_error(epsilon=e, delta=1e-5, n=10_000) for e in epsilons),
+    }
     fig = charts.error_vs_epsilon(epsilons, errors)
     labels = list(fig.layout.yaxis.ticktext) + list(fig.layout.xaxis.ticktext)
     assert labels and not any(unit in label for label in labels for unit in "μmk")
@@ -77,15 +91,17 @@ def test_run_colours_come_from_the_run_id() -> None:
 
 def test_training_progress_shows_epsilon_only_for_private_runs() -> None:
     private = charts.training_progress([1, 2], [0.5, 0.6], [0.3, 0.5], epochs_total=4, private=True)
-    baseline = charts.training_progress([1, 2], [0.5, 0.6], [float("inf")] * 2, epochs_total=4, private=False,
-                                        projected=(0.3, 0.5, 0.6, 0.7))
+    baseline = charts.training_progress(
+        [1, 2], [0.5, 0.6], [float("inf")] * 2, epochs_total=4, private=False, projected=(0.3, 0.5, 0.6, 0.7)
+    )
     assert len(private.data) == 2 and len(baseline.data) == 1
     assert "non-private" in baseline.layout.annotations[1].text
 
 
 def test_training_progress_draws_the_projected_epsilon_under_the_spent_one() -> None:
-    fig = charts.training_progress([1, 2], [0.5, 0.6], [0.3, 0.5], epochs_total=4, private=True,
-                                   projected=(0.3, 0.5, 0.6, 0.7))
+    fig = charts.training_progress(
+        [1, 2], [0.5, 0.6], [0.3, 0.5], epochs_total=4, private=True, projected=(0.3, 0.5, 0.6, 0.7)
+    )
     projected, spent = fig.data[1], fig.data[2]
     assert projected.name == "projected ε" and list(projected.x) == [1, 2, 3, 4] and projected.line.width >= 8
     assert list(spent.y) == [0.3, 0.5] and projected.xaxis == spent.xaxis == "x2"
@@ -93,8 +109,9 @@ def test_training_progress_draws_the_projected_epsilon_under_the_spent_one() -> 
 
 
 def test_training_progress_draws_training_accuracy_dotted_and_titled_as_not_covered_by_epsilon() -> None:
-    fig = charts.training_progress([1, 2], [0.5, 0.6], [0.3, 0.5], epochs_total=4, private=True,
-                                   train_accuracies=[0.55, 0.7])
+    fig = charts.training_progress(
+        [1, 2], [0.5, 0.6], [0.3, 0.5], epochs_total=4, private=True, train_accuracies=[0.55, 0.7]
+    )
     training = fig.data[-1]
     assert training.name == TRAIN_ACCURACY_TITLE and list(training.y) == [0.55, 0.7]
     assert training.line.dash == "dot" and training.xaxis == fig.data[0].xaxis
@@ -109,14 +126,17 @@ def test_teaching_figures() -> None:
 
 
 def test_privacy_region_shades_what_dp_allows_and_draws_the_curves() -> None:
-    from dpcore.audit import RocCurve, max_tpr
+    from dpcore.audit.bounds import max_tpr
+    from dpcore.audit.report import RocCurve
 
     attack = RocCurve(fpr=(0.0, 0.2, 1.0), tpr=(0.0, 0.4, 1.0))
     fig = charts.privacy_region(epsilon=1.0, delta=1e-5, curves={"loss threshold": attack})
     names = [t.name for t in fig.data]
     assert names[1:] == ["allowed region", "guessing", "loss threshold"]
     upper = fig.data[1]
-    assert upper.fill == "tonexty" and list(upper.y) == [float(t) for t in max_tpr(list(upper.x), epsilon=1.0, delta=1e-5)]
+    assert upper.fill == "tonexty" and list(upper.y) == [
+        float(t) for t in max_tpr(list(upper.x), epsilon=1.0, delta=1e-5)
+    ]
     lower = fig.data[0]  # the reversed test bounds TPR from below: the region is symmetric
     assert lower.y[40] == pytest.approx(1.0 - upper.y[360]) and lower.x[40] == pytest.approx(1.0 - upper.x[360])
     assert list(fig.data[-1].y) == [0.0, 0.4, 1.0]
@@ -125,11 +145,13 @@ def test_privacy_region_shades_what_dp_allows_and_draws_the_curves() -> None:
 
 
 def test_audit_chart_sets_auc_and_bound_against_epsilon_with_baselines_at_infinity() -> None:
-    from dpcore.comparison import AuditPoint
+    from dpcore.runs.comparison import AuditPoint
 
-    points = [AuditPoint(4, "sigma 1", "digits", 1.0, 0.52, 0.0, 0.95),
-              AuditPoint(7, "sigma 0.5", "digits", 8.0, 0.55, 0.3, 0.95),
-              AuditPoint(9, "baseline", "digits", math.inf, 0.60, 0.9, 0.95)]
+    points = [
+        AuditPoint(4, "sigma 1", "digits", 1.0, 0.52, 0.0, 0.95),
+        AuditPoint(7, "sigma 0.5", "digits", 8.0, 0.55, 0.3, 0.95),
+        AuditPoint(9, "baseline", "digits", math.inf, 0.60, 0.9, 0.95),
+    ]
     fig = charts.audit_vs_epsilon(points)
     markers = [t for t in fig.data if t.mode == "markers"]
     assert [(t.name, t.xaxis, t.y[0]) for t in markers][:2] == [("sigma 1", "x", 0.52), ("sigma 1", "x2", 0.0)]
@@ -146,10 +168,11 @@ def test_audit_chart_sets_auc_and_bound_against_epsilon_with_baselines_at_infini
 
 def test_noise_schedule_draws_the_steps_where_sigma_changes_the_floor_and_the_budget_stop() -> None:
     from dpcore.config import DPConfig
-    from dpcore.accounting import noise_schedule_values
+    from dpcore.privacy.accounting import noise_schedule_values
 
-    config = DPConfig(noise_multiplier=2.0, noise_schedule="time", noise_decay_rate=0.01, noise_floor=0.8,
-                      batch_size=64, epochs=3)
+    config = DPConfig(
+        noise_multiplier=2.0, noise_schedule="time", noise_decay_rate=0.01, noise_floor=0.8, batch_size=64, epochs=3
+    )
     values = noise_schedule_values(config, n=6400)
     fig = charts.noise_schedule(values, floor=0.8, stop_step=20)
     (line,) = fig.data
@@ -179,10 +202,19 @@ def test_clip_norm_chart_draws_each_step_and_thins_long_runs() -> None:
 
 
 def test_test_and_validation_draws_both_splits_for_accuracy_and_loss() -> None:
-    fig = charts.test_and_validation([1, 2], test_accuracy=[0.5, 0.6], validation_accuracy=[0.45, 0.58],
-                                     test_loss=[1.2, 1.0], validation_loss=[1.3, 1.1], epochs_total=3)
+    fig = charts.test_and_validation(
+        [1, 2],
+        test_accuracy=[0.5, 0.6],
+        validation_accuracy=[0.45, 0.58],
+        test_loss=[1.2, 1.0],
+        validation_loss=[1.3, 1.1],
+        epochs_total=3,
+    )
     assert [(t.name, t.xaxis, list(t.y)) for t in fig.data] == [
-        ("test", "x", [0.5, 0.6]), ("validation", "x", [0.45, 0.58]),
-        ("test", "x2", [1.2, 1.0]), ("validation", "x2", [1.3, 1.1])]
+        ("test", "x", [0.5, 0.6]),
+        ("validation", "x", [0.45, 0.58]),
+        ("test", "x2", [1.2, 1.0]),
+        ("validation", "x2", [1.3, 1.1]),
+    ]
     assert [t.showlegend for t in fig.data] == [True, True, False, False]
     assert fig.data[1].line.dash == "dash"

@@ -1,11 +1,12 @@
 """``python -m dpcore export``: the Export page's texts on stdout or in a file; bad input is one line and exit 2."""
+
 from __future__ import annotations
 
 import pytest
 
 from dpcore.cli import main
 from dpcore.config import DPConfig
-from dpcore.script_export import EXPORT_FORMATS, render_export
+from dpcore.export.script import EXPORT_FORMATS, render_export
 
 CONFIG = DPConfig(noise_multiplier=1.7, batch_size=100, epochs=3, sampling="shuffle", accountant="pld")
 
@@ -33,12 +34,15 @@ def test_output_writes_the_file_and_prints_nothing(tmp_path, config_file, capsys
     assert DPConfig.from_json(json_target.read_text(encoding="utf-8")) == CONFIG
 
 
-@pytest.mark.parametrize("arguments, expected", [
-    (["--format", "xml"], "argument --format: invalid choice: 'xml'"),
-    (["--format", "script", "--output", "{tmp}/no/such/folder/x.py"], "--output: cannot write"),
-    (["--format", "script", "--output", "{tmp}"], "--output: cannot write"),
-    ([], "the following arguments are required: --format"),
-])
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["--format", "xml"], "argument --format: invalid choice: 'xml'"),
+        (["--format", "script", "--output", "{tmp}/no/such/folder/x.py"], "--output: cannot write"),
+        (["--format", "script", "--output", "{tmp}"], "--output: cannot write"),
+        ([], "the following arguments are required: --format"),
+    ],
+)
 def test_bad_flags_exit_2_with_one_line(tmp_path, config_file, capsys, arguments, expected):
     arguments = [a.replace("{tmp}", str(tmp_path)) for a in arguments]
     assert main(["export", "--config", config_file, *arguments]) == 2
@@ -47,11 +51,14 @@ def test_bad_flags_exit_2_with_one_line(tmp_path, config_file, capsys, arguments
     assert captured.err.count("\n") == 1
 
 
-@pytest.mark.parametrize("content, expected", [
-    (None, "does not exist"),
-    ('{"dataset": "digits", "batch_size": 0}', "batch_size"),
-    ("{not json", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (None, "does not exist"),
+        ('{"dataset": "digits", "batch_size": 0}', "batch_size"),
+        ("{not json", "not valid JSON"),
+    ],
+)
 def test_bad_config_files_exit_2_with_one_line(tmp_path, capsys, content, expected):
     path = tmp_path / "bad.json"
     if content is not None:

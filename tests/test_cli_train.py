@@ -1,4 +1,5 @@
 """``python -m dpcore train``: JSON lines per epoch, a summary, clean Ctrl-C or SIGTERM, exit 2 on bad configs."""
+
 from __future__ import annotations
 
 import json
@@ -10,15 +11,16 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-from dpcore import accounting
 from dpcore.cli import main
 from dpcore.config import DPConfig
-from dpcore.explain import format_epsilon
+from dpcore.privacy import accounting
+from dpcore.privacy.explain import format_epsilon
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, TRAIN_METRICS_NOTE
+from tests.conftest import REPO_ROOT
 
-TINY = DPConfig(dataset="digits", model="mlp", max_train_examples=200, batch_size=20, epochs=2,
-                learning_rate=0.5, delta=1e-3)
+TINY = DPConfig(
+    dataset="digits", model="mlp", max_train_examples=200, batch_size=20, epochs=2, learning_rate=0.5, delta=1e-3
+)
 
 
 def write_config(tmp_path, config: DPConfig, name: str = "run.json") -> str:
@@ -61,13 +63,16 @@ def test_baseline_epsilon_is_null_in_json_and_infinity_in_text(tmp_path, capsys)
     assert "test accuracy" in epoch_line and "private training batches (not covered by ε): loss" in epoch_line
 
 
-@pytest.mark.parametrize("content,expected", [
-    ('{"dataset": "digits", "batch_size": 0}', "batch_size"),
-    ('{"dataset": "digits", "model": "cnn"}', "model: 'cnn' cannot train"),
-    ('{"dataset": "digits", "batch_size": 5000}', "batch_size: 5000 is larger"),
-    ('{"dataset": "digits", "colour": "red"}', "unknown config key"),
-    ("{not json", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        ('{"dataset": "digits", "batch_size": 0}', "batch_size"),
+        ('{"dataset": "digits", "model": "cnn"}', "model: 'cnn' cannot train"),
+        ('{"dataset": "digits", "batch_size": 5000}', "batch_size: 5000 is larger"),
+        ('{"dataset": "digits", "colour": "red"}', "unknown config key"),
+        ("{not json", "not valid JSON"),
+    ],
+)
 def test_bad_configs_exit_2_with_the_message(tmp_path, capsys, content, expected):
     path = tmp_path / "bad.json"
     path.write_text(content)
@@ -86,9 +91,14 @@ def test_missing_config_file_exits_2(tmp_path, capsys):
 def test_ctrl_c_or_sigterm_stops_cleanly_with_a_cancelled_summary(tmp_path, signum):
     path = write_config(tmp_path, TINY.replace(max_train_examples=None, epochs=200, batch_size=16, delta=1e-4))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen([sys.executable, "-m", "dpcore", "train", "--config", path, "--json"],
-                               cwd=str(REPO_ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dpcore", "train", "--config", path, "--json"],
+        cwd=str(REPO_ROOT),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first = process.stdout.readline()
     assert json.loads(first)["epoch"] == 1
     process.send_signal(signum)
@@ -99,8 +109,15 @@ def test_ctrl_c_or_sigterm_stops_cleanly_with_a_cancelled_summary(tmp_path, sign
     assert math.isfinite(summary["epsilon"]) and "Traceback" not in err
 
 
-CSV_RUN = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
-                   model="logreg", batch_size=16, epochs=1, delta=1e-3)
+CSV_RUN = DPConfig(
+    dataset="csv",
+    csv_path=str(REPO_ROOT / "assets" / "sample.csv"),
+    csv_label="decision",
+    model="logreg",
+    batch_size=16,
+    epochs=1,
+    delta=1e-3,
+)
 SAMPLE_SCHEMA = str(REPO_ROOT / "assets" / "sample.schema.yaml")
 
 
@@ -114,8 +131,11 @@ def test_a_csv_run_needs_a_schema_or_an_epsilon_share(tmp_path, capsys):
     assert main(["train", "--config", path, "--csv-schema", SAMPLE_SCHEMA, "--json"]) == 0
     summary = json_lines(capsys.readouterr().out)[-1]
     assert summary["status"] == "completed" and summary["preprocessing_epsilon"] == 0.0
-    assert summary["training_epsilon"] == summary["epsilon"] == pytest.approx(
-        accounting.epsilon_for_config(CSV_RUN, n=192))
+    assert (
+        summary["training_epsilon"]
+        == summary["epsilon"]
+        == pytest.approx(accounting.epsilon_for_config(CSV_RUN, n=192))
+    )
 
 
 def test_a_private_preprocessing_share_is_reported_beside_the_total(tmp_path, capsys):
@@ -126,8 +146,11 @@ def test_a_private_preprocessing_share_is_reported_beside_the_total(tmp_path, ca
     split = accounting.epsilon_split(config, n=192)
     assert summary["epsilon"] == pytest.approx(split.total)
     assert (summary["preprocessing_epsilon"], summary["training_epsilon"]) == pytest.approx(
-        (split.preprocessing, split.training))
+        (split.preprocessing, split.training)
+    )
     assert main(["train", "--config", path]) == 0
     last = capsys.readouterr().out.splitlines()[-1]
-    assert (f"composed from CSV preprocessing ε {format_epsilon(split.preprocessing)} and training ε "
-            f"{format_epsilon(split.training)}") in last
+    assert (
+        f"composed from CSV preprocessing ε {format_epsilon(split.preprocessing)} and training ε "
+        f"{format_epsilon(split.training)}"
+    ) in last

@@ -1,25 +1,43 @@
 """Stored runs become curves, baselines, a frontier and table rows for the Compare page."""
+
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
 import pytest
-
-from dpcore import charts
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dpcore.comparison import (ALL, RUN_TABLE_FORMATS, Point, audit_points, build_view, busy_runs, config_summary,
-                               filter_runs, pareto_frontier, run_rows)
 from dpcore.config import DPConfig
-from dpcore.store import RunStore
 from dpcore.results import TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE, EpochMetrics
+from dpcore.runs.comparison import (
+    ALL,
+    RUN_TABLE_FORMATS,
+    Point,
+    audit_points,
+    build_view,
+    busy_runs,
+    config_summary,
+    filter_runs,
+    pareto_frontier,
+    run_rows,
+)
+from dpcore.runs.store import RunStore
+from dpcore.views import charts
 
 
 def _metrics(epoch: int, accuracy: float, epsilon: float) -> EpochMetrics:
-    return EpochMetrics(epoch=epoch, train_loss=1.0, train_accuracy=accuracy, test_loss=1.0,
-                        test_accuracy=accuracy, epsilon=epsilon, seconds=0.1, examples=100)
+    return EpochMetrics(
+        epoch=epoch,
+        train_loss=1.0,
+        train_accuracy=accuracy,
+        test_loss=1.0,
+        test_accuracy=accuracy,
+        epsilon=epsilon,
+        seconds=0.1,
+        examples=100,
+    )
 
 
 @pytest.fixture()
@@ -74,14 +92,25 @@ def test_summary_says_non_private_for_a_baseline() -> None:
 def test_summary_names_the_recipe_settings_that_are_on() -> None:
     plain = config_summary(DPConfig())
     assert not any(word in plain for word in ("decay", "adaptive", "budget", "validation"))
-    recipe = config_summary(DPConfig(noise_schedule="step", noise_decay_rate=0.001, noise_floor=0.7,
-                                     adaptive_clipping=True, target_unclipped_quantile=0.9, clip_update="linear",
-                                     epsilon_budget=3.0, validation_fraction=0.2))
+    recipe = config_summary(
+        DPConfig(
+            noise_schedule="step",
+            noise_decay_rate=0.001,
+            noise_floor=0.7,
+            adaptive_clipping=True,
+            target_unclipped_quantile=0.9,
+            clip_update="linear",
+            epsilon_budget=3.0,
+            validation_fraction=0.2,
+        )
+    )
     assert recipe.startswith(plain)
-    assert recipe.endswith(", σ by step decay (r 0.001, floor 0.7), adaptive clip (linear, quantile 0.9), "
-                           "ε budget 3, 20% validation")
+    assert recipe.endswith(
+        ", σ by step decay (r 0.001, floor 0.7), adaptive clip (linear, quantile 0.9), ε budget 3, 20% validation"
+    )
     assert config_summary(DPConfig(private=False, validation_fraction=0.2, adaptive_clipping=True)).endswith(
-        "20 epochs, 20% validation, non-private (ε = ∞)")
+        "20 epochs, 20% validation, non-private (ε = ∞)"
+    )
 
 
 def test_chart_has_one_trace_per_run_plus_frontier_and_a_baseline_line(store: RunStore) -> None:
@@ -115,7 +144,9 @@ def test_audited_runs_become_points_and_table_columns(store: RunStore) -> None:
     store.save_audit(runs[3].id, hand_made_report(math.inf, auc=0.7, bound=1.1, run_id=runs[3].id).to_json())
     points = audit_points(store.list_runs())
     assert [(p.run_id, p.epsilon, p.auc, p.epsilon_lower_bound) for p in points] == [
-        (runs[1].id, 1.5, 0.55, 0.2), (runs[3].id, math.inf, 0.7, 1.1)]
+        (runs[1].id, 1.5, 0.55, 0.2),
+        (runs[3].id, math.inf, 0.7, 1.1),
+    ]
     rows = {row["id"]: row for row in run_rows(store.list_runs())}
     assert (rows[runs[1].id]["attack AUC"], rows[runs[1].id]["audit ε ≥"]) == (0.55, 0.2)
     assert rows[runs[0].id]["attack AUC"] is None and rows[runs[0].id]["audit ε ≥"] is None
@@ -156,16 +187,27 @@ def test_busy_runs_are_the_queued_and_running_ones(store: RunStore) -> None:
 
 
 def test_frontier_keeps_only_undominated_points_in_epsilon_order() -> None:
-    points = [Point(1.0, 0.80, "a"), Point(2.0, 0.85, "b"), Point(1.5, 0.70, "c"), Point(3.0, 0.84, "d"),
-              Point(0.5, 0.60, "e"), Point(math.inf, 0.99, "baseline"), Point(1.0, 0.75, "a2")]
+    points = [
+        Point(1.0, 0.80, "a"),
+        Point(2.0, 0.85, "b"),
+        Point(1.5, 0.70, "c"),
+        Point(3.0, 0.84, "d"),
+        Point(0.5, 0.60, "e"),
+        Point(math.inf, 0.99, "baseline"),
+        Point(1.0, 0.75, "a2"),
+    ]
     assert [p.key for p in pareto_frontier(points)] == ["e", "a", "b"]
     assert pareto_frontier([]) == ()
 
 
 def _beaten(point: Point, others: list[Point]) -> bool:
     """Whether another point has ε no larger and accuracy no smaller, and is better in one."""
-    return any(o.epsilon <= point.epsilon and o.accuracy >= point.accuracy
-               and (o.epsilon < point.epsilon or o.accuracy > point.accuracy) for o in others)
+    return any(
+        o.epsilon <= point.epsilon
+        and o.accuracy >= point.accuracy
+        and (o.epsilon < point.epsilon or o.accuracy > point.accuracy)
+        for o in others
+    )
 
 
 @given(st.lists(st.tuples(st.floats(0.01, 50), st.floats(0, 1)), max_size=30))

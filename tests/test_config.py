@@ -1,4 +1,5 @@
 """DPConfig: validation names the field, round trips keep every value, unknown keys are refused."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dpcore.config import DPConfig, FIELD_NAMES, SCHEMA_VERSION, load_config_file
+from dpcore.config import FIELD_NAMES, SCHEMA_VERSION, DPConfig, load_config_file
 from dpcore.errors import ConfigError
 
 
@@ -18,20 +19,52 @@ def test_defaults_are_valid_and_private():
     assert config.private and config.dataset == "digits"
 
 
-@pytest.mark.parametrize("field, value", [
-    ("noise_multiplier", 0.0), ("noise_multiplier", -1.0), ("noise_multiplier", math.nan),
-    ("l2_norm_clip", 0.0), ("l2_norm_clip", math.inf), ("batch_size", 0), ("batch_size", 3.5),
-    ("batch_size", True), ("epochs", 0), ("epochs", "5"), ("delta", 0.0), ("delta", 1.0),
-    ("learning_rate", -0.1), ("momentum", 1.0), ("dataset", "imagenet"), ("model", "resnet"),
-    ("optimizer", "rmsprop"), ("accountant", "moments"), ("sampling", "uniform"),
-    ("activation", "gelu"), ("seed", -1), ("max_train_examples", 1), ("private", "yes"),
-    ("noise_schedule", "exp"), ("noise_decay_rate", 1.0), ("noise_decay_rate", -0.1), ("noise_floor", 0.0),
-    ("adaptive_clipping", "on"), ("target_unclipped_quantile", 1.0), ("target_unclipped_quantile", 0.0),
-    ("clip_learning_rate", 0.0), ("clip_update", "exponential"), ("count_noise_multiplier", 0.0),
-    ("epsilon_budget", 0.0), ("epsilon_budget", math.inf), ("epsilon_budget", "8"),
-    ("validation_fraction", -0.1), ("validation_fraction", 0.95),
-    ("weight_averaging_decay", 0.0), ("weight_averaging_decay", 1.0), ("weight_averaging_decay", "0.9"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("noise_multiplier", 0.0),
+        ("noise_multiplier", -1.0),
+        ("noise_multiplier", math.nan),
+        ("l2_norm_clip", 0.0),
+        ("l2_norm_clip", math.inf),
+        ("batch_size", 0),
+        ("batch_size", 3.5),
+        ("batch_size", True),
+        ("epochs", 0),
+        ("epochs", "5"),
+        ("delta", 0.0),
+        ("delta", 1.0),
+        ("learning_rate", -0.1),
+        ("momentum", 1.0),
+        ("dataset", "imagenet"),
+        ("model", "resnet"),
+        ("optimizer", "rmsprop"),
+        ("accountant", "moments"),
+        ("sampling", "uniform"),
+        ("activation", "gelu"),
+        ("seed", -1),
+        ("max_train_examples", 1),
+        ("private", "yes"),
+        ("noise_schedule", "exp"),
+        ("noise_decay_rate", 1.0),
+        ("noise_decay_rate", -0.1),
+        ("noise_floor", 0.0),
+        ("adaptive_clipping", "on"),
+        ("target_unclipped_quantile", 1.0),
+        ("target_unclipped_quantile", 0.0),
+        ("clip_learning_rate", 0.0),
+        ("clip_update", "exponential"),
+        ("count_noise_multiplier", 0.0),
+        ("epsilon_budget", 0.0),
+        ("epsilon_budget", math.inf),
+        ("epsilon_budget", "8"),
+        ("validation_fraction", -0.1),
+        ("validation_fraction", 0.95),
+        ("weight_averaging_decay", 0.0),
+        ("weight_averaging_decay", 1.0),
+        ("weight_averaging_decay", "0.9"),
+    ],
+)
 def test_bad_values_raise_config_error_naming_the_field(field, value):
     with pytest.raises(ConfigError) as info:
         DPConfig(**{field: value})
@@ -67,8 +100,12 @@ def test_csv_needs_path_and_label_and_others_refuse_them():
 
 
 CSV = dict(dataset="csv", csv_path="data.csv", csv_label="y")
-SCHEMA = {"classes": ["no", "yes"], "numeric": {"age": [18, 100]}, "categorical": {"city": ["Lyon", "Paris"]},
-          "scale": "symmetric"}
+SCHEMA = {
+    "classes": ["no", "yes"],
+    "numeric": {"age": [18, 100]},
+    "categorical": {"city": ["Lyon", "Paris"]},
+    "scale": "symmetric",
+}
 
 
 def test_a_csv_schema_or_an_epsilon_share_round_trips_in_every_format():
@@ -96,22 +133,40 @@ def test_csv_schema_fields_are_checked_and_name_the_field():
 
 
 def test_version_1_configs_still_load():
-    old = {"schema_version": 1, **{k: v for k, v in DPConfig(**CSV).to_dict().items()
-                                   if k not in ("schema_version", "csv_schema", "csv_preprocessing_epsilon")}}
+    old = {
+        "schema_version": 1,
+        **{
+            k: v
+            for k, v in DPConfig(**CSV).to_dict().items()
+            if k not in ("schema_version", "csv_schema", "csv_preprocessing_epsilon")
+        },
+    }
     assert DPConfig.from_dict(old) == DPConfig(**CSV)
     assert SCHEMA_VERSION == 4
 
 
 def test_version_2_configs_of_either_kind_still_load():
     # Version 2 was written with either the CSV schema keys or the recipe keys, never both.
-    csv_v2 = {"schema_version": 2, "dataset": "csv", "csv_path": "data.csv", "csv_label": "y",
-              "csv_preprocessing_epsilon": 0.5}
-    recipe_v2 = {"schema_version": 2, "noise_schedule": "time", "noise_floor": 0.6, "epsilon_budget": 2.0,
-                 "validation_fraction": 0.1}
-    assert DPConfig.from_dict(csv_v2) == DPConfig(dataset="csv", csv_path="data.csv", csv_label="y",
-                                                  csv_preprocessing_epsilon=0.5)
-    assert DPConfig.from_dict(recipe_v2) == DPConfig(noise_schedule="time", noise_floor=0.6, epsilon_budget=2.0,
-                                                     validation_fraction=0.1)
+    csv_v2 = {
+        "schema_version": 2,
+        "dataset": "csv",
+        "csv_path": "data.csv",
+        "csv_label": "y",
+        "csv_preprocessing_epsilon": 0.5,
+    }
+    recipe_v2 = {
+        "schema_version": 2,
+        "noise_schedule": "time",
+        "noise_floor": 0.6,
+        "epsilon_budget": 2.0,
+        "validation_fraction": 0.1,
+    }
+    assert DPConfig.from_dict(csv_v2) == DPConfig(
+        dataset="csv", csv_path="data.csv", csv_label="y", csv_preprocessing_epsilon=0.5
+    )
+    assert DPConfig.from_dict(recipe_v2) == DPConfig(
+        noise_schedule="time", noise_floor=0.6, epsilon_budget=2.0, validation_fraction=0.1
+    )
     with pytest.raises(ConfigError, match="schema_version") as info:
         DPConfig.from_dict({"schema_version": 5})
     assert info.value.allowed == "1, 2, 3, 4"
@@ -168,13 +223,16 @@ def test_unknown_keys_and_versions_are_refused():
         DPConfig().replace(epoch=3)
 
 
-@pytest.mark.parametrize("text, filename, message", [
-    ("{not json", "c.json", "not valid JSON"),
-    ("a: [1, 2", "c.yaml", "not valid YAML"),
-    ("- 1\n- 2\n", "c.yaml", "expected a mapping"),
-    ("!!python/object:os.system {}", "c.yaml", "not valid YAML"),
-    ("epochs: 3", "c.txt", "allowed: .json, .yaml or .yml"),
-])
+@pytest.mark.parametrize(
+    "text, filename, message",
+    [
+        ("{not json", "c.json", "not valid JSON"),
+        ("a: [1, 2", "c.yaml", "not valid YAML"),
+        ("- 1\n- 2\n", "c.yaml", "expected a mapping"),
+        ("!!python/object:os.system {}", "c.yaml", "not valid YAML"),
+        ("epochs: 3", "c.txt", "allowed: .json, .yaml or .yml"),
+    ],
+)
 def test_bad_files_give_clear_errors(text, filename, message):
     with pytest.raises(ConfigError, match=message):
         DPConfig.from_text(text, filename=filename)
@@ -207,8 +265,12 @@ def test_parse_field_reads_text_as_the_field_type():
     assert parse_field("max_train_examples", "none") is None and parse_field("max_train_examples", "100") == 100
     assert parse_field("learning_rate", "1") == 1.0 and type(parse_field("learning_rate", "1")) is float
     assert parse_field("model", " mlp ") == "mlp"
-    for name, text, words in [("epochs", "two", "not a whole number"), ("private", "maybe", "true or false"),
-                              ("delta", "nan", "not a finite number"), ("noise", "1", "unknown config key")]:
+    for name, text, words in [
+        ("epochs", "two", "not a whole number"),
+        ("private", "maybe", "true or false"),
+        ("delta", "nan", "not a finite number"),
+        ("noise", "1", "unknown config key"),
+    ]:
         with pytest.raises(ConfigError, match=words) as info:
             parse_field(name, text)
         assert info.value.field == name
@@ -226,13 +288,24 @@ def test_a_version_1_config_loads_with_the_new_keys_at_their_defaults():
 
 
 def test_recipe_settings_round_trip_and_cross_checks_name_their_field():
-    config = DPConfig(noise_schedule="step", noise_decay_rate=0.01, noise_floor=0.6, adaptive_clipping=True,
-                      clip_update="linear", clip_learning_rate=0.001, target_unclipped_quantile=0.9,
-                      count_noise_multiplier=2.56, epsilon_budget=3.5, validation_fraction=0.2,
-                      weight_averaging_decay=0.97)
+    config = DPConfig(
+        noise_schedule="step",
+        noise_decay_rate=0.01,
+        noise_floor=0.6,
+        adaptive_clipping=True,
+        clip_update="linear",
+        clip_learning_rate=0.001,
+        target_unclipped_quantile=0.9,
+        count_noise_multiplier=2.56,
+        epsilon_budget=3.5,
+        validation_fraction=0.2,
+        weight_averaging_decay=0.97,
+    )
     assert DPConfig.from_json(config.to_json()) == config == DPConfig.from_yaml(config.to_yaml())
     with pytest.raises(ConfigError, match=r"noise_floor: 1.5 is above the initial noise multiplier 1.1"):
         DPConfig(noise_schedule="time", noise_multiplier=1.1, noise_floor=1.5)
-    DPConfig(noise_schedule="constant", noise_multiplier=1.1, noise_floor=1.5)  # a constant schedule has no floor to check
+    DPConfig(
+        noise_schedule="constant", noise_multiplier=1.1, noise_floor=1.5
+    )  # a constant schedule has no floor to check
     with pytest.raises(ConfigError, match=r"count_noise_multiplier: 0.5 is not above half"):
         DPConfig(adaptive_clipping=True, noise_multiplier=1.1, count_noise_multiplier=0.5)

@@ -1,4 +1,5 @@
-"""dpcore.data: the built-in datasets, subsetting, and a user's CSV (good and bad files)."""
+"""dpcore.data.datasets: the built-in datasets, subsetting, and a user's CSV (good and bad files)."""
+
 from __future__ import annotations
 
 import gzip
@@ -10,15 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REPO_ROOT
-from dpcore import data, tabular
+from dpcore import csv_schema
 from dpcore.config import DPConfig
+from dpcore.data import csv_files, datasets, tabular
 from dpcore.errors import DatasetError
+from tests.conftest import REPO_ROOT
 
 SAMPLE_CSV = str(REPO_ROOT / "assets" / "sample.csv")
 
 
-SAMPLE_SCHEMA = tabular.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
+SAMPLE_SCHEMA = csv_schema.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
 
 
 def csv_config(path: str, label: str = "decision", **changes: object) -> DPConfig:
@@ -39,8 +41,8 @@ def write(tmp_path, text: str | bytes, name: str = "data.csv") -> str:
 
 
 def test_digits_loads_with_the_advertised_split_and_scaling():
-    dataset = data.load(DPConfig(dataset="digits"))
-    info = data.dataset_info("digits")
+    dataset = datasets.load(DPConfig(dataset="digits"))
+    info = datasets.dataset_info("digits")
     assert dataset.info == info
     assert dataset.x_train.shape == (info.n_train, 8, 8, 1) == (1437, 8, 8, 1)
     assert dataset.x_test.shape == (360, 8, 8, 1)
@@ -51,12 +53,12 @@ def test_digits_loads_with_the_advertised_split_and_scaling():
 
 
 def test_fashion_mnist_reads_the_installed_idx_files():
-    dataset = data.load(DPConfig(dataset="fashion_mnist"))
+    dataset = datasets.load(DPConfig(dataset="fashion_mnist"))
     assert dataset.x_train.shape == (60000, 28, 28, 1) and dataset.x_test.shape == (10000, 28, 28, 1)
     assert np.bincount(dataset.y_train).tolist() == [6000] * 10
     assert np.bincount(dataset.y_test).tolist() == [1000] * 10
     assert dataset.x_train.min() == 0.0 and dataset.x_train.max() == 1.0
-    info = data.dataset_info("fashion_mnist")
+    info = datasets.dataset_info("fashion_mnist")
     assert (info.n_train, info.n_test, info.input_shape, info.num_classes) == (60000, 10000, (28, 28, 1), 10)
 
 
@@ -67,29 +69,29 @@ def test_fashion_mnist_says_how_to_get_it_when_missing(monkeypatch):
         raise OSError("network is unreachable")
 
     # No IDX files, and the Keras download fails as it does offline.
-    monkeypatch.setattr(data, "FASHION_MNIST_DIRS", ())
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", ())
     monkeypatch.delenv("DPEXPLORER_FASHION_MNIST_DIR", raising=False)
     monkeypatch.setattr(tf.keras.datasets.fashion_mnist, "load_data", offline)
-    data.clear_cache()
+    datasets.clear_cache()
     try:
         with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist") as info:
-            data.load(DPConfig(dataset="fashion_mnist"))
+            datasets.load(DPConfig(dataset="fashion_mnist"))
         assert "network is unreachable" in str(info.value)
     finally:
-        data.clear_cache()
+        datasets.clear_cache()
 
 
 def test_idx_reader_rejects_a_file_that_is_not_idx(tmp_path):
     with pytest.raises(DatasetError, match="not an IDX file"):
-        data.read_idx(write(tmp_path, b"PK\x03\x04 not idx at all", "x.idx"))
+        datasets.read_idx(write(tmp_path, b"PK\x03\x04 not idx at all", "x.idx"))
     truncated = bytes([0, 0, 8, 1]) + (100).to_bytes(4, "big") + b"\x01" * 10
     with pytest.raises(DatasetError, match="expected 100"):
-        data.read_idx(write(tmp_path, truncated, "short.idx"))
+        datasets.read_idx(write(tmp_path, truncated, "short.idx"))
 
 
 def test_mnist_loads_or_says_it_needs_the_internet():
     try:
-        dataset = data.load(DPConfig(dataset="mnist"))
+        dataset = datasets.load(DPConfig(dataset="mnist"))
     except DatasetError as exc:
         assert "internet" in str(exc) and str(exc).startswith("dataset:")
     else:
@@ -98,38 +100,42 @@ def test_mnist_loads_or_says_it_needs_the_internet():
 
 def test_unknown_dataset_name_is_a_dataset_error():
     with pytest.raises(DatasetError, match="not a known dataset"):
-        data.dataset_info("cifar")
+        datasets.dataset_info("cifar")
 
 
 def test_subsetting_fixes_n_for_the_accountant_and_is_deterministic():
     config = DPConfig(dataset="digits", max_train_examples=200)
-    first, second = data.load(config), data.load(config)
-    assert data.train_size(config) == 200 == first.info.n_train == first.x_train.shape[0]
+    first, second = datasets.load(config), datasets.load(config)
+    assert datasets.train_size(config) == 200 == first.info.n_train == first.x_train.shape[0]
     np.testing.assert_array_equal(first.x_train, second.x_train)
     assert first.x_test.shape[0] == 360  # the test set is never subset
-    assert data.train_size(DPConfig(dataset="digits", max_train_examples=10**6)) == 1437
+    assert datasets.train_size(DPConfig(dataset="digits", max_train_examples=10**6)) == 1437
 
 
 def test_validation_rows_are_held_out_before_training_and_n_counts_the_rest():
     config = DPConfig(dataset="digits", max_train_examples=200, validation_fraction=0.2)
-    dataset = data.load(config)
-    assert data.train_size(config) == 160 == dataset.info.n_train == dataset.x_train.shape[0]
+    dataset = datasets.load(config)
+    assert datasets.train_size(config) == 160 == dataset.info.n_train == dataset.x_train.shape[0]
     assert dataset.info.n_validation == 40 == dataset.x_validation.shape[0] == dataset.y_validation.shape[0]
     # The two parts are the subset's rows, each once.
-    subset = data.load(config.replace(validation_fraction=0.0))
+    subset = datasets.load(config.replace(validation_fraction=0.0))
     rows = lambda x: {r.tobytes() for r in x}  # noqa: E731
     assert rows(dataset.x_train) | rows(dataset.x_validation) == rows(subset.x_train)
     assert not rows(dataset.x_train) & rows(dataset.x_validation)
     assert subset.x_validation is None and subset.info.n_validation == 0
-    np.testing.assert_array_equal(data.load(config).x_validation, dataset.x_validation)  # same rows every run
-    assert data.train_size(DPConfig(dataset="digits", validation_fraction=0.2)) == 1437 - 288  # ceil(287.4)
+    np.testing.assert_array_equal(datasets.load(config).x_validation, dataset.x_validation)  # same rows every run
+    assert datasets.train_size(DPConfig(dataset="digits", validation_fraction=0.2)) == 1437 - 288  # ceil(287.4)
 
 
 def test_validation_size_holds_out_at_least_one_row_and_leaves_two_to_train():
-    assert [data.validation_size(n, f) for n, f in [(10, 0.0), (10, 0.01), (60000, 0.2), (1437, 0.2)]] == [
-        0, 1, 12000, 288]
+    assert [datasets.validation_size(n, f) for n, f in [(10, 0.0), (10, 0.01), (60000, 0.2), (1437, 0.2)]] == [
+        0,
+        1,
+        12000,
+        288,
+    ]
     with pytest.raises(DatasetError, match="validation_fraction"):
-        data.load(DPConfig(dataset="digits", max_train_examples=2, validation_fraction=0.5, batch_size=1))
+        datasets.load(DPConfig(dataset="digits", max_train_examples=2, validation_fraction=0.5, batch_size=1))
 
 
 # -- CSV -------------------------------------------------------------------------------------
@@ -137,9 +143,9 @@ def test_validation_size_holds_out_at_least_one_row_and_leaves_two_to_train():
 
 def test_sample_csv_is_encoded_by_its_public_schema():
     config = csv_config(SAMPLE_CSV)
-    dataset = data.load(config)
+    dataset = datasets.load(config)
     info = dataset.info
-    assert info.n_train + info.n_test == 240 and data.train_size(config) == info.n_train == 192
+    assert info.n_train + info.n_test == 240 and datasets.train_size(config) == info.n_train == 192
     assert info.class_names == ("approved", "declined") and info.csv_schema == SAMPLE_SCHEMA
     assert info.input_shape == (len(info.feature_names),) == (13,)
     assert "education=master" in info.feature_names and "education=(other)" in info.feature_names
@@ -147,27 +153,30 @@ def test_sample_csv_is_encoded_by_its_public_schema():
     assert x.min() >= 0.0 and x.max() <= 1.0
     age = info.feature_names.index("age")
     assert x[:, age].min() == pytest.approx((21 - 18) / (100 - 18))  # the youngest is 21 in [18, 100]
-    assert data.describe(config) == info
-    assert data.dataset_info("csv", csv_path=SAMPLE_CSV, csv_label="decision", csv_schema=SAMPLE_SCHEMA) == info
+    assert datasets.describe(config) == info
+    assert datasets.dataset_info("csv", csv_path=SAMPLE_CSV, csv_label="decision", csv_schema=SAMPLE_SCHEMA) == info
 
 
 def test_a_csv_without_a_schema_is_refused_naming_what_is_missing():
     config = DPConfig(dataset="csv", csv_path=SAMPLE_CSV, csv_label="decision", batch_size=16, delta=1e-4)
-    for attempt in (lambda: data.load(config),
-                    lambda: data.dataset_info("csv", csv_path=SAMPLE_CSV, csv_label="decision")):
+    for attempt in (
+        lambda: datasets.load(config),
+        lambda: datasets.dataset_info("csv", csv_path=SAMPLE_CSV, csv_label="decision"),
+    ):
         with pytest.raises(DatasetError, match="csv_preprocessing_epsilon") as info:
             attempt()
         assert info.value.field == "csv_schema"
-    assert data.train_size(config) == 192  # n needs no schema: a schema never drops a row
+    assert datasets.train_size(config) == 192  # n needs no schema: a schema never drops a row
 
 
 def test_csv_missing_values_follow_the_stated_policy():
     rows = ["x,colour,label"]
     rows += [f"{i},{'red' if i % 2 else 'blue'},{i % 2}" for i in range(40)]
     rows += [",red,1", "5,,0", "9,blue,"]
-    schema = tabular.CsvSchema.from_dict({"classes": [0, 1], "numeric": {"x": [0, 40]},
-                                          "categorical": {"colour": ["blue", "red"]}})
-    dataset = data.parse_csv("\n".join(rows).encode(), label="label", schema=schema)
+    schema = csv_schema.CsvSchema.from_dict(
+        {"classes": [0, 1], "numeric": {"x": [0, 40]}, "categorical": {"colour": ["blue", "red"]}}
+    )
+    dataset = csv_files.parse_csv("\n".join(rows).encode(), label="label", schema=schema)
     info = dataset.info
     assert info.n_train + info.n_test == 42  # the row without a label is dropped
     assert info.feature_names == ("x", "colour=blue", "colour=red", "colour=(other)")
@@ -181,7 +190,7 @@ def test_csv_missing_values_follow_the_stated_policy():
 def test_csv_numeric_labels_and_boolean_features(tmp_path):
     rows = ["flag,score,grade"] + [f"{'true' if i % 3 else 'false'},{i * 0.5},{i % 3 + 1}.0" for i in range(30)]
     schema = {"classes": [1, 2, 3], "numeric": {"score": [0, 20]}, "categorical": {"flag": [True, False]}}
-    dataset = data.load(csv_config(write(tmp_path, "\n".join(rows)), label="grade", csv_schema=schema))
+    dataset = datasets.load(csv_config(write(tmp_path, "\n".join(rows)), label="grade", csv_schema=schema))
     assert dataset.info.class_names == ("1", "2", "3")
     assert dataset.info.num_classes == 3 and set(np.unique(dataset.y_train)) <= {0, 1, 2}
     flags = dataset.x_train[:, 1:3]
@@ -193,19 +202,19 @@ def test_semicolon_and_tab_separated_files_are_read(tmp_path, separator):
     rows = [separator.join(["size", "kind", "decision"])]
     rows += [separator.join([str(i), "ab"[i % 2], str(i % 2)]) for i in range(30)]
     schema = {"classes": [0, 1], "numeric": {"size": [0, 30]}, "categorical": {"kind": ["a", "b"]}}
-    dataset = data.load(csv_config(write(tmp_path, "\n".join(rows)), csv_schema=schema))
+    dataset = datasets.load(csv_config(write(tmp_path, "\n".join(rows)), csv_schema=schema))
     assert dataset.info.feature_names == ("size", "kind=a", "kind=b", "kind=(other)")
 
 
 def test_a_schema_that_does_not_fit_the_file_is_refused(tmp_path):
     path = write(tmp_path, "a,decision\n" + "\n".join(f"{i},{'yes' if i % 2 else 'maybe'}" for i in range(20)))
     with pytest.raises(DatasetError, match="'b'") as info:
-        data.load(csv_config(path, csv_schema={"classes": ["yes", "maybe"], "numeric": {"b": [0, 1]}}))
+        datasets.load(csv_config(path, csv_schema={"classes": ["yes", "maybe"], "numeric": {"b": [0, 1]}}))
     assert info.value.field == "csv_schema"
     with pytest.raises(DatasetError, match="label column 'decision' is also listed"):
-        data.load(csv_config(path, csv_schema={"classes": ["yes", "maybe"], "categorical": {"decision": ["yes"]}}))
+        datasets.load(csv_config(path, csv_schema={"classes": ["yes", "maybe"], "categorical": {"decision": ["yes"]}}))
     with pytest.raises(DatasetError, match=r"10 row\(s\).*'decision'.*'maybe' \(10\)") as info:
-        data.load(csv_config(path, csv_schema={"classes": ["yes", "no"], "numeric": {"a": [0, 20]}}))
+        datasets.load(csv_config(path, csv_schema={"classes": ["yes", "no"], "numeric": {"a": [0, 20]}}))
     assert info.value.field == "csv_label"
 
 
@@ -218,19 +227,32 @@ def test_private_preprocessing_sees_only_the_training_subset(monkeypatch):
         return real(frame, **kwargs)
 
     monkeypatch.setattr(tabular, "derive_schema", recording)
-    config = DPConfig(dataset="csv", csv_path=SAMPLE_CSV, csv_label="decision", batch_size=16, delta=1e-3,
-                      csv_preprocessing_epsilon=8.0, max_train_examples=120, seed=11)
-    dataset = data.load(config)
-    assert dataset.info.n_train == data.train_size(config) == 120
-    frame, _, train_rows, test_rows = data._split_table(open(SAMPLE_CSV, "rb").read(), label="decision",
-                                                        name="sample.csv")
+    config = DPConfig(
+        dataset="csv",
+        csv_path=SAMPLE_CSV,
+        csv_label="decision",
+        batch_size=16,
+        delta=1e-3,
+        csv_preprocessing_epsilon=8.0,
+        max_train_examples=120,
+        seed=11,
+    )
+    dataset = datasets.load(config)
+    assert dataset.info.n_train == datasets.train_size(config) == 120
+    frame, _, train_rows, test_rows = csv_files._split_table(
+        open(SAMPLE_CSV, "rb").read(), label="decision", name="sample.csv"
+    )
     (derived_from,) = seen
     assert len(derived_from) == 120 and set(derived_from.index) < set(train_rows)
     assert not set(derived_from.index) & set(test_rows)
     assert "derived privately" in dataset.info.source
     assert dataset.info.csv_schema.classes == ("approved", "declined")
-    again = data.parse_csv(open(SAMPLE_CSV, "rb").read(), label="decision", max_train_examples=120,
-                           derivation=data._private_derivation(config))
+    again = csv_files.parse_csv(
+        open(SAMPLE_CSV, "rb").read(),
+        label="decision",
+        max_train_examples=120,
+        derivation=csv_files.private_derivation(config),
+    )
     np.testing.assert_array_equal(again.x_train, dataset.x_train)  # seeded like the run: it repeats
 
 
@@ -240,10 +262,14 @@ BAD_FILES = {
     "no header": ("\n".join(f"{i},{i * 2},{i % 2}" for i in range(20)), "no header row"),
     "label missing": ("a,b\n" + "\n".join(f"{i},{i % 2}" for i in range(20)), "'decision' is not a column"),
     "only the label": ("decision\n" + "\n".join(str(i % 2) for i in range(20)), "only the label column"),
-    "ragged rows": ("a,decision\n1,0\n2,1,3,4,5\n" + "\n".join(f"{i},{i % 2}" for i in range(20)),
-                    "not a readable CSV"),
-    "continuous label": ("a,decision\n" + "\n".join(f"{i},{i * 0.37:.3f}" for i in range(80)),
-                         "not one of the classes"),
+    "ragged rows": (
+        "a,decision\n1,0\n2,1,3,4,5\n" + "\n".join(f"{i},{i % 2}" for i in range(20)),
+        "not a readable CSV",
+    ),
+    "continuous label": (
+        "a,decision\n" + "\n".join(f"{i},{i * 0.37:.3f}" for i in range(80)),
+        "not one of the classes",
+    ),
 }
 
 
@@ -251,44 +277,47 @@ BAD_FILES = {
 def test_bad_csv_files_get_a_clear_error(tmp_path, case):
     text, expected = BAD_FILES[case]
     with pytest.raises(DatasetError, match=expected) as info:
-        data.load(csv_config(write(tmp_path, text), csv_schema={"classes": [0, 1], "numeric": {"a": [0, 1]}}))
+        datasets.load(csv_config(write(tmp_path, text), csv_schema={"classes": [0, 1], "numeric": {"a": [0, 1]}}))
     assert str(info.value).split(":")[0] in ("csv_path", "csv_label")
 
 
 def test_binary_garbage_is_refused(tmp_path):
     garbage = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
     with pytest.raises(DatasetError, match="binary"):
-        data.load(csv_config(write(tmp_path, garbage)))
+        datasets.load(csv_config(write(tmp_path, garbage)))
     with pytest.raises(DatasetError, match="binary"):
-        data.load(csv_config(write(tmp_path, "".join(chr(c) for c in range(1, 31)) * 50, "ctl.csv")))
+        datasets.load(csv_config(write(tmp_path, "".join(chr(c) for c in range(1, 31)) * 50, "ctl.csv")))
 
 
 def test_too_large_and_missing_files_are_refused(tmp_path, monkeypatch):
     path = write(tmp_path, "a,decision\n" + "\n".join(f"{i},{i % 2}" for i in range(200)))
-    monkeypatch.setattr(data, "MAX_CSV_BYTES", 100)
+    monkeypatch.setattr(csv_files, "MAX_CSV_BYTES", 100)
     with pytest.raises(DatasetError, match="too large"):
-        data.load(csv_config(path))
+        datasets.load(csv_config(path))
     with pytest.raises(DatasetError, match="does not exist"):
-        data.load(csv_config(os.path.join(str(tmp_path), "nope.csv")))
+        datasets.load(csv_config(os.path.join(str(tmp_path), "nope.csv")))
 
 
 def test_csv_info_needs_path_and_label():
     with pytest.raises(DatasetError, match="csv_path"):
-        data.dataset_info("csv")
+        datasets.dataset_info("csv")
 
 
-CELLS = st.one_of(st.sampled_from(["", "NA", "x", "y", "1", "2.5", "-3", "1e308", "inf", "nan", " z "]),
-                  st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=4))
+CELLS = st.one_of(
+    st.sampled_from(["", "NA", "x", "y", "1", "2.5", "-3", "1e308", "inf", "nan", " z "]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=4),
+)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(CELLS, CELLS, st.sampled_from(["yes", "no", "maybe", "", "1", "2"])),
-                min_size=0, max_size=40),
-       st.sampled_from([",", ";"]))
+@given(
+    st.lists(st.tuples(CELLS, CELLS, st.sampled_from(["yes", "no", "maybe", "", "1", "2"])), min_size=0, max_size=40),
+    st.sampled_from([",", ";"]),
+)
 def test_any_table_is_read_or_refused_with_a_dataset_error(rows, separator):
     lines = [separator.join(["f1", "f2", "decision"])] + [separator.join(row) for row in rows]
     try:
-        dataset = data.parse_csv("\n".join(lines).encode("utf-8"), label="decision", schema=ANY_TABLE_SCHEMA)
+        dataset = csv_files.parse_csv("\n".join(lines).encode("utf-8"), label="decision", schema=ANY_TABLE_SCHEMA)
     except DatasetError:
         return
     x = np.concatenate([dataset.x_train, dataset.x_test])
@@ -296,37 +325,38 @@ def test_any_table_is_read_or_refused_with_a_dataset_error(rows, separator):
     assert dataset.info.num_classes == 5 and len(dataset.y_train) == dataset.info.n_train
 
 
-ANY_TABLE_SCHEMA = tabular.CsvSchema.from_dict({"classes": ["yes", "no", "maybe", 1, 2], "numeric": {"f1": [-3, 3]},
-                                                "categorical": {"f2": ["x", "y", "z"]}})
+ANY_TABLE_SCHEMA = csv_schema.CsvSchema.from_dict(
+    {"classes": ["yes", "no", "maybe", 1, 2], "numeric": {"f1": [-3, 3]}, "categorical": {"f2": ["x", "y", "z"]}}
+)
 
 
 # -- offline availability, checked without loading --------------------------------------------
 
 
 def test_digits_is_always_available() -> None:
-    assert data.dataset_problem("digits") is None
+    assert datasets.dataset_problem("digits") is None
 
 
 def test_missing_fashion_mnist_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(data, "FASHION_MNIST_DIRS", (str(tmp_path / "none"),))
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", (str(tmp_path / "none"),))
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("DPEXPLORER_FASHION_MNIST_DIR", raising=False)
-    problem = data.dataset_problem("fashion_mnist")
+    problem = datasets.dataset_problem("fashion_mnist")
     assert problem is not None and "dataset-fashion-mnist" in problem
 
 
 def test_fashion_mnist_found_in_the_env_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in data.IDX_FILES.values():
+    for name in datasets.IDX_FILES.values():
         with gzip.open(tmp_path / name, "wb") as handle:
             handle.write(b"")
-    monkeypatch.setattr(data, "FASHION_MNIST_DIRS", ())
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIRS", ())
     monkeypatch.setenv("DPEXPLORER_FASHION_MNIST_DIR", str(tmp_path))
-    assert data.dataset_problem("fashion_mnist") is None
+    assert datasets.dataset_problem("fashion_mnist") is None
 
 
 def test_mnist_needs_the_keras_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert "mnist.npz" in (data.dataset_problem("mnist") or "")
+    assert "mnist.npz" in (datasets.dataset_problem("mnist") or "")
     (tmp_path / ".keras" / "datasets").mkdir(parents=True)
     (tmp_path / ".keras" / "datasets" / "mnist.npz").write_bytes(b"x")
-    assert data.dataset_problem("mnist") is None
+    assert datasets.dataset_problem("mnist") is None

@@ -1,11 +1,13 @@
 """The default config shows the privacy–utility trade-off: more ε, clearly more accuracy."""
+
 from __future__ import annotations
 
 import statistics
 
-from dpcore import accounting, data
 from dpcore.config import DPConfig
+from dpcore.data import datasets
 from dpcore.dpsgd.training import train
+from dpcore.privacy import calibration
 
 # The default model, optimizer, learning rate, batch size and clip on a fixed slice of digits, with
 # fewer epochs so that the six runs take a few seconds; σ is calibrated for each ε on this slice.
@@ -15,8 +17,9 @@ SEEDS = (0, 1, 2)
 
 def _mean_accuracy(target_epsilon: float) -> float:
     config = DPConfig(**SLICE)
-    sigma = accounting.calibrate_noise_for_config(
-        config, target_epsilon=target_epsilon, n=data.train_size(config)).noise_multiplier
+    sigma = calibration.calibrate_noise_for_config(
+        config, target_epsilon=target_epsilon, n=datasets.train_size(config)
+    ).noise_multiplier
     results = [train(config.replace(noise_multiplier=sigma, seed=seed)) for seed in SEEDS]
     assert all(r.status == "completed" for r in results), [r.error for r in results]
     assert all(r.epsilon <= target_epsilon for r in results)

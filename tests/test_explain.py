@@ -1,16 +1,19 @@
 """Plain-language ε readings and risk warnings."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from dpcore import explain
 from dpcore.config import DPConfig
+from dpcore.privacy import explain
 
 
-@pytest.mark.parametrize("eps, label", [(0.5, "strong"), (1.0, "strong"), (2.0, "moderate"),
-                                        (8.0, "weak"), (12.0, "very weak"), (math.inf, "none")])
+@pytest.mark.parametrize(
+    "eps, label",
+    [(0.5, "strong"), (1.0, "strong"), (2.0, "moderate"), (8.0, "weak"), (12.0, "very weak"), (math.inf, "none")],
+)
 def test_strength(eps: float, label: str) -> None:
     assert explain.strength(eps) == label
 
@@ -61,12 +64,24 @@ def test_baseline_is_labelled_non_private() -> None:
 
 
 def test_progress_lines() -> None:
-    assert explain.progress_text(state="queued", epoch=0, epochs_total=5, fraction=0.0, eta_seconds=None,
-                                 finished_epochs=0) == "Queued: waiting for a free worker"
-    assert explain.progress_text(state="running", epoch=2, epochs_total=5, fraction=0.42, eta_seconds=125.4,
-                                 finished_epochs=1) == "Epoch 2/5 · 42% · ETA 2m 05s"
-    assert explain.progress_text(state="failed", epoch=1, epochs_total=5, fraction=0.3, eta_seconds=None,
-                                 finished_epochs=1) == "Failed · 1/5 epochs"
+    assert (
+        explain.progress_text(
+            state="queued", epoch=0, epochs_total=5, fraction=0.0, eta_seconds=None, finished_epochs=0
+        )
+        == "Queued: waiting for a free worker"
+    )
+    assert (
+        explain.progress_text(
+            state="running", epoch=2, epochs_total=5, fraction=0.42, eta_seconds=125.4, finished_epochs=1
+        )
+        == "Epoch 2/5 · 42% · ETA 2m 05s"
+    )
+    assert (
+        explain.progress_text(
+            state="failed", epoch=1, epochs_total=5, fraction=0.3, eta_seconds=None, finished_epochs=1
+        )
+        == "Failed · 1/5 epochs"
+    )
     assert explain.duration_text(None) == "estimating…" and explain.duration_text(42.4) == "42s"
 
 

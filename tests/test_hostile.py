@@ -5,6 +5,7 @@ UserInputError in the library), with no traceback and the store left as it was. 
 random nested structures go through every parser; a store that fills up mid-sweep keeps its
 committed epochs; several sweeps started at once all finish; SIGTERM stops a sweep like Ctrl-C.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,12 +25,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dpcore import data, safe_io, share
+from dpcore import safe_io
 from dpcore.cli import main
-from dpcore.config import DPConfig, FIELD_NAMES
+from dpcore.config import FIELD_NAMES, DPConfig
+from dpcore.data import csv_files, datasets
 from dpcore.errors import UserInputError
+from dpcore.export import share
 from dpcore.results import EpochMetrics
-from dpcore.store import RunStore, UnreadableRunError, process_token
+from dpcore.runs.process_identity import process_token
+from dpcore.runs.store import RunStore, UnreadableRunError
 from tests.conftest import REPO_ROOT
 
 # A refusal is one line, short enough to read: the value quoted at most briefly.
@@ -39,8 +43,16 @@ SAMPLE_CSV = (REPO_ROOT / "assets" / "sample.csv").read_bytes()
 
 
 def _epoch(epoch: int) -> EpochMetrics:
-    return EpochMetrics(epoch=epoch, train_loss=1.0, train_accuracy=0.5, test_loss=1.0, test_accuracy=0.5,
-                        epsilon=0.5 * epoch, seconds=0.1, examples=64)
+    return EpochMetrics(
+        epoch=epoch,
+        train_loss=1.0,
+        train_accuracy=0.5,
+        test_loss=1.0,
+        test_accuracy=0.5,
+        epsilon=0.5 * epoch,
+        seconds=0.1,
+        examples=64,
+    )
 
 
 def _store_with_runs(path: Path, count: int = 2) -> RunStore:
@@ -83,8 +95,8 @@ def _csv(header: list[str], rows: list[list[Any]]) -> bytes:
 
 GOOD_ROWS = [[i, i % 3, "yes" if i % 2 else "no"] for i in range(30)]
 CSV_FILES: dict[str, bytes] = {
-    "utf16.csv": "f1,f2,decision\n".encode("utf-16") + "\n".join(f"{i},{i},{'yes' if i % 2 else 'no'}"
-                                                               for i in range(30)).encode("utf-16")[2:],
+    "utf16.csv": "f1,f2,decision\n".encode("utf-16")
+    + "\n".join(f"{i},{i},{'yes' if i % 2 else 'no'}" for i in range(30)).encode("utf-16")[2:],
     "binary.csv": bytes(range(256)) * 64,
     "wide.csv": _csv([f"c{i}" for i in range(10_000)] + ["decision"], [[0] * 10_000 + ["yes"]] * 12),
     "long-line.csv": b"f1,decision\n" + b"x" * 200_000 + b",yes\n" + b"1,no\n" * 20,
@@ -143,7 +155,7 @@ def files(tmp_path_factory) -> Path:
     damaged = root / "damaged.sqlite3"
     _store_with_runs(damaged, 60)
     raw = bytearray(damaged.read_bytes())
-    raw[4096 * 6:4096 * 7] = bytes(range(256)) * 16  # garbage in the middle of the file
+    raw[4096 * 6 : 4096 * 7] = bytes(range(256)) * 16  # garbage in the middle of the file
     damaged.write_bytes(bytes(raw))
     return root
 
@@ -177,43 +189,60 @@ ONE_THOUSAND = ",".join(str(i) for i in range(1000))
 
 CLI_CASES: dict[str, CliCase] = {
     # flags
-    "epsilon a billion epochs with PLD": CliCase(EPS + ("--epochs", "1000000000", "--noise-multiplier", "1.1",
-                                                        "--accountant", "pld"), ("--epochs", "PLD", "rdp")),
-    "epsilon PLD sigma 0.001": CliCase(EPS + ("--epochs", "10", "--noise-multiplier", "0.001", "--accountant", "pld"),
-                                       ("--noise-multiplier", "too small")),
-    "epsilon steps beyond the cap": CliCase(EPS + ("--epochs", "9" * 30, "--noise-multiplier", "1.1"),
-                                            ("--epochs", "steps")),
-    "epsilon n zero": CliCase(("epsilon", "--n", "0", "--batch-size", "1", "--delta", "1e-5", "--epochs", "1",
-                               "--noise-multiplier", "1"), ("--n",)),
-    "epsilon n text": CliCase(("epsilon", "--n", "abc", "--batch-size", "1", "--delta", "1e-5", "--epochs", "1",
-                               "--noise-multiplier", "1"), ("--n", "not a whole number")),
-    "epsilon batch over n": CliCase(("epsilon", "--n", "100", "--batch-size", "200", "--delta", "1e-5",
-                                     "--epochs", "1", "--noise-multiplier", "1"), ("--batch-size",)),
+    "epsilon a billion epochs with PLD": CliCase(
+        EPS + ("--epochs", "1000000000", "--noise-multiplier", "1.1", "--accountant", "pld"), ("--epochs", "PLD", "rdp")
+    ),
+    "epsilon PLD sigma 0.001": CliCase(
+        EPS + ("--epochs", "10", "--noise-multiplier", "0.001", "--accountant", "pld"),
+        ("--noise-multiplier", "too small"),
+    ),
+    "epsilon steps beyond the cap": CliCase(
+        EPS + ("--epochs", "9" * 30, "--noise-multiplier", "1.1"), ("--epochs", "steps")
+    ),
+    "epsilon n zero": CliCase(
+        ("epsilon", "--n", "0", "--batch-size", "1", "--delta", "1e-5", "--epochs", "1", "--noise-multiplier", "1"),
+        ("--n",),
+    ),
+    "epsilon n text": CliCase(
+        ("epsilon", "--n", "abc", "--batch-size", "1", "--delta", "1e-5", "--epochs", "1", "--noise-multiplier", "1"),
+        ("--n", "not a whole number"),
+    ),
+    "epsilon batch over n": CliCase(
+        ("epsilon", "--n", "100", "--batch-size", "200", "--delta", "1e-5", "--epochs", "1", "--noise-multiplier", "1"),
+        ("--batch-size",),
+    ),
     "epsilon delta one": CliCase(EPS[:5] + ("--delta", "1", "--epochs", "1", "--noise-multiplier", "1"), ("--delta",)),
-    "epsilon delta nan": CliCase(EPS[:5] + ("--delta", "nan", "--epochs", "1", "--noise-multiplier", "1"),
-                                 ("--delta",)),
+    "epsilon delta nan": CliCase(
+        EPS[:5] + ("--delta", "nan", "--epochs", "1", "--noise-multiplier", "1"), ("--delta",)
+    ),
     "epsilon negative noise": CliCase(EPS + ("--epochs", "1", "--noise-multiplier", "-1"), ("--noise-multiplier",)),
     "epsilon infinite noise": CliCase(EPS + ("--epochs", "1", "--noise-multiplier", "inf"), ("--noise-multiplier",)),
     "epsilon unknown accountant": CliCase(EPS_RUN + ("--accountant", "moments"), ("--accountant",)),
-    "epsilon huge value quoted briefly": CliCase(EPS + ("--epochs", "1", "--noise-multiplier", "x" * 100_000),
-                                                 ("--noise-multiplier",)),
+    "epsilon huge value quoted briefly": CliCase(
+        EPS + ("--epochs", "1", "--noise-multiplier", "x" * 100_000), ("--noise-multiplier",)
+    ),
     "calibrate target zero": CliCase(CAL + ("--target-epsilon", "0"), ("--target-epsilon",)),
     "calibrate unreachable target": CliCase(CAL + ("--target-epsilon", "1e-9"), ("--target-epsilon",)),
     "sweep 20000 workers": CliCase(SWEEP + ("--workers", "20000"), ("--workers", "1 to 32")),
     "sweep zero workers": CliCase(SWEEP + ("--workers", "0"), ("--workers",)),
-    "sweep a million combinations": CliCase(("sweep", "--grid", f"seed={ONE_THOUSAND}", "--grid",
-                                             "epochs=" + ",".join(str(i) for i in range(1, 1001))),
-                                            ("--grid", "1,000,000 runs")),
-    "sweep a million values in one flag": CliCase(("sweep", "--grid", "seed=" + ",".join(map(str, range(10**6)))),
-                                                  ("--grid", "more than 1000 values")),
-    "sweep batch size over n": CliCase(("sweep", "--grid", "batch_size=64,5000"),
-                                       ("--grid batch_size=5000", "batch_size")),
+    "sweep a million combinations": CliCase(
+        ("sweep", "--grid", f"seed={ONE_THOUSAND}", "--grid", "epochs=" + ",".join(str(i) for i in range(1, 1001))),
+        ("--grid", "1,000,000 runs"),
+    ),
+    "sweep a million values in one flag": CliCase(
+        ("sweep", "--grid", "seed=" + ",".join(map(str, range(10**6)))), ("--grid", "more than 1000 values")
+    ),
+    "sweep batch size over n": CliCase(
+        ("sweep", "--grid", "batch_size=64,5000"), ("--grid batch_size=5000", "batch_size")
+    ),
     "sweep delta over 1/n": CliCase(("sweep", "--grid", "delta=1e-5,0.01"), ("--grid delta=0.01", "delta")),
-    "sweep PLD beyond bounds": CliCase(("sweep", "--grid", "accountant=pld", "--grid", "noise_multiplier=0.001"),
-                                       ("noise_multiplier", "PLD")),
+    "sweep PLD beyond bounds": CliCase(
+        ("sweep", "--grid", "accountant=pld", "--grid", "noise_multiplier=0.001"), ("noise_multiplier", "PLD")
+    ),
     "sweep text epochs": CliCase(("sweep", "--grid", "epochs=abc"), ("--grid epochs", "whole number")),
-    "sweep store in a missing folder": CliCase(SWEEP + ("--store", "{files}/no/such/runs.sqlite3"),
-                                               ("store", "does not exist")),
+    "sweep store in a missing folder": CliCase(
+        SWEEP + ("--store", "{files}/no/such/runs.sqlite3"), ("store", "does not exist")
+    ),
     "sweep base config is a folder": CliCase(SWEEP + ("--config", "{files}/a-folder"), ("config", "folder")),
     "unknown command": CliCase(("frobnicate",), ("frobnicate",)),
     "train without config": CliCase(("train",), ("--config",)),
@@ -284,7 +313,7 @@ def test_cli_refuses_in_one_line_and_leaves_the_store_alone(name, files, store, 
 def test_a_billion_epochs_is_answered_by_rdp_in_one_line(capsys):
     assert main(list(EPS) + ["--epochs", "1000000000", "--noise-multiplier", "1.1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["steps"] == -(-10**9 * 1437 // 64) and report["epsilon"] > 0 and not report["approximate"]
+    assert report["steps"] == -(-(10**9) * 1437 // 64) and report["epsilon"] > 0 and not report["approximate"]
 
 
 def test_pld_with_sigma_005_is_answered_on_a_coarser_grid_and_says_so(capsys):
@@ -294,8 +323,24 @@ def test_pld_with_sigma_005_is_answered_on_a_coarser_grid_and_says_so(capsys):
 
 
 def test_calibrate_warns_for_delta_of_1_over_n_or_more(capsys):
-    assert main(["calibrate", "--n", "100", "--batch-size", "10", "--delta", "0.05", "--epochs", "1",
-                 "--target-epsilon", "5"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "--n",
+                "100",
+                "--batch-size",
+                "10",
+                "--delta",
+                "0.05",
+                "--epochs",
+                "1",
+                "--target-epsilon",
+                "5",
+            ]
+        )
+        == 0
+    )
     assert "warning: --delta 0.05 is not below 1/n" in capsys.readouterr().err
 
 
@@ -386,8 +431,10 @@ CSV_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
 def test_csv_files_are_refused_in_one_line_naming_the_problem(name, files):
     filename, words = CSV_CASES[name]
     config = DPConfig(dataset="csv", csv_path=str(files / filename), csv_label="decision", model="logreg")
-    for attempt in (lambda: data.load(config),
-                    lambda: data.parse_csv((files / filename).read_bytes(), label="decision", name=filename)):
+    for attempt in (
+        lambda: datasets.load(config),
+        lambda: csv_files.parse_csv((files / filename).read_bytes(), label="decision", name=filename),
+    ):
         with pytest.raises(UserInputError) as info:
             attempt()
         text = _one_line(info.value)
@@ -395,15 +442,21 @@ def test_csv_files_are_refused_in_one_line_naming_the_problem(name, files):
             assert word in text, (word, text)
 
 
-@pytest.mark.parametrize("path, words", [
-    ("/dev/zero", ("csv_path", "regular file")),
-    ("{files}/a-folder", ("csv_path", "folder")),
-    ("{files}/gone.csv", ("csv_path", "does not exist")),
-])
+@pytest.mark.parametrize(
+    "path, words",
+    [
+        ("/dev/zero", ("csv_path", "regular file")),
+        ("{files}/a-folder", ("csv_path", "folder")),
+        ("{files}/gone.csv", ("csv_path", "does not exist")),
+    ],
+)
 def test_csv_paths_that_are_not_files_are_refused(path, words, files):
     config = DPConfig(dataset="csv", csv_path=path.replace("{files}", str(files)), csv_label="decision")
-    for attempt in (lambda: data.load(config), lambda: data.train_size(config),
-                    lambda: data.csv_file_columns(config.csv_path)):
+    for attempt in (
+        lambda: datasets.load(config),
+        lambda: datasets.train_size(config),
+        lambda: csv_files.csv_file_columns(config.csv_path),
+    ):
         with pytest.raises(UserInputError) as info:
             attempt()
         assert all(word in _one_line(info.value) for word in words)
@@ -428,14 +481,17 @@ def _raw_update(path: Path, sql: str, *args: Any) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize("column, value, reason", [
-    ("config_json", json.dumps({**TINY.to_dict(), "schema_version": 99}), "schema_version"),
-    ("config_json", json.dumps({**TINY.to_dict(), "epochs": 5000}), "epochs"),
-    ("config_json", "{not json", "JSON"),
-    ("created", "abc", "created"),
-    ("examples_per_second", "abc", "examples_per_second"),
-    ("status", "exploded", "status"),
-])
+@pytest.mark.parametrize(
+    "column, value, reason",
+    [
+        ("config_json", json.dumps({**TINY.to_dict(), "schema_version": 99}), "schema_version"),
+        ("config_json", json.dumps({**TINY.to_dict(), "epochs": 5000}), "epochs"),
+        ("config_json", "{not json", "JSON"),
+        ("created", "abc", "created"),
+        ("examples_per_second", "abc", "examples_per_second"),
+        ("status", "exploded", "status"),
+    ],
+)
 def test_one_unreadable_run_is_flagged_by_id_while_the_others_list(column, value, reason, store, capsys):
     bad_id = RunStore(store).list_runs()[0].id
     _raw_update(store, f"UPDATE runs SET {column} = ? WHERE id = ?", value, bad_id)
@@ -487,8 +543,9 @@ def test_a_run_whose_process_is_gone_lists_as_interrupted_with_its_epochs(store,
     RunStore(store).record_epoch(orphan, _epoch(2))
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     host = process_token().split(":")[0]
-    _raw_update(store, "UPDATE runs SET status = 'running', process = ? WHERE id = ?",
-                f"{host}:{gone.stdout.strip()}:", orphan)
+    _raw_update(
+        store, "UPDATE runs SET status = 'running', process = ? WHERE id = ?", f"{host}:{gone.stdout.strip()}:", orphan
+    )
     before = _fingerprint(store)
     assert main(["runs"]) == 0
     row = capsys.readouterr().out.strip().splitlines()[-1].split()
@@ -525,12 +582,22 @@ def test_a_missing_default_store_lists_nothing_and_creates_nothing(tmp_path, mon
 
 # -- random input at every parser --------------------------------------------------------------------
 
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
-                    st.sampled_from(["1e-5", "nan", "inf", "-0", "1_000", " 7 ", "\x00", "csv", "pld"]))
-NESTED = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=25)
-CONFIG_DICTS = st.dictionaries(st.one_of(st.sampled_from(sorted(FIELD_NAMES | {"schema_version"})),
-                                         st.text(max_size=8)), NESTED, max_size=6)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=20),
+    st.sampled_from(["1e-5", "nan", "inf", "-0", "1_000", " 7 ", "\x00", "csv", "pld"]),
+)
+NESTED = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=25,
+)
+CONFIG_DICTS = st.dictionaries(
+    st.one_of(st.sampled_from(sorted(FIELD_NAMES | {"schema_version"})), st.text(max_size=8)), NESTED, max_size=6
+)
 
 
 def _read_or_refuse(parse: Callable[[], Any]) -> None:
@@ -560,22 +627,30 @@ def test_random_nested_structures_at_the_config_readers(body):
 
 
 @settings(max_examples=300, deadline=None)
-@given(params=st.dictionaries(st.one_of(st.sampled_from(sorted(FIELD_NAMES | {"dpx"})), st.text(max_size=8)),
-                              st.one_of(st.text(max_size=30), st.lists(st.text(max_size=10), max_size=3)),
-                              max_size=6))
+@given(
+    params=st.dictionaries(
+        st.one_of(st.sampled_from(sorted(FIELD_NAMES | {"dpx"})), st.text(max_size=8)),
+        st.one_of(st.text(max_size=30), st.lists(st.text(max_size=10), max_size=3)),
+        max_size=6,
+    )
+)
 def test_random_share_links(params):
     _read_or_refuse(lambda: share.decode(params))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(raw=st.one_of(st.binary(max_size=600),
-                     st.lists(st.lists(st.one_of(st.text(max_size=6), st.floats().map(repr)), min_size=1, max_size=4),
-                              max_size=30).map(lambda rows: "\n".join(["a,b,decision"] + [",".join(r) for r in rows])
-                                               .encode("utf-8", errors="replace"))),
-       label=st.sampled_from(["decision", "a", "nope"]))
+@given(
+    raw=st.one_of(
+        st.binary(max_size=600),
+        st.lists(
+            st.lists(st.one_of(st.text(max_size=6), st.floats().map(repr)), min_size=1, max_size=4), max_size=30
+        ).map(lambda rows: "\n".join(["a,b,decision"] + [",".join(r) for r in rows]).encode("utf-8", errors="replace")),
+    ),
+    label=st.sampled_from(["decision", "a", "nope"]),
+)
 def test_random_bytes_at_the_csv_parser(raw, label):
-    _read_or_refuse(lambda: data.csv_columns(raw))
-    _read_or_refuse(lambda: data.parse_csv(raw, label=label))
+    _read_or_refuse(lambda: csv_files.csv_columns(raw))
+    _read_or_refuse(lambda: csv_files.parse_csv(raw, label=label))
 
 
 # -- processes: a full disk, simultaneous sweeps, SIGTERM --------------------------------------------------
@@ -590,18 +665,30 @@ def _write_config(path: Path, config: DPConfig) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("content, words", [
-    ("epochs: ten\n", ("epochs",)),
-    ("batch_size: 5000\n", ("batch_size", "1437")),
-    ("accountant: pld\nnoise_multiplier: 0.001\n", ("noise_multiplier", "PLD")),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("epochs: ten\n", ("epochs",)),
+        ("batch_size: 5000\n", ("batch_size", "1437")),
+        ("accountant: pld\nnoise_multiplier: 0.001\n", ("noise_multiplier", "PLD")),
+    ],
+)
 def test_train_refuses_a_bad_config_before_importing_tensorflow(content, words, tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(content, encoding="utf-8")
-    probe = ("import sys; from dpcore.cli import main; status = main(['train', '--config', sys.argv[1]]); "
-             "print(status, 'tensorflow' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", probe, str(path)], cwd=REPO_ROOT, env=_env(),
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    probe = (
+        "import sys; from dpcore.cli import main; status = main(['train', '--config', sys.argv[1]]); "
+        "print(status, 'tensorflow' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(path)],
+        cwd=REPO_ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.stdout.split() == ["2", "False"], done.stderr[-2000:]
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: ") and all(word in line for word in words)
@@ -621,9 +708,27 @@ def test_a_store_that_fills_up_mid_sweep_keeps_every_committed_epoch(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    done = subprocess.run([sys.executable, "-m", "dpcore", "sweep", "--config", base, "--grid",
-                           "noise_multiplier=1,2", "--store", str(path)], cwd=REPO_ROOT, env=_env(),
-                          capture_output=True, text=True, timeout=280, preexec_fn=small_disk, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dpcore",
+            "sweep",
+            "--config",
+            base,
+            "--grid",
+            "noise_multiplier=1,2",
+            "--store",
+            str(path),
+        ],
+        cwd=REPO_ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=280,
+        preexec_fn=small_disk,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 1, done.stderr[-3000:]
     assert "Traceback" not in done.stderr + done.stdout
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: store: cannot write to '{path}'")
@@ -640,11 +745,31 @@ def test_a_store_that_fills_up_mid_sweep_keeps_every_committed_epoch(tmp_path):
 @pytest.mark.timeout(300)
 def test_sweeps_started_at_once_all_finish(tmp_path):
     base = _write_config(tmp_path / "base.json", TINY)
-    sweeps = [subprocess.Popen([sys.executable, "-m", "dpcore", "sweep", "--config", base, "--grid",
-                                f"seed={i}", "--workers", "2", "--store", str(tmp_path / f"runs{i}.sqlite3")],
-                               cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               stdin=subprocess.DEVNULL, text=True)
-              for i in range(4)]
+    sweeps = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dpcore",
+                "sweep",
+                "--config",
+                base,
+                "--grid",
+                f"seed={i}",
+                "--workers",
+                "2",
+                "--store",
+                str(tmp_path / f"runs{i}.sqlite3"),
+            ],
+            cwd=REPO_ROOT,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        for i in range(4)
+    ]
     try:
         results = [(sweep.communicate(timeout=280), sweep.returncode) for sweep in sweeps]
     finally:
@@ -663,9 +788,26 @@ def test_sweeps_started_at_once_all_finish(tmp_path):
 def test_sigterm_stops_a_sweep_like_ctrl_c(tmp_path):
     path = tmp_path / "runs.sqlite3"
     base = _write_config(tmp_path / "base.json", TINY.replace(epochs=500, max_train_examples=32, batch_size=16))
-    sweep = subprocess.Popen([sys.executable, "-m", "dpcore", "sweep", "--config", base, "--grid",
-                              "noise_multiplier=1,2", "--store", str(path)], cwd=REPO_ROOT, env=_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    sweep = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dpcore",
+            "sweep",
+            "--config",
+            base,
+            "--grid",
+            "noise_multiplier=1,2",
+            "--store",
+            str(path),
+        ],
+        cwd=REPO_ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and sweep.poll() is None:

@@ -1,4 +1,5 @@
 """JobRunner with real (tiny) training: concurrency, cancel, failing runs, a killed process, the shared runner."""
+
 from __future__ import annotations
 
 import math
@@ -9,13 +10,14 @@ import sys
 
 import pytest
 
-from dpcore import jobs
-from dpcore.capacity import CapacityError, ThroughputTable
 from dpcore.config import DPConfig
-from dpcore.jobs import JobRunner, JobSnapshot, get_runner
-from dpcore.participants import Caller, NotAllowedError
-from dpcore.server_settings import RunLimits, ServerSettings
-from dpcore.store import RunStore, UnknownRunError
+from dpcore.room.participants import Caller, NotAllowedError
+from dpcore.room.server_settings import RunLimits, ServerSettings
+from dpcore.runs import jobs
+from dpcore.runs.capacity import CapacityError, ThroughputTable
+from dpcore.runs.job_state import JobSnapshot
+from dpcore.runs.jobs import JobRunner, get_runner
+from dpcore.runs.store import RunStore, UnknownRunError
 from tests.conftest import REPO_ROOT, wait_until
 
 TINY = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=2, max_train_examples=128)
@@ -68,8 +70,10 @@ def test_cancel_running_and_queued_jobs(runner, store):
     long_id = runner.submit(LONG, owner="me")
     queued_id = runner.submit(TINY, owner="me")
     assert runner.get(queued_id).state == "queued"
-    wait_until(lambda: runner.get(long_id).epoch >= 1 and runner.get(long_id).eta_seconds is not None,
-                what="the long job's first epoch")
+    wait_until(
+        lambda: runner.get(long_id).epoch >= 1 and runner.get(long_id).eta_seconds is not None,
+        what="the long job's first epoch",
+    )
 
     running = runner.get(long_id)
     assert running.state == "running"
@@ -97,10 +101,10 @@ def test_cancel_running_and_queued_jobs(runner, store):
 def test_failing_runs_are_recorded_and_the_next_job_still_runs(runner, store, tmp_path):
     garbage = tmp_path / "garbage.csv"
     garbage.write_bytes(bytes(range(256)) * 8)
-    missing_id = runner.submit(DPConfig(dataset="csv", csv_path=str(tmp_path / "missing.csv"),
-                                        csv_label="label", model="logreg"))
-    garbage_id = runner.submit(DPConfig(dataset="csv", csv_path=str(garbage), csv_label="label",
-                                        model="logreg"))
+    missing_id = runner.submit(
+        DPConfig(dataset="csv", csv_path=str(tmp_path / "missing.csv"), csv_label="label", model="logreg")
+    )
+    garbage_id = runner.submit(DPConfig(dataset="csv", csv_path=str(garbage), csv_label="label", model="logreg"))
     good_id = runner.submit(TINY)
     assert runner.wait(timeout=100)
 
@@ -121,8 +125,13 @@ def test_killed_process_leaves_an_interrupted_run_with_its_epochs(tmp_path):
     path = tmp_path / "runs.sqlite3"
     RunStore(path)
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    child = subprocess.Popen([sys.executable, str(REPO_ROOT / "tests" / "jobs_child.py"), str(path)],
-                             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "tests" / "jobs_child.py"), str(path)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         store = RunStore(path)
 
@@ -148,7 +157,7 @@ def test_killed_process_leaves_an_interrupted_run_with_its_epochs(tmp_path):
         assert runner.interrupted_on_start == 2
         long_run, queued_run = store.list_runs()
         assert long_run.status == "interrupted" and queued_run.status == "interrupted"
-        assert long_run.epochs[:len(before)] == before
+        assert long_run.epochs[: len(before)] == before
         assert long_run.owner == "child" and long_run.error
         snapshot = runner.get(long_run.id)
         assert snapshot.state == "interrupted" and snapshot.metrics == long_run.epochs
@@ -165,8 +174,13 @@ def test_get_reads_runs_this_runner_never_held(runner, store):
     assert (snapshot.state, snapshot.error, snapshot.owner, snapshot.name) == ("failed", "boom", "other", "older")
     assert snapshot.done and snapshot.eta_seconds is None
     record = snapshot.as_record()
-    assert (record.id, record.status, record.error, record.owner, record.label) == (elsewhere, "failed", "boom",
-                                                                                  "other", "older")
+    assert (record.id, record.status, record.error, record.owner, record.label) == (
+        elsewhere,
+        "failed",
+        "boom",
+        "other",
+        "older",
+    )
     assert record.config == store.get_run(elsewhere).config
     with pytest.raises(UnknownRunError):
         runner.get(elsewhere + 100)
@@ -331,6 +345,8 @@ def test_get_runner_takes_the_server_settings(monkeypatch, tmp_path):
         assert runner.workers == 3 and runner.limits == limits
     finally:
         runner.shutdown(wait=True)
+
+
 @pytest.mark.timeout(200)
 def test_a_run_asked_to_be_audited_is_audited_before_it_counts_as_done(runner, store, tmp_path):
     audited = runner.submit(TINY, owner="me", audit=True)
@@ -338,10 +354,19 @@ def test_a_run_asked_to_be_audited_is_audited_before_it_counts_as_done(runner, s
     # Ten rows leave two held-out rows: the run trains, its audit cannot (too few non-members).
     csv_path = tmp_path / "ten.csv"
     csv_path.write_text("x,y\n" + "".join(f"{i / 10},{i % 2}\n" for i in range(10)))
-    too_small = runner.submit(DPConfig(dataset="csv", csv_path=str(csv_path), csv_label="y", model="logreg",
-                                       batch_size=4, epochs=1,
-                                       csv_schema={"classes": [0, 1], "numeric": {"x": [0, 1]}}),
-                              owner="me", audit=True)
+    too_small = runner.submit(
+        DPConfig(
+            dataset="csv",
+            csv_path=str(csv_path),
+            csv_label="y",
+            model="logreg",
+            batch_size=4,
+            epochs=1,
+            csv_schema={"classes": [0, 1], "numeric": {"x": [0, 1]}},
+        ),
+        owner="me",
+        audit=True,
+    )
     assert runner.get(audited).audit_requested and not runner.get(plain).audit_requested
     assert runner.wait(timeout=180)
 
@@ -361,7 +386,7 @@ def test_a_run_asked_to_be_audited_is_audited_before_it_counts_as_done(runner, s
 
 
 def test_auditing_on_demand_refuses_a_run_that_has_not_completed(runner, store):
-    from dpcore.audit import AuditError
+    from dpcore.audit.report import AuditError
 
     queued = store.create_run(TINY)
     with pytest.raises(AuditError, match="completed run"):
@@ -371,7 +396,7 @@ def test_auditing_on_demand_refuses_a_run_that_has_not_completed(runner, store):
 
 
 def test_a_ray_address_in_the_settings_gives_a_runner_that_trains_on_ray(monkeypatch, tmp_path):
-    from dpcore.server_settings import ENV_RAY_ADDRESS
+    from dpcore.room.server_settings import ENV_RAY_ADDRESS
 
     assert ServerSettings.from_env({ENV_RAY_ADDRESS: " ray://head:10001 "}).ray_address == "ray://head:10001"
     assert ServerSettings.from_env({ENV_RAY_ADDRESS: " "}).ray_address is None

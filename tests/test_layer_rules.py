@@ -4,6 +4,7 @@ Every registered rule and every model the app offers must give each example's gr
 clipped sum that one example at a time through tf.GradientTape gives; removing one example must move
 the clipped sum by exactly that example's clipped gradient (so by at most C), padded batches included.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,35 +45,63 @@ def sequential(shape: tuple[int, ...], *layers: L.Layer, dtype: str = "float32")
 
 
 def dense_on_sequences() -> tf.keras.Model:
-    return sequential((5, 4), L.Dense(6, activation="tanh", kernel_initializer=glorot(1)), L.Flatten(),
-                      L.Dense(10, use_bias=False, kernel_initializer=glorot(2)))
+    return sequential(
+        (5, 4),
+        L.Dense(6, activation="tanh", kernel_initializer=glorot(1)),
+        L.Flatten(),
+        L.Dense(10, use_bias=False, kernel_initializer=glorot(2)),
+    )
 
 
 def multichannel_conv() -> tf.keras.Model:
-    return sequential((6, 6, 8), L.Conv2D(64, 3, activation="relu", kernel_initializer=glorot(3)),
-                      L.Conv2D(48, 3, padding="same", dilation_rate=2, kernel_initializer=glorot(4)),
-                      L.Flatten(), L.Dense(10, kernel_initializer=glorot(5)))
+    return sequential(
+        (6, 6, 8),
+        L.Conv2D(64, 3, activation="relu", kernel_initializer=glorot(3)),
+        L.Conv2D(48, 3, padding="same", dilation_rate=2, kernel_initializer=glorot(4)),
+        L.Flatten(),
+        L.Dense(10, kernel_initializer=glorot(5)),
+    )
 
 
 def layer_norm_last_axis() -> tf.keras.Model:
-    return sequential((12,), L.Dense(16, kernel_initializer=glorot(6)), L.LayerNormalization(),
-                      L.Activation("relu"), L.Dense(10, kernel_initializer=glorot(7)))
+    return sequential(
+        (12,),
+        L.Dense(16, kernel_initializer=glorot(6)),
+        L.LayerNormalization(),
+        L.Activation("relu"),
+        L.Dense(10, kernel_initializer=glorot(7)),
+    )
 
 
 def layer_norm_two_axes() -> tf.keras.Model:
-    return sequential((5, 4), L.Dense(6, kernel_initializer=glorot(8)), L.LayerNormalization(axis=[1, 2]),
-                      L.LayerNormalization(center=False), L.Flatten(), L.Dense(10, kernel_initializer=glorot(9)))
+    return sequential(
+        (5, 4),
+        L.Dense(6, kernel_initializer=glorot(8)),
+        L.LayerNormalization(axis=[1, 2]),
+        L.LayerNormalization(center=False),
+        L.Flatten(),
+        L.Dense(10, kernel_initializer=glorot(9)),
+    )
 
 
 def group_norm_images() -> tf.keras.Model:
-    return sequential((6, 6, 2), L.Conv2D(8, 3, padding="same", kernel_initializer=glorot(10)),
-                      L.GroupNormalization(groups=4), L.Activation("tanh"), L.Flatten(),
-                      L.Dense(10, kernel_initializer=glorot(11)))
+    return sequential(
+        (6, 6, 2),
+        L.Conv2D(8, 3, padding="same", kernel_initializer=glorot(10)),
+        L.GroupNormalization(groups=4),
+        L.Activation("tanh"),
+        L.Flatten(),
+        L.Dense(10, kernel_initializer=glorot(11)),
+    )
 
 
 def group_norm_vectors() -> tf.keras.Model:
-    return sequential((12,), L.Dense(8, kernel_initializer=glorot(12)), L.GroupNormalization(groups=2, scale=False),
-                      L.Dense(10, kernel_initializer=glorot(13)))
+    return sequential(
+        (12,),
+        L.Dense(8, kernel_initializer=glorot(12)),
+        L.GroupNormalization(groups=2, scale=False),
+        L.Dense(10, kernel_initializer=glorot(13)),
+    )
 
 
 VOCABULARY = 9
@@ -80,8 +109,13 @@ VOCABULARY = 9
 
 def embedding_model() -> tf.keras.Model:
     # 7 positions over 9 ids: most examples use some id twice, whose gradients add before the norm.
-    return sequential((7,), L.Embedding(VOCABULARY, 5, embeddings_initializer="uniform"), L.Flatten(),
-                      L.Dense(10, kernel_initializer=glorot(14)), dtype="int32")
+    return sequential(
+        (7,),
+        L.Embedding(VOCABULARY, 5, embeddings_initializer="uniform"),
+        L.Flatten(),
+        L.Dense(10, kernel_initializer=glorot(14)),
+        dtype="int32",
+    )
 
 
 def functional_normalisations() -> tf.keras.Model:
@@ -122,22 +156,39 @@ class Case:
         return x, tf.constant(rng.integers(0, 10, size), tf.int32)
 
 
-APP_CASES = [Case(f"app {name} {'x'.join(map(str, shape))}", app_model(name, shape), shape, fast=True)
-             for name, shape in [("logreg", (8, 8, 1)), ("logreg", (11,)), ("mlp", (8, 8, 1)), ("mlp", (11,)),
-                                 ("cnn", (28, 28, 1)), ("lenet5", (28, 28, 1))]]
+APP_CASES = [
+    Case(f"app {name} {'x'.join(map(str, shape))}", app_model(name, shape), shape, fast=True)
+    for name, shape in [
+        ("logreg", (8, 8, 1)),
+        ("logreg", (11,)),
+        ("mlp", (8, 8, 1)),
+        ("mlp", (11,)),
+        ("cnn", (28, 28, 1)),
+        ("lenet5", (28, 28, 1)),
+    ]
+]
 # Each registered layer class and the models that exercise its rule (some also through the app's models).
 RULE_CASES = {
     L.Dense: [Case("Dense on sequences, no bias", dense_on_sequences, (5, 4), fast=True)],
     L.Conv2D: [Case("Conv2D with channels, dilation", multichannel_conv, (6, 6, 8), fast=True)],
-    L.LayerNormalization: [Case("LayerNormalization", layer_norm_last_axis, (12,), fast=True),
-                           Case("LayerNormalization over two axes", layer_norm_two_axes, (5, 4), fast=True)],
-    L.GroupNormalization: [Case("GroupNormalization on images", group_norm_images, (6, 6, 2), fast=True),
-                           Case("GroupNormalization on vectors", group_norm_vectors, (12,), fast=True)],
+    L.LayerNormalization: [
+        Case("LayerNormalization", layer_norm_last_axis, (12,), fast=True),
+        Case("LayerNormalization over two axes", layer_norm_two_axes, (5, 4), fast=True),
+    ],
+    L.GroupNormalization: [
+        Case("GroupNormalization on images", group_norm_images, (6, 6, 2), fast=True),
+        Case("GroupNormalization on vectors", group_norm_vectors, (12,), fast=True),
+    ],
     L.Embedding: [Case("Embedding", embedding_model, (7,), fast=True, ids=True)],
 }
 GENERIC_CASES = [
-    Case("functional LayerNormalization, GroupNormalization, Embedding", functional_normalisations, (7,),
-         fast=False, ids=True),
+    Case(
+        "functional LayerNormalization, GroupNormalization, Embedding",
+        functional_normalisations,
+        (7,),
+        fast=False,
+        ids=True,
+    ),
     Case("Sequential using one Dense twice", sequential_reusing_a_layer, (12,), fast=False),
     Case("functional model using one Dense twice", functional_reusing_a_layer, (12,), fast=False),
 ]
@@ -156,24 +207,27 @@ def brute_force(model: tf.keras.Model, x: tf.Tensor, y: tf.Tensor) -> tuple[np.n
     norms, gradients = [], []
     for i in range(int(x.shape[0])):
         with tf.GradientTape() as tape:
-            loss = loss_fn(y[i:i + 1], model(x[i:i + 1], training=False))[0]
+            loss = loss_fn(y[i : i + 1], model(x[i : i + 1], training=False))[0]
         grads = tape.gradient(loss, model.trainable_variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         gradients.append([tf.convert_to_tensor(g).numpy().astype(np.float64) for g in grads])
-        norms.append(np.sqrt(sum(float(np.sum(g ** 2)) for g in gradients[-1])))
+        norms.append(np.sqrt(sum(float(np.sum(g**2)) for g in gradients[-1])))
     return np.array(norms), gradients
 
 
 def clipped_sum_function(model: tf.keras.Model, clip: float) -> Callable:
     """clipped_sum compiled once per input shape, as the trainer runs it."""
+
     @tf.function
     def compiled(x: tf.Tensor, y: tf.Tensor, mask: tf.Tensor) -> tuple:
-        result = privatize.clipped_sum(model, loss_fn, x, y, l2_norm_clip=clip, seed=tf.constant([0, 0], tf.int64),
-                                       training=False, mask=mask)
+        result = privatize.clipped_sum(
+            model, loss_fn, x, y, l2_norm_clip=clip, seed=tf.constant([0, 0], tf.int64), training=False, mask=mask
+        )
         return result.gradients, result.norms
 
     def run(x: tf.Tensor, y: tf.Tensor, mask: tf.Tensor) -> privatize.StepGradient:
         gradients, norms = compiled(x, y, mask)
         return privatize.StepGradient(gradients=gradients, losses=tf.zeros([0]), logits=tf.zeros([0]), norms=norms)
+
     return run
 
 
@@ -260,8 +314,9 @@ BATCH_NORMS = {
 
 
 def dp_step(model: tf.keras.Model, x: tf.Tensor, y: tf.Tensor) -> privatize.StepGradient:
-    return privatize.dp_gradient(model, loss_fn, x, y, l2_norm_clip=1.0, noise_multiplier=1.0, normalizer=8.0,
-                                 seed=(1, 2), training=True)
+    return privatize.dp_gradient(
+        model, loss_fn, x, y, l2_norm_clip=1.0, noise_multiplier=1.0, normalizer=8.0, seed=(1, 2), training=True
+    )
 
 
 @pytest.mark.parametrize("make", BATCH_NORMS.values(), ids=BATCH_NORMS.keys())
@@ -299,11 +354,15 @@ def adapted_normalization() -> L.Layer:
     return layer
 
 
-@pytest.mark.parametrize("make,name,variable", [
-    (lambda: hidden_then(RunningMean(name="running_mean")), "running_mean", "running"),
-    (lambda: functional_with(RunningMean(name="running_mean")), "running_mean", "running"),
-    (lambda: hidden_then(adapted_normalization()), "standardise", "mean"),
-], ids=["custom layer, fast path candidate", "custom layer, functional", "adapted Normalization"])
+@pytest.mark.parametrize(
+    "make,name,variable",
+    [
+        (lambda: hidden_then(RunningMean(name="running_mean")), "running_mean", "running"),
+        (lambda: functional_with(RunningMean(name="running_mean")), "running_mean", "running"),
+        (lambda: hidden_then(adapted_normalization()), "standardise", "mean"),
+    ],
+    ids=["custom layer, fast path candidate", "custom layer, functional", "adapted Normalization"],
+)
 def test_layers_with_state_are_refused_naming_the_layer_and_its_variables(make, name, variable):
     model = make()
     x, y = Case("", make, (12,), fast=False).batch()
@@ -320,6 +379,6 @@ def test_per_example_layers_and_frozen_weights_are_accepted():
     frozen_hidden.get_layer("hidden").trainable = False
     for model in (compiled, frozen_hidden, functional_with(L.GroupNormalization(groups=4))):
         per_example.check_privatizable(model)
-        x, y = Case("", lambda: model, (12,), fast=False).batch()
+        x, y = Case("", lambda: model, (12,), fast=False).batch()  # noqa: B023 (called within the iteration)
         assert all(np.isfinite(g.numpy()).all() for g in dp_step(model, x, y).gradients)
     assert per_example.supports_fast_path(frozen_hidden)

@@ -1,12 +1,13 @@
 """dpcore.models: the four recipes, their supported input shapes, seeding and activations."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from dpcore.dpsgd import models
 from dpcore.config import MODELS, DPConfig
+from dpcore.dpsgd import models
 from dpcore.errors import ConfigError
 
 IMAGE = (28, 28, 1)
@@ -88,7 +89,7 @@ def test_predict_logits_refuses_weights_of_another_model():
 
 @pytest.mark.parametrize("name", ["scatternet_linear", "scatternet_cnn"])
 def test_predict_logits_of_a_scatternet_model_takes_images_as_the_trainer_does(name):
-    from dpcore import scatter
+    from dpcore.data import scatter
 
     config = DPConfig(dataset="fashion_mnist", model=name)
     images = np.random.default_rng(1).random((3, 28, 28, 1), dtype=np.float32)

@@ -1,4 +1,5 @@
-"""dpcore.noise: MindArmour's decaying noise schedules and the adaptive-clipping noise split."""
+"""dpcore.privacy.noise: MindArmour's decaying noise schedules and the adaptive-clipping noise split."""
+
 from __future__ import annotations
 
 import math
@@ -7,13 +8,16 @@ import pytest
 
 from dpcore.config import DPConfig
 from dpcore.errors import ConfigError
-from dpcore.noise import NOISE_LEVEL_RATIO, NoiseSchedule, noise_split, noise_split_for_config, schedule_of
+from dpcore.privacy.noise import NOISE_LEVEL_RATIO, NoiseSchedule, noise_split, noise_split_for_config, schedule_of
 
 
-@pytest.mark.parametrize("kind, formula", [
-    ("time", lambda s0, r, t: s0 / (1 + r * t)),
-    ("step", lambda s0, r, t: s0 * (1 - r) ** t),
-])
+@pytest.mark.parametrize(
+    "kind, formula",
+    [
+        ("time", lambda s0, r, t: s0 / (1 + r * t)),
+        ("step", lambda s0, r, t: s0 * (1 - r) ** t),
+    ],
+)
 def test_schedules_follow_mindarmours_formulas_rounded_up_to_a_level(kind, formula):
     sigma0, rate, floor, steps = 1.3, 0.01, 0.6, 400
     values = NoiseSchedule(kind=kind, decay_rate=rate, floor=floor).values(sigma0, steps)
@@ -49,7 +53,7 @@ def test_schedule_of_a_config():
 def test_noise_split_makes_sum_and_count_one_gaussian_of_the_stated_sigma(sigma, count_sigma):
     split = noise_split(noise_multiplier=sigma, count_noise_multiplier=count_sigma)
     # Sum (sensitivity 1 in units of C) and centred count (sensitivity 1/2): their privacy adds as 1/σ².
-    assert split.gradient_noise_multiplier ** -2 + (0.5 / count_sigma) ** 2 == pytest.approx(sigma ** -2, rel=1e-12)
+    assert split.gradient_noise_multiplier**-2 + (0.5 / count_sigma) ** 2 == pytest.approx(sigma**-2, rel=1e-12)
     assert split.gradient_noise_multiplier > sigma
     assert (split.noise_multiplier, split.count_noise_multiplier) == (sigma, count_sigma)
 

@@ -1,16 +1,17 @@
 """Participants: display names, tokens that find their owner again after a reload, the host role, permissions."""
+
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from dpcore import participants
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
-from dpcore.participants import Caller, NotAllowedError, check_may_manage
-from dpcore.server_settings import ServerSettings
-from dpcore.store import RunStore
+from dpcore.room import participants
+from dpcore.room.participants import Caller, NotAllowedError, check_may_manage
+from dpcore.room.server_settings import ServerSettings
+from dpcore.runs.store import RunStore
 
 SECRET = "correct horse battery"
 
@@ -20,17 +21,32 @@ def store(tmp_path) -> RunStore:
     return RunStore(tmp_path / "runs.sqlite3")
 
 
-@pytest.mark.parametrize("typed, kept", [
-    ("  Ada  ", "Ada"), ("Ana María", "Ana María"), ("O'Neil-Smith_2", "O'Neil-Smith_2"), ("x" * 40, "x" * 40),
-])
+@pytest.mark.parametrize(
+    "typed, kept",
+    [
+        ("  Ada  ", "Ada"),
+        ("Ana María", "Ana María"),
+        ("O'Neil-Smith_2", "O'Neil-Smith_2"),
+        ("x" * 40, "x" * 40),
+    ],
+)
 def test_display_names_that_are_kept(typed, kept):
     assert participants.validate_display_name(typed) == kept
 
 
-@pytest.mark.parametrize("typed, problem", [
-    ("", "empty"), ("   ", "empty"), ("x" * 41, "41 characters"), ("=HYPERLINK(1)", "'('"),
-    ("a<script>", "'<'"), ("tab\there", "'\\t'"), ("two  spaces", "two spaces"), (None, "not text"),
-])
+@pytest.mark.parametrize(
+    "typed, problem",
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("x" * 41, "41 characters"),
+        ("=HYPERLINK(1)", "'('"),
+        ("a<script>", "'<'"),
+        ("tab\there", "'\\t'"),
+        ("two  spaces", "two spaces"),
+        (None, "not text"),
+    ],
+)
 def test_display_names_that_are_refused_name_the_field(typed, problem):
     with pytest.raises(UserInputError) as info:
         participants.validate_display_name(typed)
@@ -84,7 +100,7 @@ def test_who_may_manage_a_run():
 
 
 def test_share_links_ignore_the_participant_token():
-    from dpcore import share
+    from dpcore.export import share
 
     params = {**share.encode(DPConfig(epochs=4)), participants.TOKEN_PARAM: participants.new_token()}
     assert share.decode(params) == DPConfig(epochs=4)

@@ -1,6 +1,7 @@
 """The process backend through real child processes: epochs stream into the store, the child is reused,
 runs train at a lower priority outside this process, cancel and the wall-time cap stop a run, and a
 killed child fails its run (its epochs kept) and is replaced."""
+
 from __future__ import annotations
 
 import os
@@ -9,13 +10,13 @@ import threading
 
 import pytest
 
-from dpcore import accounting
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
-from dpcore.jobs import JobRunner, get_runner
-from dpcore.process_backend import TRAINING_NICE, ProcessBackend
-from dpcore.server_settings import RunLimits, ServerSettings
-from dpcore.store import RunStore
+from dpcore.privacy import accounting
+from dpcore.room.server_settings import RunLimits, ServerSettings
+from dpcore.runs.jobs import JobRunner, get_runner
+from dpcore.runs.process_backend import TRAINING_NICE, ProcessBackend
+from dpcore.runs.store import RunStore
 from tests.conftest import wait_until
 
 TINY = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=2, max_train_examples=128)
@@ -77,19 +78,29 @@ def test_runs_train_in_one_reused_lower_priority_child_and_cancel_stops_them(bac
 
 @pytest.mark.timeout(300)
 def test_the_post_run_audit_runs_in_the_child_and_its_failure_is_noted(runner, monkeypatch, tmp_path):
-    import dpcore.audit
+    import dpcore.runs.audits
 
     def not_here(*_, **__):
         raise AssertionError("audited in the server process")
 
-    monkeypatch.setattr(dpcore.audit, "audit_run", not_here)  # the child has its own, unpatched module
+    monkeypatch.setattr(dpcore.runs.audits, "audit_run", not_here)  # the child has its own, unpatched module
     audited = runner.submit(TINY, owner="ada", audit=True)
     # Ten rows leave two held-out rows: the run trains, its audit cannot (too few non-members).
     csv_path = tmp_path / "ten.csv"
     csv_path.write_text("x,y\n" + "".join(f"{i / 10},{i % 2}\n" for i in range(10)))
-    too_small = runner.submit(DPConfig(dataset="csv", csv_path=str(csv_path), csv_label="y", model="logreg",
-                                       batch_size=4, epochs=1, csv_schema={"classes": [0, 1], "numeric": {"x": [0, 1]}}),
-                              owner="ada", audit=True)
+    too_small = runner.submit(
+        DPConfig(
+            dataset="csv",
+            csv_path=str(csv_path),
+            csv_label="y",
+            model="logreg",
+            batch_size=4,
+            epochs=1,
+            csv_schema={"classes": [0, 1], "numeric": {"x": [0, 1]}},
+        ),
+        owner="ada",
+        audit=True,
+    )
     assert runner.wait(timeout=240)
     job = runner.get(audited)
     assert job.state == "completed" and job.audit_error is None and job.audit is not None
@@ -131,7 +142,7 @@ def test_a_killed_child_fails_its_run_with_its_epochs_and_is_replaced(backend, r
 
 
 def test_a_served_runner_trains_in_child_processes_unless_told_otherwise(tmp_path, monkeypatch):
-    import dpcore.jobs as jobs
+    import dpcore.runs.jobs as jobs
 
     monkeypatch.setattr(jobs, "_RUNNER", None)
     runner = get_runner(tmp_path / "a.sqlite3", settings=ServerSettings(workers=2))
@@ -154,8 +165,12 @@ def test_a_served_runner_trains_in_child_processes_unless_told_otherwise(tmp_pat
 @pytest.mark.timeout(300)
 def test_a_run_in_a_child_reports_its_preparing_phase_first_then_its_steps(backend):
     phases = []
-    result = backend.train(TINY.replace(model="mlp"), on_epoch=lambda m: None,
-                           on_progress=lambda p: phases.append(p.phase), stop_event=threading.Event(),
-                           on_weights=lambda w: None)
+    result = backend.train(
+        TINY.replace(model="mlp"),
+        on_epoch=lambda m: None,
+        on_progress=lambda p: phases.append(p.phase),
+        stop_event=threading.Event(),
+        on_weights=lambda w: None,
+    )
     assert result.status == "completed", result.error
     assert phases[0] == "preparing" and phases[-1] == "training" and "preparing" not in phases[1:]

@@ -1,10 +1,11 @@
 """The sample configs in assets/configs load cleanly and match the presets they were written from."""
+
 from __future__ import annotations
 
 import pytest
 
 from dpcore.config import DPConfig, load_config_file
-from dpcore.presets import PRESETS
+from dpcore.views.presets import PRESETS
 from tests.conftest import REPO_ROOT
 
 CONFIG_DIR = REPO_ROOT / "assets" / "configs"
@@ -24,15 +25,16 @@ def test_every_sample_config_loads():
 
 
 def test_csv_sample_configs_train_on_a_schema_they_declare_or_pay_for(monkeypatch):
-    from dpcore import accounting, data
+    from dpcore.data import datasets
+    from dpcore.privacy import accounting
 
     monkeypatch.chdir(REPO_ROOT)  # their csv_path is relative to the repository's root
     paths = [p for p in sorted(CONFIG_DIR.glob("*.yaml")) if load_config_file(str(p)).dataset == "csv"]
     assert paths
     for path in paths:
         config = load_config_file(str(path))
-        info = data.describe(config)
-        assert info.csv_schema is not None and info.n_train == data.train_size(config)
+        info = datasets.describe(config)
+        assert info.csv_schema is not None and info.n_train == datasets.train_size(config)
         split = accounting.epsilon_split(config, n=info.n_train)
         assert split.total >= split.training and (split.preprocessing > 0) == (config.csv_schema is None)
 

@@ -1,4 +1,5 @@
-"""dpcore.scatter and the ScatterNet heads: features, the disk cache, per-example gradients, a DP run."""
+"""dpcore.data.scatter and the ScatterNet heads: features, the disk cache, per-example gradients, a DP run."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from dpcore import accounting, data, scatter
 from dpcore.config import MODELS, DPConfig
+from dpcore.data import datasets, scatter, types
+from dpcore.privacy import accounting
 from tests.conftest import REPO_ROOT
 
 IMAGE = (28, 28, 1)
@@ -34,12 +36,20 @@ def cache(tmp_path, monkeypatch):
 
 def test_the_2d_numpy_frontend_imports_and_runs_without_the_3d_module():
     # kymatio.numpy (and so kymatio's 3-D transform) imports scipy.special.sph_harm, gone from SciPy.
-    code = ("import sys, numpy as np; from dpcore import scatter; "
-            "f = scatter.compute_features(np.ones((1, 28, 28, 1), np.float32)); "
-            "assert f.shape == (1, 7, 7, 81) and np.isfinite(f).all(); "
-            "assert 'kymatio.scattering3d.filter_bank' not in sys.modules; print('ok')")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    code = (
+        "import sys, numpy as np; from dpcore.data import scatter; "
+        "f = scatter.compute_features(np.ones((1, 28, 28, 1), np.float32)); "
+        "assert f.shape == (1, 7, 7, 81) and np.isfinite(f).all(); "
+        "assert 'kymatio.scattering3d.filter_bank' not in sys.modules; print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
@@ -115,10 +125,14 @@ def test_cache_key_follows_pixels_and_transform_parameters(cache):
     x = images(2)
     changed = x.copy()
     changed[1, 5, 5, 0] += 0.25
-    keys = {scatter.cache_key(x), scatter.cache_key(changed), scatter.cache_key(x.astype(np.float64)),
-            scatter.cache_key(x, params=scatter.ScatterParams(J=1, norm_groups=3)),
-            scatter.cache_key(x, params=scatter.ScatterParams(L=6, norm_groups=1)),
-            scatter.cache_key(x, params=RAW)}
+    keys = {
+        scatter.cache_key(x),
+        scatter.cache_key(changed),
+        scatter.cache_key(x.astype(np.float64)),
+        scatter.cache_key(x, params=scatter.ScatterParams(J=1, norm_groups=3)),
+        scatter.cache_key(x, params=scatter.ScatterParams(L=6, norm_groups=1)),
+        scatter.cache_key(x, params=RAW),
+    }
     assert len(keys) == 6
     assert scatter.cache_key(x) == scatter.cache_key(x.copy())
     assert scatter.cache_path(x, name="../odd name!").parent == cache
@@ -196,10 +210,16 @@ def test_cache_dir_defaults_beside_the_run_store(monkeypatch, tmp_path):
 
 
 def test_features_dataset_replaces_images_and_keeps_labels(cache):
-    info = data.DatasetInfo(name="toy", title="Toy", n_train=6, n_test=2, input_shape=IMAGE, num_classes=2,
-                            source="random")
-    dataset = data.Dataset(info=info, x_train=images(6), y_train=np.arange(6, dtype=np.int32) % 2,
-                           x_test=images(2, seed=1), y_test=np.array([0, 1], np.int32))
+    info = types.DatasetInfo(
+        name="toy", title="Toy", n_train=6, n_test=2, input_shape=IMAGE, num_classes=2, source="random"
+    )
+    dataset = types.Dataset(
+        info=info,
+        x_train=images(6),
+        y_train=np.arange(6, dtype=np.int32) % 2,
+        x_test=images(2, seed=1),
+        y_test=np.array([0, 1], np.int32),
+    )
     features = scatter.features_dataset(dataset)
     assert features.info.input_shape == (7, 7, 81) and features.x_train.shape == (6, 7, 7, 81)
     assert features.x_test.shape == (2, 7, 7, 81) and not features.x_train.flags.writeable
@@ -218,7 +238,9 @@ def test_scatternet_models_are_config_choices():
 def test_standardize_groups_is_group_normalization_without_parameters():
     import tensorflow as tf
 
-    features = scatter.compute_features(images(4), params=RAW) * np.array([1, 5, 0.2, 30], np.float32)[:, None, None, None]
+    features = (
+        scatter.compute_features(images(4), params=RAW) * np.array([1, 5, 0.2, 30], np.float32)[:, None, None, None]
+    )
     expected = tf.keras.layers.GroupNormalization(groups=27, center=False, scale=False, epsilon=1e-5)(features)
     standardized = scatter.standardize_groups(features, batch_examples=3)
     assert standardized.dtype == np.float32
@@ -270,15 +292,16 @@ def test_heads_per_example_clipped_sums_equal_a_brute_force_loop(name):
     norms = []
     for i in range(6):
         with tf.GradientTape() as tape:
-            loss = privatize.per_example_loss(y[i:i + 1], model(x[i:i + 1], training=True))[0]
+            loss = privatize.per_example_loss(y[i : i + 1], model(x[i : i + 1], training=True))[0]
         grads = tape.gradient(loss, variables)
         norm = math.sqrt(sum(float(tf.reduce_sum(tf.square(g))) for g in grads))
         norms.append(norm)
         for total, g in zip(expected, grads):
             total += g.numpy() * min(1.0, clip / norm)
     assert min(norms) > clip
-    result = privatize.dp_gradient(model, privatize.per_example_loss, x, y, l2_norm_clip=clip,
-                                   noise_multiplier=0.0, normalizer=1.0, seed=(1, 2))
+    result = privatize.dp_gradient(
+        model, privatize.per_example_loss, x, y, l2_norm_clip=clip, noise_multiplier=0.0, normalizer=1.0, seed=(1, 2)
+    )
     for got, want in zip(result.gradients, expected):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-6)
 
@@ -286,21 +309,35 @@ def test_heads_per_example_clipped_sums_equal_a_brute_force_loop(name):
 # -- training --------------------------------------------------------------------------------------
 
 
-def _tiny_fashion(config: DPConfig) -> data.Dataset:
+def _tiny_fashion(config: DPConfig) -> types.Dataset:
     """The first 64 training and 32 test images of the real Fashion-MNIST: a run in seconds."""
-    full = data._load_builtin("fashion_mnist")
-    info = data._replace_info(full.info, n_train=64, n_test=32)
-    return data.Dataset(info=info, x_train=full.x_train[:64], y_train=full.y_train[:64],
-                        x_test=full.x_test[:32], y_test=full.y_test[:32])
+    full = datasets._load_builtin("fashion_mnist")
+    info = types._replace_info(full.info, n_train=64, n_test=32)
+    return types.Dataset(
+        info=info,
+        x_train=full.x_train[:64],
+        y_train=full.y_train[:64],
+        x_test=full.x_test[:32],
+        y_test=full.y_test[:32],
+    )
 
 
 @pytest.mark.parametrize("name", scatter.SCATTERNET_MODELS)
 def test_one_epoch_dp_run_on_a_tiny_slice_trains_on_cached_features(cache, monkeypatch, name):
     from dpcore.dpsgd import training
 
-    monkeypatch.setattr(data, "load", _tiny_fashion)
-    config = DPConfig(dataset="fashion_mnist", model=name, optimizer="momentum", learning_rate=1.0,
-                      l2_norm_clip=0.1, noise_multiplier=1.0, batch_size=16, epochs=1, delta=1e-3)
+    monkeypatch.setattr(datasets, "load", _tiny_fashion)
+    config = DPConfig(
+        dataset="fashion_mnist",
+        model=name,
+        optimizer="momentum",
+        learning_rate=1.0,
+        l2_norm_clip=0.1,
+        noise_multiplier=1.0,
+        batch_size=16,
+        epochs=1,
+        delta=1e-3,
+    )
     result = training.train(config)
     assert result.status == "completed", result.error
     assert result.n_train == 64 and len(result.epochs) == 1

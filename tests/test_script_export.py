@@ -1,4 +1,5 @@
 """script_export: valid Python for every dataset/model/optimizer; the script takes the steps and normaliser it accounts for."""
+
 from __future__ import annotations
 
 import itertools
@@ -12,16 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dpcore import accounting, data, tabular
+from dpcore import csv_schema
 from dpcore.config import ACCOUNTANTS, DATASETS, MODELS, OPTIMIZERS, SAMPLINGS, DPConfig
+from dpcore.data import datasets
+from dpcore.data.scatter import SCATTERNET_MODELS
 from dpcore.errors import ConfigError, UserInputError
-from dpcore.scatter import SCATTERNET_MODELS
-from dpcore.script_export import render_export, render_script
+from dpcore.export.script import render_export, render_script
+from dpcore.privacy import accounting, events
 from tests.conftest import REPO_ROOT
 
 INSTRUMENT = Path(__file__).with_name("script_instrument.py")
 SCRIPT_MODELS = tuple(m for m in MODELS if m not in SCATTERNET_MODELS)
-SAMPLE_SCHEMA = tabular.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
+SAMPLE_SCHEMA = csv_schema.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
 
 
 def _config(dataset: str, **changes) -> DPConfig:
@@ -51,9 +54,15 @@ def _run_instrumented(tmp_path, configs: list[DPConfig]) -> list[tuple[str, list
         scripts.append(tmp_path / f"run{number}.py")
         scripts[-1].write_text(render_script(config))
     record = tmp_path / "steps.json"
-    done = subprocess.run([sys.executable, str(INSTRUMENT), str(record), *map(str, scripts)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
-                          env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""})
+    done = subprocess.run(
+        [sys.executable, str(INSTRUMENT), str(record), *map(str, scripts)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     recorded = json.loads(record.read_text())
     outputs = done.stdout.split("### ")[1:]
@@ -64,17 +73,26 @@ def _run_instrumented(tmp_path, configs: list[DPConfig]) -> list[tuple[str, list
 @pytest.mark.parametrize("sampling", SAMPLINGS)
 def test_exported_script_takes_exactly_the_steps_and_normaliser_it_accounts_for(tmp_path, sampling):
     """One subprocess per sampling runs the script once per accountant; each run is checked on its own."""
-    configs = [DPConfig(model="logreg", epochs=2, batch_size=BATCH_SIZE[sampling], max_train_examples=TINY_N,
-                        delta=1e-3, l2_norm_clip=0.5, sampling=sampling, accountant=accountant)
-               for accountant in ACCOUNTANTS]
+    configs = [
+        DPConfig(
+            model="logreg",
+            epochs=2,
+            batch_size=BATCH_SIZE[sampling],
+            max_train_examples=TINY_N,
+            delta=1e-3,
+            l2_norm_clip=0.5,
+            sampling=sampling,
+            accountant=accountant,
+        )
+        for accountant in ACCOUNTANTS
+    ]
     for config, (output, steps) in zip(configs, _run_instrumented(tmp_path, configs)):
-        _check_run(config, output, steps)
+        check_run(config, output, steps)
 
 
-def _check_run(config: DPConfig, output: str, steps: list[dict]) -> None:
+def check_run(config: DPConfig, output: str, steps: list[dict]) -> None:
     sampling = config.sampling
-    expected_steps = accounting.dp_steps(n=TINY_N, batch_size=config.batch_size, epochs=config.epochs,
-                                         sampling=sampling)
+    expected_steps = events.dp_steps(n=TINY_N, batch_size=config.batch_size, epochs=config.epochs, sampling=sampling)
     assert len(steps) == expected_steps
     drawn = [step["records"] for step in steps]
     normalisers = [step["normalizer"] for step in steps]
@@ -144,16 +162,22 @@ def test_exported_model_computes_what_dpcore_trains(model):
     assert [type(layer).__name__ for layer in exported.layers] == [type(layer).__name__ for layer in ours.layers]
     exported.set_weights(ours.get_weights())
     pixels = np.random.default_rng(0).uniform(size=(5, 28, 28, 1)).astype(np.float32)
-    np.testing.assert_allclose(exported(pixels, training=False).numpy(), ours(pixels, training=False).numpy(),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        exported(pixels, training=False).numpy(), ours(pixels, training=False).numpy(), rtol=1e-5, atol=1e-5
+    )
     tf.keras.backend.clear_session()
 
 
 def test_exported_csv_script_applies_the_declared_schema_and_fits_nothing():
-    config = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
-                      model="logreg", csv_schema=SAMPLE_SCHEMA)
+    config = DPConfig(
+        dataset="csv",
+        csv_path=str(REPO_ROOT / "assets" / "sample.csv"),
+        csv_label="decision",
+        model="logreg",
+        csv_schema=SAMPLE_SCHEMA,
+    )
     (x_train, y_train), (x_test, y_test), num_classes = _exported_namespace(config)["load_data"]()
-    ours = data.load(config)
+    ours = datasets.load(config)
     assert num_classes == ours.info.num_classes and x_train.shape[1] == ours.info.input_shape[0]
 
     def rows(*parts):
@@ -162,12 +186,17 @@ def test_exported_csv_script_applies_the_declared_schema_and_fits_nothing():
     # The same records get the same features (the script splits on its own, so compare as multisets).
     assert rows(x_train, x_test) == rows(ours.x_train, ours.x_test)
     assert sorted(np.concatenate([y_train, y_test]).tolist()) == sorted(
-        np.concatenate([ours.y_train, ours.y_test]).tolist())
+        np.concatenate([ours.y_train, ours.y_test]).tolist()
+    )
 
 
 def test_exported_csv_script_refuses_to_run_without_a_declared_schema():
-    config = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
-                      csv_preprocessing_epsilon=1.0)
+    config = DPConfig(
+        dataset="csv",
+        csv_path=str(REPO_ROOT / "assets" / "sample.csv"),
+        csv_label="decision",
+        csv_preprocessing_epsilon=1.0,
+    )
     assert "CSV_SCHEMA = None" in render_script(config)
     with pytest.raises(SystemExit, match="no public CSV schema"):
         _exported_namespace(config)["load_data"]()

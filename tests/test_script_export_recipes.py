@@ -1,4 +1,5 @@
 """render_script with the recipes' settings: a validation split is carried, what it cannot reproduce is refused."""
+
 from __future__ import annotations
 
 import re
@@ -8,18 +9,21 @@ import sys
 import numpy as np
 import pytest
 
-from dpcore import accounting
 from dpcore.config import DPConfig
 from dpcore.errors import ConfigError
-from dpcore.script_export import render_script
+from dpcore.export.script import render_script
+from dpcore.privacy import accounting
 
 
-@pytest.mark.parametrize("changes, field", [
-    (dict(noise_schedule="time", noise_decay_rate=0.01, noise_floor=0.5), "noise_schedule"),
-    (dict(noise_schedule="step", noise_decay_rate=0.01, noise_floor=0.5), "noise_schedule"),
-    (dict(adaptive_clipping=True), "adaptive_clipping"),
-    (dict(epsilon_budget=3.0), "epsilon_budget"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        (dict(noise_schedule="time", noise_decay_rate=0.01, noise_floor=0.5), "noise_schedule"),
+        (dict(noise_schedule="step", noise_decay_rate=0.01, noise_floor=0.5), "noise_schedule"),
+        (dict(adaptive_clipping=True), "adaptive_clipping"),
+        (dict(epsilon_budget=3.0), "epsilon_budget"),
+    ],
+)
 def test_settings_the_script_cannot_reproduce_are_refused_by_name(changes, field):
     with pytest.raises(ConfigError) as info:
         render_script(DPConfig(**changes))
@@ -30,20 +34,33 @@ def test_settings_the_script_cannot_reproduce_are_refused_by_name(changes, field
 
 
 def test_the_script_holds_out_the_validation_rows_and_accounts_for_the_rest(tmp_path):
-    config = DPConfig(model="logreg", epochs=1, batch_size=30, max_train_examples=160, delta=1e-3,
-                      validation_fraction=0.25, weight_averaging_decay=0.9)
+    config = DPConfig(
+        model="logreg",
+        epochs=1,
+        batch_size=30,
+        max_train_examples=160,
+        delta=1e-3,
+        validation_fraction=0.25,
+        weight_averaging_decay=0.9,
+    )
     script = render_script(config)  # it also evaluates the weights' moving average
     assert "VALIDATION_FRACTION = 0.25" in script
     path = tmp_path / "run.py"
     path.write_text(script)
-    done = subprocess.run([sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, stdin=subprocess.DEVNULL, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""})
+    done = subprocess.run(
+        [sys.executable, str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": ""},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert 0.0 <= float(re.search(r"validation accuracy: ([0-9.]+)", done.stdout).group(1)) <= 1.0
     assert "n = 120)" in done.stdout
     reported = float(re.search(r"epsilon = ([0-9.e+-]+)", done.stdout).group(1))
     assert reported == pytest.approx(accounting.epsilon_for_config(config, n=120), rel=1e-3)
-
 
 
 def test_the_script_evaluates_the_same_moving_average_as_the_trainer():

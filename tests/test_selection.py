@@ -4,6 +4,7 @@ The paper is Papernot & Steinke, "Hyperparameter tuning with Rényi differential
 arXiv:2110.03620v2. Theorem numbers below are that version's (the ones dp_accounting's implementation
 cites: Theorem 2 on p. 5, Theorem 6 on p. 7; Corollaries 3 and 4 as its tests cite them).
 """
+
 from __future__ import annotations
 
 import math
@@ -16,15 +17,17 @@ from dp_accounting.pld import pld_privacy_accountant
 from dp_accounting.rdp import rdp_privacy_accountant
 from scipy import stats
 
-from dpcore import accounting, selection
-from dpcore.accounting import AccountingError
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
-from dpcore.selection import SelectionError, SelectionSettings
+from dpcore.privacy import accounting, events, limits, selection
+from dpcore.privacy.limits import AccountingError
+from dpcore.privacy.selection import SelectionError, SelectionSettings
 
 N = 1437  # digits' training set
-ORDERS = np.array(accounting.RDP_ORDERS)
-RUN = DPConfig(epochs=3, batch_size=64, noise_multiplier=1.1)  # Poisson-sampled DP-SGD, 68 steps of q = 64/1437, σ = 1.1
+ORDERS = np.array(events.RDP_ORDERS)
+RUN = DPConfig(
+    epochs=3, batch_size=64, noise_multiplier=1.1
+)  # Poisson-sampled DP-SGD, 68 steps of q = 64/1437, σ = 1.1
 SHUFFLED = DPConfig(epochs=3, sampling="shuffle", noise_multiplier=4.0)  # three Gaussian releases
 PLD_RUN = DPConfig(epochs=1, noise_multiplier=2.0, accountant="pld")  # small enough for a quick PLD
 
@@ -39,7 +42,7 @@ def _envelope(values):
 
 
 def _gaussian_rdp(sigma):
-    return ORDERS / (2 * sigma ** 2)
+    return ORDERS / (2 * sigma**2)
 
 
 # -- the run's event ---------------------------------------------------------------------------
@@ -49,12 +52,13 @@ def _gaussian_rdp(sigma):
 def test_the_event_of_a_config_gives_its_single_run_epsilon(config):
     event = accounting.dp_event_for_config(config, n=N)
     if config.accountant == "rdp":
-        value = accounting.epsilon_from_rdp(accounting.event_rdp(event), delta=config.delta)
+        value = events.epsilon_from_rdp(events.event_rdp(event), delta=config.delta)
         assert value == pytest.approx(accounting.epsilon_for_config(config, n=N), rel=1e-12)
     else:
-        pld = pld_privacy_accountant.PLDAccountant(value_discretization_interval=accounting.PRECISE_PLD_INTERVAL)
+        pld = pld_privacy_accountant.PLDAccountant(value_discretization_interval=limits.PRECISE_PLD_INTERVAL)
         assert pld.compose(event).get_epsilon(config.delta) == pytest.approx(
-            accounting.epsilon_for_config(config, n=N), rel=1e-9)
+            accounting.epsilon_for_config(config, n=N), rel=1e-9
+        )
 
 
 def test_a_baseline_is_a_non_private_event():
@@ -64,11 +68,11 @@ def test_a_baseline_is_a_non_private_event():
 
 def test_event_and_conversion_inputs_are_checked():
     with pytest.raises(AccountingError, match="sampling"):
-        accounting.dp_event(n=N, batch_size=64, noise_multiplier=1.0, epochs=1, sampling="uniform")
+        events.dp_event(n=N, batch_size=64, noise_multiplier=1.0, epochs=1, sampling="uniform")
     with pytest.raises(AccountingError, match="batch_size"):
-        accounting.dp_event(n=10, batch_size=64, noise_multiplier=1.0, epochs=1)
+        events.dp_event(n=10, batch_size=64, noise_multiplier=1.0, epochs=1)
     with pytest.raises(AccountingError, match="delta"):
-        accounting.epsilon_from_rdp(_gaussian_rdp(1.0), delta=0)
+        events.epsilon_from_rdp(_gaussian_rdp(1.0), delta=0)
 
 
 # -- plain composition ---------------------------------------------------------------------------
@@ -76,16 +80,17 @@ def test_event_and_conversion_inputs_are_checked():
 
 def test_k_identical_runs_compose_as_dp_accountings_self_composition():
     event = accounting.dp_event_for_config(RUN, n=N)
-    reference = rdp_privacy_accountant.RdpAccountant(orders=accounting.RDP_ORDERS)
+    reference = rdp_privacy_accountant.RdpAccountant(orders=events.RDP_ORDERS)
     reference.compose(dp_accounting.SelfComposedDpEvent(event, 5))
     assert selection.composition_epsilon([RUN] * 5, n=N) == pytest.approx(reference.get_epsilon(RUN.delta), rel=1e-12)
-    assert selection.composition_epsilon([RUN], n=N) == pytest.approx(accounting.epsilon_for_config(RUN, n=N),
-                                                                       rel=1e-12)
+    assert selection.composition_epsilon([RUN], n=N) == pytest.approx(
+        accounting.epsilon_for_config(RUN, n=N), rel=1e-12
+    )
 
 
 def test_k_identical_runs_under_pld():
     run = PLD_RUN
-    reference = pld_privacy_accountant.PLDAccountant(value_discretization_interval=accounting.PRECISE_PLD_INTERVAL)
+    reference = pld_privacy_accountant.PLDAccountant(value_discretization_interval=limits.PRECISE_PLD_INTERVAL)
     reference.compose(dp_accounting.SelfComposedDpEvent(accounting.dp_event_for_config(run, n=N), 3))
     composed = selection.composition_epsilon([run] * 3, n=N)
     assert composed == pytest.approx(reference.get_epsilon(run.delta), rel=1e-9)
@@ -94,22 +99,25 @@ def test_k_identical_runs_under_pld():
 
 def test_different_runs_compose_each_event_once_per_run():
     louder = RUN.replace(noise_multiplier=2.0, learning_rate=0.5)
-    reference = rdp_privacy_accountant.RdpAccountant(orders=accounting.RDP_ORDERS)
+    reference = rdp_privacy_accountant.RdpAccountant(orders=events.RDP_ORDERS)
     for config in (RUN, louder, RUN, SHUFFLED.replace(sampling="poisson")):
         reference.compose(accounting.dp_event_for_config(config, n=N))
     runs = [RUN, louder, RUN, SHUFFLED.replace(sampling="poisson")]
     assert selection.composition_epsilon(runs, n=N) == pytest.approx(reference.get_epsilon(RUN.delta), rel=1e-12)
 
 
-@pytest.mark.parametrize("runs, message", [
-    ([], "list of run configurations"),
-    (RUN, "list of run configurations"),
-    ([RUN, RUN.replace(delta=1e-6)], "δ values"),
-    ([RUN, RUN.replace(accountant="pld")], "accountant values"),
-    ([RUN, RUN.replace(max_train_examples=500)], "different data"),
-    ([RUN, RUN.replace(dataset="fashion_mnist")], "different data"),
-    ([RUN, RUN.replace(validation_fraction=0.2)], "different data"),
-])
+@pytest.mark.parametrize(
+    "runs, message",
+    [
+        ([], "list of run configurations"),
+        (RUN, "list of run configurations"),
+        ([RUN, RUN.replace(delta=1e-6)], "δ values"),
+        ([RUN, RUN.replace(accountant="pld")], "accountant values"),
+        ([RUN, RUN.replace(max_train_examples=500)], "different data"),
+        ([RUN, RUN.replace(dataset="fashion_mnist")], "different data"),
+        ([RUN, RUN.replace(validation_fraction=0.2)], "different data"),
+    ],
+)
 def test_runs_that_cannot_be_composed_are_refused(runs, message):
     with pytest.raises(SelectionError, match=message) as caught:
         selection.composition_epsilon(runs, n=N)
@@ -160,7 +168,8 @@ def test_gaussian_trials_match_corollary_4(shape):
     turning = 1 + math.sqrt(math.log(mean) / rho)
     above = ORDERS >= turning
     np.testing.assert_allclose(
-        bound[above], rho * (ORDERS[above] - 1) + math.log(mean) / (ORDERS[above] - 1) + selection_term, rtol=1e-6)
+        bound[above], rho * (ORDERS[above] - 1) + math.log(mean) / (ORDERS[above] - 1) + selection_term, rtol=1e-6
+    )
     flat = 2 * math.sqrt(rho * math.log(mean)) + selection_term
     assert np.all(bound[~above] >= flat * (1 - 1e-9))
     assert bound[~above].min() <= flat * 1.01  # the next order above the turning point is close
@@ -175,8 +184,9 @@ def test_poisson_matches_theorem_6(mean):
     sigma, settings = 3.0, SelectionSettings("poisson", mean)
     base = _gaussian_rdp(sigma)
     eps_hat = np.log1p(1 / (ORDERS - 1))
-    exact_delta = (stats.norm.cdf(-eps_hat * sigma + 0.5 / sigma)
-                   - np.exp(eps_hat) * stats.norm.cdf(-eps_hat * sigma - 0.5 / sigma))
+    exact_delta = stats.norm.cdf(-eps_hat * sigma + 0.5 / sigma) - np.exp(eps_hat) * stats.norm.cdf(
+        -eps_hat * sigma - 0.5 / sigma
+    )
     rdp_delta = np.array([rdp_privacy_accountant.compute_delta(ORDERS, base, e)[0] for e in eps_hat])
     bound = selection.random_trials_rdp([dp_accounting.GaussianDpEvent(sigma)], selection=settings)
     assert np.all(bound >= base + mean * exact_delta + math.log(mean) / (ORDERS - 1) - 1e-12)
@@ -186,7 +196,7 @@ def test_poisson_matches_theorem_6(mean):
 def test_one_trial_equals_dp_accountings_repeat_and_select_event():
     settings = _tnb(8, 0.5)
     event = accounting.dp_event_for_config(RUN, n=N)
-    reference = rdp_privacy_accountant.RdpAccountant(orders=accounting.RDP_ORDERS)
+    reference = rdp_privacy_accountant.RdpAccountant(orders=events.RDP_ORDERS)
     reference.compose(dp_event.RepeatAndSelectDpEvent(event, settings.expected_trials, 0.5))
     np.testing.assert_allclose(selection.random_trials_rdp([event], selection=settings), reference.rdp, rtol=1e-12)
 
@@ -221,7 +231,7 @@ def test_the_bound_grows_with_the_expected_number_of_trials(make):
 def test_one_expected_trial_costs_the_single_run_plus_theorem_2s_overhead(shape):
     # With E[K] = 1 the distribution is K = 1 (γ = 1): Theorem 2 adds only (1+η) min (1 - 1/λ̂) ε(λ̂).
     single = accounting.epsilon_for_config(RUN, n=N)
-    base = accounting.event_rdp(accounting.dp_event_for_config(RUN, n=N))
+    base = events.event_rdp(accounting.dp_event_for_config(RUN, n=N))
     overhead = (1 + shape) * np.min((1 - 1 / ORDERS) * base)
     value = selection.random_trials_epsilon([RUN], n=N, selection=_tnb(1, shape))
     assert single <= value <= single + overhead + 1e-6
@@ -230,7 +240,7 @@ def test_one_expected_trial_costs_the_single_run_plus_theorem_2s_overhead(shape)
 
 def test_one_expected_poisson_trial_costs_the_single_run_plus_theorem_6s_overhead():
     # μ = 1: log μ = 0, so the overhead is μ δ̂ at each order; at the single run's best order it bounds the gap.
-    base = accounting.event_rdp(accounting.dp_event_for_config(RUN, n=N))
+    base = events.event_rdp(accounting.dp_event_for_config(RUN, n=N))
     single, order = rdp_privacy_accountant.compute_epsilon(ORDERS, base, RUN.delta)
     delta_hat, _ = rdp_privacy_accountant.compute_delta(ORDERS, base, math.log1p(1 / (order - 1)))
     value = selection.random_trials_epsilon([RUN], n=N, selection=SelectionSettings("poisson", 1))
@@ -269,19 +279,22 @@ def test_selection_epsilon_needs_the_candidates_and_shared_settings():
 # -- settings --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(distribution="uniform", mean=5), "distribution"),
-    (dict(distribution="poisson", mean=0.5), "mean"),
-    (dict(distribution="poisson", mean=5000), "mean"),
-    (dict(distribution="poisson", mean=float("nan")), "mean"),
-    (dict(distribution="poisson", mean=True), "mean"),
-    (dict(distribution="poisson", mean="5"), "mean"),
-    (dict(distribution="poisson", mean=5, shape=1), "shape"),
-    (dict(distribution="truncated_negative_binomial", mean=5), "shape"),
-    (dict(distribution="truncated_negative_binomial", mean=5, shape=-0.5), "shape"),
-    (dict(distribution="truncated_negative_binomial", mean=5, shape=50), "shape"),
-    (dict(distribution="truncated_negative_binomial", mean=5, shape=float("inf")), "shape"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(distribution="uniform", mean=5), "distribution"),
+        (dict(distribution="poisson", mean=0.5), "mean"),
+        (dict(distribution="poisson", mean=5000), "mean"),
+        (dict(distribution="poisson", mean=float("nan")), "mean"),
+        (dict(distribution="poisson", mean=True), "mean"),
+        (dict(distribution="poisson", mean="5"), "mean"),
+        (dict(distribution="poisson", mean=5, shape=1), "shape"),
+        (dict(distribution="truncated_negative_binomial", mean=5), "shape"),
+        (dict(distribution="truncated_negative_binomial", mean=5, shape=-0.5), "shape"),
+        (dict(distribution="truncated_negative_binomial", mean=5, shape=50), "shape"),
+        (dict(distribution="truncated_negative_binomial", mean=5, shape=float("inf")), "shape"),
+    ],
+)
 def test_bad_settings_name_the_field_and_what_is_allowed(kwargs, field):
     with pytest.raises(UserInputError) as caught:
         SelectionSettings(**kwargs)
@@ -300,7 +313,7 @@ def test_the_drawn_distribution_has_the_accounted_mean():
         if shape == 0:
             reference_mean = stats.logser(1 - gamma).mean()
         else:
-            reference_mean = stats.nbinom(shape, gamma).mean() / (1 - gamma ** shape)
+            reference_mean = stats.nbinom(shape, gamma).mean() / (1 - gamma**shape)
         assert settings.expected_trials == pytest.approx(reference_mean, rel=1e-9)
         assert settings.expected_trials >= 12  # γ is rounded to the conservative side
 
@@ -317,8 +330,10 @@ def test_draws_follow_the_truncated_negative_binomial(shape):
     if shape == 0:
         pmf = stats.logser(1 - gamma).pmf
     else:
+
         def pmf(k):
-            return stats.nbinom(shape, gamma).pmf(k) / (1 - gamma ** shape)
+            return stats.nbinom(shape, gamma).pmf(k) / (1 - gamma**shape)
+
     assert draws.min() >= 1
     for k in range(1, 8):
         expected = pmf(k)

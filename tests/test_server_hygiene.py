@@ -1,4 +1,5 @@
 """A real `streamlit run app.py` answered over HTTP: the favicon every page load asks for, and no traceback in the log."""
+
 from __future__ import annotations
 
 import urllib.request

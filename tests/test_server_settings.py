@@ -1,4 +1,5 @@
 """ServerSettings: read from the environment with checked values; the upload limit agrees with Streamlit's config."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ import pytest
 import toml  # Streamlit's own TOML reader (tomllib needs Python 3.11)
 
 from dpcore.errors import UserInputError
-from dpcore.server_settings import (
+from dpcore.room.server_settings import (
     MAX_UPLOAD_BYTES,
     RunLimits,
     ServerSettings,
@@ -21,18 +22,27 @@ STREAMLIT_CONFIG = REPO_ROOT / ".streamlit" / "config.toml"
 def test_defaults_without_any_variable():
     settings = ServerSettings.from_env({})
     assert settings.workers == (os.cpu_count() or 1)
-    assert settings.limits == RunLimits() == RunLimits(max_running=1, max_queued=3, max_example_passes=6_000_000,
-                                                       max_run_seconds=3600.0)
+    assert (
+        settings.limits
+        == RunLimits()
+        == RunLimits(max_running=1, max_queued=3, max_example_passes=6_000_000, max_run_seconds=3600.0)
+    )
     assert settings.data_dir is None and settings.host_secret is None and not settings.has_host
     assert settings.max_upload_bytes == MAX_UPLOAD_BYTES
 
 
 def test_every_variable_is_read(tmp_path):
-    settings = ServerSettings.from_env({
-        "DPEXPLORER_WORKERS": "3", "DPEXPLORER_MAX_RUNNING": "2", "DPEXPLORER_MAX_QUEUED": "0",
-        "DPEXPLORER_MAX_EXAMPLE_PASSES": "1000", "DPEXPLORER_MAX_RUN_SECONDS": "none",
-        "DPEXPLORER_DATA_DIR": str(tmp_path), "DPEXPLORER_HOST_SECRET": "s3cret-enough",
-    })
+    settings = ServerSettings.from_env(
+        {
+            "DPEXPLORER_WORKERS": "3",
+            "DPEXPLORER_MAX_RUNNING": "2",
+            "DPEXPLORER_MAX_QUEUED": "0",
+            "DPEXPLORER_MAX_EXAMPLE_PASSES": "1000",
+            "DPEXPLORER_MAX_RUN_SECONDS": "none",
+            "DPEXPLORER_DATA_DIR": str(tmp_path),
+            "DPEXPLORER_HOST_SECRET": "s3cret-enough",
+        }
+    )
     assert settings.workers == 3
     assert settings.limits == RunLimits(max_running=2, max_queued=0, max_example_passes=1000, max_run_seconds=None)
     assert settings.data_dir == tmp_path.resolve() and settings.host_secret == "s3cret-enough"
@@ -50,13 +60,20 @@ def test_the_host_secret_can_come_from_a_file(tmp_path):
         ServerSettings.from_env({"DPEXPLORER_HOST_SECRET_FILE": str(secret_file), "DPEXPLORER_HOST_SECRET": "x" * 12})
 
 
-@pytest.mark.parametrize("name, value, problem", [
-    ("DPEXPLORER_WORKERS", "0", "at least 1"), ("DPEXPLORER_WORKERS", "two", "at least 1"),
-    ("DPEXPLORER_MAX_RUNNING", "0", "at least 1"), ("DPEXPLORER_MAX_QUEUED", "-1", "at least 0"),
-    ("DPEXPLORER_MAX_EXAMPLE_PASSES", "1.5", "not a number"), ("DPEXPLORER_MAX_RUN_SECONDS", "0", "out of range"),
-    ("DPEXPLORER_MAX_RUN_SECONDS", "inf", "out of range"), ("DPEXPLORER_DATA_DIR", "/no/such/folder", "not a folder"),
-    ("DPEXPLORER_HOST_SECRET", "short", "5 characters"),
-])
+@pytest.mark.parametrize(
+    "name, value, problem",
+    [
+        ("DPEXPLORER_WORKERS", "0", "at least 1"),
+        ("DPEXPLORER_WORKERS", "two", "at least 1"),
+        ("DPEXPLORER_MAX_RUNNING", "0", "at least 1"),
+        ("DPEXPLORER_MAX_QUEUED", "-1", "at least 0"),
+        ("DPEXPLORER_MAX_EXAMPLE_PASSES", "1.5", "not a number"),
+        ("DPEXPLORER_MAX_RUN_SECONDS", "0", "out of range"),
+        ("DPEXPLORER_MAX_RUN_SECONDS", "inf", "out of range"),
+        ("DPEXPLORER_DATA_DIR", "/no/such/folder", "not a folder"),
+        ("DPEXPLORER_HOST_SECRET", "short", "5 characters"),
+    ],
+)
 def test_bad_values_name_the_variable(name, value, problem):
     with pytest.raises(UserInputError) as info:
         ServerSettings.from_env({name: value})

@@ -1,4 +1,5 @@
 """Share links: a config survives the round trip through query parameters; bad links name the field."""
+
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
@@ -7,24 +8,46 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dpcore import share
 from dpcore.config import DPConfig
 from dpcore.errors import ConfigError
+from dpcore.export import share
 
 
 def test_round_trip_of_every_field() -> None:
-    config = DPConfig(dataset="fashion_mnist", model="cnn", optimizer="momentum", learning_rate=0.25,
-                      momentum=0.5, noise_multiplier=1.23456789, l2_norm_clip=1.5, batch_size=250, epochs=4,
-                      delta=1e-6, accountant="pld", sampling="shuffle", private=False, seed=7,
-                      max_train_examples=5000)
+    config = DPConfig(
+        dataset="fashion_mnist",
+        model="cnn",
+        optimizer="momentum",
+        learning_rate=0.25,
+        momentum=0.5,
+        noise_multiplier=1.23456789,
+        l2_norm_clip=1.5,
+        batch_size=250,
+        epochs=4,
+        delta=1e-6,
+        accountant="pld",
+        sampling="shuffle",
+        private=False,
+        seed=7,
+        max_train_examples=5000,
+    )
     assert share.decode(share.encode(config)) == config
 
 
 def test_round_trip_of_the_recipe_settings_and_links_of_schema_version_1() -> None:
-    config = DPConfig(noise_schedule="time", noise_decay_rate=0.004, noise_floor=0.55, adaptive_clipping=True,
-                      target_unclipped_quantile=0.9, clip_learning_rate=0.001, clip_update="linear",
-                      count_noise_multiplier=2.56, epsilon_budget=2.5, validation_fraction=0.2,
-                      weight_averaging_decay=0.97)
+    config = DPConfig(
+        noise_schedule="time",
+        noise_decay_rate=0.004,
+        noise_floor=0.55,
+        adaptive_clipping=True,
+        target_unclipped_quantile=0.9,
+        clip_learning_rate=0.001,
+        clip_update="linear",
+        count_noise_multiplier=2.56,
+        epsilon_budget=2.5,
+        validation_fraction=0.2,
+        weight_averaging_decay=0.97,
+    )
     params = share.encode(config)
     assert params["dpx"] == "4" and params["adaptive_clipping"] == "true" and params["epsilon_budget"] == "2.5"
     assert params["weight_averaging_decay"] == "0.97"
@@ -34,8 +57,12 @@ def test_round_trip_of_the_recipe_settings_and_links_of_schema_version_1() -> No
 
 
 @settings(max_examples=50, deadline=None)
-@given(noise=st.floats(0.01, 999.0), clip=st.floats(0.001, 1e5), batch=st.integers(1, 10**6),
-       delta=st.floats(1e-12, 0.5, exclude_max=True))
+@given(
+    noise=st.floats(0.01, 999.0),
+    clip=st.floats(0.001, 1e5),
+    batch=st.integers(1, 10**6),
+    delta=st.floats(1e-12, 0.5, exclude_max=True),
+)
 def test_round_trip_keeps_floats_exact(noise: float, clip: float, batch: int, delta: float) -> None:
     config = DPConfig(noise_multiplier=noise, l2_norm_clip=clip, batch_size=batch, delta=delta)
     assert share.decode(share.encode(config)) == config

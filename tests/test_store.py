@@ -1,9 +1,10 @@
 """RunStore: round trips of runs and epochs, infinite ε, CSV, schema versions, dead-process runs, concurrency."""
+
 from __future__ import annotations
 
 import csv
-import json
 import io
+import json
 import math
 import os
 import sqlite3
@@ -14,37 +15,40 @@ import threading
 import pytest
 
 from dpcore.config import DPConfig
-from dpcore.store import (
-    CSV_COLUMNS,
-    SCHEMA_VERSION,
-    RunStore,
-    StoreError,
-    UnknownRunError,
-    default_store_path,
-    process_alive,
-    process_token,
-    run_row,
-    spreadsheet_safe,
-)
 from dpcore.errors import UserInputError
-from dpcore.participants import Caller, NotAllowedError
+from dpcore.locations import default_store_path
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics, TrainResult
+from dpcore.room.participants import Caller, NotAllowedError
+from dpcore.runs import store_schema
+from dpcore.runs.process_identity import process_alive, process_token
+from dpcore.runs.run_table import CSV_COLUMNS, run_row, spreadsheet_safe
+from dpcore.runs.store import RunStore, StoreError, UnknownRunError
+from dpcore.runs.store_schema import SCHEMA_VERSION
 
-CONFIG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=3, max_train_examples=128,
-                  noise_multiplier=1.1)
+CONFIG = DPConfig(
+    dataset="digits", model="logreg", batch_size=32, epochs=3, max_train_examples=128, noise_multiplier=1.1
+)
 
 
 def _epoch(epoch: int, *, epsilon: float = 1.5, test_loss: float = 0.9) -> EpochMetrics:
     return EpochMetrics(
-        epoch=epoch, train_loss=1.0 / epoch, train_accuracy=0.5 + epoch / 100, test_loss=test_loss,
-        test_accuracy=0.4 + epoch / 100, epsilon=epsilon * epoch, seconds=0.25, examples=128,
+        epoch=epoch,
+        train_loss=1.0 / epoch,
+        train_accuracy=0.5 + epoch / 100,
+        test_loss=test_loss,
+        test_accuracy=0.4 + epoch / 100,
+        epsilon=epsilon * epoch,
+        seconds=0.25,
+        examples=128,
     )
 
 
-def _result(config: DPConfig, epochs: tuple[EpochMetrics, ...], *, status: str = "completed",
-            error: str | None = None) -> TrainResult:
-    return TrainResult(status=status, error=error, config=config, epochs=epochs,
-                       examples_per_second=512.0, seconds=0.75, n_train=128)
+def _result(
+    config: DPConfig, epochs: tuple[EpochMetrics, ...], *, status: str = "completed", error: str | None = None
+) -> TrainResult:
+    return TrainResult(
+        status=status, error=error, config=config, epochs=epochs, examples_per_second=512.0, seconds=0.75, n_train=128
+    )
 
 
 @pytest.fixture
@@ -293,7 +297,7 @@ def test_concurrent_writers_lose_nothing(store):
 
 
 def test_an_older_file_is_migrated_in_place_and_keeps_its_runs(tmp_path, monkeypatch):
-    import dpcore.store as store_module
+    import dpcore.runs.store as store_module
 
     path = tmp_path / "runs.sqlite3"
     old = RunStore(path)
@@ -361,23 +365,22 @@ def test_runs_read_back_with_their_audit_and_its_summary_in_rows_and_csv(store):
 
 def _old_store_with_one_run(tmp_path, *, version):
     """A store file built by the first ``version`` migrations, holding one completed run named 'old'."""
-    import dpcore.store as store_module
 
     path = tmp_path / "runs.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
-    for step in store_module.MIGRATIONS[:version]:
+    for step in store_schema.MIGRATIONS[:version]:
         step(conn)
     conn.execute(f"PRAGMA user_version = {version}")
-    conn.execute("INSERT INTO runs (name, created, config_json, status) VALUES ('old', 1.0, ?, 'completed')",
-                 (CONFIG.to_json(),))
+    conn.execute(
+        "INSERT INTO runs (name, created, config_json, status) VALUES ('old', 1.0, ?, 'completed')", (CONFIG.to_json(),)
+    )
     conn.execute("COMMIT")
     conn.close()
     return path
 
 
 def test_a_version_1_store_gains_the_weights_and_audit_tables(tmp_path):
-    import dpcore.store as store_module
 
     path = _old_store_with_one_run(tmp_path, version=1)  # the layout every store had before version 2
 
@@ -390,7 +393,7 @@ def test_a_version_1_store_gains_the_weights_and_audit_tables(tmp_path):
     assert store.get_audit(old.id) == "{}"
 
 
-# -- permissions (dpcore.participants.Caller) ------------------------------------------------
+# -- permissions (dpcore.room.participants.Caller) ------------------------------------------------
 
 ADA, BOB = Caller(owner="pada"), Caller(owner="pbob")
 HOST = Caller(owner="phost", is_host=True)
@@ -446,8 +449,15 @@ def test_the_host_clears_the_board_and_a_participant_deletes_only_their_own(stor
 
 
 def test_csv_export_names_each_runs_csv_file_as_its_reader_may_see_it(store):
-    on_file = store.create_run(CONFIG.replace(dataset="csv", model="logreg", csv_path="/data/uploads/p1/people-3f2a.csv",
-                                              csv_label="y", csv_preprocessing_epsilon=1.0))
+    on_file = store.create_run(
+        CONFIG.replace(
+            dataset="csv",
+            model="logreg",
+            csv_path="/data/uploads/p1/people-3f2a.csv",
+            csv_label="y",
+            csv_preprocessing_epsilon=1.0,
+        )
+    )
     embedded = store.create_run(CONFIG)
     rows = list(csv.DictReader(io.StringIO(store.to_csv())))
     assert [(int(r["id"]), r["csv_file"]) for r in rows] == [(on_file, "people-3f2a.csv"), (embedded, "")]
@@ -458,37 +468,62 @@ def test_csv_export_names_each_runs_csv_file_as_its_reader_may_see_it(store):
 
 
 def test_csv_cells_that_spreadsheets_would_run_are_text(store):
-    names = ["=HYPERLINK(\"http://x\",\"click\")", "+1+1", "-2+3", "@SUM(A1:A9)", "\tTAB", "\rCR",
-             "line one\nline two", "plain"]
+    names = [
+        '=HYPERLINK("http://x","click")',
+        "+1+1",
+        "-2+3",
+        "@SUM(A1:A9)",
+        "\tTAB",
+        "\rCR",
+        "line one\nline two",
+        "plain",
+    ]
     for name in names:
         _finished(store, "pada", name)
     rows = list(csv.DictReader(io.StringIO(store.to_csv())))
     assert [row["name"] for row in rows] == [
-        "'=HYPERLINK(\"http://x\",\"click\")", "'+1+1", "'-2+3", "'@SUM(A1:A9)", "'\tTAB", "'\rCR",
-        "line one\nline two", "plain"]
+        '\'=HYPERLINK("http://x","click")',
+        "'+1+1",
+        "'-2+3",
+        "'@SUM(A1:A9)",
+        "'\tTAB",
+        "'\rCR",
+        "line one\nline two",
+        "plain",
+    ]
     assert len(rows) == len(names)  # the newline stayed inside one quoted cell
     text = store.to_csv()
-    assert '"line one\nline two"' in text and "\"'\rCR\"" in text
-    assert rows[0]["epsilon"] == "1.5" and float(rows[0]["test_accuracy"]) == _epoch(1).test_accuracy  # numbers unchanged
+    assert '"line one\nline two"' in text and '"\'\rCR"' in text
+    assert (
+        rows[0]["epsilon"] == "1.5" and float(rows[0]["test_accuracy"]) == _epoch(1).test_accuracy
+    )  # numbers unchanged
 
 
-@pytest.mark.parametrize("cell, written", [
-    ("-0.5", "-0.5"), ("+3e-05", "+3e-05"), ("-inf", "-inf"), ("-", "'-"), ("=1", "'=1"), (-1.5, -1.5), (7, 7),
-    ("a=b", "a=b"),
-])
+@pytest.mark.parametrize(
+    "cell, written",
+    [
+        ("-0.5", "-0.5"),
+        ("+3e-05", "+3e-05"),
+        ("-inf", "-inf"),
+        ("-", "'-"),
+        ("=1", "'=1"),
+        (-1.5, -1.5),
+        (7, 7),
+        ("a=b", "a=b"),
+    ],
+)
 def test_spreadsheet_safe_leaves_numbers_alone(cell, written):
     assert spreadsheet_safe(cell) == written
 
 
 def test_a_version_2_store_gains_the_participants_table(tmp_path):
-    import dpcore.store as store_module
-    from dpcore import participants
+    from dpcore.room import participants
 
     path = tmp_path / "runs.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
-    store_module.MIGRATIONS[0](conn)
-    store_module.MIGRATIONS[1](conn)  # the layout of version 2, before participants
+    store_schema.MIGRATIONS[0](conn)
+    store_schema.MIGRATIONS[1](conn)  # the layout of version 2, before participants
     conn.execute("PRAGMA user_version = 2")
     conn.execute("COMMIT")
     conn.close()
@@ -500,35 +535,50 @@ def test_a_version_2_store_gains_the_participants_table(tmp_path):
 
 
 def test_a_store_from_before_sweeps_gains_the_sweep_tables_and_keeps_its_runs(tmp_path):
-    import dpcore.store as store_module
+    import dpcore.runs.store as store_module
 
-    path = _old_store_with_one_run(tmp_path, version=store_module.SWEEPS_STEP)
+    path = _old_store_with_one_run(tmp_path, version=store_schema.SWEEPS_STEP)
 
     store = RunStore(path)
     assert store.schema_version() == SCHEMA_VERSION
     (old,) = store.list_runs()
     assert store.list_sweeps() == [] and store.sweep_ids_of_runs() == {}
-    sweep_id = store.create_sweep(owner="me", name="s", mode="grid", knobs_json="[]", seeds=1, baseline=False,
-                                  selection_json=None, trial_count=None, base_config=CONFIG)
+    sweep_id = store.create_sweep(
+        owner="me",
+        name="s",
+        mode="grid",
+        knobs_json="[]",
+        seeds=1,
+        baseline=False,
+        selection_json=None,
+        trial_count=None,
+        base_config=CONFIG,
+    )
     run_id = store.create_run(CONFIG, owner="me", sweep_id=sweep_id)
     assert store.get_sweep(sweep_id).run_ids == (run_id,) and store.sweep_ids_of_runs() == {run_id: sweep_id}
     store.delete_run(run_id)
     assert store.get_sweep(sweep_id).run_ids == ()
     with pytest.raises(store_module.UnknownSweepError):
         store.create_run(CONFIG, sweep_id=sweep_id + 1)
+
+
 def _version_1_file(path) -> None:
     """A store as DP Explorer wrote it at schema version 1: a finished run with two epochs."""
-    import dpcore.store as store_module
 
     conn = sqlite3.connect(path)
-    store_module._run_script(conn, store_module._SCHEMA_V1)
+    store_schema._run_script(conn, store_schema._SCHEMA_V1)
     conn.execute("PRAGMA user_version = 1")
     config_v1 = json.dumps({"schema_version": 1, "dataset": "digits", "model": "logreg", "epochs": 2})
-    conn.execute("INSERT INTO runs (id, name, owner, created, config_json, status, n_train) "
-                 "VALUES (7, 'old', 'me', 1.0, ?, 'completed', 1437)", (config_v1,))
-    conn.executemany("INSERT INTO epoch_metrics (run_id, epoch, train_loss, train_accuracy, test_loss, "
-                     "test_accuracy, epsilon, seconds, examples) VALUES (7, ?, 1.0, 0.5, 0.9, 0.6, ?, 0.2, 1437)",
-                     [(1, 0.5), (2, 0.8)])
+    conn.execute(
+        "INSERT INTO runs (id, name, owner, created, config_json, status, n_train) "
+        "VALUES (7, 'old', 'me', 1.0, ?, 'completed', 1437)",
+        (config_v1,),
+    )
+    conn.executemany(
+        "INSERT INTO epoch_metrics (run_id, epoch, train_loss, train_accuracy, test_loss, "
+        "test_accuracy, epsilon, seconds, examples) VALUES (7, ?, 1.0, 0.5, 0.9, 0.6, ?, 0.2, 1437)",
+        [(1, 0.5), (2, 0.8)],
+    )
     conn.commit()
     conn.close()
 
@@ -539,17 +589,32 @@ def test_a_version_1_store_keeps_its_runs_and_takes_the_new_status_and_metrics(t
     store = RunStore(path)
     assert store.schema_version() == SCHEMA_VERSION
     old = store.get_run(7)
-    assert (old.name, old.status, old.config, old.n_train) == ("old", "completed", DPConfig(model="logreg", epochs=2),
-                                                               1437)
+    assert (old.name, old.status, old.config, old.n_train) == (
+        "old",
+        "completed",
+        DPConfig(model="logreg", epochs=2),
+        1437,
+    )
     assert [(m.epoch, m.epsilon) for m in old.epochs] == [(1, 0.5), (2, 0.8)]
     assert math.isnan(old.epochs[0].validation_accuracy) and old.epochs[0].clip_norms == ()
     assert _raw(store).execute("PRAGMA foreign_key_check").fetchall() == []
 
     run_id = store.create_run(CONFIG.replace(epsilon_budget=3.0, validation_fraction=0.1))
     assert run_id == 8  # ids keep counting from the old runs
-    metrics = EpochMetrics(epoch=1, train_loss=1.0, train_accuracy=0.5, test_loss=0.9, test_accuracy=0.6,
-                           epsilon=2.5, seconds=0.3, examples=100, validation_loss=0.8, validation_accuracy=0.7,
-                           noise_multipliers=(1.2, 1.1764705882352942), clip_norms=(1.0, 0.987654321))
+    metrics = EpochMetrics(
+        epoch=1,
+        train_loss=1.0,
+        train_accuracy=0.5,
+        test_loss=0.9,
+        test_accuracy=0.6,
+        epsilon=2.5,
+        seconds=0.3,
+        examples=100,
+        validation_loss=0.8,
+        validation_accuracy=0.7,
+        noise_multipliers=(1.2, 1.1764705882352942),
+        clip_norms=(1.0, 0.987654321),
+    )
     store.record_epoch(run_id, metrics)
     store.finish_run(run_id, _result(CONFIG, (metrics,), status="budget_reached"))
     again = RunStore(path).get_run(run_id)

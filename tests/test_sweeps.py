@@ -1,5 +1,6 @@
-"""dpcore.sweeps: expanding a spec, projected ε and compute, one-unit submission and cancel, the stored
+"""dpcore.runs.sweeps: expanding a spec, projected ε and compute, one-unit submission and cancel, the stored
 sweep and its selection ε, private selection's real draw, and grouping over seeds with Pareto frontiers."""
+
 from __future__ import annotations
 
 import math
@@ -7,13 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from dpcore import accounting, sweeps
-from dpcore.capacity import CapacityError, ThroughputTable
 from dpcore.config import DPConfig
-from dpcore.jobs import JobRunner
-from dpcore.selection import SelectionSettings, composition_epsilon, draw_trial_count, random_trials_epsilon
-from dpcore.server_settings import RunLimits
-from dpcore.store import RunStore, UnknownSweepError
+from dpcore.privacy import accounting
+from dpcore.privacy.selection import SelectionSettings, composition_epsilon, draw_trial_count, random_trials_epsilon
+from dpcore.room.server_settings import RunLimits
+from dpcore.runs import sweeps
+from dpcore.runs.capacity import CapacityError, ThroughputTable
+from dpcore.runs.jobs import JobRunner
+from dpcore.runs.store import RunStore, UnknownSweepError
 
 TINY = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=1, max_train_examples=128)
 N = 128
@@ -30,29 +32,37 @@ def grid(**kwargs):
 
 
 def test_a_grid_expands_to_settings_times_seeds_then_baselines():
-    spec = sweeps.SweepSpec(base=TINY, knobs=(("noise_multiplier", (0.8, 1.5)), ("epochs", (1, 2))), seeds=2,
-                            baseline=True)
+    spec = sweeps.SweepSpec(
+        base=TINY, knobs=(("noise_multiplier", (0.8, 1.5)), ("epochs", (1, 2))), seeds=2, baseline=True
+    )
     points = sweeps.grid_points(spec)
     assert spec.size == len(points) == 10
     assert [(p.config.noise_multiplier, p.config.epochs, p.seed) for p in points[:4]] == [
-        (0.8, 1, 0), (0.8, 1, 1), (0.8, 2, 0), (0.8, 2, 1)]
+        (0.8, 1, 0),
+        (0.8, 1, 1),
+        (0.8, 2, 0),
+        (0.8, 2, 1),
+    ]
     assert [p.role for p in points[-2:]] == ["baseline", "baseline"]
     assert not any(p.config.private for p in points[-2:]) and {p.seed for p in points[-2:]} == {0, 1}
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(knobs=(("seed", (1, 2)),), seeds=2), "seeds"),
-    (dict(knobs=(("noise", (1.0,)),)), "knobs"),
-    (dict(knobs=(("epochs", ()),)), "epochs"),
-    (dict(knobs=(("epochs", (1,)), ("epochs", (2,)))), "knobs"),
-    (dict(knobs=(), seeds=0), "seeds"),
-    (dict(knobs=(), seeds=21), "seeds"),
-    (dict(knobs=(), mode="best"), "mode"),
-    (dict(knobs=(), selection=POISSON), "selection"),
-    (dict(knobs=(("epochs", (1,)),), mode="private_selection"), "selection"),
-    (dict(knobs=(("epochs", (1,)),), mode="private_selection", selection=POISSON, seeds=2), "seeds"),
-    (dict(knobs=(("epochs", tuple(range(1, 40))), ("batch_size", tuple(range(2, 40))))), "knobs"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(knobs=(("seed", (1, 2)),), seeds=2), "seeds"),
+        (dict(knobs=(("noise", (1.0,)),)), "knobs"),
+        (dict(knobs=(("epochs", ()),)), "epochs"),
+        (dict(knobs=(("epochs", (1,)), ("epochs", (2,)))), "knobs"),
+        (dict(knobs=(), seeds=0), "seeds"),
+        (dict(knobs=(), seeds=21), "seeds"),
+        (dict(knobs=(), mode="best"), "mode"),
+        (dict(knobs=(), selection=POISSON), "selection"),
+        (dict(knobs=(("epochs", (1,)),), mode="private_selection"), "selection"),
+        (dict(knobs=(("epochs", (1,)),), mode="private_selection", selection=POISSON, seeds=2), "seeds"),
+        (dict(knobs=(("epochs", tuple(range(1, 40))), ("batch_size", tuple(range(2, 40))))), "knobs"),
+    ],
+)
 def test_bad_specs_are_refused_naming_the_field(kwargs, field):
     with pytest.raises(sweeps.SweepError) as info:
         sweeps.SweepSpec(base=TINY, **kwargs)
@@ -75,7 +85,8 @@ def test_preview_gives_each_points_epsilon_the_composition_and_the_compute():
     private = [p.config for p, _ in preview.points if p.config.private]
     assert preview.selection.composition_epsilon == pytest.approx(composition_epsilon(private, n=N))
     assert preview.selection.single_run_epsilon == pytest.approx(
-        accounting.epsilon_for_config(TINY.replace(noise_multiplier=0.8), n=N))
+        accounting.epsilon_for_config(TINY.replace(noise_multiplier=0.8), n=N)
+    )
     assert preview.example_passes == 6 * N and preview.seconds is None
     measured = ThroughputTable()
     measured.add(TINY, examples=1000, seconds=1.0)
@@ -84,19 +95,23 @@ def test_preview_gives_each_points_epsilon_the_composition_and_the_compute():
 
 
 def test_private_selection_preview_uses_the_random_trials_bound_and_the_expected_compute():
-    spec = sweeps.SweepSpec(base=TINY, knobs=(("noise_multiplier", (0.8, 1.5)),), mode="private_selection",
-                            selection=POISSON, baseline=True)
+    spec = sweeps.SweepSpec(
+        base=TINY, knobs=(("noise_multiplier", (0.8, 1.5)),), mode="private_selection", selection=POISSON, baseline=True
+    )
     preview = sweeps.preview(spec, throughput=ThroughputTable())
     pool = [TINY.replace(noise_multiplier=s) for s in (0.8, 1.5)]
-    assert preview.selection.random_trials_epsilon == pytest.approx(
-        random_trials_epsilon(pool, n=N, selection=POISSON))
+    assert preview.selection.random_trials_epsilon == pytest.approx(random_trials_epsilon(pool, n=N, selection=POISSON))
     assert preview.example_passes == pytest.approx(3.0 * N + N)
     assert "random number of trials" in preview.compute_text()
 
 
 def test_private_selection_draws_k_with_the_selection_distribution_and_random_candidates():
-    spec = sweeps.SweepSpec(base=TINY, knobs=(("noise_multiplier", (0.8, 1.5, 3.0)),), mode="private_selection",
-                            selection=SelectionSettings("poisson", 8.0))
+    spec = sweeps.SweepSpec(
+        base=TINY,
+        knobs=(("noise_multiplier", (0.8, 1.5, 3.0)),),
+        mode="private_selection",
+        selection=SelectionSettings("poisson", 8.0),
+    )
     trials = sweeps.draw_trials(spec, rng=np.random.default_rng(7))
     assert len(trials) == draw_trial_count(spec.selection, rng=np.random.default_rng(7))
     assert [t.seed for t in trials] == list(range(len(trials)))
@@ -106,8 +121,7 @@ def test_private_selection_draws_k_with_the_selection_distribution_and_random_ca
 
 
 def test_private_selection_refuses_non_private_candidates():
-    spec = sweeps.SweepSpec(base=TINY, knobs=(("private", (True, False)),), mode="private_selection",
-                            selection=POISSON)
+    spec = sweeps.SweepSpec(base=TINY, knobs=(("private", (True, False)),), mode="private_selection", selection=POISSON)
     with pytest.raises(sweeps.SweepError, match="private runs only"):
         sweeps.draw_trials(spec)
 
@@ -115,8 +129,12 @@ def test_private_selection_refuses_non_private_candidates():
 def test_a_grid_sweep_is_stored_queued_as_one_unit_and_cancelled_as_a_whole(store):
     runner = JobRunner(store=store, workers=1)
     try:
-        spec = sweeps.SweepSpec(base=TINY.replace(epochs=300, max_train_examples=None),
-                                knobs=(("noise_multiplier", (0.8, 1.5)),), seeds=2, name="σ")
+        spec = sweeps.SweepSpec(
+            base=TINY.replace(epochs=300, max_train_examples=None),
+            knobs=(("noise_multiplier", (0.8, 1.5)),),
+            seeds=2,
+            name="σ",
+        )
         started = sweeps.start(runner, spec, owner="me")
         assert len(started.run_ids) == 4 and started.trial_count is None
         record = store.get_sweep(started.sweep_id)
@@ -147,8 +165,13 @@ def test_a_sweep_over_a_participants_limits_is_refused_whole(store):
 
 def test_a_finished_private_selection_sweep_claims_the_random_trials_bound(store):
     runner = JobRunner(store=store, workers=1)
-    spec = sweeps.SweepSpec(base=TINY, knobs=(("noise_multiplier", (0.8, 1.5)),), mode="private_selection",
-                            selection=SelectionSettings("poisson", 2.0), baseline=True)
+    spec = sweeps.SweepSpec(
+        base=TINY,
+        knobs=(("noise_multiplier", (0.8, 1.5)),),
+        mode="private_selection",
+        selection=SelectionSettings("poisson", 2.0),
+        baseline=True,
+    )
     rng = np.random.default_rng(0)  # K = 2
     try:
         started = sweeps.start(runner, spec, owner="me", rng=rng)
@@ -160,15 +183,21 @@ def test_a_finished_private_selection_sweep_claims_the_random_trials_bound(store
     assert len(started.run_ids) == k + 1 and store.get_sweep(started.sweep_id).trial_count == k
     result = sweeps.sweep_epsilon(store.get_sweep(started.sweep_id), store.list_runs())
     pool = [TINY.replace(noise_multiplier=s) for s in (0.8, 1.5)]
-    assert result.selection.random_trials_epsilon == pytest.approx(random_trials_epsilon(pool, n=N, selection=spec.selection))
+    assert result.selection.random_trials_epsilon == pytest.approx(
+        random_trials_epsilon(pool, n=N, selection=spec.selection)
+    )
     assert result.selection.runs == k and "drawn at random" in result.note
     assert result.as_json()["selection_epsilon"] == result.selection.random_trials_epsilon
 
 
 def test_a_private_selection_that_draws_no_trials_runs_nothing_private_and_says_so(store):
     runner = JobRunner(store=store, workers=1)
-    spec = sweeps.SweepSpec(base=TINY, knobs=(("noise_multiplier", (0.8,)),), mode="private_selection",
-                            selection=SelectionSettings("poisson", 2.0))
+    spec = sweeps.SweepSpec(
+        base=TINY,
+        knobs=(("noise_multiplier", (0.8,)),),
+        mode="private_selection",
+        selection=SelectionSettings("poisson", 2.0),
+    )
     try:
         started = sweeps.start(runner, spec, owner="me", rng=np.random.default_rng(3))  # K = 0
     finally:
@@ -180,20 +209,52 @@ def test_a_private_selection_that_draws_no_trials_runs_nothing_private_and_says_
 
 def _record(run_id, config, status, accuracy):
     from dpcore.results import EpochMetrics
-    from dpcore.store import RunRecord
+    from dpcore.runs.records import RunRecord
 
     epsilon = accounting.epsilon_for_config(config, n=N)
-    epochs = () if accuracy is None else (EpochMetrics(epoch=1, train_loss=1.0, train_accuracy=0.5, test_loss=1.0,
-                                                       test_accuracy=accuracy, epsilon=epsilon, seconds=1.0,
-                                                       examples=N),)
-    return RunRecord(id=run_id, name="", owner="me", created=0.0, config=config, status=status, error=None,
-                     epochs=epochs, examples_per_second=None, seconds=None)
+    epochs = (
+        ()
+        if accuracy is None
+        else (
+            EpochMetrics(
+                epoch=1,
+                train_loss=1.0,
+                train_accuracy=0.5,
+                test_loss=1.0,
+                test_accuracy=accuracy,
+                epsilon=epsilon,
+                seconds=1.0,
+                examples=N,
+            ),
+        )
+    )
+    return RunRecord(
+        id=run_id,
+        name="",
+        owner="me",
+        created=0.0,
+        config=config,
+        status=status,
+        error=None,
+        epochs=epochs,
+        examples_per_second=None,
+        seconds=None,
+    )
 
 
 def test_seed_groups_average_completed_runs_and_frontiers_leave_out_the_rest(store):
     spec = grid(seeds=2, baseline=True)
-    sweep_id = store.create_sweep(owner="me", name="", mode="grid", knobs_json=spec.knobs_json(), seeds=2,
-                                  baseline=True, selection_json=None, trial_count=None, base_config=TINY)
+    sweep_id = store.create_sweep(
+        owner="me",
+        name="",
+        mode="grid",
+        knobs_json=spec.knobs_json(),
+        seeds=2,
+        baseline=True,
+        selection_json=None,
+        trial_count=None,
+        base_config=TINY,
+    )
     points = sweeps.grid_points(spec)
     statuses = ["completed", "completed", "completed", "cancelled", "completed", "failed"]
     accuracies = [0.6, 0.8, 0.5, 0.99, 0.9, 0.95]
@@ -222,7 +283,8 @@ def test_frontiers_never_mix_training_sets():
 def test_points_on_different_training_sets_get_their_own_n_and_no_selection_epsilon():
     spec = sweeps.SweepSpec(base=TINY, knobs=(("max_train_examples", (64, 128)),))
     preview = sweeps.preview(spec, throughput=ThroughputTable())
-    assert [e for _, e in preview.points] == [accounting.epsilon_for_config(TINY.replace(max_train_examples=m), n=m)
-                                             for m in (64, 128)]
+    assert [e for _, e in preview.points] == [
+        accounting.epsilon_for_config(TINY.replace(max_train_examples=m), n=m) for m in (64, 128)
+    ]
     assert preview.selection is None and "different data" in preview.selection_text()
     assert preview.example_passes == 64 + 128

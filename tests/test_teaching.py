@@ -1,4 +1,5 @@
 """The Gaussian-mechanism teaching math against known values and its own definitions."""
+
 from __future__ import annotations
 
 import math
@@ -6,8 +7,8 @@ import math
 import pytest
 from scipy.stats import norm
 
-from dpcore import teaching
 from dpcore.errors import UserInputError
+from dpcore.views import teaching
 
 
 def test_delta_of_epsilon_matches_the_analytic_formula() -> None:
@@ -65,11 +66,14 @@ def test_private_mean_error_scales_like_one_over_n_epsilon() -> None:
     assert teaching.private_mean_error(epsilon=0.5, delta=1e-5, n=1000) > 1.8 * base
 
 
-@pytest.mark.parametrize("call", [
-    lambda: teaching.gaussian_delta(1.0, sigma=0.0),
-    lambda: teaching.gaussian_epsilon(1.5, sigma=1.0),
-    lambda: teaching.private_mean_error(epsilon=1.0, delta=1e-5, n=0),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: teaching.gaussian_delta(1.0, sigma=0.0),
+        lambda: teaching.gaussian_epsilon(1.5, sigma=1.0),
+        lambda: teaching.private_mean_error(epsilon=1.0, delta=1e-5, n=0),
+    ],
+)
 def test_bad_inputs_are_user_errors(call) -> None:
     with pytest.raises(UserInputError):
         call()
@@ -77,7 +81,7 @@ def test_bad_inputs_are_user_errors(call) -> None:
 
 @pytest.mark.parametrize("epsilon", [0.5, 2.0, 6.0])
 def test_best_gaussian_attack_touches_the_dp_boundary_without_crossing_it(epsilon: float) -> None:
-    from dpcore.audit import max_tpr
+    from dpcore.audit.bounds import max_tpr
 
     curve = teaching.gaussian_attack_roc(epsilon=epsilon, delta=1e-5)
     assert (curve.fpr[0], curve.tpr[0], curve.fpr[-1], curve.tpr[-1]) == (0.0, 0.0, 1.0, 1.0)

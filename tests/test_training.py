@@ -1,4 +1,5 @@
 """dpcore.training: sampling that matches the accountant, results, callbacks, cancel, baseline."""
+
 from __future__ import annotations
 
 import math
@@ -7,13 +8,15 @@ import threading
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
-from dpcore import accounting, tabular
-from dpcore.dpsgd import training
+from dpcore import csv_schema
 from dpcore.config import DPConfig
+from dpcore.dpsgd import training
+from dpcore.privacy import accounting, events, preprocessing
+from tests.conftest import REPO_ROOT
 
-TINY = dict(dataset="digits", model="mlp", max_train_examples=200, batch_size=20, epochs=2,
-            learning_rate=0.5, delta=1e-3)
+TINY = dict(
+    dataset="digits", model="mlp", max_train_examples=200, batch_size=20, epochs=2, learning_rate=0.5, delta=1e-3
+)
 
 
 def tiny(**changes: object) -> DPConfig:
@@ -24,13 +27,13 @@ def tiny(**changes: object) -> DPConfig:
 def test_batches_are_exactly_the_accounted_steps(sampling):
     n, batch_size, epochs = 203, 20, 3
     batches = list(training.batch_indices(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling, seed=1))
-    assert len(batches) == accounting.dp_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling)
+    assert len(batches) == events.dp_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling)
     assert all(b.dtype == np.int32 and len(set(b.tolist())) == len(b) for b in batches)
     assert all(0 <= b.min() and b.max() < n for b in batches if len(b))
     if sampling == "shuffle":
         per_epoch = len(batches) // epochs
         for e in range(epochs):
-            epoch = np.concatenate(batches[e * per_epoch:(e + 1) * per_epoch])
+            epoch = np.concatenate(batches[e * per_epoch : (e + 1) * per_epoch])
             assert sorted(epoch.tolist()) == list(range(n))
         assert {len(b) for b in batches} == {20, 3}
 
@@ -57,7 +60,7 @@ def test_a_private_run_reports_the_accountants_epsilon_per_epoch():
     expected = accounting.epsilon_curve_for_config(config, n=200)
     assert [m.epsilon for m in result.epochs] == pytest.approx(list(expected))
     assert result.epsilon == pytest.approx(expected[-1]) and result.epsilon < 100
-    ends = accounting.epoch_end_steps(n=200, batch_size=20, epochs=2, sampling="poisson")
+    ends = events.epoch_end_steps(n=200, batch_size=20, epochs=2, sampling="poisson")
     assert [p.step for p in progress if p.step in ends][-2:] == list(ends)
     assert progress[-1].fraction == 1.0 and progress[-1].total_steps == ends[-1]
     for m in result.epochs:
@@ -98,7 +101,7 @@ def test_a_reused_step_starts_each_run_with_a_fresh_average_of_its_own_decay():
 
 
 def test_weight_averaging_changes_the_kept_and_evaluated_weights_not_the_training_or_epsilon():
-    from dpcore import data
+    from dpcore.data import datasets
     from dpcore.dpsgd import models
 
     plain_weights, averaged_weights = [], []
@@ -108,13 +111,18 @@ def test_weight_averaging_changes_the_kept_and_evaluated_weights_not_the_trainin
     assert averaged.status == "completed"
     # Same iterates (post-processing changes no step), so the same training figures and the same ε.
     for a, b in zip(plain.epochs, averaged.epochs):
-        assert (a.train_loss, a.train_accuracy, a.epsilon, a.examples) == (b.train_loss, b.train_accuracy,
-                                                                           b.epsilon, b.examples)
+        assert (a.train_loss, a.train_accuracy, a.epsilon, a.examples) == (
+            b.train_loss,
+            b.train_accuracy,
+            b.epsilon,
+            b.examples,
+        )
     assert not all(np.array_equal(a, b) for a, b in zip(plain_weights[0], averaged_weights[0]))
     # The kept weights are the ones the last epoch evaluated.
-    dataset = data.load(config)
-    logits = models.predict_logits(config, weights=averaged_weights[0], x=dataset.x_test,
-                                   num_classes=dataset.info.num_classes)
+    dataset = datasets.load(config)
+    logits = models.predict_logits(
+        config, weights=averaged_weights[0], x=dataset.x_test, num_classes=dataset.info.num_classes
+    )
     assert np.mean(np.argmax(logits, axis=1) == dataset.y_test) == pytest.approx(averaged.test_accuracy)
 
 
@@ -127,8 +135,18 @@ def test_same_seed_same_result_other_seed_other_result():
 
 
 def test_dp_training_learns_digits():
-    result = training.train(DPConfig(dataset="digits", model="mlp", activation="tanh", epochs=3, batch_size=64,
-                                     learning_rate=0.5, noise_multiplier=1.0, delta=1e-4))
+    result = training.train(
+        DPConfig(
+            dataset="digits",
+            model="mlp",
+            activation="tanh",
+            epochs=3,
+            batch_size=64,
+            learning_rate=0.5,
+            noise_multiplier=1.0,
+            delta=1e-4,
+        )
+    )
     assert result.status == "completed"
     assert result.test_accuracy > 0.6
 
@@ -143,17 +161,26 @@ def test_baseline_has_infinite_epsilon_and_learns():
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
 def test_dp_momentum_and_dp_adam_run(optimizer):
-    result = training.train(tiny(optimizer=optimizer, learning_rate=0.05 if optimizer == "momentum" else 0.01,
-                                 model="logreg", epochs=1))
+    result = training.train(
+        tiny(optimizer=optimizer, learning_rate=0.05 if optimizer == "momentum" else 0.01, model="logreg", epochs=1)
+    )
     assert result.status == "completed" and len(result.epochs) == 1
 
 
-SAMPLE_CSV = dict(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
-                  model="logreg", batch_size=16, epochs=2, delta=1e-3, noise_multiplier=1.1)
+SAMPLE_CSV = dict(
+    dataset="csv",
+    csv_path=str(REPO_ROOT / "assets" / "sample.csv"),
+    csv_label="decision",
+    model="logreg",
+    batch_size=16,
+    epochs=2,
+    delta=1e-3,
+    noise_multiplier=1.1,
+)
 
 
 def test_a_csv_dataset_trains_under_its_public_schema():
-    schema = tabular.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
+    schema = csv_schema.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
     result = training.train(DPConfig(**SAMPLE_CSV, sampling="shuffle", csv_schema=schema))
     assert result.status == "completed" and result.n_train == 192
 
@@ -168,11 +195,17 @@ def test_private_csv_preprocessing_is_paid_for_in_the_run_epsilon():
     assert result.n_train == 160
     # The run's ε, recomputed from the DpEvents of what it did: one Gaussian release of noisy counts
     # (its thresholds spend δ/10), then the Poisson-sampled steps.
-    preprocessing = accounting.preprocessing_cost_for_config(config)
-    steps = accounting.dp_steps(n=160, batch_size=16, epochs=2, sampling="poisson")
-    reference = rdp_privacy_accountant.RdpAccountant().compose(dp_accounting.GaussianDpEvent(
-        preprocessing.noise_multiplier)).compose(dp_accounting.SelfComposedDpEvent(
-            dp_accounting.PoissonSampledDpEvent(16 / 160, dp_accounting.GaussianDpEvent(1.1)), steps))
+    cost = preprocessing.preprocessing_cost_for_config(config)
+    steps = events.dp_steps(n=160, batch_size=16, epochs=2, sampling="poisson")
+    reference = (
+        rdp_privacy_accountant.RdpAccountant()
+        .compose(dp_accounting.GaussianDpEvent(cost.noise_multiplier))
+        .compose(
+            dp_accounting.SelfComposedDpEvent(
+                dp_accounting.PoissonSampledDpEvent(16 / 160, dp_accounting.GaussianDpEvent(1.1)), steps
+            )
+        )
+    )
     expected = reference.get_epsilon(1e-3 * 0.9) - math.log1p(-1e-4)
     assert result.epsilon == pytest.approx(expected, rel=1e-9)
     training_alone = accounting.epsilon_for_config(config.replace(csv_preprocessing_epsilon=None), n=160)

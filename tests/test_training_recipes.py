@@ -1,22 +1,23 @@
 """Training with the recipes' settings: the noise schedule the accountant composed, a budget that stops
 the run at the right epoch (library, job runner, store, CLI), and validation metrics per epoch."""
+
 from __future__ import annotations
 
 import json
 import math
 
-import pytest
-
-from dpcore import accounting, data
 from dpcore.cli import main
 from dpcore.config import DPConfig
+from dpcore.data import datasets
 from dpcore.dpsgd import training
-from dpcore.jobs import JobRunner
+from dpcore.privacy import accounting, events
 from dpcore.results import TRAIN_METRICS_NOTE
-from dpcore.store import RunStore
+from dpcore.runs.jobs import JobRunner
+from dpcore.runs.store import RunStore
 
-TINY = DPConfig(dataset="digits", model="logreg", max_train_examples=200, batch_size=20, epochs=3,
-                learning_rate=0.5, delta=1e-3)
+TINY = DPConfig(
+    dataset="digits", model="logreg", max_train_examples=200, batch_size=20, epochs=3, learning_rate=0.5, delta=1e-3
+)
 
 
 def test_the_trainer_adds_exactly_the_noise_the_accountant_composed():
@@ -25,7 +26,7 @@ def test_the_trainer_adds_exactly_the_noise_the_accountant_composed():
     assert result.status == "completed", result.error
     composed = accounting.noise_schedule_values(config, n=200)
     assert result.noise_multipliers == composed and len(set(composed)) > 5
-    ends = accounting.epoch_end_steps(n=200, batch_size=20, epochs=3, sampling="poisson")
+    ends = events.epoch_end_steps(n=200, batch_size=20, epochs=3, sampling="poisson")
     assert [len(m.noise_multipliers) for m in result.epochs] == [ends[0], ends[1] - ends[0], ends[2] - ends[1]]
     assert [m.epsilon for m in result.epochs] == list(accounting.epsilon_curve_for_config(config, n=200))
     assert result.clip_norms == (1.0,) * len(composed)  # a fixed clip norm, recorded each step
@@ -87,7 +88,7 @@ def test_validation_metrics_per_epoch_and_epsilon_for_the_rows_trained_on():
     config = TINY.replace(validation_fraction=0.2, epochs=2)
     result = training.train(config)
     assert result.status == "completed", result.error
-    assert result.n_train == 160 == data.train_size(config)
+    assert result.n_train == 160 == datasets.train_size(config)
     assert [m.epsilon for m in result.epochs] == list(accounting.epsilon_curve_for_config(config, n=160))
     for m in result.epochs:
         assert 0 <= m.validation_accuracy <= 1 and m.validation_loss > 0

@@ -1,5 +1,6 @@
 """dpcore.training's traced steps: traced once per StepKey, reused across runs with the result of a fresh
 process, never shared by two runs at once; warm_up; the "preparing" phase before the first step."""
+
 from __future__ import annotations
 
 import json
@@ -10,20 +11,32 @@ import threading
 import numpy as np
 import pytest
 
-from dpcore import data, explain
 from dpcore.config import DPConfig
+from dpcore.data import datasets
 from dpcore.dpsgd import training
-from dpcore.jobs import JobRunner, LocalBackend
-from dpcore.store import RunStore
+from dpcore.privacy import explain
+from dpcore.runs.backends import LocalBackend
+from dpcore.runs.jobs import JobRunner
+from dpcore.runs.store import RunStore
 from tests.conftest import REPO_ROOT
 
 # Momentum, so that the reused optimizer's slots must be zeroed; small enough for a test.
-REUSED = DPConfig(dataset="digits", model="mlp", optimizer="momentum", momentum=0.5, learning_rate=0.3,
-                  noise_multiplier=1.1, l2_norm_clip=0.8, max_train_examples=200, batch_size=20, epochs=2,
-                  delta=1e-3, seed=3)
+REUSED = DPConfig(
+    dataset="digits",
+    model="mlp",
+    optimizer="momentum",
+    momentum=0.5,
+    learning_rate=0.3,
+    noise_multiplier=1.1,
+    l2_norm_clip=0.8,
+    max_train_examples=200,
+    batch_size=20,
+    epochs=2,
+    delta=1e-3,
+    seed=3,
+)
 # The same graph, every run-to-run knob changed: seed, learning rate, momentum, σ, clip norm, batch size.
-OTHER = REUSED.replace(seed=4, learning_rate=0.05, momentum=0.9, noise_multiplier=3.0, l2_norm_clip=2.0,
-                       batch_size=40)
+OTHER = REUSED.replace(seed=4, learning_rate=0.05, momentum=0.9, noise_multiplier=3.0, l2_norm_clip=2.0, batch_size=40)
 METRIC_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "epsilon", "examples")
 
 FRESH_PROCESS = """
@@ -39,7 +52,7 @@ print(json.dumps([[getattr(m, k) for k in sys.argv[3].split(",")] for m in resul
 
 
 def _key(config: DPConfig) -> training.StepKey:
-    return training.StepKey.of(config, data.load(config))
+    return training.StepKey.of(config, datasets.load(config))
 
 
 def _run(config: DPConfig) -> tuple[list[list[float]], list[np.ndarray]]:
@@ -63,7 +76,12 @@ def test_a_reused_trace_gives_the_weights_and_metrics_of_a_fresh_process(tmp_pat
     saved = tmp_path / "fresh.npz"
     child = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, REUSED.to_json(), str(saved), ",".join(METRIC_KEYS)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=True)
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     fresh_metrics = json.loads(child.stdout.strip().splitlines()[-1])
     fresh_weights = list(np.load(saved).values())
 
@@ -93,8 +111,15 @@ def test_runs_of_one_key_trace_once_and_each_starts_as_if_built_afresh(optimizer
 def test_what_changes_the_graph_is_in_the_key():
     base = _key(REUSED)
     assert _key(OTHER) == base
-    for changes in (dict(model="logreg"), dict(activation="tanh"), dict(optimizer="adam"), dict(momentum=0.0),
-                    dict(private=False), dict(sampling="shuffle"), dict(adaptive_clipping=True)):
+    for changes in (
+        dict(model="logreg"),
+        dict(activation="tanh"),
+        dict(optimizer="adam"),
+        dict(momentum=0.0),
+        dict(private=False),
+        dict(sampling="shuffle"),
+        dict(adaptive_clipping=True),
+    ):
         assert _key(REUSED.replace(**changes)) != base, changes
     assert _key(REUSED.replace(private=False, sampling="shuffle")) == _key(REUSED.replace(private=False))
     # The CNN's DP step is cut into parts of 128 examples: batch sizes with as many parts share a trace.
@@ -171,6 +196,7 @@ def test_a_job_shows_preparing_until_its_first_step(tmp_path):
                 if progress.phase == "preparing":
                     reached.set()
                     release.wait(timeout=60)
+
             return super().train(config, on_progress=relay, **callbacks)
 
     runner = JobRunner(store=RunStore(tmp_path / "runs.sqlite3"), backend=PausedWhilePreparing())
@@ -179,9 +205,15 @@ def test_a_job_shows_preparing_until_its_first_step(tmp_path):
         assert reached.wait(timeout=120)
         job = runner.get(job_id)
         assert (job.state, job.phase, job.progress, job.eta_seconds) == ("running", "preparing", 0.0, None)
-        text = explain.progress_text(state=job.state, epoch=job.epoch, epochs_total=job.epochs_total,
-                                     fraction=job.progress, eta_seconds=job.eta_seconds, finished_epochs=0,
-                                     phase=job.phase)
+        text = explain.progress_text(
+            state=job.state,
+            epoch=job.epoch,
+            epochs_total=job.epochs_total,
+            fraction=job.progress,
+            eta_seconds=job.eta_seconds,
+            finished_epochs=0,
+            phase=job.phase,
+        )
         assert text == "Preparing (tracing the model)…"
         release.set()
         assert runner.wait([job_id], timeout=120)

@@ -1,15 +1,19 @@
 """Uploaded CSV files: checked, kept once per content and per owner, usable only by their owner; server paths confined."""
+
 from __future__ import annotations
 
 import pytest
 
-from dpcore import data, participants, server_paths, tabular, uploads
+from dpcore import csv_schema
 from dpcore.config import DPConfig
+from dpcore.data import csv_files, datasets
 from dpcore.errors import DatasetError, UserInputError
-from dpcore.jobs import JobRunner
-from dpcore.participants import Caller, NotAllowedError
-from dpcore.server_settings import ServerSettings
-from dpcore.store import RunStore
+from dpcore.room import server_paths, uploads
+from dpcore.room.participants import Caller, NotAllowedError
+from dpcore.room.server_settings import ServerSettings
+from dpcore.runs import owners
+from dpcore.runs.jobs import JobRunner
+from dpcore.runs.store import RunStore
 from tests.conftest import REPO_ROOT
 
 SAMPLE = (REPO_ROOT / "assets" / "sample.csv").read_bytes()
@@ -20,16 +24,21 @@ def test_a_good_csv_is_kept_once_and_trains_as_a_dataset(tmp_path):
     again = uploads.save_csv(SAMPLE, name="my data.csv", directory=tmp_path)
     assert first == again and first.read_bytes() == SAMPLE and first.name.startswith("my_data-")
     assert len(list(tmp_path.iterdir())) == 1
-    columns = data.csv_columns(SAMPLE, name="my data.csv")
+    columns = csv_files.csv_columns(SAMPLE, name="my data.csv")
     label = columns[-1]
-    schema = tabular.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
+    schema = csv_schema.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
     config = DPConfig(dataset="csv", csv_path=str(first), csv_label=label, model="logreg", csv_schema=schema)
-    assert data.load(config).info.n_train == data.train_size(config) > 0
+    assert datasets.load(config).info.n_train == datasets.train_size(config) > 0
 
 
-@pytest.mark.parametrize("raw, message", [
-    (b"", "empty"), (b"1,2,3\n4,5,6\n", "no header row"), (b"\x00\x01\x02garbage", "binary"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"", "empty"),
+        (b"1,2,3\n4,5,6\n", "no header row"),
+        (b"\x00\x01\x02garbage", "binary"),
+    ],
+)
 def test_bad_files_are_refused_before_they_are_kept(tmp_path, raw, message):
     with pytest.raises(DatasetError, match=message) as info:
         uploads.save_csv(raw, name="bad.csv", directory=tmp_path)
@@ -47,11 +56,11 @@ def test_the_default_folder_follows_the_environment(tmp_path, monkeypatch):
 
 def test_file_columns_apply_the_load_checks(tmp_path):
     path = uploads.save_csv(SAMPLE, name="sample.csv", directory=tmp_path / "kept")
-    assert data.csv_file_columns(str(path)) == data.csv_columns(SAMPLE)
+    assert csv_files.csv_file_columns(str(path)) == csv_files.csv_columns(SAMPLE)
     with pytest.raises(DatasetError, match="is not a file"):
-        data.csv_file_columns(str(tmp_path))
+        csv_files.csv_file_columns(str(tmp_path))
     with pytest.raises(DatasetError, match="does not exist"):
-        data.csv_file_columns(str(tmp_path / "missing.csv"))
+        csv_files.csv_file_columns(str(tmp_path / "missing.csv"))
 
 
 # -- ownership ------------------------------------------------------------------------------
@@ -61,7 +70,7 @@ HOST = Caller(owner="p" + "c" * 16, is_host=True)
 
 
 def _csv_config(path) -> DPConfig:
-    return DPConfig(dataset="csv", csv_path=str(path), csv_label=data.csv_columns(SAMPLE)[-1], model="logreg")
+    return DPConfig(dataset="csv", csv_path=str(path), csv_label=csv_files.csv_columns(SAMPLE)[-1], model="logreg")
 
 
 def test_an_upload_belongs_to_its_uploader(tmp_path):
@@ -69,7 +78,9 @@ def test_an_upload_belongs_to_its_uploader(tmp_path):
     bobs = uploads.save_csv(SAMPLE, name="bob.csv", owner=BOB.owner, directory=tmp_path)
     assert adas.parent == tmp_path / ADA.owner and bobs.parent == tmp_path / BOB.owner
     assert uploads.upload_owner(str(adas), directory=tmp_path) == ADA.owner
-    assert uploads.upload_owner(str(tmp_path / BOB.owner / ".." / ADA.owner / adas.name), directory=tmp_path) == ADA.owner
+    assert (
+        uploads.upload_owner(str(tmp_path / BOB.owner / ".." / ADA.owner / adas.name), directory=tmp_path) == ADA.owner
+    )
     assert uploads.upload_owner(str(REPO_ROOT / "assets" / "sample.csv"), directory=tmp_path) is None
     assert uploads.may_use(str(adas), ADA, directory=tmp_path) and uploads.may_use(str(adas), HOST, directory=tmp_path)
     assert not uploads.may_use(str(adas), BOB, directory=tmp_path)
@@ -103,17 +114,17 @@ def test_deleting_a_participants_runs_deletes_their_uploads(tmp_path):
     runner = JobRunner(store=store, workers=1)
     try:
         with pytest.raises(NotAllowedError):
-            participants.delete_runs_and_uploads(runner, by=BOB, owner=ADA.owner, uploads_directory=folder)
+            owners.delete_runs_and_uploads(runner, by=BOB, owner=ADA.owner, uploads_directory=folder)
         carols = uploads.save_csv(SAMPLE, name="c.csv", owner="p" + "d" * 16, directory=folder)
         with pytest.raises(NotAllowedError):  # no runs to check, still not Bob's to delete
-            participants.delete_runs_and_uploads(runner, by=BOB, owner="p" + "d" * 16, uploads_directory=folder)
+            owners.delete_runs_and_uploads(runner, by=BOB, owner="p" + "d" * 16, uploads_directory=folder)
         with pytest.raises(NotAllowedError, match="only the host can clear the board"):
-            participants.delete_runs_and_uploads(runner, by=BOB, owner=None, uploads_directory=folder)
+            owners.delete_runs_and_uploads(runner, by=BOB, owner=None, uploads_directory=folder)
         assert adas.exists() and carols.exists()
-        assert participants.delete_runs_and_uploads(runner, by=ADA, owner=ADA.owner, uploads_directory=folder) == 1
+        assert owners.delete_runs_and_uploads(runner, by=ADA, owner=ADA.owner, uploads_directory=folder) == 1
         assert not adas.exists() and not (folder / ADA.owner).exists() and bobs.exists()
         assert [r.owner for r in store.list_runs()] == [BOB.owner]
-        assert participants.delete_runs_and_uploads(runner, by=HOST, owner=None, uploads_directory=folder) == 1
+        assert owners.delete_runs_and_uploads(runner, by=HOST, owner=None, uploads_directory=folder) == 1
         assert store.list_runs() == [] and not bobs.exists() and not carols.exists()
         assert (folder / "notes.txt").read_text() == "not an upload"  # only uploads are deleted
     finally:
@@ -148,12 +159,19 @@ def test_only_files_under_the_data_folder_are_accepted(data_dir, tmp_path):
     uploads_folder = tmp_path / "uploads"
     table = (data_dir / "sub" / "table.csv").resolve()
     for given in (str(table), "sub/table.csv", str(data_dir / "sub" / ".." / "sub" / "table.csv"), "inside-link.csv"):
-        checked = server_paths.check_server_path(_csv_config(given), settings, caller=ADA,
-                                                 uploads_directory=uploads_folder)
+        checked = server_paths.check_server_path(
+            _csv_config(given), settings, caller=ADA, uploads_directory=uploads_folder
+        )
         assert checked.csv_path == str(table)
     assert server_paths.resolve_data_file("sub/table.csv", settings) == table
-    for escape in ("/etc/passwd", "../secret.csv", str(data_dir / ".." / "secret.csv"), "link.csv",
-                   str(data_dir / "link.csv"), "/etc/no-such-file"):
+    for escape in (
+        "/etc/passwd",
+        "../secret.csv",
+        str(data_dir / ".." / "secret.csv"),
+        "link.csv",
+        str(data_dir / "link.csv"),
+        "/etc/no-such-file",
+    ):
         with pytest.raises(UserInputError, match="outside the data folder") as info:
             server_paths.check_server_path(_csv_config(escape), settings, caller=HOST, uploads_directory=uploads_folder)
         assert info.value.field == "csv_path"

@@ -1,4 +1,9 @@
-"""Command-line interface: ``python -m dpcore <command>``; each command lives in its own module."""
+"""Command-line interface: ``python -m dpcore <command>``; each command lives in its own module.
+
+May import every room of dpcore (lazily, so that ``epsilon`` never loads TensorFlow); nothing imports it
+but ``dpcore.__main__``.
+"""
+
 from __future__ import annotations
 
 import argparse
@@ -8,7 +13,8 @@ import math
 import signal
 import sys
 import threading
-from typing import Any, Callable, Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable, Optional
 
 from dpcore.errors import UserInputError
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics
@@ -27,8 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         # argparse repeats a bad value in full (e.g. an invalid choice); keep the line short.
-        raise CliError(message if len(message) <= MAX_ARGPARSE_MESSAGE
-                       else message[:MAX_ARGPARSE_MESSAGE - 1] + "…")
+        raise CliError(message if len(message) <= MAX_ARGPARSE_MESSAGE else message[: MAX_ARGPARSE_MESSAGE - 1] + "…")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def positive_int(flag: str) -> Callable[[str], int]:
     """An argparse ``type`` for a flag that takes a whole number >= 1; a bad value names the flag."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -55,6 +61,7 @@ def positive_int(flag: str) -> Callable[[str], int]:
         if value < 1:
             raise CliError(f"{flag}: {value} is too small (allowed: whole numbers >= 1)")
         return value
+
     return parse
 
 
@@ -76,11 +83,18 @@ def _json_safe(obj: Any) -> Any:
 def epoch_json(metrics: EpochMetrics) -> dict[str, Any]:
     """One epoch for ``print_json``; the training figures' names say ε does not cover them."""
     return {
-        "epoch": metrics.epoch, "test_loss": metrics.test_loss, "test_accuracy": metrics.test_accuracy,
-        "epsilon": metrics.epsilon, TRAIN_LOSS_KEY: metrics.train_loss, TRAIN_ACCURACY_KEY: metrics.train_accuracy,
-        "seconds": metrics.seconds, "examples": metrics.examples,
-        "validation_loss": metrics.validation_loss, "validation_accuracy": metrics.validation_accuracy,
-        "noise_multipliers": list(metrics.noise_multipliers), "clip_norms": list(metrics.clip_norms),
+        "epoch": metrics.epoch,
+        "test_loss": metrics.test_loss,
+        "test_accuracy": metrics.test_accuracy,
+        "epsilon": metrics.epsilon,
+        TRAIN_LOSS_KEY: metrics.train_loss,
+        TRAIN_ACCURACY_KEY: metrics.train_accuracy,
+        "seconds": metrics.seconds,
+        "examples": metrics.examples,
+        "validation_loss": metrics.validation_loss,
+        "validation_accuracy": metrics.validation_accuracy,
+        "noise_multipliers": list(metrics.noise_multipliers),
+        "clip_norms": list(metrics.clip_norms),
     }
 
 

@@ -1,4 +1,5 @@
 """``export``: a config file as JSON, YAML or the standalone TensorFlow Privacy script, as the Export page gives it."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,18 +8,20 @@ from typing import Any
 
 from dpcore.config import load_config_file
 from dpcore.errors import UserInputError
-from dpcore.script_export import EXPORT_FORMATS, render_export
+from dpcore.export.script import EXPORT_FORMATS, render_export
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "export", help="write a config as JSON, YAML or a standalone training script",
+        "export",
+        help="write a config as JSON, YAML or a standalone training script",
         description="Render a config file as the Export page does: a JSON or YAML config, or a "
         "standalone TensorFlow Privacy script that takes exactly the steps its ε accounts for.",
     )
     parser.add_argument("--config", required=True, metavar="FILE", help="a .json, .yaml or .yml DPConfig file")
-    parser.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="export_format",
-                        help="json, yaml or script")
+    parser.add_argument(
+        "--format", required=True, choices=EXPORT_FORMATS, dest="export_format", help="json, yaml or script"
+    )
     parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
     parser.set_defaults(handler=_export)
 

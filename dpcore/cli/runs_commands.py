@@ -1,24 +1,29 @@
 """``sweep`` (train a grid of configs through the job runner) and ``runs`` (list stored runs)."""
+
 from __future__ import annotations
 
 import argparse
 import math
 import sys
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 from dpcore.cli import CliError, epoch_json, print_json
 from dpcore.config import FIELD_NAMES, DPConfig, load_config_file, parse_field
 from dpcore.errors import UserInputError
-from dpcore.explain import format_epsilon
-from dpcore.jobs import MAX_WORKERS
-from dpcore.selection import MAX_EXPECTED_TRIALS, SELECTION_DISTRIBUTIONS, SelectionSettings
-from dpcore.sweeps import MAX_SEEDS, MAX_SWEEP_RUNS
+from dpcore.locations import default_store_path
+from dpcore.privacy.explain import format_epsilon
+from dpcore.privacy.selection import MAX_EXPECTED_TRIALS, SELECTION_DISTRIBUTIONS, SelectionSettings
+from dpcore.runs.jobs import MAX_WORKERS
+from dpcore.runs.records import RunRecord
+from dpcore.runs.run_table import CSV_COLUMNS, run_row
+from dpcore.runs.store import RunStore
+from dpcore.runs.sweeps import MAX_SEEDS, MAX_SWEEP_RUNS
 from dpcore.safe_io import quote
-from dpcore.store import CSV_COLUMNS, RunRecord, RunStore, default_store_path, run_row
 
 if TYPE_CHECKING:
-    from dpcore.jobs import JobRunner
-    from dpcore.sweeps import SweepSpec
+    from dpcore.runs.jobs import JobRunner
+    from dpcore.runs.sweeps import SweepSpec
 
 SWEEP_OWNER = "cli"
 SELECTION_CHOICES = ("best", "private-selection")
@@ -30,50 +35,101 @@ MAX_FLAGGED_RUNS = 20
 def register(subparsers: Any) -> None:
     """Add the ``sweep`` and ``runs`` commands."""
     sweep = subparsers.add_parser(
-        "sweep", help="train every combination of a grid of config values and store the runs",
+        "sweep",
+        help="train every combination of a grid of config values and store the runs",
         description="Train every combination of the --grid values on top of a base config, "
         "through the background job runner, and store each run.",
     )
     sweep.add_argument("--config", metavar="BASE", help="base config file (.json, .yaml); default: the defaults")
     sweep.add_argument(
-        "--grid", metavar="FIELD=V1,V2,...", action="append", default=[],
+        "--grid",
+        metavar="FIELD=V1,V2,...",
+        action="append",
+        default=[],
         help="a config field and the values to try; repeat for more fields (the grid is their product, "
         f"at most {MAX_SWEEP_RUNS} runs)",
     )
-    sweep.add_argument("--store", metavar="PATH",
-                       help="run store file, created if missing in an existing folder "
-                       "(default: $DPEXPLORER_STORE or the user data folder)")
-    sweep.add_argument("--workers", metavar="K", type=_worker_count, default=1,
-                       help=f"runs trained at the same time, 1 to {MAX_WORKERS} (default 1)")
-    sweep.add_argument("--seeds", metavar="N", type=_seed_count, default=1,
-                       help=f"runs per setting with seeds base, base+1, ... (1 to {MAX_SEEDS}; default 1)")
-    sweep.add_argument("--baseline", action="store_true",
-                       help="also train the non-private baseline of the base config (one per seed; ε = ∞)")
+    sweep.add_argument(
+        "--store",
+        metavar="PATH",
+        help="run store file, created if missing in an existing folder "
+        "(default: $DPEXPLORER_STORE or the user data folder)",
+    )
+    sweep.add_argument(
+        "--workers",
+        metavar="K",
+        type=_worker_count,
+        default=1,
+        help=f"runs trained at the same time, 1 to {MAX_WORKERS} (default 1)",
+    )
+    sweep.add_argument(
+        "--seeds",
+        metavar="N",
+        type=_seed_count,
+        default=1,
+        help=f"runs per setting with seeds base, base+1, ... (1 to {MAX_SEEDS}; default 1)",
+    )
+    sweep.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also train the non-private baseline of the base config (one per seed; ε = ∞)",
+    )
     sweep.add_argument("--name", metavar="NAME", default="", help="a name for the sweep and its runs")
-    sweep.add_argument("--selection", choices=SELECTION_CHOICES, default="best",
-                       help="best: train every grid point (releasing the best costs their composition); "
-                       "private-selection: draw the number of trials K at random and train K random grid points "
-                       "(Papernot & Steinke's bound)")
-    sweep.add_argument("--selection-distribution", choices=SELECTION_DISTRIBUTIONS, default="poisson",
-                       help="how K is drawn with private-selection (default poisson)")
-    sweep.add_argument("--expected-trials", metavar="MEAN", type=_number("--expected-trials"), default=None,
-                       help="E[K] with private-selection (required there)")
-    sweep.add_argument("--selection-shape", metavar="ETA", type=_number("--selection-shape"), default=None,
-                       help="η of the truncated negative binomial (1 geometric, 0 logarithmic)")
-    sweep.add_argument("--backend", choices=("local", "ray"), default="local",
-                       help="local: worker threads here (default); ray: each run a Ray task")
-    sweep.add_argument("--ray-address", metavar="ADDRESS", default=None,
-                       help="the Ray cluster with --backend ray (default: start a local Ray instance for this "
-                       "sweep and stop it after)")
+    sweep.add_argument(
+        "--selection",
+        choices=SELECTION_CHOICES,
+        default="best",
+        help="best: train every grid point (releasing the best costs their composition); "
+        "private-selection: draw the number of trials K at random and train K random grid points "
+        "(Papernot & Steinke's bound)",
+    )
+    sweep.add_argument(
+        "--selection-distribution",
+        choices=SELECTION_DISTRIBUTIONS,
+        default="poisson",
+        help="how K is drawn with private-selection (default poisson)",
+    )
+    sweep.add_argument(
+        "--expected-trials",
+        metavar="MEAN",
+        type=_number("--expected-trials"),
+        default=None,
+        help="E[K] with private-selection (required there)",
+    )
+    sweep.add_argument(
+        "--selection-shape",
+        metavar="ETA",
+        type=_number("--selection-shape"),
+        default=None,
+        help="η of the truncated negative binomial (1 geometric, 0 logarithmic)",
+    )
+    sweep.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: worker threads here (default); ray: each run a Ray task",
+    )
+    sweep.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        default=None,
+        help="the Ray cluster with --backend ray (default: start a local Ray instance for this "
+        "sweep and stop it after)",
+    )
     sweep.set_defaults(handler=run_sweep)
 
-    runs = subparsers.add_parser("runs", help="list the stored runs",
-                                 description="List the runs kept in the run store.")
-    runs.add_argument("--store", metavar="PATH", help="an existing run store file, opened read-only "
-                      "(default: $DPEXPLORER_STORE or the user data folder)")
+    runs = subparsers.add_parser(
+        "runs", help="list the stored runs", description="List the runs kept in the run store."
+    )
+    runs.add_argument(
+        "--store",
+        metavar="PATH",
+        help="an existing run store file, opened read-only (default: $DPEXPLORER_STORE or the user data folder)",
+    )
     runs.add_argument("--owner", metavar="OWNER", help="only runs of this owner (the CLI's sweeps use 'cli')")
-    runs.add_argument("--sweep", metavar="ID", type=_sweep_id, default=None,
-                      help="only the runs of this sweep, with its selection ε")
+    runs.add_argument(
+        "--sweep", metavar="ID", type=_sweep_id, default=None, help="only the runs of this sweep, with its selection ε"
+    )
     output = runs.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON array of runs on one line")
     output.add_argument("--csv", action="store_true", help="the runs table as CSV")
@@ -101,6 +157,7 @@ def _number(flag: str) -> Any:
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{quote(text)} is not a finite number")
         return value
+
     return parse
 
 
@@ -113,6 +170,7 @@ def _worker_count(text: str) -> int:
 
 # -- grid parsing ----------------------------------------------------------------------
 
+
 def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
     """``["noise_multiplier=0.5,1.0", "epochs=5"]`` -> field -> values, each parsed to the field's type."""
     grid: dict[str, list[Any]] = {}
@@ -122,14 +180,17 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
         if not sep or not name:
             raise CliError(f"--grid {quote(spec)}: expected FIELD=V1,V2,... (e.g. noise_multiplier=0.5,1.0)")
         if name not in FIELD_NAMES:
-            raise CliError(f"--grid {quote(spec)}: unknown config field {quote(name)} "
-                           f"(allowed: {', '.join(sorted(FIELD_NAMES))})")
+            raise CliError(
+                f"--grid {quote(spec)}: unknown config field {quote(name)} (allowed: {', '.join(sorted(FIELD_NAMES))})"
+            )
         if name in grid:
             raise CliError(f"--grid: {name!r} is given twice; list all its values in one --grid")
         texts = [t.strip() for t in values_text.split(",", MAX_SWEEP_RUNS)]
         if len(texts) > MAX_SWEEP_RUNS:
-            raise CliError(f"--grid {quote(name)}: more than {MAX_SWEEP_RUNS} values "
-                           f"(allowed: grids of at most {MAX_SWEEP_RUNS} runs; split the sweep)")
+            raise CliError(
+                f"--grid {quote(name)}: more than {MAX_SWEEP_RUNS} values "
+                f"(allowed: grids of at most {MAX_SWEEP_RUNS} runs; split the sweep)"
+            )
         if not texts or any(not t for t in texts):
             raise CliError(f"--grid {quote(spec)}: empty value; expected {name}=V1,V2,...")
         try:
@@ -145,13 +206,15 @@ def _check_grid_size(grid: dict[str, list[Any]]) -> None:
     size = math.prod(len(values) for values in grid.values())
     if size > MAX_SWEEP_RUNS:
         shape = " x ".join(f"{len(values)} {name}" for name, values in grid.items())
-        raise CliError(f"--grid: {shape} values make {size:,} runs (allowed: grids of at most "
-                       f"{MAX_SWEEP_RUNS} runs; split the sweep)")
+        raise CliError(
+            f"--grid: {shape} values make {size:,} runs (allowed: grids of at most "
+            f"{MAX_SWEEP_RUNS} runs; split the sweep)"
+        )
 
 
-def sweep_spec(args: argparse.Namespace) -> "SweepSpec":
+def sweep_spec(args: argparse.Namespace) -> SweepSpec:
     """The sweep the flags describe (grid, seeds, baseline, selection), checked as a whole."""
-    from dpcore.sweeps import SweepError, SweepSpec
+    from dpcore.runs.sweeps import SweepError, SweepSpec
 
     grid = parse_grid(args.grid)
     base = load_config_file(args.config) if args.config else DPConfig()
@@ -159,20 +222,32 @@ def sweep_spec(args: argparse.Namespace) -> "SweepSpec":
     selection = None
     if private:
         if args.expected_trials is None:
-            raise CliError("--expected-trials: required with --selection private-selection "
-                           f"(allowed: an expected number of trials in [1, {MAX_EXPECTED_TRIALS:g}])")
+            raise CliError(
+                "--expected-trials: required with --selection private-selection "
+                f"(allowed: an expected number of trials in [1, {MAX_EXPECTED_TRIALS:g}])"
+            )
         try:
-            selection = SelectionSettings(distribution=args.selection_distribution, mean=args.expected_trials,
-                                          shape=args.selection_shape)
+            selection = SelectionSettings(
+                distribution=args.selection_distribution, mean=args.expected_trials, shape=args.selection_shape
+            )
         except UserInputError as exc:
-            raise CliError(f"--selection-{exc}" if exc.field in ("distribution", "shape")
-                           else f"--expected-trials: {str(exc).partition(': ')[2]}") from None
+            raise CliError(
+                f"--selection-{exc}"
+                if exc.field in ("distribution", "shape")
+                else f"--expected-trials: {str(exc).partition(': ')[2]}"
+            ) from None
     elif args.expected_trials is not None or args.selection_shape is not None:
         raise CliError("--expected-trials/--selection-shape: only with --selection private-selection")
     try:
-        return SweepSpec(base=base, knobs=tuple((name, tuple(values)) for name, values in grid.items()),
-                         seeds=args.seeds, baseline=args.baseline, mode="private_selection" if private else "grid",
-                         selection=selection, name=args.name)
+        return SweepSpec(
+            base=base,
+            knobs=tuple((name, tuple(values)) for name, values in grid.items()),
+            seeds=args.seeds,
+            baseline=args.baseline,
+            mode="private_selection" if private else "grid",
+            selection=selection,
+            name=args.name,
+        )
     except SweepError as exc:
         flag = {"seeds": "--seeds", "selection": "--selection"}.get(exc.field, "--grid")
         raise CliError(f"{flag} {exc}") from None
@@ -187,10 +262,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     """
     from tqdm import tqdm  # noqa: F401 - imported before any worker thread starts (see JobRunner.submit)
 
-    from dpcore import sweeps
-    from dpcore.capacity import ThroughputTable
-    from dpcore.jobs import JobRunner
-    from dpcore.store import FINISHED_STATUSES
+    from dpcore.results import FINISHED_STATUSES
+    from dpcore.runs import sweeps
+    from dpcore.runs.capacity import ThroughputTable
+    from dpcore.runs.jobs import JobRunner
 
     spec = sweep_spec(args)
     if args.ray_address is not None and args.backend != "ray":
@@ -203,7 +278,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     store.check_writable()
     backend = None
     if args.backend == "ray":
-        from dpcore.ray_backend import RayBackend
+        from dpcore.runs.ray_backend import RayBackend
 
         backend = RayBackend(address=args.ray_address, local_cpus=args.workers)
     runner = JobRunner(store=store, workers=args.workers, backend=backend)
@@ -227,12 +302,16 @@ def run_sweep(args: argparse.Namespace) -> int:
     for point, job_id in zip(started.points, ids):
         job = runner.get(job_id)
         last = job.latest
-        rows.append([
-            str(job_id), point.label(), job.state,
-            "" if last is None else f"{last.test_accuracy:.4f}",
-            "" if last is None else format_epsilon(last.epsilon),
-            job.error or "",
-        ])
+        rows.append(
+            [
+                str(job_id),
+                point.label(),
+                job.state,
+                "" if last is None else f"{last.test_accuracy:.4f}",
+                "" if last is None else format_epsilon(last.epsilon),
+                job.error or "",
+            ]
+        )
     drawn = "" if started.trial_count is None else f"; K = {started.trial_count} trials drawn at random"
     print(f"sweep {started.sweep_id}: {len(ids)} run(s) stored in {store.path}{drawn}")
     if rows:
@@ -244,12 +323,18 @@ def run_sweep(args: argparse.Namespace) -> int:
     return 0 if all(runner.get(i).state in FINISHED_STATUSES for i in ids) else 1
 
 
-def _follow(runner: "JobRunner", ids: list[int]) -> None:
+def _follow(runner: JobRunner, ids: list[int]) -> None:
     """Show overall progress (in runs) on stderr until every job has ended."""
     from tqdm import tqdm
 
-    with tqdm(total=len(ids), unit="run", file=sys.stderr, disable=None, dynamic_ncols=True,
-              bar_format="{l_bar}{bar}| {n:.2f}/{total} runs [{elapsed}<{remaining}]") as bar:
+    with tqdm(
+        total=len(ids),
+        unit="run",
+        file=sys.stderr,
+        disable=None,
+        dynamic_ncols=True,
+        bar_format="{l_bar}{bar}| {n:.2f}/{total} runs [{elapsed}<{remaining}]",
+    ) as bar:
         while True:
             done = runner.wait(ids, timeout=POLL_SECONDS)
             jobs = [runner.get(i) for i in ids]
@@ -282,7 +367,7 @@ def list_runs(args: argparse.Namespace) -> int:
     records = listing.runs
     sweep = None
     if args.sweep is not None:
-        from dpcore import sweeps
+        from dpcore.runs import sweeps
 
         try:
             sweep = store.get_sweep(args.sweep)
@@ -299,23 +384,44 @@ def list_runs(args: argparse.Namespace) -> int:
         if sweep is None:
             print_json(runs_json)
         else:
-            print_json({"sweep": {"id": sweep.id, "name": sweep.name, "owner": sweep.owner, "mode": sweep.mode,
-                                  "seeds": sweep.seeds, "baseline": sweep.baseline, "trial_count": sweep.trial_count,
-                                  **chosen.as_json()}, "runs": runs_json})
+            print_json(
+                {
+                    "sweep": {
+                        "id": sweep.id,
+                        "name": sweep.name,
+                        "owner": sweep.owner,
+                        "mode": sweep.mode,
+                        "seeds": sweep.seeds,
+                        "baseline": sweep.baseline,
+                        "trial_count": sweep.trial_count,
+                        **chosen.as_json(),
+                    },
+                    "runs": runs_json,
+                }
+            )
         return 0
     if not records:
         return _print_no_runs(args, store.path)
     rows = [
         [
-            str(r["id"]), r["name"], r["created"], r["status"], r["dataset"], r["model"],
-            f"{r['noise_multiplier']:g}" if r["private"] else "-", f"{r['epochs_done']}/{r['epochs']}",
+            str(r["id"]),
+            r["name"],
+            r["created"],
+            r["status"],
+            r["dataset"],
+            r["model"],
+            f"{r['noise_multiplier']:g}" if r["private"] else "-",
+            f"{r['epochs_done']}/{r['epochs']}",
             "" if r["test_accuracy"] is None else f"{r['test_accuracy']:.4f}",
-            format_epsilon(r["epsilon"], unknown=""), str(sweep_of.get(r["id"], "")),
+            format_epsilon(r["epsilon"], unknown=""),
+            str(sweep_of.get(r["id"], "")),
         ]
         for r in map(run_row, records)
     ]
-    _print_table(["id", "name", "created", "status", "dataset", "model", "noise", "epochs",
-                  "test_accuracy", "epsilon", "sweep"], rows)
+    _print_table(
+        ["id", "name", "created", "status", "dataset", "model", "noise", "epochs", "test_accuracy", "epsilon", "sweep"],
+        rows,
+    )
     if sweep is not None:
         print(f"selection: {chosen.text()}")
     return 0
@@ -350,7 +456,10 @@ def run_to_json(run: RunRecord) -> dict[str, Any]:
     return {
         **{key: row[key] for key in ("id", "name", "owner", "created", "status", "error")},
         "config": run.config.to_dict(),
-        **{key: row[key] for key in ("test_accuracy", "validation_accuracy", "epsilon", "examples_per_second", "seconds")},
+        **{
+            key: row[key]
+            for key in ("test_accuracy", "validation_accuracy", "epsilon", "examples_per_second", "seconds")
+        },
         "epochs": [epoch_json(m) for m in run.epochs],
     }
 

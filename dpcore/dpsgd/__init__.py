@@ -3,7 +3,10 @@
 Everything outside this package reads configs, accounts, stores and explains without importing
 TensorFlow. Importing any module here sets TensorFlow's C++ log level once and imports TensorFlow
 with its start-up noise filtered out (``import_tensorflow_quietly``).
+
+May import: data, privacy and the root. Never audit, runs, room or anything above.
 """
+
 import os
 import re
 import sys
@@ -15,7 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # says (XLA registers its CUDA plugins before the level applies): noise in a server's log.
 STARTUP_NOISE = re.compile(
     r"Unable to register cu(DNN|FFT|BLAS) factory|oneDNN custom operations are on|"
-    r"This TensorFlow binary is optimized|TF-TRT Warning|Could not find cuda drivers|cpu_feature_guard")
+    r"This TensorFlow binary is optimized|TF-TRT Warning|Could not find cuda drivers|cpu_feature_guard"
+)
 
 
 def import_tensorflow_quietly() -> None:
@@ -30,6 +34,7 @@ def import_tensorflow_quietly() -> None:
         saved = os.dup(2)
     except (OSError, ValueError, AttributeError):  # no real stderr: nothing to filter
         import tensorflow  # noqa: F401
+
         return
     with tempfile.TemporaryFile() as caught:
         os.dup2(caught.fileno(), 2)
@@ -40,8 +45,11 @@ def import_tensorflow_quietly() -> None:
             os.dup2(saved, 2)
             os.close(saved)
         caught.seek(0)
-        kept = [line for line in caught.read().decode("utf-8", "replace").splitlines(keepends=True)
-                if not STARTUP_NOISE.search(line)]
+        kept = [
+            line
+            for line in caught.read().decode("utf-8", "replace").splitlines(keepends=True)
+            if not STARTUP_NOISE.search(line)
+        ]
     if kept:
         sys.stderr.write("".join(kept))
         sys.stderr.flush()

@@ -5,8 +5,9 @@ gradient norm is at most the clip norm C; the clip norm then moves towards the t
 the norms: linearly, C ← C − η·(b̄ − γ) (MindArmour's example), or geometrically,
 C ← C·exp(−η·(b̄ − γ)) (the paper's choice). The count is of centred indicators 1[‖g_i‖ ≤ C] − ½,
 whose sum moves by at most ½ when one example is added or removed: the sensitivity the noise split
-in dpcore.noise assumes. Its noise is accounted for (the split), unlike MindArmour's.
+in dpcore.privacy.noise assumes. Its noise is accounted for (the split), unlike MindArmour's.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -20,9 +21,15 @@ COUNT_NOISE_STREAM = 3
 MIN_CLIP_NORM = 1e-6
 
 
-def unclipped_fraction(norms: tf.Tensor, *, clip_norm: tf.Tensor, count_noise_multiplier: float,
-                       expected_batch_size: float | tf.Tensor, seed: tf.Tensor,
-                       mask: Optional[tf.Tensor] = None) -> tf.Tensor:
+def unclipped_fraction(
+    norms: tf.Tensor,
+    *,
+    clip_norm: tf.Tensor,
+    count_noise_multiplier: float,
+    expected_batch_size: float | tf.Tensor,
+    seed: tf.Tensor,
+    mask: Optional[tf.Tensor] = None,
+) -> tf.Tensor:
     """b̄ = (Σ_i (1[‖g_i‖ ≤ C] − ½) + N(0, σ_b²)) / m + ½: the noisy share of unclipped examples.
 
     ``m`` is the expected batch size (the drawn size is private under Poisson sampling); ``mask``
@@ -35,8 +42,9 @@ def unclipped_fraction(norms: tf.Tensor, *, clip_norm: tf.Tensor, count_noise_mu
     return (tf.reduce_sum(centred) + noise) / tf.cast(expected_batch_size, tf.float32) + 0.5
 
 
-def next_clip_norm(clip_norm: tf.Tensor, fraction: tf.Tensor, *, update: str, learning_rate: float,
-                   target_quantile: float) -> tf.Tensor:
+def next_clip_norm(
+    clip_norm: tf.Tensor, fraction: tf.Tensor, *, update: str, learning_rate: float, target_quantile: float
+) -> tf.Tensor:
     """The clip norm of the next step, from this step's noisy unclipped fraction ``fraction``."""
     error = fraction - target_quantile
     if update == "linear":

@@ -20,15 +20,17 @@ caller then takes norms and the clipped sum from those and needs no second weigh
 sends its model to the generic per-example path, which is correct for any layer that acts per example.
 Lookup is by exact class: a subclass may change what ``call`` computes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import tensorflow as tf
 
-Layer = tf.keras.layers.Layer
+# A Keras layer (tf.keras.layers.Layer); TensorFlow ships no type information, so it is Any to mypy.
+Layer = Any
 VariableGradients = tuple[tuple[tf.Variable, tf.Tensor], ...]
 
 
@@ -85,8 +87,9 @@ def _conv2d_applies(layer: Layer) -> bool:
 def _linear_pre_activation(layer: Layer, h: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """A Dense or Conv2D layer's output before its activation, computed from its variables."""
     if _is_conv2d(layer):
-        z = tf.nn.conv2d(h, layer.kernel, strides=layer.strides, padding=layer.padding.upper(),
-                         dilations=layer.dilation_rate)
+        z = tf.nn.conv2d(
+            h, layer.kernel, strides=layer.strides, padding=layer.padding.upper(), dilations=layer.dilation_rate
+        )
     elif h.shape.rank > 2:
         z = tf.tensordot(h, layer.kernel, [[h.shape.rank - 1], [0]])
     else:
@@ -130,8 +133,12 @@ def _single_channel_conv_kernels(layer: Layer, a: tf.Tensor, g: tf.Tensor) -> tf
     images = tf.transpose(a, [3, 1, 2, 0])  # (1, height, width, batch)
     grads = tf.reshape(tf.transpose(g, [1, 2, 0, 3]), [1, oh, ow, batch * channels])
     return tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
-        input=images, filter_sizes=tf.stack([kh, kw, batch, channels]), out_backprop=grads,
-        strides=[1, *layer.strides, 1], padding=layer.padding.upper(), data_format="NHWC",
+        input=images,
+        filter_sizes=tf.stack([kh, kw, batch, channels]),
+        out_backprop=grads,
+        strides=[1, *layer.strides, 1],
+        padding=layer.padding.upper(),
+        data_format="NHWC",
     )
 
 
@@ -163,8 +170,10 @@ def _positions(layer: Layer, a: tf.Tensor, g: tf.Tensor) -> tuple[tf.Tensor, tf.
         a = _patches(layer, a, output_size=(g.shape[1], g.shape[2]))
     known = g.shape[1:-1]
     positions = known.num_elements() if known.is_fully_defined() else -1
-    return (tf.reshape(a, [tf.shape(a)[0], positions, a.shape[-1]]),
-            tf.reshape(g, [tf.shape(g)[0], positions, g.shape[-1]]))
+    return (
+        tf.reshape(a, [tf.shape(a)[0], positions, a.shape[-1]]),
+        tf.reshape(g, [tf.shape(g)[0], positions, g.shape[-1]]),
+    )
 
 
 def _patches(layer: Layer, a: tf.Tensor, *, output_size: tuple[int, int]) -> tf.Tensor:
@@ -206,9 +215,13 @@ def _positional_squared_norms(a: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
 def _linear_weight_gradients(layer: Layer, a: tf.Tensor, g: tf.Tensor) -> VariableGradients:
     if _is_conv2d(layer):
         kernel = tf.raw_ops.Conv2DBackpropFilter(
-            input=a, filter_sizes=tf.shape(layer.kernel), out_backprop=g,
-            strides=[1, *layer.strides, 1], padding=layer.padding.upper(),
-            dilations=[1, *layer.dilation_rate, 1], data_format="NHWC",
+            input=a,
+            filter_sizes=tf.shape(layer.kernel),
+            out_backprop=g,
+            strides=[1, *layer.strides, 1],
+            padding=layer.padding.upper(),
+            dilations=[1, *layer.dilation_rate, 1],
+            data_format="NHWC",
         )
     else:
         kernel = tf.matmul(tf.reshape(a, [-1, a.shape[-1]]), tf.reshape(g, [-1, g.shape[-1]]), transpose_a=True)
@@ -252,8 +265,12 @@ def _affine_pre_activation(layer: Layer, xhat: tf.Tensor) -> tf.Tensor:
 
 
 def _affine_squared_norms(layer: Layer, xhat: tf.Tensor, g: tf.Tensor) -> tf.Tensor:
-    return tf.add_n([tf.reduce_sum(tf.reshape(tf.square(part), [tf.shape(part)[0], -1]), axis=1)
-                     for _, part in _affine_parts(layer, xhat, g)])
+    return tf.add_n(
+        [
+            tf.reduce_sum(tf.reshape(tf.square(part), [tf.shape(part)[0], -1]), axis=1)
+            for _, part in _affine_parts(layer, xhat, g)
+        ]
+    )
 
 
 def _affine_weight_gradients(layer: Layer, xhat: tf.Tensor, g: tf.Tensor) -> VariableGradients:
@@ -330,13 +347,34 @@ def _embedding_weight_gradients(layer: Layer, ids: tf.Tensor, g: tf.Tensor) -> V
 # (layer class, applies, pre_activation, squared_norms, weight_gradients[, per_example_gradients])
 for _rule in (
     (tf.keras.layers.Dense, _dense_applies, _linear_pre_activation, _linear_squared_norms, _linear_weight_gradients),
-    (tf.keras.layers.Conv2D, _conv2d_applies, _linear_pre_activation, _linear_squared_norms, _linear_weight_gradients,
-     _conv2d_per_example_gradients),
-    (tf.keras.layers.LayerNormalization, _layer_norm_applies, _layer_norm_pre_activation, _affine_squared_norms,
-     _affine_weight_gradients),
-    (tf.keras.layers.GroupNormalization, _group_norm_applies, _group_norm_pre_activation, _affine_squared_norms,
-     _affine_weight_gradients),
-    (tf.keras.layers.Embedding, _embedding_applies, _embedding_pre_activation, _embedding_squared_norms,
-     _embedding_weight_gradients),
+    (
+        tf.keras.layers.Conv2D,
+        _conv2d_applies,
+        _linear_pre_activation,
+        _linear_squared_norms,
+        _linear_weight_gradients,
+        _conv2d_per_example_gradients,
+    ),
+    (
+        tf.keras.layers.LayerNormalization,
+        _layer_norm_applies,
+        _layer_norm_pre_activation,
+        _affine_squared_norms,
+        _affine_weight_gradients,
+    ),
+    (
+        tf.keras.layers.GroupNormalization,
+        _group_norm_applies,
+        _group_norm_pre_activation,
+        _affine_squared_norms,
+        _affine_weight_gradients,
+    ),
+    (
+        tf.keras.layers.Embedding,
+        _embedding_applies,
+        _embedding_pre_activation,
+        _embedding_squared_norms,
+        _embedding_weight_gradients,
+    ),
 ):
     register(_rule[0], LayerRule(*_rule[1:]))

@@ -8,17 +8,19 @@ from the config, so the same seed builds the same weights without touching globa
 
 The ScatterNet models take a dataset of images like the others (``input_shape`` is the image's
 shape) but consume the images' scattering features after per-example group standardisation
-(dpcore.scatter.features_dataset; shape dpcore.scatter.feature_shape(input_shape)), which the trainer
+(dpcore.data.scatter.features_dataset; shape dpcore.data.scatter.feature_shape(input_shape)), which the trainer
 computes once per dataset; feeding them pixels is an error.
 """
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import tensorflow as tf
 
-from dpcore import scatter
+from dpcore.data import scatter
 from dpcore.errors import ConfigError
 from dpcore.model_specs import CNN_PIXEL_OFFSET, CNN_PIXEL_SCALE, LENET_SIDE, check_pair
 
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 MLP_DROPOUT = 0.3
 
 
-def build(config: "DPConfig", *, input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Model:
+def build(config: DPConfig, *, input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Model:
     """A fresh model for ``config`` (its model, activation and seed) that outputs logits."""
     check_pair(config.model, input_shape)
     if num_classes < 2:
@@ -39,8 +41,9 @@ def build(config: "DPConfig", *, input_shape: tuple[int, ...], num_classes: int)
     return model
 
 
-def predict_logits(config: "DPConfig", *, weights: Sequence[np.ndarray], x: np.ndarray, num_classes: int,
-                   batch_size: int = 1000) -> np.ndarray:
+def predict_logits(
+    config: DPConfig, *, weights: Sequence[np.ndarray], x: np.ndarray, num_classes: int, batch_size: int = 1000
+) -> np.ndarray:
     """The logits (n, num_classes) of the model ``config`` describes with ``weights`` loaded, in inference mode.
 
     ``x`` holds the dataset's examples as the trainer receives them (images for the ScatterNet models,
@@ -52,10 +55,14 @@ def predict_logits(config: "DPConfig", *, weights: Sequence[np.ndarray], x: np.n
     expected = [tuple(w.shape) for w in model.get_weights()]
     given = [tuple(np.shape(w)) for w in weights]
     if given != expected:
-        raise ConfigError("model", f"the stored weights (shapes {given}) do not fit a {config.model!r} "
-                          f"model of this dataset (shapes {expected})", allowed="the weights of this run")
+        raise ConfigError(
+            "model",
+            f"the stored weights (shapes {given}) do not fit a {config.model!r} "
+            f"model of this dataset (shapes {expected})",
+            allowed="the weights of this run",
+        )
     model.set_weights(list(weights))
-    parts = [model(x[start:start + batch_size], training=False).numpy() for start in range(0, len(x), batch_size)]
+    parts = [model(x[start : start + batch_size], training=False).numpy() for start in range(0, len(x), batch_size)]
     return np.concatenate(parts) if parts else np.zeros((0, num_classes), np.float32)
 
 
@@ -100,11 +107,13 @@ def _cnn(seeds: _Seeds, activation: str, classes: int) -> list[tf.keras.layers.L
     # 0.37 points of test accuracy on Fashion-MNIST over three seeds (docs/performance.md).
     return [
         tf.keras.layers.Rescaling(CNN_PIXEL_SCALE, offset=CNN_PIXEL_OFFSET),
-        tf.keras.layers.Conv2D(16, 8, strides=2, padding="same", activation=activation,
-                               kernel_initializer=seeds.glorot()),
+        tf.keras.layers.Conv2D(
+            16, 8, strides=2, padding="same", activation=activation, kernel_initializer=seeds.glorot()
+        ),
         tf.keras.layers.MaxPool2D(2, 1),
-        tf.keras.layers.Conv2D(32, 4, strides=2, padding="valid", activation=activation,
-                               kernel_initializer=seeds.glorot()),
+        tf.keras.layers.Conv2D(
+            32, 4, strides=2, padding="valid", activation=activation, kernel_initializer=seeds.glorot()
+        ),
         tf.keras.layers.MaxPool2D(2, 1),
         tf.keras.layers.Flatten(),
         _dense(seeds, 32, activation),
@@ -116,12 +125,14 @@ def _lenet5(seeds: _Seeds, activation: str, classes: int) -> list[tf.keras.layer
     # MindArmour resizes MNIST to 32x32 (bilinear) and uses bias-free convolutions and
     # TruncatedNormal(0.05) weights; the resize is part of the model here so any image size works.
     def conv(filters: int) -> tf.keras.layers.Layer:
-        return tf.keras.layers.Conv2D(filters, 5, padding="valid", use_bias=False, activation=activation,
-                                      kernel_initializer=seeds.truncated(0.05))
+        return tf.keras.layers.Conv2D(
+            filters, 5, padding="valid", use_bias=False, activation=activation, kernel_initializer=seeds.truncated(0.05)
+        )
 
     def dense(units: int, act: str | None) -> tf.keras.layers.Layer:
-        return tf.keras.layers.Dense(units, activation=act, kernel_initializer=seeds.truncated(0.05),
-                                     bias_initializer=seeds.truncated(0.05))
+        return tf.keras.layers.Dense(
+            units, activation=act, kernel_initializer=seeds.truncated(0.05), bias_initializer=seeds.truncated(0.05)
+        )
 
     return [
         tf.keras.layers.Resizing(LENET_SIDE, LENET_SIDE, interpolation="bilinear"),
@@ -137,7 +148,7 @@ def _lenet5(seeds: _Seeds, activation: str, classes: int) -> list[tf.keras.layer
 
 
 # Both ScatterNet heads start where Tramèr & Boneh's GroupNorm(27, affine=False) ends: that
-# normalisation has no parameters and uses each example alone, so dpcore.scatter applies it once to
+# normalisation has no parameters and uses each example alone, so dpcore.data.scatter applies it once to
 # the cached features instead of in every step, where it took three quarters of the linear head's time.
 
 
@@ -149,8 +160,9 @@ def _scatternet_cnn(seeds: _Seeds, activation: str, classes: int) -> list[tf.ker
     # Tramèr & Boneh's (Fashion-)MNIST head on 81x7x7 features: two 3x3 convolutions (16 filters,
     # stride 2, then 32) and a hidden layer of 32; they use tanh, set by the config's activation here.
     def conv(filters: int, strides: int) -> tf.keras.layers.Layer:
-        return tf.keras.layers.Conv2D(filters, 3, strides=strides, padding="same", activation=activation,
-                                      kernel_initializer=seeds.glorot())
+        return tf.keras.layers.Conv2D(
+            filters, 3, strides=strides, padding="same", activation=activation, kernel_initializer=seeds.glorot()
+        )
 
     return [
         conv(16, 2),

@@ -11,11 +11,11 @@ which is correct for every layer that acts per example, shared layers included.
 What no path can make private is refused by ``check_privatizable``: layers that mix the examples of a
 batch or keep state in variables that their call may update from the data.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Optional
-
 
 import tensorflow as tf
 
@@ -26,22 +26,63 @@ LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 # Layers without trainable weights that compute each example's output from that example alone; the
 # fast path runs them on the whole batch. Any other layer sends its model to the generic path.
-_PER_EXAMPLE_LAYERS = tuple(getattr(tf.keras.layers, name) for name in (
-    "InputLayer", "Flatten", "Reshape", "Permute", "RepeatVector", "Activation", "ReLU", "LeakyReLU",
-    "ELU", "Softmax", "ThresholdedReLU", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
-    "SpatialDropout3D", "MaxPool1D", "MaxPool2D", "MaxPool3D", "AveragePooling1D", "AveragePooling2D",
-    "AveragePooling3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
-    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D", "ZeroPadding1D",
-    "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D", "UpSampling1D",
-    "UpSampling2D", "UpSampling3D", "Resizing", "Rescaling", "CenterCrop", "UnitNormalization",
-    "Identity",
-))
+_PER_EXAMPLE_LAYERS = tuple(
+    getattr(tf.keras.layers, name)
+    for name in (
+        "InputLayer",
+        "Flatten",
+        "Reshape",
+        "Permute",
+        "RepeatVector",
+        "Activation",
+        "ReLU",
+        "LeakyReLU",
+        "ELU",
+        "Softmax",
+        "ThresholdedReLU",
+        "Dropout",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+        "MaxPool1D",
+        "MaxPool2D",
+        "MaxPool3D",
+        "AveragePooling1D",
+        "AveragePooling2D",
+        "AveragePooling3D",
+        "GlobalMaxPool1D",
+        "GlobalMaxPool2D",
+        "GlobalMaxPool3D",
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalAveragePooling3D",
+        "ZeroPadding1D",
+        "ZeroPadding2D",
+        "ZeroPadding3D",
+        "Cropping1D",
+        "Cropping2D",
+        "Cropping3D",
+        "UpSampling1D",
+        "UpSampling2D",
+        "UpSampling3D",
+        "Resizing",
+        "Rescaling",
+        "CenterCrop",
+        "UnitNormalization",
+        "Identity",
+    )
+)
 
 # Layers that compute statistics across the batch in training and write moving averages of the data.
-_BATCH_MIXING_LAYERS = tuple(cls for cls in (
-    tf.keras.layers.BatchNormalization, tf.compat.v1.keras.layers.BatchNormalization,
-    getattr(tf.keras.layers.experimental, "SyncBatchNormalization", None),
-) if cls is not None)
+_BATCH_MIXING_LAYERS = tuple(
+    cls
+    for cls in (
+        tf.keras.layers.BatchNormalization,
+        tf.compat.v1.keras.layers.BatchNormalization,
+        getattr(tf.keras.layers.experimental, "SyncBatchNormalization", None),
+    )
+    if cls is not None
+)
 ALTERNATIVES = "LayerNormalization or GroupNormalization"
 
 
@@ -60,7 +101,8 @@ def check_privatizable(model: tf.keras.Model) -> None:
                 f"layer {layer.name!r} ({type(layer).__name__}) normalises with statistics of the "
                 "whole batch, so one example changes every other example's gradient, and it writes moving "
                 "averages of the private data into the model; DP-SGD cannot bound that",
-                allowed=f"per-example layers: use {ALTERNATIVES} instead of {type(layer).__name__}")
+                allowed=f"per-example layers: use {ALTERNATIVES} instead of {type(layer).__name__}",
+            )
         state = [variable.name for variable in _own_variables(layer) if not variable.trainable]
         if state:
             _refuse(
@@ -68,8 +110,9 @@ def check_privatizable(model: tf.keras.Model) -> None:
                 f"variables ({', '.join(state)}) that can be set or updated from the data outside "
                 "DP-SGD's clipping and noise",
                 allowed="layers whose only variables are trainable or frozen weights (fixed statistics "
-                        f"as constants, e.g. Normalization(mean=..., variance=...); {ALTERNATIVES} for "
-                        "normalising activations)")
+                f"as constants, e.g. Normalization(mean=..., variance=...); {ALTERNATIVES} for "
+                "normalising activations)",
+            )
 
 
 def _refuse(message: str, *, allowed: str) -> None:
@@ -82,8 +125,11 @@ def _refuse(message: str, *, allowed: str) -> None:
 
 def _layers(model: tf.keras.Model) -> list[tf.keras.layers.Layer]:
     """The model and every Keras layer nested in it (metrics aside)."""
-    nested = [m for m in model.submodules
-              if isinstance(m, tf.keras.layers.Layer) and not isinstance(m, tf.keras.metrics.Metric)]
+    nested = [
+        m
+        for m in model.submodules
+        if isinstance(m, tf.keras.layers.Layer) and not isinstance(m, tf.keras.metrics.Metric)
+    ]
     return [model, *nested]
 
 
@@ -164,7 +210,9 @@ def forward(model: tf.keras.Model, x: tf.Tensor, *, training: bool, seed: tf.Ten
         elif isinstance(layer, tf.keras.layers.Dropout):
             if training and layer.rate > 0:
                 h = tf.nn.experimental.stateless_dropout(
-                    h, rate=layer.rate, seed=tf.random.experimental.stateless_fold_in(seed, index),
+                    h,
+                    rate=layer.rate,
+                    seed=tf.random.experimental.stateless_fold_in(seed, index),
                     noise_shape=layer._get_noise_shape(h),
                 )
         else:
@@ -172,16 +220,21 @@ def forward(model: tf.keras.Model, x: tf.Tensor, *, training: bool, seed: tf.Ten
     return Forward(logits=h, taps=tuple(taps))
 
 
-def tap_gradients(taps: tuple[Tap, ...],
-                  output_grads: list[tf.Tensor]) -> tuple[Optional[layer_rules.VariableGradients], ...]:
+def tap_gradients(
+    taps: tuple[Tap, ...], output_grads: list[tf.Tensor]
+) -> tuple[Optional[layer_rules.VariableGradients], ...]:
     """Per tap, the per-example gradients its rule materialises (batch first), or None where it does not."""
-    return tuple(None if tap.rule.per_example_gradients is None
-                 else tap.rule.per_example_gradients(tap.layer, tap.recorded, g)
-                 for tap, g in zip(taps, output_grads))
+    return tuple(
+        None if tap.rule.per_example_gradients is None else tap.rule.per_example_gradients(tap.layer, tap.recorded, g)
+        for tap, g in zip(taps, output_grads)
+    )
 
 
-def squared_norms(taps: tuple[Tap, ...], output_grads: list[tf.Tensor],
-                  materialised: Optional[tuple[Optional[layer_rules.VariableGradients], ...]] = None) -> tf.Tensor:
+def squared_norms(
+    taps: tuple[Tap, ...],
+    output_grads: list[tf.Tensor],
+    materialised: Optional[tuple[Optional[layer_rules.VariableGradients], ...]] = None,
+) -> tf.Tensor:
     """Each example's squared gradient norm over all tapped layers' variables, shape (batch,);
     from ``materialised`` (``tap_gradients``) where a tap has them."""
     materialised = materialised if materialised is not None else (None,) * len(taps)
@@ -190,14 +243,16 @@ def squared_norms(taps: tuple[Tap, ...], output_grads: list[tf.Tensor],
         if own is None:
             parts.append(tap.rule.squared_norms(tap.layer, tap.recorded, g))
         else:
-            parts.extend(tf.reduce_sum(tf.square(tf.reshape(grad, [tf.shape(grad)[0], -1])), axis=1)
-                         for _, grad in own)
+            parts.extend(tf.reduce_sum(tf.square(tf.reshape(grad, [tf.shape(grad)[0], -1])), axis=1) for _, grad in own)
     return tf.add_n(parts)
 
 
-def weighted_gradients(taps: tuple[Tap, ...], output_grads: list[tf.Tensor], weights: tf.Tensor,
-                       materialised: Optional[tuple[Optional[layer_rules.VariableGradients], ...]] = None,
-                       ) -> dict[int, tf.Tensor]:
+def weighted_gradients(
+    taps: tuple[Tap, ...],
+    output_grads: list[tf.Tensor],
+    weights: tf.Tensor,
+    materialised: Optional[tuple[Optional[layer_rules.VariableGradients], ...]] = None,
+) -> dict[int, tf.Tensor]:
     """Gradient of sum_i weights_i * loss_i for every tapped variable, keyed by id(variable): the weighted
     sum of ``materialised`` per-example gradients where a tap has them, else its rule's weight gradient."""
     materialised = materialised if materialised is not None else (None,) * len(taps)
@@ -225,17 +280,25 @@ class PerExample:
     gradients: tuple[tf.Tensor, ...]
 
 
-def per_example_gradients(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
-                          training: bool, seed: tf.Tensor,
-                          variables: Optional[list[tf.Variable]] = None) -> PerExample:
+def per_example_gradients(
+    model: tf.keras.Model,
+    loss_fn: LossFn,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    *,
+    training: bool,
+    seed: tf.Tensor,
+    variables: Optional[list[tf.Variable]] = None,
+) -> PerExample:
     """Every example's own gradient, computed with tf.vectorized_map, each example alone.
 
     Works for any layer that acts per example; a layer used several times gets the sum of its uses.
     """
     variables = list(model.trainable_variables) if variables is None else variables
     count = tf.shape(x)[0]
-    seeds = tf.random.experimental.stateless_split(seed, num=count) if training else \
-        tf.zeros([count, 2], dtype=tf.int64)
+    seeds = (
+        tf.random.experimental.stateless_split(seed, num=count) if training else tf.zeros([count, 2], dtype=tf.int64)
+    )
 
     def one(args: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
         xi, yi, si = args

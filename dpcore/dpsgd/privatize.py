@@ -6,12 +6,12 @@ expected batch size under Poisson sampling, never the drawn size). Randomness (n
 from ``seed`` only, so the same inputs give the same gradient. A model that DP-SGD cannot make private
 (``per_example.check_privatizable``) is refused before anything runs.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from typing import Optional
-
 
 import tensorflow as tf
 
@@ -42,10 +42,20 @@ class StepGradient:
     norms: Optional[tf.Tensor] = None
 
 
-def dp_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
-                l2_norm_clip: float | tf.Tensor, noise_multiplier: float | tf.Tensor,
-                normalizer: float | tf.Tensor, seed: tf.Tensor, training: bool = True,
-                mask: Optional[tf.Tensor] = None, parts: int = 1) -> StepGradient:
+def dp_gradient(
+    model: tf.keras.Model,
+    loss_fn: LossFn,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    *,
+    l2_norm_clip: float | tf.Tensor,
+    noise_multiplier: float | tf.Tensor,
+    normalizer: float | tf.Tensor,
+    seed: tf.Tensor,
+    training: bool = True,
+    mask: Optional[tf.Tensor] = None,
+    parts: int = 1,
+) -> StepGradient:
     """The gradient DP-SGD applies (clipped, summed, noised, normalised), with the per-example losses,
     logits and gradient norms the batch produced, so a trainer needs no extra forward pass.
 
@@ -55,19 +65,40 @@ def dp_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tens
     the noise is drawn once for the whole batch either way.
     """
     seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    clipped = clipped_sum(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip,
-                          seed=tf.random.experimental.stateless_fold_in(seed, _DROPOUT_STREAM),
-                          training=training, mask=mask, parts=parts)
-    noised = add_noise(clipped.gradients, stddev=noise_multiplier * l2_norm_clip,
-                       seed=tf.random.experimental.stateless_fold_in(seed, _NOISE_STREAM))
+    clipped = clipped_sum(
+        model,
+        loss_fn,
+        x,
+        y,
+        l2_norm_clip=l2_norm_clip,
+        seed=tf.random.experimental.stateless_fold_in(seed, _DROPOUT_STREAM),
+        training=training,
+        mask=mask,
+        parts=parts,
+    )
+    noised = add_noise(
+        clipped.gradients,
+        stddev=noise_multiplier * l2_norm_clip,
+        seed=tf.random.experimental.stateless_fold_in(seed, _NOISE_STREAM),
+    )
     scale = tf.cast(normalizer, tf.float32)
-    return StepGradient(gradients=tuple(g / scale for g in noised), losses=clipped.losses, logits=clipped.logits,
-                        norms=clipped.norms)
+    return StepGradient(
+        gradients=tuple(g / scale for g in noised), losses=clipped.losses, logits=clipped.logits, norms=clipped.norms
+    )
 
 
-def clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
-                l2_norm_clip: float, seed: tf.Tensor, training: bool = True,
-                mask: Optional[tf.Tensor] = None, parts: int = 1) -> StepGradient:
+def clipped_sum(
+    model: tf.keras.Model,
+    loss_fn: LossFn,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    *,
+    l2_norm_clip: float,
+    seed: tf.Tensor,
+    training: bool = True,
+    mask: Optional[tf.Tensor] = None,
+    parts: int = 1,
+) -> StepGradient:
     """Sum over the batch of each example's gradient clipped to ``l2_norm_clip`` (no noise yet).
 
     ``parts`` > 1 computes it on that many consecutive slices of the batch, independent of each
@@ -79,15 +110,24 @@ def clipped_sum(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tens
     per_example.check_privatizable(model)
     x = tf.convert_to_tensor(x)
     if parts > 1:
-        return _clipped_sum_in_parts(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, seed=seed,
-                                     training=training, mask=mask, parts=parts)
-    return _clipped_sum_whole(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, seed=seed, training=training,
-                              mask=mask)
+        return _clipped_sum_in_parts(
+            model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, seed=seed, training=training, mask=mask, parts=parts
+        )
+    return _clipped_sum_whole(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, seed=seed, training=training, mask=mask)
 
 
-def _clipped_sum_in_parts(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
-                          l2_norm_clip: float, seed: tf.Tensor, training: bool, mask: Optional[tf.Tensor],
-                          parts: int) -> StepGradient:
+def _clipped_sum_in_parts(
+    model: tf.keras.Model,
+    loss_fn: LossFn,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    *,
+    l2_norm_clip: float,
+    seed: tf.Tensor,
+    training: bool,
+    mask: Optional[tf.Tensor],
+    parts: int,
+) -> StepGradient:
     y = tf.convert_to_tensor(y)
     seed = tf.cast(seed, tf.int64)
     count = x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
@@ -95,32 +135,62 @@ def _clipped_sum_in_parts(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, 
     results = []
     for k in range(parts):
         piece = slice(bounds[k], bounds[k + 1])
-        results.append(_clipped_sum_whole(
-            model, loss_fn, x[piece], y[piece], l2_norm_clip=l2_norm_clip,
-            seed=tf.random.experimental.stateless_fold_in(seed, k), training=training,
-            mask=None if mask is None else mask[piece]))
+        results.append(
+            _clipped_sum_whole(
+                model,
+                loss_fn,
+                x[piece],
+                y[piece],
+                l2_norm_clip=l2_norm_clip,
+                seed=tf.random.experimental.stateless_fold_in(seed, k),
+                training=training,
+                mask=None if mask is None else mask[piece],
+            )
+        )
     return StepGradient(
         gradients=tuple(tf.add_n(list(sums)) for sums in zip(*(r.gradients for r in results))),
         losses=tf.concat([r.losses for r in results], axis=0),
         logits=tf.concat([r.logits for r in results], axis=0),
-        norms=tf.concat([r.norms for r in results], axis=0))
+        norms=tf.concat([r.norms for r in results], axis=0),
+    )
 
 
-def _clipped_sum_whole(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
-                       l2_norm_clip: float, seed: tf.Tensor, training: bool,
-                       mask: Optional[tf.Tensor]) -> StepGradient:
+def _clipped_sum_whole(
+    model: tf.keras.Model,
+    loss_fn: LossFn,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    *,
+    l2_norm_clip: float,
+    seed: tf.Tensor,
+    training: bool,
+    mask: Optional[tf.Tensor],
+) -> StepGradient:
     variables = list(model.trainable_variables)
 
     def compute() -> tuple:
-        result = _clipped_sum_nonempty(model, loss_fn, x, y, l2_norm_clip=l2_norm_clip, seed=seed, training=training,
-                              variables=variables, mask=mask)
+        result = _clipped_sum_nonempty(
+            model,
+            loss_fn,
+            x,
+            y,
+            l2_norm_clip=l2_norm_clip,
+            seed=seed,
+            training=training,
+            variables=variables,
+            mask=mask,
+        )
         return result.gradients, result.losses, result.logits, result.norms
 
     def empty() -> tuple:
         # Some kernels (oneDNN convolutions) mis-shape empty batches; an empty sum is zero anyway.
         classes = model.output_shape[-1]
-        return (tuple(tf.zeros_like(v) for v in variables), tf.zeros([0], tf.float32),
-                tf.zeros([0, classes], tf.float32), tf.zeros([0], tf.float32))
+        return (
+            tuple(tf.zeros_like(v) for v in variables),
+            tf.zeros([0], tf.float32),
+            tf.zeros([0, classes], tf.float32),
+            tf.zeros([0], tf.float32),
+        )
 
     if x.shape[0] is not None:
         gradients, losses, logits, norms = compute() if x.shape[0] > 0 else empty()
@@ -129,9 +199,18 @@ def _clipped_sum_whole(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: 
     return StepGradient(gradients=tuple(gradients), losses=losses, logits=logits, norms=norms)
 
 
-def _clipped_sum_nonempty(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
-                 l2_norm_clip: float, seed: tf.Tensor, training: bool,
-                 variables: list[tf.Variable], mask: Optional[tf.Tensor]) -> StepGradient:
+def _clipped_sum_nonempty(
+    model: tf.keras.Model,
+    loss_fn: LossFn,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    *,
+    l2_norm_clip: float,
+    seed: tf.Tensor,
+    training: bool,
+    variables: list[tf.Variable],
+    mask: Optional[tf.Tensor],
+) -> StepGradient:
     if per_example.supports_fast_path(model):
         with tf.GradientTape() as tape:
             recorded = per_example.forward(model, x, training=training, seed=seed, tap=True)
@@ -144,8 +223,7 @@ def _clipped_sum_nonempty(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, 
         by_variable = per_example.weighted_gradients(recorded.taps, output_grads, factors, materialised)
         sums = tuple(by_variable[id(v)] for v in variables)
         return StepGradient(gradients=sums, losses=losses, logits=recorded.logits, norms=norms)
-    each = per_example.per_example_gradients(model, loss_fn, x, y, training=training, seed=seed,
-                                             variables=variables)
+    each = per_example.per_example_gradients(model, loss_fn, x, y, training=training, seed=seed, variables=variables)
     squares = [tf.reduce_sum(tf.reshape(tf.square(g), [tf.shape(g)[0], -1]), axis=1) for g in each.gradients]
     norms = tf.sqrt(tf.add_n(squares))
     factors = _masked(clip_factors(norms, l2_norm_clip), mask)
@@ -188,9 +266,9 @@ def gaussian_noise(count: int, *, seed: tf.Tensor, stddev: float | tf.Tensor = 1
 
 
 # Below this high word (u < 2**-16, radius above 4.7, one pair in 65536) a radius uniform gets 32 more bits.
-REFINE_BELOW = 2 ** 16
+REFINE_BELOW = 2**16
 # The smallest radius uniform, uniform_from_bits(0, 0); it sets the largest reachable |z|, 9.49.
-RADIUS_UNIFORM_MIN = 2.0 ** -65
+RADIUS_UNIFORM_MIN = 2.0**-65
 
 
 def radius_uniform(high_bits: tf.Tensor, *, seed: tf.Tensor) -> tf.Tensor:
@@ -216,8 +294,8 @@ def uniform_from_bits(high_bits: tf.Tensor, low_bits: Optional[tf.Tensor] = None
     """
     high = tf.cast(high_bits, tf.float32)
     if low_bits is None:
-        return (high + 0.5) * 2.0 ** -32
-    return (high * 2.0 ** 32 + tf.cast(low_bits, tf.float32) + 0.5) * 2.0 ** -64
+        return (high + 0.5) * 2.0**-32
+    return (high * 2.0**32 + tf.cast(low_bits, tf.float32) + 0.5) * 2.0**-64
 
 
 def box_muller(uniform: tf.Tensor, angle_uniform: tf.Tensor, *, stddev: float | tf.Tensor = 1.0) -> tf.Tensor:
@@ -228,10 +306,17 @@ def box_muller(uniform: tf.Tensor, angle_uniform: tf.Tensor, *, stddev: float | 
     return tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=0)
 
 
-def baseline_gradient(model: tf.keras.Model, loss_fn: LossFn, x: tf.Tensor, y: tf.Tensor, *,
-                      seed: tf.Tensor, training: bool = True,
-                      variables: Optional[list[tf.Variable]] = None,
-                      mask: Optional[tf.Tensor] = None) -> StepGradient:
+def baseline_gradient(
+    model: tf.keras.Model,
+    loss_fn: LossFn,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    *,
+    seed: tf.Tensor,
+    training: bool = True,
+    variables: Optional[list[tf.Variable]] = None,
+    mask: Optional[tf.Tensor] = None,
+) -> StepGradient:
     """Non-private gradient of the mean loss (no clipping, no noise), with the same seeded dropout."""
     variables = list(model.trainable_variables) if variables is None else variables
     seed = tf.random.experimental.stateless_fold_in(tf.cast(tf.convert_to_tensor(seed), tf.int64), _DROPOUT_STREAM)

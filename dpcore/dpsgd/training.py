@@ -1,14 +1,14 @@
 """The DP-SGD training loop: sampling that matches the accountant, privatised steps, metrics, cancel.
 
-``train(config)`` loads the data, builds the model and takes exactly ``accounting.dp_steps`` steps,
-ending epochs at ``accounting.epoch_end_steps``, so that the ε reported after each epoch (from
+``train(config)`` loads the data, builds the model and takes exactly ``events.dp_steps`` steps,
+ending epochs at ``events.epoch_end_steps``, so that the ε reported after each epoch (from
 ``accounting.epsilon_curve_for_config``) is the ε of what was done. Poisson sampling draws each
 example independently with probability q = batch_size / n and normalises by the expected batch
 size; shuffle sampling takes fixed-size batches from a shuffled epoch. A non-private baseline
 (``config.private`` False) takes the plain gradient of the mean loss and reports ε = ∞.
 
 Step t adds noise of multiplier ``accounting.noise_schedule_values(config, n=n)[t]``, the values the
-accountant composed (raised by dpcore.noise's split when clipping adaptively, see
+accountant composed (raised by dpcore.privacy.noise's split when clipping adaptively, see
 dpcore.dpsgd.adaptive_clip). Before each epoch the trainer asks the accountant whether that epoch
 keeps ε within ``epsilon_budget``; if not, the run ends with status "budget_reached".
 
@@ -16,27 +16,28 @@ With ``weight_averaging_decay`` set, the weights evaluated after each epoch and 
 an exponential moving average of every step's weights (``WeightAverage``): post-processing of the
 released iterates, which costs no ε.
 """
+
 from __future__ import annotations
 
 import contextlib
-
 import math
 import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
-
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 import tensorflow as tf
 
-from dpcore import accounting, data, model_specs, noise, scatter
+from dpcore import model_specs
+from dpcore.data import datasets, scatter, types
 from dpcore.dpsgd import adaptive_clip, models, privatize
 from dpcore.errors import describe_exception
-from dpcore.results import EpochMetrics, Progress, TrainResult  # noqa: F401 (re-exported)
-from dpcore.store import FINISHED_STATUSES
+from dpcore.privacy import accounting, events, noise
+from dpcore.results import FINISHED_STATUSES, EpochMetrics, Progress, TrainResult  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
@@ -49,7 +50,7 @@ PROGRESS_INTERVAL_S = 0.5
 
 
 def batch_indices(*, n: int, batch_size: int, epochs: int, sampling: str, seed: int) -> Iterator[np.ndarray]:
-    """The index arrays of every step, exactly ``accounting.dp_steps`` of them, in order.
+    """The index arrays of every step, exactly ``events.dp_steps`` of them, in order.
 
     Poisson: each example is in a step's batch independently with probability q = batch_size / n;
     the batch size is drawn from Binomial(n, q) and its members uniformly without replacement,
@@ -59,7 +60,7 @@ def batch_indices(*, n: int, batch_size: int, epochs: int, sampling: str, seed: 
     rng = np.random.default_rng(seed)
     if sampling == "poisson":
         q = batch_size / n
-        steps = accounting.dp_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling)
+        steps = events.dp_steps(n=n, batch_size=batch_size, epochs=epochs, sampling=sampling)
         for _ in range(steps):
             size = int(rng.binomial(n, q))
             yield np.sort(rng.choice(n, size=size, replace=False)).astype(np.int32)
@@ -67,12 +68,12 @@ def batch_indices(*, n: int, batch_size: int, epochs: int, sampling: str, seed: 
         for _ in range(epochs):
             order = rng.permutation(n).astype(np.int32)
             for start in range(0, n, batch_size):
-                yield order[start:start + batch_size]
+                yield order[start : start + batch_size]
     else:
         raise ValueError(f"unknown sampling {sampling!r}")
 
 
-def randomness_seed(config: "DPConfig") -> int:
+def randomness_seed(config: DPConfig) -> int:
     """The seed of a run's sampling, dropout and noise: the config's seed, or in secure mode a secret one.
 
     A known seed lets anyone recompute the noise (and the batches), which undoes the privacy of a
@@ -82,7 +83,7 @@ def randomness_seed(config: "DPConfig") -> int:
     return secrets.randbits(62) if config.secure_mode else config.seed
 
 
-def make_optimizer(config: "DPConfig") -> tf.keras.optimizers.legacy.Optimizer:
+def make_optimizer(config: DPConfig) -> tf.keras.optimizers.legacy.Optimizer:
     """The base optimizer that applies the privatised gradient: SGD, momentum (DP-Momentum) or Adam (DP-Adam)."""
     if config.optimizer == "sgd":
         return tf.keras.optimizers.legacy.SGD(learning_rate=config.learning_rate)
@@ -96,16 +97,21 @@ def make_optimizer(config: "DPConfig") -> tf.keras.optimizers.legacy.Optimizer:
 # -- the run ---------------------------------------------------------------------------------------
 
 
-def train(config: "DPConfig", *, on_epoch: Optional[Callable[[EpochMetrics], None]] = None,
-          on_progress: Optional[Callable[[Progress], None]] = None,
-          stop_event: Optional[threading.Event] = None,
-          on_weights: Optional[Callable[[list[np.ndarray]], None]] = None,
-          dataset: Optional[data.Dataset] = None) -> TrainResult:
+def train(
+    config: DPConfig,
+    *,
+    on_epoch: Optional[Callable[[EpochMetrics], None]] = None,
+    on_progress: Optional[Callable[[Progress], None]] = None,
+    stop_event: Optional[threading.Event] = None,
+    on_weights: Optional[Callable[[list[np.ndarray]], None]] = None,
+    dataset: Optional[types.Dataset] = None,
+) -> TrainResult:
     """Train ``config`` to the end, or until ``stop_event`` is set; never raises for a failed run.
 
     ``on_progress`` first hears phase "preparing" (loading the data, building the model, tracing its
     step unless an earlier run of the same ``StepKey`` left one), then "training" from the first step on.
-    ``on_weights`` receives the final weights of a run that finished (completed, or stopped by its ε budget) (to keep the model with the run);
+    ``on_weights`` receives the final weights of a run that finished (completed, or stopped by its ε budget), to
+    keep the model with the run;
     ``dataset`` replaces the one ``config`` names (the canary audit trains on a modified copy), and ε
     is then accounted for its size.
     """
@@ -123,16 +129,21 @@ def train(config: "DPConfig", *, on_epoch: Optional[Callable[[EpochMetrics], Non
     finally:
         run.release(reusable=not failed)
     return TrainResult(
-        status=status, error=error, config=config, epochs=tuple(run.epochs),
-        examples_per_second=run.examples_per_second(), seconds=time.perf_counter() - started,
-        n_train=run.n_train, note=run.note if status == "budget_reached" else None,
+        status=status,
+        error=error,
+        config=config,
+        epochs=tuple(run.epochs),
+        examples_per_second=run.examples_per_second(),
+        seconds=time.perf_counter() - started,
+        n_train=run.n_train,
+        note=run.note if status == "budget_reached" else None,
     )
 
 
 class _Run:
     """The state of one training run; ``execute`` fills ``epochs`` as it goes."""
 
-    def __init__(self, config: "DPConfig", *, dataset: Optional[data.Dataset] = None) -> None:
+    def __init__(self, config: DPConfig, *, dataset: Optional[types.Dataset] = None) -> None:
         self.config = config
         self.dataset = dataset
         self.traced: Optional[_TracedStep] = None
@@ -161,12 +172,14 @@ class _Run:
         if traced is not None and reusable:
             STEP_POOL.check_in(traced)
 
-    def _check_out(self, dataset: data.Dataset, features: data.Dataset) -> _TracedStep:
+    def _check_out(self, dataset: types.Dataset, features: types.Dataset) -> _TracedStep:
         """A traced step for this run, reset to the weights a fresh model of this config would have."""
         config = self.config
         key = StepKey.of(config, dataset)
-        build = lambda: models.build(config, input_shape=dataset.info.input_shape,  # noqa: E731
-                                     num_classes=dataset.info.num_classes)
+
+        def build() -> Any:
+            return models.build(config, input_shape=dataset.info.input_shape, num_classes=dataset.info.num_classes)
+
         traced = STEP_POOL.check_out(key)
         if traced is None:
             traced = _TracedStep(key, build(), config, dataset=features)
@@ -175,18 +188,21 @@ class _Run:
             traced.start_run(config, build().get_weights())
         return traced
 
-    def execute(self, *, on_epoch: Optional[Callable[[EpochMetrics], None]],
-                on_progress: Optional[Callable[[Progress], None]],
-                stop_event: Optional[threading.Event]) -> None:
+    def execute(
+        self,
+        *,
+        on_epoch: Optional[Callable[[EpochMetrics], None]],
+        on_progress: Optional[Callable[[Progress], None]],
+        stop_event: Optional[threading.Event],
+    ) -> None:
         config = self.config
         if on_progress is not None:
             on_progress(Progress(step=0, total_steps=0, epoch=0, fraction=0.0, phase="preparing"))
-        dataset = self.dataset if self.dataset is not None else data.load(config)
+        dataset = self.dataset if self.dataset is not None else datasets.load(config)
         n = self.n_train = int(dataset.x_train.shape[0])
         config.check_dataset_size(n)
         model_specs.check_pair(config.model, dataset.info.input_shape)
-        ends = accounting.epoch_end_steps(n=n, batch_size=config.batch_size, epochs=config.epochs,
-                                          sampling=config.sampling)
+        ends = events.epoch_end_steps(n=n, batch_size=config.batch_size, epochs=config.epochs, sampling=config.sampling)
         epsilons = accounting.epsilon_curve_for_config(config, n=n)
         sigmas = accounting.noise_schedule_values(config, n=n)
         gradient_sigmas = _gradient_noise_multipliers(config, sigmas)
@@ -199,15 +215,18 @@ class _Run:
 
         planned = accounting.epochs_within_budget(config, n=n)
         total = ends[planned - 1] if planned else 1  # the progress bar counts the steps the budget allows
-        batches = batch_indices(n=n, batch_size=config.batch_size, epochs=config.epochs,
-                                sampling=config.sampling, seed=seed)
+        batches = batch_indices(
+            n=n, batch_size=config.batch_size, epochs=config.epochs, sampling=config.sampling, seed=seed
+        )
         done = 0
         last_progress = -math.inf  # the first step reports at once: the preparing phase is over
         for epoch, end in enumerate(ends, start=1):
             if config.private and not accounting.budget_allows(config, n=n, epochs=epoch):
                 self.status = "budget_reached"
-                self.note = (f"stopped after epoch {epoch - 1} of {config.epochs}: epoch {epoch} would bring ε "
-                             f"to {epsilons[epoch - 1]:.4g}, above the budget {config.epsilon_budget:g}")
+                self.note = (
+                    f"stopped after epoch {epoch - 1} of {config.epochs}: epoch {epoch} would bring ε "
+                    f"to {epsilons[epoch - 1]:.4g}, above the budget {config.epsilon_budget:g}"
+                )
                 return
             epoch_started = time.perf_counter()
             seen = 0
@@ -233,16 +252,21 @@ class _Run:
             with self.traced.evaluated_weights():
                 test_loss, test_accuracy = step.evaluate(dataset.x_test, dataset.y_test)
                 validation_loss, validation_accuracy = (
-                    (math.nan, math.nan) if dataset.x_validation is None
-                    else step.evaluate(dataset.x_validation, dataset.y_validation))
+                    (math.nan, math.nan)
+                    if dataset.x_validation is None
+                    else step.evaluate(dataset.x_validation, dataset.y_validation)
+                )
             metrics = EpochMetrics(
                 epoch=epoch,
                 train_loss=loss_sum / seen if seen else math.nan,
                 train_accuracy=correct / seen if seen else math.nan,
-                test_loss=test_loss, test_accuracy=test_accuracy,
+                test_loss=test_loss,
+                test_accuracy=test_accuracy,
                 epsilon=epsilons[epoch - 1] if config.private else math.inf,
-                seconds=time.perf_counter() - epoch_started, examples=seen,
-                validation_loss=validation_loss, validation_accuracy=validation_accuracy,
+                seconds=time.perf_counter() - epoch_started,
+                examples=seen,
+                validation_loss=validation_loss,
+                validation_accuracy=validation_accuracy,
                 noise_multipliers=tuple(sigmas[first_step:done]),
                 clip_norms=step.clip_norms_of(clip_norms),
             )
@@ -253,12 +277,16 @@ class _Run:
                 on_epoch(metrics)
 
 
-def _gradient_noise_multipliers(config: "DPConfig", sigmas: tuple[float, ...]) -> tuple[float, ...]:
+def _gradient_noise_multipliers(config: DPConfig, sigmas: tuple[float, ...]) -> tuple[float, ...]:
     """The gradient's noise multiplier per step: σ_t, raised by the noise split under adaptive clipping."""
     if not (config.private and config.adaptive_clipping):
         return sigmas
-    return tuple(noise.noise_split(noise_multiplier=sigma, count_noise_multiplier=config.count_noise_multiplier)
-                 .gradient_noise_multiplier for sigma in sigmas)
+    return tuple(
+        noise.noise_split(
+            noise_multiplier=sigma, count_noise_multiplier=config.count_noise_multiplier
+        ).gradient_noise_multiplier
+        for sigma in sigmas
+    )
 
 
 # -- traced steps, reused across runs ---------------------------------------------------------------
@@ -346,18 +374,33 @@ class StepKey:
     parts: int = 1
 
     @classmethod
-    def of(cls, config: "DPConfig", dataset: data.Dataset) -> "StepKey":
+    def of(cls, config: DPConfig, dataset: types.Dataset) -> StepKey:
         """The key of ``config``'s step on ``dataset`` (images as the trainer receives them)."""
-        adaptive = ((config.clip_update, config.clip_learning_rate, config.target_unclipped_quantile,
-                     config.count_noise_multiplier) if config.private and config.adaptive_clipping else None)
-        return cls(model=config.model, activation=config.activation,
-                   input_shape=tuple(int(d) for d in dataset.info.input_shape),
-                   num_classes=int(dataset.info.num_classes), x_dtype=str(dataset.x_train.dtype),
-                   y_dtype=str(dataset.y_train.dtype), optimizer=config.optimizer,
-                   momentum_slots=config.optimizer == "momentum" and config.momentum > 0,
-                   private=config.private, sampling=config.sampling if config.private else "",
-                   adaptive=adaptive, averaging=config.weight_averaging_decay is not None,
-                   parts=model_specs.step_parts(config.model, config.batch_size) if config.private else 1)
+        adaptive = (
+            (
+                config.clip_update,
+                config.clip_learning_rate,
+                config.target_unclipped_quantile,
+                config.count_noise_multiplier,
+            )
+            if config.private and config.adaptive_clipping
+            else None
+        )
+        return cls(
+            model=config.model,
+            activation=config.activation,
+            input_shape=tuple(int(d) for d in dataset.info.input_shape),
+            num_classes=int(dataset.info.num_classes),
+            x_dtype=str(dataset.x_train.dtype),
+            y_dtype=str(dataset.y_train.dtype),
+            optimizer=config.optimizer,
+            momentum_slots=config.optimizer == "momentum" and config.momentum > 0,
+            private=config.private,
+            sampling=config.sampling if config.private else "",
+            adaptive=adaptive,
+            averaging=config.weight_averaging_decay is not None,
+            parts=model_specs.step_parts(config.model, config.batch_size) if config.private else 1,
+        )
 
 
 class _TracedStep:
@@ -367,7 +410,7 @@ class _TracedStep:
     so a run on a reused one computes what a run in a fresh process computes.
     """
 
-    def __init__(self, key: StepKey, model: tf.keras.Model, config: "DPConfig", *, dataset: data.Dataset) -> None:
+    def __init__(self, key: StepKey, model: tf.keras.Model, config: DPConfig, *, dataset: types.Dataset) -> None:
         """``dataset``: as the model receives it (ScatterNet features, not images), for the steps' input shapes."""
         self.key = key
         self.model = model
@@ -385,15 +428,27 @@ class _TracedStep:
         x_train, y_train, x_test = dataset.x_train, dataset.y_train, dataset.x_test
         # No AutoGraph: the steps branch only on Python values (the key, static shapes; the empty batch
         # takes an explicit tf.cond), and converting their source was most of a first run's time.
-        self.train_step = tf.function(self._step, autograph=False, input_signature=[
-            tf.TensorSpec([None, *x_train.shape[1:]], x_train.dtype), tf.TensorSpec([None], y_train.dtype),
-            tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int64),
-            tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.float32)])
+        self.train_step = tf.function(
+            self._step,
+            autograph=False,
+            input_signature=[
+                tf.TensorSpec([None, *x_train.shape[1:]], x_train.dtype),
+                tf.TensorSpec([None], y_train.dtype),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([], tf.int32),
+                tf.TensorSpec([], tf.int64),
+                tf.TensorSpec([], tf.int64),
+                tf.TensorSpec([], tf.float32),
+            ],
+        )
         self._concrete_train_step: Optional[Callable[..., tf.Tensor]] = None
-        self.eval_step = tf.function(self._evaluate_batch, autograph=False, input_signature=[
-            tf.TensorSpec([None, *x_test.shape[1:]], tf.float32), tf.TensorSpec([None], tf.int32)])
+        self.eval_step = tf.function(
+            self._evaluate_batch,
+            autograph=False,
+            input_signature=[tf.TensorSpec([None, *x_test.shape[1:]], tf.float32), tf.TensorSpec([None], tf.int32)],
+        )
 
-    def start_run(self, config: "DPConfig", initial_weights: Optional[list[np.ndarray]]) -> None:
+    def start_run(self, config: DPConfig, initial_weights: Optional[list[np.ndarray]]) -> None:
         """Load ``initial_weights`` (None: the model is freshly built for this run), zero the optimizer's
         state and step count, and set this run's learning rate, momentum, clip norm and batch size."""
         if initial_weights is not None:
@@ -414,7 +469,7 @@ class _TracedStep:
         if self.average is not None:
             self.average.start(decay=config.weight_averaging_decay)
 
-    def evaluated_weights(self) -> "contextlib.AbstractContextManager[None]":
+    def evaluated_weights(self) -> contextlib.AbstractContextManager[None]:
         """The weights an evaluation (and the kept model) uses: the moving average when there is one."""
         return self.average.applied() if self.average is not None else contextlib.nullcontext()
 
@@ -425,8 +480,16 @@ class _TracedStep:
             self._concrete_train_step = self.train_step.get_concrete_function()
         return self._concrete_train_step
 
-    def _step(self, x_train: tf.Tensor, y_train: tf.Tensor, indices: tf.Tensor, count: tf.Tensor,
-              run_seed: tf.Tensor, step_number: tf.Tensor, noise_multiplier: tf.Tensor) -> tf.Tensor:
+    def _step(
+        self,
+        x_train: tf.Tensor,
+        y_train: tf.Tensor,
+        indices: tf.Tensor,
+        count: tf.Tensor,
+        run_seed: tf.Tensor,
+        step_number: tf.Tensor,
+        noise_multiplier: tf.Tensor,
+    ) -> tf.Tensor:
         x = tf.gather(x_train, indices)
         y = tf.gather(y_train, indices)
         real = tf.range(tf.shape(indices)[0]) < count
@@ -436,24 +499,44 @@ class _TracedStep:
         clip_norm = tf.identity(self.clip_norm)
         if key.private:
             # Poisson: the expected batch size q*n, never the drawn size; shuffle: the batch's size.
-            normalizer = (tf.identity(self.expected_batch_size) if key.sampling == "poisson"
-                          else tf.cast(count, tf.float32))
+            normalizer = (
+                tf.identity(self.expected_batch_size) if key.sampling == "poisson" else tf.cast(count, tf.float32)
+            )
             result = privatize.dp_gradient(
-                self.model, privatize.per_example_loss, x, y, l2_norm_clip=clip_norm,
-                noise_multiplier=noise_multiplier, normalizer=normalizer, seed=seed, mask=mask, parts=key.parts,
+                self.model,
+                privatize.per_example_loss,
+                x,
+                y,
+                l2_norm_clip=clip_norm,
+                noise_multiplier=noise_multiplier,
+                normalizer=normalizer,
+                seed=seed,
+                mask=mask,
+                parts=key.parts,
             )
             if key.adaptive is not None:
                 update, clip_learning_rate, target_quantile, count_noise_multiplier = key.adaptive
                 fraction = adaptive_clip.unclipped_fraction(
-                    result.norms, clip_norm=clip_norm, count_noise_multiplier=count_noise_multiplier,
-                    expected_batch_size=normalizer, mask=mask,
-                    seed=tf.random.experimental.stateless_fold_in(seed, adaptive_clip.COUNT_NOISE_STREAM))
-                self.clip_norm.assign(adaptive_clip.next_clip_norm(
-                    clip_norm, fraction, update=update, learning_rate=clip_learning_rate,
-                    target_quantile=target_quantile))
+                    result.norms,
+                    clip_norm=clip_norm,
+                    count_noise_multiplier=count_noise_multiplier,
+                    expected_batch_size=normalizer,
+                    mask=mask,
+                    seed=tf.random.experimental.stateless_fold_in(seed, adaptive_clip.COUNT_NOISE_STREAM),
+                )
+                self.clip_norm.assign(
+                    adaptive_clip.next_clip_norm(
+                        clip_norm,
+                        fraction,
+                        update=update,
+                        learning_rate=clip_learning_rate,
+                        target_quantile=target_quantile,
+                    )
+                )
         else:
-            result = privatize.baseline_gradient(self.model, privatize.per_example_loss, x, y, seed=seed,
-                                                 variables=self.variables, mask=mask)
+            result = privatize.baseline_gradient(
+                self.model, privatize.per_example_loss, x, y, seed=seed, variables=self.variables, mask=mask
+            )
         self.optimizer.apply_gradients(zip(result.gradients, self.variables))
         if self.average is not None:
             self.average.update()
@@ -517,7 +600,7 @@ def clear_traced_steps() -> None:
     STEP_POOL.clear()
 
 
-def warm_up(config: Optional["DPConfig"] = None) -> None:
+def warm_up(config: Optional[DPConfig] = None) -> None:
     """Trace ``config``'s training and evaluation steps (default: ``DPConfig()``'s) by training it for one
     epoch on a few of its examples, and keep them for the next run with the same ``StepKey``.
 
@@ -528,9 +611,14 @@ def warm_up(config: Optional["DPConfig"] = None) -> None:
 
     config = config if config is not None else DPConfig()
     examples = min(WARM_UP_EXAMPLES, config.max_train_examples or WARM_UP_EXAMPLES)
-    short = config.replace(epochs=1, batch_size=min(config.batch_size, max(1, examples // 4)),
-                           max_train_examples=examples, validation_fraction=0.0, epsilon_budget=None,
-                           secure_mode=False)
+    short = config.replace(
+        epochs=1,
+        batch_size=min(config.batch_size, max(1, examples // 4)),
+        max_train_examples=examples,
+        validation_fraction=0.0,
+        epsilon_budget=None,
+        secure_mode=False,
+    )
     result = train(short)
     if result.status != "completed":
         raise RuntimeError(f"warming up {config.model!r} failed: {result.error or result.status}")
@@ -539,7 +627,7 @@ def warm_up(config: Optional["DPConfig"] = None) -> None:
 class _RunSteps:
     """One run's use of a checked-out ``_TracedStep``: its data, seed and padding, its metric totals."""
 
-    def __init__(self, config: "DPConfig", traced: _TracedStep, dataset: data.Dataset, *, seed: int) -> None:
+    def __init__(self, config: DPConfig, traced: _TracedStep, dataset: types.Dataset, *, seed: int) -> None:
         self.config = config
         self.traced = traced
         self.x_train = tf.constant(dataset.x_train)
@@ -560,8 +648,14 @@ class _RunSteps:
         if padded > count:
             indices = np.concatenate([indices, np.zeros(padded - count, dtype=np.int32)])
         return self.traced.concrete_train_step()(
-            self.x_train, self.y_train, tf.constant(indices), tf.constant(count, tf.int32), self.seed,
-            tf.constant(step_number, tf.int64), tf.constant(noise_multiplier, tf.float32))
+            self.x_train,
+            self.y_train,
+            tf.constant(indices),
+            tf.constant(count, tf.int32),
+            self.seed,
+            tf.constant(step_number, tf.int64),
+            tf.constant(noise_multiplier, tf.float32),
+        )
 
     def clip_norms_of(self, used: list[Optional[tf.Tensor]]) -> tuple[float, ...]:
         """The clip norm of each step as recorded: the tensors the steps returned (read only now, so a
@@ -587,7 +681,9 @@ class _RunSteps:
             return math.nan, math.nan
         loss_sum, correct = 0.0, 0
         for start in range(0, count, EVAL_BATCH):
-            batch_loss, batch_correct = self.traced.eval_step(x[start:start + EVAL_BATCH], y[start:start + EVAL_BATCH])
+            batch_loss, batch_correct = self.traced.eval_step(
+                x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH]
+            )
             loss_sum += float(batch_loss)
             correct += int(batch_correct)
         return loss_sum / count, correct / count

@@ -1,4 +1,5 @@
 """Fixtures for the AppTest tests: a shared run store for the app's process-wide job runner."""
+
 from __future__ import annotations
 
 import atexit

@@ -1,4 +1,5 @@
 """AppTest: the Compare page charts stored runs, filters, renames, deletes and loads a config into Explore."""
+
 from __future__ import annotations
 
 import json
@@ -7,19 +8,32 @@ import os
 
 import pytest
 
-from dpcore.config import DPConfig
-from dpcore.store import RunStore
-from dpcore.results import (TRAIN_ACCURACY_KEY, TRAIN_ACCURACY_TITLE, TRAIN_LOSS_KEY, TRAIN_LOSS_TITLE,
-                            TRAIN_METRICS_LABEL, EpochMetrics)
 from app_state import CONFIG_KEY, OWNER_KEY
+from dpcore.config import DPConfig
+from dpcore.results import (
+    TRAIN_ACCURACY_KEY,
+    TRAIN_ACCURACY_TITLE,
+    TRAIN_LOSS_KEY,
+    TRAIN_LOSS_TITLE,
+    TRAIN_METRICS_LABEL,
+    EpochMetrics,
+)
+from dpcore.runs.store import RunStore
 from tests.app.conftest import open_page
 from tests.audit_samples import hand_made_report
 
 
-
 def _metrics(epoch: int, accuracy: float, epsilon: float) -> EpochMetrics:
-    return EpochMetrics(epoch=epoch, train_loss=1.0, train_accuracy=accuracy, test_loss=1.0,
-                        test_accuracy=accuracy, epsilon=epsilon, seconds=0.1, examples=100)
+    return EpochMetrics(
+        epoch=epoch,
+        train_loss=1.0,
+        train_accuracy=accuracy,
+        test_loss=1.0,
+        test_accuracy=accuracy,
+        epsilon=epsilon,
+        seconds=0.1,
+        examples=100,
+    )
 
 
 @pytest.fixture()
@@ -29,8 +43,11 @@ def runs() -> dict[str, int]:
     ids = {}
     for name, config, points in [
         ("noisy", DPConfig(noise_multiplier=2.0, batch_size=128), [(1, 0.5, 0.4), (2, 0.6, 0.7)]),
-        ("fashion", DPConfig(dataset="fashion_mnist", model="cnn", noise_multiplier=0.9),
-         [(1, 0.7, 0.8), (2, 0.8, 1.2)]),
+        (
+            "fashion",
+            DPConfig(dataset="fashion_mnist", model="cnn", noise_multiplier=0.9),
+            [(1, 0.7, 0.8), (2, 0.8, 1.2)],
+        ),
         ("plain", DPConfig(private=False), [(1, 0.9, math.inf)]),
     ]:
         run_id = store.create_run(config, owner="someone", name=name)

@@ -1,12 +1,12 @@
 """AppTest: the Explore page renders, its controls stay in sync, and every change updates ε."""
+
 from __future__ import annotations
 
 import math
 
-from dpcore import accounting
-from dpcore.config import DPConfig
 from app_state import CONFIG_KEY
-
+from dpcore.config import DPConfig
+from dpcore.privacy import accounting
 
 
 def _eps(at) -> str:
@@ -69,13 +69,18 @@ def test_every_control_changes_epsilon_or_is_kept(app) -> None:
     assert not at.exception
     assert any("Approximate" in c.value for c in at.caption)
     at.button(key="explore_precise").click().run()
-    precise = accounting.epsilon(n=1437, batch_size=256, noise_multiplier=DPConfig().noise_multiplier,
-                                 epochs=30, delta=1e-5,
-                                 accountant="pld", sampling="shuffle")
+    precise = accounting.epsilon(
+        n=1437,
+        batch_size=256,
+        noise_multiplier=DPConfig().noise_multiplier,
+        epochs=30,
+        delta=1e-5,
+        accountant="pld",
+        sampling="shuffle",
+    )
     assert any(f"Precise PLD ε (grid 1e-4) = {precise:.4f}" in i.value for i in at.info)
     assert any("no amplification" in c.value for c in at.caption)
-    assert at.session_state[CONFIG_KEY] == DPConfig(epochs=30, batch_size=256, accountant="pld",
-                                                      sampling="shuffle")
+    assert at.session_state[CONFIG_KEY] == DPConfig(epochs=30, batch_size=256, accountant="pld", sampling="shuffle")
 
 
 def test_preset_sets_every_control(app) -> None:
@@ -87,8 +92,9 @@ def test_preset_sets_every_control(app) -> None:
     assert at.selectbox(key="w_optimizer").value == "momentum"
     assert at.slider(key="w_batch_size_slider").value == 256
     assert at.number_input(key="w_learning_rate").value == 0.01
-    assert float(_eps(at)) == round(accounting.epsilon(n=60000, batch_size=256, noise_multiplier=1.0,
-                                                       epochs=10, delta=1e-5), 3)
+    assert float(_eps(at)) == round(
+        accounting.epsilon(n=60000, batch_size=256, noise_multiplier=1.0, epochs=10, delta=1e-5), 3
+    )
 
 
 def test_only_models_that_fit_the_dataset_are_offered(app) -> None:
@@ -144,6 +150,7 @@ def test_overlay_draws_both_accountants(app) -> None:
     assert not at.exception
     charts = at.get("plotly_chart")
     import json
+
     names = [t["name"] for t in json.loads(charts[0].proto.spec)["data"]]
     assert names == ["RDP, poisson", "PLD, poisson"]
 
@@ -156,8 +163,9 @@ def test_a_long_pld_curve_is_drawn_on_request_while_epsilon_shows_at_once(app, m
     app.session_state[CONFIG_KEY] = DPConfig(accountant="pld", epochs=13)
     at = app.run()
     assert not at.exception
-    assert float(_eps(at)) == round(accounting.epsilon_for_config(DPConfig(accountant="pld", epochs=13), n=1437,
-                                                                 interactive=True), 3)
+    assert float(_eps(at)) == round(
+        accounting.epsilon_for_config(DPConfig(accountant="pld", epochs=13), n=1437, interactive=True), 3
+    )
     assert not at.get("plotly_chart")
     assert any("drawn on request" in i.value for i in at.info)
     at.button(key="explore_draw_pld").click().run()
@@ -186,6 +194,7 @@ def test_noise_tab_draws_the_sweep_with_the_current_point(app) -> None:
     at.run()
     assert not at.exception
     import json
+
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     sweep, current = spec["data"]
     assert current["name"] == "current" and current["x"] == [DPConfig().noise_multiplier]
@@ -222,7 +231,9 @@ def test_csv_dataset_offers_its_columns_and_asks_for_its_schema(app, tmp_path, m
     assert error.value.startswith("csv_schema.classes:")
     assert not [m for m in at.metric if m.label == "Projected ε"]
     assert [o for o in at.radio(key="w_csv_schema_mode").options] == [
-        "Declare it (public, costs no ε)", "Derive it privately (spends part of ε)"]
+        "Declare it (public, costs no ε)",
+        "Derive it privately (spends part of ε)",
+    ]
 
 
 def _target_lines(spec: dict) -> list[float]:

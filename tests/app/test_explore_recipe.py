@@ -1,15 +1,17 @@
 """AppTest: Explore's recipe settings (noise schedule, adaptive clipping, ε budget, validation split) change
 the config and the projected ε, draw the schedule, show the noise split and the budget's epochs, and survive
 a share link."""
+
 from __future__ import annotations
 
 import json
 from urllib.parse import parse_qs, urlsplit
 
 from app_state import CONFIG_KEY
-from dpcore import accounting, data, share
 from dpcore.config import DPConfig
-from dpcore.noise import noise_split
+from dpcore.data import datasets
+from dpcore.privacy import accounting, events
+from dpcore.privacy.noise import noise_split
 from pages.explore_recipe import EXPANDER_TITLE
 from tests.app.conftest import open_page
 
@@ -25,7 +27,7 @@ def _config(at) -> DPConfig:
 
 
 def _projected(config: DPConfig) -> str:
-    return f"{accounting.epsilon_for_config(config, n=data.train_size(config), interactive=True):.3f}"
+    return f"{accounting.epsilon_for_config(config, n=datasets.train_size(config), interactive=True):.3f}"
 
 
 def _chart(at, title: str) -> dict | None:
@@ -102,8 +104,12 @@ def test_adaptive_clipping_shows_the_noise_split_and_keeps_epsilon(app) -> None:
     at.number_input(key="w_count_noise_multiplier").set_value(5.0).run()
     assert not at.exception
     cfg = _config(at)
-    assert (cfg.target_unclipped_quantile, cfg.clip_learning_rate, cfg.clip_update, cfg.count_noise_multiplier) \
-        == (0.9, 0.001, "linear", 5.0)
+    assert (cfg.target_unclipped_quantile, cfg.clip_learning_rate, cfg.clip_update, cfg.count_noise_multiplier) == (
+        0.9,
+        0.001,
+        "linear",
+        5.0,
+    )
     split = noise_split(noise_multiplier=cfg.noise_multiplier, count_noise_multiplier=5.0)
     assert next(m.value for m in at.metric if m.label == "Gradient σ") == f"{split.gradient_noise_multiplier:.3f}"
     at.number_input(key="w_count_noise_multiplier").set_value(0.5).run()
@@ -123,8 +129,10 @@ def test_a_budget_shows_the_epochs_that_fit_and_their_epsilon(app) -> None:
     assert cfg.epsilon_budget == budget and accounting.epochs_within_budget(cfg, n=N_DIGITS) == 10
     assert any(f"allows 10 of the {full.epochs} epochs" in i.value for i in at.info)
     assert _eps(at) == _projected(cfg) and float(_eps(at)) <= budget
-    assert next(m.value for m in at.metric if m.label == "Noisy steps") == \
-        f"{accounting.dp_steps(n=N_DIGITS, batch_size=full.batch_size, epochs=10, sampling='poisson'):,}"
+    assert (
+        next(m.value for m in at.metric if m.label == "Noisy steps")
+        == f"{events.dp_steps(n=N_DIGITS, batch_size=full.batch_size, epochs=10, sampling='poisson'):,}"
+    )
     at.number_input(key="w_epsilon_budget").set_value(100.0).run()
     assert any(f"All {full.epochs} epochs fit" in i.value for i in at.info)
     at.number_input(key="w_epsilon_budget").set_value(0.01).run()
@@ -140,8 +148,8 @@ def test_a_validation_split_shrinks_n_and_changes_epsilon(app) -> None:
     assert not at.exception
     cfg = _config(at)
     assert cfg.validation_fraction == 0.2
-    n = data.train_size(cfg)
-    assert n == N_DIGITS - data.validation_size(N_DIGITS, 0.2)
+    n = datasets.train_size(cfg)
+    assert n == N_DIGITS - datasets.validation_size(N_DIGITS, 0.2)
     assert _eps(at) == _projected(cfg) != before
     assert any(f"{N_DIGITS - n:,} of the {N_DIGITS:,} training rows are held out" in c.value for c in at.caption)
 
@@ -175,10 +183,20 @@ def test_the_noise_sweep_leaves_out_sigma_below_the_floor(app) -> None:
     assert any("have no point" in c.value for c in at.caption)
 
 
-RECIPE = DPConfig(noise_multiplier=2.0, noise_schedule="step", noise_decay_rate=0.0005, noise_floor=0.9,
-                  adaptive_clipping=True, target_unclipped_quantile=0.8, clip_learning_rate=0.05,
-                  clip_update="linear", count_noise_multiplier=6.0, epsilon_budget=4.5, validation_fraction=0.25,
-                  epochs=8)
+RECIPE = DPConfig(
+    noise_multiplier=2.0,
+    noise_schedule="step",
+    noise_decay_rate=0.0005,
+    noise_floor=0.9,
+    adaptive_clipping=True,
+    target_unclipped_quantile=0.8,
+    clip_learning_rate=0.05,
+    clip_update="linear",
+    count_noise_multiplier=6.0,
+    epsilon_budget=4.5,
+    validation_fraction=0.25,
+    epochs=8,
+)
 
 
 def test_every_recipe_key_survives_explore_and_a_share_link(app) -> None:
@@ -221,7 +239,7 @@ def test_a_calibrated_sigma_the_count_noise_refuses_is_reported_not_applied(app)
 
 
 def test_weight_averaging_is_kept_set_and_cleared_and_leaves_epsilon_alone(app) -> None:
-    from dpcore import presets
+    from dpcore.views import presets
 
     cnn = next(p.config for p in presets.PRESETS if p.config.weight_averaging_decay is not None)
     at = open_page(app, "explore", cnn)

@@ -1,5 +1,6 @@
 """AppTest: Explore's CSV schema: a draft from the column names, typed or uploaded schemas, the private
 derivation's ε split, errors naming the column, and the schema travelling with exports and share links."""
+
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
@@ -8,10 +9,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_state import CONFIG_KEY, PROBLEM_KEY
-from dpcore import accounting, share, tabular
+from dpcore import csv_schema
 from dpcore.config import DPConfig
-from dpcore.data import csv_file_columns, train_size
-from dpcore.jobs import get_runner
+from dpcore.data.csv_files import csv_file_columns
+from dpcore.data.datasets import train_size
+from dpcore.export import share
+from dpcore.privacy import accounting
+from dpcore.runs.jobs import get_runner
 from tests.app.conftest import APP, join, open_page
 from tests.conftest import REPO_ROOT
 
@@ -53,7 +57,7 @@ def _interactive_epsilon(config: DPConfig) -> float:
 def test_the_draft_holds_only_column_names_and_says_what_is_missing(app, data_dir) -> None:
     at = _sample_csv(app.run())
     draft = at.text_area(key=TEXT_KEY).value
-    assert draft == tabular.draft_schema_text(_sample_columns(), label="decision")
+    assert draft == csv_schema.draft_schema_text(_sample_columns(), label="decision")
     for column in ("age", "income_k", "education", "housing"):
         assert f"  {column}: [0, 1]" in draft
     for value in ("approved", "declined", "master", "mortgage", "67", "43.9"):  # cells of the file's rows
@@ -76,7 +80,9 @@ def test_uploaded_csv_with_a_typed_schema_projects_epsilon_and_trains(app) -> No
     at.text_area(key=TEXT_KEY).input(SCHEMA_TEXT).run()
     assert not at.exception and not at.error
     config = at.session_state[CONFIG_KEY]
-    assert config.csv_schema == tabular.load_schema_file(str(SCHEMA_FILE)) and config.csv_preprocessing_epsilon is None
+    assert (
+        config.csv_schema == csv_schema.load_schema_file(str(SCHEMA_FILE)) and config.csv_preprocessing_epsilon is None
+    )
     assert _projected(at) == _interactive_epsilon(config)
     assert any(c.value.startswith("Declared schema: nothing is learned from the rows") for c in at.caption)
     assert PROBLEM_KEY not in at.session_state
@@ -108,7 +114,7 @@ def test_an_uploaded_schema_file_fills_the_box(app, data_dir) -> None:
     at.get("file_uploader")[1].upload("sample.schema.yaml", SCHEMA_TEXT.encode(), "application/x-yaml").run()
     assert not at.exception and not at.error
     assert at.text_area(key=TEXT_KEY).value == SCHEMA_TEXT
-    assert at.session_state[CONFIG_KEY].csv_schema == tabular.load_schema_file(str(SCHEMA_FILE))
+    assert at.session_state[CONFIG_KEY].csv_schema == csv_schema.load_schema_file(str(SCHEMA_FILE))
     assert _projected(at) == _interactive_epsilon(at.session_state[CONFIG_KEY])
     at.get("file_uploader")[1].clear().upload("bad.json", b"\xff\xfe{", "application/json").run()
     (error,) = at.error
@@ -116,15 +122,18 @@ def test_an_uploaded_schema_file_fills_the_box(app, data_dir) -> None:
     # Back to the draft: the placeholders are refused again.
     at.get("file_uploader")[1].clear().run()
     at.button(key="explore_schema_draft_reset").click().run()
-    assert at.text_area(key=TEXT_KEY).value == tabular.draft_schema_text(_sample_columns(), label="decision")
+    assert at.text_area(key=TEXT_KEY).value == csv_schema.draft_schema_text(_sample_columns(), label="decision")
 
 
-@pytest.mark.parametrize("change, field, named", [
-    (("age: [18, 100]", "age: [100, 18]"), "csv_schema.numeric.age:", "low 100 is not below high 18"),
-    (("housing: [rent, mortgage, own]", "housing: rent"), "csv_schema.categorical.housing:", "expected a list"),
-    (("classes: [approved, declined]", "classes: [approved, maybe]"), "csv_label:", "'declined'"),
-    (("  debt_ratio: [0, 1]", "  debt_ratios: [0, 1]"), "csv_schema:", "'debt_ratios'"),
-])
+@pytest.mark.parametrize(
+    "change, field, named",
+    [
+        (("age: [18, 100]", "age: [100, 18]"), "csv_schema.numeric.age:", "low 100 is not below high 18"),
+        (("housing: [rent, mortgage, own]", "housing: rent"), "csv_schema.categorical.housing:", "expected a list"),
+        (("classes: [approved, declined]", "classes: [approved, maybe]"), "csv_label:", "'declined'"),
+        (("  debt_ratio: [0, 1]", "  debt_ratios: [0, 1]"), "csv_schema:", "'debt_ratios'"),
+    ],
+)
 def test_a_bad_schema_names_the_column_and_blocks_training(app, data_dir, change, field, named) -> None:
     at = _sample_csv(join(app.run(), "Schema checker"))
     at.text_area(key=TEXT_KEY).input(SCHEMA_TEXT.replace(*change)).run()
@@ -149,8 +158,10 @@ def test_deriving_privately_shows_the_split_of_the_runs_epsilon(app, data_dir) -
     assert _metric(at, "Training ε") == f"{split.training:.3f}"
     assert _metric(at, "Run ε (composed)") == _metric(at, "Projected ε") == f"{_interactive_epsilon(config):.3f}"
     assert split.training < split.total <= split.preprocessing + split.training
-    assert any(c.value.startswith(f"Preprocessing {split.preprocessing:.3f} + training {split.training:.3f}")
-               for c in at.caption)
+    assert any(
+        c.value.startswith(f"Preprocessing {split.preprocessing:.3f} + training {split.training:.3f}")
+        for c in at.caption
+    )
     # Too small a share for 192 rows: the noisy counts keep too little, and the page says so.
     at.number_input(key="w_csv_preprocessing_epsilon").set_value(0.3).run()
     (error,) = at.error
@@ -177,13 +188,14 @@ def test_the_schema_travels_with_exports_and_share_links(app, data_dir) -> None:
     opened.run()
     assert not opened.exception and not opened.error
     assert opened.session_state[CONFIG_KEY] == config
-    assert tabular.CsvSchema.from_text(opened.text_area(key=TEXT_KEY).value) == config.csv_schema
+    assert csv_schema.CsvSchema.from_text(opened.text_area(key=TEXT_KEY).value) == config.csv_schema
     assert _projected(opened) == _interactive_epsilon(config)
 
 
 def test_a_derived_config_from_a_link_opens_in_derive_mode(app, data_dir) -> None:
-    config = DPConfig(dataset="csv", model="logreg", csv_path=str(SAMPLE), csv_label="decision",
-                      csv_preprocessing_epsilon=1.5)
+    config = DPConfig(
+        dataset="csv", model="logreg", csv_path=str(SAMPLE), csv_label="decision", csv_preprocessing_epsilon=1.5
+    )
     at = open_page(app, "explore", config, name=None)
     assert at.radio(key="w_csv_schema_mode").value == "derive"
     assert at.number_input(key="w_csv_preprocessing_epsilon").value == 1.5

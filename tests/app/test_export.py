@@ -1,13 +1,13 @@
 """AppTest: the Export page shows JSON/YAML/script, restores uploads with clear errors, and makes a share link."""
+
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from dpcore import share
-from dpcore.config import DPConfig
 from app_state import CONFIG_KEY
+from dpcore.config import DPConfig
+from dpcore.export import share
 from tests.app.conftest import open_page
-
 
 CONFIG = DPConfig(noise_multiplier=1.7, batch_size=100, epochs=3)
 
@@ -22,8 +22,7 @@ def test_formats_and_downloads(app) -> None:
     assert DPConfig.from_json(codes["json"]) == CONFIG
     assert DPConfig.from_yaml(codes["yaml"]) == CONFIG
     assert "1.7" in codes["python"] and "tensorflow_privacy" in codes["python"]
-    assert [b.label for b in at.get("download_button")] == ["Download JSON", "Download YAML",
-                                                            "Download Python script"]
+    assert [b.label for b in at.get("download_button")] == ["Download JSON", "Download YAML", "Download Python script"]
 
 
 def test_share_link_encodes_the_config(app) -> None:
@@ -71,7 +70,7 @@ def test_bad_upload_names_the_field(app) -> None:
 def test_export_a_stored_run(app) -> None:
     import os
 
-    from dpcore.store import RunStore
+    from dpcore.runs.store import RunStore
 
     stored = DPConfig(noise_multiplier=3.1, epochs=2, optimizer="adam", learning_rate=0.01)
     store = RunStore(os.environ["DPEXPLORER_STORE"])

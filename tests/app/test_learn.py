@@ -1,11 +1,11 @@
 """AppTest: the Learn page renders its live examples; moving the noise moves ε, moving ε redraws the attack region."""
+
 from __future__ import annotations
 
 import math
 
-from dpcore import teaching
+from dpcore.views import teaching
 from tests.app.conftest import open_page
-
 
 
 def _open(app):
@@ -15,8 +15,11 @@ def _open(app):
 def test_renders_every_section(app) -> None:
     at = _open(app)
     assert [h.value for h in at.header][:4] == [
-        "1. What ε and δ promise", "2. Why DP-SGD clips and adds noise",
-        "3. Why sampling matters: Poisson vs shuffle", "4. What accuracy costs as ε falls"]
+        "1. What ε and δ promise",
+        "2. Why DP-SGD clips and adds noise",
+        "3. Why sampling matters: Poisson vs shuffle",
+        "4. What accuracy costs as ε falls",
+    ]
     assert len(at.get("plotly_chart")) >= 4
 
 
@@ -37,12 +40,12 @@ def _region_chart(at) -> dict:
 
 
 def test_audit_section_draws_the_region_the_slider_allows(app) -> None:
-    from dpcore import audit
+    from dpcore.audit import bounds
 
     at = _open(app)
     assert "6. What an attacker can actually do" in [h.value for h in at.header]
     metric = next(m for m in at.metric if m.label == "Members caught at 1% false alarms, at most")
-    assert metric.value == f"{float(audit.max_tpr(0.01, epsilon=1.0, delta=1e-5)):.1%}"
+    assert metric.value == f"{float(bounds.max_tpr(0.01, epsilon=1.0, delta=1e-5)):.1%}"
     region = next(t for t in _region_chart(at)["data"] if t.get("name") == "allowed region")
     at_10pct = region["y"][region["x"].index(0.1)]
     assert abs(at_10pct - min(math.e * 0.1 + 1e-5, 1 - math.exp(-1.0) * (1 - 1e-5 - 0.1))) < 1e-9
@@ -52,8 +55,8 @@ def test_audit_section_draws_the_region_the_slider_allows(app) -> None:
     wider = next(t for t in _region_chart(at)["data"] if t.get("name") == "allowed region")
     assert wider["y"][wider["x"].index(0.1)] > at_10pct
     metric = next(m for m in at.metric if m.label == "Members caught at 1% false alarms, at most")
-    assert metric.value == f"{float(audit.max_tpr(0.01, epsilon=3.0, delta=1e-5)):.1%}"
+    assert metric.value == f"{float(bounds.max_tpr(0.01, epsilon=3.0, delta=1e-5)):.1%}"
     # The best attack on a Gaussian mechanism with this (ε, δ) stays inside the region.
     attack = next(t for t in _region_chart(at)["data"] if t.get("name") == "best attack on a Gaussian mechanism")
-    bound = audit.max_tpr(attack["x"], epsilon=3.0, delta=1e-5)
+    bound = bounds.max_tpr(attack["x"], epsilon=3.0, delta=1e-5)
     assert all(t <= b + 1e-9 for t, b in zip(attack["y"], bound))

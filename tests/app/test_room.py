@@ -1,5 +1,6 @@
 """AppTest: a room on one server: names that survive a reload, own-run permissions, the host panel,
 compute estimates and queue positions, confined CSV files, and settings that are never silently changed."""
+
 from __future__ import annotations
 
 import os
@@ -9,12 +10,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_state import CONFIG_KEY, OWNER_KEY, PROBLEM_KEY
-from dpcore import share, uploads
 from dpcore.config import DPConfig
-from dpcore.jobs import get_runner
-from dpcore.participants import TOKEN_PARAM
-from dpcore.server_settings import MAX_UPLOAD_MB, RunLimits
-from dpcore.store import RunStore
+from dpcore.export import share
+from dpcore.room import uploads
+from dpcore.room.participants import TOKEN_PARAM
+from dpcore.room.server_settings import MAX_UPLOAD_MB
+from dpcore.runs.jobs import get_runner
+from dpcore.runs.store import RunStore
 from pages import explore_schema
 from tests.app.conftest import APP, join, open_page
 
@@ -28,17 +30,21 @@ def _rows(n: int, *, bad: str = "") -> bytes:
     return ("x1,x2,y\n" + (f"1,{bad},0\n" if bad else "") + body).encode()
 
 
-
 def _with_csv_share(app, monkeypatch) -> AppTest:
     """The app with a CSV config that pays for its preprocessing privately, so an uploaded file can train
     (a CSV needs a schema or a private-preprocessing share; the sample file is read from the data folder)."""
     from tests.conftest import REPO_ROOT
 
     monkeypatch.setenv("DPEXPLORER_DATA_DIR", str(REPO_ROOT / "assets"))
-    app.session_state[CONFIG_KEY] = DPConfig(dataset="csv", model="logreg", csv_label="decision",
-                                             csv_path=str(REPO_ROOT / "assets" / "sample.csv"),
-                                             csv_preprocessing_epsilon=1.0)
+    app.session_state[CONFIG_KEY] = DPConfig(
+        dataset="csv",
+        model="logreg",
+        csv_label="decision",
+        csv_path=str(REPO_ROOT / "assets" / "sample.csv"),
+        csv_preprocessing_epsilon=1.0,
+    )
     return app
+
 
 def _reload(at) -> AppTest:
     """A new browser session on the same URL (what a reload is): only the query string carries over."""
@@ -297,8 +303,7 @@ def test_a_typed_value_out_of_range_is_refused_and_no_old_epsilon_stays(app) -> 
     at = app.run()
     at.number_input(key="w_delta").set_value(0.9).run()
     assert not at.exception
-    assert any(e.value.startswith("Refused") and "δ (delta) = 0.9 (allowed 1e-15 to 0.5)" in e.value
-               for e in at.error)
+    assert any(e.value.startswith("Refused") and "δ (delta) = 0.9 (allowed 1e-15 to 0.5)" in e.value for e in at.error)
     assert [m for m in at.metric if m.label == "Projected ε"] == []
     assert at.session_state[CONFIG_KEY].delta == DPConfig().delta
     assert at.session_state[PROBLEM_KEY]
@@ -311,8 +316,9 @@ def test_export_does_not_offer_runs_on_another_participants_upload(app) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     theirs = folder / "secret-plans-0123456789abcdef.csv"
     theirs.write_bytes(_rows(200))
-    run_id = _store().create_run(DPConfig(dataset="csv", csv_path=str(theirs), csv_label="y"),
-                                 owner="p0123456789abcdef", name="theirs")
+    run_id = _store().create_run(
+        DPConfig(dataset="csv", csv_path=str(theirs), csv_label="y"), owner="p0123456789abcdef", name="theirs"
+    )
     try:
         at = open_page(app, "export")
         assert not [o for o in at.selectbox(key="export_source").options if "theirs" in o or o == str(run_id)]

@@ -1,5 +1,6 @@
 """AppTest in a fresh process: an unusable run store is one clear message, not a traceback; a damaged
 one still lets people explore ε and compare the runs that can be read."""
+
 from __future__ import annotations
 
 import json
@@ -34,14 +35,14 @@ def test_unusable_store_is_a_message(tmp_path: Path) -> None:
 
 def test_damaged_store_still_explores(tmp_path: Path) -> None:
     from dpcore.config import DPConfig
-    from dpcore.store import RunStore
+    from dpcore.runs.store import RunStore
 
     path = tmp_path / "runs.sqlite3"
     store = RunStore(path)
     for seed in range(60):
         store.create_run(DPConfig(seed=seed), name="x" * 200)
     raw = bytearray(path.read_bytes())
-    raw[4096 * 4:4096 * 5] = bytes(range(256)) * 16  # garbage in the middle of the file
+    raw[4096 * 4 : 4096 * 5] = bytes(range(256)) * 16  # garbage in the middle of the file
     path.write_bytes(bytes(raw))
     assert RunStore(path, read_only=True).damage is not None
 

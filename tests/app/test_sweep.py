@@ -1,16 +1,17 @@
 """AppTest: the Sweep page previews ε and compute, queues one sweep and cancels it as a whole; Compare groups
 a sweep's runs over seeds with its Pareto frontier and the ε of choosing."""
+
 from __future__ import annotations
 
 import json
 import os
 
-from dpcore import sweeps
 from dpcore.config import DPConfig
-from dpcore.explain import format_epsilon
+from dpcore.privacy.explain import format_epsilon
+from dpcore.privacy.selection import composition_epsilon
 from dpcore.results import EpochMetrics
-from dpcore.selection import composition_epsilon
-from dpcore.store import RunStore
+from dpcore.runs import sweeps
+from dpcore.runs.store import RunStore
 from tests.app.conftest import open_page
 
 LONG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=300, max_train_examples=128)
@@ -27,8 +28,11 @@ def test_the_sweep_page_previews_queues_and_cancels_a_sweep(app) -> None:
     at.checkbox(key="sweep_baseline").check().run()
     assert not at.exception and not at.error
     points = at.dataframe[0].value
-    assert list(points["run"]) == ["noise_multiplier=0.8, seed 0", "noise_multiplier=1.5, seed 0",
-                                   "non-private baseline, seed 0"]
+    assert list(points["run"]) == [
+        "noise_multiplier=0.8, seed 0",
+        "noise_multiplier=1.5, seed 0",
+        "non-private baseline, seed 0",
+    ]
     assert points["projected ε"].iloc[-1] == "∞"
     n = 128
     composed = composition_epsilon([LONG.replace(noise_multiplier=s) for s in (0.8, 1.5)], n=n)
@@ -67,8 +71,7 @@ def test_private_selection_shows_the_random_trials_bound_and_bad_values_name_the
     at.radio(key="sweep_mode").set_value("private_selection").run()
     at.number_input(key="sweep_expected_trials").set_value(4.0).run()
     assert "random number of trials" in at.info[0].value
-    assert list(at.dataframe[0].value["run"]) == ["noise_multiplier=0.8, seed 0",
-                                                                  "noise_multiplier=1.5, seed 0"]
+    assert list(at.dataframe[0].value["run"]) == ["noise_multiplier=0.8, seed 0", "noise_multiplier=1.5, seed 0"]
     at.text_input(key="sweep_values_noise_multiplier").set_value("0.8, lots").run()
     assert any("noise_multiplier" in e.value for e in at.error) and not at.exception
     assert at.button(key="sweep_start").disabled
@@ -78,16 +81,34 @@ def test_compare_groups_a_sweep_over_seeds_with_its_frontier_and_the_epsilon_of_
     store = RunStore(os.environ["DPEXPLORER_STORE"])
     base = LONG.replace(epochs=1)
     spec = sweeps.SweepSpec(base=base, knobs=(("noise_multiplier", (0.8, 1.5)),), seeds=2, name="grouped")
-    sweep_id = store.create_sweep(owner="someone", name="grouped", mode="grid", knobs_json=spec.knobs_json(),
-                                  seeds=2, baseline=False, selection_json=None, trial_count=None, base_config=base)
+    sweep_id = store.create_sweep(
+        owner="someone",
+        name="grouped",
+        mode="grid",
+        knobs_json=spec.knobs_json(),
+        seeds=2,
+        baseline=False,
+        selection_json=None,
+        trial_count=None,
+        base_config=base,
+    )
     accuracy = {(0.8, 0): 0.7, (0.8, 1): 0.8, (1.5, 0): 0.5, (1.5, 1): 0.9}
     for point in sweeps.grid_points(spec):
         run_id = store.create_run(point.config, owner="someone", sweep_id=sweep_id)
         cancelled = point.config.noise_multiplier == 1.5 and point.seed == 1
-        store.record_epoch(run_id, EpochMetrics(epoch=1, train_loss=1, train_accuracy=0.5, test_loss=1,
-                                                test_accuracy=accuracy[(point.config.noise_multiplier, point.seed)],
-                                                epsilon=2.0 if point.config.noise_multiplier == 0.8 else 1.0,
-                                                seconds=1, examples=128))
+        store.record_epoch(
+            run_id,
+            EpochMetrics(
+                epoch=1,
+                train_loss=1,
+                train_accuracy=0.5,
+                test_loss=1,
+                test_accuracy=accuracy[(point.config.noise_multiplier, point.seed)],
+                epsilon=2.0 if point.config.noise_multiplier == 0.8 else 1.0,
+                seconds=1,
+                examples=128,
+            ),
+        )
         store.set_status(run_id, "cancelled" if cancelled else "completed")
     at = open_page(app, "compare")
     at.selectbox(key="compare_sweep").set_value(sweep_id).run()

@@ -1,4 +1,5 @@
 """AppTest: the Train page launches tiny runs in the background, shows progress, cancels, and reports failures."""
+
 from __future__ import annotations
 
 import json
@@ -9,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from dpcore import accounting
-from dpcore.config import DPConfig
-from dpcore.jobs import get_runner
-from dpcore.results import TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE, TRAIN_METRICS_NOTE, EpochMetrics
-from dpcore.store import RunStore
 from app_state import CONFIG_KEY, OWNER_KEY
+from dpcore.config import DPConfig
+from dpcore.privacy import accounting
+from dpcore.results import TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE, TRAIN_METRICS_NOTE, EpochMetrics
+from dpcore.runs.jobs import get_runner
+from dpcore.runs.store import RunStore
 from tests.app.conftest import join, open_page
-
 
 TINY = DPConfig(epochs=2, batch_size=32, max_train_examples=200, learning_rate=0.5, noise_multiplier=1.1)
 LONG = DPConfig(epochs=500, batch_size=32)
@@ -55,12 +55,21 @@ def test_projected_epsilon_includes_a_private_csv_preprocessing_share(app, monke
     from tests.conftest import REPO_ROOT
 
     monkeypatch.setenv("DPEXPLORER_DATA_DIR", str(REPO_ROOT / "assets"))  # a served app reads files only there
-    config = DPConfig(dataset="csv", csv_path=str(REPO_ROOT / "assets" / "sample.csv"), csv_label="decision",
-                      model="logreg", batch_size=16, epochs=3, delta=1e-3, csv_preprocessing_epsilon=1.0)
+    config = DPConfig(
+        dataset="csv",
+        csv_path=str(REPO_ROOT / "assets" / "sample.csv"),
+        csv_label="decision",
+        model="logreg",
+        batch_size=16,
+        epochs=3,
+        delta=1e-3,
+        csv_preprocessing_epsilon=1.0,
+    )
     at = _open_train(app, config)
     projected = accounting.epsilon_for_config(config, n=192, interactive=True)
-    training_alone = accounting.epsilon_for_config(config.replace(csv_preprocessing_epsilon=None), n=192,
-                                                   interactive=True)
+    training_alone = accounting.epsilon_for_config(
+        config.replace(csv_preprocessing_epsilon=None), n=192, interactive=True
+    )
     assert projected > training_alone
     assert any(c.value.startswith(f"Projected ε = {projected:.3f} on n = 192") for c in at.caption)
 
@@ -99,21 +108,28 @@ def _train_unaudited(app, config: DPConfig):
 
 
 def _chart_titled(at, title: str) -> dict:
-    return next(spec for spec in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
-                if spec["layout"].get("title", {}).get("text", "").startswith(title))
+    return next(
+        spec
+        for spec in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+        if spec["layout"].get("title", {}).get("text", "").startswith(title)
+    )
 
 
 def test_adaptive_clipping_run_with_validation_draws_its_clip_norm_and_validation_metrics(app) -> None:
-    config = TINY.replace(adaptive_clipping=True, target_unclipped_quantile=0.5, clip_learning_rate=0.2,
-                          validation_fraction=0.2)
+    config = TINY.replace(
+        adaptive_clipping=True, target_unclipped_quantile=0.5, clip_learning_rate=0.2, validation_fraction=0.2
+    )
     at, job_id = _train_unaudited(app, config)
     run = get_runner().store.get_run(job_id)
     steps = [value for m in run.epochs for value in m.clip_norms]
     assert len(steps) > 2 and len(set(steps)) > 1  # the clip norm moved
     clip = _chart_titled(at, "clip norm C at each step")
     assert clip["data"][0]["y"] == pytest.approx(steps) and clip["data"][0]["x"] == list(range(len(steps)))
-    validation = next(spec for spec in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
-                      if [t["name"] for t in spec["data"]] == ["test", "validation", "test", "validation"])
+    validation = next(
+        spec
+        for spec in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+        if [t["name"] for t in spec["data"]] == ["test", "validation", "test", "validation"]
+    )
     assert validation["data"][1]["y"] == pytest.approx([m.validation_accuracy for m in run.epochs])
     assert validation["data"][3]["y"] == pytest.approx([m.validation_loss for m in run.epochs])
     assert validation["data"][0]["y"] == pytest.approx([m.test_accuracy for m in run.epochs])
@@ -127,8 +143,7 @@ def test_a_run_stopped_by_its_budget_says_so(app) -> None:
     curve = accounting.epsilon_curve_for_config(TINY, n=200)
     config = TINY.replace(epsilon_budget=round((curve[0] + curve[1]) / 2, 4))
     at, job_id = _train_unaudited(app, config)
-    assert any(f"Run {job_id} stopped at its ε budget" in i.value and "after 1 of 2 epochs" in i.value
-               for i in at.info)
+    assert any(f"Run {job_id} stopped at its ε budget" in i.value and "after 1 of 2 epochs" in i.value for i in at.info)
     assert _metric(at, "ε spent") == f"{curve[0]:.3f}"
 
 
@@ -137,9 +152,19 @@ def test_training_figures_are_labelled_as_not_covered_by_epsilon_and_can_be_hidd
     store = RunStore(os.environ["DPEXPLORER_STORE"])
     run_id = store.create_run(TINY, owner=at.session_state[OWNER_KEY], name="stored")
     for epoch, accuracy, train_accuracy in ((1, 0.4, 0.5), (2, 0.7, 0.8)):
-        store.record_epoch(run_id, EpochMetrics(epoch=epoch, train_loss=2.5 - epoch, train_accuracy=train_accuracy,
-                                                test_loss=1.0, test_accuracy=accuracy, epsilon=0.5 * epoch,
-                                                seconds=0.1, examples=200))
+        store.record_epoch(
+            run_id,
+            EpochMetrics(
+                epoch=epoch,
+                train_loss=2.5 - epoch,
+                train_accuracy=train_accuracy,
+                test_loss=1.0,
+                test_accuracy=accuracy,
+                epsilon=0.5 * epoch,
+                seconds=0.1,
+                examples=200,
+            ),
+        )
     store.set_status(run_id, "completed")
     at.run()
     at.selectbox(key="train_selected").set_value(run_id).run()
@@ -166,8 +191,11 @@ def test_training_figures_are_labelled_as_not_covered_by_epsilon_and_can_be_hidd
 
 
 def _audit_chart(at) -> dict:
-    return next(spec for spec in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
-                if any(t.get("name") == "allowed region" for t in spec["data"]))
+    return next(
+        spec
+        for spec in (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+        if any(t.get("name") == "allowed region" for t in spec["data"])
+    )
 
 
 def test_audit_is_on_by_default_for_digits_only(app) -> None:
@@ -245,9 +273,14 @@ def test_failed_run_shows_its_error(app, tmp_path: Path, monkeypatch) -> None:
     csv.write_text("x1,x2,y\n" + "".join(f"{rng.random():.3f},{rng.random():.3f},{i % 2}\n" for i in range(60)))
     at = _open_train(app, LONG)
     blocker = _start(at)  # keeps the single worker busy so the next run waits in the queue
-    at.session_state[CONFIG_KEY] = DPConfig(dataset="csv", csv_path=str(csv), csv_label="y", batch_size=8,
-                                              epochs=1,
-                                              csv_schema={"classes": [0, 1], "numeric": {"x1": [0, 1], "x2": [0, 1]}})
+    at.session_state[CONFIG_KEY] = DPConfig(
+        dataset="csv",
+        csv_path=str(csv),
+        csv_label="y",
+        batch_size=8,
+        epochs=1,
+        csv_schema={"classes": [0, 1], "numeric": {"x1": [0, 1], "x2": [0, 1]}},
+    )
     at.run()
     doomed = _start(at)
     csv.unlink()  # the file disappears before the queued run loads it

@@ -1,10 +1,11 @@
 """Fixtures and helpers for the browser tests: a real `streamlit run` server and headless Chromium."""
+
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlencode
 
 import pytest
@@ -14,13 +15,12 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.app_server import CHROMIUM, CHROMIUM_ARGS, EPSILON_JS, streamlit_app  # noqa: E402
-from dpcore import share  # noqa: E402
 from dpcore.config import DPConfig  # noqa: E402
+from dpcore.export import share  # noqa: E402
 
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 NO_BROWSER = not os.path.exists(CHROMIUM)
 NO_BROWSER_REASON = f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)"
-
 
 
 @pytest.fixture(scope="session")

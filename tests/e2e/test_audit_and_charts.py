@@ -2,16 +2,25 @@
 
 Each chart is also saved as a 1400x900 screenshot in artifacts/screenshots/chart-*.png.
 """
+
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
 
-from dpcore import accounting
 from dpcore.config import DPConfig
+from dpcore.privacy import accounting
 from pages.explore_results import NOISE_GRID
-from tests.e2e.conftest import (EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, chart_screenshot, go_to, join, open_app,
-                                share_link)
+from tests.e2e.conftest import (
+    EPSILON_JS,
+    NO_BROWSER,
+    NO_BROWSER_REASON,
+    chart_screenshot,
+    go_to,
+    join,
+    open_app,
+    share_link,
+)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
 

@@ -1,4 +1,5 @@
 """End to end in headless Chromium against a real `streamlit run app.py`: every page, as a person uses it."""
+
 from __future__ import annotations
 
 import json
@@ -7,15 +8,24 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import (EPSILON_JS, NO_BROWSER, SCREENSHOTS, NO_BROWSER_REASON, go_to, join, open_app, screenshot,
-                                share_link,
-                                shown_epsilon)
-
-from dpcore import accounting
 from dpcore.config import DPConfig
+from dpcore.privacy import accounting
+from tests.conftest import REPO_ROOT
+from tests.e2e.conftest import (
+    EPSILON_JS,
+    NO_BROWSER,
+    NO_BROWSER_REASON,
+    SCREENSHOTS,
+    go_to,
+    join,
+    open_app,
+    screenshot,
+    share_link,
+    shown_epsilon,
+)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
+
 
 def test_moving_noise_multiplier_changes_projected_epsilon(page, app_url: str) -> None:
     open_app(page, app_url)
@@ -111,7 +121,8 @@ def test_uploading_a_csv_and_declaring_its_schema_projects_epsilon(page, app_url
     page.get_by_role("option", name="Your CSV file (tabular)").click()
     page.get_by_text("Upload a CSV file.").first.wait_for()
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
-        str(REPO_ROOT / "assets" / "sample.csv"))
+        str(REPO_ROOT / "assets" / "sample.csv")
+    )
     page.get_by_text("Uploaded sample.csv").first.wait_for()
     page.get_by_text("Label column").first.wait_for()
     page.get_by_text(re.compile(r"^File: sample-[0-9a-f]{16}\.csv$")).first.wait_for()

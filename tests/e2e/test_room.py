@@ -1,5 +1,6 @@
 """Two participants in two browser contexts on one real server: runs are their owner's, a reload keeps them,
 and TensorFlow's start-up lines stay out of the server log."""
+
 from __future__ import annotations
 
 import re
@@ -9,8 +10,8 @@ from urllib.parse import urlencode
 import pytest
 
 from bench.app_server import streamlit_app
-from dpcore import share
 from dpcore.config import DPConfig
+from dpcore.export import share
 from tests.e2e.conftest import NO_BROWSER, NO_BROWSER_REASON, go_to, join, open_app, screenshot
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)

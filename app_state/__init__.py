@@ -1,0 +1,612 @@
+"""What the app's pages share, behind one API: the current config, notices, this session's runs, the store.
+
+Pages read and change shared state only through these functions; the session-state keys below are
+spelled nowhere else (tests may read them).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, Optional
+
+import pandas as pd
+import streamlit as st
+
+from dpcore.config import ACCOUNTANT_TITLES, MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
+from dpcore.data import datasets
+from dpcore.errors import UserInputError
+from dpcore.export import share
+from dpcore.privacy import composition
+from dpcore.results import (
+    TEST_METRICS_LABEL,
+    TRAIN_ACCURACY_TITLE,
+    TRAIN_LOSS_TITLE,
+    TRAIN_METRICS_LABEL,
+    TRAIN_METRICS_NOTE,
+)
+from dpcore.room import participants, server_paths, uploads
+from dpcore.room.participants import TOKEN_PARAM, Caller, Participant
+from dpcore.room.server_settings import ServerSettings
+from dpcore.runs import owners, sweeps
+from dpcore.runs.comparison import AUDIT_AUC_COLUMN, AUDIT_BOUND_COLUMN, RUN_TABLE_FORMATS, run_rows
+from dpcore.runs.job_state import JobSnapshot
+from dpcore.runs.jobs import JobRunner, get_runner
+from dpcore.runs.records import RunRecord, SweepRecord
+from dpcore.runs.store import RunStore
+
+CONFIG_KEY = "dpx_config"
+OWNER_KEY = "dpx_owner"  # the participant's owner id, once they have typed a display name
+NAME_KEY = "dpx_name"  # their display name
+TOKEN_KEY = "dpx_token"  # their token, put back into the URL when a page switch drops the query string
+HOST_KEY = "dpx_host"  # True once this session typed the server's host secret
+PROBLEM_KEY = "dpx_input_problem"  # why the current settings cannot train (a failed upload, a refused value)
+NOTICE_KEY = "dpx_notice"  # a success message for the next render, e.g. from a button callback
+ERROR_KEY = "dpx_error"  # a problem for the next render, e.g. a bad share link
+# Explore's widget keys: dropped whenever the config is replaced, so the widgets re-read it.
+WIDGET_PREFIX = "w_"
+PAGE_PATHS = ("explore", "train", "sweep", "compare", "export", "learn")
+
+# Each participant's current config, kept in this server process, so a reload (which starts a new
+# browser session with the same ``?me=`` token) finds the settings they left. Lost when the server stops.
+_SAVED_CONFIGS: dict[str, DPConfig] = {}
+_SAVED_LOCK = threading.Lock()
+
+
+class PageDone(Exception):
+    """A page has shown all it can (say, after an error message); app.py catches it and goes on."""
+
+
+def finish_page() -> NoReturn:
+    """End the current page early; unlike st.stop(), the shared sidebar is still drawn."""
+    raise PageDone
+
+
+_ACCOUNTANT_LOCK = threading.Lock()
+_accountant_started = False
+
+
+def runner() -> JobRunner:
+    """The process-wide job runner (``jobs.get_runner``: one per server, shared by all browser sessions).
+
+    The first call also moves the accountant's RDP into ``settings().accountant_processes``
+    processes (``composition.compute_rdp_in_processes``), so no page run holds the others up.
+    """
+    global _accountant_started
+    with _ACCOUNTANT_LOCK:
+        if not _accountant_started:
+            composition.compute_rdp_in_processes(settings().accountant_processes)
+            _accountant_started = True
+    return get_runner()
+
+
+def store() -> RunStore:
+    """The run store the runner writes to."""
+    return runner().store
+
+
+def settings() -> ServerSettings:
+    """The server's settings (``ServerSettings.from_env``; a bad variable raises its UserInputError).
+
+    Read on each call (a few environment look-ups), so the data folder and host secret are the
+    environment's; the runner took its workers and limits once, when it started.
+    """
+    return ServerSettings.from_env()
+
+
+def init_session() -> None:
+    """Find this browser's participant from the ``?me=`` token, restore their config, then any share link's config.
+
+    A share link's config wins over the saved one; the token stays in the URL (share links ignore it).
+    """
+    params = st.query_params.to_dict()
+    token = params.get(TOKEN_PARAM)
+    if OWNER_KEY not in st.session_state and token:
+        try:
+            found = participants.find(store(), participants.check_token(token))
+        except UserInputError as exc:
+            found = None
+            post_error(f"This link's participant could not be found ({exc}); type your name again.")
+        if found is None:
+            if TOKEN_PARAM in st.query_params:
+                del st.query_params[TOKEN_PARAM]
+            if ERROR_KEY not in st.session_state:
+                post_error("This link's participant is not known to this server; type your name again.")
+        else:
+            _join(found, token)
+    if TOKEN_KEY in st.session_state and st.query_params.get(TOKEN_PARAM) != st.session_state[TOKEN_KEY]:
+        st.query_params[TOKEN_PARAM] = st.session_state[TOKEN_KEY]  # switching pages drops the query string
+    if CONFIG_KEY not in st.session_state:
+        with _SAVED_LOCK:
+            saved = _SAVED_CONFIGS.get(st.session_state.get(OWNER_KEY, ""))
+        st.session_state[CONFIG_KEY] = saved if saved is not None else DPConfig()
+    if share.is_shared(params):
+        try:
+            link = share.decode_link(params)
+            set_config(check_paths(link.config))
+            ignored = f" Ignored: {', '.join(link.ignored)} (not config settings)." if link.ignored else ""
+            if out_of_range(link.config):  # Explore lists them; the config is not "restored" until it can be shown
+                post_error(
+                    "The share link's settings were read, but some are outside what the controls allow." + ignored
+                )
+            else:
+                post_notice("Config restored from the share link." + ignored)
+        except UserInputError as exc:
+            post_error(f"The share link holds a bad config: {exc}")
+        for name in list(st.query_params):
+            if name != TOKEN_PARAM:
+                del st.query_params[name]
+
+
+def _join(participant: Participant, token: str) -> None:
+    st.session_state[OWNER_KEY] = participant.owner
+    st.session_state[NAME_KEY] = participant.display_name
+    st.session_state[TOKEN_KEY] = token
+
+
+def join(display_name: str) -> Participant:
+    """Register this browser as a participant named ``display_name`` and keep their token in the URL (``?me=``)."""
+    participant, token = participants.register(store(), display_name)
+    _join(participant, token)
+    st.query_params[TOKEN_PARAM] = token
+    _save_config(config())
+    return participant
+
+
+def joined() -> bool:
+    """Whether this browser has a participant (typed a display name), so it can upload and train."""
+    return OWNER_KEY in st.session_state
+
+
+def owner() -> str:
+    """This participant's owner id ("" before they typed a name); their runs and uploads carry it."""
+    return st.session_state.get(OWNER_KEY, "")
+
+
+def display_name() -> str:
+    """The name this participant typed ("" before they did)."""
+    return st.session_state.get(NAME_KEY, "")
+
+
+def is_host() -> bool:
+    """Whether this session unlocked the host role with the server's host secret."""
+    return bool(st.session_state.get(HOST_KEY))
+
+
+def caller() -> Caller:
+    """Who this session acts as when it renames, deletes or cancels a run, or names a file."""
+    return Caller(owner=owner(), is_host=is_host())
+
+
+def unlock_host(secret: str) -> None:
+    """Make this session the host if ``secret`` is the server's host secret (a NotAllowedError otherwise)."""
+    participants.host_caller(owner(), secret, settings())
+    st.session_state[HOST_KEY] = True
+
+
+def lock_host() -> None:
+    """Give up the host role in this session."""
+    st.session_state.pop(HOST_KEY, None)
+
+
+def check_paths(cfg: DPConfig) -> DPConfig:
+    """``cfg`` with its CSV path checked for this caller (``server_paths.check_server_path``): their uploads, or the data folder."""
+    return server_paths.check_server_path(cfg, settings(), caller=caller(), uploads_directory=uploads.uploads_dir())
+
+
+def check_csv_path(path: str) -> str:
+    """A CSV path typed or uploaded on Explore, resolved, if this caller may read it (``server_paths.check_csv_path``)."""
+    return server_paths.check_csv_path(path, settings(), caller=caller(), uploads_directory=uploads.uploads_dir())
+
+
+def server_files_enabled() -> bool:
+    """Whether the "CSV file on the server" box is on (DPEXPLORER_DATA_DIR is set)."""
+    return server_paths.server_files_enabled(settings())
+
+
+def shown_file(path: Optional[str]) -> str:
+    """The CSV file name this caller may see for ``path`` ("" for none); another participant's upload stays unnamed."""
+    if not path:
+        return ""
+    return uploads.shown_name(path, caller(), directory=uploads.uploads_dir())
+
+
+def may_see_file(path: Optional[str]) -> bool:
+    """Whether this caller may see ``path`` in full: no file, a data-folder file, or an upload of theirs (or any, for the host)."""
+    directory = uploads.uploads_dir()
+    return (
+        not path
+        or uploads.upload_owner(path, directory=directory) is None
+        or uploads.may_use(path, caller(), directory=directory)
+    )
+
+
+def save_upload(raw: bytes, *, name: str) -> Path:
+    """Keep an uploaded CSV as this participant's (``uploads.save_csv`` with their owner id)."""
+    return uploads.save_csv(raw, name=name, owner=owner(), directory=uploads.uploads_dir())
+
+
+def set_input_problem(text: Optional[str]) -> None:
+    """Record why the current settings cannot train (None: they can); Train refuses to start while one is set."""
+    if text:
+        st.session_state[PROBLEM_KEY] = text
+    else:
+        st.session_state.pop(PROBLEM_KEY, None)
+
+
+def input_problem() -> Optional[str]:
+    """The problem Explore found with the current settings, if any (a failed upload, a value out of range)."""
+    return st.session_state.get(PROBLEM_KEY)
+
+
+def _save_config(cfg: DPConfig) -> None:
+    if owner():
+        with _SAVED_LOCK:
+            _SAVED_CONFIGS[owner()] = cfg
+
+
+def config() -> DPConfig:
+    """The current config (the one the Explore page's widgets show)."""
+    return st.session_state[CONFIG_KEY]
+
+
+def set_config(new: DPConfig, *, reset_widgets: bool = True) -> None:
+    """Replace the current config; Explore's widgets pick it up on their next render.
+
+    ``reset_widgets=False`` is for the config Explore's widgets have just produced themselves.
+    """
+    st.session_state[CONFIG_KEY] = new
+    _save_config(new)
+    if reset_widgets:
+        for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(WIDGET_PREFIX)]:
+            del st.session_state[key]
+
+
+def seed_widget(key: str, value: Any) -> None:
+    """Give a widget its starting value (from the config) the first time it renders, and after
+    ``set_config`` reset the widgets; later renders keep what the person set."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def update_config(**changes: Any) -> DPConfig:
+    """Change some fields of the current config (validated) and return the new one."""
+    new = config().replace(**changes)
+    set_config(new)
+    return new
+
+
+# What each number entry accepts: field -> (label, lowest, highest). The entries themselves take any
+# number, so that a value typed outside these bounds is refused here with a message (a browser
+# would otherwise keep the old value beside a new-looking entry); a config from a link, a file or a
+# run with a value outside them is reported the same way. Nothing is clamped.
+ENTRY_RANGES: dict[str, tuple[str, Any, Any]] = {
+    "noise_multiplier": ("Noise multiplier", 0.001, MAX_NOISE),
+    "l2_norm_clip": ("Clip norm", 0.001, MAX_CLIP),
+    "batch_size": ("Batch size", 1, MAX_BATCH_SIZE),
+    "epochs": ("Epochs", 1, MAX_EPOCHS),
+    "learning_rate": ("Learning rate", 1e-6, 100.0),
+    "delta": ("δ (delta)", 1e-15, 0.5),
+    "momentum": ("Momentum", 0.0, 0.999),
+    "seed": ("Seed", 0, 2**31 - 1),
+    "max_train_examples": ("Use at most this many training examples", 0, 10**9),
+}
+
+
+def out_of_range(cfg: DPConfig) -> list[str]:
+    """One line per value of ``cfg`` that its number entry cannot hold, naming the value and the range."""
+    problems: list[str] = []
+    for field, (label, lo, hi) in ENTRY_RANGES.items():
+        if field == "momentum" and cfg.optimizer != "momentum":
+            continue  # not used, and not shown
+        if (not cfg.private) and field == "noise_multiplier":
+            continue  # a baseline carries no noise; Explore offers to make it private
+        value = getattr(cfg, field)
+        if value is None:
+            continue
+        if not lo <= value <= hi:
+            problems.append(f"{label} = {value:g} (allowed {lo:g} to {hi:g})")
+    return problems
+
+
+def store_banner() -> None:
+    """A warning at the top of every page while the run store is damaged: what is wrong, and that exploring still works."""
+    damage = store().damage
+    if damage:
+        st.warning(
+            f"The run store is damaged, so new runs cannot be saved: {damage}. Exploring ε works; "
+            "Compare shows the runs that can still be read."
+        )
+
+
+def post_notice(text: str) -> None:
+    """Say ``text`` once, as a success message and a toast, on the next render of any page."""
+    st.session_state[NOTICE_KEY] = text
+
+
+def post_error(text: str) -> None:
+    """Show ``text`` once, as an error, on the next render of any page."""
+    st.session_state[ERROR_KEY] = text
+
+
+def show_notices() -> None:
+    """Messages posted by callbacks and link restores, shown once."""
+    notice = st.session_state.pop(NOTICE_KEY, None)
+    if notice:
+        st.toast(notice)
+        st.success(notice)
+    problem = st.session_state.pop(ERROR_KEY, None)
+    if problem:
+        st.error(problem)
+
+
+def my_runs() -> list[JobSnapshot]:
+    """This participant's runs (queued, training or ended), in submission order; none before they joined.
+
+    Runs of theirs from before a server restart come from the store (``JobSnapshot.from_record``).
+    """
+    if not owner():
+        return []
+    live = runner().list_jobs(owner=owner())
+    known = {job.id for job in live}
+    older = [JobSnapshot.from_record(r) for r in store().list_runs(owner=owner()) if r.id not in known]
+    return sorted(older + live, key=lambda job: job.id)
+
+
+def submit_run(cfg: DPConfig, *, name: str = "", audit: bool = False) -> int:
+    """Queue ``cfg`` for training as this participant's run (its CSV path checked first; ``audit``: audit
+    its model when it ends); returns its id.
+
+    Refused (UserInputError) before they have a name, and with the runner's CapacityError over a limit.
+    """
+    if not owner():
+        raise UserInputError(
+            "display_name", "runs need a name to belong to", allowed="type your name in the sidebar first"
+        )
+    return runner().submit(check_paths(cfg), owner=owner(), name=name, audit=audit)
+
+
+def may_manage(run_owner: str) -> bool:
+    """Whether this caller may rename, delete or cancel a run owned by ``run_owner`` (their own; the host every run)."""
+    return caller().may_manage(run_owner)
+
+
+def rename_run(run_id: int, name: str) -> None:
+    """Rename a run, as this caller (a NotAllowedError for another participant's run)."""
+    store().rename_run(run_id, name, by=caller())
+
+
+def delete_run(run_id: int) -> None:
+    """Delete a run as this caller (a NotAllowedError for another participant's run) and drop it from the runner's list."""
+    store().delete_run(run_id, by=caller())
+    runner().forget([run_id])
+
+
+def cancel_run(job_id: int) -> None:
+    """Cancel a queued or training run, as this caller."""
+    try:
+        runner().cancel(job_id, by=caller())
+    except UserInputError as exc:
+        post_error(str(exc))
+
+
+def preview_sweep(spec: sweeps.SweepSpec) -> sweeps.SweepPreview:
+    """Projected ε of each point of ``spec``, its selection ε and its compute at this server's measured speeds."""
+    return sweeps.preview(spec, throughput=runner().throughput)
+
+
+def start_sweep(spec: sweeps.SweepSpec) -> sweeps.StartedSweep:
+    """Queue ``spec`` as one sweep of this session's (refused whole when over the limits)."""
+    return sweeps.start(runner(), spec, owner=owner())
+
+
+def cancel_sweep(sweep_id: int) -> int:
+    """Cancel every queued or running run of one of this session's sweeps; return how many."""
+    return sweeps.cancel(runner(), sweep_id)
+
+
+def my_sweeps() -> list[SweepRecord]:
+    """This session's sweeps, oldest first."""
+    return store().list_sweeps(owner=owner())
+
+
+def train_size(cfg: DPConfig) -> Optional[int]:
+    """n for the accountant, or None (with the error shown) when the dataset cannot say or its file is not this caller's to read."""
+    try:
+        return datasets.train_size(check_paths(cfg))
+    except UserInputError as exc:
+        st.error(str(exc))
+        return None
+
+
+def run_table(runs: Sequence[RunRecord], *, key: str, train_metrics: bool = False) -> None:
+    """The sortable table of runs that Train and Compare show (one row per run, from comparison.run_rows;
+    ``train_metrics``: with the training figures, titled as not covered by ε)."""
+    rows = run_rows(runs, train_metrics=train_metrics)
+    names = store().display_names()
+    for row, run in zip(rows, runs):
+        row["by"] = "you" if owner() and run.owner == owner() else names.get(run.owner, "")
+        row["CSV file"] = shown_file(run.config.csv_path)
+    st.dataframe(
+        pd.DataFrame(rows).style.format(RUN_TABLE_FORMATS, na_rep=""),
+        hide_index=True,
+        width="stretch",
+        key=key,
+        placeholder="",  # an unknown value is an empty cell, not "None"
+        column_config={
+            "ε": st.column_config.Column(help="∞ for non-private baselines; empty until the first epoch ends"),
+            "test accuracy": st.column_config.Column(help=f"The last epoch's, {TEST_METRICS_LABEL}"),
+            TRAIN_ACCURACY_TITLE: st.column_config.Column(help=TRAIN_METRICS_NOTE),
+            TRAIN_LOSS_TITLE: st.column_config.Column(help=TRAIN_METRICS_NOTE),
+            AUDIT_AUC_COLUMN: st.column_config.Column(
+                help="The best membership-inference attack's ROC AUC (0.5 is guessing); empty if never audited"
+            ),
+            AUDIT_BOUND_COLUMN: st.column_config.Column(
+                help="The empirical ε lower bound the attacks prove (95% confidence); never above ε for a correct run"
+            ),
+        },
+    )
+
+
+def _join_clicked(key: str) -> None:
+    try:
+        participant = join(st.session_state.get(key, ""))
+    except UserInputError as exc:
+        st.session_state[f"{key}_error"] = str(exc)
+        return
+    post_notice(
+        f"Welcome, {participant.display_name}. Your runs and uploads are yours; this page's "
+        "address now holds your key, so a reload finds them again."
+    )
+
+
+def identity_form(where: str) -> None:
+    """Ask for a display name once (a text box and a button); ``where`` keeps the widget keys apart."""
+    key = f"join_name_{where}"
+    st.text_input(
+        "Your name",
+        key=key,
+        max_chars=participants.MAX_DISPLAY_NAME_CHARS,
+        placeholder="e.g. Ada",
+        help="Shown beside your runs. Your runs and uploads belong to this "
+        "name; the page's address keeps a key to it (?me=…), so do not share that address.",
+    )
+    st.button("Join", key=f"join_{where}", on_click=_join_clicked, args=(key,), type="primary")
+    if f"{key}_error" in st.session_state:
+        st.error(st.session_state.pop(f"{key}_error"))
+
+
+def _unlock_clicked() -> None:
+    try:
+        unlock_host(st.session_state.get("host_secret", ""))
+        post_notice("Host role unlocked: you can manage every run, clear the board and set the limits.")
+    except UserInputError as exc:
+        post_error(str(exc))
+    st.session_state["host_secret"] = ""
+
+
+def _clear_board_clicked() -> None:
+    try:
+        count = owners.delete_runs_and_uploads(
+            runner(), by=caller(), owner=None, uploads_directory=uploads.uploads_dir()
+        )
+        post_notice(f"Board cleared: {count} run(s) and every upload deleted.")
+    except UserInputError as exc:
+        post_error(str(exc))
+    st.session_state["host_clear_confirm"] = False
+
+
+def _cancel_all_clicked() -> None:
+    try:
+        post_notice(f"Cancelled {runner().cancel_all(by=caller())} queued or training run(s).")
+    except UserInputError as exc:
+        post_error(str(exc))
+
+
+def _limits_clicked() -> None:
+    ss = st.session_state
+    try:
+        limits = runner().limits.replace(
+            max_running=int(ss["host_max_running"]),
+            max_queued=int(ss["host_max_queued"]),
+            max_example_passes=int(ss["host_max_passes"]) or None,
+            max_run_seconds=float(ss["host_max_seconds"]) or None,
+        )
+        runner().set_limits(limits, by=caller())
+        post_notice("Limits changed for everyone.")
+    except UserInputError as exc:
+        post_error(str(exc))
+
+
+def host_panel() -> None:
+    """The instructor's panel: unlock with the host secret (a password box, never the URL), then clear the board and set limits."""
+    if not settings().has_host or not joined():
+        return
+    with st.sidebar.expander("Host", expanded=is_host()):
+        if not is_host():
+            st.text_input(
+                "Host secret",
+                type="password",
+                key="host_secret",
+                help="The secret the server was started with (DPEXPLORER_HOST_SECRET).",
+            )
+            st.button("Unlock", key="host_unlock", on_click=_unlock_clicked)
+            return
+        st.caption("You are the host: Compare shows everyone's runs with rename and delete for each.")
+        st.button("Cancel every queued or training run", key="host_cancel_all", on_click=_cancel_all_clicked)
+        st.checkbox("Yes, delete every run and upload", key="host_clear_confirm")
+        st.button(
+            "Clear the board",
+            key="host_clear",
+            on_click=_clear_board_clicked,
+            disabled=not st.session_state.get("host_clear_confirm"),
+        )
+        limits = runner().limits
+        if limits is not None:
+            st.number_input(
+                "Runs training per participant",
+                min_value=1,
+                max_value=100,
+                step=1,
+                value=limits.max_running,
+                key="host_max_running",
+            )
+            st.number_input(
+                "Runs waiting per participant",
+                min_value=0,
+                max_value=100,
+                step=1,
+                value=limits.max_queued,
+                key="host_max_queued",
+            )
+            st.number_input(
+                "Example passes per run (0: no cap)",
+                min_value=0,
+                max_value=10**12,
+                step=100_000,
+                value=limits.max_example_passes or 0,
+                key="host_max_passes",
+            )
+            st.number_input(
+                "Seconds per run (0: no cap)",
+                min_value=0.0,
+                max_value=10.0**7,
+                step=60.0,
+                value=float(limits.max_run_seconds or 0),
+                key="host_max_seconds",
+            )
+            st.button("Apply limits", key="host_limits", on_click=_limits_clicked)
+        st.button("Leave the host role", key="host_lock", on_click=lock_host)
+
+
+def sidebar() -> None:
+    """The shared sidebar: who you are, the current config at a glance, your running jobs, the host panel."""
+    cfg = config()
+    with st.sidebar:
+        if joined():
+            st.caption(f"You are **{display_name()}**" + (" (host)" if is_host() else "") + ".")
+        else:
+            identity_form("sidebar")
+        st.markdown("**Current config**")
+        st.caption(
+            f"{cfg.dataset} · {cfg.model} · {cfg.optimizer} (lr {cfg.learning_rate:g})  \n"
+            f"σ {cfg.noise_multiplier:g} · C {cfg.l2_norm_clip:g} · batch {cfg.batch_size} · "
+            f"{cfg.epochs} epochs  \n{ACCOUNTANT_TITLES[cfg.accountant]} accountant · {cfg.sampling} sampling · "
+            f"δ {cfg.delta:.0e}"
+        )
+        active = [j for j in my_runs() if not j.done]
+        if active:
+            st.caption(f"{len(active)} run(s) of yours queued or training.")
+    host_panel()
+
+
+def train_metrics_toggle(key: str) -> bool:
+    """The switch Train and Compare offer to show or hide the training figures (on by default)."""
+    return st.toggle(
+        "Show training loss and accuracy",
+        value=True,
+        key=key,
+        help=f"Training figures are {TRAIN_METRICS_LABEL} (exact means over the private batches, "
+        f"without noise); test figures are {TEST_METRICS_LABEL}.",
+    )

@@ -1,0 +1,9 @@
+"""A shared server: who is asking (participants and the host), the server's settings, its files and uploads.
+
+Owns: participants, tokens and the checks of who may manage what (``participants``), the settings read
+from the environment (``server_settings``), which server files a person may name (``server_paths``),
+and uploaded CSV files (``uploads``).
+
+May import: data (to check an upload is a CSV), privacy and the root. Never dpsgd or audit: a room
+never trains; the runs it owns are kept by ``dpcore.runs``, which may import the room.
+"""

@@ -1,0 +1,119 @@
+"""Runs as table rows: the columns of the runs CSV and the Compare table, safe to open in a spreadsheet."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from dpcore.privacy.explain import format_epsilon
+from dpcore.results import (
+    TRAIN_ACCURACY_KEY,
+    TRAIN_LOSS_KEY,
+)
+from dpcore.runs.records import RunRecord
+
+# The last epoch's training loss and accuracy are named as not covered by ε (results.TRAIN_METRICS_NOTE).
+CSV_COLUMNS = (
+    "id",
+    "name",
+    "created",
+    "status",
+    "dataset",
+    "csv_file",
+    "model",
+    "optimizer",
+    "noise_multiplier",
+    "l2_norm_clip",
+    "batch_size",
+    "epochs",
+    "sampling",
+    "accountant",
+    "private",
+    "test_accuracy",
+    "validation_accuracy",
+    "epsilon",
+    "delta",
+    TRAIN_LOSS_KEY,
+    TRAIN_ACCURACY_KEY,
+    "examples_per_second",
+    "seconds",
+    "error",
+    "audit_auc",
+    "audit_epsilon_lower_bound",
+)
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?inf")
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, prefixed with ' so it stays text; others as they are.
+
+    Numbers, and text that is just a number such as "-0.5", pass unchanged; line breaks inside a
+    cell are left to the csv writer, which quotes them.
+    """
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def run_row(run: RunRecord) -> dict[str, Any]:
+    """One run as named plain values (ε = ∞ for a baseline, None while unknown; ``created`` in ISO 8601).
+
+    The one conversion of a stored run: the CSV, the Compare and Train tables and the CLI's listing
+    and JSON all start from it.
+    """
+    c = run.config
+    last = run.epochs[-1] if run.epochs else None
+    return {
+        "id": run.id,
+        "name": run.name,
+        "label": run.label,
+        "owner": run.owner,
+        "created": datetime.fromtimestamp(run.created, tz=timezone.utc).isoformat(timespec="seconds"),
+        "status": run.status,
+        "dataset": c.dataset,
+        "csv_file": Path(c.csv_path).name if c.csv_path else None,
+        "model": c.model,
+        "optimizer": c.optimizer,
+        "noise_multiplier": c.noise_multiplier,
+        "l2_norm_clip": c.l2_norm_clip,
+        "batch_size": c.batch_size,
+        "epochs": c.epochs,
+        "epochs_done": len(run.epochs),
+        "sampling": c.sampling,
+        "accountant": c.accountant,
+        "private": c.private,
+        "test_accuracy": run.test_accuracy,
+        "validation_accuracy": run.validation_accuracy,
+        "epsilon": run.epsilon if c.private else math.inf,
+        "delta": c.delta,
+        TRAIN_LOSS_KEY: None if last is None else last.train_loss,
+        TRAIN_ACCURACY_KEY: None if last is None else last.train_accuracy,
+        "examples_per_second": run.examples_per_second,
+        "seconds": run.seconds,
+        "error": run.error,
+        "audit_auc": None if run.audit is None else run.audit.auc,
+        "audit_epsilon_lower_bound": None if run.audit is None else run.audit.epsilon_lower_bound,
+    }
+
+
+def csv_row(run: RunRecord, *, shown_file: Optional[Callable[[str], str]] = None) -> list[Any]:
+    """The CSV cells of one run, in ``CSV_COLUMNS`` order (ε of a baseline is ``inf``, unknowns are empty;
+    ``shown_file`` as in ``RunStore.to_csv``)."""
+    row = run_row(run)
+    if shown_file is not None and run.config.csv_path:
+        row["csv_file"] = shown_file(run.config.csv_path)
+    return [_csv_cell(name, row[name]) for name in CSV_COLUMNS]
+
+
+def _csv_cell(name: str, value: Any) -> Any:
+    if name == "epsilon":
+        return format_epsilon(value, digits=None, infinity="inf", unknown="")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else value
