@@ -156,7 +156,10 @@ def sweep_section(all_runs: list) -> None:
     else:
         st.info("No run of this sweep has completed yet (cancelled and failed runs are left out).")
     try:
-        st.caption(f"Privacy of choosing the best: {sweeps.sweep_epsilon(record, all_runs).text()}")
+        try:
+            st.caption(f"Privacy of choosing the best: {app_state.sweep_epsilon(record, all_runs).text()}")
+        except UserInputError as exc:
+            st.caption(f"Privacy of choosing the best: not computed ({exc})")
     except UserInputError as exc:
         st.caption(f"Privacy of choosing the best cannot be computed: {exc}")
 

@@ -16,7 +16,7 @@ import app_state
 from dpcore import csv_schema
 from dpcore.config import MAX_PREPROCESSING_EPSILON, MIN_PREPROCESSING_EPSILON, DPConfig
 from dpcore.errors import UserInputError
-from dpcore.privacy import accounting, explain
+from dpcore.privacy import explain
 
 ss = st.session_state
 P = app_state.WIDGET_PREFIX
@@ -157,7 +157,11 @@ def show_split(cfg: DPConfig, *, n: int) -> None:
     if cfg.csv_preprocessing_epsilon is None:
         st.caption("Declared schema: nothing is learned from the rows before training, so all of ε is training's.")
         return
-    split = accounting.epsilon_split(cfg, n=n, interactive=True)
+    try:
+        split = app_state.epsilon_split(cfg, n=n)
+    except UserInputError as exc:
+        st.error(str(exc))
+        return
     p1, p2, p3 = st.columns(3)
     p1.metric(
         "Preprocessing ε",

@@ -23,6 +23,7 @@ ENV_WORKERS = "DPEXPLORER_WORKERS"
 ENV_RAY_ADDRESS = "DPEXPLORER_RAY_ADDRESS"
 ENV_BACKEND = "DPEXPLORER_BACKEND"
 ENV_ACCOUNTANT_PROCESSES = "DPEXPLORER_ACCOUNTANT_PROCESSES"
+ENV_ACCOUNTANT_SECONDS = "DPEXPLORER_ACCOUNTANT_SECONDS"
 ENV_MAX_RUNNING = "DPEXPLORER_MAX_RUNNING"
 ENV_MAX_QUEUED = "DPEXPLORER_MAX_QUEUED"
 ENV_MAX_EXAMPLE_PASSES = "DPEXPLORER_MAX_EXAMPLE_PASSES"
@@ -48,6 +49,10 @@ DEFAULT_MAX_QUEUED = 3
 DEFAULT_MAX_EXAMPLE_PASSES = 6_000_000
 DEFAULT_MAX_RUN_SECONDS = 3600.0
 MIN_HOST_SECRET_CHARS = 8
+# The longest a page's accountant question may take (dpcore.privacy.limits.MAX_QUERY_SECONDS, the
+# library's own bound, by default); the most a host may allow is an hour.
+DEFAULT_ACCOUNTANT_SECONDS = 30.0
+MAX_ACCOUNTANT_SECONDS = 3600.0
 # Words that switch a cap off.
 NO_LIMIT_WORDS = ("none", "off")
 
@@ -106,8 +111,12 @@ class ServerSettings:
     runs. It is never shown (``repr`` leaves it out) and never belongs in a URL.
     ``ray_address``: a Ray cluster to train on ($DPEXPLORER_RAY_ADDRESS, e.g. "ray://head:10001" or
     "auto"); it takes precedence over ``backend``.
-    ``accountant_processes``: processes that compute the accountant's RDP for the pages
-    ($DPEXPLORER_ACCOUNTANT_PROCESSES, default the machine's cores; 0: in the server process).
+    ``accountant_processes``: processes that answer the pages' accountant questions, kept waiting
+    between them; twice as many may compute at once ($DPEXPLORER_ACCOUNTANT_PROCESSES, default the
+    machine's cores; 0: in the server process, without a deadline).
+    ``accountant_seconds``: the longest one accountant question of a page may take, a sweep's preview
+    or a calibration included: one estimated to take longer is refused before it starts, and one
+    still running then is stopped ($DPEXPLORER_ACCOUNTANT_SECONDS, default 30).
     ``backend``: where runs train without Ray ($DPEXPLORER_BACKEND, one of BACKENDS): "process" (the
     default) in long-lived, lower-priority child processes; "local" in the server's worker threads.
     The upload limit is ``MAX_UPLOAD_BYTES``, fixed because .streamlit/config.toml must agree with it.
@@ -120,10 +129,18 @@ class ServerSettings:
     ray_address: Optional[str] = None
     backend: str = DEFAULT_BACKEND
     accountant_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
+    accountant_seconds: float = DEFAULT_ACCOUNTANT_SECONDS
 
     def __post_init__(self) -> None:
         _check_whole("workers", self.workers, low=1)
         _check_whole("accountant_processes", self.accountant_processes, low=0)
+        value = self.accountant_seconds
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_ACCOUNTANT_SECONDS:
+            raise UserInputError(
+                "accountant_seconds",
+                f"{value!r} is out of range",
+                allowed=f"a number of seconds above 0, at most {MAX_ACCOUNTANT_SECONDS:g}",
+            )
         if self.backend not in BACKENDS:
             raise UserInputError(
                 "backend", f"{self.backend!r} is not a training backend", allowed=" or ".join(BACKENDS)
@@ -165,6 +182,7 @@ class ServerSettings:
             ray_address=env.get(ENV_RAY_ADDRESS, "").strip() or None,
             backend=_env_backend(env),
             accountant_processes=_env_whole(env, ENV_ACCOUNTANT_PROCESSES, os.cpu_count() or 1, low=0),
+            accountant_seconds=_env_seconds(env, ENV_ACCOUNTANT_SECONDS, DEFAULT_ACCOUNTANT_SECONDS),
         )
 
 
@@ -206,6 +224,20 @@ def _env_cap(env: Mapping[str, str], name: str, default: Optional[float], *, who
         raise UserInputError(name, f"{text!r} is not a number", allowed=allowed) from None
     if not 0 < value < float("inf"):
         raise UserInputError(name, f"{text!r} is out of range", allowed=allowed)
+    return value
+
+
+def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    allowed = f"a number of seconds above 0, at most {MAX_ACCOUNTANT_SECONDS:g}"
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserInputError(name, f"{text[:40]!r} is not a number", allowed=allowed) from None
+    if not 0 < value <= MAX_ACCOUNTANT_SECONDS:
+        raise UserInputError(name, f"{text[:40]!r} is out of range", allowed=allowed)
     return value
 
 
