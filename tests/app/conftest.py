@@ -29,8 +29,9 @@ def store_env(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point DPEXPLORER_STORE at the shared test store for each app test (and only during it).
 
     The runner trains in its own threads here (DPEXPLORER_BACKEND=local) and the accountant answers
-    in this process (DPEXPLORER_ACCOUNTANT_PROCESSES=0): the pages see the same answers either way,
-    and tests/test_process_backend.py and tests/test_accounting_processes.py use real child processes.
+    in this process (DPEXPLORER_ACCOUNTANT_PROCESSES=0): the pages see the same answers either way;
+    tests/test_process_backend.py and tests/test_child_calls.py use real child processes, and the
+    tests of the accountant's limits on a page turn its processes on.
     """
     monkeypatch.setenv("DPEXPLORER_STORE", str(APP_STORE))
     monkeypatch.setenv("DPEXPLORER_BACKEND", "local")
