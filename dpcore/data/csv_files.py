@@ -273,8 +273,7 @@ def parse_csv(
     )
     split, schema = plan.split, plan.schema
     parts = (split.train, split.test, split.validation)
-    y = tabular.label_indices(schema, labels[np.concatenate(parts)], label=label)
-    ys = np.split(y, np.cumsum([len(p) for p in parts])[:-1])
+    ys = np.split(plan.y, np.cumsum([len(p) for p in parts])[:-1])
     x_train, x_test, x_validation = (tabular.encode_features(schema, frame.iloc[p]) for p in parts)
     held = validation_fraction > 0
     return Dataset(
@@ -295,6 +294,7 @@ class _Plan:
     split: splits.CsvSplit
     schema: csv_schema.CsvSchema
     info: DatasetInfo
+    y: np.ndarray  # class indices of the training, test and validation rows, in that order
 
 
 def _plan(
@@ -337,7 +337,7 @@ def _plan(
     tabular.check_columns(schema, list(frame.columns), label=label, name=name)
     rows = len(split.train) + len(split.test) + len(split.validation)
     check_encoded_size(rows=rows, width=schema.width, name=name)
-    tabular.label_indices(schema, labels[np.concatenate([split.train, split.test, split.validation])], label=label)
+    y = tabular.label_indices(schema, labels[np.concatenate([split.train, split.test, split.validation])], label=label)
     scale = "[-1, 1]" if schema.scale == "symmetric" else "[0, 1]"
     info = DatasetInfo(
         name="csv",
@@ -354,7 +354,7 @@ def _plan(
         csv_schema=schema,
         n_validation=len(split.validation),
     )
-    return _Plan(split=split, schema=schema, info=info)
+    return _Plan(split=split, schema=schema, info=info, y=y)
 
 
 def check_encoded_size(*, rows: int, width: int, name: str) -> None:
