@@ -148,6 +148,9 @@ CONFIG_FILES: dict[str, bytes] = {
     "mapping-key.yaml": b"? [a, b]\n: 1\n",
     "int-keys.yaml": b"1: 2\nepochs: 3\n",
     "tiny.json": TINY.to_json().encode(),
+    # σ from 1000 down to 0.05 in steps of 5%: 195 noise levels, each a PLD to build
+    "pld-schedule-195-levels.yaml": b"accountant: pld\nnoise_multiplier: 1000\nnoise_schedule: step\n"
+    b"noise_decay_rate: 0.05\nnoise_floor: 0.05\n",
 }
 
 SCHEMA_FILES: dict[str, bytes] = {
@@ -374,6 +377,10 @@ CLI_CASES: dict[str, CliCase] = {
     "audit a 5000-digit run": CliCase(("audit", "--run", "9" * 5000), ("--run", "out of range")),
     "audit run -1": CliCase(("audit", "--run", "-1"), ("--run", "not a whole number")),
     "audit a run that is not there": CliCase(("audit", "--run", "999"), ("run", "no run with id 999")),
+    "config PLD schedule through 195 levels": CliCase(
+        ("train", "--config", "{files}/pld-schedule-195-levels.yaml"),
+        ("noise_schedule", "195 noise level", "the bound is 30 s", "higher noise floor"),
+    ),
     # stores
     "runs missing store": CliCase(("runs", "--store", "{files}/typo.sqlite3"), ("store", "no run store")),
     "runs store is a folder": CliCase(("runs", "--store", "{files}/a-folder"), ("store", "folder")),
@@ -430,6 +437,31 @@ def test_pld_with_sigma_005_is_answered_on_a_coarser_grid_and_says_so(capsys):
     assert main(list(EPS) + ["--epochs", "1", "--noise-multiplier", "0.05", "--accountant", "pld"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("ε = ") and "approximate" in out and "upper bound" in out
+
+
+def test_pld_over_sixty_million_steps_is_answered_at_once(capsys, monkeypatch):
+    """Fashion-MNIST, batch 1, 1,000 epochs, σ 1000: dp_accounting's sparse path took minutes per σ."""
+    from dp_accounting.pld import pld_pmf
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("dp_accounting's sparse self-composition was entered")
+
+    monkeypatch.setattr(pld_pmf.SparsePLDPmf, "self_compose", never)
+    argv = ["epsilon", "--n", "60000", "--batch-size", "1", "--epochs", "1000", "--noise-multiplier", "1000"]
+    assert main(argv + ["--delta", "1e-5", "--accountant", "pld", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["steps"] == 6 * 10**7 and 0 < report["epsilon"] < 1 and not report["approximate"]
+
+
+def test_rdp_below_dp_accountings_resolution_is_answered_as_an_upper_bound_and_says_so(capsys):
+    """n = 10.4 M, batch 2, σ 20: "Renyi divergence cannot be negative" from dp_accounting before."""
+    argv = ["epsilon", "--n", "10400000", "--batch-size", "2", "--epochs", "1", "--noise-multiplier", "20"]
+    assert main(argv + ["--delta", "1e-8"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ε = ") and "rounding allowance" in out and "upper bound" in out
+    assert main(argv + ["--delta", "1e-8", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["approximate"] and 0 < report["epsilon"] < 1
 
 
 def test_calibrate_warns_for_delta_of_1_over_n_or_more(capsys):

@@ -84,7 +84,9 @@ def _epsilon(args: argparse.Namespace) -> int:
             f"({ACCOUNTANT_TITLES[report.accountant]}, {report.steps} steps, q = {report.sampling_probability:.4g})"
         )
         print(report.note)
-        if report.approximate:
+        if report.rounded_up:
+            print(ROUNDED_UP_NOTE)
+        elif report.approximate:
             print(_approximate_note(report.discretization))
     return 0
 
@@ -133,6 +135,12 @@ def _warn_large_delta(args: argparse.Namespace) -> None:
             "publishing one person's record outright",
             file=sys.stderr,
         )
+
+
+ROUNDED_UP_NOTE = (
+    "approximate: one step's Rényi divergence is below what dp_accounting resolves in double precision, "
+    "so a rounding allowance was added; the ε is still an upper bound, slightly loose"
+)
 
 
 def _approximate_note(discretization: Any) -> str:

@@ -31,8 +31,13 @@ Every query is bounded before it runs. Step counts are computed, never listed, a
 the composed grid from dp_accounting's own truncation bound) and, where the requested grid would
 exceed ``MAX_PLD_UNIT_POINTS``, ``MAX_PLD_POINTS`` or (for a per-epoch curve) ``MAX_PLD_CURVE_WORK``,
 uses the first coarser grid of ``PLD_INTERVALS`` that fits: still an upper bound, and reported as
-approximate. When none fits (a tiny noise multiplier, an enormous run) the query is refused with an
-AccountingError naming the setting; RDP answers those.
+approximate. Every query's time is estimated too (``dpcore.privacy.work``: its noise levels and its
+PLD compositions) and held to ``MAX_QUERY_SECONDS``. When nothing fits (a tiny noise multiplier, an
+enormous run, a schedule through hundreds of noise levels) the query is refused with an
+AccountingError naming the setting; RDP answers most of those.
+
+Where dp_accounting's own calls fail on extreme values (``dpcore.privacy.composition``), the answer is
+still dp_accounting's upper bound, computed another way, and flagged approximate where it is looser.
 """
 
 from __future__ import annotations
@@ -48,14 +53,15 @@ from dpcore.privacy.composition import (
     curve_epsilons,
     pld_per_unit,
     preprocessing_epsilon,
-    rdp_per_unit,
+    rdp_rounded_up,
+    unit_rdp,
 )
 from dpcore.privacy.events import dp_event, dp_steps, epoch_blocks, sampling_probability, whole_run_blocks
 from dpcore.privacy.explain import SAMPLING_NOTES
 from dpcore.privacy.limits import PRECISE_PLD_INTERVAL, AccountingError, check_curve_length, check_query, check_run
 from dpcore.privacy.noise import CONSTANT_NOISE, NoiseSchedule, schedule_of
-from dpcore.privacy.pld_grid import planned_grid
 from dpcore.privacy.preprocessing import preprocessing_cost, preprocessing_cost_for_config
+from dpcore.privacy.work import QueryWork, plan_query
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
@@ -74,11 +80,13 @@ class EpsilonReport:
     interactive: bool
     epochs: int  # the epochs counted (with an ε budget, those it allows)
     discretization: float = 0.0  # the PLD grid used (0 for RDP); coarser than asked when bounds required
+    rounded_up: bool = False  # RDP: a step below dp_accounting's resolution carries the rounding allowance
 
     @property
     def approximate(self) -> bool:
-        """True for a PLD grid coarser than the precise one (still an upper bound, slightly loose)."""
-        return self.accountant == "pld" and self.discretization > PRECISE_PLD_INTERVAL
+        """True for a PLD grid coarser than the precise one, or an RDP with the rounding allowance
+        (either way still an upper bound, slightly loose)."""
+        return (self.accountant == "pld" and self.discretization > PRECISE_PLD_INTERVAL) or self.rounded_up
 
     @property
     def note(self) -> str:
@@ -184,13 +192,21 @@ def _report(
         sampling=sampling,
         schedule=schedule,
     )
-    grid = planned_grid(
-        n, batch_size, noise_multiplier, epochs, accountant, sampling, interactive, per_epoch=False, schedule=schedule
-    )
+    grid = plan_query(
+        n=n,
+        batch_size=batch_size,
+        noise_multiplier=noise_multiplier,
+        epochs=epochs,
+        accountant=accountant,
+        sampling=sampling,
+        interactive=interactive,
+        per_epoch=False,
+        schedule=schedule,
+        preprocessing_noise=preprocessing_noise,
+    ).grid
+    q = sampling_probability(n, batch_size, sampling)
     blocks = whole_run_blocks(int(n), int(batch_size), int(epochs), sampling, float(noise_multiplier), schedule)
-    value = composed_epsilon(
-        sampling_probability(n, batch_size, sampling), blocks, float(delta), accountant, grid, preprocessing_noise
-    )
+    value = composed_epsilon(q, blocks, float(delta), accountant, grid, preprocessing_noise)
     return EpsilonReport(
         epsilon=value,
         delta=float(delta),
@@ -201,7 +217,14 @@ def _report(
         interactive=interactive and accountant == "pld",
         epochs=int(epochs),
         discretization=grid,
+        rounded_up=accountant == "rdp" and _rounded_up(q, blocks, preprocessing_noise),
     )
+
+
+def _rounded_up(q: float, blocks: tuple[tuple[float, int], ...], preprocessing_noise: float) -> bool:
+    """Whether an RDP ε carries the rounding allowance of a step below dp_accounting's resolution."""
+    units = [(q, sigma) for sigma, _ in blocks] + ([(1.0, preprocessing_noise)] if preprocessing_noise > 0 else [])
+    return any(rdp_rounded_up(*unit) for unit in units)
 
 
 def epsilon_per_epoch(
@@ -255,9 +278,18 @@ def _curve(
         schedule=schedule,
     )
     check_curve_length(epochs)
-    grid = planned_grid(
-        n, batch_size, noise_multiplier, epochs, accountant, sampling, interactive, per_epoch=True, schedule=schedule
-    )
+    grid = plan_query(
+        n=n,
+        batch_size=batch_size,
+        noise_multiplier=noise_multiplier,
+        epochs=epochs,
+        accountant=accountant,
+        sampling=sampling,
+        interactive=interactive,
+        per_epoch=True,
+        schedule=schedule,
+        preprocessing_noise=preprocessing_noise,
+    ).grid
     blocks = epoch_blocks(int(n), int(batch_size), int(epochs), sampling, float(noise_multiplier), schedule)
     return curve_epsilons(
         sampling_probability(n, batch_size, sampling), blocks, float(delta), accountant, grid, preprocessing_noise
@@ -290,9 +322,17 @@ def pld_discretization(
     )
     if per_epoch:
         check_curve_length(epochs)
-    return planned_grid(
-        n, batch_size, noise_multiplier, epochs, "pld", sampling, interactive, per_epoch=per_epoch, schedule=schedule
-    )
+    return plan_query(
+        n=n,
+        batch_size=batch_size,
+        noise_multiplier=noise_multiplier,
+        epochs=epochs,
+        accountant="pld",
+        sampling=sampling,
+        interactive=interactive,
+        per_epoch=per_epoch,
+        schedule=schedule,
+    ).grid
 
 
 def check_config(config: DPConfig, *, n: int) -> float:
@@ -301,8 +341,14 @@ def check_config(config: DPConfig, *, n: int) -> float:
     Returns the PLD grid the trainer's curve will use (0 for RDP or a baseline); raises
     AccountingError naming the setting when the query is beyond the bounds.
     """
+    return query_work_for_config(config, n=n, per_epoch=True).grid
+
+
+def query_work_for_config(config: DPConfig, *, n: int, interactive: bool = False, per_epoch: bool = False) -> QueryWork:
+    """The estimated work of ``config``'s ε on ``n`` examples (``per_epoch``: of its per-epoch curve, all
+    its epochs), checked against the bounds first; no work for a baseline."""
     if not config.private:
-        return 0.0
+        return QueryWork(config.accountant, 0, 0, 0.0, 0.0)
     schedule = schedule_of(config)
     check_query(
         n=n,
@@ -314,18 +360,20 @@ def check_config(config: DPConfig, *, n: int) -> float:
         sampling=config.sampling,
         schedule=schedule,
     )
-    check_curve_length(config.epochs)
-    preprocessing_cost_for_config(config)
-    return planned_grid(
-        n,
-        config.batch_size,
-        config.noise_multiplier,
-        config.epochs,
-        config.accountant,
-        config.sampling,
-        False,
-        per_epoch=True,
+    if per_epoch:
+        check_curve_length(config.epochs)
+    cost = preprocessing_cost_for_config(config)
+    return plan_query(
+        n=n,
+        batch_size=config.batch_size,
+        noise_multiplier=config.noise_multiplier,
+        epochs=config.epochs,
+        accountant=config.accountant,
+        sampling=config.sampling,
+        interactive=interactive,
+        per_epoch=per_epoch,
         schedule=schedule,
+        preprocessing_noise=cost.noise_multiplier if cost else 0.0,
     )
 
 
@@ -487,7 +535,7 @@ def clear_caches() -> None:
     for cached in (
         composed_epsilon,
         curve_epsilons,
-        rdp_per_unit,
+        unit_rdp,
         pld_per_unit,
         preprocessing_epsilon,
         preprocessing_cost,

@@ -8,13 +8,19 @@ from typing import TYPE_CHECKING
 
 from dpcore.config import MAX_NOISE
 from dpcore.privacy.accounting import epsilon, epsilon_report
-from dpcore.privacy.limits import AccountingError, check_query
+from dpcore.privacy.limits import MAX_CALIBRATION_SECONDS, RDP_LEVEL_SECONDS, AccountingError, check_query
 from dpcore.privacy.noise import CONSTANT_NOISE, NoiseSchedule, schedule_of
 from dpcore.privacy.search import MIN_CALIBRATED_NOISE, bracket_noise, refine_noise
+from dpcore.privacy.work import QueryWork, check_seconds, plan_query
 from dpcore.safe_io import quote
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
+
+
+# The accountant queries a calibration typically asks (a bracketing step or two, then narrowing to 0.1%):
+# its work is estimated as this many queries like the first (RDP: that many new noise levels).
+CALIBRATION_QUERIES = 12
 
 
 @dataclass(frozen=True)
@@ -80,19 +86,35 @@ def calibrate_noise(
             schedule=schedule,
         )
 
-    low, high = bracket_noise(
-        eps_at,
-        float(target_epsilon),
-        start=_starting_noise(
-            target_epsilon=float(target_epsilon),
+    def check_work(sigma: float) -> None:
+        work = calibration_work(
+            noise_multiplier=min(max(sigma, lowest), MAX_NOISE),
             n=n,
             batch_size=batch_size,
             epochs=epochs,
-            delta=delta,
             accountant=accountant,
             sampling=sampling,
+            interactive=interactive,
             schedule=schedule,
-        ),
+        )
+        check_seconds(work, limit=MAX_CALIBRATION_SECONDS, what=f"a calibration (about {CALIBRATION_QUERIES} queries)")
+
+    check_work(1.0)  # before the search's start is computed (by a calibration of its own, for PLD)
+    start = _starting_noise(
+        target_epsilon=float(target_epsilon),
+        n=n,
+        batch_size=batch_size,
+        epochs=epochs,
+        delta=delta,
+        accountant=accountant,
+        sampling=sampling,
+        schedule=schedule,
+    )
+    check_work(start)
+    low, high = bracket_noise(
+        eps_at,
+        float(target_epsilon),
+        start=start,
         factor=1.25 if accountant == "pld" else 2.0,
         lowest=lowest,
     )
@@ -115,6 +137,37 @@ def calibrate_noise(
         target_epsilon=float(target_epsilon),
         approximate=report.approximate,
     )
+
+
+def calibration_work(
+    *,
+    noise_multiplier: float,
+    n: int,
+    batch_size: int,
+    epochs: int,
+    accountant: str,
+    sampling: str,
+    interactive: bool,
+    schedule: NoiseSchedule = CONSTANT_NOISE,
+) -> QueryWork:
+    """The estimated work of a calibration whose search starts at ``noise_multiplier``: ``CALIBRATION_QUERIES``
+    PLD queries like the first, or the first RDP query's noise levels and one new level per query."""
+    first = plan_query(
+        n=n,
+        batch_size=batch_size,
+        noise_multiplier=noise_multiplier,
+        epochs=epochs,
+        accountant=accountant,
+        sampling=sampling,
+        interactive=interactive,
+        per_epoch=False,
+        schedule=schedule,
+    )
+    if accountant == "rdp":
+        seconds = (first.levels + CALIBRATION_QUERIES) * RDP_LEVEL_SECONDS
+    else:
+        seconds = CALIBRATION_QUERIES * first.seconds
+    return QueryWork(first.accountant, first.levels, first.compositions, first.grid, seconds)
 
 
 def calibrate_noise_for_config(

@@ -2,7 +2,9 @@
 
 Step counts are computed, never listed, and capped at ``MAX_STEPS``; PLD queries are bounded by the
 points of their grids (``MAX_PLD_UNIT_POINTS``, ``MAX_PLD_POINTS``, ``MAX_PLD_CURVE_WORK``; see
-``dpcore.privacy.pld_grid``). A value outside these is an ``AccountingError`` naming the setting.
+``dpcore.privacy.pld_grid``), and every query by its estimated seconds (``MAX_QUERY_SECONDS``, from the
+noise levels it computes and the compositions it makes; see ``dpcore.privacy.work``). A value outside
+these is an ``AccountingError`` naming the setting.
 """
 
 from __future__ import annotations
@@ -34,6 +36,22 @@ MAX_SCHEDULE_STEPS = 2_000_000
 MAX_PLD_UNIT_POINTS = 250_000
 MAX_PLD_POINTS = 4_000_000
 MAX_PLD_CURVE_WORK = 100_000_000
+# What one query's work costs, in seconds of one core (measured on 2 shared cores, the slow end kept):
+# one noise level's step RDP (dp_accounting's series: 0.03 to 0.5 s, up to 2.5 s at q = 0.5 with σ >= 100),
+RDP_LEVEL_SECONDS = 0.2
+# one noise level's step PLD, besides its points (dp_accounting's set-up of its two privacy losses),
+PLD_LEVEL_SECONDS = 0.02
+# one grid point of a step PLD (both adjacencies: 15 to 50 µs),
+PLD_UNIT_POINT_SECONDS = 30e-6
+# one point of a composed PLD grid, per block of equal σ (its self-composition and composition: 1 to 5 µs),
+PLD_COMPOSED_POINT_SECONDS = 4e-6
+# one unit of a per-epoch PLD curve's work (epochs times composed grid points: about 0.15 s per million).
+PLD_CURVE_WORK_SECONDS = 0.15e-6
+# The most seconds one query may be estimated to take; a served app may allow less
+# (dpcore.room.server_settings: DPEXPLORER_ACCOUNTANT_SECONDS).
+MAX_QUERY_SECONDS = 30.0
+# A calibration asks a dozen queries: the most seconds it may be estimated to take in all.
+MAX_CALIBRATION_SECONDS = 4 * MAX_QUERY_SECONDS
 # dp_accounting's defaults for the Gaussian PLD and its self-composition, used in the estimates.
 _PLD_LOG_MASS_TRUNCATION = -50
 _PLD_TAIL_MASS_TRUNCATION = 1e-15

@@ -1,12 +1,15 @@
-"""Which PLD grid a query uses: the one asked for, or the first coarser one whose size fits the bounds.
+"""Which PLD grid a query uses: the one asked for, or the first coarser one whose size and time fit the bounds.
 
 One step's grid is estimated from the privacy loss's range and the composed grid from dp_accounting's
 truncation bound (measured on the coarsest grid and scaled); both use pessimistic discretisation,
-so every grid gives an upper bound.
+so every grid gives an upper bound. The time is estimated from the grid points of every noise level's
+step PLD and from the compositions: one per block of equal σ (per epoch, for a per-epoch curve).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Optional
 
@@ -14,7 +17,7 @@ from dp_accounting.pld import common as pld_common
 from dp_accounting.pld import privacy_loss_mechanism
 
 from dpcore.privacy.composition import pld_per_unit
-from dpcore.privacy.events import sampling_probability, unit_count
+from dpcore.privacy.events import Blocks
 from dpcore.privacy.limits import (
     _PLD_LOG_MASS_TRUNCATION,
     _PLD_TAIL_MASS_TRUNCATION,
@@ -22,14 +25,32 @@ from dpcore.privacy.limits import (
     MAX_PLD_CURVE_WORK,
     MAX_PLD_POINTS,
     MAX_PLD_UNIT_POINTS,
+    MAX_QUERY_SECONDS,
+    PLD_COMPOSED_POINT_SECONDS,
+    PLD_CURVE_WORK_SECONDS,
     PLD_INTERVALS,
+    PLD_LEVEL_SECONDS,
+    PLD_UNIT_POINT_SECONDS,
     PRECISE_PLD_INTERVAL,
     AccountingError,
 )
-from dpcore.privacy.noise import CONSTANT_NOISE, NoiseSchedule
 
 if TYPE_CHECKING:
     pass
+
+# A schedule's step PLDs are estimated at no more than this many of its noise levels: the levels,
+# sorted, are grouped, and each group counted at its smallest σ (the widest grid of the group).
+_LEVEL_GROUPS = 16
+
+
+@dataclass(frozen=True)
+class PldPlan:
+    """The grid a PLD query will use and its estimated work there."""
+
+    grid: float
+    seconds: float
+    levels: int  # distinct noise levels, each a step PLD to build
+    compositions: int  # blocks of equal σ composed (per epoch for a curve)
 
 
 def requested_grid(accountant: str, interactive: bool) -> float:
@@ -38,39 +59,49 @@ def requested_grid(accountant: str, interactive: bool) -> float:
     return INTERACTIVE_PLD_INTERVAL if interactive else PRECISE_PLD_INTERVAL
 
 
-def planned_grid(
-    n: int,
-    batch_size: int,
-    noise_multiplier: float,
-    epochs: int,
-    accountant: str,
-    sampling: str,
-    interactive: bool,
+def plan_pld(
+    q: float,
+    run_blocks: Blocks,
+    count: int,
     *,
-    per_epoch: bool,
-    schedule: NoiseSchedule = CONSTANT_NOISE,
-) -> float:
-    """0 for RDP; for PLD the first grid, from the one asked for, whose estimated cost is within bounds.
+    interactive: bool,
+    epoch_blocks: Optional[tuple[Blocks, ...]] = None,
+) -> PldPlan:
+    """The first grid, from the one asked for, whose estimated size and time are within bounds.
 
-    A decaying schedule is estimated as if every step had its floor's noise, the widest grid it can need.
+    ``run_blocks`` are the whole run's blocks (σ, count) in step order and ``count`` the step events
+    composed; ``epoch_blocks`` (a per-epoch curve) the blocks of each epoch. Grid sizes are estimated
+    at the run's smallest σ, the widest grid it can need.
     """
-    if accountant != "pld":
-        return 0.0
-    sigma = min(float(noise_multiplier), float(schedule.floor)) if schedule.decays else float(noise_multiplier)
-    return _fitting_interval(
-        sampling_probability(n, batch_size, sampling),
-        sigma,
-        unit_count(n, batch_size, epochs, sampling),
-        int(epochs) if per_epoch else 0,
-        requested_grid(accountant, interactive),
+    levels = sorted({sigma for sigma, _ in run_blocks})
+    size = -(-len(levels) // _LEVEL_GROUPS)
+    groups = tuple((levels[i], len(levels[i : i + size])) for i in range(0, len(levels), size))
+    # Each level is estimated at its group's smallest σ (more points than its own).
+    widest = {sigma: levels[(index // size) * size] for index, sigma in enumerate(levels)}
+    compositions = tuple(
+        (widest[sigma], steps)
+        for blocks in (epoch_blocks if epoch_blocks is not None else (run_blocks,))
+        for sigma, steps in blocks
+    )
+    return _fitting_plan(
+        q, groups, compositions, int(count), epoch_blocks is not None, requested_grid("pld", interactive)
     )
 
 
 @lru_cache(maxsize=1024)
-def _fitting_interval(q: float, noise_multiplier: float, count: int, curve_epochs: int, start: float) -> float:
+def _fitting_plan(
+    q: float,
+    groups: tuple[tuple[float, int], ...],
+    compositions: tuple[tuple[float, int], ...],
+    count: int,
+    curve: bool,
+    start: float,
+) -> PldPlan:
     """The first grid from ``start`` within the bounds. Composed sizes are measured once on the coarsest
     grid (cheap to build) and scaled: a grid ten times finer holds ten times the points."""
     coarsest = PLD_INTERVALS[-1]
+    noise_multiplier = groups[0][0]
+    levels = sum(members for _, members in groups)
     refusal: Optional[AccountingError] = None
     coarse_sizes: tuple[int, ...] = ()
     if _pld_unit_points(q, noise_multiplier, coarsest) <= MAX_PLD_UNIT_POINTS:
@@ -96,24 +127,81 @@ def _fitting_interval(q: float, noise_multiplier: float, count: int, curve_epoch
                 allowed="fewer epochs or more noise, or accountant 'rdp'",
             )
             continue
-        if curve_epochs and curve_epochs * sum(sizes) > MAX_PLD_CURVE_WORK:
+        seconds, curve_work = _pld_seconds(q, groups, compositions, interval, sum(sizes))
+        if curve and curve_work > MAX_PLD_CURVE_WORK:  # ε after each epoch: one composition per block
             refusal = AccountingError(
                 "epochs",
-                f"a per-epoch PLD curve over {curve_epochs:,} epochs would take about "
-                f"{curve_epochs * sum(sizes):.2g} grid operations at discretisation {interval:g} "
+                f"a per-epoch PLD curve would take about "
+                f"{curve_work:.2g} grid operations at discretisation {interval:g} "
                 f"(the bound is {MAX_PLD_CURVE_WORK:.2g})",
                 allowed="fewer epochs or more noise, or accountant 'rdp'",
             )
             continue
-        return interval
+        if seconds > MAX_QUERY_SECONDS:
+            refusal = pld_time_refusal(
+                seconds=seconds, limit=MAX_QUERY_SECONDS, levels=levels, compositions=len(compositions), grid=interval
+            )
+            continue
+        return PldPlan(grid=interval, seconds=seconds, levels=levels, compositions=len(compositions))
     assert refusal is not None
     raise refusal
 
 
-@lru_cache(maxsize=1024)
+def _pld_seconds(
+    q: float,
+    groups: tuple[tuple[float, int], ...],
+    compositions: tuple[tuple[float, int], ...],
+    interval: float,
+    composed_points: float,
+) -> tuple[float, float]:
+    """(estimated seconds, composition work in grid points): every level's step PLD built (each group's
+    levels at its smallest σ), each distinct block self-composed into a part of at most ``count`` times its
+    step's points (and at most the whole run's ``composed_points``), and each part composed onto the
+    running total, whose size grows by at most the part's."""
+    unit_points = sum(members * _pld_unit_points(q, sigma, interval) for sigma, members in groups)
+    parts: dict[tuple[float, int], float] = {}
+    running = work = 0.0
+    for sigma, steps in compositions:
+        if (sigma, steps) not in parts:
+            parts[(sigma, steps)] = min(composed_points, steps * _pld_unit_points(q, sigma, interval))
+        running = min(composed_points, running + parts[(sigma, steps)])
+        work += running
+    levels = sum(members for _, members in groups)
+    seconds = (
+        levels * PLD_LEVEL_SECONDS
+        + unit_points * PLD_UNIT_POINT_SECONDS
+        + sum(parts.values()) * PLD_COMPOSED_POINT_SECONDS
+        + work * PLD_CURVE_WORK_SECONDS
+    )
+    return seconds, work
+
+
+def pld_time_refusal(
+    *, seconds: float, limit: float, levels: int, compositions: int, grid: float, what: str = "this query"
+) -> AccountingError:
+    """The refusal of a PLD query estimated to take more than ``limit`` seconds, naming what to change."""
+    field, allowed = (
+        ("noise_schedule", "fewer noise levels: a higher noise floor, or a smaller σ_0")
+        if levels > 1
+        else ("epochs", "fewer epochs or more noise, or accountant 'rdp'")
+    )
+    return AccountingError(
+        field,
+        f"the PLD accountant would need about {seconds:.0f} s for {what} at discretisation {grid:g} "
+        f"({levels:,} noise level(s) to build, {compositions:,} composition(s); the bound is {limit:g} s)",
+        allowed=allowed,
+    )
+
+
 def _pld_unit_points(q: float, noise_multiplier: float, interval: float) -> float:
     """Points of one step's PLD grid, from the privacy loss's range (computed without building the grid)."""
-    points = 0.0
+    return _pld_loss_range(q, noise_multiplier) / interval + 1
+
+
+@lru_cache(maxsize=4096)
+def _pld_loss_range(q: float, noise_multiplier: float) -> float:
+    """The widest range of one step's privacy loss, over both adjacencies (dp_accounting's Connect-the-Dots bounds)."""
+    width = 0.0
     for adjacency in (privacy_loss_mechanism.AdjacencyType.REMOVE, privacy_loss_mechanism.AdjacencyType.ADD):
         loss = privacy_loss_mechanism.GaussianPrivacyLoss(
             noise_multiplier,
@@ -123,8 +211,8 @@ def _pld_unit_points(q: float, noise_multiplier: float, interval: float) -> floa
             adjacency_type=adjacency,
         )
         bounds = loss.connect_dots_bounds()
-        points = max(points, (bounds.epsilon_upper - bounds.epsilon_lower) / interval + 1)
-    return points
+        width = max(width, bounds.epsilon_upper - bounds.epsilon_lower)
+    return width if math.isfinite(width) else math.inf
 
 
 @lru_cache(maxsize=1024)
