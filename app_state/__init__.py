@@ -6,6 +6,7 @@ spelled nowhere else (tests may read them).
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import hashlib
 import threading
@@ -13,19 +14,24 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 import pandas as pd
 import streamlit as st
+from streamlit import runtime
+from streamlit.runtime.runtime import RuntimeState
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dpcore.audit.report import AUDIT_NOTE
+from dpcore.child_calls import CallAbandoned, CallTimedOut, ChildCalls
 from dpcore.config import ACCOUNTANT_TITLES, MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
 from dpcore.data import datasets
 from dpcore.errors import UserInputError, describe_exception
 from dpcore.export import share
 from dpcore.export.files import ExportFile
-from dpcore.privacy import composition
+from dpcore.privacy import accounting, calibration
+from dpcore.privacy.accounting import EpsilonReport, EpsilonSplit
+from dpcore.privacy.calibration import Calibration
 from dpcore.results import (
     TEST_METRICS_LABEL,
     TRAIN_ACCURACY_TITLE,
@@ -35,8 +41,9 @@ from dpcore.results import (
 )
 from dpcore.room import host_guard, joins, participants, server_paths, uploads
 from dpcore.room.participants import TOKEN_PARAM, Caller, Participant
-from dpcore.room.server_settings import ServerSettings
+from dpcore.room.server_settings import ENV_ACCOUNTANT_SECONDS, ServerSettings
 from dpcore.runs import owners, sweeps
+from dpcore.runs.capacity import check_participant_limits
 from dpcore.runs.comparison import AUDIT_AUC_COLUMN, AUDIT_BOUND_COLUMN, RUN_TABLE_FORMATS, run_rows
 from dpcore.runs.job_state import JobSnapshot
 from dpcore.runs.jobs import JobRunner, get_runner
@@ -76,21 +83,8 @@ def finish_page() -> NoReturn:
     raise PageDone
 
 
-_ACCOUNTANT_LOCK = threading.Lock()
-_accountant_started = False
-
-
 def runner() -> JobRunner:
-    """The process-wide job runner (``jobs.get_runner``: one per server, shared by all browser sessions).
-
-    The first call also moves the accountant's RDP into ``settings().accountant_processes``
-    processes (``composition.compute_rdp_in_processes``), so no page run holds the others up.
-    """
-    global _accountant_started
-    with _ACCOUNTANT_LOCK:
-        if not _accountant_started:
-            composition.compute_rdp_in_processes(settings().accountant_processes)
-            _accountant_started = True
+    """The process-wide job runner (``jobs.get_runner``: one per server, shared by all browser sessions)."""
     return get_runner()
 
 
@@ -485,7 +479,10 @@ def submit_run(cfg: DPConfig, *, name: str = "", audit: bool = False) -> int:
     Refused (UserInputError) before they have a name, and with the runner's CapacityError over a limit.
     """
     participants.check_participant(owner(), action="runs")
-    return runner().submit(check_paths(cfg), owner=owner(), name=name, audit=audit)
+    checked = check_paths(cfg)
+    if checked.private:  # the run's per-epoch ε must be within the accountant's bounds before it queues
+        ask_accountant(accounting.check_config, checked, n=datasets.train_size(checked), what="this run's ε")
+    return runner().submit(checked, owner=owner(), name=name, audit=audit)
 
 
 def may_manage(run_owner: str) -> bool:
@@ -604,14 +601,30 @@ def audit_request(run_id: int) -> Optional[JobSnapshot]:
 
 
 def preview_sweep(spec: sweeps.SweepSpec) -> sweeps.SweepPreview:
-    """Projected ε of each point of ``spec``, its selection ε and its compute at this server's measured speeds."""
-    return sweeps.preview(spec, throughput=runner().throughput)
+    """Projected ε of each point of ``spec``, its selection ε and its compute at this server's measured speeds.
+
+    Refused before the accountant is asked when the sweep would be refused anyway (more runs than this
+    participant may have queued or training) or asks for too many ε (``sweeps.check_preview_size``);
+    the ε are computed in an accountant process, within the server's accountant limit.
+    """
+    limits = runner().limits
+    if limits is not None and spec.mode == "grid":
+        active = sum(1 for job in my_runs() if not job.done)
+        check_participant_limits(active=active, limits=limits, adding=spec.size)
+    sweeps.check_preview_size(spec)
+    privacy = ask_accountant(sweeps.preview_privacy, spec, interactive=True, what="this sweep's preview")
+    return sweeps.preview(spec, throughput=runner().throughput, privacy=privacy)
 
 
 def start_sweep(spec: sweeps.SweepSpec) -> sweeps.StartedSweep:
     """Queue ``spec`` as one sweep of this participant's (refused before they joined, and whole when over the limits)."""
     participants.check_participant(owner(), action="sweeps")
     return sweeps.start(runner(), dataclasses.replace(spec, base=check_paths(spec.base)), owner=owner())
+
+
+def sweep_epsilon(record: SweepRecord, runs: Sequence[RunRecord]) -> sweeps.SweepEpsilon:
+    """The ε of releasing the best run of a stored sweep (``sweeps.sweep_epsilon``), from the accountant processes."""
+    return ask_accountant(sweeps.sweep_epsilon, record, list(runs), what="this sweep's selection ε")
 
 
 def cancel_sweep(sweep_id: int) -> int:
@@ -622,6 +635,135 @@ def cancel_sweep(sweep_id: int) -> int:
 def my_sweeps() -> list[SweepRecord]:
     """This session's sweeps, oldest first."""
     return store().list_sweeps(owner=owner())
+
+
+# -- the accountant: every question of the pages in an accountant process, within the server's limit ----
+
+_CALLS_LOCK = threading.Lock()
+# The server's accountant processes, started with the first question, by the settings they hold.
+_calls: dict[tuple[int, float], ChildCalls] = {}
+# A question still unanswered after this long shows how long it has taken (and lets a newer page
+# run, or the visitor leaving, stop it: each status update is a point where Streamlit can).
+STATUS_AFTER_SECONDS = 1.0
+T = TypeVar("T")
+
+
+def _accountant_calls() -> Optional[ChildCalls]:
+    """The accountant processes (None with DPEXPLORER_ACCOUNTANT_PROCESSES=0: questions run here).
+
+    ``accountant_processes`` are kept waiting and twice as many compute at once; each holds the
+    library's query bounds to ``accountant_seconds`` (``limits.limit_query_seconds``).
+    """
+    config = settings()
+    if config.accountant_processes == 0:
+        return None
+    key = (config.accountant_processes, config.accountant_seconds)
+    with _CALLS_LOCK:
+        if key not in _calls:
+            for old in _calls.values():  # settings read anew (tests change them): the old ones go
+                old.close()
+            _calls.clear()
+            _calls[key] = ChildCalls(
+                idle_limit=config.accountant_processes,
+                busy_limit=2 * config.accountant_processes,
+                setup=("dpcore.privacy.limits:limit_query_seconds", (config.accountant_seconds,)),
+            )
+            atexit.register(_calls[key].close)
+        return _calls[key]
+
+
+def _session_gone() -> Callable[[], bool]:
+    """Whether this browser session has ended (the visitor left) or the server is stopping."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not runtime.exists():
+        return lambda: False
+    server, session_id = runtime.get_instance(), ctx.session_id
+    return lambda: (
+        server.state in (RuntimeState.STOPPING, RuntimeState.STOPPED) or not server.is_active_session(session_id)
+    )
+
+
+def ask_accountant(function: Callable[..., T], *args: Any, what: str = "this question", **kwargs: Any) -> T:
+    """``function(*args, **kwargs)`` (an accountant function of dpcore) answered in an accountant process.
+
+    The server's process and its other visitors never wait for it: it is given up (the process
+    stopped) when it has run ``accountant_seconds`` (a UserInputError saying so), when this visitor's
+    session ends, or when a newer run of the page replaces this one. Answers are kept for repeats.
+    """
+    calls = _accountant_calls()
+    if calls is None:
+        return function(*args, **kwargs)
+    limit = settings().accountant_seconds
+    status: list[Any] = []  # the status line, once the question has taken a while
+
+    def on_wait(waited: float) -> None:
+        if waited < STATUS_AFTER_SECONDS:
+            return
+        if not status:
+            status.append(st.empty())
+            status.append(-1)
+        if int(waited) != status[1]:
+            status[1] = int(waited)
+            status[0].caption(f"The accountant is working on {what}… {waited:.0f} s (stopped after {limit:g} s).")
+
+    def timed_out(seconds: float) -> UserInputError:
+        return CallTimedOut(
+            "accountant",
+            f"{what} needed more than {seconds:g} s of the accountant and was stopped "
+            f"(this server's limit, {ENV_ACCOUNTANT_SECONDS})",
+            allowed="fewer epochs, fewer noise levels or values, or accountant 'rdp'",
+        )
+
+    try:
+        return calls.call(
+            function,
+            *args,
+            deadline_seconds=limit,
+            timeout_error=timed_out,
+            cancelled=_session_gone(),
+            on_wait=on_wait,
+            **kwargs,
+        )
+    except CallAbandoned:
+        st.stop()  # the visitor left or the server is stopping: this page run ends quietly
+        raise
+    finally:
+        if status:
+            status[0].empty()
+
+
+def epsilon_report(cfg: DPConfig, *, n: int, interactive: bool = True) -> EpsilonReport:
+    """``accounting.epsilon_report_for_config`` from the accountant processes (the interactive grid by default)."""
+    return ask_accountant(accounting.epsilon_report_for_config, cfg, n=n, interactive=interactive, what="this ε")
+
+
+def epsilon(cfg: DPConfig, *, n: int, interactive: bool = True) -> float:
+    """``accounting.epsilon_for_config`` from the accountant processes (∞ for a baseline)."""
+    return ask_accountant(accounting.epsilon_for_config, cfg, n=n, interactive=interactive, what="this ε")
+
+
+def epsilon_curve(cfg: DPConfig, *, n: int, interactive: bool = True) -> tuple[float, ...]:
+    """``accounting.epsilon_curve_for_config`` from the accountant processes."""
+    return ask_accountant(
+        accounting.epsilon_curve_for_config, cfg, n=n, interactive=interactive, what="the ε after each epoch"
+    )
+
+
+def epsilon_split(cfg: DPConfig, *, n: int) -> EpsilonSplit:
+    """``accounting.epsilon_split`` (interactive) from the accountant processes."""
+    return ask_accountant(accounting.epsilon_split, cfg, n=n, interactive=True, what="the ε of each part")
+
+
+def calibrate(cfg: DPConfig, *, target_epsilon: float, n: int) -> Calibration:
+    """``calibration.calibrate_noise_for_config`` (interactive) from the accountant processes."""
+    return ask_accountant(
+        calibration.calibrate_noise_for_config,
+        cfg,
+        target_epsilon=target_epsilon,
+        n=n,
+        interactive=True,
+        what="the calibration",
+    )
 
 
 def train_size(cfg: DPConfig) -> Optional[int]:

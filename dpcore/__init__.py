@@ -14,8 +14,8 @@ Rooms by concern, each importing only those below it (checked by import-linter, 
 The root holds what every room shares: the config (``config``) and a CSV run's schema
 (``csv_schema``), the errors a person can cause (``errors``), reading untrusted input
 (``safe_io``), which models fit which inputs (``model_specs``), a run's results and statuses
-(``results``), the default folders on disk (``locations``) and child interpreters
-(``child_process``). It imports no room.
+(``results``), the default folders on disk (``locations``), child interpreters (``child_process``)
+and calls of library functions in them with a deadline (``child_calls``). It imports no room.
 """
 
 from __future__ import annotations

@@ -58,6 +58,18 @@ class ChildProcess:
     def is_alive(self) -> bool:
         return self._process.poll() is None
 
+    def kill(self) -> None:
+        """Stop the process at once (SIGKILL), whatever it is doing, and close the pipe."""
+        try:
+            self._process.kill()
+        except OSError:
+            pass
+        self._process.wait()
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+
     def end(self, *, timeout: float = 10.0) -> None:
         """Close the pipe (a healthy child leaves on its own), then make sure the process is gone."""
         try:

@@ -169,7 +169,7 @@ def sweep_section(all_runs: list) -> None:
     else:
         st.info("No run of this sweep has completed yet (cancelled and failed runs are left out).")
     try:
-        st.caption(f"Privacy of this sweep: {sweeps.sweep_epsilon(record, all_runs).text()}")
+        st.caption(f"Privacy of this sweep: {app_state.sweep_epsilon(record, all_runs).text()}")
     except UserInputError as exc:
         st.caption(f"Privacy of this sweep cannot be computed: {exc}")
 

@@ -229,7 +229,7 @@ def budget_effect(cfg: DPConfig, *, n: int, report: accounting.EpsilonReport) ->
     if report.epochs == cfg.epochs:
         st.info(f"All {cfg.epochs} epochs fit within the ε budget of {budget:g}.")
     elif report.epochs == 0:
-        first = accounting.epsilon_curve_for_config(cfg, n=n)[0]
+        first = app_state.epsilon_curve(cfg, n=n, interactive=False)[0]
         st.warning(
             f"The ε budget of {budget:g} allows no epoch: the first alone spends ε = "
             f"{explain.format_epsilon(first)}, so the run would stop before training."

@@ -11,7 +11,7 @@ import app_state
 from dpcore.config import ACCOUNTANT_TITLES, ACCOUNTANTS, DPConfig
 from dpcore.data.datasets import dataset_problem
 from dpcore.errors import UserInputError
-from dpcore.privacy import accounting, calibration, explain
+from dpcore.privacy import accounting, explain
 from dpcore.views import charts
 from pages import explore_recipe, explore_schema
 from pages.explore_controls import NOISE_SLIDER_MIN
@@ -90,7 +90,7 @@ def render(cfg: DPConfig) -> None:
         st.button("Make it private", key="explore_make_private", on_click=make_private, type="primary")
         app_state.finish_page()
     try:
-        report = accounting.epsilon_report_for_config(cfg, n=n, interactive=True)
+        report = app_state.epsilon_report(cfg, n=n)
     except UserInputError as exc:
         st.metric("Projected ε", explain.format_epsilon(None))
         st.error(str(exc))
@@ -126,12 +126,17 @@ def projected_epsilon(cfg: DPConfig, *, n: int, report: accounting.EpsilonReport
             "reports the precise grid."
         )
         if st.button("Compute the precise PLD ε", key="explore_precise"):
-            with st.spinner("Computing the precise PLD ε…", show_time=True):
-                precise = accounting.epsilon_for_config(cfg, n=n)
-            st.info(
-                f"Precise PLD ε (grid 1e-4) = {explain.format_epsilon(precise, digits=4)}, against "
-                f"{explain.format_epsilon(eps, digits=4)} on the interactive grid."
-            )
+            try:
+                with st.spinner("Computing the precise PLD ε…", show_time=True):
+                    precise = app_state.epsilon_report(cfg, n=n, interactive=False)
+                grid = f"{precise.discretization:.0e}".replace("e-0", "e-")
+                st.info(
+                    f"Precise PLD ε (grid {grid}) = "
+                    f"{explain.format_epsilon(precise.epsilon, digits=4)}, against "
+                    f"{explain.format_epsilon(eps, digits=4)} on the interactive grid."
+                )
+            except UserInputError as exc:
+                st.error(str(exc))
     for warning in explain.risk_warnings(cfg, n=n, epsilon=eps):
         (st.error if warning.level == "error" else st.warning)(warning.message)
 
@@ -175,8 +180,8 @@ def curves(cfg: DPConfig, *, n: int, epsilon: float) -> None:
             )
             if any(math.isnan(v) for values in sweep.values() for v in values):
                 st.caption(
-                    "σ values the other settings refuse (below the noise floor, or at or above twice "
-                    "the count noise multiplier) have no point."
+                    "σ values the other settings or the accountant refuse (below the noise floor, at or above "
+                    "twice the count noise multiplier, or beyond the accountant's bounds) have no point."
                 )
 
 
@@ -194,10 +199,12 @@ def epochs_curve(cfg: DPConfig, configs: dict[str, DPConfig], *, n: int, target:
             "up to date."
         )
         return
-    with st.spinner(f"Computing ε after each of the {cfg.epochs} epochs…", show_time=True):
-        per_epoch = {
-            label: accounting.epsilon_curve_for_config(c, n=n, interactive=True) for label, c in configs.items()
-        }
+    try:
+        with st.spinner(f"Computing ε after each of the {cfg.epochs} epochs…", show_time=True):
+            per_epoch = {label: app_state.epsilon_curve(c, n=n) for label, c in configs.items()}
+    except UserInputError as exc:
+        st.error(str(exc))
+        return
     st.plotly_chart(
         charts.epsilon_vs_epochs(per_epoch, current_epochs=cfg.epochs, delta=cfg.delta, target_epsilon=target),
         width="stretch",
@@ -206,8 +213,9 @@ def epochs_curve(cfg: DPConfig, configs: dict[str, DPConfig], *, n: int, target:
 
 
 def noise_sweep(cfg: DPConfig, *, n: int) -> tuple[float, ...]:
-    """ε of ``cfg`` at each noise multiplier of NOISE_GRID (cached point by point in dpcore.privacy.accounting);
-    NaN (no point) where the other settings refuse that σ (below a schedule's floor, say).
+    """ε of ``cfg`` at each noise multiplier of NOISE_GRID (each answer kept by the accountant processes);
+    NaN (no point) where the other settings or the accountant refuse that σ (below a schedule's floor,
+    or too small for the PLD grid, say).
 
     A status line is updated between points: every Streamlit call is a point where a newer slider
     change can interrupt this run, so a slow sweep (PLD) never holds up the next projected ε.
@@ -218,11 +226,9 @@ def noise_sweep(cfg: DPConfig, *, n: int) -> tuple[float, ...]:
         if i % 4 == 0:
             status.caption(f"Computing ε for {len(NOISE_GRID)} noise multipliers… {i}/{len(NOISE_GRID)}")
         try:
-            swept = cfg.replace(noise_multiplier=sigma)
+            values.append(app_state.epsilon(cfg.replace(noise_multiplier=sigma), n=n))
         except UserInputError:
             values.append(math.nan)
-            continue
-        values.append(accounting.epsilon_for_config(swept, n=n, interactive=True))
     status.empty()
     return tuple(values)
 
@@ -256,7 +262,7 @@ def calibrate(cfg: DPConfig, *, n: int) -> None:
         st.rerun(scope="app")  # a new target: redraw the charts' target line too
     if mid.button("Calibrate", key="calibrate_run"):
         try:
-            found = calibration.calibrate_noise_for_config(cfg, target_epsilon=float(target), n=n, interactive=True)
+            found = app_state.calibrate(cfg, target_epsilon=float(target), n=n)
             ss["calibration"] = (float(target), _calibration_basis(cfg), found.noise_multiplier, found.epsilon)
         except UserInputError as exc:
             ss["calibration"] = None

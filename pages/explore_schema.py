@@ -16,7 +16,7 @@ import app_state
 from dpcore import csv_schema, safe_io
 from dpcore.config import MAX_PREPROCESSING_EPSILON, MIN_PREPROCESSING_EPSILON, DPConfig
 from dpcore.errors import UserInputError
-from dpcore.privacy import accounting, explain
+from dpcore.privacy import explain
 from dpcore.safe_io import quote
 
 ss = st.session_state
@@ -164,7 +164,11 @@ def show_split(cfg: DPConfig, *, n: int) -> None:
     if cfg.csv_preprocessing_epsilon is None:
         st.caption("Declared schema: nothing is learned from the rows before training, so all of ε is training's.")
         return
-    split = accounting.epsilon_split(cfg, n=n, interactive=True)
+    try:
+        split = app_state.epsilon_split(cfg, n=n)
+    except UserInputError as exc:
+        st.error(str(exc))
+        return
     p1, p2, p3 = st.columns(3)
     p1.metric(
         "Preprocessing ε",

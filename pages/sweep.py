@@ -13,6 +13,7 @@ from dpcore.privacy.explain import format_epsilon
 from dpcore.privacy.selection import SELECTION_DISTRIBUTIONS, SelectionSettings
 from dpcore.results import ACTIVE_STATUSES
 from dpcore.runs import sweeps
+from dpcore.runs.capacity import CapacityError
 from dpcore.runs.comparison import config_summary
 from dpcore.runs.records import MAX_NAME_CHARS
 
@@ -121,6 +122,9 @@ if "sweep_error" in ss:
     st.error(ss.pop("sweep_error"))
 try:
     preview = app_state.preview_sweep(build_spec())
+except CapacityError as exc:  # not a mistake in the sweep: the runs already queued leave no room for it
+    st.warning(f"This sweep cannot start now, so its ε are not computed: {exc}")
+    preview = None
 except UserInputError as exc:
     st.error(str(exc))
     preview = None
@@ -131,6 +135,11 @@ if preview is not None:
         hide_index=True,
         key="sweep_points",
     )
+    if cfg.accountant == "pld":
+        st.caption(
+            "PLD ε here are on the interactive grid, as on Explore: upper bounds within about 1%; "
+            "training reports the precise grid."
+        )
     st.caption(f"Compute: {preview.compute_text()}.")
     st.info(f"Privacy of choosing: {preview.selection_text()}")
 if not app_state.joined():

@@ -12,7 +12,7 @@ from dpcore.config import ACCOUNTANT_TITLES, DPConfig
 from dpcore.data.datasets import config_dataset_info, dataset_problem, train_size
 from dpcore.errors import UserInputError
 from dpcore.model_specs import check_pair
-from dpcore.privacy import accounting, explain
+from dpcore.privacy import explain
 from dpcore.results import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -45,7 +45,7 @@ if cfg.dataset == "csv":
     st.markdown(f"**CSV file:** {app_state.shown_file(cfg.csv_path)} (label column {cfg.csv_label})")
 if n is not None and cfg.private:
     try:
-        projected = accounting.epsilon_for_config(cfg, n=n, interactive=True)
+        projected = app_state.epsilon(cfg, n=n)
         st.caption(
             f"Projected ε = {explain.format_epsilon(projected)} on n = {n:,} examples "
             f"({explain.accounting_note(cfg.accountant, cfg.sampling)})"
@@ -272,9 +272,9 @@ def _projected_curve(config: DPConfig) -> tuple[float, ...] | None:
     if not config.private:
         return None
     try:
-        return accounting.epsilon_curve_for_config(config, n=train_size(config), interactive=True)
+        return app_state.epsilon_curve(config, n=train_size(config))
     except UserInputError:
-        return None  # the data can no longer be read (e.g. a CSV file removed): the run view says so elsewhere
+        return None  # the data can no longer be read (e.g. a CSV file removed), or the accountant refused
 
 
 def runs_panel(polling: bool) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from dpcore.config import MAX_NOISE
 from dpcore.privacy.accounting import epsilon, epsilon_report
-from dpcore.privacy.limits import MAX_CALIBRATION_SECONDS, RDP_LEVEL_SECONDS, AccountingError, check_query
+from dpcore.privacy.limits import RDP_LEVEL_SECONDS, AccountingError, calibration_seconds, check_query
 from dpcore.privacy.noise import CONSTANT_NOISE, NoiseSchedule, schedule_of
 from dpcore.privacy.search import MIN_CALIBRATED_NOISE, bracket_noise, refine_noise
 from dpcore.privacy.work import QueryWork, check_seconds, plan_query
@@ -97,7 +97,7 @@ def calibrate_noise(
             interactive=interactive,
             schedule=schedule,
         )
-        check_seconds(work, limit=MAX_CALIBRATION_SECONDS, what=f"a calibration (about {CALIBRATION_QUERIES} queries)")
+        check_seconds(work, limit=calibration_seconds(), what=f"a calibration (about {CALIBRATION_QUERIES} queries)")
 
     check_work(1.0)  # before the search's start is computed (by a calibration of its own, for PLD)
     start = _starting_noise(

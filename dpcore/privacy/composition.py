@@ -22,11 +22,11 @@ from __future__ import annotations
 import math
 import threading
 from functools import lru_cache
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 import dp_accounting
 import numpy as np
-from dp_accounting.pld import pld_pmf, privacy_loss_distribution
+from dp_accounting.pld import pld_pmf, pld_privacy_accountant, privacy_loss_distribution
 
 from dpcore.child_process import ChildProcess
 from dpcore.errors import UserInputError
@@ -161,6 +161,79 @@ def _step_rdp(q: float, noise_multiplier: float) -> UnitRdp:
     if np.all(rdp > 0):
         return UnitRdp(rdp, False)
     return UnitRdp(np.maximum(rdp, 0.0) + RDP_ROUNDING_ALLOWANCE, True)
+
+
+# -- any run's event, composed from its steps as above ---------------------------------------------
+
+
+def _step_of(event: dp_accounting.DpEvent) -> Optional[tuple[float, float]]:
+    """(q, σ) of a step event (a Gaussian, Poisson-sampled or not); None for any other event."""
+    if isinstance(event, dp_accounting.PoissonSampledDpEvent) and isinstance(
+        event.event, dp_accounting.GaussianDpEvent
+    ):
+        return float(event.sampling_probability), float(event.event.noise_multiplier)
+    if isinstance(event, dp_accounting.GaussianDpEvent):
+        return 1.0, float(event.noise_multiplier)
+    return None
+
+
+def event_rdp_bound(event: dp_accounting.DpEvent) -> UnitRdp:
+    """RDP at RDP_ORDERS of ``event`` (runs' events composed and self-composed), from its steps' cached
+    RDP with the rounding allowance where a step needs it; ∞ for a non-private event. Events of other
+    kinds go to dp_accounting's RDP accountant as they are."""
+    if isinstance(event, dp_accounting.ComposedDpEvent):
+        parts = [event_rdp_bound(part) for part in event.events]
+        total = sum((part.rdp for part in parts), np.zeros(len(RDP_ORDERS)))
+        return UnitRdp(total, any(part.rounded_up for part in parts))
+    if isinstance(event, dp_accounting.SelfComposedDpEvent):
+        inner = event_rdp_bound(event.event)
+        return UnitRdp(inner.rdp * event.count, inner.rounded_up)
+    step = _step_of(event)
+    if step is not None:
+        return unit_rdp(*step)
+    if isinstance(event, dp_accounting.NoOpDpEvent):
+        return UnitRdp(np.zeros(len(RDP_ORDERS)), False)
+    return UnitRdp(event_rdp(event), False)
+
+
+def event_pld_epsilon(event: dp_accounting.DpEvent, *, delta: float, grid: float) -> float:
+    """ε at ``delta`` of ``event`` by PLD on ``grid``, composed from its steps' cached PLDs (self-compositions
+    by ``_self_composed``); ∞ if any part is not private. Events of other kinds go to dp_accounting's PLD
+    accountant as they are."""
+    composed = _event_pld(event, grid)
+    if composed is _NOT_PRIVATE:
+        return math.inf
+    return 0.0 if composed is None else _pld_epsilon(composed, delta)
+
+
+_NOT_PRIVATE = object()
+
+
+def _event_pld(event: dp_accounting.DpEvent, grid: float) -> Any:
+    """The PLD of ``event``, None for one that releases nothing, or _NOT_PRIVATE."""
+    if isinstance(event, dp_accounting.NonPrivateDpEvent):
+        return _NOT_PRIVATE
+    if isinstance(event, dp_accounting.NoOpDpEvent):
+        return None
+    if isinstance(event, dp_accounting.ComposedDpEvent):
+        composed = None
+        for part in (_event_pld(e, grid) for e in event.events):
+            if part is _NOT_PRIVATE:
+                return _NOT_PRIVATE
+            if part is not None:
+                composed = part if composed is None else composed.compose(part)
+        return composed
+    if isinstance(event, dp_accounting.SelfComposedDpEvent):
+        inner = _event_pld(event.event, grid)
+        return inner if inner is None or inner is _NOT_PRIVATE else _self_composed(inner, event.count)
+    step = _step_of(event)
+    if step is not None:
+        return pld_per_unit(step[0], step[1], grid)
+    accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=grid)
+    if not accountant.supports(event):
+        return _NOT_PRIVATE
+    accountant.compose(event)
+    return accountant._pld  # dp_accounting keeps an accountant's composed PLD private
 
 
 # -- RDP in other processes (a served app) -------------------------------------------------------

@@ -41,17 +41,19 @@ MAX_PLD_CURVE_WORK = 100_000_000
 RDP_LEVEL_SECONDS = 0.2
 # one noise level's step PLD, besides its points (dp_accounting's set-up of its two privacy losses),
 PLD_LEVEL_SECONDS = 0.02
-# one grid point of a step PLD (both adjacencies: 15 to 50 µs),
+# one grid point of a step PLD (both adjacencies: 19 to 30 µs, 50 on a crowded machine),
 PLD_UNIT_POINT_SECONDS = 30e-6
-# one point of a composed PLD grid, per block of equal σ (its self-composition and composition: 1 to 5 µs),
-PLD_COMPOSED_POINT_SECONDS = 4e-6
+# one point of a composed PLD grid (both adjacencies), per block of equal σ: its self-composition
+# (0.3 to 0.7 µs, 1.3 for small grids), composition and reading ε off it (0.15 µs),
+PLD_COMPOSED_POINT_SECONDS = 1e-6
 # one unit of a per-epoch PLD curve's work (epochs times composed grid points: about 0.15 s per million).
 PLD_CURVE_WORK_SECONDS = 0.15e-6
-# The most seconds one query may be estimated to take; a served app may allow less
-# (dpcore.room.server_settings: DPEXPLORER_ACCOUNTANT_SECONDS).
+# The most seconds one query may be estimated to take, and a calibration (a dozen queries) in all,
+# unless ``limit_query_seconds`` set another bound for this process (a served app's accountant
+# processes: dpcore.room.server_settings, DPEXPLORER_ACCOUNTANT_SECONDS).
 MAX_QUERY_SECONDS = 30.0
-# A calibration asks a dozen queries: the most seconds it may be estimated to take in all.
 MAX_CALIBRATION_SECONDS = 4 * MAX_QUERY_SECONDS
+_bounds = {"query": MAX_QUERY_SECONDS, "calibration": MAX_CALIBRATION_SECONDS}
 # dp_accounting's defaults for the Gaussian PLD and its self-composition, used in the estimates.
 _PLD_LOG_MASS_TRUNCATION = -50
 _PLD_TAIL_MASS_TRUNCATION = 1e-15
@@ -59,6 +61,26 @@ _PLD_TAIL_MASS_TRUNCATION = 1e-15
 
 class AccountingError(UserInputError):
     """An accounting query with a value outside what the accountant can answer."""
+
+
+def query_seconds() -> float:
+    """The most seconds one query may be estimated to take in this process."""
+    return _bounds["query"]
+
+
+def calibration_seconds() -> float:
+    """The most seconds a calibration may be estimated to take in this process."""
+    return _bounds["calibration"]
+
+
+def limit_query_seconds(seconds: float) -> None:
+    """Hold every query, and every calibration as a whole, to ``seconds`` in this process (a served app's
+    accountant process: the server stops any call after that long, so longer ones are refused first)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < math.inf:
+        raise UserInputError(
+            "accountant_seconds", f"{quote(seconds)} is not a positive number of seconds", allowed="a number above 0"
+        )
+    _bounds["query"] = _bounds["calibration"] = float(seconds)
 
 
 def check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

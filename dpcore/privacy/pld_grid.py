@@ -25,7 +25,6 @@ from dpcore.privacy.limits import (
     MAX_PLD_CURVE_WORK,
     MAX_PLD_POINTS,
     MAX_PLD_UNIT_POINTS,
-    MAX_QUERY_SECONDS,
     PLD_COMPOSED_POINT_SECONDS,
     PLD_CURVE_WORK_SECONDS,
     PLD_INTERVALS,
@@ -33,6 +32,7 @@ from dpcore.privacy.limits import (
     PLD_UNIT_POINT_SECONDS,
     PRECISE_PLD_INTERVAL,
     AccountingError,
+    query_seconds,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class PldPlan:
     seconds: float
     levels: int  # distinct noise levels, each a step PLD to build
     compositions: int  # blocks of equal σ composed (per epoch for a curve)
+    composed_points: float  # points of the whole run's composed PLD (both adjacencies)
 
 
 def requested_grid(accountant: str, interactive: bool) -> float:
@@ -84,7 +85,13 @@ def plan_pld(
         for sigma, steps in blocks
     )
     return _fitting_plan(
-        q, groups, compositions, int(count), epoch_blocks is not None, requested_grid("pld", interactive)
+        q,
+        groups,
+        compositions,
+        int(count),
+        epoch_blocks is not None,
+        requested_grid("pld", interactive),
+        query_seconds(),
     )
 
 
@@ -96,6 +103,7 @@ def _fitting_plan(
     count: int,
     curve: bool,
     start: float,
+    limit: float,
 ) -> PldPlan:
     """The first grid from ``start`` within the bounds. Composed sizes are measured once on the coarsest
     grid (cheap to build) and scaled: a grid ten times finer holds ten times the points."""
@@ -137,12 +145,18 @@ def _fitting_plan(
                 allowed="fewer epochs or more noise, or accountant 'rdp'",
             )
             continue
-        if seconds > MAX_QUERY_SECONDS:
+        if seconds > limit:
             refusal = pld_time_refusal(
-                seconds=seconds, limit=MAX_QUERY_SECONDS, levels=levels, compositions=len(compositions), grid=interval
+                seconds=seconds, limit=limit, levels=levels, compositions=len(compositions), grid=interval
             )
             continue
-        return PldPlan(grid=interval, seconds=seconds, levels=levels, compositions=len(compositions))
+        return PldPlan(
+            grid=interval,
+            seconds=seconds,
+            levels=levels,
+            compositions=len(compositions),
+            composed_points=float(sum(sizes)),
+        )
     assert refusal is not None
     raise refusal
 

@@ -15,6 +15,11 @@ spends more, and two accountings of that are offered, both on dp_accounting:
   including the minimum over the second order λ̂ (taken over the same RDP orders), applied to
   the RDP curve of one trial. It is an RDP bound, converted to (ε, δ) by dp_accounting.
 
+Both compose the runs' events from their steps as a single run's ε does (``dpcore.privacy.composition``:
+cached step RDPs and PLDs, with the same answers where dp_accounting's own accountants fail), and a
+plain PLD composition is planned like a query (``composition_work``): on the precise grid, or a coarser
+one when the composed grid or its time would exceed the bounds, or refused naming the runs.
+
 The random-trials ε is only the ε of what ran when K really was drawn at random (``draw_trial_count``)
 and used as drawn (never redrawn; K = 0 under Poisson releases nothing), the trials' configurations
 were drawn independently of the data, and only the best run is released: not K, not the other trials.
@@ -43,7 +48,6 @@ from typing import Optional, cast
 
 import dp_accounting
 import numpy as np
-from dp_accounting.pld import pld_privacy_accountant
 
 # dp_accounting 0.4.3 (pinned) keeps these helpers private. The bound is its own RepeatAndSelectDpEvent
 # accounting, called on a curve because a trial may draw among several runs; the two distribution
@@ -56,7 +60,8 @@ from dp_accounting.rdp.rdp_privacy_accountant import (
 
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
-from dpcore.privacy import accounting, events, limits
+from dpcore.privacy import accounting, composition, events, limits
+from dpcore.privacy.work import QueryWork
 
 SELECTION_DISTRIBUTIONS = ("poisson", "truncated_negative_binomial")
 MAX_EXPECTED_TRIALS = 1000.0  # a typo guard, like the config's MAX_EPOCHS
@@ -170,6 +175,7 @@ class SelectionEpsilon:
     trial_cap: Optional[int] = None
     cap_tail: float = 0.0  # an upper bound on P[K > trial_cap]
     cap_delta: float = 0.0  # e^ε · cap_tail: what refusing those draws adds to δ
+    approximate: bool = False  # a coarser PLD grid or the RDP rounding allowance: still upper bounds
 
     @property
     def epsilon(self) -> float:
@@ -187,29 +193,73 @@ class SelectionEpsilon:
         return self.delta + (self.cap_delta if self.random_trials_epsilon is not None else 0.0)
 
 
-def composition_epsilon(runs: Sequence[DPConfig], *, n: int) -> float:
+def composition_epsilon(runs: Sequence[DPConfig], *, n: int, interactive: bool = False) -> float:
     """ε of releasing (the best of, or all of) ``runs`` on ``n`` examples: their events composed.
 
     Uses the runs' accountant at the runs' δ (both must be shared); ∞ if any run is a baseline.
+    ``interactive`` starts PLD from the interactive grid (an upper bound, as for one run).
     """
+    return _composition(runs, n=n, interactive=interactive)[0]
+
+
+def _composition(runs: Sequence[DPConfig], *, n: int, interactive: bool = False) -> tuple[float, bool]:
+    """(ε of the runs composed, whether it is approximate)."""
     delta, accountant_name = _shared_settings(runs, "runs")
+    grid = limits.PRECISE_PLD_INTERVAL
+    if accountant_name == "pld":
+        grid = composition_work(runs, n=n, interactive=interactive).grid
     # Counted by config without its seed (the seed changes no event); events holding lists cannot be hashed.
     counts = Counter(config.replace(seed=0) for config in runs)
-    return _composed_epsilon(tuple(counts.items()), n, delta, accountant_name)
+    return _composed_epsilon(tuple(counts.items()), n, delta, accountant_name, grid)
 
 
 @lru_cache(maxsize=256)
-def _composed_epsilon(counts: tuple[tuple[DPConfig, int], ...], n: int, delta: float, accountant_name: str) -> float:
-    """ε of each config's event composed as many times as counted; cached, as pages ask again on every rerun."""
+def _composed_epsilon(
+    counts: tuple[tuple[DPConfig, int], ...], n: int, delta: float, accountant_name: str, grid: float
+) -> tuple[float, bool]:
+    """(ε, approximate) of each config's event composed as many times as counted; cached, as pages ask again
+    on every rerun."""
     events_counted = [(accounting.dp_event_for_config(config, n=n), count) for config, count in counts]
     composed = dp_accounting.ComposedDpEvent(
         [event if count == 1 else dp_accounting.SelfComposedDpEvent(event, count) for event, count in events_counted]
     )
     if accountant_name == "rdp":
-        return events.epsilon_from_rdp(events.event_rdp(composed), delta=delta)
-    accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=limits.PRECISE_PLD_INTERVAL)
-    accountant.compose(composed)
-    return float(accountant.get_epsilon(delta))
+        rdp = composition.event_rdp_bound(composed)
+        return events.epsilon_from_rdp(rdp.rdp, delta=delta), rdp.rounded_up
+    value = composition.event_pld_epsilon(composed, delta=delta, grid=grid)
+    return value, grid > limits.PRECISE_PLD_INTERVAL
+
+
+def composition_work(runs: Sequence[DPConfig], *, n: int, interactive: bool = False) -> QueryWork:
+    """The grid and estimated work of composing ``runs`` under PLD: each distinct run planned as its own
+    ε is, on the coarsest grid any of them needs (or coarser), its composed grid grown by each run's.
+
+    A SelectionError naming the runs when no grid of ``PLD_INTERVALS`` holds them within the bounds.
+    """
+    counts = Counter(config for config in runs if config.private)
+    works = {config: accounting.query_work_for_config(config, n=n, interactive=interactive) for config in counts}
+    if not works:
+        return QueryWork("pld", 0, 0, limits.PRECISE_PLD_INTERVAL, 0.0)
+    start = max(work.grid for work in works.values())
+    for grid in (g for g in limits.PLD_INTERVALS if g >= start):
+        running = total = seconds = 0.0
+        for config, work in works.items():
+            scale = work.grid / grid  # a grid g times coarser holds 1/g the points, and costs about as much less
+            running += counts[config] * work.composed_points * scale
+            total += running
+            seconds += work.seconds * scale
+        seconds += total * limits.PLD_COMPOSED_POINT_SECONDS
+        if running <= limits.MAX_PLD_POINTS and seconds <= limits.query_seconds():
+            levels = sum(work.levels for work in works.values())
+            compositions = sum(work.compositions for work in works.values()) + len(works)
+            return QueryWork("pld", levels, compositions, grid, seconds, running)
+    raise SelectionError(
+        "runs",
+        f"composing these {len(runs):,} runs under PLD would need a grid of {running:.2g} points and about "
+        f"{seconds:.0f} s even at discretisation {grid:g} (the bounds are {limits.MAX_PLD_POINTS:,} points and "
+        f"{limits.query_seconds():g} s)",
+        allowed="fewer runs or epochs, or accountant 'rdp'",
+    )
 
 
 def random_trials_rdp(trial_events: Sequence[dp_accounting.DpEvent], *, selection: SelectionSettings) -> np.ndarray:
@@ -224,7 +274,7 @@ def random_trials_rdp(trial_events: Sequence[dp_accounting.DpEvent], *, selectio
     if not trial_events:
         raise SelectionError("candidates", "no configurations to draw trials from", allowed="one or more")
     distinct = [event for index, event in enumerate(trial_events) if event not in trial_events[:index]]
-    trial_rdp = np.max([events.event_rdp(event) for event in distinct], axis=0)
+    trial_rdp = np.max([composition.event_rdp_bound(event).rdp for event in distinct], axis=0)
     if not np.all(np.isfinite(trial_rdp)):
         return np.full_like(trial_rdp, math.inf)
     return np.asarray(
@@ -249,6 +299,7 @@ def selection_epsilon(
     selection: Optional[SelectionSettings] = None,
     candidates: Optional[Sequence[DPConfig]] = None,
     trial_cap: Optional[int] = None,
+    interactive: bool = False,
 ) -> SelectionEpsilon:
     """The single-run, plain-composition and (with ``selection``) random-trials ε of a set of runs.
 
@@ -256,9 +307,11 @@ def selection_epsilon(
     ``candidates`` the configurations each random trial draws from, required with ``selection``
     because a trial may draw one that did not happen to run. All share the training set of ``n``
     examples, one δ and one accountant. ``trial_cap``: draws of K above it are refused, and the
-    random-trials bound pays for that in δ (``cap_delta``).
+    random-trials bound pays for that in δ (``cap_delta``). ``interactive`` answers PLD on the
+    interactive grid (upper bounds, flagged approximate).
     """
     random_trials, tail, cap_delta = None, 0.0, 0.0
+    rounded = False
     if selection is None or isinstance(runs, DPConfig) or len(runs):
         delta, accountant_name = _shared_settings(runs, "runs")
     if selection is not None:
@@ -270,21 +323,33 @@ def selection_epsilon(
             )
         random_trials = random_trials_epsilon(candidates, n=n, selection=selection)
         delta, accountant_name = _shared_settings([*runs, *candidates], "candidates")
+        rounded = any(
+            composition.event_rdp_bound(accounting.dp_event_for_config(config, n=n)).rounded_up for config in candidates
+        )
         if trial_cap is not None:
             tail = trial_count_tail(selection, cap=trial_cap)
             cap_delta = _cap_delta(random_trials, tail)
-    singles = set(runs) if runs else set(candidates or ())
+    single_configs = set(runs) if runs else set(candidates or ())
+    singles = [
+        accounting.epsilon_report_for_config(config, n=n, interactive=interactive)
+        for config in single_configs
+        if config.private
+    ]
+    composed, approximate = _composition(runs, n=n, interactive=interactive) if runs else (0.0, False)
     return SelectionEpsilon(
         runs=len(runs),
         delta=delta,
         accountant=accountant_name,
-        single_run_epsilon=max(accounting.epsilon_for_config(config, n=n) for config in singles),
-        composition_epsilon=composition_epsilon(runs, n=n) if runs else 0.0,
+        single_run_epsilon=max((r.epsilon for r in singles), default=math.inf)
+        if len(singles) == len(single_configs)
+        else math.inf,
+        composition_epsilon=composed,
         random_trials_epsilon=random_trials,
         selection=selection,
         trial_cap=trial_cap if selection is not None else None,
         cap_tail=tail,
         cap_delta=cap_delta,
+        approximate=approximate or rounded or any(r.approximate for r in singles),
     )
 
 

@@ -3,8 +3,9 @@ compositions, and about how many seconds of one core they take.
 
 RDP computes one step's Rényi divergences per noise level (``RDP_LEVEL_SECONDS`` each) and adds them
 up; PLD builds one step's PLD per level and composes one block per run of equal σ (``pld_grid``).
-A query estimated beyond ``MAX_QUERY_SECONDS`` is refused with an ``AccountingError`` naming the
-setting to change; a served app may allow less (``check_seconds``).
+A query estimated beyond ``limits.query_seconds()`` (``MAX_QUERY_SECONDS`` unless a served app's
+accountant process was given its server's bound) is refused with an ``AccountingError`` naming the
+setting to change (``check_seconds``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dpcore.privacy.events import epoch_blocks, sampling_probability, unit_count, whole_run_blocks
-from dpcore.privacy.limits import MAX_QUERY_SECONDS, RDP_LEVEL_SECONDS, AccountingError
+from dpcore.privacy.limits import RDP_LEVEL_SECONDS, AccountingError, query_seconds
 from dpcore.privacy.noise import CONSTANT_NOISE, NoiseSchedule
 from dpcore.privacy.pld_grid import plan_pld, pld_time_refusal
 
@@ -24,13 +25,14 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class QueryWork:
     """An accountant query's estimated work: ``seconds`` of one core for ``levels`` noise levels and
-    (PLD) ``compositions`` blocks composed on the grid ``grid`` (0 for RDP)."""
+    (PLD) ``compositions`` blocks composed on the grid ``grid`` (0 for RDP) into ``composed_points``."""
 
     accountant: str
     levels: int
     compositions: int
     grid: float
     seconds: float
+    composed_points: float = 0.0
 
     def describe(self) -> str:
         """The estimate in words, e.g. "about 12 s (40 noise levels)"."""
@@ -61,7 +63,7 @@ def plan_query(
     if accountant == "rdp":
         levels = len({sigma for sigma, _ in blocks}) + extra
         work = QueryWork("rdp", levels, 0, 0.0, levels * RDP_LEVEL_SECONDS)
-        check_seconds(work, limit=MAX_QUERY_SECONDS)
+        check_seconds(work, limit=query_seconds())
         return work
     plan = plan_pld(
         sampling_probability(n, batch_size, sampling),
@@ -70,7 +72,9 @@ def plan_query(
         interactive=interactive,
         epoch_blocks=epoch_blocks(*args) if per_epoch else None,
     )
-    return QueryWork("pld", plan.levels + extra, plan.compositions + extra, plan.grid, plan.seconds)
+    return QueryWork(
+        "pld", plan.levels + extra, plan.compositions + extra, plan.grid, plan.seconds, plan.composed_points
+    )
 
 
 def check_seconds(work: QueryWork, *, limit: float, what: str = "this query") -> None:

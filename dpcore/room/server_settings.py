@@ -25,6 +25,7 @@ ENV_WORKERS = "DPEXPLORER_WORKERS"
 ENV_RAY_ADDRESS = "DPEXPLORER_RAY_ADDRESS"
 ENV_BACKEND = "DPEXPLORER_BACKEND"
 ENV_ACCOUNTANT_PROCESSES = "DPEXPLORER_ACCOUNTANT_PROCESSES"
+ENV_ACCOUNTANT_SECONDS = "DPEXPLORER_ACCOUNTANT_SECONDS"
 ENV_MAX_RUNNING = "DPEXPLORER_MAX_RUNNING"
 ENV_MAX_QUEUED = "DPEXPLORER_MAX_QUEUED"
 ENV_MAX_EXAMPLE_PASSES = "DPEXPLORER_MAX_EXAMPLE_PASSES"
@@ -73,6 +74,10 @@ DEFAULT_HOST_LOCKOUT_SECONDS = 900.0
 # Wrong host secrets a session or address may type before each further try waits (1 s, 2 s, 4 s, ...).
 HOST_FREE_FAILURES = 3
 HOST_FIRST_DELAY_SECONDS = 1.0
+# The longest a page's accountant question may take (dpcore.privacy.limits.MAX_QUERY_SECONDS, the
+# library's own bound, by default); the most a host may allow is an hour.
+DEFAULT_ACCOUNTANT_SECONDS = 30.0
+MAX_ACCOUNTANT_SECONDS = 3600.0
 # Words that switch a cap off.
 NO_LIMIT_WORDS = ("none", "off")
 
@@ -205,8 +210,12 @@ class ServerSettings:
     runs. It is never shown (``repr`` leaves it out) and never belongs in a URL.
     ``ray_address``: a Ray cluster to train on ($DPEXPLORER_RAY_ADDRESS: ray://host:port, host:port or
     "auto", checked by ``check_ray_address`` when read); it takes precedence over ``backend``.
-    ``accountant_processes``: processes that compute the accountant's RDP for the pages
-    ($DPEXPLORER_ACCOUNTANT_PROCESSES, default the machine's cores; 0: in the server process).
+    ``accountant_processes``: processes that answer the pages' accountant questions, kept waiting
+    between them; twice as many may compute at once ($DPEXPLORER_ACCOUNTANT_PROCESSES, default the
+    machine's cores; 0: in the server process, without a deadline).
+    ``accountant_seconds``: the longest one accountant question of a page may take, a sweep's preview
+    or a calibration included: one estimated to take longer is refused before it starts, and one
+    still running then is stopped ($DPEXPLORER_ACCOUNTANT_SECONDS, default 30).
     ``backend``: where runs train without Ray ($DPEXPLORER_BACKEND, one of BACKENDS): "process" (the
     default) in long-lived, lower-priority child processes; "local" in the server's worker threads.
     ``room``: quotas of uploads, joins and host-secret tries (``RoomLimits``).
@@ -225,12 +234,20 @@ class ServerSettings:
     accountant_processes: int = field(default_factory=lambda: os.cpu_count() or 1)
     room: RoomLimits = field(default_factory=RoomLimits)
     room_code: Optional[str] = field(default=None, repr=False)
+    accountant_seconds: float = DEFAULT_ACCOUNTANT_SECONDS
 
     def __post_init__(self) -> None:
         _check_whole("workers", self.workers, low=1)
         if self.room_code is not None:
             check_room_code(self.room_code, name="room_code")
         _check_whole("accountant_processes", self.accountant_processes, low=0)
+        value = self.accountant_seconds
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_ACCOUNTANT_SECONDS:
+            raise UserInputError(
+                "accountant_seconds",
+                f"{value!r} is out of range",
+                allowed=f"a number of seconds above 0, at most {MAX_ACCOUNTANT_SECONDS:g}",
+            )
         if self.backend not in BACKENDS:
             raise UserInputError(
                 "backend", f"{self.backend!r} is not a training backend", allowed=" or ".join(BACKENDS)
@@ -282,6 +299,9 @@ class ServerSettings:
             accountant_processes=_env_whole(env, ENV_ACCOUNTANT_PROCESSES, os.cpu_count() or 1, low=0),
             room=RoomLimits.from_env(env),
             room_code=check_room_code(env[ENV_ROOM_CODE], name=ENV_ROOM_CODE) if env.get(ENV_ROOM_CODE) else None,
+            accountant_seconds=_env_seconds(
+                env, ENV_ACCOUNTANT_SECONDS, DEFAULT_ACCOUNTANT_SECONDS, maximum=MAX_ACCOUNTANT_SECONDS
+            ),
         )
 
 
@@ -351,16 +371,17 @@ def _env_cap(env: Mapping[str, str], name: str, default: Optional[float], *, who
     return value
 
 
-def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _env_seconds(env: Mapping[str, str], name: str, default: float, *, maximum: float = float("inf")) -> float:
     text = env.get(name, "").strip()
     if not text:
         return default
+    allowed = "a number of seconds above 0" + (f", at most {maximum:g}" if maximum < float("inf") else "")
     try:
         value = float(text)
     except ValueError:
-        raise UserInputError(name, f"{text!r} is not a number", allowed="a number of seconds above 0") from None
-    if not 0 < value < float("inf"):
-        raise UserInputError(name, f"{text!r} is out of range", allowed="a number of seconds above 0")
+        raise UserInputError(name, f"{text[:40]!r} is not a number", allowed=allowed) from None
+    if not 0 < value <= maximum or value == float("inf"):
+        raise UserInputError(name, f"{text[:40]!r} is out of range", allowed=allowed)
     return value
 
 

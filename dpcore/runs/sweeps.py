@@ -44,11 +44,13 @@ from dpcore.data import datasets
 from dpcore.errors import UserInputError
 from dpcore.privacy import accounting
 from dpcore.privacy.explain import format_epsilon
+from dpcore.privacy.limits import RDP_LEVEL_SECONDS, query_seconds
 from dpcore.privacy.selection import (
     SelectionEpsilon,
     SelectionError,
     SelectionSettings,
     check_trial_cap,
+    composition_work,
     draw_trial_count,
     selection_epsilon,
 )
@@ -77,6 +79,9 @@ MAX_SWEEP_RUNS = 1000
 MAX_DRAWN_TRIALS = MAX_SWEEP_RUNS
 # What the app's values box of one knob may hold: room for hundreds of values, and no more.
 MAX_VALUES_TEXT_CHARS = 4000
+# The most distinct ε a preview asks the accountant for (runs differing only in what ε does not
+# depend on, such as the seed or the learning rate, share one), checked before any is estimated.
+MAX_PREVIEW_QUERIES = 100
 
 
 class SweepError(UserInputError):
@@ -302,6 +307,16 @@ def _file_sha256(path: Optional[str]) -> str:
 
 
 @dataclass(frozen=True)
+class PreviewPrivacy:
+    """A preview's accounting: each point's projected ε, the selection ε, and the training set sizes."""
+
+    points: tuple[tuple[SweepPoint, float], ...]  # (point, projected ε); private selection: the candidates
+    selection: Optional[SelectionEpsilon]  # None when no private point, or the points train on different data
+    selection_note: str
+    sizes: tuple[tuple[tuple[Any, ...], int], ...]  # (data_key, training examples)
+
+
+@dataclass(frozen=True)
 class SweepPreview:
     """What a sweep would cost before it starts: ε of each point, the selection ε, the compute."""
 
@@ -331,16 +346,17 @@ class SweepPreview:
         s = self.selection
         if s is None:
             return self.selection_note
+        loose = " (approximate: an upper bound, slightly loose)" if s.approximate else ""
         if s.random_trials_epsilon is not None:
             return (
                 f"one trial ε ≤ {format_epsilon(s.single_run_epsilon)}; only the best trial released (not K or "
                 f"the other trials): random-trials bound ε = {format_epsilon(s.random_trials_epsilon)} "
-                f"({delta_text(s)}); every trial shown, as Compare and the run lists do: the composition of the "
+                f"({delta_text(s)}){loose}; every trial shown, as Compare and the run lists do: the composition of the "
                 f"K trials drawn, given once K is known. {self.selection_note}"
             )
         return (
             f"one run ε ≤ {format_epsilon(s.single_run_epsilon)}; the best of all {s.runs} private runs, or "
-            f"all of them shown: composition ε = {format_epsilon(s.composition_epsilon)} (δ = {s.delta:.0e}). "
+            f"all of them shown: composition ε = {format_epsilon(s.composition_epsilon)} (δ = {s.delta:.0e}){loose}. "
             f"{self.selection_note}"
         )
 
@@ -352,48 +368,159 @@ def delta_text(s: SelectionEpsilon) -> str:
     return f"δ = {s.delta:.0e}"
 
 
-def preview(spec: SweepSpec, *, throughput: ThroughputTable) -> SweepPreview:
-    """Projected ε of every point (each on its own training set size), the ε of releasing the best
-    (``selection_epsilon``) and the total compute; every point is checked against its n first."""
-    configs = candidates(spec)
+def epsilon_key(config: DPConfig) -> tuple[Any, ...]:
+    """What a run's ε depends on: its training data and the settings of its noise, steps and accountant.
+
+    Two points with one key (other seeds, learning rates, models) ask the accountant one question.
+    """
+    if not config.private:
+        return (data_key(config), False)
+    return (
+        data_key(config),
+        config.validation_fraction,
+        config.batch_size,
+        config.noise_multiplier,
+        config.noise_schedule,
+        config.noise_decay_rate,
+        config.noise_floor,
+        config.epochs,
+        config.delta,
+        config.epsilon_budget,
+        config.accountant,
+        config.sampling,
+        config.csv_preprocessing_epsilon,
+    )
+
+
+def _preview_configs(spec: SweepSpec) -> list[tuple[tuple[tuple[str, Any], ...], DPConfig]]:
+    """Every knob setting's config and the baselines': what a preview checks and accounts for."""
+    return candidates(spec) + [((), p.config) for p in _baselines(spec)]
+
+
+def check_preview_size(spec: SweepSpec) -> int:
+    """How many distinct ε the preview of ``spec`` asks for; a SweepError naming the knobs above
+    ``MAX_PREVIEW_QUERIES``, before the accountant is asked anything."""
+    queries = len({epsilon_key(config) for _, config in _preview_configs(spec) if config.private})
+    if queries > MAX_PREVIEW_QUERIES:
+        raise SweepError(
+            "knobs",
+            f"{spec.shape_text()} ask the accountant for {queries:,} different ε before the sweep starts",
+            allowed=f"at most {MAX_PREVIEW_QUERIES} different ε per sweep (fewer values of the knobs that change ε)",
+        )
+    return queries
+
+
+def preview_privacy(
+    spec: SweepSpec, *, max_seconds: Optional[float] = None, interactive: bool = False
+) -> PreviewPrivacy:
+    """Projected ε of every point (each on its own training set size) and the ε of releasing the best
+    (``selection_epsilon``); every point is checked against its n first, and the accountant's estimated
+    work for all of it against ``max_seconds`` (the accountant's query bound unless given) before any ε is
+    computed (a SweepError naming the knobs).
+    ``interactive`` answers PLD on the interactive grid, as Explore does (upper bounds, flagged)."""
+    check_preview_size(spec)
+    configs = _preview_configs(spec)
     sizes: dict[tuple[Any, ...], int] = {}
-    for setting, config in configs + [((), p.config) for p in _baselines(spec)]:
+    works: dict[tuple[Any, ...], float] = {}
+    for setting, config in configs:
         try:
             n = sizes.setdefault(data_key(config), datasets.train_size(config))
             config.check_dataset_size(n)
             accounting.check_config(config, n=n)
+            if config.private:
+                works[epsilon_key(config)] = accounting.query_work_for_config(
+                    config, n=n, interactive=interactive
+                ).seconds
         except UserInputError as exc:
             raise SweepError(" ".join(f"{k}={v}" for k, v in setting) or "base config", str(exc)) from None
     one_set = len(sizes) == 1
     n_first = next(iter(sizes.values()))
+    private = [config for _, config in configs if config.private]
+    seconds = sum(works.values()) + _selection_seconds(
+        spec, private, n=n_first, one_set=one_set, interactive=interactive
+    )
+    max_seconds = query_seconds() if max_seconds is None else max_seconds
+    if seconds > max_seconds:
+        raise SweepError(
+            "knobs",
+            f"the preview would ask the accountant for {len(works):,} different ε and the ε of choosing among them: "
+            f"about {seconds:.0f} s of its work, more than the {max_seconds:g} s allowed",
+            allowed="fewer values of the knobs that change ε (noise, epochs, batch size), fewer epochs, or accountant 'rdp'",
+        )
     if spec.mode == "grid":
         points = grid_points(spec)
-        private = [p.config for p in points if p.config.private]
+        private_points = [p.config for p in points if p.config.private]
         chosen, note = None, "No private run: nothing to account."
-        if private and not one_set:
+        if private_points and not one_set:
             note = "The points train on different data, so no selection ε is given (pick within one training set)."
-        elif private:
-            chosen, refusal = _selection_or_none(lambda: selection_epsilon(runs=private, n=n_first))
+        elif private_points:
+            chosen, refusal = _selection_or_none(
+                lambda: selection_epsilon(runs=private_points, n=n_first, interactive=interactive)
+            )
             note = (
                 "Releasing the best of a grid, or showing all its runs, costs the composition of all its private runs."
                 if chosen
                 else f"No selection ε is given: {refusal}."
             )
-        estimates = [throughput.estimate(p.config, n_train=sizes[data_key(p.config)]) for p in points]
-        passes = float(sum(e.example_passes for e in estimates))
-        times = [e.seconds for e in estimates]
     else:
-        points = [SweepPoint(s, spec.base.seed, c, "candidate") for s, c in configs] + _baselines(spec)
-        pool = [c for _, c in configs]
-        chosen = _selection_bound(spec, pool, n=n_first)
+        points = [SweepPoint(s, spec.base.seed, c, "candidate") for s, c in candidates(spec)] + _baselines(spec)
+        pool = [c for _, c in candidates(spec)]
+        chosen = _selection_bound(spec, pool, n=n_first, interactive=interactive)
         note = (
             f"K is drawn from a secure source when the sweep starts and recorded before anything runs; "
             f"starting this sweep again on the same data never draws a new K. A K above "
             f"{MAX_DRAWN_TRIALS:,} runs nothing. A trial that fails or is cancelled lowers neither figure."
         )
+    epsilons = tuple(
+        (p, accounting.epsilon_for_config(p.config, n=sizes[data_key(p.config)], interactive=interactive))
+        for p in points
+    )
+    return PreviewPrivacy(points=epsilons, selection=chosen, selection_note=note, sizes=tuple(sizes.items()))
+
+
+def _selection_seconds(spec: SweepSpec, private: list[DPConfig], *, n: int, one_set: bool, interactive: bool) -> float:
+    """The estimated work of the selection ε beyond the points' own: a PLD composition of the runs, and
+    (private selection under PLD) each candidate's noise levels under RDP."""
+    if not private or not one_set or len({(c.delta, c.accountant) for c in private}) > 1:
+        return 0.0
+    if private[0].accountant != "pld":
+        return 0.0
+    if spec.mode == "grid":
+        runs = [p.config for p in grid_points(spec) if p.config.private]
+        try:
+            return composition_work(runs, n=n, interactive=interactive).seconds
+        except SelectionError:
+            return 0.0  # refused in the preview itself: no selection ε is given
+    levels = {
+        (config.batch_size, sigma) for config in private for sigma in set(accounting.noise_schedule_values(config, n=n))
+    }
+    return len(levels) * RDP_LEVEL_SECONDS
+
+
+def preview(
+    spec: SweepSpec,
+    *,
+    throughput: ThroughputTable,
+    privacy: Optional[PreviewPrivacy] = None,
+    max_seconds: Optional[float] = None,
+) -> SweepPreview:
+    """Projected ε of every point, the ε of releasing the best and the total compute at measured speeds.
+
+    ``privacy`` is ``preview_privacy(spec)`` when it was computed elsewhere (a served app's accountant
+    process); otherwise it is computed here (precise), its estimated work held to ``max_seconds``.
+    """
+    if privacy is None:
+        privacy = preview_privacy(spec, max_seconds=max_seconds)
+    sizes = dict(privacy.sizes)
+    n_first = next(iter(sizes.values()))
+    if spec.mode == "grid":
+        estimates = [throughput.estimate(p.config, n_train=sizes[data_key(p.config)]) for p in grid_points(spec)]
+        passes = float(sum(e.example_passes for e in estimates))
+        times = [e.seconds for e in estimates]
+    else:
         assert spec.selection is not None  # SweepSpec requires selection settings for private selection
         mean_k = spec.selection.expected_trials
-        estimates = [throughput.estimate(c, n_train=n_first) for c in pool]
+        estimates = [throughput.estimate(c, n_train=n_first) for _, c in candidates(spec)]
         base_estimates = [throughput.estimate(p.config, n_train=n_first) for p in _baselines(spec)]
         passes = mean_k * statistics.fmean(e.example_passes for e in estimates) + sum(
             e.example_passes for e in base_estimates
@@ -401,10 +528,14 @@ def preview(spec: SweepSpec, *, throughput: ThroughputTable) -> SweepPreview:
         seconds = [e.seconds for e in estimates]
         times = [None] if None in seconds else [mean_k * statistics.fmean(s for s in seconds if s is not None)]
         times += [e.seconds for e in base_estimates]
-    epsilons = tuple((p, accounting.epsilon_for_config(p.config, n=sizes[data_key(p.config)])) for p in points)
     total = None if any(t is None for t in times) else float(sum(t for t in times if t is not None))
     return SweepPreview(
-        spec=spec, points=epsilons, selection=chosen, selection_note=note, example_passes=passes, seconds=total
+        spec=spec,
+        points=privacy.points,
+        selection=privacy.selection,
+        selection_note=privacy.selection_note,
+        example_passes=passes,
+        seconds=total,
     )
 
 
@@ -416,9 +547,13 @@ def _selection_or_none(compute: Any) -> tuple[Optional[SelectionEpsilon], str]:
         return None, str(exc)
 
 
-def _selection_bound(spec: SweepSpec, pool: Sequence[DPConfig], *, n: int) -> SelectionEpsilon:
+def _selection_bound(
+    spec: SweepSpec, pool: Sequence[DPConfig], *, n: int, interactive: bool = False
+) -> SelectionEpsilon:
     """The random-trials bound of ``spec``'s candidates under the cap on K, refused when the cap costs too much δ."""
-    bound = selection_epsilon(runs=[], n=n, selection=spec.selection, candidates=pool, trial_cap=MAX_DRAWN_TRIALS)
+    bound = selection_epsilon(
+        runs=[], n=n, selection=spec.selection, candidates=pool, trial_cap=MAX_DRAWN_TRIALS, interactive=interactive
+    )
     check_trial_cap(bound)
     return bound
 

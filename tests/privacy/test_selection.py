@@ -106,6 +106,44 @@ def test_different_runs_compose_each_event_once_per_run():
     assert selection.composition_epsilon(runs, n=N) == pytest.approx(reference.get_epsilon(RUN.delta), rel=1e-12)
 
 
+# Fashion-MNIST's 60,000 examples one at a time at σ 1000: steps below dp_accounting's RDP resolution,
+# and a PLD of three grid points that its sparse self-composition raises to the power of the steps.
+QUIET = DPConfig(dataset="fashion_mnist", batch_size=1, epochs=1, noise_multiplier=1000.0)
+
+
+def test_runs_below_dp_accountings_rdp_resolution_compose_to_a_positive_upper_bound():
+    direct = rdp_privacy_accountant.RdpAccountant(orders=events.RDP_ORDERS)
+    direct.compose(dp_accounting.SelfComposedDpEvent(accounting.dp_event_for_config(QUIET, n=60000), 2))
+    assert direct.get_epsilon(QUIET.delta) == 0  # dp_accounting's steps round to RDP 0: "no privacy loss"
+    result = selection.selection_epsilon(runs=[QUIET, QUIET], n=60000)
+    assert result.approximate and 0 < result.single_run_epsilon <= result.composition_epsilon < math.inf
+
+
+def test_pld_runs_of_few_grid_points_compose_as_dp_accountings_pld_accountant():
+    run = QUIET.replace(accountant="pld")
+    reference = pld_privacy_accountant.PLDAccountant(value_discretization_interval=limits.PRECISE_PLD_INTERVAL)
+    reference.compose(dp_accounting.SelfComposedDpEvent(accounting.dp_event_for_config(run, n=60000), 2))
+    assert selection.composition_epsilon([run, run], n=60000) == pytest.approx(
+        reference.get_epsilon(run.delta), rel=1e-9
+    )
+    # 1,000 epochs (6e7 steps each): dp_accounting's accountant took minutes per σ; answered here.
+    assert selection.composition_epsilon([run.replace(epochs=1000)] * 2, n=60000) < math.inf
+
+
+def test_many_pld_runs_are_composed_on_a_coarser_grid_and_flagged():
+    runs = [PLD_RUN.replace(epochs=20, noise_multiplier=round(0.5 + 0.05 * i, 3)) for i in range(60)]
+    work = selection.composition_work(runs, n=N)
+    assert work.grid > limits.PRECISE_PLD_INTERVAL and work.seconds <= limits.query_seconds()
+    assert work.composed_points <= limits.MAX_PLD_POINTS
+
+
+def test_pld_runs_beyond_every_grid_are_refused_naming_the_runs(monkeypatch):
+    monkeypatch.setattr(limits, "MAX_PLD_POINTS", 10)  # as read by the composition (each run alone still fits)
+    with pytest.raises(SelectionError, match=r"^runs: composing these 2 runs under PLD") as caught:
+        selection.composition_work([PLD_RUN, PLD_RUN.replace(noise_multiplier=3.0)], n=N)
+    assert "rdp" in caught.value.allowed
+
+
 @pytest.mark.parametrize(
     "runs, message",
     [

@@ -8,6 +8,7 @@ import pytest
 import toml  # Streamlit's own TOML reader (tomllib needs Python 3.11)
 
 from dpcore.errors import UserInputError
+from dpcore.privacy import limits
 from dpcore.room.server_settings import (
     MAX_UPLOAD_BYTES,
     MIN_HOST_SECRET_CHARS,
@@ -140,6 +141,23 @@ def test_a_short_host_secret_is_refused_at_start_naming_the_variable_and_the_len
 def test_ray_addresses_of_each_form_are_read(address):
     assert ServerSettings.from_env({"DPEXPLORER_RAY_ADDRESS": f" {address} "}).ray_address == address
     assert ServerSettings(ray_address=address).ray_address == address
+
+
+def test_the_accountant_limit_is_read_and_checked():
+    assert ServerSettings.from_env({}).accountant_seconds == limits.MAX_QUERY_SECONDS == 30.0
+    assert ServerSettings.from_env({"DPEXPLORER_ACCOUNTANT_SECONDS": "7.5"}).accountant_seconds == 7.5
+    for text, problem in (
+        ("0", "out of range"),
+        ("nan", "out of range"),
+        ("3601", "out of range"),
+        ("ten", "not a number"),
+    ):
+        with pytest.raises(UserInputError) as info:
+            ServerSettings.from_env({"DPEXPLORER_ACCOUNTANT_SECONDS": text})
+        assert info.value.field == "DPEXPLORER_ACCOUNTANT_SECONDS" and problem in str(info.value)
+        assert "at most 3600" in str(info.value)
+    with pytest.raises(UserInputError, match="accountant_seconds"):
+        ServerSettings(accountant_seconds=-1.0)
 
 
 def test_limits_are_checked_when_built_too():

@@ -116,6 +116,60 @@ def test_private_selection_preview_uses_the_random_trials_bound_and_the_expected
     assert "random number of trials" in preview.compute_text()
 
 
+# -- the preview's work, bounded before the accountant is asked ----------------------------------------
+
+
+def _not_asked(*_args, **_kwargs):
+    raise AssertionError("the accountant was asked")
+
+
+def test_a_preview_of_a_thousand_noise_values_is_refused_before_anything_is_estimated(monkeypatch):
+    """1,000 fresh σ with PLD kept a server thread computing for 34 minutes; now one line, at once."""
+    values = tuple(round(0.5 + 0.001 * i, 4) for i in range(1000))
+    spec = sweeps.SweepSpec(base=TINY.replace(accountant="pld"), knobs=(("noise_multiplier", values),))
+    monkeypatch.setattr(sweeps.datasets, "train_size", _not_asked)
+    monkeypatch.setattr(sweeps.accounting, "query_work_for_config", _not_asked)
+    with pytest.raises(sweeps.SweepError) as info:
+        sweeps.preview(spec, throughput=ThroughputTable())
+    assert info.value.field == "knobs" and "1,000 different ε" in str(info.value)
+    assert f"at most {sweeps.MAX_PREVIEW_QUERIES} different ε" in info.value.allowed
+
+
+def test_runs_that_differ_only_where_epsilon_does_not_share_one_question():
+    spec = sweeps.SweepSpec(
+        base=TINY, knobs=(("learning_rate", tuple(0.1 * i for i in range(1, 11))),), seeds=5, baseline=True
+    )
+    assert spec.size == 55 and sweeps.check_preview_size(spec) == 1
+    assert sweeps.epsilon_key(TINY.replace(seed=3, model="mlp")) == sweeps.epsilon_key(TINY)
+    assert sweeps.epsilon_key(TINY.replace(noise_multiplier=2.0)) != sweeps.epsilon_key(TINY)
+
+
+def test_a_preview_estimated_beyond_its_bound_is_refused_before_any_epsilon(monkeypatch):
+    """60 σ with PLD took 222 s to preview: its estimated work is refused, naming the knobs."""
+    values = tuple(round(0.5 + 0.05 * i, 3) for i in range(60))
+    spec = sweeps.SweepSpec(base=DPConfig(accountant="pld"), knobs=(("noise_multiplier", values),))
+    monkeypatch.setattr(sweeps.accounting, "epsilon_for_config", _not_asked)
+    monkeypatch.setattr(sweeps, "selection_epsilon", _not_asked)
+    with pytest.raises(
+        sweeps.SweepError, match=r"^knobs: the preview would ask the accountant for 60 different ε.*about \d+ s"
+    ):
+        sweeps.preview(spec, throughput=ThroughputTable())
+    with pytest.raises(sweeps.SweepError, match=r"more than the 5 s allowed"):
+        sweeps.preview_privacy(
+            spec.__class__(base=spec.base, knobs=(("noise_multiplier", values[:10]),)), max_seconds=5.0
+        )
+
+
+def test_an_interactive_preview_answers_on_the_interactive_grid_and_says_the_selection_is_approximate():
+    spec = sweeps.SweepSpec(base=TINY.replace(accountant="pld", epochs=3), knobs=(("noise_multiplier", (0.8, 1.5)),))
+    privacy = sweeps.preview_privacy(spec, interactive=True)
+    for point, epsilon in privacy.points:
+        assert epsilon == accounting.epsilon_for_config(point.config, n=N, interactive=True)
+        assert epsilon >= accounting.epsilon_for_config(point.config, n=N)  # an upper bound of the precise ε
+    preview = sweeps.preview(spec, throughput=ThroughputTable(), privacy=privacy)
+    assert preview.selection.approximate and "approximate" in preview.selection_text()
+
+
 def test_private_selection_draws_k_with_the_selection_distribution_and_random_candidates():
     spec = sweeps.SweepSpec(
         base=TINY,
