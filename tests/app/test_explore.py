@@ -254,3 +254,59 @@ def test_charts_draw_the_calibrate_target_as_a_line(app) -> None:
     assert _target_lines(spec) == [2.5]
     assert spec["layout"]["xaxis"]["ticktext"] == ["0.5", "1", "2", "5", "10"]  # plain numbers on the log axis
     assert any("Click a point" in c.value for c in at.caption)
+
+
+# -- the accountant's bounds, in accountant processes (issue 22, items 4 and 14) -------------------------
+
+# σ from 1000 down to 0.05, 5% a step: 195 noise levels. PLD crashed after 14 s ("deltas are not in
+# non-increasing order"); it is now refused at once, naming the schedule.
+STEP_1000_TO_005 = DPConfig(
+    noise_multiplier=1000.0, noise_schedule="step", noise_decay_rate=0.05, noise_floor=0.05, accountant="pld"
+)
+
+
+def test_a_schedule_beyond_the_accountants_bound_is_refused_naming_it(app, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_ACCOUNTANT_PROCESSES", "1")
+    app.session_state[CONFIG_KEY] = STEP_1000_TO_005
+    at = app.run()
+    assert not at.exception
+    assert _eps(at) == "—" or not _eps(at)[0].isdigit()
+    [error] = [e.value for e in at.error]
+    assert error.startswith("noise_schedule: the PLD accountant would need about ")
+    assert "195 noise level" in error and "the bound is 30 s" in error and "higher noise floor" in error
+
+
+def test_the_servers_accountant_limit_holds_in_its_processes(app, monkeypatch) -> None:
+    """A many-level RDP schedule (about 29 s of work) under DPEXPLORER_ACCOUNTANT_SECONDS=5."""
+    monkeypatch.setenv("DPEXPLORER_ACCOUNTANT_PROCESSES", "1")
+    monkeypatch.setenv("DPEXPLORER_ACCOUNTANT_SECONDS", "5")
+    app.session_state[CONFIG_KEY] = DPConfig(
+        noise_multiplier=5.0, noise_schedule="step", noise_decay_rate=0.005, noise_floor=0.3, epochs=100
+    )
+    at = app.run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert error.startswith("noise_schedule: the RDP accountant would need about ") and "the bound is 5 s" in error
+
+
+def test_a_question_past_the_servers_deadline_is_stopped_with_a_message(app, monkeypatch) -> None:
+    """0.2 s is less than an accountant process takes to start: the question is stopped and said so."""
+    monkeypatch.setenv("DPEXPLORER_ACCOUNTANT_PROCESSES", "1")
+    monkeypatch.setenv("DPEXPLORER_ACCOUNTANT_SECONDS", "0.2")
+    app.session_state[CONFIG_KEY] = DPConfig(noise_multiplier=1.2468)
+    at = app.run()
+    assert not at.exception
+    assert any(
+        e.value.startswith("accountant: this ε needed more than 0.2 s of the accountant and was stopped")
+        and "DPEXPLORER_ACCOUNTANT_SECONDS" in e.value
+        for e in at.error
+    )
+
+
+def test_explore_answers_from_an_accountant_process_as_in_this_one(app, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_ACCOUNTANT_PROCESSES", "1")
+    config = DPConfig(noise_multiplier=1.3579, accountant="pld")
+    app.session_state[CONFIG_KEY] = config
+    at = app.run()
+    assert not at.exception and not at.error
+    assert float(_eps(at)) == round(accounting.epsilon_for_config(config, n=1437, interactive=True), 3)

@@ -8,6 +8,7 @@ import os
 
 from app_state import NOTICE_KEY
 from dpcore.config import DPConfig
+from dpcore.privacy import accounting
 from dpcore.privacy.explain import format_epsilon
 from dpcore.privacy.selection import SelectionSettings, composition_epsilon, random_trials_epsilon
 from dpcore.results import EpochMetrics
@@ -42,6 +43,9 @@ def test_the_sweep_page_previews_queues_and_cancels_a_sweep(app) -> None:
 
     at.button(key="sweep_start").click().run()
     assert not at.exception and not at.error
+    # The same sweep again would be refused (3 queued, limits 1 training and 3 waiting): its ε are not computed.
+    assert any("This sweep cannot start now" in w.value and "runs" in w.value for w in at.warning)
+    assert at.button(key="sweep_start").disabled
     store = RunStore(os.environ["DPEXPLORER_STORE"])
     sweep = store.list_sweeps()[-1]
     assert len(sweep.run_ids) == 3 and sweep.baseline and sweep.mode == "grid"
@@ -191,3 +195,36 @@ def test_a_visitor_who_never_joined_cannot_start_a_sweep_whatever_the_browser_se
     assert not at.exception
     assert any(e.value.startswith("display_name: sweeps need a name") for e in at.error)
     assert (len(store.list_runs()), len(store.list_sweeps())) == before
+
+
+def test_a_preview_of_a_thousand_noise_values_is_refused_before_the_accountant_is_asked(app, monkeypatch) -> None:
+    """1,000 fresh σ with PLD kept a thread computing 34 minutes after the visitor left, for a sweep
+    that would have been refused anyway."""
+    monkeypatch.setenv("DPEXPLORER_ACCOUNTANT_PROCESSES", "1")
+    values = ", ".join(f"{0.5 + 0.001 * i:.3f}" for i in range(1000))
+    at = _choose(open_page(app, "sweep", LONG.replace(accountant="pld")), values)
+    assert not at.exception and not at.error and not at.dataframe
+    [warning] = [w.value for w in at.warning]
+    assert "This sweep cannot start now" in warning and "this sweep has 1000 runs" in warning
+    assert at.button(key="sweep_start").disabled
+    # As private selection (K is drawn at the start, so no run count to refuse): too many ε to preview.
+    at.radio(key="sweep_mode").set_value("private_selection").run()
+    assert not at.exception and not at.dataframe
+    [error] = [e.value for e in at.error]
+    assert error.startswith("knobs: 1000 noise_multiplier ask the accountant for 1,000 different ε")
+    assert f"at most {sweeps.MAX_PREVIEW_QUERIES} different ε" in error
+    assert at.button(key="sweep_start").disabled
+
+
+def test_a_pld_preview_comes_from_an_accountant_process_on_the_interactive_grid(app, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_ACCOUNTANT_PROCESSES", "1")
+    base = LONG.replace(accountant="pld", epochs=3)
+    at = _choose(open_page(app, "sweep", base, name="Previewer"), "0.8, 1.5")
+    assert not at.exception and not at.error
+    shown = list(at.dataframe[0].value["projected ε"])
+    expected = [
+        format_epsilon(accounting.epsilon_for_config(base.replace(noise_multiplier=s), n=128, interactive=True))
+        for s in (0.8, 1.5)
+    ]
+    assert shown == expected
+    assert any("interactive grid" in c.value for c in at.caption) and "approximate" in at.info[0].value

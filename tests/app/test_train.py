@@ -338,3 +338,21 @@ def test_a_finished_runs_report_and_model_are_made_from_its_view(app) -> None:
     assert f"(ε, δ) = ({epsilon}, 1e-05)" in made["report"].preview
     with zipfile.ZipFile(io.BytesIO(made["model"].files[0].data)) as archive:
         assert f"dp-run-{job_id}/model.keras" in archive.namelist()
+
+
+def test_a_run_whose_epsilon_is_beyond_the_accountants_bound_is_refused_before_it_queues(app) -> None:
+    """PLD from σ 1000 down to 0.05 failed in its training process after 14 s; it is refused at Start."""
+    config = DPConfig(
+        model="logreg",
+        noise_multiplier=1000.0,
+        noise_schedule="step",
+        noise_decay_rate=0.05,
+        noise_floor=0.05,
+        accountant="pld",
+    )
+    at = open_page(app, "train", config)
+    before = len(RunStore(os.environ["DPEXPLORER_STORE"]).list_runs())
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    assert any(e.value.startswith("noise_schedule: the PLD accountant would need about") for e in at.error)
+    assert len(RunStore(os.environ["DPEXPLORER_STORE"]).list_runs()) == before
