@@ -269,6 +269,10 @@ CLI_CASES: dict[str, CliCase] = {
     "sweep a million values in one flag": CliCase(
         ("sweep", "--grid", "seed=" + ",".join(map(str, range(10**6)))), ("--grid", "more than 1000 values")
     ),
+    "sweep previewing a thousand noise multipliers": CliCase(
+        ("sweep", "--grid", "noise_multiplier=" + ",".join(f"{0.5 + 0.001 * i:.3f}" for i in range(1000))),
+        ("--grid", "1,000 different ε", "at most 100 different ε"),
+    ),
     "sweep batch size over n": CliCase(
         ("sweep", "--grid", "batch_size=64,5000"), ("--grid batch_size=5000", "batch_size")
     ),

@@ -283,8 +283,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     spec = sweep_spec(args)
     if args.ray_address is not None and args.backend != "ray":
         raise CliError("--ray-address: only with --backend ray")
-    try:
-        preview = sweeps.preview(spec, throughput=ThroughputTable())
+    try:  # the projection on the interactive grid, as in the app: bounded, and quick for PLD
+        preview = sweeps.preview(
+            spec, throughput=ThroughputTable(), privacy=sweeps.preview_privacy(spec, interactive=True)
+        )
     except UserInputError as exc:
         raise CliError(f"{_flag_of(exc)} {quote(str(exc), limit=300)[1:-1]}") from None
     store = RunStore(args.store)
