@@ -7,13 +7,15 @@ SIGTERM would wait for. ``ChildCalls.call`` sends the function's name and argume
 checking every ``POLL_SECONDS`` whether its deadline has passed or its caller gave up (a visitor who
 left): then the child is killed at once and a new one starts for the next call. A person's mistake
 in the child (a ``UserInputError``) comes back as the same error; any other failure as one line.
-Answers and refusals are kept (``ANSWERS_KEPT``, most recent first), so a page drawn again asks
-nothing again, and a call that ran out of time is not started again for the same arguments.
+Answers and refusals are kept (at most ``KEPT_BYTES`` of them, pickled, the least recently used
+going first; none larger than ``KEPT_ANSWER_BYTES``), so a page drawn again asks nothing again, and a
+call that ran out of time is not started again for the same arguments.
 """
 
 from __future__ import annotations
 
 import importlib
+import pickle
 import sys
 import threading
 import time
@@ -27,7 +29,8 @@ from dpcore.child_process import ChildProcess
 from dpcore.errors import UserInputError, describe_exception
 
 POLL_SECONDS = 0.1
-ANSWERS_KEPT = 512
+KEPT_BYTES = 32 * 2**20
+KEPT_ANSWER_BYTES = 256 * 2**10
 # Children compute at a lower priority than the server, whose network loop must stay responsive.
 CHILD_NICE = 5
 # Only this library's functions may be named in a call.
@@ -123,7 +126,8 @@ class ChildCalls:
         self._busy: set[ChildProcess] = set()
         self._closed = False
         self._starting = 0
-        self._answers: OrderedDict[Hashable, tuple[Any, ...]] = OrderedDict()
+        self._answers: OrderedDict[Hashable, tuple[int, tuple[Any, ...]]] = OrderedDict()  # key: (bytes, answer)
+        self._kept_bytes = 0
 
     def call(
         self,
@@ -153,7 +157,8 @@ class ChildCalls:
                 raise CallAbandoned(f"{function.__name__} was given up after {waited:.1f} s")
             if waited > deadline_seconds:
                 error = timeout_error(deadline_seconds)
-                self._keep(key, _refusal(error))
+                refusal = _refusal(error)
+                self._keep(key, refusal, len(pickle.dumps(refusal)))
                 raise error
             if on_wait is not None:
                 on_wait(waited)
@@ -164,7 +169,7 @@ class ChildCalls:
             child.conn.send(("call", function.__module__, function.__name__, args, kwargs))
             while not child.conn.poll(POLL_SECONDS):
                 check()
-            answer = child.conn.recv()
+            raw = child.conn.recv_bytes()
             healthy = True
         except (EOFError, OSError):
             raise UserInputError(
@@ -174,8 +179,9 @@ class ChildCalls:
             ) from None
         finally:
             self._give_back(child, healthy=healthy)
+        answer = pickle.loads(raw)  # from this library's own child
         if answer[0] != "failed":
-            self._keep(key, answer)
+            self._keep(key, answer, len(raw))
         return _answer(function, answer)
 
     def _kept(self, key: Optional[Hashable]) -> Optional[tuple[Any, ...]]:
@@ -185,15 +191,18 @@ class ChildCalls:
             if key not in self._answers:
                 return None
             self._answers.move_to_end(key)
-            return self._answers[key]
+            return self._answers[key][1]
 
-    def _keep(self, key: Optional[Hashable], answer: tuple[Any, ...]) -> None:
-        if key is None:
+    def _keep(self, key: Optional[Hashable], answer: tuple[Any, ...], size: int) -> None:
+        if key is None or size > KEPT_ANSWER_BYTES:
             return
         with self._cond:
-            self._answers[key] = answer
-            while len(self._answers) > ANSWERS_KEPT:
-                self._answers.popitem(last=False)
+            if key in self._answers:
+                self._kept_bytes -= self._answers.pop(key)[0]
+            self._answers[key] = (size, answer)
+            self._kept_bytes += size
+            while self._kept_bytes > KEPT_BYTES:
+                self._kept_bytes -= self._answers.popitem(last=False)[1][0]
 
     def _take(self, check: Callable[[], None]) -> ChildProcess:
         """An idle child, a new one while fewer than ``busy_limit`` compute, or the next to come back."""

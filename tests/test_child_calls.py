@@ -132,6 +132,28 @@ def test_answers_are_kept_and_asked_once(calls, monkeypatch):
     assert calls.call(accounting.epsilon, **args, deadline_seconds=60, timeout_error=_timeout) == first
 
 
+def test_the_kept_answers_are_bounded_in_bytes(calls, monkeypatch):
+    def ask(sigma: float) -> float:
+        return calls.call(
+            accounting.epsilon,
+            n=1437,
+            batch_size=64,
+            noise_multiplier=sigma,
+            epochs=3,
+            delta=1e-5,
+            deadline_seconds=60,
+            timeout_error=_timeout,
+        )
+
+    monkeypatch.setattr(child_calls, "KEPT_BYTES", 60)  # an ε answer pickles to under 30 bytes
+    for sigma in (1.11, 1.22, 1.33):
+        ask(sigma)
+    assert 0 < calls._kept_bytes <= 60 and len(calls._answers) == 2  # the oldest went first
+    monkeypatch.setattr(child_calls, "KEPT_ANSWER_BYTES", 10)
+    ask(1.44)
+    assert len(calls._answers) == 2  # too large to keep
+
+
 def test_only_this_librarys_functions_may_be_called(calls):
     with pytest.raises(UserInputError, match="getcwd failed: .*not a function of this library"):
         calls.call(os.getcwd, deadline_seconds=60, timeout_error=_timeout)
