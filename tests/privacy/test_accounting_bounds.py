@@ -136,6 +136,15 @@ def test_sixty_million_steps_of_a_three_point_pld_are_composed_by_fft_not_step_b
     )
 
 
+def test_a_billion_examples_one_at_a_time_are_answered_without_the_sparse_path(monkeypatch):
+    """n = 10^9, batch 1, 1,000 epochs at σ 1000 (10^12 steps) ran past 300 s."""
+    monkeypatch.setattr(pld_pmf.SparsePLDPmf, "self_compose", _never)
+    report = accounting.epsilon_report(
+        n=10**9, batch_size=1, epochs=1000, noise_multiplier=1000.0, delta=1e-10, accountant="pld", interactive=True
+    )
+    assert report.steps == 10**12 and 0 < report.epsilon < math.inf
+
+
 def test_a_one_point_pld_is_not_composed_once_per_step():
     """A PMF of one point would make dp_accounting's sparse loop compose once per step; dense, it is one FFT."""
     identity = privacy_loss_distribution.identity(limits.INTERACTIVE_PLD_INTERVAL)
