@@ -119,7 +119,13 @@ def projected_epsilon(cfg: DPConfig, *, n: int, report: accounting.EpsilonReport
     explore_schema.show_split(cfg, n=n)
     st.markdown(explain.epsilon_reading(eps, cfg.delta))
     st.caption(explain.accounting_note(cfg.accountant, cfg.sampling))
-    if report.approximate:
+    if report.rounded_up:
+        st.caption(
+            "Approximate: one step's Rényi divergence is below what dp_accounting resolves in double "
+            "precision (it rounds to 0), so a rounding allowance was added: this ε is an upper bound, "
+            "slightly loose."
+        )
+    elif report.approximate:
         st.caption(
             "Approximate: the interactive PLD uses a coarse grid (1e-3) with pessimistic "
             "rounding, so this ε is a slightly loose upper bound (within about 1%); training "

@@ -310,3 +310,13 @@ def test_explore_answers_from_an_accountant_process_as_in_this_one(app, monkeypa
     at = app.run()
     assert not at.exception and not at.error
     assert float(_eps(at)) == round(accounting.epsilon_for_config(config, n=1437, interactive=True), 3)
+
+
+def test_an_rdp_below_dp_accountings_resolution_says_it_is_an_upper_bound(app) -> None:
+    """Fashion-MNIST one example at a time at σ 1000: dp_accounting's RDP rounds to 0 (it said ε = 0)."""
+    app.session_state[CONFIG_KEY] = DPConfig(dataset="fashion_mnist", batch_size=1, epochs=1, noise_multiplier=1000.0)
+    at = app.run()
+    assert not at.exception and not at.error
+    assert float(_eps(at)) > 0
+    assert any("rounding allowance" in c.value and "upper bound" in c.value for c in at.caption)
+    assert not any("coarse grid" in c.value for c in at.caption)
