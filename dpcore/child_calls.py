@@ -9,12 +9,14 @@ left): then the child is killed at once and a new one starts for the next call. 
 in the child (a ``UserInputError``) comes back as the same error; any other failure as one line.
 Answers and refusals are kept (at most ``KEPT_BYTES`` of them, pickled, the least recently used
 going first; none larger than ``KEPT_ANSWER_BYTES``), so a page drawn again asks nothing again, and a
-call that ran out of time is not started again for the same arguments.
+call that ran out of time is not started again for the same arguments for ``TIMEOUT_KEPT_SECONDS``
+(a busy moment passes; a page reloaded over and over does not start it each time).
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import pickle
 import sys
 import threading
@@ -31,6 +33,7 @@ from dpcore.errors import UserInputError, describe_exception
 POLL_SECONDS = 0.1
 KEPT_BYTES = 32 * 2**20
 KEPT_ANSWER_BYTES = 256 * 2**10
+TIMEOUT_KEPT_SECONDS = 600.0
 # Children compute at a lower priority than the server, whose network loop must stay responsive.
 CHILD_NICE = 5
 # Only this library's functions may be named in a call.
@@ -126,7 +129,8 @@ class ChildCalls:
         self._busy: set[ChildProcess] = set()
         self._closed = False
         self._starting = 0
-        self._answers: OrderedDict[Hashable, tuple[int, tuple[Any, ...]]] = OrderedDict()  # key: (bytes, answer)
+        # key: (bytes, answer, monotonic time after which it is forgotten)
+        self._answers: OrderedDict[Hashable, tuple[int, tuple[Any, ...], float]] = OrderedDict()
         self._kept_bytes = 0
 
     def call(
@@ -158,7 +162,7 @@ class ChildCalls:
             if waited > deadline_seconds:
                 error = timeout_error(deadline_seconds)
                 refusal = _refusal(error)
-                self._keep(key, refusal, len(pickle.dumps(refusal)))
+                self._keep(key, refusal, len(pickle.dumps(refusal)), expires=TIMEOUT_KEPT_SECONDS)
                 raise error
             if on_wait is not None:
                 on_wait(waited)
@@ -190,16 +194,21 @@ class ChildCalls:
         with self._cond:
             if key not in self._answers:
                 return None
+            size, answer, until = self._answers[key]
+            if time.monotonic() > until:
+                del self._answers[key]
+                self._kept_bytes -= size
+                return None
             self._answers.move_to_end(key)
-            return self._answers[key][1]
+            return answer
 
-    def _keep(self, key: Optional[Hashable], answer: tuple[Any, ...], size: int) -> None:
+    def _keep(self, key: Optional[Hashable], answer: tuple[Any, ...], size: int, *, expires: float = math.inf) -> None:
         if key is None or size > KEPT_ANSWER_BYTES:
             return
         with self._cond:
             if key in self._answers:
                 self._kept_bytes -= self._answers.pop(key)[0]
-            self._answers[key] = (size, answer)
+            self._answers[key] = (size, answer, time.monotonic() + expires)
             self._kept_bytes += size
             while self._kept_bytes > KEPT_BYTES:
                 self._kept_bytes -= self._answers.popitem(last=False)[1][0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import pytest
 
@@ -86,10 +87,28 @@ def test_past_its_deadline_a_call_is_refused_and_its_child_killed(calls):
             on_wait=lambda waited: seen.extend(calls.pids()),
         )
     assert seen and all(_gone(pid) for pid in set(seen)) and calls.pids() == []
-    # Kept: the same question is refused again at once, without a child.
+    # Kept for a while: the same question is refused again at once, without a child.
     with pytest.raises(CallTimedOut):
         calls.call(accounting.epsilon_for_config, MANY_LEVELS, n=1437, deadline_seconds=0.5, timeout_error=_timeout)
     assert calls.pids() == []
+    [(size, _, until)] = calls._answers.values()
+    assert until - time.monotonic() <= child_calls.TIMEOUT_KEPT_SECONDS
+
+
+def test_a_kept_time_out_is_forgotten_after_its_while(calls, monkeypatch):
+    monkeypatch.setattr(child_calls, "TIMEOUT_KEPT_SECONDS", 0.0)
+    waited_in: set[int] = set()  # the attempts that waited for a child's answer
+    for attempt in range(2):
+        with pytest.raises(CallTimedOut):
+            calls.call(
+                accounting.epsilon_for_config,
+                MANY_LEVELS.replace(noise_floor=0.34),
+                n=1437,
+                deadline_seconds=0.5,
+                timeout_error=_timeout,
+                on_wait=lambda waited, attempt=attempt: waited_in.add(attempt),
+            )
+    assert waited_in == {0, 1}  # the second was computed again, not refused from what was kept
 
 
 def test_a_call_its_caller_gives_up_is_stopped_at_once(calls):
