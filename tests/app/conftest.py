@@ -29,10 +29,12 @@ def store_env(monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point DPEXPLORER_STORE at the shared test store for each app test (and only during it).
 
     The runner trains in its own threads here (DPEXPLORER_BACKEND=local) and the accountant answers
-    in this process (DPEXPLORER_ACCOUNTANT_PROCESSES=0): the pages see the same answers either way,
-    and tests/runs/test_process_backend.py and tests/privacy/test_accounting_processes.py use real child processes.
-    Every test joins from the same address in this one process, so the joins per address are not
-    limited here (tests/app/test_room.py and tests/room/test_room_server.py test the limit).
+    in this process (DPEXPLORER_ACCOUNTANT_PROCESSES=0): the pages see the same answers either way;
+    tests/runs/test_process_backend.py, tests/privacy/test_accounting_processes.py and
+    tests/test_child_calls.py use real child processes, and the tests of the accountant's limits on a
+    page turn its processes on. Every test joins from the same address in this one process, so the
+    joins per address are not limited here (tests/app/test_room.py and tests/room/test_room_server.py
+    test the limit).
     """
     monkeypatch.setenv("DPEXPLORER_STORE", str(APP_STORE))
     monkeypatch.setenv("DPEXPLORER_JOINS_PER_ADDRESS", str(10**6))
