@@ -26,6 +26,7 @@ from dpcore.audit.report import AUDIT_NOTE
 from dpcore.child_calls import CallAbandoned, CallTimedOut, ChildCalls
 from dpcore.config import ACCOUNTANT_TITLES, MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
 from dpcore.data import datasets
+from dpcore.data.types import DatasetInfo
 from dpcore.errors import UserInputError, describe_exception
 from dpcore.export import share
 from dpcore.export.files import ExportFile
@@ -481,7 +482,7 @@ def submit_run(cfg: DPConfig, *, name: str = "", audit: bool = False) -> int:
     participants.check_participant(owner(), action="runs")
     checked = check_paths(cfg)
     if checked.private:  # the run's per-epoch ε must be within the accountant's bounds before it queues
-        ask_accountant(accounting.check_config, checked, n=datasets.train_size(checked), what="this run's ε")
+        ask_accountant(accounting.check_config, checked, n=rows_trained(checked), what="this run's ε")
     return runner().submit(checked, owner=owner(), name=name, audit=audit)
 
 
@@ -551,7 +552,7 @@ def make_report(run_id: Optional[int]) -> MadeExport:
     def make() -> MadeExport:
         if run_id is None:
             checked = check_paths(config())
-            made = report.config_report(checked, n=datasets.train_size(checked))
+            made = report.config_report(checked, n=rows_trained(checked))
             stem = "dp-config"
         else:
             made = report.run_report(store(), run_id, caller=caller())
@@ -766,10 +767,26 @@ def calibrate(cfg: DPConfig, *, target_epsilon: float, n: int) -> Calibration:
     )
 
 
+def dataset_info(cfg: DPConfig) -> DatasetInfo:
+    """What ``cfg`` trains on (``datasets.config_dataset_info``). A CSV file is read and described in an
+    accountant process: a person's file is never parsed in the server's process."""
+    if cfg.dataset != "csv":
+        return datasets.config_dataset_info(cfg)
+    return ask_accountant(datasets.config_dataset_info, check_paths(cfg), what="this CSV file's description")
+
+
+def rows_trained(cfg: DPConfig) -> int:
+    """n for the accountant (``datasets.train_size``); a CSV's rows are counted in an accountant process."""
+    checked = check_paths(cfg)
+    if checked.dataset != "csv":
+        return datasets.train_size(checked)
+    return ask_accountant(datasets.train_size, checked, what="this CSV file's rows")
+
+
 def train_size(cfg: DPConfig) -> Optional[int]:
     """n for the accountant, or None (with the error shown) when the dataset cannot say or its file is not this caller's to read."""
     try:
-        return datasets.train_size(check_paths(cfg))
+        return rows_trained(cfg)
     except UserInputError as exc:
         st.error(str(exc))
         return None

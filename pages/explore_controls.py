@@ -22,7 +22,7 @@ from dpcore.config import (
 )
 from dpcore.csv_schema import CsvSchema
 from dpcore.data.csv_files import csv_file_columns
-from dpcore.data.datasets import config_dataset_info, dataset_info
+from dpcore.data.datasets import dataset_info
 from dpcore.errors import UserInputError
 from dpcore.model_specs import model_description, supported_models
 from dpcore.room.server_settings import upload_limit_text
@@ -247,7 +247,7 @@ def render(cfg: DPConfig) -> DPConfig:
     csv_path, csv_label, csv_schema, csv_epsilon = _csv_controls(cfg) if dataset == "csv" else (None,) * 4
     try:
         # A CSV is described under its schema (declared, or derived privately and paid for).
-        info = config_dataset_info(
+        info = app_state.dataset_info(
             cfg.replace(
                 dataset=dataset,
                 csv_path=csv_path,

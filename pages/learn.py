@@ -7,7 +7,8 @@ import streamlit as st
 import app_state
 from dpcore.audit import bounds
 from dpcore.config import ACCOUNTANT_TITLES, SAMPLINGS
-from dpcore.privacy import accounting, explain
+from dpcore.errors import UserInputError
+from dpcore.privacy import explain
 from dpcore.runs.comparison import build_view
 from dpcore.views import charts, teaching
 
@@ -80,21 +81,24 @@ st.markdown(
 cfg = app_state.config()
 n = app_state.train_size(cfg)
 if n is not None and cfg.private and cfg.batch_size <= n:
-    series = {
-        f"{s}, {ACCOUNTANT_TITLES[cfg.accountant]}": accounting.epsilon_curve_for_config(
-            cfg.replace(sampling=s), n=n, interactive=True
-        )
-        for s in SAMPLINGS
-    }
+    try:
+        series = {
+            f"{s}, {ACCOUNTANT_TITLES[cfg.accountant]}": app_state.epsilon_curve(cfg.replace(sampling=s), n=n)
+            for s in SAMPLINGS
+        }
+    except UserInputError as exc:  # beyond the accountant's bounds or its time: said, not charted
+        st.error(str(exc))
+        series = {}
     st.caption(
         f"Your current Explore settings: {cfg.dataset}, n = {n:,}, batch {cfg.batch_size}, "
         f"σ {cfg.noise_multiplier:g}, {cfg.epochs} epochs."
     )
-    st.plotly_chart(
-        charts.epsilon_vs_epochs(series, current_epochs=cfg.epochs, delta=cfg.delta),
-        width="stretch",
-        key="learn_sampling_chart",
-    )
+    if series:
+        st.plotly_chart(
+            charts.epsilon_vs_epochs(series, current_epochs=cfg.epochs, delta=cfg.delta),
+            width="stretch",
+            key="learn_sampling_chart",
+        )
 else:
     st.info(
         "Pick a private config with a batch size no larger than the dataset on the Explore page "

@@ -164,6 +164,6 @@ if mine:
         )
         if sweep.run_ids:
             try:
-                cols[0].caption(f"Privacy of this sweep: {sweeps.sweep_epsilon(sweep, stored).text()}")
+                cols[0].caption(f"Privacy of this sweep: {app_state.sweep_epsilon(sweep, stored).text()}")
             except UserInputError as exc:
                 cols[0].caption(f"Privacy of this sweep cannot be computed: {exc}")

@@ -9,7 +9,7 @@ import streamlit as st
 import app_state
 from dpcore.audit.report import audit_by_default
 from dpcore.config import ACCOUNTANT_TITLES, DPConfig
-from dpcore.data.datasets import config_dataset_info, dataset_problem, train_size
+from dpcore.data.datasets import dataset_problem
 from dpcore.errors import UserInputError
 from dpcore.model_specs import check_pair
 from dpcore.privacy import explain
@@ -81,7 +81,7 @@ def submit(private: bool) -> None:
             return
         run_cfg = app_state.check_paths(cfg if private else cfg.as_baseline())
         run_cfg.check_dataset_size(n)
-        info = config_dataset_info(run_cfg)
+        info = app_state.dataset_info(run_cfg)
         check_pair(run_cfg.model, info.input_shape)
         name = ss.get("train_name", "").strip()
         if not private:
@@ -272,7 +272,7 @@ def _projected_curve(config: DPConfig) -> tuple[float, ...] | None:
     if not config.private:
         return None
     try:
-        return app_state.epsilon_curve(config, n=train_size(config))
+        return app_state.epsilon_curve(config, n=app_state.rows_trained(config))
     except UserInputError:
         return None  # the data can no longer be read (e.g. a CSV file removed), or the accountant refused
 

@@ -41,7 +41,7 @@ from dpcore.results import EpochMetrics
 from dpcore.room import participants
 from dpcore.runs import sweeps
 from dpcore.runs.process_identity import process_token
-from dpcore.runs.store import RunStore, UnreadableRunError
+from dpcore.runs.store import RunStore, StoreError, UnreadableRunError
 from dpcore.runs.weights_archive import weights_blob
 from tests.conftest import REPO_ROOT
 
@@ -1383,8 +1383,11 @@ def test_sigterm_stops_a_sweep_like_ctrl_c(tmp_path):
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and sweep.poll() is None:
-            if path.exists() and any(r.epochs for r in RunStore(path, read_only=True).list_runs()):
-                break
+            try:
+                if path.exists() and any(r.epochs for r in RunStore(path, read_only=True).list_runs()):
+                    break
+            except StoreError:  # the sweep has created the file but not yet written its schema
+                pass
             time.sleep(0.5)
         assert sweep.poll() is None, sweep.communicate()[1][-2000:]
         sweep.send_signal(signal.SIGTERM)

@@ -1,8 +1,8 @@
 """Composing a run's noise into ε: RDP added over steps, PLDs composed, each answer cached.
 
-One step's RDP may be computed in accountant processes (``compute_rdp_in_processes``: a served app
-keeps its GIL for its pages); a private CSV preprocessing's Gaussian release and its thresholds'
-share of δ are composed here with training's events.
+A private CSV preprocessing's Gaussian release and its thresholds' share of δ are composed here with
+training's events. A served app asks all of this in its accountant processes (``dpcore.child_calls``),
+so its own process keeps the GIL for its pages.
 
 Where dp_accounting cannot answer as called, the answer stays an upper bound from dp_accounting:
 
@@ -20,22 +20,15 @@ Where dp_accounting cannot answer as called, the answer stays an upper bound fro
 from __future__ import annotations
 
 import math
-import threading
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import dp_accounting
 import numpy as np
 from dp_accounting.pld import pld_pmf, pld_privacy_accountant, privacy_loss_distribution
 
-from dpcore.child_process import ChildProcess
-from dpcore.errors import UserInputError
 from dpcore.privacy.events import RDP_ORDERS, Blocks, epsilon_from_rdp, event_rdp
 from dpcore.privacy.limits import AccountingError
-
-if TYPE_CHECKING:
-    from multiprocessing.connection import Connection
-
 
 # The part of δ that the thresholds of a private CSV preprocessing spend: a value only one record
 # holds is released with probability at most this, over all of that record's columns.
@@ -143,11 +136,8 @@ class UnitRdp(NamedTuple):
 
 @lru_cache(maxsize=1024)
 def unit_rdp(q: float, noise_multiplier: float) -> UnitRdp:
-    """One step's RDP, computed in the accountant processes when ``compute_rdp_in_processes`` asked for
-    them; cached here either way."""
-    answer = _RDP_PROCESSES.ask(q, noise_multiplier)
-    if answer is None:
-        answer = _step_rdp(q, noise_multiplier)
+    """One step's RDP (``_step_rdp``), cached; its array is read-only, as every caller shares it."""
+    answer = _step_rdp(q, noise_multiplier)
     answer.rdp.setflags(write=False)
     return answer
 
@@ -234,93 +224,6 @@ def _event_pld(event: dp_accounting.DpEvent, grid: float) -> Any:
         return _NOT_PRIVATE
     accountant.compose(event)
     return accountant._pld  # dp_accounting keeps an accountant's composed PLD private
-
-
-# -- RDP in other processes (a served app) -------------------------------------------------------
-
-
-def serve_rdp(conn: Connection) -> None:
-    """An accountant process's life (``child_process`` calls it): answer (q, σ) with one step's RDP until the pipe closes."""
-    while True:
-        try:
-            q, noise_multiplier = conn.recv()
-        except (EOFError, OSError):
-            return
-        conn.send(tuple(_step_rdp(q, noise_multiplier)))
-
-
-class _RdpProcesses:
-    """Up to ``size`` accountant processes; each query takes an idle one (starting one if fewer run)."""
-
-    def __init__(self) -> None:
-        self.size = 0
-        self._cond = threading.Condition()
-        self._idle: list[ChildProcess] = []
-        self._running = 0
-
-    def resize(self, size: int) -> None:
-        with self._cond:
-            self.size = size
-            idle, self._idle = self._idle, []
-            self._running -= len(idle)
-            self._cond.notify_all()
-        for child in idle:
-            child.end()
-
-    def ask(self, q: float, noise_multiplier: float) -> Optional[UnitRdp]:
-        """One step's RDP from an accountant process; None when there are none (or the one asked died)."""
-        child: Optional[ChildProcess]
-        with self._cond:
-            while self.size and not self._idle and self._running >= self.size:
-                self._cond.wait()
-            if not self.size:
-                return None
-            if self._idle:
-                child = self._idle.pop()
-            else:
-                child = ChildProcess("dpcore.privacy.composition:serve_rdp")
-                self._running += 1
-        answer = None
-        try:
-            child.conn.send((q, noise_multiplier))
-            answer = UnitRdp(*child.conn.recv())
-        except (EOFError, OSError):  # it died: answered here, and a new one starts on the next query
-            pass
-        with self._cond:
-            if answer is not None and self.size and self._running <= self.size:
-                self._idle.append(child)
-                child = None
-            else:
-                self._running -= 1
-            self._cond.notify_all()
-        if child is not None:
-            child.end()
-        return answer
-
-
-_RDP_PROCESSES = _RdpProcesses()
-
-
-def compute_rdp_in_processes(count: int) -> None:
-    """Compute each new step's RDP in up to ``count`` accountant processes instead of the caller's (0: here again).
-
-    dp_accounting's RDP of a subsampled Gaussian is a pure-Python series at its fractional orders
-    (about 0.1 s for σ below 1); in a served app it held the GIL that every other participant's page
-    run and the server's network loop need. The answers are cached in this process as before, so
-    only a σ (and sampling rate) not asked before leaves it. A process that dies is replaced.
-    """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise UserInputError(
-            "accountant_processes",
-            f"{count!r} is not a whole number of at least 0",
-            allowed="a whole number, 0 (in this process) or more",
-        )
-    _RDP_PROCESSES.resize(count)
-
-
-def rdp_process_count() -> int:
-    """How many accountant processes may compute RDP now (0: the caller's own process)."""
-    return _RDP_PROCESSES.size
 
 
 @lru_cache(maxsize=256)

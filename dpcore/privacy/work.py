@@ -11,15 +11,11 @@ setting to change (``check_seconds``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from dpcore.privacy.events import epoch_blocks, sampling_probability, unit_count, whole_run_blocks
 from dpcore.privacy.limits import RDP_LEVEL_SECONDS, AccountingError, query_seconds
 from dpcore.privacy.noise import CONSTANT_NOISE, NoiseSchedule
 from dpcore.privacy.pld_grid import plan_pld, pld_time_refusal
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)

@@ -201,3 +201,25 @@ def test_a_derived_config_from_a_link_opens_in_derive_mode(app, data_dir) -> Non
     assert at.number_input(key="w_csv_preprocessing_epsilon").value == 1.5
     assert at.session_state[CONFIG_KEY] == config
     assert _metric(at, "Run ε (composed)") == f"{_interactive_epsilon(config):.3f}"
+
+
+def test_a_derived_schema_is_described_in_an_accountant_process_not_the_servers(app, data_dir, monkeypatch) -> None:
+    """Describing a CSV (a privately derived schema reads every row) is the accountant processes' work:
+    here the server's own readers fail if called, and the page still shows the run's ε split."""
+    from dpcore.data import datasets
+
+    monkeypatch.setenv("DPEXPLORER_ACCOUNTANT_PROCESSES", "1")
+    at = _sample_csv(app.run())
+    at.radio(key="w_csv_schema_mode").set_value("derive").run()
+
+    def not_here(*_args, **_kwargs):
+        raise AssertionError("a CSV was read in the server process")
+
+    # The readers the description and the row count use; the accountant process has its own, unpatched.
+    monkeypatch.setattr(datasets, "describe_csv", not_here)
+    monkeypatch.setattr(datasets, "csv_train_rows", not_here)
+    at.number_input(key="w_csv_preprocessing_epsilon").set_value(2.5).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    config = at.session_state[CONFIG_KEY]
+    assert config.csv_preprocessing_epsilon == 2.5
+    assert _metric(at, "Run ε (composed)") == _metric(at, "Projected ε")

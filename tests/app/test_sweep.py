@@ -197,21 +197,21 @@ def test_a_visitor_who_never_joined_cannot_start_a_sweep_whatever_the_browser_se
     assert (len(store.list_runs()), len(store.list_sweeps())) == before
 
 
-def test_a_preview_of_a_thousand_noise_values_is_refused_before_the_accountant_is_asked(app, monkeypatch) -> None:
-    """1,000 fresh σ with PLD kept a thread computing 34 minutes after the visitor left, for a sweep
-    that would have been refused anyway."""
+def test_a_preview_of_five_hundred_noise_values_is_refused_before_the_accountant_is_asked(app, monkeypatch) -> None:
+    """Hundreds of fresh σ with PLD would keep the accountant busy for many minutes, for a sweep that
+    would be refused anyway (500 values fit the values box's 4,000 characters)."""
     monkeypatch.setenv("DPEXPLORER_ACCOUNTANT_PROCESSES", "1")
-    values = ", ".join(f"{0.5 + 0.001 * i:.3f}" for i in range(1000))
+    values = ", ".join(f"{0.5 + 0.001 * i:.3f}" for i in range(500))
     at = _choose(open_page(app, "sweep", LONG.replace(accountant="pld")), values)
     assert not at.exception and not at.error and not at.dataframe
     [warning] = [w.value for w in at.warning]
-    assert "This sweep cannot start now" in warning and "this sweep has 1000 runs" in warning
+    assert "This sweep cannot start now" in warning and "this sweep has 500 runs" in warning
     assert at.button(key="sweep_start").disabled
     # As private selection (K is drawn at the start, so no run count to refuse): too many ε to preview.
     at.radio(key="sweep_mode").set_value("private_selection").run()
     assert not at.exception and not at.dataframe
     [error] = [e.value for e in at.error]
-    assert error.startswith("knobs: 1000 noise_multiplier ask the accountant for 1,000 different ε")
+    assert error.startswith("knobs: 500 noise_multiplier ask the accountant for 500 different ε")
     assert f"at most {sweeps.MAX_PREVIEW_QUERIES} different ε" in error
     assert at.button(key="sweep_start").disabled
 
