@@ -768,11 +768,12 @@ def calibrate(cfg: DPConfig, *, target_epsilon: float, n: int) -> Calibration:
 
 
 def dataset_info(cfg: DPConfig) -> DatasetInfo:
-    """What ``cfg`` trains on (``datasets.config_dataset_info``). A CSV file is read and described in an
-    accountant process: a person's file is never parsed in the server's process."""
+    """What ``cfg`` trains on, as a page may show it before a run (``datasets.describe_before_run``: a
+    privately derived schema is not drawn). A CSV file is read and described in an accountant process:
+    a person's file is never parsed in the server's process."""
     if cfg.dataset != "csv":
-        return datasets.config_dataset_info(cfg)
-    return ask_accountant(datasets.config_dataset_info, check_paths(cfg), what="this CSV file's description")
+        return datasets.describe_before_run(cfg)
+    return ask_accountant(datasets.describe_before_run, check_paths(cfg), what="this CSV file's description")
 
 
 def rows_trained(cfg: DPConfig) -> int:

@@ -195,6 +195,45 @@ def _csv_train_rows_cached(
     )
 
 
+def describe_csv_undrawn(
+    path: str, label: str, *, max_train_examples: Optional[int] = None, validation_fraction: float = 0.0
+) -> DatasetInfo:
+    """A CSV whose schema is to be derived privately, before the derivation draws anything: its rows and
+    columns only. The derivation's noisy counts are drawn once, in the run, where its ε is counted; a
+    page that drew them to describe the file would release them again on every look."""
+    stat = _checked_csv_stat(path)
+    return _read_csv_file(
+        lambda: _undrawn_cached(
+            os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size, max_train_examples, validation_fraction
+        ),
+        path,
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _undrawn_cached(
+    path: str, label: str, mtime_ns: int, size: int, max_train_examples: Optional[int], validation_fraction: float
+) -> DatasetInfo:
+    name = os.path.basename(path)
+    frame, _ = labelled_table(_file_bytes(path), label=label, name=name)
+    split = split_table(
+        frame, name=name, max_train_examples=max_train_examples, validation_fraction=validation_fraction
+    )
+    features = tuple(str(column) for column in frame.columns if str(column) != label)
+    return DatasetInfo(
+        name="csv",
+        title=name,
+        n_train=len(split.train),
+        n_test=len(split.test),
+        input_shape=(len(features),),  # one value per column: the derivation decides each one's encoding
+        num_classes=0,  # the label's classes are derived in the run
+        source=f"CSV file {name}, label column {label!r}; {_split_text(split, held=validation_fraction > 0)}; "
+        "schema derived privately when the run starts (its classes, categories and ranges are not drawn before)",
+        feature_names=features,
+        n_validation=len(split.validation),
+    )
+
+
 @functools.lru_cache(maxsize=16)
 def csv_columns_cached(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
     return csv_columns(_file_bytes(path), name=os.path.basename(path))
@@ -205,6 +244,7 @@ def clear_caches() -> None:
     reads them again."""
     csv_columns_cached.cache_clear()
     _csv_train_rows_cached.cache_clear()
+    _undrawn_cached.cache_clear()
     _describe_cached.cache_clear()
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from dpcore.config import DATASET_TITLES, DATASETS
 from dpcore.csv_schema import CsvSchema
 from dpcore.data import csv_files
-from dpcore.data.csv_files import csv_train_rows, describe_csv, load_csv, private_derivation
+from dpcore.data.csv_files import csv_train_rows, describe_csv, describe_csv_undrawn, load_csv, private_derivation
 from dpcore.data.splits import (
     CSV_TEST_FRACTION,
     SPLIT_SEED,
@@ -130,6 +130,20 @@ def config_dataset_info(config: DPConfig) -> DatasetInfo:
     """``config``'s dataset's metadata: a built-in without loading it (before subsetting), a CSV as
     ``describe`` gives it (under the declared schema or the privately derived one)."""
     return describe(config) if config.dataset == "csv" else dataset_info(config.dataset)
+
+
+def describe_before_run(config: DPConfig) -> DatasetInfo:
+    """What a page may say of ``config``'s data before it runs: ``config_dataset_info``, except that a CSV
+    schema to be derived privately is not drawn (``csv_files.describe_csv_undrawn``): its noisy counts are
+    released once, by the run whose ε counts them, not on every look at a page."""
+    if config.dataset == "csv" and private_derivation(config) is not None:
+        return describe_csv_undrawn(
+            config.csv_path or "",
+            config.csv_label or "",
+            max_train_examples=config.max_train_examples,
+            validation_fraction=config.validation_fraction,
+        )
+    return config_dataset_info(config)
 
 
 def describe(config: DPConfig) -> DatasetInfo:

@@ -162,10 +162,10 @@ def test_deriving_privately_shows_the_split_of_the_runs_epsilon(app, data_dir) -
         c.value.startswith(f"Preprocessing {split.preprocessing:.3f} + training {split.training:.3f}")
         for c in at.caption
     )
-    # Too small a share for 192 rows: the noisy counts keep too little, and the page says so.
+    # Too small a share for 192 rows keeps too few noisy counts, but only the run may draw them: the
+    # page draws nothing, so looking again and again at other shares or seeds releases nothing.
     at.number_input(key="w_csv_preprocessing_epsilon").set_value(0.3).run()
-    (error,) = at.error
-    assert error.value.startswith("csv_preprocessing_epsilon: only") and "declared csv_schema" in error.value
+    assert not at.exception and not at.error
     at.number_input(key="w_csv_preprocessing_epsilon").set_value(0.0).run()
     (error,) = at.error
     assert error.value.startswith("csv_preprocessing_epsilon:") and "0.01" in error.value
@@ -217,6 +217,7 @@ def test_a_derived_schema_is_described_in_an_accountant_process_not_the_servers(
 
     # The readers the description and the row count use; the accountant process has its own, unpatched.
     monkeypatch.setattr(datasets, "describe_csv", not_here)
+    monkeypatch.setattr(datasets, "describe_csv_undrawn", not_here)
     monkeypatch.setattr(datasets, "csv_train_rows", not_here)
     at.number_input(key="w_csv_preprocessing_epsilon").set_value(2.5).run()
     assert not at.exception and not at.error, [e.value for e in at.error]

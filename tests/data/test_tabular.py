@@ -332,3 +332,34 @@ def test_under_a_derived_schema_only_the_noisy_counts_can_refuse_a_file_never_on
     declared = csv_schema.CsvSchema.from_dict({"classes": ["yes", "no"], "numeric": {"age": [0, 50]}})
     with pytest.raises(DatasetError, match="only one class"):
         csv_files.parse_csv(one_class, label="label", schema=declared)
+
+
+def test_a_page_describes_a_derived_schema_config_without_drawing_its_noisy_counts(monkeypatch):
+    """Describing before a run never draws the derivation: each look would be another release."""
+    from dpcore.config import DPConfig
+    from dpcore.data import datasets
+
+    sample = str(REPO_ROOT / "assets" / "sample.csv")
+    config = DPConfig(
+        dataset="csv", csv_path=sample, csv_label="decision", csv_preprocessing_epsilon=0.3, secure_mode=True
+    )
+
+    def no_draw(*_args, **_kwargs):
+        raise AssertionError("the derivation drew its noisy counts")
+
+    monkeypatch.setattr(tabular, "derive_schema", no_draw)
+    monkeypatch.setattr(tabular, "derive_from_counts", no_draw)
+    csv_files.clear_caches()
+    info = datasets.describe_before_run(config)
+    columns = csv_files.csv_file_columns(sample)
+    assert info.n_train == datasets.train_size(config) and info.csv_schema is None and info.num_classes == 0
+    assert info.feature_names == tuple(c for c in columns if c != "decision") and info.input_shape == (
+        len(columns) - 1,
+    )
+    assert "derived privately when the run starts" in info.source
+    # A declared schema is described as before.
+    declared = config.replace(
+        csv_preprocessing_epsilon=None,
+        csv_schema=csv_schema.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml")),
+    )
+    assert datasets.describe_before_run(declared) == datasets.config_dataset_info(declared)
