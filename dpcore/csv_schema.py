@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -197,7 +198,10 @@ class CsvSchema:
             max_chars=MAX_SCHEMA_BYTES,
             allowed=SCHEMA_KEYS_TEXT,
         )
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise at_line(exc, text) from None
 
 
 SCHEMA_KEYS = ("classes", "numeric", "categorical", "scale", "other_class")
@@ -224,10 +228,7 @@ def draft_schema_text(columns: Sequence[str], *, label: str) -> str:
         "# numeric: column: [low, high]; clipped, scaled",
         "numeric:",
     ]
-    lines += [
-        "  " + yaml.safe_dump({name: [0, 1]}, default_flow_style=None, allow_unicode=True, width=10**6).strip()
-        for name in features
-    ]
+    lines += [_entry_line({name: [0, 1]}) + PLACEHOLDER_NOTE for name in features]
     lines += [
         "# categorical: column: [a, b, ...]; any other",
         '# value goes to one "other" slot',
@@ -379,3 +380,270 @@ def _categorical_column(column: Any) -> CategoricalColumn:
     return CategoricalColumn(
         name=name, categories=_values(schema_field("categorical", name), column.categories, low=1, high=MAX_CATEGORIES)
     )
+
+
+# -- a schema being written: the per-column form and its YAML -----------------------------------
+
+# How a column of the file is used: a numeric or categorical feature, the label, or not at all.
+NUMERIC, CATEGORICAL, LABEL, IGNORE = "numeric", "categorical", "label", "ignore"
+ROLES = (NUMERIC, CATEGORICAL, LABEL, IGNORE)
+# The draft's range for every numeric column: a placeholder a person replaces with what the column can
+# hold (a value outside a range is clipped to it: with [0, 1], an age of 63 becomes 1). A line of the
+# YAML that still carries this comment and this range is a placeholder; deleting the comment keeps
+# [0, 1] as the column's declared range.
+PLACEHOLDER_RANGE = (0.0, 1.0)
+PLACEHOLDER_NOTE = "  # placeholder"
+_PLACEHOLDER_LINE = re.compile(r"^(?P<entry>\s+\S.*?)\s+# placeholder\s*$")
+_NOT_USED_PREFIX = "# not used:"
+
+
+@dataclass(frozen=True)
+class ColumnChoice:
+    """One row of the schema form: how one column is used and what it can hold.
+
+    ``low``/``high`` are a numeric column's range (both None while it is at the draft's placeholder),
+    ``values`` a categorical column's categories or the label's classes, in canonical spelling.
+    """
+
+    name: str
+    role: str
+    low: Optional[float] = None
+    high: Optional[float] = None
+    values: tuple[str, ...] = ()
+
+    @property
+    def is_placeholder(self) -> bool:
+        """Whether this numeric column still has the draft's placeholder range rather than a typed one."""
+        return self.role == NUMERIC and self.low is None and self.high is None
+
+
+@dataclass(frozen=True)
+class SchemaDraft:
+    """A CSV schema as it is being written: one choice per column, kept while still incomplete.
+
+    The form edits it, ``to_text`` renders it as the YAML box's text and ``from_text`` reads typed
+    YAML back, so form and text say the same; ``schema()`` is the ``CsvSchema`` a run trains under,
+    with errors naming the column.
+    """
+
+    columns: tuple[ColumnChoice, ...]
+    scale: str = "unit"
+    other_class: bool = False
+
+    @property
+    def label(self) -> Optional[str]:
+        """The label column's name (the first marked label; None if none is)."""
+        return next((c.name for c in self.columns if c.role == LABEL), None)
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        """The numeric columns still at the draft's [0, 1] placeholder range, in column order."""
+        return tuple(c.name for c in self.columns if c.is_placeholder)
+
+    def schema(self) -> CsvSchema:
+        """The schema this draft declares; a placeholder range counts as [0, 1] (``placeholders`` lists them).
+
+        Refuses, naming the field, no label or more than one, and whatever ``CsvSchema`` refuses."""
+        labels = [c.name for c in self.columns if c.role == LABEL]
+        if len(labels) != 1:
+            raise ConfigError(
+                "csv_label",
+                "no column is the label" if not labels else f"{len(labels)} columns are marked label",
+                allowed="exactly one label column",
+            )
+        label = next(c for c in self.columns if c.role == LABEL)
+        return CsvSchema(
+            classes=label.values,
+            numeric=tuple(
+                NumericColumn(
+                    name=c.name,
+                    low=PLACEHOLDER_RANGE[0] if c.low is None else c.low,
+                    high=PLACEHOLDER_RANGE[1] if c.high is None else c.high,
+                )
+                for c in self.columns
+                if c.role == NUMERIC
+            ),
+            categorical=tuple(
+                CategoricalColumn(name=c.name, categories=c.values) for c in self.columns if c.role == CATEGORICAL
+            ),
+            scale=self.scale,
+            other_class=self.other_class,
+        )
+
+    def to_text(self) -> str:
+        """The draft as YAML that ``CsvSchema.from_text`` reads as ``schema()``; placeholder ranges keep
+        their ``# placeholder`` note and unused columns are listed in a comment."""
+        label = next((c for c in self.columns if c.role == LABEL), None)
+        lines = [_entry_line({"classes": [_plain(v) for v in (label.values if label else ())]}).strip()]
+        numeric = [c for c in self.columns if c.role == NUMERIC]
+        lines.append("numeric:" if numeric else "numeric: {}")
+        for c in numeric:
+            if c.is_placeholder:
+                lines.append(_entry_line({c.name: [0, 1]}) + PLACEHOLDER_NOTE)
+            else:
+                lines.append(_entry_line({c.name: [_plain_number(c.low), _plain_number(c.high)]}))
+        categorical = [c for c in self.columns if c.role == CATEGORICAL]
+        lines.append("categorical:" if categorical else "categorical: {}")
+        lines += [_entry_line({c.name: [_plain(v) for v in c.values]}) for c in categorical]
+        lines.append(f"scale: {self.scale}")
+        if self.other_class:
+            lines.append("other_class: true")
+        unused = [c.name for c in self.columns if c.role == IGNORE]
+        if unused:
+            lines.append(f"{_NOT_USED_PREFIX} {json.dumps(unused, ensure_ascii=False)[1:-1]}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_text(cls, text: str, *, columns: Sequence[str], label: str) -> SchemaDraft:
+        """Read a YAML or JSON schema, complete or not, into one choice per column of the file (``columns``,
+        then any the text names that the file lacks); ``label`` is the label column, the text's
+        ``classes`` its values. Lines with the ``# placeholder`` note and range [0, 1] stay placeholders.
+
+        A text that does not parse, or a value that cannot be a range or a list, is a ConfigError
+        naming the field and its line."""
+        data = safe_io.parse_yaml(
+            text, field="csv_schema", error=ConfigError, max_chars=MAX_SCHEMA_BYTES, allowed=SCHEMA_KEYS_TEXT
+        )
+        try:
+            return cls._from_data({} if data is None else data, text=text, columns=columns, label=label)
+        except ConfigError as exc:
+            raise at_line(exc, text) from None
+
+    @classmethod
+    def _from_data(cls, data: Any, *, text: str, columns: Sequence[str], label: str) -> SchemaDraft:
+        if not isinstance(data, Mapping):
+            raise ConfigError("csv_schema", f"expected a mapping, got {type(data).__name__}", allowed=SCHEMA_KEYS_TEXT)
+        unknown = sorted(str(k) for k in data if k not in SCHEMA_KEYS)
+        if unknown:
+            raise ConfigError(schema_field(unknown[0]), "unknown schema key", allowed=SCHEMA_KEYS_TEXT)
+        classes = data.get("classes") or ()
+        classes = _values("csv_schema.classes", classes, low=0, high=MAX_CLASSES) if classes else ()
+        placeholders = placeholder_names(text)
+        choices: dict[str, ColumnChoice] = {}
+        for name, value in _mapping("csv_schema.numeric", data.get("numeric") or {}).items():
+            column = _range_entry(name, value)
+            if name in placeholders and (column.low, column.high) == PLACEHOLDER_RANGE:
+                choices[column.name] = ColumnChoice(name=column.name, role=NUMERIC)
+            else:
+                column = _numeric_column(column)
+                choices[column.name] = ColumnChoice(name=column.name, role=NUMERIC, low=column.low, high=column.high)
+        for name, value in _mapping("csv_schema.categorical", data.get("categorical") or {}).items():
+            name = _column_name("categorical", name)
+            if name in choices:
+                raise ConfigError(
+                    schema_field(name),
+                    "is named more than once",
+                    allowed="each column once, under numeric or categorical",
+                )
+            values = _values(schema_field("categorical", name), value, low=0, high=MAX_CATEGORIES) if value else ()
+            choices[name] = ColumnChoice(name=name, role=CATEGORICAL, values=values)
+        if label in choices:
+            raise ConfigError(
+                schema_field(choices[label].role, label),
+                "is the label column, so it cannot also be a feature",
+                allowed="the label's values under classes",
+            )
+        names = list(dict.fromkeys([*columns, *choices]))
+        rows = tuple(
+            ColumnChoice(name=name, role=LABEL, values=classes)
+            if name == label
+            else choices.get(name, ColumnChoice(name=name, role=IGNORE))
+            for name in names
+        )
+        scale = data.get("scale", "unit")
+        if scale not in SCALES:
+            raise ConfigError(
+                "csv_schema.scale",
+                f"{quote(scale)} is not a known scale",
+                allowed="unit ([0, 1]) or symmetric ([-1, 1])",
+            )
+        other = data.get("other_class", False)
+        if not isinstance(other, bool):
+            raise ConfigError("csv_schema.other_class", f"{quote(other)} is not true or false", allowed="true or false")
+        return cls(columns=rows, scale=scale, other_class=other)
+
+    def with_column(self, choice: ColumnChoice) -> SchemaDraft:
+        """This draft with the row of ``choice.name`` replaced by ``choice`` (a form edit)."""
+        if choice.role not in ROLES:
+            raise ConfigError(
+                schema_field(choice.name), f"{quote(choice.role)} is not a column type", allowed=", ".join(ROLES)
+            )
+        if choice.name not in [c.name for c in self.columns]:
+            raise ConfigError(schema_field(choice.name), "is not a column of this schema", allowed="the file's columns")
+        if choice.role == NUMERIC and (choice.low is None) != (choice.high is None):
+            raise ConfigError(
+                schema_field(NUMERIC, choice.name),
+                "has only one end of its range",
+                allowed="both low and high, or neither to keep the [0, 1] placeholder",
+            )
+        if choice.role == NUMERIC and choice.low is not None:
+            checked = _numeric_column(NumericColumn(name=choice.name, low=choice.low, high=choice.high))  # type: ignore[arg-type]
+            choice = ColumnChoice(name=choice.name, role=NUMERIC, low=checked.low, high=checked.high)
+        elif choice.role in (CATEGORICAL, LABEL):
+            field = "csv_schema.classes" if choice.role == LABEL else schema_field(CATEGORICAL, choice.name)
+            top = MAX_CLASSES if choice.role == LABEL else MAX_CATEGORIES
+            choice = ColumnChoice(
+                name=choice.name, role=choice.role, values=_values(field, choice.values, low=0, high=top)
+            )
+        else:
+            choice = ColumnChoice(name=choice.name, role=choice.role)
+        return SchemaDraft(
+            columns=tuple(choice if c.name == choice.name else c for c in self.columns),
+            scale=self.scale,
+            other_class=self.other_class,
+        )
+
+
+def placeholder_names(text: str) -> frozenset[str]:
+    """The column names on lines of ``text`` that carry the ``# placeholder`` note (their range is checked by the caller)."""
+    names = set()
+    for line in text.splitlines():
+        match = _PLACEHOLDER_LINE.match(line)
+        if not match:
+            continue
+        try:
+            entry = safe_io.parse_yaml(match["entry"].strip(), field="csv_schema", error=ConfigError, max_chars=4096)
+        except ConfigError:
+            continue
+        if isinstance(entry, Mapping) and len(entry) == 1:
+            names.add(str(next(iter(entry))))
+    return frozenset(names)
+
+
+def split_values(text: str) -> tuple[str, ...]:
+    """Comma-separated values as typed in the form (categories, classes), blanks dropped."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def at_line(exc: ConfigError, text: str) -> ConfigError:
+    """``exc`` with the line of ``text`` that holds the field it names (a column, ``classes``), when one does."""
+    key = exc.field.rsplit(".", 1)[-1] if exc.field != "csv_schema" else ""
+    if key.startswith('"') or not key or " line " in exc.message:
+        return exc
+    pattern = re.compile(r"^\s*[\"']?" + re.escape(key) + r"[\"']?\s*:")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            return ConfigError(exc.field, f"{exc.message} at line {number}", allowed=exc.allowed)
+    return exc
+
+
+def _entry_line(entry: Mapping[str, Any]) -> str:
+    """One ``name: [...]`` line of YAML, indented under its section, in flow style."""
+    return "  " + yaml.safe_dump(dict(entry), default_flow_style=None, allow_unicode=True, width=10**6).strip()
+
+
+def _plain_number(value: Optional[float]) -> Any:
+    """A whole float as an int (29.0 as 29), so the YAML reads as typed."""
+    if value is not None and float(value).is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def _plain(spelling: str) -> Any:
+    """A canonical value as YAML should write it: a number as a number, text as text (quoted by YAML if needed)."""
+    number = parse_number(spelling)
+    if number is not None and canonical(number) == spelling:
+        return _plain_number(number)
+    if spelling in ("true", "false"):
+        return spelling == "true"
+    return spelling

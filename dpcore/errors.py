@@ -17,6 +17,7 @@ class UserInputError(ValueError):
 
     def __init__(self, field: str, message: str, *, allowed: str = "") -> None:
         self.field = field
+        self.message = message
         self.allowed = allowed
         text = f"{field}: {message}"
         if allowed:
