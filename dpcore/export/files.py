@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from dpcore.config import DPConfig
+from dpcore.room import uploads
 
 # The privacy report's two renderings (``report_text.render_report``), as the CLI's --format names them.
 REPORT_FORMATS = ("report-md", "report-html")
@@ -24,8 +25,13 @@ class ExportFile:
     data: bytes
 
 
+def file_name(path: str) -> str:
+    """A CSV path's file name as its owner knows it: an upload's name as it was uploaded, else the path's last part."""
+    return uploads.original_name(path) or PurePath(path).name
+
+
 def file_name_only(config: DPConfig) -> DPConfig:
-    """``config`` with its CSV path cut to the file's own name."""
+    """``config`` with its CSV path cut to the file's own name (``file_name``)."""
     if not config.csv_path:
         return config
-    return config.replace(csv_path=PurePath(config.csv_path).name)
+    return config.replace(csv_path=file_name(config.csv_path))

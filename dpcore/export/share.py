@@ -1,4 +1,9 @@
-"""Encode a DPConfig into URL query parameters and back, so a link carries a whole config."""
+"""Encode a DPConfig into URL query parameters and back, so a link carries a whole config.
+
+A link names a CSV file by the file's own name (``heart.csv``), never by its path on the server: it
+carries the settings, the label column and the schema, not the data, and whoever opens it is asked
+for the file unless it is theirs (``app_state.restore_paths``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from dpcore.config import FIELD_NAMES, SCHEMA_VERSION, DPConfig, check_schema_version, parse_field
 from dpcore.errors import ConfigError
+from dpcore.export.files import file_name_only
 from dpcore.room.participants import TOKEN_PARAM
 from dpcore.safe_io import quote
 
@@ -84,9 +90,9 @@ def _decode(params: Mapping[str, Union[str, list[str]]], *, ignore_unknown: bool
 
 
 def share_url(base_url: str, config: DPConfig) -> str:
-    """``base_url`` (its path kept, its query and fragment replaced) carrying ``config``."""
+    """``base_url`` (its path kept, its query and fragment replaced) carrying ``config``, its CSV file by name only."""
     parts = urlsplit(base_url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(encode(config)), ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(encode(file_name_only(config))), ""))
 
 
 def _single(raw: Union[str, list[str]]) -> str:

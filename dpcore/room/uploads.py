@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from dpcore.room.server_settings import RoomLimits
 
 ENV_UPLOADS = "DPEXPLORER_UPLOADS"
+# Beside each kept upload, a small text file holds the name the person's file had (``heart.csv``), so
+# the app shows that name rather than the kept copy's (``heart-3f9c…e1.csv``, under their owner folder).
+NAME_SUFFIX = ".name"
+MAX_NAME_CHARS = 255
 # A partial file (".part") this old is a leftover of a server that stopped mid-write, never one being written.
 STALE_PART_SECONDS = 600.0
 # Quota checks and writes happen one at a time, so two uploads at once cannot both fit the last space.
@@ -76,6 +80,7 @@ def save_csv(
     target = folder / f"{stem}-{hashlib.sha256(raw).hexdigest()[:16]}.csv"
     with _WRITE_LOCK:
         if target.exists():
+            _keep_name(target, name)
             return target
         _remove_stale_parts(folder)
         if limits is not None:
@@ -87,6 +92,7 @@ def save_csv(
             with os.fdopen(handle, "wb") as out:
                 out.write(raw)
             os.replace(temporary, target)
+            _keep_name(target, name)
         except OSError as exc:
             raise DatasetError(
                 "csv_path",
@@ -97,6 +103,42 @@ def save_csv(
             if temporary is not None and os.path.exists(temporary):
                 os.unlink(temporary)
     return target
+
+
+def _keep_name(target: Path, name: str) -> None:
+    """Write the upload's own file name beside its kept copy (the latest name, for content uploaded twice)."""
+    shown = Path(name.replace("\\", "/")).name.strip()
+    shown = "".join(ch for ch in shown if ch.isprintable())[:MAX_NAME_CHARS] or target.name
+    try:
+        target.with_name(target.name + NAME_SUFFIX).write_text(shown, encoding="utf-8")
+    except OSError:
+        pass  # the kept copy's own name is shown instead; the upload itself is kept
+
+
+def original_name(path: str, *, directory: Optional[Path] = None) -> Optional[str]:
+    """The name the file at ``path`` had when it was uploaded, or None when it is not an upload or its
+    name was not kept (uploads kept before names were)."""
+    if upload_owner(path, directory=directory) is None:
+        return None
+    kept = Path(path).with_name(Path(path).name + NAME_SUFFIX)
+    try:
+        if kept.is_symlink() or not kept.is_file() or kept.stat().st_size > 4 * MAX_NAME_CHARS:
+            return None
+        name = kept.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return name[:MAX_NAME_CHARS] or None
+
+
+def find_upload(name: str, *, owner: str, directory: Optional[Path] = None) -> Optional[Path]:
+    """``owner``'s one upload whose own name is ``name``; None when none or several have it (then it is asked for)."""
+    base = Path(directory) if directory is not None else uploads_dir()
+    found = [
+        item
+        for item in _upload_files(base, owner)
+        if item.suffix == ".csv" and original_name(str(item), directory=base) == name
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def used_bytes(*, owner: Optional[str], directory: Optional[Path] = None) -> int:
@@ -210,16 +252,19 @@ def may_use(path: str, caller: Optional[Caller], *, directory: Optional[Path] = 
 
 
 def shown_name(path: str, caller: Optional[Caller], *, directory: Optional[Path] = None) -> str:
-    """The file name to show ``caller`` for a run's ``csv_path``: the name itself, or a placeholder for another's upload."""
-    if upload_owner(path, directory=directory) is None or may_use(path, caller, directory=directory):
+    """The file name to show ``caller`` for a run's ``csv_path``: a data-folder file's name, an upload's own
+    name (as it was uploaded), or a placeholder for another participant's upload."""
+    if upload_owner(path, directory=directory) is None:
         return Path(path).name
+    if may_use(path, caller, directory=directory):
+        return original_name(path, directory=directory) or Path(path).name
     return "(another participant's upload)"
 
 
 def delete_uploads(*, owner: Optional[str], directory: Optional[Path] = None) -> int:
     """Delete ``owner``'s uploaded files (every upload when None); return how many files went.
 
-    Only what ``save_csv`` writes is touched (``.csv`` files and their ``.part`` leftovers, in the top
+    Only what ``save_csv`` writes is touched (``.csv`` files, their kept names and ``.part`` leftovers, in the top
     folder or an owner's folder), so a folder set by mistake loses nothing else.
     """
     base = Path(directory) if directory is not None else uploads_dir()
@@ -228,9 +273,9 @@ def delete_uploads(*, owner: Optional[str], directory: Optional[Path] = None) ->
         if not folder.is_dir() or folder.is_symlink():
             continue
         for item in folder.iterdir():
-            if item.suffix in (".csv", ".part") and (item.is_file() or item.is_symlink()):
+            if item.suffix in (".csv", ".part", NAME_SUFFIX) and (item.is_file() or item.is_symlink()):
                 item.unlink()
-                count += 1
+                count += item.suffix != NAME_SUFFIX
         if folder != base and not any(folder.iterdir()):
             folder.rmdir()
     return count

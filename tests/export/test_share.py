@@ -74,7 +74,8 @@ def test_round_trip_of_a_csv_schema_and_an_epsilon_share() -> None:
     for config in (DPConfig(**csv, csv_schema=schema), DPConfig(**csv, csv_preprocessing_epsilon=0.75)):
         assert share.decode(share.encode(config)) == config
         url = share.share_url("http://host:8501/", config)
-        assert share.decode({k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}) == config
+        decoded = share.decode({k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()})
+        assert decoded == config.replace(csv_path="people-0123.csv")  # a link names the file, not its path
 
 
 def test_version_1_links_still_load_and_a_broken_schema_names_its_field() -> None:
@@ -142,3 +143,20 @@ def test_a_link_someone_opened_ignores_and_lists_unknown_parameters() -> None:
     assert link.ignored == ("'fbclid'", "'utm_source'")
     with pytest.raises(ConfigError):  # a bad value of a known field is still refused
         share.decode_link({"dpx": "1", "epochs": "0", "fbclid": "IwAR0"})
+
+
+def test_a_csv_configs_link_names_its_upload_by_the_files_own_name(tmp_path, monkeypatch) -> None:
+    from dpcore.csv_schema import CsvSchema, NumericColumn
+    from dpcore.room import uploads
+    from tests.conftest import REPO_ROOT
+
+    monkeypatch.setenv(uploads.ENV_UPLOADS, str(tmp_path))
+    owner = "p" + "a" * 16
+    kept = uploads.save_csv((REPO_ROOT / "assets" / "sample.csv").read_bytes(), name="loans 2024.csv", owner=owner)
+    schema = CsvSchema(classes=("approved", "declined"), numeric=(NumericColumn(name="age", low=18, high=100),))
+    config = DPConfig(dataset="csv", model="logreg", csv_path=str(kept), csv_label="decision", csv_schema=schema)
+    url = share.share_url("http://host:8501/export", config)
+    assert owner not in url and str(tmp_path) not in url and kept.name not in url
+    params = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert params["csv_path"] == "loans 2024.csv"
+    assert share.decode(params) == config.replace(csv_path="loans 2024.csv")  # everything but the file

@@ -29,7 +29,8 @@ def test_a_good_csv_is_kept_once_and_trains_as_a_dataset(tmp_path):
     first = uploads.save_csv(SAMPLE, name="my data.csv", directory=tmp_path)
     again = uploads.save_csv(SAMPLE, name="my data.csv", directory=tmp_path)
     assert first == again and first.read_bytes() == SAMPLE and first.name.startswith("my_data-")
-    assert len(list(tmp_path.iterdir())) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.name, first.name + uploads.NAME_SUFFIX]
+    assert uploads.original_name(str(first), directory=tmp_path) == "my data.csv"
     columns = csv_files.csv_columns(SAMPLE, name="my data.csv")
     label = columns[-1]
     schema = csv_schema.load_schema_file(str(REPO_ROOT / "assets" / "sample.schema.yaml"))
@@ -179,7 +180,7 @@ def test_an_upload_belongs_to_its_uploader(tmp_path):
     assert uploads.upload_owner(str(REPO_ROOT / "assets" / "sample.csv"), directory=tmp_path) is None
     assert uploads.may_use(str(adas), ADA, directory=tmp_path) and uploads.may_use(str(adas), HOST, directory=tmp_path)
     assert not uploads.may_use(str(adas), BOB, directory=tmp_path)
-    assert uploads.shown_name(str(adas), ADA, directory=tmp_path) == adas.name
+    assert uploads.shown_name(str(adas), ADA, directory=tmp_path) == "ada.csv"  # its own name, not the kept copy's
     assert uploads.shown_name(str(adas), BOB, directory=tmp_path) == "(another participant's upload)"
     with pytest.raises(UserInputError) as info:
         uploads.save_csv(SAMPLE, name="x.csv", owner="../escape", directory=tmp_path)
@@ -224,6 +225,26 @@ def test_deleting_a_participants_runs_deletes_their_uploads(tmp_path):
         assert (folder / "notes.txt").read_text() == "not an upload"  # only uploads are deleted
     finally:
         runner.shutdown(wait=True)
+
+
+def test_an_upload_keeps_its_own_name_and_is_found_by_it(tmp_path):
+    kept = uploads.save_csv(SAMPLE, name="C:\\data\\heart disease.csv", owner=ADA.owner, directory=tmp_path)
+    assert kept.name != "heart disease.csv" and kept.parent == tmp_path / ADA.owner
+    assert uploads.original_name(str(kept), directory=tmp_path) == "heart disease.csv"
+    assert uploads.shown_name(str(kept), HOST, directory=tmp_path) == "heart disease.csv"
+    assert uploads.find_upload("heart disease.csv", owner=ADA.owner, directory=tmp_path) == kept
+    assert uploads.find_upload("heart disease.csv", owner=BOB.owner, directory=tmp_path) is None
+    assert uploads.original_name(str(REPO_ROOT / "assets" / "sample.csv"), directory=tmp_path) is None
+    # The same name for different content is ambiguous: nothing is picked for the owner.
+    uploads.save_csv(
+        SAMPLE.rstrip(b"\n") + b"\n30,40.0,1,0.1,master,rent,approved\n",
+        name="heart disease.csv",
+        owner=ADA.owner,
+        directory=tmp_path,
+    )
+    assert uploads.find_upload("heart disease.csv", owner=ADA.owner, directory=tmp_path) is None
+    assert uploads.delete_uploads(owner=ADA.owner, directory=tmp_path) == 2  # the two uploads (their names go too)
+    assert not (tmp_path / ADA.owner).exists()
 
 
 # -- confinement of server paths ------------------------------------------------------------
