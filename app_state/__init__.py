@@ -22,6 +22,7 @@ from streamlit import runtime
 from streamlit.runtime.runtime import RuntimeState
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from app_state import csv_drafts
 from dpcore.audit.report import AUDIT_NOTE
 from dpcore.child_calls import CallAbandoned, CallTimedOut, ChildCalls
 from dpcore.config import ACCOUNTANT_TITLES, MAX_BATCH_SIZE, MAX_CLIP, MAX_EPOCHS, MAX_NOISE, DPConfig
@@ -29,7 +30,7 @@ from dpcore.data import datasets
 from dpcore.data.types import DatasetInfo
 from dpcore.errors import UserInputError, describe_exception
 from dpcore.export import share
-from dpcore.export.files import ExportFile
+from dpcore.export.files import ExportFile, file_name
 from dpcore.privacy import accounting, calibration
 from dpcore.privacy.accounting import EpsilonReport, EpsilonSplit
 from dpcore.privacy.calibration import Calibration
@@ -133,11 +134,17 @@ def init_session() -> None:
     if share.is_shared(params):
         try:
             link = share.decode_link(params)
-            set_config(check_paths(link.config))
+            restored, wanted = restore_paths(link.config)
+            set_config(restored)
             ignored = f" Ignored: {', '.join(link.ignored)} (not config settings)." if link.ignored else ""
             if out_of_range(link.config):  # Explore lists them; the config is not "restored" until it can be shown
                 post_error(
                     "The share link's settings were read, but some are outside what the controls allow." + ignored
+                )
+            elif wanted:
+                post_notice(
+                    f"Settings restored from the share link; a link carries no data, so upload {wanted} "
+                    "on Explore to train." + ignored
                 )
             else:
                 post_notice("Config restored from the share link." + ignored)
@@ -252,6 +259,36 @@ def check_paths(cfg: DPConfig) -> DPConfig:
     return server_paths.check_server_path(cfg, settings(), caller=caller(), uploads_directory=uploads.uploads_dir())
 
 
+def restore_paths(cfg: DPConfig) -> tuple[DPConfig, str]:
+    """``cfg`` from a link or a file, with its CSV file found for this caller, and the name of a file to ask for.
+
+    A link or an exported config names its CSV file by the file's own name (``share.share_url``): it
+    is this caller's upload of that name when exactly one has it, or a file under the data folder;
+    otherwise every other setting is kept and the file's name is returned, for Explore to ask for it.
+    """
+    if cfg.csv_path is None:
+        return cfg, ""
+    try:
+        return check_paths(cfg), ""
+    except UserInputError:
+        name = file_name(cfg.csv_path)
+    own = uploads.find_upload(name, owner=owner(), directory=uploads.uploads_dir()) if joined() else None
+    if own is not None:
+        return cfg.replace(csv_path=str(own)), ""
+    return cfg.replace(csv_path=name), name
+
+
+def wanted_file(path: Optional[str]) -> str:
+    """The file name a restored config asks for (a bare name this caller cannot read as a path), else ""."""
+    if not path or file_name(path) != path:
+        return ""
+    try:
+        check_csv_path(path)
+    except UserInputError:
+        return path
+    return ""
+
+
 def check_csv_path(path: str) -> str:
     """A CSV path typed or uploaded on Explore, resolved, if this caller may read it (``server_paths.check_csv_path``)."""
     return server_paths.check_csv_path(path, settings(), caller=caller(), uploads_directory=uploads.uploads_dir())
@@ -267,6 +304,11 @@ def shown_file(path: Optional[str]) -> str:
     if not path:
         return ""
     return uploads.shown_name(path, caller(), directory=uploads.uploads_dir())
+
+
+def is_upload(path: Optional[str]) -> bool:
+    """Whether ``path`` is a file kept by an upload (shown by its own name, never by its path)."""
+    return bool(path) and uploads.upload_owner(str(path), directory=uploads.uploads_dir()) is not None
 
 
 def may_see_file(path: Optional[str]) -> bool:
@@ -360,6 +402,8 @@ def set_config(new: DPConfig, *, reset_widgets: bool = True) -> None:
     """
     st.session_state[CONFIG_KEY] = new
     _save_config(new)
+    if new.dataset != "csv" and csv_drafts.kept(owner()).active:
+        csv_drafts.keep(owner(), active=False)  # Explore opens on the config's dataset again after a reload
     if reset_widgets:
         for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(WIDGET_PREFIX)]:
             del st.session_state[key]

@@ -7,6 +7,7 @@ from typing import Any, Callable, Optional
 import streamlit as st
 
 import app_state
+from app_state import csv_drafts
 from dpcore.config import (
     ACCOUNTANT_TITLES,
     ACCOUNTANTS,
@@ -130,7 +131,13 @@ def keep_upload() -> None:
         return
     ss.pop("explore_upload_error", None)
     ss[f"{P}csv_path"] = str(path)
-    app_state.post_notice(f"Uploaded {upload.name}: kept as {path.name}.")
+    csv_drafts.keep(app_state.owner(), csv_path=str(path), active=True)
+    app_state.post_notice(f"Uploaded {app_state.shown_file(str(path))}: it is kept on this server as yours.")
+
+
+def _forget_upload() -> None:
+    """Empty the CSV path, so the "CSV file on the server" box shows instead of the upload's name."""
+    ss[f"{P}csv_path"] = ""
 
 
 def _stop(problem: str) -> None:
@@ -236,7 +243,8 @@ def render(cfg: DPConfig) -> DPConfig:
     )
 
     left, right = st.columns(2)
-    app_state.seed_widget(f"{P}dataset", cfg.dataset)
+    # A CSV still being set up (no complete schema yet, so not the config) opens again after a reload.
+    app_state.seed_widget(f"{P}dataset", "csv" if csv_drafts.kept(app_state.owner()).active else cfg.dataset)
     dataset = app_state.choice(
         left.selectbox(
             "Dataset", DATASETS, key=f"{P}dataset", on_change=on_dataset_change, format_func=DATASET_TITLES.get
@@ -376,8 +384,9 @@ def _csv_controls(cfg: DPConfig) -> tuple[str, str, Optional[CsvSchema], Optiona
     )
     if "explore_upload_error" in ss:
         _stop(ss["explore_upload_error"])
-    app_state.seed_widget(f"{P}csv_path", cfg.csv_path or "")
-    if app_state.server_files_enabled():
+    kept = csv_drafts.kept(app_state.owner())
+    app_state.seed_widget(f"{P}csv_path", cfg.csv_path or kept.csv_path)
+    if app_state.server_files_enabled() and not app_state.is_upload(ss[f"{P}csv_path"]):
         csv_path = (
             st.text_input(
                 "CSV file on the server",
@@ -391,6 +400,17 @@ def _csv_controls(cfg: DPConfig) -> tuple[str, str, Optional[CsvSchema], Optiona
         csv_path = ss[f"{P}csv_path"].strip() or None
         if csv_path:
             st.caption(f"File: {app_state.shown_file(csv_path)}")
+        if csv_path and app_state.server_files_enabled():
+            st.button("Name a file on the server instead", key="explore_csv_server_file", on_click=_forget_upload)
+    csv_drafts.keep(app_state.owner(), active=True)
+    wanted = app_state.wanted_file(csv_path)
+    if wanted:
+        st.info(
+            f"These settings came without their file: upload {wanted} (your copy of it) to train. "
+            "Its label column and schema are kept."
+        )
+        app_state.set_input_problem(f"no CSV file: upload {wanted}")
+        app_state.finish_page()
     if not csv_path:
         st.info(
             "Upload a CSV file"
@@ -407,10 +427,13 @@ def _csv_controls(cfg: DPConfig) -> tuple[str, str, Optional[CsvSchema], Optiona
         columns = csv_file_columns(csv_path)
     except UserInputError as exc:
         _stop(str(exc))
-    app_state.seed_widget(f"{P}csv_label", cfg.csv_label if cfg.csv_label in columns else columns[-1])
+    csv_drafts.keep(app_state.owner(), csv_path=csv_path)
+    label_seed = cfg.csv_label if cfg.csv_label in columns else kept.label if kept.label in columns else columns[-1]
+    app_state.seed_widget(f"{P}csv_label", label_seed)
     if ss[f"{P}csv_label"] not in columns:
         ss[f"{P}csv_label"] = columns[-1]
     csv_label = st.selectbox(
         "Label column", columns, key=f"{P}csv_label", help="The column to predict; every other column is a feature."
     )
+    csv_drafts.keep(app_state.owner(), label=csv_label)
     return (csv_path, csv_label, *explore_schema.render(cfg, columns=columns, label=csv_label, stop=_stop))

@@ -9,6 +9,7 @@ import app_state
 from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 from dpcore.export import share
+from dpcore.export.files import file_name_only
 from dpcore.export.notebook import NOTEBOOK_MIME, render_notebook
 from dpcore.export.script import render_script
 from dpcore.results import FINISHED_STATUSES
@@ -24,11 +25,15 @@ st.caption(
 def use_config(cfg: DPConfig, origin: str) -> None:
     """Make ``cfg`` the current config (its CSV path checked for this caller) and say where it came from."""
     try:
-        app_state.set_config(app_state.check_paths(cfg))
+        restored, wanted = app_state.restore_paths(cfg)
+        app_state.set_config(restored)
     except UserInputError as exc:
         app_state.post_error(f"The config from {origin} was not loaded: {exc}")
         return
-    app_state.post_notice(f"Config loaded from {origin}; the Explore page shows it.")
+    if wanted:
+        app_state.post_notice(f"Settings loaded from {origin}; upload {wanted} on Explore to train on it.")
+    else:
+        app_state.post_notice(f"Config loaded from {origin}; the Explore page shows it.")
 
 
 # Another participant's upload stays unnamed, so runs trained on one are not offered here.
@@ -43,9 +48,11 @@ stem = "dp-config" if source == "current" else f"dp-run-{source}"
 if not cfg.private:
     st.info("This is a non-private baseline (no clipping, no noise, ε = ∞).")
 
-json_text, yaml_text = cfg.to_json(), cfg.to_yaml()
+# What leaves the app names a CSV file by its own name, never by its path on this server.
+shown = file_name_only(cfg)
+json_text, yaml_text = shown.to_json(), shown.to_yaml()
 try:
-    script_text, script_problem = render_script(cfg), ""
+    script_text, script_problem = render_script(shown), ""
 except UserInputError as exc:  # a model the script cannot reproduce
     script_text, script_problem = "", str(exc)
 

@@ -7,6 +7,7 @@ import math
 import streamlit as st
 
 import app_state
+from app_state import csv_drafts
 from dpcore.audit.report import audit_by_default
 from dpcore.config import ACCOUNTANT_TITLES, DPConfig
 from dpcore.data.datasets import dataset_problem
@@ -43,6 +44,9 @@ n = app_state.train_size(cfg)
 st.markdown(f"**Current config:** {config_summary(cfg)}")
 if cfg.dataset == "csv":
     st.markdown(f"**CSV file:** {app_state.shown_file(cfg.csv_path)} (label column {cfg.csv_label})")
+    placeholders = csv_drafts.placeholder_columns(app_state.owner(), cfg)
+    if placeholders:
+        st.warning(csv_drafts.placeholder_warning(placeholders))
 if n is not None and cfg.private:
     try:
         projected = app_state.epsilon(cfg, n=n)

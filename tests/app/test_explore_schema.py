@@ -15,6 +15,7 @@ from dpcore.data.csv_files import csv_file_columns
 from dpcore.data.datasets import train_size
 from dpcore.export import share
 from dpcore.privacy import accounting
+from dpcore.room.participants import TOKEN_PARAM
 from dpcore.runs.jobs import get_runner
 from tests.app.conftest import APP, join, open_page
 from tests.conftest import REPO_ROOT
@@ -181,7 +182,7 @@ def test_the_schema_travels_with_exports_and_share_links(app, data_dir) -> None:
     assert DPConfig.from_yaml(codes["yaml"]).csv_schema == config.csv_schema
     link = next(c.value for c in at.code if c.value.startswith("http"))
     params = {k: v[-1] for k, v in parse_qs(urlsplit(link).query).items()}
-    assert share.decode(params) == config
+    assert share.decode(params) == config.replace(csv_path="sample.csv")  # the file by its name, never its path
 
     opened = AppTest.from_file(APP, default_timeout=60)
     opened.query_params.update(params)
@@ -224,3 +225,139 @@ def test_a_derived_schema_is_described_in_an_accountant_process_not_the_servers(
     config = at.session_state[CONFIG_KEY]
     assert config.csv_preprocessing_epsilon == 2.5
     assert _metric(at, "Run ε (composed)") == _metric(at, "Projected ε")
+
+
+# -- the per-column form, placeholders, and what a reload keeps ------------------------------------
+
+
+def _form(at: AppTest) -> dict[str, tuple]:
+    """The schema form's rows by column name: (type box, range-or-values box)."""
+    roles = [s for s in at.selectbox if str(s.key).startswith("explore_schema_form_") and s.key.endswith("_role")]
+    values = [t for t in at.text_input if str(t.key).startswith("explore_schema_form_") and t.key.endswith("_values")]
+    return {name: (role, value) for name, role, value in zip(_sample_columns(), roles, values)}
+
+
+def _fill(at: AppTest, rows: dict[str, tuple[str, str]]) -> AppTest:
+    form = _form(at)
+    for name, (role, value) in rows.items():
+        form[name][0].set_value(role)
+        form[name][1].input(value)
+    at.button(key="explore_schema_form_apply").click().run()
+    assert not at.exception
+    return at
+
+
+FORM_ROWS = {
+    "age": ("numeric", "18, 100"),
+    "income_k": ("numeric", "0, 500"),
+    "years_employed": ("numeric", "0, 60"),
+    "debt_ratio": ("numeric", ""),
+    "education": ("categorical", "high_school, bachelor, master"),
+    "housing": ("ignore", ""),
+    "decision": ("label", "approved, declined"),
+}
+
+
+def _warnings(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning if "placeholder range" in w.value]
+
+
+def test_the_form_writes_the_yaml_and_names_a_bad_column(app, data_dir) -> None:
+    at = _sample_csv(app.run())
+    assert set(_form(at)) == set(_sample_columns())
+    assert [r.value for r, _ in _form(at).values()] == ["numeric"] * 6 + ["label"]
+    _fill(at, FORM_ROWS)
+    text = at.text_area(key=TEXT_KEY).value
+    assert text == (
+        "classes: [approved, declined]\n"
+        "numeric:\n  age: [18, 100]\n  income_k: [0, 500]\n  years_employed: [0, 60]\n"
+        "  debt_ratio: [0, 1]  # placeholder\n"
+        "categorical:\n  education: [high_school, bachelor, master]\n"
+        'scale: unit\n# not used: "housing"\n'
+    )
+    config = at.session_state[CONFIG_KEY]
+    assert config.csv_schema == csv_schema.CsvSchema.from_text(text) and config.csv_label == "decision"
+    assert PROBLEM_KEY not in at.session_state
+    (warning,) = _warnings(at)
+    assert warning.split(". ")[0].endswith("[0, 1]: debt_ratio")
+    # The form reads the YAML back; a range that is not two numbers is refused, naming the column.
+    assert _form(at)["age"][1].value == "18, 100" and _form(at)["housing"][0].value == "ignore"
+    _fill(at, {"debt_ratio": ("numeric", "0, 1"), "age": ("numeric", "eighteen")})
+    assert any("csv_schema.numeric.age" in e.value and "not a range" in e.value for e in at.error)
+    assert at.text_area(key=TEXT_KEY).value == text
+    _fill(at, {"age": ("numeric", "18, 100"), "debt_ratio": ("numeric", "0, 1")})
+    assert not _warnings(at) and "debt_ratio: [0, 1]\n" in at.text_area(key=TEXT_KEY).value
+
+
+def test_placeholders_are_listed_on_explore_and_on_train(app, data_dir) -> None:
+    at = _sample_csv(join(app.run(), "Placeholder keeper"))
+    draft = at.text_area(key=TEXT_KEY).value
+    at.text_area(key=TEXT_KEY).input(draft.replace("classes: []", "classes: [approved, declined]")).run()
+    assert not at.error
+    (warning,) = _warnings(at)
+    assert "age, income_k, years_employed, debt_ratio, education, housing" in warning
+    assert "an age of 63 trains as 1" in warning
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    assert _warnings(at) == [warning]
+
+
+def test_a_reload_keeps_the_upload_and_the_text_as_typed(app) -> None:
+    at = join(app.run(), "Reloader")
+    at.selectbox(key="w_dataset").set_value("csv").run()
+    at.get("file_uploader")[0].upload("my loans.csv", SAMPLE.read_bytes(), "text/csv").run()
+    assert any("Uploaded my loans.csv" in s.value for s in at.success) or any(
+        "my loans.csv" in c.value for c in at.caption
+    )
+    half_done = "# my notes\n" + SCHEMA_TEXT.replace("classes: [approved, declined]", "classes: [approved]")
+    at.text_area(key=TEXT_KEY).input(half_done).run()
+    assert at.error[0].value.startswith("csv_schema.classes:")
+
+    again = AppTest.from_file(APP, default_timeout=60)
+    again.query_params[TOKEN_PARAM] = at.query_params[TOKEN_PARAM][0]
+    again.run()
+    assert not again.exception
+    assert again.selectbox(key="w_dataset").value == "csv"
+    assert again.text_area(key=TEXT_KEY).value == half_done
+    assert any(c.value == "File: my loans.csv" for c in again.caption)
+    # Finished, then a look at another page: the text stays as typed, comments and all.
+    done = "# my notes\n" + SCHEMA_TEXT
+    again.text_area(key=TEXT_KEY).input(done).run()
+    assert not again.error
+    again.switch_page("pages/train.py").run()
+    assert any("my loans.csv" in m.value for m in again.markdown)
+    again.switch_page("pages/explore.py").run()
+    assert again.text_area(key=TEXT_KEY).value == done
+
+
+def test_a_link_to_another_participants_csv_config_asks_for_the_file(app) -> None:
+    ada = join(app.run(), "Ada of the link")
+    ada.selectbox(key="w_dataset").set_value("csv").run()
+    ada.get("file_uploader")[0].upload("loans.csv", SAMPLE.read_bytes(), "text/csv").run()
+    ada.text_area(key=TEXT_KEY).input(SCHEMA_TEXT).run()
+    config = ada.session_state[CONFIG_KEY]
+    ada.switch_page("pages/export.py").run()
+    link = next(c.value for c in ada.code if c.value.startswith("http"))
+    assert "uploads" not in link and "loans.csv" in link
+    assert DPConfig.from_json(next(c.value for c in ada.code if c.language == "json")).csv_path == "loans.csv"
+
+    bob = AppTest.from_file(APP, default_timeout=60)
+    bob.query_params.update({k: v[-1] for k, v in parse_qs(urlsplit(link).query).items()})
+    bob.run()
+    join(bob, "Bob opens it")
+    assert not bob.exception
+    assert bob.session_state[CONFIG_KEY] == config.replace(csv_path="loans.csv")
+    assert any("upload loans.csv" in i.value for i in bob.info)
+    assert bob.session_state[PROBLEM_KEY] == "no CSV file: upload loans.csv"
+    bob.get("file_uploader")[0].upload("loans.csv", SAMPLE.read_bytes(), "text/csv").run()
+    assert not bob.exception and not bob.error
+    restored = bob.session_state[CONFIG_KEY]
+    assert restored.csv_schema == config.csv_schema and restored.csv_label == config.csv_label
+    assert restored.csv_path != config.csv_path  # Bob's own copy
+    # Ada opening her own link finds her file.
+    again = AppTest.from_file(APP, default_timeout=60)
+    again.query_params.update({k: v[-1] for k, v in parse_qs(urlsplit(link).query).items()})
+    again.query_params[TOKEN_PARAM] = ada.query_params[TOKEN_PARAM][0]
+    again.run()
+    assert not again.exception and not again.info
+    assert again.session_state[CONFIG_KEY] == config
