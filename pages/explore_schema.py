@@ -131,7 +131,7 @@ def _column_form(draft: csv_schema.SchemaDraft, *, text: str) -> None:
             "a, b, c. An empty range keeps the [0, 1] placeholder."
         )
         for index, choice in enumerate(draft.columns):
-            name_col, role_col, value_col = st.columns([2, 2, 3], vertical_alignment="center")
+            name_col, role_col, value_col = st.columns([2, 3, 3], vertical_alignment="center")
             name_col.markdown(f"**{choice.name}**" if choice.name.isprintable() else quote(choice.name))
             role_key, value_key = _form_key(form_id, index, "role"), _form_key(form_id, index, "values")
             app_state.seed_widget(role_key, choice.role)
