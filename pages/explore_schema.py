@@ -28,6 +28,7 @@ MODE_TITLES = {DECLARE: "Declare it (public, costs no ε)", DERIVE: "Derive it p
 MODE_KEY, TEXT_KEY, EPSILON_KEY = f"{P}csv_schema_mode", f"{P}csv_schema_text", f"{P}csv_preprocessing_epsilon"
 DRAFT_KEY = "explore_schema_draft"  # the draft the text box was last given, to follow a new label column
 FORM_KEY = "explore_schema_form"
+VIEW_KEY = "explore_schema_view"  # which of the two views (form or YAML) is open
 FORM_ERROR_KEY = "explore_schema_form_error"  # why the form's last edit was refused, naming the column
 LABEL_KEY = f"{P}csv_label"  # Explore's label-column box, which the form's "label" type moves
 UPLOAD_KEY = "explore_schema_upload"
@@ -222,7 +223,7 @@ def _declare_controls(
         form_problem = ""
     except UserInputError as exc:
         form_draft, form_problem = None, str(exc)
-    by_column, as_yaml = st.tabs(["By column", "As YAML"])
+    by_column, as_yaml = st.tabs(["By column", "As YAML"], key=VIEW_KEY)  # the chosen view stays across reruns
     with by_column:
         if form_draft is None:
             st.info(f"The form shows the schema once its YAML reads: {form_problem}")
