@@ -34,6 +34,9 @@ LABEL_KEY = f"{P}csv_label"  # Explore's label-column box, which the form's "lab
 UPLOAD_KEY = "explore_schema_upload"
 UPLOAD_ERROR_KEY = "explore_schema_upload_error"
 DEFAULT_PREPROCESSING_EPSILON = 1.0
+# What each row's box takes, shown while it is empty (a numeric row's empty box keeps the placeholder range).
+ROW_HINTS = {csv_schema.NUMERIC: "low, high", csv_schema.CATEGORICAL: "a, b, c", csv_schema.LABEL: "classes: a, b"}
+MAX_FORM_COLUMNS = 100  # two widgets a row: a wider file is declared as YAML
 
 
 def load_schema_upload() -> None:
@@ -142,7 +145,7 @@ def _column_form(draft: csv_schema.SchemaDraft, *, text: str) -> None:
                 f"Range or values of {choice.name}",
                 key=value_key,
                 label_visibility="collapsed",
-                placeholder="classes: a, b" if choice.role == csv_schema.LABEL else "low, high  or  a, b, c",
+                placeholder=ROW_HINTS.get(choice.role, ""),
                 max_chars=app_state.max_chars(csv_schema.MAX_SCHEMA_BYTES),
             )
         st.form_submit_button(
@@ -227,6 +230,11 @@ def _declare_controls(
     with by_column:
         if form_draft is None:
             st.info(f"The form shows the schema once its YAML reads: {form_problem}")
+        elif len(form_draft.columns) > MAX_FORM_COLUMNS:
+            st.info(
+                f"This file has {len(form_draft.columns)} columns; the form shows up to {MAX_FORM_COLUMNS}. "
+                "Declare the schema as YAML."
+            )
         else:
             _column_form(form_draft, text=text)
     with as_yaml:

@@ -361,3 +361,19 @@ def test_a_link_to_another_participants_csv_config_asks_for_the_file(app) -> Non
     again.run()
     assert not again.exception and not again.info
     assert again.session_state[CONFIG_KEY] == config
+
+
+def test_a_file_wider_than_the_form_is_declared_as_yaml(app, monkeypatch, tmp_path) -> None:
+    from pages.explore_schema import MAX_FORM_COLUMNS
+
+    monkeypatch.setenv("DPEXPLORER_DATA_DIR", str(tmp_path))
+    names = [f"x{i}" for i in range(MAX_FORM_COLUMNS)] + ["y"]
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(names) + "\n" + "\n".join(",".join(["1"] * len(names)) for _ in range(4)) + "\n")
+    at = app.run()
+    at.selectbox(key="w_dataset").set_value("csv").run()
+    at.text_input(key="w_csv_path").input(str(wide)).run()
+    assert not at.exception
+    assert any(f"This file has {MAX_FORM_COLUMNS + 1} columns" in i.value for i in at.info)
+    assert not [s for s in at.selectbox if str(s.key).startswith("explore_schema_form_")]
+    assert at.text_area(key=TEXT_KEY).value == csv_schema.draft_schema_text(names, label="y")

@@ -72,8 +72,18 @@ def _shots(page, target, name: str) -> None:
 
 
 def _choose(page, label: str, option: str) -> None:
-    page.get_by_role("combobox", name=label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
+    """Pick ``option`` in the select box ``label``, opening it again if a rerun closed it (as a person would)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    choice = page.get_by_role("option", name=option, exact=True)
+    for _ in range(3):
+        page.get_by_role("combobox", name=label, exact=True).click()
+        try:
+            choice.click(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    expect(page.get_by_role("combobox", name=label, exact=True)).to_have_value(option)
 
 
 def test_a_heart_like_csv_trains_with_its_schema_declared_by_the_form_only(page, app_url: str, tmp_path) -> None:
