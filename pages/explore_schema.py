@@ -8,6 +8,7 @@ mechanism whose ε share is composed into the run's ε. Never fitted on the rows
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import Callable, NoReturn, Optional
 
@@ -79,7 +80,9 @@ def _form_key(form_id: str, index: int, part: str) -> str:
 def _seed_value(choice: csv_schema.ColumnChoice) -> str:
     """A row's text box as the draft says: a range as "low, high" (empty for the placeholder), else the values."""
     if choice.role == csv_schema.NUMERIC:
-        return "" if choice.is_placeholder else f"{choice.low:g}, {choice.high:g}"
+        return (
+            "" if choice.is_placeholder else f"{csv_schema.canonical(choice.low)}, {csv_schema.canonical(choice.high)}"
+        )
     return ", ".join(choice.values)
 
 
@@ -136,7 +139,9 @@ def _column_form(draft: csv_schema.SchemaDraft, *, text: str) -> None:
         )
         for index, choice in enumerate(draft.columns):
             name_col, role_col, value_col = st.columns([2, 3, 3], vertical_alignment="center")
-            name_col.markdown(f"**{choice.name}**" if choice.name.isprintable() else quote(choice.name))
+            # The header's text as it is: markdown characters in a name are shown, never rendered.
+            shown = choice.name if choice.name.isprintable() else quote(choice.name)
+            name_col.markdown("**" + re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~])", r"\\\1", shown) + "**")
             role_key, value_key = _form_key(form_id, index, "role"), _form_key(form_id, index, "values")
             app_state.seed_widget(role_key, choice.role)
             app_state.seed_widget(value_key, _seed_value(choice))

@@ -249,7 +249,7 @@ def _fill(at: AppTest, rows: dict[str, tuple[str, str]]) -> AppTest:
 
 FORM_ROWS = {
     "age": ("numeric", "18, 100"),
-    "income_k": ("numeric", "0, 500"),
+    "income_k": ("numeric", "0, 1234567.25"),
     "years_employed": ("numeric", "0, 60"),
     "debt_ratio": ("numeric", ""),
     "education": ("categorical", "high_school, bachelor, master"),
@@ -270,7 +270,7 @@ def test_the_form_writes_the_yaml_and_names_a_bad_column(app, data_dir) -> None:
     text = at.text_area(key=TEXT_KEY).value
     assert text == (
         "classes: [approved, declined]\n"
-        "numeric:\n  age: [18, 100]\n  income_k: [0, 500]\n  years_employed: [0, 60]\n"
+        "numeric:\n  age: [18, 100]\n  income_k: [0, 1234567.25]\n  years_employed: [0, 60]\n"
         "  debt_ratio: [0, 1]  # placeholder\n"
         "categorical:\n  education: [high_school, bachelor, master]\n"
         'scale: unit\n# not used: "housing"\n'
@@ -282,6 +282,7 @@ def test_the_form_writes_the_yaml_and_names_a_bad_column(app, data_dir) -> None:
     assert warning.split(". ")[0].endswith("[0, 1]: debt_ratio")
     # The form reads the YAML back; a range that is not two numbers is refused, naming the column.
     assert _form(at)["age"][1].value == "18, 100" and _form(at)["housing"][0].value == "ignore"
+    assert _form(at)["income_k"][1].value == "0, 1234567.25"  # read back exactly, so applying again changes nothing
     _fill(at, {"debt_ratio": ("numeric", "0, 1"), "age": ("numeric", "eighteen")})
     assert any("csv_schema.numeric.age" in e.value and "not a range" in e.value for e in at.error)
     assert at.text_area(key=TEXT_KEY).value == text
