@@ -28,6 +28,7 @@ ENV_ACCOUNTANT_PROCESSES = "DPEXPLORER_ACCOUNTANT_PROCESSES"
 ENV_ACCOUNTANT_SECONDS = "DPEXPLORER_ACCOUNTANT_SECONDS"
 ENV_MAX_RUNNING = "DPEXPLORER_MAX_RUNNING"
 ENV_MAX_QUEUED = "DPEXPLORER_MAX_QUEUED"
+ENV_MAX_SWEEP_RUNS = "DPEXPLORER_MAX_SWEEP_RUNS"
 ENV_MAX_EXAMPLE_PASSES = "DPEXPLORER_MAX_EXAMPLE_PASSES"
 ENV_MAX_RUN_SECONDS = "DPEXPLORER_MAX_RUN_SECONDS"
 ENV_DATA_DIR = "DPEXPLORER_DATA_DIR"
@@ -55,6 +56,8 @@ DEFAULT_BACKEND = "process"
 
 DEFAULT_MAX_RUNNING = 1
 DEFAULT_MAX_QUEUED = 3
+# A workshop's sweep: 4 noise multipliers × 3 seeds, plus 3 baselines, with room to spare.
+DEFAULT_MAX_SWEEP_RUNS = 24
 # 100 epochs of Fashion-MNIST's 60,000 training images; digits (1,437) fits 1000 epochs.
 DEFAULT_MAX_EXAMPLE_PASSES = 6_000_000
 DEFAULT_MAX_RUN_SECONDS = 3600.0
@@ -118,6 +121,8 @@ class RunLimits:
 
     ``max_running``: runs of one participant training at once ($DPEXPLORER_MAX_RUNNING, default 1).
     ``max_queued``: runs of one participant waiting for a worker ($DPEXPLORER_MAX_QUEUED, default 3).
+    A sweep counts once in these two, however many runs it holds: its runs wait their turn inside it.
+    ``max_sweep_runs``: runs one sweep may hold ($DPEXPLORER_MAX_SWEEP_RUNS, default 24).
     ``max_example_passes``: the compute cap of one run, training examples × epochs
     ($DPEXPLORER_MAX_EXAMPLE_PASSES, default 6,000,000; "none" for no cap).
     ``max_run_seconds``: the wall time after which a running run is stopped, keeping its finished
@@ -126,12 +131,14 @@ class RunLimits:
 
     max_running: int = DEFAULT_MAX_RUNNING
     max_queued: int = DEFAULT_MAX_QUEUED
+    max_sweep_runs: int = DEFAULT_MAX_SWEEP_RUNS
     max_example_passes: Optional[int] = DEFAULT_MAX_EXAMPLE_PASSES
     max_run_seconds: Optional[float] = DEFAULT_MAX_RUN_SECONDS
 
     def __post_init__(self) -> None:
         _check_whole("max_running", self.max_running, low=1)
         _check_whole("max_queued", self.max_queued, low=0)
+        _check_whole("max_sweep_runs", self.max_sweep_runs, low=1)
         if self.max_example_passes is not None:
             _check_whole("max_example_passes", self.max_example_passes, low=1)
         if self.max_run_seconds is not None:
@@ -285,6 +292,7 @@ class ServerSettings:
         limits = RunLimits(
             max_running=_env_whole(env, ENV_MAX_RUNNING, defaults.max_running, low=1),
             max_queued=_env_whole(env, ENV_MAX_QUEUED, defaults.max_queued, low=0),
+            max_sweep_runs=_env_whole(env, ENV_MAX_SWEEP_RUNS, defaults.max_sweep_runs, low=1),
             max_example_passes=_env_cap(env, ENV_MAX_EXAMPLE_PASSES, defaults.max_example_passes, whole=True),
             max_run_seconds=_env_cap(env, ENV_MAX_RUN_SECONDS, defaults.max_run_seconds, whole=False),
         )

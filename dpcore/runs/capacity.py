@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Optional
 
 from dpcore.errors import UserInputError
 from dpcore.results import FINISHED_STATUSES
+from dpcore.room.server_settings import ENV_MAX_EXAMPLE_PASSES, ENV_MAX_QUEUED, ENV_MAX_SWEEP_RUNS
 
 if TYPE_CHECKING:
     from dpcore.config import DPConfig
@@ -89,6 +90,9 @@ def check_compute(estimate: ComputeEstimate, limits: RunLimits) -> None:
         f"at most {most_epochs:,} epochs of these {estimate.n_train:,} examples, or a smaller max_train_examples"
         if most_epochs >= 1
         else "a smaller max_train_examples"
+    ) + (
+        f"; or the host raises example passes per run to {estimate.example_passes:,} "
+        f"(Host panel, or {ENV_MAX_EXAMPLE_PASSES} at start-up)"
     )
     raise CapacityError(
         "compute",
@@ -98,20 +102,38 @@ def check_compute(estimate: ComputeEstimate, limits: RunLimits) -> None:
 
 
 def check_participant_limits(*, active: int, limits: RunLimits, adding: int = 1) -> None:
-    """Raise CapacityError when a participant with ``active`` runs queued or training may not add ``adding`` more."""
+    """Raise CapacityError when a participant with ``active`` entries queued or training may not add ``adding`` more.
+
+    An entry is a run, an audit or a whole sweep (its runs wait their turn inside it). The error says
+    what the host would have to raise for it to fit.
+    """
     most = limits.max_running + limits.max_queued
     if active + adding <= most:
         return
+    needed = active + adding - limits.max_running
     allowed = (
-        f"{limits.max_running} training and {limits.max_queued} waiting per participant; "
-        "wait for one to finish or cancel one"
+        f"{limits.max_running} training and {limits.max_queued} waiting per participant, a sweep counting once; "
+        f"wait for one to finish or cancel one, or the host raises runs waiting per participant to {needed} "
+        f"(Host panel, or {ENV_MAX_QUEUED} at start-up)"
     )
     if adding == 1:
-        raise CapacityError("runs", f"you already have {active} runs queued or training", allowed=allowed)
+        raise CapacityError("runs", f"you already have {active} runs or sweeps queued or training", allowed=allowed)
     raise CapacityError(
         "runs",
-        f"this sweep has {adding} runs and you already have {active} queued or training",
-        allowed=allowed + " (a host can raise the limits for sweeps)",
+        f"these {adding} runs and your {active} runs or sweeps queued or training are more than allowed",
+        allowed=allowed,
+    )
+
+
+def check_sweep_size(runs: int, limits: RunLimits) -> None:
+    """Raise CapacityError when one sweep holds more runs than this server allows, naming what the host would raise."""
+    if runs <= limits.max_sweep_runs:
+        return
+    raise CapacityError(
+        "sweep_runs",
+        f"this sweep has {runs:,} runs; this server allows at most {limits.max_sweep_runs:,} runs per sweep",
+        allowed=f"fewer values or seeds, or the host raises runs per sweep to {runs:,} "
+        f"(Host panel, or {ENV_MAX_SWEEP_RUNS} at start-up)",
     )
 
 

@@ -135,6 +135,8 @@ class Job:
     auditing: bool = False
     audit: Optional[AuditReport] = None
     audit_error: Optional[str] = None
+    # The stored sweep this run belongs to: a sweep's runs count once against its owner's limits.
+    sweep_id: Optional[int] = None
 
     def snapshot(self) -> JobSnapshot:
         return JobSnapshot(

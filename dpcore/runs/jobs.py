@@ -8,9 +8,10 @@ each finished epoch to the store; pages poll ``get``/``list_jobs``.
 
 Served to a room (``get_runner`` with ``ServerSettings``), the runner is fair: each participant's
 waiting runs form their own queue and workers take from the participants in turn (round robin),
-within ``RunLimits`` (runs training and waiting per participant, the compute cap of one run, the
-wall time after which a running run is stopped). Without limits (the CLI) it is first come, first
-served, as many runs as asked. An audit asked for after a run ended (``request_audit``) waits in the
+within ``RunLimits`` (runs training and waiting per participant, where a whole sweep counts as one
+entry and its runs take their owner's turns one by one; the runs one sweep may hold; the compute
+cap of one run; the wall time after which a running run is stopped). Without limits (the CLI) it is
+first come, first served, as many runs as asked. An audit asked for after a run ended (``request_audit``) waits in the
 same queue, counts against the same per-participant limits and runs where training runs (the
 process backend's child processes), never in the server's own threads unless the backend is local.
 """
@@ -42,6 +43,7 @@ from dpcore.runs.capacity import (
     ThroughputTable,
     check_compute,
     check_participant_limits,
+    check_sweep_size,
     format_duration,
     project_queue,
 )
@@ -156,11 +158,12 @@ class JobRunner:
         audit: bool = False,
         sweep_id: Optional[int] = None,
     ) -> list[int]:
-        """Queue ``configs`` as one unit (a sweep): all are checked against the limits before any is queued.
+        """Queue ``configs`` as one unit: all are checked against the limits before any is queued.
 
         Returns their ids in order. With limits (a shared server) the runs need an ``owner`` (a
         participant), and a CapacityError refuses the whole batch when one of them is over the compute
-        cap or together they are more than ``owner`` may have queued or training.
+        cap or they do not fit ``owner``'s limits (``check_limits``). With a ``sweep_id`` they are that
+        sweep's runs: one entry of ``owner``'s, at most ``max_sweep_runs`` runs, submitted once.
         """
         if self.limits is not None:
             check_participant(owner, action="runs")
@@ -178,11 +181,11 @@ class JobRunner:
         with self._cond:
             if self._closed:
                 raise RuntimeError("this job runner has been shut down")
-            if self._limits is not None:
-                check_participant_limits(active=self._active(owner), limits=self._limits, adding=len(configs))
-                for config, n_train in zip(configs, sizes):
-                    if n_train is not None:
-                        check_compute(self.throughput.estimate(config, n_train=n_train), self._limits)
+            if sweep_id is not None and any(j.sweep_id == sweep_id for j in self._jobs.values()):
+                raise ValueError(f"sweep {sweep_id} was already submitted; a sweep's runs are submitted once")
+            if sweep_id is not None and self._limits is not None:
+                check_sweep_size(len(configs), self._limits)
+            self._check_limits(configs, sizes, owner=owner, sweep=sweep_id is not None)
             ids = []
             for config, name, n_train in zip(configs, names, sizes):
                 # Created under the lock so that ids enter the queue in submission order.
@@ -195,12 +198,37 @@ class JobRunner:
                     submitted=time.time(),
                     n_train=n_train,
                     audit_requested=audit,
+                    sweep_id=sweep_id,
                 )
                 self._jobs[run_id] = job
                 self._enqueue(job)
                 ids.append(run_id)
             self._cond.notify_all()
         return ids
+
+    def check_limits(self, configs: Sequence[DPConfig], *, owner: str, sweep: bool = False) -> None:
+        """Raise the CapacityError ``owner``'s limits and the compute cap would give ``configs`` now (as one
+        sweep's runs when ``sweep``); nothing is queued. A page checks with it before offering to start.
+
+        A sweep is one entry of the owner's ``max_running`` + ``max_queued``; other runs are an entry
+        each; every run is checked against the compute cap. How many runs a sweep may hold
+        (``capacity.check_sweep_size``) is checked by ``submit_many`` and by the sweep's preview.
+        """
+        configs = list(configs)
+        sizes = [datasets.train_size_or_none(config) for config in configs]
+        with self._cond:
+            self._check_limits(configs, sizes, owner=owner, sweep=sweep)
+
+    def _check_limits(
+        self, configs: Sequence[DPConfig], sizes: Sequence[Optional[int]], *, owner: str, sweep: bool
+    ) -> None:
+        """``check_limits`` under the lock, the training set sizes read."""
+        if self._limits is None:
+            return
+        check_participant_limits(active=self._entries(owner), limits=self._limits, adding=1 if sweep else len(configs))
+        for config, n_train in zip(configs, sizes):
+            if n_train is not None:
+                check_compute(self.throughput.estimate(config, n_train=n_train), self._limits)
 
     def estimate(self, config: DPConfig) -> ComputeEstimate:
         """What ``config`` would cost: example passes and, from measured speeds, the time (an estimate).
@@ -334,7 +362,7 @@ class JobRunner:
             if pending is not None and pending.state not in FINAL_STATUSES:
                 return pending.snapshot()
             if self._limits is not None:
-                check_participant_limits(active=self._active(owner), limits=self._limits)
+                check_participant_limits(active=self._entries(owner), limits=self._limits)
                 if n_train is not None:
                     check_compute(self.throughput.estimate(record.config, n_train=n_train), self._limits)
             job = Job(
@@ -447,6 +475,13 @@ class JobRunner:
     def _active(self, owner: str) -> int:
         """How many of ``owner``'s runs and audits are queued or running (under the lock)."""
         return sum(1 for j in self._all_jobs() if j.owner == owner and j.state in ("queued", "running"))
+
+    def _entries(self, owner: str) -> int:
+        """How many entries of ``owner``'s are queued or running (under the lock): each run or audit once,
+        and each sweep once however many of its runs wait or train."""
+        active = [j for j in self._all_jobs() if j.owner == owner and j.state in ("queued", "running")]
+        sweeps = {j.sweep_id for j in active if j.sweep_id is not None}
+        return len(sweeps) + sum(1 for j in active if j.sweep_id is None)
 
     def _turn_key(self, head: Job, last_served: dict[str, int]) -> tuple[int, int]:
         """Round robin: the owner served least recently first (never served: first), then the older job."""

@@ -56,7 +56,7 @@ from dpcore.privacy.selection import (
 )
 from dpcore.results import FINISHED_STATUSES
 from dpcore.room.participants import NotAllowedError, check_participant
-from dpcore.runs.capacity import CapacityError, format_duration
+from dpcore.runs.capacity import CapacityError, check_sweep_size, format_duration
 from dpcore.runs.comparison import Point, pareto_frontier
 from dpcore.runs.records import MAX_NAME_CHARS, RunRecord, SelectionDraw, SweepRecord
 from dpcore.safe_io import quote
@@ -70,6 +70,14 @@ if TYPE_CHECKING:
 SWEEP_MODES = ("grid", "private_selection")
 # The knobs the app offers, at most MAX_APP_KNOBS at once; the library and CLI take any config field.
 SWEEP_KNOBS = ("noise_multiplier", "epochs", "batch_size", "l2_norm_clip", "learning_rate")
+# What the pages call each knob (the config's field names are for files and the CLI).
+KNOB_LABELS = {
+    "noise_multiplier": "Noise multiplier σ",
+    "epochs": "Epochs",
+    "batch_size": "Batch size",
+    "l2_norm_clip": "Clipping norm C",
+    "learning_rate": "Learning rate",
+}
 MAX_APP_KNOBS = 2
 MAX_SEEDS = 20
 # The most runs one sweep may queue: each is a training run and a row in the store.
@@ -337,7 +345,7 @@ class SweepPreview:
     def runs_text(self) -> str:
         if self.spec.mode == "private_selection":
             assert self.spec.selection is not None  # SweepSpec requires selection settings for private selection
-            base = f"a random number of trials (E[K] = {self.spec.selection.expected_trials:.3g})"
+            base = f"a random number of trials ({self.spec.selection.expected_trials:.3g} expected)"
             return base + (f" plus {self.spec.seeds} baseline run(s)" if self.spec.baseline else "")
         return f"{self.spec.size} run(s)"
 
@@ -568,6 +576,25 @@ class StartedSweep:
     trial_count: Optional[int]
 
 
+def check_fits(runner: JobRunner, spec: SweepSpec, *, owner: str) -> None:
+    """Raise the CapacityError that starting ``spec`` for ``owner`` would meet now, naming the limit and
+    what the host would raise; nothing is stored or queued. No limits (the CLI): nothing to check.
+
+    The sweep is one entry of the owner's runs training and waiting; a grid's runs are counted against
+    the runs one sweep may hold, and every run against the compute cap. A private selection's K is
+    drawn at start, so only its baselines and candidates are checked here; ``start`` checks K.
+    """
+    limits = runner.limits
+    if limits is None:
+        return
+    if spec.mode == "grid":
+        configs = [p.config for p in grid_points(spec)]
+        check_sweep_size(len(configs), limits)
+    else:
+        configs = [c for _, c in candidates(spec)] + [p.config for p in _baselines(spec)]
+    runner.check_limits(configs, owner=owner, sweep=True)
+
+
 def start(runner: JobRunner, spec: SweepSpec, *, owner: str, rng: Optional[np.random.Generator] = None) -> StartedSweep:
     """Record ``spec`` as a sweep and queue its runs as one unit (refused whole by the runner's limits).
 
@@ -575,11 +602,14 @@ def start(runner: JobRunner, spec: SweepSpec, *, owner: str, rng: Optional[np.ra
     reused when no sweep could queue it, refused when a sweep used it or K is above the cap. K = 0
     (possible under Poisson) queues only the baselines and releases nothing private; the sweep is
     still recorded with K = 0. On a shared server (a runner with limits) the sweep needs an ``owner``
-    (a participant).
+    (a participant), and it must fit the limits (``check_fits``) before anything is drawn or stored;
+    a refusal after that (another start of the same person's in between, a drawn K over the runs
+    one sweep may hold) removes the sweep row again, so no sweep without runs is left behind.
     """
     if runner.limits is not None:
         check_participant(owner, action="sweeps")
     pool = candidates(spec)  # refuse bad settings before anything is drawn or stored
+    check_fits(runner, spec, owner=owner)
     draw = None
     if spec.mode == "grid":
         points, trial_count = grid_points(spec), None

@@ -275,7 +275,7 @@ def test_per_participant_limits_queue_position_and_the_host(store):
         with pytest.raises(CapacityError) as info:
             runner.submit(ONE_EPOCH, owner=ADA.owner)
         assert info.value.field == "runs"
-        assert "already have 2 runs queued or training" in str(info.value)
+        assert "already have 2 runs or sweeps queued or training" in str(info.value)
         assert "1 training and 1 waiting per participant" in str(info.value)
         bob_id = runner.submit(ONE_EPOCH, owner=BOB.owner)  # another participant is not held back
         assert runner.wait([bob_id], timeout=120)
@@ -300,6 +300,54 @@ def test_per_participant_limits_queue_position_and_the_host(store):
             runner.cancel_all(by=ADA)
         assert runner.cancel_all(by=HOST) == 1
         assert runner.wait([long_id], timeout=60) and runner.get(long_id).state == "cancelled"
+    finally:
+        runner.shutdown(wait=True)
+
+
+@pytest.mark.timeout(120)
+def test_a_sweep_is_one_entry_of_its_owners_limits_and_its_runs_take_turns_with_others(store):
+    # Default limits: 1 training + 3 waiting per participant. Ada's sweep of 8 runs is one entry.
+    runner = JobRunner(store=store, workers=1, limits=NO_CAPS)
+    try:
+        sweep_id = store.create_sweep(
+            owner=ADA.owner,
+            name="eight",
+            mode="grid",
+            knobs_json="[]",
+            seeds=8,
+            baseline=False,
+            selection_json=None,
+            trial_count=None,
+            base_config=LONG,
+        )
+        ada = runner.submit_many([LONG.replace(seed=i) for i in range(8)], owner=ADA.owner, sweep_id=sweep_id)
+        wait_until(lambda: runner.get(ada[0]).state == "running", what="the sweep's first run to start")
+        bob = [runner.submit(ONE_EPOCH, owner=BOB.owner, name=f"bob {i}") for i in range(2)]
+        # One worker: Ada's next sweep run waits its turn behind Bob's first run, and Bob's second behind it.
+        order = sorted(ada[1:] + bob, key=lambda i: runner.queue_estimate(i).position)
+        assert order[:4] == [bob[0], ada[1], bob[1], ada[2]] and order[4:] == ada[3:]
+        # The sweep left Ada three more entries (1 training + 3 waiting), and no fourth.
+        singles = [runner.submit(ONE_EPOCH, owner=ADA.owner) for _ in range(3)]
+        with pytest.raises(CapacityError, match="already have 4 runs or sweeps queued or training"):
+            runner.submit(ONE_EPOCH, owner=ADA.owner)
+        with pytest.raises(ValueError, match="submitted once"):  # nobody adds runs to a sweep's entry
+            runner.submit(ONE_EPOCH, owner=ADA.owner, sweep_id=sweep_id)
+        assert [j.state for j in runner.list_jobs(owner=ADA.owner)].count("running") == 1
+        assert runner.cancel_all(by=HOST) == 8 + 2 + 3
+    finally:
+        runner.shutdown(wait=True)
+
+
+def test_a_sweep_holds_at_most_the_servers_runs_per_sweep(store):
+    runner = JobRunner(store=store, workers=1, limits=NO_CAPS.replace(max_sweep_runs=3))
+    try:
+        with pytest.raises(CapacityError) as info:
+            runner.submit_many([ONE_EPOCH] * 4, owner=ADA.owner, sweep_id=1)
+        assert info.value.field == "sweep_runs" and "DPEXPLORER_MAX_SWEEP_RUNS" in str(info.value)
+        # Runs of no sweep count an entry each: five are more than 1 training + 3 waiting.
+        with pytest.raises(CapacityError, match="these 5 runs"):
+            runner.submit_many([ONE_EPOCH] * 5, owner=ADA.owner)
+        assert runner.list_jobs() == [] and store.list_runs() == []
     finally:
         runner.shutdown(wait=True)
 
@@ -415,7 +463,7 @@ def test_an_audit_asked_for_later_waits_in_the_askers_queue_and_only_the_owner_o
         asked = runner.request_audit(done, by=ADA)
         assert (asked.state, asked.owner) == ("queued", ADA.owner)
         assert runner.request_audit(done, by=ADA).submitted == asked.submitted  # asking again: the same one
-        with pytest.raises(CapacityError, match="already have 2 runs queued or training"):
+        with pytest.raises(CapacityError, match="already have 2 runs or sweeps queued or training"):
             runner.submit(ONE_EPOCH, owner=ADA.owner)
         # Cancelling everything of Ada's cancels the waiting audit too (it never started).
         assert runner.cancel_all(by=ADA, owner=ADA.owner) == 1

@@ -271,12 +271,43 @@ def test_a_grid_sweep_is_stored_queued_as_one_unit_and_cancelled_as_a_whole(stor
         store.get_sweep(999)
 
 
-def test_a_sweep_over_a_participants_limits_is_refused_whole(store):
-    runner = JobRunner(store=store, workers=1, limits=RunLimits(max_running=1, max_queued=2))
+def test_a_sweep_of_eight_runs_is_one_entry_under_the_default_limits(store):
+    # 1 training + 3 waiting per participant: 2 σ × 4 seeds is one entry, and three more sweeps fit beside it.
+    runner = JobRunner(store=store, workers=1, limits=RunLimits(max_example_passes=None, max_run_seconds=None))
+    long = sweeps.SweepSpec(base=TINY.replace(epochs=300, max_train_examples=None), knobs=grid().knobs, seeds=4)
     try:
-        with pytest.raises(CapacityError, match="this sweep has 4 runs"):
+        started = [sweeps.start(runner, long, owner="me") for _ in range(4)]
+        assert [len(s.run_ids) for s in started] == [8, 8, 8, 8]
+        with pytest.raises(CapacityError) as info:
+            sweeps.check_fits(runner, long, owner="me")  # what the preview shows before Start
+        assert "already have 4 runs or sweeps" in str(info.value) and "DPEXPLORER_MAX_QUEUED" in str(info.value)
+        with pytest.raises(CapacityError, match="already have 4 runs or sweeps"):
+            sweeps.start(runner, long, owner="me")  # a client that ignores a disabled Start
+        assert [s.id for s in store.list_sweeps()] == [s.sweep_id for s in started]  # no sweep without runs
+        sweeps.check_fits(runner, long, owner="someone else")
+        assert sum(sweeps.cancel(runner, s.sweep_id, by=None) for s in started) == 32
+    finally:
+        runner.shutdown()
+
+
+def test_a_refused_sweep_leaves_no_sweep_row(store):
+    runner = JobRunner(store=store, workers=1, limits=RunLimits(max_sweep_runs=3))
+    try:
+        with pytest.raises(CapacityError) as info:
             sweeps.start(runner, grid(seeds=2), owner="me")
-        assert store.list_runs() == [] and store.list_sweeps() == []  # no empty sweep row is left
+        assert info.value.field == "sweep_runs" and "runs per sweep to 4" in str(info.value)
+        assert store.list_runs() == [] and store.list_sweeps() == []
+        # A private selection's K is drawn after the checks, with the sweep's row: K = 4 trials over the
+        # 3 runs a sweep may hold is refused at submit, and the row goes again; the draw waits, unused.
+        selection = sweeps.SweepSpec(base=TINY, knobs=grid().knobs, mode="private_selection", selection=POISSON)
+        sweeps.check_fits(runner, selection, owner="me")
+        with pytest.raises(CapacityError, match="this sweep has 4 runs"):
+            sweeps.start(runner, selection, owner="me", rng=np.random.default_rng(1))
+        (draw,) = [
+            store.find_selection_draw(owner="me", data_key=d, spec_key=k) for d, k in [sweeps.selection_keys(selection)]
+        ]
+        assert draw.trial_count == 4 and draw.sweep_id is None
+        assert store.list_sweeps() == []
     finally:
         runner.shutdown()
 
@@ -402,9 +433,11 @@ def test_a_cancelled_trial_never_lowers_the_sweeps_epsilon(store):
 
 def test_every_draw_is_recorded_before_anything_runs_and_is_never_drawn_again(store):
     spec = _selection_spec(3.0)
-    limited = JobRunner(store=store, workers=1, limits=RunLimits(max_running=1, max_queued=0))
+    limited = JobRunner(store=store, workers=1, limits=RunLimits(max_running=1, max_queued=0, max_sweep_runs=1))
     try:
-        with pytest.raises(CapacityError):  # K = 2 trials for a participant allowed 1: refused whole
+        with pytest.raises(
+            CapacityError, match="this sweep has 2 runs"
+        ):  # K = 2 trials, 1 run per sweep: refused whole
             sweeps.start(limited, spec, owner="me", rng=np.random.default_rng(0))
     finally:
         limited.shutdown()
