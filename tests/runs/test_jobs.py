@@ -330,6 +330,7 @@ def test_a_sweep_is_one_entry_of_its_owners_limits_and_its_runs_take_turns_with_
         singles = [runner.submit(ONE_EPOCH, owner=ADA.owner) for _ in range(3)]
         with pytest.raises(CapacityError, match="already have 4 runs or sweeps queued or training"):
             runner.submit(ONE_EPOCH, owner=ADA.owner)
+        assert runner.queue_estimate(singles[0]).position == 10  # behind her sweep's 7 waiting runs and Bob's 2
         with pytest.raises(ValueError, match="submitted once"):  # nobody adds runs to a sweep's entry
             runner.submit(ONE_EPOCH, owner=ADA.owner, sweep_id=sweep_id)
         assert [j.state for j in runner.list_jobs(owner=ADA.owner)].count("running") == 1
