@@ -45,7 +45,7 @@ from dpcore.room import host_guard, joins, participants, server_paths, uploads
 from dpcore.room.participants import TOKEN_PARAM, Caller, Participant
 from dpcore.room.server_settings import ENV_ACCOUNTANT_SECONDS, ServerSettings
 from dpcore.runs import owners, sweeps
-from dpcore.runs.capacity import check_participant_limits
+from dpcore.runs.capacity import check_sweep_size
 from dpcore.runs.comparison import AUDIT_AUC_COLUMN, AUDIT_BOUND_COLUMN, RUN_TABLE_FORMATS, run_rows
 from dpcore.runs.job_state import JobSnapshot
 from dpcore.runs.jobs import JobRunner, get_runner
@@ -648,14 +648,16 @@ def audit_request(run_id: int) -> Optional[JobSnapshot]:
 def preview_sweep(spec: sweeps.SweepSpec) -> sweeps.SweepPreview:
     """Projected ε of each point of ``spec``, its selection ε and its compute at this server's measured speeds.
 
-    Refused before the accountant is asked when the sweep would be refused anyway (more runs than this
-    participant may have queued or training) or asks for too many ε (``sweeps.check_preview_size``);
-    the ε are computed in an accountant process, within the server's accountant limit.
+    Refused before the accountant is asked when the sweep would be refused anyway (a CapacityError:
+    more runs than one sweep may hold, or no room among this participant's entries, ``sweeps.check_fits``)
+    or asks for too many ε (``sweeps.check_preview_size``); the ε are computed in an accountant process,
+    within the server's accountant limit.
     """
     limits = runner().limits
     if limits is not None and spec.mode == "grid":
-        active = sum(1 for job in my_runs() if not job.done)
-        check_participant_limits(active=active, limits=limits, adding=spec.size)
+        check_sweep_size(spec.size, limits)
+    if joined():
+        sweeps.check_fits(runner(), dataclasses.replace(spec, base=check_paths(spec.base)), owner=owner())
     sweeps.check_preview_size(spec)
     privacy = ask_accountant(sweeps.preview_privacy, spec, interactive=True, what="this sweep's preview")
     return sweeps.preview(spec, throughput=runner().throughput, privacy=privacy)
@@ -670,6 +672,18 @@ def start_sweep(spec: sweeps.SweepSpec) -> sweeps.StartedSweep:
 def sweep_epsilon(record: SweepRecord, runs: Sequence[RunRecord]) -> sweeps.SweepEpsilon:
     """The ε of releasing the best run of a stored sweep (``sweeps.sweep_epsilon``), from the accountant processes."""
     return ask_accountant(sweeps.sweep_epsilon, record, list(runs), what="this sweep's selection ε")
+
+
+def sweep_refusal(spec: sweeps.SweepSpec) -> Optional[str]:
+    """Why starting ``spec`` now would be refused by this server's limits (naming the limit and what the
+    host would raise), or None when it fits; ``start_sweep`` checks the same again on the server."""
+    if not joined():
+        return None  # the page asks for a name first
+    try:
+        sweeps.check_fits(runner(), dataclasses.replace(spec, base=check_paths(spec.base)), owner=owner())
+    except UserInputError as exc:
+        return str(exc)
+    return None
 
 
 def cancel_sweep(sweep_id: int) -> int:
@@ -1007,6 +1021,7 @@ def _limits_clicked() -> None:
         limits = runner().limits.replace(
             max_running=int(ss["host_max_running"]),
             max_queued=int(ss["host_max_queued"]),
+            max_sweep_runs=int(ss["host_max_sweep_runs"]),
             max_example_passes=int(ss["host_max_passes"]) or None,
             max_run_seconds=float(ss["host_max_seconds"]) or None,
         )
@@ -1056,6 +1071,15 @@ def host_panel() -> None:
                 step=1,
                 value=limits.max_queued,
                 key="host_max_queued",
+                help="A sweep counts as one, however many runs it holds: its runs wait their turn inside it.",
+            )
+            st.number_input(
+                "Runs per sweep",
+                min_value=1,
+                max_value=max(sweeps.MAX_SWEEP_RUNS, limits.max_sweep_runs),
+                step=1,
+                value=limits.max_sweep_runs,
+                key="host_max_sweep_runs",
             )
             st.number_input(
                 "Example passes per run (0: no cap)",

@@ -78,6 +78,14 @@ KNOB_LABELS = {
     "l2_norm_clip": "Clipping norm C",
     "learning_rate": "Learning rate",
 }
+# The short names a chart writes beside its points.
+KNOB_SYMBOLS = {
+    "noise_multiplier": "σ",
+    "epochs": "epochs",
+    "batch_size": "batch",
+    "l2_norm_clip": "C",
+    "learning_rate": "lr",
+}
 MAX_APP_KNOBS = 2
 MAX_SEEDS = 20
 # The most runs one sweep may queue: each is a training run and a row in the store.
@@ -90,6 +98,22 @@ MAX_VALUES_TEXT_CHARS = 4000
 # The most distinct ε a preview asks the accountant for (runs differing only in what ε does not
 # depend on, such as the seed or the learning rate, share one), checked before any is estimated.
 MAX_PREVIEW_QUERIES = 100
+
+
+def knob_label(knob: str) -> str:
+    """What a page calls ``knob`` (its config field name when the app does not offer it)."""
+    return KNOB_LABELS.get(knob, knob)
+
+
+def setting_text(setting: Sequence[tuple[str, Any]], *, short: bool = False) -> str:
+    """A knob setting in words ("Noise multiplier σ = 0.8, Epochs = 2") or, ``short``, for a chart ("σ 0.8 · epochs 2")."""
+    if short:
+        return " · ".join(f"{KNOB_SYMBOLS.get(k, k)} {_value_text(v)}" for k, v in setting)
+    return ", ".join(f"{knob_label(k)} = {_value_text(v)}" for k, v in setting) or "the base config"
+
+
+def _value_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 class SweepError(UserInputError):
@@ -868,6 +892,7 @@ class SeedGroup:
     epsilon: float
     accuracy_mean: float
     accuracy_sd: float  # 0 for one seed
+    label: str = ""  # the setting as a chart writes it beside its point ("σ 0.8")
 
 
 def data_key(config: DPConfig) -> tuple[Any, ...]:
@@ -891,11 +916,8 @@ def seed_groups(record: SweepRecord, runs: Sequence[RunRecord]) -> list[SeedGrou
         # Every member completed an epoch (filtered above), so none of these is None.
         accuracies = [r.test_accuracy for r in members if r.test_accuracy is not None]
         epsilons = [r.epsilon for r in members if r.epsilon is not None]
-        setting = (
-            "non-private baseline"
-            if not config.private
-            else " ".join(f"{n}={getattr(config, n)}" for n in names) or "base config"
-        )
+        values = [(n, getattr(config, n)) for n in names]
+        setting = "non-private baseline" if not config.private else setting_text(values)
         out.append(
             SeedGroup(
                 sweep_id=record.id,
@@ -906,6 +928,7 @@ def seed_groups(record: SweepRecord, runs: Sequence[RunRecord]) -> list[SeedGrou
                 epsilon=max(epsilons),
                 accuracy_mean=statistics.fmean(accuracies),
                 accuracy_sd=statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+                label="baseline" if not config.private else setting_text(values, short=True) or "base",
             )
         )
     return sorted(out, key=lambda g: (not g.private, g.epsilon, g.setting))

@@ -673,8 +673,9 @@ def audit_vs_epsilon(points: Sequence[AuditPoint]) -> go.Figure:
 def sweep_accuracy_vs_epsilon(
     groups: Sequence[SeedGroup], frontiers: Mapping[tuple, Sequence[SeedGroup]], *, title: str
 ) -> go.Figure:
-    """One sweep's settings as mean final accuracy ± one standard deviation over seeds against ε, and
-    the Pareto frontier of each training set (completed runs only; baselines as dotted lines)."""
+    """One sweep's settings as mean final accuracy ± one standard deviation over seeds against ε, each
+    point labelled with its setting ("σ 0.8"), and the Pareto frontier of each training set (completed
+    runs only; baselines as dotted lines)."""
     fig = _fig(title, "ε (lower is more private)", "test accuracy (mean ± sd over seeds)")
     private = [g for g in groups if g.private]
     if private:
@@ -682,12 +683,14 @@ def sweep_accuracy_vs_epsilon(
             go.Scatter(
                 x=[g.epsilon for g in private],
                 y=[g.accuracy_mean for g in private],
-                mode="markers",
+                mode="markers+text",
                 name="settings",
                 error_y=dict(type="data", array=[g.accuracy_sd for g in private], visible=True),
                 marker=dict(color=COLORS[0], size=8),
-                text=[f"{g.setting} ({len(g.run_ids)} seed(s))" for g in private],
-                hovertemplate="%{text}<br>ε %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>",
+                text=[g.label for g in private],
+                textposition="top right",
+                customdata=[f"{g.setting} ({len(g.run_ids)} seed(s))" for g in private],
+                hovertemplate="%{customdata}<br>ε %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>",
             )
         )
     for i, front in enumerate(frontiers.values()):

@@ -155,8 +155,9 @@ def test_host_sets_limits_and_clears_the_board(app, monkeypatch) -> None:
     at.button(key="host_unlock").click().run()
     try:
         at.number_input(key="host_max_queued").set_value(5)
+        at.number_input(key="host_max_sweep_runs").set_value(30)
         at.button(key="host_limits").click().run()
-        assert get_runner().limits.max_queued == 5
+        assert get_runner().limits.max_queued == 5 and get_runner().limits.max_sweep_runs == 30
         assert at.button(key="host_clear").disabled
         at.checkbox(key="host_clear_confirm").check().run()
         at.button(key="host_clear").click().run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 
 from app_state import NOTICE_KEY
 from dpcore.config import DPConfig
@@ -20,7 +21,7 @@ LONG = DPConfig(dataset="digits", model="logreg", batch_size=32, epochs=300, max
 
 
 def _choose(at, values: str):
-    at.multiselect(key="sweep_knobs").set_value(["noise_multiplier"]).run()
+    at.selectbox(key="sweep_knob").set_value("noise_multiplier").run()
     at.text_input(key="sweep_values_noise_multiplier").set_value(values).run()
     return at
 
@@ -30,11 +31,12 @@ def test_the_sweep_page_previews_queues_and_cancels_a_sweep(app) -> None:
     at.checkbox(key="sweep_baseline").check().run()
     assert not at.exception and not at.error
     points = at.dataframe[0].value
-    assert list(points["run"]) == [
-        "noise_multiplier=0.8, seed 0",
-        "noise_multiplier=1.5, seed 0",
-        "non-private baseline, seed 0",
+    assert list(points["setting"]) == [
+        "Noise multiplier σ = 0.8",
+        "Noise multiplier σ = 1.5",
+        "non-private baseline",
     ]
+    assert list(points["seed"]) == ["0", "0", "0"]
     assert points["projected ε"].iloc[-1] == "∞"
     n = 128
     composed = composition_epsilon([LONG.replace(noise_multiplier=s) for s in (0.8, 1.5)], n=n)
@@ -63,12 +65,71 @@ def test_the_sweep_page_previews_queues_and_cancels_a_sweep(app) -> None:
     assert "3 cancelled" in row and at.button(key=f"sweep_cancel_{sweep.id}").disabled
 
 
-def test_a_sweep_over_the_participant_limit_is_refused_whole(app) -> None:
+def test_a_sweep_larger_than_the_waiting_limit_is_one_entry_and_one_over_the_runs_per_sweep_is_refused_before_start(
+    app,
+) -> None:
+    from app_state import runner
+
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
     at = _choose(open_page(app, "sweep", LONG), "0.5, 0.8, 1.1, 1.5, 2")
-    before = len(RunStore(os.environ["DPEXPLORER_STORE"]).list_runs())
+    at.number_input(key="sweep_seeds").set_value(2).run()  # 10 runs: more than 1 training + 3 waiting
+    assert not at.warning and not at.button(key="sweep_start").disabled
+    assert any("a sweep counts once among your 1 training + 3 waiting" in c.value for c in at.caption)
     at.button(key="sweep_start").click().run()
-    assert any("this sweep has 5 runs" in e.value for e in at.error)
-    assert len(RunStore(os.environ["DPEXPLORER_STORE"]).list_runs()) == before
+    assert not at.exception and not at.error
+    sweep = store.list_sweeps()[-1]
+    assert len(sweep.run_ids) == 10
+    at.button(key=f"sweep_cancel_{sweep.id}").click().run()
+    assert runner().wait(sweep.run_ids, timeout=120)
+
+    before = runner().limits
+    runner().set_limits(before.replace(max_sweep_runs=8), by=None)
+    try:
+        at.run()
+        (warning,) = at.warning
+        assert "Start is off" in warning.value and "this sweep has 10 runs" in warning.value
+        assert "raises runs per sweep to 10 (Host panel, or DPEXPLORER_MAX_SWEEP_RUNS at start-up)" in warning.value
+        assert at.button(key="sweep_start").disabled
+        sweeps_before = len(store.list_sweeps())
+        at.button(key="sweep_start").click().run()  # as a client that ignores "disabled" sends it
+        assert any(e.value.startswith("sweep_runs: this sweep has 10 runs") for e in at.error)
+        assert len(store.list_sweeps()) == sweeps_before  # no sweep without runs
+    finally:
+        runner().set_limits(before, by=None)
+
+
+def test_the_sweeps_status_and_result_follow_its_runs_to_completion(app) -> None:
+    from app_state import runner
+
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    tiny = LONG.replace(epochs=1, max_train_examples=64)
+    at = _choose(open_page(app, "sweep", tiny, name="Finisher"), "1, 2")
+    at.number_input(key="sweep_seeds").set_value(2).run()
+    at.button(key="sweep_start").click().run()
+    sweep = store.list_sweeps()[-1]
+    assert len(sweep.run_ids) == 4
+    assert runner().wait(sweep.run_ids, timeout=240)
+    at.run()
+    row = next(m.value for m in at.markdown if m.value.startswith(f"Sweep {sweep.id}"))
+    assert row.endswith("4 completed") and at.button(key=f"sweep_cancel_{sweep.id}").disabled
+    result = next(d.value for d in at.dataframe if "seeds completed" in d.value)
+    runs = [store.get_run(i) for i in sweep.run_ids]
+    for sigma in (1.0, 2.0):
+        accuracies = [r.test_accuracy for r in runs if r.config.noise_multiplier == sigma]
+        line = result[result["setting"] == f"Noise multiplier σ = {sigma:g}"].iloc[0]
+        assert line["seeds completed"] == 2
+        assert line["test accuracy (mean ± sd)"] == (
+            f"{statistics.fmean(accuracies):.3f} ± {statistics.stdev(accuracies):.3f}"
+        )
+        assert line["ε"] == format_epsilon(max(r.epsilon for r in runs if r.config.noise_multiplier == sigma))
+    composed = composition_epsilon([r.config for r in runs], n=64)
+    assert any(
+        m.value == f"**ε of releasing only the best run of this sweep: {format_epsilon(composed)}**"
+        for m in at.markdown
+    )
+    chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    settings = next(t for t in chart["data"] if t["name"] == "settings")
+    assert settings["text"] == ["σ 2", "σ 1"]  # each point says its σ
 
 
 def test_private_selection_shows_the_random_trials_bound_and_bad_values_name_the_knob(app) -> None:
@@ -80,13 +141,13 @@ def test_private_selection_shows_the_random_trials_bound_and_bad_values_name_the
     info = at.info[0].value
     assert f"random-trials bound ε = {format_epsilon(bound)}" in info and "only the best trial released" in info
     assert "every trial shown" in info and "composition" in info
-    assert list(at.dataframe[0].value["run"]) == ["noise_multiplier=0.8, seed 0", "noise_multiplier=1.5, seed 0"]
+    assert list(at.dataframe[0].value["setting"]) == ["Noise multiplier σ = 0.8", "Noise multiplier σ = 1.5"]
     at.number_input(key="sweep_expected_trials").set_value(900.0).run()  # K > 1,000 too likely
     assert any("mean: " in e.value and "more than 1,000 trials" in e.value for e in at.error)
     assert at.button(key="sweep_start").disabled and not at.exception
     at.number_input(key="sweep_expected_trials").set_value(4.0).run()
     at.text_input(key="sweep_values_noise_multiplier").set_value("0.8, lots").run()
-    assert any("noise_multiplier" in e.value for e in at.error) and not at.exception
+    assert any(e.value.startswith("noise_multiplier: ") for e in at.error) and not at.exception
     assert at.button(key="sweep_start").disabled
 
 

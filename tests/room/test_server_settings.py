@@ -28,7 +28,9 @@ def test_defaults_without_any_variable():
     assert (
         settings.limits
         == RunLimits()
-        == RunLimits(max_running=1, max_queued=3, max_example_passes=6_000_000, max_run_seconds=3600.0)
+        == RunLimits(
+            max_running=1, max_queued=3, max_sweep_runs=24, max_example_passes=6_000_000, max_run_seconds=3600.0
+        )
     )
     assert settings.data_dir is None and settings.host_secret is None and not settings.has_host
     assert settings.max_upload_bytes == MAX_UPLOAD_BYTES
@@ -51,6 +53,7 @@ def test_every_variable_is_read(tmp_path):
             "DPEXPLORER_WORKERS": "3",
             "DPEXPLORER_MAX_RUNNING": "2",
             "DPEXPLORER_MAX_QUEUED": "0",
+            "DPEXPLORER_MAX_SWEEP_RUNS": "40",
             "DPEXPLORER_MAX_EXAMPLE_PASSES": "1000",
             "DPEXPLORER_MAX_RUN_SECONDS": "none",
             "DPEXPLORER_DATA_DIR": str(tmp_path),
@@ -66,7 +69,9 @@ def test_every_variable_is_read(tmp_path):
         }
     )
     assert settings.workers == 3
-    assert settings.limits == RunLimits(max_running=2, max_queued=0, max_example_passes=1000, max_run_seconds=None)
+    assert settings.limits == RunLimits(
+        max_running=2, max_queued=0, max_sweep_runs=40, max_example_passes=1000, max_run_seconds=None
+    )
     assert settings.data_dir == tmp_path.resolve() and settings.host_secret == "s3cret-long-enough-1"
     assert settings.room == RoomLimits(
         upload_quota_bytes=60 * 2**20,
@@ -99,6 +104,7 @@ def test_the_host_secret_can_come_from_a_file(tmp_path):
         ("DPEXPLORER_WORKERS", "two", "at least 1"),
         ("DPEXPLORER_MAX_RUNNING", "0", "at least 1"),
         ("DPEXPLORER_MAX_QUEUED", "-1", "at least 0"),
+        ("DPEXPLORER_MAX_SWEEP_RUNS", "0", "at least 1"),
         ("DPEXPLORER_MAX_EXAMPLE_PASSES", "1.5", "not a number"),
         ("DPEXPLORER_MAX_RUN_SECONDS", "0", "out of range"),
         ("DPEXPLORER_MAX_RUN_SECONDS", "inf", "out of range"),

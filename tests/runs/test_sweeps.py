@@ -609,14 +609,18 @@ def test_seed_groups_average_completed_runs_and_frontiers_leave_out_the_rest(sto
     record = type(record)(**{**record.__dict__, "run_ids": tuple(r.id for r in runs)})
     groups = sweeps.seed_groups(record, runs)
     by_setting = {g.setting: g for g in groups}
-    low = by_setting["noise_multiplier=0.8"]
+    low = by_setting["Noise multiplier σ = 0.8"]
     assert low.run_ids == (1, 2) and low.accuracy_mean == pytest.approx(0.7)
     assert low.accuracy_sd == pytest.approx(np.std([0.6, 0.8], ddof=1))
-    assert by_setting["noise_multiplier=1.5"].run_ids == (3,) and by_setting["noise_multiplier=1.5"].accuracy_sd == 0
+    assert (
+        by_setting["Noise multiplier σ = 1.5"].run_ids == (3,)
+        and by_setting["Noise multiplier σ = 1.5"].accuracy_sd == 0
+    )
     assert by_setting["non-private baseline"].run_ids == (5,)
     front = sweeps.sweep_frontier(groups)[sweeps.data_key(TINY)]
     # σ 1.5 (ε lower, mean 0.5) and σ 0.8 (mean 0.7) are both on it; the cancelled 0.99 is not, nor the baseline.
-    assert [g.setting for g in front] == ["noise_multiplier=1.5", "noise_multiplier=0.8"]
+    assert [g.setting for g in front] == ["Noise multiplier σ = 1.5", "Noise multiplier σ = 0.8"]
+    assert [g.label for g in groups] == ["σ 1.5", "σ 0.8", "baseline"]  # beside each point of a chart
 
 
 def test_frontiers_never_mix_training_sets():

@@ -218,3 +218,17 @@ def test_test_and_validation_draws_both_splits_for_accuracy_and_loss() -> None:
     ]
     assert [t.showlegend for t in fig.data] == [True, True, False, False]
     assert fig.data[1].line.dash == "dash"
+
+
+def test_a_sweeps_points_are_labelled_with_their_setting() -> None:
+    from dpcore.runs.sweeps import SeedGroup
+
+    key = ("digits", None, None, 128)
+    low = SeedGroup(1, key, "Noise multiplier σ = 0.8", True, (1, 2), 2.0, 0.7, 0.05, label="σ 0.8")
+    high = SeedGroup(1, key, "Noise multiplier σ = 1.5", True, (3, 4), 1.0, 0.6, 0.02, label="σ 1.5")
+    baseline = SeedGroup(1, key, "non-private baseline", False, (5,), math.inf, 0.9, 0.0, label="baseline")
+    fig = charts.sweep_accuracy_vs_epsilon([high, low, baseline], {key: (high, low)}, title="σ sweep")
+    settings = next(t for t in fig.data if t.name == "settings")
+    assert settings.mode == "markers+text" and list(settings.text) == ["σ 1.5", "σ 0.8"]
+    assert list(settings.customdata) == ["Noise multiplier σ = 1.5 (2 seed(s))", "Noise multiplier σ = 0.8 (2 seed(s))"]
+    assert list(settings.error_y.array) == [0.02, 0.05]
