@@ -219,8 +219,8 @@ def _result_rows(groups: list[sweeps.SeedGroup]) -> pd.DataFrame:
         [
             {
                 "setting": g.setting,
-                "seeds completed": len(g.run_ids),
-                "test accuracy (mean ± sd)": f"{g.accuracy_mean:.3f} ± {g.accuracy_sd:.3f}",
+                "seeds": len(g.run_ids),
+                "test accuracy": f"{g.accuracy_mean:.3f} ± {g.accuracy_sd:.3f}",
                 "ε": format_epsilon(g.epsilon),
             }
             for g in groups
@@ -241,11 +241,11 @@ def show_sweep(sweep: SweepRecord, *, states: dict[int, str], stored: list[RunRe
     groups = sweeps.seed_groups(sweep, stored)
     if groups:
         st.caption(
-            "Result so far (completed runs only):"
+            "Result so far: final test accuracy, mean ± sd over the seeds completed of each setting."
             if active
-            else "Result: final test accuracy over the seeds of each setting (cancelled and failed runs left out)."
+            else "Result: final test accuracy, mean ± sd over the seeds of each setting (cancelled and failed runs left out)."
         )
-        st.dataframe(_result_rows(groups), hide_index=True, key=f"sweep_result_{sweep.id}")
+        st.table(_result_rows(groups).set_index("setting"))
         if chart:
             st.plotly_chart(
                 charts.sweep_accuracy_vs_epsilon(groups, sweeps.sweep_frontier(groups), title=f"Sweep {sweep.id}"),

@@ -92,7 +92,7 @@ def check_compute(estimate: ComputeEstimate, limits: RunLimits) -> None:
         else "a smaller max_train_examples"
     ) + (
         f"; or the host raises example passes per run to {estimate.example_passes:,} "
-        f"(Host panel, or {ENV_MAX_EXAMPLE_PASSES} at start-up)"
+        f"in the Host panel, or with {ENV_MAX_EXAMPLE_PASSES} at start-up"
     )
     raise CapacityError(
         "compute",
@@ -114,7 +114,7 @@ def check_participant_limits(*, active: int, limits: RunLimits, adding: int = 1)
     allowed = (
         f"{limits.max_running} training and {limits.max_queued} waiting per participant, a sweep counting once; "
         f"wait for one to finish or cancel one, or the host raises runs waiting per participant to {needed} "
-        f"(Host panel, or {ENV_MAX_QUEUED} at start-up)"
+        f"in the Host panel, or with {ENV_MAX_QUEUED} at start-up"
     )
     if adding == 1:
         raise CapacityError("runs", f"you already have {active} runs or sweeps queued or training", allowed=allowed)
@@ -133,7 +133,7 @@ def check_sweep_size(runs: int, limits: RunLimits) -> None:
         "sweep_runs",
         f"this sweep has {runs:,} runs; this server allows at most {limits.max_sweep_runs:,} runs per sweep",
         allowed=f"fewer values or seeds, or the host raises runs per sweep to {runs:,} "
-        f"(Host panel, or {ENV_MAX_SWEEP_RUNS} at start-up)",
+        f"in the Host panel, or with {ENV_MAX_SWEEP_RUNS} at start-up",
     )
 
 

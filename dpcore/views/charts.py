@@ -688,7 +688,12 @@ def sweep_accuracy_vs_epsilon(
                 error_y=dict(type="data", array=[g.accuracy_sd for g in private], visible=True),
                 marker=dict(color=COLORS[0], size=8),
                 text=[g.label for g in private],
-                textposition="top right",
+                # Each label to the right of its point, but the rightmost one's to its left: none is cut off.
+                textposition=[
+                    "top left" if g.epsilon == max(p.epsilon for p in private) and len(private) > 1 else "top right"
+                    for g in private
+                ],
+                cliponaxis=False,
                 customdata=[f"{g.setting} ({len(g.run_ids)} seed(s))" for g in private],
                 hovertemplate="%{customdata}<br>ε %{x:.3f}<br>accuracy %{y:.3f}<extra></extra>",
             )

@@ -60,7 +60,9 @@ def test_the_compute_cap_names_the_estimate_and_the_cap():
     assert "60,000 examples × 1,000 epochs = 60,000,000 example passes, about 1.2 days" in text
     assert "570 examples/s (an estimate)" in text and "at most 6,000,000 example passes per run" in text
     assert "at most 100 epochs of these 60,000 examples" in text
-    assert "raises example passes per run to 60,000,000 (Host panel, or DPEXPLORER_MAX_EXAMPLE_PASSES" in text
+    assert (
+        "raises example passes per run to 60,000,000 in the Host panel, or with DPEXPLORER_MAX_EXAMPLE_PASSES" in text
+    )
     check_compute(slow, RunLimits(max_example_passes=None))
     check_compute(ComputeEstimate(n_train=1437, epochs=10, examples_per_second=None), RunLimits())
 
@@ -74,7 +76,9 @@ def test_participant_limits_count_entries_and_name_what_the_host_would_raise():
     text = str(info.value)
     assert info.value.field == "runs" and "already have 4 runs or sweeps queued or training" in text
     assert "1 training and 3 waiting per participant, a sweep counting once" in text
-    assert "raises runs waiting per participant to 4 (Host panel, or DPEXPLORER_MAX_QUEUED at start-up)" in text
+    assert (
+        "raises runs waiting per participant to 4 in the Host panel, or with DPEXPLORER_MAX_QUEUED at start-up" in text
+    )
     with pytest.raises(CapacityError, match="these 3 runs and your 2 runs or sweeps") as info:
         check_participant_limits(active=2, limits=limits, adding=3)
     assert "runs waiting per participant to 4 " in str(info.value)
@@ -86,7 +90,7 @@ def test_a_sweep_may_hold_at_most_the_servers_runs_per_sweep():
         check_sweep_size(30, RunLimits(max_sweep_runs=24))
     text = str(info.value)
     assert info.value.field == "sweep_runs" and "this sweep has 30 runs" in text and "at most 24 runs per sweep" in text
-    assert "raises runs per sweep to 30 (Host panel, or DPEXPLORER_MAX_SWEEP_RUNS at start-up)" in text
+    assert "raises runs per sweep to 30 in the Host panel, or with DPEXPLORER_MAX_SWEEP_RUNS at start-up" in text
 
 
 def test_the_queue_projection_follows_workers_and_per_owner_limits():
