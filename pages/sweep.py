@@ -197,7 +197,12 @@ if preview is not None:
     if refusal is not None:
         st.warning(f"This sweep does not fit this server's limits, so Start is off. {refusal}")
     elif limits is not None:
-        held = f"holds {preview.spec.size} run(s)" if grid else "holds the K trials drawn when it starts"
+        held = (
+            f"holds {preview.spec.size} run(s)"
+            if grid
+            else f"holds the K trials drawn when it starts; a K above {limits.max_sweep_runs} is refused before "
+            "anything runs, and that same K waits for a start after the host raises runs per sweep"
+        )
         st.caption(
             f"On this server a sweep counts once among your {limits.max_running} training + "
             f"{limits.max_queued} waiting, and may hold up to {limits.max_sweep_runs} runs; this one {held}. "

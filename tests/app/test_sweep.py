@@ -143,6 +143,11 @@ def test_private_selection_shows_the_random_trials_bound_and_bad_values_name_the
     assert f"random-trials bound ε = {format_epsilon(bound)}" in info and "only the best trial released" in info
     assert "every trial shown" in info and "composition" in info
     assert list(at.dataframe[0].value["setting"]) == ["Noise multiplier σ = 0.8", "Noise multiplier σ = 1.5"]
+    assert any("a K above 24 is refused before anything runs" in c.value for c in at.caption)
+    assert at.number_input(key="sweep_expected_trials").label == "Expected number of trials"
+    assert (
+        "E[K]" in at.number_input(key="sweep_expected_trials").help and "η" in at.number_input(key="sweep_shape").help
+    )
     at.number_input(key="sweep_expected_trials").set_value(900.0).run()  # K > 1,000 too likely
     assert any("mean: " in e.value and "more than 1,000 trials" in e.value for e in at.error)
     assert at.button(key="sweep_start").disabled and not at.exception
