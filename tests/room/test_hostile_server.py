@@ -30,14 +30,6 @@ def _string(widget_id: str, text: str):
     return WidgetState(id=widget_id, string_value=text)
 
 
-def _strings(widget_id: str, texts: list[str]):
-    from streamlit.proto.WidgetStates_pb2 import WidgetState
-
-    state = WidgetState(id=widget_id)
-    state.string_array_value.data.extend(texts)
-    return state
-
-
 def _unheld_upload(widget_id: str, name: str):
     """An upload widget's value naming a file id this server never received."""
     from streamlit.proto.WidgetStates_pb2 import WidgetState
@@ -147,10 +139,22 @@ async def _long_sweep_name(url: str) -> Reply:
 async def _long_values_box(url: str) -> Reply:
     client, reply = await _session(url, joined=True, page="Sweep")
     try:
-        knobs = _strings(reply.widgets["Knobs (one or two)"], ["noise_multiplier"])
-        reply = await client.rerun(widgets=(knobs,))
-        box = reply.widgets["Values of noise_multiplier (comma-separated)"]
-        return await client.rerun(widgets=(knobs, _string(box, "1," * 2**19)))
+        knob = _string(reply.widgets["Sweep over"], "Noise multiplier σ")
+        reply = await client.rerun(widgets=(knob,))
+        box = reply.widgets["Values of Noise multiplier σ (comma-separated)"]
+        return await client.rerun(widgets=(knob, _string(box, "1," * 2**19)))
+    finally:
+        await client.__aexit__()
+
+
+async def _sweep_over_the_limits(url: str) -> Reply:
+    client, reply = await _session(url, joined=True, page="Sweep")
+    try:
+        values = ", ".join(f"{0.5 + i / 10:g}" for i in range(25))  # 25 runs; a sweep may hold 24 here
+        box = _string(reply.widgets["Values of Noise multiplier σ (comma-separated)"], values)
+        reply = await client.rerun(widgets=(box,))
+        # The browser shows Start turned off; this client presses it anyway.
+        return await client.rerun(widgets=(box, trigger_state(reply.widgets["Start sweep"])))
     finally:
         await client.__aexit__()
 
@@ -179,6 +183,13 @@ CASES = {
     "a 1 MiB values box": (_long_values_box, ("noise_multiplier", "4,001 characters", "at most 4,000 characters")),
     "a 1 MiB schema": (_long_schema, ("csv_schema", "too large", "256 KiB")),
 }
+
+
+@pytest.mark.timeout(300)
+def test_a_sweep_over_the_limits_pressed_anyway_is_refused_on_the_server_and_leaves_no_sweep(server):
+    url, store = server
+    _one_message(run_coroutine(_sweep_over_the_limits(url)), "sweep_runs: this sweep has 25 runs", "at most 24 runs")
+    assert all(sweep.run_ids for sweep in RunStore(store, read_only=True).list_sweeps())  # no sweep without runs
 
 
 @pytest.mark.timeout(300)
