@@ -688,9 +688,9 @@ def sweep_accuracy_vs_epsilon(
                 error_y=dict(type="data", array=[g.accuracy_sd for g in private], visible=True),
                 marker=dict(color=COLORS[0], size=8),
                 text=[g.label for g in private],
-                # Each label to the right of its point, but the rightmost one's to its left: none is cut off.
+                # Off the frontier, which rises to the right: above left of each point, below right of the leftmost.
                 textposition=[
-                    "top left" if g.epsilon == max(p.epsilon for p in private) and len(private) > 1 else "top right"
+                    "bottom right" if g.epsilon == min(p.epsilon for p in private) and len(private) > 1 else "top left"
                     for g in private
                 ],
                 cliponaxis=False,

@@ -232,4 +232,4 @@ def test_a_sweeps_points_are_labelled_with_their_setting() -> None:
     assert settings.mode == "markers+text" and list(settings.text) == ["σ 1.5", "σ 0.8"]
     assert list(settings.customdata) == ["Noise multiplier σ = 1.5 (2 seed(s))", "Noise multiplier σ = 0.8 (2 seed(s))"]
     assert list(settings.error_y.array) == [0.02, 0.05]
-    assert list(settings.textposition) == ["top right", "top left"] and settings.cliponaxis is False
+    assert list(settings.textposition) == ["bottom right", "top left"] and settings.cliponaxis is False
