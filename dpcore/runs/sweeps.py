@@ -215,7 +215,8 @@ class SweepPoint:
     role: str
 
     def label(self) -> str:
-        where = " ".join(f"{k}={v}" for k, v in self.setting) or "base config"
+        """The point as its run's name and the CLI's table give it: "σ 0.8 · epochs 2, seed 0"."""
+        where = setting_text(self.setting, short=True) or "base config"
         return f"non-private baseline, seed {self.seed}" if self.role == "baseline" else f"{where}, seed {self.seed}"
 
 

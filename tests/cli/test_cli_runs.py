@@ -106,7 +106,7 @@ def test_sweep_trains_the_grid_stores_it_and_runs_lists_it(base_file, tmp_path, 
     assert runs[2].epsilon < runs[0].epsilon  # more noise, less ε
     lines = out.strip().splitlines()
     assert lines[1].split()[:5] == ["id", "config", "status", "test_accuracy", "epsilon"]
-    assert "noise_multiplier=4.0 epochs=2" in lines[-2] and "completed" in lines[-2]
+    assert "σ 4 · epochs 2" in lines[-2] and "completed" in lines[-2]
     assert f"{runs[3].epsilon:.3f}" in lines[-2]
     assert lines[0].startswith("sweep 1: 4 run(s)")
     composed = composition_epsilon([r.config for r in runs], n=BASE_N)
@@ -317,7 +317,7 @@ def test_sweep_with_seeds_and_a_baseline_and_runs_sweep_lists_that_sweep(base_fi
     assert out.startswith("sweep 2: 4 run(s)")
     runs = RunStore(store_path).list_runs()[1:]
     assert [(r.config.private, r.config.seed) for r in runs] == [(True, 0), (True, 1), (False, 0), (False, 1)]
-    assert runs[0].name == "seeded: noise_multiplier=1.5, seed 0"
+    assert runs[0].name == "seeded: σ 1.5, seed 0"
 
     assert main(["runs", "--store", str(store_path), "--sweep", "2", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)

@@ -248,7 +248,7 @@ def test_a_grid_sweep_is_stored_queued_as_one_unit_and_cancelled_as_a_whole(stor
             base=TINY.replace(epochs=300, max_train_examples=None),
             knobs=(("noise_multiplier", (0.8, 1.5)),),
             seeds=2,
-            name="σ",
+            name="noise",
         )
         started = sweeps.start(runner, spec, owner="me")
         assert len(started.run_ids) == 4 and started.trial_count is None
@@ -256,7 +256,7 @@ def test_a_grid_sweep_is_stored_queued_as_one_unit_and_cancelled_as_a_whole(stor
         assert record.run_ids == started.run_ids and record.mode == "grid" and record.seeds == 2
         assert sweeps.spec_of(record) == spec
         assert store.sweep_ids_of_runs() == {i: started.sweep_id for i in started.run_ids}
-        assert runner.get(started.run_ids[0]).name == "σ: noise_multiplier=0.8, seed 0"
+        assert runner.get(started.run_ids[0]).name == "noise: σ 0.8, seed 0"
         with pytest.raises(NotAllowedError, match=f"sweep {started.sweep_id} belongs to another participant"):
             sweeps.cancel(runner, started.sweep_id, by=Caller(owner="pother"))
         assert {runner.get(i).state for i in started.run_ids} <= {"queued", "running"}
