@@ -9,6 +9,11 @@ made too early is refused before the secret is even compared, so waiting is the 
 correct secret clears the count of its session and address; a count whose last failure is older than
 the lockout starts again. Every wrong secret is logged (``logging``, this module's logger) with the
 session, the address and the count, never with the text that was typed.
+
+The host role belongs to a participant, not to a browser tab: unlocking needs a joined name (its owner
+id, which the ``?me=`` token proves), and the guard remembers that owner as the host in this server
+process's memory until they give the role up (``release``) or the server stops. So a reload of the
+same browser, which finds the same participant from its token, is still the host.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class HostGuard:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._failures: dict[str, _Failures] = {}
+        self._hosts: set[str] = set()  # owner ids that unlocked the host role and have not given it up
 
     def unlock(
         self,
@@ -60,7 +66,15 @@ class HostGuard:
     ) -> Caller:
         """A host caller for ``owner`` if ``secret`` is the host secret and neither ``session`` nor
         ``address`` must wait; HostSecretWaitError (nothing compared) or NotAllowedError (counted, logged) otherwise.
+        ``owner`` is remembered as the host (``is_host``) until ``release``; without one (a visitor who
+        never joined) nothing is compared.
         """
+        if not owner:
+            raise NotAllowedError(
+                "host_secret",
+                "join with a name first: the host role belongs to a participant",
+                allowed="type your name and press Join, then unlock",
+            )
         now = time.monotonic() if now is None else now
         keys = (f"session {session}", f"address {address}")
         limits = settings.room
@@ -81,7 +95,18 @@ class HostGuard:
         with self._lock:
             for key in keys:
                 self._failures.pop(key, None)
+            self._hosts.add(owner)
         return caller
+
+    def is_host(self, owner: str) -> bool:
+        """Whether ``owner`` unlocked the host role on this server and has not given it up."""
+        with self._lock:
+            return bool(owner) and owner in self._hosts
+
+    def release(self, owner: str) -> None:
+        """``owner`` gives the host role up (every tab of theirs, and their next reload, is a participant again)."""
+        with self._lock:
+            self._hosts.discard(owner)
 
     def wait_seconds(self, *, session: str, address: str, limits: RoomLimits, now: Optional[float] = None) -> float:
         """How long ``session`` at ``address`` must wait before its next try (0: it may try now)."""

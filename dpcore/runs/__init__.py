@@ -4,7 +4,8 @@ Owns: the SQLite run store (``store``, its ``store_schema``, ``records``, ``run_
 keeps, ``weights_archive``), the job runner with its fair queue (``jobs``, ``job_state``) and backends
 (``backends``: this process; ``process_backend``: child processes; ``ray_backend``: a Ray cluster),
 sweeps (``sweeps``), compute estimates (``capacity``), runs compared (``comparison``), audits of stored
-runs (``audits``) and what belongs to one participant (``owners``).
+runs (``audits``), what belongs to one participant (``owners``) and the host's view of the room
+(``room_status``).
 
 May import: room, audit, dpsgd (lazily, in the functions that train), data, privacy and the root.
 Never export, views, cli or the pages.

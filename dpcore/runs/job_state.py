@@ -45,6 +45,8 @@ class JobSnapshot:
     audit_error: Optional[str] = None
     # A running job's phase (dpcore.results.PROGRESS_PHASES): "preparing" until its first step.
     phase: str = "training"
+    # "train", or AUDIT_JOB for an audit of a stored run asked for later.
+    kind: str = "train"
 
     @property
     def done(self) -> bool:
@@ -159,4 +161,5 @@ class Job:
             audit=self.audit,
             audit_error=self.audit_error,
             phase=self.phase,
+            kind=self.kind,
         )

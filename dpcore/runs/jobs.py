@@ -65,6 +65,56 @@ MAX_WORKERS = 32
 RECONCILE_EVERY_SECONDS = 5.0
 
 
+@dataclasses.dataclass(frozen=True)
+class CancelReport:
+    """What ``JobRunner.cancel_all`` did, each run counted by how it really ended (run ids, in order).
+
+    ``queued``: cancelled before they started; ``stopped``: training, stopped and ended cancelled;
+    ``completed``/``failed``: training, asked to stop, but ended so anyway (their last step or audit was
+    under way); ``stopping``: asked to stop and not yet ended when the report was made. ``audits``:
+    waiting audits cancelled; ``owners``: participants whose runs were queued or training.
+    """
+
+    queued: tuple[int, ...] = ()
+    stopped: tuple[int, ...] = ()
+    completed: tuple[int, ...] = ()
+    failed: tuple[int, ...] = ()
+    stopping: tuple[int, ...] = ()
+    audits: int = 0
+    owners: int = 0
+
+    @property
+    def cancelled(self) -> int:
+        """Runs that end cancelled (queued ones and stopped ones; not those still stopping)."""
+        return len(self.queued) + len(self.stopped)
+
+    def text(self) -> str:
+        """One plain sentence, e.g. "Cancelled 3 queued and 2 training runs of 4 participants; 1 run had
+        already finished training and was kept"."""
+        if not (self.queued or self.stopped or self.completed or self.failed or self.stopping or self.audits):
+            return "Nothing was queued or training, so nothing was cancelled"
+        head = f"Cancelled {len(self.queued)} queued and {len(self.stopped)} training {_plural(self.cancelled, 'run')}"
+        if self.owners:
+            head += f" of {self.owners} {_plural(self.owners, 'participant')}"
+        parts = [head]
+        if self.audits:
+            parts.append(f"{self.audits} waiting {_plural(self.audits, 'audit')} cancelled")
+        if self.completed:
+            n = len(self.completed)
+            parts.append(f"{n} {_plural(n, 'run')} had already finished training and {_plural(n, 'was', 'were')} kept")
+        if self.failed:
+            n = len(self.failed)
+            parts.append(f"{n} {_plural(n, 'run')} failed while stopping")
+        if self.stopping:
+            n = len(self.stopping)
+            parts.append(f"{n} {_plural(n, 'run is', 'runs are')} still stopping")
+        return "; ".join(parts)
+
+
+def _plural(count: int, one: str, many: str = "") -> str:
+    return one if count == 1 else (many or one + "s")
+
+
 class JobRunner:
     """Trains submitted configs on ``workers`` background threads (one at a time by default) and queues the rest.
 
@@ -290,29 +340,55 @@ class JobRunner:
             self._record_status(job_id, "cancelled")
         return True
 
-    def cancel_all(self, *, by: Optional[Caller], owner: Optional[str] = None) -> int:
+    def cancel_all(
+        self, *, by: Optional[Caller], owner: Optional[str] = None, wait_seconds: float = 0.0
+    ) -> CancelReport:
         """Cancel ``owner``'s queued and running jobs and waiting audits (everyone's when None, which only
-        the host may); return how many runs. Stale rows a failed write left behind are put right first."""
+        the host may) and say what each became. Stale rows a failed write left behind are put right first.
+
+        A queued job is cancelled at once; a running one is asked to stop and may still end completed
+        (its last step or its audit was under way) or failed. The report waits up to ``wait_seconds``
+        for the running ones to end and counts each by its real end; those still stopping are counted apart.
+        """
         if owner is None:
             check_host(by, action="cancel everyone's runs")
         else:
             check_may_manage_owner(by, owner=owner, action="cancel")
+        if isinstance(wait_seconds, bool) or not isinstance(wait_seconds, (int, float)) or not wait_seconds >= 0:
+            raise ValueError(f"wait_seconds must be a number of seconds >= 0, got {wait_seconds!r}")
         try:
             self.reconcile()  # rows a failed write left queued or running are put right first
         except StoreError:
             pass
         with self._cond:
-            ids = [
-                j.id
-                for j in self._jobs.values()
-                if j.state not in FINAL_STATUSES and (owner is None or j.owner == owner)
-            ]
+            targets = [j for j in self._jobs.values() if j.state not in FINAL_STATUSES and owner in (None, j.owner)]
             now = time.time()
+            audits_cancelled = 0
             for job in [j for j in self._audits.values() if j.state == "queued" and owner in (None, j.owner)]:
                 self._dequeue(job)
                 job.state, job.finished, job.audit_error = "cancelled", now, "cancelled before it started"
+                audits_cancelled += 1
             self._cond.notify_all()
-        return sum(self.cancel(job_id, by=by) for job_id in ids)
+        queued: list[int] = []
+        stopping: list[int] = []
+        for job in sorted(targets, key=lambda j: j.id):
+            with self._cond:
+                was_queued = job.state == "queued"
+            if self.cancel(job.id, by=by):
+                (queued if was_queued else stopping).append(job.id)
+        if stopping and wait_seconds > 0:
+            self.wait(stopping, timeout=wait_seconds)
+        with self._cond:
+            ends = {job_id: self._jobs[job_id].state for job_id in stopping if job_id in self._jobs}
+        return CancelReport(
+            queued=tuple(queued),
+            stopped=tuple(i for i in stopping if ends.get(i) == "cancelled"),
+            completed=tuple(i for i in stopping if ends.get(i) in FINISHED_STATUSES),
+            failed=tuple(i for i in stopping if ends.get(i) in ("failed", "interrupted")),
+            stopping=tuple(i for i in stopping if ends.get(i) not in FINAL_STATUSES),
+            audits=audits_cancelled,
+            owners=len({j.owner for j in targets if j.id in set(queued) | set(stopping)}),
+        )
 
     def forget(self, job_ids: Iterable[int]) -> None:
         """Drop ended jobs from this runner's lists (after their runs were deleted from the store)."""
@@ -400,6 +476,15 @@ class JobRunner:
                 job.snapshot()
                 for job in sorted(self._jobs.values(), key=lambda j: j.id)
                 if owner is None or job.owner == owner
+            ]
+
+    def active_audits(self) -> list[JobSnapshot]:
+        """Audits asked for later (``request_audit``) that are queued or running now, in id order."""
+        with self._cond:
+            return [
+                job.snapshot()
+                for job in sorted(self._audits.values(), key=lambda j: j.id)
+                if job.state not in FINAL_STATUSES
             ]
 
     def wait(self, job_ids: Optional[Iterable[int]] = None, *, timeout: Optional[float] = None) -> bool:

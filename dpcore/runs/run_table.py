@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -22,6 +23,7 @@ from dpcore.runs.records import RunRecord
 CSV_COLUMNS = (
     "id",
     "name",
+    "owner_name",
     "created",
     "status",
     "dataset",
@@ -109,10 +111,16 @@ def run_row(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def csv_row(run: RunRecord, *, shown_file: Optional[Callable[[str], str]] = None) -> list[Any]:
+def csv_row(
+    run: RunRecord,
+    *,
+    shown_file: Optional[Callable[[str], str]] = None,
+    owner_names: Optional[Mapping[str, str]] = None,
+) -> list[Any]:
     """The CSV cells of one run, in ``CSV_COLUMNS`` order (ε of a baseline is ``inf``, unknowns are empty;
-    ``shown_file`` as in ``RunStore.to_csv``)."""
-    row = run_row(run)
+    ``shown_file`` as in ``RunStore.to_csv``; ``owner_name`` from ``owner_names``, owner id -> display name,
+    empty for a run without a known participant)."""
+    row = {**run_row(run), "owner_name": (owner_names or {}).get(run.owner, "")}
     if shown_file is not None and run.config.csv_path:
         row["csv_file"] = shown_file(run.config.csv_path)
     return [_csv_cell(name, row[name]) for name in CSV_COLUMNS]

@@ -1049,6 +1049,7 @@ class RunStore:
 
         ``csv_file`` is the name of a CSV dataset's file; ``shown_file`` (a run's csv_path -> the text
         to write) lets a server write what its reader may see (another participant's upload unnamed).
+        ``owner_name`` is the display name of the participant who ran it (empty for a run of the CLI's).
 
         Rows end in CRLF (RFC 4180), so a CR or LF inside a cell (a run name) is quoted and stays
         in its cell; text a spreadsheet would run as a formula is written as text (``spreadsheet_safe``).
@@ -1056,10 +1057,12 @@ class RunStore:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(CSV_COLUMNS)
+        names = self.display_names()
         for run in self.list_runs(owner=owner):
             if run_ids is not None and run.id not in run_ids:
                 continue
-            writer.writerow([spreadsheet_safe(cell) for cell in csv_row(run, shown_file=shown_file)])
+            cells = csv_row(run, shown_file=shown_file, owner_names=names)
+            writer.writerow([spreadsheet_safe(cell) for cell in cells])
         return out.getvalue()
 
 

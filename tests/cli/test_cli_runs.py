@@ -16,6 +16,7 @@ from dpcore.config import DPConfig
 from dpcore.csv_schema import load_schema_file
 from dpcore.privacy.selection import SelectionSettings, composition_epsilon, random_trials_epsilon
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics, TrainResult
+from dpcore.room import participants
 from dpcore.runs.store import RunStore
 from tests.conftest import REPO_ROOT
 
@@ -32,7 +33,8 @@ def base_file(tmp_path):
 
 def test_runs_label_training_figures_as_not_covered_by_epsilon(tmp_path, capsys):
     store = RunStore(tmp_path / "runs.sqlite3")
-    run_id = store.create_run(BASE, name="labelled")
+    ada, _ = participants.register(store, "Ada")
+    run_id = store.create_run(BASE, name="labelled", owner=ada.owner)
     metrics = EpochMetrics(
         epoch=1,
         train_loss=0.25,
@@ -71,6 +73,7 @@ def test_runs_label_training_figures_as_not_covered_by_epsilon(tmp_path, capsys)
     assert main(["runs", "--store", str(store.path), "--csv"]) == 0
     (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
     assert (row[TRAIN_LOSS_KEY], row[TRAIN_ACCURACY_KEY], row["test_accuracy"]) == ("0.25", "0.875", "0.75")
+    assert row["owner_name"] == "Ada"  # who ran it, by the name they joined with
     assert "train_loss" not in row and "train_accuracy" not in row
 
 

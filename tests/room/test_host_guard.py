@@ -89,3 +89,26 @@ def test_without_a_host_secret_nothing_is_counted():
         with pytest.raises(NotAllowedError, match="no host role"):
             guard.unlock(owner=OWNER, secret="x", settings=ServerSettings(), session="s", address="a", now=0.0)
     assert guard.wait_seconds(session="s", address="a", limits=LIMITS, now=0.0) == 0.0
+
+
+def test_the_host_role_is_remembered_for_the_participant_until_given_up():
+    guard = HostGuard()
+    assert not guard.is_host(OWNER)
+    with pytest.raises(NotAllowedError, match="not the host secret"):
+        _try(guard, "wrong-guess", now=0.0)
+    assert not guard.is_host(OWNER)  # a wrong secret makes no one the host
+    _try(guard, SECRET, now=0.0, session="first-tab")
+    # Another session of the same participant (a reload finds them by their token) is the host too.
+    assert guard.is_host(OWNER) and not guard.is_host("p" + "2" * 16) and not guard.is_host("")
+    guard.release(OWNER)
+    assert not guard.is_host(OWNER)
+    guard.release(OWNER)  # giving up twice is no error
+
+
+def test_a_visitor_who_never_joined_cannot_unlock_and_nothing_is_counted():
+    guard = HostGuard()
+    for secret in (SECRET, "wrong-guess"):
+        with pytest.raises(NotAllowedError, match="join with a name first") as info:
+            guard.unlock(owner="", secret=secret, settings=SETTINGS, session="s", address="a", now=0.0)
+        assert info.value.field == "host_secret"
+    assert guard.wait_seconds(session="s", address="a", limits=LIMITS, now=0.0) == 0.0 and not guard.is_host("")

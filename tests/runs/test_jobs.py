@@ -298,8 +298,9 @@ def test_per_participant_limits_queue_position_and_the_host(store):
         assert runner.get(waiting_id).state == "completed"
         with pytest.raises(NotAllowedError, match="only the host can cancel everyone's runs"):
             runner.cancel_all(by=ADA)
-        assert runner.cancel_all(by=HOST) == 1
-        assert runner.wait([long_id], timeout=60) and runner.get(long_id).state == "cancelled"
+        report = runner.cancel_all(by=HOST, wait_seconds=60)
+        assert (report.queued, report.stopped, report.completed, report.stopping) == ((), (long_id,), (), ())
+        assert runner.get(long_id).state == "cancelled"
     finally:
         runner.shutdown(wait=True)
 
@@ -437,6 +438,35 @@ def test_a_run_asked_to_be_audited_is_audited_before_it_counts_as_done(runner, s
     assert runner.get(plain).audit == report == store.get_run(plain).audit and math.isinf(report.epsilon)
 
 
+@pytest.mark.timeout(200)
+def test_cancel_all_counts_each_run_by_how_it_really_ended(store):
+    runner = JobRunner(store=store, workers=1, limits=NO_CAPS)
+    try:
+        # A run whose training has ended and whose audit is under way still counts as running; asked
+        # to stop, it ends completed, and the report says so instead of counting it cancelled.
+        audited = runner.submit(TINY, owner=ADA.owner, audit=True)
+        waiting = runner.submit(ONE_EPOCH, owner=BOB.owner)
+        wait_until(lambda: runner.get(audited).auditing, what="the run's audit to start", timeout=120)
+        report = runner.cancel_all(by=HOST, wait_seconds=150)
+        assert (report.queued, report.stopped, report.completed, report.stopping) == ((waiting,), (), (audited,), ())
+        assert (report.cancelled, report.owners) == (1, 2)
+        assert report.text() == (
+            "Cancelled 1 queued and 0 training run of 2 participants; 1 run had already finished training and was kept"
+        )
+        assert runner.get(audited).state == store.get_run(audited).status == "completed"
+        assert store.get_run(waiting).status == "cancelled"
+
+        long_id = runner.submit(LONG, owner=ADA.owner)
+        wait_until(lambda: runner.get(long_id).state == "running", what="the long run to start")
+        asked = runner.cancel_all(by=ADA, owner=ADA.owner)  # no wait: the stop is asked for, not seen yet
+        assert (asked.stopping, asked.cancelled) == ((long_id,), 0) and "1 run is still stopping" in asked.text()
+        assert runner.wait([long_id], timeout=60) and runner.get(long_id).state == "cancelled"
+        with pytest.raises(ValueError, match="wait_seconds"):
+            runner.cancel_all(by=HOST, wait_seconds=-1)
+    finally:
+        runner.shutdown(wait=True)
+
+
 def test_auditing_on_demand_refuses_a_run_that_has_not_completed(runner, store):
     from dpcore.audit.report import AuditError
 
@@ -467,7 +497,8 @@ def test_an_audit_asked_for_later_waits_in_the_askers_queue_and_only_the_owner_o
         with pytest.raises(CapacityError, match="already have 2 runs or sweeps queued or training"):
             runner.submit(ONE_EPOCH, owner=ADA.owner)
         # Cancelling everything of Ada's cancels the waiting audit too (it never started).
-        assert runner.cancel_all(by=ADA, owner=ADA.owner) == 1
+        report = runner.cancel_all(by=ADA, owner=ADA.owner)
+        assert (report.stopping + report.stopped, report.audits) == ((long_id,), 1)
         assert runner.audit_snapshot(done).state == "cancelled"
         assert runner.wait([long_id], timeout=60)
         # The host may audit anyone's run; it waits in the host's own queue.
@@ -518,7 +549,7 @@ seen["put_right"] = runner.reconcile()
 seen["after"] = [(r.status, r.error) for r in (store.get_run(i) for i in (running, waiting, orphan))]
 seen["failure_after"] = runner.store_failure
 seen["joined_after"] = participants.register(store, "Bo")[0].display_name
-seen["cancel_all"] = runner.cancel_all(by=Caller(owner="phost", is_host=True))
+seen["cancel_all"] = runner.cancel_all(by=Caller(owner="phost", is_host=True)).text()
 seen["active_rows"] = store.active_run_processes()
 again = runner.submit(LONG.replace(epochs=1, max_train_examples=64), owner=ada.owner)
 runner.wait([again], timeout=120)
@@ -553,7 +584,8 @@ def test_after_the_disk_filled_the_store_and_the_runner_agree_again_without_a_re
     assert cancelled == "cancelled" and cancelled_error.startswith("not started: ")
     assert orphan == "interrupted" and orphan_error == INTERRUPTED_MESSAGE
     assert seen["failure_after"] is None and seen["joined_after"] == "Bo"
-    assert seen["cancel_all"] == 0 and seen["active_rows"] == {}
+    assert seen["cancel_all"] == "Nothing was queued or training, so nothing was cancelled"
+    assert seen["active_rows"] == {}
     assert seen["new_run"] == "completed"
 
 

@@ -18,6 +18,7 @@ from dpcore.config import DPConfig
 from dpcore.errors import UserInputError
 from dpcore.locations import default_store_path
 from dpcore.results import TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, EpochMetrics, TrainResult
+from dpcore.room import participants
 from dpcore.room.participants import Caller, NotAllowedError
 from dpcore.runs import store_schema
 from dpcore.runs.process_identity import process_alive, process_token
@@ -178,6 +179,16 @@ def test_csv_export_has_one_row_per_run(store):
     assert (rows[0]["noise_multiplier"], rows[0]["batch_size"], rows[0]["private"]) == ("1.1", "32", "True")
     assert rows[1]["epsilon"] == "inf" and rows[1]["private"] == "False"
     assert rows[2]["error"] == 'bad "file", line 2' and rows[2]["test_accuracy"] == ""
+    assert {r["owner_name"] for r in rows} == {""}  # runs of no participant (the CLI's)
+
+
+def test_csv_export_names_each_runs_participant(store):
+    ada, _ = participants.register(store, "-Ada")
+    mine = store.create_run(CONFIG, owner=ada.owner)
+    gone = store.create_run(CONFIG, owner="p" + "9" * 16)  # a participant the host removed
+    rows = {int(r["id"]): r for r in csv.DictReader(io.StringIO(store.to_csv()))}
+    assert rows[mine]["owner_name"] == "'-Ada"  # a name a spreadsheet would run stays text
+    assert rows[gone]["owner_name"] == ""
 
 
 def test_run_row_gives_a_baseline_infinite_epsilon_before_its_first_epoch(store):
