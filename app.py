@@ -18,6 +18,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import app_state  # noqa: E402
+from app_state import host_panel  # noqa: E402
 from dpcore.errors import UserInputError  # noqa: E402
 
 st.set_page_config(page_title="DP Explorer", page_icon=":material/shield_lock:", layout="wide")
@@ -63,3 +64,4 @@ except UserInputError as exc:  # a value no page control offers (a forged widget
     st.error(str(exc))
 # After the page, so the summary shows the config the page has just settled on.
 app_state.sidebar()
+host_panel.render()

@@ -41,14 +41,14 @@ from dpcore.results import (
     TRAIN_METRICS_LABEL,
     TRAIN_METRICS_NOTE,
 )
-from dpcore.room import host_guard, joins, participants, server_paths, uploads
+from dpcore.room import host_guard, joins, participants, presence, server_paths, uploads
 from dpcore.room.participants import TOKEN_PARAM, Caller, Participant
 from dpcore.room.server_settings import ENV_ACCOUNTANT_SECONDS, ServerSettings
-from dpcore.runs import owners, sweeps
+from dpcore.runs import owners, room_status, sweeps
 from dpcore.runs.capacity import check_sweep_size
 from dpcore.runs.comparison import AUDIT_AUC_COLUMN, AUDIT_BOUND_COLUMN, RUN_TABLE_FORMATS, run_rows
 from dpcore.runs.job_state import JobSnapshot
-from dpcore.runs.jobs import JobRunner, get_runner
+from dpcore.runs.jobs import CancelReport, JobRunner, get_runner
 from dpcore.runs.records import RunRecord, SweepRecord
 from dpcore.runs.store import RunStore
 from dpcore.safe_io import quote
@@ -57,14 +57,18 @@ CONFIG_KEY = "dpx_config"
 OWNER_KEY = "dpx_owner"  # the participant's owner id, once they have typed a display name
 NAME_KEY = "dpx_name"  # their display name
 TOKEN_KEY = "dpx_token"  # their token, put back into the URL when a page switch drops the query string
-HOST_KEY = "dpx_host"  # True once this session typed the server's host secret
+JOINED_AT_KEY = "dpx_joined_at"  # when this participant joined (Unix seconds), read once from the store
+BOARD_SEEN_KEY = "dpx_board_seen"  # the board clear this session was told of (Unix seconds)
 PROBLEM_KEY = "dpx_input_problem"  # why the current settings cannot train (a failed upload, a refused value)
 NOTICE_KEY = "dpx_notice"  # a success message for the next render, e.g. from a button callback
 ERROR_KEY = "dpx_error"  # a problem for the next render, e.g. a bad share link
+ROOM_NOTICE_KEY = "dpx_room_notice"  # news from the host for the next render, e.g. the board was cleared
 EXPORTS_KEY = "dpx_exports"  # files made on request (a privacy report, a model), the latest of each kind
 # Explore's widget keys: dropped whenever the config is replaced, so the widgets re-read it.
 WIDGET_PREFIX = "w_"
 PAGE_PATHS = ("explore", "train", "sweep", "compare", "export", "learn")
+# How long a room-wide cancel waits for training runs to stop, so its report says how each really ended.
+ROOM_ACTION_WAIT_SECONDS = 10.0
 
 # Each participant's current config, kept in this server process, so a reload (which starts a new
 # browser session with the same ``?me=`` token) finds the settings they left. Lost when the server stops.
@@ -74,6 +78,8 @@ _SAVED_LOCK = threading.Lock()
 _HOST_GUARD = host_guard.HostGuard()
 # Joins per address, the host's room code and the names the host removed, kept by this server process.
 _JOIN_GUARD = joins.JoinGuard()
+# Each participant's latest page load and the latest clear of the board, kept by this server process.
+_PRESENCE = presence.RoomPresence()
 
 
 class PageDone(Exception):
@@ -153,6 +159,37 @@ def init_session() -> None:
         for name in list(st.query_params):
             if name != TOKEN_PARAM:
                 del st.query_params[name]
+    _PRESENCE.seen(owner())
+    _tell_of_a_cleared_board()
+
+
+def _joined_at() -> Optional[float]:
+    """When this participant joined (Unix seconds; None before they did), read from the store once per session."""
+    if not owner():
+        return None
+    if st.session_state.get(JOINED_AT_KEY, (None,))[0] != owner():
+        joined_at = next((when for who, _, when in store().list_participants() if who == owner()), None)
+        st.session_state[JOINED_AT_KEY] = (owner(), joined_at)
+    return st.session_state[JOINED_AT_KEY][1]
+
+
+def _tell_of_a_cleared_board() -> None:
+    """Once per session, tell a participant who joined before the host's latest "Clear the board" that
+    their runs and uploads were removed (the host who cleared it was told in the panel)."""
+    joined_at = _joined_at()
+    cleared = None if joined_at is None else _PRESENCE.cleared_since(joined_at)
+    if cleared is None or st.session_state.get(BOARD_SEEN_KEY) == cleared:
+        return
+    st.session_state[BOARD_SEEN_KEY] = cleared
+    st.session_state[ROOM_NOTICE_KEY] = (
+        f"The host cleared the board at {_clock(cleared)}: your runs and uploaded files were removed. "
+        "Your settings are kept; upload a CSV file again to train on it."
+    )
+
+
+def _clock(when: float) -> str:
+    """A time of day on the server's clock, HH:MM."""
+    return time.strftime("%H:%M", time.localtime(when))
 
 
 def _forget_if_removed() -> None:
@@ -161,7 +198,7 @@ def _forget_if_removed() -> None:
     if not held or not _JOIN_GUARD.is_removed(held):
         return
     name = st.session_state.get(NAME_KEY, "")
-    for key in (OWNER_KEY, NAME_KEY, TOKEN_KEY, HOST_KEY):
+    for key in (OWNER_KEY, NAME_KEY, TOKEN_KEY):
         st.session_state.pop(key, None)
     if TOKEN_PARAM in st.query_params:
         del st.query_params[TOKEN_PARAM]
@@ -218,8 +255,9 @@ def display_name() -> str:
 
 
 def is_host() -> bool:
-    """Whether this session unlocked the host role with the server's host secret."""
-    return bool(st.session_state.get(HOST_KEY))
+    """Whether this participant unlocked the host role with the server's host secret, in this tab or another
+    of theirs (``host_guard.HostGuard.is_host``: kept by this server until they give it up or it stops)."""
+    return _HOST_GUARD.is_host(owner())
 
 
 def caller() -> Caller:
@@ -241,21 +279,23 @@ def client_address() -> str:
 
 
 def unlock_host(secret: str) -> None:
-    """Make this session the host if ``secret`` is the server's host secret; wrong secrets are slowed
-    down, locked out and logged per session and address (``host_guard.HostGuard``), refused with a NotAllowedError."""
+    """Make this participant the host if ``secret`` is the server's host secret (refused before they joined);
+    wrong secrets are slowed down, locked out and logged per session and address (``host_guard.HostGuard``),
+    refused with a NotAllowedError. A reload with the same ``?me=`` token is still the host."""
     _HOST_GUARD.unlock(
         owner=owner(), secret=secret, settings=settings(), session=session_id(), address=client_address()
     )
-    st.session_state[HOST_KEY] = True
 
 
 def lock_host() -> None:
-    """Give up the host role in this session."""
-    st.session_state.pop(HOST_KEY, None)
+    """Give up the host role, in every tab of this participant's."""
+    _HOST_GUARD.release(owner())
 
 
 def check_paths(cfg: DPConfig) -> DPConfig:
     """``cfg`` with its CSV path checked for this caller (``server_paths.check_server_path``): their uploads, or the data folder."""
+    if cfg.csv_path:
+        _check_upload_still_there(cfg.csv_path)
     return server_paths.check_server_path(cfg, settings(), caller=caller(), uploads_directory=uploads.uploads_dir())
 
 
@@ -291,7 +331,26 @@ def wanted_file(path: Optional[str]) -> str:
 
 def check_csv_path(path: str) -> str:
     """A CSV path typed or uploaded on Explore, resolved, if this caller may read it (``server_paths.check_csv_path``)."""
+    _check_upload_still_there(path)
     return server_paths.check_csv_path(path, settings(), caller=caller(), uploads_directory=uploads.uploads_dir())
+
+
+def _check_upload_still_there(path: str) -> None:
+    """A plain UserInputError, by the file's name, for an upload of this caller's that is gone (the host
+    cleared the board, or removed it), instead of a missing server path."""
+    directory = uploads.uploads_dir()
+    if uploads.upload_owner(path, directory=directory) is None or Path(path).exists():
+        return
+    if not uploads.may_use(path, caller(), directory=directory):
+        return  # another participant's: the path check refuses it without naming it
+    joined_at = _joined_at()
+    cleared = None if joined_at is None else _PRESENCE.cleared_since(joined_at)
+    why = f"the host cleared the board at {_clock(cleared)}" if cleared is not None else "it was removed"
+    raise UserInputError(
+        "csv_path",
+        f"your uploaded file {shown_file(path)} is no longer on this server ({why})",
+        allowed="upload the file again",
+    )
 
 
 def server_files_enabled() -> bool:
@@ -502,6 +561,9 @@ def show_notices() -> None:
     problem = st.session_state.pop(ERROR_KEY, None)
     if problem:
         st.error(problem)
+    news = st.session_state.pop(ROOM_NOTICE_KEY, None)
+    if news:
+        st.warning(news, icon=":material/campaign:")
 
 
 def my_runs() -> list[JobSnapshot]:
@@ -913,39 +975,39 @@ def identity_form(where: str) -> None:
         st.error(st.session_state.pop(f"{key}_error"))
 
 
-def _unlock_clicked() -> None:
-    try:
-        unlock_host(st.session_state.get("host_secret", ""))
-        post_notice("Host role unlocked: you can manage every run, clear the board and set the limits.")
-    except UserInputError as exc:
-        post_error(str(exc))
-    st.session_state["host_secret"] = ""
-
-
-def _clear_board_clicked() -> None:
-    try:
-        count = owners.delete_runs_and_uploads(
-            runner(), by=caller(), owner=None, uploads_directory=uploads.uploads_dir()
-        )
-        post_notice(f"Board cleared: {count} run(s) and every upload deleted.")
-    except UserInputError as exc:
-        post_error(str(exc))
-    st.session_state["host_clear_confirm"] = False
-
-
-def _cancel_all_clicked() -> None:
-    try:
-        post_notice(f"Cancelled {runner().cancel_all(by=caller())} queued or training run(s).")
-    except UserInputError as exc:
-        post_error(str(exc))
-
-
-def remove_participant(owner_id: str) -> int:
-    """Remove a name as the host: its queued and training runs are cancelled, its sessions stop acting as
-    it and its token finds no one (``owners.remove_participant``); returns the runs cancelled."""
-    cancelled = owners.remove_participant(runner(), owner=owner_id, by=caller())
+def remove_participant(owner_id: str) -> CancelReport:
+    """Remove a name as the host: its queued and training runs are cancelled (waiting a few seconds to
+    report how each really ended), its sessions stop acting as it and its token finds no one
+    (``owners.remove_participant``); a host role it held is given up."""
+    report = owners.remove_participant(runner(), owner=owner_id, by=caller(), wait_seconds=ROOM_ACTION_WAIT_SECONDS)
     _JOIN_GUARD.remove(owner_id, by=caller())
-    return cancelled
+    _HOST_GUARD.release(owner_id)
+    return report
+
+
+def cancel_every_run() -> CancelReport:
+    """As the host, cancel every queued and training run and waiting audit, waiting a few seconds to
+    report how each training run really ended (``JobRunner.cancel_all``)."""
+    return runner().cancel_all(by=caller(), wait_seconds=ROOM_ACTION_WAIT_SECONDS)
+
+
+def clear_board() -> tuple[owners.DeletedReport, float]:
+    """As the host, delete every run and upload (refused while any run is queued or training); returns what
+    went and when (Unix seconds). Each participant who joined before is told once (``ROOM_NOTICE_KEY``)."""
+    report = owners.delete_runs_and_uploads(runner(), by=caller(), owner=None, uploads_directory=uploads.uploads_dir())
+    cleared = _PRESENCE.board_cleared()
+    st.session_state[BOARD_SEEN_KEY] = cleared  # the host who cleared it reads the report instead
+    return report, cleared
+
+
+def room_now() -> room_status.RoomStatus:
+    """The host's view of the room: who joined (queued, training, ended, last seen), what is active, the load."""
+    return room_status.room_status(runner(), last_seen=_PRESENCE.last_seen())
+
+
+def clock(when: float) -> str:
+    """A time of day on the server's clock, HH:MM, as the room's notices say it."""
+    return _clock(when)
 
 
 def set_room_code(code: str) -> None:
@@ -953,157 +1015,9 @@ def set_room_code(code: str) -> None:
     _JOIN_GUARD.set_room_code(code or None, by=caller())
 
 
-def _remove_clicked() -> None:
-    who = st.session_state.get("host_remove_who") or ""
-    names = store().display_names()
-    try:
-        count = remove_participant(who)
-        post_notice(f"Removed {names.get(who, who)}: {count} queued or training run(s) cancelled.")
-    except UserInputError as exc:
-        post_error(str(exc))
-    st.session_state["host_remove_confirm"] = False
-
-
-def _room_code_clicked() -> None:
-    try:
-        set_room_code(st.session_state.get("host_room_code", ""))
-        post_notice("Joining needs a room code now." if room_code_required() else "Joining needs no room code now.")
-    except UserInputError as exc:
-        post_error(str(exc))
-
-
-def _people_section() -> None:
-    """The host's view of who joined, a way to remove a name, and the room code."""
-    people = owners.people(runner())
-    st.markdown(f"**Who joined** ({len(people)})")
-    if people:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "name": p.display_name,
-                        "joined": time.strftime("%H:%M", time.localtime(p.joined)),
-                        "active": p.active_runs,
-                        "runs": p.stored_runs,
-                    }
-                    for p in people
-                ]
-            ),
-            hide_index=True,
-            key="host_people",
-        )
-        labels = {
-            p.owner: f"{p.display_name} ({p.owner[:7]}…, joined {time.strftime('%H:%M', time.localtime(p.joined))})"
-            for p in people
-        }
-        st.selectbox("Name to remove", list(labels), format_func=labels.get, key="host_remove_who")
-        st.checkbox("Yes, remove it and cancel its runs", key="host_remove_confirm")
-        st.button(
-            "Remove name",
-            key="host_remove",
-            on_click=_remove_clicked,
-            disabled=not st.session_state.get("host_remove_confirm"),
-            help="Its queued and training runs are cancelled and it can no longer act; its finished runs stay.",
-        )
-    st.caption("Joining needs a room code now." if room_code_required() else "Joining needs no room code now.")
-    st.text_input(
-        "Room code",
-        key="host_room_code",
-        help="Joining needs this code from now on; names that already joined keep theirs. Empty: "
-        "the server's own setting (DPEXPLORER_ROOM_CODE), if any.",
-    )
-    st.button("Set room code", key="host_set_room_code", on_click=_room_code_clicked)
-
-
-def _limits_clicked() -> None:
-    ss = st.session_state
-    try:
-        limits = runner().limits.replace(
-            max_running=int(ss["host_max_running"]),
-            max_queued=int(ss["host_max_queued"]),
-            max_sweep_runs=int(ss["host_max_sweep_runs"]),
-            max_example_passes=int(ss["host_max_passes"]) or None,
-            max_run_seconds=float(ss["host_max_seconds"]) or None,
-        )
-        runner().set_limits(limits, by=caller())
-        post_notice("Limits changed for everyone.")
-    except UserInputError as exc:
-        post_error(str(exc))
-
-
-def host_panel() -> None:
-    """The instructor's panel: unlock with the host secret (a password box, never the URL), then clear the board and set limits."""
-    if not settings().has_host or not joined():
-        return
-    with st.sidebar.expander("Host", expanded=is_host()):
-        if not is_host():
-            st.text_input(
-                "Host secret",
-                type="password",
-                key="host_secret",
-                help="The secret the server was started with (DPEXPLORER_HOST_SECRET).",
-            )
-            st.button("Unlock", key="host_unlock", on_click=_unlock_clicked)
-            return
-        st.caption("You are the host: Compare shows everyone's runs with rename and delete for each.")
-        st.button("Cancel every queued or training run", key="host_cancel_all", on_click=_cancel_all_clicked)
-        st.checkbox("Yes, delete every run and upload", key="host_clear_confirm")
-        st.button(
-            "Clear the board",
-            key="host_clear",
-            on_click=_clear_board_clicked,
-            disabled=not st.session_state.get("host_clear_confirm"),
-        )
-        limits = runner().limits
-        if limits is not None:
-            st.number_input(
-                "Runs training per participant",
-                min_value=1,
-                max_value=100,
-                step=1,
-                value=limits.max_running,
-                key="host_max_running",
-            )
-            st.number_input(
-                "Runs waiting per participant",
-                min_value=0,
-                max_value=100,
-                step=1,
-                value=limits.max_queued,
-                key="host_max_queued",
-                help="A sweep counts as one, however many runs it holds: its runs wait their turn inside it.",
-            )
-            st.number_input(
-                "Runs per sweep",
-                min_value=1,
-                max_value=max(sweeps.MAX_SWEEP_RUNS, limits.max_sweep_runs),
-                step=1,
-                value=limits.max_sweep_runs,
-                key="host_max_sweep_runs",
-            )
-            st.number_input(
-                "Example passes per run (0: no cap)",
-                min_value=0,
-                max_value=10**12,
-                step=100_000,
-                value=limits.max_example_passes or 0,
-                key="host_max_passes",
-            )
-            st.number_input(
-                "Seconds per run (0: no cap)",
-                min_value=0.0,
-                max_value=10.0**7,
-                step=60.0,
-                value=float(limits.max_run_seconds or 0),
-                key="host_max_seconds",
-            )
-            st.button("Apply limits", key="host_limits", on_click=_limits_clicked)
-        _people_section()
-        st.button("Leave the host role", key="host_lock", on_click=lock_host)
-
-
 def sidebar() -> None:
-    """The shared sidebar: who you are, the current config at a glance, your running jobs, the host panel."""
+    """The shared sidebar: who you are, the current config at a glance, your running jobs (the host's panel
+    follows it: ``app_state.host_panel``)."""
     cfg = config()
     with st.sidebar:
         if joined():
@@ -1120,7 +1034,6 @@ def sidebar() -> None:
         active = [j for j in my_runs() if not j.done]
         if active:
             st.caption(f"{len(active)} run(s) of yours queued or training.")
-    host_panel()
 
 
 def train_metrics_toggle(key: str) -> bool:

@@ -19,6 +19,7 @@ from dpcore.runs.jobs import get_runner
 from dpcore.runs.store import RunStore
 from pages import explore_schema
 from tests.app.conftest import APP, join, open_page
+from tests.conftest import wait_until
 
 TINY = DPConfig(epochs=2, batch_size=32, max_train_examples=200, learning_rate=0.5)
 LONG = DPConfig(epochs=500, batch_size=32)
@@ -146,25 +147,103 @@ def test_host_unlocks_with_the_secret_and_manages_every_run(app, monkeypatch) ->
     assert other not in {r.id for r in _store().list_runs()}
 
 
+def _unlock(at) -> AppTest:
+    at.text_input(key="host_secret").input(SECRET)
+    at.button(key="host_unlock").click().run()
+    assert any("(host)" in c.value for c in at.sidebar.caption), [e.value for e in at.error]
+    return at
+
+
 def test_host_sets_limits_and_clears_the_board(app, monkeypatch) -> None:
     monkeypatch.setenv("DPEXPLORER_HOST_SECRET", SECRET)
     before = get_runner().limits
     _store().set_status(_store().create_run(DPConfig(), owner="p0123456789abcdef", name="to clear"), "completed")
-    at = join(app.run())
-    at.text_input(key="host_secret").input(SECRET)
-    at.button(key="host_unlock").click().run()
+    at = _unlock(join(app.run()))
     try:
         at.number_input(key="host_max_queued").set_value(5)
         at.number_input(key="host_max_sweep_runs").set_value(30)
         at.button(key="host_limits").click().run()
         assert get_runner().limits.max_queued == 5 and get_runner().limits.max_sweep_runs == 30
-        assert at.button(key="host_clear").disabled
-        at.checkbox(key="host_clear_confirm").check().run()
-        at.button(key="host_clear").click().run()
+        at.button(key="host_clear").click().run()  # asks first, saying what would go
+        assert _store().list_runs() and "host_confirm" in [b.key for b in at.button]
+        assert any("This deletes all" in w.value and "every uploaded file" in w.value for w in at.sidebar.warning)
+        at.button(key="host_confirm").click().run()
         assert not at.exception
         assert _store().list_runs() == [], [e.value for e in at.error]
+        assert any(s.value.startswith("Board cleared at ") and "Deleted " in s.value for s in at.sidebar.success)
+        assert "host_confirm" not in [b.key for b in at.button]
     finally:
         get_runner().set_limits(before, by=None)
+
+
+def test_the_host_confirms_cancelling_every_run_and_reads_what_it_did(app, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_HOST_SECRET", SECRET)
+    ada = join(AppTest.from_file(APP, default_timeout=60).run(), "Jo")
+    training = get_runner().submit(LONG, owner=ada.session_state[OWNER_KEY], name="long")
+    waiting = get_runner().submit(LONG, owner=ada.session_state[OWNER_KEY])
+    wait_until(lambda: get_runner().get(training).state == "running", what="Jo's first run to start")
+    host = _unlock(join(app.run(), "Host"))
+    # The room now: who is here with their runs, what trains and waits, the server's load.
+    people = host.sidebar.dataframe[0].value.set_index("name")
+    assert (people.loc["Jo", "training"], people.loc["Jo", "queued"]) == (1, 1)
+    active = host.sidebar.dataframe[1].value
+    assert list(active["run"][:2]) == [training, waiting] and set(active["by"][:2]) == {"Jo"}
+    assert any("workers" in c.value and "free for the store" in c.value for c in host.sidebar.caption)
+
+    host.button(key="host_cancel_all").click().run()
+    preview = [w.value for w in host.sidebar.warning]
+    assert any(
+        "This cancels 1 waiting and stops 1 training run(s) or audit(s) of 1 participant(s)" in w for w in preview
+    )
+    host.button(key="host_back").click().run()  # changing one's mind cancels nothing
+    assert "host_confirm" not in [b.key for b in host.button]
+    assert get_runner().get(training).state == "running" and get_runner().get(waiting).state == "queued"
+    host.button(key="host_cancel_all").click().run()
+    host.button(key="host_confirm").click().run()
+    assert any(s.value == "Cancelled 1 queued and 1 training runs of 1 participant." for s in host.sidebar.success)
+    assert get_runner().get(training).state == get_runner().get(waiting).state == "cancelled"
+
+
+def test_the_host_stays_the_host_across_a_reload_until_leaving_the_role(app, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_HOST_SECRET", SECRET)
+    host = _unlock(join(app.run(), "Host"))
+    again = _reload(host)
+    assert any("(host)" in c.value for c in again.sidebar.caption) and "host_cancel_all" in [
+        b.key for b in again.button
+    ]
+    stranger = AppTest.from_file(APP, default_timeout=60).run()  # no token: not the host
+    assert not any("(host)" in c.value for c in stranger.sidebar.caption)
+    again.button(key="host_lock").click().run()
+    assert not any("(host)" in c.value for c in again.sidebar.caption)
+    assert not any("(host)" in c.value for c in host.run().sidebar.caption)  # every tab of theirs
+    assert "host_unlock" in [b.key for b in _reload(host).button]
+
+
+def test_a_participant_is_told_once_that_the_host_cleared_the_board(app, monkeypatch) -> None:
+    monkeypatch.setenv("DPEXPLORER_HOST_SECRET", SECRET)
+    pat = join(_with_csv_share(app, monkeypatch).run(), "Pat")
+    pat.selectbox(key="w_dataset").set_value("csv").run()
+    pat.get("file_uploader")[0].upload("people.csv", _rows(200), "text/csv").run()
+    upload = Path(pat.session_state[CONFIG_KEY].csv_path)
+    host = _unlock(join(AppTest.from_file(APP, default_timeout=60).run(), "Host"))
+    host.button(key="host_clear").click().run()
+    host.button(key="host_confirm").click().run()
+    assert not upload.exists() and not any("cleared the board" in w.value for w in host.warning)
+
+    pat.run()  # the participant's next page
+    told = [w.value for w in pat.warning if "The host cleared the board at " in w.value]
+    assert len(told) == 1 and "your runs and uploaded files were removed" in told[0]
+    problems = [e.value for e in pat.error]
+    assert any(
+        e.startswith(f"csv_path: your uploaded file {upload.name} is no longer on this server (the host cleared")
+        for e in problems
+    ), problems
+    assert not any(str(upload.parent) in text for text in problems + told)  # no server path
+    pat.run()
+    assert not any("The host cleared the board" in w.value for w in pat.warning)  # once per session
+    pat.switch_page("pages/train.py").run()
+    assert any("is no longer on this server" in e.value for e in pat.error)
+    assert not any(str(upload.parent) in e.value for e in pat.error)
 
 
 def test_names_per_address_are_limited_on_the_server(app, monkeypatch) -> None:
@@ -196,17 +275,20 @@ def test_the_host_sees_who_joined_and_removes_a_name_with_its_runs(app, monkeypa
     ada = join(AppTest.from_file(APP, default_timeout=60).run(), "Ida")
     ada_owner, ada_token = ada.session_state[OWNER_KEY], ada.query_params[TOKEN_PARAM][0]
     run_id = get_runner().submit(LONG, owner=ada_owner)
-    host = join(app.run(), "Host")
-    host.text_input(key="host_secret").input(SECRET)
-    host.button(key="host_unlock").click().run()
+    wait_until(lambda: get_runner().get(run_id).state == "running", what="Ida's run to start")
+    host = _unlock(join(app.run(), "Host"))
     people = host.sidebar.dataframe[0].value
     assert "Ida" in list(people["name"])
     host.selectbox(key="host_remove_who").set_value(ada_owner).run()
-    assert host.button(key="host_remove").disabled  # a tick first
-    host.checkbox(key="host_remove_confirm").check().run()
-    host.button(key="host_remove").click().run()
-    assert any(s.value == "Removed Ida: 1 queued or training run(s) cancelled." for s in host.success)
-    assert get_runner().wait([run_id], timeout=120) and get_runner().get(run_id).state == "cancelled"
+    host.button(key="host_remove").click().run()  # asks first
+    assert any("This removes Ida: 0 waiting and 1 training run(s)" in w.value for w in host.sidebar.warning)
+    assert get_runner().get(run_id).state == "running"
+    host.button(key="host_confirm").click().run()
+    assert any(
+        s.value == "Removed Ida: Cancelled 0 queued and 1 training run of 1 participant. Their ended runs stay."
+        for s in host.success
+    ), [s.value for s in host.success]
+    assert get_runner().get(run_id).state == "cancelled"
     assert "Ida" not in list(host.sidebar.dataframe[0].value["name"])
 
     ada.run()  # her open tab stops acting as her at once
