@@ -322,23 +322,26 @@ class JobRunner:
 
         ``by`` must own the job or be the host (None: the store's owner, as in the CLI).
         """
+        return self._cancel(job_id, by=by) is not None
+
+    def _cancel(self, job_id: int, *, by: Optional[Caller]) -> Optional[str]:
+        """``cancel``, saying what the job was when it was cancelled ("queued" or "running"; None: already ended)."""
         with self._cond:
             job = self._jobs.get(job_id)
             if job is None or job.state in FINAL_STATUSES:
-                return False
+                return None
             check_may_manage(by, run_id=job_id, run_owner=job.owner, action="cancel")
+            was = job.state
             if job.state == "queued":
                 self._dequeue(job)
                 job.state = "cancelled"
                 job.finished = time.time()
                 self._cond.notify_all()
-                queued = True
             else:
                 job.stop.set()
-                queued = False
-        if queued:
+        if was == "queued":
             self._record_status(job_id, "cancelled")
-        return True
+        return was
 
     def cancel_all(
         self, *, by: Optional[Caller], owner: Optional[str] = None, wait_seconds: float = 0.0
@@ -372,10 +375,9 @@ class JobRunner:
         queued: list[int] = []
         stopping: list[int] = []
         for job in sorted(targets, key=lambda j: j.id):
-            with self._cond:
-                was_queued = job.state == "queued"
-            if self.cancel(job.id, by=by):
-                (queued if was_queued else stopping).append(job.id)
+            was = self._cancel(job.id, by=by)  # what it was when cancelled, under the lock
+            if was is not None:
+                (queued if was == "queued" else stopping).append(job.id)
         if stopping and wait_seconds > 0:
             self.wait(stopping, timeout=wait_seconds)
         with self._cond:
