@@ -183,7 +183,7 @@ def _tell_of_a_cleared_board() -> None:
     st.session_state[BOARD_SEEN_KEY] = cleared
     st.session_state[ROOM_NOTICE_KEY] = (
         f"The host cleared the board at {_clock(cleared)}: your runs and uploaded files were removed. "
-        "Your settings are kept; upload a CSV file again to train on it."
+        "Your settings are kept; if they named an uploaded CSV file, upload it again."
     )
 
 

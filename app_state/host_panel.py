@@ -19,13 +19,20 @@ from dpcore.runs import sweeps
 from dpcore.runs.room_status import RoomStatus, ServerLoad
 
 PENDING_KEY = "host_pending"  # the room-wide action waiting for its confirmation: (action, owner id or "")
-REPORT_KEY = "host_report"  # what the last room-wide action did, or why it was refused: (kind, text)
+REPORT_KEY = "host_report"  # what the last action did, or why it was refused: (kind, text, where to show it)
 
 CANCEL_ALL, CLEAR, REMOVE = "cancel_all", "clear", "remove"
+# Where a report shows: at the top of the panel, or under the room-wide actions that made it.
+TOP, ACTIONS = "top", "actions"
 
 
-def _report(kind: str, text: str) -> None:
-    st.session_state[REPORT_KEY] = (kind, text)
+def _report(kind: str, text: str, where: str = TOP) -> None:
+    st.session_state[REPORT_KEY] = (kind, text, where)
+
+
+def _n(count: int, one: str, many: str = "") -> str:
+    """``count`` and the word, singular or plural: "1 run", "3 runs"."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
 def _unlock_clicked() -> None:
@@ -50,20 +57,21 @@ def _confirmed() -> None:
     action, who = st.session_state.pop(PENDING_KEY, ("", ""))
     try:
         if action == CANCEL_ALL:
-            _report("success", app_state.cancel_every_run().text() + ".")
+            _report("success", app_state.cancel_every_run().text() + ".", ACTIONS)
         elif action == CLEAR:
             deleted, when = app_state.clear_board()
             _report(
                 "success",
                 f"Board cleared at {app_state.clock(when)}: {deleted.text()}. Each participant is told so "
                 "once, on their next page.",
+                ACTIONS,
             )
         elif action == REMOVE:
             name = app_state.store().display_names().get(who, who)
             cancelled = app_state.remove_participant(who)
-            _report("success", f"Removed {name}: {cancelled.text()}. Their ended runs stay.")
+            _report("success", f"Removed {name}: {cancelled.text()}. Their ended runs stay.", ACTIONS)
     except UserInputError as exc:
-        _report("error", str(exc))
+        _report("error", str(exc), ACTIONS)
 
 
 def _room_code_clicked() -> None:
@@ -112,10 +120,13 @@ def load_text(load: ServerLoad) -> str:
 
 
 def _ago(when: Optional[float], now: float) -> str:
+    """How long ago, short enough for a narrow column: "45 s", "12 min", "3 h"."""
     if when is None:
         return ""
     seconds = max(0, int(now - when))
-    return f"{seconds} s ago" if seconds < 120 else f"{seconds // 60} min ago"
+    if seconds < 120:
+        return f"{seconds} s"
+    return f"{seconds // 60} min" if seconds < 7200 else f"{seconds // 3600} h"
 
 
 def _room_section(status: RoomStatus) -> None:
@@ -131,17 +142,22 @@ def _room_section(status: RoomStatus) -> None:
                 [
                     {
                         "name": p.display_name,
-                        "queued": p.queued,
-                        "training": p.training,
-                        "ended": p.ended,
-                        "last seen": _ago(p.last_seen, now),
-                        "joined": app_state.clock(p.joined),
+                        "wait": p.queued,
+                        "train": p.training,
+                        "done": p.ended,
+                        "seen": _ago(p.last_seen, now),
                     }
                     for p in status.people
                 ]
             ),
             hide_index=True,
             key="host_people",
+            column_config={
+                "wait": st.column_config.NumberColumn(help="Runs waiting in the queue", width=40),
+                "train": st.column_config.NumberColumn(help="Runs training now", width=40),
+                "done": st.column_config.NumberColumn(help="Stored runs that ended", width=40),
+                "seen": st.column_config.TextColumn(help="How long ago a page of theirs last loaded", width=50),
+            },
         )
     training = sum(1 for r in status.active if r.state == "running")
     st.markdown(f"**Training {training} · waiting {len(status.active) - training}**")
@@ -150,17 +166,22 @@ def _room_section(status: RoomStatus) -> None:
             pd.DataFrame(
                 [
                     {
-                        "run": r.id if r.kind == "train" else f"audit of {r.id}",
+                        "run": str(r.id) if r.kind == "train" else f"audit {r.id}",
                         "by": r.owner_name,
                         "state": "training" if r.state == "running" else "waiting",
-                        "since": _ago(r.since, now),
-                        "name": r.name,
+                        "for": _ago(r.since, now),
                     }
                     for r in status.active
                 ]
             ),
             hide_index=True,
             key="host_active",
+            column_config={
+                "run": st.column_config.TextColumn(help="The run's id (an audit: of that run)", width=50),
+                "for": st.column_config.TextColumn(
+                    help="Training since its start, waiting since it was sent", width=50
+                ),
+            },
         )
 
 
@@ -173,30 +194,30 @@ def _preview(action: str, who: str, status: RoomStatus) -> tuple[str, bool]:
         if not status.active:
             return "Nothing is queued or training now.", False
         return (
-            f"This cancels {queued} waiting and stops {training} training run(s) or audit(s) of {people} "
-            "participant(s), for everyone in the room. A run that finishes while it stops is kept and "
-            "reported as completed.",
+            f"This cancels {queued} waiting and stops {training} training (runs and audits) of "
+            f"{_n(people, 'participant')}, for everyone in the room. A run that finishes while it stops is "
+            "kept and reported as completed.",
             True,
         )
     if action == CLEAR:
         runs = app_state.store().list_runs()
         if status.active:
             return (
-                f"{len(status.active)} run(s) are still queued or training: cancel them first, then clear the board.",
+                f"{_n(len(status.active), 'run')} still queued or training: cancel them first, then clear the board.",
                 False,
             )
         people = len({r.owner for r in runs})
         return (
-            f"This deletes all {len(runs)} stored run(s) of {people} participant(s) and every uploaded file, "
-            "for good. Participants are told once that the board was cleared. Names that joined stay.",
+            f"This deletes all {_n(len(runs), 'stored run')} of {_n(people, 'participant')} and every uploaded "
+            "file, for good. Participants are told once that the board was cleared. Names that joined stay.",
             True,
         )
     person = next((p for p in status.people if p.owner == who), None)
     if person is None:
         return "That name is no longer in the room.", False
     return (
-        f"This removes {person.display_name}: {person.queued} waiting and {person.training} training run(s) "
-        f"of theirs are cancelled and their link stops working; their {person.ended} ended run(s) stay.",
+        f"This removes {person.display_name}: their {person.queued} waiting and {person.training} training "
+        f"runs are cancelled and their link stops working; their {_n(person.ended, 'ended run')} stay.",
         True,
     )
 
@@ -226,6 +247,7 @@ def _actions_section(status: RoomStatus) -> None:
             width="stretch",
             help="Its queued and training runs are cancelled and it can no longer act; its ended runs stay.",
         )
+    _show_report(ACTIONS)
     if pending:
         action, who = pending
         text, allowed = _preview(action, who, status)
@@ -304,10 +326,12 @@ def _room_code_section() -> None:
     st.button("Set room code", key="host_set_room_code", on_click=_room_code_clicked)
 
 
-def _show_report() -> None:
-    report = st.session_state.pop(REPORT_KEY, None)
-    if report:
-        kind, text = report
+def _show_report(where: str) -> None:
+    """The last action's report, once, if it belongs ``where``."""
+    report = st.session_state.get(REPORT_KEY)
+    if report and report[2] == where:
+        del st.session_state[REPORT_KEY]
+        kind, text, _ = report
         (st.success if kind == "success" else st.error)(text)
 
 
@@ -317,7 +341,7 @@ def render() -> None:
     if not app_state.settings().has_host or not app_state.joined():
         return
     with st.sidebar.expander("Host", expanded=app_state.is_host()):
-        _show_report()
+        _show_report(TOP)
         if not app_state.is_host():
             st.text_input(
                 "Host secret",

@@ -185,16 +185,14 @@ def test_the_host_confirms_cancelling_every_run_and_reads_what_it_did(app, monke
     host = _unlock(join(app.run(), "Host"))
     # The room now: who is here with their runs, what trains and waits, the server's load.
     people = host.sidebar.dataframe[0].value.set_index("name")
-    assert (people.loc["Jo", "training"], people.loc["Jo", "queued"]) == (1, 1)
+    assert (people.loc["Jo", "train"], people.loc["Jo", "wait"]) == (1, 1)
     active = host.sidebar.dataframe[1].value
-    assert list(active["run"][:2]) == [training, waiting] and set(active["by"][:2]) == {"Jo"}
+    assert list(active["run"][:2]) == [str(training), str(waiting)] and set(active["by"][:2]) == {"Jo"}
     assert any("workers" in c.value and "free for the store" in c.value for c in host.sidebar.caption)
 
     host.button(key="host_cancel_all").click().run()
     preview = [w.value for w in host.sidebar.warning]
-    assert any(
-        "This cancels 1 waiting and stops 1 training run(s) or audit(s) of 1 participant(s)" in w for w in preview
-    )
+    assert any("This cancels 1 waiting and stops 1 training (runs and audits) of 1 participant," in w for w in preview)
     host.button(key="host_back").click().run()  # changing one's mind cancels nothing
     assert "host_confirm" not in [b.key for b in host.button]
     assert get_runner().get(training).state == "running" and get_runner().get(waiting).state == "queued"
@@ -281,7 +279,9 @@ def test_the_host_sees_who_joined_and_removes_a_name_with_its_runs(app, monkeypa
     assert "Ida" in list(people["name"])
     host.selectbox(key="host_remove_who").set_value(ada_owner).run()
     host.button(key="host_remove").click().run()  # asks first
-    assert any("This removes Ida: 0 waiting and 1 training run(s)" in w.value for w in host.sidebar.warning)
+    assert any(
+        "This removes Ida: their 0 waiting and 1 training runs are cancelled" in w.value for w in host.sidebar.warning
+    )
     assert get_runner().get(run_id).state == "running"
     host.button(key="host_confirm").click().run()
     assert any(

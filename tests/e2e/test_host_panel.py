@@ -69,7 +69,7 @@ def test_the_host_keeps_the_role_across_a_reload_cancels_with_a_confirmation_and
             panel.get_by_text("Training 0 · waiting 0").wait_for()
 
             panel.get_by_role("button", name="Clear the board…").click()
-            panel.get_by_text(re.compile(r"^This deletes all 1 stored run\(s\) of 1 participant")).wait_for()
+            panel.get_by_text(re.compile(r"^This deletes all 1 stored run of 1 participant")).wait_for()
             panel.get_by_role("button", name="Yes, delete everything").click()
             panel.get_by_text(re.compile(r"^Board cleared at \d\d:\d\d: Deleted 1 run of 1 participant")).wait_for()
 
