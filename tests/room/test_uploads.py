@@ -217,10 +217,12 @@ def test_deleting_a_participants_runs_deletes_their_uploads(tmp_path):
         with pytest.raises(NotAllowedError, match="only the host can clear the board"):
             owners.delete_runs_and_uploads(runner, by=BOB, owner=None, uploads_directory=folder)
         assert adas.exists() and carols.exists()
-        assert owners.delete_runs_and_uploads(runner, by=ADA, owner=ADA.owner, uploads_directory=folder) == 1
+        mine = owners.delete_runs_and_uploads(runner, by=ADA, owner=ADA.owner, uploads_directory=folder)
+        assert (len(mine.run_ids), mine.owners, mine.uploads) == (1, 1, 1)
         assert not adas.exists() and not (folder / ADA.owner).exists() and bobs.exists()
         assert [r.owner for r in store.list_runs()] == [BOB.owner]
-        assert owners.delete_runs_and_uploads(runner, by=HOST, owner=None, uploads_directory=folder) == 1
+        board = owners.delete_runs_and_uploads(runner, by=HOST, owner=None, uploads_directory=folder)
+        assert (len(board.run_ids), board.owners, board.uploads) == (1, 1, 2)  # Bob's run; Bob's and Carol's files
         assert store.list_runs() == [] and not bobs.exists() and not carols.exists()
         assert (folder / "notes.txt").read_text() == "not an upload"  # only uploads are deleted
     finally:
