@@ -110,9 +110,22 @@ def csv_train_rows(
     path: str, label: str, *, max_train_examples: Optional[int] = None, validation_fraction: float = 0.0
 ) -> int:
     """How many rows of the CSV file at ``path`` train (the n of its runs); needs no schema, since none drops a row."""
+    return _csv_split_sizes(path, label, max_train_examples, validation_fraction)[0]
+
+
+def csv_test_rows(path: str, label: str) -> int:
+    """How many rows of the CSV file at ``path`` are its test split (each row by its own test coin), on which
+    every run of the file reports its test accuracy."""
+    return _csv_split_sizes(path, label, None, 0.0)[1]
+
+
+def _csv_split_sizes(
+    path: str, label: str, max_train_examples: Optional[int], validation_fraction: float
+) -> tuple[int, int]:
+    """(training rows, test rows) of the CSV file at ``path``; cached per file version."""
     stat = _checked_csv_stat(path)
     return _read_csv_file(
-        lambda: _csv_train_rows_cached(
+        lambda: _csv_split_sizes_cached(
             os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size, max_train_examples, validation_fraction
         ),
         path,
@@ -183,16 +196,15 @@ def _describe_cached(
 
 
 @functools.lru_cache(maxsize=16)
-def _csv_train_rows_cached(
+def _csv_split_sizes_cached(
     path: str, label: str, mtime_ns: int, size: int, max_train_examples: Optional[int], validation_fraction: float
-) -> int:
+) -> tuple[int, int]:
     name = os.path.basename(path)
     frame, _ = labelled_table(_file_bytes(path), label=label, name=name)
-    return len(
-        split_table(
-            frame, name=name, max_train_examples=max_train_examples, validation_fraction=validation_fraction
-        ).train
+    split = split_table(
+        frame, name=name, max_train_examples=max_train_examples, validation_fraction=validation_fraction
     )
+    return len(split.train), len(split.test)
 
 
 def describe_csv_undrawn(
@@ -243,7 +255,7 @@ def clear_caches() -> None:
     """Forget what was read from CSV files (headers, training-row counts, descriptions), so the next call
     reads them again."""
     csv_columns_cached.cache_clear()
-    _csv_train_rows_cached.cache_clear()
+    _csv_split_sizes_cached.cache_clear()
     _undrawn_cached.cache_clear()
     _describe_cached.cache_clear()
 

@@ -21,7 +21,14 @@ import numpy as np
 from dpcore.config import DATASET_TITLES, DATASETS
 from dpcore.csv_schema import CsvSchema
 from dpcore.data import csv_files
-from dpcore.data.csv_files import csv_train_rows, describe_csv, describe_csv_undrawn, load_csv, private_derivation
+from dpcore.data.csv_files import (
+    csv_test_rows,
+    csv_train_rows,
+    describe_csv,
+    describe_csv_undrawn,
+    load_csv,
+    private_derivation,
+)
 from dpcore.data.splits import (
     CSV_TEST_FRACTION,
     SPLIT_SEED,
@@ -178,6 +185,15 @@ def train_size(config: DPConfig) -> int:
         )
     available = subset_size(dataset_info(config.dataset).n_train, config.max_train_examples)
     return available - validation_size(available, config.validation_fraction)
+
+
+def test_size(config: DPConfig) -> int:
+    """How many test rows ``config``'s runs report their test accuracy on: a built-in's fixed test split
+    (no subset or validation hold-out touches it), or a CSV file's rows whose test coin fell below
+    ``splits.CSV_TEST_FRACTION``. Raises DatasetError when the data cannot be read."""
+    if config.dataset == "csv":
+        return csv_test_rows(config.csv_path or "", config.csv_label or "")
+    return dataset_info(config.dataset).n_test
 
 
 def train_size_or_none(config: DPConfig) -> Optional[int]:

@@ -218,6 +218,18 @@ def test_a_csv_without_a_schema_is_refused_naming_what_is_missing():
     assert datasets.train_size(config) == datasets.load(csv_config(SAMPLE_CSV)).info.n_train
 
 
+def test_test_size_is_the_rows_every_run_of_the_data_reports_its_accuracy_on():
+    # A built-in's test split is fixed: neither a subset nor a validation hold-out touches it.
+    config = DPConfig(dataset="digits", max_train_examples=200, validation_fraction=0.2)
+    assert datasets.test_size(config) == 360 == datasets.load(config).x_test.shape[0]
+    csv = csv_config(SAMPLE_CSV)
+    assert datasets.test_size(csv) == datasets.load(csv).info.n_test
+    assert datasets.test_size(csv.replace(max_train_examples=50)) == datasets.test_size(csv)
+    with pytest.raises(DatasetError) as missing:
+        datasets.test_size(csv.replace(csv_path=SAMPLE_CSV + ".gone"))
+    assert missing.value.field == "csv_path"
+
+
 def test_csv_missing_values_follow_the_stated_policy():
     rows = ["x,colour,label"]
     rows += [f"{i},{'red' if i % 2 else 'blue'},{i % 2}" for i in range(40)]
