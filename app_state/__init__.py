@@ -46,7 +46,7 @@ from dpcore.room.participants import TOKEN_PARAM, Caller, Participant
 from dpcore.room.server_settings import ENV_ACCOUNTANT_SECONDS, ServerSettings
 from dpcore.runs import owners, room_status, sweeps
 from dpcore.runs.capacity import check_sweep_size
-from dpcore.runs.comparison import AUDIT_AUC_COLUMN, AUDIT_BOUND_COLUMN, RUN_TABLE_FORMATS, run_rows
+from dpcore.runs.comparison import AUDIT_AUC_COLUMN, AUDIT_BOUND_COLUMN, RUN_TABLE_FORMATS, DatasetChoice, run_rows
 from dpcore.runs.job_state import JobSnapshot
 from dpcore.runs.jobs import CancelReport, JobRunner, get_runner
 from dpcore.runs.records import RunRecord, SweepRecord
@@ -368,6 +368,14 @@ def shown_file(path: Optional[str]) -> str:
 def is_upload(path: Optional[str]) -> bool:
     """Whether ``path`` is a file kept by an upload (shown by its own name, never by its path)."""
     return bool(path) and uploads.upload_owner(str(path), directory=uploads.uploads_dir()) is not None
+
+
+def dataset_title(choice: DatasetChoice) -> str:
+    """How Compare and Learn name a dataset the runs trained on: a built-in's name, or the CSV file (as this
+    caller may see it) with its label column."""
+    if choice.dataset != "csv":
+        return choice.dataset
+    return f"{shown_file(choice.csv_path)} → {choice.csv_label}"
 
 
 def may_see_file(path: Optional[str]) -> bool:

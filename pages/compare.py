@@ -1,5 +1,5 @@
-"""Compare: accuracy against ε for every stored run, the Pareto frontier, baselines, the audits against ε,
-and a run table."""
+"""Compare: accuracy against ε for the runs of one dataset at a time: the class view (final points by
+participant, the frontier, the challenge's leaderboard) or each run's epochs; the audits against ε, and a run table."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dpcore.audit.report import AUDIT_NOTE
 from dpcore.errors import UserInputError
 from dpcore.privacy import explain
 from dpcore.results import TEST_METRICS_LABEL, TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, TRAIN_METRICS_LABEL
+from dpcore.runs import comparison
 from dpcore.runs.comparison import ALL, audit_points, build_view, busy_runs, filter_runs
 from dpcore.runs.records import MAX_NAME_CHARS
 from dpcore.views import charts
@@ -20,9 +21,9 @@ store = app_state.store()
 
 st.title("Compare")
 st.caption(
-    "Every stored run as accuracy against ε after each epoch. Up and to the left is better: "
-    "more accurate and more private. The dashed line is the Pareto frontier of final points; "
-    "dotted horizontal lines are non-private baselines (ε = ∞, no privacy)."
+    "Test accuracy against ε for the runs of one dataset at a time: accuracies on different test sets do not "
+    "compare. Up and to the left is better: more accurate and more private. The dashed line is the Pareto "
+    "frontier of the runs' final points; non-private baselines stand at ε = ∞ (no privacy)."
 )
 st.caption(explain.SELECTION_NOTE)
 
@@ -101,32 +102,146 @@ if not runs:
     )
     app_state.finish_page()
 
-left, right, _ = st.columns([1, 1, 2])
-datasets = [ALL] + sorted({r.config.dataset for r in runs})
-dataset = left.selectbox("Dataset", datasets, key="compare_dataset")
-models = [ALL] + sorted({r.config.model for r in runs if dataset in (ALL, r.config.dataset)})
-model = right.selectbox("Model", models, key="compare_model")
+names = store.display_names()
+choices = comparison.dataset_choices(runs)
+titles = {c.key: f"{app_state.dataset_title(c)} ({c.runs} run{'s' if c.runs != 1 else ''})" for c in choices}
+keys = list(titles)
+preferred = comparison.default_dataset(choices, preferred=comparison.dataset_key(app_state.config()))
+left, right, _ = st.columns([2, 1, 1])
+dataset = app_state.choice(
+    left.selectbox(
+        "Dataset",
+        keys,
+        index=keys.index(preferred),
+        format_func=titles.get,
+        key="compare_dataset",
+        help="Frontiers, baselines and the challenge are per dataset: accuracies on different test sets do not compare.",
+    ),
+    keys,
+    field="dataset",
+)
+models = [ALL] + sorted({r.config.model for r in filter_runs(runs, dataset=dataset)})
+model = app_state.choice(right.selectbox("Model", models, key="compare_model"), models, field="model")
 shown = filter_runs(runs, dataset=dataset, model=model)
+
+
+def owner_name(run_owner: str) -> str:
+    """Who ran a run, as the picker and the leaderboard name them ("you" for this participant)."""
+    name = comparison.participant_name(run_owner, names)
+    return f"{name} (you)" if app_state.owner() and run_owner == app_state.owner() else name
+
 
 if "compare_selected" in ss:
     ss["compare_selected"] = [i for i in ss["compare_selected"] if any(r.id == i for r in shown)]
-labels = {r.id: f"{r.id}: {r.label} ({'non-private' if not r.config.private else r.config.model})" for r in shown}
+labels = {
+    r.id: f"{r.id}: {r.label} by {owner_name(r.owner)} ({'non-private' if not r.config.private else r.config.model})"
+    for r in shown
+}
 selected = st.multiselect(
     "Choose runs (none chosen: chart all shown)", [r.id for r in shown], format_func=labels.get, key="compare_selected"
 )
 charted = [r for r in shown if r.id in selected] if selected else shown
-view = build_view(charted)
-if view.curves or view.baselines:
-    st.plotly_chart(charts.accuracy_vs_epsilon(view), width="stretch", key="compare_chart")
-else:
-    st.info("None of these runs has finished an epoch yet.")
+styles = charts.participant_styles(comparison.participants(runs))
 
-audited = audit_points(charted)
+CLASS, EPOCHS = "class", "epochs"
+chart_kind = app_state.choice(
+    st.radio(
+        "Chart",
+        (CLASS, EPOCHS),
+        key="compare_chart_kind",
+        horizontal=True,
+        format_func={CLASS: "Class view (final points, by participant)", EPOCHS: "Each run's epochs"}.get,
+        help="The class view draws each finished run once, at its final ε and accuracy, for a projector; "
+        "each run's epochs draws every run's path.",
+    ),
+    (CLASS, EPOCHS),
+    field="chart",
+)
+
+
+def class_section() -> None:
+    """The class view: final points by participant, the frontier, and the challenge's leaderboard."""
+    cap_value = st.number_input(
+        "Challenge: best accuracy at ε ≤",
+        value=comparison.CHALLENGE_EPSILON_CAP,
+        step=0.1,
+        format="%.2f",
+        key="compare_cap",
+        help="The class challenge's privacy cap: each participant's best run with ε at most this is ranked.",
+    )
+    try:
+        cap = comparison.check_epsilon_cap(cap_value)
+    except UserInputError as exc:
+        st.error(str(exc))
+        cap = None
+    view = comparison.class_view(charted, names=names)
+    if not view.points and not view.baselines:
+        st.info("No run here has finished yet; each appears as one point when it does.")
+        return
+    st.plotly_chart(
+        charts.class_accuracy_vs_epsilon(view, styles=styles, cap=cap), width="stretch", key="compare_class_chart"
+    )
+    people = len({p.owner for p in (*view.points, *view.baselines)})
+    notes = [
+        f"{len(view.points)} finished private run(s) and {len(view.baselines)} non-private baseline(s) by "
+        f"{people} participant(s)."
+    ]
+    if view.unfinished:
+        notes.append(f"{view.unfinished} run(s) still queued or training appear when they finish.")
+    if view.test_rows:
+        notes.append(
+            f"Every accuracy here is measured on the same {view.test_rows:,} test rows: one row more or less "
+            f"moves it by {1 / view.test_rows:.3f}."
+        )
+    if len(styles) > charts.DISTINCT_PARTICIPANTS:
+        notes.append(
+            f"More than {charts.DISTINCT_PARTICIPANTS} participants: colours and markers repeat; hovering names each point."
+        )
+    st.caption(" ".join(notes))
+    if cap is None:
+        return
+    board = comparison.leaderboard(comparison.class_view(shown, names=names), cap=cap)
+    st.markdown(f"**Challenge: best accuracy at ε ≤ {charts.plain_number(cap)}**")
+    if not board:
+        st.info(f"No finished private run here has ε ≤ {charts.plain_number(cap)} yet.")
+        return
+    st.dataframe(
+        [
+            {
+                "rank": e.rank,
+                "participant": owner_name(e.owner),
+                "run": e.run,
+                "ε": explain.format_epsilon(e.epsilon),
+                "test accuracy": f"{e.accuracy:.3f}",
+                "test rows": view.test_rows,
+            }
+            for e in board
+        ],
+        hide_index=True,
+        width="stretch",
+        key="compare_leaderboard",
+    )
+    st.caption(
+        "Each participant's best finished run within the cap (of every run shown, whichever are chosen above); "
+        "equal accuracy and ε share a rank. Trying many runs and keeping the best costs privacy too (see above)."
+    )
+
+
+if chart_kind == CLASS:
+    class_section()
+else:
+    view = build_view(charted, names=names)
+    if view.curves or view.baselines:
+        st.plotly_chart(charts.accuracy_vs_epsilon(view, styles=styles), width="stretch", key="compare_chart")
+    else:
+        st.info("None of these runs has finished an epoch yet.")
+
+audited = audit_points(charted, names=names)
 if audited:
     st.markdown("**What attacks reach, against the ε promised**")
     st.caption(
         "Each audited run's best membership-inference attack (AUC, left) and the empirical ε lower bound "
-        "it proves (right) against the run's accounted ε; non-private baselines stand at ∞. "
+        "it proves (right) against the run's accounted ε; non-private baselines stand at ∞, past a gap. "
         + audit_view.BOUND_NOTE
         + " "
         + AUDIT_NOTE

@@ -9,7 +9,7 @@ from dpcore.audit import bounds
 from dpcore.config import ACCOUNTANT_TITLES, SAMPLINGS
 from dpcore.errors import UserInputError
 from dpcore.privacy import explain
-from dpcore.runs.comparison import build_view
+from dpcore.runs import comparison
 from dpcore.views import charts, teaching
 
 st.title("Learn")
@@ -128,9 +128,15 @@ epsilons = tuple(round(0.05 * (20 / 0.05) ** (i / 39), 4) for i in range(40))
 errors = mean_errors(epsilons, (100, 1_000, 10_000))
 st.plotly_chart(charts.error_vs_epsilon(epsilons, errors), width="stretch", key="learn_error_chart")
 
-view = build_view(app_state.store().list_runs())
+stored = app_state.store().list_runs()
+choices = comparison.dataset_choices(stored)
+view = comparison.build_view(())
+if choices:  # one dataset's runs: accuracies on different test sets do not compare
+    shown = comparison.default_dataset(choices, preferred=comparison.dataset_key(app_state.config()))
+    view = comparison.build_view(comparison.filter_runs(stored, dataset=shown), names=app_state.store().display_names())
 if view.curves:
-    st.markdown("And here are the runs trained in this app so far: accuracy against ε.")
+    title = app_state.dataset_title(next(c for c in choices if c.key == shown))
+    st.markdown(f"And here are the runs trained on {title} in this app so far: accuracy against ε.")
     st.plotly_chart(charts.accuracy_vs_epsilon(view), width="stretch", key="learn_runs_chart")
 else:
     st.caption(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Callable, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import numpy as np
 import plotly.graph_objects as go
@@ -15,7 +16,7 @@ from dpcore.audit.bounds import max_tpr
 from dpcore.audit.report import RocCurve
 from dpcore.privacy.explain import format_epsilon
 from dpcore.results import TRAIN_ACCURACY_TITLE
-from dpcore.runs.comparison import AuditPoint, ComparisonView
+from dpcore.runs.comparison import MAX_RUN_LEGEND, AuditPoint, Baseline, ClassView, ComparisonView, FinalPoint, RunCurve
 from dpcore.views.teaching import ClippingExample, CountExample
 
 if TYPE_CHECKING:
@@ -24,7 +25,27 @@ if TYPE_CHECKING:
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 # One colour per run, picked by its id (``run_color``); no grey, which marks guides and baselines' lines.
 RUN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
-# Legends sit below the plot, where they can grow without covering the title.
+# Participants' colours and markers: each colour with circles first, then with squares, and so on, so the
+# first 12 participants differ by colour alone and up to 48 by colour and marker (``participant_styles``).
+PARTICIPANT_COLORS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#17becf",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#393b79",
+    "#637939",
+    "#7f7f7f",
+)
+PARTICIPANT_SYMBOLS = ("circle", "square", "diamond", "triangle-up")
+DISTINCT_PARTICIPANTS = len(PARTICIPANT_COLORS) * len(PARTICIPANT_SYMBOLS)
+# Where ε = ∞ (a non-private run) stands on a log ε axis: a column past a gap, labelled in words.
+INFINITY_TICK = "∞ (non-private)"
+# Legends sit below the plot, where they can grow without covering the title or narrowing the plot.
 _LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0.0)
 # Legends that list runs sit on the right, one run per line.
 _LEGEND_RIGHT = dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02)
@@ -419,14 +440,63 @@ def clip_norm_over_steps(clip_norms: Sequence[float], *, target_quantile: float)
     return fig
 
 
-def accuracy_vs_epsilon(view: ComparisonView) -> go.Figure:
-    """Each run's per-epoch (ε, accuracy) as a curve in the run's own colour, final points large, the
-    frontier dashed, baselines as dotted lines named in the legend (on the right, clear of the title)."""
+@dataclass(frozen=True)
+class ParticipantStyle:
+    """A participant's colour and marker in the class's charts."""
+
+    color: str
+    symbol: str
+
+
+def participant_styles(owners: Sequence[str]) -> dict[str, ParticipantStyle]:
+    """A style per owner in the order given (``comparison.participants``): 12 colours with circles, then the
+    same colours with squares, diamonds and triangles; beyond ``DISTINCT_PARTICIPANTS`` they repeat."""
+    return {
+        owner: ParticipantStyle(
+            PARTICIPANT_COLORS[i % len(PARTICIPANT_COLORS)],
+            PARTICIPANT_SYMBOLS[(i // len(PARTICIPANT_COLORS)) % len(PARTICIPANT_SYMBOLS)],
+        )
+        for i, owner in enumerate(owners)
+    }
+
+
+def _style(styles: Mapping[str, ParticipantStyle], owner: str) -> ParticipantStyle:
+    return styles.get(owner) or participant_styles([*styles, owner])[owner]
+
+
+def _legend_height(entries: int, *, base: int) -> int:
+    """A chart's height that keeps its plot area while the legend below it wraps over more rows."""
+    return base + 22 * max(0, math.ceil(entries / 4) - 1)
+
+
+def accuracy_vs_epsilon(
+    view: ComparisonView,
+    *,
+    styles: Optional[Mapping[str, ParticipantStyle]] = None,
+    cap: Optional[float] = None,
+) -> go.Figure:
+    """Each run's per-epoch (ε, accuracy) as a curve, final points large, the frontier dashed, baselines as
+    dotted lines, the legend below the plot. Up to ``MAX_RUN_LEGEND`` runs each have their own colour and
+    legend entry; more are coloured by participant (``styles``) with one legend entry per participant.
+    ``cap``, when given, is the challenge's ε cap, drawn as a vertical line."""
+    by_participant = len(view.curves) + len(view.baselines) > MAX_RUN_LEGEND
+    styles = styles or {}
     fig = _fig("test accuracy against ε", "ε (lower is more private)", "test accuracy")
+    named: set[str] = set()
+
+    def look(item: Union[RunCurve, Baseline]) -> tuple[str, str, str, bool]:
+        """(colour, marker, legend name, whether to show it) of a run's trace."""
+        if not by_participant:
+            return run_color(item.run_id), "circle", item.label, True
+        style = _style(styles, item.owner)
+        first = item.owner not in named
+        named.add(item.owner)
+        return style.color, style.symbol, item.participant, first
+
     for curve in view.curves:
-        color = run_color(curve.run_id)
+        color, symbol, name, show = look(curve)
         hover = (
-            f"<b>{curve.label}</b> ({curve.status})<br>{curve.summary}<br>"
+            f"<b>{curve.label}</b> by {curve.participant} ({curve.status})<br>{curve.summary}<br>"
             "epoch %{customdata}: ε %{x:.3f}, accuracy %{y:.3f}<extra></extra>"
         )
         sizes = [6] * (len(curve.epsilons) - 1) + [14]
@@ -435,11 +505,13 @@ def accuracy_vs_epsilon(view: ComparisonView) -> go.Figure:
                 x=list(curve.epsilons),
                 y=list(curve.accuracies),
                 mode="lines+markers",
-                name=curve.label,
+                name=name,
+                legendgroup=curve.owner if by_participant else str(curve.run_id),
+                showlegend=show,
                 customdata=list(range(1, len(curve.epsilons) + 1)),
                 hovertemplate=hover,
                 line=dict(color=color, width=1.5),
-                marker=dict(size=sizes, color=color, line=dict(width=1, color="white")),
+                marker=dict(size=sizes, color=color, symbol=symbol, line=dict(width=1, color="white")),
             )
         )
     if view.frontier:
@@ -453,22 +525,139 @@ def accuracy_vs_epsilon(view: ComparisonView) -> go.Figure:
                 hoverinfo="skip",
             )
         )
-    # Baselines have no finite ε: a dotted line across the whole ε range, named in the legend.
+    # Baselines have no finite ε: a dotted line across the whole ε range.
     x_end = max((e for c in view.curves for e in c.epsilons), default=1.0) * 1.05
+    if cap is not None and math.isfinite(cap):
+        x_end = max(x_end, cap * 1.05)
     for base in view.baselines:
-        name = base.label if "non-private" in base.label else f"{base.label}, non-private"
+        color, _, name, show = look(base)
+        if not by_participant:
+            label = base.label if "non-private" in base.label else f"{base.label}, non-private"
+            name = f"{label} (ε = ∞): {base.accuracy:.3f}"
         fig.add_trace(
             go.Scatter(
                 x=[0.0, x_end],
                 y=[base.accuracy, base.accuracy],
                 mode="lines",
-                name=f"{name} (ε = ∞): {base.accuracy:.3f}",
-                line=dict(color=run_color(base.run_id), dash="dot", width=2),
-                hovertemplate=f"<b>{base.label}</b><br>{base.summary}<br>accuracy %{{y:.3f}}<extra></extra>",
+                name=name,
+                legendgroup=base.owner if by_participant else str(base.run_id),
+                showlegend=show,
+                line=dict(color=color, dash="dot", width=2),
+                hovertemplate=f"<b>{base.label}</b> by {base.participant}<br>{base.summary}<br>"
+                "accuracy %{y:.3f}<extra></extra>",
             )
         )
-    fig.update_layout(height=440, legend=_LEGEND_RIGHT)
+    if by_participant and view.baselines:
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                name="dotted: non-private baseline (ε = ∞)",
+                line=dict(color="#555", dash="dot", width=2),
+            )
+        )
+    _cap_line(fig, cap)
+    entries = sum(1 for t in fig.data if t.showlegend is not False)
+    fig.update_layout(height=_legend_height(entries, base=480), legend=_LEGEND_BELOW)
     fig.update_xaxes(range=[0.0, x_end])
+    return fig
+
+
+def _cap_line(fig: go.Figure, cap: Optional[float], *, log_x: bool = False) -> None:
+    """The challenge's ε cap as a dashed vertical line, labelled at its top."""
+    if cap is None or not math.isfinite(cap):
+        return
+    fig.add_shape(
+        type="line",
+        xref="x",
+        x0=cap,
+        x1=cap,
+        yref="y domain",
+        y0=0,
+        y1=1,
+        line=dict(color=COLORS[4], dash="dash", width=1.5),
+    )
+    fig.add_annotation(
+        x=math.log10(cap) if log_x else cap,
+        xref="x",
+        xanchor="right",
+        y=1.0,
+        yref="y domain",
+        yanchor="top",
+        showarrow=False,
+        text=f"challenge: ε ≤ {plain_number(cap)}",
+        font=dict(color=COLORS[4]),
+    )
+
+
+def _epsilon_axis_with_infinity(fig: go.Figure, finite: Sequence[float], *, extra: Sequence[float] = ()) -> float:
+    """A log ε axis over ``finite`` (and ``extra``, such as a cap) with plain-number ticks and a column past a
+    gap where ε = ∞ stands, labelled ``INFINITY_TICK`` level with the other ticks; returns that column's x."""
+    values = [v for v in (*finite, *extra) if math.isfinite(v) and v > 0]
+    low, high = (min(values) / 1.6, max(values) * 1.6) if values else (0.5, 2.0)
+    x_infinite = high * 3.0
+    ticks, texts = log_ticks(low, high) if values else ((), ())
+    fig.update_xaxes(
+        type="log",
+        tickmode="array",
+        tickvals=[*ticks, x_infinite],
+        ticktext=[*texts, INFINITY_TICK],
+        tickangle=0,
+        range=[math.log10(low), math.log10(x_infinite * 2.2)],
+    )
+    return x_infinite
+
+
+def class_accuracy_vs_epsilon(
+    view: ClassView, *, styles: Mapping[str, ParticipantStyle], cap: Optional[float] = None
+) -> go.Figure:
+    """The class on one dataset for a projector: each finished run as one point at its final ε and accuracy,
+    coloured and marked by participant (one legend entry each, below the plot), the Pareto frontier dashed,
+    non-private runs in a column at "∞" past a gap, and the challenge's ε cap as a vertical line."""
+    fig = _fig("the class: final test accuracy against ε", "ε (log scale; lower is more private)", "test accuracy")
+    finite = [p.epsilon for p in view.points]
+    x_infinite = _epsilon_axis_with_infinity(fig, finite, extra=[cap] if cap is not None else [])
+    by_owner: dict[str, list[FinalPoint]] = {}
+    for point in (*view.points, *view.baselines):
+        by_owner.setdefault(point.owner, []).append(point)
+    for owner, points in by_owner.items():
+        style = _style(styles, owner)
+        fig.add_trace(
+            go.Scatter(
+                x=[p.epsilon if math.isfinite(p.epsilon) else x_infinite for p in points],
+                y=[p.accuracy for p in points],
+                mode="markers",
+                name=points[0].participant,
+                legendgroup=owner,
+                marker=dict(size=13, color=style.color, symbol=style.symbol, line=dict(width=1, color="white")),
+                text=[
+                    f"<b>{p.label}</b> by {p.participant}<br>{p.summary}<br>ε {format_epsilon(p.epsilon)}, "
+                    f"accuracy {p.accuracy:.3f}"
+                    for p in points
+                ],
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    if view.frontier:
+        fig.add_trace(
+            go.Scatter(
+                x=[p.epsilon for p in view.frontier],
+                y=[p.accuracy for p in view.frontier],
+                mode="lines",
+                name="Pareto frontier",
+                line=dict(color="black", dash="dash", width=2, shape="hv"),
+                hoverinfo="skip",
+            )
+        )
+    gap = math.sqrt(max(finite, default=1.0) * 1.6 * x_infinite)
+    fig.add_vline(x=gap, line=dict(color="#bbb", width=1))
+    _cap_line(fig, cap, log_x=True)
+    accuracies = [p.accuracy for p in (*view.points, *view.baselines)]
+    fig.update_yaxes(
+        range=[max(0.0, min(accuracies, default=0.0) - 0.05), min(1.02, max(accuracies, default=1.0) + 0.05)]
+    )
+    fig.update_layout(height=_legend_height(len(by_owner) + bool(view.frontier), base=520), legend=_LEGEND_BELOW)
     return fig
 
 
@@ -542,7 +731,7 @@ def privacy_region(*, epsilon: float, delta: float, curves: Mapping[str, RocCurv
     title = (
         "no privacy (ε = ∞): any attack is allowed"
         if math.isinf(epsilon)
-        else f"what (ε = {epsilon:.2g}, δ = {delta:.0e})-DP allows an attacker"
+        else f"what (ε = {format_epsilon(epsilon, digits=2)}, δ = {delta:.0e})-DP allows an attacker"
     )
     fig = _fig(title, "false-positive rate (non-members flagged)", "true-positive rate (members caught)")
     fprs = [i / 400 for i in range(401)]
@@ -591,11 +780,11 @@ def privacy_region(*, epsilon: float, delta: float, curves: Mapping[str, RocCurv
 
 
 def audit_vs_epsilon(points: Sequence[AuditPoint]) -> go.Figure:
-    """Two panels against the accounted ε (log axis; non-private baselines at "∞" on its right): the best
-    attack's AUC, and the empirical ε lower bound below the line bound = ε that a correct run never crosses."""
+    """Two panels against the accounted ε (log axis; non-private baselines at ``INFINITY_TICK`` on its right,
+    written level): the best attack's AUC, and the empirical ε lower bound below the line bound = ε that a
+    correct run never crosses."""
     finite = [p.epsilon for p in points if math.isfinite(p.epsilon)]
     low, high = (min(finite) / 1.6, max(finite) * 1.6) if finite else (0.5, 2.0)
-    x_infinite = high * 3.0  # where ε = ∞ is drawn, past a gap
     confidence = points[0].confidence if points else 0.95
     fig = make_subplots(
         rows=1,
@@ -603,10 +792,12 @@ def audit_vs_epsilon(points: Sequence[AuditPoint]) -> go.Figure:
         horizontal_spacing=0.1,
         subplot_titles=("attack AUC (0.5 = guessing)", f"ε lower bound ({confidence:.0%} confidence)"),
     )
+    x_infinite = _epsilon_axis_with_infinity(fig, finite)  # where ε = ∞ is drawn, past a gap
     for point in points:
         x = point.epsilon if math.isfinite(point.epsilon) else x_infinite
         hover = (
-            f"<b>{point.label}</b><br>{point.summary}<br>accounted ε = {format_epsilon(point.epsilon)}"
+            f"<b>{point.label}</b>{f' by {point.participant}' if point.participant else ''}<br>{point.summary}<br>"
+            f"accounted ε = {format_epsilon(point.epsilon)}"
             f"<br>attack AUC {point.auc:.3f}, ε ≥ {point.epsilon_lower_bound:.2f}<extra></extra>"
         )
         for col, y in ((1, point.auc), (2, point.epsilon_lower_bound)):
@@ -651,18 +842,10 @@ def audit_vs_epsilon(points: Sequence[AuditPoint]) -> go.Figure:
             row=1,
             col=2,
         )
-    ticks, texts = log_ticks(low, high) if finite else ((), ())
     gap = math.sqrt(high * x_infinite)
     for col in (1, 2):
         fig.add_vline(x=gap, line=dict(color="#bbb", width=1), row=1, col=col)
-    fig.update_xaxes(
-        type="log",
-        tickmode="array",
-        tickvals=[*ticks, x_infinite],
-        ticktext=[*texts, "∞"],
-        range=[math.log10(low), math.log10(x_infinite * 1.6)],
-        title_text="accounted ε (∞: non-private)",
-    )
+    fig.update_xaxes(title_text="accounted ε")
     aucs = [p.auc for p in points]
     fig.update_yaxes(range=[min([0.45, *[a - 0.03 for a in aucs]]), max([1.0, *aucs])], row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)

@@ -65,8 +65,13 @@ def runs() -> dict[str, int]:
             pass
 
 
-def _open(app):
-    return open_page(app, "compare")
+def _open(app, *, chart: str = "epochs", dataset: str = "digits"):
+    """Compare on ``dataset`` with ``chart`` ("epochs": each run's curve; "class": the class view)."""
+    at = open_page(app, "compare")
+    at.selectbox(key="compare_dataset").set_value(dataset).run()
+    at.radio(key="compare_chart_kind").set_value(chart).run()
+    assert not at.exception
+    return at
 
 
 def _trace_names(at) -> list[str]:
@@ -76,10 +81,11 @@ def _trace_names(at) -> list[str]:
 def test_chart_table_and_baseline(app, runs) -> None:
     at = _open(app)
     names = _trace_names(at)
-    assert "noisy" in names and "fashion" in names and "Pareto frontier" in names
+    assert "noisy" in names and "Pareto frontier" in names
+    assert "fashion" not in names  # another dataset's run is never on the digits chart
     assert "plain, non-private (ε = ∞): 0.900" in names  # the baseline is named in the legend
     table = at.dataframe[0].value
-    assert set(runs.values()) <= set(table["id"])
+    assert {runs["noisy"], runs["plain"]} <= set(table["id"]) and runs["fashion"] not in set(table["id"])
     assert at.get("download_button")
 
 
@@ -102,7 +108,7 @@ def test_training_figures_are_titled_as_not_covered_by_epsilon_and_can_be_hidden
 def test_audited_runs_are_charted_against_epsilon_and_get_table_columns(app, runs) -> None:
     at = _open(app)
     # Chart only this test's runs: other tests may leave audited runs in the shared store.
-    at.multiselect(key="compare_selected").set_value(list(runs.values())).run()
+    at.multiselect(key="compare_selected").set_value([runs["noisy"], runs["plain"]]).run()
     assert len(at.get("plotly_chart")) == 1 and any("No audited runs" in c.value for c in at.caption)
     store = RunStore(os.environ["DPEXPLORER_STORE"])
     store.save_audit(runs["noisy"], hand_made_report(0.7, auc=0.52, bound=0.1, run_id=runs["noisy"]).to_json())
@@ -114,11 +120,11 @@ def test_audited_runs_are_charted_against_epsilon_and_get_table_columns(app, run
     assert set(points) == {"noisy", "plain"}
     assert points["noisy"]["x"] == [0.7] and points["noisy"]["y"] == [0.52]
     assert points["plain"]["x"] == [audit_chart["layout"]["xaxis"]["tickvals"][-1]]
-    assert audit_chart["layout"]["xaxis"]["ticktext"][-1] == "∞"
+    assert audit_chart["layout"]["xaxis"]["ticktext"][-1] == "∞ (non-private)"
     table = at.dataframe[0].value.set_index("id")
     auc, bound = "attack AUC (not covered by ε)", "audit ε ≥ (not covered by ε)"
     assert (table.loc[runs["noisy"], auc], table.loc[runs["noisy"], bound]) == (0.52, 0.1)
-    assert table.loc[runs["plain"], bound] == 0.8 and math.isnan(table.loc[runs["fashion"], auc])
+    assert table.loc[runs["plain"], bound] == 0.8 and runs["fashion"] not in table.index  # digits runs only
     assert any("What attacks reach" in m.value for m in at.markdown)
     assert any(AUDIT_NOTE in c.value for c in at.caption)  # the audit chart says what ε does not cover
 
@@ -138,13 +144,14 @@ def test_one_chosen_run_shows_its_audit_or_offers_one(app, runs) -> None:
     assert any(c.value == f"{AUDIT_NOTE} {CANARY_NOTE}" for c in at.caption)
     assert any(c.value.startswith("Canary audit") and c.value.endswith(CANARY_NOTE) for c in at.caption)
     # Another participant's run: only they (or the host) may ask for its audit.
+    at.selectbox(key="compare_dataset").set_value("fashion_mnist").run()
     at.multiselect(key="compare_selected").set_value([runs["fashion"]]).run()
     assert not [b for b in at.button if b.key == "compare_run_audit_run"]
     assert any("Only the run's owner (or the host)" in c.value for c in at.caption)
     mine = store.create_run(DPConfig(), owner=at.session_state[OWNER_KEY], name="mine")
     store.set_status(mine, "completed")
     try:
-        at.run()
+        at.selectbox(key="compare_dataset").set_value("digits").run()
         at.multiselect(key="compare_selected").set_value([mine]).run()
         assert at.button(key="compare_run_audit_run").label == "Audit this run"
     finally:
@@ -193,7 +200,7 @@ def test_mine_and_everyones_views(app, runs) -> None:
     mine = store.create_run(DPConfig(noise_multiplier=3.0), owner=at.session_state[OWNER_KEY], name="mine")
     at.run()
     everyone = at.dataframe[0].value
-    assert {mine, *runs.values()} <= set(everyone["id"])
+    assert {mine, runs["noisy"], runs["plain"]} <= set(everyone["id"])
     assert set(everyone[everyone["id"] == mine]["by"]) == {"you"}
     at.radio(key="compare_whose").set_value("mine").run()
     assert list(at.dataframe[0].value["id"]) == [mine]
@@ -201,7 +208,7 @@ def test_mine_and_everyones_views(app, runs) -> None:
 
 
 def test_load_into_explore(app, runs) -> None:
-    at = _open(app)
+    at = _open(app, dataset="fashion_mnist")
     at.multiselect(key="compare_selected").set_value([runs["fashion"]]).run()
     at.button(key="compare_load").click().run()
     assert not at.exception
@@ -237,3 +244,78 @@ def test_an_audit_asked_for_waits_in_the_queue_and_the_view_follows_it(app) -> N
     assert any(m.label == "ε lower bound (95%)" for m in at.metric)
     for run_id in (done, long_id, other):
         store.delete_run(run_id)
+
+
+@pytest.fixture()
+def room() -> dict[str, int]:
+    """A class on MNIST (a dataset no other test stores runs of): four named participants' finished runs, one
+    of them non-private, one still training; removed afterwards."""
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    for owner, name in [("o-ada", "Ada"), ("o-bo", "Bo"), ("o-cy", "Cy"), ("o-di", "Di")]:
+        store.add_participant(token_hash=f"hash-{owner}", owner=owner, display_name=name)
+    mnist = DPConfig(dataset="mnist", model="cnn")
+    ids = {}
+    for key, owner, config, epsilon, accuracy, status in [
+        ("ada", "o-ada", mnist, 0.9, 0.91, "completed"),
+        ("ada_wide", "o-ada", mnist, 3.0, 0.97, "completed"),
+        ("bo", "o-bo", mnist, 0.6, 0.91, "completed"),
+        ("cy", "o-cy", mnist, 1.0, 0.85, "budget_reached"),
+        ("di_plain", "o-di", mnist.replace(private=False), math.inf, 0.99, "completed"),
+        ("di_training", "o-di", mnist, 0.4, 0.50, "running"),
+    ]:
+        run_id = store.create_run(config, owner=owner, name=key)
+        store.record_epoch(run_id, _metrics(1, accuracy, epsilon))
+        store.set_status(run_id, status)
+        ids[key] = run_id
+    yield ids
+    for run_id in ids.values():
+        store.delete_run(run_id)
+    for owner in ("o-ada", "o-bo", "o-cy", "o-di"):
+        store.remove_participant(owner, by=None)
+
+
+def test_datasets_are_offered_one_at_a_time_with_their_run_counts(app, runs, room) -> None:
+    at = open_page(app, "compare")
+    box = at.selectbox(key="compare_dataset")
+    assert box.value == "digits"  # the current config's dataset
+    assert "mnist (6 runs)" in box.options and "fashion_mnist (1 run)" in box.options
+    at.radio(key="compare_chart_kind").set_value("epochs").run()
+    assert "fashion" not in _trace_names(at) and "ada" not in _trace_names(at)
+    at.selectbox(key="compare_dataset").set_value("mnist").run()
+    names = _trace_names(at)
+    assert "noisy" not in names and "plain, non-private (ε = ∞): 0.900" not in " ".join(map(str, names))
+
+
+def test_class_view_draws_final_points_by_participant_and_ranks_the_challenge(app, room) -> None:
+    at = open_page(app, "compare")
+    at.selectbox(key="compare_dataset").set_value("mnist").run()
+    assert at.radio(key="compare_chart_kind").value == "class"  # the room's view first
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    points = {t["name"]: t for t in chart["data"] if t.get("mode") == "markers"}
+    assert set(points) == {"Ada", "Bo", "Cy", "Di"}  # one legend entry per participant, by display name
+    assert sorted(points["Ada"]["y"]) == [0.91, 0.97] and points["Di"]["x"] == [
+        chart["layout"]["xaxis"]["tickvals"][-1]
+    ]
+    assert chart["layout"]["xaxis"]["ticktext"][-1] == "∞ (non-private)"
+    assert any(a["text"] == "challenge: ε ≤ 1" for a in chart["layout"]["annotations"])
+    caption = next(c.value for c in at.caption if "finished private run" in c.value)
+    assert "4 finished private run(s) and 1 non-private baseline(s) by 4 participant(s)" in caption
+    assert "1 run(s) still queued or training" in caption and "10,000 test rows" in caption
+    board = at.dataframe[0].value  # the leaderboard, above the run table
+    assert list(board["participant"]) == ["Bo", "Ada", "Cy"]  # 0.91 at ε 0.6 before 0.91 at ε 0.9
+    assert list(board["rank"]) == [1, 2, 3] and list(board["run"]) == ["bo", "ada", "cy"]
+    assert list(board["ε"]) == ["0.600", "0.900", "1.000"] and set(board["test rows"]) == {10000}
+    at.number_input(key="compare_cap").set_value(5.0).run()
+    board = at.dataframe[0].value  # the leaderboard, above the run table
+    assert list(board["participant"])[0] == "Ada" and list(board["run"])[0] == "ada_wide"
+    at.number_input(key="compare_cap").set_value(0.0).run()
+    assert not at.exception
+    assert any(e.value.startswith("ε cap: 0.0 is out of range") for e in at.error)  # reported, not clamped
+    assert len(at.dataframe) == 1 and "rank" not in at.dataframe[0].value  # only the run table is left
+
+
+def test_the_run_picker_names_who_ran_each_run(app, room) -> None:
+    at = open_page(app, "compare")
+    at.selectbox(key="compare_dataset").set_value("mnist").run()
+    options = at.multiselect(key="compare_selected").options
+    assert f"{room['bo']}: bo by Bo (cnn)" in options and f"{room['di_plain']}: di_plain by Di (non-private)" in options

@@ -142,6 +142,9 @@ def test_privacy_region_shades_what_dp_allows_and_draws_the_curves() -> None:
     assert list(fig.data[-1].y) == [0.0, 0.4, 1.0]
     baseline = charts.privacy_region(epsilon=math.inf, delta=1e-5, curves={})
     assert set(baseline.data[1].y) == {1.0} and "ε = ∞" in baseline.layout.title.text
+    # ε as the app writes it (explain.format_epsilon), never rounded to two significant digits (10.76 as 11).
+    assert "(ε = 10.76, δ = 1e-05)" in charts.privacy_region(epsilon=10.76, delta=1e-5, curves={}).layout.title.text
+    assert "(ε = 0.70," in charts.privacy_region(epsilon=0.7, delta=1e-5, curves={}).layout.title.text
 
 
 def test_audit_chart_sets_auc_and_bound_against_epsilon_with_baselines_at_infinity() -> None:
@@ -158,12 +161,14 @@ def test_audit_chart_sets_auc_and_bound_against_epsilon_with_baselines_at_infini
     assert [t.showlegend for t in markers] == [True, False] * 3  # each run once in the legend
     assert {t.marker.color for t in markers if t.name == "sigma 0.5"} == {charts.run_color(7)}
     infinity = fig.layout.xaxis.tickvals[-1]
-    assert fig.layout.xaxis.ticktext[-1] == "∞" and [t.x[0] for t in markers if t.name == "baseline"] == [infinity] * 2
-    assert infinity > 8.0 and list(fig.layout.xaxis.ticktext) == ["1", "2", "5", "10", "∞"]
+    assert [t.x[0] for t in markers if t.name == "baseline"] == [infinity] * 2
+    # ∞ in words and level with the numbers, never turned on its side where it reads as an "8".
+    assert infinity > 8.0 and list(fig.layout.xaxis.ticktext) == ["1", "2", "5", "10", "∞ (non-private)"]
+    assert fig.layout.xaxis.tickangle == 0 and fig.layout.xaxis2.tickangle == 0
     diagonal = next(t for t in fig.data if t.name.startswith("bound = ε"))
     assert list(diagonal.x) == list(diagonal.y) and diagonal.xaxis == "x2"
     only_baselines = charts.audit_vs_epsilon(points[2:])
-    assert list(only_baselines.layout.xaxis.ticktext) == ["∞"]
+    assert list(only_baselines.layout.xaxis.ticktext) == [charts.INFINITY_TICK]
 
 
 def test_noise_schedule_draws_the_steps_where_sigma_changes_the_floor_and_the_budget_stop() -> None:
@@ -233,3 +238,62 @@ def test_a_sweeps_points_are_labelled_with_their_setting() -> None:
     assert list(settings.customdata) == ["Noise multiplier σ = 1.5 (2 seed(s))", "Noise multiplier σ = 0.8 (2 seed(s))"]
     assert list(settings.error_y.array) == [0.02, 0.05]
     assert list(settings.textposition) == ["bottom right", "top left"] and settings.cliponaxis is False
+
+
+def test_participant_styles_differ_for_48_participants_then_repeat() -> None:
+    owners = [f"p{i}" for i in range(60)]
+    styles = charts.participant_styles(owners)
+    first = [styles[o] for o in owners[: charts.DISTINCT_PARTICIPANTS]]
+    assert len(set(first)) == charts.DISTINCT_PARTICIPANTS == 48
+    assert len({s.color for s in first[:12]}) == 12 and {s.symbol for s in first[:12]} == {"circle"}
+    assert styles["p12"] == charts.ParticipantStyle(styles["p0"].color, "square")
+    assert styles["p48"] == styles["p0"]  # beyond 48 they repeat (the page says so)
+
+
+def _curve(run_id: int, owner: str, epsilon: float, accuracy: float):
+    from dpcore.runs.comparison import RunCurve
+
+    return RunCurve(run_id, f"run {run_id}", "digits", "completed", (epsilon,), (accuracy,), owner, owner.title())
+
+
+def test_more_than_a_handful_of_runs_are_named_by_participant_in_the_legend() -> None:
+    from dpcore.runs.comparison import MAX_RUN_LEGEND, Baseline, ComparisonView
+
+    curves = tuple(_curve(i, f"p{i % 3}", 0.5 + i / 10, 0.6 + i / 100) for i in range(1, 11))
+    styles = charts.participant_styles(["p0", "p1", "p2"])
+    view = ComparisonView(curves, (Baseline(11, "plain", "digits", 0.97, "p1", "P1"),), ())
+    fig = charts.accuracy_vs_epsilon(view, styles=styles)
+    assert len(curves) > MAX_RUN_LEGEND
+    legend = [t.name for t in fig.data if t.showlegend is not False]
+    assert legend == ["P1", "P2", "P0", "dotted: non-private baseline (ε = ∞)"]  # never one entry per run
+    colours = {t.legendgroup: t.line.color for t in fig.data if t.legendgroup}
+    assert colours == {o: styles[o].color for o in ("p0", "p1", "p2")}
+    assert "run 1</b> by P1" in fig.data[0].hovertemplate
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0  # below: the plot keeps its width
+    few = charts.accuracy_vs_epsilon(ComparisonView(curves[:3], (), ()), styles=styles)
+    assert [t.name for t in few.data] == ["run 1", "run 2", "run 3"]
+
+
+def test_class_chart_draws_final_points_by_participant_the_frontier_infinity_and_the_cap() -> None:
+    from dpcore.runs.comparison import ClassView, FinalPoint, Point
+
+    points = tuple(
+        FinalPoint(i, f"run {i}", "digits", f"p{i % 2}", f"P{i % 2}", eps, acc)
+        for i, (eps, acc) in enumerate([(0.5, 0.6), (1.0, 0.7), (2.0, 0.8), (4.0, 0.75)], start=1)
+    )
+    baseline = FinalPoint(5, "plain", "digits", "p2", "P2", math.inf, 0.95)
+    frontier = (Point(0.5, 0.6, 1), Point(1.0, 0.7, 2), Point(2.0, 0.8, 3))
+    view = ClassView(points, (baseline,), frontier, 360, 0)
+    styles = charts.participant_styles(["p0", "p1", "p2"])
+    fig = charts.class_accuracy_vs_epsilon(view, styles=styles, cap=1.0)
+    markers = {t.name: t for t in fig.data if t.mode == "markers"}
+    assert set(markers) == {"P0", "P1", "P2"}  # one legend entry per participant
+    assert list(markers["P1"].x) == [0.5, 2.0] and list(markers["P0"].y) == [0.7, 0.75]
+    assert markers["P2"].x[0] == fig.layout.xaxis.tickvals[-1] and fig.layout.xaxis.ticktext[-1] == charts.INFINITY_TICK
+    assert markers["P2"].marker.color == styles["p2"].color and markers["P2"].marker.symbol == styles["p2"].symbol
+    assert fig.layout.xaxis.tickangle == 0
+    front = next(t for t in fig.data if t.name == "Pareto frontier")
+    assert list(front.x) == [0.5, 1.0, 2.0]
+    assert any(a.text == "challenge: ε ≤ 1" for a in fig.layout.annotations)
+    assert any(shape.x0 == 1.0 and shape.x1 == 1.0 for shape in fig.layout.shapes)
+    assert "by P1" in markers["P1"].text[0] and fig.layout.legend.orientation == "h"
