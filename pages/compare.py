@@ -161,7 +161,7 @@ chart_kind = app_state.choice(
 
 def class_section() -> None:
     """The class view: final points by participant, the frontier, and the challenge's leaderboard."""
-    cap_value = st.number_input(
+    cap_value = st.columns([1, 2])[0].number_input(
         "Challenge: best accuracy at ε ≤",
         value=comparison.CHALLENGE_EPSILON_CAP,
         step=0.1,
@@ -246,7 +246,7 @@ if audited:
         + " "
         + AUDIT_NOTE
     )
-    st.plotly_chart(charts.audit_vs_epsilon(audited), width="stretch", key="compare_audit_chart")
+    st.plotly_chart(charts.audit_vs_epsilon(audited, styles=styles), width="stretch", key="compare_audit_chart")
 else:
     st.caption(
         "No audited runs among these. Audit a completed run from its view on Train, or choose one run "

@@ -209,6 +209,7 @@ class AuditPoint:
     epsilon_lower_bound: float
     confidence: float
     participant: str = ""
+    owner: str = ""
 
 
 def audit_points(runs: Sequence[RunRecord], *, names: Optional[Mapping[str, str]] = None) -> tuple[AuditPoint, ...]:
@@ -224,6 +225,7 @@ def audit_points(runs: Sequence[RunRecord], *, names: Optional[Mapping[str, str]
             run.audit.epsilon_lower_bound,
             run.audit.confidence,
             participant=participant_name(run.owner, names or {}),
+            owner=run.owner,
         )
         for run in runs
         if run.audit is not None

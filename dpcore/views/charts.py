@@ -47,8 +47,6 @@ DISTINCT_PARTICIPANTS = len(PARTICIPANT_COLORS) * len(PARTICIPANT_SYMBOLS)
 INFINITY_TICK = "∞ (non-private)"
 # Legends sit below the plot, where they can grow without covering the title or narrowing the plot.
 _LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0.0)
-# Legends that list runs sit on the right, one run per line.
-_LEGEND_RIGHT = dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.02)
 _TEMPLATE = "plotly_white"
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), height=340, template=_TEMPLATE, legend=_LEGEND_BELOW)
 # Mantissas of log-axis ticks, from dense to sparse; the first that gives few enough ticks is used, and
@@ -89,9 +87,10 @@ def plain_number(value: float) -> str:
     return np.format_float_positional(value, precision=6, trim="-")
 
 
-def log_ticks(low: float, high: float) -> tuple[tuple[float, ...], tuple[str, ...]]:
+def log_ticks(low: float, high: float, *, max_ticks: int = _MAX_LOG_TICKS) -> tuple[tuple[float, ...], tuple[str, ...]]:
     """Ticks for a log axis from ``low`` to ``high``: 1-2-5 in each decade (1-3 or decades when the range
-    is wide), written as plain numbers, instead of Plotly's "5, 2, 10, 5, 2" minor labels and SI prefixes."""
+    is wide), written as plain numbers, instead of Plotly's "5, 2, 10, 5, 2" minor labels and SI prefixes;
+    at most ``max_ticks`` where a sparser set allows."""
     if not (0 < low <= high and math.isfinite(high)):
         raise ValueError(f"a log axis needs 0 < low <= high, got {low!r}, {high!r}")
     first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
@@ -107,9 +106,9 @@ def log_ticks(low: float, high: float) -> tuple[tuple[float, ...], tuple[str, ..
     ticks: list[float] = []
     for mantissas in _LOG_TICK_MANTISSAS:
         ticks = within(mantissas)
-        if len(ticks) <= _MAX_LOG_TICKS:
+        if len(ticks) <= max_ticks:
             break
-    if len(ticks) < 3 and len(within(_NARROW_LOG_TICK_MANTISSAS)) <= _MAX_LOG_TICKS:
+    if len(ticks) < 3 and len(within(_NARROW_LOG_TICK_MANTISSAS)) <= max_ticks:
         ticks = within(_NARROW_LOG_TICK_MANTISSAS)
     if len(ticks) < 2:  # narrower still: the two ends, rounded inwards to two significant digits
         ticks = [_two_digits(low, math.ceil), _two_digits(high, math.floor)]
@@ -581,7 +580,7 @@ def _cap_line(fig: go.Figure, cap: Optional[float], *, log_x: bool = False) -> N
     fig.add_annotation(
         x=math.log10(cap) if log_x else cap,
         xref="x",
-        xanchor="right",
+        xanchor="left",
         y=1.0,
         yref="y domain",
         yanchor="top",
@@ -591,13 +590,16 @@ def _cap_line(fig: go.Figure, cap: Optional[float], *, log_x: bool = False) -> N
     )
 
 
-def _epsilon_axis_with_infinity(fig: go.Figure, finite: Sequence[float], *, extra: Sequence[float] = ()) -> float:
+def _epsilon_axis_with_infinity(
+    fig: go.Figure, finite: Sequence[float], *, extra: Sequence[float] = (), max_ticks: int = _MAX_LOG_TICKS
+) -> float:
     """A log ε axis over ``finite`` (and ``extra``, such as a cap) with plain-number ticks and a column past a
-    gap where ε = ∞ stands, labelled ``INFINITY_TICK`` level with the other ticks; returns that column's x."""
+    gap where ε = ∞ stands, labelled ``INFINITY_TICK`` level with the other ticks (at most ``max_ticks`` of
+    them, so a narrow panel's labels never run together); returns that column's x."""
     values = [v for v in (*finite, *extra) if math.isfinite(v) and v > 0]
     low, high = (min(values) / 1.6, max(values) * 1.6) if values else (0.5, 2.0)
     x_infinite = high * 3.0
-    ticks, texts = log_ticks(low, high) if values else ((), ())
+    ticks, texts = log_ticks(low, high, max_ticks=max_ticks) if values else ((), ())
     fig.update_xaxes(
         type="log",
         tickmode="array",
@@ -779,10 +781,15 @@ def privacy_region(*, epsilon: float, delta: float, curves: Mapping[str, RocCurv
     return fig
 
 
-def audit_vs_epsilon(points: Sequence[AuditPoint]) -> go.Figure:
+def audit_vs_epsilon(
+    points: Sequence[AuditPoint], *, styles: Optional[Mapping[str, ParticipantStyle]] = None
+) -> go.Figure:
     """Two panels against the accounted ε (log axis; non-private baselines at ``INFINITY_TICK`` on its right,
     written level): the best attack's AUC, and the empirical ε lower bound below the line bound = ε that a
-    correct run never crosses."""
+    correct run never crosses. With ``styles`` each run takes its participant's colour and marker, as in the
+    class view; more than ``MAX_RUN_LEGEND`` runs are named by participant in the legend, below the plot."""
+    by_participant = styles is not None and len(points) > MAX_RUN_LEGEND
+    named: set[str] = set()
     finite = [p.epsilon for p in points if math.isfinite(p.epsilon)]
     low, high = (min(finite) / 1.6, max(finite) * 1.6) if finite else (0.5, 2.0)
     confidence = points[0].confidence if points else 0.95
@@ -792,9 +799,20 @@ def audit_vs_epsilon(points: Sequence[AuditPoint]) -> go.Figure:
         horizontal_spacing=0.1,
         subplot_titles=("attack AUC (0.5 = guessing)", f"ε lower bound ({confidence:.0%} confidence)"),
     )
-    x_infinite = _epsilon_axis_with_infinity(fig, finite)  # where ε = ∞ is drawn, past a gap
+    x_infinite = _epsilon_axis_with_infinity(fig, finite, max_ticks=4)  # where ε = ∞ is drawn, past a gap
     for point in points:
         x = point.epsilon if math.isfinite(point.epsilon) else x_infinite
+        if styles is None:
+            symbol = "circle" if math.isfinite(point.epsilon) else "diamond"
+            color, name, group, show = run_color(point.run_id), point.label, str(point.run_id), True
+        else:
+            style = _style(styles, point.owner)
+            color, symbol = style.color, style.symbol
+            if by_participant:
+                name, group, show = point.participant, point.owner, point.owner not in named
+                named.add(point.owner)
+            else:
+                name, group, show = f"{point.label} ({point.participant})", str(point.run_id), True
         hover = (
             f"<b>{point.label}</b>{f' by {point.participant}' if point.participant else ''}<br>{point.summary}<br>"
             f"accounted ε = {format_epsilon(point.epsilon)}"
@@ -806,15 +824,10 @@ def audit_vs_epsilon(points: Sequence[AuditPoint]) -> go.Figure:
                     x=[x],
                     y=[y],
                     mode="markers",
-                    name=point.label,
-                    legendgroup=str(point.run_id),
-                    showlegend=col == 1,
-                    marker=dict(
-                        size=13,
-                        color=run_color(point.run_id),
-                        line=dict(width=1, color="white"),
-                        symbol="circle" if math.isfinite(point.epsilon) else "diamond",
-                    ),
+                    name=name,
+                    legendgroup=group,
+                    showlegend=show and col == 1,
+                    marker=dict(size=13, color=color, line=dict(width=1, color="white"), symbol=symbol),
                     hovertemplate=hover,
                 ),
                 row=1,
@@ -849,7 +862,15 @@ def audit_vs_epsilon(points: Sequence[AuditPoint]) -> go.Figure:
     aucs = [p.auc for p in points]
     fig.update_yaxes(range=[min([0.45, *[a - 0.03 for a in aucs]]), max([1.0, *aucs])], row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
-    fig.update_layout(**{**_LAYOUT, "height": 400, "legend": _LEGEND_RIGHT, "margin": dict(l=10, r=10, t=40, b=10)})
+    entries = sum(1 for t in fig.data if t.showlegend is not False)
+    fig.update_layout(
+        **{
+            **_LAYOUT,
+            "height": _legend_height(entries, base=440),
+            "legend": _LEGEND_BELOW,
+            "margin": dict(l=10, r=10, t=40, b=10),
+        }
+    )
     return fig
 
 

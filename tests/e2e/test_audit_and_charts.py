@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from dpcore.config import DPConfig
-from dpcore.privacy import accounting
+from dpcore.privacy import accounting, explain
 from pages.explore_results import NOISE_GRID
 from tests.e2e.conftest import (
     EPSILON_JS,
@@ -80,7 +80,7 @@ def test_a_tiny_digits_run_is_audited_and_compared_with_its_baseline(page, app_u
     for name in ("allowed region", "loss threshold", "learned (logistic regression)"):
         roc.get_by_text(name, exact=True).wait_for()
     expected = accounting.epsilon_for_config(TINY, n=300)
-    assert f"ε = {expected:.2g}" in roc.locator(".gtitle").text_content()
+    assert f"ε = {explain.format_epsilon(expected, digits=2)}," in roc.locator(".gtitle").text_content()
     main.get_by_text("ε lower bound (95%)").first.wait_for()
     main.get_by_text("can never exceed its ε").first.wait_for()
     chart_screenshot(page, _chart_with(page, "grey band: projected"), "chart-train-progress")
@@ -91,11 +91,14 @@ def test_a_tiny_digits_run_is_audited_and_compared_with_its_baseline(page, app_u
     _chart_with(page, "no privacy (ε = ∞)")
 
     go_to(page, "Compare")
+    _chart_with(page, "the class: final test accuracy against ε")  # the class view first
+    page.get_by_text("Each run's epochs").click()
+    expect(_charts(page).filter(has_text="the class: final")).to_have_count(0)
     accuracy = _chart_with(page, "test accuracy against ε")
     accuracy.get_by_text("non-private baseline (ε = ∞)").first.wait_for()
     chart_screenshot(page, accuracy, "chart-compare-accuracy")
     audits = _chart_with(page, "attack AUC (0.5 = guessing)")
-    assert audits.locator(".xtick text").all_text_contents()[-1] == "∞"
+    assert audits.locator(".xtick text").all_text_contents()[-1] == "∞ (non-private)"
     assert audits.locator(".scatterlayer .points path").count() >= 4  # two runs, two panels each
     chart_screenshot(page, audits, "chart-compare-audit")
 

@@ -79,7 +79,8 @@ def test_tiny_training_run_completes_with_a_chart(page, app_url: str) -> None:
     main.locator('[data-testid="stMetricValue"]', has_text="∞").first.wait_for()
     go_to(page, "Compare")
     main.locator(".js-plotly-plot").first.wait_for()
-    main.get_by_text("non-private baseline (ε = ∞)").first.wait_for()
+    main.get_by_text("non-private baseline(s) by").first.wait_for()
+    main.locator(".js-plotly-plot").first.get_by_text("∞ (non-private)").wait_for()
     screenshot(page, "compare")
 
 

@@ -297,3 +297,21 @@ def test_class_chart_draws_final_points_by_participant_the_frontier_infinity_and
     assert any(a.text == "challenge: ε ≤ 1" for a in fig.layout.annotations)
     assert any(shape.x0 == 1.0 and shape.x1 == 1.0 for shape in fig.layout.shapes)
     assert "by P1" in markers["P1"].text[0] and fig.layout.legend.orientation == "h"
+
+
+def test_audit_chart_colours_runs_by_participant_and_names_them_below_the_plot() -> None:
+    from dpcore.runs.comparison import AuditPoint
+
+    styles = charts.participant_styles(["o-a", "o-b"])
+    few = [AuditPoint(1, "quiet", "digits", 1.0, 0.52, 0.0, 0.95, "Ana", "o-a")]
+    fig = charts.audit_vs_epsilon(few, styles=styles)
+    assert fig.data[0].name == "quiet (Ana)" and fig.data[0].marker.color == styles["o-a"].color
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
+    many = [
+        AuditPoint(i, f"r{i}", "digits", 0.5 + i, 0.5, 0.0, 0.95, "AB"[i % 2], f"o-{'ab'[i % 2]}") for i in range(10)
+    ]
+    legend = [t.name for t in charts.audit_vs_epsilon(many, styles=styles).data if t.showlegend is not False]
+    assert legend == ["A", "B", "bound = ε: a correct run stays below"]
+    # A narrow range keeps to a few ticks, so a half-width panel's labels never run together.
+    assert charts.log_ticks(3.0, 9.0)[1] == ("3", "4", "5", "6", "7", "8", "9")
+    assert charts.log_ticks(3.0, 9.0, max_ticks=5)[1] == ("3", "9")
