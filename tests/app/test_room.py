@@ -15,6 +15,7 @@ from dpcore.export import share
 from dpcore.room import uploads
 from dpcore.room.participants import TOKEN_PARAM
 from dpcore.room.server_settings import MAX_UPLOAD_MB
+from dpcore.runs.comparison import dataset_key
 from dpcore.runs.jobs import get_runner
 from dpcore.runs.store import RunStore
 from pages import explore_schema
@@ -403,6 +404,10 @@ def test_uploads_belong_to_their_uploader(app, monkeypatch) -> None:
     assert "people.csv" in set(at.dataframe[0].value["CSV file"])
 
     other = open_page(AppTest.from_file(APP, default_timeout=60), "compare", name="Di")
+    csv_key = dataset_key(at.session_state[CONFIG_KEY])
+    dataset_box = other.selectbox(key="compare_dataset")
+    assert any(o.startswith("(another participant's upload) → ") for o in dataset_box.options)  # the file unnamed
+    dataset_box.set_value(csv_key).run()
     table = other.dataframe[0].value
     assert set(table[table["id"] == run_id]["CSV file"]) == {"(another participant's upload)"}
     other.multiselect(key="compare_selected").set_value([run_id]).run()
