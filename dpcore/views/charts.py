@@ -623,7 +623,8 @@ def class_accuracy_vs_epsilon(
     by_owner: dict[str, list[FinalPoint]] = {}
     for point in (*view.points, *view.baselines):
         by_owner.setdefault(point.owner, []).append(point)
-    for owner, points in by_owner.items():
+    order = {owner: i for i, owner in enumerate(styles)}  # the legend in the participants' own order
+    for owner, points in sorted(by_owner.items(), key=lambda item: order.get(item[0], len(order))):
         style = _style(styles, owner)
         fig.add_trace(
             go.Scatter(
@@ -656,9 +657,9 @@ def class_accuracy_vs_epsilon(
     fig.add_vline(x=gap, line=dict(color="#bbb", width=1))
     _cap_line(fig, cap, log_x=True)
     accuracies = [p.accuracy for p in (*view.points, *view.baselines)]
-    fig.update_yaxes(
-        range=[max(0.0, min(accuracies, default=0.0) - 0.05), min(1.02, max(accuracies, default=1.0) + 0.05)]
-    )
+    top = max(accuracies, default=1.0)
+    # Room above the best point for its marker, and no tick above an accuracy of 1 unless a point needs it.
+    fig.update_yaxes(range=[max(0.0, min(accuracies, default=0.0) - 0.05), max(min(top + 0.05, 1.0), top + 0.01)])
     fig.update_layout(height=_legend_height(len(by_owner) + bool(view.frontier), base=520), legend=_LEGEND_BELOW)
     return fig
 

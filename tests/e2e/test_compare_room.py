@@ -134,6 +134,8 @@ def test_a_room_of_30_runs_reads_one_dataset_at_a_time_by_participant(browser, r
         plot, whole = chart.locator(".nsewdrag").first.bounding_box(), chart.bounding_box()
         assert plot["width"] > 0.6 * whole["width"]  # a phone too: the legend never squeezes the plot
         _shot(page, "class-390x844")
+        main.get_by_text("Challenge: best accuracy at ε ≤ 1").first.scroll_into_view_if_needed()
+        _shot(page, "leaderboard-390x844")
 
         page.set_viewport_size({"width": 1280, "height": 800})
         box = page.get_by_role("combobox", name="Dataset")

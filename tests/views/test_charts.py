@@ -287,11 +287,11 @@ def test_class_chart_draws_final_points_by_participant_the_frontier_infinity_and
     styles = charts.participant_styles(["p0", "p1", "p2"])
     fig = charts.class_accuracy_vs_epsilon(view, styles=styles, cap=1.0)
     markers = {t.name: t for t in fig.data if t.mode == "markers"}
-    assert set(markers) == {"P0", "P1", "P2"}  # one legend entry per participant
+    assert list(markers) == ["P0", "P1", "P2"]  # one legend entry per participant, in their own order
     assert list(markers["P1"].x) == [0.5, 2.0] and list(markers["P0"].y) == [0.7, 0.75]
     assert markers["P2"].x[0] == fig.layout.xaxis.tickvals[-1] and fig.layout.xaxis.ticktext[-1] == charts.INFINITY_TICK
     assert markers["P2"].marker.color == styles["p2"].color and markers["P2"].marker.symbol == styles["p2"].symbol
-    assert fig.layout.xaxis.tickangle == 0
+    assert fig.layout.xaxis.tickangle == 0 and fig.layout.yaxis.range[1] == 1.0  # no accuracy above 1
     front = next(t for t in fig.data if t.name == "Pareto frontier")
     assert list(front.x) == [0.5, 1.0, 2.0]
     assert any(a.text == "challenge: ε ≤ 1" for a in fig.layout.annotations)
