@@ -222,8 +222,9 @@ def class_section() -> None:
         key="compare_leaderboard",
     )
     st.caption(
-        "Each participant's best finished run within the cap (of every run shown, whichever are chosen above); "
-        "equal accuracy and ε share a rank. Trying many runs and keeping the best costs privacy too (see above)."
+        "Each participant's best finished run within the cap, among all runs of this dataset and model (whichever "
+        "are chosen for the chart); equal accuracy and ε share a rank. Trying many runs and keeping the best costs "
+        "privacy too (see above)."
     )
 
 

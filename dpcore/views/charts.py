@@ -479,7 +479,9 @@ def accuracy_vs_epsilon(
     legend entry; more are coloured by participant (``styles``) with one legend entry per participant.
     ``cap``, when given, is the challenge's ε cap, drawn as a vertical line."""
     by_participant = len(view.curves) + len(view.baselines) > MAX_RUN_LEGEND
-    styles = styles or {}
+    if styles is None:  # each participant in the view their own style, in the order they first appear
+        owners = [curve.owner for curve in view.curves] + [base.owner for base in view.baselines]
+        styles = participant_styles(list(dict.fromkeys(owners)))
     fig = _fig("test accuracy against ε", "ε (lower is more private)", "test accuracy")
     named: set[str] = set()
 

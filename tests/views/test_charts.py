@@ -270,6 +270,8 @@ def test_more_than_a_handful_of_runs_are_named_by_participant_in_the_legend() ->
     assert colours == {o: styles[o].color for o in ("p0", "p1", "p2")}
     assert "run 1</b> by P1" in fig.data[0].hovertemplate
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0  # below: the plot keeps its width
+    unstyled = charts.accuracy_vs_epsilon(view)  # Learn's chart: each participant a style of their own still
+    assert len({t.line.color for t in unstyled.data if t.legendgroup}) == 3
     few = charts.accuracy_vs_epsilon(ComparisonView(curves[:3], (), ()), styles=styles)
     assert [t.name for t in few.data] == ["run 1", "run 2", "run 3"]
 
