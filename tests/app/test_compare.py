@@ -116,8 +116,11 @@ def test_audited_runs_are_charted_against_epsilon_and_get_table_columns(app, run
     at.run()
     assert not at.exception
     audit_chart = json.loads(at.get("plotly_chart")[1].proto.spec)
-    points = {t["name"]: t for t in audit_chart["data"] if t.get("mode") == "markers" and t.get("showlegend")}
+    points = {
+        t["name"].split(" (")[0]: t for t in audit_chart["data"] if t.get("mode") == "markers" and t.get("showlegend")
+    }
     assert set(points) == {"noisy", "plain"}
+    assert points["noisy"]["name"] == "noisy (someone…)"  # who ran it: an owner with no display name, by a short id
     assert points["noisy"]["x"] == [0.7] and points["noisy"]["y"] == [0.52]
     assert points["plain"]["x"] == [audit_chart["layout"]["xaxis"]["tickvals"][-1]]
     assert audit_chart["layout"]["xaxis"]["ticktext"][-1] == "∞ (non-private)"
