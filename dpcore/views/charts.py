@@ -800,7 +800,8 @@ def audit_vs_epsilon(
         rows=1,
         cols=2,
         horizontal_spacing=0.1,
-        subplot_titles=("attack AUC (0.5 = guessing)", f"ε lower bound ({confidence:.0%} confidence)"),
+        # Two lines each, so the titles of two half-width panels never run into each other on a phone.
+        subplot_titles=("attack AUC<br>(0.5 = guessing)", f"ε lower bound<br>({confidence:.0%} confidence)"),
     )
     x_infinite = _epsilon_axis_with_infinity(fig, finite, max_ticks=4)  # where ε = ∞ is drawn, past a gap
     for point in points:
@@ -871,7 +872,7 @@ def audit_vs_epsilon(
             **_LAYOUT,
             "height": _legend_height(entries, base=440),
             "legend": _LEGEND_BELOW,
-            "margin": dict(l=10, r=10, t=40, b=10),
+            "margin": dict(l=10, r=10, t=60, b=10),
         }
     )
     return fig

@@ -107,7 +107,7 @@ def test_a_room_of_30_runs_reads_one_dataset_at_a_time_by_participant(browser, r
         board.scroll_into_view_if_needed()
         _shot(page, "leaderboard-1280x800")
 
-        audits = main.locator(".js-plotly-plot").filter(has_text="attack AUC (0.5 = guessing)").first
+        audits = main.locator(".js-plotly-plot").filter(has_text="attack AUC").first
         audits.scroll_into_view_if_needed()
         for axis in ("xtick", "x2tick"):
             label = audits.locator(f".{axis} text").last
