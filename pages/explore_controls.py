@@ -156,18 +156,20 @@ def _fallback_model(allowed: tuple[str, ...]) -> str:
 
 
 def preset_buttons() -> None:
-    """One button per recipe preset, in a row."""
-    preset_cols = st.columns(len(presets.PRESETS) + 1, vertical_alignment="center")
-    preset_cols[0].markdown("**Presets**")
-    for col, preset in zip(preset_cols[1:], presets.PRESETS):
-        col.button(
-            preset.title,
-            key=f"preset_{preset.key}",
-            on_click=apply_preset,
-            args=(preset.key,),
-            help=f"{preset.description} From: {preset.source}.",
-            width="stretch",
-        )
+    """One button per recipe preset, one row per group of presets."""
+    widest = max(len(group) for _, group in presets.preset_groups())
+    for title, group in presets.preset_groups():
+        preset_cols = st.columns(widest + 1, vertical_alignment="center")
+        preset_cols[0].markdown(f"**{title}**")
+        for col, preset in zip(preset_cols[1:], group):
+            col.button(
+                preset.title,
+                key=f"preset_{preset.key}",
+                on_click=apply_preset,
+                args=(preset.key,),
+                help=f"{preset.description} From: {preset.source}",
+                width="stretch",
+            )
 
 
 def render(cfg: DPConfig) -> DPConfig:

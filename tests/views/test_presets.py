@@ -135,6 +135,9 @@ def test_each_preset_trains_an_epoch_on_a_slice(preset: presets.Preset) -> None:
     assert 0 <= result.test_accuracy <= 1
     assert math.isnan(result.epochs[0].validation_accuracy) == (config.validation_fraction == 0)
     clips = result.clip_norms
+    if not config.private:  # a non-private run clips nothing
+        assert clips == () and result.epsilon == math.inf
+        return
     assert (len(set(clips)) > 1) == config.adaptive_clipping and clips[0] == config.l2_norm_clip
 
 
@@ -167,3 +170,37 @@ def test_the_eps3_recipes_say_they_were_tuned_on_test_accuracy_over_many_runs(ke
     assert "chosen by comparing test accuracy over many runs on the same Fashion-MNIST training rows" in header
     assert "not the search that found it" in header
     assert all(presets.TUNED_ON_TEST_NOTE not in p.source for p in presets.PRESETS if "eps3" not in p.key)
+
+
+def test_the_attack_demo_pair_differs_only_in_its_noise() -> None:
+    overfit = presets.get_preset("overfit_no_noise")
+    twin = presets.get_preset("overfit_private_twin")
+    assert overfit.group == twin.group == presets.ATTACK_DEMO_GROUP
+    assert not overfit.config.private and twin.config.private
+    assert twin.config.noise_multiplier > 0
+    assert twin.config.replace(private=False, noise_multiplier=overfit.config.noise_multiplier) == overfit.config
+    assert [title for title, _ in presets.preset_groups()] == ["Recipes", presets.ATTACK_DEMO_GROUP]
+
+
+def test_the_private_twin_is_accounted_for_the_rows_it_trains_on() -> None:
+    twin = presets.get_preset("overfit_private_twin").config
+    n = datasets.train_size(twin)
+    assert n == twin.max_train_examples == 500
+    epsilon = accounting.epsilon_for_config(twin, n=n)
+    assert math.isfinite(epsilon) and epsilon == pytest.approx(4.0, abs=0.01)
+    assert f"ε ≈ {epsilon:.2f}" in presets.get_preset("overfit_private_twin").source
+    # The same config on every training row would claim far less: only the subset's n is what ran.
+    assert accounting.epsilon_for_config(twin, n=dataset_info(twin.dataset).n_train) < epsilon / 10
+    twin.check_dataset_size(n)
+
+
+@pytest.mark.parametrize("rows", [0, 1, -5, 2.5, "500"])
+def test_a_training_set_size_out_of_range_names_its_field(rows: object) -> None:
+    with pytest.raises(ConfigError, match="max_train_examples"):
+        presets.OVERFIT_CONFIG.replace(max_train_examples=rows)
+
+
+def test_a_batch_larger_than_the_subset_is_refused() -> None:
+    config = presets.OVERFIT_CONFIG.replace(max_train_examples=40)
+    with pytest.raises(ConfigError, match="batch_size: 50 is larger than the training set"):
+        config.check_dataset_size(datasets.train_size(config))
