@@ -75,15 +75,44 @@ def epsilon_reading(epsilon: float, delta: float, *, outcome: str = "training ou
     """One sentence that says what (ε, δ) promises to one person whose record is in the data."""
     if math.isinf(epsilon):
         return "ε = ∞: no privacy guarantee at all; the model may reveal whether any record was in the training data."
-    factor = math.exp(epsilon) if epsilon < 700 else math.inf
-    factor_text = f"{factor:.3g}" if math.isfinite(factor) else "an astronomically large factor"
     confidence = attacker_confidence(epsilon)
-    return (
+    reading = (
         f"{strength(epsilon).capitalize()} privacy: adding or removing any one person's record "
-        f"changes the chance of any {outcome} by at most ×{factor_text} "
+        f"changes the chance of any {outcome} by at most {factor_text(epsilon)} "
         f"(with a {delta:.1e} chance of failing), so an attacker who starts 50/50 on whether a "
         f"record was used can end at most {_percent(confidence)} sure."
     )
+    if epsilon > HIGH_EPSILON:
+        reading += " A bound this loose is, in practice, effectively no protection."
+    return reading
+
+
+# Words for the large powers of ten in the factor e^ε, largest first; from a trillion on it is astronomical.
+_LARGE_NUMBER_WORDS = ((1e9, "billion"), (1e6, "million"))
+_ASTRONOMICAL_FACTOR = 1e12
+
+
+def factor_text(epsilon: float) -> str:
+    """e^ε, the most one person can change the chance of an outcome, written as people read numbers.
+
+    Three significant digits: ×2.72, ×54.6, ×11,500, then ×1.2 million or ×72 billion (two digits),
+    and from a trillion on "an astronomically large factor"; never ×1.15e+04.
+    """
+    factor = math.exp(epsilon) if epsilon < 700 else math.inf
+    if factor < 100:
+        return f"×{factor:.3g}"
+    if factor < 1e6:
+        return f"×{_rounded(factor, 3)}"
+    if factor >= _ASTRONOMICAL_FACTOR:
+        return "an astronomically large factor"
+    scale, word = next((scale, word) for scale, word in _LARGE_NUMBER_WORDS if factor >= scale)
+    return f"×{_rounded(factor / scale, 2)} {word}"
+
+
+def _rounded(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant digits, with thousands separators and no exponent."""
+    rounded = float(f"{value:.{digits}g}")
+    return f"{rounded:,.0f}" if rounded >= 10 ** (digits - 1) else f"{rounded:g}"
 
 
 def accounting_note(accountant: str, sampling: str) -> str:

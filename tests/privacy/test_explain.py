@@ -103,3 +103,27 @@ def test_randomness_note_warns_about_known_seeds_and_names_secure_mode() -> None
     assert "secret" in explain.randomness_note(DPConfig(secure_mode=True))
     assert "no noise" in explain.randomness_note(DPConfig(private=False))
     assert "more privacy" in explain.SELECTION_NOTE
+
+
+@pytest.mark.parametrize(
+    "eps, text",
+    [
+        (1.0, "×2.72"),
+        (9.35, "×11,500"),
+        (12.0, "×163,000"),
+        (14.0, "×1.2 million"),
+        (20.0, "×490 million"),
+        (25.0, "×72 billion"),
+        (30.0, "an astronomically large factor"),
+        (800.0, "an astronomically large factor"),
+    ],
+)
+def test_factor_is_written_as_people_read_numbers(eps: float, text: str) -> None:
+    assert explain.factor_text(eps) == text
+    assert "e+" not in explain.epsilon_reading(eps, 1e-5)
+
+
+def test_a_huge_epsilon_reads_as_effectively_no_protection() -> None:
+    huge = explain.epsilon_reading(9.35 + 10, 1e-5)
+    assert "effectively no protection" in huge and huge.startswith("Very weak")
+    assert "effectively no protection" not in explain.epsilon_reading(explain.HIGH_EPSILON, 1e-5)
