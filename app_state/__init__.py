@@ -46,10 +46,18 @@ from dpcore.room.participants import TOKEN_PARAM, Caller, Participant
 from dpcore.room.server_settings import ENV_ACCOUNTANT_SECONDS, ServerSettings
 from dpcore.runs import owners, room_status, sweeps
 from dpcore.runs.capacity import check_sweep_size
-from dpcore.runs.comparison import AUDIT_AUC_COLUMN, AUDIT_BOUND_COLUMN, RUN_TABLE_FORMATS, DatasetChoice, run_rows
+from dpcore.runs.comparison import (
+    AUDIT_AUC_COLUMN,
+    AUDIT_BOUND_COLUMN,
+    RUN_TABLE_FORMATS,
+    TEST_SPREAD_COLUMN,
+    DatasetChoice,
+    run_rows,
+)
 from dpcore.runs.job_state import JobSnapshot
 from dpcore.runs.jobs import CancelReport, JobRunner, get_runner
 from dpcore.runs.records import RunRecord, SweepRecord
+from dpcore.runs.run_table import ACCURACY_SPREAD_NOTE
 from dpcore.runs.store import RunStore
 from dpcore.safe_io import quote
 
@@ -938,6 +946,7 @@ def run_table(runs: Sequence[RunRecord], *, key: str, train_metrics: bool = Fals
         column_config={
             "ε": st.column_config.Column(help="∞ for non-private baselines; empty until the first epoch ends"),
             "test accuracy": st.column_config.Column(help=f"The last epoch's, {TEST_METRICS_LABEL}"),
+            TEST_SPREAD_COLUMN: st.column_config.Column(help=ACCURACY_SPREAD_NOTE),
             TRAIN_ACCURACY_TITLE: st.column_config.Column(help=TRAIN_METRICS_NOTE),
             TRAIN_LOSS_TITLE: st.column_config.Column(help=TRAIN_METRICS_NOTE),
             AUDIT_AUC_COLUMN: st.column_config.Column(

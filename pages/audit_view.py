@@ -17,7 +17,8 @@ import app_state
 from dpcore.audit.report import AUDIT_LABEL, CANARY_NOTE, AuditReport, attack_rows, coverage_note, verdict
 from dpcore.errors import UserInputError
 from dpcore.privacy import explain
-from dpcore.views import charts
+from dpcore.runs.run_table import accuracy_text
+from dpcore.views import charts, teaching
 
 # How often the view checks an audit that waits or runs.
 POLL_SECONDS = 1.0
@@ -58,9 +59,19 @@ def _follow(run_id: int) -> None:
     st.caption(f"Audit of run {run_id}: {'waiting for a worker' if pending.state == 'queued' else 'auditing'}…")
 
 
-def render(run_id: int, *, owner: str, completed: bool, report: Optional[AuditReport], key: str) -> None:
-    """The audit section of one run (owned by ``owner``): its stored report, else (for a completed run)
-    the state of an audit asked for, or a button to ask for one (its owner and the host only)."""
+def render(
+    run_id: int,
+    *,
+    owner: str,
+    completed: bool,
+    report: Optional[AuditReport],
+    key: str,
+    test_accuracy: Optional[float] = None,
+    n_test: Optional[int] = None,
+) -> None:
+    """The audit section of one run (owned by ``owner``): its stored report with plain readings of its
+    numbers and the model's test accuracy (on ``n_test`` rows), else (for a completed run) the state of
+    an audit asked for, or a button to ask for one (its owner and the host only)."""
     st.markdown("**Empirical privacy: what an attack can do to this model**")
     pending = app_state.audit_request(run_id)
     if report is None and pending is not None and pending.state == "completed":
@@ -104,7 +115,12 @@ def render(run_id: int, *, owner: str, completed: bool, report: Optional[AuditRe
             help="What the accountant promised for this run (∞: non-private baseline).",
         )
         st.markdown(verdict(report))
+        if test_accuracy is not None:
+            st.caption(f"The audited run's test accuracy: {accuracy_text(test_accuracy, n_test)}.")
         st.caption(BOUND_NOTE)
+    readings = teaching.audit_readings(report)
+    if readings:
+        st.markdown("**Reading these numbers**\n\n" + "\n".join(f"- {reading}" for reading in readings))
     st.dataframe(
         attack_rows(report),
         hide_index=True,

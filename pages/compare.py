@@ -7,6 +7,7 @@ import streamlit as st
 
 import app_state
 from dpcore.audit.report import AUDIT_NOTE
+from dpcore.data.datasets import test_size_or_none
 from dpcore.errors import UserInputError
 from dpcore.privacy import explain
 from dpcore.results import TEST_METRICS_LABEL, TRAIN_ACCURACY_KEY, TRAIN_LOSS_KEY, TRAIN_METRICS_LABEL
@@ -349,6 +350,8 @@ if len(selected) == 1:
         completed=chosen.status == "completed",
         report=chosen.audit,
         key="compare_run_audit",
+        test_accuracy=chosen.test_accuracy,
+        n_test=test_size_or_none(chosen.config),
     )
 
 st.download_button(

@@ -10,7 +10,7 @@ import app_state
 from app_state import csv_drafts
 from dpcore.audit.report import audit_by_default
 from dpcore.config import ACCOUNTANT_TITLES, DPConfig
-from dpcore.data.datasets import dataset_problem
+from dpcore.data.datasets import dataset_problem, test_size_or_none
 from dpcore.errors import UserInputError
 from dpcore.model_specs import check_pair
 from dpcore.privacy import explain
@@ -25,6 +25,7 @@ from dpcore.results import (
 from dpcore.runs.comparison import config_summary
 from dpcore.runs.job_state import JobSnapshot
 from dpcore.runs.records import MAX_NAME_CHARS
+from dpcore.runs.run_table import ACCURACY_SPREAD_NOTE, accuracy_spread_text
 from dpcore.views import charts
 from pages import audit_view, export_view
 
@@ -170,9 +171,14 @@ def show_job(job: JobSnapshot) -> None:
     private = job.config.private
     last = job.latest
     c1, c2, c3 = st.columns(3)
+    n_test = test_size_or_none(job.config)
     c1.metric(
-        "Test accuracy", f"{last.test_accuracy:.3f}" if last else "—", help=f"The last epoch's, {TEST_METRICS_LABEL}."
+        "Test accuracy",
+        f"{last.test_accuracy:.3f}" if last else "—",
+        help=f"The last epoch's, {TEST_METRICS_LABEL}. {ACCURACY_SPREAD_NOTE}",
     )
+    if last:
+        c1.caption(accuracy_spread_text(last.test_accuracy, n_test))
     c2.metric(
         "ε spent",
         explain.format_epsilon(last.epsilon if last else (None if private else math.inf)),
@@ -234,7 +240,15 @@ def show_job(job: JobSnapshot) -> None:
     if job.audit_error:
         st.error(f"The audit of run {job.id} failed: {job.audit_error}")
     if job.state == "completed":
-        audit_view.render(job.id, owner=job.owner, completed=True, report=job.audit, key=f"train_run_audit_{job.id}")
+        audit_view.render(
+            job.id,
+            owner=job.owner,
+            completed=True,
+            report=job.audit,
+            key=f"train_run_audit_{job.id}",
+            test_accuracy=last.test_accuracy if last else None,
+            n_test=n_test,
+        )
     if job.done and job.metrics:
         st.markdown("**Take this run with you**")
         export_view.report_downloads(job.id, key=f"train_run_{job.id}")

@@ -196,6 +196,14 @@ def test_size(config: DPConfig) -> int:
     return dataset_info(config.dataset).n_test
 
 
+def test_size_or_none(config: DPConfig) -> Optional[int]:
+    """``test_size``, or None when a CSV cannot be read now."""
+    try:
+        return test_size(config)
+    except UserInputError:
+        return None
+
+
 def train_size_or_none(config: DPConfig) -> Optional[int]:
     """``train_size``, or None when the data cannot be read now (a run then fails with the reason)."""
     try:

@@ -21,7 +21,7 @@ from dpcore.results import (
     TRAIN_LOSS_TITLE,
 )
 from dpcore.runs.records import RunRecord
-from dpcore.runs.run_table import run_row
+from dpcore.runs.run_table import accuracy_spread_text, run_row
 
 ALL = "all"
 # The class challenge: the best test accuracy at ε at most this, unless the page sets another cap.
@@ -31,6 +31,8 @@ MAX_RUN_LEGEND = 8
 # The audit's columns, titled as not covered by ε (audit.report.AUDIT_NOTE).
 AUDIT_AUC_COLUMN = AUDIT_AUC_TITLE
 AUDIT_BOUND_COLUMN = AUDIT_BOUND_TITLE
+# Beside the test accuracy: its standard error and the test rows it was measured on.
+TEST_SPREAD_COLUMN = "± (test rows)"
 # How the run table writes its cells (pandas Styler formats; an unknown value is an empty cell): ε of a
 # baseline as "∞", by explain.format_epsilon. The values stay numbers, so the columns sort as numbers.
 RUN_TABLE_FORMATS: dict[str, Union[str, Callable[[Any], str]]] = {
@@ -431,6 +433,7 @@ def run_rows(runs: Sequence[RunRecord], *, train_metrics: bool = False) -> list[
                 "epochs": f"{row['epochs_done']}/{row['epochs']}",
                 "accountant": f"{ACCOUNTANT_TITLES[row['accountant']]}/{row['sampling']}" if private else "non-private",
                 "test accuracy": row["test_accuracy"],
+                TEST_SPREAD_COLUMN: accuracy_spread_text(row["test_accuracy"], row["n_test"]),
                 **(train if train_metrics else {}),
                 "ε": row["epsilon"],
                 "δ": row["delta"] if private else None,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from dpcore.audit.report import AUDIT_AUC_KEY, AUDIT_BOUND_KEY
+from dpcore.data.datasets import test_size_or_none
 from dpcore.privacy.explain import format_epsilon
 from dpcore.results import (
     TRAIN_ACCURACY_KEY,
@@ -49,6 +50,35 @@ CSV_COLUMNS = (
     AUDIT_AUC_KEY,
     AUDIT_BOUND_KEY,
 )
+
+
+# -- how sure a test accuracy is ----------------------------------------------------------------
+
+ACCURACY_SPREAD_NOTE = (
+    "± is one binomial standard error, √(acc·(1 − acc)/n) for n test rows: two runs whose accuracies "
+    "differ by less than about twice that may differ only by which rows happened to be in the test split."
+)
+
+
+def accuracy_standard_error(accuracy: float, n_test: int) -> float:
+    """The binomial standard error of an accuracy measured on ``n_test`` rows."""
+    return math.sqrt(max(accuracy * (1.0 - accuracy), 0.0) / n_test)
+
+
+def accuracy_spread_text(accuracy: Optional[float], n_test: Optional[int]) -> str:
+    """ "±0.047 (n=61 test rows)", or "" when the accuracy or the test-set size is unknown."""
+    if accuracy is None or not math.isfinite(accuracy) or not n_test:
+        return ""
+    return f"±{accuracy_standard_error(accuracy, n_test):.3f} (n={n_test:,} test rows)"
+
+
+def accuracy_text(accuracy: Optional[float], n_test: Optional[int]) -> str:
+    """A test accuracy with how sure it is: "0.836 (n=61 test rows, ±0.047)"; "—" while unknown."""
+    if accuracy is None or not math.isfinite(accuracy):
+        return "—"
+    if not n_test:
+        return f"{accuracy:.3f}"
+    return f"{accuracy:.3f} (n={n_test:,} test rows, ±{accuracy_standard_error(accuracy, n_test):.3f})"
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -98,6 +128,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "accountant": c.accountant,
         "private": c.private,
         "test_accuracy": run.test_accuracy,
+        "n_test": test_size_or_none(c),
         "validation_accuracy": run.validation_accuracy,
         "epsilon": run.epsilon if c.private else math.inf,
         "delta": c.delta,

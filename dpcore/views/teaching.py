@@ -1,4 +1,5 @@
-"""The small, exact examples behind the Learn page: the Gaussian mechanism, clipping, private means."""
+"""The small, exact examples behind the Learn page (the Gaussian mechanism, clipping, private means), and
+the plain readings of an audit's numbers that the audit view shows beside them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from statistics import NormalDist
 
 from dp_accounting.pld import common, privacy_loss_mechanism
 
-from dpcore.audit.report import RocCurve
+from dpcore.audit.report import AttackReport, AuditReport, RocCurve
 from dpcore.errors import UserInputError
 
 
@@ -132,6 +133,59 @@ def gaussian_attack_roc(*, epsilon: float, delta: float, points: int = 201) -> R
     fprs = [0.0] + [unit.cdf(-6.0 + 12.0 * u) for u in inner] + [1.0]
     tprs = [0.0] + [unit.cdf(unit.inv_cdf(f) + shift) for f in fprs[1:-1]] + [1.0]
     return RocCurve(fpr=tuple(fprs), tpr=tuple(tprs))
+
+
+# -- reading an audit ---------------------------------------------------------------------------
+
+# How many standard deviations from 0.5 an AUC must be before the readings call it better than chance.
+CLEAR_AUC_SIGMAS = 2.0
+
+
+def chance_auc_spread(members: int, nonmembers: int) -> float:
+    """The standard deviation of the AUC of an attack that only guesses, judged on this many members
+    and non-members: √((m + n + 1) / (12·m·n)), the Mann–Whitney statistic's under the null."""
+    if members < 1 or nonmembers < 1:
+        raise UserInputError("members", f"{members} members and {nonmembers} non-members", allowed="at least 1 each")
+    return math.sqrt((members + nonmembers + 1) / (12.0 * members * nonmembers))
+
+
+def audit_readings(report: AuditReport) -> tuple[str, ...]:
+    """What an audit's numbers mean, in plain words: an AUC clearly above chance, an AUC below 0.5,
+    a bound of 0, and ROC curves that dip below the diagonal; only the readings that apply."""
+    readings = []
+    best = max(report.attacks, key=lambda a: a.auc)
+    spread = chance_auc_spread(best.eval_members, best.eval_nonmembers)
+    sample = f"{best.eval_members} members and {best.eval_nonmembers} non-members"
+    if best.auc > 0.5 + CLEAR_AUC_SIGMAS * spread:
+        readings.append(
+            f"The {best.attack} attack tells training rows from unseen rows better than chance: AUC "
+            f"{best.auc:.3f}, where guessing on {sample} scatters around 0.5 by about ±{spread:.3f}. "
+            "The model gives away who was in its training data."
+        )
+    below = [a for a in report.attacks if a.auc < 0.5]
+    if below:
+        names = " and ".join(f"{a.attack} ({a.auc:.3f})" for a in below)
+        readings.append(
+            f"An AUC below 0.5, as for {names}, is noise, not a leak in reverse: an attack that only guesses "
+            f"has an AUC that scatters around 0.5 by about ±{spread:.3f} on {sample}, so it lands below 0.5 "
+            "about half the time. A real reverse signal would be far below 0.5, and would leak just as much."
+        )
+    if _dips_below_diagonal(report.attacks):
+        readings.append(
+            "Where a ROC curve dips below the diagonal, it is the same chance at work: on a finite sample "
+            "each point's TPR and FPR wander a little above and below what guessing gives."
+        )
+    if report.epsilon_lower_bound == 0:
+        readings.append(
+            f"A bound of 0 means the attacks proved nothing above ε = 0 at {report.confidence:.0%} confidence: "
+            "no leak was found with these attacks on these rows. It is not a proof of privacy; only the "
+            "accounted ε is a guarantee, and a stronger attack may find more."
+        )
+    return tuple(readings)
+
+
+def _dips_below_diagonal(attacks: tuple[AttackReport, ...]) -> bool:
+    return any(tpr < fpr for a in attacks for fpr, tpr in zip(a.roc.fpr, a.roc.tpr))
 
 
 def _positive(name: str, value: float) -> None:

@@ -94,7 +94,11 @@ def test_training_figures_are_titled_as_not_covered_by_epsilon_and_can_be_hidden
     table = at.dataframe[0].value.set_index("id")
     # The fixture's runs end with training accuracy = their last test accuracy and loss 1.0.
     assert table.loc[runs["noisy"], TRAIN_ACCURACY_TITLE] == 0.6 and table.loc[runs["noisy"], TRAIN_LOSS_TITLE] == 1.0
-    assert list(table.columns).index(TRAIN_ACCURACY_TITLE) == list(table.columns).index("test accuracy") + 1
+    # The test accuracy, its standard error with the test rows, then the training figures.
+    columns = list(table.columns)
+    assert (
+        columns.index(TRAIN_ACCURACY_TITLE) == columns.index("± (test rows)") + 1 == columns.index("test accuracy") + 2
+    )
     download = at.get("download_button")[0]
     assert TRAIN_ACCURACY_KEY in download.proto.help and TRAIN_METRICS_LABEL in download.proto.help
     header = RunStore(os.environ["DPEXPLORER_STORE"]).to_csv().splitlines()[0].split(",")
@@ -322,3 +326,18 @@ def test_the_run_picker_names_who_ran_each_run(app, room) -> None:
     at.selectbox(key="compare_dataset").set_value("mnist").run()
     options = at.multiselect(key="compare_selected").options
     assert f"{room['bo']}: bo by Bo (cnn)" in options and f"{room['di_plain']}: di_plain by Di (non-private)" in options
+
+
+def test_the_audit_view_reads_an_auc_below_a_half_and_a_bound_of_zero_and_names_the_test_rows(app, runs) -> None:
+    store = RunStore(os.environ["DPEXPLORER_STORE"])
+    store.save_audit(runs["noisy"], hand_made_report(0.7, auc=0.47, bound=0.0, run_id=runs["noisy"]).to_json())
+    at = _open(app)
+    at.multiselect(key="compare_selected").set_value([runs["noisy"]]).run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "Reading these numbers" in text
+    assert "noise, not a leak in reverse" in text and "loss threshold (0.470)" in text
+    assert "proved nothing above ε = 0 at 95% confidence" in text
+    # The audited run's accuracy (0.6 on digits' 360 test rows) with its standard error.
+    assert any(c.value == "The audited run's test accuracy: 0.600 (n=360 test rows, ±0.026)." for c in at.caption)
+    assert "±0.026 (n=360 test rows)" in set(at.dataframe[0].value["± (test rows)"])

@@ -17,6 +17,7 @@ from dpcore.runs.comparison import (
     ALL,
     CHALLENGE_EPSILON_CAP,
     RUN_TABLE_FORMATS,
+    TEST_SPREAD_COLUMN,
     Point,
     audit_points,
     build_view,
@@ -343,3 +344,11 @@ def test_audit_points_name_who_ran_each_run(store: RunStore) -> None:
     run = store.list_runs()[0]
     store.save_audit(run.id, hand_made_report(0.6, auc=0.5, bound=0.0, run_id=run.id).to_json())
     assert [p.participant for p in audit_points(store.list_runs(), names={"me": "Me"})] == ["Me"]
+
+
+def test_each_accuracy_is_shown_with_its_test_rows_and_standard_error(store: RunStore) -> None:
+    rows = run_rows(store.list_runs())
+    digits = next(r for r in rows if r["dataset"] == "digits" and r["test accuracy"] == 0.60)
+    assert digits[TEST_SPREAD_COLUMN] == "±0.026 (n=360 test rows)"  # √(0.6·0.4/360)
+    pending = next(r for r in rows if r["dataset"] == "fashion_mnist")
+    assert pending[TEST_SPREAD_COLUMN] == ""

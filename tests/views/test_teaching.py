@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 from scipy.stats import norm
 
+from dpcore.audit.report import RocCurve
 from dpcore.errors import UserInputError
 from dpcore.views import teaching
+from tests.audit_samples import hand_made_report
 
 
 def test_delta_of_epsilon_matches_the_analytic_formula() -> None:
@@ -89,3 +92,42 @@ def test_best_gaussian_attack_touches_the_dp_boundary_without_crossing_it(epsilo
     gaps = [b - t for t, b in zip(curve.tpr, max_tpr(list(curve.fpr), epsilon=epsilon, delta=1e-5))]
     assert min(gaps) > -1e-9  # never outside what (ε, δ)-DP allows
     assert min(gaps[1:-1]) < 0.01  # and tight: σ is calibrated to exactly this (ε, δ)
+
+
+def _with_attack(report, **changes):
+    """``report`` with its one attack changed (the ROC, the sample, the AUC)."""
+    return dataclasses.replace(report, attacks=(dataclasses.replace(report.attacks[0], **changes),))
+
+
+def test_chance_auc_spread_is_the_mann_whitney_deviation() -> None:
+    assert teaching.chance_auc_spread(250, 250) == pytest.approx(math.sqrt(501 / (12 * 250 * 250)))
+    assert teaching.chance_auc_spread(1000, 1000) < teaching.chance_auc_spread(30, 30)
+    with pytest.raises(UserInputError, match="members"):
+        teaching.chance_auc_spread(0, 10)
+
+
+def test_an_auc_below_a_half_and_a_bound_of_zero_are_explained() -> None:
+    report = _with_attack(hand_made_report(2.0, auc=0.47, bound=0.0), eval_members=180, eval_nonmembers=180)
+    readings = " ".join(teaching.audit_readings(report))
+    assert "noise, not a leak in reverse" in readings and "(0.470)" in readings
+    assert f"±{teaching.chance_auc_spread(180, 180):.3f}" in readings
+    assert "proved nothing above ε = 0 at 95% confidence" in readings
+    assert "better than chance" not in readings
+
+
+def test_a_clear_leak_is_named_and_nothing_else_is_said() -> None:
+    report = _with_attack(hand_made_report(math.inf, auc=0.72, bound=2.3), eval_members=250, eval_nonmembers=250)
+    readings = teaching.audit_readings(report)
+    assert len(readings) == 1 and "better than chance: AUC 0.720" in readings[0]
+
+
+def test_an_auc_just_above_a_half_on_a_small_sample_is_not_called_a_leak() -> None:
+    report = _with_attack(hand_made_report(math.inf, auc=0.55, bound=0.0), eval_members=50, eval_nonmembers=50)
+    assert not any("better than chance" in r for r in teaching.audit_readings(report))
+
+
+def test_a_roc_curve_below_the_diagonal_is_explained() -> None:
+    dipping = RocCurve(fpr=(0.0, 0.2, 0.5, 1.0), tpr=(0.0, 0.1, 0.6, 1.0))
+    report = _with_attack(hand_made_report(2.0, auc=0.52, bound=0.0), roc=dipping)
+    assert any("dips below the diagonal" in r for r in teaching.audit_readings(report))
+    assert not any("dips below" in r for r in teaching.audit_readings(hand_made_report(2.0, auc=0.52, bound=0.0)))
