@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 import app_state
+from app_state import first_steps
 from dpcore.errors import UserInputError
 from pages import explore_controls, explore_results
 
@@ -18,6 +19,7 @@ st.caption(
     "Nothing trains here; the Train page runs the current settings."
 )
 
+first_steps.render()
 explore_controls.preset_buttons()
 controls, results = st.columns([5, 6], gap="large")
 with controls:
