@@ -7,14 +7,10 @@ import streamlit as st
 import app_state
 
 JOIN_STEP = (
-    "**1. Join.** Type your name in the sidebar's *Your name* box and press **Join** (on a phone, open the "
-    "sidebar with the » button at the top left). Your runs belong to that name."
+    "**1. Join:** type your name in the sidebar (on a phone, open it with » at the top left) and press **Join**."
 )
-EXPLORE_STEP = (
-    "**2. Explore.** Move the sliders below and watch ε, the privacy a run with these settings would "
-    "spend, change at once."
-)
-TRAIN_STEP = "**3. Train.** Open Train and press **Start**: it trains these settings in the background."
+EXPLORE_STEP = "**2. Explore:** move the sliders and watch ε, the privacy a run would spend."
+TRAIN_STEP = "**3. Train:** open Train and press **Start training**."
 
 
 def render() -> None:
@@ -22,9 +18,7 @@ def render() -> None:
     joined = app_state.joined()
     if joined and app_state.my_runs():
         return
+    join_line = f"✓ Joined as **{app_state.display_name()}**." if joined else JOIN_STEP
     with st.container(border=True, key="first_steps"):
-        st.markdown("**Start here**")
-        st.markdown(f"✓ Joined as **{app_state.display_name()}**." if joined else JOIN_STEP)
-        st.markdown(EXPLORE_STEP)
-        st.markdown(TRAIN_STEP)
+        st.markdown(f"**Start here**  \n{join_line}  \n{EXPLORE_STEP}  \n{TRAIN_STEP}")
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")

@@ -151,7 +151,8 @@ def chance_auc_spread(members: int, nonmembers: int) -> float:
 
 def audit_readings(report: AuditReport) -> tuple[str, ...]:
     """What an audit's numbers mean, in plain words: an AUC clearly above chance, an AUC below 0.5,
-    a bound of 0, and ROC curves that dip below the diagonal; only the readings that apply."""
+    a bound of 0, and ROC curves of attacks within chance that dip below the diagonal; only the
+    readings that apply."""
     readings = []
     best = max(report.attacks, key=lambda a: a.auc)
     spread = chance_auc_spread(best.eval_members, best.eval_nonmembers)
@@ -170,7 +171,8 @@ def audit_readings(report: AuditReport) -> tuple[str, ...]:
             f"has an AUC that scatters around 0.5 by about ±{spread:.3f} on {sample}, so it lands below 0.5 "
             "about half the time. A real reverse signal would be far below 0.5, and would leak just as much."
         )
-    if _dips_below_diagonal(report.attacks):
+    unclear = tuple(a for a in report.attacks if a.auc <= 0.5 + CLEAR_AUC_SIGMAS * spread)
+    if _dips_below_diagonal(unclear):
         readings.append(
             "Where a ROC curve dips below the diagonal, it is the same chance at work: on a finite sample "
             "each point's TPR and FPR wander a little above and below what guessing gives."

@@ -131,3 +131,11 @@ def test_a_roc_curve_below_the_diagonal_is_explained() -> None:
     report = _with_attack(hand_made_report(2.0, auc=0.52, bound=0.0), roc=dipping)
     assert any("dips below the diagonal" in r for r in teaching.audit_readings(report))
     assert not any("dips below" in r for r in teaching.audit_readings(hand_made_report(2.0, auc=0.52, bound=0.0)))
+
+
+def test_a_dip_of_a_clearly_leaking_attack_is_not_called_chance() -> None:
+    dipping = RocCurve(fpr=(0.0, 0.05, 0.1, 1.0), tpr=(0.0, 0.04, 0.5, 1.0))
+    report = _with_attack(
+        hand_made_report(math.inf, auc=0.72, bound=2.3), roc=dipping, eval_members=250, eval_nonmembers=250
+    )
+    assert not any("dips below" in r for r in teaching.audit_readings(report))
