@@ -24,7 +24,7 @@ venv: $(BIN)/.runtime-installed
 dev-venv: $(BIN)/.dev-installed
 
 run: venv
-	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+	$(BIN)/python serve.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
 
 # The lint: the import contracts (pyproject.toml [tool.importlinter]: layers, no circles), ruff's
 # rules and format, and mypy on dpcore. `make test` runs it first, so a crossed layer fails like a test.

@@ -44,7 +44,7 @@ from dpcore.results import (
 from dpcore.room import host_guard, joins, participants, presence, server_paths, uploads
 from dpcore.room.participants import TOKEN_PARAM, Caller, Participant
 from dpcore.room.server_settings import ENV_ACCOUNTANT_SECONDS, ServerSettings
-from dpcore.runs import owners, room_status, sweeps
+from dpcore.runs import owners, room_status, sweeps, warm_start
 from dpcore.runs.capacity import check_sweep_size
 from dpcore.runs.comparison import (
     AUDIT_AUC_COLUMN,
@@ -59,6 +59,7 @@ from dpcore.runs.jobs import CancelReport, JobRunner, get_runner
 from dpcore.runs.records import RunRecord, SweepRecord
 from dpcore.runs.run_table import ACCURACY_SPREAD_NOTE
 from dpcore.runs.store import RunStore
+from dpcore.runs.warm_start import WarmStart
 from dpcore.safe_io import quote
 
 CONFIG_KEY = "dpx_config"
@@ -102,6 +103,29 @@ def finish_page() -> NoReturn:
 def runner() -> JobRunner:
     """The process-wide job runner (``jobs.get_runner``: one per server, shared by all browser sessions)."""
     return get_runner()
+
+
+_WARM_LOCK = threading.Lock()
+_warm_start: Optional[WarmStart] = None
+
+
+def warm_server() -> WarmStart:
+    """Warm this server once per process, in the background (``dpcore.runs.warm_start``): the job runner
+    with its training processes, the accountant and the default dataset; later calls return the same
+    warming. ``serve.py`` calls it as the server starts, app.py on every page run (a no-op after the first).
+
+    Once the runner is up, the charts' Plotly is imported too, which every page's first run would pay.
+    """
+    global _warm_start
+    with _WARM_LOCK:
+        if _warm_start is None:
+            _warm_start = warm_start.begin(start_runner=_start_runner_and_charts)
+        return _warm_start
+
+
+def _start_runner_and_charts() -> None:
+    runner().prepare()  # the training processes start (and warm up) now, not at the first run
+    import dpcore.views.charts  # noqa: F401 - imported for its import time only
 
 
 def store() -> RunStore:

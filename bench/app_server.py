@@ -45,16 +45,19 @@ def streamlit_app(
 
 @contextmanager
 def streamlit_server(
-    *, env: Optional[Mapping[str, str]] = None, log_path: Optional[Path] = None, startup_timeout: float = 90.0
+    *,
+    env: Optional[Mapping[str, str]] = None,
+    log_path: Optional[Path] = None,
+    startup_timeout: float = 90.0,
+    warm_start: bool = False,
 ) -> Iterator[RunningServer]:
-    """Like ``streamlit_app``, yielding the URL and the server's process id."""
+    """Like ``streamlit_app``, yielding the URL and the server's process id; ``warm_start`` starts it with
+    `python serve.py` (which warms the server as it starts) instead of `streamlit run app.py`."""
     port = free_port()
+    launch = [str(REPO_ROOT / "serve.py")] if warm_start else ["-m", "streamlit", "run", str(REPO_ROOT / "app.py")]
     command = [
         sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(REPO_ROOT / "app.py"),
+        *launch,
         "--server.port",
         str(port),
         "--server.address",

@@ -527,6 +527,12 @@ class JobRunner:
 
     # -- worker side ---------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Get the backend ready now, as the first submit would (start its training processes, which
+        import TensorFlow and trace the default step; import it here; connect to a cluster), so that
+        the first run finds it ready (``warm_start``)."""
+        self._prepare_backend()
+
     def _prepare_backend(self) -> None:
         with self._prepare_lock:
             self.backend.prepare()

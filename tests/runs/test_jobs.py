@@ -638,3 +638,29 @@ def test_a_stored_run_with_a_record_outside_its_derived_schema_completes_naming_
     assert job.state == record.status == "completed" and not job.error and not record.error
     stored = "\n".join([repr(record), repr(job), store.to_csv()])
     assert "appeal_pending" not in stored and "row(s)" not in stored
+
+
+class _CountingBackend:
+    """A backend that only counts how often it was asked to get ready (nothing is submitted to it)."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.prepared = 0
+
+    def prepare(self) -> None:
+        self.prepared += 1
+
+    def train(self, config, **callbacks):  # pragma: no cover - no run is submitted
+        raise AssertionError("nothing trains here")
+
+
+def test_prepare_readies_the_backend_before_any_run(tmp_path) -> None:
+    backend = _CountingBackend()
+    runner = JobRunner(store=RunStore(tmp_path / "runs.sqlite3"), workers=1, backend=backend)
+    try:
+        assert backend.prepared == 0  # a runner alone starts no training processes
+        runner.prepare()
+        assert backend.prepared == 1 and runner.list_jobs() == []
+    finally:
+        runner.shutdown()

@@ -1,0 +1,88 @@
+"""Warming a server as it starts, in the background: the first visitor's ε and the first run should be as
+fast as later ones.
+
+A fresh server is cold in three places: the job runner (its training processes import TensorFlow and
+trace the default config's step), the accountant (dp_accounting's first RDP, in an accountant process
+that has to start) and the default dataset. ``begin`` does each once, in that order, in a daemon
+thread, so whatever asks first (a page, a run) finds it done or in progress instead of starting it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Optional
+
+from dpcore.config import DPConfig
+from dpcore.data import datasets
+from dpcore.errors import describe_exception
+from dpcore.privacy import accounting
+
+WARM_STEPS = ("runner", "accountant", "dataset")
+
+
+@dataclass(frozen=True)
+class WarmStartReport:
+    """What warming did: the seconds of each step that ran, and why a step failed (the server serves regardless)."""
+
+    seconds: tuple[tuple[str, float], ...]
+    errors: tuple[tuple[str, str], ...]
+
+
+def warm(*, start_runner: Callable[[], object], config: Optional[DPConfig] = None) -> WarmStartReport:
+    """Start the job runner and its backend (``start_runner``, e.g. ``JobRunner.prepare``: the training
+    processes then warm up on their own), then compute ``config``'s projected ε and ε-per-epoch curve as
+    Explore does, then load its dataset; a failed step is kept in the report and the next still runs."""
+    config = config if config is not None else DPConfig()
+    seconds: list[tuple[str, float]] = []
+    errors: list[tuple[str, str]] = []
+
+    def accountant() -> None:
+        n = datasets.train_size(config)
+        accounting.epsilon_report_for_config(config, n=n, interactive=True)
+        accounting.epsilon_curve_for_config(config, n=n, interactive=True)
+
+    steps: dict[str, Callable[[], object]] = {
+        "runner": start_runner,
+        "accountant": accountant,
+        "dataset": lambda: datasets.load(config),
+    }
+    for name in WARM_STEPS:
+        started = time.perf_counter()
+        try:
+            steps[name]()
+        except Exception as exc:  # noqa: BLE001 - a cold part only costs its first user the time it saves
+            errors.append((name, describe_exception(exc)))
+        seconds.append((name, time.perf_counter() - started))
+    return WarmStartReport(seconds=tuple(seconds), errors=tuple(errors))
+
+
+class WarmStart:
+    """One warming running in its own daemon thread; ``report`` waits for it."""
+
+    def __init__(self, *, start_runner: Callable[[], object], config: Optional[DPConfig] = None) -> None:
+        self._report: Optional[WarmStartReport] = None
+        self._thread = threading.Thread(
+            target=self._run, args=(start_runner, config), name="dpcore-warm-start", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, start_runner: Callable[[], object], config: Optional[DPConfig]) -> None:
+        self._report = warm(start_runner=start_runner, config=config)
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def report(self, *, timeout: Optional[float] = None) -> Optional[WarmStartReport]:
+        """The report once warming has ended (waiting up to ``timeout`` seconds; None: for as long as it takes),
+        else None."""
+        self._thread.join(timeout)
+        return self._report
+
+
+def begin(*, start_runner: Callable[[], object], config: Optional[DPConfig] = None) -> WarmStart:
+    """Warm the server in the background (``warm`` in a daemon thread) and return at once."""
+    return WarmStart(start_runner=start_runner, config=config)
