@@ -152,3 +152,22 @@ def test_uploading_a_csv_and_declaring_its_schema_projects_epsilon(page, app_url
     split.evaluate("element => element.scrollIntoView({block: 'center'})")
     page.wait_for_timeout(800)
     page.screenshot(path=str(SCREENSHOTS / "explore-csv-derived.png"))
+
+
+def test_the_first_screen_says_join_then_train_and_the_attack_demo_twin_projects_its_subsets_epsilon(
+    page, app_url: str
+) -> None:
+    from dpcore.views import presets
+
+    open_app(page, app_url)
+    start = page.locator(".st-key-first_steps")
+    expect(start).to_contain_text("Start here")
+    expect(start).to_contain_text("1. Join:")
+    expect(start).to_contain_text("3. Train:")
+    page.get_by_role("button", name="Its private twin (DP-SGD)").click()
+    twin = presets.PRIVATE_TWIN_CONFIG
+    expected = f"{accounting.epsilon_for_config(twin, n=twin.max_train_examples):.3f}"
+    page.wait_for_function(f"(want) => ({EPSILON_JS})() === want", arg=expected)
+    join(page, "Ada")
+    expect(start).to_contain_text("✓ Joined as Ada.")
+    expect(start).not_to_contain_text("1. Join:")
