@@ -17,6 +17,7 @@ from dpcore.data import datasets
 from dpcore.privacy import accounting
 from dpcore.results import TRAIN_ACCURACY_TITLE, TRAIN_LOSS_TITLE, TRAIN_METRICS_NOTE, EpochMetrics
 from dpcore.runs.jobs import get_runner
+from dpcore.runs.run_table import accuracy_spread_text
 from dpcore.runs.store import RunStore
 from tests.app.conftest import join, open_page
 from tests.conftest import wait_until
@@ -88,6 +89,10 @@ def test_tiny_run_completes_with_charts_and_epsilon(app) -> None:
     expected = accounting.epsilon_for_config(TINY, n=200)
     assert _metric(at, "ε spent") == f"{expected:.3f}"
     assert _metric(at, "Epoch") == "2/2"
+    # The test accuracy with digits' 360 test rows and its standard error (from the unrounded accuracy).
+    job = get_runner().get(job_id)
+    spread = accuracy_spread_text(job.metrics[-1].test_accuracy, 360)
+    assert spread.endswith("(n=360 test rows)") and any(c.value == spread for c in at.caption)
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     accuracy, projected, spent, training = chart["data"]
     assert training["name"] == TRAIN_ACCURACY_TITLE and len(training["x"]) == 2
