@@ -33,9 +33,11 @@ MODEL_RETRAINED = "retrained from the run's config and seed"
 CANARY_KIND = "mislabelled held-out rows"
 
 
-# Datasets whose runs are audited when training ends unless the person says otherwise: the audit
-# takes seconds there (docs/audit.md: about a second for digits).
+# Runs audited when training ends unless the person says otherwise, because the audit takes seconds
+# there (docs/audit.md): those of these datasets (about a second for digits), and those trained on at
+# most this many rows (the attack demo's 500 Fashion-MNIST rows: a few seconds).
 AUDIT_BY_DEFAULT_DATASETS = ("digits",)
+AUDIT_BY_DEFAULT_MAX_TRAIN_EXAMPLES = 2000
 
 # What ε does not cover. The attacks score the model on the private training rows themselves, without
 # noise, so their ROC curves, AUC, advantage and ε lower bounds are not covered by the run's ε; the
@@ -266,8 +268,9 @@ def coverage_note(report: AuditReport) -> str:
 
 
 def audit_by_default(config: DPConfig) -> bool:
-    """Whether a run of ``config`` is audited when it ends unless the person turns it off (small built-in data)."""
-    return config.dataset in AUDIT_BY_DEFAULT_DATASETS
+    """Whether a run of ``config`` is audited when it ends unless the person turns it off (small data)."""
+    small = config.max_train_examples is not None and config.max_train_examples <= AUDIT_BY_DEFAULT_MAX_TRAIN_EXAMPLES
+    return config.dataset in AUDIT_BY_DEFAULT_DATASETS or small
 
 
 def attack_rows(report: AuditReport) -> list[dict[str, Any]]:

@@ -369,3 +369,13 @@ def test_the_coverage_note_says_the_audit_and_any_canary_training_are_not_covere
     with_canaries = coverage_note(hand_made_report(1.0))
     assert with_canaries == f"{AUDIT_NOTE} {CANARY_NOTE}"
     assert "not covered by ε" in AUDIT_NOTE and "not added" in CANARY_NOTE
+
+
+def test_small_runs_are_audited_by_default_and_large_ones_are_not() -> None:
+    from dpcore.audit.report import AUDIT_BY_DEFAULT_MAX_TRAIN_EXAMPLES, audit_by_default
+
+    assert audit_by_default(DPConfig())  # digits
+    assert not audit_by_default(DPConfig(dataset="fashion_mnist", model="mlp"))
+    assert audit_by_default(DPConfig(dataset="fashion_mnist", model="mlp", max_train_examples=500))  # the attack demo
+    over = DPConfig(dataset="fashion_mnist", model="mlp", max_train_examples=AUDIT_BY_DEFAULT_MAX_TRAIN_EXAMPLES + 1)
+    assert not audit_by_default(over)
