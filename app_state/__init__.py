@@ -119,8 +119,23 @@ def warm_server() -> WarmStart:
     global _warm_start
     with _WARM_LOCK:
         if _warm_start is None:
-            _warm_start = warm_start.begin(start_runner=_start_runner_and_charts)
+            _warm_start = warm_start.begin(start_runner=_start_runner_and_charts, ask=_ask_to_warm)
         return _warm_start
+
+
+def _ask_to_warm(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """An accountant question asked as the pages ask it (the accountant processes, whose kept answers the
+    first visitor then finds), without a page: no status line, no visitor to leave."""
+    calls = _accountant_calls()
+    if calls is None:
+        return function(*args, **kwargs)
+
+    def timed_out(seconds: float) -> UserInputError:
+        return CallTimedOut("accountant", f"warming took more than {seconds:g} s")
+
+    return calls.call(
+        function, *args, deadline_seconds=settings().accountant_seconds, timeout_error=timed_out, **kwargs
+    )
 
 
 def _start_runner_and_charts() -> None:

@@ -21,6 +21,13 @@ from dpcore.errors import describe_exception
 from dpcore.privacy import accounting
 
 WARM_STEPS = ("runner", "accountant", "dataset")
+# How the accountant is asked: here, or (a served app) in the accountant processes its pages ask.
+Ask = Callable[..., object]
+
+
+def ask_here(function: Callable[..., object], *args: object, **kwargs: object) -> object:
+    """Ask the accountant in this process (the default ``ask``)."""
+    return function(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -31,18 +38,21 @@ class WarmStartReport:
     errors: tuple[tuple[str, str], ...]
 
 
-def warm(*, start_runner: Callable[[], object], config: Optional[DPConfig] = None) -> WarmStartReport:
+def warm(
+    *, start_runner: Callable[[], object], config: Optional[DPConfig] = None, ask: Ask = ask_here
+) -> WarmStartReport:
     """Start the job runner and its backend (``start_runner``, e.g. ``JobRunner.prepare``: the training
     processes then warm up on their own), then compute ``config``'s projected ε and ε-per-epoch curve as
-    Explore does, then load its dataset; a failed step is kept in the report and the next still runs."""
+    Explore does (through ``ask``, where Explore's questions are answered), then load its dataset; a
+    failed step is kept in the report and the next still runs."""
     config = config if config is not None else DPConfig()
     seconds: list[tuple[str, float]] = []
     errors: list[tuple[str, str]] = []
 
     def accountant() -> None:
         n = datasets.train_size(config)
-        accounting.epsilon_report_for_config(config, n=n, interactive=True)
-        accounting.epsilon_curve_for_config(config, n=n, interactive=True)
+        ask(accounting.epsilon_report_for_config, config, n=n, interactive=True)
+        ask(accounting.epsilon_curve_for_config, config, n=n, interactive=True)
 
     steps: dict[str, Callable[[], object]] = {
         "runner": start_runner,
@@ -62,15 +72,17 @@ def warm(*, start_runner: Callable[[], object], config: Optional[DPConfig] = Non
 class WarmStart:
     """One warming running in its own daemon thread; ``report`` waits for it."""
 
-    def __init__(self, *, start_runner: Callable[[], object], config: Optional[DPConfig] = None) -> None:
+    def __init__(
+        self, *, start_runner: Callable[[], object], config: Optional[DPConfig] = None, ask: Ask = ask_here
+    ) -> None:
         self._report: Optional[WarmStartReport] = None
         self._thread = threading.Thread(
-            target=self._run, args=(start_runner, config), name="dpcore-warm-start", daemon=True
+            target=self._run, args=(start_runner, config, ask), name="dpcore-warm-start", daemon=True
         )
         self._thread.start()
 
-    def _run(self, start_runner: Callable[[], object], config: Optional[DPConfig]) -> None:
-        self._report = warm(start_runner=start_runner, config=config)
+    def _run(self, start_runner: Callable[[], object], config: Optional[DPConfig], ask: Ask) -> None:
+        self._report = warm(start_runner=start_runner, config=config, ask=ask)
 
     @property
     def done(self) -> bool:
@@ -83,6 +95,6 @@ class WarmStart:
         return self._report
 
 
-def begin(*, start_runner: Callable[[], object], config: Optional[DPConfig] = None) -> WarmStart:
+def begin(*, start_runner: Callable[[], object], config: Optional[DPConfig] = None, ask: Ask = ask_here) -> WarmStart:
     """Warm the server in the background (``warm`` in a daemon thread) and return at once."""
-    return WarmStart(start_runner=start_runner, config=config)
+    return WarmStart(start_runner=start_runner, config=config, ask=ask)

@@ -30,9 +30,9 @@ def test_warming_returns_at_once_and_runs_in_the_background() -> None:
     assert warming.done and report is not None and report.errors == ()
     assert [name for name, _ in report.seconds] == list(warm_start.WARM_STEPS)
     # What Explore asks first is now answered from the cache.
-    hits = composition.rdp_per_unit.cache_info().hits + composition.composed_epsilon.cache_info().hits
+    hits = composition.unit_rdp.cache_info().hits + composition.composed_epsilon.cache_info().hits
     accounting.epsilon_report_for_config(CONFIG, n=datasets.train_size(CONFIG), interactive=True)
-    assert composition.rdp_per_unit.cache_info().hits + composition.composed_epsilon.cache_info().hits > hits
+    assert composition.unit_rdp.cache_info().hits + composition.composed_epsilon.cache_info().hits > hits
 
 
 def test_a_step_that_fails_is_reported_and_the_others_still_run() -> None:
@@ -42,3 +42,20 @@ def test_a_step_that_fails_is_reported_and_the_others_still_run() -> None:
     report = warm_start.warm(start_runner=refused, config=CONFIG)
     assert report.errors == (("runner", "workers: 0 is out of range (allowed: 1 or more)"),)
     assert [name for name, _ in report.seconds] == list(warm_start.WARM_STEPS)
+
+
+def test_the_accountant_is_warmed_where_the_pages_ask_it() -> None:
+    """A served app's pages ask accountant processes: the warm-up asks the same questions through ``ask``."""
+    asked: list[tuple[str, DPConfig, int, bool]] = []
+
+    def ask(function, config, *, n, interactive):
+        asked.append((function.__name__, config, n, interactive))
+        return function(config, n=n, interactive=interactive)
+
+    report = warm_start.warm(start_runner=lambda: None, config=CONFIG, ask=ask)
+    assert report.errors == ()
+    n = datasets.train_size(CONFIG)
+    assert asked == [
+        ("epsilon_report_for_config", CONFIG, n, True),
+        ("epsilon_curve_for_config", CONFIG, n, True),
+    ]
