@@ -284,6 +284,11 @@ The epsilon printed at the end is that of the steps this script took: it counts 
 and composes exactly that many in dp_accounting.
 """
 import math
+import os
+
+# Before TensorFlow loads: its C++ start-up lines (CUDA/cuDNN factory registrations, CPU feature
+# notes) stay out of the output; set TF_CPP_MIN_LOG_LEVEL yourself to see them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import tensorflow as tf

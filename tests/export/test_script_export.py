@@ -19,7 +19,7 @@ from dpcore.config import ACCOUNTANTS, DATASETS, MODELS, OPTIMIZERS, SAMPLINGS, 
 from dpcore.data import datasets
 from dpcore.data.scatter import SCATTERNET_MODELS
 from dpcore.errors import ConfigError, UserInputError
-from dpcore.export.script import render_export, render_script
+from dpcore.export.script import render_export, render_script, script_sections
 from dpcore.privacy import accounting, events
 from tests.conftest import REPO_ROOT
 
@@ -225,3 +225,22 @@ def test_exported_csv_script_refuses_to_run_without_a_declared_schema():
     assert "CSV_SCHEMA = None" in render_script(config)
     with pytest.raises(SystemExit, match="no public CSV schema"):
         _exported_namespace(config)["training_data"]()
+
+
+def test_the_script_keeps_tensorflow_start_up_lines_out_of_its_output(tmp_path):
+    """The settings section imports TensorFlow; run alone, with no TF_CPP_MIN_LOG_LEVEL of the caller's, it
+    prints none of TensorFlow's C++ start-up lines (CUDA factory registrations, CPU feature notes)."""
+    settings = script_sections(DPConfig(model="logreg"))[0]
+    assert settings.name == "settings" and "import tensorflow as tf" in settings.code
+    (tmp_path / "settings.py").write_text(settings.code)
+    done = subprocess.run(
+        [sys.executable, "settings.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": ""},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "" and done.stderr == ""
