@@ -12,11 +12,27 @@ from dpcore.privacy import explain
 from dpcore.runs import comparison
 from dpcore.views import charts, teaching
 
+# The page's sections in order; the caption counts them and each header numbers itself from here.
+SECTIONS = (
+    "What ε and δ promise",
+    "Why DP-SGD clips and adds noise",
+    "Why sampling matters: Poisson vs shuffle",
+    "What accuracy costs as ε falls",
+    "Reading an ε",
+    "What an attacker can actually do",
+)
+
+
+def section(title: str) -> None:
+    """The numbered header of one of SECTIONS."""
+    st.header(f"{SECTIONS.index(title) + 1}. {title}")
+
+
 st.title("Learn")
-st.caption("Differential privacy for DP-SGD in five short steps. Every chart below is live.")
+st.caption(f"Differential privacy for DP-SGD in {len(SECTIONS)} short steps. Every chart below is live.")
 
 # -- 1 ----------------------------------------------------------------------------------------
-st.header("1. What ε and δ promise")
+section("What ε and δ promise")
 st.markdown(
     "Differential privacy is a promise to **each person** in the data: whatever comes out of "
     "training would have been almost as likely **without their record**. ε measures *almost*: "
@@ -47,7 +63,7 @@ st.info(
 )
 
 # -- 2 ----------------------------------------------------------------------------------------
-st.header("2. Why DP-SGD clips and adds noise")
+section("Why DP-SGD clips and adds noise")
 st.markdown(
     "Training looks at gradients, one per example. A single unusual person can have a huge "
     "gradient and pull the model towards them, which is exactly what an attacker can detect. "
@@ -69,7 +85,7 @@ left.caption(
 right.plotly_chart(charts.clipping(clipped), width="stretch", key="learn_clip_chart")
 
 # -- 3 ----------------------------------------------------------------------------------------
-st.header("3. Why sampling matters: Poisson vs shuffle")
+section("Why sampling matters: Poisson vs shuffle")
 st.markdown(
     "With **Poisson sampling** every step includes each example independently with a small "
     "probability q = batch size / n. Most steps do not see you at all, and that uncertainty "
@@ -106,7 +122,7 @@ else:
     )
 
 # -- 4 ----------------------------------------------------------------------------------------
-st.header("4. What accuracy costs as ε falls")
+section("What accuracy costs as ε falls")
 st.markdown(
     "Privacy is paid for in accuracy. In the simplest case, a private average of n values "
     "between 0 and 1, the error grows like 1 / (n·ε): halve ε and the error doubles; ten times "
@@ -145,7 +161,7 @@ else:
     )
 
 # -- 5 ----------------------------------------------------------------------------------------
-st.header("5. Reading an ε")
+section("Reading an ε")
 st.markdown(
     "- **ε ≤ 1**: strong; an attacker learns very little about any one person.\n"
     "- **1 < ε ≤ 3**: moderate; the usual target for DP-SGD on real tasks.\n"
@@ -159,7 +175,7 @@ st.caption(
 )
 
 # -- 6 ----------------------------------------------------------------------------------------
-st.header("6. What an attacker can actually do")
+section("What an attacker can actually do")
 st.markdown(
     "ε is a limit on every **membership-inference attack**: any test that looks at the trained "
     "model and says *member* or *not a member* for a record. Plot the share of members it catches "

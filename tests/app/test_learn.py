@@ -23,6 +23,13 @@ def test_renders_every_section(app) -> None:
     assert len(at.get("plotly_chart")) >= 4
 
 
+def test_the_caption_counts_the_steps_the_page_has(app) -> None:
+    at = _open(app)
+    headers = [h.value for h in at.header]
+    assert [h.split(". ", 1)[0] for h in headers] == [str(i) for i in range(1, len(headers) + 1)]
+    assert f"in {len(headers)} short steps" in at.caption[0].value
+
+
 def test_less_noise_means_larger_epsilon(app) -> None:
     at = _open(app)
     before = float(at.metric[0].value)
