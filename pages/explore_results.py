@@ -6,6 +6,7 @@ import json
 import math
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 import app_state
 from dpcore.config import ACCOUNTANT_TITLES, ACCOUNTANTS, DPConfig
@@ -24,6 +25,8 @@ TARGET_KEY = "calibrate_target"
 DEFAULT_TARGET_EPSILON = 1.0
 CHART_TARGET_KEY = "explore_chart_target"  # the target ε the charts were last drawn with
 NOISE_CHART_KEY = "chart_eps_noise"
+# The container, at the top of the controls, of the one-line ε that stays in view on a phone (pages/explore.py).
+EPSILON_LINE_KEY = "explore_epsilon_line"
 # A PLD curve composes one more epoch per point, so its cost grows faster than the epochs (999 epochs
 # took 14 s): up to the epochs slider's reach it is drawn on every change, beyond that on request.
 PLD_CURVE_AUTO_EPOCHS = 100
@@ -40,7 +43,7 @@ def make_private() -> None:
 def apply_noise(value: float) -> None:
     """Set the noise multiplier (from Calibrate or a click on a chart), keeping everything else."""
     if _update_or_report("The noise multiplier stays as it was", noise_multiplier=value):
-        app_state.post_notice(f"Noise multiplier set to {value:.4g}.")
+        app_state.post_notice(f"Noise multiplier set to {value:g}.")
 
 
 def _update_or_report(unchanged: str, **changes: object) -> bool:
@@ -66,8 +69,11 @@ def target_epsilon() -> float:
     return float(ss.get(TARGET_KEY, DEFAULT_TARGET_EPSILON))
 
 
-def render(cfg: DPConfig) -> None:
-    """Everything Explore shows about ``cfg``; ends the page early where there is no ε to show."""
+def render(cfg: DPConfig, *, epsilon_line: DeltaGenerator) -> None:
+    """Everything Explore shows about ``cfg``; ends the page early where there is no ε to show.
+
+    ``epsilon_line`` gets the projected ε in one line, for the narrow screens where it stays beside the sliders.
+    """
     problem = dataset_problem(cfg.dataset)
     if problem:
         st.warning(problem)
@@ -82,6 +88,7 @@ def render(cfg: DPConfig) -> None:
             app_state.set_input_problem(str(exc))
             app_state.finish_page()
     if not cfg.private:
+        epsilon_line.markdown(f"Projected ε = **{explain.format_epsilon(math.inf)}** (a non-private baseline)")
         st.metric("Projected ε", explain.format_epsilon(math.inf))
         st.warning(
             "This config is a non-private baseline (no clipping, no noise), loaded from a run, "
@@ -92,9 +99,14 @@ def render(cfg: DPConfig) -> None:
     try:
         report = app_state.epsilon_report(cfg, n=n)
     except UserInputError as exc:
+        epsilon_line.markdown(f"Projected ε = **{explain.format_epsilon(None)}** (see the message below)")
         st.metric("Projected ε", explain.format_epsilon(None))
         st.error(str(exc))
         app_state.finish_page()
+    epsilon_line.markdown(
+        f"Projected ε = **{explain.format_epsilon(report.epsilon)}** · δ = {cfg.delta:.0e} · "
+        f"{report.steps:,} noisy steps"
+    )
     projected_epsilon(cfg, n=n, report=report)
     explore_recipe.results(cfg, n=n, report=report)
     curves(cfg, n=n, epsilon=report.epsilon)
@@ -254,7 +266,7 @@ def calibrate(cfg: DPConfig, *, n: int) -> None:
             else ""
         )
     )
-    left, mid, right = st.columns([2, 1, 2], vertical_alignment="bottom")
+    left, mid, right = st.columns([3, 2, 3], vertical_alignment="bottom")
     target = left.number_input(
         "Target ε",
         min_value=0.01,
@@ -266,25 +278,26 @@ def calibrate(cfg: DPConfig, *, n: int) -> None:
     )
     if float(target) != ss.get(CHART_TARGET_KEY):
         st.rerun(scope="app")  # a new target: redraw the charts' target line too
-    if mid.button("Calibrate", key="calibrate_run"):
+    if mid.button("Calibrate", key="calibrate_run", width="stretch"):
         try:
             found = app_state.calibrate(cfg, target_epsilon=float(target), n=n)
-            ss["calibration"] = (float(target), _calibration_basis(cfg), found.noise_multiplier, found.epsilon)
+            # The σ offered is the found one rounded up, so its ε is at most the found one's.
+            sigma = calibration.offered_noise(found.noise_multiplier)
+            ss["calibration"] = (float(target), _calibration_basis(cfg), sigma, found.epsilon)
         except UserInputError as exc:
             ss["calibration"] = None
             st.error(str(exc))
     found = ss.get("calibration")
     # A result holds only for the target and the other settings it was found for.
     if found and found[:2] == (float(target), _calibration_basis(cfg)):
-        found = (found[0], found[2], found[3])
-        # Round up, never down: a smaller σ would overshoot the target ε.
-        sigma = math.ceil(found[1] * 10_000) / 10_000
-        if right.button(f"Apply {sigma_name} = {sigma:.4f}", key="calibrate_apply", type="primary"):
+        found_target, sigma, spent = found[0], found[2], found[3]
+        shown_sigma = f"{sigma_name} = {calibration.noise_text(sigma)}"
+        if right.button(f"Apply {shown_sigma}", key="calibrate_apply", type="primary", width="stretch"):
             apply_noise(sigma)
             st.rerun()  # the whole page, so the controls, ε and curves follow the new σ
         st.success(
-            f"Noise multiplier {sigma_name} = {found[1]:.4f} gives ε = {explain.format_epsilon(found[2], digits=4)} "
-            f"≤ {found[0]:g} ({ACCOUNTANT_TITLES[cfg.accountant]}, {cfg.sampling})."
+            f"Noise multiplier {shown_sigma} gives ε at most {explain.format_epsilon(spent, digits=4)} "
+            f"≤ {found_target:g} ({ACCOUNTANT_TITLES[cfg.accountant]}, {cfg.sampling})."
         )
 
 

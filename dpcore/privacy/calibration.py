@@ -33,6 +33,24 @@ class Calibration:
     approximate: bool = False  # ε came from a PLD grid coarser than the precise one (an upper bound)
 
 
+# A calibrated noise multiplier is offered at this many decimals, rounded up (see ``offered_noise``).
+NOISE_DECIMALS = 4
+
+
+def offered_noise(noise_multiplier: float) -> float:
+    """``noise_multiplier`` rounded up to NOISE_DECIMALS decimals: the σ a person is offered to apply.
+
+    Up, never down: a smaller σ would spend more than the target ε. Its own ε is at most the found one's.
+    """
+    scale = 10**NOISE_DECIMALS
+    return math.ceil(noise_multiplier * scale) / scale
+
+
+def noise_text(noise_multiplier: float) -> str:
+    """A noise multiplier as Calibrate shows it, at NOISE_DECIMALS decimals (one formatter for button and text)."""
+    return f"{noise_multiplier:.{NOISE_DECIMALS}f}"
+
+
 # -- calibration -------------------------------------------------------------------------------
 
 

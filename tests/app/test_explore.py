@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from app_state import CONFIG_KEY
 from dpcore.config import DPConfig
@@ -134,6 +135,24 @@ def test_calibrate_and_apply(app) -> None:
     assert math.isclose(at.session_state[CONFIG_KEY].noise_multiplier, sigma)
 
 
+def test_calibrate_button_text_and_applied_sigma_agree_to_the_last_digit(app) -> None:
+    at = app.run()
+    at.number_input(key="calibrate_target").set_value(1.0).run()
+    at.button(key="calibrate_run").click().run()
+    offered = re.fullmatch(r"Apply σ = ([0-9.]+)", at.button(key="calibrate_apply").label).group(1)
+    said = re.match(r"Noise multiplier σ = ([0-9.]+) gives ε at most ([0-9.]+) ≤ 1 ", at.success[0].value)
+    assert said, at.success[0].value
+    assert said.group(1) == offered
+    at.button(key="calibrate_apply").click().run()
+    assert not at.exception
+    assert f"{at.session_state[CONFIG_KEY].noise_multiplier:.4f}" == offered
+    # One notice, said once: a banner, not a banner and a toast repeating it.
+    assert [s.value for s in at.success].count(f"Noise multiplier set to {float(offered):g}.") == 1
+    assert not at.toast
+    # The σ offered is rounded up from the one found, so the page then projects at most the ε said for it.
+    assert float(_eps(at)) <= float(said.group(2)) + 0.0005 and float(said.group(2)) <= 1.0
+
+
 def test_a_calibration_is_offered_only_for_the_settings_it_was_found_for(app) -> None:
     at = app.run()
     at.number_input(key="calibrate_target").set_value(2.0).run()
@@ -152,7 +171,7 @@ def test_overlay_draws_both_accountants(app) -> None:
     import json
 
     names = [t["name"] for t in json.loads(charts[0].proto.spec)["data"]]
-    assert names == ["RDP, poisson", "PLD, poisson"]
+    assert names == ["RDP, poisson", "PLD, poisson", "target ε = 1"]
 
 
 def test_a_long_pld_curve_is_drawn_on_request_while_epsilon_shows_at_once(app, monkeypatch) -> None:
@@ -196,7 +215,8 @@ def test_noise_tab_draws_the_sweep_with_the_current_point(app) -> None:
     import json
 
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    sweep, current = spec["data"]
+    sweep, current, target = spec["data"]
+    assert target["name"] == "target ε = 1"
     assert current["name"] == "current" and current["x"] == [DPConfig().noise_multiplier]
     assert sweep["y"] == sorted(sweep["y"], reverse=True)  # more noise, less ε
 
