@@ -598,7 +598,7 @@ def store_banner() -> None:
 
 
 def post_notice(text: str) -> None:
-    """Say ``text`` once, as a success message and a toast, on the next render of any page."""
+    """Say ``text`` once, as a success message above the next render of any page (one message, no toast beside it)."""
     st.session_state[NOTICE_KEY] = text
 
 
@@ -611,7 +611,6 @@ def show_notices() -> None:
     """Messages posted by callbacks and link restores, shown once."""
     notice = st.session_state.pop(NOTICE_KEY, None)
     if notice:
-        st.toast(notice)
         st.success(notice)
     problem = st.session_state.pop(ERROR_KEY, None)
     if problem:
