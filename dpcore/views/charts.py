@@ -139,31 +139,24 @@ def _log_axis(fig: go.Figure, axis: str, values: Sequence[float], *, pad: float 
 
 
 def _target_line(fig: go.Figure, target_epsilon: Optional[float], *, log_y: bool = False) -> None:
-    """A dashed horizontal line at the target ε (Explore's Calibrate target), labelled above its left end."""
+    """A dashed horizontal line at the target ε (Explore's Calibrate target), named in the legend below the
+    plot: a label inside the plot would sit on the curves wherever they cross it."""
     if target_epsilon is None or not math.isfinite(target_epsilon):
         return
+    line = dict(color=COLORS[4], dash="dash", width=1.5)
     # A plain shape: what add_hline adds, without its axis-spanning bookkeeping (half an Explore chart's cost).
-    fig.add_shape(
-        type="line",
-        xref="x domain",
-        x0=0,
-        x1=1,
-        yref="y",
-        y0=target_epsilon,
-        y1=target_epsilon,
-        line=dict(color=COLORS[4], dash="dash", width=1.5),
-    )
-    # Annotations on a log axis take log10 of the value (add_hline's own label would float a decade off).
-    fig.add_annotation(
-        x=0.0,
-        xref="paper",
-        xanchor="left",
-        y=math.log10(target_epsilon) if log_y else target_epsilon,
-        yref="y",
-        yanchor="bottom",
-        showarrow=False,
-        text=f"target ε = {plain_number(target_epsilon)}",
-        font=dict(color=COLORS[4]),
+    fig.add_shape(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=target_epsilon, y1=target_epsilon, line=line)
+    # The legend's entry: a trace with no points, so it draws nothing and leaves the axes' ranges alone.
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="lines",
+            name=f"target ε = {plain_number(target_epsilon)}",
+            line=line,
+            hoverinfo="skip",
+            showlegend=True,
+        )
     )
 
 

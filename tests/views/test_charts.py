@@ -28,11 +28,15 @@ def test_epsilon_vs_noise_marks_the_current_setting_and_the_target() -> None:
         delta=1e-5,
         target_epsilon=3.0,
     )
-    assert fig.data[-1].name == "current" and list(fig.data[-1].y) == [2.0]
+    traces = {t.name: t for t in fig.data}
+    assert list(traces["current"].y) == [2.0]
     assert fig.data[0].mode == "lines+markers"  # each computed σ is a point a click can pick
     assert fig.layout.yaxis.type == "log" and fig.layout.xaxis.type == "log"
     (target,) = fig.layout.shapes
-    assert (target.y0, target.y1) == (3.0, 3.0) and fig.layout.annotations[0].text == "target ε = 3"
+    assert (target.y0, target.y1) == (3.0, 3.0)
+    # Named in the legend, in the line's own dash, not by a label inside the plot that curves would cross.
+    assert traces["target ε = 3"].line.dash == "dash" and traces["target ε = 3"].showlegend
+    assert not fig.layout.annotations and list(traces["target ε = 3"].y) == [None]
 
 
 def test_log_axes_read_as_plain_numbers_over_the_data() -> None:
@@ -82,6 +86,7 @@ def test_error_chart_has_no_si_prefixes() -> None:
 def test_epsilon_vs_epochs_draws_the_target() -> None:
     fig = charts.epsilon_vs_epochs({"RDP, poisson": (0.5, 0.8)}, current_epochs=2, delta=1e-5, target_epsilon=0.7)
     assert [(s.y0, s.line.dash) for s in fig.layout.shapes if s.type == "line" and s.y0 == s.y1] == [(0.7, "dash")]
+    assert [t.name for t in fig.data] == ["RDP, poisson", "target ε = 0.7"] and not fig.layout.annotations
 
 
 def test_run_colours_come_from_the_run_id() -> None:
