@@ -244,11 +244,11 @@ def render(cfg: DPConfig) -> DPConfig:
         help="The small chance the ε promise may fail; keep it well below 1/n.",
     )
 
-    left, right = st.columns(2)
+    # The dataset on a row of its own: its titles ("Digits (8x8, scikit-learn)") are cut off at half width.
     # A CSV still being set up (no complete schema yet, so not the config) opens again after a reload.
     app_state.seed_widget(f"{P}dataset", "csv" if csv_drafts.kept(app_state.owner()).active else cfg.dataset)
     dataset = app_state.choice(
-        left.selectbox(
+        st.selectbox(
             "Dataset", DATASETS, key=f"{P}dataset", on_change=on_dataset_change, format_func=DATASET_TITLES.get
         ),
         DATASETS,
@@ -272,7 +272,8 @@ def render(cfg: DPConfig) -> DPConfig:
     app_state.seed_widget(f"{P}model", cfg.model if cfg.model in model_options else _fallback_model(model_options))
     if ss[f"{P}model"] not in model_options:
         ss[f"{P}model"] = _fallback_model(model_options)
-    model = right.selectbox(
+    left, right = st.columns(2)
+    model = left.selectbox(
         "Model",
         model_options,
         key=f"{P}model",
@@ -282,13 +283,12 @@ def render(cfg: DPConfig) -> DPConfig:
         + ".",
     )
 
-    left, right = st.columns(2)
     app_state.seed_widget(f"{P}optimizer", cfg.optimizer)
-    optimizer = left.selectbox("Optimizer", OPTIMIZERS, key=f"{P}optimizer", format_func=OPTIMIZER_TITLES.get)
+    optimizer = right.selectbox("Optimizer", OPTIMIZERS, key=f"{P}optimizer", format_func=OPTIMIZER_TITLES.get)
     momentum = cfg.momentum
     if optimizer == "momentum":
         app_state.seed_widget(f"{P}momentum", cfg.momentum)
-        momentum = right.number_input("Momentum", step=0.05, format="%.3f", key=f"{P}momentum")
+        momentum = st.columns(2)[1].number_input("Momentum", step=0.05, format="%.3f", key=f"{P}momentum")
 
     left, right = st.columns(2)
     app_state.seed_widget(f"{P}accountant", cfg.accountant)
