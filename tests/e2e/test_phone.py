@@ -1,0 +1,58 @@
+"""In headless Chromium at a phone's 390×844: the projected ε stays in view beside the sliders as they scroll."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, open_app
+
+pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
+
+PHONE = {"width": 390, "height": 844}
+EPSILON_LINE = ".st-key-explore_epsilon_line"
+
+
+@pytest.fixture()
+def phone(browser):
+    """A fresh tab the size of a phone's screen."""
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    context.close()
+
+
+def _in_view(locator) -> bool:
+    box = locator.bounding_box()
+    return box is not None and box["height"] > 0 and 0 <= box["y"] and box["y"] + box["height"] <= PHONE["height"]
+
+
+def test_epsilon_stays_in_view_while_a_slider_is_in_view(phone, app_url: str) -> None:
+    open_app(phone, app_url)
+    line = phone.locator(EPSILON_LINE)
+    metric_epsilon = phone.evaluate(EPSILON_JS)
+    assert f"Projected ε = {metric_epsilon}" in line.inner_text()
+    epochs = phone.get_by_role("slider", name="Epochs")
+    # The Epochs slider in the middle of the screen: the ε metric itself is then far below, out of view.
+    epochs.evaluate("element => element.scrollIntoView({block: 'center'})")
+    phone.wait_for_timeout(500)
+    metric = phone.locator('[data-testid="stMetric"]', has_text="Projected ε").first
+    assert _in_view(epochs) and not _in_view(metric)
+    assert _in_view(line)
+    # Moving the slider there updates the line in view.
+    epochs.focus()
+    phone.keyboard.press("ArrowRight")
+    phone.wait_for_function(f"(old) => ({EPSILON_JS})() !== old", arg=metric_epsilon)
+    moved = phone.evaluate(EPSILON_JS)
+    phone.wait_for_function(
+        "([selector, want]) => document.querySelector(selector).innerText.includes(want)",
+        arg=[EPSILON_LINE, f"Projected ε = {moved}"],
+    )
+    assert _in_view(line) and _in_view(epochs)
+
+
+def test_the_one_line_epsilon_is_hidden_where_the_metric_stands_beside_the_sliders(page, app_url: str) -> None:
+    page.set_viewport_size({"width": 1280, "height": 800})
+    open_app(page, app_url)
+    assert not page.locator(EPSILON_LINE).is_visible()
+    assert page.get_by_role("slider", name="Noise multiplier").is_visible()
