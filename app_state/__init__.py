@@ -72,6 +72,7 @@ PROBLEM_KEY = "dpx_input_problem"  # why the current settings cannot train (a fa
 NOTICE_KEY = "dpx_notice"  # a success message for the next render, e.g. from a button callback
 ERROR_KEY = "dpx_error"  # a problem for the next render, e.g. a bad share link
 ROOM_NOTICE_KEY = "dpx_room_notice"  # news from the host for the next render, e.g. the board was cleared
+PAGE_ASKS_NAME_KEY = "dpx_page_asks_name"  # True while this render's page shows its own name box
 EXPORTS_KEY = "dpx_exports"  # files made on request (a privacy report, a model), the latest of each kind
 # Explore's widget keys: dropped whenever the config is replaced, so the widgets re-read it.
 WIDGET_PREFIX = "w_"
@@ -162,6 +163,7 @@ def init_session() -> None:
 
     A share link's config wins over the saved one; the token stays in the URL (share links ignore it).
     """
+    st.session_state.pop(PAGE_ASKS_NAME_KEY, None)  # a page asks for the name afresh on each render
     params = st.query_params.to_dict()
     token = params.get(TOKEN_PARAM)
     _forget_if_removed()
@@ -1012,7 +1014,13 @@ def _join_clicked(key: str, code_key: str) -> None:
 
 
 def identity_form(where: str) -> None:
-    """Ask for a display name once (a text box and a button); ``where`` keeps the widget keys apart."""
+    """Ask for a display name once (a text box and a button); ``where`` keeps the widget keys apart.
+
+    A page that asks in its own body (``where`` other than "sidebar") is the one place that asks on this
+    render: the sidebar then leaves its own box out, so nobody sees two name boxes.
+    """
+    if where != "sidebar":
+        st.session_state[PAGE_ASKS_NAME_KEY] = True
     key = f"join_name_{where}"
     st.text_input(
         "Your name",
@@ -1075,8 +1083,11 @@ def sidebar() -> None:
     follows it: ``app_state.host_panel``)."""
     cfg = config()
     with st.sidebar:
+        page_asks = st.session_state.pop(PAGE_ASKS_NAME_KEY, False)
         if joined():
             st.caption(f"You are **{display_name()}**" + (" (host)" if is_host() else "") + ".")
+        elif page_asks:
+            st.caption("Type your name on the page to join.")
         else:
             identity_form("sidebar")
         st.markdown("**Current config**")

@@ -96,19 +96,22 @@ def submit(private: bool) -> None:
         ss["train_error"] = str(exc)
         return
     ss["train_selected"] = job_id
+    ss["train_name"] = ""  # the name went with this run; the next one starts unnamed
     app_state.post_notice(f"Run {job_id} queued" + ("" if private else " (non-private baseline, ε = ∞)") + ".")
 
 
-if not app_state.joined():
+if app_state.joined():
+    # One name box at a time: the run's name once the person has one, theirs before.
+    st.text_input(
+        "Run name (optional)",
+        key="train_name",
+        placeholder="e.g. sigma 1.1, batch 64",
+        max_chars=app_state.max_chars(MAX_NAME_CHARS),
+    )
+else:
     st.info("Type your name to start runs: your runs belong to it and come back after a reload.")
     app_state.identity_form("train")
 blocked = n is None or bool(input_problem) or not app_state.joined()
-st.text_input(
-    "Run name (optional)",
-    key="train_name",
-    placeholder="e.g. sigma 1.1, batch 64",
-    max_chars=app_state.max_chars(MAX_NAME_CHARS),
-)
 st.checkbox(
     "Audit the model when training ends",
     value=audit_by_default(cfg),

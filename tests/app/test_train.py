@@ -280,6 +280,26 @@ def test_cancel_stops_a_run(app) -> None:
     assert any("was cancelled" in w.value for w in at.warning)
 
 
+def test_the_run_name_box_is_cleared_once_a_run_starts(app) -> None:
+    at = _open_train(app, LONG)
+    at.text_input(key="train_name").input("first try")
+    job_id = _start(at)
+    assert get_runner().get(job_id).name == "first try"
+    assert at.text_input(key="train_name").value == ""  # the next run does not take this one's name
+    at.button(key=f"cancel_{job_id}").click().run()
+    assert get_runner().wait([job_id], timeout=300)
+
+
+def test_before_joining_train_shows_one_name_box(app) -> None:
+    at = open_page(app, "train", TINY, name=None)
+    assert [t.label for t in at.text_input if "name" in t.label.lower()] == ["Your name"]
+    assert not any(t.key == "join_name_sidebar" for t in at.sidebar.text_input)
+    at.text_input(key="join_name_train").input("Cy")
+    at.button(key="join_train").click().run()
+    assert not at.exception
+    assert [t.label for t in at.text_input if "name" in t.label.lower()] == ["Run name (optional)"]
+
+
 def test_failed_run_shows_its_error(app, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("DPEXPLORER_DATA_DIR", str(tmp_path))
     rng = random.Random(0)
