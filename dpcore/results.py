@@ -78,6 +78,9 @@ class Progress:
     epoch: int
     fraction: float
     phase: str = "training"
+    # Steps taken in the current epoch, and that epoch's step count (epochs differ by one with Poisson sampling).
+    epoch_step: int = 0
+    epoch_steps: int = 0
 
 
 RUN_STATUSES = ("completed", "budget_reached", "cancelled", "failed")

@@ -154,6 +154,8 @@ def _progress_text(job: JobSnapshot) -> str:
         eta_seconds=job.eta_seconds,
         finished_epochs=len(job.metrics),
         phase=job.phase,
+        epoch_step=job.epoch_step,
+        epoch_steps=job.epoch_steps,
     )
 
 

@@ -247,7 +247,7 @@ class _Run:
                 now = time.perf_counter()
                 if on_progress is not None and now - last_progress >= PROGRESS_INTERVAL_S:
                     last_progress = now
-                    on_progress(Progress(step=done, total_steps=total, epoch=epoch, fraction=min(1.0, done / total)))
+                    on_progress(_progress(done, total, epoch=epoch, epoch_start=first_step, epoch_end=end))
             loss_sum, correct = step.take_train_totals()
             with self.traced.evaluated_weights():
                 test_loss, test_accuracy = step.evaluate(dataset.x_test, dataset.y_test)
@@ -272,9 +272,21 @@ class _Run:
             )
             self.epochs.append(metrics)
             if on_progress is not None:
-                on_progress(Progress(step=done, total_steps=total, epoch=epoch, fraction=min(1.0, done / total)))
+                on_progress(_progress(done, total, epoch=epoch, epoch_start=first_step, epoch_end=end))
             if on_epoch is not None:
                 on_epoch(metrics)
+
+
+def _progress(done: int, total: int, *, epoch: int, epoch_start: int, epoch_end: int) -> Progress:
+    """Where a run stands after ``done`` of its ``total`` steps, within its epoch of steps [epoch_start, epoch_end)."""
+    return Progress(
+        step=done,
+        total_steps=total,
+        epoch=epoch,
+        fraction=min(1.0, done / total),
+        epoch_step=done - epoch_start,
+        epoch_steps=epoch_end - epoch_start,
+    )
 
 
 def _gradient_noise_multipliers(config: DPConfig, sigmas: tuple[float, ...]) -> tuple[float, ...]:

@@ -208,15 +208,24 @@ def progress_text(
     eta_seconds: Optional[float],
     finished_epochs: int,
     phase: str = "training",
+    epoch_step: int = 0,
+    epoch_steps: int = 0,
 ) -> str:
-    """The line above a run's progress bar: its state, epoch and time left, or that it is still preparing
-    (``phase``, see dpcore.results.PROGRESS_PHASES: a first run traces its model before the first step)."""
+    """The line above a run's progress bar: its state, its epoch and step within it, the share of the run done
+    and the time left (an estimate, so "about"), or that it is still preparing (``phase``, see
+    dpcore.results.PROGRESS_PHASES: a first run traces its model before the first step).
+
+    ``epoch_step`` of ``epoch_steps`` is the step within the current epoch, left out where unknown (0 steps):
+    a run's first epoch then reads "step 3 of 30", not a bare "2%" of the whole run.
+    """
     if state == "queued":
         return "Queued: waiting for a free worker"
     if state == "running" and phase == "preparing":
         return "Preparing (tracing the model)…"
     if state == "running":
-        return f"Epoch {epoch}/{epochs_total} · {fraction:.0%} · ETA {duration_text(eta_seconds)}"
+        where = f"Epoch {epoch}/{epochs_total}" + (f", step {epoch_step} of {epoch_steps}" if epoch_steps else "")
+        left = "estimating the time left…" if eta_seconds is None else f"about {duration_text(eta_seconds)} left"
+        return f"{where} · {fraction:.0%} of the run · {left}"
     return f"{state.capitalize()} · {finished_epochs}/{epochs_total} epochs"
 
 

@@ -47,6 +47,9 @@ class JobSnapshot:
     phase: str = "training"
     # "train", or AUDIT_JOB for an audit of a stored run asked for later.
     kind: str = "train"
+    # Steps taken in the current epoch and that epoch's step count (0 and 0 until a backend reports them).
+    epoch_step: int = 0
+    epoch_steps: int = 0
 
     @property
     def done(self) -> bool:
@@ -119,6 +122,8 @@ class Job:
     progress: float = 0.0
     epoch: int = 0
     phase: str = "preparing"
+    epoch_step: int = 0
+    epoch_steps: int = 0
     metrics: list[EpochMetrics] = field(default_factory=list)
     eta_seconds: Optional[float] = None
     error: Optional[str] = None
@@ -162,4 +167,6 @@ class Job:
             audit_error=self.audit_error,
             phase=self.phase,
             kind=self.kind,
+            epoch_step=self.epoch_step,
+            epoch_steps=self.epoch_steps,
         )

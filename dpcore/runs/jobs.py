@@ -823,6 +823,7 @@ class JobRunner:
                 return
             job.progress = fraction
             job.epoch = max(job.epoch, int(progress.epoch))
+            job.epoch_step, job.epoch_steps = int(progress.epoch_step), int(progress.epoch_steps)
             if job.first_progress is None:
                 job.first_progress = (now, fraction)
             t0, f0 = job.first_progress

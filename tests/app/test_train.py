@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -288,6 +289,20 @@ def test_the_run_name_box_is_cleared_once_a_run_starts(app) -> None:
     assert at.text_input(key="train_name").value == ""  # the next run does not take this one's name
     at.button(key=f"cancel_{job_id}").click().run()
     assert get_runner().wait([job_id], timeout=300)
+
+
+def test_a_running_run_says_its_step_within_the_epoch(app) -> None:
+    at = _open_train(app, LONG)
+    job_id = _start(at)
+    wait_until(lambda: get_runner().get(job_id).epoch_steps > 0, what="the first progress report", timeout=300)
+    at.run()
+    job = get_runner().get(job_id)
+    text = _progress_text(at)
+    at.button(key=f"cancel_{job_id}").click().run()
+    assert get_runner().wait([job_id], timeout=300)
+    steps = math.ceil(1437 / LONG.batch_size)  # Poisson epochs take ceil(n / B) steps, give or take one
+    assert re.match(rf"Epoch \d+/500, step \d+ of ({steps - 1}|{steps}|{steps + 1}) · \d+% of the run · ", text), text
+    assert job.epoch_steps in (steps - 1, steps, steps + 1)
 
 
 def test_before_joining_train_shows_one_name_box(app) -> None:

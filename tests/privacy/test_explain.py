@@ -74,7 +74,21 @@ def test_progress_lines() -> None:
         explain.progress_text(
             state="running", epoch=2, epochs_total=5, fraction=0.42, eta_seconds=125.4, finished_epochs=1
         )
-        == "Epoch 2/5 · 42% · ETA 2m 05s"
+        == "Epoch 2/5 · 42% of the run · about 2m 05s left"
+    )
+    # In the first epoch: the step within it, not a bare share of the whole run.
+    assert (
+        explain.progress_text(
+            state="running",
+            epoch=1,
+            epochs_total=10,
+            fraction=0.01,
+            eta_seconds=None,
+            finished_epochs=0,
+            epoch_step=3,
+            epoch_steps=30,
+        )
+        == "Epoch 1/10, step 3 of 30 · 1% of the run · estimating the time left…"
     )
     assert (
         explain.progress_text(
