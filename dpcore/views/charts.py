@@ -253,14 +253,15 @@ def training_progress(
     over ``projected``, the ε the accountant projects after each of the run's epochs (a grey band that the
     spent ε follows exactly, since the trainer ends its epochs where the accountant counts them).
 
-    ``train_accuracies``, when given, are drawn dotted beside the test accuracy (added last), titled as
+    ``train_accuracies``, when given, are drawn dotted beside the test accuracy (added last), named as
     not covered by ε (``results.TRAIN_ACCURACY_TITLE``).
+
+    The panels' titles are short and the lines are named in the legend below, so that the two titles
+    still fit side by side on a phone's screen (390 px wide).
     """
-    eps_title = (
-        ("ε spent (grey band: projected)" if projected else "ε spent") if private else "ε spent: ∞ (non-private)"
-    )
-    accuracy_title = "test accuracy" + ("<br>(dotted: " + TRAIN_ACCURACY_TITLE + ")" if train_accuracies else "")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(accuracy_title, eps_title))
+    eps_title = "ε spent" if private else "ε spent: ∞ (non-private)"
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("test accuracy", eps_title))
+    fig.update_annotations(font_size=13)  # the subplot titles
     fig.add_trace(
         go.Scatter(
             x=list(epochs), y=list(accuracies), mode="lines+markers", name="test accuracy", line=dict(color=COLORS[0])
@@ -287,7 +288,7 @@ def training_progress(
                 x=list(epochs),
                 y=list(epsilons),
                 mode="lines+markers",
-                name="ε",
+                name="ε spent",
                 line=dict(color=COLORS[1]),
                 hovertemplate="epoch %{x}: ε spent %{y:.3f}<extra></extra>",
             ),
@@ -311,7 +312,17 @@ def training_progress(
     fig.update_xaxes(title_text="epoch", range=[0.5, max(epochs_total, 1) + 0.5], dtick=_dtick(epochs_total))
     fig.update_yaxes(range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
-    fig.update_layout(**{**_LAYOUT, "height": 300, "showlegend": False, "margin": dict(l=10, r=10, t=40, b=10)})
+    # A legend only where there is more than one line to tell apart.
+    fig.update_layout(
+        **{
+            **_LAYOUT,
+            "height": 360,
+            "showlegend": len(fig.data) > 1,
+            "margin": dict(l=10, r=10, t=40, b=10),
+            # Below the panels' "epoch" titles, which a legend at the usual -0.2 covers on a phone.
+            "legend": {**_LEGEND_BELOW, "y": -0.3},
+        }
+    )
     return fig
 
 

@@ -83,7 +83,7 @@ def test_a_tiny_digits_run_is_audited_and_compared_with_its_baseline(page, app_u
     assert f"ε = {explain.format_epsilon(expected, digits=2)}," in roc.locator(".gtitle").text_content()
     main.get_by_text("ε lower bound (95%)").first.wait_for()
     main.get_by_text("can never exceed its ε").first.wait_for()
-    chart_screenshot(page, _chart_with(page, "grey band: projected"), "chart-train-progress")
+    chart_screenshot(page, _chart_with(page, "projected ε"), "chart-train-progress")
     chart_screenshot(page, roc, "chart-train-audit-roc")
 
     page.get_by_role("button", name="Train non-private baseline").click()
