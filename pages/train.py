@@ -31,6 +31,8 @@ from pages import audit_view, export_view
 
 ss = st.session_state
 POLL_SECONDS = 1.0
+# The run just started, whose progress the page brings into view once (it is below the Start button).
+SCROLL_TO_PROGRESS_KEY = "train_scroll_to_progress"
 
 st.title("Train")
 st.caption(
@@ -96,6 +98,7 @@ def submit(private: bool) -> None:
         ss["train_error"] = str(exc)
         return
     ss["train_selected"] = job_id
+    ss[SCROLL_TO_PROGRESS_KEY] = job_id
     ss["train_name"] = ""  # the name went with this run; the next one starts unnamed
     app_state.post_notice(f"Run {job_id} queued" + ("" if private else " (non-private baseline, ε = ∞)") + ".")
 
@@ -166,7 +169,25 @@ def _job_label(job: JobSnapshot) -> str:
 
 def show_job(job: JobSnapshot) -> None:
     """One run: progress, live per-epoch charts (ε over its projection), cancel, its error if it failed, its attacks."""
-    st.progress(job.progress if job.state != "queued" else 0.0, text=_progress_text(job))
+    progress_key = f"train_progress_{job.id}"
+    with st.container(key=progress_key):
+        st.progress(job.progress if job.state != "queued" else 0.0, text=_progress_text(job))
+    if ss.get(SCROLL_TO_PROGRESS_KEY) == job.id:
+        del ss[SCROLL_TO_PROGRESS_KEY]
+        # Once, just after Start: the progress is below the button, out of view on a small screen.
+        st.html(
+            f"""<script>
+const target = () => window.parent.document.querySelector(".st-key-{progress_key}") || document.querySelector(".st-key-{progress_key}");
+let tries = 0;
+const bring = () => {{
+  const el = target();
+  if (el) {{ el.scrollIntoView({{behavior: "smooth", block: "center"}}); }}
+  else if (tries++ < 20) {{ setTimeout(bring, 100); }}
+}};
+bring();
+</script>""",
+            unsafe_allow_javascript=True,
+        )
     if job.state == "queued":
         waiting = runner.queue_estimate(job.id)
         if waiting is not None:

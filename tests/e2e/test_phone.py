@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
-from tests.e2e.conftest import EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, open_app
+from dpcore.config import DPConfig
+from tests.conftest import wait_until
+from tests.e2e.conftest import EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, open_app, share_link
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
 
@@ -56,3 +59,21 @@ def test_the_one_line_epsilon_is_hidden_where_the_metric_stands_beside_the_slide
     open_app(page, app_url)
     assert not page.locator(EPSILON_LINE).is_visible()
     assert page.get_by_role("slider", name="Noise multiplier").is_visible()
+
+
+def test_after_start_the_runs_progress_is_in_view(phone, app_url: str) -> None:
+    tiny = DPConfig(epochs=2, batch_size=32, max_train_examples=300, learning_rate=0.5)
+    phone.goto(share_link(app_url + "train", tiny))  # by its address: a phone's sidebar starts closed
+    phone.get_by_role("heading", name="Train", exact=True).wait_for()
+    main = phone.locator('[data-testid="stMain"]')
+    main.get_by_role("textbox", name="Your name").fill("Pia")
+    main.get_by_role("button", name="Join").click()
+    start = phone.get_by_role("button", name="Start training")
+    start.wait_for()
+    start.evaluate("element => element.scrollIntoView({block: 'end'})")  # at the bottom edge, as a thumb finds it
+    start.click()
+    progress = phone.locator('[class*="st-key-train_progress_"]').first
+    progress.wait_for()
+    wait_until(lambda: _in_view(progress), what="the new run's progress to scroll into view", timeout=30)
+    # One name box before a run: the run's own, and it is empty again after Start.
+    expect(phone.get_by_role("textbox", name="Run name (optional)")).to_have_value("")
