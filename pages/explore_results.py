@@ -88,7 +88,7 @@ def render(cfg: DPConfig, *, epsilon_line: DeltaGenerator) -> None:
             app_state.set_input_problem(str(exc))
             app_state.finish_page()
     if not cfg.private:
-        epsilon_line.markdown(f"Projected ε = **{explain.format_epsilon(math.inf)}** (a non-private baseline)")
+        epsilon_line.markdown(f"ε = **{explain.format_epsilon(math.inf)}**: a non-private baseline")
         st.metric("Projected ε", explain.format_epsilon(math.inf))
         st.warning(
             "This config is a non-private baseline (no clipping, no noise), loaded from a run, "
@@ -99,12 +99,13 @@ def render(cfg: DPConfig, *, epsilon_line: DeltaGenerator) -> None:
     try:
         report = app_state.epsilon_report(cfg, n=n)
     except UserInputError as exc:
-        epsilon_line.markdown(f"Projected ε = **{explain.format_epsilon(None)}** (see the message below)")
+        epsilon_line.markdown(f"ε = **{explain.format_epsilon(None)}** (see the message below)")
         st.metric("Projected ε", explain.format_epsilon(None))
         st.error(str(exc))
         app_state.finish_page()
+    # Worded apart from the "Projected ε" metric, which is what tests and readers look that up by.
     epsilon_line.markdown(
-        f"Projected ε = **{explain.format_epsilon(report.epsilon)}** · δ = {cfg.delta:.0e} · "
+        f"ε = **{explain.format_epsilon(report.epsilon)}** (projected) · δ = {cfg.delta:.0e} · "
         f"{report.steps:,} noisy steps"
     )
     projected_epsilon(cfg, n=n, report=report)
