@@ -64,6 +64,13 @@ def test_a_private_run_reports_the_accountants_epsilon_per_epoch():
     ends = events.epoch_end_steps(n=200, batch_size=20, epochs=2, sampling="poisson")
     assert [p.step for p in progress if p.step in ends][-2:] == list(ends)
     assert progress[-1].fraction == 1.0 and progress[-1].total_steps == ends[-1]
+    # Each report places its step within its epoch ("step 3 of 30"); an epoch's end reports all of its steps.
+    training_reports = [p for p in progress if p.phase == "training"]
+    assert all(0 < p.epoch_step <= p.epoch_steps for p in training_reports)
+    assert {p.epoch: p.epoch_steps for p in training_reports if p.epoch_step == p.epoch_steps} == {
+        1: ends[0],
+        2: ends[1] - ends[0],
+    }
     for m in result.epochs:
         assert 0 <= m.train_accuracy <= 1 and 0 <= m.test_accuracy <= 1
         assert m.train_loss > 0 and m.test_loss > 0 and m.seconds > 0
