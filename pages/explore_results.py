@@ -12,7 +12,7 @@ import app_state
 from dpcore.config import ACCOUNTANT_TITLES, ACCOUNTANTS, DPConfig
 from dpcore.data.datasets import dataset_problem
 from dpcore.errors import UserInputError
-from dpcore.privacy import accounting, explain
+from dpcore.privacy import accounting, calibration, explain
 from dpcore.views import charts
 from pages import explore_recipe, explore_schema
 from pages.explore_controls import NOISE_SLIDER_MIN
