@@ -42,31 +42,27 @@ from typing import Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.app_server import streamlit_server  # noqa: E402
+from bench.room_client import (  # noqa: E402
+    EPSILON_LABEL,
+    REPLY_TIMEOUT_S,
+    Client,
+    percentile,
+    slider_state,
+    text_state,
+    trigger_state,
+    wait_for_runs,
+    warm_up,
+)
 
 TARGET_P95_S = 1.0
 DEFAULT_INTERVAL_S = 5.0
 DEFAULT_MOVES = 12
-REPLY_TIMEOUT_S = 60.0
 RUNS_TIMEOUT_S = 1800.0
-EPSILON_LABEL = "Projected ε"
 SLIDER_LABEL = "Noise multiplier"
 START_LABEL = "Start training"
 # Each participant types a name once (app_state.identity_form) before they can start a run.
 NAME_LABEL = "Your name"
 JOIN_LABEL = "Join"
-
-
-@dataclass
-class Reply:
-    """What one script run sent back: the ε shown, widget ids by label, errors, and timings."""
-
-    page_hash: str = ""
-    pages: dict[str, str] = field(default_factory=dict)
-    epsilon: Optional[str] = None
-    epsilon_after: Optional[float] = None
-    widgets: dict[str, str] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 @dataclass
@@ -78,90 +74,6 @@ class Participant:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     started_run: bool = False
-
-
-class Client:
-    """A light Streamlit client: sends reruns with widget states and reads the deltas that come back."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url.replace("http://", "ws://") + "_stcore/stream"
-        self.ws = None
-        self.page_hash = ""
-        self.pages: dict[str, str] = {}
-
-    async def __aenter__(self) -> Client:
-        import websockets
-
-        self.ws = await websockets.connect(
-            self.url, subprotocols=["streamlit"], max_size=None, open_timeout=REPLY_TIMEOUT_S
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.ws.close()
-
-    async def rerun(self, *, page: Optional[str] = None, widgets: tuple = ()) -> Reply:
-        """Ask for a script run (on ``page``'s hash, with ``widgets`` states) and read until it finishes."""
-        from streamlit.proto.BackMsg_pb2 import BackMsg
-        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-        message = BackMsg()
-        message.rerun_script.query_string = ""
-        message.rerun_script.page_script_hash = self.page_hash if page is None else page
-        message.rerun_script.widget_states.widgets.extend(widgets)
-        start = time.perf_counter()
-        await self.ws.send(message.SerializeToString())
-        reply = Reply()
-        while True:
-            forward = ForwardMsg()
-            forward.ParseFromString(await asyncio.wait_for(self.ws.recv(), REPLY_TIMEOUT_S))
-            kind = forward.WhichOneof("type")
-            if kind == "new_session":
-                self.page_hash = forward.new_session.page_script_hash
-            elif kind == "navigation":
-                self.page_hash = forward.navigation.page_script_hash or self.page_hash
-                self.pages = {p.page_name: p.page_script_hash for p in forward.navigation.app_pages}
-            elif kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
-                self._read_element(forward.delta.new_element, reply, start)
-            elif kind == "script_finished":
-                reply.seconds = time.perf_counter() - start
-                reply.page_hash, reply.pages = self.page_hash, dict(self.pages)
-                return reply
-
-    @staticmethod
-    def _read_element(element, reply: Reply, start: float) -> None:
-        from streamlit.proto.Alert_pb2 import Alert
-
-        kind = element.WhichOneof("type")
-        body = getattr(element, kind)
-        if kind == "metric" and body.label == EPSILON_LABEL and reply.epsilon is None:
-            reply.epsilon, reply.epsilon_after = body.body, time.perf_counter() - start
-        elif kind == "exception":
-            reply.errors.append(f"exception: {body.type}: {body.message}"[:200])
-        elif kind == "alert" and body.format == Alert.ERROR:
-            reply.errors.append(f"error: {body.body}"[:200])
-        elif getattr(body, "id", "") and getattr(body, "label", ""):
-            reply.widgets[body.label] = body.id
-
-
-def slider_state(widget_id: str, value: float):
-    from streamlit.proto.WidgetStates_pb2 import WidgetState
-
-    state = WidgetState(id=widget_id)
-    state.double_array_value.data.append(value)
-    return state
-
-
-def text_state(widget_id: str, text: str):
-    from streamlit.proto.WidgetStates_pb2 import WidgetState
-
-    return WidgetState(id=widget_id, string_value=text)
-
-
-def trigger_state(widget_id: str):
-    from streamlit.proto.WidgetStates_pb2 import WidgetState
-
-    return WidgetState(id=widget_id, trigger_value=True)
 
 
 async def participant(url: str, p: Participant, *, interval: float, moves: int, count: int, train: bool) -> None:
@@ -287,31 +199,6 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_for_runs(store_path: Path, expected: int, *, timeout: float) -> tuple[dict[str, int], float]:
-    """Poll the store until ``expected`` runs have ended; their statuses and the seconds waited."""
-    from dpcore.results import FINAL_STATUSES
-    from dpcore.runs.store import RunStore
-
-    store = RunStore(store_path)
-    start = time.monotonic()
-    while True:
-        runs = store.list_runs()
-        if len(runs) >= expected and all(r.status in FINAL_STATUSES for r in runs):
-            break
-        if time.monotonic() - start > timeout:
-            break
-        time.sleep(1.0)
-    statuses: dict[str, int] = {}
-    for run in runs:
-        statuses[run.status] = statuses.get(run.status, 0) + 1
-    return statuses, time.monotonic() - start
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def measure(
     count: int,
     *,
@@ -335,7 +222,7 @@ def measure(
         if backend:
             env["DPEXPLORER_BACKEND"] = backend
         with streamlit_server(env=env, log_path=server_log or Path(tmp) / "streamlit.log") as server:
-            asyncio.run(_warm_up(server.url))
+            asyncio.run(warm_up(server.url))
             cpu_before = resource.getrusage(resource.RUSAGE_SELF)
             server_cpu_before = _cpu_seconds(server.pid)
             wall_start = time.monotonic()
@@ -375,12 +262,6 @@ def measure(
         "load_min": min(memory.loads, default=math.nan),
         "load_max_avg": max(memory.loads, default=math.nan),
     }
-
-
-async def _warm_up(url: str) -> None:
-    """One untimed visit first, so the server's own start-up (imports, first accountant query) is not the room's."""
-    async with Client(url) as client:
-        await client.rerun(page="")
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""A real served app spoken to as a browser does (bench/load_workshop.py's websocket client), by a client
+"""A real served app spoken to as a browser does (bench/room_client.py's websocket client), by a client
 that sends what no browser would: widget values the page never offered, uploads the server does not
 hold, and megabytes of text in boxes. Each ends in one message in the sender's session, never a
 traceback, and nothing long is kept in the store.
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.app_server import streamlit_server
-from bench.load_workshop import Client, Reply, text_state, trigger_state
+from bench.room_client import Client, Reply, text_state, trigger_state
 from dpcore.runs.store import RunStore
 from tests.conftest import REPO_ROOT, run_coroutine
 

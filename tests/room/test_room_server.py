@@ -1,4 +1,4 @@
-"""A real `streamlit run app.py` driven as a hostile client would (bench/load_workshop.py's websocket client,
+"""A real `streamlit run app.py` driven as a hostile client would (bench/room_client.py's websocket client,
 which sends widget states as a browser does): a visitor who never joined cannot start a sweep, joins are
 limited per address and need the room code, wrong host secrets are locked out and logged without their
 text; a store that cannot be written, is replaced by garbage and is put back is survived without a restart."""
@@ -14,7 +14,7 @@ from typing import Optional
 import pytest
 
 from bench.app_server import streamlit_app
-from bench.load_workshop import Client, Reply, text_state, trigger_state
+from bench.room_client import Client, Reply, text_state, trigger_state
 from dpcore.config import DPConfig
 from dpcore.runs.store import RunStore
 from tests.conftest import run_coroutine
