@@ -90,7 +90,7 @@ class Participant:
 
     index: int
     sweeps: bool
-    page_loads: list[float] = field(default_factory=list)
+    page_loads: list[tuple[str, float]] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
@@ -114,7 +114,7 @@ async def _open(client: Client, p: Participant, page: str, *, query: str = "") -
     if target is None:
         raise LookupError(f"no {page} page among {sorted(client.pages)}")
     reply = await client.rerun(page=target, query=query)
-    p.page_loads.append(reply.seconds)
+    p.page_loads.append((page, reply.seconds))
     _sort_errors(p, reply)
     return reply
 
@@ -214,7 +214,7 @@ async def participant(url: str, p: Participant, *, count: int, interval: float, 
     try:
         async with Client(url) as client:
             first = await client.rerun(page="", query=urlencode(share.encode(LESSON_RUN)))
-            p.page_loads.append(first.seconds)
+            p.page_loads.append(("Explore", first.seconds))
             _sort_errors(p, first)
             await _join_and_train(client, p, f"Participant {p.index}")
             await _move_sliders(client, p, moves=moves, interval=interval, offset=0.05 * p.index / count)
@@ -289,11 +289,15 @@ def play_lesson(
     reference_moves: int = REFERENCE_MOVES,
     runs_timeout: float = RUNS_TIMEOUT_S,
     server_log: Optional[Path] = None,
+    store_dir: Optional[Path] = None,
 ) -> dict:
-    """Play the lesson with ``count`` participants on a fresh server; the figures the bench prints."""
+    """Play the lesson with ``count`` participants on a fresh server (its store in ``store_dir``, else thrown
+    away); the figures the bench prints."""
     wall_start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        store_path = Path(tmp) / "runs.sqlite3"
+        store_path = Path(store_dir or tmp) / "runs.sqlite3"
+        if store_path.exists():
+            raise FileExistsError(f"{store_path} exists: the lesson starts from an empty store")
         env = {
             **LESSON_SETTINGS,
             "DPEXPLORER_STORE": str(store_path),
@@ -316,7 +320,11 @@ def play_lesson(
         errors.append("a traceback in the server's log")
     refused = [e for p in people for e in p.refused]
     latencies = [x for p in people for x in p.latencies]
-    loads = [x for p in people for x in p.page_loads]
+    loads = [seconds for p in people for _, seconds in p.page_loads]
+    by_page: dict[str, list[float]] = {}
+    for p in people:
+        for page, seconds in p.page_loads:
+            by_page.setdefault(page, []).append(seconds)
     runs_submitted = sum(p.runs_submitted for p in people)
     p95 = percentile(latencies, 0.95) if latencies else float("nan")
     reference_p50 = statistics.median(reference) if reference else None
@@ -338,6 +346,7 @@ def play_lesson(
         "slider_to_eps_p50_s": round(room_p50, 3),
         "slider_to_eps_p95_s": round(p95, 3),
         "page_load_p50_s": round(statistics.median(loads), 3) if loads else None,
+        "page_load_p50_by_page_s": {page: round(statistics.median(v), 3) for page, v in sorted(by_page.items())},
         "lone_slider_to_eps_p50_s": round(reference_p50, 3) if reference_p50 is not None else None,
         "room_to_lone_p50_ratio": round(room_p50 / reference_p50, 2) if reference_p50 else None,
         "target_met": not errors and statuses.get("completed", 0) == accepted and p95 <= TARGET_P95_S,
@@ -354,8 +363,17 @@ def main() -> int:
     )
     parser.add_argument("--moves", type=int, default=DEFAULT_MOVES, help="slider moves per participant (default 6)")
     parser.add_argument("--server-log", type=Path, default=None, help="keep the server's log in this file")
+    parser.add_argument(
+        "--store-dir", type=Path, default=None, help="keep the run store in this folder (default: thrown away)"
+    )
     args = parser.parse_args()
-    result = play_lesson(args.participants, interval=args.interval, moves=args.moves, server_log=args.server_log)
+    result = play_lesson(
+        args.participants,
+        interval=args.interval,
+        moves=args.moves,
+        server_log=args.server_log,
+        store_dir=args.store_dir,
+    )
     print(json.dumps(result, ensure_ascii=False))
     return 0
 

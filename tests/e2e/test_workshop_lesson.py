@@ -18,6 +18,7 @@ from tests.e2e.conftest import (
     EPSILON_JS,
     NO_BROWSER,
     NO_BROWSER_REASON,
+    SCREENSHOTS,
     go_to,
     join,
     open_app,
@@ -99,6 +100,12 @@ def test_a_host_and_three_participants_play_the_short_lesson(browser, tmp_path: 
                 drawn = chart.text_content() or ""
                 for name in PARTICIPANTS:
                     assert name in drawn, f"{name} missing from the Compare chart: {drawn[:500]}"
+            for width, height in ((1280, 800), (390, 844)):  # the projector and a phone
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                host.set_viewport_size({"width": width, "height": height})
+                host.wait_for_timeout(1200)  # let plotly redraw at this size
+                host.screenshot(path=str(SCREENSHOTS / f"lesson-compare-{width}x{height}.png"))
+            host.set_viewport_size({"width": 1280, "height": 800})
 
             # One exports the config the lesson trained.
             exporter = people[1]
