@@ -103,6 +103,9 @@ def test_a_host_and_three_participants_play_the_short_lesson(browser, tmp_path: 
             for width, height in ((1280, 800), (390, 844)):  # the projector and a phone
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
                 host.set_viewport_size({"width": width, "height": height})
+                chart = host.locator('[data-testid="stMain"] .js-plotly-plot').first
+                chart.evaluate("element => element.scrollIntoView({block: 'center'})")
+                host.mouse.move(0, 0)  # no hover label over the chart
                 host.wait_for_timeout(1200)  # let plotly redraw at this size
                 host.screenshot(path=str(SCREENSHOTS / f"lesson-compare-{width}x{height}.png"))
             host.set_viewport_size({"width": 1280, "height": 800})
