@@ -362,6 +362,12 @@ def main() -> int:
         "--interval", type=float, default=DEFAULT_INTERVAL_S, help="seconds between slider moves (default 5)"
     )
     parser.add_argument("--moves", type=int, default=DEFAULT_MOVES, help="slider moves per participant (default 6)")
+    parser.add_argument(
+        "--reference-moves",
+        type=int,
+        default=REFERENCE_MOVES,
+        help="slider moves of the lone participant before the room arrives (default 8; 0: no reference)",
+    )
     parser.add_argument("--server-log", type=Path, default=None, help="keep the server's log in this file")
     parser.add_argument(
         "--store-dir", type=Path, default=None, help="keep the run store in this folder (default: thrown away)"
@@ -371,6 +377,7 @@ def main() -> int:
         args.participants,
         interval=args.interval,
         moves=args.moves,
+        reference_moves=args.reference_moves,
         server_log=args.server_log,
         store_dir=args.store_dir,
     )

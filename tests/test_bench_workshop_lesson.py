@@ -12,7 +12,11 @@ from tests.conftest import REPO_ROOT
 
 def test_the_lesson_bench_plays_a_room_of_three_and_prints_one_json_line() -> None:
     done = subprocess.run(
-        [sys.executable, "bench/workshop_lesson.py", "--participants", "3", "--interval", "0.5", "--moves", "2"],
+        [
+            sys.executable,
+            "bench/workshop_lesson.py",
+            *("--participants", "3", "--interval", "0.5", "--moves", "2", "--reference-moves", "2"),
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -32,6 +36,7 @@ def test_the_lesson_bench_plays_a_room_of_three_and_prints_one_json_line() -> No
     assert result["slider_changes"] == 6
     assert 0 < result["slider_to_eps_p50_s"] <= result["slider_to_eps_p95_s"]
     assert result["page_load_p50_s"] > 0
+    assert set(result["page_load_p50_by_page_s"]) == {"Explore", "Train", "Sweep", "Compare", "Export"}
     assert result["lone_slider_to_eps_p50_s"] > 0
     expected_keys = {"sweeps_submitted", "wall_s", "room_to_lone_p50_ratio", "target_met", "load_average_1min"}
     assert expected_keys <= set(result)
