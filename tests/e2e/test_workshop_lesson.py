@@ -59,15 +59,17 @@ def test_a_host_and_three_participants_play_the_short_lesson(browser, tmp_path: 
             sidebar.get_by_text("(host)").first.wait_for()
             sidebar.get_by_role("button", name="Cancel every queued or training run").wait_for()
 
-            # Each participant opens the lesson's link, joins, and reads ε move with the noise slider.
-            for page, name in zip(people, PARTICIPANTS):
+            # Each participant opens the lesson's link, joins, and moves the noise slider to a σ of their own
+            # (one, two, three steps up), reading ε fall at each step.
+            for steps, (page, name) in enumerate(zip(people, PARTICIPANTS), start=1):
                 open_app(page, share_link(url, LESSON_RUN))
                 join(page, name)
-                before = shown_epsilon(page)
-                page.get_by_role("slider", name="Noise multiplier").focus()
-                page.keyboard.press("ArrowRight")
-                page.wait_for_function(f"(old) => ({EPSILON_JS})() !== old", arg=before)
-                assert float(shown_epsilon(page)) < float(before)  # more noise, smaller ε
+                for _ in range(steps):
+                    before = shown_epsilon(page)
+                    page.get_by_role("slider", name="Noise multiplier").focus()
+                    page.keyboard.press("ArrowRight")
+                    page.wait_for_function(f"(old) => ({EPSILON_JS})() !== old", arg=before)
+                    assert float(shown_epsilon(page)) < float(before)  # more noise, smaller ε
 
             # Each trains a run named after them.
             for page, name in zip(people, PARTICIPANTS):
