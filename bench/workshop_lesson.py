@@ -126,12 +126,18 @@ def _widget(reply: Reply, label: str) -> str:
     return widget
 
 
-async def _join_and_train(client: Client, p: Participant, name: str) -> None:
+async def _join(client: Client, p: Participant, name: str) -> Reply:
+    """Open Train, type ``name`` and press Join, as each participant (and the host) does once."""
     on_train = await _open(client, p, "Train")
     joined = await client.rerun(
         widgets=(text_state(_widget(on_train, "Your name"), name), trigger_state(_widget(on_train, "Join")))
     )
     _sort_errors(p, joined)
+    return joined
+
+
+async def _join_and_train(client: Client, p: Participant, name: str) -> None:
+    joined = await _join(client, p, name)
     p.runs_submitted += 1
     clicked = await client.rerun(widgets=(trigger_state(_widget(joined, "Start training")),))
     if _sort_errors(p, clicked):
@@ -233,10 +239,7 @@ async def host(url: str, errors: list[str]) -> None:
         async with Client(url) as client:
             p = Participant(index=-1, sweeps=False)
             await client.rerun(page="")
-            on_train = await _open(client, p, "Train")
-            joined = await client.rerun(
-                widgets=(text_state(_widget(on_train, "Your name"), "Host"), trigger_state(_widget(on_train, "Join")))
-            )
+            joined = await _join(client, p, "Host")
             unlocked = await client.rerun(
                 widgets=(
                     text_state(_widget(joined, "Host secret"), HOST_SECRET),
