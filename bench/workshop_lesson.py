@@ -49,7 +49,6 @@ from bench.room_client import (  # noqa: E402
     REPLY_TIMEOUT_S,
     Client,
     Reply,
-    choices_state,
     number_state,
     percentile,
     slider_state,
@@ -60,6 +59,7 @@ from bench.room_client import (  # noqa: E402
 )
 from dpcore.config import DPConfig  # noqa: E402
 from dpcore.export import share  # noqa: E402
+from dpcore.runs.sweeps import SWEEP_KNOBS, knob_label  # noqa: E402
 
 TARGET_P95_S = 1.0
 DEFAULT_PARTICIPANTS = 30
@@ -73,7 +73,7 @@ HOST_SECRET = "workshop-lesson-bench-secret"
 # The lesson's run: digits (the default dataset and MLP), one epoch over 300 examples.
 LESSON_RUN = DPConfig(epochs=1, batch_size=32, max_train_examples=300, learning_rate=0.5)
 # The sweep of the lesson's σ section: two noise multipliers, two seeds each.
-SWEEP_KNOB = "noise_multiplier"
+SWEEP_KNOB = SWEEP_KNOBS[0]  # the noise multiplier σ, the knob the Sweep page offers first
 SWEEP_VALUES = "1, 2"
 SWEEP_SEEDS = 2
 SWEEP_RUNS = SWEEP_SEEDS * len(SWEEP_VALUES.split(","))
@@ -81,7 +81,7 @@ SWEEP_RUNS = SWEEP_SEEDS * len(SWEEP_VALUES.split(","))
 # room for a run and a sweep of four waiting per participant.
 LESSON_SETTINGS = {"DPEXPLORER_MAX_RUNNING": "1", "DPEXPLORER_MAX_QUEUED": "5"}
 # Refusals by the room's limits name these fields (dpcore.runs.capacity.CapacityError).
-LIMIT_FIELDS = ("runs:", "compute:")
+LIMIT_FIELDS = ("runs:", "compute:", "sweep_runs:")
 
 
 @dataclass
@@ -164,15 +164,11 @@ async def _move_sliders(client: Client, p: Participant, *, moves: int, interval:
 
 
 async def _sweep(client: Client, p: Participant) -> None:
-    """Start the lesson's sweep over σ: choose the knob, type its values and the seeds, press Start sweep."""
+    """Start the lesson's sweep over σ (the page's first knob): type its values and the seeds, press Start sweep."""
     page = await _open(client, p, "Sweep")
-    knobs = choices_state(_widget(page, "Knobs (one or two)"), [SWEEP_KNOB])
-    chosen = await client.rerun(widgets=(knobs,))
-    _sort_errors(p, chosen)
     states = (
-        knobs,
-        text_state(_widget(chosen, f"Values of {SWEEP_KNOB} (comma-separated)"), SWEEP_VALUES),
-        number_state(_widget(chosen, "Seeds per setting"), SWEEP_SEEDS),
+        text_state(_widget(page, f"Values of {knob_label(SWEEP_KNOB)} (comma-separated)"), SWEEP_VALUES),
+        number_state(_widget(page, "Seeds per setting"), SWEEP_SEEDS),
     )
     previewed = await client.rerun(widgets=states)
     _sort_errors(p, previewed)

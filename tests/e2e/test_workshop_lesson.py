@@ -84,10 +84,7 @@ def test_a_host_and_three_participants_play_the_short_lesson(browser, tmp_path: 
             sweeper = people[0]
             go_to(sweeper, "Sweep")
             main = sweeper.locator('[data-testid="stMain"]')
-            main.locator('[data-testid="stMultiSelect"]').click()
-            sweeper.get_by_role("option", name="noise_multiplier").click()
-            sweeper.keyboard.press("Escape")
-            values = sweeper.get_by_label("Values of noise_multiplier (comma-separated)")
+            values = sweeper.get_by_label("Values of Noise multiplier σ (comma-separated)")  # σ is offered first
             values.fill("1, 2")
             values.press("Enter")
             main.get_by_text("Before it starts").wait_for()
