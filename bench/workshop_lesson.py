@@ -78,8 +78,9 @@ SWEEP_VALUES = "1, 2"
 SWEEP_SEEDS = 2
 SWEEP_RUNS = SWEEP_SEEDS * len(SWEEP_VALUES.split(","))
 # The server settings docs/workshop.md starts the lesson's server with (beside the host secret and store):
-# room for a run and a sweep of four waiting per participant.
-LESSON_SETTINGS = {"DPEXPLORER_MAX_RUNNING": "1", "DPEXPLORER_MAX_QUEUED": "5"}
+# the defaults, written out: 1 training and 3 waiting per participant, a sweep counting once among them
+# (so a run, its baseline and a sweep fit), and at most 24 runs per sweep.
+LESSON_SETTINGS = {"DPEXPLORER_MAX_RUNNING": "1", "DPEXPLORER_MAX_QUEUED": "3", "DPEXPLORER_MAX_SWEEP_RUNS": "24"}
 # Refusals by the room's limits name these fields (dpcore.runs.capacity.CapacityError).
 LIMIT_FIELDS = ("runs:", "compute:", "sweep_runs:")
 
