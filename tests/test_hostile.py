@@ -640,7 +640,7 @@ def test_a_sweep_of_many_knobs_names_its_runs_within_the_limit(tmp_path):
         runner.shutdown(wait=True)
     (run,) = RunStore(tmp_path / "runs.sqlite3").list_runs()
     assert run.id == started.run_ids[0] and len(run.name) == 200 and run.name.endswith("…")
-    assert run.name.startswith("n" * 150 + ": learning_rate=0.123456789012345")
+    assert run.name.startswith("n" * 150 + ": lr 0.123457 · C 1.23457 · σ 1.12346")
 
 
 # -- the catalogue: config text, share links and CSV bytes through the library ---------------------------

@@ -276,7 +276,7 @@ def test_charts_draw_the_calibrate_target_as_a_line(app) -> None:
     assert any("Click a point" in c.value for c in at.caption)
 
 
-# -- the accountant's bounds, in accountant processes (issue 22, items 4 and 14) -------------------------
+# -- the accountant's bounds, in accountant processes -------------------------
 
 # σ from 1000 down to 0.05, 5% a step: 195 noise levels. PLD crashed after 14 s ("deltas are not in
 # non-increasing order"); it is now refused at once, naming the schedule.

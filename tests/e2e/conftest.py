@@ -112,6 +112,26 @@ def share_link(url: str, config: DPConfig) -> str:
     return url + "?" + urlencode(share.encode(config))
 
 
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the select box ``label``: scrolled into view first (its list closes when the page
+    scrolls under it), and opened again if a rerun closed it, as a person would."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    box = page.get_by_role("combobox", name=label, exact=True)
+    choice = page.get_by_role("option", name=option, exact=True)
+    for _ in range(4):
+        box.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        box.click()
+        try:
+            choice.click(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    expect(box).to_have_value(option)
+
+
 def join(page, name: str) -> None:
     """Type a display name into the sidebar and press Join, as each participant does once."""
     sidebar = page.locator('[data-testid="stSidebar"]')

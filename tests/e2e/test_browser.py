@@ -16,6 +16,7 @@ from tests.e2e.conftest import (
     NO_BROWSER,
     NO_BROWSER_REASON,
     SCREENSHOTS,
+    choose,
     go_to,
     join,
     open_app,
@@ -118,8 +119,7 @@ def test_share_link_restores_the_config(page, app_url: str) -> None:
 def test_uploading_a_csv_and_declaring_its_schema_projects_epsilon(page, app_url: str) -> None:
     open_app(page, app_url)
     join(page, "Uma")
-    page.locator('[data-testid="stSelectbox"]', has_text="Dataset").click()
-    page.get_by_role("option", name="Your CSV file (tabular)").click()
+    choose(page, "Dataset", "Your CSV file (tabular)")
     page.get_by_text("Upload a CSV file.").first.wait_for()
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
         str(REPO_ROOT / "assets" / "sample.csv")

@@ -13,7 +13,16 @@ import pytest
 from playwright.sync_api import expect
 
 from dpcore.config import DPConfig
-from tests.e2e.conftest import EPSILON_JS, NO_BROWSER, NO_BROWSER_REASON, go_to, join, open_app, share_link
+from tests.e2e.conftest import (
+    EPSILON_JS,
+    NO_BROWSER,
+    NO_BROWSER_REASON,
+    choose,
+    go_to,
+    join,
+    open_app,
+    share_link,
+)
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
 SHOTS = Path("/tmp/i24_csv-shots")
@@ -71,28 +80,12 @@ def _shots(page, target, name: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 800})
 
 
-def _choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the select box ``label``, opening it again if a rerun closed it (as a person would)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    choice = page.get_by_role("option", name=option, exact=True)
-    for _ in range(3):
-        page.get_by_role("combobox", name=label, exact=True).click()
-        try:
-            choice.click(timeout=5_000)
-            break
-        except PlaywrightTimeout:
-            continue
-    expect(page.get_by_role("combobox", name=label, exact=True)).to_have_value(option)
-
-
 def test_a_heart_like_csv_trains_with_its_schema_declared_by_the_form_only(page, app_url: str, tmp_path) -> None:
     heart = tmp_path / "heart.csv"
     heart.write_bytes(heart_like_csv())
     open_app(page, share_link(app_url, DPConfig(epochs=2, batch_size=32, learning_rate=0.5)))
     join(page, "Hana")
-    page.locator('[data-testid="stSelectbox"]', has_text="Dataset").click()
-    page.get_by_role("option", name="Your CSV file (tabular)").click()
+    choose(page, "Dataset", "Your CSV file (tabular)")
     page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(heart))
     page.get_by_text("Uploaded heart.csv").first.wait_for()
     page.get_by_text("File: heart.csv", exact=True).first.wait_for()
@@ -105,7 +98,7 @@ def test_a_heart_like_csv_trains_with_its_schema_declared_by_the_form_only(page,
     # The classes and the text column first: the numeric columns are still placeholders, and said so.
     page.get_by_role("textbox", name="Range or values of target", exact=True).fill("0, 1")
     for column, categories in CATEGORIES.items():
-        _choose(page, f"Type of {column}", "categorical")
+        choose(page, f"Type of {column}", "categorical")
         page.get_by_role("textbox", name=f"Range or values of {column}", exact=True).fill(categories)
     page.get_by_role("button", name="Apply to the schema").click()
     warning = page.get_by_text("Still at the draft's placeholder range [0, 1]: age, sex, trestbps").first

@@ -38,7 +38,7 @@ def test_a_small_sweep_runs_to_completion_and_its_result_appears_without_a_reloa
     # 13 values × 2 seeds = 26 runs, over the default 24 runs per sweep: Start is off before it is pressed.
     values.fill(", ".join(f"{0.5 + i / 10:g}" for i in range(13)))
     values.press("Enter")
-    warning = main.get_by_text("does not fit this server's limits, so Start is off").first
+    warning = main.get_by_text("This sweep does not fit this server's limits").first
     warning.wait_for()
     main.get_by_text(
         "raises runs per sweep to 26 in the Host panel, or with DPEXPLORER_MAX_SWEEP_RUNS at start-up"

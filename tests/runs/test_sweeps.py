@@ -124,7 +124,7 @@ def _not_asked(*_args, **_kwargs):
 
 
 def test_a_preview_of_a_thousand_noise_values_is_refused_before_anything_is_estimated(monkeypatch):
-    """1,000 fresh σ with PLD kept a server thread computing for 34 minutes; now one line, at once."""
+    """A thousand fresh σ with PLD: refused in one line, before the accountant is asked anything."""
     values = tuple(round(0.5 + 0.001 * i, 4) for i in range(1000))
     spec = sweeps.SweepSpec(base=TINY.replace(accountant="pld"), knobs=(("noise_multiplier", values),))
     monkeypatch.setattr(sweeps.datasets, "train_size", _not_asked)
