@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import random
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -17,6 +16,7 @@ from tests.e2e.conftest import (
     EPSILON_JS,
     NO_BROWSER,
     NO_BROWSER_REASON,
+    SCREENSHOTS,
     choose,
     go_to,
     join,
@@ -25,7 +25,7 @@ from tests.e2e.conftest import (
 )
 
 pytestmark = pytest.mark.skipif(NO_BROWSER, reason=NO_BROWSER_REASON)
-SHOTS = Path("/tmp/i24_csv-shots")
+SHOTS = SCREENSHOTS / "csv-schema-form"
 SIZES = {"wide": (1280, 800), "phone": (390, 844)}
 
 # What each column can hold, as a person who knows the data would type it (nothing read from the rows).
@@ -70,7 +70,7 @@ def heart_like_csv(rows: int = 160) -> bytes:
 
 
 def _shots(page, target, name: str) -> None:
-    """Screenshots of what a person sees around ``target`` at both sizes, under /tmp/i24_csv-shots/."""
+    """Screenshots of what a person sees around ``target`` at both sizes, under artifacts/screenshots/csv-schema-form/."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     for size, (width, height) in SIZES.items():
         page.set_viewport_size({"width": width, "height": height})
