@@ -52,7 +52,17 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     with streamlit_server(env=env, log_path=tmp / "streamlit.log") as running:
+        SERVER_LOGS[running.url] = tmp / "streamlit.log"
         yield running.url, store
+
+
+# Each module server's log, so that a failure shows what the server wrote (a traceback the page redacts).
+SERVER_LOGS: dict[str, Path] = {}
+
+
+def _log_tail(url: str) -> str:
+    path = SERVER_LOGS.get(url)
+    return "" if path is None or not path.exists() else path.read_text(errors="replace")[-4000:]
 
 
 async def _session(url: str, *, joined: bool, page: str = "Explore") -> tuple[Client, Reply]:
@@ -197,7 +207,9 @@ def test_a_sweep_over_the_limits_pressed_anyway_is_refused_on_the_server_and_lea
 def test_what_no_browser_sends_is_one_message_and_nothing_long_is_kept(name, server):
     url, store = server
     probe, words = CASES[name]
-    _one_message(run_coroutine(probe(url)), *words)
+    reply = run_coroutine(probe(url))
+    assert not [e for e in reply.errors if e.startswith("exception")], _log_tail(url)
+    _one_message(reply, *words)
     kept = RunStore(store, read_only=True)
     names = (
         [run.name for run in kept.list_runs()]
