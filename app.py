@@ -47,7 +47,6 @@ try:
 except UserInputError as exc:
     st.error(f"This server's settings are refused, so it serves nothing until they are fixed: {exc}")
     st.stop()
-app_state.warm_server()  # once per process, in the background (serve.py has already started it)
 try:
     app_state.runner()
     app_state.check_store()

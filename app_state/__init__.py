@@ -111,16 +111,19 @@ _warm_start: Optional[WarmStart] = None
 
 
 def warm_server() -> WarmStart:
-    """Warm this server once per process, in the background (``dpcore.runs.warm_start``): the job runner
-    with its training processes, the accountant and the default dataset; later calls return the same
-    warming. ``serve.py`` calls it as the server starts, app.py on every page run (a no-op after the first).
+    """Warm this server once per process (``dpcore.runs.warm_start``): the job runner with its training
+    processes, the accountant and the default dataset, in the background; later calls return the same
+    warming. ``serve.py`` calls it as the server starts, before any page runs: warming beside page runs
+    would have its first imports race theirs across threads.
 
-    Once the runner is up, the charts' Plotly is imported too, which every page's first run would pay.
+    The charts' Plotly, which every page's first run would pay for, is imported here, before the thread.
     """
     global _warm_start
     with _WARM_LOCK:
         if _warm_start is None:
-            _warm_start = warm_start.begin(start_runner=_start_runner_and_charts, ask=_ask_to_warm)
+            import dpcore.views.charts  # noqa: F401 - imported for its import time only
+
+            _warm_start = warm_start.begin(start_runner=_start_runner, ask=_ask_to_warm)
         return _warm_start
 
 
@@ -139,9 +142,8 @@ def _ask_to_warm(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
     )
 
 
-def _start_runner_and_charts() -> None:
+def _start_runner() -> None:
     runner().prepare()  # the training processes start (and warm up) now, not at the first run
-    import dpcore.views.charts  # noqa: F401 - imported for its import time only
 
 
 def store() -> RunStore:
