@@ -110,26 +110,15 @@ def csv_train_rows(
     path: str, label: str, *, max_train_examples: Optional[int] = None, validation_fraction: float = 0.0
 ) -> int:
     """How many rows of the CSV file at ``path`` train (the n of its runs); needs no schema, since none drops a row."""
-    return _csv_split_sizes(path, label, max_train_examples, validation_fraction)[0]
+    return describe_csv_undrawn(
+        path, label, max_train_examples=max_train_examples, validation_fraction=validation_fraction
+    ).n_train
 
 
 def csv_test_rows(path: str, label: str) -> int:
     """How many rows of the CSV file at ``path`` are its test split (each row by its own test coin), on which
     every run of the file reports its test accuracy."""
-    return _csv_split_sizes(path, label, None, 0.0)[1]
-
-
-def _csv_split_sizes(
-    path: str, label: str, max_train_examples: Optional[int], validation_fraction: float
-) -> tuple[int, int]:
-    """(training rows, test rows) of the CSV file at ``path``; cached per file version."""
-    stat = _checked_csv_stat(path)
-    return _read_csv_file(
-        lambda: _csv_split_sizes_cached(
-            os.path.abspath(path), label, stat.st_mtime_ns, stat.st_size, max_train_examples, validation_fraction
-        ),
-        path,
-    )
+    return describe_csv_undrawn(path, label).n_test
 
 
 def private_derivation(config: DPConfig) -> Optional[tabular.PrivateDerivation]:
@@ -195,24 +184,13 @@ def _describe_cached(
     ).info
 
 
-@functools.lru_cache(maxsize=16)
-def _csv_split_sizes_cached(
-    path: str, label: str, mtime_ns: int, size: int, max_train_examples: Optional[int], validation_fraction: float
-) -> tuple[int, int]:
-    name = os.path.basename(path)
-    frame, _ = labelled_table(_file_bytes(path), label=label, name=name)
-    split = split_table(
-        frame, name=name, max_train_examples=max_train_examples, validation_fraction=validation_fraction
-    )
-    return len(split.train), len(split.test)
-
-
 def describe_csv_undrawn(
     path: str, label: str, *, max_train_examples: Optional[int] = None, validation_fraction: float = 0.0
 ) -> DatasetInfo:
     """A CSV whose schema is to be derived privately, before the derivation draws anything: its rows and
     columns only. The derivation's noisy counts are drawn once, in the run, where its ε is counted; a
-    page that drew them to describe the file would release them again on every look."""
+    page that drew them to describe the file would release them again on every look. Cached per file
+    version: the row counts (``csv_train_rows``, ``csv_test_rows``) read the file through it too."""
     stat = _checked_csv_stat(path)
     return _read_csv_file(
         lambda: _undrawn_cached(
@@ -255,7 +233,6 @@ def clear_caches() -> None:
     """Forget what was read from CSV files (headers, training-row counts, descriptions), so the next call
     reads them again."""
     csv_columns_cached.cache_clear()
-    _csv_split_sizes_cached.cache_clear()
     _undrawn_cached.cache_clear()
     _describe_cached.cache_clear()
 
